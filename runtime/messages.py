@@ -1,0 +1,311 @@
+"""Typed, frozen, slotted messages: market data, commands (imperative) and events (past tense).
+
+Every message carries ``seq`` (the producer's sequence number), ``ts_event`` (when it happened at
+its source) and ``ts_init`` (when Tradewind created it), both integer nanoseconds since the epoch.
+Prices, sizes and money are fixed-point ints (:mod:`runtime.values`). Messages are msgspec
+``Struct``\\ s: compact, fast, and serialisable (tagged) for journals and Ray.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TypeAlias
+
+import msgspec
+
+__all__ = [
+    "Bar",
+    "BookDeltas",
+    "BookSnapshot",
+    "CancelOrder",
+    "Command",
+    "Event",
+    "Liquidity",
+    "MarketData",
+    "Message",
+    "ModifyOrder",
+    "OrderAccepted",
+    "OrderCancelRejected",
+    "OrderCanceled",
+    "OrderDenied",
+    "OrderEvent",
+    "OrderExpired",
+    "OrderFilled",
+    "OrderRejected",
+    "OrderSide",
+    "OrderType",
+    "OrderUpdated",
+    "PositionChanged",
+    "QuoteTick",
+    "Side",
+    "SubmitOrder",
+    "TimeInForce",
+    "TimerFired",
+    "TradeTick",
+    "TradingState",
+    "TradingStateChanged",
+    "decode",
+    "encode",
+]
+
+
+class OrderSide(enum.IntEnum):
+    BUY = 1
+    SELL = -1
+
+    @property
+    def sign(self) -> int:
+        return int(self)
+
+
+class Side(enum.IntEnum):
+    """Aggressor side of a trade (NONE when the venue does not say)."""
+
+    NONE = 0
+    BUY = 1
+    SELL = -1
+
+
+class OrderType(enum.StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+
+class TimeInForce(enum.StrEnum):
+    DAY = "day"
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+class Liquidity(enum.StrEnum):
+    MAKER = "maker"
+    TAKER = "taker"
+
+
+class TradingState(enum.StrEnum):
+    ACTIVE = "active"
+    REDUCING = "reducing"  # close-only
+    HALTED = "halted"
+
+
+class Message(msgspec.Struct, frozen=True, kw_only=True, tag=True, gc=False):
+    seq: int
+    ts_event: int
+    ts_init: int
+
+
+# --- market data -------------------------------------------------------------------------------
+
+
+class QuoteTick(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    instrument_id: str
+    bid_price: int
+    bid_size: int
+    ask_price: int
+    ask_size: int
+
+
+class TradeTick(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    instrument_id: str
+    price: int
+    size: int
+    aggressor: Side = Side.NONE
+    trade_id: str = ""
+
+
+class Bar(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """An OHLCV bar; ``ts_event`` is the bar's *close* time, ``interval_ns`` its length."""
+
+    instrument_id: str
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    interval_ns: int
+
+
+Level: TypeAlias = tuple[int, int]  # (price, size); size 0 removes the level
+
+
+class BookDeltas(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """One venue update of an L2 book: levels set to a new size (0 deletes).
+
+    ``first_update_id``/``last_update_id`` is the venue's update-id range of this message and
+    ``prev_update_id`` the last id of the message before it (-1 when the venue does not say):
+    the book detects gaps from them.
+    """
+
+    instrument_id: str
+    bids: tuple[Level, ...] = ()
+    asks: tuple[Level, ...] = ()
+    first_update_id: int = -1
+    last_update_id: int = -1
+    prev_update_id: int = -1
+
+
+class BookSnapshot(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    instrument_id: str
+    bids: tuple[Level, ...]
+    asks: tuple[Level, ...]
+    last_update_id: int = -1
+
+
+MarketData: TypeAlias = QuoteTick | TradeTick | Bar | BookDeltas | BookSnapshot
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+class SubmitOrder(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+    side: OrderSide
+    order_type: OrderType
+    quantity: int
+    price: int | None = None  # limit price (LIMIT, STOP_LIMIT)
+    trigger_price: int | None = None  # stop trigger (STOP, STOP_LIMIT)
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
+    reduce_only: bool = False
+
+
+class CancelOrder(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+
+
+class ModifyOrder(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+    quantity: int | None = None
+    price: int | None = None
+    trigger_price: int | None = None
+
+
+Command: TypeAlias = SubmitOrder | CancelOrder | ModifyOrder
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+class OrderAccepted(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+    venue_order_id: str
+
+
+class OrderDenied(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """Our own risk check refused the order (it never reached a venue)."""
+
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+    reason_code: str
+    reason: str
+
+
+class OrderRejected(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """The venue refused the order."""
+
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+    reason: str
+    venue_code: str = ""
+
+
+class OrderFilled(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+    venue_order_id: str
+    fill_id: str
+    side: OrderSide
+    last_qty: int
+    last_price: int
+    cum_qty: int
+    leaves_qty: int
+    fee: int  # money, in the instrument's currency, fixed point
+    currency: str
+    liquidity: Liquidity
+
+
+class OrderCanceled(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+    reason: str = ""
+
+
+class OrderCancelRejected(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+    reason: str
+
+
+class OrderExpired(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+
+
+class OrderUpdated(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+    quantity: int
+    price: int | None = None
+    trigger_price: int | None = None
+
+
+class PositionChanged(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    instrument_id: str
+    quantity: int  # signed: long > 0, short < 0
+    avg_price: int
+    realized_pnl: int
+
+
+class TradingStateChanged(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    state: TradingState
+    reason: str
+
+
+class TimerFired(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    name: str
+
+
+OrderEvent: TypeAlias = (
+    OrderAccepted
+    | OrderDenied
+    | OrderRejected
+    | OrderFilled
+    | OrderCanceled
+    | OrderCancelRejected
+    | OrderExpired
+    | OrderUpdated
+)
+Event: TypeAlias = OrderEvent | PositionChanged | TradingStateChanged | TimerFired
+
+AnyMessage: TypeAlias = MarketData | Command | Event
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(AnyMessage)
+
+
+def encode(message: Message) -> bytes:
+    """Compact binary encoding (msgpack, tagged) for journals and the wire."""
+    return _ENCODER.encode(message)
+
+
+def decode(data: bytes) -> AnyMessage:
+    """Inverse of :func:`encode`."""
+    return _DECODER.decode(data)
