@@ -124,7 +124,7 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
             )
         if not self.tick_ladder:
             tick = 10 ** (FIXED_PRECISION - self.price_precision)
-            object.__setattr__(self, "tick_ladder", (TickBand(0, tick),))
+            msgspec.structs.force_setattr(self, "tick_ladder", (TickBand(0, tick),))
         if self.lot_size <= 0 or self.min_quantity < 0 or self.multiplier <= 0:
             raise ConfigError("lot_size and multiplier must be positive",
                               field=f"instruments.{self.instrument_id}")

@@ -78,7 +78,11 @@ def fixed(value: Decimal | str | int | float) -> int:
 
 def from_fixed(raw: int) -> Decimal:
     """The exact Decimal of a fixed-point value (for printing and the edges)."""
-    return (Decimal(raw) * _QUANT).normalize() if raw else Decimal(0)
+    if not raw:
+        return Decimal(0)
+    value = Decimal(raw).scaleb(-FIXED_PRECISION).normalize()
+    exponent = value.as_tuple().exponent
+    return value.quantize(Decimal(1)) if isinstance(exponent, int) and exponent > 0 else value
 
 
 def to_float(raw: int) -> float:

@@ -1,0 +1,405 @@
+"""The kernel: one deterministic core for backtests and for the actors.
+
+It processes one message at a time, in the order given, and returns what it produced:
+``handle(message) -> list[Message]``. Outputs are approved commands (``SubmitOrder``,
+``CancelOrder``, ``ModifyOrder``) for the venue and events (``OrderDenied``, ``PositionChanged``,
+``TradingStateChanged``) for the record. Order reports from the venue come back in through
+``handle`` too. Nothing here reads a clock, a network or a global RNG; time is the ``ts_event``
+of the message being handled.
+
+``state()`` is the canonical state (orders, positions, cash, risk, id counters) and
+``state_hash()`` its hash: same inputs and seed ⇒ same hash.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from runtime.errors import InvariantError
+from runtime.instruments import Instrument, InstrumentRegistry
+from runtime.messages import (
+    Bar,
+    BookDeltas,
+    BookSnapshot,
+    CancelOrder,
+    Message,
+    ModifyOrder,
+    OrderDenied,
+    OrderFilled,
+    OrderSide,
+    OrderType,
+    PositionChanged,
+    QuoteTick,
+    SubmitOrder,
+    TimeInForce,
+    TimerFired,
+    TradeTick,
+    TradingState,
+    TradingStateChanged,
+)
+from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus, Trigger
+from runtime.portfolio import Portfolio
+from runtime.risk import RiskEngine, RiskLimits
+from runtime.statehash import state_hash
+from runtime.strategy import Strategy
+
+__all__ = ["Kernel"]
+
+_EMPTY: list[Message] = []
+_LOSS_CHECK_NS = 10**9  # daily-loss check at most once per simulated second between fills
+
+
+class Kernel:
+    """Orders, portfolio, risk, books/features and strategies, wired together."""
+
+    def __init__(
+        self, *, registry: InstrumentRegistry, strategies: Sequence[Strategy[Any]],
+        risk_limits: RiskLimits | None = None, initial_cash: int, currency: str = "USD",
+        namespace: str, seed: int = 0,
+    ) -> None:
+        self.registry = registry
+        self.strategies = list(strategies)
+        self.namespace = namespace
+        self.seed = seed
+        self.now = 0
+        self.ids = ClientOrderIdGenerator(namespace)
+        self.orders: dict[str, Order] = {}
+        self.open: dict[str, Order] = {}
+        self.portfolio = Portfolio(registry, initial_cash=initial_cash, currency=currency)
+        self.last_data_ns: dict[str, int] = {}
+        self.risk = RiskEngine(risk_limits or RiskLimits(), registry, self.portfolio,
+                               self._pending_sides, self.last_data_ns)
+        self.strategy_positions: dict[tuple[str, str], int] = {}
+        self.strategy_pending: dict[tuple[str, str], int] = {}
+        self._by_id = {s.strategy_id: s for s in self.strategies}
+        if len(self._by_id) != len(self.strategies):
+            raise InvariantError("strategy ids must be unique")
+        self._subs: dict[str, list[Strategy[Any]]] = {}
+        for strategy in self.strategies:
+            for instrument_id in strategy.instruments:
+                registry.get(instrument_id)  # unknown instruments fail at start, clearly
+                self._subs.setdefault(instrument_id, []).append(strategy)
+        self._features: dict[str, Any] = {}
+        self._books: dict[str, Any] = {}
+        self._timers: list[tuple[int, int, str, str, int]] = []
+        self._timer_seq = 0
+        self._intents: list[Message] = []
+        self._out: list[Message] = []
+        self._next_loss_check = 0
+        self.unknown_reports = 0
+        self._dispatch: dict[type, Callable[[Any], list[Message]]] = {
+            Bar: self.on_bar, QuoteTick: self.on_quote, TradeTick: self.on_trade,
+            BookDeltas: self.on_book, BookSnapshot: self.on_book, TimerFired: self.on_timer,
+        }
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def start(self, ts_ns: int) -> list[Message]:
+        self.now = ts_ns
+        self.risk.on_clock(ts_ns)
+        for strategy in self.strategies:
+            strategy.bind(self, self.seed)
+            strategy.on_start()
+        return self._drain()
+
+    def stop(self, ts_ns: int) -> list[Message]:
+        self.now = max(self.now, ts_ns)
+        for strategy in self.strategies:
+            strategy.on_stop()
+        return self._drain()
+
+    def handle(self, message: Message) -> list[Message]:
+        """Process one message; returns the commands and events it produced."""
+        handler = self._dispatch.get(type(message))
+        if handler is not None:
+            return handler(message)
+        if isinstance(message, OrderFilled) or type(message).__name__.startswith("Order"):
+            return self.on_order_event(message)
+        if isinstance(message, TradingStateChanged):
+            return self.set_trading_state(message.state, message.reason, message.ts_event)
+        raise InvariantError(f"kernel cannot handle {type(message).__name__}")
+
+    # --- market data (hot path) -------------------------------------------------------------
+    def on_bar(self, bar: Bar) -> list[Message]:
+        self.now = ts = bar.ts_event
+        inst = bar.instrument_id
+        self.last_data_ns[inst] = ts
+        pos = self.portfolio.positions.get(inst)
+        if pos is not None:
+            pos.mark = bar.close
+            if pos.quantity and ts >= self._next_loss_check:
+                self._check_loss(ts)
+        for strategy in self._subs.get(inst, ()):
+            strategy.on_bar(bar)
+        return self._drain() if self._intents else _EMPTY
+
+    def on_quote(self, quote: QuoteTick) -> list[Message]:
+        self.now = ts = quote.ts_event
+        inst = quote.instrument_id
+        self.last_data_ns[inst] = ts
+        pos = self.portfolio.positions.get(inst)
+        if pos is not None:
+            pos.mark = (quote.bid_price + quote.ask_price) // 2
+            if pos.quantity and ts >= self._next_loss_check:
+                self._check_loss(ts)
+        features = self._features.get(inst)
+        if features is not None:
+            features.on_quote(quote)
+        for strategy in self._subs.get(inst, ()):
+            strategy.on_quote(quote)
+        return self._drain() if self._intents else _EMPTY
+
+    def on_trade(self, trade: TradeTick) -> list[Message]:
+        self.now = ts = trade.ts_event
+        inst = trade.instrument_id
+        self.last_data_ns[inst] = ts
+        pos = self.portfolio.positions.get(inst)
+        if pos is not None:
+            pos.mark = trade.price
+        features = self._features.get(inst)
+        if features is not None:
+            features.on_trade(trade)
+        for strategy in self._subs.get(inst, ()):
+            strategy.on_trade(trade)
+        return self._drain() if self._intents else _EMPTY
+
+    def on_book(self, update: BookDeltas | BookSnapshot) -> list[Message]:
+        self.now = ts = update.ts_event
+        inst = update.instrument_id
+        self.last_data_ns[inst] = ts
+        book = self.book(inst)
+        if isinstance(update, BookSnapshot):
+            book.apply_snapshot(update)
+        else:
+            book.apply_deltas(update)
+        features = self._features.get(inst)
+        if features is not None and book.synced:
+            features.on_book(book)
+        pos = self.portfolio.positions.get(inst)
+        if pos is not None and book.synced:
+            mid = book.mid()
+            if mid is not None:
+                pos.mark = int(mid)
+        for strategy in self._subs.get(inst, ()):
+            strategy.on_book(update)
+        return self._drain() if self._intents else _EMPTY
+
+    def book(self, instrument_id: str) -> Any:
+        book = self._books.get(instrument_id)
+        if book is None:
+            from runtime.book import L2Book
+
+            book = self._books[instrument_id] = L2Book(instrument_id)
+        return book
+
+    # --- timers ------------------------------------------------------------------------------
+    def set_timer(self, strategy_id: str, name: str, interval_ns: int) -> None:
+        if interval_ns <= 0:
+            raise InvariantError(f"timer {name}: interval must be positive")
+        self._timer_seq += 1
+        heapq.heappush(self._timers, (self.now + interval_ns, self._timer_seq, strategy_id, name,
+                                      interval_ns))
+
+    def next_timer_ns(self) -> int | None:
+        return self._timers[0][0] if self._timers else None
+
+    def on_timer(self, timer: TimerFired) -> list[Message]:
+        """Fire every timer due at or before ``timer.ts_event`` (engines pass the due time)."""
+        out: list[Message] = []
+        while self._timers and self._timers[0][0] <= timer.ts_event:
+            due, _, strategy_id, name, interval = heapq.heappop(self._timers)
+            self.now = due
+            self._timer_seq += 1
+            heapq.heappush(self._timers, (due + interval, self._timer_seq, strategy_id, name,
+                                          interval))
+            self._by_id[strategy_id].on_timer(TimerFired(seq=0, ts_event=due, ts_init=due,
+                                                         name=name))
+            out.extend(self._drain())
+        return out
+
+    # --- order events from the venue ---------------------------------------------------------
+    def on_order_event(self, event: Any) -> list[Message]:
+        order = self.orders.get(event.client_order_id)
+        if order is None:
+            self.unknown_reports += 1
+            return _EMPTY
+        self.now = max(self.now, event.ts_event)
+        if not order.apply(event):
+            return _EMPTY  # duplicate report
+        key = (order.strategy_id, order.instrument_id)
+        if isinstance(event, OrderFilled):
+            self._on_fill(event, key)
+        if order.is_closed:
+            self.open.pop(order.client_order_id, None)
+        self._recompute_pending(key)
+        strategy = self._by_id.get(order.strategy_id)
+        if strategy is not None:
+            strategy.on_order_event(event)
+        return self._drain()
+
+    def _on_fill(self, fill: OrderFilled, key: tuple[str, str]) -> None:
+        before = self.portfolio.realized_pnl
+        pos = self.portfolio.apply_fill(fill)
+        self.risk.on_realized(self.portfolio.realized_pnl - before, fill.ts_event)
+        signed = fill.last_qty * fill.side
+        self.strategy_positions[key] = self.strategy_positions.get(key, 0) + signed
+        instrument = self.registry.get(fill.instrument_id)
+        self._out.append(PositionChanged(
+            seq=0, ts_event=fill.ts_event, ts_init=fill.ts_event,
+            instrument_id=fill.instrument_id, quantity=pos.quantity,
+            avg_price=pos.avg_price(instrument.multiplier), realized_pnl=pos.realized_pnl,
+        ))
+        self._check_loss(fill.ts_event)
+
+    def _check_loss(self, ts: int) -> None:
+        self._next_loss_check = ts + _LOSS_CHECK_NS
+        change = self.risk.on_clock(ts)
+        if change is not None:
+            self._out.append(change)
+
+    def set_trading_state(self, state: TradingState, reason: str, ts_ns: int) -> list[Message]:
+        """Operator or supervisor action (halt, resume, reduce-only)."""
+        self.now = max(self.now, ts_ns)
+        change = self.risk.set_state(state, reason, ts_ns)
+        if change is not None:
+            self._out.append(change)
+        return self._drain()
+
+    # --- the strategy context (strategies call these) ----------------------------------------
+    def now_ns(self) -> int:
+        return self.now
+
+    def submit(self, strategy_id: str, *, instrument_id: str, side: OrderSide, quantity: int,
+               order_type: OrderType, price: int | None, trigger_price: int | None,
+               time_in_force: TimeInForce, post_only: bool, reduce_only: bool) -> str:
+        client_order_id = self.ids.next(strategy_id)
+        self._intents.append(SubmitOrder(
+            seq=0, ts_event=self.now, ts_init=self.now, client_order_id=client_order_id,
+            strategy_id=strategy_id, instrument_id=instrument_id, side=side,
+            order_type=order_type, quantity=quantity, price=price, trigger_price=trigger_price,
+            time_in_force=time_in_force, post_only=post_only, reduce_only=reduce_only,
+        ))
+        return client_order_id
+
+    def cancel(self, strategy_id: str, client_order_id: str) -> None:
+        order = self.open.get(client_order_id)
+        if order is None or order.strategy_id != strategy_id:
+            return  # already closed (or not this strategy's): nothing to cancel
+        self._intents.append(CancelOrder(seq=0, ts_event=self.now, ts_init=self.now,
+                                         client_order_id=client_order_id, strategy_id=strategy_id,
+                                         instrument_id=order.instrument_id))
+
+    def modify(self, strategy_id: str, client_order_id: str, *, quantity: int | None,
+               price: int | None, trigger_price: int | None) -> None:
+        order = self.open.get(client_order_id)
+        if order is None or order.strategy_id != strategy_id:
+            return
+        self._intents.append(ModifyOrder(
+            seq=0, ts_event=self.now, ts_init=self.now, client_order_id=client_order_id,
+            strategy_id=strategy_id, instrument_id=order.instrument_id, quantity=quantity,
+            price=price, trigger_price=trigger_price))
+
+    def position(self, strategy_id: str, instrument_id: str) -> int:
+        return self.strategy_positions.get((strategy_id, instrument_id), 0)
+
+    def pending(self, strategy_id: str, instrument_id: str) -> int:
+        return self.strategy_pending.get((strategy_id, instrument_id), 0)
+
+    def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]:
+        return [o for o in self.open.values() if o.strategy_id == strategy_id
+                and (instrument_id is None or o.instrument_id == instrument_id)]
+
+    def features(self, instrument_id: str) -> dict[str, float]:
+        features = self._features.get(instrument_id)
+        if features is None:
+            from runtime.features import FeatureSet
+
+            features = self._features[instrument_id] = FeatureSet(instrument_id)
+        snapshot: dict[str, float] = features.snapshot()
+        return snapshot
+
+    def instrument(self, instrument_id: str) -> Instrument:
+        return self.registry.get(instrument_id)
+
+    def enable_features(self, instrument_id: str) -> None:
+        self.features(instrument_id)
+
+    # --- intents through risk ----------------------------------------------------------------
+    def _drain(self) -> list[Message]:
+        while self._intents:
+            intents, self._intents = self._intents, []
+            for intent in intents:
+                self._process_intent(intent)
+        out, self._out = self._out, []
+        return out
+
+    def _process_intent(self, intent: Message) -> None:
+        if isinstance(intent, SubmitOrder):
+            order = Order(intent)
+            self.orders[intent.client_order_id] = order
+            approved, denial = self.risk.check(intent, self.now)
+            if denial is not None:
+                order.apply(denial)
+                self._out.append(denial)
+                self._by_id[intent.strategy_id].on_order_event(denial)
+                return
+            assert approved is not None
+            if approved.quantity != order.quantity:
+                order.quantity = approved.quantity  # reduced by a close-only rule
+            order.transition(Trigger.SUBMIT)
+            self.open[intent.client_order_id] = order
+            self._recompute_pending((intent.strategy_id, intent.instrument_id))
+            self._out.append(approved)
+        elif isinstance(intent, CancelOrder):
+            order = self.open.get(intent.client_order_id)
+            if order is not None and order.status is not OrderStatus.PENDING_CANCEL:
+                order.transition(Trigger.PENDING_CANCEL)
+                self._out.append(intent)
+        elif isinstance(intent, ModifyOrder):
+            order = self.open.get(intent.client_order_id)
+            if order is not None and order.status in (OrderStatus.ACCEPTED,
+                                                      OrderStatus.PARTIALLY_FILLED):
+                order.transition(Trigger.PENDING_UPDATE)
+                self._out.append(intent)
+
+    def _recompute_pending(self, key: tuple[str, str]) -> None:
+        strategy_id, instrument_id = key
+        self.strategy_pending[key] = sum(
+            o.signed_leaves for o in self.open.values()
+            if o.instrument_id == instrument_id and o.strategy_id == strategy_id)
+
+    def _pending_sides(self, instrument_id: str) -> tuple[int, int]:
+        buys = sells = 0
+        for order in self.open.values():
+            if order.instrument_id == instrument_id:
+                if order.side is OrderSide.BUY:
+                    buys += order.leaves_qty
+                else:
+                    sells += order.leaves_qty
+        return buys, sells
+
+    # --- state -------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "orders": [self.orders[k].state() for k in sorted(self.orders)],
+            "portfolio": self.portfolio.state(),
+            "risk": self.risk.state_dict(),
+            "ids": dict(sorted(self.ids.counters.items())),
+            "strategy_positions": sorted([list(k) + [v] for k, v in self.strategy_positions.items()]),
+        }
+
+    def state_hash(self) -> str:
+        return state_hash(self.state())
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state` (a snapshot)."""
+        self.orders = {o["id"]: Order.from_state(o) for o in state["orders"]}
+        self.open = {k: o for k, o in self.orders.items() if o.is_open}
+        self.portfolio.load_state(state["portfolio"])
+        self.risk.load_state(state["risk"])
+        self.ids.counters = dict(state["ids"])
+        self.strategy_positions = {(a, b): v for a, b, v in state["strategy_positions"]}
+        for key in {(o.strategy_id, o.instrument_id) for o in self.orders.values()}:
+            self._recompute_pending(key)

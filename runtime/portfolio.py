@@ -1,0 +1,156 @@
+"""Portfolio: netting positions, average cost, realized/unrealized PnL, fees, cash, exposure.
+
+Everything is exact fixed-point money derived from fills only. Each position keeps its signed
+*cost basis* (the money paid for what is still held; negative for shorts). Reducing a position
+removes ``cost_basis * closed / held`` from it (rounded half-even); because exactly what is
+removed is what realizes, the accounting identity holds exactly, whatever the rounding::
+
+    cash + market_value == initial_cash + realized_pnl + unrealized_pnl - fees
+
+where ``market_value = Σ notional(mark, qty)`` and ``unrealized = market_value - Σ cost_basis``.
+One account currency (cash is kept per currency, but PnL aggregation assumes one); spot-style
+settlement (futures are cash-settled on the full notional, not margined — see docs).
+"""
+
+from __future__ import annotations
+
+from runtime.instruments import InstrumentRegistry
+from runtime.messages import OrderFilled
+from runtime.values import Rounding, div_round
+
+__all__ = ["Portfolio", "Position"]
+
+
+class Position:
+    __slots__ = ("instrument_id", "quantity", "cost_basis", "realized_pnl", "fees", "mark")
+
+    def __init__(self, instrument_id: str) -> None:
+        self.instrument_id = instrument_id
+        self.quantity = 0  # signed, fixed point
+        self.cost_basis = 0  # signed money, fixed point
+        self.realized_pnl = 0
+        self.fees = 0
+        self.mark = 0  # last mark price, fixed point (0 = never marked)
+
+    def avg_price(self, multiplier: int) -> int:
+        """Average entry price (rounded half-even) for an instrument with ``multiplier``."""
+        if not self.quantity:
+            return 0
+        # cost_basis = avg * qty * multiplier / 1e18  (see Instrument.notional)
+        return div_round(self.cost_basis * 10**18, self.quantity * multiplier, Rounding.HALF_EVEN)
+
+    def state(self) -> list[int | str]:
+        return [self.instrument_id, self.quantity, self.cost_basis, self.realized_pnl, self.fees]
+
+
+class Portfolio:
+    """Account-level netting positions and cash."""
+
+    __slots__ = ("registry", "initial_cash", "cash", "positions", "fees", "realized_pnl",
+                 "currency", "n_fills")
+
+    def __init__(self, registry: InstrumentRegistry, *, initial_cash: int, currency: str = "USD"):
+        self.registry = registry
+        self.currency = currency
+        self.initial_cash = initial_cash
+        self.cash = initial_cash
+        self.positions: dict[str, Position] = {}
+        self.fees = 0
+        self.realized_pnl = 0
+        self.n_fills = 0
+
+    def position(self, instrument_id: str) -> Position:
+        pos = self.positions.get(instrument_id)
+        if pos is None:
+            pos = self.positions[instrument_id] = Position(instrument_id)
+        return pos
+
+    def quantity(self, instrument_id: str) -> int:
+        pos = self.positions.get(instrument_id)
+        return pos.quantity if pos is not None else 0
+
+    def mark(self, instrument_id: str, price: int) -> None:
+        pos = self.positions.get(instrument_id)
+        if pos is not None:
+            pos.mark = price
+
+    def apply_fill(self, fill: OrderFilled) -> Position:
+        """Apply one fill; returns the changed position."""
+        instrument = self.registry.get(fill.instrument_id)
+        pos = self.position(fill.instrument_id)
+        signed = fill.last_qty * fill.side
+        value = instrument.notional(fill.last_price, fill.last_qty) * fill.side  # + buy, - sell
+        self.cash -= value + fill.fee
+        pos.fees += fill.fee
+        self.fees += fill.fee
+        self.n_fills += 1
+        held = pos.quantity
+        if held == 0 or (held > 0) == (signed > 0):  # opening or adding
+            pos.cost_basis += value
+        elif abs(signed) <= abs(held):  # reducing or closing
+            removed = div_round(pos.cost_basis * abs(signed), abs(held), Rounding.HALF_EVEN)
+            realized = -value - removed
+            pos.cost_basis -= removed
+            pos.realized_pnl += realized
+            self.realized_pnl += realized
+        else:  # flipping: close all at this price, open the rest
+            close_value = instrument.notional(fill.last_price, abs(held)) * fill.side
+            realized = -close_value - pos.cost_basis
+            pos.realized_pnl += realized
+            self.realized_pnl += realized
+            pos.cost_basis = value - close_value
+        pos.quantity = held + signed
+        if pos.mark == 0:
+            pos.mark = fill.last_price
+        return pos
+
+    # --- valuation -------------------------------------------------------------------------
+    def market_value(self, instrument_id: str | None = None) -> int:
+        positions = (self.positions.values() if instrument_id is None
+                     else [self.position(instrument_id)])
+        total = 0
+        for pos in positions:
+            if pos.quantity:
+                instrument = self.registry.get(pos.instrument_id)
+                total += instrument.notional(pos.mark, pos.quantity)
+        return total
+
+    def unrealized_pnl(self) -> int:
+        return self.market_value() - sum(p.cost_basis for p in self.positions.values())
+
+    def equity(self) -> int:
+        return self.cash + self.market_value()
+
+    def gross_exposure(self) -> int:
+        total = 0
+        for pos in self.positions.values():
+            if pos.quantity:
+                total += abs(self.registry.get(pos.instrument_id).notional(pos.mark, pos.quantity))
+        return total
+
+    def net_exposure(self) -> int:
+        return self.market_value()
+
+    def identity_gap(self) -> int:
+        """``0`` exactly when the accounting identity holds (it always should)."""
+        lhs = self.cash + self.market_value()
+        rhs = self.initial_cash + self.realized_pnl + self.unrealized_pnl() - self.fees
+        return lhs - rhs
+
+    def state(self) -> dict[str, object]:
+        return {
+            "cash": self.cash, "initial_cash": self.initial_cash, "fees": self.fees,
+            "realized": self.realized_pnl, "n_fills": self.n_fills,
+            "positions": [p.state() for _, p in sorted(self.positions.items())],
+        }
+
+    def load_state(self, state: dict[str, object]) -> None:
+        self.cash = int(state["cash"])  # type: ignore[call-overload]
+        self.initial_cash = int(state["initial_cash"])  # type: ignore[call-overload]
+        self.fees = int(state["fees"])  # type: ignore[call-overload]
+        self.realized_pnl = int(state["realized"])  # type: ignore[call-overload]
+        self.n_fills = int(state["n_fills"])  # type: ignore[call-overload]
+        self.positions = {}
+        for row in state["positions"]:  # type: ignore[attr-defined]
+            pos = self.position(str(row[0]))
+            pos.quantity, pos.cost_basis, pos.realized_pnl, pos.fees = (int(v) for v in row[1:5])

@@ -1,0 +1,266 @@
+"""Pre-trade risk: rules that only ever block or reduce, and the trading state.
+
+A denial is an :class:`~runtime.messages.OrderDenied` event with a ``reason_code``; the engine
+never raises for a refused order. Trading states: ``ACTIVE``; ``REDUCING`` (close-only: orders
+that would grow or flip a position are reduced to the closing quantity or denied); ``HALTED``
+(nothing new is sent; cancels still pass). The kill switch is ``halt()``.
+
+Reason codes: ``halted``, ``reducing``, ``instrument.<rule>`` (tick/lot/min rules),
+``max_order_notional``, ``max_position``, ``max_position_notional``, ``gross_exposure``,
+``daily_loss``, ``trades_per_day``, ``order_rate``, ``cooldown``, ``stale_data``,
+``no_market_data``, ``price_band``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from decimal import Decimal
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field
+
+from runtime.instruments import InstrumentRegistry
+from runtime.messages import OrderDenied, OrderSide, SubmitOrder, TradingState, TradingStateChanged
+from runtime.portfolio import Portfolio
+from runtime.values import fixed, from_fixed
+
+__all__ = ["DAY_NS", "RiskEngine", "RiskLimits"]
+
+DAY_NS = 86_400 * 10**9
+_S = 10**9
+
+
+class RiskLimits(BaseModel):
+    """Risk limits, in human units (money in the account currency). ``None`` turns a rule off."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_order_notional: Decimal | None = Field(None, gt=0)
+    max_position: Decimal | None = Field(None, gt=0, description="max |position| per instrument")
+    max_position_notional: Decimal | None = Field(None, gt=0)
+    max_gross_exposure: Decimal | None = Field(None, gt=0)
+    max_daily_loss: Decimal | None = Field(None, gt=0)
+    daily_loss_action: TradingState = TradingState.REDUCING
+    max_trades_per_day: int | None = Field(None, gt=0, description="orders approved per UTC day")
+    max_orders_per_window: int | None = Field(None, gt=0)
+    order_window_s: float = Field(1.0, gt=0)
+    cooldown_after_loss_s: float | None = Field(None, gt=0)
+    stale_data_s: float | None = Field(None, gt=0)
+    price_band_pct: Decimal | None = Field(None, gt=0, description="limit vs last price, percent")
+
+
+class _Raw(msgspec.Struct, frozen=True):
+    max_order_notional: int | None
+    max_position: int | None
+    max_position_notional: int | None
+    max_gross_exposure: int | None
+    max_daily_loss: int | None
+    stale_ns: int | None
+    cooldown_ns: int | None
+    window_ns: int
+    band_pct: int | None
+
+
+def _raw(limits: RiskLimits) -> _Raw:
+    def f(value: Decimal | None) -> int | None:
+        return None if value is None else fixed(value)
+
+    def ns(value: float | None) -> int | None:
+        return None if value is None else int(value * _S)
+
+    return _Raw(
+        f(limits.max_order_notional), f(limits.max_position), f(limits.max_position_notional),
+        f(limits.max_gross_exposure), f(limits.max_daily_loss), ns(limits.stale_data_s),
+        ns(limits.cooldown_after_loss_s), int(limits.order_window_s * _S), f(limits.price_band_pct),
+    )
+
+
+PendingFn = Callable[[str], tuple[int, int]]  # instrument -> (open buy leaves, open sell leaves)
+
+
+class RiskEngine:
+    """Pre-trade checks over the portfolio, open orders and market data freshness."""
+
+    def __init__(
+        self, limits: RiskLimits, registry: InstrumentRegistry, portfolio: Portfolio,
+        pending: PendingFn, last_data_ns: dict[str, int],
+    ) -> None:
+        self.limits = limits
+        self._raw = _raw(limits)
+        self.registry = registry
+        self.portfolio = portfolio
+        self.pending = pending
+        self.last_data_ns = last_data_ns
+        self.state = TradingState.ACTIVE
+        self.state_reason = ""
+        self.day = -1
+        self.day_start_equity = portfolio.equity()
+        self.trades_today = 0
+        self.recent_orders: deque[int] = deque()
+        self.cooldown_until_ns = 0
+        self.denials = 0
+
+    # --- state ------------------------------------------------------------------------------
+    def set_state(self, state: TradingState, reason: str, now_ns: int) -> TradingStateChanged | None:
+        if state is self.state:
+            return None
+        self.state, self.state_reason = state, reason
+        return TradingStateChanged(seq=0, ts_event=now_ns, ts_init=now_ns, state=state, reason=reason)
+
+    def halt(self, reason: str, now_ns: int) -> TradingStateChanged | None:
+        """The kill switch."""
+        return self.set_state(TradingState.HALTED, reason, now_ns)
+
+    def on_clock(self, now_ns: int) -> TradingStateChanged | None:
+        """Roll the trading day and check the daily loss; call on fills and periodically."""
+        day = now_ns // DAY_NS
+        if day != self.day:
+            self.day, self.trades_today = day, 0
+            self.day_start_equity = self.portfolio.equity()
+        limit = self._raw.max_daily_loss
+        if limit is None or self.state is TradingState.HALTED:
+            return None
+        loss = self.day_start_equity - self.portfolio.equity()
+        if loss >= limit and self.state is not self.limits.daily_loss_action:
+            return self.set_state(self.limits.daily_loss_action,
+                                  f"daily loss {from_fixed(loss)} reached limit "
+                                  f"{from_fixed(limit)}", now_ns)
+        return None
+
+    def on_realized(self, realized_delta: int, now_ns: int) -> None:
+        if realized_delta < 0 and self._raw.cooldown_ns is not None:
+            self.cooldown_until_ns = now_ns + self._raw.cooldown_ns
+
+    # --- the check --------------------------------------------------------------------------
+    def check(self, cmd: SubmitOrder, now_ns: int) -> tuple[SubmitOrder | None, OrderDenied | None]:
+        """Approve (possibly reduced) or deny one order."""
+        if self.state is TradingState.HALTED:
+            return self._deny(cmd, now_ns, "halted", f"trading is halted: {self.state_reason}")
+        position = self.portfolio.quantity(cmd.instrument_id)
+        buys, sells = self.pending(cmd.instrument_id)
+        increases = self._increases(cmd, position, buys, sells)
+        if self.state is TradingState.REDUCING or cmd.reduce_only:
+            cmd, denial = self._reduce_only(cmd, now_ns, position, buys, sells)
+            if denial is not None:
+                return None, denial
+            increases = False
+        instrument = self.registry.get(cmd.instrument_id)
+        violation = instrument.check_order(quantity=cmd.quantity, price=cmd.price)
+        if violation is not None:
+            return self._deny(cmd, now_ns, f"instrument.{violation.rule}", violation.message)
+        reason = self._freshness(cmd, now_ns) or self._rates(now_ns)
+        if reason is None and increases:
+            reason = self._exposure(cmd, position, buys, sells, now_ns)
+        if reason is not None:
+            return self._deny(cmd, now_ns, *reason)
+        self.trades_today += 1
+        self.recent_orders.append(now_ns)
+        return cmd, None
+
+    def _increases(self, cmd: SubmitOrder, position: int, buys: int, sells: int) -> bool:
+        if cmd.side is OrderSide.BUY:
+            return position + buys + cmd.quantity > 0
+        return position - sells - cmd.quantity < 0
+
+    def _reduce_only(self, cmd: SubmitOrder, now_ns: int, position: int, buys: int,
+                     sells: int) -> tuple[SubmitOrder, OrderDenied | None]:
+        closable = (-position - buys) if cmd.side is OrderSide.BUY else (position - sells)
+        instrument = self.registry.get(cmd.instrument_id)
+        closable = instrument.quantize_quantity(max(closable, 0))
+        code = "reducing" if self.state is TradingState.REDUCING else "reduce_only"
+        if closable <= 0:
+            _, denial = self._deny(cmd, now_ns, code,
+                                   f"close-only: order would not reduce position {from_fixed(position)}")
+            return cmd, denial
+        if cmd.quantity > closable:
+            cmd = msgspec.structs.replace(cmd, quantity=closable)
+        return cmd, None
+
+    def _freshness(self, cmd: SubmitOrder, now_ns: int) -> tuple[str, str] | None:
+        last = self.last_data_ns.get(cmd.instrument_id)
+        stale = self._raw.stale_ns
+        if stale is not None:
+            if last is None:
+                return "no_market_data", f"no market data yet for {cmd.instrument_id}"
+            if now_ns - last > stale:
+                return "stale_data", (f"last data for {cmd.instrument_id} is "
+                                      f"{(now_ns - last) / _S:.3f}s old (limit {stale / _S:g}s)")
+        band = self._raw.band_pct
+        if band is not None and cmd.price is not None:
+            pos = self.portfolio.positions.get(cmd.instrument_id)
+            ref = pos.mark if pos is not None else 0
+            if ref and abs(cmd.price - ref) * 100 * 10**9 > band * ref:
+                return "price_band", (f"price {from_fixed(cmd.price)} is more than "
+                                      f"{from_fixed(band)}% from last {from_fixed(ref)}")
+        return None
+
+    def _rates(self, now_ns: int) -> tuple[str, str] | None:
+        limits = self.limits
+        if limits.max_trades_per_day is not None and self.trades_today >= limits.max_trades_per_day:
+            return "trades_per_day", f"{self.trades_today} orders today (limit {limits.max_trades_per_day})"
+        if limits.max_orders_per_window is not None:
+            window = self._raw.window_ns
+            while self.recent_orders and self.recent_orders[0] <= now_ns - window:
+                self.recent_orders.popleft()
+            if len(self.recent_orders) >= limits.max_orders_per_window:
+                return "order_rate", (f"{len(self.recent_orders)} orders in the last "
+                                      f"{limits.order_window_s:g}s (limit {limits.max_orders_per_window})")
+        return None
+
+    def _exposure(self, cmd: SubmitOrder, position: int, buys: int, sells: int,
+                  now_ns: int) -> tuple[str, str] | None:
+        raw = self._raw
+        if now_ns < self.cooldown_until_ns:
+            return "cooldown", f"cooling down after a loss for {(self.cooldown_until_ns - now_ns) / _S:.3f}s"
+        instrument = self.registry.get(cmd.instrument_id)
+        pos = self.portfolio.positions.get(cmd.instrument_id)
+        price = cmd.price or cmd.trigger_price or (pos.mark if pos is not None else 0)
+        notional = instrument.notional(price, cmd.quantity)
+        if raw.max_order_notional is not None and notional > raw.max_order_notional:
+            return "max_order_notional", (f"order notional {from_fixed(notional)} > limit "
+                                          f"{from_fixed(raw.max_order_notional)}")
+        worst = (position + buys + cmd.quantity if cmd.side is OrderSide.BUY
+                 else position - sells - cmd.quantity)
+        if raw.max_position is not None and abs(worst) > raw.max_position:
+            return "max_position", (f"position would reach {from_fixed(worst)} "
+                                    f"(limit {from_fixed(raw.max_position)})")
+        worst_notional = abs(instrument.notional(price, worst))
+        if raw.max_position_notional is not None and worst_notional > raw.max_position_notional:
+            return "max_position_notional", (f"position notional would reach "
+                                             f"{from_fixed(worst_notional)} (limit "
+                                             f"{from_fixed(raw.max_position_notional)})")
+        if raw.max_gross_exposure is not None:
+            gross = self.portfolio.gross_exposure() + notional
+            if gross > raw.max_gross_exposure:
+                return "gross_exposure", (f"gross exposure would reach {from_fixed(gross)} "
+                                          f"(limit {from_fixed(raw.max_gross_exposure)})")
+        return None
+
+    def _deny(self, cmd: SubmitOrder, now_ns: int, code: str,
+              reason: str) -> tuple[None, OrderDenied]:
+        self.denials += 1
+        return None, OrderDenied(
+            seq=0, ts_event=now_ns, ts_init=now_ns, client_order_id=cmd.client_order_id,
+            strategy_id=cmd.strategy_id, instrument_id=cmd.instrument_id,
+            reason_code=code, reason=reason,
+        )
+
+    # --- state for hashing ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, object]:
+        return {
+            "state": str(self.state), "reason": self.state_reason, "day": self.day,
+            "day_start_equity": self.day_start_equity, "trades_today": self.trades_today,
+            "recent_orders": list(self.recent_orders), "cooldown_until": self.cooldown_until_ns,
+            "denials": self.denials,
+        }
+
+    def load_state(self, state: dict[str, object]) -> None:
+        self.state = TradingState(state["state"])
+        self.state_reason = str(state["reason"])
+        self.day = int(state["day"])  # type: ignore[call-overload]
+        self.day_start_equity = int(state["day_start_equity"])  # type: ignore[call-overload]
+        self.trades_today = int(state["trades_today"])  # type: ignore[call-overload]
+        self.recent_orders = deque(int(x) for x in state["recent_orders"])  # type: ignore[attr-defined]
+        self.cooldown_until_ns = int(state["cooldown_until"])  # type: ignore[call-overload]
+        self.denials = int(state["denials"])  # type: ignore[call-overload]

@@ -1,0 +1,216 @@
+"""The strategy API: one class runs unchanged in a backtest and inside a strategy actor.
+
+A strategy reacts through hooks (``on_start``, ``on_quote``, ``on_trade``, ``on_book``,
+``on_bar``, ``on_order_event``, ``on_timer``, ``on_stop``) and acts through its context, which the
+kernel (backtest) or the strategy actor (paper/live) provides. It does no I/O, starts no threads,
+reads no wall clock and uses only ``self.rng`` for randomness. Quantities and prices are the
+core's fixed-point ints; declare params with :data:`Qty`/:data:`Price` to write them in human
+units in YAML.
+
+::
+
+    class SmaCross(Strategy[SmaCrossParams]):
+        def on_start(self) -> None:
+            self.fast = Sma(self.params.fast)
+            self.slow = Sma(self.params.slow)
+
+        def on_bar(self, bar: Bar) -> None:
+            self.fast.update(bar.close)
+            self.slow.update(bar.close)
+            if not self.slow.ready:
+                return
+            want = self.params.size if self.fast.value > self.slow.value else 0
+            self.target_position(bar.instrument_id, want)
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Protocol, TypeVar, get_args
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+from runtime.errors import ConfigError
+from runtime.messages import (
+    Bar,
+    BookDeltas,
+    BookSnapshot,
+    Message,
+    OrderSide,
+    OrderType,
+    QuoteTick,
+    TimeInForce,
+    TimerFired,
+    TradeTick,
+)
+from runtime.values import fixed
+
+if TYPE_CHECKING:
+    from runtime.instruments import Instrument
+    from runtime.orders import Order
+
+__all__ = ["NoParams", "Price", "Qty", "Strategy", "StrategyContext", "StrategyParams"]
+
+
+def _to_fixed(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return fixed(value)
+    if isinstance(value, str | float | Decimal):
+        return fixed(value)
+    raise ValueError(f"expected a number, got {value!r}")
+
+
+#: A quantity param written in human units (``size: 100``) and held as fixed point.
+Qty = Annotated[int, BeforeValidator(_to_fixed)]
+#: A price/money param written in human units and held as fixed point.
+Price = Annotated[int, BeforeValidator(_to_fixed)]
+
+
+class StrategyParams(BaseModel):
+    """Base for strategy params: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NoParams(StrategyParams):
+    pass
+
+
+class StrategyContext(Protocol):
+    """What a strategy may ask of the engine that runs it (kernel or strategy actor)."""
+
+    def now_ns(self) -> int: ...
+    def submit(self, strategy_id: str, *, instrument_id: str, side: OrderSide, quantity: int,
+               order_type: OrderType, price: int | None, trigger_price: int | None,
+               time_in_force: TimeInForce, post_only: bool, reduce_only: bool) -> str: ...
+    def cancel(self, strategy_id: str, client_order_id: str) -> None: ...
+    def modify(self, strategy_id: str, client_order_id: str, *, quantity: int | None,
+               price: int | None, trigger_price: int | None) -> None: ...
+    def position(self, strategy_id: str, instrument_id: str) -> int: ...
+    def pending(self, strategy_id: str, instrument_id: str) -> int: ...
+    def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]: ...
+    def features(self, instrument_id: str) -> dict[str, float]: ...
+    def instrument(self, instrument_id: str) -> Instrument: ...
+    def set_timer(self, strategy_id: str, name: str, interval_ns: int) -> None: ...
+
+
+P = TypeVar("P", bound=StrategyParams)
+
+
+class Strategy(Generic[P]):
+    """Base class of every strategy. Subclass as ``Strategy[MyParams]``."""
+
+    params_type: ClassVar[type[StrategyParams]] = NoParams
+    #: set True to have the engine maintain features for this strategy's instruments
+    wants_features: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in getattr(cls, "__orig_bases__", ()):
+            args = get_args(base)
+            if args and isinstance(args[0], type) and issubclass(args[0], StrategyParams):
+                cls.params_type = args[0]
+
+    def __init__(self, strategy_id: str, params: P | dict[str, Any] | None = None,
+                 instruments: tuple[str, ...] = ()) -> None:
+        if "-" in strategy_id or not strategy_id:
+            raise ConfigError(f"strategy id {strategy_id!r} must be non-empty without '-'")
+        self.strategy_id = strategy_id
+        if params is None or isinstance(params, dict):
+            params = self.params_type.model_validate(params or {})  # type: ignore[assignment]
+        self.params: P = params  # type: ignore[assignment]
+        self.instruments = tuple(instruments)
+        self.rng: np.random.Generator = np.random.default_rng(0)
+        self._ctx: StrategyContext | None = None
+
+    def bind(self, ctx: StrategyContext, seed: int) -> None:
+        """Called by the engine before ``on_start``: the context and the seeded generator."""
+        self._ctx = ctx
+        digest = sum((i + 1) * b for i, b in enumerate(self.strategy_id.encode()))
+        self.rng = np.random.default_rng(np.random.SeedSequence([seed, digest]))
+
+    @property
+    def ctx(self) -> StrategyContext:
+        if self._ctx is None:
+            raise ConfigError(f"strategy {self.strategy_id} is not bound to an engine")
+        return self._ctx
+
+    # --- hooks (override what you need) ------------------------------------------------------
+    def on_start(self) -> None: ...
+    def on_quote(self, quote: QuoteTick) -> None: ...
+    def on_trade(self, trade: TradeTick) -> None: ...
+    def on_book(self, book: BookDeltas | BookSnapshot) -> None: ...
+    def on_bar(self, bar: Bar) -> None: ...
+    def on_order_event(self, event: Message) -> None: ...
+    def on_timer(self, timer: TimerFired) -> None: ...
+    def on_stop(self) -> None: ...
+
+    # --- state (optional, for snapshot/restore in actors) ------------------------------------
+    def get_state(self) -> dict[str, Any] | None:
+        return None
+
+    def set_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+        pass
+
+    # --- acting -------------------------------------------------------------------------------
+    @property
+    def now_ns(self) -> int:
+        return self.ctx.now_ns()
+
+    def submit(self, instrument_id: str, side: OrderSide, quantity: int, *,
+               order_type: OrderType = OrderType.MARKET, price: int | None = None,
+               trigger_price: int | None = None, time_in_force: TimeInForce = TimeInForce.GTC,
+               post_only: bool = False, reduce_only: bool = False) -> str:
+        """Send an order intent through risk; returns its client order id."""
+        return self.ctx.submit(
+            self.strategy_id, instrument_id=instrument_id, side=side, quantity=quantity,
+            order_type=order_type, price=price, trigger_price=trigger_price,
+            time_in_force=time_in_force, post_only=post_only, reduce_only=reduce_only,
+        )
+
+    def buy(self, instrument_id: str, quantity: int, price: int | None = None, **kw: Any) -> str:
+        kind = OrderType.LIMIT if price is not None else OrderType.MARKET
+        return self.submit(instrument_id, OrderSide.BUY, quantity, order_type=kind, price=price, **kw)
+
+    def sell(self, instrument_id: str, quantity: int, price: int | None = None, **kw: Any) -> str:
+        kind = OrderType.LIMIT if price is not None else OrderType.MARKET
+        return self.submit(instrument_id, OrderSide.SELL, quantity, order_type=kind, price=price, **kw)
+
+    def cancel(self, client_order_id: str) -> None:
+        self.ctx.cancel(self.strategy_id, client_order_id)
+
+    def cancel_all(self, instrument_id: str | None = None) -> None:
+        for order in self.open_orders(instrument_id):
+            self.cancel(order.client_order_id)
+
+    def modify(self, client_order_id: str, *, quantity: int | None = None,
+               price: int | None = None, trigger_price: int | None = None) -> None:
+        self.ctx.modify(self.strategy_id, client_order_id, quantity=quantity, price=price,
+                        trigger_price=trigger_price)
+
+    def target_position(self, instrument_id: str, target: int) -> str | None:
+        """Trade (market) toward a signed target position, counting orders still open."""
+        ctx = self.ctx
+        delta = target - ctx.position(self.strategy_id, instrument_id) - ctx.pending(
+            self.strategy_id, instrument_id)
+        if delta == 0:
+            return None
+        side = OrderSide.BUY if delta > 0 else OrderSide.SELL
+        return self.submit(instrument_id, side, abs(delta))
+
+    # --- looking ------------------------------------------------------------------------------
+    def position(self, instrument_id: str) -> int:
+        return self.ctx.position(self.strategy_id, instrument_id)
+
+    def open_orders(self, instrument_id: str | None = None) -> list[Order]:
+        return self.ctx.open_orders(self.strategy_id, instrument_id)
+
+    def features(self, instrument_id: str) -> dict[str, float]:
+        return self.ctx.features(instrument_id)
+
+    def instrument(self, instrument_id: str) -> Instrument:
+        return self.ctx.instrument(instrument_id)
+
+    def set_timer(self, name: str, interval_ns: int) -> None:
+        self.ctx.set_timer(self.strategy_id, name, interval_ns)

@@ -1,0 +1,96 @@
+"""Portfolio: position = replay of fills; the accounting identity holds exactly."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runtime.instruments import Instrument, InstrumentRegistry
+from runtime.messages import Liquidity, OrderFilled, OrderSide
+from runtime.portfolio import Portfolio
+from runtime.values import fixed
+
+Q = 10**9
+INSTRUMENTS = InstrumentRegistry([
+    Instrument(instrument_id="AAPL", price_precision=2, size_precision=0),
+    Instrument(instrument_id="BTC", price_precision=2, size_precision=3, lot_size=fixed("0.001"),
+               min_quantity=fixed("0.001"), multiplier=fixed(1)),
+    Instrument(instrument_id="TXF", price_precision=0, size_precision=0, multiplier=fixed(200),
+               currency="TWD"),
+])
+
+
+def mkfill(n: int, inst: str, side: OrderSide, qty: int, price: int, fee: int = 0) -> OrderFilled:
+    return OrderFilled(seq=n, ts_event=n, ts_init=n, client_order_id=f"r-s-{n}", strategy_id="s",
+                       instrument_id=inst, venue_order_id="v", fill_id=f"f{n}", side=side,
+                       last_qty=qty, last_price=price, cum_qty=qty, leaves_qty=0, fee=fee,
+                       currency="USD", liquidity=Liquidity.TAKER)
+
+
+def test_worked_example() -> None:
+    p = Portfolio(INSTRUMENTS, initial_cash=fixed(10_000))
+    p.apply_fill(mkfill(1, "AAPL", OrderSide.BUY, 10 * Q, fixed(100), fee=fixed(1)))
+    p.apply_fill(mkfill(2, "AAPL", OrderSide.SELL, 4 * Q, fixed(110), fee=fixed(1)))
+    pos = p.positions["AAPL"]
+    assert pos.quantity == 6 * Q
+    assert p.realized_pnl == fixed(40)
+    assert pos.avg_price(fixed(1)) == fixed(100)
+    p.mark("AAPL", fixed(105))
+    assert p.unrealized_pnl() == fixed(30)
+    assert p.cash == fixed(10_000 - 1000 - 1 + 440 - 1)
+    assert p.equity() == fixed(10_000 + 40 + 30 - 2)
+    assert p.identity_gap() == 0
+
+
+def test_flip_long_to_short() -> None:
+    p = Portfolio(INSTRUMENTS, initial_cash=0)
+    p.apply_fill(mkfill(1, "TXF", OrderSide.BUY, 2 * Q, fixed(17000)))
+    p.apply_fill(mkfill(2, "TXF", OrderSide.SELL, 5 * Q, fixed(17010)))
+    pos = p.positions["TXF"]
+    assert pos.quantity == -3 * Q
+    assert p.realized_pnl == fixed(10 * 200 * 2)  # 10 points × 200 TWD × 2 contracts
+    assert pos.avg_price(fixed(200)) == fixed(17010)
+    assert p.identity_gap() == 0
+
+
+FILLS = st.lists(
+    st.tuples(st.sampled_from(["AAPL", "BTC", "TXF"]), st.sampled_from([OrderSide.BUY, OrderSide.SELL]),
+              st.integers(1, 50), st.integers(1, 100_000), st.integers(0, 500),
+              st.integers(1, 100_000)),
+    min_size=1, max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(FILLS)
+def test_position_is_replay_of_fills_and_identity_is_exact(fills: list) -> None:
+    p = Portfolio(INSTRUMENTS, initial_cash=fixed(1_000_000))
+    expected: dict[str, int] = {}
+    fees = 0
+    for n, (inst, side, lots, cents, fee_cents, mark_cents) in enumerate(fills):
+        lot = INSTRUMENTS.get(inst).lot_size
+        qty = lots * lot
+        price = cents * 10**7  # two decimals
+        fee = fee_cents * 10**7
+        p.apply_fill(mkfill(n, inst, side, qty, price, fee))
+        p.mark(inst, mark_cents * 10**7)
+        expected[inst] = expected.get(inst, 0) + side * qty
+        fees += fee
+        assert p.identity_gap() == 0
+    assert {k: v.quantity for k, v in p.positions.items()} == expected
+    assert p.fees == fees
+
+
+@settings(max_examples=200, deadline=None)
+@given(FILLS)
+def test_round_trip_realizes_all_cash_flows(fills: list) -> None:
+    """Close everything at the end: realized PnL equals the sum of the trade cash flows."""
+    p = Portfolio(INSTRUMENTS, initial_cash=0)
+    for n, (inst, side, lots, cents, _fee, _mark) in enumerate(fills):
+        p.apply_fill(mkfill(n, inst, side, lots * INSTRUMENTS.get(inst).lot_size, cents * 10**7))
+    for inst, pos in list(p.positions.items()):
+        if pos.quantity:
+            side = OrderSide.SELL if pos.quantity > 0 else OrderSide.BUY
+            p.apply_fill(mkfill(10_000, inst, side, abs(pos.quantity), fixed(500)))
+    assert all(pos.cost_basis == 0 for pos in p.positions.values())
+    assert p.realized_pnl == p.cash  # started with no cash, paid no fees
