@@ -49,7 +49,12 @@ class FeeSchedule(msgspec.Struct, frozen=True, kw_only=True):
     rounding: Rounding = Rounding.HALF_UP
 
     def fee(
-        self, *, notional: int, quantity: int, is_maker: bool, is_sell: bool,
+        self,
+        *,
+        notional: int,
+        quantity: int,
+        is_maker: bool,
+        is_sell: bool,
         is_day_trade: bool = False,
     ) -> int:
         """Fee for one fill: commission (rate and per-unit, discounted, minimum) plus sell tax."""
@@ -126,8 +131,10 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
             tick = 10 ** (FIXED_PRECISION - self.price_precision)
             msgspec.structs.force_setattr(self, "tick_ladder", (TickBand(0, tick),))
         if self.lot_size <= 0 or self.min_quantity < 0 or self.multiplier <= 0:
-            raise ConfigError("lot_size and multiplier must be positive",
-                              field=f"instruments.{self.instrument_id}")
+            raise ConfigError(
+                "lot_size and multiplier must be positive",
+                field=f"instruments.{self.instrument_id}",
+            )
 
     # --- ticks -----------------------------------------------------------------------------
     def tick_at(self, price: int) -> int:
@@ -203,8 +210,14 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
 
 def twse_tick_ladder() -> tuple[TickBand, ...]:
     """Taiwan Stock Exchange tick sizes by price (stocks)."""
-    bands = [("0", "0.01"), ("10", "0.05"), ("50", "0.1"), ("100", "0.5"), ("500", "1"),
-             ("1000", "5")]
+    bands = [
+        ("0", "0.01"),
+        ("10", "0.05"),
+        ("50", "0.1"),
+        ("100", "0.5"),
+        ("500", "1"),
+        ("1000", "5"),
+    ]
     return tuple(TickBand(fixed(lo), fixed(tick)) for lo, tick in bands)
 
 
@@ -239,5 +252,3 @@ class InstrumentRegistry:
 def decimal_str(raw: int) -> str:
     """Plain string of a fixed-point value, for messages and files."""
     return format(from_fixed(raw), "f") if raw else "0"
-
-

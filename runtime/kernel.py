@@ -26,7 +26,6 @@ from runtime.messages import (
     CancelOrder,
     Message,
     ModifyOrder,
-    OrderDenied,
     OrderFilled,
     OrderSide,
     OrderType,
@@ -55,9 +54,15 @@ class Kernel:
     """Orders, portfolio, risk, books/features and strategies, wired together."""
 
     def __init__(
-        self, *, registry: InstrumentRegistry, strategies: Sequence[Strategy[Any]],
-        risk_limits: RiskLimits | None = None, initial_cash: int, currency: str = "USD",
-        namespace: str, seed: int = 0,
+        self,
+        *,
+        registry: InstrumentRegistry,
+        strategies: Sequence[Strategy[Any]],
+        risk_limits: RiskLimits | None = None,
+        initial_cash: int,
+        currency: str = "USD",
+        namespace: str,
+        seed: int = 0,
     ) -> None:
         self.registry = registry
         self.strategies = list(strategies)
@@ -69,8 +74,13 @@ class Kernel:
         self.open: dict[str, Order] = {}
         self.portfolio = Portfolio(registry, initial_cash=initial_cash, currency=currency)
         self.last_data_ns: dict[str, int] = {}
-        self.risk = RiskEngine(risk_limits or RiskLimits(), registry, self.portfolio,
-                               self._pending_sides, self.last_data_ns)
+        self.risk = RiskEngine(
+            risk_limits or RiskLimits(),
+            registry,
+            self.portfolio,
+            self._pending_sides,
+            self.last_data_ns,
+        )
         self.strategy_positions: dict[tuple[str, str], int] = {}
         self.strategy_pending: dict[tuple[str, str], int] = {}
         self._by_id = {s.strategy_id: s for s in self.strategies}
@@ -83,6 +93,10 @@ class Kernel:
                 self._subs.setdefault(instrument_id, []).append(strategy)
         self._features: dict[str, Any] = {}
         self._books: dict[str, Any] = {}
+        for strategy in self.strategies:
+            if strategy.wants_features:
+                for instrument_id in strategy.instruments:
+                    self.enable_features(instrument_id)
         self._timers: list[tuple[int, int, str, str, int]] = []
         self._timer_seq = 0
         self._intents: list[Message] = []
@@ -90,8 +104,12 @@ class Kernel:
         self._next_loss_check = 0
         self.unknown_reports = 0
         self._dispatch: dict[type, Callable[[Any], list[Message]]] = {
-            Bar: self.on_bar, QuoteTick: self.on_quote, TradeTick: self.on_trade,
-            BookDeltas: self.on_book, BookSnapshot: self.on_book, TimerFired: self.on_timer,
+            Bar: self.on_bar,
+            QuoteTick: self.on_quote,
+            TradeTick: self.on_trade,
+            BookDeltas: self.on_book,
+            BookSnapshot: self.on_book,
+            TimerFired: self.on_timer,
         }
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -198,8 +216,9 @@ class Kernel:
         if interval_ns <= 0:
             raise InvariantError(f"timer {name}: interval must be positive")
         self._timer_seq += 1
-        heapq.heappush(self._timers, (self.now + interval_ns, self._timer_seq, strategy_id, name,
-                                      interval_ns))
+        heapq.heappush(
+            self._timers, (self.now + interval_ns, self._timer_seq, strategy_id, name, interval_ns)
+        )
 
     def next_timer_ns(self) -> int | None:
         return self._timers[0][0] if self._timers else None
@@ -211,10 +230,12 @@ class Kernel:
             due, _, strategy_id, name, interval = heapq.heappop(self._timers)
             self.now = due
             self._timer_seq += 1
-            heapq.heappush(self._timers, (due + interval, self._timer_seq, strategy_id, name,
-                                          interval))
-            self._by_id[strategy_id].on_timer(TimerFired(seq=0, ts_event=due, ts_init=due,
-                                                         name=name))
+            heapq.heappush(
+                self._timers, (due + interval, self._timer_seq, strategy_id, name, interval)
+            )
+            self._by_id[strategy_id].on_timer(
+                TimerFired(seq=0, ts_event=due, ts_init=due, name=name)
+            )
             out.extend(self._drain())
         return out
 
@@ -245,11 +266,17 @@ class Kernel:
         signed = fill.last_qty * fill.side
         self.strategy_positions[key] = self.strategy_positions.get(key, 0) + signed
         instrument = self.registry.get(fill.instrument_id)
-        self._out.append(PositionChanged(
-            seq=0, ts_event=fill.ts_event, ts_init=fill.ts_event,
-            instrument_id=fill.instrument_id, quantity=pos.quantity,
-            avg_price=pos.avg_price(instrument.multiplier), realized_pnl=pos.realized_pnl,
-        ))
+        self._out.append(
+            PositionChanged(
+                seq=0,
+                ts_event=fill.ts_event,
+                ts_init=fill.ts_event,
+                instrument_id=fill.instrument_id,
+                quantity=pos.quantity,
+                avg_price=pos.avg_price(instrument.multiplier),
+                realized_pnl=pos.realized_pnl,
+            )
+        )
         self._check_loss(fill.ts_event)
 
     def _check_loss(self, ts: int) -> None:
@@ -270,35 +297,81 @@ class Kernel:
     def now_ns(self) -> int:
         return self.now
 
-    def submit(self, strategy_id: str, *, instrument_id: str, side: OrderSide, quantity: int,
-               order_type: OrderType, price: int | None, trigger_price: int | None,
-               time_in_force: TimeInForce, post_only: bool, reduce_only: bool) -> str:
+    def submit(
+        self,
+        strategy_id: str,
+        *,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        order_type: OrderType,
+        price: int | None,
+        trigger_price: int | None,
+        time_in_force: TimeInForce,
+        post_only: bool,
+        reduce_only: bool,
+    ) -> str:
         client_order_id = self.ids.next(strategy_id)
-        self._intents.append(SubmitOrder(
-            seq=0, ts_event=self.now, ts_init=self.now, client_order_id=client_order_id,
-            strategy_id=strategy_id, instrument_id=instrument_id, side=side,
-            order_type=order_type, quantity=quantity, price=price, trigger_price=trigger_price,
-            time_in_force=time_in_force, post_only=post_only, reduce_only=reduce_only,
-        ))
+        self._intents.append(
+            SubmitOrder(
+                seq=0,
+                ts_event=self.now,
+                ts_init=self.now,
+                client_order_id=client_order_id,
+                strategy_id=strategy_id,
+                instrument_id=instrument_id,
+                side=side,
+                order_type=order_type,
+                quantity=quantity,
+                price=price,
+                trigger_price=trigger_price,
+                time_in_force=time_in_force,
+                post_only=post_only,
+                reduce_only=reduce_only,
+            )
+        )
         return client_order_id
 
     def cancel(self, strategy_id: str, client_order_id: str) -> None:
         order = self.open.get(client_order_id)
         if order is None or order.strategy_id != strategy_id:
             return  # already closed (or not this strategy's): nothing to cancel
-        self._intents.append(CancelOrder(seq=0, ts_event=self.now, ts_init=self.now,
-                                         client_order_id=client_order_id, strategy_id=strategy_id,
-                                         instrument_id=order.instrument_id))
+        self._intents.append(
+            CancelOrder(
+                seq=0,
+                ts_event=self.now,
+                ts_init=self.now,
+                client_order_id=client_order_id,
+                strategy_id=strategy_id,
+                instrument_id=order.instrument_id,
+            )
+        )
 
-    def modify(self, strategy_id: str, client_order_id: str, *, quantity: int | None,
-               price: int | None, trigger_price: int | None) -> None:
+    def modify(
+        self,
+        strategy_id: str,
+        client_order_id: str,
+        *,
+        quantity: int | None,
+        price: int | None,
+        trigger_price: int | None,
+    ) -> None:
         order = self.open.get(client_order_id)
         if order is None or order.strategy_id != strategy_id:
             return
-        self._intents.append(ModifyOrder(
-            seq=0, ts_event=self.now, ts_init=self.now, client_order_id=client_order_id,
-            strategy_id=strategy_id, instrument_id=order.instrument_id, quantity=quantity,
-            price=price, trigger_price=trigger_price))
+        self._intents.append(
+            ModifyOrder(
+                seq=0,
+                ts_event=self.now,
+                ts_init=self.now,
+                client_order_id=client_order_id,
+                strategy_id=strategy_id,
+                instrument_id=order.instrument_id,
+                quantity=quantity,
+                price=price,
+                trigger_price=trigger_price,
+            )
+        )
 
     def position(self, strategy_id: str, instrument_id: str) -> int:
         return self.strategy_positions.get((strategy_id, instrument_id), 0)
@@ -307,8 +380,12 @@ class Kernel:
         return self.strategy_pending.get((strategy_id, instrument_id), 0)
 
     def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]:
-        return [o for o in self.open.values() if o.strategy_id == strategy_id
-                and (instrument_id is None or o.instrument_id == instrument_id)]
+        return [
+            o
+            for o in self.open.values()
+            if o.strategy_id == strategy_id
+            and (instrument_id is None or o.instrument_id == instrument_id)
+        ]
 
     def features(self, instrument_id: str) -> dict[str, float]:
         features = self._features.get(instrument_id)
@@ -358,16 +435,20 @@ class Kernel:
                 self._out.append(intent)
         elif isinstance(intent, ModifyOrder):
             order = self.open.get(intent.client_order_id)
-            if order is not None and order.status in (OrderStatus.ACCEPTED,
-                                                      OrderStatus.PARTIALLY_FILLED):
+            if order is not None and order.status in (
+                OrderStatus.ACCEPTED,
+                OrderStatus.PARTIALLY_FILLED,
+            ):
                 order.transition(Trigger.PENDING_UPDATE)
                 self._out.append(intent)
 
     def _recompute_pending(self, key: tuple[str, str]) -> None:
         strategy_id, instrument_id = key
         self.strategy_pending[key] = sum(
-            o.signed_leaves for o in self.open.values()
-            if o.instrument_id == instrument_id and o.strategy_id == strategy_id)
+            o.signed_leaves
+            for o in self.open.values()
+            if o.instrument_id == instrument_id and o.strategy_id == strategy_id
+        )
 
     def _pending_sides(self, instrument_id: str) -> tuple[int, int]:
         buys = sells = 0
@@ -387,7 +468,9 @@ class Kernel:
             "portfolio": self.portfolio.state(),
             "risk": self.risk.state_dict(),
             "ids": dict(sorted(self.ids.counters.items())),
-            "strategy_positions": sorted([list(k) + [v] for k, v in self.strategy_positions.items()]),
+            "strategy_positions": sorted(
+                [[*list(k), v] for k, v in self.strategy_positions.items()]
+            ),
         }
 
     def state_hash(self) -> str:

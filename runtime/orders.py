@@ -120,10 +120,27 @@ class Order:
     """The trader's view of one order. Mutated only through :meth:`apply`."""
 
     __slots__ = (
-        "client_order_id", "strategy_id", "instrument_id", "side", "order_type", "quantity",
-        "price", "trigger_price", "time_in_force", "post_only", "reduce_only", "status",
-        "filled_qty", "filled_cost", "fees", "venue_order_id", "fill_ids", "ts_init",
-        "ts_last", "_before_pending", "reason",
+        "_before_pending",
+        "client_order_id",
+        "fees",
+        "fill_ids",
+        "filled_cost",
+        "filled_qty",
+        "instrument_id",
+        "order_type",
+        "post_only",
+        "price",
+        "quantity",
+        "reason",
+        "reduce_only",
+        "side",
+        "status",
+        "strategy_id",
+        "time_in_force",
+        "trigger_price",
+        "ts_init",
+        "ts_last",
+        "venue_order_id",
     )
 
     def __init__(self, command: SubmitOrder) -> None:
@@ -179,9 +196,9 @@ class Order:
             target = self._before_pending or OrderStatus.ACCEPTED
             if self.filled_qty and target is OrderStatus.ACCEPTED:
                 target = OrderStatus.PARTIALLY_FILLED
-        if target in (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_UPDATE):
-            if self.status not in (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_UPDATE):
-                self._before_pending = self.status
+        pending = (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_UPDATE)
+        if target in pending and self.status not in pending:
+            self._before_pending = self.status
         self.status = target
 
     def apply(self, event: Message) -> bool:
@@ -228,14 +245,25 @@ class Order:
     def state(self) -> dict[str, object]:
         """Canonical state for hashing and snapshots (ints and strings only)."""
         return {
-            "id": self.client_order_id, "strategy": self.strategy_id,
-            "instrument": self.instrument_id, "side": int(self.side),
-            "type": str(self.order_type), "qty": self.quantity, "price": self.price,
-            "trigger": self.trigger_price, "tif": str(self.time_in_force),
-            "post_only": self.post_only, "reduce_only": self.reduce_only,
-            "status": str(self.status), "filled": self.filled_qty, "cost": self.filled_cost,
-            "fees": self.fees, "venue_id": self.venue_order_id,
-            "fills": sorted(self.fill_ids), "ts_init": self.ts_init, "ts_last": self.ts_last,
+            "id": self.client_order_id,
+            "strategy": self.strategy_id,
+            "instrument": self.instrument_id,
+            "side": int(self.side),
+            "type": str(self.order_type),
+            "qty": self.quantity,
+            "price": self.price,
+            "trigger": self.trigger_price,
+            "tif": str(self.time_in_force),
+            "post_only": self.post_only,
+            "reduce_only": self.reduce_only,
+            "status": str(self.status),
+            "filled": self.filled_qty,
+            "cost": self.filled_cost,
+            "fees": self.fees,
+            "venue_id": self.venue_order_id,
+            "fills": sorted(self.fill_ids),
+            "ts_init": self.ts_init,
+            "ts_last": self.ts_last,
             "before_pending": str(self._before_pending) if self._before_pending else None,
             "reason": self.reason,
         }
@@ -247,12 +275,19 @@ class Order:
             return None if value is None else int(value)  # type: ignore[call-overload]
 
         command = SubmitOrder(
-            seq=0, ts_event=int(state["ts_init"]), ts_init=int(state["ts_init"]),  # type: ignore[call-overload]
-            client_order_id=str(state["id"]), strategy_id=str(state["strategy"]),
-            instrument_id=str(state["instrument"]), side=OrderSide(state["side"]),
-            order_type=OrderType(state["type"]), quantity=int(state["qty"]),  # type: ignore[call-overload]
-            price=opt("price"), trigger_price=opt("trigger"),
-            time_in_force=TimeInForce(state["tif"]), post_only=bool(state["post_only"]),
+            seq=0,
+            ts_event=int(state["ts_init"]),
+            ts_init=int(state["ts_init"]),  # type: ignore[call-overload]
+            client_order_id=str(state["id"]),
+            strategy_id=str(state["strategy"]),
+            instrument_id=str(state["instrument"]),
+            side=OrderSide(state["side"]),
+            order_type=OrderType(state["type"]),
+            quantity=int(state["qty"]),  # type: ignore[call-overload]
+            price=opt("price"),
+            trigger_price=opt("trigger"),
+            time_in_force=TimeInForce(state["tif"]),
+            post_only=bool(state["post_only"]),
             reduce_only=bool(state["reduce_only"]),
         )
         order = cls(command)
@@ -288,11 +323,13 @@ class ClientOrderIdGenerator:
     (snapshotted and journaled), so ids stay unique across restarts of the same session.
     """
 
-    __slots__ = ("namespace", "counters")
+    __slots__ = ("counters", "namespace")
 
     def __init__(self, namespace: str) -> None:
         if not namespace or "-" in namespace:
-            raise InvariantError(f"client order id namespace {namespace!r} must be non-empty, no '-'")
+            raise InvariantError(
+                f"client order id namespace {namespace!r} must be non-empty, no '-'"
+            )
         self.namespace = namespace
         self.counters: dict[str, int] = {}
 

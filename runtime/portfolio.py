@@ -22,7 +22,7 @@ __all__ = ["Portfolio", "Position"]
 
 
 class Position:
-    __slots__ = ("instrument_id", "quantity", "cost_basis", "realized_pnl", "fees", "mark")
+    __slots__ = ("cost_basis", "fees", "instrument_id", "mark", "quantity", "realized_pnl")
 
     def __init__(self, instrument_id: str) -> None:
         self.instrument_id = instrument_id
@@ -46,8 +46,16 @@ class Position:
 class Portfolio:
     """Account-level netting positions and cash."""
 
-    __slots__ = ("registry", "initial_cash", "cash", "positions", "fees", "realized_pnl",
-                 "currency", "n_fills")
+    __slots__ = (
+        "cash",
+        "currency",
+        "fees",
+        "initial_cash",
+        "n_fills",
+        "positions",
+        "realized_pnl",
+        "registry",
+    )
 
     def __init__(self, registry: InstrumentRegistry, *, initial_cash: int, currency: str = "USD"):
         self.registry = registry
@@ -106,8 +114,9 @@ class Portfolio:
 
     # --- valuation -------------------------------------------------------------------------
     def market_value(self, instrument_id: str | None = None) -> int:
-        positions = (self.positions.values() if instrument_id is None
-                     else [self.position(instrument_id)])
+        positions = (
+            self.positions.values() if instrument_id is None else [self.position(instrument_id)]
+        )
         total = 0
         for pos in positions:
             if pos.quantity:
@@ -139,8 +148,11 @@ class Portfolio:
 
     def state(self) -> dict[str, object]:
         return {
-            "cash": self.cash, "initial_cash": self.initial_cash, "fees": self.fees,
-            "realized": self.realized_pnl, "n_fills": self.n_fills,
+            "cash": self.cash,
+            "initial_cash": self.initial_cash,
+            "fees": self.fees,
+            "realized": self.realized_pnl,
+            "n_fills": self.n_fills,
             "positions": [p.state() for _, p in sorted(self.positions.items())],
         }
 

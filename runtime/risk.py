@@ -70,9 +70,15 @@ def _raw(limits: RiskLimits) -> _Raw:
         return None if value is None else int(value * _S)
 
     return _Raw(
-        f(limits.max_order_notional), f(limits.max_position), f(limits.max_position_notional),
-        f(limits.max_gross_exposure), f(limits.max_daily_loss), ns(limits.stale_data_s),
-        ns(limits.cooldown_after_loss_s), int(limits.order_window_s * _S), f(limits.price_band_pct),
+        f(limits.max_order_notional),
+        f(limits.max_position),
+        f(limits.max_position_notional),
+        f(limits.max_gross_exposure),
+        f(limits.max_daily_loss),
+        ns(limits.stale_data_s),
+        ns(limits.cooldown_after_loss_s),
+        int(limits.order_window_s * _S),
+        f(limits.price_band_pct),
     )
 
 
@@ -83,8 +89,12 @@ class RiskEngine:
     """Pre-trade checks over the portfolio, open orders and market data freshness."""
 
     def __init__(
-        self, limits: RiskLimits, registry: InstrumentRegistry, portfolio: Portfolio,
-        pending: PendingFn, last_data_ns: dict[str, int],
+        self,
+        limits: RiskLimits,
+        registry: InstrumentRegistry,
+        portfolio: Portfolio,
+        pending: PendingFn,
+        last_data_ns: dict[str, int],
     ) -> None:
         self.limits = limits
         self._raw = _raw(limits)
@@ -102,11 +112,15 @@ class RiskEngine:
         self.denials = 0
 
     # --- state ------------------------------------------------------------------------------
-    def set_state(self, state: TradingState, reason: str, now_ns: int) -> TradingStateChanged | None:
+    def set_state(
+        self, state: TradingState, reason: str, now_ns: int
+    ) -> TradingStateChanged | None:
         if state is self.state:
             return None
         self.state, self.state_reason = state, reason
-        return TradingStateChanged(seq=0, ts_event=now_ns, ts_init=now_ns, state=state, reason=reason)
+        return TradingStateChanged(
+            seq=0, ts_event=now_ns, ts_init=now_ns, state=state, reason=reason
+        )
 
     def halt(self, reason: str, now_ns: int) -> TradingStateChanged | None:
         """The kill switch."""
@@ -123,9 +137,11 @@ class RiskEngine:
             return None
         loss = self.day_start_equity - self.portfolio.equity()
         if loss >= limit and self.state is not self.limits.daily_loss_action:
-            return self.set_state(self.limits.daily_loss_action,
-                                  f"daily loss {from_fixed(loss)} reached limit "
-                                  f"{from_fixed(limit)}", now_ns)
+            return self.set_state(
+                self.limits.daily_loss_action,
+                f"daily loss {from_fixed(loss)} reached limit {from_fixed(limit)}",
+                now_ns,
+            )
         return None
 
     def on_realized(self, realized_delta: int, now_ns: int) -> None:
@@ -163,15 +179,20 @@ class RiskEngine:
             return position + buys + cmd.quantity > 0
         return position - sells - cmd.quantity < 0
 
-    def _reduce_only(self, cmd: SubmitOrder, now_ns: int, position: int, buys: int,
-                     sells: int) -> tuple[SubmitOrder, OrderDenied | None]:
+    def _reduce_only(
+        self, cmd: SubmitOrder, now_ns: int, position: int, buys: int, sells: int
+    ) -> tuple[SubmitOrder, OrderDenied | None]:
         closable = (-position - buys) if cmd.side is OrderSide.BUY else (position - sells)
         instrument = self.registry.get(cmd.instrument_id)
         closable = instrument.quantize_quantity(max(closable, 0))
         code = "reducing" if self.state is TradingState.REDUCING else "reduce_only"
         if closable <= 0:
-            _, denial = self._deny(cmd, now_ns, code,
-                                   f"close-only: order would not reduce position {from_fixed(position)}")
+            _, denial = self._deny(
+                cmd,
+                now_ns,
+                code,
+                f"close-only: order would not reduce position {from_fixed(position)}",
+            )
             return cmd, denial
         if cmd.quantity > closable:
             cmd = msgspec.structs.replace(cmd, quantity=closable)
@@ -184,74 +205,107 @@ class RiskEngine:
             if last is None:
                 return "no_market_data", f"no market data yet for {cmd.instrument_id}"
             if now_ns - last > stale:
-                return "stale_data", (f"last data for {cmd.instrument_id} is "
-                                      f"{(now_ns - last) / _S:.3f}s old (limit {stale / _S:g}s)")
+                return "stale_data", (
+                    f"last data for {cmd.instrument_id} is "
+                    f"{(now_ns - last) / _S:.3f}s old (limit {stale / _S:g}s)"
+                )
         band = self._raw.band_pct
         if band is not None and cmd.price is not None:
             pos = self.portfolio.positions.get(cmd.instrument_id)
             ref = pos.mark if pos is not None else 0
             if ref and abs(cmd.price - ref) * 100 * 10**9 > band * ref:
-                return "price_band", (f"price {from_fixed(cmd.price)} is more than "
-                                      f"{from_fixed(band)}% from last {from_fixed(ref)}")
+                return "price_band", (
+                    f"price {from_fixed(cmd.price)} is more than "
+                    f"{from_fixed(band)}% from last {from_fixed(ref)}"
+                )
         return None
 
     def _rates(self, now_ns: int) -> tuple[str, str] | None:
         limits = self.limits
         if limits.max_trades_per_day is not None and self.trades_today >= limits.max_trades_per_day:
-            return "trades_per_day", f"{self.trades_today} orders today (limit {limits.max_trades_per_day})"
+            return (
+                "trades_per_day",
+                f"{self.trades_today} orders today (limit {limits.max_trades_per_day})",
+            )
         if limits.max_orders_per_window is not None:
             window = self._raw.window_ns
             while self.recent_orders and self.recent_orders[0] <= now_ns - window:
                 self.recent_orders.popleft()
             if len(self.recent_orders) >= limits.max_orders_per_window:
-                return "order_rate", (f"{len(self.recent_orders)} orders in the last "
-                                      f"{limits.order_window_s:g}s (limit {limits.max_orders_per_window})")
+                return "order_rate", (
+                    f"{len(self.recent_orders)} orders in the last "
+                    f"{limits.order_window_s:g}s (limit {limits.max_orders_per_window})"
+                )
         return None
 
-    def _exposure(self, cmd: SubmitOrder, position: int, buys: int, sells: int,
-                  now_ns: int) -> tuple[str, str] | None:
+    def _exposure(
+        self, cmd: SubmitOrder, position: int, buys: int, sells: int, now_ns: int
+    ) -> tuple[str, str] | None:
         raw = self._raw
         if now_ns < self.cooldown_until_ns:
-            return "cooldown", f"cooling down after a loss for {(self.cooldown_until_ns - now_ns) / _S:.3f}s"
+            return (
+                "cooldown",
+                f"cooling down after a loss for {(self.cooldown_until_ns - now_ns) / _S:.3f}s",
+            )
         instrument = self.registry.get(cmd.instrument_id)
         pos = self.portfolio.positions.get(cmd.instrument_id)
         price = cmd.price or cmd.trigger_price or (pos.mark if pos is not None else 0)
         notional = instrument.notional(price, cmd.quantity)
         if raw.max_order_notional is not None and notional > raw.max_order_notional:
-            return "max_order_notional", (f"order notional {from_fixed(notional)} > limit "
-                                          f"{from_fixed(raw.max_order_notional)}")
-        worst = (position + buys + cmd.quantity if cmd.side is OrderSide.BUY
-                 else position - sells - cmd.quantity)
+            return "max_order_notional", (
+                f"order notional {from_fixed(notional)} > limit "
+                f"{from_fixed(raw.max_order_notional)}"
+            )
+        worst = (
+            position + buys + cmd.quantity
+            if cmd.side is OrderSide.BUY
+            else position - sells - cmd.quantity
+        )
         if raw.max_position is not None and abs(worst) > raw.max_position:
-            return "max_position", (f"position would reach {from_fixed(worst)} "
-                                    f"(limit {from_fixed(raw.max_position)})")
+            return "max_position", (
+                f"position would reach {from_fixed(worst)} (limit {from_fixed(raw.max_position)})"
+            )
         worst_notional = abs(instrument.notional(price, worst))
         if raw.max_position_notional is not None and worst_notional > raw.max_position_notional:
-            return "max_position_notional", (f"position notional would reach "
-                                             f"{from_fixed(worst_notional)} (limit "
-                                             f"{from_fixed(raw.max_position_notional)})")
+            return "max_position_notional", (
+                f"position notional would reach "
+                f"{from_fixed(worst_notional)} (limit "
+                f"{from_fixed(raw.max_position_notional)})"
+            )
         if raw.max_gross_exposure is not None:
             gross = self.portfolio.gross_exposure() + notional
             if gross > raw.max_gross_exposure:
-                return "gross_exposure", (f"gross exposure would reach {from_fixed(gross)} "
-                                          f"(limit {from_fixed(raw.max_gross_exposure)})")
+                return "gross_exposure", (
+                    f"gross exposure would reach {from_fixed(gross)} "
+                    f"(limit {from_fixed(raw.max_gross_exposure)})"
+                )
         return None
 
-    def _deny(self, cmd: SubmitOrder, now_ns: int, code: str,
-              reason: str) -> tuple[None, OrderDenied]:
+    def _deny(
+        self, cmd: SubmitOrder, now_ns: int, code: str, reason: str
+    ) -> tuple[None, OrderDenied]:
         self.denials += 1
         return None, OrderDenied(
-            seq=0, ts_event=now_ns, ts_init=now_ns, client_order_id=cmd.client_order_id,
-            strategy_id=cmd.strategy_id, instrument_id=cmd.instrument_id,
-            reason_code=code, reason=reason,
+            seq=0,
+            ts_event=now_ns,
+            ts_init=now_ns,
+            client_order_id=cmd.client_order_id,
+            strategy_id=cmd.strategy_id,
+            instrument_id=cmd.instrument_id,
+            reason_code=code,
+            reason=reason,
         )
 
     # --- state for hashing ------------------------------------------------------------------
     def state_dict(self) -> dict[str, object]:
         return {
-            "state": str(self.state), "reason": self.state_reason, "day": self.day,
-            "day_start_equity": self.day_start_equity, "trades_today": self.trades_today,
-            "recent_orders": list(self.recent_orders), "cooldown_until": self.cooldown_until_ns,
+            "state": str(self.state),
+            "reason": self.state_reason,
+            "day": self.day,
+            "day_start_equity": self.day_start_equity,
+            "trades_today": self.trades_today,
+            "recent_orders": list(self.recent_orders),
+            "cooldown_until": self.cooldown_until_ns,
             "denials": self.denials,
         }
 

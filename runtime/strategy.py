@@ -81,12 +81,30 @@ class StrategyContext(Protocol):
     """What a strategy may ask of the engine that runs it (kernel or strategy actor)."""
 
     def now_ns(self) -> int: ...
-    def submit(self, strategy_id: str, *, instrument_id: str, side: OrderSide, quantity: int,
-               order_type: OrderType, price: int | None, trigger_price: int | None,
-               time_in_force: TimeInForce, post_only: bool, reduce_only: bool) -> str: ...
+    def submit(
+        self,
+        strategy_id: str,
+        *,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        order_type: OrderType,
+        price: int | None,
+        trigger_price: int | None,
+        time_in_force: TimeInForce,
+        post_only: bool,
+        reduce_only: bool,
+    ) -> str: ...
     def cancel(self, strategy_id: str, client_order_id: str) -> None: ...
-    def modify(self, strategy_id: str, client_order_id: str, *, quantity: int | None,
-               price: int | None, trigger_price: int | None) -> None: ...
+    def modify(
+        self,
+        strategy_id: str,
+        client_order_id: str,
+        *,
+        quantity: int | None,
+        price: int | None,
+        trigger_price: int | None,
+    ) -> None: ...
     def position(self, strategy_id: str, instrument_id: str) -> int: ...
     def pending(self, strategy_id: str, instrument_id: str) -> int: ...
     def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]: ...
@@ -112,8 +130,12 @@ class Strategy(Generic[P]):
             if args and isinstance(args[0], type) and issubclass(args[0], StrategyParams):
                 cls.params_type = args[0]
 
-    def __init__(self, strategy_id: str, params: P | dict[str, Any] | None = None,
-                 instruments: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        strategy_id: str,
+        params: P | dict[str, Any] | None = None,
+        instruments: tuple[str, ...] = (),
+    ) -> None:
         if "-" in strategy_id or not strategy_id:
             raise ConfigError(f"strategy id {strategy_id!r} must be non-empty without '-'")
         self.strategy_id = strategy_id
@@ -150,7 +172,7 @@ class Strategy(Generic[P]):
     def get_state(self) -> dict[str, Any] | None:
         return None
 
-    def set_state(self, state: dict[str, Any]) -> None:  # noqa: B027 - optional hook
+    def set_state(self, state: dict[str, Any]) -> None:
         pass
 
     # --- acting -------------------------------------------------------------------------------
@@ -158,24 +180,44 @@ class Strategy(Generic[P]):
     def now_ns(self) -> int:
         return self.ctx.now_ns()
 
-    def submit(self, instrument_id: str, side: OrderSide, quantity: int, *,
-               order_type: OrderType = OrderType.MARKET, price: int | None = None,
-               trigger_price: int | None = None, time_in_force: TimeInForce = TimeInForce.GTC,
-               post_only: bool = False, reduce_only: bool = False) -> str:
+    def submit(
+        self,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        *,
+        order_type: OrderType = OrderType.MARKET,
+        price: int | None = None,
+        trigger_price: int | None = None,
+        time_in_force: TimeInForce = TimeInForce.GTC,
+        post_only: bool = False,
+        reduce_only: bool = False,
+    ) -> str:
         """Send an order intent through risk; returns its client order id."""
         return self.ctx.submit(
-            self.strategy_id, instrument_id=instrument_id, side=side, quantity=quantity,
-            order_type=order_type, price=price, trigger_price=trigger_price,
-            time_in_force=time_in_force, post_only=post_only, reduce_only=reduce_only,
+            self.strategy_id,
+            instrument_id=instrument_id,
+            side=side,
+            quantity=quantity,
+            order_type=order_type,
+            price=price,
+            trigger_price=trigger_price,
+            time_in_force=time_in_force,
+            post_only=post_only,
+            reduce_only=reduce_only,
         )
 
     def buy(self, instrument_id: str, quantity: int, price: int | None = None, **kw: Any) -> str:
         kind = OrderType.LIMIT if price is not None else OrderType.MARKET
-        return self.submit(instrument_id, OrderSide.BUY, quantity, order_type=kind, price=price, **kw)
+        return self.submit(
+            instrument_id, OrderSide.BUY, quantity, order_type=kind, price=price, **kw
+        )
 
     def sell(self, instrument_id: str, quantity: int, price: int | None = None, **kw: Any) -> str:
         kind = OrderType.LIMIT if price is not None else OrderType.MARKET
-        return self.submit(instrument_id, OrderSide.SELL, quantity, order_type=kind, price=price, **kw)
+        return self.submit(
+            instrument_id, OrderSide.SELL, quantity, order_type=kind, price=price, **kw
+        )
 
     def cancel(self, client_order_id: str) -> None:
         self.ctx.cancel(self.strategy_id, client_order_id)
@@ -184,16 +226,30 @@ class Strategy(Generic[P]):
         for order in self.open_orders(instrument_id):
             self.cancel(order.client_order_id)
 
-    def modify(self, client_order_id: str, *, quantity: int | None = None,
-               price: int | None = None, trigger_price: int | None = None) -> None:
-        self.ctx.modify(self.strategy_id, client_order_id, quantity=quantity, price=price,
-                        trigger_price=trigger_price)
+    def modify(
+        self,
+        client_order_id: str,
+        *,
+        quantity: int | None = None,
+        price: int | None = None,
+        trigger_price: int | None = None,
+    ) -> None:
+        self.ctx.modify(
+            self.strategy_id,
+            client_order_id,
+            quantity=quantity,
+            price=price,
+            trigger_price=trigger_price,
+        )
 
     def target_position(self, instrument_id: str, target: int) -> str | None:
         """Trade (market) toward a signed target position, counting orders still open."""
         ctx = self.ctx
-        delta = target - ctx.position(self.strategy_id, instrument_id) - ctx.pending(
-            self.strategy_id, instrument_id)
+        delta = (
+            target
+            - ctx.position(self.strategy_id, instrument_id)
+            - ctx.pending(self.strategy_id, instrument_id)
+        )
         if delta == 0:
             return None
         side = OrderSide.BUY if delta > 0 else OrderSide.SELL

@@ -14,8 +14,15 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
-from runtime.messages import CancelOrder, ModifyOrder, OrderEvent, OrderFilled, OrderSide
-from runtime.messages import OrderType, SubmitOrder
+from runtime.messages import (
+    CancelOrder,
+    ModifyOrder,
+    OrderEvent,
+    OrderFilled,
+    OrderSide,
+    OrderType,
+    SubmitOrder,
+)
 
 __all__ = ["VenueOrder", "VenuePort"]
 

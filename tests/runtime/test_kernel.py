@@ -48,26 +48,53 @@ class Flipper(Strategy[Params]):
 
 
 def bar(i: int, close: int = 100) -> Bar:
-    return Bar(seq=i, ts_event=i * 60 * 10**9, ts_init=i * 60 * 10**9, instrument_id="X",
-               open=fixed(close), high=fixed(close), low=fixed(close), close=fixed(close),
-               volume=1000 * Q, interval_ns=60 * 10**9)
+    return Bar(
+        seq=i,
+        ts_event=i * 60 * 10**9,
+        ts_init=i * 60 * 10**9,
+        instrument_id="X",
+        open=fixed(close),
+        high=fixed(close),
+        low=fixed(close),
+        close=fixed(close),
+        volume=1000 * Q,
+        interval_ns=60 * 10**9,
+    )
 
 
 def kernel(limits: RiskLimits | None = None) -> tuple[Kernel, Flipper]:
     strategy = Flipper("flip", {"size": 10}, instruments=("X",))
-    k = Kernel(registry=REG, strategies=[strategy], risk_limits=limits,
-               initial_cash=fixed(10_000), namespace="t1", seed=7)
+    k = Kernel(
+        registry=REG,
+        strategies=[strategy],
+        risk_limits=limits,
+        initial_cash=fixed(10_000),
+        namespace="t1",
+        seed=7,
+    )
     k.start(0)
     return k, strategy
 
 
 def fill_for(cmd: SubmitOrder, price: int, fid: str) -> OrderFilled:
-    return OrderFilled(seq=0, ts_event=cmd.ts_event + 1, ts_init=cmd.ts_event + 1,
-                       client_order_id=cmd.client_order_id, strategy_id=cmd.strategy_id,
-                       instrument_id=cmd.instrument_id, venue_order_id="v", fill_id=fid,
-                       side=cmd.side, last_qty=cmd.quantity, last_price=fixed(price),
-                       cum_qty=cmd.quantity, leaves_qty=0, fee=fixed("0.5"), currency="USD",
-                       liquidity=Liquidity.TAKER)
+    return OrderFilled(
+        seq=0,
+        ts_event=cmd.ts_event + 1,
+        ts_init=cmd.ts_event + 1,
+        client_order_id=cmd.client_order_id,
+        strategy_id=cmd.strategy_id,
+        instrument_id=cmd.instrument_id,
+        venue_order_id="v",
+        fill_id=fid,
+        side=cmd.side,
+        last_qty=cmd.quantity,
+        last_price=fixed(price),
+        cum_qty=cmd.quantity,
+        leaves_qty=0,
+        fee=fixed("0.5"),
+        currency="USD",
+        liquidity=Liquidity.TAKER,
+    )
 
 
 def run(k: Kernel, n: int) -> list[Message]:
@@ -77,10 +104,19 @@ def run(k: Kernel, n: int) -> list[Message]:
         produced.extend(out)
         for msg in out:
             if isinstance(msg, SubmitOrder):
-                produced.extend(k.handle(OrderAccepted(
-                    seq=0, ts_event=msg.ts_event, ts_init=msg.ts_event,
-                    client_order_id=msg.client_order_id, strategy_id=msg.strategy_id,
-                    instrument_id=msg.instrument_id, venue_order_id="v")))
+                produced.extend(
+                    k.handle(
+                        OrderAccepted(
+                            seq=0,
+                            ts_event=msg.ts_event,
+                            ts_init=msg.ts_event,
+                            client_order_id=msg.client_order_id,
+                            strategy_id=msg.strategy_id,
+                            instrument_id=msg.instrument_id,
+                            venue_order_id="v",
+                        )
+                    )
+                )
                 produced.extend(k.handle(fill_for(msg, 100 + i, f"f{i}")))
     return produced
 
@@ -140,8 +176,12 @@ def test_timers_fire_in_order() -> None:
         def on_timer(self, timer: TimerFired) -> None:
             fired.append(timer.ts_event)
 
-    k = Kernel(registry=REG, strategies=[Ticker("tick", instruments=("X",))],
-               initial_cash=0, namespace="t2")
+    k = Kernel(
+        registry=REG,
+        strategies=[Ticker("tick", instruments=("X",))],
+        initial_cash=0,
+        namespace="t2",
+    )
     k.start(0)
     assert k.next_timer_ns() == 100
     k.handle(TimerFired(seq=0, ts_event=350, ts_init=350, name=""))

@@ -26,22 +26,52 @@ Q = 10**9
 
 
 def make_order(qty: int = 10 * Q) -> Order:
-    return Order(SubmitOrder(seq=0, ts_event=0, ts_init=0, client_order_id="run1-s1-1",
-                             strategy_id="s1", instrument_id="X", side=OrderSide.BUY,
-                             order_type=OrderType.LIMIT, quantity=qty, price=100 * Q))
+    return Order(
+        SubmitOrder(
+            seq=0,
+            ts_event=0,
+            ts_init=0,
+            client_order_id="run1-s1-1",
+            strategy_id="s1",
+            instrument_id="X",
+            side=OrderSide.BUY,
+            order_type=OrderType.LIMIT,
+            quantity=qty,
+            price=100 * Q,
+        )
+    )
 
 
 def fill(fill_id: str, qty: int, cum: int, total: int = 10 * Q) -> OrderFilled:
-    return OrderFilled(seq=0, ts_event=1, ts_init=1, client_order_id="run1-s1-1",
-                       strategy_id="s1", instrument_id="X", venue_order_id="v1",
-                       fill_id=fill_id, side=OrderSide.BUY, last_qty=qty, last_price=100 * Q,
-                       cum_qty=cum, leaves_qty=total - cum, fee=0, currency="USD",
-                       liquidity=Liquidity.MAKER)
+    return OrderFilled(
+        seq=0,
+        ts_event=1,
+        ts_init=1,
+        client_order_id="run1-s1-1",
+        strategy_id="s1",
+        instrument_id="X",
+        venue_order_id="v1",
+        fill_id=fill_id,
+        side=OrderSide.BUY,
+        last_qty=qty,
+        last_price=100 * Q,
+        cum_qty=cum,
+        leaves_qty=total - cum,
+        fee=0,
+        currency="USD",
+        liquidity=Liquidity.MAKER,
+    )
 
 
 def ev(cls: type, **kw: object) -> object:
-    base = dict(seq=0, ts_event=1, ts_init=1, client_order_id="run1-s1-1", strategy_id="s1",
-                instrument_id="X")
+    base = dict(
+        seq=0,
+        ts_event=1,
+        ts_init=1,
+        client_order_id="run1-s1-1",
+        strategy_id="s1",
+        instrument_id="X",
+    )
     base.update(kw)
     return cls(**base)
 
@@ -106,8 +136,9 @@ def test_state_roundtrip() -> None:
     assert Order.from_state(order.state()).state() == order.state()
 
 
-EVENTS = st.sampled_from(["accept", "reject", "fill", "cancel", "expire", "pending_cancel",
-                          "cancel_reject", "dup"])
+EVENTS = st.sampled_from(
+    ["accept", "reject", "fill", "cancel", "expire", "pending_cancel", "cancel_reject", "dup"]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -134,10 +165,18 @@ def test_fsm_properties(steps: list[tuple[str, int]]) -> None:
             elif name == "pending_cancel":
                 order.transition(Trigger.PENDING_CANCEL)
             else:
-                cls = {"accept": OrderAccepted, "reject": OrderRejected, "cancel": OrderCanceled,
-                       "expire": OrderExpired, "cancel_reject": OrderCancelRejected}[name]
-                extra = {"accept": {"venue_order_id": "v"}, "reject": {"reason": "r"},
-                         "cancel_reject": {"reason": "r"}}.get(name, {})
+                cls = {
+                    "accept": OrderAccepted,
+                    "reject": OrderRejected,
+                    "cancel": OrderCanceled,
+                    "expire": OrderExpired,
+                    "cancel_reject": OrderCancelRejected,
+                }[name]
+                extra = {
+                    "accept": {"venue_order_id": "v"},
+                    "reject": {"reason": "r"},
+                    "cancel_reject": {"reason": "r"},
+                }.get(name, {})
                 order.apply(ev(cls, **extra))
         except InvariantError:
             assert before not in TERMINAL  # only live orders can see an impossible report

@@ -11,20 +11,47 @@ from runtime.portfolio import Portfolio
 from runtime.values import fixed
 
 Q = 10**9
-INSTRUMENTS = InstrumentRegistry([
-    Instrument(instrument_id="AAPL", price_precision=2, size_precision=0),
-    Instrument(instrument_id="BTC", price_precision=2, size_precision=3, lot_size=fixed("0.001"),
-               min_quantity=fixed("0.001"), multiplier=fixed(1)),
-    Instrument(instrument_id="TXF", price_precision=0, size_precision=0, multiplier=fixed(200),
-               currency="TWD"),
-])
+INSTRUMENTS = InstrumentRegistry(
+    [
+        Instrument(instrument_id="AAPL", price_precision=2, size_precision=0),
+        Instrument(
+            instrument_id="BTC",
+            price_precision=2,
+            size_precision=3,
+            lot_size=fixed("0.001"),
+            min_quantity=fixed("0.001"),
+            multiplier=fixed(1),
+        ),
+        Instrument(
+            instrument_id="TXF",
+            price_precision=0,
+            size_precision=0,
+            multiplier=fixed(200),
+            currency="TWD",
+        ),
+    ]
+)
 
 
 def mkfill(n: int, inst: str, side: OrderSide, qty: int, price: int, fee: int = 0) -> OrderFilled:
-    return OrderFilled(seq=n, ts_event=n, ts_init=n, client_order_id=f"r-s-{n}", strategy_id="s",
-                       instrument_id=inst, venue_order_id="v", fill_id=f"f{n}", side=side,
-                       last_qty=qty, last_price=price, cum_qty=qty, leaves_qty=0, fee=fee,
-                       currency="USD", liquidity=Liquidity.TAKER)
+    return OrderFilled(
+        seq=n,
+        ts_event=n,
+        ts_init=n,
+        client_order_id=f"r-s-{n}",
+        strategy_id="s",
+        instrument_id=inst,
+        venue_order_id="v",
+        fill_id=f"f{n}",
+        side=side,
+        last_qty=qty,
+        last_price=price,
+        cum_qty=qty,
+        leaves_qty=0,
+        fee=fee,
+        currency="USD",
+        liquidity=Liquidity.TAKER,
+    )
 
 
 def test_worked_example() -> None:
@@ -54,10 +81,16 @@ def test_flip_long_to_short() -> None:
 
 
 FILLS = st.lists(
-    st.tuples(st.sampled_from(["AAPL", "BTC", "TXF"]), st.sampled_from([OrderSide.BUY, OrderSide.SELL]),
-              st.integers(1, 50), st.integers(1, 100_000), st.integers(0, 500),
-              st.integers(1, 100_000)),
-    min_size=1, max_size=40,
+    st.tuples(
+        st.sampled_from(["AAPL", "BTC", "TXF"]),
+        st.sampled_from([OrderSide.BUY, OrderSide.SELL]),
+        st.integers(1, 50),
+        st.integers(1, 100_000),
+        st.integers(0, 500),
+        st.integers(1, 100_000),
+    ),
+    min_size=1,
+    max_size=40,
 )
 
 

@@ -26,25 +26,52 @@ def engine(limits: RiskLimits, pending=(0, 0), last_data=None, cash=100_000):
 
 
 def order(qty=10, side=OrderSide.BUY, price=100, n=1, reduce_only=False) -> SubmitOrder:
-    return SubmitOrder(seq=0, ts_event=0, ts_init=0, client_order_id=f"r-s-{n}", strategy_id="s",
-                       instrument_id="X", side=side, order_type=OrderType.LIMIT,
-                       quantity=qty * Q, price=fixed(price), reduce_only=reduce_only)
+    return SubmitOrder(
+        seq=0,
+        ts_event=0,
+        ts_init=0,
+        client_order_id=f"r-s-{n}",
+        strategy_id="s",
+        instrument_id="X",
+        side=side,
+        order_type=OrderType.LIMIT,
+        quantity=qty * Q,
+        price=fixed(price),
+        reduce_only=reduce_only,
+    )
 
 
 def fill(qty, price, side=OrderSide.BUY, n=1) -> OrderFilled:
-    return OrderFilled(seq=0, ts_event=0, ts_init=0, client_order_id=f"r-s-{n}", strategy_id="s",
-                       instrument_id="X", venue_order_id="v", fill_id=f"f{n}", side=side,
-                       last_qty=qty * Q, last_price=fixed(price), cum_qty=qty * Q, leaves_qty=0,
-                       fee=0, currency="USD", liquidity=Liquidity.TAKER)
+    return OrderFilled(
+        seq=0,
+        ts_event=0,
+        ts_init=0,
+        client_order_id=f"r-s-{n}",
+        strategy_id="s",
+        instrument_id="X",
+        venue_order_id="v",
+        fill_id=f"f{n}",
+        side=side,
+        last_qty=qty * Q,
+        last_price=fixed(price),
+        cum_qty=qty * Q,
+        leaves_qty=0,
+        fee=0,
+        currency="USD",
+        liquidity=Liquidity.TAKER,
+    )
 
 
-@pytest.mark.parametrize(("limits", "cmd", "code"), [
-    (RiskLimits(max_order_notional=Decimal(999)), order(10, price=100), "max_order_notional"),
-    (RiskLimits(max_position=Decimal(5)), order(10), "max_position"),
-    (RiskLimits(max_position_notional=Decimal(500)), order(10), "max_position_notional"),
-    (RiskLimits(max_gross_exposure=Decimal(500)), order(10), "gross_exposure"),
-    (RiskLimits(), order(10, price=100.001), "instrument.tick_size"),
-])
+@pytest.mark.parametrize(
+    ("limits", "cmd", "code"),
+    [
+        (RiskLimits(max_order_notional=Decimal(999)), order(10, price=100), "max_order_notional"),
+        (RiskLimits(max_position=Decimal(5)), order(10), "max_position"),
+        (RiskLimits(max_position_notional=Decimal(500)), order(10), "max_position_notional"),
+        (RiskLimits(max_gross_exposure=Decimal(500)), order(10), "gross_exposure"),
+        (RiskLimits(), order(10, price=100.001), "instrument.tick_size"),
+    ],
+)
 def test_denials_carry_reason_codes(limits, cmd, code) -> None:
     risk, _ = engine(limits)
     approved, denial = risk.check(cmd, 0)
