@@ -1,0 +1,120 @@
+"""Which file column feeds which canonical column: canonical names plus common aliases.
+
+Names are matched case- and punctuation-insensitively (``Adj Close`` ~ ``adjclose``,
+``priceBid`` ~ ``pricebid``). Known-harmless extras (Yahoo's ``Adj Close``, IB's ``average`` and
+``barCount``, a ``symbol`` column) are ignored and reported; any other extra column is refused,
+so a misspelt column never silently disappears.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from backtest.data.problems import Problem
+
+__all__ = ["ALIASES", "IGNORED", "OPTIONAL", "ColumnMap", "map_columns", "normalize"]
+
+_TIME = ("ts_event", "timestamp", "time", "date", "datetime", "ts", "open_time")
+ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "bars": {
+        "ts_event": _TIME,
+        "open": ("open", "o"),
+        "high": ("high", "h"),
+        "low": ("low", "l"),
+        "close": ("close", "c"),
+        "volume": ("volume", "vol", "v"),
+    },
+    "trades": {
+        "ts_event": (*_TIME, "trade_time"),
+        "price": ("price", "px", "p", "last"),
+        "size": ("size", "quantity", "qty", "q", "amount", "volume"),
+        "aggressor": ("aggressor", "side", "aggressor_side", "taker_side"),
+        "buyer_maker": ("buyer_maker", "is_buyer_maker", "m"),
+        "trade_id": ("trade_id", "id", "tid"),
+    },
+    "quotes": {
+        "ts_event": _TIME,
+        "bid_price": ("bid_price", "bid", "bid_px", "best_bid", "price_bid"),
+        "bid_size": ("bid_size", "bid_qty", "bid_quantity", "bid_volume", "size_bid"),
+        "ask_price": ("ask_price", "ask", "ask_px", "best_ask", "offer", "price_ask"),
+        "ask_size": ("ask_size", "ask_qty", "ask_quantity", "ask_volume", "size_ask"),
+    },
+    "book": {
+        "ts_event": _TIME,
+        "side": ("side",),
+        "price": ("price", "px"),
+        "size": ("size", "qty", "quantity", "amount"),
+        "first_update_id": ("first_update_id",),
+        "last_update_id": ("last_update_id", "update_id"),
+        "prev_update_id": ("prev_update_id", "pu"),
+        "is_snapshot": ("is_snapshot", "snapshot"),
+        "update_type": ("update_type",),
+    },
+}
+_COMMON_OPTIONAL = {"ts_init": ("ts_init",), "seq": ("seq",), "instrument_id": ("instrument_id",)}
+#: Canonical (or source-only) columns a file may leave out.
+OPTIONAL: dict[str, frozenset[str]] = {
+    "bars": frozenset({"interval_ns"}),
+    "trades": frozenset({"aggressor", "buyer_maker", "trade_id"}),
+    "quotes": frozenset(),
+    "book": frozenset(
+        {"first_update_id", "last_update_id", "prev_update_id", "is_snapshot", "update_type"}
+    ),
+}
+IGNORED = frozenset({"adjclose", "average", "wap", "barcount", "symbol", "count"})
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    source_of: dict[str, str]  # canonical (or source-only, e.g. buyer_maker) name → file column
+    ignored: tuple[str, ...]
+
+
+def map_columns(kind: str, names: Sequence[str]) -> tuple[ColumnMap, list[Problem]]:
+    """Match the file's column names to canonical ones; problems for missing/extra/ambiguous."""
+    wanted = {**ALIASES[kind], **_COMMON_OPTIONAL}
+    if kind == "bars":
+        wanted["interval_ns"] = ("interval_ns",)
+    lookup = {normalize(alias): canon for canon, aliases in wanted.items() for alias in aliases}
+    source_of: dict[str, str] = {}
+    ignored: list[str] = []
+    problems: list[Problem] = []
+    for name in names:
+        canon = lookup.get(normalize(name))
+        if canon is None:
+            if normalize(name) in IGNORED:
+                ignored.append(name)
+            else:
+                problems.append(
+                    Problem(
+                        None,
+                        f"unexpected column {name!r} for {kind} "
+                        f"(expected: {', '.join(ALIASES[kind])})",
+                    )
+                )
+        elif canon in source_of:
+            problems.append(
+                Problem(None, f"columns {source_of[canon]!r} and {name!r} both mean {canon}")
+            )
+        else:
+            source_of[canon] = name
+    optional = OPTIONAL[kind] | set(_COMMON_OPTIONAL)
+    missing = [c for c in ALIASES[kind] if c not in source_of and c not in optional]
+    if missing:
+        problems.append(
+            Problem(
+                None,
+                f"missing column(s) {', '.join(missing)} for {kind} (found: {', '.join(names)})",
+            )
+        )
+    if "aggressor" in source_of and "buyer_maker" in source_of:
+        problems.append(
+            Problem(None, "give either an aggressor/side or a buyer_maker column, not both")
+        )
+    return ColumnMap(source_of, tuple(ignored)), problems

@@ -1,0 +1,163 @@
+"""Canonical Arrow tables → runtime messages (QuoteTick, TradeTick, Bar, BookDeltas/Snapshot).
+
+Columns are pulled out once as Python lists (``to_pylist`` on numpy-backed columns) and zipped:
+no pandas, no per-row Arrow access.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from backtest.data.schema import SCHEMAS, check_kind, conform
+from runtime.messages import Bar, BookDeltas, BookSnapshot, MarketData, QuoteTick, Side, TradeTick
+
+__all__ = ["to_messages"]
+
+
+def to_messages(kind: str, table: pa.Table | pa.RecordBatch) -> list[MarketData]:
+    """Messages of a canonical table of ``kind``, in the table's row order.
+
+    Book rows are grouped by update (consecutive rows with the same ``ts_event`` and update ids):
+    a snapshot group becomes a BookSnapshot, any other a BookDeltas.
+    """
+    kind = check_kind(kind)
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    table = conform(kind, table)
+    cols = {name: table.column(name).to_pylist() for name in SCHEMAS[kind].names}
+    return _BUILDERS[kind](cols)
+
+
+def _quotes(c: dict[str, list]) -> list[MarketData]:  # type: ignore[type-arg]
+    return [
+        QuoteTick(
+            seq=s,
+            ts_event=te,
+            ts_init=ti,
+            instrument_id=i,
+            bid_price=bp,
+            bid_size=bs,
+            ask_price=ap,
+            ask_size=az,
+        )
+        for te, ti, s, i, bp, bs, ap, az in zip(
+            c["ts_event"],
+            c["ts_init"],
+            c["seq"],
+            c["instrument_id"],
+            c["bid_price"],
+            c["bid_size"],
+            c["ask_price"],
+            c["ask_size"],
+            strict=True,
+        )
+    ]
+
+
+def _trades(c: dict[str, list]) -> list[MarketData]:  # type: ignore[type-arg]
+    sides = {1: Side.BUY, -1: Side.SELL, 0: Side.NONE}
+    return [
+        TradeTick(
+            seq=s,
+            ts_event=te,
+            ts_init=ti,
+            instrument_id=i,
+            price=p,
+            size=z,
+            aggressor=sides[a],
+            trade_id=t,
+        )
+        for te, ti, s, i, p, z, a, t in zip(
+            c["ts_event"],
+            c["ts_init"],
+            c["seq"],
+            c["instrument_id"],
+            c["price"],
+            c["size"],
+            c["aggressor"],
+            c["trade_id"],
+            strict=True,
+        )
+    ]
+
+
+def _bars(c: dict[str, list]) -> list[MarketData]:  # type: ignore[type-arg]
+    return [
+        Bar(
+            seq=s,
+            ts_event=te,
+            ts_init=ti,
+            instrument_id=i,
+            open=o,
+            high=h,
+            low=lo,
+            close=cl,
+            volume=v,
+            interval_ns=n,
+        )
+        for te, ti, s, i, o, h, lo, cl, v, n in zip(
+            c["ts_event"],
+            c["ts_init"],
+            c["seq"],
+            c["instrument_id"],
+            c["open"],
+            c["high"],
+            c["low"],
+            c["close"],
+            c["volume"],
+            c["interval_ns"],
+            strict=True,
+        )
+    ]
+
+
+def _book(c: dict[str, list]) -> list[MarketData]:  # type: ignore[type-arg]
+    out: list[MarketData] = []
+    n = len(c["ts_event"])
+    start = 0
+    for row in range(1, n + 1):
+        if row < n and _same_update(c, row):
+            continue
+        out.append(_book_message(c, start, row))
+        start = row
+    return out
+
+
+def _same_update(c: dict[str, list], row: int) -> bool:  # type: ignore[type-arg]
+    return all(
+        c[k][row] == c[k][row - 1]
+        for k in ("ts_event", "instrument_id", "first_update_id", "last_update_id", "is_snapshot")
+    )
+
+
+def _book_message(c: dict[str, list], start: int, end: int) -> MarketData:  # type: ignore[type-arg]
+    bids = tuple((c["price"][r], c["size"][r]) for r in range(start, end) if c["side"][r] == 1)
+    asks = tuple((c["price"][r], c["size"][r]) for r in range(start, end) if c["side"][r] == -1)
+    common = {
+        "seq": c["seq"][start],
+        "ts_event": c["ts_event"][start],
+        "ts_init": c["ts_init"][start],
+        "instrument_id": c["instrument_id"][start],
+    }
+    if c["is_snapshot"][start]:
+        return BookSnapshot(
+            **common, bids=bids, asks=asks, last_update_id=c["last_update_id"][start]
+        )
+    return BookDeltas(
+        **common,
+        bids=bids,
+        asks=asks,
+        first_update_id=c["first_update_id"][start],
+        last_update_id=c["last_update_id"][start],
+        prev_update_id=c["prev_update_id"][start],
+    )
+
+
+_BUILDERS: dict[str, Callable[[dict[str, list]], list[MarketData]]] = {  # type: ignore[type-arg]
+    "quotes": _quotes,
+    "trades": _trades,
+    "bars": _bars,
+    "book": _book,
+}
