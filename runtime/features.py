@@ -1,0 +1,197 @@
+"""Incremental market features per instrument, updated per book update, quote or trade.
+
+Features are analytics, so they are floats in *price units* (a fixed-point price ``p`` becomes
+``p / 1e9``); sums that can stay exact (VWAP numerators and volumes) stay ints until they are read.
+Windows are in event time (``ts_event``, integer nanoseconds): an entry leaves a window once it is
+``window_ns`` or more older than the newest update. Unknown values are ``nan``.
+
+- ``mid``, ``spread``, ``microprice`` — from the best bid/ask; microprice is the size-weighted mid
+  ``(bid * ask_size + ask * bid_size) / (bid_size + ask_size)``.
+- ``imbalance`` — ``(B - A) / (B + A)`` over the top ``imbalance_levels`` levels (top of book for
+  quotes), in [-1, 1].
+- ``ofi`` — order-flow imbalance of Cont, Kukanov & Stoikov (2014), summed over ``ofi_window_ns``.
+  Each best bid/ask change ``n`` contributes
+  ``e_n = 1{Pb_n >= Pb_n-1} qb_n - 1{Pb_n <= Pb_n-1} qb_n-1 - 1{Pa_n <= Pa_n-1} qa_n
+  + 1{Pa_n >= Pa_n-1} qa_n-1``, in size units (base currency, e.g. BTC).
+- ``realized_vol`` — ``sqrt(sum r^2)`` of mid log returns ``r`` over ``vol_window_ns``: the
+  standard deviation of the log return over that window (not annualised, not per second).
+- ``vwap_session`` (since construction or :meth:`FeatureSet.reset_session`) and ``vwap_rolling``
+  (over ``vwap_window_ns``), from trades.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Protocol
+
+from runtime.messages import QuoteTick, TradeTick
+from runtime.values import FIXED_SCALE
+
+__all__ = ["BookLike", "FeatureSet"]
+
+_NAN = float("nan")
+_SECOND_NS = 1_000_000_000
+
+
+class BookLike(Protocol):
+    """What :meth:`FeatureSet.on_book` reads: :class:`runtime.book.L2Book` satisfies it."""
+
+    ts_event: int
+
+    def best_bid(self) -> tuple[int, int] | None: ...
+
+    def best_ask(self) -> tuple[int, int] | None: ...
+
+    def bids(self, n: int | None = None) -> list[tuple[int, int]]: ...
+
+    def asks(self, n: int | None = None) -> list[tuple[int, int]]: ...
+
+
+class _WindowSum:
+    """A running sum of (ts, value) over a trailing event-time window."""
+
+    __slots__ = ("_items", "total", "window_ns")
+
+    def __init__(self, window_ns: int) -> None:
+        self.window_ns = window_ns
+        self._items: deque[tuple[int, float]] = deque()
+        self.total = 0.0
+
+    def add(self, ts: int, value: float) -> None:
+        self._items.append((ts, value))
+        self.total += value
+        self.evict(ts)
+
+    def evict(self, now: int) -> None:
+        items, horizon = self._items, now - self.window_ns
+        while items and items[0][0] <= horizon:
+            self.total -= items.popleft()[1]
+        if not items:
+            self.total = 0.0  # drop float drift whenever the window empties
+
+
+class FeatureSet:
+    """The features of one instrument; feed it with ``on_book``/``on_quote``/``on_trade``."""
+
+    def __init__(
+        self,
+        instrument_id: str,
+        *,
+        imbalance_levels: int = 5,
+        ofi_window_ns: int = _SECOND_NS,
+        vol_window_ns: int = 60 * _SECOND_NS,
+        vwap_window_ns: int = 60 * _SECOND_NS,
+    ) -> None:
+        self.instrument_id = instrument_id
+        self.imbalance_levels = imbalance_levels
+        self._top: tuple[int, int, int, int] | None = None  # bid, bid size, ask, ask size
+        self._imbalance = _NAN
+        self._ofi = _WindowSum(ofi_window_ns)
+        self._var = _WindowSum(vol_window_ns)
+        self._vwap_window_ns = vwap_window_ns
+        self._trades: deque[tuple[int, int, int]] = deque()  # ts, price*size, size
+        self._roll_pq = 0
+        self._roll_q = 0
+        self._session_pq = 0
+        self._session_q = 0
+        self._last_trade = _NAN
+        self.ts_event = 0
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    def on_book(self, book: BookLike) -> None:
+        """Update from an L2 book (top of book, top-N imbalance, OFI, volatility)."""
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is None or ask is None:
+            return
+        n = self.imbalance_levels
+        bid_depth = sum(size for _, size in book.bids(n))
+        ask_depth = sum(size for _, size in book.asks(n))
+        total = bid_depth + ask_depth
+        self._imbalance = (bid_depth - ask_depth) / total if total else _NAN
+        self._update_top(bid[0], bid[1], ask[0], ask[1], book.ts_event)
+
+    def on_quote(self, quote: QuoteTick) -> None:
+        """Update from a top-of-book quote (imbalance over the top level only)."""
+        total = quote.bid_size + quote.ask_size
+        self._imbalance = (quote.bid_size - quote.ask_size) / total if total else _NAN
+        self._update_top(
+            quote.bid_price, quote.bid_size, quote.ask_price, quote.ask_size, quote.ts_event
+        )
+
+    def on_trade(self, trade: TradeTick) -> None:
+        """Update the VWAPs from a trade."""
+        ts, pq, q = trade.ts_event, trade.price * trade.size, trade.size
+        self._session_pq += pq
+        self._session_q += q
+        self._trades.append((ts, pq, q))
+        self._roll_pq += pq
+        self._roll_q += q
+        self._last_trade = trade.price / FIXED_SCALE
+        self._advance(ts)
+
+    def reset_session(self) -> None:
+        """Start a new VWAP session."""
+        self._session_pq = 0
+        self._session_q = 0
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _update_top(self, bid: int, bid_size: int, ask: int, ask_size: int, ts: int) -> None:
+        prev = self._top
+        self._top = (bid, bid_size, ask, ask_size)
+        if prev is not None:
+            pb, pqb, pa, pqa = prev
+            e = 0
+            if bid >= pb:
+                e += bid_size
+            if bid <= pb:
+                e -= pqb
+            if ask <= pa:
+                e -= ask_size
+            if ask >= pa:
+                e += pqa
+            self._ofi.add(ts, e / FIXED_SCALE)
+            prev_mid, mid = pb + pa, bid + ask
+            if prev_mid > 0 and mid > 0 and mid != prev_mid:
+                r = math.log(mid / prev_mid)
+                self._var.add(ts, r * r)
+        self._advance(ts)
+
+    def _advance(self, ts: int) -> None:
+        if ts < self.ts_event:
+            ts = self.ts_event  # windows never move backwards
+        self.ts_event = ts
+        self._ofi.evict(ts)
+        self._var.evict(ts)
+        trades, horizon = self._trades, ts - self._vwap_window_ns
+        while trades and trades[0][0] <= horizon:
+            _, pq, q = trades.popleft()
+            self._roll_pq -= pq
+            self._roll_q -= q
+
+    # --- outputs ---------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, float]:
+        """All features now, as floats in price/size units (``nan`` when unknown)."""
+        out = {"mid": _NAN, "spread": _NAN, "microprice": _NAN}
+        if self._top is not None:
+            bid, bid_size, ask, ask_size = self._top
+            out["mid"] = (bid + ask) / (2 * FIXED_SCALE)
+            out["spread"] = (ask - bid) / FIXED_SCALE
+            size = bid_size + ask_size
+            if size:
+                out["microprice"] = (bid * ask_size + ask * bid_size) / size / FIXED_SCALE
+        out["imbalance"] = self._imbalance
+        out["ofi"] = self._ofi.total
+        out["realized_vol"] = math.sqrt(max(self._var.total, 0.0))
+        out["vwap_session"] = _vwap(self._session_pq, self._session_q)
+        out["vwap_rolling"] = _vwap(self._roll_pq, self._roll_q)
+        out["last_trade_price"] = self._last_trade
+        return out
+
+
+def _vwap(pq: int, q: int) -> float:
+    # pq is price * size at scale 1e18; q is at scale 1e9: pq / q is a price at scale 1e9
+    return pq / q / FIXED_SCALE if q else _NAN
