@@ -57,6 +57,10 @@ class Sma:
         """Mean of the values seen (of the last ``period`` once ready), in price units."""
         return self._sum / (self._n * FIXED_SCALE) if self._n else math.nan
 
+    def above(self, other: Sma) -> bool:
+        """Exactly ``self.value > other.value``: integer cross-multiplication, no rounding."""
+        return self._sum * other._n > other._sum * self._n
+
     def value_fixed(self, rounding: Rounding = Rounding.HALF_EVEN) -> int:
         """The exact mean in fixed point, quantised with an explicit rounding."""
         if not self._n:

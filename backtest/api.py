@@ -1,0 +1,281 @@
+"""The backtest as one call, for notebooks and the command line.
+
+::
+
+    from backtest import run_backtest
+    result = run_backtest("configs/sma_nvda.yaml")
+    result.metrics["sharpe"], result.fills.head(), result.equity.tail()
+
+A run gets an id, a manifest (config hash, dataset hash, code version, seed), fills, orders, an
+equity curve, metrics with buy-and-hold and no-trade baselines, ``runs/<run_id>/`` files and rows
+in the store (``backtest_runs``, ``backtest_timeseries``, ``backtest_fills``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backtest.config import BacktestConfig, config_hash, load_config, load_strategy_class
+from backtest.engine import EventLog, run_loop
+from backtest.equity import MarkSeries, equity_curve
+from backtest.feed import Feed, load_feed
+from backtest.metrics import compare_baselines
+from backtest.venue import SimulatedVenue
+from runtime.errors import ConfigError
+from runtime.instruments import InstrumentRegistry
+from runtime.kernel import Kernel
+from runtime.values import FIXED_SCALE, fixed
+
+__all__ = ["BacktestResult", "build_run", "code_version", "run_backtest"]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class BacktestResult:
+    run_id: str
+    manifest: dict[str, Any]
+    metrics: dict[str, Any]  # {"strategy": {...}, "buy_and_hold": {...}, "no_trade": {...}}
+    fills: pd.DataFrame
+    orders: pd.DataFrame
+    equity: pd.DataFrame
+    state_hash: str
+    run_dir: Path | None = None
+    report_path: Path | None = None
+    events: int = 0
+    denials: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def n_fills(self) -> int:
+        return len(self.fills)
+
+
+def code_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        base = version("tradewind")
+    except PackageNotFoundError:
+        base = "0+unknown"
+    head = Path(__file__).resolve().parent.parent / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            ref = (head.parent / ref[5:]).read_text().strip()
+        return f"{base}+g{ref[:10]}"
+    except OSError:
+        return base
+
+
+def build_run(config: BacktestConfig, feed: Feed) -> tuple[Kernel, SimulatedVenue, str]:
+    """The kernel and venue of a run; the namespace of its client order ids."""
+    registry = InstrumentRegistry(i.build() for i in config.instruments)
+    strategies = []
+    for spec in config.strategies:
+        cls = load_strategy_class(spec.class_)
+        try:
+            strategies.append(cls(spec.id, spec.params, instruments=spec.instruments))
+        except ValueError as exc:  # pydantic ValidationError of the params
+            raise ConfigError(
+                str(exc).splitlines()[-1].strip() if str(exc) else repr(exc),
+                field=f"strategies.{spec.id}.params",
+            ) from None
+    namespace = "bt" + config_hash(config)[:10]
+    kernel = Kernel(
+        registry=registry,
+        strategies=strategies,
+        risk_limits=config.risk,
+        initial_cash=fixed(config.initial_cash),
+        currency=config.currency,
+        namespace=namespace,
+        seed=config.seed,
+    )
+    venue = SimulatedVenue.from_models(
+        registry, config.venue, rng=np.random.default_rng(config.seed)
+    )
+    return kernel, venue, namespace
+
+
+def _marks(feed: Feed) -> dict[str, MarkSeries]:
+    marks: dict[str, MarkSeries] = {}
+    preference = {"bars": 0, "quotes": 1, "trades": 2}
+    chosen: dict[str, str] = {}
+    for (kind, instrument), _ in feed.tables.items():
+        if kind in preference and preference[kind] < preference.get(chosen.get(instrument, ""), 9):
+            chosen[instrument] = kind
+    for instrument, kind in chosen.items():
+        table = feed.tables[(kind, instrument)]
+        ts = table.column("ts_event").to_numpy()
+        if kind == "bars":
+            px = table.column("close").to_numpy()
+        elif kind == "quotes":
+            px = (table.column("bid_price").to_numpy() + table.column("ask_price").to_numpy()) // 2
+        else:
+            px = table.column("price").to_numpy()
+        marks[instrument] = (ts, px)
+    return marks
+
+
+def _frames(kernel: Kernel, log: EventLog) -> tuple[pd.DataFrame, pd.DataFrame]:
+    f = FIXED_SCALE
+    fills = pd.DataFrame(
+        [
+            {
+                "ts_event": x.ts_event,
+                "ts_init": x.ts_init,
+                "fill_id": x.fill_id,
+                "client_order_id": x.client_order_id,
+                "strategy_id": x.strategy_id,
+                "instrument_id": x.instrument_id,
+                "side": int(x.side),
+                "qty": x.last_qty / f,
+                "price": x.last_price / f,
+                "fee": x.fee / f,
+                "liquidity": str(x.liquidity),
+                "venue_order_id": x.venue_order_id,
+            }
+            for x in log.fills
+        ],
+        columns=[
+            "ts_event",
+            "ts_init",
+            "fill_id",
+            "client_order_id",
+            "strategy_id",
+            "instrument_id",
+            "side",
+            "qty",
+            "price",
+            "fee",
+            "liquidity",
+            "venue_order_id",
+        ],
+    )
+    orders = pd.DataFrame(
+        [
+            {
+                "client_order_id": o.client_order_id,
+                "strategy_id": o.strategy_id,
+                "instrument_id": o.instrument_id,
+                "side": int(o.side),
+                "type": str(o.order_type),
+                "qty": o.quantity / f,
+                "price": None if o.price is None else o.price / f,
+                "status": str(o.status),
+                "filled_qty": o.filled_qty / f,
+                "avg_price": (o.filled_cost / o.filled_qty / f) if o.filled_qty else None,
+                "fees": o.fees / f,
+                "ts_init": o.ts_init,
+                "ts_last": o.ts_last,
+                "reason": o.reason,
+            }
+            for o in kernel.orders.values()
+        ]
+    )
+    return fills, orders
+
+
+def _run_id(config: BacktestConfig, chash: str) -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")[:-3]
+    return f"{config.name}-{stamp}-{chash[:6]}"
+
+
+def run_backtest(
+    source: str | Path | dict[str, Any] | BacktestConfig,
+    *,
+    write: bool = True,
+    store: Any = None,
+    run_id: str | None = None,
+) -> BacktestResult:
+    """Run one backtest. ``write``: files under ``output_dir`` and rows in the store."""
+    config = load_config(source)
+    from backtest.results import open_config_store, record_run, write_run_files
+
+    own_store = store is None and ((config.store.record and write) or _needs_store(config))
+    if own_store:
+        store = open_config_store(config)
+    try:
+        feed = load_feed(config, store)
+        kernel, venue, _ = build_run(config, feed)
+        log = run_loop(kernel, venue, feed.messages, start_ns=feed.start_ns)
+        result = _result(config, feed, kernel, log, run_id)
+        if write:
+            write_run_files(result, Path(config.output_dir))
+            if store is not None and config.store.record:
+                record_run(store, result)
+        return result
+    finally:
+        if own_store and store is not None:
+            store.close()
+
+
+def _needs_store(config: BacktestConfig) -> bool:
+    return any(d.path is None for d in config.data)
+
+
+def _result(
+    config: BacktestConfig, feed: Feed, kernel: Kernel, log: EventLog, run_id: str | None
+) -> BacktestResult:
+    chash = config_hash(config)
+    fills, orders = _frames(kernel, log)
+    equity = equity_curve(
+        fills=log.fills,
+        marks=_marks(feed),
+        registry=kernel.registry,
+        initial_cash=fixed(config.initial_cash),
+    )
+    prices = _benchmark_prices(feed)
+    metrics = compare_baselines(
+        equity["equity"],
+        fills,
+        prices,
+        initial_cash=float(config.initial_cash),
+        position_values=equity["position_value"],
+    )
+    manifest = {
+        "run_id": run_id or _run_id(config, chash),
+        "name": config.name,
+        "config_hash": chash,
+        "dataset_hash": feed.dataset_hash,
+        "code_version": code_version(),
+        "seed": config.seed,
+        "strategies": [s.class_ for s in config.strategies],
+        "instruments": [i.id for i in config.instruments],
+        "data": [d.model_dump(exclude_none=True) for d in config.data],
+        "models": json.loads(config.venue.model_dump_json()),
+        "start_ns": feed.start_ns,
+        "end_ns": feed.end_ns,
+        "events": log.events,
+        "state_hash": kernel.state_hash(),
+    }
+    return BacktestResult(
+        run_id=manifest["run_id"],
+        manifest=manifest,
+        metrics=metrics,
+        fills=fills,
+        orders=orders,
+        equity=equity,
+        state_hash=manifest["state_hash"],
+        events=log.events,
+        denials=[
+            {"client_order_id": d.client_order_id, "reason_code": d.reason_code, "reason": d.reason}
+            for d in log.denials
+        ],
+    )
+
+
+def _benchmark_prices(feed: Feed) -> pd.Series:
+    marks = _marks(feed)
+    if not marks:
+        return pd.Series(dtype=float)
+    instrument = sorted(marks)[0]
+    ts, px = marks[instrument]
+    return pd.Series(px / FIXED_SCALE, index=pd.to_datetime(ts, unit="ns", utc=True))

@@ -1,0 +1,1 @@
+"""Example strategies, each with a config in ``configs/``."""

@@ -1,0 +1,79 @@
+"""A market maker on L1 quotes or an L2 book: post-only quotes around the microprice,
+skewed against inventory, widened by realised volatility, on a ladder of ``levels``.
+
+It requotes on a timer (``requote_ms``) rather than on every tick: real venues rate-limit,
+and every cancel/replace loses queue position.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import Field
+
+from runtime.messages import OrderSide, OrderType, TimerFired
+from runtime.strategy import Qty, Strategy, StrategyParams
+from runtime.values import FIXED_SCALE, Rounding
+
+__all__ = ["MarketMaker", "MarketMakerParams"]
+
+
+class MarketMakerParams(StrategyParams):
+    size: Qty = Field(gt=0, description="quantity per level")
+    levels: int = Field(1, ge=1, le=10)
+    level_spacing_ticks: int = Field(1, ge=1)
+    half_spread_ticks: int = Field(1, ge=1, description="minimum half spread")
+    vol_mult: float = Field(0.0, ge=0, description="half spread += vol_mult × realised vol × price")
+    skew_ticks: float = Field(1.0, ge=0, description="quote shift in ticks at full inventory")
+    max_inventory: Qty = Field(gt=0)
+    requote_ms: int = Field(100, gt=0)
+
+
+class MarketMaker(Strategy[MarketMakerParams]):
+    wants_features = True
+
+    def on_start(self) -> None:
+        self.set_timer("requote", self.params.requote_ms * 1_000_000)
+
+    def on_timer(self, timer: TimerFired) -> None:
+        for instrument_id in self.instruments:
+            self._requote(instrument_id)
+
+    def _requote(self, instrument_id: str) -> None:
+        f = self.features(instrument_id)
+        fair = f["microprice"] if not math.isnan(f["microprice"]) else f["mid"]
+        if math.isnan(fair):
+            return
+        p = self.params
+        instrument = self.instrument(instrument_id)
+        fair_raw = int(fair * FIXED_SCALE)
+        tick = instrument.tick_at(fair_raw)
+        vol = f["realized_vol"] if not math.isnan(f["realized_vol"]) else 0.0
+        half = max(p.half_spread_ticks * tick, int(p.vol_mult * vol * fair_raw))
+        inventory = self.position(instrument_id)
+        skew = int(-p.skew_ticks * tick * inventory / p.max_inventory)
+        best_bid = int((f["mid"] - f["spread"] / 2) * FIXED_SCALE)
+        best_ask = int((f["mid"] + f["spread"] / 2) * FIXED_SCALE)
+        wanted: dict[tuple[OrderSide, int], int] = {}
+        for level in range(p.levels):
+            offset = level * p.level_spacing_ticks * tick
+            bid = instrument.quantize_price(
+                min(fair_raw - half + skew - offset, best_ask - tick), Rounding.FLOOR
+            )
+            ask = instrument.quantize_price(
+                max(fair_raw + half + skew + offset, best_bid + tick), Rounding.CEILING
+            )
+            if inventory + p.size <= p.max_inventory:
+                wanted[(OrderSide.BUY, bid)] = p.size
+            if inventory - p.size >= -p.max_inventory:
+                wanted[(OrderSide.SELL, ask)] = p.size
+        for order in self.open_orders(instrument_id):
+            key = (order.side, order.price or 0)
+            if key in wanted and order.status in ("accepted", "partially_filled", "submitted"):
+                del wanted[key]  # keep it: it holds queue position
+            else:
+                self.cancel(order.client_order_id)
+        for (side, price), qty in sorted(wanted.items()):
+            self.submit(
+                instrument_id, side, qty, order_type=OrderType.LIMIT, price=price, post_only=True
+            )
