@@ -56,7 +56,7 @@ def run_loop(
     log = EventLog()
     router = _Router(kernel, venue, log)
     router.send(kernel.start(start_ns), start_ns)
-    handle, on_market = kernel.handle, venue.on_market
+    handlers, on_market = kernel.market_handlers(), venue.on_market
     next_report, next_timer = venue.next_report_ts, kernel.next_timer_ns
     send, catch_up = router.send, router.catch_up
     n = 0
@@ -67,7 +67,7 @@ def run_loop(
         if (timer_ts is not None and timer_ts <= ts) or next_report(ts) is not None:
             catch_up(ts)
         on_market(msg)
-        out = handle(msg)
+        out = handlers[type(msg)](msg)
         if out:
             send(out, ts)
         last_ts = ts

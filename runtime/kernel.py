@@ -101,7 +101,7 @@ class Kernel:
         self._timer_seq = 0
         self._intents: list[Message] = []
         self._out: list[Message] = []
-        self._next_loss_check = 0
+        self._next_loss_check = 0 if self.risk.limits.max_daily_loss is not None else 2**63
         self.unknown_reports = 0
         self._dispatch: dict[type, Callable[[Any], list[Message]]] = {
             Bar: self.on_bar,
@@ -126,6 +126,10 @@ class Kernel:
         for strategy in self.strategies:
             strategy.on_stop()
         return self._drain()
+
+    def market_handlers(self) -> dict[type, Callable[[Any], list[Message]]]:
+        """Handlers by message type, for runners that dispatch themselves (hot loops)."""
+        return dict(self._dispatch)
 
     def handle(self, message: Message) -> list[Message]:
         """Process one message; returns the commands and events it produced."""
@@ -280,7 +284,8 @@ class Kernel:
         self._check_loss(fill.ts_event)
 
     def _check_loss(self, ts: int) -> None:
-        self._next_loss_check = ts + _LOSS_CHECK_NS
+        if self.risk.limits.max_daily_loss is not None:
+            self._next_loss_check = ts + _LOSS_CHECK_NS
         change = self.risk.on_clock(ts)
         if change is not None:
             self._out.append(change)

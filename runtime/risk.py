@@ -151,6 +151,8 @@ class RiskEngine:
     # --- the check --------------------------------------------------------------------------
     def check(self, cmd: SubmitOrder, now_ns: int) -> tuple[SubmitOrder | None, OrderDenied | None]:
         """Approve (possibly reduced) or deny one order."""
+        if now_ns // DAY_NS != self.day:
+            self.on_clock(now_ns)  # roll the trading day (counters, day-start equity)
         if self.state is TradingState.HALTED:
             return self._deny(cmd, now_ns, "halted", f"trading is halted: {self.state_reason}")
         position = self.portfolio.quantity(cmd.instrument_id)

@@ -1,11 +1,14 @@
-"""SMA crossover, long/flat, on bars: hold ``size`` while the fast SMA is above the slow one."""
+"""SMA crossover, long/flat: hold ``size`` while the fast SMA is above the slow one.
+
+On bars it averages closes; on quotes it averages mids (``(bid + ask) // 2``, exact ints).
+"""
 
 from __future__ import annotations
 
 from pydantic import Field
 
 from runtime.indicators import Sma
-from runtime.messages import Bar
+from runtime.messages import Bar, QuoteTick
 from runtime.strategy import Qty, Strategy, StrategyParams
 
 __all__ = ["SmaCross", "SmaCrossParams"]
@@ -36,3 +39,12 @@ class SmaCross(Strategy[SmaCrossParams]):
             return
         want = self.params.size if self.fast.above(self.slow) else 0  # exact comparison
         self.target_position(bar.instrument_id, want)
+
+    def on_quote(self, quote: QuoteTick) -> None:
+        mid = (quote.bid_price + quote.ask_price) // 2
+        self.fast.update(mid)
+        self.slow.update(mid)
+        if not self.slow.ready:
+            return
+        want = self.params.size if self.fast.above(self.slow) else 0
+        self.target_position(quote.instrument_id, want)

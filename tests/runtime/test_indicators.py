@@ -26,7 +26,11 @@ def test_sma_and_std_match_numpy_over_the_last_period_values(xs: list[int], peri
             std1.update(x)
         window = np.array(xs[max(0, i + 1 - period): i + 1], dtype=np.float64) / 1e9
         assert sma.ready == (i + 1 >= period)
-        assert sma.value == pytest.approx(window.mean(), rel=1e-12, abs=1e-12)
+        # the exact mean of the window (from its own integer sum), vs numpy's float mean
+        exact = sum(xs[max(0, i + 1 - period): i + 1]) / (len(window) * 10**9)
+        assert sma.value == pytest.approx(exact, rel=1e-15, abs=1e-15)
+        scale = float(np.abs(window).max()) or 1.0
+        assert sma.value == pytest.approx(window.mean(), rel=1e-12, abs=1e-12 * scale)
         assert std0.value == pytest.approx(window.std(), rel=1e-9, abs=1e-9)
         if std1 is not None and len(window) > 1:
             assert std1.value == pytest.approx(window.std(ddof=1), rel=1e-9, abs=1e-9)
