@@ -28,6 +28,7 @@ from backtest.engine import EventLog, run_loop
 from backtest.equity import MarkSeries, equity_curve
 from backtest.feed import Feed, load_feed
 from backtest.metrics import compare_baselines
+from backtest.results import open_config_store, record_run, write_run_files
 from backtest.venue import SimulatedVenue
 from runtime.errors import ConfigError
 from runtime.instruments import InstrumentRegistry
@@ -35,8 +36,6 @@ from runtime.kernel import Kernel
 from runtime.values import FIXED_SCALE, fixed
 
 __all__ = ["BacktestResult", "build_run", "code_version", "run_backtest"]
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass
@@ -194,10 +193,13 @@ def run_backtest(
     write: bool = True,
     store: Any = None,
     run_id: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> BacktestResult:
-    """Run one backtest. ``write``: files under ``output_dir`` and rows in the store."""
+    """Run one backtest. ``write``: files under ``output_dir`` and rows in the store.
+
+    ``progress(done, total)`` is called every 100k events.
+    """
     config = load_config(source)
-    from backtest.results import open_config_store, record_run, write_run_files
 
     own_store = store is None and ((config.store.record and write) or _needs_store(config))
     if own_store:
@@ -205,7 +207,14 @@ def run_backtest(
     try:
         feed = load_feed(config, store)
         kernel, venue, _ = build_run(config, feed)
-        log = run_loop(kernel, venue, feed.messages, start_ns=feed.start_ns)
+        total = len(feed.messages)
+        log = run_loop(
+            kernel,
+            venue,
+            feed.messages,
+            start_ns=feed.start_ns,
+            progress=None if progress is None else (lambda n: progress(n, total)),
+        )
         result = _result(config, feed, kernel, log, run_id)
         if write:
             write_run_files(result, Path(config.output_dir))

@@ -128,7 +128,11 @@ class _Router:
                 continue
             if timer_ts is None or timer_ts > ts:
                 return
-            out = kernel.on_timer(TimerFired(seq=0, ts_event=timer_ts, ts_init=timer_ts, name=""))
+            idle_until = ts if venue.idle() else None
+            out = kernel.on_timer(
+                TimerFired(seq=0, ts_event=timer_ts, ts_init=timer_ts, name=""),
+                idle_until=idle_until,
+            )
             self.send(out, timer_ts)
 
     def drain(self) -> None:

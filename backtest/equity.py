@@ -50,7 +50,10 @@ def equity_curve(
         cash_delta[i] = -(f.side * notional + f.fee) / FIXED_SCALE
     cash_steps = initial_cash / FIXED_SCALE + np.cumsum(cash_delta[order])
     at = np.searchsorted(fill_ts[order], times, side="right")  # fills applied by each time
-    cash = np.where(at > 0, cash_steps[np.maximum(at - 1, 0)], initial_cash / FIXED_SCALE)
+    if len(fills):
+        cash = np.where(at > 0, cash_steps[np.maximum(at - 1, 0)], initial_cash / FIXED_SCALE)
+    else:
+        cash = np.full(len(times), initial_cash / FIXED_SCALE)
     value = np.zeros(len(times))
     for instrument_id, (mark_ts, mark_px) in marks.items():
         mine = np.array([i for i in order if fills[i].instrument_id == instrument_id], dtype=int)

@@ -13,7 +13,9 @@ of the message being handled.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,10 +43,14 @@ from runtime.messages import (
 from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus, Trigger
 from runtime.portfolio import Portfolio
 from runtime.risk import RiskEngine, RiskLimits
-from runtime.statehash import state_hash
 from runtime.strategy import Strategy
 
 __all__ = ["Kernel"]
+
+
+def _refuse(value: object) -> object:
+    raise InvariantError(f"kernel state holds a {type(value).__name__}: {value!r}")
+
 
 _EMPTY: list[Message] = []
 _LOSS_CHECK_NS = 10**9  # daily-loss check at most once per simulated second between fills
@@ -227,20 +233,28 @@ class Kernel:
     def next_timer_ns(self) -> int | None:
         return self._timers[0][0] if self._timers else None
 
-    def on_timer(self, timer: TimerFired) -> list[Message]:
-        """Fire every timer due at or before ``timer.ts_event`` (engines pass the due time)."""
+    def on_timer(self, timer: TimerFired, *, idle_until: int | None = None) -> list[Message]:
+        """Fire every timer due at or before ``timer.ts_event`` (engines pass the due time).
+
+        ``idle_until``: the runner promises nothing else happens before that time (no data, no
+        reports). A tick that produces nothing then skips the ticks after it up to the last one
+        due by ``idle_until``: a silent market (a night, a weekend) costs two ticks, not
+        thousands, and a strategy still hears the time just before activity resumes.
+        """
         out: list[Message] = []
         while self._timers and self._timers[0][0] <= timer.ts_event:
             due, _, strategy_id, name, interval = heapq.heappop(self._timers)
             self.now = due
-            self._timer_seq += 1
-            heapq.heappush(
-                self._timers, (due + interval, self._timer_seq, strategy_id, name, interval)
-            )
             self._by_id[strategy_id].on_timer(
                 TimerFired(seq=0, ts_event=due, ts_init=due, name=name)
             )
-            out.extend(self._drain())
+            produced = self._drain()
+            following = due + interval
+            if not produced and idle_until is not None and following < idle_until:
+                following = due + ((idle_until - due) // interval) * interval
+            self._timer_seq += 1
+            heapq.heappush(self._timers, (following, self._timer_seq, strategy_id, name, interval))
+            out.extend(produced)
         return out
 
     # --- order events from the venue ---------------------------------------------------------
@@ -479,7 +493,16 @@ class Kernel:
         }
 
     def state_hash(self) -> str:
-        return state_hash(self.state())
+        """sha256 of the canonical state: sorted-key compact JSON (C-fast on 100k orders).
+
+        The state holds only ints, strings, bools, None, lists and string-keyed dicts, where
+        this encoding is canonical; ``runtime.statehash.state_hash`` (strict: it refuses
+        floats) checks that in the tests.
+        """
+        encoded = json.dumps(
+            self.state(), sort_keys=True, separators=(",", ":"), allow_nan=False, default=_refuse
+        )
+        return hashlib.sha256(encoded.encode()).hexdigest()
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state` (a snapshot)."""

@@ -11,7 +11,16 @@ import math
 
 from pydantic import Field
 
-from runtime.messages import OrderSide, OrderType, TimerFired
+from runtime.messages import (
+    BookDeltas,
+    BookSnapshot,
+    Message,
+    OrderSide,
+    OrderType,
+    QuoteTick,
+    TimerFired,
+    TradeTick,
+)
 from runtime.strategy import Qty, Strategy, StrategyParams
 from runtime.values import FIXED_SCALE, Rounding
 
@@ -33,10 +42,29 @@ class MarketMaker(Strategy[MarketMakerParams]):
     wants_features = True
 
     def on_start(self) -> None:
+        self.dirty: set[str] = set(self.instruments)
         self.set_timer("requote", self.params.requote_ms * 1_000_000)
 
+    # anything that can move a quote marks its instrument; the timer requotes only those
+    def on_quote(self, quote: QuoteTick) -> None:
+        self.dirty.add(quote.instrument_id)
+
+    def on_trade(self, trade: TradeTick) -> None:
+        self.dirty.add(trade.instrument_id)
+
+    def on_book(self, book: BookDeltas | BookSnapshot) -> None:
+        self.dirty.add(book.instrument_id)
+
+    def on_order_event(self, event: Message) -> None:
+        instrument_id = getattr(event, "instrument_id", None)
+        if instrument_id is not None:
+            self.dirty.add(instrument_id)
+
     def on_timer(self, timer: TimerFired) -> None:
-        for instrument_id in self.instruments:
+        if not self.dirty:
+            return
+        dirty, self.dirty = self.dirty, set()
+        for instrument_id in sorted(dirty):
             self._requote(instrument_id)
 
     def _requote(self, instrument_id: str) -> None:

@@ -203,6 +203,13 @@ class SimulatedVenue:
             self._advance(until_ts, inclusive=True)
         return self._outbox.pop(until_ts)
 
+    def idle(self) -> bool:
+        """Nothing pending at the venue: no command in flight, no expiry, no report to deliver.
+
+        Resting orders change only with market data, so an idle venue stays idle until then.
+        """
+        return self._timeline.next_ts == NEVER and self._outbox.next_delivery() is None
+
     @property
     def now_ns(self) -> int:
         return self._now

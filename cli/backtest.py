@@ -1,0 +1,103 @@
+"""``tradewind backtest --config PATH [--json]``: one backtest, its files, report and store rows."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from backtest.api import BacktestResult, run_backtest
+from backtest.metrics import metrics_to_json
+from cli.progress import ProgressLine
+
+__all__ = ["register", "summary_lines"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("backtest", help="run a backtest from a YAML config")
+    parser.add_argument("--config", required=True, help="path of the backtest's YAML config")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: run_id, metrics, n_fills, state_hash, report",
+    )
+    parser.add_argument(
+        "--no-write",
+        action="store_true",
+        help="run only: no files under runs/, no rows in the store",
+    )
+    parser.set_defaults(func=_backtest)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    progress = ProgressLine("backtest")
+    result = run_backtest(args.config, write=not args.no_write, progress=progress)
+    progress.done()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "run_id": result.run_id,
+                    "metrics": json.loads(metrics_to_json(result.metrics)),
+                    "n_fills": result.n_fills,
+                    "state_hash": result.state_hash,
+                    "report": str(result.report_path) if result.report_path else None,
+                }
+            )
+        )
+    else:
+        print("\n".join(summary_lines(result)))
+    return 0
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if not isinstance(value, int | float) or value != value:  # NaN
+        return "—"
+    if kind == "pct":
+        return f"{100 * value:+.2f}%"
+    if kind == "share":
+        return f"{100 * value:.2f}%"
+    if kind == "int":
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+_ROWS = [
+    ("total return", "total_return", "pct"),
+    ("CAGR", "cagr", "pct"),
+    ("Sharpe", "sharpe", "num"),
+    ("Sortino", "sortino", "num"),
+    ("max drawdown", "max_drawdown", "share"),
+    ("exposure", "exposure", "share"),
+    ("fills", "fills", "int"),
+    ("round trips", "trades", "int"),
+    ("hit rate", "hit_rate", "share"),
+    ("fees paid", "fees_paid", "num"),
+    ("final equity", "final_equity", "num"),
+]
+
+
+def summary_lines(result: BacktestResult) -> list[str]:
+    """A one-screen summary: the run, strategy vs buy-and-hold vs no-trade, where files are."""
+    m = result.metrics
+    lines = [
+        f"run {result.run_id}  ({result.events:,} events, {result.n_fills} fills, "
+        f"state {result.state_hash[:12]})",
+        f"  {'':14} {'strategy':>14} {'buy&hold':>14} {'no trade':>14}",
+    ]
+    for label, key, kind in _ROWS:
+        cells = [
+            _fmt(m.get(col, {}).get(key), kind) for col in ("strategy", "buy_and_hold", "no_trade")
+        ]
+        lines.append(f"  {label:14} {cells[0]:>14} {cells[1]:>14} {cells[2]:>14}")
+    if result.denials:
+        codes: dict[str, int] = {}
+        for d in result.denials:
+            codes[d["reason_code"]] = codes.get(d["reason_code"], 0) + 1
+        lines.append("  risk denials: " + ", ".join(f"{k} ×{v}" for k, v in sorted(codes.items())))
+    if result.report_path:
+        lines.append(f"  report: {result.report_path}")
+        lines.append(
+            f"  files:  {result.run_dir}/ (manifest.json, fills.csv, orders.csv, equity.parquet)"
+        )
+    return lines
