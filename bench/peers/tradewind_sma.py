@@ -1,0 +1,84 @@
+"""Tradewind's side of the SMA benchmark: the real engine (risk, order state machine, portfolio,
+venue with its fill model, kernel, strategy) on the same Parquet dataset as the peers.
+
+Bars: the example ``SmaCross`` on closes, market orders fill at the next bar's open.
+Quotes: ``SmaCross.on_quote`` on exact mids; the venue's L1 model with a 1 ns entry latency and the
+dataset's quotes: a market order fills against the first quote it can see, the next one (the
+benchmark rule in bench/common.py: buy at the next quote's ask, sell at its bid).
+
+``backtest_s`` times the event loop only, as for the peers (building messages from the Parquet
+columns is excluded and reported separately as ``build_s``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from backtest.api import build_run
+from backtest.config import load_config
+from backtest.data import to_messages
+from backtest.engine import run_loop
+from bench.common import load_arrays, peer_main, to_ticks
+
+_TICK_RAW = 10**7  # 0.01 in fixed point
+_S = 10**9
+
+
+def _table(arrays: dict[str, np.ndarray], kind: str) -> pa.Table:
+    ts = arrays["ts_ns"].astype(np.int64)
+    n = len(ts)
+    cols: dict[str, Any] = {"ts_event": ts, "ts_init": ts, "seq": np.zeros(n, np.int64),
+                            "instrument_id": pa.array(["X"] * n)}
+    if kind == "bars":
+        for name in ("open", "high", "low", "close"):
+            cols[name] = to_ticks(arrays[name]) * _TICK_RAW
+        cols["volume"] = arrays["volume"].astype(np.int64) * _S
+        cols["interval_ns"] = np.full(n, 60 * _S, np.int64)
+    else:
+        cols["bid_price"] = to_ticks(arrays["bid"]) * _TICK_RAW
+        cols["ask_price"] = to_ticks(arrays["ask"]) * _TICK_RAW
+        cols["bid_size"] = arrays["bid_size"].astype(np.int64) * _S
+        cols["ask_size"] = arrays["ask_size"].astype(np.int64) * _S
+    return pa.table(cols)
+
+
+def _config(kind: str, fast: int, slow: int, size: int) -> Any:
+    fills = ({"kind": "bars", "price": "next_open", "path": "auto"} if kind == "bars"
+             else {"kind": "l1", "queue_shrink": "behind_first"})
+    return load_config({
+        "name": "bench", "seed": 1, "initial_cash": 10**12,
+        "instruments": [{"id": "X", "price_precision": 2}],
+        "data": [{"kind": kind, "instrument": "X", "path": "in-memory"}],
+        "strategies": [{"id": "sma", "class": "backtest.strategies.sma_cross:SmaCross",
+                        "instruments": ["X"],
+                        "params": {"fast": fast, "slow": slow, "size": size}}],
+        "venue": {"latency": {"kind": "constant", "entry_ns": 0 if kind == "bars" else 1,
+                              "response_ns": 0},
+                  "fills": fills, "slippage": {"kind": "none"},
+                  "fees": {"kind": "bps", "maker_bps": 0, "taker_bps": 0}},
+        "store": {"record": False},
+    })
+
+
+def run(path: str, *, kind: str, fast: int = 10, slow: int = 50, size: int = 100,
+        limit: int | None = None) -> dict[str, Any]:
+    arrays = load_arrays(path, limit=limit)
+    t0 = time.perf_counter()
+    messages = to_messages(kind, _table(arrays, kind))
+    build_s = time.perf_counter() - t0
+    kernel, venue, _ = build_run(_config(kind, fast, slow, size), None)  # type: ignore[arg-type]
+    t1 = time.perf_counter()
+    log = run_loop(kernel, venue, messages, start_ns=messages[0].ts_event)
+    backtest_s = time.perf_counter() - t1
+    fills = [[f.ts_init if kind == "bars" else f.ts_event, "BUY" if f.side > 0 else "SELL",
+              f.last_qty / _S, f.last_price / _S] for f in log.fills]
+    return {"engine": "tradewind", "kind": kind, "fills": fills, "events": len(messages),
+            "backtest_s": backtest_s, "build_s": build_s, "state_hash": kernel.state_hash()}
+
+
+if __name__ == "__main__":
+    peer_main("tradewind", run)
