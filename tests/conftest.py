@@ -21,3 +21,21 @@ def shared_data_file(name: str) -> Path:
 @pytest.fixture
 def shared_data() -> object:
     return shared_data_file
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> object:
+    """One real local Ray cluster for the whole test session (never local_mode).
+
+    2 CPUs, no dashboard, token auth disabled (DESIGN.md: Ray pitfalls). Tests that need Ray take
+    this fixture; unit tests never start Ray.
+    """
+    import os
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
