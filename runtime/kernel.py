@@ -448,17 +448,17 @@ class Kernel:
             self._recompute_pending((intent.strategy_id, intent.instrument_id))
             self._out.append(approved)
         elif isinstance(intent, CancelOrder):
-            order = self.open.get(intent.client_order_id)
-            if order is not None and order.status is not OrderStatus.PENDING_CANCEL:
-                order.transition(Trigger.PENDING_CANCEL)
+            live = self.open.get(intent.client_order_id)
+            if live is not None and live.status is not OrderStatus.PENDING_CANCEL:
+                live.transition(Trigger.PENDING_CANCEL)
                 self._out.append(intent)
         elif isinstance(intent, ModifyOrder):
-            order = self.open.get(intent.client_order_id)
-            if order is not None and order.status in (
+            live = self.open.get(intent.client_order_id)
+            if live is not None and live.status in (
                 OrderStatus.ACCEPTED,
                 OrderStatus.PARTIALLY_FILLED,
             ):
-                order.transition(Trigger.PENDING_UPDATE)
+                live.transition(Trigger.PENDING_UPDATE)
                 self._out.append(intent)
 
     def _recompute_pending(self, key: tuple[str, str]) -> None:

@@ -308,4 +308,5 @@ def encode(message: Message) -> bytes:
 
 def decode(data: bytes) -> AnyMessage:
     """Inverse of :func:`encode`."""
-    return _DECODER.decode(data)
+    message: AnyMessage = _DECODER.decode(data)
+    return message

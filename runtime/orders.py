@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 
+from typing import Any
+
 from runtime.errors import InvariantError
 from runtime.messages import (
     Message,
@@ -269,21 +271,21 @@ class Order:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, object]) -> Order:
+    def from_state(cls, state: dict[str, Any]) -> Order:
         def opt(key: str) -> int | None:
             value = state[key]
-            return None if value is None else int(value)  # type: ignore[call-overload]
+            return None if value is None else int(value)
 
         command = SubmitOrder(
             seq=0,
             ts_event=int(state["ts_init"]),
-            ts_init=int(state["ts_init"]),  # type: ignore[call-overload]
+            ts_init=int(state["ts_init"]),
             client_order_id=str(state["id"]),
             strategy_id=str(state["strategy"]),
             instrument_id=str(state["instrument"]),
             side=OrderSide(state["side"]),
             order_type=OrderType(state["type"]),
-            quantity=int(state["qty"]),  # type: ignore[call-overload]
+            quantity=int(state["qty"]),
             price=opt("price"),
             trigger_price=opt("trigger"),
             time_in_force=TimeInForce(state["tif"]),
@@ -292,12 +294,12 @@ class Order:
         )
         order = cls(command)
         order.status = OrderStatus(state["status"])
-        order.filled_qty = int(state["filled"])  # type: ignore[call-overload]
-        order.filled_cost = int(state["cost"])  # type: ignore[call-overload]
-        order.fees = int(state["fees"])  # type: ignore[call-overload]
+        order.filled_qty = int(state["filled"])
+        order.filled_cost = int(state["cost"])
+        order.fees = int(state["fees"])
         order.venue_order_id = str(state["venue_id"])
-        order.fill_ids = set(state["fills"])  # type: ignore[call-overload]
-        order.ts_last = int(state["ts_last"])  # type: ignore[call-overload]
+        order.fill_ids = set(state["fills"])
+        order.ts_last = int(state["ts_last"])
         before = state["before_pending"]
         order._before_pending = OrderStatus(before) if before else None
         order.reason = str(state["reason"])

@@ -14,6 +14,8 @@ settlement (futures are cash-settled on the full notional, not margined — see 
 
 from __future__ import annotations
 
+from typing import Any
+
 from runtime.instruments import InstrumentRegistry
 from runtime.messages import OrderFilled
 from runtime.values import Rounding, div_round
@@ -156,13 +158,13 @@ class Portfolio:
             "positions": [p.state() for _, p in sorted(self.positions.items())],
         }
 
-    def load_state(self, state: dict[str, object]) -> None:
-        self.cash = int(state["cash"])  # type: ignore[call-overload]
-        self.initial_cash = int(state["initial_cash"])  # type: ignore[call-overload]
-        self.fees = int(state["fees"])  # type: ignore[call-overload]
-        self.realized_pnl = int(state["realized"])  # type: ignore[call-overload]
-        self.n_fills = int(state["n_fills"])  # type: ignore[call-overload]
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.cash = int(state["cash"])
+        self.initial_cash = int(state["initial_cash"])
+        self.fees = int(state["fees"])
+        self.realized_pnl = int(state["realized"])
+        self.n_fills = int(state["n_fills"])
         self.positions = {}
-        for row in state["positions"]:  # type: ignore[attr-defined]
+        for row in state["positions"]:
             pos = self.position(str(row[0]))
             pos.quantity, pos.cost_basis, pos.realized_pnl, pos.fees = (int(v) for v in row[1:5])

@@ -35,7 +35,7 @@ class JournaledKernel:
         return self.kernel.start(ts_ns)
 
     def handle(self, message: Message) -> list[Message]:
-        seq = self.journal.append(message)
+        seq = self.journal.append(message)  # type: ignore[arg-type]  # any runtime message
         out = self.kernel.handle(message)
         if seq % self.snapshot_every == 0:
             self.snapshot()

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field
@@ -311,12 +312,12 @@ class RiskEngine:
             "denials": self.denials,
         }
 
-    def load_state(self, state: dict[str, object]) -> None:
+    def load_state(self, state: dict[str, Any]) -> None:
         self.state = TradingState(state["state"])
         self.state_reason = str(state["reason"])
-        self.day = int(state["day"])  # type: ignore[call-overload]
-        self.day_start_equity = int(state["day_start_equity"])  # type: ignore[call-overload]
-        self.trades_today = int(state["trades_today"])  # type: ignore[call-overload]
-        self.recent_orders = deque(int(x) for x in state["recent_orders"])  # type: ignore[attr-defined]
-        self.cooldown_until_ns = int(state["cooldown_until"])  # type: ignore[call-overload]
-        self.denials = int(state["denials"])  # type: ignore[call-overload]
+        self.day = int(state["day"])
+        self.day_start_equity = int(state["day_start_equity"])
+        self.trades_today = int(state["trades_today"])
+        self.recent_orders = deque(int(x) for x in state["recent_orders"])
+        self.cooldown_until_ns = int(state["cooldown_until"])
+        self.denials = int(state["denials"])
