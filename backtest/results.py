@@ -85,7 +85,9 @@ def record_run(store: Store, result: BacktestResult) -> None:
         pa.table(
             {
                 "run_id": [result.run_id] * n,
-                "ts": pa.array(eq.index.to_numpy().astype("datetime64[ns]").astype(np.int64), pa.int64()),
+                "ts": pa.array(
+                    eq.index.to_numpy().astype("datetime64[ns]").astype(np.int64), pa.int64()
+                ),
                 "equity": _raw(eq["equity"]),
                 "cash": _raw(eq["cash"]),
                 "position_value": _raw(eq["position_value"]),

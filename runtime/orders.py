@@ -9,7 +9,6 @@ with real brokers).
 from __future__ import annotations
 
 import enum
-
 from typing import Any
 
 from runtime.errors import InvariantError

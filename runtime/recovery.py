@@ -51,8 +51,9 @@ class JournaledKernel:
         self.journal.snapshot(_encode_state(self.kernel), upto_seq=self.journal.last_seq)
 
     @classmethod
-    def restore(cls, factory: Callable[[], Kernel], journal: Journal,
-                **kwargs: Any) -> JournaledKernel:
+    def restore(
+        cls, factory: Callable[[], Kernel], journal: Journal, **kwargs: Any
+    ) -> JournaledKernel:
         """A new kernel from ``factory()``, brought to the journal's last committed state."""
         kernel = factory()
         snapshot, _, tail = journal.restore()
@@ -82,6 +83,11 @@ class JournaledKernel:
 def _encode_state(kernel: Kernel) -> bytes:
     strategies = {s.strategy_id: s.get_state() for s in kernel.strategies}
     # JSON, not msgpack: exact money and cost sums can exceed 64 bits
-    return json.dumps({"now": kernel.now, "kernel": kernel.state(),
-                       "strategies": {k: v for k, v in strategies.items() if v is not None}},
-                      sort_keys=True).encode()
+    return json.dumps(
+        {
+            "now": kernel.now,
+            "kernel": kernel.state(),
+            "strategies": {k: v for k, v in strategies.items() if v is not None},
+        },
+        sort_keys=True,
+    ).encode()
