@@ -2,9 +2,11 @@
 venue with its fill model, kernel, strategy) on the same Parquet dataset as the peers.
 
 Bars: the example ``SmaCross`` on closes, market orders fill at the next bar's open.
-Quotes: ``SmaCross.on_quote`` on exact mids; the venue's L1 model with a 1 ns entry latency and the
-dataset's quotes: a market order fills against the first quote it can see, the next one (the
-benchmark rule in bench/common.py: buy at the next quote's ask, sell at its bid).
+Quotes: ``SmaCross.on_quote`` on exact mids; the venue's L1 model with a 1 ns entry latency: a
+market order arriving at t + 1 ns executes against the book as of its arrival, which is the
+quote the decision was made on (``fill_lag`` 0: buy at that quote's ask, sell at its bid).
+NautilusTrader with a 1 ns latency and vectorbt fill at the *next* quote instead; the decisions
+are compared exactly and the prices against each engine's own convention.
 
 ``backtest_s`` times the event loop only, as for the peers (building messages from the Parquet
 columns is excluded and reported separately as ``build_s``).
@@ -74,10 +76,15 @@ def run(path: str, *, kind: str, fast: int = 10, slow: int = 50, size: int = 100
     t1 = time.perf_counter()
     log = run_loop(kernel, venue, messages, start_ns=messages[0].ts_event)
     backtest_s = time.perf_counter() - t1
-    fills = [[f.ts_init if kind == "bars" else f.ts_event, "BUY" if f.side > 0 else "SELL",
-              f.last_qty / _S, f.last_price / _S] for f in log.fills]
+    ts = arrays["ts_ns"]
+    fills = []
+    for f in log.fills:  # stamp each fill with the event whose price it took (as the peers do)
+        at = f.ts_init if kind == "bars" else int(ts[np.searchsorted(ts, f.ts_event, "right") - 1])
+        fills.append([at, "BUY" if f.side > 0 else "SELL", f.last_qty / _S, f.last_price / _S])
     return {"engine": "tradewind", "kind": kind, "fills": fills, "events": len(messages),
-            "backtest_s": backtest_s, "build_s": build_s, "state_hash": kernel.state_hash()}
+            "backtest_s": backtest_s, "build_s": build_s, "state_hash": kernel.state_hash(),
+            "fill_lag": 1 if kind == "bars" else 0,
+            "fill_price_rule": "next open" if kind == "bars" else "ask/bid of the decision quote"}
 
 
 if __name__ == "__main__":
