@@ -35,7 +35,15 @@ from runtime.instruments import InstrumentRegistry
 from runtime.kernel import Kernel
 from runtime.values import FIXED_SCALE, fixed
 
-__all__ = ["BacktestResult", "build_run", "code_version", "run_backtest"]
+__all__ = [
+    "BacktestResult",
+    "build_run",
+    "code_version",
+    "fills_frame",
+    "run_backtest",
+    "run_equity",
+    "simulate",
+]
 
 
 @dataclass
@@ -103,6 +111,36 @@ def build_run(config: BacktestConfig, feed: Feed) -> tuple[Kernel, SimulatedVenu
     return kernel, venue, namespace
 
 
+def simulate(
+    config: BacktestConfig, feed: Feed, *, progress: Callable[[int, int], None] | None = None
+) -> tuple[Kernel, EventLog]:
+    """Run ``config`` over an already-loaded ``feed`` (no store, no files): kernel and log.
+
+    What :func:`run_backtest` does between loading the data and building the result; sweeps call
+    it in Ray tasks on a feed put once in the object store.
+    """
+    kernel, venue, _ = build_run(config, feed)
+    total = feed.n_events
+    log = run_loop(
+        kernel,
+        venue,
+        feed.iter_messages(),
+        start_ns=feed.start_ns,
+        progress=None if progress is None else (lambda n: progress(n, total)),
+    )
+    return kernel, log
+
+
+def run_equity(config: BacktestConfig, feed: Feed, kernel: Kernel, log: EventLog) -> pd.DataFrame:
+    """The run's equity curve (``equity, cash, position_value, drawdown``), marked on the feed."""
+    return equity_curve(
+        fills=log.fills,
+        marks=_marks(feed),
+        registry=kernel.registry,
+        initial_cash=fixed(config.initial_cash),
+    )
+
+
 def _marks(feed: Feed) -> dict[str, MarkSeries]:
     marks: dict[str, MarkSeries] = {}
     preference = {"bars": 0, "quotes": 1, "trades": 2}
@@ -124,8 +162,13 @@ def _marks(feed: Feed) -> dict[str, MarkSeries]:
 
 
 def _frames(kernel: Kernel, log: EventLog) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return fills_frame(log), _orders_frame(kernel)
+
+
+def fills_frame(log: EventLog) -> pd.DataFrame:
+    """The run's fills in human units (the columns metrics and reports read)."""
     f = FIXED_SCALE
-    fills = pd.DataFrame(
+    return pd.DataFrame(
         [
             {
                 "ts_event": x.ts_event,
@@ -158,7 +201,11 @@ def _frames(kernel: Kernel, log: EventLog) -> tuple[pd.DataFrame, pd.DataFrame]:
             "venue_order_id",
         ],
     )
-    orders = pd.DataFrame(
+
+
+def _orders_frame(kernel: Kernel) -> pd.DataFrame:
+    f = FIXED_SCALE
+    return pd.DataFrame(
         [
             {
                 "client_order_id": o.client_order_id,
@@ -179,7 +226,6 @@ def _frames(kernel: Kernel, log: EventLog) -> tuple[pd.DataFrame, pd.DataFrame]:
             for o in kernel.orders.values()
         ]
     )
-    return fills, orders
 
 
 def _run_id(config: BacktestConfig, chash: str) -> str:
@@ -206,15 +252,7 @@ def run_backtest(
         store = open_config_store(config)
     try:
         feed = load_feed(config, store)
-        kernel, venue, _ = build_run(config, feed)
-        total = len(feed.messages)
-        log = run_loop(
-            kernel,
-            venue,
-            feed.messages,
-            start_ns=feed.start_ns,
-            progress=None if progress is None else (lambda n: progress(n, total)),
-        )
+        kernel, log = simulate(config, feed, progress=progress)
         result = _result(config, feed, kernel, log, run_id)
         if write:
             write_run_files(result, Path(config.output_dir))
@@ -235,12 +273,7 @@ def _result(
 ) -> BacktestResult:
     chash = config_hash(config)
     fills, orders = _frames(kernel, log)
-    equity = equity_curve(
-        fills=log.fills,
-        marks=_marks(feed),
-        registry=kernel.registry,
-        initial_cash=fixed(config.initial_cash),
-    )
+    equity = run_equity(config, feed, kernel, log)
     prices = _benchmark_prices(feed)
     metrics = compare_baselines(
         equity["equity"],

@@ -1,14 +1,18 @@
 """Market data for a backtest: each configured stream as Arrow, merged in (ts_event, seq) order.
 
 Streams come from a CSV/Parquet file (validated exactly like ``tradewind data import``) or from
-the store. The merge is stable: equal ``(ts_event, seq)`` keep the config's stream order.
+the store. Messages are made lazily, one Arrow batch at a time, so a million bars never sit in
+memory as a million objects; the merge order across streams is computed once with numpy (stable:
+equal ``(ts_event, seq)`` keep the config's stream order). A feed is cheap to ``ray.put``: it is
+Arrow tables and one index array.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,20 +25,95 @@ from runtime.messages import MarketData
 
 __all__ = ["Feed", "load_feed"]
 
+BATCH_ROWS = 65_536
+
 
 @dataclass
 class Feed:
-    messages: list[MarketData]
-    tables: dict[tuple[str, str], pa.Table]  # (kind, instrument) -> canonical table
+    tables: dict[tuple[str, str], pa.Table]  # (kind, instrument) -> canonical table, config order
     dataset_hash: str
+    order: np.ndarray | None = None  # stream index of each merged event (None: one stream)
+    n_events: int = 0
+    start_ns: int = 0
+    end_ns: int = 0
+    _books: dict[tuple[str, str], list[MarketData]] = field(default_factory=dict, repr=False)
+
+    def iter_messages(self, batch_rows: int = BATCH_ROWS) -> Iterator[MarketData]:
+        """Every message in (ts_event, seq) order, made a batch at a time."""
+        streams = [self._stream(key, batch_rows) for key in self.tables]
+        if self.order is None:
+            yield from streams[0] if streams else ()
+            return
+        nexts = [s.__next__ for s in streams]
+        for i in self.order.tolist():
+            yield nexts[i]()
 
     @property
-    def start_ns(self) -> int:
-        return self.messages[0].ts_event if self.messages else 0
+    def messages(self) -> list[MarketData]:
+        """All messages as a list (materialises the feed: prefer :meth:`iter_messages`)."""
+        return list(self.iter_messages())
 
-    @property
-    def end_ns(self) -> int:
-        return self.messages[-1].ts_event if self.messages else 0
+    def _stream(self, key: tuple[str, str], batch_rows: int) -> Iterator[MarketData]:
+        kind, _ = key
+        if kind == "book":  # rows group into updates: made whole, once
+            yield from self._book(key)
+            return
+        for batch in self.tables[key].to_batches(max_chunksize=batch_rows):
+            yield from to_messages(kind, batch)
+
+    def _book(self, key: tuple[str, str]) -> list[MarketData]:
+        if key not in self._books:
+            self._books[key] = to_messages("book", self.tables[key])
+        return self._books[key]
+
+    def _keys(self, key: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+        if key[0] == "book":
+            msgs = self._book(key)
+            return (np.array([m.ts_event for m in msgs], dtype=np.int64),
+                    np.array([m.seq for m in msgs], dtype=np.int64))
+        table = self.tables[key]
+        return (table.column("ts_event").to_numpy().astype(np.int64),
+                table.column("seq").to_numpy().astype(np.int64))
+
+    def timestamps(self) -> np.ndarray:
+        """``ts_event`` of every message, in replay order."""
+        keys = [self._keys(key)[0] for key in self.tables]
+        if self.order is None:
+            return keys[0] if keys else np.empty(0, np.int64)
+        ts = np.concatenate(keys)
+        stream = np.concatenate([np.full(len(k), i, np.int64) for i, k in enumerate(keys)])
+        seq = np.concatenate([self._keys(key)[1] for key in self.tables])
+        return ts[np.lexsort((stream, seq, ts))]
+
+    def window(self, start_ns: int | None, end_ns: int | None) -> Feed:
+        """The feed where ``start_ns <= ts_event < end_ns`` (tables sliced, re-indexed)."""
+        if start_ns is None and end_ns is None:
+            return self
+        tables: dict[tuple[str, str], pa.Table] = {}
+        for key, table in self.tables.items():
+            ts = table.column("ts_event").to_numpy()
+            keep = np.ones(len(ts), dtype=bool)
+            if start_ns is not None:
+                keep &= ts >= start_ns
+            if end_ns is not None:
+                keep &= ts < end_ns
+            tables[key] = table if keep.all() else table.filter(pa.array(keep))
+        feed = Feed(tables=tables, dataset_hash=f"{self.dataset_hash}[{start_ns}:{end_ns}]")
+        feed.index()
+        return feed
+
+    def index(self) -> None:
+        """Compute the merge order, the event count and the time span."""
+        keys = [self._keys(key) for key in self.tables]
+        self.n_events = sum(len(ts) for ts, _ in keys)
+        stamps = [ts for ts, _ in keys if len(ts)]
+        self.start_ns = int(min(ts[0] for ts in stamps)) if stamps else 0
+        self.end_ns = int(max(ts[-1] for ts in stamps)) if stamps else 0
+        if len(keys) > 1:
+            ts = np.concatenate([k[0] for k in keys])
+            seq = np.concatenate([k[1] for k in keys])
+            stream = np.concatenate([np.full(len(k[0]), i, np.int64) for i, k in enumerate(keys)])
+            self.order = stream[np.lexsort((stream, seq, ts))]
 
 
 def _ns(text: str | None, field: str) -> int | None:
@@ -53,9 +132,8 @@ def _load_stream(config: BacktestConfig, stream: DataConfig, store: Any) -> pa.T
     start, end = _ns(stream.start, "data.start"), _ns(stream.end, "data.end")
     path = config.resolve(stream.path)
     if path is not None:
-        table = load_file(
-            path, stream.kind, stream.instrument, timezone=stream.timezone, interval=stream.interval
-        )
+        table = load_file(path, stream.kind, stream.instrument, timezone=stream.timezone,
+                          interval=stream.interval)
         ts = table.column("ts_event").to_numpy()
         keep = np.ones(len(ts), dtype=bool)
         if start is not None:
@@ -67,38 +145,20 @@ def _load_stream(config: BacktestConfig, stream: DataConfig, store: Any) -> pa.T
         raise ConfigError("stream has no path and no store is open", field="data")
     table = store.read_market(stream.kind, stream.instrument, start, end)
     if table.num_rows == 0:
-        raise DataError(
-            f"the store holds no {stream.kind} for {stream.instrument} in that range; "
-            "load some with `tradewind data sample` or `tradewind data import`"
-        )
+        raise DataError(f"the store holds no {stream.kind} for {stream.instrument} in that range; "
+                        "load some with `tradewind data sample` or `tradewind data import`")
     return table
 
 
 def load_feed(config: BacktestConfig, store: Any = None) -> Feed:
-    """Every stream of the config, as one time-ordered list of messages."""
+    """Every stream of the config, indexed for a time-ordered replay."""
     tables: dict[tuple[str, str], pa.Table] = {}
-    parts: list[list[MarketData]] = []
-    keys: list[tuple[np.ndarray, np.ndarray]] = []
     hashes: list[str] = []
     for stream in config.data:
         table = _load_stream(config, stream, store)
         tables[(stream.kind, stream.instrument)] = table
-        parts.append(to_messages(stream.kind, table))
-        keys.append(
-            (
-                np.array([m.ts_event for m in parts[-1]], dtype=np.int64),
-                np.array([m.seq for m in parts[-1]], dtype=np.int64),
-            )
-        )
         hashes.append(f"{stream.kind}:{stream.instrument}:{table_hash(stream.kind, table)}")
-    if len(parts) == 1:
-        messages = parts[0]
-    else:
-        ts = np.concatenate([k[0] for k in keys])
-        seq = np.concatenate([k[1] for k in keys])
-        stream_idx = np.concatenate([np.full(len(p), i) for i, p in enumerate(parts)])
-        order = np.lexsort((stream_idx, seq, ts))
-        flat = [m for p in parts for m in p]
-        messages = [flat[i] for i in order]
     digest = hashlib.sha256("\n".join(hashes).encode()).hexdigest()
-    return Feed(messages=messages, tables=tables, dataset_hash=digest)
+    feed = Feed(tables=tables, dataset_hash=digest)
+    feed.index()
+    return feed
