@@ -1,0 +1,181 @@
+"""Reconciliation: compare the gateway's view with the risk actor's and recommend a trading state.
+
+A pure function, :func:`reconcile`. Each side's :class:`View` is its positions (signed quantity,
+fixed-point raw int, per instrument; a zero position is the same as none), its open client order
+ids and the fill ids it knows. The :class:`Report` lists every drift, each naming both sides:
+
+* :class:`PositionDrift` — the two quantities of an instrument differ;
+* :class:`OrderDrift` — an order is open at one side only (``open_at`` says which);
+* :class:`FillDrift` — a fill is known to one side only (``known_to`` says which).
+
+and recommends a trading state from :class:`ReconcileThresholds` (the most severe rule wins):
+
+* a fill known to one side only ⇒ ``fill_drift_state`` (default HALTED: the books disagree on
+  what happened);
+* a position drift larger than ``halt_position_drift_lots`` lots ⇒ HALTED; a smaller non-zero
+  drift ⇒ ``position_drift_state`` (default REDUCING);
+* an order open at one side only ⇒ ``orphan_order_state`` (default REDUCING);
+* no drift ⇒ ACTIVE.
+
+Properties (tested): no drift ⇔ the views are equal (zero positions ignored); swapping the sides
+swaps ``gateway``/``risk`` in every drift and leaves the recommendation unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal, TypeAlias
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field
+
+from runtime.messages import TradingState
+from runtime.values import FIXED_SCALE
+
+__all__ = [
+    "Drift",
+    "FillDrift",
+    "OrderDrift",
+    "PositionDrift",
+    "ReconcileThresholds",
+    "Report",
+    "View",
+    "reconcile",
+]
+
+SideName: TypeAlias = Literal["gateway", "risk"]
+_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+
+
+class View(msgspec.Struct, frozen=True, kw_only=True):
+    """One side's account of the session: positions, open orders, fills."""
+
+    positions: dict[str, int] = msgspec.field(default_factory=dict)  # signed raw quantity
+    open_orders: frozenset[str] = frozenset()
+    fills: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(
+        cls,
+        positions: Mapping[str, int] | None = None,
+        open_orders: Iterable[str] = (),
+        fills: Iterable[str] = (),
+    ) -> View:
+        return cls(
+            positions={k: int(v) for k, v in (positions or {}).items() if int(v) != 0},
+            open_orders=frozenset(open_orders),
+            fills=frozenset(fills),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> View:
+        """From ``{"positions": {...}, "open_orders": [...], "fills": [...]}`` (an actor's view)."""
+        return cls.of(data.get("positions"), data.get("open_orders", ()), data.get("fills", ()))
+
+    def position(self, instrument_id: str) -> int:
+        return self.positions.get(instrument_id, 0)
+
+
+class ReconcileThresholds(BaseModel):
+    """Which trading state each kind of drift calls for (YAML ``reconcile:``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    halt_position_drift_lots: int = Field(default=0, ge=0)  # drift above this many lots: HALTED
+    position_drift_state: TradingState = TradingState.REDUCING  # a drift within that
+    orphan_order_state: TradingState = TradingState.REDUCING
+    fill_drift_state: TradingState = TradingState.HALTED
+    lot_sizes: dict[str, int] = Field(default_factory=dict)  # raw lot size per instrument
+    default_lot_size: int = Field(default=FIXED_SCALE, gt=0)  # raw: one unit
+
+    def lot_size(self, instrument_id: str) -> int:
+        return self.lot_sizes.get(instrument_id, self.default_lot_size)
+
+
+class PositionDrift(msgspec.Struct, frozen=True, kw_only=True):
+    instrument_id: str
+    gateway: int
+    risk: int
+    lots: int  # |gateway - risk| in lots, rounded up
+    kind: str = "position_drift"
+
+
+class OrderDrift(msgspec.Struct, frozen=True, kw_only=True):
+    client_order_id: str
+    open_at: SideName  # the only side where the order is open
+    kind: str = "order_drift"
+
+
+class FillDrift(msgspec.Struct, frozen=True, kw_only=True):
+    fill_id: str
+    known_to: SideName  # the only side that knows the fill
+    kind: str = "fill_drift"
+
+
+Drift: TypeAlias = PositionDrift | OrderDrift | FillDrift
+
+
+class Report(msgspec.Struct, frozen=True, kw_only=True):
+    drifts: tuple[Drift, ...]
+    state: TradingState  # the recommended trading state
+    reasons: tuple[str, ...]  # one line per rule that fired, most severe first
+
+    @property
+    def clean(self) -> bool:
+        return not self.drifts
+
+    def events(self) -> list[dict[str, Any]]:
+        """Each drift as a plain dict, with the recommended state (for actors and logs)."""
+        return [
+            {**msgspec.structs.asdict(d), "recommended_state": str(self.state)} for d in self.drifts
+        ]
+
+
+def _position_drifts(
+    gateway: View, risk: View, thresholds: ReconcileThresholds
+) -> list[PositionDrift]:
+    drifts = []
+    for instrument_id in sorted(gateway.positions.keys() | risk.positions.keys()):
+        g, r = gateway.position(instrument_id), risk.position(instrument_id)
+        if g != r:
+            lots = -(-abs(g - r) // thresholds.lot_size(instrument_id))
+            drifts.append(PositionDrift(instrument_id=instrument_id, gateway=g, risk=r, lots=lots))
+    return drifts
+
+
+def _one_sided(gateway: frozenset[str], risk: frozenset[str]) -> list[tuple[str, SideName]]:
+    only: list[tuple[str, SideName]] = [(i, "gateway") for i in gateway - risk]
+    only += [(i, "risk") for i in risk - gateway]
+    return sorted(only)
+
+
+def _recommend(
+    drifts: list[Drift], thresholds: ReconcileThresholds
+) -> tuple[TradingState, tuple[str, ...]]:
+    fired: dict[str, TradingState] = {}
+    for d in drifts:
+        if isinstance(d, FillDrift):
+            fired["a fill known to one side only"] = thresholds.fill_drift_state
+        elif isinstance(d, OrderDrift):
+            fired["an order open at one side only"] = thresholds.orphan_order_state
+        elif d.lots > thresholds.halt_position_drift_lots:
+            limit = thresholds.halt_position_drift_lots
+            fired[f"a position drift above {limit} lot(s)"] = TradingState.HALTED
+        else:
+            fired["a position drift"] = thresholds.position_drift_state
+    if not fired:
+        return TradingState.ACTIVE, ()
+    ranked = sorted(fired.items(), key=lambda item: (-_SEVERITY[item[1]], item[0]))
+    return ranked[0][1], tuple(f"{reason} ⇒ {state}" for reason, state in ranked)
+
+
+def reconcile(gateway: View, risk: View, *, thresholds: ReconcileThresholds) -> Report:
+    """Every drift between the two views and the trading state they call for."""
+    drifts: list[Drift] = list(_position_drifts(gateway, risk, thresholds))
+    drifts += [
+        OrderDrift(client_order_id=i, open_at=s)
+        for i, s in _one_sided(gateway.open_orders, risk.open_orders)
+    ]
+    drifts += [FillDrift(fill_id=i, known_to=s) for i, s in _one_sided(gateway.fills, risk.fills)]
+    state, reasons = _recommend(drifts, thresholds)
+    return Report(drifts=tuple(drifts), state=state, reasons=reasons)

@@ -1,0 +1,124 @@
+"""Reconciliation: drifts and the recommended trading state; properties with hypothesis."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from runtime.messages import TradingState
+from runtime.reconcile import (
+    FillDrift,
+    OrderDrift,
+    PositionDrift,
+    ReconcileThresholds,
+    View,
+    reconcile,
+)
+from runtime.values import fixed
+
+LOT = fixed("1")
+DEFAULT = ReconcileThresholds(halt_position_drift_lots=2)
+
+instruments = st.sampled_from(["A", "B", "C", "D"])
+ids = st.sampled_from([f"x{i}" for i in range(8)])
+views = st.builds(
+    View.of,
+    st.dictionaries(instruments, st.integers(-5, 5).map(lambda q: q * LOT // 2)),
+    st.frozensets(ids),
+    st.frozensets(ids),
+)
+thresholds = st.builds(
+    ReconcileThresholds,
+    halt_position_drift_lots=st.integers(0, 4),
+    position_drift_state=st.sampled_from(list(TradingState)),
+    orphan_order_state=st.sampled_from(list(TradingState)),
+    fill_drift_state=st.sampled_from(list(TradingState)),
+)
+
+
+def swapped(drift: object) -> object:
+    other = {"gateway": "risk", "risk": "gateway"}
+    if isinstance(drift, PositionDrift):
+        return PositionDrift(instrument_id=drift.instrument_id, gateway=drift.risk,
+                             risk=drift.gateway, lots=drift.lots)
+    if isinstance(drift, OrderDrift):
+        return OrderDrift(client_order_id=drift.client_order_id, open_at=other[drift.open_at])
+    assert isinstance(drift, FillDrift)
+    return FillDrift(fill_id=drift.fill_id, known_to=other[drift.known_to])
+
+
+@given(views, views, thresholds)
+def test_no_drift_iff_the_views_are_identical(g: View, r: View, t: ReconcileThresholds) -> None:
+    report = reconcile(g, r, thresholds=t)
+    assert report.clean == (g == r)
+    if report.clean:
+        assert report.state is TradingState.ACTIVE and report.reasons == ()
+
+
+@given(views, views, thresholds)
+def test_reporting_is_symmetric(g: View, r: View, t: ReconcileThresholds) -> None:
+    forward, backward = reconcile(g, r, thresholds=t), reconcile(r, g, thresholds=t)
+    assert {swapped(d) for d in forward.drifts} == set(backward.drifts)
+    assert forward.state == backward.state
+
+
+@given(views, views)
+def test_every_difference_is_reported_once_with_both_values(g: View, r: View) -> None:
+    report = reconcile(g, r, thresholds=DEFAULT)
+    positions = {d.instrument_id: d for d in report.drifts if isinstance(d, PositionDrift)}
+    for instrument in g.positions.keys() | r.positions.keys():
+        if g.position(instrument) != r.position(instrument):
+            d = positions.pop(instrument)
+            assert (d.gateway, d.risk) == (g.position(instrument), r.position(instrument))
+    assert not positions
+    orders = [d.client_order_id for d in report.drifts if isinstance(d, OrderDrift)]
+    fills = [d.fill_id for d in report.drifts if isinstance(d, FillDrift)]
+    assert sorted(orders) == sorted(g.open_orders ^ r.open_orders)
+    assert sorted(fills) == sorted(g.fills ^ r.fills)
+
+
+@given(views, views, thresholds)
+def test_the_state_is_the_most_severe_rule_that_fired(
+    g: View, r: View, t: ReconcileThresholds
+) -> None:
+    report = reconcile(g, r, thresholds=t)
+    fired = [TradingState.ACTIVE]
+    for d in report.drifts:
+        if isinstance(d, FillDrift):
+            fired.append(t.fill_drift_state)
+        elif isinstance(d, OrderDrift):
+            fired.append(t.orphan_order_state)
+        else:
+            over = d.lots > t.halt_position_drift_lots
+            fired.append(TradingState.HALTED if over else t.position_drift_state)
+    order = [TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED]
+    assert report.state == max(fired, key=order.index)
+
+
+def test_default_rules() -> None:
+    base = View.of({"A": 3 * LOT}, ["o1"], ["f1"])
+    assert reconcile(base, base, thresholds=DEFAULT).state is TradingState.ACTIVE
+    orphan = View.of({"A": 3 * LOT}, [], ["f1"])
+    assert reconcile(base, orphan, thresholds=DEFAULT).state is TradingState.REDUCING
+    small = View.of({"A": 1 * LOT}, ["o1"], ["f1"])  # 2 lots: within the threshold
+    assert reconcile(base, small, thresholds=DEFAULT).state is TradingState.REDUCING
+    large = View.of({"A": -LOT // 2}, ["o1"], ["f1"])  # 3.5 lots ⇒ 4 > 2
+    report = reconcile(base, large, thresholds=DEFAULT)
+    assert report.state is TradingState.HALTED
+    assert report.drifts == (PositionDrift(instrument_id="A", gateway=3 * LOT, risk=-LOT // 2,
+                                           lots=4),)
+    unknown_fill = View.of({"A": 3 * LOT}, ["o1"], ["f1", "f2"])
+    report = reconcile(base, unknown_fill, thresholds=DEFAULT)
+    assert report.state is TradingState.HALTED
+    assert report.events() == [{"fill_id": "f2", "known_to": "risk", "kind": "fill_drift",
+                                "recommended_state": "halted"}]
+
+
+def test_lot_sizes_per_instrument_and_zero_positions_are_no_positions() -> None:
+    t = ReconcileThresholds(halt_position_drift_lots=1, lot_sizes={"TW": fixed("1000")})
+    report = reconcile(View.of({"TW": fixed("1500")}), View.of({"TW": fixed("1000")}),
+                       thresholds=t)
+    assert report.drifts[0].lots == 1 and report.state is TradingState.REDUCING  # type: ignore[union-attr]
+    assert reconcile(View.of({"A": 0}), View.of(), thresholds=t).clean
+    assert View.from_dict({"positions": {"A": 0, "B": 5}, "open_orders": ["o"]}) == View.of(
+        {"B": 5}, ["o"])
