@@ -17,7 +17,9 @@ from runtime.errors import TradewindError
 
 __all__ = ["build_parser", "main"]
 
-SUBCOMMAND_MODULES = ("cli.data", "cli.backtest", "cli.demo")
+SUBCOMMAND_MODULES = (
+    "cli.data", "cli.backtest", "cli.demo", "cli.sweep", "cli.walkforward", "cli.paper"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

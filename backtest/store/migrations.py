@@ -133,6 +133,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    Migration(
+        4,
+        "sweep results",
+        (
+            # One row per study (sweep or walk-forward); a later row (larger updated_ns) replaces
+            # an earlier one, so a study's status and summary are updated in place.
+            "CREATE TABLE IF NOT EXISTS sweep_runs (sweep_id String, kind LowCardinality(String), "
+            "name String, updated_ns Int64, config_hash String, dataset_hash String, "
+            "code_version String, strategy String, n_params UInt64, objective String, "
+            "status LowCardinality(String), summary_json String, config_json String) "
+            "ENGINE = ReplacingMergeTree(updated_ns) ORDER BY sweep_id",
+            # One row per (study, parameter set): deterministic columns only, so a rerun or a
+            # resumed study writes identical rows. Block statistics feed CSCV (PBO).
+            _table(
+                "sweep_results",
+                "sweep_id String, param_hash String, params_json String, "
+                "status LowCardinality(String), error String, metrics_json String, "
+                "objective Float64, sharpe_pp Float64, n_obs UInt64, skew Float64, "
+                "kurtosis Float64, block_n Array(Float64), block_sum Array(Float64), "
+                "block_sumsq Array(Float64), n_fills UInt64, state_hash String, "
+                "curve_ts Array(Int64), curve Array(Float64)",
+                "ORDER BY (sweep_id, param_hash)",
+            ),
+        ),
+    ),
 )
 
 _CREATE_LEDGER = (

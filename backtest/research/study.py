@@ -1,0 +1,127 @@
+"""What sweeps and walk-forward studies share on the driver: the session, the store, the feed,
+and running a list of trials with resume-from-store and batched writes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from backtest.api import code_version
+from backtest.config import BacktestConfig, config_hash
+from backtest.feed import Feed, load_feed
+from backtest.research.config import StudyConfig, base_backtest, study_hash
+from backtest.research.fanout import TrialRunner, check_store_reach, connect
+from backtest.research.grid import strategy_id
+from backtest.research.results import load_trials, write_trials
+from backtest.research.trial import Trial, TrialSpec
+from backtest.store import Store, open_store
+
+__all__ = ["Session", "open_session", "run_specs"]
+
+Progress = Callable[[int, int], None]
+FLUSH_EVERY_S = 2.0
+
+
+@dataclass
+class Session:
+    """A study's driver state: its config, base backtest, feed, store and Ray runner."""
+
+    config: StudyConfig
+    backtest: BacktestConfig
+    feed: Feed
+    store: Store
+    runner: TrialRunner
+    study_id: str
+    strategy: str
+
+    def manifest(self, n_params: int) -> dict[str, Any]:
+        return {
+            "config_hash": config_hash(self.backtest),
+            "dataset_hash": self.feed.dataset_hash,
+            "code_version": code_version(),
+            "strategy": self.strategy,
+            "n_params": n_params,
+            "objective": f"{self.config.objective.goal} {self.config.objective.metric}",
+            "config": self.config.model_dump(mode="json", exclude={"base_dir"}),
+        }
+
+
+@contextmanager
+def open_session(
+    config: StudyConfig, *, address: str | None = None, store_dsn: str | None = None
+) -> Iterator[Session]:
+    """Ray (joined or started), the store (driver only), the feed put once in the object store."""
+    backtest = base_backtest(config)
+    dsn = store_dsn or config.store.dsn or backtest.store.dsn
+    started = connect(address)
+    store: Store | None = None
+    try:
+        check_store_reach(dsn)
+        store = open_store(dsn)
+        feed = load_feed(backtest, store)
+        strategy = strategy_id(config, backtest)
+        options = {
+            "strategy": strategy,
+            "objective": config.objective.metric,
+            "n_blocks": config.stats.pbo_blocks,
+        }
+        runner = TrialRunner(feed, backtest, options=options, max_retries=config.max_retries)
+        digest = study_hash(config, backtest, feed.dataset_hash)
+        yield Session(config, backtest, feed, store, runner, f"{config.name}-{digest[:12]}",
+                      strategy)  # fmt: skip
+    finally:
+        if store is not None:
+            store.close()
+        if started:
+            ray.shutdown()
+
+
+Job = tuple[str, TrialSpec]  # (sweep id, what to run)
+
+
+def run_specs(
+    session: Session, jobs: Sequence[Job], *, progress: Progress | None = None
+) -> tuple[dict[tuple[str, str], Trial], int]:
+    """Every job's trial: stored ones are reused, the rest run on Ray, all in parallel.
+
+    New trials are written in batches (every ``flush_every`` results or 2 s), and whatever has
+    finished is written even when the run is interrupted. Returns ({(sweep id, parameter hash):
+    trial}, number of trials run now).
+    """
+    trials: dict[tuple[str, str], Trial] = {}
+    for sweep_id in dict.fromkeys(sid for sid, _ in jobs):
+        for key, trial in load_trials(session.store, sweep_id).items():
+            trials[(sweep_id, key)] = trial
+    wanted = {(sid, spec.key) for sid, spec in jobs}
+    trials = {k: t for k, t in trials.items() if k in wanted}
+    todo = [(sid, spec) for sid, spec in jobs if (sid, spec.key) not in trials]
+    resumed = len(trials)
+
+    def shifted(done: int, total: int) -> None:
+        if progress is not None:
+            progress(resumed + done, resumed + total)
+
+    buffer: list[tuple[str, Trial]] = []
+    last_flush = time.monotonic()
+    try:
+        for sweep_id, trial in session.runner.run(todo, progress=shifted):
+            trials[(sweep_id, trial.param_hash)] = trial
+            buffer.append((sweep_id, trial))
+            now = time.monotonic()
+            if len(buffer) >= session.config.flush_every or now - last_flush > FLUSH_EVERY_S:
+                _flush(session.store, buffer)
+                buffer, last_flush = [], now
+    finally:
+        _flush(session.store, buffer)
+    return trials, len(todo)
+
+
+def _flush(store: Store, buffer: Sequence[tuple[str, Trial]]) -> None:
+    for sweep_id in dict.fromkeys(sid for sid, _ in buffer):
+        write_trials(store, sweep_id, [t for sid, t in buffer if sid == sweep_id])
