@@ -1,3 +1,5 @@
+# mypy: disable-error-code="no-untyped-call"
+# (Ray's own API is untyped; this is the one module of backtest/ that touches it.)
 """Fan a study's trials out as Ray tasks (the only module of ``backtest`` that touches Ray).
 
 The driver puts the loaded feed and the base config in the object store once; each trial is one
@@ -86,7 +88,7 @@ def check_store_reach(dsn: str | None) -> None:
         )
 
 
-def _cached(ref: ray.ObjectRef) -> Any:
+def _cached(ref: ray.ObjectRef[Any]) -> Any:
     key = ref.hex()
     if key in _CACHE:
         _CACHE.move_to_end(key)
@@ -98,7 +100,7 @@ def _cached(ref: ray.ObjectRef) -> Any:
     return value
 
 
-def _trial_task(box: list[ray.ObjectRef], spec: TrialSpec, options: dict[str, Any]) -> Trial:
+def _trial_task(box: list[ray.ObjectRef[Any]], spec: TrialSpec, options: dict[str, Any]) -> Trial:
     """The body of a trial task: cached feed and config, one backtest, where it ran."""
     feed: Feed = _cached(box[0])
     backtest: BacktestConfig = _cached(box[1])
@@ -144,12 +146,12 @@ class TrialRunner:
         """Yield ``(tag, trial)`` as each finishes; at most ``max_in_flight`` tasks queued."""
         limit = max_in_flight or max(4, 4 * int(ray.cluster_resources().get("CPU", 1)))
         pending = list(reversed(jobs))
-        in_flight: dict[ray.ObjectRef, str] = {}
+        in_flight: dict[ray.ObjectRef[Any], str] = {}
         done, total = 0, len(jobs)
         while pending or in_flight:
             while pending and len(in_flight) < limit:
                 tag, spec = pending.pop()
-                in_flight[self._remote.remote(self._box, spec, self._options)] = tag
+                in_flight[self._remote.remote(self._box, spec, self._options)] = tag  # type: ignore[arg-type]
             ready, _ = ray.wait(list(in_flight), num_returns=1)
             for ref in ready:
                 tag = in_flight.pop(ref)

@@ -14,7 +14,7 @@ import html
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -69,7 +69,7 @@ def svg_heatmap(trials: Sequence[Trial], x: str, y: str, *, label: str, goal: st
     if not rows:
         return '<p class="note">No valid trials.</p>'
     frame = pd.DataFrame(rows, columns=["x", "y", "v"])
-    agg = "max" if goal == "maximize" else "min"
+    agg: Literal["max", "min"] = "max" if goal == "maximize" else "min"
     table = frame.pivot_table(index="y", columns="x", values="v", aggfunc=agg)
     xs, ys = list(table.columns), list(table.index)
     cell, left, top = 56, 70, 30

@@ -98,7 +98,7 @@ def run_trial(
     _score(trial, equity, fills, objective=objective, n_blocks=n_blocks)
     trial.n_fills, trial.state_hash = len(log.fills), kernel.state_hash()
     if spec.keep_curve:
-        trial.curve_ts = equity.index.as_unit("ns").asi8.tolist()
+        trial.curve_ts = equity.index.to_numpy().astype("datetime64[ns]").astype(np.int64).tolist()
         trial.curve = equity["equity"].to_numpy(dtype=np.float64).tolist()
     return trial
 

@@ -115,7 +115,8 @@ def make_windows(ts: np.ndarray, spec: WindowConfig) -> list[Window]:
             except ValueError:
                 raise ConfigError(f"not a length: {value!r} (an int or e.g. '30D')",
                                   field=f"windows.{name}") from None  # fmt: skip
-    n, out, start = len(ts), [], 0
+    n, start = len(ts), 0
+    out: list[Any] = []
     step = spec.step if spec.step is not None else spec.test
     while True:
         train_end = _shift(ts, start, spec.train, +1)
