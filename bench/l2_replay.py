@@ -1,12 +1,18 @@
-"""Real-L2 replay benchmark: Tradewind's L2 engine vs hftbacktest, same market maker, same data.
+"""Real-L2 replay benchmark: Tradewind's L2 replay vs hftbacktest, same market maker, same data.
 
-    .venv/bin/python bench/l2_replay.py [--repeats 5] [--peer-python PATH] [--cold]
+    .venv/bin/python bench/l2_replay.py [--repeats 5] [--peer-python PATH] [--cold] [--no-kernel]
 
 Data: ../shared/data/hftbacktest__btcusdt_20240808.gz (absent: a message and exit 0). Each engine
 first converts the raw capture once into its own cached format (timed, printed: one-off cost),
 then replays it ``--repeats`` times, each run in its own subprocess timed from the outside (whole
 process: interpreter start, imports, JIT or JIT-cache load, data load, replay). Medians are printed.
 ``--cold`` clears Tradewind's numba cache first, so its first run shows the compile cost.
+
+Tradewind's figure is the *kernel path* (``backtest.l2.L2KernelReplay``): the market maker is a
+core strategy (``backtest.strategies.market_maker_l2.L2MarketMaker``) in a ``runtime.kernel.Kernel``
+with risk limits, the order state machine and the portfolio in the loop; the compiled venue
+rebuilds the books and fills between 100 ms wake-ups. ``--no-kernel`` adds a row for the
+standalone engine (``L2ReplayEngine``, the same quoting rule without the core) for comparison.
 
 hftbacktest is a bench extra that pins numpy<2.3, so it lives in its own venv
 (``bench/.peers/hftbacktest-venv``, made with ``python -m venv`` + ``pip install hftbacktest``);
@@ -23,6 +29,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from backtest.l2 import L2Events, L2ReplayConfig
+    from runtime.kernel import Kernel
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -33,24 +44,82 @@ PEER = ROOT / "bench" / "peers" / "hftbacktest_mm.py"
 DEFAULT_PEER_PYTHON = ROOT / "bench" / ".peers" / "hftbacktest-venv" / "bin" / "python"
 
 
-def run_tradewind() -> None:
+INSTRUMENT = "BTCUSDT-PERP.BINANCE"
+INITIAL_CASH = "100000"
+
+
+def _config(maker_fee_rate: int) -> L2ReplayConfig:
+    from backtest.l2 import L2ReplayConfig
+
+    return L2ReplayConfig(
+        instrument_id=INSTRUMENT, entry_latency_ns=10_000_000, response_latency_ns=10_000_000,
+        queue_model="risk_averse", fill_model="no_partial", timer_interval_ns=100_000_000,
+        maker_fee_rate=maker_fee_rate,
+    )
+
+
+def _kernel() -> Kernel:
+    """The core: BTCUSDT perp (0.1 tick, 0.001 lot, 2 bp maker), risk limits that are checked on
+    every order but do not bind for this strategy (it stops quoting at 0.1 BTC itself)."""
+    from backtest.strategies.market_maker_l2 import L2MarketMaker
+    from runtime.instruments import FeeSchedule, Instrument, InstrumentRegistry
+    from runtime.kernel import Kernel
+    from runtime.risk import RiskLimits
+    from runtime.values import fixed
+
+    btc = Instrument(
+        instrument_id=INSTRUMENT, venue="BINANCE", asset_class="crypto_perp", currency="USDT",
+        price_precision=1, size_precision=3, lot_size=fixed("0.001"), min_quantity=fixed("0.001"),
+        fees=FeeSchedule(maker_rate=fixed("0.0002"), taker_rate=fixed("0.0005")),
+    )
+    risk = RiskLimits(
+        max_position="0.2", max_order_notional="10000", price_band_pct="1", stale_data_s=5.0,
+        max_orders_per_window=100, order_window_s=1.0,
+    )
+    mm = L2MarketMaker(
+        "mm", {"order_qty": "0.01", "max_position": "0.1", "half_spread_ticks": 1.0,
+               "skew_ticks": 1.0, "use_microprice": True, "requote_ms": 100},
+        instruments=(INSTRUMENT,),
+    )
+    return Kernel(registry=InstrumentRegistry([btc]), strategies=[mm], risk_limits=risk,
+                  initial_cash=fixed(INITIAL_CASH), currency="USDT", namespace="bench", seed=7)
+
+
+def run_tradewind(kernel: bool) -> None:
     """The measured body of one Tradewind subprocess: print one JSON line."""
     t0 = time.perf_counter()
-    from backtest.l2 import (
-        L2ReplayConfig,
-        L2ReplayEngine,
-        MarketMaker,
-        MarketMakerParams,
-        load_binance_capture,
-    )
+    from backtest.l2 import load_binance_capture
     from runtime.values import fixed
 
     events = load_binance_capture(DATA, cache_dir=CACHE)
-    config = L2ReplayConfig(
-        instrument_id="BTCUSDT-PERP.BINANCE", entry_latency_ns=10_000_000,
-        response_latency_ns=10_000_000, queue_model="risk_averse", fill_model="no_partial",
-        timer_interval_ns=100_000_000, maker_fee_rate=fixed("0.0002"),
-    )
+    config = _config(fixed("0.0002"))
+    figures = _kernel_run(events, config, t0) if kernel else _standalone_run(events, config, t0)
+    print(json.dumps({"events": len(events), **figures}))
+
+
+def _kernel_run(events: L2Events, config: L2ReplayConfig, t0: float) -> dict[str, object]:
+    from backtest.l2 import L2KernelReplay
+    from runtime.values import fixed
+
+    replay = L2KernelReplay(events, config, _kernel())
+    t1 = time.perf_counter()
+    result = replay.run()
+    t2 = time.perf_counter()
+    return {
+        "engine": "tradewind", "setup_s": t1 - t0, "replay_s": t2 - t1,
+        "wakeups": result.wakeups, "fills": len(result.fills),
+        "position": result.position / 1e9, "fees": result.fees / 1e9,
+        "equity": (int(result.equity[-1]) - fixed(INITIAL_CASH)) / 1e9,
+        "volume": sum(f.last_qty for f in result.fills) / 1e9,
+        "denials": len(result.denials), "identity_gap": result.kernel.portfolio.identity_gap(),
+        "state_hash": result.state_hash[:16], "orders": result.orders,
+    }
+
+
+def _standalone_run(events: L2Events, config: L2ReplayConfig, t0: float) -> dict[str, object]:
+    from backtest.l2 import L2ReplayEngine, MarketMaker, MarketMakerParams
+    from runtime.values import fixed
+
     strategy = MarketMaker(MarketMakerParams(
         tick_size=fixed("0.1"), order_qty=fixed("0.01"), max_position=fixed("0.1"),
         half_spread_ticks=1.0, skew_ticks=1.0, use_microprice=True,
@@ -59,12 +128,12 @@ def run_tradewind() -> None:
     t1 = time.perf_counter()
     result = engine.run()
     t2 = time.perf_counter()
-    print(json.dumps({
-        "engine": "tradewind", "events": len(events), "setup_s": t1 - t0, "replay_s": t2 - t1,
-        "wakeups": result.wakeups, "fills": len(result.fills), "position": result.position / 1e9,
-        "fees": result.fees / 1e9, "equity": int(result.equity[-1]) / 1e9,
-        "volume": sum(f.qty for f in result.fills) / 1e9,
-    }))
+    return {
+        "engine": "tw-no-kernel", "setup_s": t1 - t0, "replay_s": t2 - t1,
+        "wakeups": result.wakeups, "fills": len(result.fills),
+        "position": result.position / 1e9, "fees": result.fees / 1e9,
+        "equity": int(result.equity[-1]) / 1e9, "volume": sum(f.qty for f in result.fills) / 1e9,
+    }
 
 
 def _timed(cmd: list[str]) -> tuple[float, dict[str, float]]:
@@ -108,17 +177,25 @@ def _clear_numba_cache() -> None:
         f.unlink()
 
 
-def _bench(name: str, cmd: list[str], repeats: int) -> dict[str, object]:
-    first_wall, first = _timed(cmd)
-    walls, replays = [], []
+def _bench(engines: dict[str, list[str]], repeats: int) -> list[dict[str, object]]:
+    """One first run per engine, then ``repeats`` rounds running every engine once each, in
+    turn: interleaved, so a change in machine load affects all engines alike."""
+    firsts = {name: _timed(cmd) for name, cmd in engines.items()}
+    walls: dict[str, list[float]] = {name: [] for name in engines}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in engines}
     for _ in range(repeats):
-        wall, res = _timed(cmd)
-        walls.append(wall)
-        replays.append(res["replay_s"])
-    replay = statistics.median(replays)
-    return {"name": name, "first_wall_s": first_wall, "wall_s": statistics.median(walls),
-            "replay_s": replay, "events_per_s": res["events"] / replay, "result": res,
-            "first": first}
+        for name, cmd in engines.items():
+            wall, res = _timed(cmd)
+            walls[name].append(wall)
+            results[name].append(res)
+    rows: list[dict[str, object]] = []
+    for name in engines:
+        replay = statistics.median(r["replay_s"] for r in results[name])
+        res = results[name][-1]
+        rows.append({"name": name, "first_wall_s": firsts[name][0],
+                     "wall_s": statistics.median(walls[name]), "replay_s": replay,
+                     "events_per_s": res["events"] / replay, "result": res})
+    return rows
 
 
 def _print(rows: list[dict[str, object]]) -> None:
@@ -132,18 +209,27 @@ def _print(rows: list[dict[str, object]]) -> None:
               f"{res['fills']:>6} {res['position']:>9.3f} {res['equity']:>10.2f}")
 
 
+def _print_kernel_facts(row: dict[str, object]) -> None:
+    res = row["result"]
+    assert isinstance(res, dict)
+    print(f"tradewind kernel path: {res['denials']} risk denials, identity gap "
+          f"{res['identity_gap']}, state hash {res['state_hash']}…, orders {res['orders']}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--peer-python", default=None)
     parser.add_argument("--cold", action="store_true", help="clear Tradewind's numba cache first")
-    parser.add_argument("--engine", choices=["tradewind"], help=argparse.SUPPRESS)
+    parser.add_argument("--no-kernel", action="store_true",
+                        help="also measure the standalone engine (no core kernel) for comparison")
+    parser.add_argument("--engine", choices=["tradewind", "tw-no-kernel"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not DATA.exists():
         print(f"l2_replay: {DATA} is absent (real data beside the project); nothing to measure.")
         return 0
-    if args.engine == "tradewind":
-        run_tradewind()
+    if args.engine is not None:
+        run_tradewind(kernel=args.engine == "tradewind")
         return 0
     peer = _peer_python(args.peer_python)
     if args.cold:
@@ -151,18 +237,23 @@ def main() -> int:
     prep = _prepare(peer)
     print("one-off conversion (raw .gz -> engine format, whole process):",
           ", ".join(f"{k} {v:.2f}s" for k, v in prep.items()))
-    rows = [_bench("tradewind", [sys.executable, __file__, "--engine", "tradewind"], args.repeats)]
+    engines = {"tradewind": [sys.executable, __file__, "--engine", "tradewind"]}
+    if args.no_kernel:
+        engines["tw-no-kernel"] = [sys.executable, __file__, "--engine", "tw-no-kernel"]
     if peer is None:
         print("hftbacktest not found (see the module docstring): Tradewind figures only.")
     else:
         npz = CACHE / "btcusdt_20240808.hftbacktest.npz"
-        rows.append(_bench("hftbacktest", [peer, str(PEER), "run", str(npz)], args.repeats))
-    print(f"medians of {args.repeats} runs, each its own subprocess; 'first run' is the run "
-          "before them (JIT cache cold for Tradewind only with --cold)")
+        engines["hftbacktest"] = [peer, str(PEER), "run", str(npz)]
+    rows = _bench(engines, args.repeats)
+    print(f"medians of {args.repeats} interleaved rounds, each run its own subprocess; 'first run' "
+          "is the run before them (JIT cache cold for Tradewind only with --cold)")
     _print(rows)
-    if len(rows) == 2:
-        ratio = float(rows[1]["wall_s"]) / float(rows[0]["wall_s"])  # type: ignore[arg-type]
-        print(f"whole-process time hftbacktest / tradewind = {ratio:.2f}x")
+    _print_kernel_facts(rows[0])
+    peer_rows = [r for r in rows if r["name"] == "hftbacktest"]
+    if peer_rows:
+        ratio = float(peer_rows[0]["wall_s"]) / float(rows[0]["wall_s"])  # type: ignore[arg-type]
+        print(f"whole-process time hftbacktest / tradewind (kernel path) = {ratio:.2f}x")
     return 0
 
 

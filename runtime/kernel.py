@@ -17,7 +17,7 @@ import hashlib
 import heapq
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runtime.errors import InvariantError
 from runtime.instruments import Instrument, InstrumentRegistry
@@ -44,6 +44,9 @@ from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus, Trigger
 from runtime.portfolio import Portfolio
 from runtime.risk import RiskEngine, RiskLimits
 from runtime.strategy import Strategy
+
+if TYPE_CHECKING:
+    from runtime.features import BookLike
 
 __all__ = ["Kernel"]
 
@@ -146,6 +149,8 @@ class Kernel:
             return self.on_order_event(message)
         if isinstance(message, TradingStateChanged):
             return self.set_trading_state(message.state, message.reason, message.ts_event)
+        if isinstance(message, SubmitOrder | CancelOrder | ModifyOrder):
+            return self.on_intent(message)
         raise InvariantError(f"kernel cannot handle {type(message).__name__}")
 
     # --- market data (hot path) -------------------------------------------------------------
@@ -201,14 +206,29 @@ class Kernel:
             book.apply_snapshot(update)
         else:
             book.apply_deltas(update)
+        return self._book_changed(update, book, book.synced)
+
+    def on_book_view(self, update: BookDeltas, book: BookLike) -> list[Message]:
+        """``update`` was applied to a book kept *outside* the kernel (``book``: e.g. the L2
+        replay's compiled book): features, the mark and strategies follow it as in
+        :meth:`on_book`, and the kernel's own book is left alone. ``update`` may be conflated
+        (the levels that matter now, such as the top of book, not every change since the last)."""
+        self.now = max(self.now, update.ts_event)
+        self.last_data_ns[update.instrument_id] = update.ts_event
+        return self._book_changed(update, book, True)
+
+    def _book_changed(
+        self, update: BookDeltas | BookSnapshot, book: BookLike, synced: bool
+    ) -> list[Message]:
+        inst = update.instrument_id
         features = self._features.get(inst)
-        if features is not None and book.synced:
+        if features is not None and synced:
             features.on_book(book)
         pos = self.portfolio.positions.get(inst)
-        if pos is not None and book.synced:
-            mid = book.mid()
-            if mid is not None:
-                pos.mark = int(mid)
+        if pos is not None and synced:
+            bid, ask = book.best_bid(), book.best_ask()
+            if bid is not None and ask is not None:
+                pos.mark = (bid[0] + ask[0]) // 2
         for strategy in self._subs.get(inst, ()):
             strategy.on_book(update)
         return self._drain() if self._intents else _EMPTY
@@ -256,6 +276,14 @@ class Kernel:
             heapq.heappush(self._timers, (following, self._timer_seq, strategy_id, name, interval))
             out.extend(produced)
         return out
+
+    # --- intents from strategies hosted elsewhere (strategy actors) ------------------------
+    def on_intent(self, intent: SubmitOrder | CancelOrder | ModifyOrder) -> list[Message]:
+        """An order intent from a strategy that runs outside this kernel: through risk, exactly
+        as if a local strategy had sent it; a denial goes back out as an event."""
+        self.now = max(self.now, intent.ts_event)
+        self._intents.append(intent)
+        return self._drain()
 
     # --- order events from the venue ---------------------------------------------------------
     def on_order_event(self, event: Any) -> list[Message]:
@@ -438,7 +466,9 @@ class Kernel:
             if denial is not None:
                 order.apply(denial)
                 self._out.append(denial)
-                self._by_id[intent.strategy_id].on_order_event(denial)
+                strategy = self._by_id.get(intent.strategy_id)
+                if strategy is not None:
+                    strategy.on_order_event(denial)
                 return
             assert approved is not None
             if approved.quantity != order.quantity:

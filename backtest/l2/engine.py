@@ -16,8 +16,9 @@ from typing import Literal
 import numpy as np
 
 from backtest.l2 import kernel as k
-from backtest.l2.data import ASK, ASK_CLEAR, BID, BID_CLEAR, L2Events
-from backtest.l2.strategy import BookView, L2Fill, L2Strategy, LocalOrder, LocalOrderStatus
+from backtest.l2.data import L2Events
+from backtest.l2.strategy import L2Fill, L2Strategy, LocalOrder, LocalOrderStatus
+from backtest.l2.venue import CompiledVenue, ResponseRow
 from runtime.errors import ConfigError, InvariantError
 from runtime.messages import OrderSide
 from runtime.values import Rounding, mul_fixed
@@ -68,45 +69,19 @@ class L2ReplayResult:
     orders: dict[str, int] = field(default_factory=dict)  # counts by outcome
 
 
-class _Arrays:
-    """Kernel state: books over the distinct depth prices, resting orders, queues, buffers."""
-
-    def __init__(self, events: L2Events, config: L2ReplayConfig) -> None:
-        depth = np.isin(events.kind, (BID, ASK, BID_CLEAR, ASK_CLEAR))
-        self.uprices = np.unique(events.price[depth])
-        self.lvl = np.where(depth, np.searchsorted(self.uprices, events.price), 0).astype(np.int64)
-        n = len(self.uprices)
-        self.book = np.zeros((4, max(n, 1)), dtype=np.int64)
-        self.best = np.array([-1, n, -1, n], dtype=np.int64)
-        self.orders = np.zeros((k.MAX_ORDERS, 5), dtype=np.int64)
-        self.cmd = np.zeros((1024, 6), dtype=np.int64)
-        self.resp = np.zeros((config.response_capacity, 7), dtype=np.int64)
-        self.st = np.zeros(k.STATE_SIZE, dtype=np.int64)
-        self.st[k.S_RESP_LAT] = config.response_latency_ns
-        self.st[k.S_PARTIAL] = int(config.fill_model == "partial")
-
-    def push_command(self, row: tuple[int, int, int, int, int, int]) -> None:
-        st = self.st
-        head, tail = int(st[k.S_CHEAD]), int(st[k.S_CTAIL])
-        if tail == len(self.cmd):  # compact consumed rows, grow if still full
-            live = self.cmd[head:tail].copy()
-            size = len(self.cmd) * (2 if len(live) > len(self.cmd) // 2 else 1)
-            self.cmd = np.zeros((size, 6), dtype=np.int64)
-            self.cmd[: len(live)] = live
-            tail = len(live)
-            st[k.S_CHEAD] = 0
-        self.cmd[tail] = row
-        st[k.S_CTAIL] = tail + 1
-
-
 class L2ReplayEngine:
     """Replays one instrument's L2 events against one strategy. Also its :class:`OrderSink`."""
 
     def __init__(self, events: L2Events, config: L2ReplayConfig, strategy: L2Strategy) -> None:
         self.events, self.config, self.strategy = events, config, strategy
-        self._a = _Arrays(events, config)
+        self._venue = CompiledVenue(
+            events,
+            response_latency_ns=config.response_latency_ns,
+            partial_fills=config.fill_model == "partial",
+            response_capacity=config.response_capacity,
+        )
         self._orders: dict[int, LocalOrder] = {}
-        self._pending: list[tuple[int, int, tuple[int, ...]]] = []  # (local ts, seq, response)
+        self._pending: list[tuple[int, int, ResponseRow]] = []  # (local ts, seq, response)
         self._seq = 0
         self._next_id = 1
         self._now = 0
@@ -138,8 +113,12 @@ class L2ReplayEngine:
         oid = self._next_id
         self._next_id += 1
         self._orders[oid] = LocalOrder(oid, side, price, quantity)
-        self._a.push_command(
-            (self._now + self.config.entry_latency_ns, k.CMD_NEW, oid, int(side), price, quantity)
+        self._venue.send_new(
+            self._now + self.config.entry_latency_ns,
+            order_id=oid,
+            side=int(side),
+            price=price,
+            qty=quantity,
         )
         self.counts["submitted"] += 1
         return oid
@@ -149,51 +128,25 @@ class L2ReplayEngine:
         if order is None or order.status is not LocalOrderStatus.OPEN:
             return  # nothing cancelable: pending, already canceling or closed
         order.status = LocalOrderStatus.PENDING_CANCEL
-        self._a.push_command(
-            (
-                self._now + self.config.entry_latency_ns,
-                k.CMD_CANCEL,
-                order_id,
-                int(order.side),
-                0,
-                0,
-            )
+        self._venue.send_cancel(
+            self._now + self.config.entry_latency_ns, order_id=order_id, side=int(order.side)
         )
         self.counts["cancel_requests"] += 1
 
     # --- the run ---------------------------------------------------------------------------
 
     def run(self) -> L2ReplayResult:
-        ev, a, interval = self.events, self._a, self.config.timer_interval_ns
-        if len(ev) == 0:
-            raise InvariantError("no events to replay")
-        start = int(ev.local_ts[ev.local_order[0]])
-        end = max(int(ev.local_ts.max()), int(ev.exch_ts.max()))
+        venue, interval = self._venue, self.config.timer_interval_ns
+        start, end = venue.start_ns, venue.end_ns
         wakes = np.arange(start + interval, end + interval, interval, dtype=np.int64)
         equity = np.zeros(len(wakes), dtype=np.int64)
         processed = 0
         for w, ts in enumerate(wakes.tolist()):
             self._now = ts
-            processed += k.advance(
-                ts,
-                ev.kind,
-                ev.exch_ts,
-                ev.local_ts,
-                ev.price,
-                ev.qty,
-                a.lvl,
-                ev.local_order,
-                a.uprices,
-                a.book,
-                a.best,
-                a.orders,
-                a.cmd,
-                a.resp,
-                a.st,
-            )
+            processed += venue.advance(ts)
             self._collect_responses()
             self._deliver(ts)
-            view = BookView(a.uprices, a.book[2], a.book[3], int(a.best[2]), int(a.best[3]), ts)
+            view = venue.local_view(ts)
             self.strategy.on_timer(ts, view, self)
             mid = view.mid()
             equity[w] = (
@@ -214,14 +167,9 @@ class L2ReplayEngine:
         )
 
     def _collect_responses(self) -> None:
-        st = self._a.st
-        if st[k.S_ERR]:
-            raise InvariantError("L2 kernel response buffer overflowed: raise response_capacity")
-        n = int(st[k.S_NRESP])
-        for row in self._a.resp[:n].tolist():
+        for row in self._venue.take_responses():
             self._seq += 1
-            bisect.insort(self._pending, (row[0], self._seq, tuple(row)))
-        st[k.S_NRESP] = 0
+            bisect.insort(self._pending, (row[0], self._seq, row))
 
     def _deliver(self, now: int) -> None:
         cut = bisect.bisect_right(self._pending, (now, 1 << 62))
@@ -231,7 +179,7 @@ class L2ReplayEngine:
         for oid in [o.order_id for o in self._orders.values() if o.closed]:
             del self._orders[oid]
 
-    def _apply_response(self, row: tuple[int, ...]) -> None:
+    def _apply_response(self, row: ResponseRow) -> None:
         ts_local, ts_exch, kind, oid, price, qty, leaves = row
         order = self._orders.get(oid)
         if order is None:

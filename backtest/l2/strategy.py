@@ -7,8 +7,9 @@ The engine wakes a strategy every ``timer_interval_ns`` of local time:
 2. ``on_timer(ts, book, orders)`` reads the local book (:class:`BookView`, what the strategy has
    received by ``ts``) and acts through ``orders`` (:class:`OrderSink`): submit and cancel.
 
-That sink is the only way orders leave a strategy, so the lead can later put the core kernel
-(risk, the order state machine, the portfolio) behind it without touching strategies.
+That sink is the only way orders leave a strategy. This protocol is the standalone engine's; to run
+with risk checks, the order state machine and the portfolio, write a core strategy and use
+:class:`backtest.l2.core.L2KernelReplay` (see ``backtest/strategies/market_maker_l2.py``).
 """
 
 from __future__ import annotations
@@ -115,17 +116,31 @@ class BookView:
 
     def bids(self, n: int | None = None) -> list[tuple[int, int]]:
         i = self._ib
-        if i < 0:
-            return []
-        window = self._bids[: i + 1][::-1]
-        idx = np.flatnonzero(window)[:n]
-        return [(int(self._prices[i - k]), int(window[k])) for k in idx]
+        return [] if i < 0 else self._walk(self._bids, i, -1, n)
 
     def asks(self, n: int | None = None) -> list[tuple[int, int]]:
         i = self._ia
-        window = self._asks[i:]
-        idx = np.flatnonzero(window)[:n]
-        return [(int(self._prices[i + k]), int(window[k])) for k in idx]
+        return [] if i >= len(self._prices) else self._walk(self._asks, i, 1, n)
+
+    def _walk(
+        self, sizes: np.ndarray, start: int, step: int, n: int | None
+    ) -> list[tuple[int, int]]:
+        """The first ``n`` non-empty levels from ``start`` in direction ``step``: a window that
+        grows until it holds them, so the top levels cost O(window), not O(book)."""
+        width = 64 if n is not None else len(sizes)
+        while True:
+            if step < 0:
+                lo = max(start - width + 1, 0)
+                window, exhausted = sizes[lo : start + 1][::-1], lo == 0
+            else:
+                hi = min(start + width, len(sizes))
+                window, exhausted = sizes[start:hi], hi == len(sizes)
+            idx = np.flatnonzero(window)
+            if n is None or len(idx) >= n or exhausted:
+                idx = idx[:n]
+                prices = self._prices[start + step * idx].tolist()
+                return list(zip(prices, window[idx].tolist(), strict=True))
+            width *= 8
 
     def mid(self) -> int | None:
         bid, ask = self.best_bid(), self.best_ask()
