@@ -101,6 +101,8 @@ TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus | None] = {
     (S.PENDING_CANCEL, T.EXPIRE): S.EXPIRED,
     (S.PENDING_CANCEL, T.CANCEL_REJECT): None,
     (S.PENDING_CANCEL, T.ACCEPT): S.PENDING_CANCEL,
+    # a cancel sent before the venue answered the submit: the venue may still refuse the order
+    (S.PENDING_CANCEL, T.REJECT): S.REJECTED,
     (S.PENDING_UPDATE, T.PARTIAL_FILL): S.PENDING_UPDATE,
     (S.PENDING_UPDATE, T.FILL): S.FILLED,
     (S.PENDING_UPDATE, T.CANCEL): S.CANCELED,

@@ -194,3 +194,13 @@ def test_client_order_ids_are_deterministic_and_namespaced() -> None:
     assert ClientOrderIdGenerator("sessB").next("s1") != ClientOrderIdGenerator("sessA").next("s1")
     with pytest.raises(InvariantError):
         ClientOrderIdGenerator("bad-ns")
+
+
+def test_venue_may_reject_an_order_whose_cancel_is_pending() -> None:
+    """Found by the determinism property test: a market maker cancels a post-only order before
+    the venue has answered its submit, and the venue then rejects it (it would have taken)."""
+    order = make_order()
+    order.transition(Trigger.SUBMIT)
+    order.transition(Trigger.PENDING_CANCEL)
+    order.apply(ev(OrderRejected, reason="post-only would take liquidity"))
+    assert order.status is OrderStatus.REJECTED and order.is_closed
