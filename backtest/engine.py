@@ -57,14 +57,13 @@ def run_loop(
     router = _Router(kernel, venue, log)
     router.send(kernel.start(start_ns), start_ns)
     handlers, on_market = kernel.market_handlers(), venue.on_market
-    next_report, next_timer = venue.next_report_ts, kernel.next_timer_ns
+    next_report, timers = venue.next_report_ts, kernel.timers
     send, catch_up = router.send, router.catch_up
     n = 0
     last_ts = start_ns
     for msg in messages:
         ts = msg.ts_event
-        timer_ts = next_timer()
-        if (timer_ts is not None and timer_ts <= ts) or next_report(ts) is not None:
+        if (timers and timers[0][0] <= ts) or next_report(ts) is not None:
             catch_up(ts)
         on_market(msg)
         out = handlers[type(msg)](msg)

@@ -82,6 +82,7 @@ class Kernel:
         self.orders: dict[str, Order] = {}
         self.open: dict[str, Order] = {}
         self.portfolio = Portfolio(registry, initial_cash=initial_cash, currency=currency)
+        self._positions = self.portfolio.positions  # same dict for the life of the kernel
         self.last_data_ns: dict[str, int] = {}
         self.risk = RiskEngine(
             risk_limits or RiskLimits(),
@@ -107,6 +108,7 @@ class Kernel:
                 for instrument_id in strategy.instruments:
                     self.enable_features(instrument_id)
         self._timers: list[tuple[int, int, str, str, int]] = []
+        self.timers = self._timers  # the heap itself: runners peek at timers[0][0] cheaply
         self._timer_seq = 0
         self._intents: list[Message] = []
         self._out: list[Message] = []
@@ -158,7 +160,7 @@ class Kernel:
         self.now = ts = bar.ts_event
         inst = bar.instrument_id
         self.last_data_ns[inst] = ts
-        pos = self.portfolio.positions.get(inst)
+        pos = self._positions.get(inst)
         if pos is not None:
             pos.mark = bar.close
             if pos.quantity and ts >= self._next_loss_check:
@@ -171,7 +173,7 @@ class Kernel:
         self.now = ts = quote.ts_event
         inst = quote.instrument_id
         self.last_data_ns[inst] = ts
-        pos = self.portfolio.positions.get(inst)
+        pos = self._positions.get(inst)
         if pos is not None:
             pos.mark = (quote.bid_price + quote.ask_price) // 2
             if pos.quantity and ts >= self._next_loss_check:
@@ -425,6 +427,10 @@ class Kernel:
 
     def pending(self, strategy_id: str, instrument_id: str) -> int:
         return self.strategy_pending.get((strategy_id, instrument_id), 0)
+
+    def committed(self, strategy_id: str, instrument_id: str) -> int:
+        key = (strategy_id, instrument_id)
+        return self.strategy_positions.get(key, 0) + self.strategy_pending.get(key, 0)
 
     def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]:
         return [

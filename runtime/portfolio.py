@@ -164,7 +164,7 @@ class Portfolio:
         self.fees = int(state["fees"])
         self.realized_pnl = int(state["realized"])
         self.n_fills = int(state["n_fills"])
-        self.positions = {}
+        self.positions.clear()
         for row in state["positions"]:
             pos = self.position(str(row[0]))
             pos.quantity, pos.cost_basis, pos.realized_pnl, pos.fees = (int(v) for v in row[1:5])

@@ -107,6 +107,9 @@ class StrategyContext(Protocol):
     ) -> None: ...
     def position(self, strategy_id: str, instrument_id: str) -> int: ...
     def pending(self, strategy_id: str, instrument_id: str) -> int: ...
+    def committed(self, strategy_id: str, instrument_id: str) -> int:
+        """Position plus what open orders would add (what ``target_position`` trades from)."""
+        ...
     def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]: ...
     def features(self, instrument_id: str) -> dict[str, float]: ...
     def instrument(self, instrument_id: str) -> Instrument: ...
@@ -244,12 +247,8 @@ class Strategy(Generic[P]):
 
     def target_position(self, instrument_id: str, target: int) -> str | None:
         """Trade (market) toward a signed target position, counting orders still open."""
-        ctx = self.ctx
-        delta = (
-            target
-            - ctx.position(self.strategy_id, instrument_id)
-            - ctx.pending(self.strategy_id, instrument_id)
-        )
+        ctx = self._ctx or self.ctx
+        delta = target - ctx.committed(self.strategy_id, instrument_id)
         if delta == 0:
             return None
         side = OrderSide.BUY if delta > 0 else OrderSide.SELL

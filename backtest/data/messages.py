@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from backtest.data.schema import SCHEMAS, check_kind, conform
 from runtime.messages import Bar, BookDeltas, BookSnapshot, MarketData, QuoteTick, Side, TradeTick
@@ -26,8 +27,22 @@ def to_messages(kind: str, table: pa.Table | pa.RecordBatch) -> list[MarketData]
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
     table = conform(kind, table)
-    cols = {name: table.column(name).to_pylist() for name in SCHEMAS[kind].names}
+    cols = {name: _column(table.column(name)) for name in SCHEMAS[kind].names}
     return _BUILDERS[kind](cols)
+
+
+def _column(column: pa.ChunkedArray) -> list:  # type: ignore[type-arg]
+    """A column as a list: numeric via numpy (several times faster than ``to_pylist``), and a
+    string column holding one value as that one str object repeated (instrument ids)."""
+    if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
+        out: list = column.to_numpy().tolist()  # type: ignore[type-arg]
+        return out
+    if pa.types.is_string(column.type) and len(column):
+        first = column[0].as_py()
+        if pc.all(pc.equal(column, first)).as_py():
+            return [first] * len(column)
+    values: list = column.to_pylist()  # type: ignore[type-arg]
+    return values
 
 
 def _quotes(c: dict[str, list]) -> list[MarketData]:  # type: ignore[type-arg]
