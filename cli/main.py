@@ -18,7 +18,8 @@ from runtime.errors import TradewindError
 __all__ = ["build_parser", "main"]
 
 SUBCOMMAND_MODULES = (
-    "cli.data", "cli.backtest", "cli.demo", "cli.sweep", "cli.walkforward", "cli.paper"
+    "cli.data", "cli.backtest", "cli.demo", "cli.sweep", "cli.walkforward", "cli.paper",
+    "cli.fetch",
 )
 
 

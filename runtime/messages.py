@@ -33,6 +33,7 @@ __all__ = [
     "OrderFilled",
     "OrderRejected",
     "OrderSide",
+    "OrderStatusUnknown",
     "OrderType",
     "OrderUpdated",
     "PositionChanged",
@@ -267,6 +268,23 @@ class OrderUpdated(Message, frozen=True, kw_only=True, tag=True, gc=False):
     trigger_price: int | None = None
 
 
+class OrderStatusUnknown(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """A broker adapter cannot tell whether a command reached the venue (timeout, lost session).
+
+    Not a state change of the order: it tells the gateway to reconcile before anything is resent
+    (an order whose outcome is unknown is never sent again). The reconciliation that follows
+    produces the real reports (ack, fills, reject or cancel) or confirms that the order never
+    arrived (then an ``OrderRejected`` with ``venue_code="not_found"``). Runners route it to the
+    reconciler, not to the kernel's order state machine.
+    """
+
+    client_order_id: str
+    strategy_id: str
+    instrument_id: str
+    command: str  # "submit" | "cancel" | "modify"
+    reason: str
+
+
 class PositionChanged(Message, frozen=True, kw_only=True, tag=True, gc=False):
     instrument_id: str
     quantity: int  # signed: long > 0, short < 0
@@ -292,6 +310,7 @@ OrderEvent: TypeAlias = (
     | OrderCancelRejected
     | OrderExpired
     | OrderUpdated
+    | OrderStatusUnknown
 )
 Event: TypeAlias = OrderEvent | PositionChanged | TradingStateChanged | TimerFired
 

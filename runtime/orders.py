@@ -21,6 +21,7 @@ from runtime.messages import (
     OrderExpired,
     OrderFilled,
     OrderRejected,
+    OrderStatusUnknown,
     OrderSide,
     OrderType,
     OrderUpdated,
@@ -208,6 +209,8 @@ class Order:
         """Apply a report about this order; ``False`` when it changed nothing (a duplicate)."""
         if isinstance(event, OrderFilled):
             return self._apply_fill(event)
+        if isinstance(event, OrderStatusUnknown):
+            return False  # not a state change: the gateway reconciles, then reports what it finds
         trigger = _TRIGGER_OF.get(type(event))
         if trigger is None:
             raise InvariantError(f"{type(event).__name__} is not an order event")

@@ -204,3 +204,17 @@ def test_venue_may_reject_an_order_whose_cancel_is_pending() -> None:
     order.transition(Trigger.PENDING_CANCEL)
     order.apply(ev(OrderRejected, reason="post-only would take liquidity"))
     assert order.status is OrderStatus.REJECTED and order.is_closed
+
+
+def test_unknown_outcome_changes_nothing() -> None:
+    """A gateway that cannot tell whether the venue got an order says so; the order waits for
+    reconciliation (never resent), its state untouched."""
+    from runtime.messages import OrderStatusUnknown
+
+    order = make_order()
+    order.transition(Trigger.SUBMIT)
+    unknown = OrderStatusUnknown(seq=0, ts_event=1, ts_init=1, client_order_id="run1-s1-1",
+                                 strategy_id="s1", instrument_id="X", command="submit",
+                                 reason="timeout")
+    assert not order.apply(unknown)
+    assert order.status is OrderStatus.SUBMITTED

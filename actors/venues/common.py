@@ -1,0 +1,317 @@
+"""What every broker adapter shares: rate limits, the circuit breaker, live opt-in, credentials
+and the journal-before-send log.
+
+* :class:`TokenBucket` — ``rate`` tokens per second up to ``capacity``; adapters configure them
+  *below* each broker's published limit. :class:`CommandQueue` sends cancels ahead of new orders.
+* :class:`CircuitBreaker` — opens after ``threshold`` consecutive failures and blocks new orders
+  (cancels still go out); it closes only when a reconciliation comes back clean.
+* :func:`check_live` — live trading needs ``live: true`` in the config *and* ``--confirm-live``;
+  paper accounts are a separate mode that needs neither.
+* :class:`Secret` / :func:`env_secret` — credentials only from the environment; ``repr``/``str``
+  never show the value.
+* :class:`SendLog` — the journal-before-send helper: every command is appended durably before it
+  goes to the broker, broker ids are appended the moment the broker returns them, and a command
+  whose outcome is unknown is marked so and never sent again.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Final
+
+import msgspec
+
+from runtime.errors import ConfigError, InvariantError
+from runtime.journal import Blob, Journal
+from runtime.messages import CancelOrder, Command, ModifyOrder, OrderFilled, SubmitOrder
+from runtime.values import fixed
+
+__all__ = [
+    "BreakerState",
+    "CircuitBreaker",
+    "CommandQueue",
+    "Mode",
+    "OrderIds",
+    "Secret",
+    "SendLog",
+    "TokenBucket",
+    "check_live",
+    "env_secret",
+    "to_fixed",
+]
+
+Clock = Callable[[], float]
+
+
+def to_fixed(value: float | Decimal | str) -> int:
+    """A broker number (float or text) to fixed point, through its shortest decimal form."""
+    return fixed(Decimal(str(value)))
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``capacity`` banked; starts full."""
+
+    def __init__(self, *, rate: float, capacity: float, clock: Clock = time.monotonic) -> None:
+        if rate <= 0 or capacity < 1:
+            raise ConfigError(f"bad token bucket rate={rate} capacity={capacity}")
+        self.rate, self.capacity, self._clock = rate, capacity, clock
+        self._tokens = capacity
+        self._last = clock()
+
+    @classmethod
+    def per_window(
+        cls, count: int, window_s: float, *, clock: Clock = time.monotonic
+    ) -> TokenBucket:
+        """``count`` per ``window_s`` seconds, burst at most ``count``."""
+        return cls(rate=count / window_s, capacity=count, clock=clock)
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+
+    def try_take(self, n: float = 1) -> bool:
+        self._refill()
+        if self._tokens >= n:
+            self._tokens -= n
+            return True
+        return False
+
+    def wait_s(self, n: float = 1) -> float:
+        """Seconds until ``n`` tokens are available (0 when they are now)."""
+        self._refill()
+        return max(0.0, (n - self._tokens) / self.rate)
+
+
+class CommandQueue:
+    """Commands waiting for a token: cancels first, then modifies, then new orders (FIFO each)."""
+
+    def __init__(self) -> None:
+        self._cancels: deque[Command] = deque()
+        self._modifies: deque[Command] = deque()
+        self._submits: deque[Command] = deque()
+
+    def push(self, command: Command) -> None:
+        if isinstance(command, CancelOrder):
+            self._cancels.append(command)
+        elif isinstance(command, ModifyOrder):
+            self._modifies.append(command)
+        else:
+            self._submits.append(command)
+
+    def pop(self) -> Command | None:
+        for queue in (self._cancels, self._modifies, self._submits):
+            if queue:
+                return queue.popleft()
+        return None
+
+    def __len__(self) -> int:
+        return len(self._cancels) + len(self._modifies) + len(self._submits)
+
+    def submit_ids(self) -> set[str]:
+        """Client order ids of new orders still waiting for a token."""
+        return {c.client_order_id for c in self._submits}
+
+
+class BreakerState(enum.StrEnum):
+    CLOSED = "closed"  # orders flow
+    OPEN = "open"  # new orders blocked until a clean reconciliation
+
+
+class CircuitBreaker:
+    """Blocks new orders after ``threshold`` consecutive failures; closes only on a clean
+    reconciliation (:meth:`reconciled`), never by time alone."""
+
+    def __init__(self, *, threshold: int = 3) -> None:
+        self.threshold = threshold
+        self.failures = 0
+        self.state = BreakerState.CLOSED
+        self.reason = ""
+
+    @property
+    def allows_new_orders(self) -> bool:
+        return self.state is BreakerState.CLOSED
+
+    def failure(self, reason: str) -> None:
+        self.failures += 1
+        if self.failures >= self.threshold:
+            self.trip(reason)
+
+    def trip(self, reason: str) -> None:
+        self.state, self.reason = BreakerState.OPEN, reason
+
+    def success(self) -> None:
+        """A command went through: the failure streak ends (an open breaker stays open)."""
+        self.failures = 0
+
+    def reconciled(self, *, clean: bool) -> None:
+        if clean:
+            self.state, self.failures, self.reason = BreakerState.CLOSED, 0, ""
+
+
+class Mode(enum.StrEnum):
+    PAPER = "paper"  # the simulated venue, or a broker's paper/simulation account
+    LIVE = "live"
+
+
+def check_live(*, live: bool, confirm_live: bool, paper_account: bool) -> Mode:
+    """The opt-in rule: a live (real-money) account needs the config flag *and* the command-line
+    confirmation; a paper account needs neither and refuses ``live: true`` (ambiguous intent)."""
+    if paper_account:
+        if live:
+            raise ConfigError("live: true with a paper account: pick one", field="live")
+        return Mode.PAPER
+    if not live:
+        raise ConfigError(
+            "this broker account trades real money: set live: true in the config and pass "
+            "--confirm-live, or use a paper account",
+            field="live",
+        )
+    if not confirm_live:
+        raise ConfigError("live trading needs --confirm-live on the command line", field="live")
+    return Mode.LIVE
+
+
+class Secret:
+    """A credential: the value is read with :meth:`reveal`; printing shows only the name."""
+
+    __slots__ = ("_value", "name")
+
+    def __init__(self, name: str, value: str) -> None:
+        self.name, self._value = name, value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.name}=***)"
+
+    __str__ = __repr__
+
+
+def env_secret(name: str, *, environ: dict[str, str] | None = None) -> Secret:
+    """A credential from the environment (never from YAML); a clear error naming the variable."""
+    value = (os.environ if environ is None else environ).get(name, "")
+    if not value:
+        raise ConfigError(f"set the environment variable {name} (credentials never go in YAML)")
+    return Secret(name, value)
+
+
+# --- journal before send ---------------------------------------------------------------------
+
+_IDS: Final = "venue.ids"
+_UNKNOWN: Final = "venue.unknown"
+_SENT: Final = "venue.sent"
+_CLOSED: Final = "venue.closed"
+
+
+class OrderIds(msgspec.Struct, kw_only=True):
+    """Everything the adapter knows about one order, rebuilt from the journal after a restart."""
+
+    command: SubmitOrder
+    broker_ids: dict[str, str] = msgspec.field(default_factory=dict)
+    sent: bool = False  # the send call returned (or raised): the broker may have it
+    unknown: bool = False  # outcome unknown: never resend, reconcile
+    closed: bool = False  # a terminal report was given (filled, canceled, rejected)
+    fills: list[OrderFilled] = msgspec.field(default_factory=list)  # fills reported
+
+
+class _IdsRecord(msgspec.Struct, frozen=True):
+    client_order_id: str
+    ids: dict[str, str]
+
+
+class SendLog:
+    """Journal-before-send over a :class:`runtime.journal.Journal` (one per adapter)."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.orders: dict[str, OrderIds] = {}
+        self._by_broker: dict[tuple[str, str], str] = {}
+        self._restore()
+
+    def _restore(self) -> None:
+        for _, record in self.journal.entries():
+            if isinstance(record, SubmitOrder):
+                self.orders[record.client_order_id] = OrderIds(command=record)
+            elif isinstance(record, OrderFilled) and record.client_order_id in self.orders:
+                self.orders[record.client_order_id].fills.append(record)
+            elif isinstance(record, Blob):
+                rec = msgspec.msgpack.decode(record.payload, type=_IdsRecord)
+                order = self.orders.get(rec.client_order_id)
+                if order is None:
+                    continue
+                if record.kind == _IDS:
+                    self._remember(order, rec.ids)
+                elif record.kind == _SENT:
+                    order.sent = True
+                elif record.kind == _UNKNOWN:
+                    order.unknown = True
+                elif record.kind == _CLOSED:
+                    order.closed = True
+
+    def before_send(self, command: Command) -> bool:
+        """Append ``command`` durably; ``False`` when a submit with this id was journaled before
+        (it must not be sent again: reconcile instead)."""
+        if isinstance(command, SubmitOrder):
+            if command.client_order_id in self.orders:
+                return False
+            self.orders[command.client_order_id] = OrderIds(command=command)
+        self.journal.append(command, durable=True)
+        return True
+
+    def _blob(self, kind: str, client_order_id: str, ids: dict[str, str] | None = None) -> None:
+        payload = msgspec.msgpack.encode(_IdsRecord(client_order_id, ids or {}))
+        self.journal.append(Blob(kind, payload), durable=True)
+
+    def sent(self, client_order_id: str) -> None:
+        self._order(client_order_id).sent = True
+        self._blob(_SENT, client_order_id)
+
+    def broker_ids(self, client_order_id: str, **ids: str) -> None:
+        """Save broker ids (order id, perm id, seqno, ordno...) the moment they are known."""
+        order = self._order(client_order_id)
+        new = {k: str(v) for k, v in ids.items() if v and order.broker_ids.get(k) != str(v)}
+        if new:
+            self._remember(order, new)
+            self._blob(_IDS, client_order_id, new)
+
+    def mark_unknown(self, client_order_id: str) -> None:
+        self._order(client_order_id).unknown = True
+        self._blob(_UNKNOWN, client_order_id)
+
+    def closed(self, client_order_id: str) -> None:
+        order = self.orders.get(client_order_id)
+        if order is not None and not order.closed:
+            order.closed = True
+            self._blob(_CLOSED, client_order_id)
+
+    def fill(self, fill: OrderFilled) -> None:
+        """Journal a reported fill: after a restart it is known (dedupe, positions)."""
+        order = self.orders.get(fill.client_order_id)
+        if order is not None:
+            order.fills.append(fill)
+            self.journal.append(fill, durable=True)
+
+    def find(self, kind: str, broker_id: str) -> str | None:
+        """The client order id behind a broker id (e.g. ``("perm_id", "123")``)."""
+        return self._by_broker.get((kind, str(broker_id)))
+
+    def unknown(self) -> Iterator[OrderIds]:
+        return (o for o in self.orders.values() if o.unknown)
+
+    def _remember(self, order: OrderIds, ids: dict[str, str]) -> None:
+        order.broker_ids.update(ids)
+        for kind, value in ids.items():
+            self._by_broker[(kind, value)] = order.command.client_order_id
+
+    def _order(self, client_order_id: str) -> OrderIds:
+        try:
+            return self.orders[client_order_id]
+        except KeyError:
+            raise InvariantError(f"no journaled submit for {client_order_id}") from None

@@ -1,0 +1,302 @@
+"""Normalised, deduplicated execution reports: the book every broker adapter feeds.
+
+Adapters translate broker callbacks into calls on :class:`ReportBook` (``accepted``, ``filled``,
+``canceled``, ``rejected``, ``cancel_rejected``, ``updated``, ``unknown``); the book turns them
+into the runtime order events with the client order id, the broker's ids and cumulative
+quantities, and holds them for :meth:`ReportBook.drain`. Rules:
+
+* an ack is reported once; a fill that arrives before the ack reports a synthetic ack first;
+* a fill is reported once per ``fill_id`` (the dedupe key; adapters build it from the broker's
+  execution id), with ``cum_qty``/``leaves_qty`` from the fills seen so far; a fill that would
+  overfill the order is a :class:`~runtime.errors.VenueProtocolError`;
+* a terminal report (filled, canceled, rejected) is final: later cancels or rejects are dropped,
+  a late fill after a cancel is still reported (the kernel applies it to the quantities);
+* positions are the replay of the reported fills; ``fills_since`` pages fills by report ``seq``.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from typing import Any
+
+from runtime.errors import VenueProtocolError
+from runtime.messages import (
+    Liquidity,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderEvent,
+    OrderFilled,
+    OrderRejected,
+    OrderStatusUnknown,
+    OrderUpdated,
+    SubmitOrder,
+)
+from runtime.venue import VenueOrder
+
+__all__ = ["ReportBook", "Tracked"]
+
+
+class Tracked:
+    """The adapter's view of one order."""
+
+    __slots__ = (
+        "acked",
+        "command",
+        "cum_qty",
+        "fill_ids",
+        "price",
+        "quantity",
+        "terminal",
+        "venue_order_id",
+    )
+
+    def __init__(self, command: SubmitOrder) -> None:
+        self.command = command
+        self.quantity = command.quantity
+        self.price = command.price
+        self.venue_order_id = ""
+        self.acked = False
+        self.terminal = ""  # "", "filled", "canceled", "rejected"
+        self.cum_qty = 0
+        self.fill_ids: set[str] = set()
+
+    @property
+    def is_open(self) -> bool:
+        return not self.terminal
+
+
+class ReportBook:
+    """Orders, reports, fills and positions of one adapter (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        currency: str,
+        clock_ns: Callable[[], int],
+        on_fill: Callable[[OrderFilled], None] | None = None,
+        on_terminal: Callable[[str], None] | None = None,
+    ) -> None:
+        self.currency = currency
+        self._on_fill = on_fill
+        self._on_terminal = on_terminal
+        self._clock_ns = clock_ns
+        self.orders: dict[str, Tracked] = {}
+        self._reports: list[OrderEvent] = []
+        self._fills: list[OrderFilled] = []
+        self._positions: dict[str, int] = {}
+        self._seq = 0
+        self.foreign = 0  # reports about orders this adapter never sent
+
+    # --- orders --------------------------------------------------------------------------------
+
+    def track(self, command: SubmitOrder) -> Tracked:
+        return self.orders.setdefault(command.client_order_id, Tracked(command))
+
+    def restore(
+        self, command: SubmitOrder, *, venue_order_id: str, closed: bool, fills: list[OrderFilled]
+    ) -> None:
+        """Know an order from an earlier session again, without reporting anything."""
+        order = self.track(command)
+        order.venue_order_id = venue_order_id
+        order.acked = bool(venue_order_id) or bool(fills)
+        for fill in fills:
+            order.fill_ids.add(fill.fill_id)
+            order.cum_qty += fill.last_qty
+            iid = command.instrument_id
+            self._positions[iid] = self._positions.get(iid, 0) + fill.last_qty * command.side.sign
+        if closed or order.cum_qty >= order.quantity:
+            order.terminal = order.terminal or "closed"
+
+    def set_baseline(self, positions: dict[str, int]) -> None:
+        """Positions held before this adapter's first order (the account's starting point)."""
+        for iid, qty in positions.items():
+            self._positions[iid] = self._positions.get(iid, 0) + qty
+
+    def get(self, client_order_id: str) -> Tracked | None:
+        return self.orders.get(client_order_id)
+
+    def _order(self, client_order_id: str) -> Tracked | None:
+        order = self.orders.get(client_order_id)
+        if order is None:
+            self.foreign += 1
+        return order
+
+    # --- broker events -------------------------------------------------------------------------
+
+    def accepted(self, client_order_id: str, *, venue_order_id: str, ts_event: int) -> None:
+        order = self._order(client_order_id)
+        if order is None or order.acked or order.terminal == "rejected":
+            return
+        order.acked = True
+        order.venue_order_id = order.venue_order_id or venue_order_id
+        self._emit(OrderAccepted, order, ts_event, venue_order_id=order.venue_order_id)
+
+    def filled(
+        self,
+        client_order_id: str,
+        *,
+        fill_id: str,
+        qty: int,
+        price: int,
+        fee: int,
+        ts_event: int,
+        venue_order_id: str = "",
+        liquidity: Liquidity = Liquidity.TAKER,
+    ) -> bool:
+        """Report a fill once per ``fill_id``; ``False`` for a duplicate or a foreign order."""
+        order = self._order(client_order_id)
+        if order is None or fill_id in order.fill_ids:
+            return False
+        if qty <= 0 or order.cum_qty + qty > order.quantity:
+            raise VenueProtocolError(
+                f"fill {fill_id} of {qty} for {client_order_id} would make filled "
+                f"{order.cum_qty + qty} > ordered {order.quantity}"
+            )
+        if not order.acked:
+            self.accepted(client_order_id, venue_order_id=venue_order_id, ts_event=ts_event)
+        order.fill_ids.add(fill_id)
+        order.cum_qty += qty
+        done = order.cum_qty == order.quantity and not order.terminal
+        if done:
+            order.terminal = "filled"
+        fill = self._emit(
+            OrderFilled,
+            order,
+            ts_event,
+            venue_order_id=venue_order_id or order.venue_order_id,
+            fill_id=fill_id,
+            side=order.command.side,
+            last_qty=qty,
+            last_price=price,
+            cum_qty=order.cum_qty,
+            leaves_qty=0 if order.terminal else order.quantity - order.cum_qty,
+            fee=fee,
+            currency=self.currency,
+            liquidity=liquidity,
+        )
+        self._record_fill(fill)  # type: ignore[arg-type]
+        if done:
+            self._closed(client_order_id)
+        return True
+
+    def _record_fill(self, fill: OrderFilled) -> None:
+        """Keep the fill (paging, positions) and journal it before the order is marked closed."""
+        self._fills.append(fill)
+        if self._on_fill is not None:
+            self._on_fill(fill)
+        iid = fill.instrument_id
+        self._positions[iid] = self._positions.get(iid, 0) + fill.last_qty * fill.side.sign
+
+    def canceled(self, client_order_id: str, *, reason: str, ts_event: int) -> None:
+        order = self._order(client_order_id)
+        if order is None or order.terminal:
+            return
+        order.terminal = "canceled"
+        self._closed(client_order_id)
+        self._emit(OrderCanceled, order, ts_event, reason=reason)
+
+    def rejected(self, client_order_id: str, *, code: str, reason: str, ts_event: int) -> None:
+        order = self._order(client_order_id)
+        if order is None or order.terminal:
+            return
+        order.terminal = "rejected"
+        self._closed(client_order_id)
+        self._emit(OrderRejected, order, ts_event, reason=reason, venue_code=code)
+
+    def cancel_rejected(
+        self,
+        client_order_id: str,
+        *,
+        strategy_id: str,
+        instrument_id: str,
+        reason: str,
+        ts_event: int,
+    ) -> None:
+        """A cancel or modify the venue refused (also for orders this adapter does not know)."""
+        self._seq += 1
+        self._reports.append(
+            OrderCancelRejected(
+                seq=self._seq,
+                ts_event=ts_event,
+                ts_init=self._clock_ns(),
+                client_order_id=client_order_id,
+                strategy_id=strategy_id,
+                instrument_id=instrument_id,
+                reason=reason,
+            )
+        )
+
+    def updated(
+        self, client_order_id: str, *, quantity: int, price: int | None, ts_event: int
+    ) -> None:
+        order = self._order(client_order_id)
+        if order is None or order.terminal or (quantity, price) == (order.quantity, order.price):
+            return
+        order.quantity, order.price = quantity, price
+        self._emit(
+            OrderUpdated,
+            order,
+            ts_event,
+            quantity=quantity,
+            price=price,
+            trigger_price=order.command.trigger_price,
+        )
+
+    def unknown(self, client_order_id: str, *, command: str, reason: str, ts_event: int) -> None:
+        order = self._order(client_order_id)
+        if order is not None:
+            self._emit(OrderStatusUnknown, order, ts_event, command=command, reason=reason)
+
+    # --- the port's read side ------------------------------------------------------------------
+
+    def drain(self) -> list[OrderEvent]:
+        out, self._reports = self._reports, []
+        return out
+
+    def open_orders(self) -> list[VenueOrder]:
+        return [
+            VenueOrder(
+                client_order_id=cid,
+                venue_order_id=o.venue_order_id,
+                instrument_id=o.command.instrument_id,
+                side=o.command.side,
+                order_type=o.command.order_type,
+                quantity=o.quantity,
+                filled_qty=o.cum_qty,
+                price=o.price,
+                trigger_price=o.command.trigger_price,
+            )
+            for cid, o in self.orders.items()
+            if o.is_open and o.acked
+        ]
+
+    def positions(self) -> dict[str, int]:
+        return {k: v for k, v in sorted(self._positions.items()) if v}
+
+    def fills_since(self, cursor: int) -> list[OrderFilled]:
+        start = bisect.bisect_right(self._fills, cursor, key=lambda f: f.seq)
+        return self._fills[start:]
+
+    def fill_ids(self) -> set[str]:
+        return {f.fill_id for f in self._fills}
+
+    def _closed(self, client_order_id: str) -> None:
+        if self._on_terminal is not None:
+            self._on_terminal(client_order_id)
+
+    def _emit(self, kind: type[Any], order: Tracked, ts_event: int, **fields: Any) -> OrderEvent:
+        self._seq += 1
+        command = order.command
+        report: OrderEvent = kind(
+            seq=self._seq,
+            ts_event=ts_event,
+            ts_init=self._clock_ns(),
+            client_order_id=command.client_order_id,
+            strategy_id=command.strategy_id,
+            instrument_id=command.instrument_id,
+            **fields,
+        )
+        self._reports.append(report)
+        return report

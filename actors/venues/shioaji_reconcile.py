@@ -1,0 +1,186 @@
+"""Shioaji reconciliation: ``update_status`` + ``list_trades`` + ``list_positions`` against the
+adapter's book, emitting synthetic reports for anything the callbacks did not deliver.
+
+* a trade the book has not seen acknowledged and the broker shows working ⇒ ``OrderAccepted``;
+* a deal (``trade.status.deals``) not reported ⇒ ``OrderFilled`` (``SJ-<ordno>-<seq>``);
+* a trade the broker shows Cancelled/Failed ⇒ ``OrderCanceled``/``OrderRejected``;
+* an order the book holds open that the broker does not list ⇒ ``OrderCanceled`` when it was
+  acknowledged, else ``OrderRejected`` (``not_found``): an unknown outcome is settled, never resent.
+
+Clean when the broker lists no working order this adapter did not send and its positions equal
+the positions of the reported fills (plus the account's starting positions).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from actors.venues.common import to_fixed
+from actors.venues.shioaji_support import broker_quantity, port_quantity
+
+if TYPE_CHECKING:
+    from actors.venues.shioaji import ShioajiVenue
+
+__all__ = ["ShioajiReconciler"]
+
+log = logging.getLogger("tradewind.venues.shioaji")
+_WORKING = ("PendingSubmit", "PreSubmitted", "Submitted", "PartFilled")
+
+
+class ShioajiReconciler:
+    def __init__(self, venue: ShioajiVenue, *, baseline: bool) -> None:
+        self.venue = venue
+        self.baseline = baseline
+        self.last_drifts: list[str] = []
+
+    def refresh(self) -> list[Any]:
+        """``update_status`` then ``list_trades``; remembers each trade under its order."""
+        venue = self.venue
+        venue.api.update_status(timeout=venue.config.timeout_ms)
+        trades = list(venue.api.list_trades())
+        with venue.lock:
+            for trade in trades:
+                cid = self._cid(trade)
+                if cid is not None:
+                    venue.trades[cid] = trade
+        return trades
+
+    def run(self) -> bool:
+        """Query the broker (outside the adapter's lock), then apply under it."""
+        venue = self.venue
+        sj = venue.sj
+        try:
+            trades = self.refresh()
+            positions = venue.api.list_positions(unit="Share", timeout=venue.config.timeout_ms)
+        except (sj.ShioajiConnectionError, sj.ShioajiTimeoutError, sj.AuthError) as exc:
+            log.warning("Shioaji reconciliation interrupted: %s", type(exc).__name__)
+            venue.reconcile_requested = True
+            return False
+        with venue.lock:
+            drifts, listed = self._trades(trades)
+            self._missing(listed)
+            drifts += self._positions(positions)
+        self.last_drifts = drifts
+        for drift in drifts:
+            log.warning("Shioaji reconciliation: %s", drift)
+        return not drifts
+
+    def _cid(self, trade: Any) -> str | None:
+        find, order = self.venue.send_log.find, trade.order
+        for kind, key in (
+            ("tag", getattr(order, "custom_field", None)),
+            ("id", order.id),
+            ("seqno", order.seqno),
+            ("ordno", order.ordno),
+        ):
+            if key:
+                cid = find(kind, str(key))
+                if cid is not None:
+                    return cid
+        return self._adopt(trade)
+
+    def _adopt(self, trade: Any) -> str | None:
+        """A futures order whose ``place_order`` never returned has no ids to match: adopt the
+        one unknown-outcome order with the same contract, side, quantity and price."""
+        venue, order = self.venue, trade.order
+        side = "Buy" if str(order.action.value) == "Buy" else "Sell"
+        candidates = []
+        for ids in venue.send_log.unknown():
+            cmd = ids.command
+            instrument = venue.instruments.get(cmd.instrument_id)
+            if ids.closed or "id" in ids.broker_ids or instrument is None:
+                continue
+            same = (
+                cmd.instrument_id.split(".")[0] == str(trade.contract.code)
+                and cmd.side.name.title() == side
+                and broker_quantity(instrument, cmd.quantity) == int(order.quantity)
+                and (cmd.price or 0) == to_fixed(order.price)
+            )
+            if same:
+                candidates.append(cmd.client_order_id)
+        if len(candidates) != 1:
+            return None
+        venue.send_log.broker_ids(candidates[0], id=order.id, seqno=order.seqno, ordno=order.ordno)
+        return candidates[0]
+
+    def _trades(self, trades: list[Any]) -> tuple[list[str], set[str]]:
+        venue, drifts, listed = self.venue, [], set()
+        now = venue.clock_ns()
+        for trade in trades:
+            status = str(trade.status.status.value)
+            cid = self._cid(trade)
+            if cid is None:
+                if status in _WORKING:
+                    drifts.append(
+                        f"order {trade.order.ordno} working at Shioaji was not sent by Tradewind"
+                    )
+                continue
+            listed.add(cid)
+            order = trade.order
+            venue.send_log.broker_ids(cid, id=order.id, seqno=order.seqno, ordno=order.ordno)
+            if status not in ("Failed", "PendingSubmit"):
+                venue.book.accepted(cid, venue_order_id=str(order.ordno), ts_event=now)
+            for deal in trade.status.deals:
+                venue.deal(
+                    cid,
+                    ordno=str(order.ordno),
+                    seq=str(deal.seq),
+                    qty=int(deal.quantity),
+                    price=deal.price,
+                    ts_s=float(deal.ts),
+                )
+            if status == "Cancelled":
+                venue.book.canceled(cid, reason="reconcile: cancelled at Shioaji", ts_event=now)
+            elif status == "Failed":
+                venue.book.rejected(
+                    cid,
+                    code=str(trade.status.status_code or "Failed"),
+                    reason=str(trade.status.msg or ""),
+                    ts_event=now,
+                )
+        return drifts, listed
+
+    def _missing(self, listed: set[str]) -> None:
+        venue, now = self.venue, self.venue.clock_ns()
+        queued = venue.queue.submit_ids()
+        for cid, order in list(venue.book.orders.items()):
+            if not order.is_open or cid in listed or cid in queued:
+                continue
+            if order.acked:
+                venue.book.canceled(cid, reason="reconcile: not listed at Shioaji", ts_event=now)
+            else:
+                venue.book.rejected(
+                    cid,
+                    code="not_found",
+                    reason="reconcile: Shioaji has no such order",
+                    ts_event=now,
+                )
+
+    def _positions(self, positions: list[Any]) -> list[str]:
+        venue = self.venue
+        by_symbol = {iid.split(".")[0]: iid for iid in venue.instruments}
+        broker: dict[str, int] = {}
+        for position in positions:
+            iid = by_symbol.get(str(position.code))
+            if iid is None:
+                continue
+            sign = -1 if str(position.direction.value) == "Sell" else 1
+            instrument = venue.instruments[iid]
+            qty = int(position.quantity)  # shares (unit=Share) or contracts
+            raw = (
+                qty * 10**9
+                if instrument.asset_class == "equity"
+                else port_quantity(instrument, qty)
+            )
+            broker[iid] = broker.get(iid, 0) + sign * raw
+        ours = venue.book.positions()
+        if self.baseline:  # a fresh journal: what the broker holds beyond our fills was there
+            self.baseline = False
+            venue.book.set_baseline({i: q - ours.get(i, 0) for i, q in broker.items()})
+            ours = venue.book.positions()
+        return [
+            f"position {iid}: Shioaji {broker.get(iid, 0)} vs fills {ours.get(iid, 0)}"
+            for iid in sorted(venue.instruments)
+            if broker.get(iid, 0) != ours.get(iid, 0)
+        ]

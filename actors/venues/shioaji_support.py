@@ -1,0 +1,153 @@
+"""SinoPac Shioaji helpers: config, the library import (log path first), contracts, order building.
+
+Importing ``shioaji`` writes ``shioaji.log`` into the working directory unless ``SJ_LOG_PATH``
+is set (its Rust core reads ``SJ_LOG_PATH``/``SJ_LOG_LEVEL``); :func:`import_shioaji` sets it
+under ``var/`` when the caller has not. Constructing ``shioaji.Shioaji`` contacts SinoPac at
+once: only :func:`make_client` does it, and only the gateway actor calls that (tests inject a
+fake).
+
+The client order id cannot travel as is: Shioaji's ``custom_field`` takes at most 6 letters or
+digits (SinoPac's order documentation; the 1.7.9 client does not check it, the server refuses
+longer values), so each stock order gets a 6-character tag (``prefix`` + 5 base-36 digits of a
+counter) journaled *before* the order is sent; futures orders carry no custom field in their
+callbacks and are matched by the broker ids saved the moment ``place_order`` returns.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from runtime.errors import ConfigError
+from runtime.instruments import Instrument
+from runtime.messages import OrderSide, OrderType, SubmitOrder, TimeInForce
+from runtime.values import FIXED_SCALE, from_fixed
+
+__all__ = [
+    "CUSTOM_FIELD_MAX",
+    "ShioajiConfig",
+    "broker_quantity",
+    "build_order",
+    "custom_tag",
+    "import_shioaji",
+    "make_client",
+    "port_quantity",
+    "resolve_contract",
+]
+
+CUSTOM_FIELD_MAX = 6
+_DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class ShioajiConfig(BaseModel):
+    """The Shioaji gateway's config block (YAML ``broker:`` with ``kind: shioaji``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str = "shioaji"
+    simulation: bool = True  # SinoPac's simulation environment (paper); live needs opt-in
+    live: bool = False
+    api_key_env: str = "SHIOAJI_API_KEY"
+    secret_key_env: str = "SHIOAJI_SECRET_KEY"
+    ca_path_env: str = "SHIOAJI_CA_PATH"  # live only: the certificate and its password
+    ca_password_env: str = "SHIOAJI_CA_PASSWORD"
+    person_id_env: str = "SHIOAJI_PERSON_ID"
+    tag_prefix: str = Field("T", min_length=1, max_length=1, pattern="^[A-Z]$")
+    orders_per_10s: int = Field(200, gt=0, le=250)  # SinoPac: 250 orders / 10 s
+    account_queries_per_5s: int = Field(20, gt=0, le=25)  # 25 / 5 s
+    data_queries_per_5s: int = Field(40, gt=0, le=50)  # 50 / 5 s
+    reconcile_every_s: float = 60.0
+    breaker_threshold: int = 3
+    timeout_ms: int = 10_000
+
+
+def import_shioaji(log_dir: str | os.PathLike[str] = "var/log") -> ModuleType:
+    """Import shioaji with its log file under ``log_dir`` (unless ``SJ_LOG_PATH`` is set)."""
+    if "SJ_LOG_PATH" not in os.environ:
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        os.environ["SJ_LOG_PATH"] = str(Path(log_dir) / "shioaji.log")
+    try:
+        return importlib.import_module("shioaji")
+    except ModuleNotFoundError as exc:
+        raise ConfigError("the Shioaji gateway needs shioaji (pip install shioaji)") from exc
+
+
+def make_client(sj: ModuleType, config: ShioajiConfig) -> Any:
+    """The real client (contacts SinoPac): for the gateway actor only, never in tests."""
+    return sj.Shioaji(simulation=config.simulation)
+
+
+def custom_tag(prefix: str, counter: int) -> str:
+    """``prefix`` + ``counter`` in 5 base-36 digits: 6 characters, letters and digits only."""
+    if counter < 0 or counter >= 36**5:
+        raise ConfigError(f"custom_field counter {counter} out of range")
+    digits = ""
+    for _ in range(CUSTOM_FIELD_MAX - 1):
+        counter, rest = divmod(counter, 36)
+        digits = _DIGITS[rest] + digits
+    return prefix + digits
+
+
+def is_odd_lot(instrument: Instrument) -> bool:
+    return instrument.asset_class == "equity" and instrument.lot_size == FIXED_SCALE
+
+
+def broker_quantity(instrument: Instrument, quantity: int) -> int:
+    """Port quantity (shares or contracts, fixed point) to Shioaji's unit: board lots of 1,000
+    shares for common stock orders, shares for odd lots, contracts for futures."""
+    unit = instrument.lot_size if instrument.asset_class == "equity" else FIXED_SCALE
+    if quantity % unit:
+        raise ConfigError(
+            f"quantity {from_fixed(quantity)} is not whole lots of {instrument.instrument_id}"
+        )
+    return quantity // unit
+
+
+def port_quantity(instrument: Instrument, broker_qty: int) -> int:
+    unit = instrument.lot_size if instrument.asset_class == "equity" else FIXED_SCALE
+    return int(broker_qty) * unit
+
+
+def resolve_contract(api: Any, instrument: Instrument) -> Any:
+    """``2330.TWSE`` → ``Contracts.Stocks["2330"]``; ``TXF202612.TAIFEX`` →
+    ``Contracts.Futures["TXF"]["TXF202612"]``."""
+    symbol = instrument.instrument_id.split(".")[0]
+    try:
+        if instrument.asset_class == "future":
+            return api.Contracts.Futures[symbol[:3]][symbol]
+        return api.Contracts.Stocks[symbol]
+    except (KeyError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"Shioaji has no contract for {instrument.instrument_id}") from exc
+
+
+_PRICE_TYPES = {OrderType.MARKET: "MKT", OrderType.LIMIT: "LMT"}
+_TIF = {
+    TimeInForce.DAY: "ROD",
+    TimeInForce.GTC: "ROD",
+    TimeInForce.IOC: "IOC",
+    TimeInForce.FOK: "FOK",
+}
+
+
+def build_order(sj: ModuleType, command: SubmitOrder, instrument: Instrument, *, tag: str) -> Any:
+    """A ``shioaji.StockOrder`` or ``FuturesOrder`` for ``command`` (stop orders are not
+    offered by the broker API: refused as a config error before anything is sent)."""
+    price_type = _PRICE_TYPES.get(command.order_type)
+    if price_type is None:
+        raise ConfigError(f"Shioaji takes market and limit orders, not {command.order_type}")
+    common = {
+        "action": "Buy" if command.side is OrderSide.BUY else "Sell",
+        "price": float(from_fixed(command.price or 0)),
+        "quantity": broker_quantity(instrument, command.quantity),
+        "price_type": price_type,
+        "time_in_force": _TIF[command.time_in_force],
+    }
+    if instrument.asset_class == "future":
+        return sj.FuturesOrder(**common, octype="Auto")
+    lot = "IntradayOdd" if is_odd_lot(instrument) else "Common"
+    return sj.StockOrder(**common, order_lot=lot, custom_field=tag)

@@ -1,0 +1,368 @@
+"""A loopback fake IB gateway that speaks the TWS socket protocol to the unmodified ib_async client.
+
+Protocol (server version :data:`SERVER_VERSION`, field orders as ib_async's decoder reads them):
+the client sends ``API\\0`` and a length-prefixed ``v<min>..<max>``; the server answers with its
+version and connection time; the client sends startApi; the server sends nextValidId and
+managedAccounts. After that every message is a 4-byte big-endian length and NUL-terminated
+fields. The fake answers placeOrder, cancelOrder, reqOpenOrders, reqExecutions, reqPositions,
+reqAccountUpdates(Multi), reqCompletedOrders, reqMktData, reqHistoricalData, reqHistoricalTicks
+and sends openOrder, orderStatus, execDetails, commissionReport, position, error,
+tickPrice/tickSize, historicalData and historicalTicksBidAsk.
+
+Scenario controls (called by tests between awaits): :meth:`FakeIbGateway.fill`,
+``reject_next``, ``auto_ack``, :meth:`drop_clients` (socket loss), :meth:`restart` (a new
+gateway session: order ids start again, perm ids stay), ``pacing_violations``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.venues.fake_ib_wire import (
+    SERVER_VERSION,
+    Execution,
+    FakeOrder,
+    commission_fields,
+    exec_fields,
+    open_order_fields,
+    read_message,
+    status_fields,
+)
+
+__all__ = ["SERVER_VERSION", "Execution", "FakeIbGateway", "FakeOrder"]
+
+
+@dataclass
+class _Client:
+    writer: asyncio.StreamWriter
+    client_id: int = 0
+
+
+@dataclass
+class FakeIbGateway:
+    account: str = "DU1234567"
+    next_order_id: int = 1
+    auto_ack: bool = True
+    reject_next: tuple[int, str] | None = None
+    pacing_violations: int = 0
+    bars: list[tuple[str, float, float, float, float, float]] = field(default_factory=list)
+    bid_ask: list[tuple[int, float, float, float, float]] = field(default_factory=list)
+    orders: dict[int, FakeOrder] = field(default_factory=dict)  # by perm id
+    executions: list[Execution] = field(default_factory=list)
+    positions: dict[str, float] = field(default_factory=dict)  # symbol -> signed
+    requests: list[tuple[int, float]] = field(default_factory=list)  # (msg id, loop time)
+
+    def __post_init__(self) -> None:
+        self._server: asyncio.base_events.Server | None = None
+        self._clients: list[_Client] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._perm = 9000
+        self._session = 0
+        self._exec = 0
+        self.port = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, port: int = 0) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def stop(self) -> None:
+        self.drop_clients()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def drop_clients(self) -> None:
+        """Socket loss: close every client connection (the gateway keeps its orders)."""
+        for client in self._clients:
+            client.writer.close()
+        self._clients.clear()
+
+    async def restart(self) -> None:
+        """A new gateway session on the same port: order ids start again, perm ids stay."""
+        await self.stop()
+        self.next_order_id = 1
+        self._session += 1
+        await self.start(self.port)
+
+    @property
+    def connected(self) -> bool:
+        return bool(self._clients)
+
+    # --- the wire --------------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        client = _Client(writer)
+        try:
+            if await reader.readexactly(4) != b"API\0":
+                writer.close()
+                return
+            await read_message(reader)  # "v157..178"
+            now = dt.datetime.now(dt.UTC).strftime("%Y%m%d %H:%M:%S UTC")
+            self._send(client, str(SERVER_VERSION), now)
+            self._clients.append(client)
+            while True:
+                fields = await read_message(reader)
+                self.requests.append((int(fields[0]), asyncio.get_running_loop().time()))
+                self._handle(client, fields)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            if client in self._clients:
+                self._clients.remove(client)
+            writer.close()
+
+    def _send(self, client: _Client, *fields: Any) -> None:
+        payload = b"".join(str(f).encode() + b"\0" for f in fields)
+        client.writer.write(struct.pack(">I", len(payload)) + payload)
+
+    def _broadcast(self, *fields: Any) -> None:
+        for client in self._clients:
+            self._send(client, *fields)
+
+    def _handle(self, client: _Client, f: list[str]) -> None:
+        handler = {
+            71: self._start_api,
+            3: self._place,
+            4: self._cancel,
+            5: self._open_orders,
+            7: self._executions,
+            61: self._positions,
+            6: self._account_updates,
+            76: self._account_multi,
+            99: self._completed,
+            1: self._mkt_data,
+            20: self._historical,
+            96: self._historical_ticks,
+        }.get(int(f[0]))
+        if handler is not None:
+            handler(client, f)
+
+    # --- requests --------------------------------------------------------------------------
+
+    def _start_api(self, client: _Client, f: list[str]) -> None:
+        client.client_id = int(f[2])
+        self._send(client, 9, 1, self.next_order_id)
+        self._send(client, 15, 1, self.account)
+
+    def _place(self, client: _Client, f: list[str]) -> None:
+        order_id = int(f[1])
+        existing = self._by_order_id(client.client_id, order_id)
+        if existing is not None:  # modify
+            existing.quantity, existing.lmt_price = float(f[17]), f[19]
+            self._report(existing)
+            return
+        self.next_order_id = max(self.next_order_id, order_id + 1)
+        self._perm += 1
+        order = FakeOrder(
+            order_id,
+            self._perm,
+            client.client_id,
+            f[2:14],
+            f[16],
+            float(f[17]),
+            f[18],
+            f[19],
+            f[20],
+            f[21],
+            f[23] or self.account,
+            f[26],
+            session=self._session,
+        )
+        if self.reject_next is not None:
+            code, message = self.reject_next
+            self.reject_next = None
+            order.status = "Cancelled"
+            self.orders[order.perm_id] = order
+            self._send_status(order)
+            self._broadcast(4, 2, order_id, code, message, "")
+            return
+        self.orders[order.perm_id] = order
+        if self.auto_ack:
+            self._report(order)
+
+    def _cancel(self, client: _Client, f: list[str]) -> None:
+        order_id = int(f[2])
+        order = self._by_order_id(client.client_id, order_id)
+        if order is None:
+            self._send(client, 4, 2, order_id, 135, f"Can't find order with id ={order_id}", "")
+        elif order.status in ("Filled", "Cancelled"):
+            self._send(
+                client,
+                4,
+                2,
+                order_id,
+                161,
+                "Cancel attempted when order is not in a cancellable state",
+                "",
+            )
+        else:
+            order.status = "Cancelled"
+            self._send_status(order)
+            self._send(client, 4, 2, order_id, 202, "Order Canceled - reason:", "")
+
+    def _open_orders(self, client: _Client, f: list[str]) -> None:
+        for order in self.orders.values():
+            if order.status not in ("Filled", "Cancelled"):
+                self._send(client, *open_order_fields(order))
+                self._send(client, *status_fields(order))
+        self._send(client, 53, 1)
+
+    def _executions(self, client: _Client, f: list[str]) -> None:
+        req_id = int(f[2])
+        for ex in self.executions:
+            self._send(client, *exec_fields(ex, req_id))
+            self._send(client, *commission_fields(ex))
+        self._send(client, 55, 1, req_id)
+
+    def _positions(self, client: _Client, f: list[str]) -> None:
+        for symbol, qty in self.positions.items():
+            self._send(
+                client,
+                61,
+                3,
+                self.account,
+                0,
+                symbol,
+                "STK",
+                "",
+                0.0,
+                "",
+                "",
+                "SMART",
+                "USD",
+                symbol,
+                symbol,
+                qty,
+                0.0,
+            )
+        self._send(client, 62, 1)
+
+    def _account_updates(self, client: _Client, f: list[str]) -> None:
+        self._send(client, 54, 1, self.account)
+
+    def _account_multi(self, client: _Client, f: list[str]) -> None:
+        self._send(client, 74, 1, int(f[2]))
+
+    def _completed(self, client: _Client, f: list[str]) -> None:
+        self._send(client, 102)
+
+    def _mkt_data(self, client: _Client, f: list[str]) -> None:
+        req_id = int(f[2])
+        self._send(client, 1, 6, req_id, 1, 99.5, 300, 0)  # bid
+        self._send(client, 1, 6, req_id, 2, 100.0, 200, 0)  # ask
+        self._send(client, 2, 6, req_id, 8, 12345)  # volume
+
+    def _historical(self, client: _Client, f: list[str]) -> None:
+        req_id = int(f[1])
+        if self._pacing(client, req_id):
+            return
+        fields: list[Any] = [17, req_id, "", "", len(self.bars)]
+        for date, o, h, low, c, v in self.bars:
+            fields += [date, o, h, low, c, v, -1, -1]
+        self._send(client, *fields)
+
+    def _historical_ticks(self, client: _Client, f: list[str]) -> None:
+        req_id = int(f[1])
+        if self._pacing(client, req_id):
+            return
+        start = (
+            int(
+                dt.datetime.strptime(f[15], "%Y%m%d %H:%M:%S UTC")
+                .replace(tzinfo=dt.UTC)
+                .timestamp()
+            )
+            if f[15]
+            else 0
+        )
+        page = [t for t in self.bid_ask if t[0] >= start][: int(f[17] or 1000)]
+        fields: list[Any] = [97, req_id, len(page)]
+        for ts, bid, ask, bid_size, ask_size in page:
+            fields += [ts, 0, bid, ask, bid_size, ask_size]
+        self._send(client, *fields, 1)
+
+    def _pacing(self, client: _Client, req_id: int) -> bool:
+        if self.pacing_violations <= 0:
+            return False
+        self.pacing_violations -= 1
+        self._send(
+            client,
+            4,
+            2,
+            req_id,
+            162,
+            "Historical Market Data Service error message:Pacing violation",
+            "",
+        )
+        return True
+
+    # --- scenario controls -----------------------------------------------------------------
+
+    def find(self, order_ref: str) -> FakeOrder:
+        return next(o for o in self.orders.values() if o.order_ref == order_ref)
+
+    def ack(self, order_ref: str) -> None:
+        self._report(self.find(order_ref))
+
+    def fill(
+        self,
+        order_ref: str,
+        qty: float,
+        price: float,
+        *,
+        commission: float = 1.0,
+        send_commission: bool = True,
+    ) -> Execution:
+        """An execution (also after a cancel: a late fill); sent live when connected."""
+        order = self.find(order_ref)
+        self._exec += 1
+        order.avg_price = (order.avg_price * order.filled + price * qty) / (order.filled + qty)
+        order.filled += qty
+        if order.status != "Cancelled":
+            order.status = "Filled" if order.remaining <= 0 else "Submitted"
+        sign = 1 if order.action == "BUY" else -1
+        symbol = order.contract[1]
+        self.positions[symbol] = self.positions.get(symbol, 0.0) + sign * qty
+        now = dt.datetime.now(dt.UTC).strftime("%Y%m%d %H:%M:%S UTC")
+        ex = Execution(
+            f"0000e0d5.{self._exec:08d}.01.01", order, qty, price, order.filled, commission, now
+        )
+        self.executions.append(ex)
+        self._send_status(order)
+        self._broadcast(*exec_fields(ex, -1))
+        if send_commission:
+            self._broadcast(*commission_fields(ex))
+        return ex
+
+    def send_commission(self, ex: Execution) -> None:
+        self._broadcast(*commission_fields(ex))
+
+    def _by_order_id(self, client_id: int, order_id: int) -> FakeOrder | None:
+        mine = [
+            o
+            for o in self.orders.values()
+            if o.order_id == order_id
+            and o.client_id == client_id
+            and (o.session == self._session or o.status not in ("Filled", "Cancelled"))
+        ]
+        mine.sort(key=lambda o: o.session == self._session)
+        return mine[-1] if mine else None
+
+    def _report(self, order: FakeOrder) -> None:
+        self._broadcast(*open_order_fields(order))
+        self._send_status(order)
+
+    def _send_status(self, order: FakeOrder) -> None:
+        self._broadcast(*status_fields(order))

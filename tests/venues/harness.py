@@ -1,0 +1,207 @@
+"""One driver per venue for the port contract: the same calls make each venue ack, fill and
+cancel (the simulated venue through market data, the IB and Shioaji adapters through their fakes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+from typing import Any
+
+from actors.venues.common import SendLog
+from actors.venues.ib import IbVenue
+from actors.venues.ib_support import ContractSpec, IbConfig
+from actors.venues.shioaji import ShioajiVenue
+from actors.venues.shioaji_support import ShioajiConfig
+from runtime.journal import Journal
+from runtime.messages import (
+    CancelOrder,
+    ModifyOrder,
+    OrderEvent,
+    OrderSide,
+    OrderType,
+    SubmitOrder,
+    TimeInForce,
+)
+from runtime.taiwan import twse_stock
+from runtime.values import FIXED_SCALE, fixed
+from tests.backtest.test_venue_helpers import make_venue, quote, trade
+from tests.venues.fake_ib import FakeIbGateway
+from tests.venues.fake_ib_wire import exec_fields
+from tests.venues.fake_shioaji import FakeShioaji, import_sj
+
+__all__ = ["HARNESSES", "IbHarness", "ShioajiHarness", "SimHarness", "make_harness"]
+
+_ts = itertools.count(1_000)
+
+
+class Harness:
+    instrument_id = ""
+    unit = FIXED_SCALE  # one lot, fixed point
+    price = fixed(10)
+    port: Any
+
+    def command(self, cid: str, lots: int, side: OrderSide = OrderSide.BUY) -> SubmitOrder:
+        return SubmitOrder(
+            seq=next(_ts),
+            ts_event=next(_ts),
+            ts_init=0,
+            client_order_id=cid,
+            strategy_id="s",
+            instrument_id=self.instrument_id,
+            side=side,
+            order_type=OrderType.LIMIT,
+            quantity=lots * self.unit,
+            price=self.price,
+            time_in_force=TimeInForce.GTC,
+        )
+
+    def submit(self, cid: str, lots: int, side: OrderSide = OrderSide.BUY) -> None:
+        self.port.submit(self.command(cid, lots, side), next(_ts))
+
+    def cancel(self, cid: str) -> None:
+        self.port.cancel(
+            CancelOrder(
+                seq=next(_ts),
+                ts_event=next(_ts),
+                ts_init=0,
+                client_order_id=cid,
+                strategy_id="s",
+                instrument_id=self.instrument_id,
+            ),
+            next(_ts),
+        )
+
+    def modify(self, cid: str, lots: int) -> None:
+        self.port.modify(
+            ModifyOrder(
+                seq=next(_ts),
+                ts_event=next(_ts),
+                ts_init=0,
+                client_order_id=cid,
+                strategy_id="s",
+                instrument_id=self.instrument_id,
+                quantity=lots * self.unit,
+            ),
+            next(_ts),
+        )
+
+    def reports(self) -> list[OrderEvent]:
+        self.settle()
+        return list(self.port.drain_reports())
+
+    def settle(self) -> None: ...
+    def fill(self, cid: str, lots: int, side: OrderSide = OrderSide.BUY) -> None: ...
+    def duplicate_last(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class SimHarness(Harness):
+    instrument_id = "AAA"
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = make_venue({"kind": "l1"})
+        self.port.on_market(quote(next(_ts), "9.99", 100, "10.05", 100))
+
+    def settle(self) -> None:
+        self.port.on_market(quote(next(_ts), "9.99", 100, "10.05", 100))
+
+    def fill(self, cid: str, lots: int, side: OrderSide = OrderSide.BUY) -> None:
+        from runtime.messages import Side
+
+        aggressor = Side.SELL if side is OrderSide.BUY else Side.BUY
+        self.port.on_market(trade(next(_ts), "10", lots, aggressor))
+
+    def duplicate_last(self) -> None:
+        """The simulated venue never repeats a report: nothing to inject."""
+
+
+class IbHarness(Harness):
+    instrument_id = "AAPL.NASDAQ"
+
+    def __init__(self, tmp: Path) -> None:
+        self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self.loop)
+        self.fake = FakeIbGateway()
+        port = self.loop.run_until_complete(self.fake.start())
+        import ib_async
+
+        self.ib = ib_async.IB()
+        config = IbConfig(
+            port=port,
+            client_id=3,
+            reset_window=("00:00", "00:00"),
+            contracts={self.instrument_id: ContractSpec(symbol="AAPL")},
+        )
+        self.journal = Journal(tmp / "ib.journal")
+        self.port = IbVenue(self.ib, config=config, send_log=SendLog(self.journal))
+        self.run(self.port.connect())
+        self.last: Any = None
+
+    def run(self, awaitable: Any) -> Any:
+        return self.loop.run_until_complete(awaitable)
+
+    def settle(self) -> None:
+        for _ in range(4):
+            self.run(asyncio.sleep(0.01))
+
+    def fill(self, cid: str, lots: int, side: OrderSide = OrderSide.BUY) -> None:
+        self.settle()  # the order reaches the fake gateway first
+        self.last = self.fake.fill(cid, float(lots), 10.0)
+
+    def duplicate_last(self) -> None:
+        ex = self.last
+        self.fake._broadcast(*exec_fields(ex, -1))
+        self.fake.send_commission(ex)
+
+    def close(self) -> None:
+        self.ib.disconnect()
+        self.run(self.fake.stop())
+        self.journal.close()
+        self.loop.close()
+        asyncio.set_event_loop(None)
+
+
+class ShioajiHarness(Harness):
+    instrument_id = "2330.TWSE"
+    unit = 1_000 * FIXED_SCALE  # a board lot
+    price = fixed(600)
+
+    def __init__(self, tmp: Path) -> None:
+        self.sj = import_sj(str(tmp))
+        self.fake = FakeShioaji(self.sj)
+        self.journal = Journal(tmp / "sj.journal")
+        self.port = ShioajiVenue(
+            self.fake,
+            sj=self.sj,
+            config=ShioajiConfig(),
+            instruments={self.instrument_id: twse_stock("2330")},
+            send_log=SendLog(self.journal),
+        )
+        self.last: tuple[Any, dict[str, Any]] | None = None
+
+    def settle(self) -> None:
+        self.fake.deliver()
+
+    def trade_of(self, cid: str) -> Any:
+        tag = self.port.send_log.orders[cid].broker_ids["tag"]
+        return self.fake.trade_of(tag)
+
+    def fill(self, cid: str, lots: int, side: OrderSide = OrderSide.BUY) -> None:
+        self.fake.deal(self.trade_of(cid), lots, 600.0)
+        self.last = self.fake.pending[-1]
+
+    def duplicate_last(self) -> None:
+        assert self.last is not None
+        self.fake.pending.append(self.last)
+
+    def close(self) -> None:
+        self.journal.close()
+
+
+HARNESSES = {"paper": SimHarness, "ib": IbHarness, "shioaji": ShioajiHarness}
+
+
+def make_harness(name: str, tmp: Path) -> Harness:
+    return HARNESSES[name](tmp)  # type: ignore[abstract]

@@ -1,0 +1,123 @@
+"""Rate limits, the circuit breaker, live opt-in, credentials and the journal-before-send log."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from actors.venues.common import (
+    CircuitBreaker,
+    CommandQueue,
+    Mode,
+    SendLog,
+    TokenBucket,
+    check_live,
+    env_secret,
+)
+from actors.venues.shioaji_support import custom_tag
+from runtime.errors import ConfigError
+from runtime.journal import Journal
+from runtime.messages import CancelOrder, OrderSide, OrderType, SubmitOrder
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def submit(cid: str) -> SubmitOrder:
+    return SubmitOrder(
+        seq=1,
+        ts_event=1,
+        ts_init=1,
+        client_order_id=cid,
+        strategy_id="s",
+        instrument_id="X",
+        side=OrderSide.BUY,
+        order_type=OrderType.MARKET,
+        quantity=10**9,
+    )
+
+
+def test_token_bucket_allows_bursts_up_to_capacity_then_the_rate() -> None:
+    clock = Clock()
+    bucket = TokenBucket.per_window(200, 10, clock=clock)  # Shioaji orders: below 250 / 10 s
+    assert sum(bucket.try_take() for _ in range(300)) == 200
+    assert bucket.wait_s() == pytest.approx(0.05)
+    clock.t = 1.0
+    assert sum(bucket.try_take() for _ in range(100)) == 20
+
+
+def test_cancels_go_ahead_of_new_orders() -> None:
+    queue = CommandQueue()
+    queue.push(submit("a"))
+    queue.push(
+        CancelOrder(
+            seq=2, ts_event=2, ts_init=2, client_order_id="z", strategy_id="s", instrument_id="X"
+        )
+    )
+    first = queue.pop()
+    assert isinstance(first, CancelOrder) and queue.submit_ids() == {"a"}
+
+
+def test_breaker_opens_on_repeated_failures_and_closes_only_on_a_clean_reconcile() -> None:
+    breaker = CircuitBreaker(threshold=2)
+    breaker.failure("timeout")
+    assert breaker.allows_new_orders
+    breaker.failure("timeout")
+    assert not breaker.allows_new_orders
+    breaker.success()
+    breaker.reconciled(clean=False)
+    assert not breaker.allows_new_orders
+    breaker.reconciled(clean=True)
+    assert breaker.allows_new_orders and breaker.failures == 0
+
+
+def test_live_needs_the_config_flag_and_the_confirmation() -> None:
+    assert check_live(live=False, confirm_live=False, paper_account=True) is Mode.PAPER
+    with pytest.raises(ConfigError, match="live: true"):
+        check_live(live=False, confirm_live=True, paper_account=False)
+    with pytest.raises(ConfigError, match="--confirm-live"):
+        check_live(live=True, confirm_live=False, paper_account=False)
+    with pytest.raises(ConfigError, match="paper account"):
+        check_live(live=True, confirm_live=True, paper_account=True)
+    assert check_live(live=True, confirm_live=True, paper_account=False) is Mode.LIVE
+
+
+def test_credentials_come_from_the_environment_and_never_print(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    planted = "sk-PLANTED-do-not-log-4411"
+    secret = env_secret("TW_TEST_SECRET", environ={"TW_TEST_SECRET": planted})
+    logging.getLogger("tradewind").warning("login with %s / %r", secret, secret)
+    assert secret.reveal() == planted
+    assert planted not in caplog.text and planted not in f"{secret} {secret!r}"
+    with pytest.raises(ConfigError, match="TW_MISSING"):
+        env_secret("TW_MISSING", environ={})
+
+
+def test_send_log_survives_a_restart_and_refuses_a_resend(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j") as journal:
+        log = SendLog(journal)
+        assert log.before_send(submit("c1"))
+        log.broker_ids("c1", perm_id="777", order_id="3")
+        log.mark_unknown("c1")
+        assert not log.before_send(submit("c1"))
+    with Journal(tmp_path / "j") as journal:
+        again = SendLog(journal)
+        assert not again.before_send(submit("c1"))
+        assert again.find("perm_id", "777") == "c1"
+        assert [o.command.client_order_id for o in again.unknown()] == ["c1"]
+
+
+def test_custom_field_tags_are_six_alphanumerics() -> None:
+    tags = {custom_tag("T", n) for n in range(5000)}
+    assert len(tags) == 5000 and all(len(t) == 6 and t.isalnum() for t in tags)
+    assert custom_tag("T", 36**5 - 1) == "TZZZZZ"
+    with pytest.raises(ConfigError):
+        custom_tag("T", 36**5)

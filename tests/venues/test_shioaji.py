@@ -1,0 +1,251 @@
+"""The Shioaji adapter against the callback-level fake (real shioaji enums, orders, errors)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actors.venues.common import SendLog, env_secret
+from actors.venues.shioaji import ShioajiVenue
+from actors.venues.shioaji_support import CUSTOM_FIELD_MAX, ShioajiConfig
+from runtime.journal import Journal
+from runtime.messages import (
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+    OrderSide,
+    OrderStatusUnknown,
+    OrderType,
+    SubmitOrder,
+    TimeInForce,
+)
+from runtime.taiwan import taifex_future, twse_stock
+from runtime.values import FIXED_SCALE, fixed
+from tests.venues.fake_shioaji import FakeShioaji
+from tests.venues.harness import ShioajiHarness
+
+LOT = 1_000 * FIXED_SCALE
+TXF = "TXF202612.TAIFEX"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Iterator[ShioajiHarness]:
+    harness = ShioajiHarness(tmp_path)
+    harness.port.instruments[TXF] = taifex_future("TXF", "202612")
+    yield harness
+    harness.close()
+
+
+def kinds(reports: list[object]) -> list[str]:
+    return [type(r).__name__ for r in reports]
+
+
+def future_order(cid: str, qty: int = 2) -> SubmitOrder:
+    return SubmitOrder(
+        seq=1,
+        ts_event=1,
+        ts_init=1,
+        client_order_id=cid,
+        strategy_id="s",
+        instrument_id=TXF,
+        side=OrderSide.SELL,
+        order_type=OrderType.LIMIT,
+        quantity=qty * FIXED_SCALE,
+        price=fixed(23000),
+        time_in_force=TimeInForce.DAY,
+    )
+
+
+def test_the_client_order_id_travels_as_a_six_character_tag(h: ShioajiHarness) -> None:
+    h.submit("a-very-long-client-order-id-000001", 1)
+    (ack,) = h.reports()
+    trade = h.fake.trades[0]
+    tag = trade.order.custom_field
+    assert tag is not None and len(tag) <= CUSTOM_FIELD_MAX and tag.isalnum()
+    assert isinstance(ack, OrderAccepted) and ack.venue_order_id == trade.order.ordno
+    assert int(trade.order.quantity) == 1  # one board lot of 1,000 shares
+
+
+def test_duplicate_events_share_an_event_id_and_are_dropped(h: ShioajiHarness) -> None:
+    h.port.submit(future_order("f-1"), 1)
+    h.settle()
+    h.fake.deal(h.fake.trades[0], 1, 23000.0, duplicate=True)
+    (fill,) = [r for r in h.reports() if isinstance(r, OrderFilled)]
+    assert (fill.last_qty, fill.cum_qty, fill.leaves_qty) == (FIXED_SCALE, FIXED_SCALE, FIXED_SCALE)
+    assert fill.fee == 50 * FIXED_SCALE + fixed(92)  # commission + tax 0.002% of 4.6M TWD
+
+
+def test_a_deal_before_the_ack_reports_an_ack_first(h: ShioajiHarness) -> None:
+    h.submit("b-1", 2)
+    h.fake.deal(h.fake.trades[0], 2, 600.0, before_ack=True)
+    reports = h.reports()
+    assert kinds(reports) == ["OrderAccepted", "OrderFilled"]
+    fill = reports[1]
+    assert isinstance(fill, OrderFilled) and fill.cum_qty == 2 * LOT and fill.leaves_qty == 0
+    assert fill.fee == 1710 * FIXED_SCALE  # 0.1425% of 1.2M TWD, a buy: no tax
+
+
+def test_a_futures_callback_that_beats_place_order_is_matched_later(h: ShioajiHarness) -> None:
+    h.fake.deliver_inline = True  # callbacks before place_order returns (no custom field)
+    h.port.submit(future_order("i-1"), 1)
+    assert kinds(h.reports()) == ["OrderAccepted"]
+
+
+def test_dropped_events_are_recovered_by_reconciliation(h: ShioajiHarness) -> None:
+    h.submit("d-1", 3)
+    h.reports()
+    h.fake.deal(h.fake.trades[0], 1, 600.0, drop=True)
+    assert h.reports() == []
+    assert h.port.reconcile()
+    (fill,) = h.reports()
+    assert isinstance(fill, OrderFilled) and fill.cum_qty == LOT
+    assert h.port.positions() == {"2330.TWSE": LOT}
+
+
+def test_unknown_outcome_is_reconciled_never_resent(h: ShioajiHarness) -> None:
+    h.fake.outcome_unknown_next = True
+    command = h.command("u-1", 1)
+    h.port.submit(command, 1)
+    reports = h.port.drain_reports()
+    assert kinds(reports) == ["OrderStatusUnknown"]
+    assert isinstance(reports[0], OrderStatusUnknown) and reports[0].command == "submit"
+    h.port.submit(command, 2)  # the strategy retries: refused, reconcile instead
+    assert len(h.fake.trades) == 1
+    h.port.tick()
+    assert kinds(h.reports()) == ["OrderAccepted"]
+    assert len(h.fake.trades) == 1
+
+
+def test_unknown_futures_outcome_is_adopted_by_contract_side_quantity_price(
+    h: ShioajiHarness,
+) -> None:
+    h.fake.outcome_unknown_next = True
+    h.port.submit(future_order("uf-1"), 1)
+    h.fake.pending.clear()  # the callbacks are lost too
+    assert kinds(h.port.drain_reports()) == ["OrderStatusUnknown"]
+    h.port.reconcile()
+    assert kinds(h.reports()) == ["OrderAccepted"]
+    assert h.port.send_log.orders["uf-1"].broker_ids["ordno"] == h.fake.trades[0].order.ordno
+
+
+def test_unknown_outcome_that_never_arrived_is_rejected_not_found(h: ShioajiHarness) -> None:
+    h.fake.outcome_unknown_next = True
+    h.submit("n-1", 1)
+    h.fake.trades.clear()
+    h.fake.session_trades.clear()
+    h.fake.pending.clear()
+    h.port.drain_reports()
+    h.port.reconcile()
+    (report,) = h.reports()
+    assert isinstance(report, OrderRejected) and report.venue_code == "not_found"
+
+
+def test_reject_carries_the_broker_code(h: ShioajiHarness) -> None:
+    h.fake.reject_next = ("88", "insufficient balance")
+    h.submit("r-1", 1)
+    (report,) = h.reports()
+    assert isinstance(report, OrderRejected)
+    assert (report.venue_code, report.reason) == ("88", "insufficient balance")
+
+
+def test_session_loss_blocks_then_login_reconciles(
+    h: ShioajiHarness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    planted = "PLANTED-SECRET-8c1f"
+    env = {"SHIOAJI_API_KEY": "key-" + planted, "SHIOAJI_SECRET_KEY": planted}
+    h.port.credentials = (
+        env_secret("SHIOAJI_API_KEY", environ=env),
+        env_secret("SHIOAJI_SECRET_KEY", environ=env),
+    )
+    h.submit("s-1", 1)
+    h.reports()
+    h.fake.session_down()
+    h.submit("s-2", 1)
+    (blocked,) = h.reports()
+    assert isinstance(blocked, OrderRejected) and blocked.venue_code == "gateway.session_down"
+    caplog.set_level(logging.DEBUG)
+    h.port.tick()
+    assert h.fake.logins == [("key-" + planted, planted)]
+    assert h.port.session_up and h.port.breaker.allows_new_orders
+    assert planted not in caplog.text and planted not in repr(h.port.credentials)
+
+
+def test_cancel_of_an_order_from_an_earlier_session_refreshes_it_first(
+    h: ShioajiHarness, tmp_path: Path
+) -> None:
+    h.submit("e-1", 1)
+    h.reports()
+    h.fake.login("k", "s")  # a new session: list_trades is empty until update_status
+    again = ShioajiVenue(
+        h.fake,
+        sj=h.sj,
+        config=ShioajiConfig(),
+        instruments=h.port.instruments,
+        send_log=SendLog(h.journal),
+    )
+    h.port = again
+    h.cancel("e-1")
+    assert kinds(h.reports()) == ["OrderCanceled"]
+    assert h.fake.calls.index("update_status") < h.fake.calls.index("cancel_order")
+
+
+def test_rate_limit_holds_orders_and_sends_cancels_first(tmp_path: Path) -> None:
+    harness = ShioajiHarness(tmp_path)
+    clock = Clock()
+    config = ShioajiConfig(orders_per_10s=2)
+    journal = Journal(tmp_path / "rl.journal")
+    venue = ShioajiVenue(
+        harness.fake,
+        sj=harness.sj,
+        config=config,
+        instruments={"2330.TWSE": twse_stock("2330")},
+        send_log=SendLog(journal),
+        monotonic=clock,
+    )
+    harness.port = venue
+    for n in range(3):
+        harness.submit(f"q-{n}", 1)
+    assert len(harness.fake.trades) == 2
+    harness.cancel("q-0")
+    harness.submit("q-3", 1)
+    clock.t = 5.0  # one token back (2 per 10 s)
+    venue.pump()
+    assert "cancel_order" in harness.fake.calls and len(harness.fake.trades) == 2
+    clock.t = 20.0
+    venue.pump()
+    assert len(harness.fake.trades) == 4
+    journal.close()
+
+
+def test_the_real_client_is_never_constructed(h: ShioajiHarness) -> None:
+    assert isinstance(h.fake, FakeShioaji)
+    assert not Path("shioaji.log").exists()
+
+
+def test_live_login_activates_the_certificate_from_the_environment(
+    h: ShioajiHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SHIOAJI_CA_PATH", "SHIOAJI_CA_PASSWORD", "SHIOAJI_PERSON_ID"):
+        monkeypatch.setenv(name, f"value-of-{name}")
+    env = {"K": "k", "S": "s"}
+    live = ShioajiVenue(
+        h.fake,
+        sj=h.sj,
+        config=ShioajiConfig(simulation=False, live=True),
+        instruments=h.port.instruments,
+        send_log=h.port.send_log,
+        credentials=(env_secret("K", environ=env), env_secret("S", environ=env)),
+    )
+    live.login()
+    assert h.fake.calls.index("activate_ca") < h.fake.calls.index("update_status")
