@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,37 @@ def register(subparsers: Any) -> None:
                                         "chdb://var/clickhouse)")
     parser.add_argument("--days", type=int, default=3, help="days of sample data if absent")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--no-paper", action="store_true",
+                        help="skip the short lockstep paper session after the backtests")
     parser.set_defaults(func=_demo)
+
+
+def _paper_step(store: Any, say: Any) -> dict[str, Any]:
+    """A short lockstep paper session (configs/paper.yaml) through the supervised actors."""
+    import ray
+
+    from actors.config import load_paper_config
+    from actors.session import run_session
+
+    say("")
+    say("paper trading: the same SMA strategy through the supervised actor tree (lockstep) ...")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    try:
+        result = run_session(load_paper_config(CONFIG_DIR / "paper.yaml"), lockstep=True,
+                             store=store)
+    finally:
+        if started:
+            ray.shutdown()
+    say(f"paper session {result['session_id']}: {result['orders']} orders, "
+        f"{result['fills']} fills, PnL {result['pnl']:,.2f}, restarts {result['restarts']}, "
+        f"trading {result['trading_state']}")
+    say(f"  files: {os.path.relpath(result['output_dir'])}/{result['session_id']}/ "
+        "(session.md, fills.csv, orders.csv, positions.csv, account.csv)")
+    return {k: result[k] for k in ("session_id", "orders", "fills", "pnl", "restarts",
+                                   "state_hash")}
 
 
 def _ensure_sample(store: Any, days: int, say: Any) -> bool:
@@ -69,8 +100,9 @@ def _demo(args: argparse.Namespace) -> int:
             results.append(result)
             say("")
             say("\n".join(summary_lines(result)))
+        paper = None if args.no_paper else _paper_step(store, say)
     if args.json:
-        print(json.dumps({"sampled": sampled, "runs": [{
+        print(json.dumps({"sampled": sampled, "paper": paper, "runs": [{
             "run_id": r.run_id, "n_fills": r.n_fills, "state_hash": r.state_hash,
             "report": str(r.report_path),
             "metrics": json.loads(metrics_to_json(r.metrics["strategy"])),
@@ -78,5 +110,6 @@ def _demo(args: argparse.Namespace) -> int:
     else:
         say("")
         say("Open a report in a browser; run `tradewind backtest --config configs/sma_nvda.yaml`"
-            " for a real-data backtest, `tradewind data list` to see the store.")
+            " for a real-data backtest, `tradewind paper --config configs/paper.yaml` for paper"
+            " trading, `tradewind data list` to see the store.")
     return 0

@@ -1,0 +1,131 @@
+"""The paper session's configuration (``configs/paper.yaml``), validated at load time.
+
+It names a trading config (instruments, data, strategies, venue models, risk limits and seed —
+the same file a backtest runs), how the feed replays it, the supervisor's child specs and
+restart policy, the kill file, and what happens at the stop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from actors.control_config import ControlConfig
+from backtest.config import BacktestConfig, load_config
+from backtest.config import config_hash as trading_hash
+from runtime.errors import ConfigError
+from runtime.supervision import ChildSpec, RestartStrategy, RestartType, SupervisorSpec
+
+__all__ = ["FeedConfig", "PaperConfig", "SupervisorConfig", "load_paper_config", "paper_hash"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FeedConfig(_Frozen):
+    mode: Literal["replay", "synthetic"] = "replay"
+    speed: float | Literal["max"] = "max"  # data time per wall time; "max": as fast as it goes
+    lockstep: bool = True
+    batch_size: int = Field(512, ge=1, le=100_000)
+    synthetic_days: int = Field(1, ge=1)
+
+
+class SupervisorConfig(_Frozen):
+    strategy: RestartStrategy = RestartStrategy.ONE_FOR_ONE
+    intensity: int = Field(5, ge=0)
+    period_s: float = Field(30.0, gt=0)
+    backoff_initial_s: float = Field(0.0, ge=0)
+    backoff_max_s: float = Field(2.0, ge=0)
+    heartbeat_s: float = Field(1.0, gt=0)
+    hang_timeout_s: float = Field(10.0, gt=0)
+    children: tuple[ChildSpec, ...] = (
+        ChildSpec(child_id="risk"),
+        ChildSpec(child_id="gateway"),
+        ChildSpec(child_id="book"),
+        ChildSpec(child_id="strategy"),
+        ChildSpec(child_id="store"),
+        ChildSpec(child_id="recorder"),
+        ChildSpec(child_id="reconciler"),
+        ChildSpec(child_id="feed", restart=RestartType.TRANSIENT),
+    )
+
+    def spec(self, child_ids: tuple[str, ...]) -> SupervisorSpec:
+        """The pure spec over the actual children (``book`` and ``strategy`` expand per id)."""
+        kinds = {c.child_id: c for c in self.children}
+        children = []
+        for child_id in child_ids:
+            kind = child_id.split(":", 1)[0]
+            template = kinds.get(kind)
+            if template is None:
+                raise ConfigError(f"no child spec for {kind!r}", field="supervisor.children")
+            children.append(template.model_copy(update={"child_id": child_id}))
+        return SupervisorSpec(
+            strategy=self.strategy, intensity=self.intensity, period_s=self.period_s,
+            backoff_initial_s=self.backoff_initial_s, backoff_max_s=self.backoff_max_s,
+            children=tuple(children),
+        )
+
+
+class PaperConfig(_Frozen):
+    name: str = Field("paper", pattern=r"^[\w.]+$")
+    trading: str  # path of the trading config (a backtest YAML), relative to this file
+    session_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.]+$")
+    # where things go, relative to the working directory (as a backtest's output_dir)
+    journal_dir: str = "var/paper"
+    output_dir: str = "runs"
+    kill_file: str | None = "var/paper/KILL"
+    cancel_on_stop: bool = True
+    status_every_s: float = Field(1.0, gt=0)
+    record: bool = False  # events into the store through the recorder and store actors
+    store_dsn: str | None = None  # default: TRADEWIND_STORE_DSN or chdb://var/clickhouse
+    reconcile_every_s: float | None = Field(5.0, gt=0)  # None: no reconciler
+    reconcile_act: bool = False  # let a drift move the trading state
+    feed: FeedConfig = FeedConfig()
+    supervisor: SupervisorConfig = SupervisorConfig()
+    control: ControlConfig = ControlConfig()  # the HTTP control plane (serve/, issue 4)
+    base_dir: str = Field(".", exclude=True)
+
+    def trading_config(self) -> BacktestConfig:
+        candidate = Path(self.trading)
+        path = candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
+        return load_config(path)
+
+
+def load_paper_config(source: str | Path | dict[str, object]) -> PaperConfig:
+    """A paper config from YAML or a dict; mistakes are one ConfigError naming the field."""
+    if isinstance(source, dict):
+        raw, name, base = dict(source), "<dict>", "."
+    else:
+        path = Path(source)
+        name, base = str(path), str(path.parent)
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError("no such file", path=name) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML: {str(exc).splitlines()[0]}", path=name) from exc
+        if not isinstance(raw, dict):
+            raise ConfigError("expected a mapping at the top level", path=name)
+    raw.setdefault("base_dir", base)
+    try:
+        config = PaperConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(first["msg"], path=name, field=field) from None
+    config.trading_config()  # a bad trading config is refused now, naming its file
+    return config
+
+
+def paper_hash(config: PaperConfig) -> str:
+    """sha256 of the paper config and its trading config together."""
+    import hashlib
+    import json
+
+    payload = config.model_dump(mode="json", exclude={"base_dir", "session_id"})
+    payload["trading"] = trading_hash(config.trading_config())
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

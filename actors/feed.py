@@ -1,0 +1,274 @@
+"""The feed actor: market data for the session, and the driver that replays it.
+
+Data comes from the trading config's streams (a file or the store, through
+``backtest.feed.load_feed``) or from the synthetic generator (sample data shifted to start now,
+replayed at 1× as a live stream). The actor runs :class:`actors.lockstep.Driver` in a background
+task, one step at a time under a lock, so halts, the kill file and the stop never interleave
+with a step. Its cursor is saved to a small file; after a restart it resumes from there (the
+other actors dedupe what they saw twice by feed index, order id and fill id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from actors.base import ACTOR_OPTIONS, incarnate
+from actors.config import FeedConfig
+from actors.lockstep import Driver, Ports
+from actors.setup import SessionSetup
+from runtime.messages import MarketData
+
+__all__ = ["FeedActor", "load_messages", "read_cache", "write_cache"]
+
+_CACHE = "feed.msgs"
+
+
+def write_cache(setup: SessionSetup, feed: FeedConfig, store: Any = None) -> Path:
+    """Load the session's data once and keep it beside the journals: a restarted feed actor and
+    a resumed session replay exactly the same messages (and never open the store again)."""
+    import msgspec
+
+    path = Path(setup.journal_dir) / _CACHE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        messages, start_ns = load_messages(setup, feed, store)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(msgspec.msgpack.encode((start_ns, messages)))
+        tmp.replace(path)
+    return path
+
+
+def read_cache(setup: SessionSetup) -> tuple[list[MarketData], int]:
+    import msgspec
+
+    from runtime.messages import AnyMessage
+
+    decoder = msgspec.msgpack.Decoder(tuple[int, list[AnyMessage]])  # type: ignore[valid-type]
+    start_ns, messages = decoder.decode((Path(setup.journal_dir) / _CACHE).read_bytes())
+    return messages, start_ns
+
+
+def load_messages(setup: SessionSetup, feed: FeedConfig,
+                  store: Any = None) -> tuple[list[MarketData], int]:
+    """The session's market data in (ts, seq) order, and its start time."""
+    if feed.mode == "synthetic":
+        return _synthetic(setup, feed)
+    from backtest.feed import load_feed
+
+    config = setup.trading
+    own = store is None and any(d.path is None for d in config.data)
+    if own:
+        from backtest.results import open_config_store
+
+        store = open_config_store(config)
+    try:
+        data = load_feed(config, store)
+    finally:
+        if own:
+            store.close()
+    return data.messages, data.start_ns
+
+
+def _synthetic(setup: SessionSetup, feed: FeedConfig) -> tuple[list[MarketData], int]:
+    import datetime as dt
+
+    import msgspec
+    import numpy as np
+
+    from backtest.data import SampleSpec, generate_sample, to_messages
+
+    spec = SampleSpec(instruments=setup.instruments(), days=feed.synthetic_days,
+                      start=dt.date(2024, 1, 2))
+    tables = generate_sample(np.random.default_rng(setup.trading.seed), spec)
+    wanted = {(d.kind, d.instrument) for d in setup.trading.data}
+    msgs: list[MarketData] = []
+    for kind, table in tables.items():
+        for instrument in sorted({i for k, i in wanted if k == kind}):
+            part = table.filter(np.asarray(table.column("instrument_id").to_pylist()) == instrument)
+            msgs.extend(to_messages(kind, part))
+    msgs.sort(key=lambda m: (m.ts_event, m.seq))
+    if not msgs:
+        return [], 0
+    shift = time.time_ns() - msgs[0].ts_event
+    shifted = [msgspec.structs.replace(m, ts_event=m.ts_event + shift, ts_init=m.ts_init + shift)
+               for m in msgs]
+    return shifted, shifted[0].ts_event
+
+
+def _resolve(ports: Ports) -> Ports:
+    """Ports given by actor name (so the feed's constructor arguments hold no handles) as
+    handles."""
+    def get(name: Any) -> Any:
+        return ray.get_actor(name) if isinstance(name, str) else name
+
+    return Ports(gateway=get(ports.gateway), risk=get(ports.risk),
+                 hosts={k: get(v) for k, v in ports.hosts.items()},
+                 books={k: get(v) for k, v in ports.books.items()},
+                 recorder=get(ports.recorder), recorder_source=ports.recorder_source)
+
+
+@ray.remote(**ACTOR_OPTIONS)
+class FeedActor:
+    """Drives the session (see the module docstring)."""
+
+    def __init__(self, setup: SessionSetup, feed: FeedConfig, ports: Ports, *,
+                 kill_file: str | None, cancel_on_stop: bool) -> None:
+        self.setup, self.feed, self.kill_file = setup, feed, kill_file
+        self.cancel_on_stop = cancel_on_stop
+        self.messages, start_ns = read_cache(setup)
+        speed: float | None = None
+        if feed.mode == "synthetic":
+            speed = 1.0 if feed.speed == "max" else float(feed.speed)
+        elif not feed.lockstep and feed.speed != "max":
+            speed = float(feed.speed)
+        self.driver = Driver(_resolve(ports), self.messages, start_ns=start_ns,
+                             batch_size=feed.batch_size, speed=speed)
+        self.path = Path(setup.journal_dir) / "feed.json"
+        self._incarnation = incarnate(Path(setup.journal_dir) / "feed.incarnation")
+        self.saved: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.driver.cursor = int(self.saved.get("cursor", 0))
+        self.driver.reports_seen = int(self.saved.get("reports_seen", 0))
+        for key, value in self.saved.get("counters", {}).items():
+            setattr(self.driver.counters, key, value)
+        self.lock = asyncio.Lock()
+        self.task: asyncio.Task[None] | None = None
+        self.paused = False
+        self.stop_requested = False
+        self.kill_halted = False
+        self.wall0 = time.monotonic()
+        self._last_save = 0.0
+        self._last_kill_check = 0.0
+        self.error: str | None = None
+
+    # --- control -----------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Start (or, after a restart, resume) the session in the background."""
+        if self.task is None and not self.saved.get("finished"):
+            self.saved["running"] = True
+            self.task = asyncio.ensure_future(self._loop())
+
+    async def after_restart(self) -> None:
+        if self.saved.get("running"):
+            await self.run()
+
+    async def pause(self) -> int:
+        """Park the loop between steps; returns the cursor."""
+        self.paused = True
+        async with self.lock:
+            await self.driver.flush()
+            await self._save(force=True)
+            return self.driver.cursor
+
+    async def resume(self) -> None:
+        self.paused = False
+
+    async def halt(self, reason: str) -> None:
+        async with self.lock:
+            await self.driver.set_state("halted", reason)
+
+    async def stop(self) -> dict[str, Any]:
+        """Stop at the next step boundary, cancel per config, flush; the final status."""
+        self.stop_requested = True
+        self.paused = False
+        if self.task is None:
+            await self.run()
+        if self.task is not None:
+            await self.task
+        return await self.status()
+
+    async def wait(self) -> dict[str, Any]:
+        if self.task is not None:
+            await self.task
+        return await self.status()
+
+    # --- the loop ------------------------------------------------------------------------------
+    async def _loop(self) -> None:
+        try:
+            async with self.lock:
+                await self.driver.start()
+            more = True
+            while more and not self.stop_requested:
+                if self.paused:
+                    await asyncio.sleep(0.01)
+                    continue
+                async with self.lock:
+                    await self._kill_file()
+                    more = await self.driver.step()
+                    await self._save()
+            async with self.lock:
+                if more:  # stopped before the end of the data: the session can resume
+                    await self.driver.suspend(cancel_open=self.cancel_on_stop)
+                else:
+                    await self.driver.finish(cancel_open=self.cancel_on_stop)
+                    self.saved["finished"] = True
+                self.saved["running"] = False
+                await self._save(force=True)
+        except Exception as exc:  # reported through status(); the supervisor sees the halt
+            self.error = f"{type(exc).__name__}: {exc}"
+            raise
+
+    async def _kill_file(self) -> None:
+        now = time.monotonic()
+        if self.kill_file is None or now - self._last_kill_check < 0.1:
+            return
+        self._last_kill_check = now
+        present = os.path.exists(self.kill_file)
+        if present and not self.kill_halted:
+            self.kill_halted = True
+            await self.driver.set_state("halted", f"kill file {self.kill_file} present")
+        elif not present and self.kill_halted:
+            self.kill_halted = False
+            await self.driver.set_state("active", f"kill file {self.kill_file} removed")
+
+    async def _save(self, *, force: bool = False) -> None:
+        """The cursor, after everything before it reached the actors (flushed first)."""
+        now = time.monotonic()
+        if not force and now - self._last_save < 0.2:
+            return
+        self._last_save = now
+        await self.driver.flush()
+        self.saved.update(cursor=self.driver.cursor, reports_seen=self.driver.reports_seen,
+                          counters=dataclasses.asdict(self.driver.counters))
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.saved))
+        tmp.replace(self.path)
+
+    async def operate(self, name: str, args: dict[str, Any]) -> Any:
+        """An operator's action between two steps (``actors.operator.feed_<name>``; issue 4)."""
+        from actors.operator import dispatch
+
+        async with self.lock:
+            return await dispatch("feed", self, name, args)
+
+    # --- looking -------------------------------------------------------------------------------
+    async def status(self) -> dict[str, Any]:
+        c = self.driver.counters
+        elapsed = max(time.monotonic() - self.wall0, 1e-9)
+        return {
+            "cursor": self.driver.cursor, "total": len(self.messages), "events": c.events,
+            "events_per_s": c.events / elapsed, "commands": c.commands, "fills": c.fills,
+            "denials": c.denials, "reports": c.reports, "state_changes": c.state_changes,
+            "finished": bool(self.saved.get("finished")), "running": self.task is not None
+            and not self.task.done(), "paused": self.paused, "kill_halted": self.kill_halted,
+            "error": self.error,
+        }
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def incarnation(self) -> int:
+        return self._incarnation
+
+    async def ping(self) -> float:
+        return time.time()
+
+    async def watch(self) -> None:
+        await asyncio.Event().wait()

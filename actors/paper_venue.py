@@ -1,0 +1,194 @@
+"""The paper broker of the gateway actor: the backtester's simulated venue behind a journal.
+
+Every call that changes the venue is journaled before it is applied (market data, commands with
+the time they were sent, report polls), so the venue is rebuilt exactly by replaying the journal
+in the gateway's constructor. A command is committed before the venue sees it, and a
+command the journal already holds is never sent again (a retried call after a crash): the
+outcome of an order is never guessed by sending it twice. Every report the venue delivered is
+kept in order; callers ask for reports from their own cursor, so a report popped by a call that
+crashed half-way is handed out again, never lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from backtest.venue import SimulatedVenue
+from runtime.errors import InvariantError
+from runtime.journal import Blob, Journal
+from runtime.messages import (
+    CancelOrder,
+    MarketData,
+    Message,
+    ModifyOrder,
+    OrderEvent,
+    OrderFilled,
+    SubmitOrder,
+    decode,
+    encode,
+)
+from runtime.statehash import state_hash
+
+__all__ = ["PaperVenue", "Step"]
+
+_SEND, _PEEK, _POP = "gw.send", "gw.peek", "gw.pop"
+_NONE = -1
+Step = tuple[str, Any, bool]  # (kind: "report" | "timer" | "applied", payload, quiet)
+
+
+def _ts(value: int | None) -> bytes:
+    return (_NONE if value is None else value).to_bytes(8, "big", signed=True)
+
+
+def _key(cmd: Message) -> tuple[Any, ...]:
+    if isinstance(cmd, SubmitOrder):
+        return ("submit", cmd.client_order_id)
+    return (type(cmd).__name__, getattr(cmd, "client_order_id", ""), cmd.ts_event, encode(cmd))
+
+
+class PaperVenue:
+    """A :class:`SimulatedVenue` that survives its process (see the module docstring)."""
+
+    def __init__(self, venue_factory: Callable[[], SimulatedVenue], path: Path, *,
+                 durable: bool = False) -> None:
+        """``durable``: fsync each command batch before sending (~3 ms here). A paper venue
+        lives in the gateway's process, so a commit (which survives the process) is enough;
+        a gateway to a real broker must set it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.durable = durable
+        self.venue = venue_factory()
+        self.journal = Journal(path, batch_size=1 << 30)
+        self.market_count = 0
+        self.reports: list[OrderEvent] = []
+        self.sent: set[tuple[Any, ...]] = set()
+        self.submitted: list[str] = []
+        self._replay()
+
+    # --- restore ---------------------------------------------------------------------------
+    def _replay(self) -> None:
+        for _, record in self.journal.entries():
+            if isinstance(record, Blob):
+                ts = int.from_bytes(record.payload[:8], "big", signed=True)
+                if record.kind == _SEND:
+                    self._send(decode(record.payload[8:]), ts)
+                elif record.kind == _PEEK:
+                    self.venue.next_report_ts(None if ts == _NONE else ts)
+                elif record.kind == _POP:
+                    self.reports.extend(self.venue.pop_reports(ts))
+                else:
+                    raise InvariantError(f"gateway journal: unknown record {record.kind!r}")
+            else:
+                self.venue.on_market(record)  # type: ignore[arg-type]
+                self.market_count += 1
+
+    # --- journaled operations ---------------------------------------------------------------
+    def _market(self, msg: MarketData) -> None:
+        self.journal.append(msg)
+        self.venue.on_market(msg)
+        self.market_count += 1
+
+    def _peek(self, before: int | None) -> int | None:
+        self.journal.append(Blob(_PEEK, _ts(before)))
+        return self.venue.next_report_ts(before)
+
+    def _pop(self, ts: int) -> None:
+        self.journal.append(Blob(_POP, _ts(ts)))
+        self.reports.extend(self.venue.pop_reports(ts))
+
+    def _send(self, cmd: Message, ts: int) -> None:
+        self.sent.add(_key(cmd))
+        if isinstance(cmd, SubmitOrder):
+            self.submitted.append(cmd.client_order_id)
+            self.venue.submit(cmd, ts)
+        elif isinstance(cmd, CancelOrder):
+            self.venue.cancel(cmd, ts)
+        elif isinstance(cmd, ModifyOrder):
+            self.venue.modify(cmd, ts)
+        else:
+            raise InvariantError(f"gateway cannot send {type(cmd).__name__}")
+
+    # --- the calls -------------------------------------------------------------------------
+    def quiet(self) -> bool:
+        """Nothing can happen at the venue before a new command (no orders, nothing due)."""
+        return self.venue.idle() and not self.venue.open_orders()
+
+    def advance(self, index: int, msg: MarketData, timer_ns: int | None, catching_up: bool,
+                reports_seen: int) -> Step:
+        """One step of the backtest loop for market message ``index`` (see actors/lockstep)."""
+        if reports_seen < len(self.reports):
+            return "report", self.reports[reports_seen:], False
+        if index < self.market_count:
+            return "applied", None, self.quiet()
+        if index > self.market_count:
+            raise InvariantError(f"gateway: message {index} after {self.market_count}")
+        ts = msg.ts_event
+        due = timer_ns is not None and timer_ns <= ts
+        if catching_up or due or self._peek(ts) is not None:
+            limit = ts if not due else timer_ns
+            report_ts = self._peek(limit)
+            if report_ts is not None:
+                self._pop(report_ts)
+                return "report", self.reports[reports_seen:], False
+            if due:
+                return "timer", self.venue.idle(), False
+        self._market(msg)
+        return "applied", None, self.quiet()
+
+    def apply(self, index: int, msgs: Sequence[MarketData]) -> bool:
+        """Market data the caller knows needs no report check (a quiet venue)."""
+        skip = self.market_count - index
+        if skip < 0:
+            raise InvariantError(f"gateway: message {index} after {self.market_count}")
+        for msg in msgs[skip:]:
+            self._market(msg)
+        return self.quiet()
+
+    def send(self, cmds: Sequence[Message], *, lockstep: bool) -> int:
+        """Journal (commit) then send; a command the journal holds is not sent again."""
+        fresh = [c for c in cmds if _key(c) not in self.sent]
+        if not fresh:
+            return 0
+        now = self.venue.now_ns
+        stamped = [(c, c.ts_event if lockstep else max(c.ts_event, now)) for c in fresh]
+        for cmd, ts in stamped:
+            self.journal.append(Blob(_SEND, _ts(ts) + encode(cmd)))
+        self.journal.flush(durable=self.durable)
+        for cmd, ts in stamped:
+            self._send(cmd, ts)
+        return len(fresh)
+
+    def drain(self, reports_seen: int) -> list[OrderEvent] | None:
+        """At the end of the data: the next reports still to come, or None."""
+        if reports_seen < len(self.reports):
+            return self.reports[reports_seen:]
+        report_ts = self._peek(None)
+        if report_ts is None:
+            return None
+        self._pop(report_ts)
+        return self.reports[reports_seen:]
+
+    def commit(self) -> None:
+        self.journal.flush()
+
+    # --- views -----------------------------------------------------------------------------
+    def view(self) -> dict[str, Any]:
+        """The broker's view for the reconciler: positions, open orders, fills."""
+        return {
+            "positions": self.venue.positions(),
+            "open_orders": [o.client_order_id for o in self.venue.open_orders()],
+            "fills": [f.fill_id for f in self.venue.fills_since(-1)],
+        }
+
+    def state_hash(self) -> str:
+        view = self.view()
+        return state_hash({
+            "market": self.market_count, "reports": len(self.reports),
+            "submitted": self.submitted, "positions": view["positions"],
+            "open_orders": view["open_orders"], "fills": view["fills"],
+            "venue_now": self.venue.now_ns,
+        })
+
+    def fills(self) -> list[OrderFilled]:
+        return self.venue.fills_since(-1)

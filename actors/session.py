@@ -1,0 +1,243 @@
+"""Start, run and stop a paper session: the actor tree in the supervisor's order.
+
+::
+
+    session = start_session(load_paper_config("configs/paper.yaml"), session_id="demo1")
+    session.wait(timeout_s=60)            # or poll session.status() for a status line
+    result = session.stop()               # cancel per config, flush, files under runs/<id>/
+
+Children, in start order (``configs/paper.yaml`` ``supervisor.children``): risk, gateway,
+strategy per id, book per instrument, then (when present and enabled) store, recorder and
+reconciler, and the feed last. The same session id resumes from the journals under
+``journal_dir/<id>/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from actors.config import FeedConfig, PaperConfig
+from actors.feed import FeedActor, write_cache
+from actors.lockstep import Ports
+from actors.market import BookActor
+from actors.setup import SessionSetup
+from actors.supervisor import SupervisorActor
+from actors.trading import GatewayActor, RiskActor, StrategyActor
+
+__all__ = ["Prepared", "Session", "new_session_id", "prepare_session", "run_session",
+           "start_session"]
+
+
+def new_session_id(config: PaperConfig) -> str:
+    return f"{config.name}_{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%f')[:-3]}"
+
+
+@dataclass
+class Session:
+    config: PaperConfig
+    setup: SessionSetup
+    children: dict[str, Any]  # child id -> handle, in start order
+    supervisor: Any
+    extras: dict[str, Any] = field(default_factory=dict)  # store actor etc.
+    started_s: float = field(default_factory=time.monotonic)
+
+    @property
+    def session_id(self) -> str:
+        return self.setup.session_id
+
+    @property
+    def feed(self) -> Any:
+        return self.children["feed"]
+
+    @property
+    def risk(self) -> Any:
+        return self.children["risk"]
+
+    @property
+    def gateway(self) -> Any:
+        return self.children["gateway"]
+
+    def status(self) -> dict[str, Any]:
+        feed, risk, sup = ray.get([self.feed.status.remote(), self.risk.summary.remote(),
+                                   self.supervisor.status.remote()])
+        return {"feed": feed, "risk": risk, "supervisor": sup}
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Until the data ends (True) or the timeout passes (False)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while deadline is None or time.monotonic() < deadline:
+            status = ray.get(self.feed.status.remote())
+            if status["finished"]:
+                return True
+            if status["error"]:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self, *, write: bool = True) -> dict[str, Any]:
+        from actors.artifacts import collect, write_files
+
+        ray.get(self.feed.stop.remote())
+        recorder = self.children.get("recorder")
+        if recorder is not None:
+            ray.get(recorder.flush.remote())
+        result = collect(self)
+        if write:
+            write_files(self, result)
+        self.shutdown()
+        return result
+
+    def shutdown(self) -> None:
+        ray.kill(self.supervisor)
+        for handle in reversed(list(self.children.values()) + list(self.extras.values())):
+            ray.kill(handle, no_restart=True)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A session's setup with its market data loaded beside the journals (no Ray needed)."""
+
+    setup: SessionSetup
+    feed: FeedConfig
+
+
+def prepare_session(config: PaperConfig, *, session_id: str | None = None,
+                    lockstep: bool | None = None, speed: float | str | None = None,
+                    store: Any = None) -> Prepared:
+    """The session id, journal folder and feed settings; the data loaded once (a mistake in
+    the data is reported here, before any actor starts).
+
+    ``store``: an open store to read the market data from (else the config's, opened briefly).
+    """
+    sid = session_id or config.session_id or new_session_id(config)
+    feed_cfg = config.feed
+    if lockstep is not None or speed is not None:
+        update: dict[str, Any] = {}
+        if lockstep is not None:
+            update["lockstep"] = lockstep
+        if speed is not None:
+            update["speed"] = speed
+            update.setdefault("lockstep", False)
+        feed_cfg = feed_cfg.model_copy(update=update)
+    journal_dir = Path(config.journal_dir).absolute() / sid
+    setup = SessionSetup(sid, str(journal_dir), config.trading_config(), lockstep=feed_cfg.lockstep)
+    write_cache(setup, feed_cfg, store)
+    return Prepared(setup=setup, feed=feed_cfg)
+
+
+def start_session(config: PaperConfig, *, session_id: str | None = None,
+                  lockstep: bool | None = None, speed: float | str | None = None,
+                  store: Any = None, prepared: Prepared | None = None) -> Session:
+    """Start the tree (or resume a session from its journals) and start the feed."""
+    if prepared is None:
+        prepared = prepare_session(config, session_id=session_id, lockstep=lockstep,
+                                   speed=speed, store=store)
+    setup, feed_cfg, sid = prepared.setup, prepared.feed, prepared.setup.session_id
+    children, extras = _start_children(config, setup, feed_cfg)
+    ids = tuple(children)
+    sup = config.supervisor
+    supervisor = SupervisorActor.options(name=f"tw.{sid}.supervisor").remote(
+        sup.spec(ids), children, feed=children["feed"], heartbeat_s=sup.heartbeat_s,
+        hang_timeout_s=sup.hang_timeout_s, reconcile_every_s=config.reconcile_every_s,
+        reconcile_act=config.reconcile_act)
+    ray.get([h.ping.remote() for h in children.values()])
+    ray.get(supervisor.start.remote())
+    ray.get(children["feed"].run.remote())
+    return Session(config=config, setup=setup, children=children, supervisor=supervisor,
+                   extras=extras)
+
+
+def _start_children(config: PaperConfig, setup: SessionSetup,
+                    feed_cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    sid, name = setup.session_id, (lambda child: f"tw.{setup.session_id}.{child}")
+    children: dict[str, Any] = {}
+    children["risk"] = RiskActor.options(name=name("risk")).remote(setup)
+    children["gateway"] = GatewayActor.options(name=name("gateway")).remote(setup)
+    hosts = {}
+    for spec in setup.trading.strategies:
+        hosts[spec.id] = StrategyActor.options(name=name(f"strategy.{spec.id}")).remote(
+            setup, spec.id)
+        children[f"strategy:{spec.id}"] = hosts[spec.id]
+    books = {}
+    for instrument in setup.instruments():
+        subs = [name(f"strategy.{s.id}") for s in setup.trading.strategies
+                if instrument in s.instruments]
+        books[instrument] = BookActor.options(name=name(f"book.{instrument}")).remote(
+            instrument, str(Path(setup.journal_dir) / f"book.{instrument}.journal"), subs)
+        children[f"book:{instrument}"] = books[instrument]
+    extras: dict[str, Any] = {}
+    recorder = _recorder(config, setup, children, extras) if config.record else None
+    if config.reconcile_every_s is not None:
+        _reconciler(config, setup, children)
+    ports = Ports(gateway=name("gateway"), risk=name("risk"),
+                  hosts={k: name(f"strategy.{k}") for k in hosts},
+                  books={k: name(f"book.{k}") for k in books},
+                  recorder=None if recorder is None else name("recorder"), recorder_source=sid)
+    children["feed"] = FeedActor.options(name=name("feed")).remote(
+        setup, feed_cfg, ports, kill_file=None if config.kill_file is None
+        else str(Path(config.kill_file).absolute()), cancel_on_stop=config.cancel_on_stop)
+    del sid
+    return children, extras
+
+
+def _recorder(config: PaperConfig, setup: SessionSetup, children: dict[str, Any],
+              extras: dict[str, Any]) -> Any:
+    try:
+        from actors.recorder import RecorderActor
+        from actors.store import StoreActor
+    except ImportError:
+        return None
+    sid = setup.session_id
+    store = StoreActor.options(name=f"tw.{sid}.store", max_restarts=-1).remote(config.store_dsn)
+    children["store"] = store
+    recorder = RecorderActor.options(name=f"tw.{sid}.recorder", max_restarts=-1).remote(
+        sid, store, str(Path(setup.journal_dir) / "recorder.spill"))
+    children["recorder"] = recorder
+    return recorder
+
+
+def _reconciler(config: PaperConfig, setup: SessionSetup, children: dict[str, Any]) -> None:
+    try:
+        from actors.reconciler import ReconcilerActor
+    except ImportError:
+        return
+    sid = setup.session_id
+    reconciler = ReconcilerActor.options(name=f"tw.{sid}.reconciler", max_restarts=-1).remote(
+        sid, {})
+    children["reconciler"] = reconciler
+    reconciler.start.remote(children["gateway"], children["risk"], config.reconcile_every_s,
+                            act=config.reconcile_act)
+
+
+def run_session(config: PaperConfig, *, session_id: str | None = None,
+                lockstep: bool | None = None, speed: float | str | None = None,
+                duration_s: float | None = None, on_status: Any = None,
+                store: Any = None, prepared: Prepared | None = None) -> dict[str, Any]:
+    """Start, run until the data ends, the duration passes or Ctrl-C, stop, write the files.
+
+    ``on_status(status)`` is called every ``config.status_every_s`` with :meth:`Session.status`.
+    """
+    session = start_session(config, session_id=session_id, lockstep=lockstep, speed=speed,
+                            store=store, prepared=prepared)
+    deadline = None if duration_s is None else session.started_s + duration_s
+    interrupted = False
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            step = config.status_every_s
+            if deadline is not None:
+                step = max(0.0, min(step, deadline - time.monotonic()))
+            if session.wait(step):
+                break
+            if on_status is not None:
+                on_status(session.status())
+    except KeyboardInterrupt:
+        interrupted = True
+    result = session.stop()
+    result["interrupted"] = interrupted
+    return result

@@ -1,0 +1,78 @@
+"""What every actor of a paper session needs to build its runtime object (no Ray here).
+
+A :class:`SessionSetup` travels to each actor's constructor; Ray passes the same arguments again
+when it restarts the actor, so the constructor rebuilds the same object and restores it from
+its journal under ``journal_dir``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actors.kernels import RiskKernel, StrategyHost
+from backtest.config import BacktestConfig, load_strategy_class
+from backtest.venue import SimulatedVenue
+from runtime.errors import ConfigError
+from runtime.instruments import InstrumentRegistry
+from runtime.strategy import Strategy
+from runtime.values import fixed
+
+__all__ = ["SessionSetup"]
+
+
+@dataclass(frozen=True)
+class SessionSetup:
+    session_id: str
+    journal_dir: str
+    trading: BacktestConfig
+    lockstep: bool = True
+
+    def path(self, component: str) -> Path:
+        return Path(self.journal_dir) / f"{component}.journal"
+
+    def registry(self) -> InstrumentRegistry:
+        return InstrumentRegistry(i.build() for i in self.trading.instruments)
+
+    def strategy_ids(self) -> tuple[str, ...]:
+        return tuple(s.id for s in self.trading.strategies)
+
+    def instruments(self) -> tuple[str, ...]:
+        return tuple(i.id for i in self.trading.instruments)
+
+    def _kernel_args(self) -> dict[str, Any]:
+        return {
+            "registry": self.registry(),
+            "risk_limits": self.trading.risk,
+            "initial_cash": fixed(self.trading.initial_cash),
+            "currency": self.trading.currency,
+            "namespace": self.session_id,
+            "seed": self.trading.seed,
+        }
+
+    def risk_kernel(self) -> RiskKernel:
+        return RiskKernel(strategies=[], **self._kernel_args())
+
+    def strategy_host(self, strategy_id: str) -> StrategyHost:
+        args = self._kernel_args()
+        args["risk_limits"] = None  # risk decides in the risk actor
+        return StrategyHost(strategies=[self._strategy(strategy_id)], **args)
+
+    def _strategy(self, strategy_id: str) -> Strategy[Any]:
+        for spec in self.trading.strategies:
+            if spec.id == strategy_id:
+                cls = load_strategy_class(spec.class_)
+                try:
+                    return cls(spec.id, spec.params, instruments=spec.instruments)
+                except ValueError as exc:
+                    raise ConfigError(str(exc).splitlines()[-1].strip(),
+                                      field=f"strategies.{spec.id}.params") from None
+        raise ConfigError(f"no strategy {strategy_id!r}", field="strategies")
+
+    def venue(self) -> SimulatedVenue:
+        return SimulatedVenue.from_models(
+            self.registry(), self.trading.venue, rng=np.random.default_rng(self.trading.seed)
+        )

@@ -1,0 +1,317 @@
+"""The actors where orders live: risk (the single place orders and positions change), the paper
+gateway, and one actor per strategy. Thin shells: each owns one runtime object, rebuilds it in
+``__init__`` from its journal (Ray re-runs the constructor on restart) and delegates.
+
+All three are synchronous with ``max_concurrency=1``: calls from one caller run in the order
+they were made, one at a time. Market data carries its feed index, so a call retried after a
+crash is not applied twice; intents dedupe by client order id, reports by fill id.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+
+from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, incarnate
+from actors.kernels import INTENT_TYPES, idle_timer, open_journaled
+from actors.paper_venue import PaperVenue, Step
+from actors.setup import SessionSetup
+from runtime.messages import (
+    CancelOrder,
+    MarketData,
+    Message,
+    OrderEvent,
+    OrderFilled,
+    SubmitOrder,
+    TradingState,
+    TradingStateChanged,
+)
+from runtime.statehash import state_hash
+
+__all__ = ["Answer", "GatewayActor", "RiskActor", "StrategyActor"]
+
+Answer = tuple[list[Message], int | None]  # (intents, next timer due, ns)
+
+
+def _fresh(cursor: int, index: int, msgs: Sequence[MarketData]) -> Sequence[MarketData]:
+    skip = cursor - index
+    return msgs if skip <= 0 else msgs[skip:]
+
+
+@ray.remote(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
+class RiskActor(Child):
+    """The kernel without strategies, behind its journal: risk checks, orders, portfolio."""
+
+    def __init__(self, setup: SessionSetup) -> None:
+        self.setup = setup
+        self._incarnation = incarnate(setup.path("risk.incarnation"))
+        self.gateway: Any = None
+        self.jk, self.cursor, self.started = open_journaled(setup.risk_kernel, setup.path("risk"))
+
+    def start(self, ts_ns: int) -> list[Message]:
+        if self.started:
+            return []
+        self.started = True
+        out = self.jk.start(ts_ns)
+        self.jk.journal.flush()
+        return out
+
+    def forward_to(self, gateway: Any) -> None:
+        """The gateway ``step(..., forward=True)`` sends approved commands to."""
+        self.gateway = gateway
+
+    def step(self, batches: Sequence[tuple[int | None, Sequence[Message]]],
+             forward: bool = False) -> list[Message]:
+        """Batches in order: market data (with its feed index), reports, intents; the outputs
+        (approved commands, denials, position and trading-state changes).
+
+        ``forward``: send the approved commands to the gateway of :meth:`forward_to` at once
+        (one-way, after the journal commit) instead of through the caller: one hop fewer tick
+        → order, for real time (not lockstep: the gateway orders them by arrival)."""
+        out: list[Message] = []
+        handle = self.jk.handle
+        for index, msgs in batches:
+            if index is not None:
+                msgs = _fresh(self.cursor, index, msgs)  # type: ignore[arg-type]
+                self.cursor += len(msgs)
+            for msg in msgs:
+                out.extend(handle(msg))
+        self.jk.journal.flush()
+        if forward and self.gateway is not None:
+            cmds = [m for m in out if isinstance(m, INTENT_TYPES)]
+            if cmds:
+                self.gateway.send.remote(cmds)
+        return out
+
+    def apply(self, index: int | None, msgs: Sequence[Message]) -> list[Message]:
+        return self.step([(index, msgs)])
+
+    def set_state(self, state: str, reason: str) -> list[Message]:
+        kernel = self.jk.kernel
+        change = TradingStateChanged(seq=0, ts_event=kernel.now, ts_init=kernel.now,
+                                     state=TradingState(state), reason=reason)
+        return self.apply(None, [change])
+
+    def cancel_all(self) -> list[Message]:
+        """Cancel every open order (halt, stop): the cancels, journaled, for the gateway."""
+        kernel = self.jk.kernel
+        cancels = [CancelOrder(seq=0, ts_event=kernel.now, ts_init=kernel.now,
+                               client_order_id=o.client_order_id, strategy_id=o.strategy_id,
+                               instrument_id=o.instrument_id)
+                   for o in kernel.open.values()]
+        return [m for m in self.apply(None, cancels) if isinstance(m, INTENT_TYPES)]
+
+    def stop(self, ts_ns: int) -> list[Message]:
+        return self.jk.stop(ts_ns)
+
+    def state_hash(self) -> str:
+        return self.jk.kernel.state_hash()
+
+    def view(self) -> dict[str, Any]:
+        kernel = self.jk.kernel
+        return {
+            "positions": {k: p.quantity for k, p in sorted(kernel.portfolio.positions.items())
+                          if p.quantity},
+            "open_orders": sorted(kernel.open),
+            "fills": sorted(f for o in kernel.orders.values() for f in o.fill_ids),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        kernel = self.jk.kernel
+        portfolio = kernel.portfolio
+        return {
+            "cursor": self.cursor, "now": kernel.now, "state": str(kernel.risk.state),
+            "state_reason": kernel.risk.state_reason, "orders": len(kernel.orders),
+            "open": len(kernel.open), "fills": portfolio.n_fills, "cash": portfolio.cash,
+            "equity": portfolio.equity(), "realized": portfolio.realized_pnl,
+            "unrealized": portfolio.unrealized_pnl(), "fees": portfolio.fees,
+            "initial_cash": portfolio.initial_cash, "state_hash": kernel.state_hash(),
+        }
+
+    def operate(self, name: str, args: dict[str, Any]) -> Any:
+        """An operator's read or action (``actors.operator.risk_<name>``; issue 4)."""
+        from actors.operator import dispatch
+
+        return dispatch("risk", self, name, args)
+
+    def records(self) -> dict[str, Any]:
+        """Orders and positions for the session's files."""
+        kernel = self.jk.kernel
+        registry = kernel.registry
+        return {
+            "orders": [o.state() for o in kernel.orders.values()],
+            "positions": [
+                {"instrument_id": k, "quantity": p.quantity, "realized_pnl": p.realized_pnl,
+                 "fees": p.fees, "mark": p.mark,
+                 "avg_price": p.avg_price(registry.get(k).multiplier)}
+                for k, p in sorted(kernel.portfolio.positions.items())
+            ],
+        }
+
+
+@ray.remote(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
+class GatewayActor(Child):
+    """The paper broker: the simulated venue with the backtest's models, behind its journal."""
+
+    def __init__(self, setup: SessionSetup) -> None:
+        self.setup = setup
+        self._incarnation = incarnate(setup.path("gateway.incarnation"))
+        self.venue = PaperVenue(setup.venue, setup.path("gateway"))
+        self.sent_ns: deque[int] = deque(maxlen=100_000)
+
+    def advance(self, cmds: Sequence[Message], index: int, msg: MarketData,
+                timer_ns: int | None, catching_up: bool, reports_seen: int) -> Step:
+        """Commands first (they were sent before), then one step of the loop."""
+        self.venue.send(cmds, lockstep=self.setup.lockstep)
+        step = self.venue.advance(index, msg, timer_ns, catching_up, reports_seen)
+        self.venue.commit()
+        return step
+
+    def apply(self, cmds: Sequence[Message], index: int, msgs: Sequence[MarketData]) -> bool:
+        self.venue.send(cmds, lockstep=self.setup.lockstep)
+        quiet = self.venue.apply(index, msgs)
+        self.venue.commit()
+        return quiet
+
+    def send(self, cmds: Sequence[Message]) -> int:
+        sent = self.venue.send(cmds, lockstep=self.setup.lockstep)
+        if sent:
+            self.sent_ns.append(time.monotonic_ns())
+        return sent
+
+    def send_times(self) -> list[int]:
+        """CLOCK_MONOTONIC times of the latest sends (for latency measurements)."""
+        return list(self.sent_ns)
+
+    def drain(self, cmds: Sequence[Message], reports_seen: int) -> list[OrderEvent] | None:
+        self.venue.send(cmds, lockstep=self.setup.lockstep)
+        reports = self.venue.drain(reports_seen)
+        self.venue.commit()
+        return reports
+
+    def view(self) -> dict[str, Any]:
+        return self.venue.view()
+
+    def state_hash(self) -> str:
+        return self.venue.state_hash()
+
+    def fills(self) -> list[OrderFilled]:
+        return self.venue.fills()
+
+    def submitted(self) -> list[str]:
+        return list(self.venue.submitted)
+
+
+@ray.remote(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
+class StrategyActor(Child):
+    """One unchanged runtime strategy in a :class:`StrategyHost`, behind its journal."""
+
+    def __init__(self, setup: SessionSetup, strategy_id: str) -> None:
+        self.setup = setup
+        self.strategy_id = strategy_id
+        self._incarnation = incarnate(setup.path(f"strategy.{strategy_id}.incarnation"))
+        self.jk, self.cursor, self.started = open_journaled(
+            lambda: setup.strategy_host(strategy_id), setup.path(f"strategy.{strategy_id}")
+        )
+        self.snapshots: dict[str, dict[str, Any]] = {}
+        self.snapshots_seen = 0
+
+    def _answer(self, out: list[Message]) -> Answer:
+        self.jk.journal.flush()
+        intents = [m for m in out if isinstance(m, INTENT_TYPES)]
+        sent = {m.client_order_id for m in intents if isinstance(m, SubmitOrder)}
+        intents += [m for m in self.jk.kernel.unanswered() if m.client_order_id not in sent]
+        return intents, self.jk.kernel.next_timer_ns()
+
+    def _take(self, answers: Sequence[Message]) -> list[Message]:
+        """Risk's answers to earlier intents: approvals (and denials), applied first."""
+        out: list[Message] = []
+        for answer in answers:
+            out.extend(self.jk.handle(answer))
+        return out
+
+    def start(self, answers: Sequence[Message], ts_ns: int) -> Answer:
+        out = self._take(answers)
+        if not self.started:
+            self.started = True
+            out += self.jk.start(ts_ns)
+        return self._answer(out)
+
+    def on_market(self, answers: Sequence[Message], index: int,
+                  msgs: Sequence[MarketData]) -> Answer:
+        out = self._take(answers)
+        fresh = _fresh(self.cursor, index, msgs)
+        self.cursor += len(fresh)
+        for msg in fresh:
+            out.extend(self.jk.handle(msg))
+        return self._answer(out)
+
+    def scan(self, answers: Sequence[Message], index: int,
+             msgs: Sequence[MarketData]) -> tuple[int, list[Message], int | None]:
+        """Messages in order up to the first that produced intents, or before a due timer."""
+        out = self._take(answers)
+        fresh = _fresh(self.cursor, index, msgs)
+        done = len(msgs) - len(fresh)
+        kernel, handle = self.jk.kernel, self.jk.handle
+        for msg in fresh if not out else ():
+            timer = kernel.next_timer_ns()
+            if timer is not None and timer <= msg.ts_event:
+                break
+            out = handle(msg)
+            done += 1
+            self.cursor += 1
+            if out:
+                break
+        intents, timer = self._answer(out)
+        return done, intents, timer
+
+    def on_events(self, answers: Sequence[Message], events: Sequence[Message]) -> Answer:
+        """Risk's answers, then reports from the venue, in order."""
+        out = self._take(answers)
+        for event in events:
+            out.extend(self.jk.handle(event))
+        return self._answer(out)
+
+    def on_reports(self, answers: Sequence[Message],
+                   reports: Sequence[Message]) -> tuple[int, list[Message], int | None]:
+        """Reports in order up to the first the strategy acted on: how many, and its intents."""
+        out = self._take(answers)
+        done = 0
+        for report in reports if not out else ():
+            out = self.jk.handle(report)
+            done += 1
+            if any(isinstance(m, INTENT_TYPES) for m in out):
+                break
+        intents, timer = self._answer(out)
+        return done, intents, timer
+
+    def on_timer(self, answers: Sequence[Message], ts_ns: int, idle_until: int | None) -> Answer:
+        out = self._take(answers)
+        return self._answer(out + self.jk.handle(idle_timer(ts_ns, idle_until)))
+
+    def stop(self, answers: Sequence[Message], ts_ns: int) -> Answer:
+        out = self._take(answers)
+        return self._answer(out + self.jk.stop(ts_ns))
+
+    def operate(self, name: str, args: dict[str, Any]) -> Any:
+        """An operator's read or action (``actors.operator.strategy_<name>``; issue 4)."""
+        from actors.operator import dispatch
+
+        return dispatch("strategy", self, name, args)
+
+    def on_snapshot(self, snapshot: dict[str, Any]) -> None:
+        """The book actor's latest snapshot (conflated: only the newest is ever queued)."""
+        self.snapshots[snapshot["instrument_id"]] = snapshot
+        self.snapshots_seen += 1
+
+    def state_hash(self) -> str:
+        return self.jk.kernel.state_hash()
+
+    def summary(self) -> dict[str, Any]:
+        return {"cursor": self.cursor, "orders": len(self.jk.kernel.orders),
+                "snapshots_seen": self.snapshots_seen,
+                "state_hash": state_hash(self.jk.kernel.state_hash())}

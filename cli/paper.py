@@ -1,0 +1,117 @@
+"""``tradewind paper --config configs/paper.yaml [--duration 60s] [--speed 10] [--lockstep]
+[--json] [--address ADDR] [--session-id ID]``: a supervised paper-trading session.
+
+Starts a local Ray cluster (or joins ``--address``), the actor tree, a live status line, and
+stops cleanly at the end of the data, of the duration, or on Ctrl-C: open orders cancelled per
+config, journals flushed, files under ``runs/<session_id>/``. The same ``--session-id`` resumes
+from the journals. ``--json`` prints one object: session_id, orders, fills, pnl, restarts,
+state_hash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import Any
+
+from runtime.errors import ConfigError
+
+__all__ = ["parse_duration", "register"]
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``90s``, ``5m``, ``1h`` → seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text)
+    if match is None or float(match.group(1)) <= 0:
+        raise ConfigError(f"expected a positive duration like 60s, 5m or 1h, got {text!r}",
+                          field="--duration")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _speed(text: str) -> float | str:
+    if text == "max":
+        return "max"
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"expected a number or max, got {text!r}", field="--speed") from None
+    if value <= 0:
+        raise ConfigError(f"must be positive, got {text!r}", field="--speed")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("paper", help="paper trading: the supervised actor tree")
+    parser.add_argument("--config", required=True, help="paper session YAML (configs/paper.yaml)")
+    parser.add_argument("--duration", help="stop after this long (60s, 5m, 1h)")
+    parser.add_argument("--speed", help="replay speed: data seconds per wall second, or max")
+    parser.add_argument("--lockstep", action="store_true",
+                        help="deterministic replay: fills equal the backtest's")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--address", help="join this Ray cluster instead of starting one")
+    parser.add_argument("--session-id", help="resume (or name) a session; default: new")
+    parser.set_defaults(func=_paper)
+
+
+def _status_line(status: dict[str, Any]) -> str:
+    feed, risk, sup = status["feed"], status["risk"], status["supervisor"]
+    pnl = (risk["equity"] - risk["initial_cash"]) / 1e9
+    return (f"\rpaper: {feed['cursor']:,}/{feed['total']:,} events "
+            f"{feed['events_per_s']:,.0f}/s  orders {risk['orders']}  fills {risk['fills']}  "
+            f"PnL {pnl:,.2f}  restarts {sup['restarts']}  {risk['state'].upper()} ")
+
+
+def _paper(args: argparse.Namespace) -> int:
+    from actors.config import load_paper_config
+
+    config = load_paper_config(args.config)
+    duration = parse_duration(args.duration) if args.duration else None
+    speed = _speed(args.speed) if args.speed else None
+    if args.lockstep and speed not in (None, "max"):
+        raise ConfigError("--lockstep replays as fast as it goes; drop --speed", field="--speed")
+    from actors.session import prepare_session
+
+    prepared = prepare_session(config, session_id=args.session_id,
+                               lockstep=True if args.lockstep else None, speed=speed)
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=args.address or "local", include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    tty = sys.stderr.isatty() and not args.json
+    try:
+        from serve.deploy import run_session  # the tree, with its control API (issue 4)
+
+        result = run_session(
+            config, prepared=prepared, duration_s=duration,
+            on_status=(lambda s: sys.stderr.write(_status_line(s))) if tty else None)
+    finally:
+        if started:
+            ray.shutdown()
+    if tty:
+        sys.stderr.write("\n")
+    _print(result, as_json=args.json)
+    return 0 if not result["feed"]["error"] else 1
+
+
+def _print(result: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({k: result[k] for k in (
+            "session_id", "orders", "fills", "pnl", "restarts", "state_hash")}
+            | {"trading_state": result["trading_state"], "events": result["feed"]["events"]}))
+        return
+    feed = result["feed"]
+    print(f"paper session {result['session_id']}: {feed['events']:,} events, "
+          f"{result['orders']} orders, {result['fills']} fills, PnL {result['pnl']:,.2f}, "
+          f"restarts {result['restarts']}, trading {result['trading_state']}")
+    if feed["error"]:
+        print(f"  feed stopped on an error: {feed['error']}")
+    print(f"  state hash {result['state_hash']}")
+    print(f"  files: {os.path.relpath(result['output_dir'])}/{result['session_id']}/ "
+          "(orders.csv, fills.csv, positions.csv, account.csv, session.md)")
