@@ -59,16 +59,21 @@ def run_loop(
     handlers, on_market = kernel.market_handlers(), venue.on_market
     next_report, timers = venue.next_report_ts, kernel.timers
     send, catch_up = router.send, router.catch_up
+    quiet = getattr(venue, "quiet", lambda: False)
+    busy = True  # False only while the venue is quiet and nothing was sent since
     n = 0
     last_ts = start_ns
     for msg in messages:
         ts = msg.ts_event
-        if (timers and timers[0][0] <= ts) or next_report(ts) is not None:
-            catch_up(ts)
+        if busy or (timers and timers[0][0] <= ts):
+            if (timers and timers[0][0] <= ts) or next_report(ts) is not None:
+                catch_up(ts)
+            busy = not quiet()
         on_market(msg)
         out = handlers[type(msg)](msg)
         if out:
             send(out, ts)
+            busy = True
         last_ts = ts
         n += 1
         if progress is not None and n % progress_every == 0:

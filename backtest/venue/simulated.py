@@ -210,6 +210,10 @@ class SimulatedVenue:
         """
         return self._timeline.next_ts == NEVER and self._outbox.next_delivery() is None
 
+    def quiet(self) -> bool:
+        """Idle and no open order: nothing can happen here until a command arrives."""
+        return not self._orders and self.idle()
+
     @property
     def now_ns(self) -> int:
         return self._now
