@@ -86,7 +86,12 @@ def _paper(args: argparse.Namespace) -> int:
                  log_to_driver=False, configure_logging=False)
     tty = sys.stderr.isatty() and not args.json
     try:
-        from serve.deploy import run_session  # the tree, with its control API (issue 4)
+        try:
+            from serve.deploy import run_session  # the tree, with its control API (issue 4)
+        except ModuleNotFoundError as exc:
+            if exc.name != "serve.deploy":
+                raise
+            from actors.session import run_session  # no control plane installed
 
         result = run_session(
             config, prepared=prepared, duration_s=duration,
