@@ -6,6 +6,8 @@ read-only one from ``TRADEWIND_API_READ_TOKEN``) or from a generated 0600 file.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["ControlConfig"]
@@ -25,6 +27,11 @@ class ControlConfig(BaseModel):
     feed_stale_s: float = Field(10.0, gt=0)  # /health: no feed progress for this long
     recorder_lag_s: float = Field(30.0, gt=0)  # /health: recorder behind by more than this
     flatten_timeout_s: float = Field(30.0, gt=0)  # POST /flatten waits this long for flat
+    #: how Serve's processes on this node (controller, proxy, replica) yield the CPU to
+    #: trading: "nice" (niceness 19; Ray's workers run at 15), "idle" (Linux SCHED_IDLE: they
+    #: run only on an idle CPU — can starve the API on a busy host) or "normal"
+    cpu_policy: Literal["idle", "nice", "normal"] = "nice"
+    access_log: bool = False  # Serve's per-request access log (CPU on every request)
 
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"

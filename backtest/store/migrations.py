@@ -158,6 +158,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    Migration(
+        5,
+        "control audit",
+        (
+            # One row per operator action through the control API (serve/): who, what, when.
+            _table(
+                "control_audit",
+                "session_id String, audit_id String, ts_ns Int64, who String, "
+                "scope LowCardinality(String), action LowCardinality(String), "
+                "target String, args_json String, outcome String, correlation_id String",
+                "ORDER BY (session_id, ts_ns, audit_id)",
+            ),
+        ),
+    ),
 )
 
 _CREATE_LEDGER = (

@@ -1,0 +1,309 @@
+"""Operator actions and telemetry that run *inside* the session's actors (issue 4).
+
+The control plane (``serve/``) reaches the actors through one small additive method on each:
+``FeedActor.operate(name, args)`` (between two driver steps, under the feed's lock),
+``RiskActor.operate(name, args)`` and ``StrategyActor.operate(name, args)``. Each dispatches to
+``feed_<name>``, ``risk_<name>`` or ``strategy_<name>`` here, so the actor files stay unchanged
+apart from that one method.
+
+* trading state: ``feed_set_state`` (halt without cancels, reduce-only, resume), ``feed_kill``
+  (halt and cancel every open order);
+* ``feed_flatten`` then ``feed_close_positions`` (repeated by the control plane until flat):
+  REDUCING first (the strategies cannot open again), every open order cancelled, then a market
+  order per open position, from the ``operator`` strategy id, through the risk actor (journaled,
+  checked) to the gateway;
+* ``strategy_params`` / ``strategy_enable``: validated against the strategy's params model and
+  applied to the running strategy (no restart); a disabled strategy sees no market data or timers
+  (order events still reach it);
+* telemetry: ``feed_telemetry`` wraps the driver's hot path once per process (timings of
+  tick → intent → order → gateway) into Ray histograms and a local summary the control plane
+  reads; ``risk_view`` is the risk kernel's limits and usage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from actors.kernels import INTENT_TYPES
+from runtime.messages import OrderDenied, OrderSide, OrderType, SubmitOrder, TimeInForce
+from runtime.values import FIXED_SCALE
+
+__all__ = ["LATENCY_BOUNDARIES_S", "OPERATOR_STRATEGY", "dispatch"]
+
+OPERATOR_STRATEGY = "operator"
+LATENCY_BOUNDARIES_S = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]
+_HOOKS = ("on_quote", "on_trade", "on_book", "on_bar", "on_timer")
+
+
+def dispatch(prefix: str, target: Any, name: str, args: dict[str, Any]) -> Any:
+    fn = globals().get(f"{prefix}_{name}")
+    if fn is None:
+        raise ValueError(f"no operator action {prefix}.{name}")
+    return fn(target, **args)
+
+
+# --- feed (async: the driver's calls are awaited) ---------------------------------------------
+async def feed_set_state(feed: Any, *, state: str, reason: str) -> dict[str, Any]:
+    driver = feed.driver
+    await driver._risk([])
+    driver._record(await driver.ports.risk.set_state.remote(state, reason))
+    return {"state": state}
+
+
+async def feed_kill(feed: Any, *, reason: str) -> dict[str, Any]:
+    await feed.driver.set_state("halted", reason)  # cancels every open order
+    return {"state": "halted"}
+
+
+async def feed_flatten(feed: Any, *, reason: str) -> dict[str, Any]:
+    """Close-only and cancel every open order; :func:`feed_close_positions` does the rest once
+    the cancels are confirmed (pending orders count against what may be closed)."""
+    await feed_set_state(feed, state="reducing", reason=reason)
+    await feed.driver.cancel_all()
+    return {"state": "reducing"}
+
+
+async def feed_close_positions(feed: Any) -> dict[str, Any]:
+    """A market order (from the ``operator`` strategy id, through risk) for each open position
+    whose instrument has no order working; ``flat`` once no position is left."""
+    driver = feed.driver
+    await driver._risk([])
+    orders, flat = await driver.ports.risk.operate.remote("flatten_orders", {})
+    out = await driver._risk(orders) if orders else []
+    driver.cmds += [m for m in out if isinstance(m, INTENT_TYPES)]
+    if driver.cmds:
+        await driver._gateway_send()
+    return {
+        "flat": flat,
+        "sent": [o.client_order_id for o in orders],
+        "approved": sum(isinstance(m, SubmitOrder) for m in out),
+        "denied": [m.reason for m in out if isinstance(m, OrderDenied)],
+    }
+
+
+async def feed_telemetry(feed: Any, *, raw: bool = False) -> dict[str, Any]:
+    """Attach the timing wrappers (once per process); the timings and queue depth so far
+    (``raw``: with the latest samples of each stage, for benchmarks)."""
+    driver = feed.driver
+    probe = getattr(driver, "_tw_probe", None)
+    if probe is None:
+        probe = _Probe(feed.setup.session_id)
+        probe.attach(driver)
+        driver._tw_probe = probe
+    out = probe.summary() | {"risk_queue": len(driver.risk_queue), "cmds": len(driver.cmds)}
+    if raw:
+        out["samples"] = {stage: list(values) for stage, values in probe.samples.items()}
+    return out
+
+
+class _Probe:
+    """Times the driver's steps: tick → intent (strategies answered), intent → order (risk
+    approved), order → gateway (commands handed to the gateway until its call returns), and
+    tick → order (from the tick that caused the intent until the gateway took the command;
+    approved commands ride on the next gateway call, so this includes waiting for it)."""
+
+    def __init__(self, session_id: str) -> None:
+        self.session_id = session_id
+        self.samples: dict[str, deque[float]] = {
+            s: deque(maxlen=20_000)
+            for s in ("tick_to_intent", "intent_to_order", "order_to_gateway", "tick_to_order")
+        }
+        self.buckets = {s: [0] * (len(LATENCY_BOUNDARIES_S) + 1) for s in self.samples}
+        self.sums = dict.fromkeys(self.samples, 0.0)
+        self.t_step = self.t_intent = self.t_cmds = self.t_origin = 0.0
+        self.histogram: Any = None
+
+    def attach(self, driver: Any) -> None:
+        from ray.util.metrics import Histogram
+
+        self.histogram = Histogram(
+            "tradewind_latency_seconds",
+            "tick -> intent -> order -> gateway, per stage",
+            boundaries=LATENCY_BOUNDARIES_S,
+            tag_keys=("session", "stage"),
+        )
+        step, route, risk, take = driver.step, driver._route, driver._risk, driver._take_cmds
+        pace = driver._pace
+
+        async def timed_pace(ts_ns: int) -> None:
+            await pace(ts_ns)
+            self.t_step = time.perf_counter()  # the tick starts once pacing let it through
+
+        async def timed_step() -> bool:
+            self.t_step, self.t_cmds = time.perf_counter(), 0.0
+            more = await step()
+            if self.t_cmds:
+                now = time.perf_counter()
+                self.observe("order_to_gateway", now - self.t_cmds)
+                if self.t_origin:  # the tick whose intents these commands are
+                    self.observe("tick_to_order", now - self.t_origin)
+                    self.t_origin = 0.0
+            return bool(more)
+
+        async def timed_route(intents: dict[str, list[Any]]) -> None:
+            if intents and self.t_step:
+                self.t_intent = time.perf_counter()
+                self.observe("tick_to_intent", self.t_intent - self.t_step)
+            await route(intents)
+
+        async def timed_risk(intents: list[Any]) -> list[Any]:
+            out = await risk(intents)
+            if intents and self.t_intent and any(isinstance(m, SubmitOrder) for m in out):
+                self.observe("intent_to_order", time.perf_counter() - self.t_intent)
+                self.t_intent = 0.0
+                self.t_origin = self.t_origin or self.t_step
+            return list(out)
+
+        def timed_take() -> list[Any]:
+            cmds = take()
+            if cmds and self.t_step and not self.t_cmds:
+                self.t_cmds = time.perf_counter()
+            return list(cmds)
+
+        driver.step, driver._route, driver._risk, driver._take_cmds, driver._pace = (
+            timed_step,
+            timed_route,
+            timed_risk,
+            timed_take,
+            timed_pace,
+        )
+
+    def observe(self, stage: str, seconds: float) -> None:
+        self.samples[stage].append(seconds)
+        self.sums[stage] += seconds
+        k = next(
+            (i for i, b in enumerate(LATENCY_BOUNDARIES_S) if seconds <= b),
+            len(LATENCY_BOUNDARIES_S),
+        )
+        self.buckets[stage][k] += 1
+        if self.histogram is not None:
+            self.histogram.observe(seconds, tags={"session": self.session_id, "stage": stage})
+
+    def summary(self) -> dict[str, Any]:
+        """Bucket counts, sums and counts per stage: O(buckets), since the feed's lock is held
+        while it runs (quantiles come from the raw samples, outside the actor)."""
+        stages = {
+            stage: {
+                "buckets": list(self.buckets[stage]),
+                "sum": self.sums[stage],
+                "count": sum(self.buckets[stage]),
+            }
+            for stage in self.samples
+        }
+        return {"boundaries": LATENCY_BOUNDARIES_S, "stages": stages}
+
+
+# --- risk (synchronous actor) -----------------------------------------------------------------
+def risk_flatten_orders(risk: Any) -> tuple[list[SubmitOrder], bool]:
+    """Market orders closing each open position with no order working on its instrument (not
+    sent: the feed sends them), and whether the portfolio is flat."""
+    kernel = risk.jk.kernel
+    working = {o.instrument_id for o in kernel.open.values()}  # cancels not confirmed yet
+    positions = sorted((k, p.quantity) for k, p in kernel.portfolio.positions.items() if p.quantity)
+    orders = [
+        SubmitOrder(
+            seq=0,
+            ts_event=kernel.now,
+            ts_init=kernel.now,
+            client_order_id=f"{risk.setup.session_id}-{OPERATOR_STRATEGY}.{time.time_ns()}.{n}",
+            strategy_id=OPERATOR_STRATEGY,
+            instrument_id=instrument,
+            side=OrderSide.SELL if qty > 0 else OrderSide.BUY,
+            order_type=OrderType.MARKET,
+            quantity=abs(qty),
+            time_in_force=TimeInForce.GTC,
+            reduce_only=True,
+        )
+        for n, (instrument, qty) in enumerate(positions)
+        if instrument not in working
+    ]
+    return orders, not positions
+
+
+def risk_view(risk: Any) -> dict[str, Any]:
+    """Limits and usage: the risk engine's state, exposure and the daily loss used."""
+    kernel = risk.jk.kernel
+    engine, portfolio = kernel.risk, kernel.portfolio
+    state = engine.state_dict()
+    equity = portfolio.equity()
+    start = state.get("day_start_equity")
+    loss = max(0, int(start) - equity) if isinstance(start, int) else 0
+    limits = {k: _number(v) for k, v in engine.limits.model_dump(mode="json").items()}
+    return {
+        "state": state["state"],
+        "reason": state["reason"],
+        "limits": limits,
+        "usage": {
+            "daily_loss": loss / FIXED_SCALE,
+            "trades_today": state["trades_today"],
+            "gross_exposure": portfolio.gross_exposure() / FIXED_SCALE,
+            "denials": state["denials"],
+            "positions": {
+                k: p.quantity / FIXED_SCALE
+                for k, p in sorted(portfolio.positions.items())
+                if p.quantity
+            },
+        },
+        "orders_by_status": _count(o.status for o in kernel.orders.values()),
+        "denials_by_reason": _count(
+            (o.reason or "unknown").split(":")[0]
+            for o in kernel.orders.values()
+            if str(o.status) == "denied"
+        ),
+    }
+
+
+def _number(value: Any) -> Any:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _count(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value in values:
+        out[str(value)] = out.get(str(value), 0) + 1
+    return out
+
+
+# --- strategy (synchronous actor) -------------------------------------------------------------
+def _strategy(actor: Any) -> Any:
+    (strategy,) = actor.jk.kernel.strategies
+    return strategy
+
+
+def strategy_params(actor: Any, *, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The strategy's params (internal units); with ``params`` — already validated by the
+    caller against the strategy's params model, in internal units — applied at once."""
+    strategy = _strategy(actor)
+    if params:
+        unknown = set(params) - set(type(strategy.params).model_fields)
+        if unknown:
+            raise ValueError(f"unknown params {sorted(unknown)}")
+        strategy.params = strategy.params.model_copy(update=params)
+    return {
+        "strategy_id": strategy.strategy_id,
+        "class": type(strategy).__name__,
+        "params": strategy.params.model_dump(mode="json"),
+        "enabled": not getattr(strategy, "_tw_disabled", False),
+    }
+
+
+def strategy_enable(actor: Any, *, enabled: bool) -> dict[str, Any]:
+    strategy = _strategy(actor)
+    if enabled and getattr(strategy, "_tw_disabled", False):
+        for hook in _HOOKS:
+            strategy.__dict__.pop(hook, None)
+        strategy._tw_disabled = False
+    elif not enabled and not getattr(strategy, "_tw_disabled", False):
+        for hook in _HOOKS:
+            setattr(strategy, hook, _ignore)
+        strategy._tw_disabled = True
+    return strategy_params(actor)
+
+
+def _ignore(*_: Any, **__: Any) -> None:
+    return None

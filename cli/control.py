@@ -1,0 +1,243 @@
+"""``tradewind status|halt|resume|flatten|kill|reduce-only|params|strategies``: talk to a running
+session's control API.
+
+Where: ``--url``, else ``TRADEWIND_API_URL``, else the pointer file the session writes
+(``<journal_dir>/control.json``, journal_dir from ``--config``, default ``configs/paper.yaml``),
+else ``http://127.0.0.1:8000``. Token: ``TRADEWIND_API_TOKEN``, else ``--token-file`` /
+the session's generated token file (the operator token). ``--json`` prints the API's answer.
+
+    tradewind status
+    tradewind halt --reason "news"
+    tradewind params mm size=5 half_spread_ticks=2
+    tradewind strategies --disable mm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from runtime.errors import ConfigError, TradewindError
+
+__all__ = ["register"]
+
+_DEFAULT_URL = "http://127.0.0.1:8000"
+_ACTIONS = {
+    "halt": "halt trading (new orders denied)",
+    "resume": "resume trading",
+    "flatten": "disable strategies, close-only, cancel orders, close every position",
+    "kill": "halt and cancel every open order",
+    "reduce-only": "close-only: orders that add to a position are denied",
+}
+
+
+class ControlError(TradewindError):
+    """The control API refused or could not be reached."""
+
+
+def register(subparsers: Any) -> None:
+    status = subparsers.add_parser("status", help="a running session: state, actors, PnL")
+    _common(status)
+    status.set_defaults(func=_status)
+    for action, text in _ACTIONS.items():
+        parser = subparsers.add_parser(action, help=f"a running session: {text}")
+        _common(parser)
+        parser.add_argument("--reason", help="why (kept in the audit trail)")
+        parser.set_defaults(func=_action, action=action)
+    params = subparsers.add_parser("params", help="change a running strategy's params")
+    _common(params)
+    params.add_argument("strategy", help="strategy id")
+    params.add_argument(
+        "assignments",
+        nargs="+",
+        metavar="NAME=VALUE",
+        help="params to change (VALUE parsed as JSON when it can be)",
+    )
+    params.set_defaults(func=_params)
+    strategies = subparsers.add_parser("strategies", help="list, enable or disable strategies")
+    _common(strategies)
+    group = strategies.add_mutually_exclusive_group()
+    group.add_argument("--enable", metavar="ID")
+    group.add_argument("--disable", metavar="ID")
+    strategies.set_defaults(func=_strategies)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help=f"control API URL (default: session pointer, {_DEFAULT_URL})")
+    parser.add_argument(
+        "--config",
+        default="configs/paper.yaml",
+        help="the session's paper config (finds its URL and token file)",
+    )
+    parser.add_argument("--token-file", help="token file (default: the session's)")
+    parser.add_argument("--json", action="store_true", help="print the API's JSON answer")
+
+
+def _pointer(args: argparse.Namespace) -> dict[str, Any]:
+    path = Path(args.config)
+    if not path.exists():
+        return {}
+    try:
+        from actors.config import load_paper_config
+
+        config = load_paper_config(path)
+    except TradewindError:
+        return {}
+    pointer = Path(config.journal_dir) / "control.json"
+    if not pointer.is_absolute():
+        pointer = Path.cwd() / pointer
+    found = json.loads(pointer.read_text()) if pointer.exists() else {}
+    found.setdefault("url", config.control.url())
+    return dict(found)
+
+
+def _target(args: argparse.Namespace) -> tuple[str, str]:
+    pointer = _pointer(args) if not (args.url or os.environ.get("TRADEWIND_API_URL")) else {}
+    url = args.url or os.environ.get("TRADEWIND_API_URL") or pointer.get("url") or _DEFAULT_URL
+    token = os.environ.get("TRADEWIND_API_TOKEN", "")
+    token_file = args.token_file or pointer.get("token_file")
+    if not token and token_file:
+        try:
+            token = json.loads(Path(token_file).read_text())["operator"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise ConfigError(
+                f"cannot read the operator token: {exc}", path=str(token_file)
+            ) from None
+    if not token:
+        raise ConfigError(
+            "no token: set TRADEWIND_API_TOKEN or pass --token-file", field="--token-file"
+        )
+    return url.rstrip("/"), token
+
+
+def request(
+    url: str, token: str, path: str, *, method: str = "GET", body: dict[str, Any] | None = None
+) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(
+        f"{url}{path}",
+        data=data,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "X-Operator": os.environ.get("USER", "cli")[:64] or "cli",
+        },
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=90) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise ControlError(f"{method} {path}: HTTP {exc.code}: {_detail(exc)}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ControlError(f"cannot reach the control API at {url}: {exc}") from None
+
+
+def _detail(exc: urllib.error.HTTPError) -> str:
+    try:
+        detail = json.loads(exc.read()).get("detail")
+    except ValueError:
+        return exc.reason if isinstance(exc.reason, str) else "error"
+    if isinstance(detail, list):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in d.get('loc', []))}: {d.get('msg')}" for d in detail
+        )
+    return str(detail)
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header] + [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells
+    )
+
+
+def _status(args: argparse.Namespace) -> int:
+    url, token = _target(args)
+    status = request(url, token, "/status")
+    if args.json:
+        print(json.dumps(status))
+        return 0
+    pnl = (status.get("pnl") or {}).get("pnl")
+    feed = status["feed"]
+    print(
+        f"session {status['session_id']} ({status['mode']}): trading "
+        f"{status['trading_state'].upper()}"
+        + (f" — {status['state_reason']}" if status.get("state_reason") else "")
+    )
+    print(
+        f"orders {status['orders']} (open {status['open_orders']}), fills {status['fills']}, "
+        f"PnL {pnl if pnl is None else f'{pnl:,.2f}'}, restarts {status['restarts']}"
+    )
+    print(
+        f"feed {feed['cursor']}/{feed['total']} events"
+        + (" finished" if feed["finished"] else "")
+        + f", lag {feed['lag_s']:.1f} s\n"
+    )
+    print(
+        _table(
+            [[n, a["health"], a["restarts"]] for n, a in status["actors"].items()],
+            ["actor", "health", "restarts"],
+        )
+    )
+    return 0
+
+
+def _action(args: argparse.Namespace) -> int:
+    url, token = _target(args)
+    body = {"reason": args.reason} if args.reason else None
+    out = request(url, token, f"/{args.action}", method="POST", body=body)
+    print(json.dumps(out) if args.json else f"{args.action}: done (audit {out['audit_id']})")
+    return 0
+
+
+def _params(args: argparse.Namespace) -> int:
+    changes: dict[str, Any] = {}
+    for item in args.assignments:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"expected NAME=VALUE, got {item!r}", field="params")
+        try:
+            changes[name] = json.loads(value)
+        except ValueError:
+            changes[name] = value
+    url, token = _target(args)
+    out = request(
+        url, token, f"/strategies/{args.strategy}/params", method="POST", body={"params": changes}
+    )
+    print(
+        json.dumps(out)
+        if args.json
+        else f"params of {args.strategy}: {changes} applied (audit {out['audit_id']})"
+    )
+    return 0
+
+
+def _strategies(args: argparse.Namespace) -> int:
+    url, token = _target(args)
+    if args.enable or args.disable:
+        sid, action = (args.enable, "enable") if args.enable else (args.disable, "disable")
+        out = request(url, token, f"/strategies/{sid}/{action}", method="POST")
+        print(json.dumps(out) if args.json else f"{action} {sid}: done (audit {out['audit_id']})")
+        return 0
+    out = request(url, token, "/strategies")
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    rows = [
+        [
+            sid,
+            "yes" if s["enabled"] else "no",
+            s["class"],
+            ", ".join(f"{k}={v}" for k, v in sorted(s["params"].items())),
+        ]
+        for sid, s in out["strategies"].items()
+    ]
+    print(_table(rows, ["strategy", "enabled", "class", "params"]))
+    return 0

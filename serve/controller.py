@@ -1,0 +1,382 @@
+"""The control plane's view of one session, and its actions, in the API's process.
+
+A background task reads the actors every ``refresh_s`` (status, risk summary and limits,
+supervisor, reconciler, recorder, books, strategies, pings, the feed's latency probe) into one
+snapshot: ``/status``, ``/health``, ``/pnl``, ``/risk``, ``/strategies`` and ``/metrics`` answer
+from it, so polling the API never adds calls to the trading actors. ``/orders``, ``/fills`` and
+``/positions`` ask the risk actor and the gateway directly. Actions go through the feed actor
+(between two driver steps) or a strategy actor, are audited, and refresh the snapshot.
+
+Parameter and enable/disable overrides live here too, and are applied again when a strategy
+actor comes back from a restart (its constructor rebuilds the strategy from the config).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from actors.control_config import ControlConfig
+from serve.audit import Audit
+from serve.auth import TokenHashes
+from serve.logs import Redactor, json_logger
+from serve.metrics import RayGauges, samples
+from serve.views import events_in, fill_view, is_open, order_view, pnl_view, position_view, restarts
+
+__all__ = ["ActionError", "Controller", "ParamsInvalid", "SessionInfo"]
+
+_CALL_TIMEOUT_S = 5.0
+_ACTION_TIMEOUT_S = 60.0
+
+
+class ActionError(Exception):
+    """An action that cannot be carried out now (the API answers 409 or 404)."""
+
+    def __init__(self, message: str, *, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ParamsInvalid(Exception):
+    """Params refused by the strategy's params model: ``errors`` as pydantic reports them."""
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        super().__init__("invalid params")
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """What the control plane knows of its session (no secrets: tokens travel as digests)."""
+
+    session_id: str
+    namespace: str | None
+    journal_dir: str
+    strategies: dict[str, str]  # id -> class (module:Class)
+    params: dict[str, dict[str, Any]]  # id -> params as configured (human units)
+    instruments: tuple[str, ...]
+    control: ControlConfig
+    token_hashes: TokenHashes
+    mode: str = "paper"
+    currency: str = "USD"
+    extra_secrets: tuple[str, ...] = field(default=())
+
+
+class Controller:
+    def __init__(self, info: SessionInfo) -> None:
+        self.info = info
+        self.redactor = Redactor(
+            info.extra_secrets, hashes=(info.token_hashes.operator, info.token_hashes.read)
+        )
+        journal = Path(info.journal_dir)
+        self.log = json_logger(
+            f"tradewind.control.{info.session_id}",
+            session_id=info.session_id,
+            redactor=self.redactor,
+            path=journal / "control.log.jsonl",
+        )
+        self.audit = Audit(info.session_id, journal / "control.journal", self.redactor, self.log)
+        self.snapshot: dict[str, Any] = {}
+        self.rendered: dict[str, tuple[Any, bytes]] = {}  # route -> (snapshot ts, body)
+        self.overrides: dict[str, dict[str, Any]] = {}
+        self.incarnations: dict[str, int] = {}
+        self._handles: dict[str, Any] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._progress = (-1, time.monotonic())
+        self._gauges: RayGauges | None = None
+        self.started_s = time.time()
+
+    # --- actors ------------------------------------------------------------------------------
+    def actor(self, name: str) -> Any:
+        """The session's actor ``tw.<session>.<name>``, or None when it does not exist."""
+        handle = self._handles.get(name)
+        if handle is None:
+            import ray
+
+            try:
+                handle = ray.get_actor(
+                    f"tw.{self.info.session_id}.{name}", namespace=self.info.namespace
+                )
+            except ValueError:
+                return None
+            self._handles[name] = handle
+        return handle
+
+    def actor_names(self) -> list[str]:
+        names = [
+            "risk",
+            "gateway",
+            *(f"strategy.{s}" for s in self.info.strategies),
+            *(f"book.{i}" for i in self.info.instruments),
+            "store",
+            "recorder",
+            "reconciler",
+            "feed",
+            "supervisor",
+        ]
+        return [n for n in names if self.actor(n) is not None]
+
+    async def call(
+        self, name: str, method: str, *args: Any, timeout_s: float = _CALL_TIMEOUT_S
+    ) -> Any:
+        handle = self.actor(name)
+        if handle is None:
+            return None
+        ref = getattr(handle, method).options(max_task_retries=0).remote(*args)
+        return await asyncio.wait_for(ref, timeout_s)
+
+    async def _try(self, name: str, method: str, *args: Any) -> Any:
+        from ray.exceptions import RayError
+
+        try:
+            return await self.call(name, method, *args)
+        except (RayError, TimeoutError, AttributeError, ValueError):
+            return None
+
+    # --- the snapshot ------------------------------------------------------------------------
+    def ensure_started(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:
+                self.log.exception("control plane refresh failed")
+            await asyncio.sleep(self.info.control.refresh_s)
+
+    async def refresh(self) -> dict[str, Any]:
+        names = self.actor_names()
+        pings = await asyncio.gather(*(self._try(n, "ping") for n in names))
+        feed, risk, view, sup, telemetry, recon, recorder = await asyncio.gather(
+            self._try("feed", "status"),
+            self._try("risk", "summary"),
+            self._try("risk", "operate", "view", {}),
+            self._try("supervisor", "status"),
+            self._try("feed", "operate", "telemetry", {}),
+            self._try("reconciler", "status"),
+            self._try("recorder", "stats"),
+        )
+        books = await asyncio.gather(
+            *(self._try(f"book.{i}", "stats") for i in self.info.instruments)
+        )
+        strategies = await self._strategies()
+        snap: dict[str, Any] = {
+            "ts": time.time(),
+            "feed": feed,
+            "risk": risk,
+            "risk_view": view,
+            "supervisor": sup,
+            "telemetry": telemetry,
+            "reconciler": recon,
+            "recorder": recorder,
+            "strategies": strategies,
+            "actors": {n: {"up": p is not None} for n, p in zip(names, pings, strict=True)},
+            "pnl": pnl_view(risk) if risk else None,
+        }
+        snap["events_in"] = events_in(feed, risk, books, self.info.instruments)
+        snap["conflated"] = {
+            f"book.{i}": (b or {}).get("conflated", 0)
+            for i, b in zip(self.info.instruments, books, strict=True)
+        }
+        snap["restarts"] = restarts(sup, names)
+        snap["feed_lag_s"] = self._feed_lag(feed)
+        self.snapshot = snap
+        self._export(snap)
+        return snap
+
+    def _feed_lag(self, feed: dict[str, Any] | None) -> float:
+        now = time.monotonic()
+        if not feed or not feed.get("running") or feed.get("paused"):
+            self._progress = (-1, now)
+            return 0.0
+        if feed["cursor"] != self._progress[0]:
+            self._progress = (feed["cursor"], now)
+        return now - self._progress[1]
+
+    def _export(self, snap: dict[str, Any]) -> None:
+        try:
+            if self._gauges is None:
+                self._gauges = RayGauges(self.info.session_id)
+            self._gauges.update(samples(snap))
+        except Exception:
+            self.log.exception("Ray metrics export failed")
+
+    async def _strategies(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for sid in self.info.strategies:
+            name = f"strategy.{sid}"
+            incarnation = await self._try(name, "incarnation")
+            if incarnation is not None and incarnation != self.incarnations.get(sid):
+                if sid in self.incarnations:
+                    await self._reapply(sid)
+                self.incarnations[sid] = incarnation
+            out[sid] = await self._try(name, "operate", "params", {})
+        return out
+
+    async def _reapply(self, sid: str) -> None:
+        override = self.overrides.get(sid, {})
+        with contextlib.suppress(Exception):
+            if override.get("internal"):
+                await self.call(
+                    f"strategy.{sid}", "operate", "params", {"params": override["internal"]}
+                )
+            if override.get("enabled") is False:
+                await self.call(f"strategy.{sid}", "operate", "enable", {"enabled": False})
+            self.log.info("overrides applied again after a restart of strategy %s", sid)
+
+    # --- reads that ask the actors -----------------------------------------------------------
+    async def orders(self, recent: int) -> dict[str, Any]:
+        records = await self.call("risk", "records")
+        orders = sorted(records["orders"], key=lambda o: o["ts_last"])
+        return {
+            "open": [order_view(o) for o in orders if is_open(o)],
+            "recent": [order_view(o) for o in orders[-recent:]][::-1],
+            "total": len(orders),
+        }
+
+    async def fills(self, recent: int) -> dict[str, Any]:
+        fills = await self.call("gateway", "fills")
+        return {"fills": [fill_view(f) for f in fills[-recent:]][::-1], "total": len(fills)}
+
+    async def positions(self) -> dict[str, Any]:
+        records = await self.call("risk", "records")
+        return {
+            "positions": [position_view(p) for p in records["positions"] if p["quantity"]],
+            "currency": self.info.currency,
+        }
+
+    # --- actions -----------------------------------------------------------------------------
+    async def act(
+        self,
+        action: str,
+        *,
+        who: str,
+        scope: str,
+        correlation_id: str,
+        target: str = "session",
+        args: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        args = self.redactor.value(dict(args or {}))
+        if self.audit.store is None:
+            self.audit.store = self.actor("store")  # the session records: audit rows too
+        try:
+            result = await self._carry_out(action, target, args, who)
+        except ActionError as exc:
+            await self.audit.record(
+                who=who,
+                scope=scope,
+                action=action,
+                target=target,
+                args=args,
+                outcome=f"refused: {exc}",
+                correlation_id=correlation_id,
+            )
+            raise
+        entry = await self.audit.record(
+            who=who,
+            scope=scope,
+            action=action,
+            target=target,
+            args=args,
+            outcome="done",
+            correlation_id=correlation_id,
+        )
+        with contextlib.suppress(Exception):
+            await self.refresh()
+        return {"action": action, "target": target, "result": result, "audit_id": entry["audit_id"]}
+
+    async def _carry_out(self, action: str, target: str, args: dict[str, Any], who: str) -> Any:
+        reason = f"operator {who}: {action}" + (
+            f" ({args['reason']})" if args.get("reason") else ""
+        )
+        if action in ("halt", "resume", "reduce-only"):
+            state = {"halt": "halted", "resume": "active", "reduce-only": "reducing"}[action]
+            return await self._feed("set_state", {"state": state, "reason": reason})
+        if action == "kill":
+            return await self._feed(action, {"reason": reason})
+        if action == "flatten":  # strategies off first: their orders would hold the close
+            for sid in self.info.strategies:
+                await self._strategy(sid, "enable", {"enabled": False})
+            await self._feed("flatten", {"reason": reason})
+            return await self._close_positions() | {"disabled": list(self.info.strategies)}
+        if action == "params":
+            internal = self.validate_params(target, args["params"])
+            return await self._strategy(
+                target, "params", {"params": internal}, human=args["params"]
+            )
+        if action in ("enable", "disable"):
+            return await self._strategy(target, "enable", {"enabled": action == "enable"})
+        raise ActionError(f"unknown action {action!r}", status=404)
+
+    async def _close_positions(self) -> dict[str, Any]:
+        """Close-out orders until flat (cancels must be confirmed first), or the timeout."""
+        deadline = time.monotonic() + self.info.control.flatten_timeout_s
+        sent: list[str] = []
+        denied: list[str] = []
+        while True:
+            out = await self._feed("close_positions", {})
+            sent += out["sent"]
+            denied = (denied + out["denied"])[-5:]
+            if out["flat"] or time.monotonic() > deadline:
+                return {"flat": out["flat"], "state": "reducing", "orders": sent, "denied": denied}
+            await asyncio.sleep(0.2)
+
+    async def _feed(self, name: str, args: dict[str, Any]) -> Any:
+        if self.actor("feed") is None:
+            raise ActionError("the session's feed actor is not running")
+        return await self.call("feed", "operate", name, args, timeout_s=_ACTION_TIMEOUT_S)
+
+    def validate_params(self, sid: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """``changes`` (human units) checked against the strategy's params model over the
+        current params; the changed fields in internal units. :class:`ParamsInvalid` if not."""
+        from pydantic import ValidationError
+
+        from backtest.config import load_strategy_class
+
+        if sid not in self.info.strategies:
+            raise ActionError(f"no strategy {sid!r}", status=404)
+        params_type = load_strategy_class(self.info.strategies[sid]).params_type
+        unknown = sorted(set(changes) - set(params_type.model_fields))
+        if unknown:
+            raise ParamsInvalid(
+                [
+                    {"loc": ["params", k], "msg": "unknown parameter", "type": "extra_forbidden"}
+                    for k in unknown
+                ]
+            )
+        try:
+            model = params_type.model_validate({**self.current_params(sid), **changes})
+        except ValidationError as exc:
+            raise ParamsInvalid(
+                [
+                    {"loc": ["params", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                    for e in exc.errors()
+                ]
+            ) from None
+        return {k: getattr(model, k) for k in changes}
+
+    def current_params(self, sid: str) -> dict[str, Any]:
+        """Params in human units: as configured, with the operator's changes."""
+        return {**self.info.params.get(sid, {}), **self.overrides.get(sid, {}).get("params", {})}
+
+    async def _strategy(
+        self, sid: str, name: str, args: dict[str, Any], human: dict[str, Any] | None = None
+    ) -> Any:
+        if sid not in self.info.strategies:
+            raise ActionError(f"no strategy {sid!r}", status=404)
+        result = await self.call(
+            f"strategy.{sid}", "operate", name, args, timeout_s=_ACTION_TIMEOUT_S
+        )
+        override = self.overrides.setdefault(sid, {})
+        if name == "params":
+            override["params"] = {**override.get("params", {}), **(human or {})}
+            override["internal"] = {**override.get("internal", {}), **args["params"]}
+        else:
+            override["enabled"] = args["enabled"]
+        return result

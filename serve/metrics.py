@@ -1,0 +1,173 @@
+"""The session's metrics: one table of names, exported twice with the same names and values.
+
+* through Ray's metrics API (``ray.util.metrics.Gauge``; the latency histogram is observed in
+  the feed actor, ``actors.operator``), so they reach Ray's dashboard and Prometheus export,
+  where Ray prefixes them with ``ray_``;
+* as Prometheus text on ``GET /metrics``, already named ``ray_tradewind_*`` so one dashboard
+  and one set of alert rules work against either source. Ray adds labels such as ``WorkerId``
+  that change on a restart: the dashboards aggregate them away.
+
+Values come from :func:`samples` over the control plane's snapshot of the actors.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from serve.views import STATE_CODES
+
+__all__ = ["GAUGES", "HISTOGRAM", "RayGauges", "render", "samples"]
+
+Sample = tuple[str, dict[str, str], float]
+HISTOGRAM = "tradewind_latency_seconds"
+
+#: name -> (help, label names besides ``session``)
+GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "tradewind_events_in": ("messages taken in, per actor", ("actor",)),
+    "tradewind_queue_depth": ("items waiting in the driver's queues", ("queue",)),
+    "tradewind_conflated_snapshots": ("book snapshots dropped by conflation", ("actor",)),
+    "tradewind_orders": ("orders by status", ("status",)),
+    "tradewind_fills": ("fills applied by risk", ()),
+    "tradewind_denials": ("orders denied by our risk checks, by reason", ("reason",)),
+    "tradewind_restarts": ("restarts seen by the supervisor, per child", ("child",)),
+    "tradewind_supervisor_escalated": ("1 when the restart intensity was exceeded", ()),
+    "tradewind_trading_state": ("0 active, 1 reducing (close-only), 2 halted", ()),
+    "tradewind_halted": ("1 while trading is halted", ()),
+    "tradewind_actor_up": ("1 when the actor answers its ping", ("actor",)),
+    "tradewind_gateway_connected": ("1 when the gateway answers", ()),
+    "tradewind_feed_cursor": ("market messages the feed has driven", ()),
+    "tradewind_feed_lag_seconds": ("seconds since the feed last made progress (running)", ()),
+    "tradewind_recorder_rows": ("rows written to ClickHouse, per table", ("table",)),
+    "tradewind_recorder_lag_seconds": ("age of the oldest event not yet written", ()),
+    "tradewind_recorder_spill_bytes": ("size of the recorder's spill journal", ()),
+    "tradewind_recorder_store_errors": ("failed ClickHouse writes", ()),
+    "tradewind_recorder_insert_latency_seconds": ("latest ClickHouse insert latency", ()),
+    "tradewind_reconciler_drifts": ("differences between risk and the broker", ()),
+    "tradewind_pnl": ("equity minus initial cash, account currency", ()),
+    "tradewind_realized_pnl": ("realized PnL", ()),
+    "tradewind_unrealized_pnl": ("unrealized PnL", ()),
+    "tradewind_exposure": ("gross exposure", ()),
+    "tradewind_daily_loss_used": ("today's loss from the day's starting equity", ()),
+    "tradewind_daily_loss_limit": ("max_daily_loss (0: no limit)", ()),
+}
+
+
+def samples(snap: dict[str, Any]) -> list[Sample]:
+    """Every gauge's samples from one snapshot (labels without ``session``)."""
+    out: list[Sample] = []
+
+    def add(name: str, value: Any, **labels: str) -> None:
+        out.append((name, labels, float(value or 0)))
+
+    for actor, n in (snap.get("events_in") or {}).items():
+        add("tradewind_events_in", n, actor=actor)
+    telemetry = snap.get("telemetry") or {}
+    for queue in ("risk_queue", "cmds"):
+        add("tradewind_queue_depth", telemetry.get(queue, 0), queue=queue)
+    for actor, n in (snap.get("conflated") or {}).items():
+        add("tradewind_conflated_snapshots", n, actor=actor)
+    risk = snap.get("risk_view") or {}
+    for status, n in (risk.get("orders_by_status") or {}).items():
+        add("tradewind_orders", n, status=status)
+    for reason, n in (risk.get("denials_by_reason") or {"none": 0}).items():
+        add("tradewind_denials", n, reason=reason)
+    summary = snap.get("risk") or {}
+    add("tradewind_fills", summary.get("fills", 0))
+    for child, n in (snap.get("restarts") or {}).items():
+        add("tradewind_restarts", n, child=child)
+    add("tradewind_supervisor_escalated", bool((snap.get("supervisor") or {}).get("escalated")))
+    state = str(summary.get("state", "active"))
+    add("tradewind_trading_state", STATE_CODES.get(state, 0))
+    add("tradewind_halted", state == "halted")
+    actors = snap.get("actors") or {}
+    for actor, info in actors.items():
+        add("tradewind_actor_up", info["up"], actor=actor)
+    add("tradewind_gateway_connected", (actors.get("gateway") or {}).get("up", False))
+    add("tradewind_feed_cursor", (snap.get("feed") or {}).get("cursor", 0))
+    add("tradewind_feed_lag_seconds", snap.get("feed_lag_s", 0.0))
+    _recorder(snap.get("recorder") or {}, add)
+    add("tradewind_reconciler_drifts", (snap.get("reconciler") or {}).get("drifts", 0))
+    pnl = snap.get("pnl") or {}
+    add("tradewind_pnl", pnl.get("pnl", 0.0))
+    add("tradewind_realized_pnl", pnl.get("realized", 0.0))
+    add("tradewind_unrealized_pnl", pnl.get("unrealized", 0.0))
+    usage, limits = risk.get("usage") or {}, risk.get("limits") or {}
+    add("tradewind_exposure", usage.get("gross_exposure", 0.0))
+    add("tradewind_daily_loss_used", usage.get("daily_loss", 0.0))
+    add("tradewind_daily_loss_limit", limits.get("max_daily_loss") or 0.0)
+    return out
+
+
+def _recorder(stats: dict[str, Any], add: Any) -> None:
+    for table, n in (stats.get("rows_by_table") or {"none": 0}).items():
+        add("tradewind_recorder_rows", n, table=table)
+    add("tradewind_recorder_lag_seconds", stats.get("lag_s", 0.0))
+    add("tradewind_recorder_spill_bytes", stats.get("spill_bytes", 0))
+    add("tradewind_recorder_store_errors", stats.get("store_errors", 0))
+    add("tradewind_recorder_insert_latency_seconds", stats.get("insert_latency_s", 0.0))
+
+
+def _labels(labels: dict[str, str]) -> str:
+    body = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
+    return "{" + body + "}"
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value))
+
+
+def render(session_id: str, gauge_samples: list[Sample], telemetry: dict[str, Any]) -> str:
+    """Prometheus text exposition (version 0.0.4), names prefixed ``ray_`` as Ray exports."""
+    lines: list[str] = []
+    by_name: dict[str, list[Sample]] = {}
+    for sample in gauge_samples:
+        by_name.setdefault(sample[0], []).append(sample)
+    for name, (help_text, _) in GAUGES.items():
+        lines += [f"# HELP ray_{name} {help_text}", f"# TYPE ray_{name} gauge"]
+        for _, labels, value in by_name.get(name, []):
+            lines.append(f"ray_{name}{_labels({'session': session_id, **labels})} {_number(value)}")
+    lines += _histogram(session_id, telemetry)
+    return "\n".join(lines) + "\n"
+
+
+def _histogram(session_id: str, telemetry: dict[str, Any]) -> list[str]:
+    name = f"ray_{HISTOGRAM}"
+    lines = [
+        f"# HELP {name} tick -> intent -> order -> gateway, per stage",
+        f"# TYPE {name} histogram",
+    ]
+    bounds = telemetry.get("boundaries") or []
+    for stage, data in (telemetry.get("stages") or {}).items():
+        base = {"session": session_id, "stage": stage}
+        total = 0
+        for bound, n in zip([*bounds, math.inf], data["buckets"], strict=True):
+            total += n
+            le = "+Inf" if math.isinf(bound) else repr(float(bound))
+            lines.append(f"{name}_bucket{_labels({**base, 'le': le})} {total}")
+        lines.append(f"{name}_sum{_labels(base)} {_number(data['sum'])}")
+        lines.append(f"{name}_count{_labels(base)} {data['count']}")
+    return lines
+
+
+class RayGauges:
+    """The same gauges through ``ray.util.metrics`` (created once per process)."""
+
+    def __init__(self, session_id: str) -> None:
+        from ray.util.metrics import Gauge
+
+        self.session_id = session_id
+        self.gauges = {
+            name: Gauge(name, help_text, tag_keys=("session", *labels))
+            for name, (help_text, labels) in GAUGES.items()
+        }
+
+    def update(self, gauge_samples: list[Sample]) -> None:
+        for name, labels, value in gauge_samples:
+            self.gauges[name].set(value, tags={"session": self.session_id, **labels})

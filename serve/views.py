@@ -1,0 +1,154 @@
+"""Pure conversions from what the actors answer to what the API returns (no Ray here).
+
+Money, prices and quantities leave the actors as fixed-point integers (value × 10**9) and leave
+the API as JSON numbers in human units.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from runtime.values import FIXED_SCALE
+
+__all__ = [
+    "STATE_CODES",
+    "events_in",
+    "fill_view",
+    "health_view",
+    "is_open",
+    "order_view",
+    "pnl_view",
+    "position_view",
+    "restarts",
+]
+
+STATE_CODES = {"active": 0, "reducing": 1, "halted": 2}
+_OPEN = {
+    "submitted",
+    "accepted",
+    "partially_filled",
+    "pending_cancel",
+    "pending_update",
+    "initialized",
+}
+_CORE = ("risk", "gateway", "feed")
+
+
+def _f(value: Any) -> float | None:
+    return None if value is None else value / FIXED_SCALE
+
+
+def order_view(order: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "client_order_id": order["id"],
+        "strategy_id": order["strategy"],
+        "instrument_id": order["instrument"],
+        "side": "buy" if order["side"] > 0 else "sell",
+        "type": order["type"],
+        "quantity": _f(order["qty"]),
+        "price": _f(order["price"]),
+        "status": order["status"],
+        "filled": _f(order["filled"]),
+        "reason": order.get("reason"),
+        "ts_last": order["ts_last"],
+    }
+
+
+def is_open(order: dict[str, Any]) -> bool:
+    return str(order["status"]) in _OPEN
+
+
+def fill_view(fill: Any) -> dict[str, Any]:
+    return {
+        "fill_id": fill.fill_id,
+        "client_order_id": fill.client_order_id,
+        "strategy_id": fill.strategy_id,
+        "instrument_id": fill.instrument_id,
+        "side": "buy" if int(fill.side) > 0 else "sell",
+        "quantity": _f(fill.last_qty),
+        "price": _f(fill.last_price),
+        "fee": _f(fill.fee),
+        "liquidity": str(fill.liquidity),
+        "ts_event": fill.ts_event,
+    }
+
+
+def position_view(pos: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "instrument_id": pos["instrument_id"],
+        "quantity": _f(pos["quantity"]),
+        "avg_price": _f(pos["avg_price"]),
+        "mark": _f(pos["mark"]),
+        "realized_pnl": _f(pos["realized_pnl"]),
+        "fees": _f(pos["fees"]),
+    }
+
+
+def pnl_view(summary: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "pnl": (summary["equity"] - summary["initial_cash"]) / FIXED_SCALE,
+        "realized": _f(summary["realized"]),
+        "unrealized": _f(summary["unrealized"]),
+        "fees": _f(summary["fees"]),
+        "cash": _f(summary["cash"]),
+        "equity": _f(summary["equity"]),
+        "initial_cash": _f(summary["initial_cash"]),
+    }
+
+
+def health_view(
+    snap: dict[str, Any], *, feed_stale_s: float, recorder_lag_s: float
+) -> dict[str, Any]:
+    """ok / degraded / down, with the reasons."""
+    reasons: list[str] = []
+    down = False
+    for name, actor in snap.get("actors", {}).items():
+        if not actor["up"]:
+            reasons.append(f"actor down: {name}")
+            down = down or name in _CORE
+    feed = snap.get("feed") or {}
+    if feed.get("error"):
+        reasons.append(f"feed error: {feed['error']}")
+        down = True
+    if snap.get("feed_lag_s", 0.0) > feed_stale_s:
+        reasons.append(f"feed stale: no progress for {snap['feed_lag_s']:.1f} s")
+    recorder = snap.get("recorder")
+    if recorder:
+        if recorder.get("lag_s", 0.0) > recorder_lag_s:
+            reasons.append(f"store lagging: recorder {recorder['lag_s']:.1f} s behind")
+        if recorder.get("mode") == "draining":
+            reasons.append("store lagging: recorder draining its spill (store failing)")
+    drifts = (snap.get("reconciler") or {}).get("drifts", 0)
+    if drifts:
+        reasons.append(f"drift: {drifts} difference(s) between risk and the broker")
+    if (snap.get("supervisor") or {}).get("escalated"):
+        reasons.append(f"supervisor escalated: {snap['supervisor'].get('reason')}")
+    if not snap.get("ts"):
+        reasons.append("control plane has not read the session yet")
+    status = "down" if down else "degraded" if reasons else "ok"
+    age = time.time() - snap["ts"] if snap.get("ts") else None
+    return {"status": status, "reasons": reasons, "snapshot_age_s": age}
+
+
+def events_in(
+    feed: dict[str, Any] | None,
+    risk: dict[str, Any] | None,
+    books: list[dict[str, Any] | None],
+    instruments: tuple[str, ...],
+) -> dict[str, int]:
+    out = {"feed": (feed or {}).get("events", 0), "risk": (risk or {}).get("cursor", 0)}
+    for instrument, stats in zip(instruments, books, strict=True):
+        out[f"book.{instrument}"] = (stats or {}).get("applied", 0)
+    return out
+
+
+def restarts(sup: dict[str, Any] | None, names: list[str]) -> dict[str, int]:
+    out = {
+        n.replace(".", ":", 1) if n.startswith(("strategy.", "book.")) else n: 0
+        for n in names
+        if n != "supervisor"
+    }
+    for event in (sup or {}).get("events", []):
+        out[event["child"]] = out.get(event["child"], 0) + 1
+    return out

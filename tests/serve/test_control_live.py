@@ -1,0 +1,407 @@
+"""A running paper session driven only over its HTTP control API (one Serve app per module):
+every route, auth scopes, halt/resume, params, enable/disable, flatten, metrics against the
+dashboards and alerts, the status page in headless Chromium, a schemathesis run, and a planted
+secret that must appear nowhere. Tests run in file order and share the session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.actors.paper_helpers import write_paper_config, write_sample
+from tests.serve.live_helpers import Api, Cdp, free_port, until
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "tw-planted-SECRET-4f9a2c7d1e"  # the operator token: must leak nowhere
+CHROMIUM = "/usr/bin/chromium"
+
+
+class Live:
+    def __init__(self, tmp: Path, session: Any, control: Any) -> None:
+        self.tmp, self.session, self.control = tmp, session, control
+        self.api = Api(control.url, SECRET)
+        self.read = Api(control.url, control.tokens.read, self.api.seen)
+        self.stopped = False
+
+    def stop(self) -> None:
+        if not self.stopped:
+            from serve.deploy import stop_control
+
+            self.stopped = True
+            stop_control(self.control)
+            self.session.stop()
+
+
+@pytest.fixture(scope="module")
+def live(ray_local: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    from actors.config import load_paper_config
+    from actors.session import start_session
+    from serve.deploy import start_control
+
+    tmp = tmp_path_factory.mktemp("control")
+    old = os.environ.get("TRADEWIND_API_TOKEN")
+    os.environ["TRADEWIND_API_TOKEN"] = SECRET
+    path = write_paper_config(
+        tmp / "cfg",
+        "mm",
+        write_sample(tmp / "data"),
+        minutes=90,
+        record=True,
+        store_dsn=f"chdb://{tmp / 'store'}",
+        feed={"lockstep": False, "speed": 15},
+        control={
+            "port": free_port(),
+            "grpc_port": free_port(),
+            "refresh_s": 0.3,
+            "flatten_timeout_s": 20,
+        },
+    )
+    config = load_paper_config(path)
+    session = start_session(config, session_id="ctl1")
+    live = Live(tmp, session, start_control(config, "ctl1", quiet=True))
+    try:
+        yield live
+    finally:
+        live.stop()
+        if old is None:
+            os.environ.pop("TRADEWIND_API_TOKEN", None)
+        else:
+            os.environ["TRADEWIND_API_TOKEN"] = old
+
+
+def _submitted(live: Live) -> int:
+    import ray
+
+    return len(ray.get(live.session.gateway.submitted.remote()))
+
+
+READS = [
+    "/health",
+    "/status",
+    "/positions",
+    "/orders",
+    "/fills",
+    "/pnl",
+    "/risk",
+    "/strategies",
+    "/metrics",
+    "/audit",
+]
+
+
+def test_every_read_route_answers_with_a_read_token_and_refuses_without(live: Live) -> None:
+    until(lambda: (live.read.get("/status")["orders"] or 0) > 0)
+    for path in READS:
+        status, body = live.read.call(path)
+        assert status == 200, (path, body)
+        assert live.read.call(path, token="")[0] == 401, path
+        assert live.read.call(path, token="not-a-token")[0] == 401, path
+    status = live.read.get("/status")
+    assert status["mode"] == "paper" and status["trading_state"] == "active"
+    assert {"risk", "gateway", "feed", "strategy.mm", "recorder"} <= set(status["actors"])
+    assert all(a["health"] == "up" for a in status["actors"].values())
+    assert live.read.get("/health")["status"] in ("ok", "degraded")
+    risk = live.read.get("/risk")
+    assert risk["limits"]["max_position"] == 150.0 and "daily_loss" in risk["usage"]
+    assert live.read.get("/strategies")["strategies"]["mm"]["params"]["size"] == 10
+    assert set(live.read.get("/orders")) >= {"open", "recent"}
+    page = urllib.request.urlopen(live.control.url + "/").read().decode()
+    assert "<title>Tradewind session</title>" in page
+    schema = json.loads(urllib.request.urlopen(live.control.url + "/openapi.json").read())
+    assert "/strategies/{strategy_id}/params" in schema["paths"]
+
+
+def test_actions_need_the_operator_scope_and_bad_requests_name_the_field(live: Live) -> None:
+    assert live.read.call("/halt", method="POST")[0] == 403
+    status, body = live.api.call(
+        "/strategies/mm/params", method="POST", body={"params": {"size": -1}}
+    )
+    assert status == 422 and body["detail"][0]["loc"] == ["body", "params", "size"]
+    status, body = live.api.call(
+        "/strategies/mm/params", method="POST", body={"params": {"sise": 5}}
+    )
+    assert status == 422 and "sise" in body["detail"][0]["loc"]
+    status, body = live.api.call("/halt", method="POST", body={"reason": "x" * 500})
+    assert status == 422 and body["detail"][0]["loc"] == ["body", "reason"]
+    assert live.api.call("/strategies/nope/disable", method="POST")[0] == 404
+    assert live.read.get("/status")["trading_state"] == "active"  # nothing happened
+
+
+def test_halt_stops_orders_at_the_gateway_and_resume_continues(live: Live) -> None:
+    out = live.api.post("/halt", {"reason": "test halt"})
+    assert out["result"]["state"] == "halted" and out["audit_id"]
+    assert live.read.get("/status")["trading_state"] == "halted"
+    at_halt = _submitted(live)
+    denied_before = live.read.get("/risk")["usage"]["denials"]
+    until(lambda: live.read.get("/risk")["usage"]["denials"] > denied_before, 30)
+    assert _submitted(live) == at_halt  # the strategy kept trying; nothing reached the gateway
+    live.api.post("/resume")
+    assert live.read.get("/status")["trading_state"] == "active"
+    until(lambda: _submitted(live) > at_halt, 30)
+
+
+def test_params_change_takes_effect_without_restart(live: Live) -> None:
+    restarts = live.read.get("/status")["restarts"]
+    live.api.post("/strategies/mm/params", {"params": {"size": 3}})
+    assert live.read.get("/strategies")["strategies"]["mm"]["params"]["size"] == 3
+    until(
+        lambda: any(
+            o["quantity"] == 3.0 and o["strategy_id"] == "mm"
+            for o in live.read.get("/orders?recent=20")["recent"]
+        ),
+        30,
+    )
+    assert live.read.get("/status")["restarts"] == restarts
+    audit = live.read.get("/audit")["entries"]
+    assert any(
+        e["action"] == "params" and e["target"] == "mm" and e["who"].startswith("operate:")
+        for e in audit
+    )
+
+
+def test_disable_stops_a_strategy_and_enable_restarts_it(live: Live) -> None:
+    live.api.post("/strategies/mm/disable")
+    assert live.read.get("/strategies")["strategies"]["mm"]["enabled"] is False
+    before = _submitted(live)
+    until(lambda: live.read.get("/status")["feed"]["cursor"] > 0)
+    cursor = live.read.get("/status")["feed"]["cursor"]
+    until(lambda: live.read.get("/status")["feed"]["cursor"] > cursor + 30, 30)
+    assert _submitted(live) == before
+    live.api.post("/strategies/mm/enable")
+    until(lambda: _submitted(live) > before, 30)
+
+
+def test_flatten_closes_every_position(live: Live) -> None:
+    until(lambda: live.read.get("/positions")["positions"], 90)
+    out = live.api.post("/flatten", {"reason": "test flatten"})
+    assert out["result"]["flat"] is True, (
+        live.read.get("/orders")["open"],
+        out,
+        live.read.get("/positions"),
+    )
+    assert live.read.get("/positions")["positions"] == []
+    assert live.read.get("/status")["trading_state"] == "reducing"
+    assert live.read.get("/strategies")["strategies"]["mm"]["enabled"] is False
+    live.api.post("/resume")
+    live.api.post("/strategies/mm/enable")
+
+
+def _metric_names(text: str) -> set[str]:
+    names = set(re.findall(r"\bray_tradewind_[a-z_]+", text))
+    return {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
+
+
+def test_every_metric_of_the_dashboards_and_alerts_is_exported(live: Live) -> None:
+    used: set[str] = set()
+    folder = ROOT / "observability"
+    dashboards = sorted(folder.glob("dashboard_*.json"))
+    assert len(dashboards) == 3
+    for path in dashboards:
+        board = json.loads(path.read_text())
+        exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
+        used |= _metric_names("\n".join(exprs))
+    rules = yaml.safe_load((folder / "alerts.yaml").read_text())["groups"][0]["rules"]
+    assert {r["alert"] for r in rules} >= {
+        "TradewindHalted",
+        "TradewindRestartStorm",
+        "TradewindFeedStale",
+        "TradewindRecorderLag",
+        "TradewindDrift",
+        "TradewindDailyLossNearLimit",
+        "TradewindGatewayDisconnected",
+    }
+    used |= _metric_names("\n".join(r["expr"] for r in rules))
+    until(lambda: 'stage="tick_to_order"' in live.read.get("/metrics"), 30)
+    exported = _metric_names(live.read.get("/metrics"))
+    assert used and used <= exported, sorted(used - exported)
+    text = live.read.get("/metrics")
+    assert re.search(r'ray_tradewind_recorder_rows\{session="ctl1",table="fills"\} [1-9]', text)
+
+
+def test_audit_reaches_the_journal_and_clickhouse(live: Live) -> None:
+    import ray
+
+    journal = Path(live.session.setup.journal_dir) / "control.journal"
+    assert journal.exists()
+    store = live.session.children["store"]
+    table = ray.get(
+        store.query_arrow.remote(
+            "SELECT action, who FROM control_audit FINAL WHERE session_id = {s:String}",
+            {"s": "ctl1"},
+        )
+    )
+    actions = table.column("action").to_pylist()
+    assert {"halt", "resume", "params", "flatten"} <= set(actions)
+    assert all(w.startswith("operate:") for w in table.column("who").to_pylist())
+
+
+def _chromium(url: str, profile: Path, port: int) -> subprocess.Popen[bytes]:
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        f"--remote-debugging-port={port}",
+        "--remote-debugging-address=127.0.0.1",
+    ]
+    return subprocess.Popen(
+        [CHROMIUM, *flags, url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+async def _drive_page(port: int) -> dict[str, Any]:
+    import websockets
+
+    def target() -> Any:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=2) as resp:
+            pages = [t for t in json.loads(resp.read()) if t["type"] == "page"]
+        return pages[0]["webSocketDebuggerUrl"] if pages else None
+
+    ws_url = until(lambda: _quiet(target), 30)
+    async with websockets.connect(ws_url, max_size=None) as ws:
+        cdp = Cdp(ws)
+        await cdp.send("Page.enable")
+        await cdp.until("document.getElementById('state').textContent === 'ACTIVE'")
+        seen = {
+            k: await cdp.eval(f"document.getElementById('{k}').textContent")
+            for k in ("session", "pnl", "orders-n", "fills-n")
+        }
+        seen["actors"] = await cdp.eval("document.querySelectorAll('#actors tbody tr').length")
+        await cdp.eval("document.getElementById('btn-halt').click()")  # confirm() accepted
+        await cdp.until("document.getElementById('state').textContent === 'HALTED'")
+        seen["result"] = await cdp.eval("document.getElementById('action-result').textContent")
+        return seen
+
+
+def _quiet(fn: Any) -> Any:
+    try:
+        return fn()
+    except OSError:
+        return None
+
+
+def test_status_page_renders_live_values_and_halt_works_in_chromium(
+    live: Live, tmp_path: Path
+) -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"needs {CHROMIUM} (apt-get install chromium; CI installs it)")
+    pytest.importorskip("websockets")
+    port = free_port()
+    proc = _chromium(f"{live.control.url}/#token={SECRET}", tmp_path / "profile", port)
+    try:
+        seen = asyncio.run(_drive_page(port))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert "ctl1" in seen["session"] and seen["actors"] >= 5
+    assert seen["pnl"] and int(seen["orders-n"]) > 0
+    assert seen["result"].startswith("halt: done")
+    assert live.read.get("/status")["trading_state"] == "halted"
+    assert any(e["action"] == "halt" for e in live.read.get("/audit")["entries"])
+    live.api.post("/resume")
+
+
+def test_schemathesis_finds_no_server_error(live: Live, tmp_path: Path) -> None:
+    st = Path(sys.executable).parent / "st"
+    if not st.exists():
+        pytest.skip("needs schemathesis (pip install schemathesis)")
+    cmd = [
+        str(st),
+        "run",
+        f"{live.control.url}/openapi.json",
+        "-H",
+        f"Authorization: Bearer {SECRET}",
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        "8",
+        "--request-timeout",
+        "60",
+        "--workers",
+        "1",
+        "--generation-deterministic",
+        "--no-color",
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    tested = re.search(r"Tested: (\d+)", output)
+    assert tested and int(tested.group(1)) >= 17, output[-3000:]  # every operation exercised
+    assert live.read.get("/status")["actors"]["risk"]["health"] == "up"
+
+
+def test_cli_talks_to_the_session(live: Live, capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import main
+
+    url = ["--url", live.control.url]
+    assert main(["status", *url, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["session_id"] == "ctl1"
+    assert main(["status", *url]) == 0
+    out = capsys.readouterr().out
+    assert "session ctl1 (paper): trading" in out and "actor" in out and "gateway" in out
+    assert main(["halt", *url, "--reason", "from the cli"]) == 0
+    assert live.read.get("/status")["trading_state"] == "halted"
+    assert main(["resume", *url]) == 0
+    assert main(["params", "mm", "size=4", *url]) == 0
+    assert main(["strategies", *url]) == 0
+    table = capsys.readouterr().out
+    assert "size=4" in table and "MarketMaker" in table
+    assert main(["params", "mm", "size=-4", *url]) == 2
+    assert "params.size" in capsys.readouterr().err
+    assert SECRET not in table
+
+
+def test_control_logs_are_json_lines_with_ids(live: Live) -> None:
+    path = Path(live.session.setup.journal_dir) / "control.log.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    audits = [e for e in lines if "audit" in e]
+    assert audits and all(e["session_id"] == "ctl1" and e["seq"] > 0 for e in lines)
+    assert all(e["correlation_id"] for e in audits)
+    ids = {e["correlation_id"] for e in audits}
+    assert len(ids) == len(audits)  # one request, one id
+
+
+def test_planted_secret_appears_nowhere(live: Live) -> None:
+    import ray
+
+    # the operator pastes the token where it could travel: a reason, a header
+    live.api.post("/halt", {"reason": f"oops {SECRET} pasted"})
+    live.api.post("/resume", {"reason": f"again {SECRET}"})
+    store = live.session.children["store"]
+    rows = ray.get(
+        store.query_arrow.remote(
+            "SELECT reason FROM risk_events FINAL "
+            "UNION ALL SELECT args_json FROM control_audit FINAL"
+        )
+    )
+    assert rows.num_rows > 0 and not any(SECRET in str(v) for v in rows.column(0).to_pylist())
+    live.stop()  # session files written, journals closed
+    assert not any(SECRET in body for body in live.api.seen)
+    places = [live.tmp, Path(ray._private.worker._global_node.get_logs_dir_path())]
+    for place in places:
+        for path in place.rglob("*"):
+            if path.is_file() and path.stat().st_size < 50_000_000:
+                assert SECRET.encode() not in path.read_bytes(), path
+    assert any(places[1].rglob("*serve*"))  # the scan covered the Serve logs too
+    token_file = Path(live.session.setup.journal_dir) / "api_tokens.json"
+    assert oct(token_file.stat().st_mode & 0o777) == "0o600"
+    assert SECRET not in token_file.read_text()

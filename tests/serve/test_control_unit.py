@@ -1,0 +1,158 @@
+"""The control plane's pieces without Ray: tokens and scopes, redaction and JSON logs, health,
+the Prometheus text, the status page, the CLI's parsing, and the observability files."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from serve.auth import OPERATE, READ, load_or_create_tokens
+from serve.logs import JsonFormatter, Redactor, correlation_id
+from serve.metrics import GAUGES, render, samples
+from serve.page import STATUS_PAGE
+from serve.views import health_view
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_generated_tokens_are_private_and_scoped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TRADEWIND_API_TOKEN", raising=False)
+    monkeypatch.delenv("TRADEWIND_API_READ_TOKEN", raising=False)
+    path = tmp_path / "s" / "api_tokens.json"
+    tokens = load_or_create_tokens(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_or_create_tokens(path) == tokens  # the same tokens on a restart
+    hashes = tokens.hashes()
+    assert hashes.scope_of(tokens.operator) == OPERATE
+    assert hashes.scope_of(tokens.read) == READ
+    assert hashes.scope_of("guess") is None and hashes.scope_of("") is None
+    assert tokens.operator not in repr(hashes)
+
+
+def test_token_from_the_environment_is_never_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRADEWIND_API_TOKEN", "env-operator-token-123456")
+    path = tmp_path / "api_tokens.json"
+    tokens = load_or_create_tokens(path)
+    assert tokens.operator == "env-operator-token-123456"
+    assert "env-operator-token-123456" not in path.read_text()
+
+
+def test_redactor_masks_secrets_and_tokens_known_only_by_digest(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BROKER_PASSWORD", "hunter2-very-secret")
+    monkeypatch.delenv("TRADEWIND_API_TOKEN", raising=False)
+    tokens = load_or_create_tokens(tmp_path / "t.json")
+    hashes = tokens.hashes()
+    redactor = Redactor(hashes=(hashes.operator, hashes.read))
+    text = f"pw hunter2-very-secret token {tokens.operator} order tw-mm-000000000012"
+    masked = redactor.text(text)
+    assert "hunter2" not in masked and tokens.operator not in masked
+    assert "tw-mm-000000000012" in masked  # ordinary ids survive
+    assert redactor.value({"a": [text]})["a"][0] == masked
+
+
+def test_json_log_lines_carry_session_seq_and_correlation_id() -> None:
+    stream = io.StringIO()
+    logger = logging.getLogger("tradewind.test.json")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("sess1", Redactor(extra=["s3cr3t-value"])))
+    logger.addHandler(handler)
+    token = correlation_id.set("req-42")
+    try:
+        logger.warning("hello %s", "s3cr3t-value")
+        logger.warning("again")
+    finally:
+        correlation_id.reset(token)
+        logger.removeHandler(handler)
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["session_id"] == first["run_id"] == "sess1"
+    assert first["correlation_id"] == "req-42" and second["seq"] == first["seq"] + 1
+    assert first["msg"] == "hello ***"
+
+
+def test_health_names_its_reasons() -> None:
+    snap = {
+        "ts": 1.0,
+        "actors": {"risk": {"up": False}, "book.X": {"up": True}},
+        "feed": {"error": None},
+        "feed_lag_s": 50.0,
+        "recorder": {"lag_s": 99.0},
+        "reconciler": {"drifts": 2},
+    }
+    health = health_view(snap, feed_stale_s=10, recorder_lag_s=30)
+    assert health["status"] == "down"
+    text = " ".join(health["reasons"])
+    for reason in ("actor down: risk", "feed stale", "store lagging", "drift"):
+        assert reason in text
+    ok = health_view(
+        {"ts": 1.0, "actors": {"risk": {"up": True}}}, feed_stale_s=10, recorder_lag_s=30
+    )
+    assert ok["status"] == "ok" and ok["reasons"] == []
+
+
+def test_prometheus_text_has_every_gauge_and_the_histogram() -> None:
+    snap = {
+        "risk": {"state": "halted", "fills": 3},
+        "actors": {"gateway": {"up": True}},
+        "pnl": {"pnl": -1.5},
+    }
+    telemetry = {
+        "boundaries": [0.01, 0.1],
+        "stages": {"tick_to_order": {"buckets": [1, 2, 3], "sum": 0.5, "count": 6}},
+    }
+    text = render("s1", samples(snap), telemetry)
+    for name in GAUGES:
+        assert f"# TYPE ray_{name} gauge" in text
+    assert 'ray_tradewind_halted{session="s1"} 1.0' in text
+    assert 'ray_tradewind_pnl{session="s1"} -1.5' in text
+    assert (
+        'ray_tradewind_latency_seconds_bucket{session="s1",stage="tick_to_order",le="+Inf"} 6'
+        in text
+    )
+
+
+def test_status_page_is_self_contained() -> None:
+    assert "<script src" not in STATUS_PAGE and "http" not in STATUS_PAGE.split("<script>")[1]
+    for button in ("halt", "resume", "reduce-only", "flatten", "kill"):
+        assert f'data-action="{button}"' in STATUS_PAGE
+    assert "confirm(" in STATUS_PAGE and "location.hash" in STATUS_PAGE
+
+
+def test_observability_files_parse() -> None:
+    folder = ROOT / "observability"
+    for path in folder.glob("dashboard_*.json"):
+        board = json.loads(path.read_text())
+        exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
+        assert exprs and all("by (" in e for e in exprs), path  # aggregated without WorkerId
+    rules = yaml.safe_load((folder / "alerts.yaml").read_text())["groups"][0]["rules"]
+    assert all(" by (" in r["expr"] for r in rules)  # aggregated without WorkerId
+    assert (folder / "README.md").exists()
+
+
+def test_control_cli_needs_a_token_and_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli.main import main
+
+    monkeypatch.delenv("TRADEWIND_API_TOKEN", raising=False)
+    monkeypatch.delenv("TRADEWIND_API_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["status", "--url", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "TRADEWIND_API_TOKEN" in err[0]
+    monkeypatch.setenv("TRADEWIND_API_TOKEN", "x" * 20)
+    assert main(["halt", "--url", "http://127.0.0.1:9"]) == 2  # nothing listens there
+    assert "cannot reach the control API" in capsys.readouterr().err
+    assert main(["params", "mm", "size", "--url", "http://127.0.0.1:9"]) == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
