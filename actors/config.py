@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from actors.control_config import ControlConfig
-from backtest.config import BacktestConfig, load_config
+from backtest.config import BacktestConfig, load_config, read_yaml_source
 from backtest.config import config_hash as trading_hash
 from runtime.errors import ConfigError
 from runtime.supervision import ChildSpec, RestartStrategy, RestartType, SupervisorSpec
@@ -97,20 +96,7 @@ class PaperConfig(_Frozen):
 
 def load_paper_config(source: str | Path | dict[str, object]) -> PaperConfig:
     """A paper config from YAML or a dict; mistakes are one ConfigError naming the field."""
-    if isinstance(source, dict):
-        raw, name, base = dict(source), "<dict>", "."
-    else:
-        path = Path(source)
-        name, base = str(path), str(path.parent)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError("no such file", path=name) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {str(exc).splitlines()[0]}", path=name) from exc
-        if not isinstance(raw, dict):
-            raise ConfigError("expected a mapping at the top level", path=name)
-    raw.setdefault("base_dir", base)
+    raw, name = read_yaml_source(source)  # type: ignore[arg-type]
     try:
         config = PaperConfig.model_validate(raw)
     except ValidationError as exc:

@@ -31,6 +31,7 @@ __all__ = [
     "config_hash",
     "load_config",
     "load_strategy_class",
+    "read_yaml_source",
 ]
 
 
@@ -168,12 +169,11 @@ class BacktestConfig(_Frozen):
         return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
 
 
-def load_config(source: str | Path | dict[str, Any] | BacktestConfig) -> BacktestConfig:
-    """A config from a YAML path, a dict or a config object; errors are ConfigError."""
-    if isinstance(source, BacktestConfig):
-        return source
+def read_yaml_source(source: str | Path | dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The mapping of a YAML file (or a dict, copied), with ``base_dir`` set to its folder, and
+    the name errors should use. Missing files, bad YAML and non-mappings are ConfigErrors."""
     if isinstance(source, dict):
-        name, raw, base = "<dict>", dict(source), "."
+        raw, name, base = dict(source), "<dict>", "."
     else:
         path = Path(source)
         name, base = str(path), str(path.parent)
@@ -186,6 +186,14 @@ def load_config(source: str | Path | dict[str, Any] | BacktestConfig) -> Backtes
         if not isinstance(raw, dict):
             raise ConfigError("expected a mapping at the top level", path=name)
     raw.setdefault("base_dir", base)
+    return raw, name
+
+
+def load_config(source: str | Path | dict[str, Any] | BacktestConfig) -> BacktestConfig:
+    """A config from a YAML path, a dict or a config object; errors are ConfigError."""
+    if isinstance(source, BacktestConfig):
+        return source
+    raw, name = read_yaml_source(source)
     try:
         config = BacktestConfig.model_validate(raw)
     except ValidationError as exc:
