@@ -17,7 +17,7 @@ import hashlib
 import heapq
 import json
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 from runtime.errors import InvariantError
 from runtime.instruments import Instrument, InstrumentRegistry
@@ -28,6 +28,7 @@ from runtime.messages import (
     CancelOrder,
     Message,
     ModifyOrder,
+    OrderEvent,
     OrderFilled,
     OrderSide,
     OrderType,
@@ -40,7 +41,7 @@ from runtime.messages import (
     TradingState,
     TradingStateChanged,
 )
-from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus, Trigger
+from runtime.orders import TERMINAL, ClientOrderIdGenerator, Order, OrderStatus, Trigger
 from runtime.portfolio import Portfolio
 from runtime.risk import RiskEngine, RiskLimits
 from runtime.strategy import Strategy
@@ -56,6 +57,7 @@ def _refuse(value: object) -> object:
 
 
 _EMPTY: list[Message] = []
+_ORDER_EVENTS = frozenset(get_args(OrderEvent))
 _LOSS_CHECK_NS = 10**9  # daily-loss check at most once per simulated second between fills
 
 
@@ -93,6 +95,9 @@ class Kernel:
         )
         self.strategy_positions: dict[tuple[str, str], int] = {}
         self.strategy_pending: dict[tuple[str, str], int] = {}
+        # position + pending per (strategy, instrument), kept with them: what target_position
+        # trades from, read on every bar
+        self._committed: dict[tuple[str, str], int] = {}
         self._by_id = {s.strategy_id: s for s in self.strategies}
         if len(self._by_id) != len(self.strategies):
             raise InvariantError("strategy ids must be unique")
@@ -147,7 +152,7 @@ class Kernel:
         handler = self._dispatch.get(type(message))
         if handler is not None:
             return handler(message)
-        if isinstance(message, OrderFilled) or type(message).__name__.startswith("Order"):
+        if type(message) in _ORDER_EVENTS:
             return self.on_order_event(message)
         if isinstance(message, TradingStateChanged):
             return self.set_trading_state(message.state, message.reason, message.ts_event)
@@ -293,19 +298,29 @@ class Kernel:
         if order is None:
             self.unknown_reports += 1
             return _EMPTY
-        self.now = max(self.now, event.ts_event)
+        if event.ts_event > self.now:
+            self.now = event.ts_event
+        # what this order adds to its strategy's pending quantity, before and after the report:
+        # kept incrementally (an open order's signed leaves; a closed one adds nothing)
+        was_open = order.client_order_id in self.open
+        before = (order.quantity - order.filled_qty) * order.side if was_open else 0
         if not order.apply(event):
             return _EMPTY  # duplicate report
         key = (order.strategy_id, order.instrument_id)
-        if isinstance(event, OrderFilled):
+        if type(event) is OrderFilled:
             self._on_fill(event, key)
-        if order.is_closed:
-            self.open.pop(order.client_order_id, None)
-        self._recompute_pending(key)
+        if order.status in TERMINAL:
+            if was_open:
+                del self.open[order.client_order_id]
+            after = 0
+        else:
+            after = (order.quantity - order.filled_qty) * order.side if was_open else 0
+        if after != before:
+            self._add_pending(key, after - before)
         strategy = self._by_id.get(order.strategy_id)
         if strategy is not None:
             strategy.on_order_event(event)
-        return self._drain()
+        return self._drain() if self._intents or self._out else _EMPTY
 
     def _on_fill(self, fill: OrderFilled, key: tuple[str, str]) -> None:
         before = self.portfolio.realized_pnl
@@ -313,6 +328,7 @@ class Kernel:
         self.risk.on_realized(self.portfolio.realized_pnl - before, fill.ts_event)
         signed = fill.last_qty * fill.side
         self.strategy_positions[key] = self.strategy_positions.get(key, 0) + signed
+        self._committed[key] = self._committed.get(key, 0) + signed
         instrument = self.registry.get(fill.instrument_id)
         self._out.append(
             PositionChanged(
@@ -429,8 +445,7 @@ class Kernel:
         return self.strategy_pending.get((strategy_id, instrument_id), 0)
 
     def committed(self, strategy_id: str, instrument_id: str) -> int:
-        key = (strategy_id, instrument_id)
-        return self.strategy_positions.get(key, 0) + self.strategy_pending.get(key, 0)
+        return self._committed.get((strategy_id, instrument_id), 0)
 
     def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]:
         return [
@@ -461,6 +476,8 @@ class Kernel:
             intents, self._intents = self._intents, []
             for intent in intents:
                 self._process_intent(intent)
+        if not self._out:
+            return _EMPTY
         out, self._out = self._out, []
         return out
 
@@ -481,7 +498,7 @@ class Kernel:
                 order.quantity = approved.quantity  # reduced by a close-only rule
             order.transition(Trigger.SUBMIT)
             self.open[intent.client_order_id] = order
-            self._recompute_pending((intent.strategy_id, intent.instrument_id))
+            self._add_pending((intent.strategy_id, intent.instrument_id), order.signed_leaves)
             self._out.append(approved)
         elif isinstance(intent, CancelOrder):
             live = self.open.get(intent.client_order_id)
@@ -498,12 +515,19 @@ class Kernel:
                 self._out.append(intent)
 
     def _recompute_pending(self, key: tuple[str, str]) -> None:
+        """Pending quantity of one (strategy, instrument) from scratch (restores; the event
+        path keeps it incrementally)."""
         strategy_id, instrument_id = key
-        self.strategy_pending[key] = sum(
+        pending = sum(
             o.signed_leaves
             for o in self.open.values()
             if o.instrument_id == instrument_id and o.strategy_id == strategy_id
         )
+        self._add_pending(key, pending - self.strategy_pending.get(key, 0))
+
+    def _add_pending(self, key: tuple[str, str], delta: int) -> None:
+        self.strategy_pending[key] = self.strategy_pending.get(key, 0) + delta
+        self._committed[key] = self._committed.get(key, 0) + delta
 
     def _pending_sides(self, instrument_id: str) -> tuple[int, int]:
         buys = sells = 0
@@ -548,5 +572,6 @@ class Kernel:
         self.risk.load_state(state["risk"])
         self.ids.counters = dict(state["ids"])
         self.strategy_positions = {(a, b): v for a, b, v in state["strategy_positions"]}
+        self.strategy_pending, self._committed = {}, dict(self.strategy_positions)
         for key in {(o.strategy_id, o.instrument_id) for o in self.orders.values()}:
             self._recompute_pending(key)

@@ -21,8 +21,8 @@ from runtime.messages import (
     OrderExpired,
     OrderFilled,
     OrderRejected,
-    OrderStatusUnknown,
     OrderSide,
+    OrderStatusUnknown,
     OrderType,
     OrderUpdated,
     SubmitOrder,
@@ -72,6 +72,8 @@ class Trigger(enum.StrEnum):
 
 S, T = OrderStatus, Trigger
 TERMINAL = frozenset({S.DENIED, S.FILLED, S.CANCELED, S.REJECTED, S.EXPIRED})
+_PENDING = frozenset({S.PENDING_CANCEL, S.PENDING_UPDATE})
+_NO_MOVE = object()  # no entry in TRANSITIONS (None there means "back to before pending")
 
 _LIVE = {
     T.PARTIAL_FILL: S.PARTIALLY_FILLED,
@@ -188,34 +190,34 @@ class Order:
 
     def transition(self, trigger: Trigger) -> None:
         """Move along the table; an impossible move is a bug, except on terminal states."""
-        key = (self.status, trigger)
-        if key not in TRANSITIONS:
+        move = TRANSITIONS.get((self.status, trigger), _NO_MOVE)
+        if move is _NO_MOVE:
             if self.status in TERMINAL:
                 return  # terminal states never change: late accepts/cancels are ignored
             raise InvariantError(
                 f"order {self.client_order_id}: no transition from {self.status} on {trigger}"
             )
-        target = TRANSITIONS[key]
+        target: OrderStatus | None = move  # type: ignore[assignment]  # not _NO_MOVE here
         if target is None:
             target = self._before_pending or OrderStatus.ACCEPTED
             if self.filled_qty and target is OrderStatus.ACCEPTED:
                 target = OrderStatus.PARTIALLY_FILLED
-        pending = (OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_UPDATE)
-        if target in pending and self.status not in pending:
+        if target in _PENDING and self.status not in _PENDING:
             self._before_pending = self.status
         self.status = target
 
     def apply(self, event: Message) -> bool:
         """Apply a report about this order; ``False`` when it changed nothing (a duplicate)."""
-        if isinstance(event, OrderFilled):
-            return self._apply_fill(event)
-        if isinstance(event, OrderStatusUnknown):
+        kind = type(event)
+        if kind is OrderFilled:
+            return self._apply_fill(event)  # type: ignore[arg-type]
+        if kind is OrderStatusUnknown:
             return False  # not a state change: the gateway reconciles, then reports what it finds
-        trigger = _TRIGGER_OF.get(type(event))
+        trigger = _TRIGGER_OF.get(kind)
         if trigger is None:
-            raise InvariantError(f"{type(event).__name__} is not an order event")
-        if isinstance(event, OrderAccepted):
-            self.venue_order_id = event.venue_order_id
+            raise InvariantError(f"{kind.__name__} is not an order event")
+        if kind is OrderAccepted:
+            self.venue_order_id = event.venue_order_id  # type: ignore[attr-defined]
         elif isinstance(event, OrderUpdated):
             if event.quantity < self.filled_qty:
                 raise InvariantError(f"order {self.client_order_id}: updated below filled qty")

@@ -1,7 +1,7 @@
 """Canonical Arrow tables → runtime messages (QuoteTick, TradeTick, Bar, BookDeltas/Snapshot).
 
-Columns are pulled out once as Python lists (``to_pylist`` on numpy-backed columns) and zipped:
-no pandas, no per-row Arrow access.
+Columns are pulled out once as Python lists (``tolist`` on numpy-backed columns) and the ticks
+are built positionally from them: no pandas, no per-row Arrow access.
 """
 
 from __future__ import annotations
@@ -45,87 +45,24 @@ def _column(column: pa.ChunkedArray) -> list:  # type: ignore[type-arg]
     return values
 
 
+def _positional(cls: type, c: dict[str, list]) -> list[MarketData]:  # type: ignore[type-arg]
+    """Rows of ``cls`` built positionally from columns in the message's field order (the ticks
+    take positional fields: cheaper than keywords). The columns are one table's: same length."""
+    fields: tuple[str, ...] = cls.__struct_fields__  # type: ignore[attr-defined]
+    return list(map(cls, *(c[name] for name in fields)))
+
+
 def _quotes(c: dict[str, list]) -> list[MarketData]:  # type: ignore[type-arg]
-    return [
-        QuoteTick(
-            seq=s,
-            ts_event=te,
-            ts_init=ti,
-            instrument_id=i,
-            bid_price=bp,
-            bid_size=bs,
-            ask_price=ap,
-            ask_size=az,
-        )
-        for te, ti, s, i, bp, bs, ap, az in zip(
-            c["ts_event"],
-            c["ts_init"],
-            c["seq"],
-            c["instrument_id"],
-            c["bid_price"],
-            c["bid_size"],
-            c["ask_price"],
-            c["ask_size"],
-            strict=True,
-        )
-    ]
+    return _positional(QuoteTick, c)
 
 
 def _trades(c: dict[str, list]) -> list[MarketData]:  # type: ignore[type-arg]
     sides = {1: Side.BUY, -1: Side.SELL, 0: Side.NONE}
-    return [
-        TradeTick(
-            seq=s,
-            ts_event=te,
-            ts_init=ti,
-            instrument_id=i,
-            price=p,
-            size=z,
-            aggressor=sides[a],
-            trade_id=t,
-        )
-        for te, ti, s, i, p, z, a, t in zip(
-            c["ts_event"],
-            c["ts_init"],
-            c["seq"],
-            c["instrument_id"],
-            c["price"],
-            c["size"],
-            c["aggressor"],
-            c["trade_id"],
-            strict=True,
-        )
-    ]
+    return _positional(TradeTick, {**c, "aggressor": [sides[a] for a in c["aggressor"]]})
 
 
 def _bars(c: dict[str, list]) -> list[MarketData]:  # type: ignore[type-arg]
-    return [
-        Bar(
-            seq=s,
-            ts_event=te,
-            ts_init=ti,
-            instrument_id=i,
-            open=o,
-            high=h,
-            low=lo,
-            close=cl,
-            volume=v,
-            interval_ns=n,
-        )
-        for te, ti, s, i, o, h, lo, cl, v, n in zip(
-            c["ts_event"],
-            c["ts_init"],
-            c["seq"],
-            c["instrument_id"],
-            c["open"],
-            c["high"],
-            c["low"],
-            c["close"],
-            c["volume"],
-            c["interval_ns"],
-            strict=True,
-        )
-    ]
+    return _positional(Bar, c)
 
 
 def _book(c: dict[str, list]) -> list[MarketData]:  # type: ignore[type-arg]

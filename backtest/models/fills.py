@@ -48,7 +48,9 @@ class FillModel(Protocol):
         ...
 
     def on_market(self, msg: MarketData) -> None:
-        """Apply one market data message (always; cheap when the instrument has no orders)."""
+        """Apply one market data message (cheap when the instrument has no orders; a model with
+        ``latest_only = True`` may be shown only the latest of each kind and instrument while
+        the venue is quiet: see ``SimulatedVenue.market_may_wait``)."""
         ...
 
 

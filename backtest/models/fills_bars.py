@@ -70,6 +70,8 @@ def _limit_hit(order: SimOrder, a: int, b: int, *, base: int, taker_at_a: bool) 
 
 
 class BarFills:
+    latest_only = True  # with no orders, only the last bar of each instrument matters
+
     def __init__(self, config: BarFillConfig, sink: FillSink) -> None:
         self._sink = sink
         self._close_mode = config.price == "close"
@@ -155,14 +157,17 @@ class BarFills:
         early = [o for o in present if o.arrival_ts <= open_ts]
         points = self._points(bar)
         for index in range(3):
+            early = [o for o in early if not o.closed]
+            if not early:
+                break  # all filled (a market order at the open, the common case)
             a, b = points[index], points[index + 1]
             hits: list[tuple[int, int, int, bool, SimOrder]] = []
             for order in early:
-                if not order.closed:
-                    hit = self._hit(order, a, b, at_open=index == 0)
-                    if hit is not None:
-                        hits.append((hit[0], order.priority, hit[1], hit[2], order))
-            hits.sort(key=lambda h: (h[0], h[1]))
+                hit = self._hit(order, a, b, at_open=index == 0)
+                if hit is not None:
+                    hits.append((hit[0], order.priority, hit[1], hit[2], order))
+            if len(hits) > 1:
+                hits.sort(key=lambda h: (h[0], h[1]))
             for distance, _, price, taker, order in hits:
                 at_open = index == 0 and distance == 0
                 ts_ns = open_ts if at_open else bar.ts_event

@@ -281,6 +281,8 @@ class _BookFills:
 
 
 class L1Fills(_BookFills):
+    latest_only = True  # with no orders, only the last quote of each instrument matters
+
     def __init__(self, config: L1FillConfig, sink: FillSink) -> None:
         super().__init__(sink, config.queue_shrink)
 

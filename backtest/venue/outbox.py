@@ -25,12 +25,26 @@ class Outbox:
         self._seq = 0
 
     def emit(self, kind: type[Any], ts: int, *, now: int, **fields: Any) -> OrderEvent:
-        delivery = max(ts + self._latency.response_ns(), self._last_delivery, now)
-        self._last_delivery = delivery
-        self._seq += 1
-        report: OrderEvent = kind(seq=self._seq, ts_event=ts, ts_init=delivery, **fields)
+        seq, delivery = self.stamp(ts, now)
+        report: OrderEvent = kind(seq=seq, ts_event=ts, ts_init=delivery, **fields)
         self._queue.append(report)
         return report
+
+    def stamp(self, ts: int, now: int) -> tuple[int, int]:
+        """``(seq, delivery time)`` for the next report produced at ``ts``; the caller builds
+        the report with them and hands it to :meth:`push` (the hot fill path does, to skip
+        building keyword dicts)."""
+        delivery = ts + self._latency.response_ns()
+        if delivery < self._last_delivery:
+            delivery = self._last_delivery
+        if delivery < now:
+            delivery = now
+        self._last_delivery = delivery
+        self._seq += 1
+        return self._seq, delivery
+
+    def push(self, report: OrderEvent) -> None:
+        self._queue.append(report)
 
     def next_delivery(self) -> int | None:
         return self._queue[0].ts_init if self._queue else None

@@ -214,6 +214,13 @@ class SimulatedVenue:
         """Idle and no open order: nothing can happen here until a command arrives."""
         return not self._orders and self.idle()
 
+    def market_may_wait(self) -> bool:
+        """While :meth:`quiet`, does this venue need only the latest market data message of each
+        kind and instrument? True for bar and L1 fills when no slippage model observes the data:
+        a runner may then hold data back and show the venue the latest before it next uses it
+        (``backtest.engine`` does; the fills are the same, see tests/backtest)."""
+        return self._observe is None and getattr(self._fill_model, "latest_only", False)
+
     @property
     def now_ns(self) -> int:
         return self._now
@@ -361,30 +368,36 @@ class SimulatedVenue:
             limit = order.price if order.order_type in _LIMIT_TYPES else None
             if limit is not None:
                 price = min(price, limit) if is_buy else max(price, limit)
-        order.filled += qty
+        filled = order.filled = order.filled + qty
+        leaves = order.quantity - filled
         fee = self._fees.fee(
             instrument, is_sell=not is_buy, price=price, qty=qty, is_maker=not taker, ts_ns=ts_ns
         )
         iid = instrument.instrument_id
         self._positions[iid] = self._positions.get(iid, 0) + (qty if is_buy else -qty)
         self._fill_count += 1
-        report = self._emit_for(
-            order,
-            OrderFilled,
-            ts_ns,
+        seq, delivery = self._outbox.stamp(ts_ns, self._now)
+        report = OrderFilled(  # built here, not through _emit_for: the hot path
+            seq=seq,
+            ts_event=ts_ns,
+            ts_init=delivery,
+            client_order_id=order.client_order_id,
+            strategy_id=order.strategy_id,
+            instrument_id=iid,
             venue_order_id=order.venue_order_id,
             fill_id=f"{self.venue_id}-F{self._fill_count}",
             side=order.side,
             last_qty=qty,
             last_price=price,
-            cum_qty=order.filled,
-            leaves_qty=order.leaves,
+            cum_qty=filled,
+            leaves_qty=leaves,
             fee=fee,
             currency=instrument.currency,
             liquidity=Liquidity.TAKER if taker else Liquidity.MAKER,
         )
-        self._fill_log.append(report)  # type: ignore[arg-type]
-        if order.leaves == 0:
+        self._outbox.push(report)
+        self._fill_log.append(report)
+        if leaves == 0:
             self._close(order)
 
     def cancel_rest(self, order: SimOrder, *, reason: str, ts_ns: int) -> None:
@@ -396,9 +409,10 @@ class SimulatedVenue:
     # --- reports ---------------------------------------------------------------------------
 
     def _emit_for(self, order: SimOrder, kind: type[Any], ts: int, **fields: Any) -> OrderEvent:
-        return self._emit(
+        return self._outbox.emit(
             kind,
             ts,
+            now=self._now,
             client_order_id=order.client_order_id,
             strategy_id=order.strategy_id,
             instrument_id=order.instrument.instrument_id,

@@ -52,8 +52,30 @@ def _config(seed: int) -> Any:
     })
 
 
+def _checking_pending(kernel: Any) -> None:
+    """After every order report, the kernel's incrementally kept pending quantity per
+    (strategy, instrument) equals the sum over its open orders computed from scratch, and what
+    ``target_position`` trades from (``committed``) is the position plus that."""
+    on_order_event = kernel.on_order_event
+
+    def checked(event: Any) -> Any:
+        out = on_order_event(event)
+        expected: dict[tuple[str, str], int] = {}
+        for o in kernel.open.values():
+            key = (o.strategy_id, o.instrument_id)
+            expected[key] = expected.get(key, 0) + o.signed_leaves
+        for key in set(expected) | set(kernel.strategy_pending):
+            assert kernel.strategy_pending.get(key, 0) == expected.get(key, 0), (key, event)
+            position = kernel.strategy_positions.get(key, 0)
+            assert kernel.committed(*key) == position + expected.get(key, 0), (key, event)
+        return out
+
+    kernel.on_order_event = checked
+
+
 def _run(seed: int, data_seed: int) -> tuple[list[tuple[Any, ...]], str]:
     kernel, venue, _ = build_run(_config(seed), None)  # type: ignore[arg-type]
+    _checking_pending(kernel)
     feed = _feed(data_seed, 400)
     log = run_loop(kernel, venue, feed.iter_messages(), start_ns=feed.start_ns)
     fills = [(f.ts_event, f.ts_init, f.fill_id, f.side, f.last_qty, f.last_price, f.fee)
