@@ -17,11 +17,19 @@ apart from that one method.
   (order events still reach it);
 * telemetry: ``feed_telemetry`` wraps the driver's hot path once per process (timings of
   tick → intent → order → gateway) into Ray histograms and a local summary the control plane
-  reads; ``risk_view`` is the risk kernel's limits and usage.
+  reads; ``risk_view`` is the risk kernel's limits and usage; ``risk_status`` is everything the
+  control plane's snapshot needs of risk in one call (summary without the state hash, limits
+  and usage, positions); ``risk_orders`` the open and the most recent orders only.
+
+An action from the control plane carries ``correlation_id`` (the HTTP request's id) in its
+args: :func:`dispatch` logs it (JSON, :mod:`actors.logs`) in the actor that carries it out,
+and the close-out orders of a flatten are logged with their client order ids under it.
 """
 
 from __future__ import annotations
 
+import heapq
+import logging
 import time
 from collections import deque
 from typing import Any
@@ -32,6 +40,8 @@ from runtime.values import FIXED_SCALE
 
 __all__ = ["LATENCY_BOUNDARIES_S", "OPERATOR_STRATEGY", "dispatch"]
 
+log = logging.getLogger("tradewind.operator")
+
 OPERATOR_STRATEGY = "operator"
 LATENCY_BOUNDARIES_S = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]
 _HOOKS = ("on_quote", "on_trade", "on_book", "on_bar", "on_timer")
@@ -41,6 +51,17 @@ def dispatch(prefix: str, target: Any, name: str, args: dict[str, Any]) -> Any:
     fn = globals().get(f"{prefix}_{name}")
     if fn is None:
         raise ValueError(f"no operator action {prefix}.{name}")
+    if "correlation_id" in args:  # an action (reads carry none): logged where it is applied
+        args = dict(args)
+        cid = str(args.pop("correlation_id"))
+        log.info(
+            "operator action %s.%s",
+            prefix,
+            name,
+            extra={"correlation_id": cid, "fields": {"action": name, "args": args}},
+        )
+        if fn is feed_close_positions:
+            args["correlation_id"] = cid
     return fn(target, **args)
 
 
@@ -65,12 +86,23 @@ async def feed_flatten(feed: Any, *, reason: str) -> dict[str, Any]:
     return {"state": "reducing"}
 
 
-async def feed_close_positions(feed: Any) -> dict[str, Any]:
+async def feed_close_positions(feed: Any, *, correlation_id: str = "") -> dict[str, Any]:
     """A market order (from the ``operator`` strategy id, through risk) for each open position
     whose instrument has no order working; ``flat`` once no position is left."""
     driver = feed.driver
     await driver._risk([])
     orders, flat = await driver.ports.risk.operate.remote("flatten_orders", {})
+    for order in orders:
+        log.info(
+            "close-out order %s %s %s",
+            order.client_order_id,
+            order.instrument_id,
+            order.side.name.lower(),
+            extra={
+                "correlation_id": correlation_id,
+                "fields": {"client_order_id": order.client_order_id, "quantity": order.quantity},
+            },
+        )
     out = await driver._risk(orders) if orders else []
     driver.cmds += [m for m in out if isinstance(m, INTENT_TYPES)]
     if driver.cmds:
@@ -252,6 +284,55 @@ def risk_view(risk: Any) -> dict[str, Any]:
             for o in kernel.orders.values()
             if str(o.status) == "denied"
         ),
+    }
+
+
+def risk_status(risk: Any) -> dict[str, Any]:
+    """What the control plane's snapshot needs of risk, in one call: the summary (without the
+    state hash, which costs a canonical serialisation of the whole state), limits and usage
+    (:func:`risk_view`) and the positions."""
+    kernel = risk.jk.kernel
+    portfolio, registry = kernel.portfolio, kernel.registry
+    return {
+        "summary": {
+            "cursor": risk.cursor,
+            "now": kernel.now,
+            "state": str(kernel.risk.state),
+            "state_reason": kernel.risk.state_reason,
+            "orders": len(kernel.orders),
+            "open": len(kernel.open),
+            "fills": portfolio.n_fills,
+            "cash": portfolio.cash,
+            "equity": portfolio.equity(),
+            "realized": portfolio.realized_pnl,
+            "unrealized": portfolio.unrealized_pnl(),
+            "fees": portfolio.fees,
+            "initial_cash": portfolio.initial_cash,
+        },
+        "view": risk_view(risk),
+        "positions": [
+            {
+                "instrument_id": k,
+                "quantity": p.quantity,
+                "realized_pnl": p.realized_pnl,
+                "fees": p.fees,
+                "mark": p.mark,
+                "avg_price": p.avg_price(registry.get(k).multiplier),
+            }
+            for k, p in sorted(portfolio.positions.items())
+        ],
+    }
+
+
+def risk_orders(risk: Any, *, recent: int) -> dict[str, Any]:
+    """The open orders and the ``recent`` latest (by last update), newest first: only those
+    are serialised, however many orders the session has."""
+    orders = risk.jk.kernel.orders.values()
+    latest = heapq.nlargest(recent, orders, key=lambda o: o.ts_last)
+    return {
+        "open": [o.state() for o in risk.jk.kernel.open.values()],
+        "recent": [o.state() for o in latest],
+        "total": len(risk.jk.kernel.orders),
     }
 
 

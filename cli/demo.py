@@ -45,6 +45,7 @@ def _paper_step(store: Any, say: Any) -> dict[str, Any]:
     import ray
 
     from actors.config import load_paper_config
+    from actors.logs import RAY_RUNTIME_ENV
     from actors.session import run_session
 
     say("")
@@ -52,7 +53,7 @@ def _paper_step(store: Any, say: Any) -> dict[str, Any]:
     started = not ray.is_initialized()
     if started:
         ray.init(address="local", include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+                 configure_logging=False, runtime_env=RAY_RUNTIME_ENV)  # JSON worker logs
     try:
         result = run_session(load_paper_config(CONFIG_DIR / "paper.yaml"), lockstep=True,
                              store=store)

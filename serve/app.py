@@ -21,9 +21,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.logs import correlation_id
 from serve.auth import OPERATE, READ, fingerprint
 from serve.controller import ActionError, Controller, ParamsInvalid
-from serve.logs import correlation_id
 from serve.metrics import render, samples
 from serve.page import STATUS_PAGE
 from serve.views import STATE_CODES, health_view
@@ -56,32 +56,55 @@ def build_app(controller: Controller) -> FastAPI:
         version="1",
         description="Control plane of one paper/live session (issue 4).",
     )
-    _middleware(app, controller)
+    reads = _snapshot_reads(controller)
+    _middleware(app, controller, reads)
     read, operate = _auth(controller, READ), _auth(controller, OPERATE)
-    _read_routes(app, controller, read)
+    _read_routes(app, controller, read, reads)
     _action_routes(app, controller, operate)
-    _strategy_routes(app, controller, read, operate)
+    _strategy_routes(app, controller, operate)
     return app
+
+
+#: a read answered from the snapshot: () -> (body, content type)
+SnapshotRead = Callable[[], tuple[bytes, bytes]]
 
 
 class _Correlate:
     """Pure ASGI middleware (cheaper than ``@app.middleware``): the request's correlation id
     (``X-Request-ID`` when well formed, else generated) in a context variable and echoed in
-    the answer; starts the controller's refresh loop on the first request."""
+    the answer; starts the controller's refresh loop on the first request.
 
-    def __init__(self, app: Any, controller: Controller) -> None:
-        self.app, self.controller = app, controller
+    The fast path: a ``GET`` of a route answered from the snapshot (``reads``), with a known
+    token and no query, is answered here from the rendered bytes, without FastAPI's routing,
+    dependency solving and validation (the same routes stay declared in FastAPI for the
+    OpenAPI schema and answer everything else: no or a bad token, queries, errors)."""
+
+    def __init__(self, app: Any, controller: Controller, reads: dict[str, SnapshotRead]) -> None:
+        self.app, self.controller, self.reads = app, controller, reads
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = ""
+        given, auth = "", b""
         for key, value in scope.get("headers", ()):
             if key == b"x-request-id":
                 given = value.decode("latin-1")
+            elif key == b"authorization":
+                auth = value
         cid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
         self.controller.ensure_started()
+        read = self.reads.get(scope["path"]) if scope["method"] == "GET" else None
+        if read is not None and not scope.get("query_string") and self._known(auth):
+            body, media = read()
+            headers = [
+                (b"content-type", media),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", cid.encode()),
+            ]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
 
         async def send_with_id(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -96,9 +119,14 @@ class _Correlate:
         finally:
             correlation_id.reset(token)
 
+    def _known(self, auth: bytes) -> bool:
+        scheme, _, credentials = auth.decode("latin-1").partition(" ")
+        hashes = self.controller.info.token_hashes
+        return scheme.lower() == "bearer" and hashes.scope_of(credentials.strip()) is not None
 
-def _middleware(app: FastAPI, controller: Controller) -> None:
-    app.add_middleware(_Correlate, controller=controller)
+
+def _middleware(app: FastAPI, controller: Controller, reads: dict[str, SnapshotRead]) -> None:
+    app.add_middleware(_Correlate, controller=controller, reads=reads)
 
     @app.exception_handler(ActionError)
     async def refused(_: Request, exc: ActionError) -> JSONResponse:
@@ -152,39 +180,89 @@ def _ok(controller: Controller, data: Any) -> JSONResponse:
     return JSONResponse(controller.redactor.value(data))
 
 
-def _cached(controller: Controller, key: str, build: Callable[[], Any]) -> Response:
-    """A route computed from the snapshot alone: rendered once per snapshot."""
-    stamp = controller.snapshot.get("ts")
-    hit = controller.rendered.get(key)
-    if hit is None or hit[0] != stamp:
-        body = JSONResponse(controller.redactor.value(build())).body
-        hit = controller.rendered[key] = (stamp, bytes(body))
-    return Response(hit[1], media_type="application/json")
+_JSON = b"application/json"
+_PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
 
 
-def _read_routes(app: FastAPI, c: Controller, read: Any) -> None:
+def _json(c: Controller, data: Any) -> bytes:
+    return bytes(JSONResponse(c.redactor.value(data)).body)
+
+
+def _snapshot_reads(c: Controller) -> dict[str, SnapshotRead]:
+    """The routes answered from the snapshot alone, each rendered once per snapshot (``/health``
+    every time: it reports the snapshot's age)."""
     cfg = c.info.control
+
+    def cached(key: str, render_body: Callable[[], bytes], media: bytes) -> SnapshotRead:
+        def read() -> tuple[bytes, bytes]:
+            stamp = c.snapshot.get("ts")
+            hit = c.rendered.get(key)
+            if hit is None or hit[0] != stamp:
+                hit = c.rendered[key] = (stamp, render_body())
+            return hit[1], media
+
+        return read
+
+    def metrics_text() -> bytes:
+        text = render(c.info.session_id, samples(c.snapshot), c.snapshot.get("telemetry") or {})
+        return c.redactor.text(text).encode()
+
+    def health() -> tuple[bytes, bytes]:
+        view = health_view(
+            c.snapshot, feed_stale_s=cfg.feed_stale_s, recorder_lag_s=cfg.recorder_lag_s
+        )
+        return _json(c, view), _JSON
+
+    return {
+        "/status": cached("status", lambda: _json(c, _status(c)), _JSON),
+        "/pnl": cached("pnl", lambda: _json(c, _pnl(c)), _JSON),
+        "/risk": cached("risk", lambda: _json(c, c.snapshot.get("risk_view") or {}), _JSON),
+        "/positions": cached("positions", lambda: _json(c, c.positions()), _JSON),
+        "/strategies": cached("strategies", lambda: _json(c, _strategies(c)), _JSON),
+        "/metrics": cached("metrics", metrics_text, _PROMETHEUS),
+        "/health": health,
+    }
+
+
+def _pnl(c: Controller) -> dict[str, Any]:
+    return (c.snapshot.get("pnl") or {}) | {"currency": c.info.currency}
+
+
+def _strategies(c: Controller) -> dict[str, Any]:
+    live = c.snapshot.get("strategies") or {}
+    out = {
+        sid: {
+            "class": cls,
+            "params": c.current_params(sid),
+            "enabled": (live.get(sid) or {}).get(
+                "enabled", c.overrides.get(sid, {}).get("enabled", True)
+            ),
+        }
+        for sid, cls in c.info.strategies.items()
+    }
+    return {"strategies": out}
+
+
+def _read_routes(app: FastAPI, c: Controller, read: Any, reads: dict[str, SnapshotRead]) -> None:
+    def answer(path: str) -> Response:
+        body, media = reads[path]()
+        return Response(body, media_type=media.decode())
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
         return HTMLResponse(STATUS_PAGE)
 
     @app.get("/health", dependencies=[read], tags=["read"])
-    async def health() -> JSONResponse:
-        return _ok(
-            c,
-            health_view(
-                c.snapshot, feed_stale_s=cfg.feed_stale_s, recorder_lag_s=cfg.recorder_lag_s
-            ),
-        )
+    async def health() -> Response:
+        return answer("/health")
 
     @app.get("/status", dependencies=[read], tags=["read"])
     async def status() -> Response:
-        return _cached(c, "status", lambda: _status(c))
+        return answer("/status")
 
     @app.get("/positions", dependencies=[read], tags=["read"])
-    async def positions() -> JSONResponse:
-        return _ok(c, await c.positions())
+    async def positions() -> Response:
+        return answer("/positions")
 
     @app.get("/orders", dependencies=[read], tags=["read"])
     async def orders(recent: Annotated[int, Query(ge=1, le=1000)] = 50) -> JSONResponse:
@@ -195,19 +273,20 @@ def _read_routes(app: FastAPI, c: Controller, read: Any) -> None:
         return _ok(c, await c.fills(recent))
 
     @app.get("/pnl", dependencies=[read], tags=["read"])
-    async def pnl() -> JSONResponse:
-        return _ok(c, (c.snapshot.get("pnl") or {}) | {"currency": c.info.currency})
+    async def pnl() -> Response:
+        return answer("/pnl")
 
     @app.get("/risk", dependencies=[read], tags=["read"])
-    async def risk() -> JSONResponse:
-        return _ok(c, c.snapshot.get("risk_view") or {})
+    async def risk() -> Response:
+        return answer("/risk")
 
     @app.get("/metrics", dependencies=[read], tags=["read"], response_class=PlainTextResponse)
-    async def metrics() -> PlainTextResponse:
-        text = render(c.info.session_id, samples(c.snapshot), c.snapshot.get("telemetry") or {})
-        return PlainTextResponse(
-            c.redactor.text(text), media_type="text/plain; version=0.0.4; charset=utf-8"
-        )
+    async def metrics() -> Response:
+        return answer("/metrics")
+
+    @app.get("/strategies", dependencies=[read], tags=["read"])
+    async def strategies() -> Response:
+        return answer("/strategies")
 
     @app.get("/audit", dependencies=[read], tags=["read"])
     async def audit(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> JSONResponse:
@@ -282,23 +361,8 @@ def _action_routes(app: FastAPI, c: Controller, operate: Any) -> None:
     route("kill", "Halt and cancel every open order")
 
 
-def _strategy_routes(app: FastAPI, c: Controller, read: Any, operate: Any) -> None:
+def _strategy_routes(app: FastAPI, c: Controller, operate: Any) -> None:
     sid_path = Path(pattern=_STRATEGY_ID, description="strategy id")
-
-    @app.get("/strategies", dependencies=[read], tags=["read"])
-    async def strategies() -> JSONResponse:
-        live = c.snapshot.get("strategies") or {}
-        out = {
-            sid: {
-                "class": cls,
-                "params": c.current_params(sid),
-                "enabled": (live.get(sid) or {}).get(
-                    "enabled", c.overrides.get(sid, {}).get("enabled", True)
-                ),
-            }
-            for sid, cls in c.info.strategies.items()
-        }
-        return _ok(c, {"strategies": out})
 
     @app.post("/strategies/{strategy_id}/params", tags=["act"])
     async def params(

@@ -16,8 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from actors.logs import Redactor
 from runtime.journal import Blob, Journal
-from serve.logs import Redactor
 
 __all__ = ["Audit", "AuditEntry"]
 

@@ -1,11 +1,14 @@
 """The control plane's view of one session, and its actions, in the API's process.
 
-A background task reads the actors every ``refresh_s`` (status, risk summary and limits,
-supervisor, reconciler, recorder, books, strategies, pings, the feed's latency probe) into one
-snapshot: ``/status``, ``/health``, ``/pnl``, ``/risk``, ``/strategies`` and ``/metrics`` answer
-from it, so polling the API never adds calls to the trading actors. ``/orders``, ``/fills`` and
-``/positions`` ask the risk actor and the gateway directly. Actions go through the feed actor
-(between two driver steps) or a strategy actor, are audited, and refresh the snapshot.
+A background task reads the actors every ``refresh_s`` (status, risk summary, limits and
+positions, supervisor, reconciler, recorder, books, strategies, pings, the feed's latency probe)
+into one snapshot: ``/status``, ``/health``, ``/pnl``, ``/risk``, ``/positions``,
+``/strategies`` and ``/metrics`` answer from it, so polling the API never adds calls to the
+trading actors. ``/orders`` and ``/fills`` ask the risk actor (open and latest orders only) and
+the gateway at most once per ``refresh_s`` per distinct query, however often they are polled
+(one call in flight, shared by every request waiting for it). Actions go through the feed actor
+(between two driver steps, with the request's correlation id) or a strategy actor, are audited,
+and refresh the snapshot.
 
 Parameter and enable/disable overrides live here too, and are applied again when a strategy
 actor comes back from a restart (its constructor rebuilds the strategy from the config).
@@ -21,16 +24,17 @@ from pathlib import Path
 from typing import Any
 
 from actors.control_config import ControlConfig
+from actors.logs import Redactor, json_logger
 from serve.audit import Audit
 from serve.auth import TokenHashes
-from serve.logs import Redactor, json_logger
 from serve.metrics import RayGauges, samples
-from serve.views import events_in, fill_view, is_open, order_view, pnl_view, position_view, restarts
+from serve.views import events_in, fill_view, order_view, pnl_view, position_view, restarts
 
 __all__ = ["ActionError", "Controller", "ParamsInvalid", "SessionInfo"]
 
 _CALL_TIMEOUT_S = 5.0
 _ACTION_TIMEOUT_S = 60.0
+_ABSENT_RECHECK_S = 10.0  # an actor not found is looked up again after this long
 
 
 class ActionError(Exception):
@@ -64,13 +68,16 @@ class SessionInfo:
     mode: str = "paper"
     currency: str = "USD"
     extra_secrets: tuple[str, ...] = field(default=())
+    #: sha256 of the starting process's secret environment values (``env_secret_digests``)
+    secret_hashes: tuple[str, ...] = field(default=())
 
 
 class Controller:
     def __init__(self, info: SessionInfo) -> None:
         self.info = info
         self.redactor = Redactor(
-            info.extra_secrets, hashes=(info.token_hashes.operator, info.token_hashes.read)
+            info.extra_secrets,
+            hashes=(info.token_hashes.operator, info.token_hashes.read, *info.secret_hashes),
         )
         journal = Path(info.journal_dir)
         self.log = json_logger(
@@ -85,6 +92,8 @@ class Controller:
         self.overrides: dict[str, dict[str, Any]] = {}
         self.incarnations: dict[str, int] = {}
         self._handles: dict[str, Any] = {}
+        self._absent: dict[str, float] = {}  # name -> when it was last looked up in vain
+        self._reads: dict[tuple[Any, ...], tuple[float, asyncio.Future[Any]]] = {}
         self._task: asyncio.Task[None] | None = None
         self._progress = (-1, time.monotonic())
         self._gauges: RayGauges | None = None
@@ -92,9 +101,12 @@ class Controller:
 
     # --- actors ------------------------------------------------------------------------------
     def actor(self, name: str) -> Any:
-        """The session's actor ``tw.<session>.<name>``, or None when it does not exist."""
+        """The session's actor ``tw.<session>.<name>``, or None when it does not exist (a
+        miss is remembered for ``_ABSENT_RECHECK_S``: ``ray.get_actor`` blocks on the GCS)."""
         handle = self._handles.get(name)
         if handle is None:
+            if time.monotonic() - self._absent.get(name, -_ABSENT_RECHECK_S) < _ABSENT_RECHECK_S:
+                return None
             import ray
 
             try:
@@ -102,7 +114,9 @@ class Controller:
                     f"tw.{self.info.session_id}.{name}", namespace=self.info.namespace
                 )
             except ValueError:
+                self._absent[name] = time.monotonic()
                 return None
+            self._absent.pop(name, None)
             self._handles[name] = handle
         return handle
 
@@ -153,10 +167,9 @@ class Controller:
     async def refresh(self) -> dict[str, Any]:
         names = self.actor_names()
         pings = await asyncio.gather(*(self._try(n, "ping") for n in names))
-        feed, risk, view, sup, telemetry, recon, recorder = await asyncio.gather(
+        feed, risk_status, sup, telemetry, recon, recorder = await asyncio.gather(
             self._try("feed", "status"),
-            self._try("risk", "summary"),
-            self._try("risk", "operate", "view", {}),
+            self._try("risk", "operate", "status", {}),
             self._try("supervisor", "status"),
             self._try("feed", "operate", "telemetry", {}),
             self._try("reconciler", "status"),
@@ -166,11 +179,13 @@ class Controller:
             *(self._try(f"book.{i}", "stats") for i in self.info.instruments)
         )
         strategies = await self._strategies()
+        risk = (risk_status or {}).get("summary")
         snap: dict[str, Any] = {
             "ts": time.time(),
             "feed": feed,
             "risk": risk,
-            "risk_view": view,
+            "risk_view": (risk_status or {}).get("view"),
+            "positions": (risk_status or {}).get("positions"),
             "supervisor": sup,
             "telemetry": telemetry,
             "reconciler": recon,
@@ -230,24 +245,47 @@ class Controller:
                 await self.call(f"strategy.{sid}", "operate", "enable", {"enabled": False})
             self.log.info("overrides applied again after a restart of strategy %s", sid)
 
-    # --- reads that ask the actors -----------------------------------------------------------
+    # --- reads that ask the actors, at most once per refresh_s ----------------------------
+    async def _read(self, key: tuple[Any, ...], fetch: Any) -> Any:
+        """``await fetch()``, shared: a result younger than ``refresh_s`` (or a call in
+        flight) answers every request with the same ``key``."""
+        now = time.monotonic()
+        hit = self._reads.get(key)
+        if (
+            hit is None
+            or now - hit[0] > self.info.control.refresh_s
+            or (hit[1].done() and hit[1].exception() is not None)
+        ):
+            if len(self._reads) > 64:  # ?recent=N: bounded
+                self._reads.clear()
+            hit = self._reads[key] = (now, asyncio.ensure_future(fetch()))
+        return await asyncio.shield(hit[1])
+
     async def orders(self, recent: int) -> dict[str, Any]:
-        records = await self.call("risk", "records")
-        orders = sorted(records["orders"], key=lambda o: o["ts_last"])
-        return {
-            "open": [order_view(o) for o in orders if is_open(o)],
-            "recent": [order_view(o) for o in orders[-recent:]][::-1],
-            "total": len(orders),
-        }
+        async def fetch() -> dict[str, Any]:
+            out = await self.call("risk", "operate", "orders", {"recent": recent})
+            return {
+                "open": [order_view(o) for o in sorted(out["open"], key=lambda o: o["ts_last"])],
+                "recent": [order_view(o) for o in out["recent"]],
+                "total": out["total"],
+            }
+
+        result: dict[str, Any] = await self._read(("orders", recent), fetch)
+        return result
 
     async def fills(self, recent: int) -> dict[str, Any]:
-        fills = await self.call("gateway", "fills")
-        return {"fills": [fill_view(f) for f in fills[-recent:]][::-1], "total": len(fills)}
+        async def fetch() -> dict[str, Any]:
+            fills = await self.call("gateway", "fills")
+            return {"fills": [fill_view(f) for f in fills[-recent:]][::-1], "total": len(fills)}
 
-    async def positions(self) -> dict[str, Any]:
-        records = await self.call("risk", "records")
+        result: dict[str, Any] = await self._read(("fills", recent), fetch)
+        return result
+
+    def positions(self) -> dict[str, Any]:
         return {
-            "positions": [position_view(p) for p in records["positions"] if p["quantity"]],
+            "positions": [
+                position_view(p) for p in self.snapshot.get("positions") or () if p["quantity"]
+            ],
             "currency": self.info.currency,
         }
 
@@ -266,7 +304,7 @@ class Controller:
         if self.audit.store is None:
             self.audit.store = self.actor("store")  # the session records: audit rows too
         try:
-            result = await self._carry_out(action, target, args, who)
+            result = await self._carry_out(action, target, args, who, correlation_id)
         except ActionError as exc:
             await self.audit.record(
                 who=who,
@@ -287,24 +325,28 @@ class Controller:
             outcome="done",
             correlation_id=correlation_id,
         )
+        self._reads.clear()  # the next /orders, /fills see the action's effect
         with contextlib.suppress(Exception):
             await self.refresh()
         return {"action": action, "target": target, "result": result, "audit_id": entry["audit_id"]}
 
-    async def _carry_out(self, action: str, target: str, args: dict[str, Any], who: str) -> Any:
+    async def _carry_out(
+        self, action: str, target: str, args: dict[str, Any], who: str, cid: str
+    ) -> Any:
         reason = f"operator {who}: {action}" + (
             f" ({args['reason']})" if args.get("reason") else ""
         )
+        tag = {"correlation_id": cid}  # the feed actor logs the action under the request's id
         if action in ("halt", "resume", "reduce-only"):
             state = {"halt": "halted", "resume": "active", "reduce-only": "reducing"}[action]
-            return await self._feed("set_state", {"state": state, "reason": reason})
+            return await self._feed("set_state", {"state": state, "reason": reason} | tag)
         if action == "kill":
-            return await self._feed(action, {"reason": reason})
+            return await self._feed(action, {"reason": reason} | tag)
         if action == "flatten":  # strategies off first: their orders would hold the close
             for sid in self.info.strategies:
                 await self._strategy(sid, "enable", {"enabled": False})
-            await self._feed("flatten", {"reason": reason})
-            return await self._close_positions() | {"disabled": list(self.info.strategies)}
+            await self._feed("flatten", {"reason": reason} | tag)
+            return await self._close_positions(tag) | {"disabled": list(self.info.strategies)}
         if action == "params":
             internal = self.validate_params(target, args["params"])
             return await self._strategy(
@@ -314,13 +356,13 @@ class Controller:
             return await self._strategy(target, "enable", {"enabled": action == "enable"})
         raise ActionError(f"unknown action {action!r}", status=404)
 
-    async def _close_positions(self) -> dict[str, Any]:
+    async def _close_positions(self, tag: dict[str, str]) -> dict[str, Any]:
         """Close-out orders until flat (cancels must be confirmed first), or the timeout."""
         deadline = time.monotonic() + self.info.control.flatten_timeout_s
         sent: list[str] = []
         denied: list[str] = []
         while True:
-            out = await self._feed("close_positions", {})
+            out = await self._feed("close_positions", dict(tag))
             sent += out["sent"]
             denied = (denied + out["denied"])[-5:]
             if out["flat"] or time.monotonic() > deadline:

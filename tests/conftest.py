@@ -35,7 +35,10 @@ def ray_local() -> object:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
 
+    from actors.logs import RAY_RUNTIME_ENV  # the sessions' actors log JSON (actors.logs)
+
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env=RAY_RUNTIME_ENV)
     yield ray
     ray.shutdown()

@@ -26,6 +26,9 @@ pytestmark = pytest.mark.usefixtures("ray_local")
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "tw-planted-SECRET-4f9a2c7d1e"  # the operator token: must leak nowhere
+ENV_SECRET = "tw-planted-ENVSECRET-77b3e1a9"  # a broker key in the starting process's env
+CONFIG_SECRET = "tw-planted-CONFIGPW-5c2d"  # a password inside a DSN (a config value)
+PLANTED = (SECRET, ENV_SECRET, CONFIG_SECRET)
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -54,6 +57,7 @@ def live(ray_local: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     tmp = tmp_path_factory.mktemp("control")
     old = os.environ.get("TRADEWIND_API_TOKEN")
     os.environ["TRADEWIND_API_TOKEN"] = SECRET
+    os.environ["TRADEWIND_BROKER_SECRET"] = ENV_SECRET  # set after Ray started: no worker has it
     path = write_paper_config(
         tmp / "cfg",
         "mm",
@@ -76,6 +80,7 @@ def live(ray_local: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
         yield live
     finally:
         live.stop()
+        os.environ.pop("TRADEWIND_BROKER_SECRET", None)
         if old is None:
             os.environ.pop("TRADEWIND_API_TOKEN", None)
         else:
@@ -380,12 +385,74 @@ def test_control_logs_are_json_lines_with_ids(live: Live) -> None:
     assert len(ids) == len(audits)  # one request, one id
 
 
+def _post_with_id(live: Live, path: str, request_id: str, body: Any = None) -> Any:
+    req = urllib.request.Request(
+        live.control.url + path,
+        data=json.dumps(body or {}).encode(),
+        method="POST",
+        headers={
+            "Authorization": f"Bearer {SECRET}",
+            "Content-Type": "application/json",
+            "X-Request-ID": request_id,
+        },
+    )
+    with urllib.request.urlopen(req, timeout=90) as resp:
+        assert resp.headers["X-Request-ID"] == request_id
+        raw = resp.read().decode()
+    live.api.seen.append(raw)
+    return json.loads(raw)
+
+
+def _session_log(live: Live) -> list[dict[str, Any]]:
+    path = Path(live.session.setup.journal_dir) / "session.log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]  # every line is JSON
+
+
+def test_every_actor_of_the_session_logs_json_with_the_session_id(live: Live) -> None:
+    _post_with_id(live, "/halt", "corr-halt-1", {"reason": "log test"})
+    _post_with_id(live, "/resume", "corr-resume-1")
+    lines = _session_log(live)
+    assert lines and all(e["session_id"] == e["run_id"] == "ctl1" for e in lines)
+    fields = {"ts", "level", "logger", "msg", "component", "pid", "seq", "correlation_id"}
+    assert all(fields <= set(e) for e in lines)
+    components = {e["component"] for e in lines}
+    expected = {"risk", "gateway", "strategy.mm", "book.SIM-A", "feed", "supervisor", "store"}
+    assert expected | {"recorder", "control"} <= components, components
+    by_pid: dict[int, list[int]] = {}
+    for entry in lines:
+        by_pid.setdefault(entry["pid"], []).append(entry["seq"])
+    assert all(seqs == sorted(seqs) for seqs in by_pid.values())  # per process, increasing
+    # the request's id flows: HTTP → control plane (audit) → the feed actor that applies it
+    halt = [e for e in lines if e["correlation_id"] == "corr-halt-1"]
+    assert [(e["component"], e["msg"]) for e in halt] == [
+        ("feed", "operator action feed.set_state")
+    ]
+    assert halt[0]["args"]["state"] == "halted"
+    control = Path(live.session.setup.journal_dir) / "control.log.jsonl"
+    audited = [json.loads(line) for line in control.read_text().splitlines()]
+    assert any(e["correlation_id"] == "corr-halt-1" and "audit" in e for e in audited)
+    # a flatten's close-out orders are logged under its request id, with their order ids
+    flatten = {
+        e["correlation_id"]
+        for e in audited
+        if isinstance(e.get("audit"), dict) and e["audit"].get("action") == "flatten"
+    }
+    closes = [e for e in lines if e["msg"].startswith("close-out order")]
+    assert closes and all(e["correlation_id"] in flatten for e in closes), (closes, flatten)
+    assert all(e["client_order_id"].startswith("ctl1-operator.") for e in closes)
+
+
 def test_planted_secret_appears_nowhere(live: Live) -> None:
     import ray
 
-    # the operator pastes the token where it could travel: a reason, a header
-    live.api.post("/halt", {"reason": f"oops {SECRET} pasted"})
+    # the operator pastes secrets where they could travel: the token, a key from the starting
+    # process's environment, a DSN with its password (a config value) — into a reason, which
+    # the audit, the journals, the feed actor's log and the store all see
+    pasted = f"oops {SECRET} {ENV_SECRET} http://trader:{CONFIG_SECRET}@db:8123/tw"
+    _post_with_id(live, "/halt", "corr-secret-1", {"reason": pasted})
     live.api.post("/resume", {"reason": f"again {SECRET}"})
+    applied = [e for e in _session_log(live) if e["correlation_id"] == "corr-secret-1"]
+    assert applied and "***" in applied[0]["args"]["reason"]  # it reached the worker, masked
     store = live.session.children["store"]
     rows = ray.get(
         store.query_arrow.remote(
@@ -393,14 +460,16 @@ def test_planted_secret_appears_nowhere(live: Live) -> None:
             "UNION ALL SELECT args_json FROM control_audit FINAL"
         )
     )
-    assert rows.num_rows > 0 and not any(SECRET in str(v) for v in rows.column(0).to_pylist())
+    values = [str(v) for v in rows.column(0).to_pylist()]
+    assert values and not any(s in v for v in values for s in PLANTED)
     live.stop()  # session files written, journals closed
-    assert not any(SECRET in body for body in live.api.seen)
+    assert not any(s in body for body in live.api.seen for s in PLANTED)
     places = [live.tmp, Path(ray._private.worker._global_node.get_logs_dir_path())]
     for place in places:
         for path in place.rglob("*"):
             if path.is_file() and path.stat().st_size < 50_000_000:
-                assert SECRET.encode() not in path.read_bytes(), path
+                data = path.read_bytes()
+                assert not any(s.encode() in data for s in PLANTED), path
     assert any(places[1].rglob("*serve*"))  # the scan covered the Serve logs too
     token_file = Path(live.session.setup.journal_dir) / "api_tokens.json"
     assert oct(token_file.stat().st_mode & 0o777) == "0o600"

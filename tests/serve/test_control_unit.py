@@ -3,17 +3,19 @@ the Prometheus text, the status page, the CLI's parsing, and the observability f
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from actors.logs import JsonFormatter, Redactor, correlation_id
 from serve.auth import OPERATE, READ, load_or_create_tokens
-from serve.logs import JsonFormatter, Redactor, correlation_id
 from serve.metrics import GAUGES, render, samples
 from serve.page import STATUS_PAGE
 from serve.views import health_view
@@ -156,3 +158,90 @@ def test_control_cli_needs_a_token_and_says_so_in_one_line(
     assert "cannot reach the control API" in capsys.readouterr().err
     assert main(["params", "mm", "size", "--url", "http://127.0.0.1:9"]) == 2
     assert "NAME=VALUE" in capsys.readouterr().err
+
+
+def _controller(tmp_path: Path, refresh_s: float = 60.0) -> Any:
+    from actors.control_config import ControlConfig
+    from serve.auth import TokenHashes
+    from serve.controller import Controller, SessionInfo
+
+    info = SessionInfo(
+        session_id="u1",
+        namespace=None,
+        journal_dir=str(tmp_path / "u1"),
+        strategies={},
+        params={},
+        instruments=(),
+        control=ControlConfig(refresh_s=refresh_s),
+        token_hashes=TokenHashes(operator="0" * 64, read="1" * 64),
+    )
+    return Controller(info)
+
+
+def test_reads_that_ask_an_actor_are_shared_and_errors_are_not_kept(tmp_path: Path) -> None:
+    controller = _controller(tmp_path)
+    calls: list[int] = []
+
+    async def fetch() -> int:
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        if len(calls) == 1:
+            raise TimeoutError("the actor did not answer")
+        return len(calls)
+
+    async def scenario() -> list[Any]:
+        first = await asyncio.gather(
+            *(controller._read(("orders", 5), fetch) for _ in range(3)), return_exceptions=True
+        )
+        second = await asyncio.gather(*(controller._read(("orders", 5), fetch) for _ in range(3)))
+        third = await controller._read(("orders", 5), fetch)  # younger than refresh_s: kept
+        other = await controller._read(("orders", 6), fetch)  # another query: its own fetch
+        return [first, second, third, other]
+
+    first, second, third, other = asyncio.run(scenario())
+    assert all(isinstance(e, TimeoutError) for e in first)  # one call, three waiting requests
+    assert second == [2, 2, 2] and third == 2 and other == 3
+    assert len(calls) == 3
+
+
+def test_an_absent_actor_is_not_looked_up_on_every_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ray
+
+    lookups: list[str] = []
+
+    def get_actor(name: str, namespace: str | None = None) -> Any:
+        lookups.append(name)
+        raise ValueError(f"no actor {name}")
+
+    monkeypatch.setattr(ray, "get_actor", get_actor)
+    controller = _controller(tmp_path)
+    assert controller.actor("recorder") is None and controller.actor("recorder") is None
+    assert lookups == ["tw.u1.recorder"]  # ray.get_actor blocks on the GCS: once per 10 s
+    controller._absent["recorder"] -= 11.0
+    assert controller.actor("recorder") is None and len(lookups) == 2
+
+
+def test_positions_come_from_the_snapshot_in_human_units(tmp_path: Path) -> None:
+    controller = _controller(tmp_path)
+    pos = {
+        "instrument_id": "X",
+        "quantity": 2 * 10**9,
+        "avg_price": 101 * 10**9,
+        "mark": 102 * 10**9,
+        "realized_pnl": 0,
+        "fees": 10**8,
+    }
+    controller.snapshot = {"positions": [pos, pos | {"instrument_id": "Y", "quantity": 0}]}
+    out = controller.positions()
+    assert out["positions"] == [
+        {
+            "instrument_id": "X",
+            "quantity": 2.0,
+            "avg_price": 101.0,
+            "mark": 102.0,
+            "realized_pnl": 0.0,
+            "fees": 0.1,
+        }
+    ]
