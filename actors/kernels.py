@@ -17,10 +17,12 @@ backtest loop does, so a replay of their journal reproduces the same state (and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runtime.journal import Journal
+from runtime.errors import InvariantError
+from runtime.journal import Blob, Journal
 from runtime.kernel import Kernel
 from runtime.messages import (
     Bar,
@@ -41,6 +43,7 @@ from runtime.recovery import JournaledKernel
 __all__ = [
     "INTENT_TYPES",
     "MARKET_TYPES",
+    "OPERATION",
     "RiskKernel",
     "StrategyHost",
     "command_of",
@@ -53,6 +56,11 @@ INTENT_TYPES = (SubmitOrder, CancelOrder, ModifyOrder)
 MARKET_TYPES = (QuoteTick, TradeTick, Bar, BookDeltas, BookSnapshot)
 _IDLE_PREFIX = "idle_until="
 _NEVER_SNAPSHOT = 2**62  # strategies keep no snapshot state: their journal is replayed whole
+#: an operator's change to a strategy (params, enable), journaled between the messages it
+#: came between, so a replay applies it at the same point
+OPERATION = "strategy.operation"
+# runtime.recovery's on-disk kinds of the kernel's start and stop records
+_START, _STOP = "kernel.start", "kernel.stop"
 
 
 def idle_timer(ts_ns: int, idle_until: int | None) -> TimerFired:
@@ -146,11 +154,43 @@ def count_market(journal: Journal) -> int:
     return sum(1 for _, record in journal.entries() if isinstance(record, MARKET_TYPES))
 
 
-def open_journaled(kernel_factory: Any, path: Path) -> tuple[JournaledKernel, int, bool]:
-    """A journaled kernel restored from ``path``; its market cursor; whether it had started."""
+Operate = Callable[[Kernel, bytes], None]
+
+
+def open_journaled(kernel_factory: Any, path: Path, *,
+                   operate: Operate | None = None) -> tuple[JournaledKernel, int, bool]:
+    """A journaled kernel restored from ``path``; its market cursor; whether it had started.
+
+    ``operate(kernel, payload)`` re-applies an :data:`OPERATION` record where the journal holds
+    it (a strategy's params changed by the operator); without it such records are an error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     journal = Journal(path, batch_size=1 << 30)
     started = journal.last_seq > 0
     cursor = count_market(journal) if started else 0
-    jk = JournaledKernel.restore(kernel_factory, journal, snapshot_every=_NEVER_SNAPSHOT)
+    if operate is None:
+        jk = JournaledKernel.restore(kernel_factory, journal, snapshot_every=_NEVER_SNAPSHOT)
+    else:
+        jk = JournaledKernel(_replay(kernel_factory(), journal, operate), journal,
+                             snapshot_every=_NEVER_SNAPSHOT)
     return jk, cursor, started
+
+
+def _replay(kernel: Kernel, journal: Journal, operate: Operate) -> Kernel:
+    """``JournaledKernel.restore`` for a journal without snapshots that may hold operations."""
+    snapshot, _, tail = journal.restore()
+    if snapshot is not None:
+        raise InvariantError(f"{journal!r}: a strategy journal holds no snapshots")
+    for _, record in tail:
+        if not isinstance(record, Blob):
+            kernel.handle(record)
+        elif record.kind == OPERATION:
+            operate(kernel, record.payload)
+        elif record.kind in (_START, _STOP):
+            ts = int.from_bytes(record.payload, "big", signed=True)
+            if record.kind == _START:
+                kernel.start(ts)
+            else:
+                kernel.stop(ts)
+        else:
+            raise InvariantError(f"unknown journal record kind {record.kind!r}")
+    return kernel

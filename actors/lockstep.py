@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.kernels import INTENT_TYPES
+from actors.market import pack
 from runtime.messages import (
     MarketData,
     Message,
@@ -299,7 +300,7 @@ class Driver:
         for instrument, (indices, part) in per.items():
             book = books.get(instrument)
             if book is not None:
-                book.on_batch.remote(self.book_sent.get(instrument), indices, part)
+                book.on_packed.remote(self.book_sent.get(instrument), pack(indices, part))
                 self.book_sent[instrument] = indices[-1]
 
     # --- time ----------------------------------------------------------------------------------

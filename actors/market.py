@@ -14,7 +14,7 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import ray
@@ -25,15 +25,28 @@ from runtime.features import FeatureSet
 from runtime.journal import Blob, Journal
 from runtime.messages import AnyMessage, BookDeltas, BookSnapshot, MarketData, QuoteTick, TradeTick
 
-__all__ = ["BookActor", "BookState"]
+__all__ = ["BookActor", "BookState", "pack"]
 
 _BATCH = "book.batch"
 _ENCODE = msgspec.msgpack.Encoder()
 _DECODE = msgspec.msgpack.Decoder(tuple[list[int], list[AnyMessage]])  # type: ignore[valid-type]
 
 
+def pack(indices: list[int], msgs: Sequence[MarketData]) -> bytes:
+    """A batch on the wire to :meth:`BookActor.on_packed` (msgpack: ~0.1 µs per event to
+    encode, ~0.25 µs to decode, against ~2–4 µs for Ray's pickling of message objects); the
+    book journals these bytes as they are."""
+    return _ENCODE.encode((indices, msgs))
+
+
+def unpack(payload: bytes) -> tuple[list[int], list[MarketData]]:
+    """Inverse of :func:`pack` (a book batch holds market data only)."""
+    indices, msgs = _DECODE.decode(payload)
+    return indices, cast("list[MarketData]", msgs)
+
+
 def encode_batch(indices: list[int], msgs: Sequence[MarketData]) -> Blob:
-    return Blob(_BATCH, _ENCODE.encode((indices, msgs)))
+    return Blob(_BATCH, pack(indices, msgs))
 
 
 def replay(state: BookState, journal: Journal) -> None:
@@ -110,7 +123,7 @@ class BookActor:
             Path(journal_path).parent.mkdir(parents=True, exist_ok=True)
             self.journal = Journal(journal_path, batch_size=1 << 30)
             replay(self.state, self.journal)
-        self._early: dict[int, tuple[list[int], list[MarketData]]] = {}
+        self._early: dict[int, tuple[list[int], list[MarketData], bytes | None]] = {}
         self.subscribers: list[Any] = list(subscribers)
         self.conflated = 0
         self._slots: list[dict[str, Any] | None] = [None] * len(self.subscribers)
@@ -121,20 +134,30 @@ class BookActor:
                        msgs: list[MarketData]) -> int:
         """A batch in feed order. Async calls may arrive out of order: ``prev_index`` (the last
         index the feed sent this book before; None: unknown) puts them back in order."""
+        return self._take(prev_index, indices, msgs, None)
+
+    async def on_packed(self, prev_index: int | None, payload: bytes) -> int:
+        """:meth:`on_batch` with the batch as :func:`pack` bytes (the cheap wire format)."""
+        indices, msgs = unpack(payload)
+        return self._take(prev_index, indices, msgs, payload)
+
+    def _take(self, prev_index: int | None, indices: list[int], msgs: list[MarketData],
+              payload: bytes | None) -> int:
         if prev_index is not None and prev_index > self.state.last_index:
-            self._early[prev_index] = (indices, msgs)  # an earlier batch is still on its way
+            # an earlier batch is still on its way
+            self._early[prev_index] = (indices, msgs, payload)
             return 0
-        n = self._apply(indices, msgs)
+        n = self._apply(indices, msgs, payload)
         while self._early and (nxt := self._early.pop(self.state.last_index, None)):
             n += self._apply(*nxt)
         if n and self.subscribers:
             self._push(self.state.snapshot())
         return n
 
-    def _apply(self, indices: list[int], msgs: list[MarketData]) -> int:
+    def _apply(self, indices: list[int], msgs: list[MarketData], payload: bytes | None) -> int:
         n = self.state.apply(indices, msgs)
         if n and self.journal is not None:
-            self.journal.append(encode_batch(indices, msgs))
+            self.journal.append(Blob(_BATCH, pack(indices, msgs) if payload is None else payload))
             self.journal.flush()
         return n
 

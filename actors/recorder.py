@@ -80,7 +80,9 @@ class RecorderActor:
         self._loop_task = asyncio.get_running_loop().create_task(self._run())
 
     async def record(self, batch: Sequence[Message] | bytes, source: str = "") -> None:
-        """Take a batch of events (messages, or :func:`~actors.recording.encode_batch` bytes).
+        """Take a batch of events: messages, :func:`~actors.recording.encode_batch` bytes, or a
+        columnar batch (:func:`~actors.recording.encode_columns` bytes: rows already in their
+        store tables, the cheapest to take).
 
         Returns once the batch is in the spill journal; writing to the store happens later.
         """

@@ -35,7 +35,13 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from actors.recording import MarketSampler, decode_batch, to_tables
+from actors.recording import (
+    MarketSampler,
+    decode_batch,
+    decode_tables,
+    is_columnar,
+    to_tables,
+)
 from runtime.errors import InvariantError
 from runtime.journal import Blob, Journal
 
@@ -43,6 +49,19 @@ __all__ = ["Chunk", "Spool", "SpoolConfig", "SpoolMode"]
 
 _KIND: Final = "batch"
 _WATERMARK: Final = b"recorder watermark"
+
+
+#: a decoded batch: messages, or (columnar intake) rows already in their store tables
+Content = list[Any] | dict[str, pa.Table]
+
+
+def _decode(payload: bytes) -> tuple[int, Content]:
+    """A batch's event count (rows, for a columnar batch) and content."""
+    if is_columnar(payload):
+        tables = decode_tables(payload)
+        return sum(t.num_rows for t in tables.values()), tables
+    messages = decode_batch(payload)
+    return len(messages), messages
 
 
 class SpoolMode(enum.StrEnum):
@@ -85,7 +104,7 @@ class _Entry:
     seq: int | None  # journal seq; None while only in memory
     events: int
     received_s: float
-    messages: list[Any] | None = field(default=None, repr=False)
+    content: Content | None = field(default=None, repr=False)  # decoded, while in memory
     payload: bytes | None = field(default=None, repr=False)  # kept until journaled
     source: str = ""
 
@@ -125,7 +144,7 @@ class Spool:
         for seq, record in restored.tail:
             if not isinstance(record, Blob) or not record.kind.startswith(_KIND):
                 raise InvariantError(f"{self.journal.path}: entry {seq} is not a recorder batch")
-            events = len(decode_batch(record.payload))
+            events, _ = _decode(record.payload)
             self._unwritten.append(_Entry(seq, events, now_s))
             self._pending += events
             self.stats["events_restored"] += events
@@ -140,8 +159,8 @@ class Spool:
 
         Returns its event count.
         """
-        messages = decode_batch(payload)
-        entry = _Entry(None, len(messages), now_s, messages, payload, source)
+        events, content = _decode(payload)
+        entry = _Entry(None, events, now_s, content, payload, source)
         self.stats["events_accepted"] += entry.events
         backlog = self._pending + entry.events > self.config.max_buffer_events
         if self.mode is SpoolMode.HEALTHY and backlog and self._in_flight is None:
@@ -149,7 +168,7 @@ class Spool:
         if self.config.durable_intake or self.mode is SpoolMode.DRAINING:
             self._journal(entry)
         if self.mode is SpoolMode.DRAINING:
-            entry.messages = None
+            entry.content = None
             self.stats["events_spilled"] += entry.events
         self._unwritten.append(entry)
         self._pending += entry.events
@@ -190,8 +209,7 @@ class Spool:
             entries.append(entry)
             events += entry.events
         from_journal = self.mode is SpoolMode.DRAINING
-        messages = self._messages(entries, from_journal)
-        tables = to_tables(self.session_id, messages, sampler=self._sampler)
+        tables = self._tables(self._contents(entries, from_journal))
         self._in_flight = Chunk(len(entries), entries[-1].seq, events, tables, from_journal)
         return self._in_flight
 
@@ -276,13 +294,26 @@ class Spool:
         for entry in self._unwritten:
             if entry.seq is None:
                 self._journal(entry)
-            entry.messages = None
+            entry.content = None
         self.mode = SpoolMode.DRAINING
 
-    def _messages(self, entries: list[_Entry], from_journal: bool) -> list[Any]:
+    def _tables(self, contents: list[Content]) -> dict[str, pa.Table]:
+        """Messages become rows (sampled); columnar batches join as they are."""
+        messages = [m for c in contents if isinstance(c, list) for m in c]
+        tables = to_tables(self.session_id, messages, sampler=self._sampler)
+        parts: dict[str, list[pa.Table]] = {name: [t] for name, t in tables.items()}
+        for content in contents:
+            if isinstance(content, dict):
+                for name, table in content.items():
+                    parts.setdefault(name, []).append(table)
+        return {name: ts[0] if len(ts) == 1 else
+                pa.concat_tables(ts, promote_options="permissive").combine_chunks()
+                for name, ts in parts.items()}
+
+    def _contents(self, entries: list[_Entry], from_journal: bool) -> list[Content]:
         if not from_journal:
-            return [m for entry in entries for m in entry.messages or ()]
-        messages: list[Any] = []
+            return [entry.content for entry in entries if entry.content is not None]
+        contents: list[Content] = []
         first, last = entries[0].seq, entries[-1].seq
         if first is None or last is None:
             raise InvariantError("spool: draining an entry that was never journaled")
@@ -291,8 +322,8 @@ class Spool:
                 break
             if not isinstance(record, Blob):
                 raise InvariantError(f"{self.journal.path}: entry {seq} is not a recorder batch")
-            messages.extend(decode_batch(record.payload))
-        return messages
+            contents.append(_decode(record.payload)[1])
+        return contents
 
     def _check_in_flight(self, chunk: Chunk) -> None:
         if chunk is not self._in_flight:

@@ -12,14 +12,18 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import ray
 
 from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, incarnate
-from actors.kernels import INTENT_TYPES, idle_timer, open_journaled
+from actors.kernels import INTENT_TYPES, OPERATION, idle_timer, open_journaled
 from actors.paper_venue import PaperVenue, Step
 from actors.setup import SessionSetup
+from runtime.journal import Blob
+from runtime.kernel import Kernel
 from runtime.messages import (
     CancelOrder,
     MarketData,
@@ -35,6 +39,21 @@ from runtime.statehash import state_hash
 __all__ = ["Answer", "GatewayActor", "RiskActor", "StrategyActor"]
 
 Answer = tuple[list[Message], int | None]  # (intents, next timer due, ns)
+PushedAnswer = tuple[list[Message], int | None, Any]  # ... and the ref of risk's outputs
+
+#: operator actions that change a strategy: journaled before they are applied
+_CHANGES = ("params", "enable")
+
+_NAMED: dict[str, Any] = {}
+
+
+def _named(name: str) -> Any:
+    """The actor of that name, looked up once per process (a handle passed in every call
+    would be deserialised, and registered, every time)."""
+    handle = _NAMED.get(name)
+    if handle is None:
+        handle = _NAMED[name] = ray.get_actor(name)
+    return handle
 
 
 def _fresh(cursor: int, index: int, msgs: Sequence[MarketData]) -> Sequence[MarketData]:
@@ -65,13 +84,14 @@ class RiskActor(Child):
         self.gateway = gateway
 
     def step(self, batches: Sequence[tuple[int | None, Sequence[Message]]],
-             forward: bool = False) -> list[Message]:
+             forward: bool | str = False) -> list[Message]:
         """Batches in order: market data (with its feed index), reports, intents; the outputs
         (approved commands, denials, position and trading-state changes).
 
-        ``forward``: send the approved commands to the gateway of :meth:`forward_to` at once
-        (one-way, after the journal commit) instead of through the caller: one hop fewer tick
-        → order, for real time (not lockstep: the gateway orders them by arrival)."""
+        ``forward``: send the approved commands on to a gateway at once (one-way, after the
+        journal commit) instead of through the caller: one hop fewer tick → order, for real
+        time (not lockstep: the gateway orders them by arrival). A gateway handle, or True for
+        the gateway of :meth:`forward_to`, or the gateway actor's name."""
         out: list[Message] = []
         handle = self.jk.handle
         for index, msgs in batches:
@@ -81,10 +101,11 @@ class RiskActor(Child):
             for msg in msgs:
                 out.extend(handle(msg))
         self.jk.journal.flush()
-        if forward and self.gateway is not None:
+        gateway = self.gateway if forward is True else _named(forward) if forward else None
+        if gateway is not None:
             cmds = [m for m in out if isinstance(m, INTENT_TYPES)]
             if cmds:
-                self.gateway.send.remote(cmds)
+                gateway.send.remote(cmds)
         return out
 
     def apply(self, index: int | None, msgs: Sequence[Message]) -> list[Message]:
@@ -155,12 +176,21 @@ class RiskActor(Child):
 
 @ray.remote(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
 class GatewayActor(Child):
-    """The paper broker: the simulated venue with the backtest's models, behind its journal."""
+    """The paper broker (the simulated venue with the backtest's models, behind its journal),
+    or with ``broker`` an IB / Shioaji adapter (``actors.venues.gateway.BrokerGateway``)."""
 
-    def __init__(self, setup: SessionSetup) -> None:
+    def __init__(self, setup: SessionSetup, broker: Any = None,
+                 confirmed_live: bool = False) -> None:
         self.setup = setup
         self._incarnation = incarnate(setup.path("gateway.incarnation"))
-        self.venue = PaperVenue(setup.venue, setup.path("gateway"))
+        if broker is None or broker.kind == "paper":
+            self.venue: Any = PaperVenue(setup.venue, setup.path("gateway"))
+        else:
+            from actors.venues.links import open_broker_gateway
+
+            self.venue = open_broker_gateway(
+                broker, Path(setup.journal_dir), instruments=dict(setup.registry().as_mapping()),
+                confirmed_live=confirmed_live)
         self.sent_ns: deque[int] = deque(maxlen=100_000)
 
     def advance(self, cmds: Sequence[Message], index: int, msg: MarketData,
@@ -206,6 +236,34 @@ class GatewayActor(Child):
         return list(self.venue.submitted)
 
 
+class _Shell:
+    """What ``actors.operator``'s strategy actions read of an actor: ``.jk.kernel``."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.jk = self
+        self.kernel = kernel
+
+
+def _check_change(kernel: Kernel, name: str, args: dict[str, Any]) -> None:
+    """Refuse (an answer, before the journal) what ``actors.operator`` would refuse."""
+    if name == "enable":
+        if set(args) != {"enabled"}:
+            raise ValueError(f"enable takes 'enabled' only, not {sorted(args)}")
+        return
+    (strategy,) = kernel.strategies
+    unknown = set(args["params"]) - set(type(strategy.params).model_fields)
+    if unknown or set(args) != {"params"}:
+        raise ValueError(f"unknown params {sorted(unknown or set(args) - {'params'})}")
+
+
+def _reapply(kernel: Kernel, payload: bytes) -> None:
+    """A journaled operator change, applied again where the journal holds it."""
+    from actors.operator import dispatch
+
+    name, args = msgspec.msgpack.decode(payload)
+    dispatch("strategy", _Shell(kernel), name, args)
+
+
 @ray.remote(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
 class StrategyActor(Child):
     """One unchanged runtime strategy in a :class:`StrategyHost`, behind its journal."""
@@ -215,8 +273,8 @@ class StrategyActor(Child):
         self.strategy_id = strategy_id
         self._incarnation = incarnate(setup.path(f"strategy.{strategy_id}.incarnation"))
         self.jk, self.cursor, self.started = open_journaled(
-            lambda: setup.strategy_host(strategy_id), setup.path(f"strategy.{strategy_id}")
-        )
+            lambda: setup.strategy_host(strategy_id), setup.path(f"strategy.{strategy_id}"),
+            operate=_reapply)
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.snapshots_seen = 0
 
@@ -241,14 +299,25 @@ class StrategyActor(Child):
             out += self.jk.start(ts_ns)
         return self._answer(out)
 
-    def on_market(self, answers: Sequence[Message], index: int,
-                  msgs: Sequence[MarketData]) -> Answer:
+    def on_market(self, answers: Sequence[Message], index: int, msgs: Sequence[MarketData],
+                  route: tuple[str, str] | None = None) -> Answer | PushedAnswer:
+        """Market data in order; the intents and the next timer.
+
+        ``route`` (real time only; the names of risk and the gateway): the intents also go
+        straight on to risk, which sends the approved ones straight on to the gateway (one-way
+        hops instead of round trips through the feed); the answer then carries the reference
+        to risk's outputs, for the caller to collect. Measured by ``bench/actors_bench.py``
+        (``push``); the feed does not use it yet (see docs/paper.md)."""
         out = self._take(answers)
         fresh = _fresh(self.cursor, index, msgs)
         self.cursor += len(fresh)
         for msg in fresh:
             out.extend(self.jk.handle(msg))
-        return self._answer(out)
+        intents, timer = self._answer(out)  # journal committed: the intents may leave
+        if route is None or not intents:
+            return intents, timer
+        risk, gateway = route
+        return intents, timer, _named(risk).step.remote([(None, intents)], gateway)
 
     def scan(self, answers: Sequence[Message], index: int,
              msgs: Sequence[MarketData]) -> tuple[int, list[Message], int | None]:
@@ -298,9 +367,21 @@ class StrategyActor(Child):
         return self._answer(out + self.jk.stop(ts_ns))
 
     def operate(self, name: str, args: dict[str, Any]) -> Any:
-        """An operator's read or action (``actors.operator.strategy_<name>``; issue 4)."""
+        """An operator's read or action (``actors.operator.strategy_<name>``; issue 4).
+
+        A change (new params, enable/disable) is journaled before it is applied, between the
+        messages it came between: a restarted strategy replays it at the same point and comes
+        back with it by itself."""
         from actors.operator import dispatch
 
+        if name in _CHANGES and (name != "params" or args.get("params")):
+            payload = msgspec.msgpack.encode((name, args))
+            if msgspec.msgpack.decode(payload) != [name, args]:
+                raise ValueError(f"strategy {name} {args!r}: values must be plain data "
+                                 "(int, float, str, bool, lists, dicts) to be journaled")
+            _check_change(self.jk.kernel, name, args)
+            self.jk.journal.append(Blob(OPERATION, payload))
+            self.jk.journal.flush()
         return dispatch("strategy", self, name, args)
 
     def on_snapshot(self, snapshot: dict[str, Any]) -> None:

@@ -10,10 +10,14 @@ Two measurements, each repeated (medians printed), against the targets (≥ 500k
   still needed after the last ``record``.
 
 Mixes: ``market`` (quotes and trades) and ``mixed`` (per 10 events: 7 market, an order's
-submit/accept/fill and a position change). Events are encoded by the producer before timing (the
-recorder also accepts lists of messages; Ray pickles those, ~3 µs per message on each side).
+submit/accept/fill and a position change). Events are encoded by the producer before timing:
+``--wire columns`` (default) as Arrow columns in the store's tables (``encode_columns``: the
+producer builds the rows), ``--wire messages`` as msgpack messages (``encode_batch``: the recorder
+decodes them and builds the rows). The recorder also accepts lists of messages; Ray pickles those,
+~3 µs per message on each side.
 
     .venv/bin/python bench/recorder_bench.py [--events 1000000] [--repeat 3] [--batch 5000]
+        [--wire columns|messages] [--mix market mixed] [--intake durable spill-only]
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors.recording import encode_batch
+from actors.recording import encode_batch, encode_columns
 from runtime.messages import (
     Liquidity,
     Message,
@@ -71,7 +75,8 @@ def order_life(i: int) -> list[Message]:
     ]
 
 
-def make_batches(mix: str, events: int, batch: int, offset: int) -> list[bytes]:
+def make_batches(mix: str, events: int, batch: int, offset: int, *, wire: str = "messages",
+                 session: str = "") -> list[bytes]:
     out = []
     for start in range(offset, offset + events, batch):
         if mix == "market":
@@ -80,7 +85,10 @@ def make_batches(mix: str, events: int, batch: int, offset: int) -> list[bytes]:
             messages = []
             for i in range(start, start + batch, 10):
                 messages += [market(i + j) for j in range(7)] + order_life(i)[:3]
-        out.append(encode_batch(messages[:batch]))
+        if wire == "columns":  # the producer builds the rows (Arrow), the recorder joins them
+            out.append(encode_columns(session, messages[:batch]))
+        else:
+            out.append(encode_batch(messages[:batch]))
     return out
 
 
@@ -120,6 +128,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--inflight", type=int, default=8)
+    parser.add_argument("--wire", choices=["messages", "columns"], default="columns",
+                        help="what producers send: msgpack messages, or Arrow columns")
+    parser.add_argument("--mix", nargs="+", choices=["market", "mixed"],
+                        default=["market", "mixed"])
+    parser.add_argument("--intake", nargs="+", choices=["durable", "spill-only"],
+                        default=["durable", "spill-only"])
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -131,15 +145,17 @@ def main() -> None:
     store = StoreActor.remote(f"chdb://{work / 'ch'}")
     ray.get(store.ping.remote())
     print(f"recorder bench: {args.events:,} events per run, batches of {args.batch:,}, "
-          f"{args.repeat} runs, {os.cpu_count()} cores")
+          f"{args.repeat} runs, {os.cpu_count()} cores, wire {args.wire}, "
+          f"load {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     run = 0
-    for mix in ("market", "mixed"):
-        for durable in (True, False):
+    for mix in args.mix:
+        for durable in (intake == "durable" for intake in args.intake):
             for pace in (None, TARGET_ROWS_S):
                 results = []
                 for _ in range(args.repeat):
                     run += 1
-                    batches = make_batches(mix, args.events, args.batch, run * 10**8)
+                    batches = make_batches(mix, args.events, args.batch, run * 10**8,
+                                           wire=args.wire, session=f"B{run}")
                     results.append(run_once(
                         ray, store, batches, pace_rows_s=pace, inflight=args.inflight,
                         batch=args.batch, spill=work / f"spill-{run}.journal",

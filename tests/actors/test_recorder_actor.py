@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from actors.recorder import RecorderActor
-from actors.recording import encode_batch
+from actors.recording import encode_batch, encode_columns
 from actors.store import StoreActor
 from runtime.messages import (
     Liquidity,
@@ -127,16 +127,21 @@ def spilled(stats: dict[str, Any]) -> dict[str, Any]:
     return stats
 
 
+@pytest.mark.parametrize("wire", ["messages", "columns"])
 def test_sigkill_with_spilled_rows_pending_everything_lands_once(
-    ray_local: Any, store: Any, tmp_path: Path
+    ray_local: Any, store: Any, tmp_path: Path, wire: str
 ) -> None:
-    session = "S-sigkill"
+    session = f"S-sigkill-{wire}"
+
+    def batch(k: int) -> Any:  # columnar: the producer builds the rows (7 rows = 7 events)
+        return encode_columns(session, events(k)) if wire == "columns" else events(k)
+
     recorder = RecorderActor.options(max_restarts=-1, max_task_retries=-1).remote(
         session, store, str(tmp_path / "spill.journal"), batch_rows=40, flush_interval_s=0.05)
-    ray_local.get([recorder.record.remote(events(k), "test") for k in range(10)])
+    ray_local.get([recorder.record.remote(batch(k), "test") for k in range(10)])
     ray_local.get(recorder.flush.remote())
     ray_local.get(store.set_available.remote(False))
-    ray_local.get([recorder.record.remote(events(k), "test") for k in range(10, 30)])
+    ray_local.get([recorder.record.remote(batch(k), "test") for k in range(10, 30)])
     before = wait_for(lambda: spilled(ray_local.get(recorder.stats.remote())))
     assert before["pending_events"] == 20 * 7 and before["store_errors"] >= 1
     pid = ray_local.get(recorder.pid.remote())
@@ -144,7 +149,7 @@ def test_sigkill_with_spilled_rows_pending_everything_lands_once(
     ray_local.get(store.set_available.remote(True))
     after = wait_for(lambda: ray_local.get(recorder.flush.remote(), timeout=10))
     assert after["pid"] != pid and after["events_restored"] == 20 * 7
-    ray_local.get([recorder.record.remote(events(k), "test") for k in range(30, 40)])
+    ray_local.get([recorder.record.remote(batch(k), "test") for k in range(30, 40)])
     final = ray_local.get(recorder.flush.remote())
     assert final["pending_events"] == 0
     assert counts(ray_local, store, session) == expected(40)
