@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from actors.control_config import ControlConfig
+from actors.venues.broker_config import BrokerConfig, PaperBrokerConfig, check_broker
 from backtest.config import BacktestConfig, load_config, read_yaml_source
 from backtest.config import config_hash as trading_hash
 from runtime.errors import ConfigError
@@ -26,7 +27,7 @@ class _Frozen(BaseModel):
 
 
 class FeedConfig(_Frozen):
-    mode: Literal["replay", "synthetic"] = "replay"
+    mode: Literal["replay", "synthetic", "broker"] = "replay"  # broker: streamed from it
     speed: float | Literal["max"] = "max"  # data time per wall time; "max": as fast as it goes
     lockstep: bool = True
     batch_size: int = Field(512, ge=1, le=100_000)
@@ -86,6 +87,7 @@ class PaperConfig(_Frozen):
     feed: FeedConfig = FeedConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     control: ControlConfig = ControlConfig()  # the HTTP control plane (serve/, issue 4)
+    broker: BrokerConfig = PaperBrokerConfig()  # paper | ib | shioaji (docs/brokers.md)
     base_dir: str = Field(".", exclude=True)
 
     def trading_config(self) -> BacktestConfig:
@@ -103,8 +105,37 @@ def load_paper_config(source: str | Path | dict[str, object]) -> PaperConfig:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
         raise ConfigError(first["msg"], path=name, field=field) from None
-    config.trading_config()  # a bad trading config is refused now, naming its file
+    trading = config.trading_config()  # a bad trading config is refused now, naming its file
+    check_broker_fit(config, trading, name)
     return config
+
+
+def check_broker_fit(config: PaperConfig, trading: BacktestConfig, name: str | None) -> None:
+    """A broker other than the paper one: no lockstep (the broker runs on the wall clock) and a
+    broker block that covers the trading config's instruments."""
+    if config.broker.kind == "paper":
+        if config.feed.mode == "broker":
+            raise ConfigError("broker streams from an IB or Shioaji broker block, "
+                              "not the paper broker", path=name, field="feed.mode")
+        return
+    if config.feed.mode == "broker":
+        from actors.venues.market_data import check_streamable
+
+        if config.feed.speed != "max":
+            raise ConfigError("a broker stream runs in real time: set feed.speed: max",
+                              path=name, field="feed.speed")
+        try:
+            check_streamable(config.broker)
+        except ConfigError as exc:
+            raise ConfigError(str(exc), path=name) from None
+    if config.feed.lockstep:
+        raise ConfigError(f"lockstep replays against the paper broker only, not "
+                          f"{config.broker.kind}: set feed.lockstep: false",
+                          path=name, field="feed.lockstep")
+    try:
+        check_broker(config.broker, [(i.id, i.asset_class) for i in trading.instruments])
+    except ConfigError as exc:
+        raise ConfigError(str(exc), path=name) from None
 
 
 def paper_hash(config: PaperConfig) -> str:

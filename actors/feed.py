@@ -61,6 +61,8 @@ def load_messages(setup: SessionSetup, feed: FeedConfig,
     """The session's market data in (ts, seq) order, and its start time."""
     if feed.mode == "synthetic":
         return _synthetic(setup, feed)
+    if feed.mode == "broker":  # streamed while the session runs (actors.venues.market_data)
+        return [], time.time_ns()
     from backtest.feed import load_feed
 
     config = setup.trading
@@ -120,10 +122,16 @@ class FeedActor:
     """Drives the session (see the module docstring)."""
 
     def __init__(self, setup: SessionSetup, feed: FeedConfig, ports: Ports, *,
-                 kill_file: str | None, cancel_on_stop: bool) -> None:
+                 kill_file: str | None, cancel_on_stop: bool, broker: Any = None) -> None:
         self.setup, self.feed, self.kill_file = setup, feed, kill_file
         self.cancel_on_stop = cancel_on_stop
         self.messages, start_ns = read_cache(setup)
+        self.stream: Any = None  # feed.mode broker: the broker's stream appends to messages
+        if feed.mode == "broker":
+            from actors.venues.market_data import open_stream
+
+            self.stream = open_stream(broker, setup.journal_dir, self.messages,
+                                      instruments=dict(setup.registry().as_mapping()))
         speed: float | None = None
         if feed.mode == "synthetic":
             speed = 1.0 if feed.speed == "max" else float(feed.speed)
@@ -201,7 +209,7 @@ class FeedActor:
                     continue
                 async with self.lock:
                     await self._kill_file()
-                    more = await self.driver.step()
+                    more = await self.driver.step() or await self._more_streamed()
                     await self._save()
             async with self.lock:
                 if more:  # stopped before the end of the data: the session can resume
@@ -214,6 +222,13 @@ class FeedActor:
         except Exception as exc:  # reported through status(); the supervisor sees the halt
             self.error = f"{type(exc).__name__}: {exc}"
             raise
+
+    async def _more_streamed(self) -> bool:
+        """A broker stream never ends: at its end, wait a little for more (True)."""
+        if self.stream is None:
+            return False
+        await asyncio.sleep(0.01)
+        return True
 
     async def _kill_file(self) -> None:
         now = time.monotonic()

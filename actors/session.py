@@ -25,6 +25,7 @@ import ray
 from actors.config import FeedConfig, PaperConfig
 from actors.feed import FeedActor, write_cache
 from actors.lockstep import Ports
+from actors.logs import actor_runtime_env
 from actors.market import BookActor
 from actors.setup import SessionSetup
 from actors.supervisor import SupervisorActor
@@ -133,16 +134,20 @@ def prepare_session(config: PaperConfig, *, session_id: str | None = None,
 
 def start_session(config: PaperConfig, *, session_id: str | None = None,
                   lockstep: bool | None = None, speed: float | str | None = None,
-                  store: Any = None, prepared: Prepared | None = None) -> Session:
-    """Start the tree (or resume a session from its journals) and start the feed."""
+                  store: Any = None, prepared: Prepared | None = None,
+                  confirmed_live: bool = False) -> Session:
+    """Start the tree (or resume a session from its journals) and start the feed.
+
+    ``confirmed_live``: the command line's ``--confirm-live`` (a real-money broker account
+    also needs ``live: true`` in its broker block; the gateway checks both)."""
     if prepared is None:
         prepared = prepare_session(config, session_id=session_id, lockstep=lockstep,
                                    speed=speed, store=store)
-    setup, feed_cfg, sid = prepared.setup, prepared.feed, prepared.setup.session_id
-    children, extras = _start_children(config, setup, feed_cfg)
+    setup, feed_cfg = prepared.setup, prepared.feed
+    children, extras = _start_children(config, setup, feed_cfg, confirmed_live=confirmed_live)
     ids = tuple(children)
     sup = config.supervisor
-    supervisor = SupervisorActor.options(name=f"tw.{sid}.supervisor").remote(
+    supervisor = SupervisorActor.options(**_opts(setup, "supervisor")).remote(
         sup.spec(ids), children, feed=children["feed"], heartbeat_s=sup.heartbeat_s,
         hang_timeout_s=sup.hang_timeout_s, reconcile_every_s=config.reconcile_every_s,
         reconcile_act=config.reconcile_act)
@@ -153,22 +158,31 @@ def start_session(config: PaperConfig, *, session_id: str | None = None,
                    extras=extras)
 
 
-def _start_children(config: PaperConfig, setup: SessionSetup,
-                    feed_cfg: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _opts(setup: SessionSetup, child: str) -> dict[str, Any]:
+    """An actor's name, ``tw.<session>.<child>``, and the runtime env that gives its process
+    JSON logs in ``<journal_dir>/session.log.jsonl`` (``actors.logs``)."""
+    log_file = Path(setup.journal_dir) / "session.log.jsonl"
+    return {"name": f"tw.{setup.session_id}.{child}",
+            "runtime_env": actor_runtime_env(setup.session_id, child, log_file)}
+
+
+def _start_children(config: PaperConfig, setup: SessionSetup, feed_cfg: Any, *,
+                    confirmed_live: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     sid, name = setup.session_id, (lambda child: f"tw.{setup.session_id}.{child}")
     children: dict[str, Any] = {}
-    children["risk"] = RiskActor.options(name=name("risk")).remote(setup)
-    children["gateway"] = GatewayActor.options(name=name("gateway")).remote(setup)
+    children["risk"] = RiskActor.options(**_opts(setup, "risk")).remote(setup)
+    children["gateway"] = GatewayActor.options(**_opts(setup, "gateway")).remote(
+        setup, config.broker, confirmed_live)
     hosts = {}
     for spec in setup.trading.strategies:
-        hosts[spec.id] = StrategyActor.options(name=name(f"strategy.{spec.id}")).remote(
+        hosts[spec.id] = StrategyActor.options(**_opts(setup, f"strategy.{spec.id}")).remote(
             setup, spec.id)
         children[f"strategy:{spec.id}"] = hosts[spec.id]
     books = {}
     for instrument in setup.instruments():
         subs = [name(f"strategy.{s.id}") for s in setup.trading.strategies
                 if instrument in s.instruments]
-        books[instrument] = BookActor.options(name=name(f"book.{instrument}")).remote(
+        books[instrument] = BookActor.options(**_opts(setup, f"book.{instrument}")).remote(
             instrument, str(Path(setup.journal_dir) / f"book.{instrument}.journal"), subs)
         children[f"book:{instrument}"] = books[instrument]
     extras: dict[str, Any] = {}
@@ -179,9 +193,10 @@ def _start_children(config: PaperConfig, setup: SessionSetup,
                   hosts={k: name(f"strategy.{k}") for k in hosts},
                   books={k: name(f"book.{k}") for k in books},
                   recorder=None if recorder is None else name("recorder"), recorder_source=sid)
-    children["feed"] = FeedActor.options(name=name("feed")).remote(
+    children["feed"] = FeedActor.options(**_opts(setup, "feed")).remote(
         setup, feed_cfg, ports, kill_file=None if config.kill_file is None
-        else str(Path(config.kill_file).absolute()), cancel_on_stop=config.cancel_on_stop)
+        else str(Path(config.kill_file).absolute()), cancel_on_stop=config.cancel_on_stop,
+        broker=config.broker)
     del sid
     return children, extras
 
@@ -194,9 +209,9 @@ def _recorder(config: PaperConfig, setup: SessionSetup, children: dict[str, Any]
     except ImportError:
         return None
     sid = setup.session_id
-    store = StoreActor.options(name=f"tw.{sid}.store", max_restarts=-1).remote(config.store_dsn)
+    store = StoreActor.options(**_opts(setup, "store"), max_restarts=-1).remote(config.store_dsn)
     children["store"] = store
-    recorder = RecorderActor.options(name=f"tw.{sid}.recorder", max_restarts=-1).remote(
+    recorder = RecorderActor.options(**_opts(setup, "recorder"), max_restarts=-1).remote(
         sid, store, str(Path(setup.journal_dir) / "recorder.spill"))
     children["recorder"] = recorder
     return recorder
@@ -208,7 +223,7 @@ def _reconciler(config: PaperConfig, setup: SessionSetup, children: dict[str, An
     except ImportError:
         return
     sid = setup.session_id
-    reconciler = ReconcilerActor.options(name=f"tw.{sid}.reconciler", max_restarts=-1).remote(
+    reconciler = ReconcilerActor.options(**_opts(setup, "reconciler"), max_restarts=-1).remote(
         sid, {})
     children["reconciler"] = reconciler
     reconciler.start.remote(children["gateway"], children["risk"], config.reconcile_every_s,
@@ -218,13 +233,14 @@ def _reconciler(config: PaperConfig, setup: SessionSetup, children: dict[str, An
 def run_session(config: PaperConfig, *, session_id: str | None = None,
                 lockstep: bool | None = None, speed: float | str | None = None,
                 duration_s: float | None = None, on_status: Any = None,
-                store: Any = None, prepared: Prepared | None = None) -> dict[str, Any]:
+                store: Any = None, prepared: Prepared | None = None,
+                confirmed_live: bool = False) -> dict[str, Any]:
     """Start, run until the data ends, the duration passes or Ctrl-C, stop, write the files.
 
     ``on_status(status)`` is called every ``config.status_every_s`` with :meth:`Session.status`.
     """
     session = start_session(config, session_id=session_id, lockstep=lockstep, speed=speed,
-                            store=store, prepared=prepared)
+                            store=store, prepared=prepared, confirmed_live=confirmed_live)
     deadline = None if duration_s is None else session.started_s + duration_s
     interrupted = False
     try:

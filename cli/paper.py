@@ -19,7 +19,7 @@ from typing import Any
 
 from runtime.errors import ConfigError
 
-__all__ = ["parse_duration", "register"]
+__all__ = ["add_session_arguments", "parse_duration", "register", "run_command"]
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -47,6 +47,12 @@ def _speed(text: str) -> float | str:
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("paper", help="paper trading: the supervised actor tree")
+    add_session_arguments(parser)
+    parser.set_defaults(func=_paper)
+
+
+def add_session_arguments(parser: Any) -> None:
+    """The arguments ``tradewind paper`` and ``tradewind live`` share."""
     parser.add_argument("--config", required=True, help="paper session YAML (configs/paper.yaml)")
     parser.add_argument("--duration", help="stop after this long (60s, 5m, 1h)")
     parser.add_argument("--speed", help="replay speed: data seconds per wall second, or max")
@@ -55,7 +61,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--address", help="join this Ray cluster instead of starting one")
     parser.add_argument("--session-id", help="resume (or name) a session; default: new")
-    parser.set_defaults(func=_paper)
+    parser.add_argument("--broker", choices=("paper", "ib", "shioaji"),
+                        help="the gateway's broker (default: the config's broker block, else "
+                             "paper); see docs/brokers.md")
+    parser.add_argument("--host", help="IB: TWS / IB Gateway host (default: the config's)")
+    parser.add_argument("--port", type=int, help="IB: TWS / IB Gateway API port")
 
 
 def _status_line(status: dict[str, Any]) -> str:
@@ -67,9 +77,35 @@ def _status_line(status: dict[str, Any]) -> str:
 
 
 def _paper(args: argparse.Namespace) -> int:
-    from actors.config import load_paper_config
+    return run_command(args, command="paper")
+
+
+def _broker_config(args: argparse.Namespace, command: str) -> Any:
+    """The config with --broker/--host/--port applied and the paper/live rule checked."""
+    from actors.config import check_broker_fit, load_paper_config
+    from actors.venues.broker_config import check_mode, preflight, with_cli
 
     config = load_paper_config(args.config)
+    broker = with_cli(config.broker, kind=args.broker, host=args.host, port=args.port)
+    if broker != config.broker:
+        update: dict[str, Any] = {"broker": broker}
+        if broker.kind != "paper" and config.feed.lockstep and not args.lockstep:
+            update["feed"] = config.feed.model_copy(update={"lockstep": False})
+        config = config.model_copy(update=update)
+    check_mode(config.broker, command=command,  # type: ignore[arg-type]
+               confirm_live=bool(getattr(args, "confirm_live", False)))
+    if config.broker.kind != "paper":
+        if args.lockstep:
+            raise ConfigError("--lockstep replays against the paper broker only",
+                              field="--lockstep")
+        check_broker_fit(config, config.trading_config(), args.config)
+        preflight(config.broker)
+    return config
+
+
+def run_command(args: argparse.Namespace, *, command: str) -> int:
+    """``tradewind paper`` / ``tradewind live``: the same session; live only when confirmed."""
+    config = _broker_config(args, command)
     duration = parse_duration(args.duration) if args.duration else None
     speed = _speed(args.speed) if args.speed else None
     if args.lockstep and speed not in (None, "max"):
@@ -80,10 +116,12 @@ def _paper(args: argparse.Namespace) -> int:
                                lockstep=True if args.lockstep else None, speed=speed)
     import ray
 
+    from actors.logs import RAY_RUNTIME_ENV
+
     started = not ray.is_initialized()
-    if started:
+    if started:  # the hook gives every actor of the session JSON logs (actors.logs)
         ray.init(address=args.address or "local", include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
+                 log_to_driver=False, configure_logging=False, runtime_env=RAY_RUNTIME_ENV)
     tty = sys.stderr.isatty() and not args.json
     try:
         try:
@@ -95,24 +133,28 @@ def _paper(args: argparse.Namespace) -> int:
 
         result = run_session(
             config, prepared=prepared, duration_s=duration,
+            confirmed_live=command == "live",
             on_status=(lambda s: sys.stderr.write(_status_line(s))) if tty else None)
     finally:
         if started:
             ray.shutdown()
     if tty:
         sys.stderr.write("\n")
-    _print(result, as_json=args.json)
+    _print(result, as_json=args.json, command=command, broker=config.broker.kind)
     return 0 if not result["feed"]["error"] else 1
 
 
-def _print(result: dict[str, Any], *, as_json: bool) -> None:
+def _print(result: dict[str, Any], *, as_json: bool, command: str = "paper",
+           broker: str = "paper") -> None:
     if as_json:
         print(json.dumps({k: result[k] for k in (
             "session_id", "orders", "fills", "pnl", "restarts", "state_hash")}
-            | {"trading_state": result["trading_state"], "events": result["feed"]["events"]}))
+            | {"trading_state": result["trading_state"], "events": result["feed"]["events"],
+               "broker": broker, "mode": command, "broker_fills": result["broker_fills"],
+               "positions_match": result["positions_match"]}))
         return
     feed = result["feed"]
-    print(f"paper session {result['session_id']}: {feed['events']:,} events, "
+    print(f"{command} session ({broker}) {result['session_id']}: {feed['events']:,} events, "
           f"{result['orders']} orders, {result['fills']} fills, PnL {result['pnl']:,.2f}, "
           f"restarts {result['restarts']}, trading {result['trading_state']}")
     if feed["error"]:

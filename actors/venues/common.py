@@ -28,7 +28,21 @@ import msgspec
 
 from runtime.errors import ConfigError, InvariantError
 from runtime.journal import Blob, Journal
-from runtime.messages import CancelOrder, Command, ModifyOrder, OrderFilled, SubmitOrder
+from runtime.messages import (
+    CancelOrder,
+    Command,
+    ModifyOrder,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderStatusUnknown,
+    OrderUpdated,
+    SubmitOrder,
+)
 from runtime.values import fixed
 
 __all__ = [
@@ -40,6 +54,7 @@ __all__ = [
     "Secret",
     "SendLog",
     "TokenBucket",
+    "amend_key",
     "check_live",
     "env_secret",
     "to_fixed",
@@ -226,12 +241,34 @@ class _IdsRecord(msgspec.Struct, frozen=True):
     ids: dict[str, str]
 
 
+_REPORTS = (
+    OrderAccepted,
+    OrderRejected,
+    OrderCanceled,
+    OrderCancelRejected,
+    OrderExpired,
+    OrderUpdated,
+    OrderStatusUnknown,
+)
+
+
+def amend_key(command: Command) -> tuple[str, str, int]:
+    """The identity of a cancel or modify (a retried call carries the same one)."""
+    return (type(command).__name__, command.client_order_id, command.ts_event)
+
+
 class SendLog:
-    """Journal-before-send over a :class:`runtime.journal.Journal` (one per adapter)."""
+    """Journal-before-send over a :class:`runtime.journal.Journal` (one per adapter).
+
+    With :meth:`report` as the report book's ``on_report``, every report is journaled as it is
+    made: ``reports`` holds them all, in order, after a restart (the gateway hands them out by
+    index), and ``fills`` per order are the reported fills."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self.orders: dict[str, OrderIds] = {}
+        self.reports: list[OrderEvent] = []
+        self.amends: set[tuple[str, str, int]] = set()  # cancels/modifies journaled (sent)
         self._by_broker: dict[tuple[str, str], str] = {}
         self._restore()
 
@@ -239,8 +276,14 @@ class SendLog:
         for _, record in self.journal.entries():
             if isinstance(record, SubmitOrder):
                 self.orders[record.client_order_id] = OrderIds(command=record)
-            elif isinstance(record, OrderFilled) and record.client_order_id in self.orders:
-                self.orders[record.client_order_id].fills.append(record)
+            elif isinstance(record, CancelOrder | ModifyOrder):
+                self.amends.add(amend_key(record))
+            elif isinstance(record, _REPORTS):
+                self.reports.append(record)
+            elif isinstance(record, OrderFilled):
+                self.reports.append(record)
+                if record.client_order_id in self.orders:
+                    self.orders[record.client_order_id].fills.append(record)
             elif isinstance(record, Blob):
                 rec = msgspec.msgpack.decode(record.payload, type=_IdsRecord)
                 order = self.orders.get(rec.client_order_id)
@@ -262,8 +305,20 @@ class SendLog:
             if command.client_order_id in self.orders:
                 return False
             self.orders[command.client_order_id] = OrderIds(command=command)
+        else:
+            self.amends.add(amend_key(command))
         self.journal.append(command, durable=True)
         return True
+
+    def report(self, report: OrderEvent) -> None:
+        """Journal a report the moment it is made (durably): a fill also counts for its order
+        (dedupe and positions after a restart)."""
+        self.journal.append(report, durable=True)
+        self.reports.append(report)
+        if isinstance(report, OrderFilled):
+            order = self.orders.get(report.client_order_id)
+            if order is not None:
+                order.fills.append(report)
 
     def _blob(self, kind: str, client_order_id: str, ids: dict[str, str] | None = None) -> None:
         payload = msgspec.msgpack.encode(_IdsRecord(client_order_id, ids or {}))

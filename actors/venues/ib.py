@@ -71,7 +71,10 @@ class IbVenue(IbEvents):
         self.lib = lib or import_ib()
         self.clock_ns, self.monotonic = clock_ns, monotonic
         self.book = ReportBook(
-            currency=currency, clock_ns=clock_ns, on_fill=send_log.fill, on_terminal=send_log.closed
+            currency=currency,
+            clock_ns=clock_ns,
+            on_report=send_log.report,
+            on_terminal=send_log.closed,
         )
         self.breaker = CircuitBreaker(threshold=config.breaker_threshold)
         self.bucket = TokenBucket(

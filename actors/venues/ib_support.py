@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -156,7 +156,7 @@ class ContractSpec(_Frozen):
 class IbConfig(_Frozen):
     """The IB gateway's config block (YAML ``broker:`` with ``kind: ib``)."""
 
-    kind: str = "ib"
+    kind: Literal["ib"] = "ib"
     host: str = "127.0.0.1"
     port: int = 4002  # IB Gateway paper; 4001 live, 7497/7496 TWS paper/live
     client_id: int = 17

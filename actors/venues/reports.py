@@ -77,9 +77,13 @@ class ReportBook:
         clock_ns: Callable[[], int],
         on_fill: Callable[[OrderFilled], None] | None = None,
         on_terminal: Callable[[str], None] | None = None,
+        on_report: Callable[[OrderEvent], None] | None = None,
     ) -> None:
+        """``on_report``: called with every report as it is made, before anything else sees it
+        (the gateway journals it there, so a report made just before a crash is not lost)."""
         self.currency = currency
         self._on_fill = on_fill
+        self._on_report = on_report
         self._on_terminal = on_terminal
         self._clock_ns = clock_ns
         self.orders: dict[str, Tracked] = {}
@@ -113,6 +117,10 @@ class ReportBook:
         """Positions held before this adapter's first order (the account's starting point)."""
         for iid, qty in positions.items():
             self._positions[iid] = self._positions.get(iid, 0) + qty
+
+    def resume_seq(self, seq: int) -> None:
+        """Number new reports after ``seq`` (the last report journaled before a restart)."""
+        self._seq = max(self._seq, seq)
 
     def get(self, client_order_id: str) -> Tracked | None:
         return self.orders.get(client_order_id)
@@ -194,16 +202,16 @@ class ReportBook:
         if order is None or order.terminal:
             return
         order.terminal = "canceled"
-        self._closed(client_order_id)
         self._emit(OrderCanceled, order, ts_event, reason=reason)
+        self._closed(client_order_id)
 
     def rejected(self, client_order_id: str, *, code: str, reason: str, ts_event: int) -> None:
         order = self._order(client_order_id)
         if order is None or order.terminal:
             return
         order.terminal = "rejected"
-        self._closed(client_order_id)
         self._emit(OrderRejected, order, ts_event, reason=reason, venue_code=code)
+        self._closed(client_order_id)
 
     def cancel_rejected(
         self,
@@ -216,7 +224,7 @@ class ReportBook:
     ) -> None:
         """A cancel or modify the venue refused (also for orders this adapter does not know)."""
         self._seq += 1
-        self._reports.append(
+        self._append(
             OrderCancelRejected(
                 seq=self._seq,
                 ts_event=ts_event,
@@ -298,5 +306,10 @@ class ReportBook:
             instrument_id=command.instrument_id,
             **fields,
         )
-        self._reports.append(report)
+        self._append(report)
         return report
+
+    def _append(self, report: OrderEvent) -> None:
+        if self._on_report is not None:
+            self._on_report(report)
+        self._reports.append(report)

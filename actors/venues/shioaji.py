@@ -82,7 +82,10 @@ class ShioajiVenue(ShioajiEvents):
         self.clock_ns, self.monotonic = clock_ns, monotonic
         self.lock = threading.RLock()
         self.book = ReportBook(
-            currency="TWD", clock_ns=clock_ns, on_fill=send_log.fill, on_terminal=send_log.closed
+            currency="TWD",
+            clock_ns=clock_ns,
+            on_report=send_log.report,
+            on_terminal=send_log.closed,
         )
         for order in send_log.orders.values():
             self.book.restore(

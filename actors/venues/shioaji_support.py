@@ -19,7 +19,7 @@ import importlib
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,7 +49,11 @@ class ShioajiConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: str = "shioaji"
+    kind: Literal["shioaji"] = "shioaji"
+    # ``module:callable`` returning the client, called as ``factory(sj, config)`` instead of
+    # constructing ``shioaji.Shioaji`` (which contacts SinoPac at once): the hook tests use to
+    # inject their fake. ``None``: the real client.
+    client_factory: str | None = Field(None, pattern=r"^[\w.]+:\w+$")
     simulation: bool = True  # SinoPac's simulation environment (paper); live needs opt-in
     live: bool = False
     api_key_env: str = "SHIOAJI_API_KEY"
@@ -78,7 +82,17 @@ def import_shioaji(log_dir: str | os.PathLike[str] = "var/log") -> ModuleType:
 
 
 def make_client(sj: ModuleType, config: ShioajiConfig) -> Any:
-    """The real client (contacts SinoPac): for the gateway actor only, never in tests."""
+    """The client: ``config.client_factory(sj, config)`` when set (tests inject their fake
+    there), else the real ``shioaji.Shioaji`` (contacts SinoPac: the gateway actor only)."""
+    if config.client_factory:
+        module, _, name = config.client_factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                f"cannot load {config.client_factory}: {exc}", field="broker.client_factory"
+            ) from None
+        return factory(sj, config)
     return sj.Shioaji(simulation=config.simulation)
 
 

@@ -8,3 +8,12 @@ import tempfile
 # shioaji's Rust core opens SJ_LOG_PATH (default ./shioaji.log) when it is imported: point it
 # away before any test module imports it.
 os.environ.setdefault("SJ_LOG_PATH", os.path.join(tempfile.mkdtemp(prefix="tw-sj-"), "sj.log"))
+
+# Planted credentials for the Shioaji session tests (broker block ``api_key_env`` /
+# ``secret_key_env``). Set at import, before the shared Ray cluster starts, so its workers (the
+# gateway actor reads credentials from its own environment) inherit them. The tests then look
+# for these values everywhere they must never appear: logs, journals, files, errors.
+PLANTED_KEY = "planted-sj-key-5b1e9c7d"
+PLANTED_SECRET = "planted-sj-secret-0a4f2e68"
+os.environ["TW_TEST_SJ_API_KEY"] = PLANTED_KEY
+os.environ["TW_TEST_SJ_SECRET_KEY"] = PLANTED_SECRET

@@ -55,6 +55,15 @@ class FakeIbGateway:
     executions: list[Execution] = field(default_factory=list)
     positions: dict[str, float] = field(default_factory=dict)  # symbol -> signed
     requests: list[tuple[int, float]] = field(default_factory=list)  # (msg id, loop time)
+    # a broker that fills by itself: every new order, ``fill_delay_s`` after it arrives, in two
+    # executions (a partial fill, then the rest) at ``auto_fill_price`` (None: fills only on
+    # :meth:`fill`). A client that is gone by then gets them through reqExecutions.
+    auto_fill_price: float | None = None
+    fill_delay_s: float = 0.0
+    placed: list[str] = field(default_factory=list)  # every orderRef placed, in order
+    # market data subscriptions: symbol -> [(client, reqId)] for reqMktData and reqMktDepth
+    mkt_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
+    depth_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._server: asyncio.base_events.Server | None = None
@@ -146,6 +155,7 @@ class FakeIbGateway:
             1: self._mkt_data,
             20: self._historical,
             96: self._historical_ticks,
+            10: self._mkt_depth,
         }.get(int(f[0]))
         if handler is not None:
             handler(client, f)
@@ -190,8 +200,12 @@ class FakeIbGateway:
             self._broadcast(4, 2, order_id, code, message, "")
             return
         self.orders[order.perm_id] = order
+        self.placed.append(order.order_ref)
         if self.auto_ack:
             self._report(order)
+        if self.auto_fill_price is not None:
+            loop = asyncio.get_running_loop()
+            loop.call_later(self.fill_delay_s, self._auto_fill, order.perm_id)
 
     def _cancel(self, client: _Client, f: list[str]) -> None:
         order_id = int(f[2])
@@ -261,9 +275,40 @@ class FakeIbGateway:
 
     def _mkt_data(self, client: _Client, f: list[str]) -> None:
         req_id = int(f[2])
+        self.mkt_subs.setdefault(f[4], []).append((client, req_id))
         self._send(client, 1, 6, req_id, 1, 99.5, 300, 0)  # bid
         self._send(client, 1, 6, req_id, 2, 100.0, 200, 0)  # ask
         self._send(client, 2, 6, req_id, 8, 12345)  # volume
+
+    def _mkt_depth(self, client: _Client, f: list[str]) -> None:
+        self.depth_subs.setdefault(f[4], []).append((client, int(f[2])))
+
+    def _live(self, subs: dict[str, list[tuple[Any, int]]], symbol: str) -> list[Any]:
+        return [(c, r) for c, r in subs.get(symbol, ()) if c in self._clients]
+
+    def quote(self, symbol: str, bid: float, bid_size: float, ask: float,
+              ask_size: float) -> int:
+        """tickPrice bid and ask (with their sizes) to every live subscriber; how many."""
+        subs = self._live(self.mkt_subs, symbol)
+        for client, req_id in subs:
+            self._send(client, 1, 6, req_id, 1, bid, bid_size, 0)
+            self._send(client, 1, 6, req_id, 2, ask, ask_size, 0)
+        return len(subs)
+
+    def trade(self, symbol: str, price: float, size: float) -> int:
+        """A last-price tick with its size (tickPrice LAST carries the size)."""
+        subs = self._live(self.mkt_subs, symbol)
+        for client, req_id in subs:
+            self._send(client, 1, 6, req_id, 4, price, size, 0)
+        return len(subs)
+
+    def depth(self, symbol: str, *, position: int, operation: int, side: int, price: float,
+              size: float) -> int:
+        """updateMktDepth: operation 0 insert, 1 update, 2 delete; side 0 ask, 1 bid."""
+        subs = self._live(self.depth_subs, symbol)
+        for client, req_id in subs:
+            self._send(client, 12, 1, req_id, position, operation, side, price, size)
+        return len(subs)
 
     def _historical(self, client: _Client, f: list[str]) -> None:
         req_id = int(f[1])
@@ -345,6 +390,15 @@ class FakeIbGateway:
         if send_commission:
             self._broadcast(*commission_fields(ex))
         return ex
+
+    def _auto_fill(self, perm_id: int) -> None:
+        order = self.orders[perm_id]
+        left = order.quantity - order.filled
+        if order.status in ("Filled", "Cancelled") or left <= 0 or self.auto_fill_price is None:
+            return
+        first = float(int(left // 2))
+        for qty in (first, left - first) if first else (left,):
+            self.fill(order.order_ref, qty, self.auto_fill_price)
 
     def send_commission(self, ex: Execution) -> None:
         self._broadcast(*commission_fields(ex))

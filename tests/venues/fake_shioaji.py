@@ -109,6 +109,8 @@ class FakeShioaji:
         self._session_cb: Callable[[], None] | None = None
         self._n = 0
         self._event = 0
+        self.subscriptions: list[tuple[str, str]] = []  # (code, quote type) subscribed
+        self._quote_cbs: dict[str, Callable[[Any], None]] = {}
 
     # --- the client's surface --------------------------------------------------------------
 
@@ -246,6 +248,52 @@ class FakeShioaji:
                 "tick_type": [1],
             },
         )()
+
+    # --- market data (v1 quote callbacks) ----------------------------------------------------
+
+    def subscribe(self, contract: FakeContract, quote_type: Any = None, intraday_odd: bool = False,
+                  version: Any = None) -> None:
+        self._check_session("subscribe")
+        self.subscriptions.append((contract.code, str(quote_type.value)))
+
+    def set_on_tick_stk_v1_callback(self, callback: Callable[[Any], None], bind: bool = False
+                                    ) -> None:
+        self._quote_cbs["tick_STK"] = callback
+
+    def set_on_bidask_stk_v1_callback(self, callback: Callable[[Any], None], bind: bool = False
+                                      ) -> None:
+        self._quote_cbs["bidask_STK"] = callback
+
+    def set_on_tick_fop_v1_callback(self, callback: Callable[[Any], None], bind: bool = False
+                                    ) -> None:
+        self._quote_cbs["tick_FUT"] = callback
+
+    def set_on_bidask_fop_v1_callback(self, callback: Callable[[Any], None], bind: bool = False
+                                      ) -> None:
+        self._quote_cbs["bidask_FUT"] = callback
+
+    def _security(self, code: str) -> str:
+        return "STK" if code in self.Contracts.Stocks else "FUT"
+
+    def push_tick(self, code: str, close: str, volume: int, *, tick_type: int = 1,
+                  at: Any = None) -> None:
+        """A TickSTKv1/TickFOPv1-shaped tick (prices as text, Taipei wall time) to the
+        subscriber's callback, as the library's quote thread delivers it."""
+        from types import SimpleNamespace
+
+        tick = SimpleNamespace(code=code, datetime=at, close=close, volume=volume,
+                               tick_type=tick_type)
+        self._quote_cbs[f"tick_{self._security(code)}"](tick)
+
+    def push_bidask(self, code: str, bids: list[tuple[str, int]], asks: list[tuple[str, int]],
+                    *, at: Any = None) -> None:
+        """A BidAskSTKv1/BidAskFOPv1-shaped update (5 levels a side, volume 0 = empty)."""
+        from types import SimpleNamespace
+
+        quote = SimpleNamespace(code=code, datetime=at, bid_price=[p for p, _ in bids],
+                                bid_volume=[v for _, v in bids], ask_price=[p for p, _ in asks],
+                                ask_volume=[v for _, v in asks])
+        self._quote_cbs[f"bidask_{self._security(code)}"](quote)
 
     # --- scenario controls -----------------------------------------------------------------
 

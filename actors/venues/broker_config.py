@@ -1,0 +1,151 @@
+"""Which broker a session's gateway talks to (YAML ``broker:``), and the paper/live opt-in.
+
+::
+
+    broker: {kind: paper}                                   # the simulated venue (default)
+    broker: {kind: ib, host: 127.0.0.1, port: 4002, contracts: {SIM-A: {symbol: SPY}}}
+    broker: {kind: shioaji, simulation: true}
+
+A discriminated union on ``kind`` (:data:`BrokerConfig`). Paper accounts (IB ``paper: true``,
+Shioaji ``simulation: true``) run with ``tradewind paper``; a real-money account runs only with
+``tradewind live --confirm-live`` *and* ``live: true`` in the broker block
+(:func:`check_mode`). Credentials never appear here: they come from the environment.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from actors.venues.common import Mode, env_secret
+from actors.venues.ib_support import IbConfig
+from actors.venues.shioaji_support import ShioajiConfig
+from runtime.errors import ConfigError, VenueUnavailable
+
+__all__ = [
+    "BrokerConfig",
+    "PaperBrokerConfig",
+    "check_broker",
+    "check_mode",
+    "is_paper_account",
+    "preflight",
+    "with_cli",
+]
+
+
+class PaperBrokerConfig(BaseModel):
+    """The paper broker: the simulated venue with the trading config's models and seed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["paper"] = "paper"
+
+
+BrokerConfig = Annotated[
+    PaperBrokerConfig | IbConfig | ShioajiConfig, Field(discriminator="kind")
+]
+Broker = PaperBrokerConfig | IbConfig | ShioajiConfig
+
+
+def is_paper_account(broker: Broker) -> bool:
+    if isinstance(broker, IbConfig):
+        return broker.paper
+    if isinstance(broker, ShioajiConfig):
+        return broker.simulation
+    return True
+
+
+def _account_field(broker: Broker) -> str:
+    return "broker.simulation" if isinstance(broker, ShioajiConfig) else "broker.paper"
+
+
+def check_mode(broker: Broker, *, command: Literal["paper", "live"], confirm_live: bool) -> Mode:
+    """May ``tradewind <command>`` run this broker block? One clear ConfigError when not.
+
+    ``paper``: the paper broker or a broker's paper account, never ``live: true``.
+    ``live``: a real-money account with ``live: true`` in the config *and* ``--confirm-live``.
+    """
+    if command == "paper":
+        if broker.kind == "paper":
+            return Mode.PAPER
+        if broker.live:
+            raise ConfigError(
+                "live: true is for `tradewind live --confirm-live`; "
+                "tradewind paper runs paper accounts only",
+                field="broker.live",
+            )
+        if not is_paper_account(broker):
+            raise ConfigError(
+                f"{_account_field(broker)}: false is a real-money account; tradewind paper runs "
+                "paper accounts only (IB paper, Shioaji simulation): use tradewind live",
+                field=_account_field(broker),
+            )
+        return Mode.PAPER
+    if broker.kind == "paper":
+        raise ConfigError(
+            "the paper broker cannot trade live: set broker.kind to ib or shioaji",
+            field="broker.kind",
+        )
+    missing = []
+    if not broker.live:
+        missing.append("live: true in the config's broker block")
+    if not confirm_live:
+        missing.append("--confirm-live on the command line")
+    if missing:
+        raise ConfigError(f"refusing to trade live: missing {' and '.join(missing)}")
+    if is_paper_account(broker):
+        raise ConfigError(
+            f"{_account_field(broker)}: true is a paper account; set it to false for live "
+            "trading, or run tradewind paper",
+            field=_account_field(broker),
+        )
+    return Mode.LIVE
+
+
+def check_broker(broker: Broker, instruments: list[tuple[str, str]]) -> None:
+    """The broker block fits the trading config's instruments (``(id, asset_class)``)."""
+    if isinstance(broker, IbConfig):
+        for iid, _ in instruments:
+            broker.contract_for(iid)  # ConfigError naming broker.contracts.<id>
+    elif isinstance(broker, ShioajiConfig):
+        for iid, asset_class in instruments:
+            if asset_class not in ("equity", "future"):
+                raise ConfigError(
+                    f"Shioaji trades Taiwan stocks and futures, not {asset_class} ({iid})",
+                    field=f"instruments.{iid}",
+                )
+
+
+def preflight(broker: Broker) -> None:
+    """Fail fast, before any actor starts: Shioaji credentials missing from the environment
+    (the error names the variable, never a value), the IB gateway not answering on its port."""
+    if isinstance(broker, ShioajiConfig):
+        env_secret(broker.api_key_env)
+        env_secret(broker.secret_key_env)
+        return
+    if not isinstance(broker, IbConfig):
+        return
+    try:
+        with socket.create_connection((broker.host, broker.port), broker.connect_timeout_s):
+            pass
+    except OSError as exc:
+        raise VenueUnavailable(
+            f"IB gateway {broker.host}:{broker.port} is not reachable ({exc.strerror or exc}): "
+            "start TWS or IB Gateway with the API enabled, or set broker.host/broker.port "
+            "(--host/--port)"
+        ) from None
+
+
+def with_cli(broker: Broker, *, kind: str | None, host: str | None, port: int | None) -> Broker:
+    """The config's broker block with ``--broker/--host/--port`` applied: ``--broker K`` keeps
+    the block when its kind is K, else starts from K's defaults."""
+    if kind is not None and kind != broker.kind:
+        broker = {"paper": PaperBrokerConfig, "ib": IbConfig, "shioaji": ShioajiConfig}[kind]()
+    if host is not None or port is not None:
+        if not isinstance(broker, IbConfig):
+            raise ConfigError("--host/--port are for the IB gateway", field="--host/--port")
+        update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+        broker = broker.model_copy(update=update)
+    return broker

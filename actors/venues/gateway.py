@@ -1,0 +1,227 @@
+"""The gateway actor's broker side: an IB or Shioaji adapter behind the calls the session's driver
+makes to the paper broker (``actors.paper_venue.PaperVenue``: ``send``, ``advance``, ``apply``,
+``drain``, ``view``, ``fills``...), so :class:`actors.trading.GatewayActor` runs either.
+
+What survives a SIGKILL of the gateway's process, and how (``<journal_dir>/<session>/``):
+
+* ``gateway.journal`` — every command the gateway received, appended (fsync) *before* the
+  adapter sees it. A command a retried call brings again is recognised and dropped; a command
+  received but never handed to the broker (it waited for a rate-limit token) is sent after the
+  restart — it provably never left.
+* ``broker.<kind>.journal`` — the adapter's :class:`~actors.venues.common.SendLog`: each order
+  journaled (fsync) before it is sent, broker ids as they come, and **every report the moment it
+  is made**. The reports handed to the session are exactly that list, by index, so a report
+  made just before the crash is handed out after it, and none twice. An order journaled before
+  the crash is never sent again: the adapter reconciles instead (open orders, executions,
+  positions), and reports what the broker did meanwhile, deduplicated by fill id.
+
+Replayed data and broker time: the driver's timers and market data are data time; the broker
+runs on the wall clock. There is no lockstep against a broker (config validation refuses it).
+``OrderStatusUnknown`` (a send whose outcome is unknown) goes to the log and the view, never to
+the kernel: the adapter's reconciliation settles the order with an ordinary report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from actors.venues.common import SendLog, amend_key
+from runtime.journal import Journal
+from runtime.messages import (
+    CancelOrder,
+    MarketData,
+    Message,
+    ModifyOrder,
+    OrderEvent,
+    OrderFilled,
+    OrderStatusUnknown,
+    OrderType,
+    SubmitOrder,
+    encode,
+)
+from runtime.statehash import state_hash
+
+__all__ = ["BrokerGateway", "command_key"]
+
+log = logging.getLogger("tradewind.venues.gateway")
+Step = tuple[str, Any, bool]
+_TERMINAL = ("filled", "canceled", "rejected", "closed")
+
+
+def command_key(cmd: Message) -> tuple[Any, ...]:
+    if isinstance(cmd, SubmitOrder):
+        return ("submit", cmd.client_order_id)
+    return (type(cmd).__name__, getattr(cmd, "client_order_id", ""), cmd.ts_event, encode(cmd))
+
+
+class BrokerGateway:
+    """A broker adapter (through a link: :mod:`actors.venues.links`) behind the driver's calls.
+
+    ``open_link(send_log)`` builds the link (the adapter on its own thread, connected and
+    reconciled, or reconnecting in the background)."""
+
+    def __init__(self, open_link: Callable[[SendLog], Any], folder: Path, *, kind: str,
+                 settle_s: float = 5.0) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.kind, self.settle_s = kind, settle_s
+        self.journal = Journal(folder / "gateway.journal", batch_size=1 << 30)
+        self.send_log = SendLog(Journal(folder / f"broker.{kind}.journal", batch_size=1 << 30))
+        received = [record for _, record in self.journal.entries()]
+        self.received = {command_key(c) for c in received}  # type: ignore[arg-type]
+        self.reports: list[OrderEvent] = []  # handed out by index (the driver's cursor)
+        self.unknown: list[OrderStatusUnknown] = []
+        self._seen = 0
+        self.market_count = 0
+        self.delivered = 0  # reports the driver said it has (its cursor at the last call)
+        self.link = open_link(self.send_log)
+        self.venue = self.link.venue
+        self._pull()
+        self.link.call(self.venue.book.resume_seq, max((r.seq for r in self.reports), default=0))
+        unsent = [c for c in received if not self._handed(c)]  # type: ignore[arg-type]
+        if unsent:
+            log.info("gateway restart: %d command(s) received but never sent: sending", len(unsent))
+            self.link.call(self._hand, unsent)
+
+    # --- commands --------------------------------------------------------------------------
+
+    def _handed(self, cmd: Message) -> bool:
+        """Did the adapter take ``cmd`` before a restart (so it must not be handed again)?"""
+        if isinstance(cmd, SubmitOrder):
+            cid = cmd.client_order_id
+            return cid in self.send_log.orders or any(
+                r.client_order_id == cid for r in self.reports)
+        if isinstance(cmd, CancelOrder | ModifyOrder):
+            if amend_key(cmd) in self.send_log.amends:
+                return True
+            order = self.venue.book.get(cmd.client_order_id)
+            return order is None or order.terminal in _TERMINAL
+        return True
+
+    def _hand(self, cmds: Sequence[Message]) -> None:
+        """On the adapter's thread: each command to the port (wall-clock send time)."""
+        for cmd in cmds:
+            now = time.time_ns()
+            if isinstance(cmd, SubmitOrder):
+                self.venue.submit(cmd, now)
+            elif isinstance(cmd, CancelOrder):
+                self.venue.cancel(cmd, now)
+            elif isinstance(cmd, ModifyOrder):
+                self.venue.modify(cmd, now)
+
+    def send(self, cmds: Sequence[Message], *, lockstep: bool = False) -> int:
+        """Journal (fsync) then hand to the broker; a command received before is dropped."""
+        fresh = [c for c in cmds if command_key(c) not in self.received]
+        if not fresh:
+            return 0
+        for cmd in fresh:
+            self.journal.append(cmd)  # type: ignore[arg-type]
+        self.journal.flush(durable=True)
+        self.received.update(command_key(c) for c in fresh)
+        self.link.call(self._hand, fresh)
+        return len(fresh)
+
+    # --- reports ---------------------------------------------------------------------------
+
+    def _pull(self) -> None:
+        """Reports journaled since the last look (the adapter's send queue pumped first)."""
+        if getattr(self, "venue", None) is not None:
+            self.link.call(self.venue.drain_reports)
+        made = self.send_log.reports
+        new, self._seen = made[self._seen:], len(made)
+        for report in new:
+            if isinstance(report, OrderStatusUnknown):
+                log.warning("order %s: outcome unknown (%s): reconciling",
+                            report.client_order_id, report.reason)
+                self.unknown.append(report)
+            else:
+                self.reports.append(report)
+
+    def _in_flight(self) -> bool:
+        """Something the broker will still answer: an order not acknowledged yet, a market
+        order not filled, a cancel not confirmed, a command waiting for a token."""
+        def check() -> bool:
+            if len(self.venue.queue):
+                return True
+            canceling: set[str] = getattr(self.venue, "_cancel_requested", set())
+            return any(o.is_open and (not o.acked or o.command.order_type is OrderType.MARKET
+                                      or cid in canceling)
+                       for cid, o in self.venue.book.orders.items())
+        return bool(self.link.call(check))
+
+    def quiet(self) -> bool:
+        def check() -> bool:
+            return not len(self.venue.queue) and not any(
+                o.is_open for o in self.venue.book.orders.values())
+        return bool(self.link.call(check))
+
+    # --- the driver's calls ------------------------------------------------------------------
+
+    def advance(self, index: int, msg: MarketData, timer_ns: int | None, catching_up: bool,
+                reports_seen: int) -> Step:
+        quiet = self.quiet()  # looked at before the pull: a fill after it is pulled below
+        self._pull()
+        self.delivered = reports_seen
+        if reports_seen < len(self.reports):
+            return "report", self.reports[reports_seen:], False
+        if index >= self.market_count and timer_ns is not None and timer_ns <= msg.ts_event:
+            return "timer", quiet, False
+        self.market_count = max(self.market_count, index + 1)
+        return "applied", None, quiet
+
+    def apply(self, index: int, msgs: Sequence[MarketData]) -> bool:
+        """Quiet only while no report waits for the driver (it then takes the slow path)."""
+        self.market_count = max(self.market_count, index + len(msgs))
+        quiet = self.quiet()
+        self._pull()
+        return quiet and len(self.reports) <= self.delivered
+
+    def drain(self, reports_seen: int) -> list[OrderEvent] | None:
+        """The reports still to come: waits up to ``settle_s`` while the broker owes answers."""
+        deadline = time.monotonic() + self.settle_s
+        while True:
+            self._pull()
+            if reports_seen < len(self.reports):
+                return self.reports[reports_seen:]
+            if time.monotonic() >= deadline or not self._in_flight():
+                self._pull()  # what settled between the look and the check
+                return self.reports[reports_seen:] or None
+            time.sleep(0.02)
+
+    def commit(self) -> None:
+        self.journal.flush()
+
+    # --- views -----------------------------------------------------------------------------
+
+    @property
+    def submitted(self) -> list[str]:
+        return list(self.send_log.orders)
+
+    def view(self) -> dict[str, Any]:
+        """The broker's view for the reconciler: positions, open orders, fills."""
+        self._pull()
+
+        def read() -> tuple[dict[str, int], list[str]]:
+            return (self.venue.positions(),
+                    [o.client_order_id for o in self.venue.open_orders()])
+
+        positions, open_orders = self.link.call(read)
+        return {"positions": positions, "open_orders": open_orders,
+                "fills": [f.fill_id for f in self.fills()], "broker": self.kind,
+                "unknown": [u.client_order_id for u in self.unknown]}
+
+    def fills(self) -> list[OrderFilled]:
+        return [r for r in self.reports if isinstance(r, OrderFilled)]
+
+    def state_hash(self) -> str:
+        view = self.view()
+        return state_hash({"reports": len(self.reports), "submitted": self.submitted,
+                           "positions": view["positions"], "open_orders": view["open_orders"],
+                           "fills": view["fills"]})
+
+    def close(self) -> None:
+        self.link.close()
+        self.journal.close()

@@ -1,0 +1,246 @@
+"""Paper sessions end to end through each fake broker, on the shared local Ray cluster, with a
+SIGKILL of the gateway actor's worker mid-session: no order reaches the broker twice, every fill
+of the broker is counted once, and the session's positions equal the broker's.
+
+IB: the unmodified ib_async client in the gateway actor against the loopback TWS-protocol fake
+(in this process, on its own thread: it outlives the gateway's worker and fills orders while the
+gateway is down). Shioaji: the callback fake in a broker actor, injected through the documented
+``broker.client_factory`` hook; credentials from the environment (planted values, checked to
+appear nowhere they must not).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.values import FIXED_SCALE
+from tests.venues.broker_helpers import FakeIbThread, write_bars, write_broker_config
+from tests.venues.conftest import PLANTED_KEY, PLANTED_SECRET
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+pytest.importorskip("ib_async")
+
+SIM = {"id": "SIM-A", "price_precision": 2, "lot_size": 1, "min_quantity": 1}
+TSMC = {"id": "2330.TWSE", "venue": "TWSE", "currency": "TWD", "price_precision": 2,
+        "lot_size": 1000, "min_quantity": 1000}
+
+
+@pytest.fixture
+def fake_ib() -> Iterator[FakeIbThread]:
+    fake = FakeIbThread(auto_fill_price=100.0, fill_delay_s=0.2)
+    yield fake
+    fake.close()
+
+
+def _kill_worker(handle: Any, timeout_s: float = 60.0) -> None:
+    """SIGKILL the actor's worker process; return once it answers from a new process."""
+    import ray
+
+    pid = ray.get(handle.pid.remote())
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if ray.get(handle.pid.remote(), timeout=10) != pid:
+                return
+        except (ray.exceptions.RayError, TimeoutError):
+            time.sleep(0.1)
+    raise AssertionError("the gateway actor did not come back")
+
+
+def _until(check: Any, timeout_s: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+def _run_with_kill(path: Path, session_id: str) -> tuple[Any, dict[str, Any], int]:
+    """Start, SIGKILL the gateway once some orders went out, run to the end; (session, result,
+    fills before the kill)."""
+    import ray
+
+    from actors.config import load_paper_config
+    from actors.session import start_session
+
+    session = start_session(load_paper_config(path), session_id=session_id)
+    gateway = session.gateway
+    _until(lambda: len(ray.get(gateway.fills.remote())) >= 3)
+    before = len(ray.get(gateway.fills.remote()))
+    _kill_worker(gateway)
+    assert session.wait(180), "the session did not finish"
+    views = ray.get([gateway.view.remote(), session.risk.view.remote(),
+                     gateway.incarnation.remote()])
+    result = session.stop()
+    result["gateway_view"], result["risk_view"], result["incarnation"] = views
+    return session, result, before
+
+
+def test_ib_session_survives_sigkill_of_the_gateway(fake_ib: FakeIbThread,
+                                                    tmp_path: Path) -> None:
+    bars = write_bars(tmp_path / "data", "SIM-A")
+    broker = {"kind": "ib", "port": fake_ib.port, "client_id": 7,
+              "reset_window": ["00:00", "00:00"], "contracts": {"SIM-A": {"symbol": "SIMA"}}}
+    path = write_broker_config(tmp_path, bars, broker, instrument=SIM, size=100)
+    _, result, before = _run_with_kill(path, "ibkill1")
+    broker_side = fake_ib.snapshot()
+
+    assert result["incarnation"] >= 2  # the gateway really came back from a new process
+    assert result["feed"]["error"] is None
+    placed = broker_side["placed"]
+    assert len(placed) == len(set(placed)), "an order reached the broker twice"
+    assert len(placed) == result["orders"] > 3
+    fills = result["fill_records"]
+    broker_fills = {f"IB-{e}" for e in broker_side["executions"]}
+    assert len({f.fill_id for f in fills}) == len(fills), "a fill was counted twice"
+    assert {f.fill_id for f in fills} == broker_fills, "a broker fill was lost"
+    assert result["fills"] == len(broker_fills) > before  # risk counted each once; it traded on
+    expected = {"SIM-A": round(broker_side["positions"]["SIMA"] * FIXED_SCALE)}
+    expected = {k: v for k, v in expected.items() if v}
+    assert result["risk_view"]["positions"] == expected == result["gateway_view"]["positions"]
+    assert result["positions_match"]
+
+
+def test_shioaji_session_survives_sigkill_with_credentials_from_the_environment(
+        tmp_path: Path) -> None:
+    import ray
+
+    from tests.venues.fake_shioaji_remote import BROKER_NAME, FakeShioajiBroker
+
+    broker_actor = FakeShioajiBroker.options(name=BROKER_NAME).remote(
+        str(tmp_path / "sjlog"), auto_fill_price=600.0)
+    try:
+        bars = write_bars(tmp_path / "data", "2330.TWSE")
+        broker = {"kind": "shioaji", "client_factory": "tests.venues.fake_shioaji_remote:connect",
+                  "api_key_env": "TW_TEST_SJ_API_KEY", "secret_key_env": "TW_TEST_SJ_SECRET_KEY"}
+        path = write_broker_config(tmp_path, bars, broker, instrument=TSMC, size=1000)
+        _, result, before = _run_with_kill(path, "sjkill1")
+        broker_side = ray.get(broker_actor.snapshot.remote())
+    finally:
+        ray.kill(broker_actor)
+
+    assert result["incarnation"] >= 2
+    assert result["feed"]["error"] is None
+    orders = broker_side["orders"]
+    assert len(orders) == len(set(orders)) == result["orders"] > 3, "an order was sent twice"
+    fills = result["fill_records"]
+    assert len({f.fill_id for f in fills}) == len(fills)
+    assert {f.fill_id for f in fills} == set(broker_side["deals"]), "a deal was lost"
+    assert result["fills"] == len(broker_side["deals"]) > before
+    expected = {"2330.TWSE": broker_side["positions"].get("2330", 0) * FIXED_SCALE}
+    expected = {k: v for k, v in expected.items() if v}
+    assert result["risk_view"]["positions"] == expected == result["gateway_view"]["positions"]
+    # the credentials came from the environment (the fake saw them at each login) ...
+    assert (PLANTED_KEY, PLANTED_SECRET) in broker_side["logins"]
+    assert len(broker_side["logins"]) >= 2  # logged in again after the restart
+    # ... and appear in no journal, file or log the session wrote
+    leaks = [p for p in tmp_path.rglob("*") if p.is_file() and _contains_secret(p)]
+    assert leaks == []
+    ray_logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+    assert [p for p in ray_logs.rglob("*") if p.is_file() and _contains_secret(p)] == []
+
+
+def _contains_secret(path: Path) -> bool:
+    data = path.read_bytes()
+    return PLANTED_KEY.encode() in data or PLANTED_SECRET.encode() in data
+
+
+def test_ib_market_data_streams_into_the_session_feed(fake_ib: FakeIbThread,
+                                                      tmp_path: Path) -> None:
+    """``feed.mode: broker``: quotes the fake IB gateway sends (tickPrice) reach the feed, the
+    book actor and the strategy; a SIGKILLed feed actor reloads what it had streamed."""
+    import ray
+
+    from actors.config import load_paper_config
+    from actors.session import start_session
+
+    bars = write_bars(tmp_path / "data", "SIM-A")
+    broker = {"kind": "ib", "port": fake_ib.port, "client_id": 11,
+              "reset_window": ["00:00", "00:00"],
+              "contracts": {"SIM-A": {"symbol": "SIMA", "con_id": 4242}}}
+    path = write_broker_config(tmp_path, bars, broker, instrument=SIM, size=100, speed="max",
+                               feed={"mode": "broker", "lockstep": False, "speed": "max"})
+    session = start_session(load_paper_config(path), session_id="ibstream1")
+    fake = fake_ib.fake
+
+    def settled(minimum: int) -> dict[str, Any] | None:
+        status = ray.get(session.feed.status.remote())
+        ok = status["total"] >= minimum and status["cursor"] == status["total"]
+        return status if ok else None
+
+    try:
+        _until(lambda: fake_ib.call(lambda: bool(fake._live(fake.mkt_subs, "SIMA"))))
+        for i in range(40):
+            assert fake_ib.call(fake.quote, "SIMA", 100 + i / 100, 300, 100.05 + i / 100, 200)
+            time.sleep(0.02)
+        first = _until(lambda: settled(30))
+        _kill_worker(session.feed)
+        _until(lambda: fake_ib.call(lambda: len(fake._live(fake.mkt_subs, "SIMA")) == 1))
+        for i in range(10):
+            fake_ib.call(fake.quote, "SIMA", 101 + i / 100, 300, 101.05 + i / 100, 200)
+            time.sleep(0.02)
+        status = _until(lambda: settled(first["total"] + 8))
+        strategy = ray.get(session.children["strategy:sma"].summary.remote())
+    finally:
+        session.stop(write=False)
+    assert status["error"] is None
+    assert strategy["cursor"] == status["cursor"] == status["total"]  # every quote, once
+    from runtime.journal import Journal
+
+    streamed = [m for _, m in Journal(tmp_path / "var" / "ibstream1" /
+                                      "feed.stream.journal").entries()]
+    assert len(streamed) == status["total"]
+    assert [m.seq for m in streamed] == list(range(1, len(streamed) + 1))
+    last = streamed[-1]
+    assert (last.instrument_id, last.bid_price, last.ask_price) == (  # type: ignore[union-attr]
+        "SIM-A", round(101.09 * FIXED_SCALE), round(101.14 * FIXED_SCALE))
+
+
+def test_shioaji_market_data_streams_into_the_session_feed(tmp_path: Path) -> None:
+    """``feed.mode: broker`` with Shioaji: ticks and bid/asks of the callback fake (its quote
+    surface, across processes) reach the feed and the strategy, in order, each once."""
+    import ray
+
+    from actors.config import load_paper_config
+    from actors.session import start_session
+    from runtime.journal import Journal
+    from runtime.messages import BookSnapshot, QuoteTick, TradeTick
+    from tests.venues.fake_shioaji_remote import BROKER_NAME, FakeShioajiBroker
+
+    broker_actor = FakeShioajiBroker.options(name=BROKER_NAME).remote(str(tmp_path / "sjlog"))
+    bars = write_bars(tmp_path / "data", "2330.TWSE")
+    broker = {"kind": "shioaji", "client_factory": "tests.venues.fake_shioaji_remote:connect",
+              "api_key_env": "TW_TEST_SJ_API_KEY", "secret_key_env": "TW_TEST_SJ_SECRET_KEY"}
+    path = write_broker_config(tmp_path, bars, broker, instrument=TSMC, size=1000,
+                               feed={"mode": "broker", "lockstep": False, "speed": "max"})
+    session = start_session(load_paper_config(path), session_id="sjstream1")
+    try:
+        _until(lambda: len(ray.get(broker_actor.snapshot.remote())["subscriptions"]) == 2)
+        for i in range(10):
+            ray.get(broker_actor.push_tick.remote("2330", f"{600 + i}", 2))
+            ray.get(broker_actor.push_bidask.remote(
+                "2330", [(f"{599 + i}", 3)], [(f"{600 + i}", 4)]))
+        status = _until(lambda: (lambda s: s if s["cursor"] == s["total"] >= 30 else None)(
+            ray.get(session.feed.status.remote())))
+        strategy = ray.get(session.children["strategy:sma"].summary.remote())
+    finally:
+        session.stop(write=False)
+        ray.kill(broker_actor)
+    assert status["error"] is None and status["total"] == 30  # tick, book, quote per push
+    assert strategy["cursor"] == 30
+    streamed = [m for _, m in Journal(tmp_path / "var" / "sjstream1" /
+                                      "feed.stream.journal").entries()]
+    assert [type(m) for m in streamed[:3]] == [TradeTick, BookSnapshot, QuoteTick]
+    last = streamed[-3]
+    assert isinstance(last, TradeTick) and (last.price, last.size) == (
+        609 * FIXED_SCALE, 2000 * FIXED_SCALE)
