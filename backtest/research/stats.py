@@ -115,11 +115,12 @@ def return_moments(returns: FloatArray) -> ReturnMoments:
         return ReturnMoments(n, math.nan, math.nan, math.nan)
     mean, std = float(r.mean()), float(r.std(ddof=1))
     centred = r - mean
-    m2 = float(np.mean(centred**2))
+    squared = centred * centred  # products, not ``**3``/``**4`` (a pow per element: ~10× slower)
+    m2 = float(np.mean(squared))
     if std <= 1e-15 * max(1.0, float(np.max(np.abs(r)))) or m2 <= 0:
         return ReturnMoments(n, math.nan, math.nan, math.nan)
-    skew = float(np.mean(centred**3)) / m2**1.5
-    kurt = float(np.mean(centred**4)) / m2**2
+    skew = float(np.mean(squared * centred)) / m2**1.5
+    kurt = float(np.mean(squared * squared)) / m2**2
     return ReturnMoments(n, mean / std, skew, kurt)
 
 

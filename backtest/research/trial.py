@@ -20,7 +20,7 @@ import pandas as pd
 from backtest.api import fills_frame, run_equity, simulate
 from backtest.config import BacktestConfig
 from backtest.feed import Feed
-from backtest.metrics import compute_metrics, metrics_to_json
+from backtest.metrics import compute_metrics, index_to_ns, metrics_to_json
 from backtest.research.grid import ParamSet, apply_params, param_hash
 from backtest.research.stats import block_stats, return_moments
 from runtime.errors import ConfigError, DataError
@@ -67,6 +67,7 @@ class Trial:
     node_id: str = ""
     pid: int = 0
     rss_mb: float = 0.0
+    cpu_s: float = 0.0  # the worker's CPU time for this trial (benchmarks read it)
 
 
 def run_trial(
@@ -98,7 +99,7 @@ def run_trial(
     _score(trial, equity, fills, objective=objective, n_blocks=n_blocks)
     trial.n_fills, trial.state_hash = len(log.fills), kernel.state_hash()
     if spec.keep_curve:
-        trial.curve_ts = equity.index.to_numpy().astype("datetime64[ns]").astype(np.int64).tolist()
+        trial.curve_ts = index_to_ns(equity.index).tolist()
         trial.curve = equity["equity"].to_numpy(dtype=np.float64).tolist()
     return trial
 

@@ -141,3 +141,51 @@ def test_walkforward_chooses_per_window_and_stitches_oos(
     assert outcome.report_path is not None and "<svg" in outcome.report_path.read_text()
     again = run_walkforward(path, store_dsn=store_dsn, report=False)
     assert again.n_run == 0 and again.oos_equity.equals(outcome.oos_equity)
+
+
+def _crashing_study(tmp_path: Path, *, max_retries: int) -> Path:
+    from tests.research.conftest import backtest_dict, write_bars_csv
+
+    data = write_bars_csv(tmp_path / "bars.csv", 1500, 5)
+    backtest = backtest_dict(data.name)
+    backtest["strategies"][0]["class"] = "tests.research.crashing:FakeCrashingSma"
+    backtest["strategies"][0]["params"].update(
+        crash_marker=str(tmp_path / "crashed"), crash_at=[5, 21]
+    )
+    return write_study(tmp_path, name="rs_crash", backtest=backtest, max_retries=max_retries)
+
+
+def test_a_worker_dying_mid_chunk_costs_one_retry_of_it(
+    ray_local: Any, tmp_path: Path, store_dsn: str
+) -> None:
+    path = _crashing_study(tmp_path, max_retries=1)
+    outcome = run_sweep(path, store_dsn=store_dsn, report=False)
+    assert (tmp_path / "crashed").exists()  # a worker did die, mid-chunk (5, 21 is not first)
+    assert outcome.n_run == 9 and all(t.status == "ok" for t in outcome.ranked)
+    assert len({t.pid for t in outcome.ranked}) >= 2
+    reference_dsn = f"chdb://{tmp_path / 'reference'}"  # same config: the marker stops crashes
+    reference = run_sweep(path, store_dsn=reference_dsn, report=False)
+    assert reference.sweep_id == outcome.sweep_id
+    assert _rows(store_dsn, outcome.sweep_id) == _rows(reference_dsn, reference.sweep_id)
+
+
+def test_without_retries_a_dying_worker_stops_the_sweep_and_keeps_what_finished(
+    ray_local: Any, tmp_path: Path, store_dsn: str
+) -> None:
+    import ray
+
+    path = _crashing_study(tmp_path, max_retries=0)
+    with pytest.raises(ray.exceptions.RayError):
+        run_sweep(path, store_dsn=store_dsn, report=False)
+    kept = len(_rows(store_dsn, _sweep_id(path)))
+    resumed = run_sweep(path, store_dsn=store_dsn, report=False)  # the marker stops crashes
+    assert resumed.n_run == 9 - kept and len(resumed.ranked) == 9
+
+
+def _sweep_id(path: Path) -> str:
+    from backtest.feed import load_feed
+    from backtest.research.config import base_backtest, load_study, study_hash
+
+    config = load_study(path, "sweep")
+    backtest = base_backtest(config)
+    return f"{config.name}-{study_hash(config, backtest, load_feed(backtest).dataset_hash)[:12]}"
