@@ -247,8 +247,7 @@ class Strategy(Generic[P]):
 
     def target_position(self, instrument_id: str, target: int) -> str | None:
         """Trade (market) toward a signed target position, counting orders still open."""
-        ctx = self._ctx or self.ctx
-        delta = target - ctx.committed(self.strategy_id, instrument_id)
+        delta = target - (self._ctx or self.ctx).committed(self.strategy_id, instrument_id)
         if delta == 0:
             return None
         side = OrderSide.BUY if delta > 0 else OrderSide.SELL

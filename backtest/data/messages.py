@@ -27,15 +27,25 @@ def to_messages(kind: str, table: pa.Table | pa.RecordBatch) -> list[MarketData]
     if isinstance(table, pa.RecordBatch):
         table = pa.Table.from_batches([table])
     table = conform(kind, table)
-    cols = {name: _column(table.column(name)) for name in SCHEMAS[kind].names}
+    cols: dict[str, list] = {}  # type: ignore[type-arg]
+    for name in SCHEMAS[kind].names:
+        column = table.column(name)
+        if name == "ts_init" and table.column("ts_event").equals(column):
+            cols[name] = cols["ts_event"]  # the usual case: stamped when it happened
+        else:
+            cols[name] = _column(column)
     return _BUILDERS[kind](cols)
 
 
 def _column(column: pa.ChunkedArray) -> list:  # type: ignore[type-arg]
-    """A column as a list: numeric via numpy (several times faster than ``to_pylist``), and a
+    """A column as a list: numeric via numpy (several times faster than ``to_pylist``), a
+    numeric column holding one value (``seq`` 0, a bar interval) as that one int repeated, and a
     string column holding one value as that one str object repeated (instrument ids)."""
     if pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
-        out: list = column.to_numpy().tolist()  # type: ignore[type-arg]
+        values = column.to_numpy()
+        if len(values) and values[0] == values[-1] and (values == values[0]).all():
+            return [values[0].item()] * len(values)
+        out: list = values.tolist()  # type: ignore[type-arg]
         return out
     if pa.types.is_string(column.type) and len(column):
         first = column[0].as_py()
