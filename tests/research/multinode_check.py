@@ -36,6 +36,24 @@ def _rows(dsn: str, sweep_id: str) -> list[str]:
     return [json.dumps(r, sort_keys=True, default=str) for r in table.to_pylist()]
 
 
+def _warm(nodes: list) -> None:  # type: ignore[type-arg]
+    """Start a worker process on each node and import the sweep's modules there first, so both
+    nodes begin their first chunk together: without it, a node whose worker is slow to start
+    (imports take seconds on a loaded machine) may deliver nothing before the kill, and the
+    check that the sweep spread over both nodes would measure start-up order, not scheduling."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    @ray.remote(num_cpus=1)
+    def warm() -> str:
+        import backtest.research.fanout  # noqa: F401
+
+        return str(ray.get_runtime_context().get_node_id())
+
+    refs = [warm.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n.node_id, soft=False))
+            .remote() for n in nodes]
+    assert sorted(ray.get(refs)) == sorted(n.node_id for n in nodes)
+
+
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="tw-multinode-"))
     study = write_study(
@@ -48,6 +66,7 @@ def main() -> None:
     workers = [cluster.add_node(num_cpus=1) for _ in range(2)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, log_to_driver=False)
+    _warm(workers)
     killed: dict[str, int] = {}
 
     def kill_one_worker(done: int, total: int) -> None:
