@@ -5,18 +5,32 @@ the child's death (``ActorUnavailableError``: Ray is restarting it; ``ActorDiedE
 In synchronous actors ``watch`` runs in its own concurrency group so it never holds the
 ordered, single-threaded default group; ``ping`` runs in the default group, behind the work,
 so a child whose work hangs misses its heartbeats.
+
+An actor on the real-time hot path (``actors.hotpath``) also runs a Ray Compiled Graph's loop,
+on a thread of its own beside the normal calls: :func:`serialized` makes every call of such an
+actor (and ``ping``, so a hung graph step still misses heartbeats) take the actor's lock, so
+that a graph step and an operator's call never interleave.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import ray
 
-__all__ = ["ACTOR_OPTIONS", "WATCH_GROUPS", "Child", "incarnate"]
+__all__ = ["ACTOR_OPTIONS", "WATCH_GROUPS", "Child", "incarnate", "serialized"]
+
+C = TypeVar("C", bound=type)
+
+#: calls that never take the lock: the death watch (it never returns) and the process facts
+_FREE = frozenset({"watch", "pid", "incarnation", "release_graph"})
 
 #: every actor: no CPU held (DESIGN: Ray pitfalls), restarted by Ray, calls retried after a
 #: restart (receivers dedupe by index, client order id and fill id)
@@ -36,10 +50,41 @@ def incarnate(path: Path) -> int:
     return count
 
 
+def _lock_of(actor: Any) -> threading.RLock:
+    lock = actor.__dict__.get("_call_lock")
+    if lock is None:  # dict.setdefault is atomic: two threads get the same lock
+        lock = actor.__dict__.setdefault("_call_lock", threading.RLock())
+    return lock  # type: ignore[no-any-return]
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _lock_of(self):
+            return method(self, *args, **kwargs)
+
+    return call
+
+
+def serialized(cls: C) -> C:
+    """Every public method of ``cls`` and of its bases up to :class:`Child` (but the death
+    watch and the process facts) runs under the instance's lock (see the module docstring)."""
+    for klass in reversed(cls.__mro__):
+        if klass is object or not issubclass(klass, Child):
+            continue
+        for name, member in vars(klass).items():
+            if name.startswith("_") or name in _FREE or not callable(member):
+                continue
+            if getattr(cls, name) is member:  # not overridden below
+                setattr(cls, name, _locked(member))
+    return cls
+
+
 class Child:
     """Mixin of the synchronous actors."""
 
     _incarnation: int = 0
+    _graph_tasks: Any = None
 
     def incarnation(self) -> int:
         return self._incarnation
@@ -49,6 +94,27 @@ class Child:
 
     def ping(self) -> float:
         return time.time()
+
+    def hold_graph(self, tasks: Any) -> None:
+        """The Compiled Graph tasks this actor runs (``actors.hotpath``): kept so that
+        :meth:`release_graph` can stop their loop if the graph's owner dies without a
+        teardown (the loop would otherwise hold the actor's graph thread for ever)."""
+        self._graph_tasks = tasks
+
+    def release_graph(self, tasks: Any = None) -> bool:
+        """Stop the loop of a graph whose owner is gone (its tasks as held, or ``tasks``);
+        True if there was one. Also for a restarted actor: Ray retries the graph's loop on
+        the new process (the actors retry every call), where it would wait for ever on the
+        broken graph's channels; closing those channels ends it."""
+        held, self._graph_tasks = self._graph_tasks, None
+        tasks = tasks or held
+        if not tasks:
+            return False
+        from ray.dag.compiled_dag_node import do_cancel_executable_tasks
+
+        with contextlib.suppress(Exception):  # channels closed already
+            do_cancel_executable_tasks(self, tasks)
+        return True
 
     @ray.method(concurrency_group="watch")  # type: ignore[misc]
     def watch(self) -> None:

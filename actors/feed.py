@@ -137,8 +137,14 @@ class FeedActor:
             speed = 1.0 if feed.speed == "max" else float(feed.speed)
         elif not feed.lockstep and feed.speed != "max":
             speed = float(feed.speed)
-        self.driver = Driver(_resolve(ports), self.messages, start_ns=start_ns,
-                             batch_size=feed.batch_size, speed=speed)
+        resolved = _resolve(ports)
+        hot = None
+        if feed.hot_path == "compiled":
+            from actors.hotpath import CompiledPath
+
+            hot = CompiledPath(resolved.hosts, resolved.risk, resolved.gateway)
+        self.driver = Driver(resolved, self.messages, start_ns=start_ns,
+                             batch_size=feed.batch_size, speed=speed, hot=hot)
         self.path = Path(setup.journal_dir) / "feed.json"
         self._incarnation = incarnate(Path(setup.journal_dir) / "feed.incarnation")
         self.saved: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
@@ -222,6 +228,9 @@ class FeedActor:
         except Exception as exc:  # reported through status(); the supervisor sees the halt
             self.error = f"{type(exc).__name__}: {exc}"
             raise
+        finally:
+            if self.driver.hot is not None:
+                self.driver.hot.close()
 
     async def _more_streamed(self) -> bool:
         """A broker stream never ends: at its end, wait a little for more (True)."""
@@ -273,8 +282,14 @@ class FeedActor:
             "denials": c.denials, "reports": c.reports, "state_changes": c.state_changes,
             "finished": bool(self.saved.get("finished")), "running": self.task is not None
             and not self.task.done(), "paused": self.paused, "kill_halted": self.kill_halted,
-            "error": self.error,
+            "error": self.error, "hot_path": self._hot_status(),
         }
+
+    def _hot_status(self) -> dict[str, Any] | None:
+        hot = self.driver.hot
+        if hot is None:
+            return None
+        return {"compiles": hot.compiles, "failures": list(hot.failures[-5:])}
 
     async def pid(self) -> int:
         return os.getpid()

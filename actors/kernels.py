@@ -5,7 +5,7 @@ In paper trading they live in different actors, so the kernel is split in two, w
 what either half computes:
 
 * :class:`StrategyHost` (in a strategy actor) runs unchanged strategies. Their intents leave
-  as messages for risk; an order stays ``initialized`` (not open, not pending) until the risk
+  as messages for risk; an order stays ``initialized`` (pending, not open) until the risk
   actor's answer comes back: the approved command (``handle(SubmitOrder)``) or an
   ``OrderDenied``. Reports from the venue come in through ``handle`` as in the kernel.
 * :class:`RiskKernel` (in the risk actor) has no strategies: intents come in through
@@ -119,16 +119,32 @@ class RiskKernel(_ReportClock):
 class StrategyHost(_ReportClock):
     """The kernel of a strategy actor: strategies run here; risk decides elsewhere."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # orders sent to risk and not answered yet (a superset: answered ones leave lazily in
+        # unanswered()); kept so that a call never scans every order of the session
+        self._awaiting: dict[str, Order] = {}
+
     def handle(self, message: Message) -> list[Message]:
         if isinstance(message, SubmitOrder):
             return self.on_approved(message)
+        if isinstance(message, OrderDenied):
+            order = self.orders.get(message.client_order_id)
+            if order is not None and order.status is OrderStatus.INITIALIZED:
+                self._add_pending((order.strategy_id, order.instrument_id),
+                                  -order.quantity * order.side)  # counted when sent
         if isinstance(message, TimerFired):
             return self.on_timer(message, idle_until=_idle_until(message))
         return super().handle(message)
 
     def _process_intent(self, intent: Message) -> None:
         if isinstance(intent, SubmitOrder):
-            self.orders[intent.client_order_id] = Order(intent)
+            order = self.orders[intent.client_order_id] = Order(intent)
+            self._awaiting[intent.client_order_id] = order
+            # pending from now on, as in the backtest (where risk answers at once): a
+            # strategy that runs again before the answer (the pipelined hot path) sees it
+            self._add_pending((order.strategy_id, order.instrument_id),
+                              order.quantity * order.side)
             self._out.append(intent)  # initialized until risk answers
             return
         super()._process_intent(intent)
@@ -137,16 +153,20 @@ class StrategyHost(_ReportClock):
         order = self.orders.get(command.client_order_id)
         if order is None or order.status is not OrderStatus.INITIALIZED:
             return []  # a repeated answer
-        if command.quantity != order.quantity:
-            order.quantity = command.quantity  # reduced by a close-only rule
+        if command.quantity != order.quantity:  # reduced by a close-only rule
+            self._add_pending((order.strategy_id, order.instrument_id),
+                              (command.quantity - order.quantity) * order.side)
+            order.quantity = command.quantity
         order.transition(Trigger.SUBMIT)
         self.open[command.client_order_id] = order
-        self._recompute_pending((order.strategy_id, order.instrument_id))
         return []
 
     def unanswered(self) -> list[Message]:
         """Intents risk has not answered yet (re-sent after a crash; risk dedupes them)."""
-        return [command_of(o) for o in self.orders.values() if o.status is OrderStatus.INITIALIZED]
+        awaiting = self._awaiting
+        for coid in [c for c, o in awaiting.items() if o.status is not OrderStatus.INITIALIZED]:
+            del awaiting[coid]
+        return [command_of(o) for o in awaiting.values()]
 
 
 def count_market(journal: Journal) -> int:

@@ -16,6 +16,11 @@ nothing in flight) and one strategy runs, it scans ahead to its next intent and 
 takes that batch in one call.
 
 Pacing (a speed factor) only spaces the steps in wall time; it never changes what happens.
+
+Real time with ``hot`` (an :class:`actors.hotpath.CompiledPath`): each step instead executes
+the Compiled Graph once with the market data whose time has come, risk's answers and the
+reports not delivered yet (see ``actors.hotpath``); the operations (halt, cancel all, flush,
+the end) keep their plain calls, between two steps, after a step that delivers what waits.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.hotpath import HotInput
 from actors.kernels import INTENT_TYPES
 from actors.market import pack
 from runtime.messages import (
@@ -68,9 +74,11 @@ class Driver:
     """Drives ``messages`` through the actors from ``cursor`` (see the module docstring)."""
 
     def __init__(self, ports: Ports, messages: Sequence[MarketData], *, start_ns: int,
-                 batch_size: int = 512, speed: float | None = None) -> None:
+                 batch_size: int = 512, speed: float | None = None, hot: Any = None) -> None:
         self.ports, self.messages, self.start_ns = ports, messages, start_ns
         self.batch_size, self.speed = batch_size, speed
+        self.hot = hot  # actors.hotpath.CompiledPath (real time), or None
+        self.hot_reports: list[Message] = []  # for the strategies and risk, with the next step
         self.cursor = 0
         self.reports_seen = 0
         self.catching_up = False
@@ -85,14 +93,19 @@ class Driver:
 
     # --- the loop ----------------------------------------------------------------------------
     async def start(self) -> None:
-        """Start (or, resumed, re-sync): timers and unanswered intents from the strategies."""
+        """Start (or, resumed, re-sync): timers and unanswered intents from the strategies;
+        the hot path's graph is compiled now, not with the first tick."""
         answers = await asyncio.gather(*(h.start.remote([], self.start_ns)
                                          for h in self.ports.hosts.values()))
         await self.ports.risk.start.remote(self.start_ns)
         await self._route(self._collect(answers))
+        if self.hot is not None:
+            await self.hot.ready()
 
     async def step(self) -> bool:
         """One step (a message, a batch, a report delivery or a timer); False at the end."""
+        if self.hot is not None:
+            return await self._hot_step()
         if self.cursor >= len(self.messages):
             return False
         await self._pace(self.messages[self.cursor].ts_event)
@@ -106,6 +119,7 @@ class Driver:
 
     async def flush(self) -> None:
         """Everything queued for risk, the gateway and the strategies, delivered now."""
+        await self._hot_flush()
         await self._risk([])
         if self.cmds:
             await self._gateway_send()
@@ -116,6 +130,7 @@ class Driver:
 
     async def finish(self, *, cancel_open: bool) -> None:
         """The end of the data: remaining reports, cancels per config, the strategies' stop."""
+        await self._hot_flush()
         await self._drain()
         if cancel_open:
             await self.cancel_all()
@@ -130,23 +145,127 @@ class Driver:
 
     async def suspend(self, *, cancel_open: bool) -> None:
         """Stopped before the end of the data (the session resumes from here)."""
+        await self._hot_flush()
         if cancel_open:
             await self.cancel_all()
             await self._drain()
         await self.flush()
 
     async def cancel_all(self) -> None:
+        await self._hot_flush()
         await self._risk([])
         self.cmds += await self.ports.risk.cancel_all.remote()
         await self._gateway_send()
 
     async def set_state(self, state: str, reason: str) -> None:
+        await self._hot_flush()
         await self._risk([])
         self._record(await self.ports.risk.set_state.remote(state, reason))
         if state == "halted":
             await self.cancel_all()
 
     # --- steps ---------------------------------------------------------------------------------
+    async def _hot_step(self) -> bool:
+        """Real time on the compiled hot path: one graph execution with the data whose time
+        has come or, with nothing due, with what waits (answers, reports, a due timer), and
+        its result taken; else a wait for the next message. False at the end of the data."""
+        i = self.cursor
+        if i >= len(self.messages):
+            await self._hot_flush()
+            return False
+        n = self._due(i)
+        if n:
+            batch = self.messages[i:i + n]
+            await self._hot_run(i, batch, batch[-1].ts_event)
+            self._publish(i, batch)
+            self.cursor, self.counters.events = i + n, self.counters.events + n
+        elif self._hot_pending() or self._timer_due():
+            await self._hot_run(i, [], self._data_now(i))
+        else:
+            await self._wait_due(i)
+        return True
+
+    async def _hot_run(self, i: int, batch: Sequence[MarketData], now_ns: int) -> None:
+        await self._hot_submit(i, batch, now_ns)
+        result = await self.hot.collect()
+        if result is not None:
+            self._hot_result(result)
+
+    async def _hot_submit(self, i: int, batch: Sequence[MarketData], now_ns: int) -> None:
+        answers = {sid: self._take_answers(sid) for sid in self.ports.hosts}
+        reports, self.hot_reports = self.hot_reports, []
+        await self.hot.submit(HotInput(i, list(batch), now_ns, answers,  # type: ignore[arg-type]
+                                       reports, self.reports_seen))
+
+    def _hot_result(self, result: Any) -> None:
+        """A step's result (``actors.hotpath.HotResult``): timers, risk's outputs (answers
+        queue for their strategy), and the reports not taken before."""
+        for sid, reply in zip(self.ports.hosts, result.answers, strict=True):
+            self.timers[sid] = reply.timer
+        out = result.out
+        self._record(out)
+        cmds = [m for m in out if isinstance(m, INTENT_TYPES)]
+        self.counters.commands += len(cmds)
+        self._forward(cmds)
+        for m in out:
+            if isinstance(m, SubmitOrder | OrderDenied) and m.strategy_id in self.answers:
+                self.answers[m.strategy_id].append(m)
+        new = result.reports[max(self.reports_seen - result.offset, 0):]
+        self.reports_seen += len(new)
+        self.counters.reports += len(new)
+        self.counters.fills += sum(isinstance(r, OrderFilled) for r in new)
+        self.hot_reports += new
+        self._forward(list(new))
+
+    async def _hot_flush(self) -> None:
+        """What waits for the strategies and risk delivered (before a plain-call operation,
+        and at the end)."""
+        while self.hot is not None and self._hot_pending():
+            await self._hot_run(self.cursor, [], self._data_now(None))
+
+    def _hot_pending(self) -> bool:
+        return bool(self.hot_reports) or any(self.answers.values())
+
+    def _due(self, i: int) -> int:
+        """How many messages from ``i`` on are due by now; at speed max, one: each message
+        is a step, so the venue sees the orders a message provoked before the next one."""
+        end = min(len(self.messages), i + self.batch_size)
+        if self.speed is None:
+            return 1
+        now = self._data_now(i)
+        n = 0
+        while i + n < end and self.messages[i + n].ts_event <= now:
+            n += 1
+        return n
+
+    def _data_now(self, i: int | None) -> int:
+        """The data clock: where the wall clock is in the data (paced), or the latest data."""
+        if self.speed is None or not self.messages:
+            last = self.messages[min(self.cursor, len(self.messages)) - 1] if self.cursor else None
+            return last.ts_event if last is not None else self.start_ns
+        first = self.messages[0].ts_event
+        if self._wall0 == 0.0:  # the message at the cursor (a resumed session's) is due now
+            at = self.messages[min(self.cursor, len(self.messages) - 1)].ts_event
+            self._wall0 = time.monotonic() - (at - first) / 1e9 / self.speed
+        return first + int((time.monotonic() - self._wall0) * self.speed * 1e9)
+
+    def _timer_due(self) -> bool:
+        due = self._timer()
+        return due is not None and due <= self._data_now(None)
+
+    async def _wait_due(self, i: int) -> None:
+        """Sleep until the next message (or timer) is due: at most 10 ms at a time."""
+        assert self.speed is not None
+        due = self.messages[i].ts_event
+        timer = self._timer()
+        if timer is not None:
+            due = min(due, timer)
+        delay = (due - self._data_now(i)) / 1e9 / self.speed
+        if delay > 0.002:  # the event loop's timers are as coarse as 1 ms: wake up early
+            await asyncio.sleep(min(delay - 0.001, 0.01))
+        elif delay > 0:
+            time.sleep(delay)  # precise to tens of µs; the loop is blocked at most 2 ms
+
     async def _slow(self) -> None:
         i, msg = self.cursor, self.messages[self.cursor]
         kind, payload, quiet = await self.ports.gateway.advance.remote(

@@ -169,6 +169,14 @@ class PaperVenue:
         self._pop(report_ts)
         return self.reports[reports_seen:]
 
+    def reports_due(self, reports_seen: int) -> list[OrderEvent]:
+        """Real time: the reports after the first ``reports_seen``, with every report due by
+        the venue's clock (the latest market data) released first."""
+        limit = self.venue.now_ns + 1  # what the venue does at its present instant, too
+        while (report_ts := self._peek(limit)) is not None:
+            self._pop(report_ts)
+        return self.reports[reports_seen:]
+
     def commit(self) -> None:
         self.journal.flush()
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from pydantic import ValidationError
 
 from actors.config import FeedConfig, PaperConfig
 from actors.feed import FeedActor, write_cache
@@ -30,6 +31,7 @@ from actors.market import BookActor
 from actors.setup import SessionSetup
 from actors.supervisor import SupervisorActor
 from actors.trading import GatewayActor, RiskActor, StrategyActor
+from runtime.errors import ConfigError
 
 __all__ = ["Prepared", "Session", "new_session_id", "prepare_session", "run_session",
            "start_session"]
@@ -110,7 +112,7 @@ class Prepared:
 
 def prepare_session(config: PaperConfig, *, session_id: str | None = None,
                     lockstep: bool | None = None, speed: float | str | None = None,
-                    store: Any = None) -> Prepared:
+                    hot_path: str | None = None, store: Any = None) -> Prepared:
     """The session id, journal folder and feed settings; the data loaded once (a mistake in
     the data is reported here, before any actor starts).
 
@@ -118,14 +120,21 @@ def prepare_session(config: PaperConfig, *, session_id: str | None = None,
     """
     sid = session_id or config.session_id or new_session_id(config)
     feed_cfg = config.feed
-    if lockstep is not None or speed is not None:
+    if lockstep is not None or speed is not None or hot_path is not None:
         update: dict[str, Any] = {}
         if lockstep is not None:
             update["lockstep"] = lockstep
         if speed is not None:
             update["speed"] = speed
             update.setdefault("lockstep", False)
-        feed_cfg = feed_cfg.model_copy(update=update)
+        if hot_path is not None:
+            update["hot_path"] = hot_path
+        try:  # validated again: the overrides must fit together (and with the config)
+            feed_cfg = FeedConfig.model_validate(feed_cfg.model_dump() | update)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(first["msg"].removeprefix("Value error, "),
+                              field=".".join(["feed", *map(str, first["loc"])])) from None
     journal_dir = Path(config.journal_dir).absolute() / sid
     setup = SessionSetup(sid, str(journal_dir), config.trading_config(), lockstep=feed_cfg.lockstep)
     write_cache(setup, feed_cfg, store)

@@ -3,8 +3,11 @@ gateway, and one actor per strategy. Thin shells: each owns one runtime object, 
 ``__init__`` from its journal (Ray re-runs the constructor on restart) and delegates.
 
 All three are synchronous with ``max_concurrency=1``: calls from one caller run in the order
-they were made, one at a time. Market data carries its feed index, so a call retried after a
-crash is not applied twice; intents dedupe by client order id, reports by fill id.
+they were made, one at a time. In real time they may also run the steps of a Ray Compiled Graph
+(``hot_step``; ``actors.hotpath``) on a thread of their own: every call takes the actor's lock
+(``actors.base.serialized``), so a graph step and a call never interleave. Market data
+carries its feed index, so a call retried after a crash is not applied twice; intents dedupe
+by client order id, reports by fill id.
 """
 
 from __future__ import annotations
@@ -18,7 +21,15 @@ from typing import Any
 import msgspec
 import ray
 
-from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, incarnate
+from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, incarnate, serialized
+from actors.hotpath import (
+    HotAnswer,
+    decode_answer,
+    decode_input,
+    decode_messages,
+    encode,
+    encode_result,
+)
 from actors.kernels import INTENT_TYPES, OPERATION, idle_timer, open_journaled
 from actors.paper_venue import PaperVenue, Step
 from actors.setup import SessionSetup
@@ -39,22 +50,9 @@ from runtime.statehash import state_hash
 __all__ = ["Answer", "GatewayActor", "RiskActor", "StrategyActor"]
 
 Answer = tuple[list[Message], int | None]  # (intents, next timer due, ns)
-PushedAnswer = tuple[list[Message], int | None, Any]  # ... and the ref of risk's outputs
 
 #: operator actions that change a strategy: journaled before they are applied
 _CHANGES = ("params", "enable")
-
-_NAMED: dict[str, Any] = {}
-
-
-def _named(name: str) -> Any:
-    """The actor of that name, looked up once per process (a handle passed in every call
-    would be deserialised, and registered, every time)."""
-    handle = _NAMED.get(name)
-    if handle is None:
-        handle = _NAMED[name] = ray.get_actor(name)
-    return handle
-
 
 def _fresh(cursor: int, index: int, msgs: Sequence[MarketData]) -> Sequence[MarketData]:
     skip = cursor - index
@@ -62,13 +60,13 @@ def _fresh(cursor: int, index: int, msgs: Sequence[MarketData]) -> Sequence[Mark
 
 
 @ray.remote(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
+@serialized
 class RiskActor(Child):
     """The kernel without strategies, behind its journal: risk checks, orders, portfolio."""
 
     def __init__(self, setup: SessionSetup) -> None:
         self.setup = setup
         self._incarnation = incarnate(setup.path("risk.incarnation"))
-        self.gateway: Any = None
         self.jk, self.cursor, self.started = open_journaled(setup.risk_kernel, setup.path("risk"))
 
     def start(self, ts_ns: int) -> list[Message]:
@@ -79,19 +77,9 @@ class RiskActor(Child):
         self.jk.journal.flush()
         return out
 
-    def forward_to(self, gateway: Any) -> None:
-        """The gateway ``step(..., forward=True)`` sends approved commands to."""
-        self.gateway = gateway
-
-    def step(self, batches: Sequence[tuple[int | None, Sequence[Message]]],
-             forward: bool | str = False) -> list[Message]:
+    def step(self, batches: Sequence[tuple[int | None, Sequence[Message]]]) -> list[Message]:
         """Batches in order: market data (with its feed index), reports, intents; the outputs
-        (approved commands, denials, position and trading-state changes).
-
-        ``forward``: send the approved commands on to a gateway at once (one-way, after the
-        journal commit) instead of through the caller: one hop fewer tick → order, for real
-        time (not lockstep: the gateway orders them by arrival). A gateway handle, or True for
-        the gateway of :meth:`forward_to`, or the gateway actor's name."""
+        (approved commands, denials, position and trading-state changes)."""
         out: list[Message] = []
         handle = self.jk.handle
         for index, msgs in batches:
@@ -101,12 +89,14 @@ class RiskActor(Child):
             for msg in msgs:
                 out.extend(handle(msg))
         self.jk.journal.flush()
-        gateway = self.gateway if forward is True else _named(forward) if forward else None
-        if gateway is not None:
-            cmds = [m for m in out if isinstance(m, INTENT_TYPES)]
-            if cmds:
-                gateway.send.remote(cmds)
         return out
+
+    def hot_step(self, data: bytes, *answers: bytes) -> bytes:
+        """One step of the compiled hot path (``actors.hotpath``): the reports, the market
+        data, then the strategies' intents (in config order); the outputs, encoded."""
+        inp = decode_input(data)
+        intents = [m for a in answers for m in decode_answer(a).intents]
+        return encode(self.step([(None, inp.reports), (inp.index, inp.msgs), (None, intents)]))
 
     def apply(self, index: int | None, msgs: Sequence[Message]) -> list[Message]:
         return self.step([(index, msgs)])
@@ -175,6 +165,7 @@ class RiskActor(Child):
 
 
 @ray.remote(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
+@serialized
 class GatewayActor(Child):
     """The paper broker (the simulated venue with the backtest's models, behind its journal),
     or with ``broker`` an IB / Shioaji adapter (``actors.venues.gateway.BrokerGateway``)."""
@@ -196,29 +187,46 @@ class GatewayActor(Child):
     def advance(self, cmds: Sequence[Message], index: int, msg: MarketData,
                 timer_ns: int | None, catching_up: bool, reports_seen: int) -> Step:
         """Commands first (they were sent before), then one step of the loop."""
-        self.venue.send(cmds, lockstep=self.setup.lockstep)
+        self._send(cmds)
         step = self.venue.advance(index, msg, timer_ns, catching_up, reports_seen)
         self.venue.commit()
         return step
 
     def apply(self, cmds: Sequence[Message], index: int, msgs: Sequence[MarketData]) -> bool:
-        self.venue.send(cmds, lockstep=self.setup.lockstep)
+        self._send(cmds)
         quiet = self.venue.apply(index, msgs)
         self.venue.commit()
         return quiet
 
     def send(self, cmds: Sequence[Message]) -> int:
-        sent = self.venue.send(cmds, lockstep=self.setup.lockstep)
+        return self._send(cmds)
+
+    def _send(self, cmds: Sequence[Message]) -> int:
+        """Journal and send; each command sent stamps the clock (for latency figures)."""
+        if not cmds:
+            return 0
+        sent: int = self.venue.send(cmds, lockstep=self.setup.lockstep)
         if sent:
-            self.sent_ns.append(time.monotonic_ns())
+            self.sent_ns.extend([time.monotonic_ns()] * sent)
         return sent
+
+    def hot_step(self, data: bytes, risk_out: bytes, *answers: bytes) -> bytes:
+        """One step of the compiled hot path (``actors.hotpath``): the venue sees the market
+        data, then the approved commands are journaled and sent; the graph's result: the
+        strategies' answers and risk's outputs passed on, and the reports due."""
+        inp = decode_input(data)
+        self.venue.apply(inp.index, inp.msgs)
+        self._send([m for m in decode_messages(risk_out) if isinstance(m, INTENT_TYPES)])
+        reports = self.venue.reports_due(inp.reports_seen)
+        self.venue.commit()
+        return encode_result(answers, risk_out, encode(reports), inp.reports_seen)
 
     def send_times(self) -> list[int]:
         """CLOCK_MONOTONIC times of the latest sends (for latency measurements)."""
         return list(self.sent_ns)
 
     def drain(self, cmds: Sequence[Message], reports_seen: int) -> list[OrderEvent] | None:
-        self.venue.send(cmds, lockstep=self.setup.lockstep)
+        self._send(cmds)
         reports = self.venue.drain(reports_seen)
         self.venue.commit()
         return reports
@@ -265,6 +273,7 @@ def _reapply(kernel: Kernel, payload: bytes) -> None:
 
 
 @ray.remote(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
+@serialized
 class StrategyActor(Child):
     """One unchanged runtime strategy in a :class:`StrategyHost`, behind its journal."""
 
@@ -299,25 +308,39 @@ class StrategyActor(Child):
             out += self.jk.start(ts_ns)
         return self._answer(out)
 
-    def on_market(self, answers: Sequence[Message], index: int, msgs: Sequence[MarketData],
-                  route: tuple[str, str] | None = None) -> Answer | PushedAnswer:
-        """Market data in order; the intents and the next timer.
-
-        ``route`` (real time only; the names of risk and the gateway): the intents also go
-        straight on to risk, which sends the approved ones straight on to the gateway (one-way
-        hops instead of round trips through the feed); the answer then carries the reference
-        to risk's outputs, for the caller to collect. Measured by ``bench/actors_bench.py``
-        (``push``); the feed does not use it yet (see docs/paper.md)."""
+    def on_market(self, answers: Sequence[Message], index: int,
+                  msgs: Sequence[MarketData]) -> Answer:
+        """Market data in order; the intents and the next timer."""
         out = self._take(answers)
         fresh = _fresh(self.cursor, index, msgs)
         self.cursor += len(fresh)
         for msg in fresh:
             out.extend(self.jk.handle(msg))
-        intents, timer = self._answer(out)  # journal committed: the intents may leave
-        if route is None or not intents:
-            return intents, timer
-        risk, gateway = route
-        return intents, timer, _named(risk).step.remote([(None, intents)], gateway)
+        return self._answer(out)  # journal committed: the intents may leave
+
+    def hot_step(self, data: bytes) -> bytes:
+        """One step of the compiled hot path (``actors.hotpath``): risk's answers, this
+        strategy's reports, then the market data in order with the timers due before each
+        message, then the timers due by the data clock; the intents and the next timer."""
+        inp = decode_input(data)
+        sid = self.strategy_id
+        out = self._take(inp.answers.get(sid, ()))
+        kernel, handle = self.jk.kernel, self.jk.handle
+        for report in inp.reports:
+            if report.strategy_id == sid:  # type: ignore[union-attr]
+                out.extend(handle(report))
+        fresh = _fresh(self.cursor, inp.index, inp.msgs)  # type: ignore[arg-type]
+        self.cursor += len(fresh)
+        for msg in fresh:
+            timer = kernel.next_timer_ns()
+            if timer is not None and timer <= msg.ts_event:
+                out.extend(handle(idle_timer(msg.ts_event, None)))
+            out.extend(handle(msg))
+        timer = kernel.next_timer_ns()
+        if timer is not None and timer <= inp.now_ns:
+            out.extend(handle(idle_timer(inp.now_ns, None)))
+        intents, timer = self._answer(out)
+        return encode(HotAnswer(intents, timer))  # type: ignore[arg-type]
 
     def scan(self, answers: Sequence[Message], index: int,
              msgs: Sequence[MarketData]) -> tuple[int, list[Message], int | None]:

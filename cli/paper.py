@@ -58,6 +58,9 @@ def add_session_arguments(parser: Any) -> None:
     parser.add_argument("--speed", help="replay speed: data seconds per wall second, or max")
     parser.add_argument("--lockstep", action="store_true",
                         help="deterministic replay: fills equal the backtest's")
+    parser.add_argument("--hot-path", choices=("calls", "compiled"),
+                        help="real time: strategies -> risk -> gateway as ordered calls, or "
+                             "as a Ray Compiled Graph (lower latency; its actors poll a CPU)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--address", help="join this Ray cluster instead of starting one")
     parser.add_argument("--session-id", help="resume (or name) a session; default: new")
@@ -113,7 +116,8 @@ def run_command(args: argparse.Namespace, *, command: str) -> int:
     from actors.session import prepare_session
 
     prepared = prepare_session(config, session_id=args.session_id,
-                               lockstep=True if args.lockstep else None, speed=speed)
+                               lockstep=True if args.lockstep else None, speed=speed,
+                               hot_path=args.hot_path)
     import ray
 
     from actors.logs import RAY_RUNTIME_ENV

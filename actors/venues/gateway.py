@@ -191,6 +191,11 @@ class BrokerGateway:
                 return self.reports[reports_seen:] or None
             time.sleep(0.02)
 
+    def reports_due(self, reports_seen: int) -> list[OrderEvent]:
+        """Real time: the reports after the first ``reports_seen`` that have arrived."""
+        self._pull()
+        return self.reports[reports_seen:]
+
     def commit(self) -> None:
         self.journal.flush()
 
