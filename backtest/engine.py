@@ -87,7 +87,7 @@ def _run(
     router = _Router(kernel, venue, log)
     router.send(kernel.start(start_ns), start_ns)
     handlers, on_market = kernel.market_handlers(), venue.on_market
-    next_report, timers = venue.next_report_ts, kernel.timers
+    timers = kernel.timers
     send, catch_up = router.send, router.catch_up
     quiet = getattr(venue, "quiet", lambda: False)
     lazy = getattr(venue, "market_may_wait", lambda: False)()
@@ -100,8 +100,7 @@ def _run(
         if busy or (timers and timers[0][0] <= ts):
             if held:
                 _show(held, on_market)
-            if (timers and timers[0][0] <= ts) or next_report(ts) is not None:
-                catch_up(ts)
+            catch_up(ts)
             busy = not quiet()
         if busy or not lazy:
             on_market(msg)
@@ -139,6 +138,9 @@ class _Router:
 
     def __init__(self, kernel: Kernel, venue: Any, log: EventLog) -> None:
         self.kernel, self.venue, self.log = kernel, venue, log
+        self._timers = kernel.timers  # the kernel's timer heap: peeked at, never changed here
+        # reports go straight to the kernel's handler for their type (handle() dispatches so)
+        self._on_report = kernel.report_handlers()
 
     def send(self, out: Sequence[Message], ts: int) -> None:
         venue, log = self.venue, self.log
@@ -160,12 +162,13 @@ class _Router:
 
     def deliver(self, at_ns: int) -> None:
         kernel, log, portfolio = self.kernel, self.log, self.kernel.portfolio
+        on_report = self._on_report
         for report in self.venue.pop_reports(at_ns):
             log.reports += 1
             if report.ts_init > kernel.now:
                 kernel.now = report.ts_init
             fills_before = portfolio.n_fills
-            out = kernel.handle(report)
+            out = on_report.get(type(report), kernel.handle)(report)
             if portfolio.n_fills != fills_before:
                 log.fills.append(report)  # only a fill moves n_fills
             if out:
@@ -173,9 +176,9 @@ class _Router:
 
     def catch_up(self, ts: int) -> None:
         """Reports delivered before ``ts`` and timers due at or before it, in time order."""
-        kernel, venue = self.kernel, self.venue
+        kernel, venue, timers = self.kernel, self.venue, self._timers
         while True:
-            timer_ts = kernel.next_timer_ns()
+            timer_ts = timers[0][0] if timers else None
             limit = ts if timer_ts is None or timer_ts > ts else timer_ts
             report_ts = venue.next_report_ts(limit)
             if report_ts is not None:

@@ -21,9 +21,13 @@ def _check_period(period: int) -> None:
 
 
 class Sma:
-    """Simple moving average of the last ``period`` values (exact int running sum)."""
+    """Simple moving average of the last ``period`` values (exact int running sum).
 
-    __slots__ = ("_buf", "_i", "_n", "_sum", "period")
+    ``ready`` (a plain attribute, read on every bar: cheaper than a property) turns True once
+    ``period`` values were seen; only :meth:`update` sets it.
+    """
+
+    __slots__ = ("_buf", "_i", "_n", "_sum", "period", "ready")
 
     def __init__(self, period: int) -> None:
         _check_period(period)
@@ -32,6 +36,7 @@ class Sma:
         self._i = 0
         self._n = 0
         self._sum = 0
+        self.ready = False
 
     def update(self, value: int) -> None:
         i = self._i
@@ -41,12 +46,9 @@ class Sma:
         if i == self.period:
             i = 0
         self._i = i
-        if self._n < self.period:
+        if not self.ready:
             self._n += 1
-
-    @property
-    def ready(self) -> bool:
-        return self._n == self.period
+            self.ready = self._n == self.period
 
     @property
     def count(self) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, get_args
 
 from runtime.errors import InvariantError
@@ -95,9 +95,10 @@ class Kernel:
         )
         self.strategy_positions: dict[tuple[str, str], int] = {}
         self.strategy_pending: dict[tuple[str, str], int] = {}
-        # position + pending per (strategy, instrument), kept with them: what target_position
-        # trades from, read on every bar
-        self._committed: dict[tuple[str, str], int] = {}
+        # position + pending per strategy, then instrument, kept with them: what target_position
+        # trades from, read on every bar (through committed_view: the inner dicts live as long
+        # as the kernel)
+        self._committed: dict[str, dict[str, int]] = {}
         self._by_id = {s.strategy_id: s for s in self.strategies}
         if len(self._by_id) != len(self.strategies):
             raise InvariantError("strategy ids must be unique")
@@ -146,6 +147,10 @@ class Kernel:
     def market_handlers(self) -> dict[type, Callable[[Any], list[Message]]]:
         """Handlers by message type, for runners that dispatch themselves (hot loops)."""
         return dict(self._dispatch)
+
+    def report_handlers(self) -> dict[type, Callable[[Any], list[Message]]]:
+        """Handlers of the venue's order reports by type (what :meth:`handle` would call)."""
+        return dict.fromkeys(_ORDER_EVENTS, self.on_order_event)
 
     def handle(self, message: Message) -> list[Message]:
         """Process one message; returns the commands and events it produced."""
@@ -325,10 +330,12 @@ class Kernel:
     def _on_fill(self, fill: OrderFilled, key: tuple[str, str]) -> None:
         before = self.portfolio.realized_pnl
         pos = self.portfolio.apply_fill(fill)
-        self.risk.on_realized(self.portfolio.realized_pnl - before, fill.ts_event)
+        realized = self.portfolio.realized_pnl - before
+        if realized < 0:  # only a loss starts the risk cooldown
+            self.risk.on_realized(realized, fill.ts_event)
         signed = fill.last_qty * fill.side
         self.strategy_positions[key] = self.strategy_positions.get(key, 0) + signed
-        self._committed[key] = self._committed.get(key, 0) + signed
+        self._add_committed(key, signed)
         instrument = self.registry.get(fill.instrument_id)
         self._out.append(
             PositionChanged(
@@ -445,7 +452,18 @@ class Kernel:
         return self.strategy_pending.get((strategy_id, instrument_id), 0)
 
     def committed(self, strategy_id: str, instrument_id: str) -> int:
-        return self._committed.get((strategy_id, instrument_id), 0)
+        return self.committed_view(strategy_id).get(instrument_id, 0)
+
+    def committed_view(self, strategy_id: str) -> Mapping[str, int]:
+        """A live, read-only view of :meth:`committed` per instrument for one strategy (the same
+        mapping for the life of the kernel, restores included): strategies read it every bar."""
+        return self._view(strategy_id)
+
+    def _view(self, strategy_id: str) -> dict[str, int]:
+        view = self._committed.get(strategy_id)
+        if view is None:
+            view = self._committed[strategy_id] = {}
+        return view
 
     def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]:
         return [
@@ -498,7 +516,9 @@ class Kernel:
                 order.quantity = approved.quantity  # reduced by a close-only rule
             order.transition(Trigger.SUBMIT)
             self.open[intent.client_order_id] = order
-            self._add_pending((intent.strategy_id, intent.instrument_id), order.signed_leaves)
+            # a new open order adds its signed leaves (the signed_leaves property, inlined)
+            leaves = (order.quantity - order.filled_qty) * order.side
+            self._add_pending((intent.strategy_id, intent.instrument_id), leaves)
             self._out.append(approved)
         elif isinstance(intent, CancelOrder):
             live = self.open.get(intent.client_order_id)
@@ -527,16 +547,21 @@ class Kernel:
 
     def _add_pending(self, key: tuple[str, str], delta: int) -> None:
         self.strategy_pending[key] = self.strategy_pending.get(key, 0) + delta
-        self._committed[key] = self._committed.get(key, 0) + delta
+        self._add_committed(key, delta)
+
+    def _add_committed(self, key: tuple[str, str], delta: int) -> None:
+        strategy_id, instrument_id = key
+        view = self._committed.get(strategy_id) or self._view(strategy_id)
+        view[instrument_id] = view.get(instrument_id, 0) + delta
 
     def _pending_sides(self, instrument_id: str) -> tuple[int, int]:
         buys = sells = 0
-        for order in self.open.values():
+        for order in self.open.values():  # open orders are never terminal: leaves = qty - filled
             if order.instrument_id == instrument_id:
                 if order.side is OrderSide.BUY:
-                    buys += order.leaves_qty
+                    buys += order.quantity - order.filled_qty
                 else:
-                    sells += order.leaves_qty
+                    sells += order.quantity - order.filled_qty
         return buys, sells
 
     # --- state -------------------------------------------------------------------------------
@@ -572,6 +597,10 @@ class Kernel:
         self.risk.load_state(state["risk"])
         self.ids.counters = dict(state["ids"])
         self.strategy_positions = {(a, b): v for a, b, v in state["strategy_positions"]}
-        self.strategy_pending, self._committed = {}, dict(self.strategy_positions)
+        self.strategy_pending = {}
+        for view in self._committed.values():
+            view.clear()  # cleared in place: strategies hold these mappings
+        for key, quantity in self.strategy_positions.items():
+            self._add_committed(key, quantity)
         for key in {(o.strategy_id, o.instrument_id) for o in self.orders.values()}:
             self._recompute_pending(key)

@@ -87,7 +87,7 @@ class Portfolio:
     def apply_fill(self, fill: OrderFilled) -> Position:
         """Apply one fill; returns the changed position."""
         instrument = self.registry.get(fill.instrument_id)
-        pos = self.position(fill.instrument_id)
+        pos = self.positions.get(fill.instrument_id) or self.position(fill.instrument_id)
         signed = fill.last_qty * fill.side
         value = instrument.notional(fill.last_price, fill.last_qty) * fill.side  # + buy, - sell
         self.cash -= value + fill.fee

@@ -98,7 +98,21 @@ class RiskEngine:
         last_data_ns: dict[str, int],
     ) -> None:
         self.limits = limits
-        self._raw = _raw(limits)
+        raw = self._raw = _raw(limits)
+        # which groups of rules can refuse anything (the others are skipped in check)
+        self._watches_data = raw.stale_ns is not None or raw.band_pct is not None
+        self._limits_rate = (
+            limits.max_trades_per_day is not None or limits.max_orders_per_window is not None
+        )
+        self._limits_exposure = any(
+            v is not None
+            for v in (
+                raw.max_order_notional,
+                raw.max_position,
+                raw.max_position_notional,
+                raw.max_gross_exposure,
+            )
+        )
         self.registry = registry
         self.portfolio = portfolio
         self.pending = pending
@@ -158,7 +172,10 @@ class RiskEngine:
             return self._deny(cmd, now_ns, "halted", f"trading is halted: {self.state_reason}")
         position = self.portfolio.quantity(cmd.instrument_id)
         buys, sells = self.pending(cmd.instrument_id)
-        increases = self._increases(cmd, position, buys, sells)
+        if cmd.side is OrderSide.BUY:  # would it grow (or flip) the position, counting open orders
+            increases = position + buys + cmd.quantity > 0
+        else:
+            increases = position - sells - cmd.quantity < 0
         if self.state is TradingState.REDUCING or cmd.reduce_only:
             cmd, denial = self._reduce_only(cmd, now_ns, position, buys, sells)
             if denial is not None:
@@ -168,19 +185,21 @@ class RiskEngine:
         violation = instrument.check_order(quantity=cmd.quantity, price=cmd.price)
         if violation is not None:
             return self._deny(cmd, now_ns, f"instrument.{violation.rule}", violation.message)
-        reason = self._freshness(cmd, now_ns) or self._rates(now_ns)
-        if reason is None and increases:
+        # each group runs only when a rule in it is on (or a cooldown runs): off, it finds nothing
+        reason = self._freshness(cmd, now_ns) if self._watches_data else None
+        if reason is None and self._limits_rate:
+            reason = self._rates(now_ns)
+        if (
+            reason is None
+            and increases
+            and (self._limits_exposure or now_ns < self.cooldown_until_ns)
+        ):
             reason = self._exposure(cmd, position, buys, sells, now_ns)
         if reason is not None:
             return self._deny(cmd, now_ns, *reason)
         self.trades_today += 1
         self.recent_orders.append(now_ns)
         return cmd, None
-
-    def _increases(self, cmd: SubmitOrder, position: int, buys: int, sells: int) -> bool:
-        if cmd.side is OrderSide.BUY:
-            return position + buys + cmd.quantity > 0
-        return position - sells - cmd.quantity < 0
 
     def _reduce_only(
         self, cmd: SubmitOrder, now_ns: int, position: int, buys: int, sells: int

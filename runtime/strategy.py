@@ -25,6 +25,7 @@ units in YAML.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Protocol, TypeVar, get_args
 
@@ -78,7 +79,12 @@ class NoParams(StrategyParams):
 
 
 class StrategyContext(Protocol):
-    """What a strategy may ask of the engine that runs it (kernel or strategy actor)."""
+    """What a strategy may ask of the engine that runs it (kernel or strategy actor).
+
+    Optional: ``committed_view(strategy_id) -> Mapping[str, int]``, a live mapping of
+    :meth:`committed` by instrument that stays valid while the strategy is bound (the kernel
+    offers it); ``target_position`` then reads it directly, without a call per bar.
+    """
 
     def now_ns(self) -> int: ...
     def submit(
@@ -110,6 +116,7 @@ class StrategyContext(Protocol):
     def committed(self, strategy_id: str, instrument_id: str) -> int:
         """Position plus what open orders would add (what ``target_position`` trades from)."""
         ...
+
     def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]: ...
     def features(self, instrument_id: str) -> dict[str, float]: ...
     def instrument(self, instrument_id: str) -> Instrument: ...
@@ -148,10 +155,13 @@ class Strategy(Generic[P]):
         self.instruments = tuple(instruments)
         self.rng: np.random.Generator = np.random.default_rng(0)
         self._ctx: StrategyContext | None = None
+        self._committed: Mapping[str, int] | None = None
 
     def bind(self, ctx: StrategyContext, seed: int) -> None:
         """Called by the engine before ``on_start``: the context and the seeded generator."""
         self._ctx = ctx
+        view = getattr(ctx, "committed_view", None)
+        self._committed = view(self.strategy_id) if view is not None else None
         digest = sum((i + 1) * b for i, b in enumerate(self.strategy_id.encode()))
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, digest]))
 
@@ -197,7 +207,7 @@ class Strategy(Generic[P]):
         reduce_only: bool = False,
     ) -> str:
         """Send an order intent through risk; returns its client order id."""
-        return self.ctx.submit(
+        return (self._ctx or self.ctx).submit(
             self.strategy_id,
             instrument_id=instrument_id,
             side=side,
@@ -247,7 +257,11 @@ class Strategy(Generic[P]):
 
     def target_position(self, instrument_id: str, target: int) -> str | None:
         """Trade (market) toward a signed target position, counting orders still open."""
-        delta = target - (self._ctx or self.ctx).committed(self.strategy_id, instrument_id)
+        committed = self._committed
+        if committed is not None:
+            delta = target - committed.get(instrument_id, 0)
+        else:
+            delta = target - self.ctx.committed(self.strategy_id, instrument_id)
         if delta == 0:
             return None
         side = OrderSide.BUY if delta > 0 else OrderSide.SELL

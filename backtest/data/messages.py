@@ -51,8 +51,8 @@ def _column(column: pa.ChunkedArray) -> list:  # type: ignore[type-arg]
         first = column[0].as_py()
         if pc.all(pc.equal(column, first)).as_py():
             return [first] * len(column)
-    values: list = column.to_pylist()  # type: ignore[type-arg]
-    return values
+    items: list = column.to_pylist()  # type: ignore[type-arg]
+    return items
 
 
 def _positional(cls: type, c: dict[str, list]) -> list[MarketData]:  # type: ignore[type-arg]

@@ -71,6 +71,11 @@ class BpsFees:
             per_unit=fixed(config.per_unit),
             minimum=fixed(config.minimum),
         )
+        # no rate, per-unit fee or minimum (and bps schedules have no tax): every fee is 0
+        schedule = self.schedule
+        self.free = not (
+            schedule.maker_rate or schedule.taker_rate or schedule.per_unit or schedule.minimum
+        )
 
     def fee(
         self,
@@ -82,6 +87,8 @@ class BpsFees:
         is_maker: bool,
         ts_ns: int,
     ) -> int:
+        if self.free:
+            return 0
         return self.schedule.fee(
             notional=instrument.notional(price, qty),
             quantity=qty,

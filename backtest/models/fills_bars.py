@@ -104,9 +104,9 @@ class BarFills:
             self._sink.cancel_rest(order, reason=self._tif_reason(order), ts_ns=ts_ns)
 
     def remove(self, order: SimOrder) -> None:
-        orders = self._state(order.instrument.instrument_id).orders
-        if order in orders:
-            orders.remove(order)
+        state = self._states.get(order.instrument.instrument_id)
+        if state is not None and order in state.orders:
+            state.orders.remove(order)
 
     def requeue(self, order: SimOrder, ts_ns: int, *, keep_priority: bool) -> None:
         if keep_priority:
@@ -150,9 +150,11 @@ class BarFills:
         return True
 
     def _run_bar(self, state: _BarState, bar: Bar) -> None:
+        open_ts = bar.ts_event - bar.interval_ns
+        if len(state.orders) == 1 and self._fill_lone_market(state, bar, open_ts):
+            return
         if self._out_of_reach(state.orders, bar):
             return
-        open_ts = bar.ts_event - bar.interval_ns
         present = list(state.orders)
         early = [o for o in present if o.arrival_ts <= open_ts]
         points = self._points(bar)
@@ -177,6 +179,25 @@ class BarFills:
             if order.immediate and not order.closed:
                 reason = self._tif_reason(order)
                 self._sink.cancel_rest(order, reason=reason, ts_ns=bar.ts_event)
+
+    def _fill_lone_market(self, state: _BarState, bar: Bar, open_ts: int) -> bool:
+        """The common case, short: the bar's only order is a market order that was at the venue
+        when the bar opened, with no participation cap (``next_open`` prices): it fills in full
+        at the open, taker, as the path in :meth:`_run_bar` would fill it. False: not that case."""
+        order = state.orders[0]
+        if (
+            order.order_type is not OrderType.MARKET
+            or order.arrival_ts > open_ts
+            or self._close_mode
+            or self._cap is not None
+        ):
+            return False
+        qty = order.quantity - order.filled
+        state.used += qty
+        self._sink.fill(
+            order, qty=qty, price=bar.open, taker=True, ts_ns=open_ts, volume=bar.volume
+        )
+        return True
 
     def _close_point(
         self, state: _BarState, bar: Bar, present: list[SimOrder], open_ts: int

@@ -17,7 +17,10 @@ __all__ = ["FillSink", "SimOrder"]
 
 class SimOrder:
     """One open order at the simulated venue. ``priority`` orders the queue (lower is earlier);
-    ``queue_ahead`` is the displayed size ahead of it at its price (None: not known yet)."""
+    ``queue_ahead`` is the displayed size ahead of it at its price (None: not known yet).
+
+    ``side`` and ``time_in_force`` never change (a modify changes quantity and prices only), so
+    ``is_buy`` and ``immediate`` are plain attributes set once: fill models read them often."""
 
     __slots__ = (
         "arrival_ts",
@@ -25,7 +28,9 @@ class SimOrder:
         "closed",
         "expire_ts",
         "filled",
+        "immediate",
         "instrument",
+        "is_buy",
         "level_seen",
         "order_type",
         "post_only",
@@ -59,6 +64,8 @@ class SimOrder:
         self.side: OrderSide = command.side
         self.order_type: OrderType = command.order_type
         self.time_in_force: TimeInForce = command.time_in_force
+        self.is_buy = command.side is OrderSide.BUY
+        self.immediate = command.time_in_force in (TimeInForce.IOC, TimeInForce.FOK)
         self.post_only = command.post_only
         self.quantity = command.quantity
         self.price = command.price
@@ -79,19 +86,11 @@ class SimOrder:
         return self.quantity - self.filled
 
     @property
-    def is_buy(self) -> bool:
-        return self.side is OrderSide.BUY
-
-    @property
     def market_like(self) -> bool:
         """A market order, or a stop whose trigger has been hit."""
         return self.order_type is OrderType.MARKET or (
             self.order_type is OrderType.STOP and self.triggered
         )
-
-    @property
-    def immediate(self) -> bool:
-        return self.time_in_force in (TimeInForce.IOC, TimeInForce.FOK)
 
     def __repr__(self) -> str:
         return (

@@ -47,6 +47,11 @@ class SlippageModel(Protocol):
 
 def against_taker(instrument: Instrument, price: int, amount: int, *, is_buy: bool) -> int:
     """``price`` moved ``amount`` against the taker, on the tick grid (rounded against it)."""
+    ladder = instrument.tick_ladder
+    if len(ladder) == 1:  # one tick size: a positive price already on the grid stays as it is
+        moved = price + amount if is_buy else price - amount
+        if moved > 0 and moved % ladder[0].tick == 0:
+            return moved
     if is_buy:
         return instrument.quantize_price(price + amount, Rounding.CEILING)
     moved = instrument.quantize_price(price - amount, Rounding.FLOOR)

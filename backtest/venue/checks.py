@@ -34,7 +34,7 @@ def _check_values(
 
 def check_submit(command: SubmitOrder, instrument: Instrument, ts_ns: int) -> Refusal | None:
     """Session, order type, post-only and the instrument's tick/lot/minimum rules."""
-    if not instrument.in_session(ts_ns):
+    if instrument.sessions and not instrument.in_session(ts_ns):
         return Refusal("session", f"{instrument.instrument_id} is not in a trading session")
     kind = command.order_type
     if kind in _NEEDS_PRICE and command.price is None:

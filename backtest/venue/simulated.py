@@ -185,13 +185,10 @@ class SimulatedVenue:
         """
         limit = NEVER if before is None else before
         timeline, outbox = self._timeline, self._outbox
-        while timeline.next_ts < limit:
-            delivery = outbox.next_delivery()
-            if delivery is not None and delivery <= timeline.next_ts:
-                break
+        while timeline.next_ts < limit and outbox.next_ts > timeline.next_ts:
             self._step()
-        delivery = outbox.next_delivery()
-        return delivery if delivery is not None and delivery < limit else None
+        delivery = outbox.next_ts
+        return delivery if delivery < limit else None
 
     def pop_reports(self, until_ts: int) -> list[OrderEvent]:
         """Reports delivered at or before ``until_ts``, in delivery order (ties by ``seq``).
@@ -208,11 +205,11 @@ class SimulatedVenue:
 
         Resting orders change only with market data, so an idle venue stays idle until then.
         """
-        return self._timeline.next_ts == NEVER and self._outbox.next_delivery() is None
+        return self._timeline.next_ts == NEVER and self._outbox.next_ts == NEVER
 
     def quiet(self) -> bool:
         """Idle and no open order: nothing can happen here until a command arrives."""
-        return not self._orders and self.idle()
+        return not self._orders and self._timeline.next_ts == self._outbox.next_ts == NEVER
 
     def market_may_wait(self) -> bool:
         """While :meth:`quiet`, does this venue need only the latest market data message of each
@@ -274,7 +271,18 @@ class SimulatedVenue:
             self._reject(command, Refusal("post_only", "post-only order would take liquidity"), ts)
             return
         self._orders[order.client_order_id] = order
-        self._emit_for(order, OrderAccepted, ts, venue_order_id=order.venue_order_id)
+        seq, delivery = self._outbox.stamp(ts, self._now)
+        self._outbox.push(  # built here, not through _emit_for: once per order
+            OrderAccepted(
+                seq=seq,
+                ts_event=ts,
+                ts_init=delivery,
+                client_order_id=order.client_order_id,
+                strategy_id=order.strategy_id,
+                instrument_id=instrument.instrument_id,
+                venue_order_id=order.venue_order_id,
+            )
+        )
         if order.time_in_force is TimeInForce.DAY:
             order.expire_ts = day_end_ns(instrument, ts)
             self._timeline.add_expiry(order.expire_ts, order.priority, order.client_order_id)
@@ -357,7 +365,7 @@ class SimulatedVenue:
     def fill(
         self, order: SimOrder, *, qty: int, price: int, taker: bool, ts_ns: int, volume: int
     ) -> None:
-        if qty <= 0 or qty > order.leaves or order.closed:
+        if qty <= 0 or qty > order.quantity - order.filled or order.closed:
             raise InvariantError(f"bad fill of {qty} for {order!r}")
         instrument = order.instrument
         is_buy = order.is_buy

@@ -16,10 +16,10 @@ from backtest.models.config import (
     VolatilitySlippageConfig,
 )
 from backtest.models.latency import build_latency
-from backtest.models.slippage import build_slippage
+from backtest.models.slippage import against_taker, build_slippage
 from runtime.instruments import Instrument, twse_tick_ladder
 from runtime.messages import Bar
-from runtime.values import fixed
+from runtime.values import Rounding, fixed
 
 TW = Instrument(instrument_id="TW", tick_ladder=twse_tick_ladder())
 AAA = Instrument(instrument_id="AAA", price_precision=2)
@@ -114,3 +114,21 @@ def test_sampled_latency_is_seeded_and_within_bounds() -> None:
     assert 800 <= entries[1000] <= 1250  # the median
     assert responses[0] >= 100 and responses[-1] <= 1000
     assert 250 <= responses[1000] <= 350
+
+
+@given(
+    st.integers(-(10**12), 10**13),
+    st.integers(0, 10**10),
+    st.booleans(),
+    st.sampled_from([AAA, TW]),
+)
+def test_against_taker_is_the_move_rounded_against_the_taker_on_the_grid(
+    price: int, amount: int, is_buy: bool, instrument: Instrument
+) -> None:
+    """Whatever the shortcut taken (a one-tick-size grid, a price already on it)."""
+    if is_buy:
+        expected = instrument.quantize_price(price + amount, Rounding.CEILING)
+    else:
+        moved = instrument.quantize_price(price - amount, Rounding.FLOOR)
+        expected = moved if moved > 0 else instrument.tick_at(0)
+    assert against_taker(instrument, price, amount, is_buy=is_buy) == expected

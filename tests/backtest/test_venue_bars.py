@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backtest.venue import SimulatedVenue
 from runtime.instruments import Instrument, twse_tick_ladder
 from runtime.messages import (
     Liquidity,
     OrderCanceled,
+    OrderEvent,
     OrderFilled,
     OrderSide,
     OrderType,
@@ -221,3 +226,48 @@ def test_taker_fills_slip_on_the_grid_makers_do_not_and_fees_are_charged() -> No
     assert by_id["lim"].last_price == px("99") and by_id["lim"].liquidity is Liquidity.MAKER
     assert by_id["mkt"].fee == px(142)  # 100000 x 0.1425% = 142.5 -> 142
     assert by_id["mkt"].currency == "TWD"
+
+
+_ORDER = st.tuples(
+    st.sampled_from([BUY, SELL]),
+    st.integers(1, 30),
+    st.sampled_from([OrderType.MARKET, OrderType.MARKET, LIMIT]),
+    st.sampled_from(list(TimeInForce)),
+    st.booleans(),  # sent mid-bar (arrives after the next bar's open)
+)
+
+
+_Step = tuple[int, list[tuple[OrderSide, int, OrderType, TimeInForce, bool]]]
+
+
+def _replay(venue: SimulatedVenue, steps: list[_Step]) -> list[OrderEvent]:
+    venue.on_market(bar(MIN, "10", "11", "9", "10.5"))
+    n = 0
+    for k, (move, orders) in enumerate(steps, start=2):
+        for side, qty, kind, tif, late in orders:
+            n += 1
+            price = px("10") if kind is LIMIT else None
+            ts = (k - 1) * MIN + (MIN // 2 if late else 0)
+            submit(venue, f"o{n}", side, qty * Q, ts=ts, order_type=kind, price=price, tif=tif)
+        o = 10 + move / 10
+        venue.on_market(bar(k * MIN, f"{o}", f"{o + 1}", f"{o - 1}", f"{o + 0.5}", volume=200))
+    return all_reports(venue)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(-5, 5), st.lists(_ORDER, max_size=3)), max_size=8),
+    st.sampled_from([None, "0.1"]),
+)
+def test_the_lone_market_order_shortcut_fills_as_the_intrabar_path_does(
+    steps: list[_Step],
+    cap: str | None,
+) -> None:
+    """A bar's only order, a market order there since the open, takes a short path: the same
+    reports (fills, prices, times, cancels) as the general intrabar path gives it."""
+    config = {**BARS, "max_participation": cap} if cap else BARS
+    latency = {"kind": "constant", "entry_ns": 0, "response_ns": 1000}
+    short = make_venue(config, latency=latency)
+    general = make_venue(config, latency=latency)
+    general._fill_model._fill_lone_market = lambda *_: False  # type: ignore[attr-defined]
+    assert _replay(short, steps) == _replay(general, steps)

@@ -187,3 +187,39 @@ def test_timers_fire_in_order() -> None:
     k.handle(TimerFired(seq=0, ts_event=350, ts_init=350, name=""))
     assert fired == [100, 200, 300]
     assert k.next_timer_ns() == 400
+
+
+def test_target_position_trades_from_a_restored_kernel_state() -> None:
+    """The strategy reads the kernel's committed quantities live, restores included: a kernel
+    with an order of its own pending, restored to a flat state, trades again from flat."""
+    flat, _ = kernel()
+    run(flat, 2)  # bought 10, sold 10: flat, nothing open
+    k, s = kernel()
+    k.handle(bar(1))  # +10 pending here
+    assert s.target_position("X", 10 * Q) is None
+    k.load_state(flat.state())
+    assert k.committed("flip", "X") == 0
+    assert s.target_position("X", 10 * Q) is not None  # from flat again, not from the stale +10
+
+
+class FakeContext:
+    """A context with only what target_position needs (no committed_view)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int]] = []
+
+    def committed(self, strategy_id: str, instrument_id: str) -> int:
+        return 4 * Q
+
+    def submit(self, strategy_id: str, **order: object) -> str:
+        self.sent.append((str(order["side"]), int(order["quantity"])))  # type: ignore[call-overload]
+        return "fake-1"
+
+
+def test_target_position_asks_a_context_without_a_committed_view() -> None:
+    strategy = Flipper("flip", {"size": 10}, instruments=("X",))
+    ctx = FakeContext()
+    strategy.bind(ctx, seed=1)  # type: ignore[arg-type]
+    assert strategy.target_position("X", 4 * Q) is None
+    assert strategy.target_position("X", 10 * Q) == "fake-1"
+    assert ctx.sent == [("1", 6 * Q)]
