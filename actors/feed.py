@@ -289,7 +289,8 @@ class FeedActor:
         hot = self.driver.hot
         if hot is None:
             return None
-        return {"compiles": hot.compiles, "failures": list(hot.failures[-5:])}
+        return {"compiles": hot.compiles, "failures": list(hot.failures[-5:]),
+                "warmup_s": [round(s, 3) for s in hot.warmup_s[-5:]]}
 
     async def pid(self) -> int:
         return os.getpid()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from actors.journals import open_journal
 from runtime.errors import InvariantError
 from runtime.journal import Blob, Journal
 from runtime.kernel import Kernel
@@ -184,7 +185,7 @@ def open_journaled(kernel_factory: Any, path: Path, *,
     ``operate(kernel, payload)`` re-applies an :data:`OPERATION` record where the journal holds
     it (a strategy's params changed by the operator); without it such records are an error."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    journal = Journal(path, batch_size=1 << 30)
+    journal = open_journal(path)
     started = journal.last_seq > 0
     cursor = count_market(journal) if started else 0
     if operate is None:

@@ -20,6 +20,7 @@ import msgspec
 import ray
 
 from actors.base import ACTOR_OPTIONS, incarnate
+from actors.journals import open_journal
 from runtime.book import L2Book
 from runtime.features import FeatureSet
 from runtime.journal import Blob, Journal
@@ -121,7 +122,7 @@ class BookActor:
         self.journal: Journal | None = None
         if journal_path is not None:
             Path(journal_path).parent.mkdir(parents=True, exist_ok=True)
-            self.journal = Journal(journal_path, batch_size=1 << 30)
+            self.journal = open_journal(journal_path)
             replay(self.state, self.journal)
         self._early: dict[int, tuple[list[int], list[MarketData], bytes | None]] = {}
         self.subscribers: list[Any] = list(subscribers)

@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from actors.journals import open_journal
 from backtest.venue import SimulatedVenue
 from runtime.errors import InvariantError
-from runtime.journal import Blob, Journal
+from runtime.journal import Blob
 from runtime.messages import (
     CancelOrder,
     MarketData,
@@ -59,7 +60,7 @@ class PaperVenue:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.durable = durable
         self.venue = venue_factory()
-        self.journal = Journal(path, batch_size=1 << 30)
+        self.journal = open_journal(path)
         self.market_count = 0
         self.reports: list[OrderEvent] = []
         self.sent: set[tuple[Any, ...]] = set()

@@ -95,6 +95,8 @@ class RiskActor(Child):
         """One step of the compiled hot path (``actors.hotpath``): the reports, the market
         data, then the strategies' intents (in config order); the outputs, encoded."""
         inp = decode_input(data)
+        if inp.index < 0:  # a warm-up after compiling: nothing to take
+            return encode([])
         intents = [m for a in answers for m in decode_answer(a).intents]
         return encode(self.step([(None, inp.reports), (inp.index, inp.msgs), (None, intents)]))
 
@@ -215,6 +217,8 @@ class GatewayActor(Child):
         data, then the approved commands are journaled and sent; the graph's result: the
         strategies' answers and risk's outputs passed on, and the reports due."""
         inp = decode_input(data)
+        if inp.index < 0:  # a warm-up after compiling: nothing to take
+            return encode_result(answers, risk_out, encode([]), inp.reports_seen)
         self.venue.apply(inp.index, inp.msgs)
         self._send([m for m in decode_messages(risk_out) if isinstance(m, INTENT_TYPES)])
         reports = self.venue.reports_due(inp.reports_seen)
@@ -323,6 +327,8 @@ class StrategyActor(Child):
         strategy's reports, then the market data in order with the timers due before each
         message, then the timers due by the data clock; the intents and the next timer."""
         inp = decode_input(data)
+        if inp.index < 0:  # a warm-up after compiling: nothing to take
+            return encode(HotAnswer([], None))
         sid = self.strategy_id
         out = self._take(inp.answers.get(sid, ()))
         kernel, handle = self.jk.kernel, self.jk.handle

@@ -23,13 +23,17 @@ the opaque bytes of a :class:`Blob` (``codec`` says which), beside forensic colu
     SELECT seq, kind, ts_event FROM entries WHERE client_order_id = 'S1-000042' ORDER BY seq;
 
 The schema is in :data:`SCHEMA` and ``docs/journal.md``. A journal is not thread-safe: it belongs to
-the one component (actor) that writes it.
+the one component (actor) that writes it. The one exception is :meth:`Journal.checkpoint`: with
+``checkpoint="manual"`` SQLite no longer copies the WAL into the main file inside a commit (an
+fsync of the main file, milliseconds, every ~1000 pages), and another thread of the owner calls
+``checkpoint()`` instead, on its own connection, so the writer never waits for it.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +118,7 @@ class Journal:
         *,
         batch_size: int = 512,
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        checkpoint: Literal["auto", "manual"] = "auto",
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}", field="batch_size")
@@ -121,11 +126,20 @@ class Journal:
             raise ConfigError(
                 f"synchronous must be NORMAL or FULL, got {synchronous!r}", field="synchronous"
             )
+        if checkpoint not in ("auto", "manual"):
+            raise ConfigError(
+                f"checkpoint must be auto or manual, got {checkpoint!r}", field="checkpoint"
+            )
         self.path = Path(path).absolute()
         self.batch_size = batch_size
         self.synchronous = synchronous
+        self.checkpoint_mode = checkpoint
         self._pending: list[Row] = []
         self._conn: sqlite3.Connection | None = _open(self.path, synchronous)
+        if checkpoint == "manual":
+            self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._ckpt_lock = threading.Lock()
+        self._ckpt_conn: sqlite3.Connection | None = None
         self._committed_seq = _last_seq(self._connection())
         self._next_seq = self._committed_seq + 1
 
@@ -234,6 +248,27 @@ class Journal:
         """Committed entries with ``seq > after_seq``, in order (for forensics and tests)."""
         return self._iter_entries(after_seq, self._committed_seq)
 
+    def wal_bytes(self) -> int:
+        """The size of the WAL file (0 when there is none); safe from any thread."""
+        try:
+            return os.stat(f"{self.path}-wal").st_size
+        except FileNotFoundError:
+            return 0
+
+    def checkpoint(self) -> bool:
+        """Copy the committed WAL into the main file (SQLite's PASSIVE checkpoint: it never
+        waits for the writer, the writer never waits for it) on a connection of its own; the
+        one method another thread may call. False when the journal is closed."""
+        with self._ckpt_lock:
+            if self._conn is None:
+                return False
+            if self._ckpt_conn is None:
+                self._ckpt_conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+            self._ckpt_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            return True
+
     # --- lifecycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -243,8 +278,12 @@ class Journal:
         try:
             self.flush()
         finally:
-            self._conn.close()
-            self._conn = None
+            with self._ckpt_lock:
+                if self._ckpt_conn is not None:
+                    self._ckpt_conn.close()
+                    self._ckpt_conn = None
+                self._conn.close()  # the last connection: SQLite checkpoints, drops the WAL
+                self._conn = None
 
     def __enter__(self) -> Journal:
         return self

@@ -29,8 +29,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from actors.journals import open_journal
 from actors.venues.common import SendLog, amend_key
-from runtime.journal import Journal
 from runtime.messages import (
     CancelOrder,
     MarketData,
@@ -68,8 +68,8 @@ class BrokerGateway:
                  settle_s: float = 5.0) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.kind, self.settle_s = kind, settle_s
-        self.journal = Journal(folder / "gateway.journal", batch_size=1 << 30)
-        self.send_log = SendLog(Journal(folder / f"broker.{kind}.journal", batch_size=1 << 30))
+        self.journal = open_journal(folder / "gateway.journal")
+        self.send_log = SendLog(open_journal(folder / f"broker.{kind}.journal"))
         received = [record for _, record in self.journal.entries()]
         self.received = {command_key(c) for c in received}  # type: ignore[arg-type]
         self.reports: list[OrderEvent] = []  # handed out by index (the driver's cursor)

@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from actors.journals import open_journal
 from actors.venues.common import to_fixed
 from actors.venues.ib_support import IbConfig, import_ib
 from actors.venues.shioaji_support import ShioajiConfig, import_shioaji, make_client
 from runtime.errors import ConfigError, VenueUnavailable
 from runtime.instruments import Instrument
-from runtime.journal import Journal
 from runtime.messages import BookSnapshot, MarketData, QuoteTick, Side, TradeTick
 
 __all__ = ["IbMarketStream", "ShioajiMarketStream", "StreamSink", "check_streamable",
@@ -48,7 +48,7 @@ class StreamSink:
     """Journal, then append to the feed's list (which the driver reads by index)."""
 
     def __init__(self, path: Path, messages: list[MarketData]) -> None:
-        self.journal = Journal(path, batch_size=1 << 30)
+        self.journal = open_journal(path)
         self.messages = messages
         self.lock = threading.Lock()
         restored = [m for _, m in self.journal.entries()]

@@ -128,7 +128,8 @@ def test_compiled_session_trades_like_its_broker(data_dir: Path, tmp_path: Path)
     assert session.wait(120)
     status = ray.get(session.feed.status.remote())
     assert status["error"] is None and status["cursor"] == status["total"]
-    assert status["hot_path"] == {"compiles": 1, "failures": []}
+    assert status["hot_path"]["compiles"] == 1 and status["hot_path"]["failures"] == []
+    assert len(status["hot_path"]["warmup_s"]) == 1  # warmed up before the first tick
     submitted = ray.get(session.gateway.submitted.remote())
     assert submitted and len(submitted) == len(set(submitted))
     result = session.stop()
@@ -162,3 +163,40 @@ def test_sigkill_on_the_compiled_path_loses_and_doubles_nothing(data_dir: Path,
     assert sup["restarts"] == len(kinds) and not sup["escalated"]
     result = session.stop()
     _assert_consistent(session, result)
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_new_graph_is_warmed_up_with_steps_that_change_nothing(data_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    """Compiling executes no-op steps (index -1) until the graph runs smoothly: every actor
+    answers them without taking anything, so no state changes; the journals hold nothing
+    new."""
+    import asyncio
+
+    import ray
+
+    from actors.config import load_paper_config
+    from actors.hotpath import _PING, WARM_MAX_S, WARM_MIN_S, CompiledPath
+    from actors.session import prepare_session
+    from actors.trading import GatewayActor, RiskActor, StrategyActor
+
+    prepared = prepare_session(load_paper_config(
+        write_paper_config(tmp_path, "mm", data_dir, feed=COMPILED)), session_id="warm")
+    setup = prepared.setup
+    host = StrategyActor.remote(setup, "mm")
+    risk, gateway = RiskActor.remote(setup), GatewayActor.remote(setup)
+    actors = [host, risk, gateway]
+    before = ray.get([a.state_hash.remote() for a in actors])
+    answer = ray.get(host.hot_step.remote(_PING))
+    out = ray.get(risk.hot_step.remote(_PING, answer))
+    ray.get(gateway.hot_step.remote(_PING, out, answer))
+    hot = CompiledPath({"mm": host}, risk, gateway)
+    asyncio.run(hot.ready())
+    try:
+        assert hot.compiles == 1 and len(hot.warmup_s) == 1
+        assert WARM_MIN_S <= hot.warmup_s[0] <= WARM_MAX_S + 1.0
+    finally:
+        hot.close()
+    assert ray.get([a.state_hash.remote() for a in actors]) == before
+    for handle in actors:
+        ray.kill(handle)

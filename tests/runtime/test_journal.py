@@ -256,6 +256,45 @@ def test_bad_options_are_config_errors(tmp_path: Path) -> None:
         Journal(tmp_path / "j.db", batch_size=0)
     with pytest.raises(ConfigError, match="synchronous"):
         Journal(tmp_path / "j.db", synchronous="OFF")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="checkpoint must be auto or manual, got 'never'"):
+        Journal(tmp_path / "j.db", checkpoint="never")  # type: ignore[arg-type]
+
+
+def test_manual_checkpoints_leave_the_wal_to_the_caller_and_lose_nothing(
+    tmp_path: Path,
+) -> None:
+    """With ``checkpoint="manual"`` a commit never copies the WAL into the main file; a
+    checkpoint from another thread does, while the owner keeps appending; every entry is
+    there after reopening."""
+    import threading
+
+    path = tmp_path / "m.db"
+    journal = Journal(path, batch_size=10, checkpoint="manual")
+    (auto,) = journal._connection().execute("PRAGMA wal_autocheckpoint").fetchone()
+    assert auto == 0
+    main_size = path.stat().st_size
+    for n in range(6000):  # 600 commits, ~1,200 WAL frames: past SQLite's own mark (1,000)
+        journal.append(tick(n))
+    journal.flush()
+    assert path.stat().st_size == main_size  # nothing copied into the main file yet
+    assert journal.wal_bytes() > 1000 * 4096
+
+    done: list[bool] = []
+    worker = threading.Thread(target=lambda: done.append(journal.checkpoint()))
+    worker.start()
+    for n in range(6000, 6500):  # the owner goes on meanwhile
+        journal.append(tick(n))
+    worker.join()
+    journal.flush()
+    assert done == [True]
+    assert path.stat().st_size > main_size  # the checkpoint copied the WAL's pages
+    journal.close()
+    assert journal.checkpoint() is False  # closed: nothing to do, no error
+    assert not Path(f"{path}-wal").exists()  # the last close checkpointed and dropped it
+
+    with Journal(path) as again:
+        seqs = [seq for seq, _ in again.entries()]
+    assert seqs == list(range(1, 6501))
 
 
 def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:

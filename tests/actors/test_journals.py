@@ -1,0 +1,54 @@
+"""The actors' journals: SQLite's checkpoints moved to a thread of their own (actors/journals)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from actors.journals import Checkpointer, open_journal
+from runtime.journal import Blob, Journal
+
+
+def _append(journal: Journal, n: int) -> None:
+    for k in range(n):
+        journal.append(Blob("x", k.to_bytes(8, "big") * 20))
+    journal.flush()
+
+
+def test_a_journal_is_checkpointed_when_enough_entries_or_time_have_passed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.journal"
+    ckpt = Checkpointer(entries=100, idle_s=5.0)
+    journal = ckpt.add(Journal(path, checkpoint="manual"))
+    main = path.stat().st_size
+    t0 = time.monotonic()
+    _append(journal, 99)
+    assert ckpt.due(t0 + 1) == 0  # neither enough entries nor idle long enough
+    assert path.stat().st_size == main
+    _append(journal, 1)
+    assert ckpt.due(t0 + 1) == 1  # 100 entries since the last one
+    assert path.stat().st_size > main  # copied into the main file
+    assert ckpt.due(t0 + 100) == 0  # nothing new: nothing to do
+    _append(journal, 3)
+    assert ckpt.due(t0 + 3) == 0
+    assert ckpt.due(t0 + 6) == 1  # a few entries, long enough after the last checkpoint
+    journal.close()
+    _append_more = ckpt.due(t0 + 1000)
+    assert _append_more == 0  # a closed journal is skipped, without an error
+
+
+def test_the_process_thread_checkpoints_while_the_owner_writes(tmp_path: Path) -> None:
+    path = tmp_path / "b.journal"
+    journal = open_journal(path)
+    assert journal.checkpoint_mode == "manual"
+    main = path.stat().st_size
+    deadline = time.monotonic() + 30
+    while path.stat().st_size == main and time.monotonic() < deadline:
+        _append(journal, 2000)  # 20,000 entries (the thread's mark) in ten rounds
+        time.sleep(0.05)
+    assert path.stat().st_size > main  # the thread checkpointed
+    last = journal.last_seq
+    journal.close()
+    with Journal(path) as again:
+        assert [s for s, _ in again.entries()] == list(range(1, last + 1))
