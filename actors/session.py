@@ -15,6 +15,7 @@ reconciler, and the feed last. The same session id resumes from the journals und
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ from runtime.errors import ConfigError
 
 __all__ = ["Prepared", "Session", "new_session_id", "prepare_session", "run_session",
            "start_session"]
+
+
+SESSION_ID = re.compile(r"[\w.]+")  # no "-" (order ids), "/" (paths) or spaces
 
 
 def new_session_id(config: PaperConfig) -> str:
@@ -119,6 +123,10 @@ def prepare_session(config: PaperConfig, *, session_id: str | None = None,
     ``store``: an open store to read the market data from (else the config's, opened briefly).
     """
     sid = session_id or config.session_id or new_session_id(config)
+    if not SESSION_ID.fullmatch(sid):  # it names the actors, the journals and the order ids
+        raise ConfigError(f"session id {sid!r}: use letters, digits, '_' and '.' only "
+                          "(it is part of every client order id, whose parts '-' separates)",
+                          field="session_id")
     feed_cfg = config.feed
     if lockstep is not None or speed is not None or hot_path is not None:
         update: dict[str, Any] = {}

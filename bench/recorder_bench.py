@@ -141,7 +141,12 @@ def main() -> None:
     from actors.store import StoreActor
 
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    work = Path(tempfile.mkdtemp(prefix="recorder-bench-"))
+    with tempfile.TemporaryDirectory(prefix="recorder-bench-") as tmp:  # GBs: never left behind
+        _bench(args, ray, StoreActor, Path(tmp))
+    ray.shutdown()
+
+
+def _bench(args: argparse.Namespace, ray: Any, StoreActor: Any, work: Path) -> None:
     store = StoreActor.remote(f"chdb://{work / 'ch'}")
     ray.get(store.ping.remote())
     print(f"recorder bench: {args.events:,} events per run, batches of {args.batch:,}, "
@@ -162,7 +167,6 @@ def main() -> None:
                         session=f"B{run}", durable=durable))
                 report(mix, durable, pace, results)
     ray.get(store.close.remote())
-    ray.shutdown()
 
 
 def report(mix: str, durable: bool, pace: float | None, results: list[dict[str, float]]) -> None:

@@ -75,13 +75,18 @@ def _runner_sweep(data: str, n_bars: int, mark: Any) -> dict[str, Any]:
 
 def _full_sweep(data: str, n_bars: int, mark: Any) -> dict[str, Any]:
     """``tradewind sweep`` end to end on a Parquet file, into a fresh embedded store."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from backtest.research.sweep import run_sweep
     from bench.common import load_arrays
 
-    tmp = Path(tempfile.mkdtemp(prefix="tw-sweep-bench-"))
+    with tempfile.TemporaryDirectory(prefix="tw-sweep-bench-") as work:  # not left behind
+        return _full_sweep_in(Path(work), data, n_bars, mark, run_sweep, load_arrays)
+
+
+def _full_sweep_in(tmp: Path, data: str, n_bars: int, mark: Any, run_sweep: Any,
+                   load_arrays: Any) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     arrays = load_arrays(data, limit=n_bars)
     stamps = pa.array(arrays["ts_ns"].astype("datetime64[ns]")).cast(pa.timestamp("ns", "UTC"))
     pq.write_table(pa.table({"timestamp": stamps, **{k: arrays[k] for k in

@@ -33,6 +33,20 @@ def test_bad_config_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "feed.speed" in capsys.readouterr().err
 
 
+def test_a_session_id_that_cannot_name_orders_is_refused(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    """'-' separates a client order id's parts (``<session>-<strategy>-<n>``): such a session
+    id is refused up front, naming it, before any actor starts (the risk actor would die
+    building its order ids)."""
+    path = write_paper_config(tmp_path, "sma", write_sample(tmp_path / "data"))
+    for bad in ("run-1", "a/b", "x y"):
+        assert main(["paper", "--config", str(path), "--session-id", bad]) == 2
+        err = capsys.readouterr().err
+        assert "session_id" in err and repr(bad) in err and "letters, digits" in err
+    assert not (tmp_path / "var").exists() or not any((tmp_path / "var").rglob("*.journal"))
+
+
 @pytest.mark.usefixtures("ray_local")
 def test_paper_json_and_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_paper_config(tmp_path, "sma", write_sample(tmp_path / "data"))
