@@ -9,7 +9,9 @@ so a child whose work hangs misses its heartbeats.
 An actor on the real-time hot path (``actors.hotpath``) also runs a Ray Compiled Graph's loop,
 on a thread of its own beside the normal calls: :func:`serialized` makes every call of such an
 actor (and ``ping``, so a hung graph step still misses heartbeats) take the actor's lock, so
-that a graph step and an operator's call never interleave.
+that a graph step and an operator's call never interleave. On the socket hot path
+(``actors.sockpath``) the steps come on a thread of the actor's socket server instead
+(:meth:`Child.hot_listen`), under the same lock.
 """
 
 from __future__ import annotations
@@ -115,6 +117,17 @@ class Child:
         with contextlib.suppress(Exception):  # channels closed already
             do_cancel_executable_tasks(self, tasks)
         return True
+
+    def hot_listen(self) -> tuple[str, str]:
+        """Serve this actor's ``hot_step`` on a UNIX socket (``actors.sockpath``), once per
+        process: (this node's id, the socket's address)."""
+        server = self.__dict__.get("_hot_server")
+        if server is None:
+            from actors.sockpath import HotServer
+
+            server = self.__dict__.setdefault(
+                "_hot_server", HotServer(self.hot_step, type(self).__name__))  # type: ignore[attr-defined]
+        return ray.get_runtime_context().get_node_id(), server.address
 
     @ray.method(concurrency_group="watch")  # type: ignore[misc]
     def watch(self) -> None:

@@ -32,16 +32,17 @@ class FeedConfig(_Frozen):
     lockstep: bool = True
     batch_size: int = Field(512, ge=1, le=100_000)
     synthetic_days: int = Field(1, ge=1)
-    #: real time only: ``compiled`` runs strategies → risk → gateway as a Ray Compiled Graph
-    #: (~0.7 ms tick → order here, but each of those actors polls for input: ~0.6 CPU each
-    #: while idle); ``calls``: ordered actor calls (actors.lockstep)
-    hot_path: Literal["calls", "compiled"] = "calls"
+    #: real time only: ``sockets`` runs strategies → risk → gateway over the node's UNIX
+    #: sockets (actors.sockpath: ~0.8 ms tick → order here, nothing polls; one node only);
+    #: ``compiled`` as a Ray Compiled Graph (actors.hotpath: each of those actors polls for
+    #: input, ~0.6 CPU each while idle); ``calls``: ordered actor calls (actors.lockstep)
+    hot_path: Literal["calls", "compiled", "sockets"] = "calls"
 
     @model_validator(mode="after")
-    def _compiled_needs_real_time(self) -> FeedConfig:
-        if self.hot_path == "compiled" and self.lockstep:
-            raise ValueError("hot_path: compiled runs in real time only: set lockstep: false "
-                             "(lockstep replays through ordered calls, step for step)")
+    def _hot_path_needs_real_time(self) -> FeedConfig:
+        if self.hot_path != "calls" and self.lockstep:
+            raise ValueError(f"hot_path: {self.hot_path} runs in real time only: set lockstep: "
+                             "false (lockstep replays through ordered calls, step for step)")
         return self
 
 

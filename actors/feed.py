@@ -143,6 +143,10 @@ class FeedActor:
             from actors.hotpath import CompiledPath
 
             hot = CompiledPath(resolved.hosts, resolved.risk, resolved.gateway)
+        elif feed.hot_path == "sockets":
+            from actors.sockpath import SocketPath
+
+            hot = SocketPath(resolved.hosts, resolved.risk, resolved.gateway)
         self.driver = Driver(resolved, self.messages, start_ns=start_ns,
                              batch_size=feed.batch_size, speed=speed, hot=hot)
         self.path = Path(setup.journal_dir) / "feed.json"

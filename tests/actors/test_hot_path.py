@@ -1,6 +1,7 @@
-"""The compiled hot path (``feed.hot_path: compiled``, ``actors.hotpath``): config checks, the
-actors' call lock, the strategy host's pending quantity, and real-time sessions on the shared
-local Ray cluster — one that runs to the end, one whose hot-path actors (and feed) are
+"""The real-time hot paths (``feed.hot_path: compiled``, ``actors.hotpath``; ``sockets``,
+``actors.sockpath``): config checks, the actors' call lock, the strategy host's pending
+quantity, the socket transport's failures, and real-time sessions on the shared local Ray
+cluster on each path — one that runs to the end, one whose hot-path actors (and feed) are
 SIGKILLed mid-session without an order sent twice or a fill lost."""
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def test_compiled_needs_real_time(data_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="real time only") as info:
         prepare_session(config, session_id="x", lockstep=True)  # --lockstep on top: refused
     assert info.value.field == "feed"
-    with pytest.raises(ConfigError, match="'calls' or 'compiled'") as info:
+    with pytest.raises(ConfigError, match="'calls', 'compiled' or 'sockets'") as info:
         prepare_session(load_paper_config(write_paper_config(tmp_path / "c", "mm", data_dir)),
                         session_id="y", hot_path="fast")
     assert info.value.field == "feed.hot_path"
@@ -120,11 +121,14 @@ def _start(path: Path, session_id: str) -> Any:
 
 
 @pytest.mark.usefixtures("ray_local")
-def test_compiled_session_trades_like_its_broker(data_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("hot_path", ["compiled", "sockets"])
+def test_hot_path_session_trades_like_its_broker(data_dir: Path, tmp_path: Path,
+                                                 hot_path: str) -> None:
     import ray
 
-    path = write_paper_config(tmp_path, "mm", data_dir, minutes=3, feed=COMPILED)
-    session = _start(path, "hot1")
+    path = write_paper_config(tmp_path, "mm", data_dir, minutes=3,
+                              feed=COMPILED | {"hot_path": hot_path})
+    session = _start(path, f"hot1{hot_path[0]}")
     assert session.wait(120)
     status = ray.get(session.feed.status.remote())
     assert status["error"] is None and status["cursor"] == status["total"]
@@ -138,16 +142,18 @@ def test_compiled_session_trades_like_its_broker(data_dir: Path, tmp_path: Path)
 
 
 @pytest.mark.usefixtures("ray_local")
-def test_sigkill_on_the_compiled_path_loses_and_doubles_nothing(data_dir: Path,
-                                                               tmp_path: Path) -> None:
-    """Each actor of the graph, then the feed (the graph's owner), SIGKILLed while it runs:
-    the graph is rebuilt (a new feed first stops the loops the dead one left), the steps in
-    flight run again, and the session ends with every order sent once and every fill once."""
+@pytest.mark.parametrize("hot_path", ["compiled", "sockets"])
+def test_sigkill_on_the_hot_path_loses_and_doubles_nothing(data_dir: Path, tmp_path: Path,
+                                                          hot_path: str) -> None:
+    """Each actor of the hot path, then the feed (the graph's owner; the sockets' client),
+    SIGKILLed while it runs: the graph is rebuilt (a new feed first stops the loops the dead
+    one left) or the sockets connected anew, the step in flight runs again, and the session
+    ends with every order sent once and every fill once."""
     import ray
 
     path = write_paper_config(tmp_path, "mm", data_dir, minutes=6,
-                              feed=COMPILED | {"speed": 30})
-    session = _start(path, "hot2")
+                              feed=COMPILED | {"speed": 30, "hot_path": hot_path})
+    session = _start(path, f"hot2{hot_path[0]}")
     kinds = ["risk", "gateway", "strategy:mm", "feed"]
     for child in kinds:
         cursor = ray.get(session.feed.status.remote())["cursor"]
