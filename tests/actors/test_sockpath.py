@@ -5,8 +5,11 @@ node. The sessions that run over it (and SIGKILL its actors) are in test_hot_pat
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
 import struct
+import subprocess
 import threading
 from typing import Any
 
@@ -68,6 +71,37 @@ def test_a_peer_that_goes_away_ends_the_read() -> None:
         conn.shutdown(socket.SHUT_WR)  # the server reads EOF mid-frame and closes
         with pytest.raises(EOFError, match="closed its socket"):
             _call_result(conn)
+
+
+_SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")  # one any user may run
+
+
+@pytest.mark.skipif(os.getuid() != 0 or _SYSTEM_PYTHON is None,
+                    reason="needs root (and a system python3) to connect as another user")
+def test_a_peer_of_another_user_is_hung_up_on() -> None:
+    """Only this user's processes may drive an actor (``SO_PEERCRED``): a process of another
+    user connects (abstract sockets have no file permissions) and is closed on at once, its
+    step never run."""
+    seen: list[bytes] = []
+    server = HotServer(lambda *a: seen.append(a[0]) or b"ran", "peer")
+    probe = (
+        "import socket, struct\n"
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        f"s.connect({server.address!r})\n"
+        "s.settimeout(10)\n"
+        "try:\n"
+        "    s.sendall(struct.pack('!BI', 0, 5) + struct.pack('!I', 1) + b'x')\n"
+        "    print('answered' if s.recv(100) else 'closed')\n"
+        "except (ConnectionResetError, BrokenPipeError):\n"
+        "    print('closed')\n"
+    )
+    out = subprocess.run([_SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True,
+                         timeout=60, user=65534, cwd="/", check=True)  # nobody
+    assert out.stdout.strip() == "closed", out.stderr  # closed on, without an answer
+    with _connect(server) as conn:  # this user is still served
+        conn.sendall(_pack_args([b"mine"]))
+        assert _call_result(conn) == b"ran"
+    assert seen == [b"mine"]
 
 
 def test_a_frame_longer_than_the_limit_is_refused_as_out_of_step() -> None:
