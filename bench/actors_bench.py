@@ -13,7 +13,9 @@
   ``calls`` (ordered actor calls, as in lockstep); the first, one order in 10 ticks, is
   printed against the targets p50 ≤ 1 ms, p99 ≤ 5 ms. Each line also gives the orders over
   5 ms and the CPU's busy and stolen shares meanwhile (a VM's host taking the CPU for others
-  shows as stolen time, and as late orders).
+  shows as stolen time, and as late orders). Before and after the variants it measures the
+  machine's floor (``bench/ipc_floor.py``): three bare processes over socketpairs, no Ray, no
+  journal, paced alike. No multi-process hot path can beat that tail.
 * **crash to trading again**: SIGKILL the risk actor mid-session (lockstep replay); seconds until
   the feed's cursor moves again. Target ≤ 3 s.
 
@@ -150,6 +152,16 @@ def bench_latency(ticks: int, folder: Path, rounds: int = 3, every: tuple[int, .
     for the disk to write while the next one runs), its graph compiled once, ``rounds``
     rounds of ``ticks / rounds`` ticks back to back; between variants the page cache is
     written out (``os.sync``). Returns the first mode's figures at the first ``every``."""
+    from bench.ipc_floor import floor, summary
+
+    def machine_floor(when: str) -> None:  # what the machine allows any process chain now
+        before = _cpu_times()
+        line = summary(floor(ticks))
+        steal = _cpu_share(before, _cpu_times())[1]
+        print(f"  floor {when}, 3 processes on socketpairs (100 µs each, no Ray, no journal): "
+              f"{line} (stolen by the host {steal:.1%})")
+
+    machine_floor("before")
     figures = {}
     for n in every:
         for mode in modes:
@@ -166,6 +178,7 @@ def bench_latency(ticks: int, folder: Path, rounds: int = 3, every: tuple[int, .
                   f"orders, p50 {p50:8.2f} ms, p99 {p99:8.2f} ms, {late} over 5 ms (rounds "
                   f"p50/p99: {spread}; CPU busy {busy:.0%}, stolen by the host {steal:.1%})")
             figures[n, mode] = (p50, p99)
+    machine_floor("after")
     return figures[every[0], modes[0]]
 
 

@@ -46,8 +46,9 @@ def table(kind: str, rows: dict[str, dict[str, Any]]) -> list[str]:
     out = [f"\n{kind}: {'engine':16} {'events/s':>11} {'wall s':>8} {'peak MB':>8} {'fills':>7} "
            f"{'≠rule(ties)':>12} {'price viol.':>11}  price rule"]
     for peer, r in rows.items():
-        out.append(f"{'':{len(kind) + 2}}{peer:16} {r['events_per_s']:>11,.0f} {r['wall_s']:>8.2f} "
-                   f"{r['rss_mb']:>8.0f} {r['fills']:>7} {r['decisions_differ']:>5}({r['ties']:>5}) "
+        out.append(f"{'':{len(kind) + 2}}{peer:16} {r['events_per_s']:>11,.0f} "
+                   f"{r['wall_s']:>8.2f} {r['rss_mb']:>8.0f} {r['fills']:>7} "
+                   f"{r['decisions_differ']:>5}({r['ties']:>5}) "
                    f"{r['price_violations']:>11}  {r['rule']}")
     tw = rows.get("tradewind")
     if tw is None:
@@ -58,7 +59,8 @@ def table(kind: str, rows: dict[str, dict[str, Any]]) -> list[str]:
         speed = tw["events_per_s"] / r["events_per_s"]
         wall = r["wall_s"] / tw["wall_s"]
         target = TARGETS.get((kind, peer))
-        goal = f" (target ≥ {target:.0f}×: {'met' if speed >= target else 'NOT met'})" if target else ""
+        verdict = "met" if target and speed >= target else "NOT met"
+        goal = f" (target ≥ {target:.0f}×: {verdict})" if target else ""
         out.append(f"  tradewind vs {peer}: {speed:.1f}× events/s{goal}, {wall:.1f}× whole "
                    f"process, peak memory {tw['rss_mb'] / r['rss_mb']:.2f}× theirs")
     return out
@@ -79,7 +81,7 @@ def main() -> None:
                 rows[peer] = measure(peer, kind, args.n, args.seed, args.repeat)
             except (OSError, RuntimeError) as exc:  # a peer not installed: say so, go on
                 print(f"{kind}: {peer} not run: {exc}")
-            except Exception as exc:  # noqa: BLE001 - a failing peer process must not hide the rest
+            except Exception as exc:  # a failing peer process must not hide the rest
                 print(f"{kind}: {peer} failed: {type(exc).__name__}: {str(exc)[:200]}")
         print("\n".join(table(kind, rows)), flush=True)
 
