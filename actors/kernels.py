@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.journals import open_journal
-from runtime.errors import InvariantError
-from runtime.journal import Blob, Journal
+from runtime.journal import Journal
 from runtime.kernel import Kernel
 from runtime.messages import (
     Bar,
@@ -60,8 +59,6 @@ _NEVER_SNAPSHOT = 2**62  # strategies keep no snapshot state: their journal is r
 #: an operator's change to a strategy (params, enable), journaled between the messages it
 #: came between, so a replay applies it at the same point
 OPERATION = "strategy.operation"
-# runtime.recovery's on-disk kinds of the kernel's start and stop records
-_START, _STOP = "kernel.start", "kernel.stop"
 
 
 def idle_timer(ts_ns: int, idle_until: int | None) -> TimerFired:
@@ -188,30 +185,7 @@ def open_journaled(kernel_factory: Any, path: Path, *,
     journal = open_journal(path)
     started = journal.last_seq > 0
     cursor = count_market(journal) if started else 0
-    if operate is None:
-        jk = JournaledKernel.restore(kernel_factory, journal, snapshot_every=_NEVER_SNAPSHOT)
-    else:
-        jk = JournaledKernel(_replay(kernel_factory(), journal, operate), journal,
-                             snapshot_every=_NEVER_SNAPSHOT)
+    jk = JournaledKernel.restore(kernel_factory, journal, snapshot_every=_NEVER_SNAPSHOT,
+                                 blobs=None if operate is None else {OPERATION: operate})
     return jk, cursor, started
 
-
-def _replay(kernel: Kernel, journal: Journal, operate: Operate) -> Kernel:
-    """``JournaledKernel.restore`` for a journal without snapshots that may hold operations."""
-    snapshot, _, tail = journal.restore()
-    if snapshot is not None:
-        raise InvariantError(f"{journal!r}: a strategy journal holds no snapshots")
-    for _, record in tail:
-        if not isinstance(record, Blob):
-            kernel.handle(record)
-        elif record.kind == OPERATION:
-            operate(kernel, record.payload)
-        elif record.kind in (_START, _STOP):
-            ts = int.from_bytes(record.payload, "big", signed=True)
-            if record.kind == _START:
-                kernel.start(ts)
-            else:
-                kernel.stop(ts)
-        else:
-            raise InvariantError(f"unknown journal record kind {record.kind!r}")
-    return kernel

@@ -8,7 +8,7 @@ discarded: they were produced (and, in an actor, journaled and sent) before the 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from runtime.errors import InvariantError
@@ -52,9 +52,19 @@ class JournaledKernel:
 
     @classmethod
     def restore(
-        cls, factory: Callable[[], Kernel], journal: Journal, **kwargs: Any
+        cls,
+        factory: Callable[[], Kernel],
+        journal: Journal,
+        *,
+        blobs: Mapping[str, Callable[[Kernel, bytes], None]] | None = None,
+        **kwargs: Any,
     ) -> JournaledKernel:
-        """A new kernel from ``factory()``, brought to the journal's last committed state."""
+        """A new kernel from ``factory()``, brought to the journal's last committed state.
+
+        ``blobs``: how to re-apply the other kinds of :class:`Blob` records its owner
+        journals beside the kernel's inputs (kind → ``handler(kernel, payload)``, in journal
+        order; e.g. an operator's change of a strategy's params); any other kind is an
+        error."""
         kernel = factory()
         snapshot, _, tail = journal.restore()
         if snapshot is not None:
@@ -68,11 +78,12 @@ class JournaledKernel:
                     strategy.set_state(state)
         for _, record in tail:
             if isinstance(record, Blob):
-                ts = int.from_bytes(record.payload, "big", signed=True)
                 if record.kind == _START:
-                    kernel.start(ts)
+                    kernel.start(int.from_bytes(record.payload, "big", signed=True))
                 elif record.kind == _STOP:
-                    kernel.stop(ts)
+                    kernel.stop(int.from_bytes(record.payload, "big", signed=True))
+                elif blobs is not None and record.kind in blobs:
+                    blobs[record.kind](kernel, record.payload)
                 else:
                     raise InvariantError(f"unknown journal record kind {record.kind!r}")
             else:

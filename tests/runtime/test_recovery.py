@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from runtime.journal import Journal
 from runtime.kernel import Kernel
 from runtime.messages import OrderAccepted, SubmitOrder
@@ -56,3 +58,29 @@ def test_restore_from_snapshot_plus_tail_and_continue(tmp_path: Path) -> None:
         assert not ids_before & (set(restored.kernel.orders) - ids_before)
         assert len(restored.kernel.orders) > len(ids_before)
     del reference
+
+
+def test_restore_reapplies_its_owners_blobs_in_order_and_refuses_unknown_ones(
+        tmp_path: Path) -> None:
+    """``blobs``: an owner's own records (an operator's change) re-applied where the journal
+    holds them, between the inputs they came between; a kind nobody handles is an error."""
+    from runtime.errors import InvariantError
+    from runtime.journal import Blob
+
+    seen: list[tuple[bytes, int]] = []
+    with Journal(tmp_path / "k.journal") as journal:
+        jk = JournaledKernel(factory(), journal, snapshot_every=10**9)
+        jk.start(0)
+        drive(jk, range(1, 5))
+        journal.append(Blob("owner.op", b"one"))
+        drive(jk, range(5, 9))
+        expected = jk.kernel.state_hash()
+    with Journal(tmp_path / "k.journal") as journal:
+        restored = JournaledKernel.restore(
+            factory, journal, blobs={"owner.op": lambda k, p: seen.append((p, k.now))})
+        assert restored.kernel.state_hash() == expected
+    assert [p for p, _ in seen] == [b"one"]
+    assert bar(4).ts_event <= seen[0][1] < bar(5).ts_event  # after bar 4's inputs, before 5
+    with Journal(tmp_path / "k.journal") as journal, \
+            pytest.raises(InvariantError, match=r"unknown journal record kind 'owner\.op'"):
+        JournaledKernel.restore(factory, journal)
