@@ -6,17 +6,15 @@ In synchronous actors ``watch`` runs in its own concurrency group so it never ho
 ordered, single-threaded default group; ``ping`` runs in the default group, behind the work,
 so a child whose work hangs misses its heartbeats.
 
-An actor on the real-time hot path (``actors.hotpath``) also runs a Ray Compiled Graph's loop,
-on a thread of its own beside the normal calls: :func:`serialized` makes every call of such an
-actor (and ``ping``, so a hung graph step still misses heartbeats) take the actor's lock, so
-that a graph step and an operator's call never interleave. On the socket hot path
-(``actors.sockpath``) the steps come on a thread of the actor's socket server instead
-(:meth:`Child.hot_listen`), under the same lock.
+In real time over the sockets carrier (``actors.sockpath``) the steps of the step protocol
+(``actors.step``) come on a thread of the actor's socket server (:meth:`Child.hot_listen`),
+beside the normal calls: :func:`serialized` makes every call of the actor (and ``ping``, so a
+hung step still misses heartbeats) take the actor's lock, so that a step and an operator's
+call never interleave.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import threading
@@ -32,7 +30,7 @@ __all__ = ["ACTOR_OPTIONS", "WATCH_GROUPS", "Child", "incarnate", "serialized"]
 C = TypeVar("C", bound=type)
 
 #: calls that never take the lock: the death watch (it never returns) and the process facts
-_FREE = frozenset({"watch", "pid", "incarnation", "release_graph"})
+_FREE = frozenset({"watch", "pid", "incarnation", "node"})
 
 #: every actor: no CPU held (DESIGN: Ray pitfalls), restarted by Ray, calls retried after a
 #: restart (receivers dedupe by index, client order id and fill id)
@@ -86,7 +84,6 @@ class Child:
     """Mixin of the synchronous actors."""
 
     _incarnation: int = 0
-    _graph_tasks: Any = None
 
     def incarnation(self) -> int:
         return self._incarnation
@@ -97,26 +94,9 @@ class Child:
     def ping(self) -> float:
         return time.time()
 
-    def hold_graph(self, tasks: Any) -> None:
-        """The Compiled Graph tasks this actor runs (``actors.hotpath``): kept so that
-        :meth:`release_graph` can stop their loop if the graph's owner dies without a
-        teardown (the loop would otherwise hold the actor's graph thread for ever)."""
-        self._graph_tasks = tasks
-
-    def release_graph(self, tasks: Any = None) -> bool:
-        """Stop the loop of a graph whose owner is gone (its tasks as held, or ``tasks``);
-        True if there was one. Also for a restarted actor: Ray retries the graph's loop on
-        the new process (the actors retry every call), where it would wait for ever on the
-        broken graph's channels; closing those channels ends it."""
-        held, self._graph_tasks = self._graph_tasks, None
-        tasks = tasks or held
-        if not tasks:
-            return False
-        from ray.dag.compiled_dag_node import do_cancel_executable_tasks
-
-        with contextlib.suppress(Exception):  # channels closed already
-            do_cancel_executable_tasks(self, tasks)
-        return True
+    def node(self) -> str:
+        """The id of the Ray node this actor runs on (``actors.carriers`` picks by it)."""
+        return str(ray.get_runtime_context().get_node_id())
 
     def hot_listen(self) -> tuple[str, str]:
         """Serve this actor's ``hot_step`` on a UNIX socket (``actors.sockpath``), once per

@@ -8,10 +8,11 @@ restart policy, the kill file, and what happens at the stop.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from actors.carriers import Transport
 from actors.control_config import ControlConfig
 from actors.venues.broker_config import BrokerConfig, PaperBrokerConfig, check_broker
 from backtest.config import BacktestConfig, load_config, read_yaml_source
@@ -32,16 +33,23 @@ class FeedConfig(_Frozen):
     lockstep: bool = True
     batch_size: int = Field(512, ge=1, le=100_000)
     synthetic_days: int = Field(1, ge=1)
-    #: real time only: ``sockets`` runs strategies → risk → gateway over the node's UNIX
-    #: sockets (actors.sockpath: ~0.8 ms tick → order here, nothing polls; one node only);
-    #: ``compiled`` as a Ray Compiled Graph (actors.hotpath: each of those actors polls for
-    #: input, ~0.6 CPU each while idle); ``calls``: ordered actor calls (actors.lockstep)
-    hot_path: Literal["calls", "compiled", "sockets"] = "calls"
+    #: how a real-time step travels strategies → risk → gateway (``actors.carriers``):
+    #: ``sockets`` over the node's UNIX sockets (nothing polls; one node only), ``calls`` as
+    #: Ray actor calls (across nodes), ``auto`` sockets when the actors share the feed's node
+    transport: Transport = "auto"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "hot_path" in data:
+            raise ValueError("hot_path was replaced by transport: auto (the default), sockets "
+                             "or calls; the Compiled Graph path was removed (docs/paper.md)")
+        return data
 
     @model_validator(mode="after")
-    def _hot_path_needs_real_time(self) -> FeedConfig:
-        if self.hot_path != "calls" and self.lockstep:
-            raise ValueError(f"hot_path: {self.hot_path} runs in real time only: set lockstep: "
+    def _transport_needs_real_time(self) -> FeedConfig:
+        if self.transport != "auto" and self.lockstep:
+            raise ValueError(f"transport: {self.transport} is for real time only: set lockstep: "
                              "false (lockstep replays through ordered calls, step for step)")
         return self
 
@@ -96,6 +104,9 @@ class PaperConfig(_Frozen):
     store_dsn: str | None = None  # default: TRADEWIND_STORE_DSN or chdb://var/clickhouse
     reconcile_every_s: float | None = Field(5.0, gt=0)  # None: no reconciler
     reconcile_act: bool = False  # let a drift move the trading state
+    #: the risk actor snapshots its state every this many journal entries and drops the
+    #: entries the snapshot covers: a restart reads one snapshot and a bounded tail
+    snapshot_every: int = Field(20_000, ge=10)
     feed: FeedConfig = FeedConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
     control: ControlConfig = ControlConfig()  # the HTTP control plane (serve/, issue 4)

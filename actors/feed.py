@@ -3,9 +3,11 @@
 Data comes from the trading config's streams (a file or the store, through
 ``backtest.feed.load_feed``) or from the synthetic generator (sample data shifted to start now,
 replayed at 1× as a live stream). The actor runs :class:`actors.lockstep.Driver` in a background
-task, one step at a time under a lock, so halts, the kill file and the stop never interleave
-with a step. Its cursor is saved to a small file; after a restart it resumes from there (the
-other actors dedupe what they saw twice by feed index, order id and fill id).
+task, one step at a time under a lock: in lockstep through ordered calls, in real time over the
+carrier ``feed.transport`` picks (``actors.carriers``, opened when the loop starts), so halts,
+the kill file and the stop never interleave with a step. Its cursor is saved to a small file;
+after a restart it resumes from there (the other actors dedupe what they saw twice by feed
+index, order id and fill id).
 """
 
 from __future__ import annotations
@@ -137,18 +139,9 @@ class FeedActor:
             speed = 1.0 if feed.speed == "max" else float(feed.speed)
         elif not feed.lockstep and feed.speed != "max":
             speed = float(feed.speed)
-        resolved = _resolve(ports)
-        hot = None
-        if feed.hot_path == "compiled":
-            from actors.hotpath import CompiledPath
-
-            hot = CompiledPath(resolved.hosts, resolved.risk, resolved.gateway)
-        elif feed.hot_path == "sockets":
-            from actors.sockpath import SocketPath
-
-            hot = SocketPath(resolved.hosts, resolved.risk, resolved.gateway)
-        self.driver = Driver(resolved, self.messages, start_ns=start_ns,
-                             batch_size=feed.batch_size, speed=speed, hot=hot)
+        self.ports = _resolve(ports)
+        self.driver = Driver(self.ports, self.messages, start_ns=start_ns,
+                             batch_size=feed.batch_size, speed=speed)
         self.path = Path(setup.journal_dir) / "feed.json"
         self._incarnation = incarnate(Path(setup.journal_dir) / "feed.incarnation")
         self.saved: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
@@ -211,6 +204,12 @@ class FeedActor:
     async def _loop(self) -> None:
         try:
             async with self.lock:
+                if not self.feed.lockstep and self.driver.hot is None:
+                    from actors.carriers import open_carrier
+
+                    self.driver.hot = await open_carrier(
+                        self.feed.transport, self.ports.hosts, self.ports.risk,
+                        self.ports.gateway)
                 await self.driver.start()
             more = True
             while more and not self.stop_requested:
@@ -286,14 +285,17 @@ class FeedActor:
             "denials": c.denials, "reports": c.reports, "state_changes": c.state_changes,
             "finished": bool(self.saved.get("finished")), "running": self.task is not None
             and not self.task.done(), "paused": self.paused, "kill_halted": self.kill_halted,
-            "error": self.error, "hot_path": self._hot_status(),
+            "error": self.error, "transport": self._transport_status(),
         }
 
-    def _hot_status(self) -> dict[str, Any] | None:
+    def _transport_status(self) -> dict[str, Any]:
+        """Which carrier moves the steps (lockstep: ordered calls), its connections (1, plus
+        one after each failure), the latest failures and warm-ups."""
         hot = self.driver.hot
         if hot is None:
-            return None
-        return {"compiles": hot.compiles, "failures": list(hot.failures[-5:]),
+            return {"kind": "lockstep" if self.feed.lockstep else "opening"}
+        return {"kind": hot.transport, "connections": hot.connections,
+                "failures": list(hot.failures[-5:]),
                 "warmup_s": [round(s, 3) for s in hot.warmup_s[-5:]]}
 
     async def pid(self) -> int:

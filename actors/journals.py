@@ -2,17 +2,15 @@
 
 An actor commits its journal on every step and, before an order leaves, fsyncs it. In WAL mode
 SQLite also copies the WAL into the main file every ~1000 pages, inside the commit that crossed
-the mark, and fsyncs the main file: milliseconds, landing on whichever tick was in flight (on the
-compiled hot path that was most of the tick → order p99 above 5 ms). Here every journal an actor
-opens has its automatic checkpoints off (``runtime.journal.Journal(checkpoint="manual")``) and
-one daemon thread per process checkpoints each journal that committed :data:`ENTRIES` entries
-since its last checkpoint (or any, :data:`IDLE_S` ago), on its own connection, while the actor
-goes on committing. (The WAL file's size says nothing: SQLite reuses the file from its start
-after a checkpoint, without shrinking it.) Few, large checkpoints: each one's writes still
-disturb the actors' own (the same disk), so every 20,000 entries (~20 s of a 1k ticks/s hot
-path; a WAL of a few tens of MB) rather than SQLite's every ~1,000 pages. Measured on the
-compiled hot path at 1k ticks/s (``bench/actors_bench.py``): orders over 5 ms, per 300, 3–5
-with a checkpoint every 2,000 entries, 2–3 with none.
+the mark, and fsyncs the main file: milliseconds, landing on whichever tick was in flight. Here
+every journal an actor opens has its automatic checkpoints off
+(``runtime.journal.Journal(checkpoint="manual")``) and one daemon thread per process checkpoints
+each journal that committed :data:`ENTRIES` entries since its last checkpoint (or any,
+:data:`IDLE_S` ago), on its own connection, while the actor goes on committing. (The WAL file's
+size says nothing: SQLite reuses the file from its start after a checkpoint, without shrinking
+it.) Few, large checkpoints: each one's writes still disturb the actors' own (the same disk), so
+every 20,000 entries (~20 s of a 1k ticks/s hot path; a WAL of a few tens of MB) rather than
+SQLite's every ~1,000 pages (figures in docs/paper.md).
 """
 
 from __future__ import annotations

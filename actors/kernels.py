@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from actors.journals import open_journal
-from runtime.journal import Journal
 from runtime.kernel import Kernel
 from runtime.messages import (
     Bar,
@@ -43,11 +42,11 @@ from runtime.recovery import JournaledKernel
 __all__ = [
     "INTENT_TYPES",
     "MARKET_TYPES",
+    "NEVER_SNAPSHOT",
     "OPERATION",
     "RiskKernel",
     "StrategyHost",
     "command_of",
-    "count_market",
     "idle_timer",
     "open_journaled",
 ]
@@ -55,7 +54,9 @@ __all__ = [
 INTENT_TYPES = (SubmitOrder, CancelOrder, ModifyOrder)
 MARKET_TYPES = (QuoteTick, TradeTick, Bar, BookDeltas, BookSnapshot)
 _IDLE_PREFIX = "idle_until="
-_NEVER_SNAPSHOT = 2**62  # strategies keep no snapshot state: their journal is replayed whole
+#: strategies may keep state that no snapshot holds (``Strategy.get_state`` is optional, and
+#: an operator's params change rides in the journal): their journal is replayed whole
+NEVER_SNAPSHOT = 2**62
 #: an operator's change to a strategy (params, enable), journaled between the messages it
 #: came between, so a replay applies it at the same point
 OPERATION = "strategy.operation"
@@ -167,25 +168,21 @@ class StrategyHost(_ReportClock):
         return [command_of(o) for o in awaiting.values()]
 
 
-def count_market(journal: Journal) -> int:
-    """How many market data messages a journal holds (the feed cursor of its component)."""
-    return sum(1 for _, record in journal.entries() if isinstance(record, MARKET_TYPES))
-
-
 Operate = Callable[[Kernel, bytes], None]
 
 
-def open_journaled(kernel_factory: Any, path: Path, *,
-                   operate: Operate | None = None) -> tuple[JournaledKernel, int, bool]:
+def open_journaled(kernel_factory: Any, path: Path, *, operate: Operate | None = None,
+                   snapshot_every: int = NEVER_SNAPSHOT) -> tuple[JournaledKernel, int, bool]:
     """A journaled kernel restored from ``path``; its market cursor; whether it had started.
 
     ``operate(kernel, payload)`` re-applies an :data:`OPERATION` record where the journal holds
-    it (a strategy's params changed by the operator); without it such records are an error."""
+    it (a strategy's params changed by the operator); without it such records are an error.
+    ``snapshot_every``: a snapshot every this many entries, compacting what it covers."""
     path.parent.mkdir(parents=True, exist_ok=True)
     journal = open_journal(path)
     started = journal.last_seq > 0
-    cursor = count_market(journal) if started else 0
-    jk = JournaledKernel.restore(kernel_factory, journal, snapshot_every=_NEVER_SNAPSHOT,
+    jk = JournaledKernel.restore(kernel_factory, journal, snapshot_every=snapshot_every,
+                                 compact=snapshot_every != NEVER_SNAPSHOT,
                                  blobs=None if operate is None else {OPERATION: operate})
-    return jk, cursor, started
+    return jk, jk.market_seen, started
 

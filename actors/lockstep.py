@@ -17,23 +17,24 @@ takes that batch in one call.
 
 Pacing (a speed factor) only spaces the steps in wall time; it never changes what happens.
 
-Real time with ``hot`` (an :class:`actors.hotpath.CompiledPath`): each step instead executes
-the Compiled Graph once with the market data whose time has come, risk's answers and the
-reports not delivered yet (see ``actors.hotpath``); the operations (halt, cancel all, flush,
-the end) keep their plain calls, between two steps, after a step that delivers what waits.
+Real time with ``hot`` (an :class:`actors.carriers.Carrier`): each step instead runs the step
+protocol once (``actors.step``) with the market data whose time has come, risk's answers and
+the reports not delivered yet; the operations (halt, cancel all, flush, the end) keep their
+plain calls, between two steps, after a step that delivers what waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.hotpath import HotInput
+from actors.carriers import Carrier
 from actors.kernels import INTENT_TYPES
 from actors.market import pack
+from actors.step import HotInput, HotResult
 from runtime.messages import (
     MarketData,
     Message,
@@ -74,10 +75,14 @@ class Driver:
     """Drives ``messages`` through the actors from ``cursor`` (see the module docstring)."""
 
     def __init__(self, ports: Ports, messages: Sequence[MarketData], *, start_ns: int,
-                 batch_size: int = 512, speed: float | None = None, hot: Any = None) -> None:
+                 batch_size: int = 512, speed: float | None = None,
+                 hot: Carrier | None = None) -> None:
         self.ports, self.messages, self.start_ns = ports, messages, start_ns
         self.batch_size, self.speed = batch_size, speed
-        self.hot = hot  # actors.hotpath.CompiledPath (real time), or None
+        self.hot = hot  # the real-time carrier, or None (lockstep)
+        #: telemetry hook: ``observe(stage, seconds)``; a real-time step with market data
+        #: that sent commands reports its ``tick_to_order``
+        self.observe: Callable[[str, float], None] | None = None
         self.hot_reports: list[Message] = []  # for the strategies and risk, with the next step
         self.cursor = 0
         self.reports_seen = 0
@@ -94,7 +99,7 @@ class Driver:
     # --- the loop ----------------------------------------------------------------------------
     async def start(self) -> None:
         """Start (or, resumed, re-sync): timers and unanswered intents from the strategies;
-        the hot path's graph is compiled now, not with the first tick."""
+        the carrier is ready before the first tick."""
         answers = await asyncio.gather(*(h.start.remote([], self.start_ns)
                                          for h in self.ports.hosts.values()))
         await self.ports.risk.start.remote(self.start_ns)
@@ -166,7 +171,7 @@ class Driver:
 
     # --- steps ---------------------------------------------------------------------------------
     async def _hot_step(self) -> bool:
-        """Real time on the compiled hot path: one graph execution with the data whose time
+        """Real time over the carrier: one step with the data whose time
         has come or, with nothing due, with what waits (answers, reports, a due timer), and
         its result taken; else a wait for the next message. False at the end of the data."""
         i = self.cursor
@@ -186,19 +191,24 @@ class Driver:
         return True
 
     async def _hot_run(self, i: int, batch: Sequence[MarketData], now_ns: int) -> None:
+        assert self.hot is not None
+        t0, commands = time.perf_counter(), self.counters.commands
         await self._hot_submit(i, batch, now_ns)
         result = await self.hot.collect()
         if result is not None:
             self._hot_result(result)
+        if self.observe is not None and batch and self.counters.commands > commands:
+            self.observe("tick_to_order", time.perf_counter() - t0)
 
     async def _hot_submit(self, i: int, batch: Sequence[MarketData], now_ns: int) -> None:
         answers = {sid: self._take_answers(sid) for sid in self.ports.hosts}
         reports, self.hot_reports = self.hot_reports, []
+        assert self.hot is not None
         await self.hot.submit(HotInput(i, list(batch), now_ns, answers,  # type: ignore[arg-type]
                                        reports, self.reports_seen))
 
-    def _hot_result(self, result: Any) -> None:
-        """A step's result (``actors.hotpath.HotResult``): timers, risk's outputs (answers
+    def _hot_result(self, result: HotResult) -> None:
+        """A step's result (``actors.step.HotResult``): timers, risk's outputs (answers
         queue for their strategy), and the reports not taken before."""
         for sid, reply in zip(self.ports.hosts, result.answers, strict=True):
             self.timers[sid] = reply.timer

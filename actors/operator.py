@@ -134,9 +134,10 @@ class _Probe:
     """Times the driver's steps: tick → intent (strategies answered), intent → order (risk
     approved), order → gateway (commands handed to the gateway until its call returns), and
     tick → order (from the tick that caused the intent until the gateway took the command;
-    approved commands ride on the next gateway call, so this includes waiting for it). On the
-    compiled hot path a step is one graph execution: only tick → order, the execution of a
-    step with market data that sent commands (until its result is back at the feed)."""
+    approved commands ride on the next gateway call, so this includes waiting for it). In real
+    time a step runs the whole chain at once: only tick → order, the run of a step with market
+    data that sent commands (until its result is back at the feed), through the driver's
+    ``observe`` hook."""
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
@@ -203,16 +204,7 @@ class _Probe:
             timed_take,
             timed_pace,
         )
-        if driver.hot is not None:  # the compiled hot path: a step is one graph execution
-            hot_run = driver._hot_run
-
-            async def timed_hot_run(i: int, batch: Any, now_ns: int) -> None:
-                t0, commands = time.perf_counter(), driver.counters.commands
-                await hot_run(i, batch, now_ns)
-                if batch and driver.counters.commands > commands:
-                    self.observe("tick_to_order", time.perf_counter() - t0)
-
-            driver._hot_run = timed_hot_run
+        driver.observe = self.observe
 
     def observe(self, stage: str, seconds: float) -> None:
         self.samples[stage].append(seconds)

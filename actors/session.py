@@ -116,7 +116,7 @@ class Prepared:
 
 def prepare_session(config: PaperConfig, *, session_id: str | None = None,
                     lockstep: bool | None = None, speed: float | str | None = None,
-                    hot_path: str | None = None, store: Any = None) -> Prepared:
+                    transport: str | None = None, store: Any = None) -> Prepared:
     """The session id, journal folder and feed settings; the data loaded once (a mistake in
     the data is reported here, before any actor starts).
 
@@ -128,15 +128,15 @@ def prepare_session(config: PaperConfig, *, session_id: str | None = None,
                           "(it is part of every client order id, whose parts '-' separates)",
                           field="session_id")
     feed_cfg = config.feed
-    if lockstep is not None or speed is not None or hot_path is not None:
+    if lockstep is not None or speed is not None or transport is not None:
         update: dict[str, Any] = {}
         if lockstep is not None:
             update["lockstep"] = lockstep
         if speed is not None:
             update["speed"] = speed
             update.setdefault("lockstep", False)
-        if hot_path is not None:
-            update["hot_path"] = hot_path
+        if transport is not None:
+            update["transport"] = transport
         try:  # validated again: the overrides must fit together (and with the config)
             feed_cfg = FeedConfig.model_validate(feed_cfg.model_dump() | update)
         except ValidationError as exc:
@@ -144,7 +144,8 @@ def prepare_session(config: PaperConfig, *, session_id: str | None = None,
             raise ConfigError(first["msg"].removeprefix("Value error, "),
                               field=".".join(["feed", *map(str, first["loc"])])) from None
     journal_dir = Path(config.journal_dir).absolute() / sid
-    setup = SessionSetup(sid, str(journal_dir), config.trading_config(), lockstep=feed_cfg.lockstep)
+    setup = SessionSetup(sid, str(journal_dir), config.trading_config(), lockstep=feed_cfg.lockstep,
+                         snapshot_every=config.snapshot_every)
     write_cache(setup, feed_cfg, store)
     return Prepared(setup=setup, feed=feed_cfg)
 

@@ -30,6 +30,8 @@ class SessionSetup:
     journal_dir: str
     trading: BacktestConfig
     lockstep: bool = True
+    #: the risk actor's snapshot cadence in journal entries (``PaperConfig.snapshot_every``)
+    snapshot_every: int = 20_000
 
     def path(self, component: str) -> Path:
         return Path(self.journal_dir) / f"{component}.journal"

@@ -1,31 +1,28 @@
 """The real-time hot path over the node's UNIX sockets: feed → strategies → risk → gateway.
 
-The same steps as :mod:`actors.hotpath` (the same :class:`~actors.hotpath.HotInput`, the same
-``hot_step`` of each actor, the same result), carried differently. A Compiled Graph's actors
-wait for their input by polling: with a feed, strategies, risk and a gateway that is four
-processes spinning on a 2-core machine, and measured there its tick → order p99 stays at
-5–13 ms, as does a bare graph of three no-op actors driven at 1k steps/s (p99 9 ms; one
-actor: 3 ms). Here each actor serves its ``hot_step`` on a socket of its own from a thread
-that sleeps in ``recv`` until the feed writes a step: nothing polls, an idle session costs no
-CPU, and a handoff is a kernel wake-up (tens of µs when a core is free).
+One carrier of the step protocol (:mod:`actors.step`, :mod:`actors.carriers`): the same
+:class:`~actors.step.HotInput`, the same ``hot_step`` of each actor, the same result as the
+calls carrier, over the node's sockets instead of Ray calls. Each actor serves its ``hot_step``
+on a socket of its own from a thread that sleeps in ``recv`` until the feed writes a step:
+nothing polls, an idle session costs no CPU, and a handoff is a kernel wake-up (tens of µs when
+a core is free).
 
-Each step the feed (the driver) writes the input to every strategy, reads their answers,
-writes the input and the answers to risk, reads risk's outputs, writes all of it to the
-gateway and reads the step's result: the path's order and each stage's journaling are those
-of the graph, so a restarted actor comes back from its journal and a step executed twice
-(after a crash) changes nothing.
+Each step the feed (the driver) writes the input to every strategy, reads their answers, writes
+the input and the answers to risk, reads risk's outputs, writes all of it to the gateway and
+reads the step's result: each stage journals before it answers, so a restarted actor comes back
+from its journal and a step executed twice (after a crash) changes nothing.
 
 The sockets live in Linux's abstract namespace (no file to clean up; gone with the process)
-under a random name that the actor hands to the feed through Ray (:meth:`Child.hot_listen`),
-and an actor serves only a peer of its own user (``SO_PEERCRED``). They are local to the
-node: all of the hot path's actors must run on the feed's node, which is checked.
+under a random name that the actor hands to the feed through Ray (:meth:`Child.hot_listen`), and
+an actor serves only a peer of its own user (``SO_PEERCRED``). They are local to the node: all
+of the hot path's actors must run on the feed's node, which is checked.
 
 Failures: a dead actor's socket ends (EOF or a reset) and so does the feed's read; the feed
-waits until every actor answers a ping again (Ray restarts them from their journals),
-connects anew (a restarted actor listens on a new name) and executes the same step again from
-the start. An actor that hangs in a step holds its lock and misses its heartbeats: the
-supervisor restarts it, which ends its socket. An error raised by a step itself is not a
-transport failure: it ends the session's feed with that error, as a failed call would.
+waits until every actor answers a ping again (Ray restarts them from their journals), connects
+anew (a restarted actor listens on a new name) and executes the same step again from the start.
+An actor that hangs in a step holds its lock and misses its heartbeats: the supervisor restarts
+it, which ends its socket. An error raised by a step itself is not a transport failure: it ends
+the session's feed with that error, as a failed call would.
 """
 
 from __future__ import annotations
@@ -42,15 +39,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from actors.hotpath import (
-    _PING,
-    _RESULT,
-    HotInput,
-    HotResult,
-    decode_answer,
-    decode_messages,
-    encode,
-)
+from actors.carriers import WARM_STEPS
+from actors.step import PING, HotInput, HotResult, decode_result, encode
 
 __all__ = ["HotServer", "SocketPath"]
 
@@ -105,9 +95,11 @@ class HotServer:
 
 
 class SocketPath:
-    """The hot path's driver side, with :class:`actors.hotpath.CompiledPath`'s interface:
-    :meth:`submit` writes a step to the strategies, :meth:`collect` runs it through risk and
-    the gateway and returns its result; one step in flight at a time."""
+    """The driver's side (an :class:`actors.carriers.Carrier`): :meth:`submit` writes a step
+    to the strategies, :meth:`collect` runs it through risk and the gateway and returns its
+    result; one step in flight at a time."""
+
+    transport = "sockets"
 
     def __init__(self, hosts: dict[str, Any], risk: Any, gateway: Any, *,
                  restart_timeout_s: float = 60.0) -> None:
@@ -115,7 +107,7 @@ class SocketPath:
         self.restart_timeout_s = restart_timeout_s
         self.conns: dict[str, socket.socket] | None = None  # per actor: hosts' ids, risk, gateway
         self.inflight: deque[tuple[bytes, bool]] = deque()  # (input, written to the strategies)
-        self.compiles = 0  # connections made (1 + after failures), as CompiledPath counts graphs
+        self.connections = 0  # connections made (1 + after failures)
         self.failures: list[str] = []
         self.warmup_s: list[float] = []
 
@@ -150,9 +142,7 @@ class SocketPath:
                 self.inflight[0] = (data, self._start(data))
                 continue
             self.inflight.popleft()
-            answers, out, reports, offset = _RESULT.decode(raw)
-            return HotResult([decode_answer(a) for a in answers], decode_messages(out),
-                             decode_messages(reports), offset)
+            return decode_result(raw)
         return None
 
     def close(self) -> None:
@@ -194,9 +184,9 @@ class SocketPath:
             for key, (node, address) in zip(named, listening, strict=True):
                 if node != here:
                     raise RuntimeError(
-                        f"feed.hot_path: sockets needs the hot path's actors on the feed's node: "
+                        f"feed.transport: sockets needs the step's actors on the feed's node: "
                         f"{key.lstrip(chr(0))} runs on node {node[:12]}, the feed on {here[:12]} "
-                        f"(use hot_path: compiled or calls across nodes)")
+                        f"(use transport: auto or calls across nodes)")
                 conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 conns[key] = conn
                 conn.connect(address)
@@ -205,7 +195,7 @@ class SocketPath:
                 conn.close()
             raise
         self.conns = conns
-        self.compiles += 1
+        self.connections += 1
         self.warmup_s.append(self._warm())
 
     def _warm(self) -> float:
@@ -213,10 +203,10 @@ class SocketPath:
         steps after connecting run the actors' serving threads and the decoders cold."""
         start = time.perf_counter()
         for _ in range(WARM_STEPS):
-            if not self._start(_PING):
+            if not self._start(PING):
                 break
             try:
-                self._finish(_PING)
+                self._finish(PING)
             except (OSError, EOFError):
                 break  # an actor died: the first step fails and recovers
         return time.perf_counter() - start
@@ -232,7 +222,6 @@ class SocketPath:
         await self._connect()
 
 
-WARM_STEPS = 20
 _TRIES = 5  # connections made for one step before its failure is the session's
 
 

@@ -3,9 +3,10 @@ gateway, and one actor per strategy. Thin shells: each owns one runtime object, 
 ``__init__`` from its journal (Ray re-runs the constructor on restart) and delegates.
 
 All three are synchronous with ``max_concurrency=1``: calls from one caller run in the order
-they were made, one at a time. In real time they may also run the steps of a Ray Compiled Graph
-(``hot_step``; ``actors.hotpath``) on a thread of their own: every call takes the actor's lock
-(``actors.base.serialized``), so a graph step and a call never interleave. Market data
+they were made, one at a time. In real time they run the steps of the step protocol
+(``hot_step``; ``actors.step``) over a carrier (``actors.carriers``) that may call them from a
+thread of their own: every call takes the actor's lock (``actors.base.serialized``), so a step
+and a call never interleave. Market data
 carries its feed index, so a call retried after a crash is not applied twice; intents dedupe
 by client order id, reports by fill id.
 """
@@ -22,7 +23,15 @@ import msgspec
 import ray
 
 from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, incarnate, serialized
-from actors.hotpath import (
+from actors.kernels import (
+    INTENT_TYPES,
+    OPERATION,
+    idle_timer,
+    open_journaled,
+)
+from actors.paper_venue import PaperVenue, Step
+from actors.setup import SessionSetup
+from actors.step import (
     HotAnswer,
     decode_answer,
     decode_input,
@@ -30,9 +39,6 @@ from actors.hotpath import (
     encode,
     encode_result,
 )
-from actors.kernels import INTENT_TYPES, OPERATION, idle_timer, open_journaled
-from actors.paper_venue import PaperVenue, Step
-from actors.setup import SessionSetup
 from runtime.journal import Blob
 from runtime.kernel import Kernel
 from runtime.messages import (
@@ -67,7 +73,8 @@ class RiskActor(Child):
     def __init__(self, setup: SessionSetup) -> None:
         self.setup = setup
         self._incarnation = incarnate(setup.path("risk.incarnation"))
-        self.jk, self.cursor, self.started = open_journaled(setup.risk_kernel, setup.path("risk"))
+        self.jk, self.cursor, self.started = open_journaled(
+            setup.risk_kernel, setup.path("risk"), snapshot_every=setup.snapshot_every)
 
     def start(self, ts_ns: int) -> list[Message]:
         if self.started:
@@ -92,10 +99,10 @@ class RiskActor(Child):
         return out
 
     def hot_step(self, data: bytes, *answers: bytes) -> bytes:
-        """One step of the compiled hot path (``actors.hotpath``): the reports, the market
+        """One real-time step (``actors.step``): the reports, the market
         data, then the strategies' intents (in config order); the outputs, encoded."""
         inp = decode_input(data)
-        if inp.index < 0:  # a warm-up after compiling: nothing to take
+        if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode([])
         intents = [m for a in answers for m in decode_answer(a).intents]
         return encode(self.step([(None, inp.reports), (inp.index, inp.msgs), (None, intents)]))
@@ -213,11 +220,11 @@ class GatewayActor(Child):
         return sent
 
     def hot_step(self, data: bytes, risk_out: bytes, *answers: bytes) -> bytes:
-        """One step of the compiled hot path (``actors.hotpath``): the venue sees the market
-        data, then the approved commands are journaled and sent; the graph's result: the
+        """One real-time step (``actors.step``): the venue sees the market
+        data, then the approved commands are journaled and sent; the step's result: the
         strategies' answers and risk's outputs passed on, and the reports due."""
         inp = decode_input(data)
-        if inp.index < 0:  # a warm-up after compiling: nothing to take
+        if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode_result(answers, risk_out, encode([]), inp.reports_seen)
         self.venue.apply(inp.index, inp.msgs)
         self._send([m for m in decode_messages(risk_out) if isinstance(m, INTENT_TYPES)])
@@ -323,11 +330,11 @@ class StrategyActor(Child):
         return self._answer(out)  # journal committed: the intents may leave
 
     def hot_step(self, data: bytes) -> bytes:
-        """One step of the compiled hot path (``actors.hotpath``): risk's answers, this
+        """One real-time step (``actors.step``): risk's answers, this
         strategy's reports, then the market data in order with the timers due before each
         message, then the timers due by the data clock; the intents and the next timer."""
         inp = decode_input(data)
-        if inp.index < 0:  # a warm-up after compiling: nothing to take
+        if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode(HotAnswer([], None))
         sid = self.strategy_id
         out = self._take(inp.answers.get(sid, ()))

@@ -8,29 +8,37 @@
 * **tick → order at the gateway**: the feed's real-time driver paced at 1k ticks/s, a strategy
   that orders on one tick in 10, and one that orders on every tick (1k orders/s); latency =
   the gateway's clock when the command is journaled and sent, minus the tick's due time (both
-  CLOCK_MONOTONIC). Each hot path of ``--hot-paths`` runs alone in turn: ``sockets`` (the
-  node's UNIX sockets, ``feed.hot_path: sockets``), ``compiled`` (a Ray Compiled Graph) and
-  ``calls`` (ordered actor calls, as in lockstep); the first, one order in 10 ticks, is
-  printed against the targets p50 ≤ 1 ms, p99 ≤ 5 ms. Each line also gives the orders over
+  CLOCK_MONOTONIC). Each carrier of ``--transports`` runs alone in turn (``feed.transport``:
+  ``auto``, the default, which is the node's UNIX sockets here; ``sockets``; ``calls``, Ray
+  actor calls); the first, one order in 10 ticks, is printed against the targets p50 ≤ 1 ms,
+  p99 ≤ 5 ms. Each line also gives the orders over
   5 ms and the CPU's busy and stolen shares meanwhile (a VM's host taking the CPU for others
   shows as stolen time, and as late orders). Before and after the variants it measures the
   machine's floor (``bench/ipc_floor.py``): three bare processes over socketpairs, no Ray, no
   journal, paced alike. No multi-process hot path can beat that tail.
-* **crash to trading again**: SIGKILL the risk actor mid-session (lockstep replay); seconds until
-  the feed's cursor moves again. Target ≤ 3 s.
+* **restart after a session of N market messages** (``--lengths``, default 10k, 100k, 1M): the
+  risk, strategy and gateway actors take N quotes first (as a session that ran that long),
+  then the feed's real-time driver runs at 1k ticks/s over the default carrier, an order in
+  10 ticks; risk is SIGKILLed; seconds from the kill to the next order the gateway sends.
+  Target ≤ 3 s at every length, not growing with it. Also each actor's journal bytes then.
+
+The last line is one JSON object with the figures (``p50_ms``, ``p99_ms``,
+``p50_every_tick_ms``, ``book_events_per_s``, ``restart_s`` per length, ``journal_bytes``).
 
     .venv/bin/python bench/actors_bench.py [--events 300000] [--ticks 10000] [--wire both]
-        [--only books latency crash] [--hot-paths sockets compiled calls]
+        [--only books latency restart] [--transports auto calls] [--lengths 10000 100000]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -136,22 +144,20 @@ def _latency_config(every: int = 1) -> dict[str, Any]:
 
 
 def bench_latency(ticks: int, folder: Path, rounds: int = 3, every: tuple[int, ...] = (10, 1),
-                  modes: tuple[str, ...] = ("sockets", "compiled", "calls")
-                  ) -> tuple[float, float]:
+                  modes: tuple[str, ...] = ("auto",)
+                  ) -> dict[tuple[int, str], tuple[float, float]]:
     """The feed's real-time driver (``actors.lockstep.Driver``) paced at 1k ticks/s over
-    the real strategy, risk and gateway actors, on each hot path of ``modes``: ``sockets``
-    (each step over the node's UNIX sockets, ``actors.sockpath``), ``compiled`` (one Ray
-    Compiled Graph execution per step, ``actors.hotpath``) and ``calls`` (ordered actor
-    calls; approved commands ride on the next gateway call); the strategy orders on one tick
+    the real strategy, risk and gateway actors, over each carrier of ``modes``
+    (``actors.carriers``: ``auto``, ``sockets``, ``calls``); the strategy orders on one tick
     in ``every`` (10: a strategy that trades now and then; 1: an order per tick, 1k orders/s).
     Latency: the gateway's clock when it sent the order minus the tick's due time (both
     CLOCK_MONOTONIC), so a driver running late counts too.
 
     Each variant runs as a session would: its own actors and journals, alone on the machine
-    (a live graph's actors poll, and a variant that falls behind leaves its journals' pages
-    for the disk to write while the next one runs), its graph compiled once, ``rounds``
-    rounds of ``ticks / rounds`` ticks back to back; between variants the page cache is
-    written out (``os.sync``). Returns the first mode's figures at the first ``every``."""
+    (a variant that falls behind leaves its journals' pages for the disk to write while the
+    next one runs), its carrier connected once, ``rounds`` rounds of ``ticks / rounds`` ticks
+    back to back; between variants the page cache is written out (``os.sync``). Returns
+    p50 and p99 (ms) per (every, mode)."""
     from bench.ipc_floor import floor, summary
 
     def machine_floor(when: str) -> None:  # what the machine allows any process chain now
@@ -171,7 +177,7 @@ def bench_latency(ticks: int, folder: Path, rounds: int = 3, every: tuple[int, .
             values = sorted(x for r in per_round for x in r)
             p50, p99 = _p50_p99(values)
             late = sum(x > 5e6 for x in values)
-            label = {"calls": "ordered calls", "compiled": "Compiled Graph",
+            label = {"calls": "Ray calls", "auto": "auto (default)",
                      "sockets": "UNIX sockets"}[mode]
             spread = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in map(_p50_p99, per_round))
             print(f"  latency, an order every {n:>2} tick(s), {label:<14}: {len(values):>5,} "
@@ -179,7 +185,7 @@ def bench_latency(ticks: int, folder: Path, rounds: int = 3, every: tuple[int, .
                   f"p50/p99: {spread}; CPU busy {busy:.0%}, stolen by the host {steal:.1%})")
             figures[n, mode] = (p50, p99)
     machine_floor("after")
-    return figures[every[0], modes[0]]
+    return figures
 
 
 def _cpu_times() -> list[int]:
@@ -217,10 +223,9 @@ def _latency_variant(ticks: int, folder: Path, rounds: int, every: int,
     """One variant of :func:`bench_latency`: each round's latencies (ns)."""
     import ray
 
-    from actors.hotpath import CompiledPath
+    from actors.carriers import open_carrier
     from actors.lockstep import Driver, Ports
     from actors.setup import SessionSetup
-    from actors.sockpath import SocketPath
     from actors.trading import GatewayActor, RiskActor, StrategyActor
     from backtest.config import load_config
 
@@ -233,16 +238,13 @@ def _latency_variant(ticks: int, folder: Path, rounds: int, every: int,
     actors = [ports.risk, ports.gateway, *ports.hosts.values()]
     ray.get([a.ping.remote() for a in actors])
     time.sleep(SETTLE_S)  # the worker processes Ray starts beside the actors finish starting
-    hot = {"compiled": CompiledPath, "sockets": SocketPath, "calls": None}[mode]
-    if hot is not None:
-        hot = hot(ports.hosts, ports.risk, ports.gateway)
+    hot = asyncio.run(open_carrier(mode, ports.hosts, ports.risk, ports.gateway))  # type: ignore[arg-type]
     driver = Driver(ports, quotes, start_ns=0, speed=1.0, hot=hot)
-    asyncio.run(driver.start())  # the graph compiled (and warmed up) here, once
+    asyncio.run(driver.start())
     per = max(ticks // rounds, 1)
     out = [_latency_round(driver, quotes, r * per, min((r + 1) * per, ticks), every)
            for r in range(rounds)]
-    if hot is not None:
-        hot.close()
+    hot.close()
     for handle in actors:
         ray.kill(handle)
     os.sync()  # this variant's journal writes reach the disk now, not during the next
@@ -280,26 +282,75 @@ def _latency_round(driver: Any, quotes: list[QuoteTick], start: int, end: int,
     return [s - d for s, d in zip(sends, due, strict=True)]
 
 
-def bench_crash(folder: Path) -> float:
+def bench_restart(length: int, folder: Path,
+                  live_ticks: int = 3000) -> tuple[float, dict[str, int]]:
+    """Seconds from SIGKILL of risk to the next order the gateway sends, after ``length``
+    market messages; and each actor's journal bytes at the kill (see the module docstring).
+
+    The first ``length`` quotes (seq 1: the strategy does not trade on them) go to risk, the
+    gateway and the strategy in batches, as a session that ran that long; then the feed's
+    real-time driver runs over the default carrier at 1k ticks/s, the strategy ordering on one
+    tick in 10, and risk is SIGKILLed after a second of it. Ray restarts risk, which restores
+    from its journal (a snapshot and a bounded tail), and the carrier reconnects."""
+    import msgspec
     import ray
 
-    from actors.config import load_paper_config
-    from actors.session import start_session
-    from tests.actors.paper_helpers import write_paper_config, write_sample
+    from actors.carriers import open_carrier
+    from actors.lockstep import Driver, Ports
+    from actors.setup import SessionSetup
+    from actors.trading import GatewayActor, RiskActor, StrategyActor
+    from backtest.config import load_config
 
-    path = write_paper_config(folder / "crash", "mm", write_sample(folder / "data"), minutes=10)
-    session = start_session(load_paper_config(path), session_id=f"bench{os.getpid()}")
-    while ray.get(session.feed.status.remote())["cursor"] < 50:
-        time.sleep(0.05)
-    pid = ray.get(session.risk.pid.remote())
-    cursor = ray.get(session.feed.status.remote())["cursor"]
-    start = time.monotonic()
+    quotes = _quotes(length + live_ticks, "L1", 10**9, 10**6)
+    quotes[:length] = [msgspec.structs.replace(q, seq=1) for q in quotes[:length]]
+    name = f"restart_{length}"
+    setup = SessionSetup(name, str(folder / name), load_config(_latency_config(10)),
+                         lockstep=False)
+    ports = Ports(gateway=GatewayActor.remote(setup), risk=RiskActor.remote(setup),
+                  hosts={"tick": StrategyActor.remote(setup, "tick")})
+    host = ports.hosts["tick"]
+    ray.get(ports.risk.start.remote(0))
+    ray.get(host.start.remote([], 0))
+    step = 10_000
+    for i in range(0, length, step):
+        batch = quotes[i:i + step]
+        ray.get([ports.risk.step.remote([(i, batch)]), ports.gateway.apply.remote([], i, batch),
+                 host.on_market.remote([], i, batch)])
+    journals = {p.name: p.stat().st_size for p in Path(setup.journal_dir).glob("*.journal*")}
+    hot = asyncio.run(open_carrier("auto", ports.hosts, ports.risk, ports.gateway))  # type: ignore[arg-type]
+    driver = Driver(ports, quotes, start_ns=quotes[0].ts_event, speed=1.0, hot=hot)
+    driver.cursor = length
+    done = threading.Event()
+
+    def drive() -> None:
+        async def run() -> None:
+            await driver.start()
+            driver._wall0 = 0.0  # paced from the first live tick
+            while not done.is_set() and await driver.step():
+                pass
+
+        asyncio.run(run())
+
+    thread = threading.Thread(target=drive, daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    pid = ray.get(ports.risk.pid.remote())
+    killed_ns = time.monotonic_ns()
     os.kill(pid, signal.SIGKILL)
-    while ray.get(session.feed.status.remote())["cursor"] <= cursor + 1:
+    restart = float("nan")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        later = [t for t in ray.get(ports.gateway.send_times.remote()) if t > killed_ns]
+        if later:
+            restart = (min(later) - killed_ns) / 1e9
+            break
         time.sleep(0.01)
-    elapsed = time.monotonic() - start
-    session.stop(write=False)
-    return elapsed
+    done.set()
+    thread.join(30)
+    hot.close()
+    for handle in [ports.risk, ports.gateway, host]:
+        ray.kill(handle)
+    return restart, journals
 
 
 def _books(args: argparse.Namespace, folder: Path) -> float:
@@ -329,14 +380,17 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=10_000,
                         help="ticks per latency variant at 1k/s (10,000: 1,000 orders at one "
                              "in 10, so the p99 is the 10th latest, not the 3rd)")
-    parser.add_argument("--hot-paths", nargs="+", default=["sockets", "compiled", "calls"],
-                        choices=["sockets", "compiled", "calls"],
-                        help="the latency variants; the first is printed against the targets")
+    parser.add_argument("--transports", nargs="+", default=["auto"],
+                        choices=["auto", "sockets", "calls"],
+                        help="the latency variants (feed.transport); the first is printed "
+                             "against the targets")
+    parser.add_argument("--lengths", nargs="+", type=int, default=[10_000, 100_000, 1_000_000],
+                        help="session lengths (market messages) before risk is SIGKILLed")
     parser.add_argument("--wire", choices=["packed", "objects", "both"], default="packed",
                         help="book batches as packed bytes (the feed's), or message objects")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", nargs="+", default=["books", "latency", "crash"],
-                        choices=["books", "latency", "crash"])
+    parser.add_argument("--only", nargs="+", default=["books", "latency", "restart"],
+                        choices=["books", "latency", "restart"])
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -344,21 +398,35 @@ def main() -> None:
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
     nan = float("nan")
-    rate, p50, p99, crash = nan, nan, nan, nan
+    rate = nan
+    latency: dict[tuple[int, str], tuple[float, float]] = {}
+    restarts: dict[str, float] = {}
+    journal_bytes: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if "books" in args.only:
             rate = _books(args, folder)
         if "latency" in args.only:
-            p50, p99 = bench_latency(args.ticks, folder, modes=tuple(args.hot_paths))
-        if "crash" in args.only:
-            crash = bench_crash(folder)
+            latency = bench_latency(args.ticks, folder, modes=tuple(args.transports))
+        if "restart" in args.only:
+            for length in args.lengths:
+                restarts[str(length)], journal_bytes[str(length)] = bench_restart(length, folder)
+                print(f"  restart after {length:,} market messages: {restarts[str(length)]:.2f} s"
+                      f" (journals: {journal_bytes[str(length)]})")
+    mode = args.transports[0]
+    p50, p99 = latency.get((10, mode), (nan, nan))
+    every_tick = latency.get((1, mode), (nan, nan))[0]
     print(f"figure                               measured      target    (load {_load()})")
     print(f"book actors, events/s              {rate:>10,.0f}    >= 200,000")
-    path = args.hot_paths[0]
-    print(f"tick -> order at gateway p50, ms   {p50:>10.2f}    <= 1   (hot path: {path})")
-    print(f"tick -> order at gateway p99, ms   {p99:>10.2f}    <= 5   (hot path: {path})")
-    print(f"crash -> trading again, s          {crash:>10.2f}    <= 3")
+    print(f"tick -> order at gateway p50, ms   {p50:>10.2f}    <= 1   (transport: {mode})")
+    print(f"tick -> order at gateway p99, ms   {p99:>10.2f}    <= 5   (transport: {mode})")
+    print(f"same, an order every tick, p50 ms  {every_tick:>10.2f}")
+    for length, seconds in restarts.items():
+        print(f"SIGKILL risk -> next order, s, after {int(length):>9,} messages {seconds:>6.2f}"
+              f"    <= 3")
+    print(json.dumps({"p50_ms": p50, "p99_ms": p99, "p50_every_tick_ms": every_tick,
+                      "book_events_per_s": rate, "restart_s": restarts,
+                      "journal_bytes": journal_bytes, "transport": mode, "load": _load()}))
     ray.shutdown()
 
 

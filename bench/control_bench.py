@@ -17,7 +17,7 @@ A market maker on one day of synthetic SIM-A quotes/trades, real time at ``--spe
 lockstep), on a local 2-CPU Ray cluster; the API on a free loopback port.
 
     .venv/bin/python bench/control_bench.py [--window 15] [--rounds 3] [--rate 20] [--speed 15]
-                                            [--path /status] [--hot-path calls|compiled]
+                                            [--path /status] [--transport auto|sockets|calls]
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start(folder: Path, speed: float, hot_path: str) -> tuple[Any, Any]:
+def _start(folder: Path, speed: float, transport: str) -> tuple[Any, Any]:
     from actors.config import load_paper_config
     from actors.session import start_session
     from serve.deploy import start_control
@@ -156,7 +156,7 @@ def _start(folder: Path, speed: float, hot_path: str) -> tuple[Any, Any]:
         "mm",
         write_sample(folder / "data"),
         minutes=240,
-        feed={"lockstep": False, "speed": speed, "hot_path": hot_path},
+        feed={"lockstep": False, "speed": speed, "transport": transport},
         reconcile_every_s=5,
         control={"port": _free_port(), "grpc_port": _free_port()},
     )
@@ -215,8 +215,8 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=20.0, help="requests per second")
     parser.add_argument("--path", default="/status", help="the route polled")
     parser.add_argument("--speed", type=float, default=15.0, help="replay speed")
-    parser.add_argument("--hot-path", choices=("calls", "compiled"), default="calls",
-                        help="the session's hot path (feed.hot_path)")
+    parser.add_argument("--transport", choices=("auto", "sockets", "calls"), default="auto",
+                        help="the session's carrier (feed.transport)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -234,7 +234,7 @@ def main() -> int:
     )
     rounds: list[Round] = []
     with tempfile.TemporaryDirectory(prefix="tw-control-bench-") as tmp:
-        session, control = _start(Path(tmp), args.speed, args.hot_path)
+        session, control = _start(Path(tmp), args.speed, args.transport)
         try:
             time.sleep(5)  # past the start
             pids = _serve_pids()
@@ -269,7 +269,7 @@ def _report(
 ) -> None:
     print(
         f"control plane under a paper session (mm on SIM-A quotes, speed {args.speed:g}×, "
-        f"hot path {args.hot_path}, "
+        f"transport {args.transport}, "
         f"{args.rounds}× {args.window:g} s windows each; load average "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after)"
     )
@@ -286,7 +286,7 @@ def _report(
     _print_stages("no polling", quiet)
     _print_stages("with polling", polled)
     for stage in STAGES:
-        if not quiet[stage] or not polled[stage]:  # the compiled path times whole steps only
+        if not quiet[stage] or not polled[stage]:  # real time times whole steps only
             continue
         base, load = statistics.median(quiet[stage]), statistics.median(polled[stage])
         per_round = " ".join(

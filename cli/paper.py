@@ -58,10 +58,10 @@ def add_session_arguments(parser: Any) -> None:
     parser.add_argument("--speed", help="replay speed: data seconds per wall second, or max")
     parser.add_argument("--lockstep", action="store_true",
                         help="deterministic replay: fills equal the backtest's")
-    parser.add_argument("--hot-path", choices=("calls", "compiled", "sockets"),
-                        help="real time: strategies -> risk -> gateway as ordered calls, as "
-                             "a Ray Compiled Graph (its actors poll a CPU), or over the node's "
-                             "UNIX sockets (lowest latency, idle costs nothing; one node)")
+    parser.add_argument("--transport", choices=("auto", "sockets", "calls"),
+                        help="real time: how a step travels strategies -> risk -> gateway: "
+                             "the node's UNIX sockets (one node; nothing polls), Ray calls "
+                             "(across nodes), or auto (the default: sockets where they can)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--address", help="join this Ray cluster instead of starting one")
     parser.add_argument("--session-id", help="resume (or name) a session; default: new")
@@ -118,7 +118,7 @@ def run_command(args: argparse.Namespace, *, command: str) -> int:
 
     prepared = prepare_session(config, session_id=args.session_id,
                                lockstep=True if args.lockstep else None, speed=speed,
-                               hot_path=args.hot_path)
+                               transport=args.transport)
     import ray
 
     from actors.logs import RAY_RUNTIME_ENV

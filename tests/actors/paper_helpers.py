@@ -82,7 +82,10 @@ def write_paper_config(folder: Path, kind: str, data_dir: Path, **paper: Any) ->
     config = {"name": f"p_{kind}", "trading": "trading.yaml", "journal_dir": str(folder / "var"),
               "output_dir": str(folder / "runs"), "kill_file": str(folder / "var" / "KILL"),
               "cancel_on_stop": False,
-              "reconcile_every_s": 1, "supervisor": {"intensity": 20, "period_s": 30}}
+              "reconcile_every_s": 1, "supervisor": {"intensity": 20, "period_s": 30},
+              # risk snapshots and compacts often, so a killed risk actor restores from a
+              # snapshot plus a tail in every session test
+              "snapshot_every": 50}
     config.update(paper)
     (folder / "paper.yaml").write_text(yaml.safe_dump(config))
     return folder / "paper.yaml"

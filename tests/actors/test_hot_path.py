@@ -1,8 +1,8 @@
-"""The real-time hot paths (``feed.hot_path: compiled``, ``actors.hotpath``; ``sockets``,
-``actors.sockpath``): config checks, the actors' call lock, the strategy host's pending
-quantity, the socket transport's failures, and real-time sessions on the shared local Ray
-cluster on each path — one that runs to the end, one whose hot-path actors (and feed) are
-SIGKILLed mid-session without an order sent twice or a fill lost."""
+"""Real time over the step protocol (``actors.step``) and its carriers (``feed.transport``,
+``actors.carriers``): config checks, the actors' call lock, the strategy host's pending
+quantity, and real-time sessions on the shared local Ray cluster over each carrier (``auto``,
+the default, is the node's sockets here) — one that runs to the end, one whose actors (and
+feed) are SIGKILLed mid-session without an order sent twice or a fill lost."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from runtime.errors import ConfigError
 from tests.actors.paper_helpers import write_paper_config, write_sample
 from tests.actors.test_paper_session import _assert_consistent, _kill, _until
 
-COMPILED = {"lockstep": False, "hot_path": "compiled"}
+REAL_TIME = {"lockstep": False}
 
 
 @pytest.fixture(scope="module")
@@ -26,23 +26,32 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # --- no Ray -------------------------------------------------------------------------------------
-def test_compiled_needs_real_time(data_dir: Path, tmp_path: Path) -> None:
+def test_transport_is_checked_at_load_time(data_dir: Path, tmp_path: Path) -> None:
     from actors.config import load_paper_config
     from actors.session import prepare_session
 
-    path = write_paper_config(tmp_path / "a", "mm", data_dir, feed={"hot_path": "compiled"})
+    path = write_paper_config(tmp_path / "a", "mm", data_dir, feed={"transport": "sockets"})
     with pytest.raises(ConfigError, match="lockstep: false") as info:
         load_paper_config(path)
     assert info.value.field == "feed"
-    path = write_paper_config(tmp_path / "b", "mm", data_dir, feed=COMPILED)
+    path = write_paper_config(tmp_path / "b", "mm", data_dir,
+                              feed=REAL_TIME | {"transport": "calls"})
     config = load_paper_config(path)  # fine in real time
     with pytest.raises(ConfigError, match="real time only") as info:
         prepare_session(config, session_id="x", lockstep=True)  # --lockstep on top: refused
     assert info.value.field == "feed"
-    with pytest.raises(ConfigError, match="'calls', 'compiled' or 'sockets'") as info:
+    with pytest.raises(ConfigError, match="'auto', 'sockets' or 'calls'") as info:
         prepare_session(load_paper_config(write_paper_config(tmp_path / "c", "mm", data_dir)),
-                        session_id="y", hot_path="fast")
-    assert info.value.field == "feed.hot_path"
+                        session_id="y", transport="fast")
+    assert info.value.field == "feed.transport"
+    # the default (auto) fits lockstep and real time alike
+    default = load_paper_config(write_paper_config(tmp_path / "d", "mm", data_dir))
+    assert default.feed.transport == "auto" and default.feed.lockstep
+    # a config of the removed option says what replaced it
+    path = write_paper_config(tmp_path / "e", "mm", data_dir,
+                              feed=REAL_TIME | {"hot_path": "compiled"})
+    with pytest.raises(ConfigError, match="hot_path was replaced by transport"):
+        load_paper_config(path)
 
 
 def test_serialized_calls_never_interleave() -> None:
@@ -121,19 +130,21 @@ def _start(path: Path, session_id: str) -> Any:
 
 
 @pytest.mark.usefixtures("ray_local")
-@pytest.mark.parametrize("hot_path", ["compiled", "sockets"])
-def test_hot_path_session_trades_like_its_broker(data_dir: Path, tmp_path: Path,
-                                                 hot_path: str) -> None:
+@pytest.mark.parametrize(("transport", "kind"), [("auto", "sockets"), ("calls", "calls")])
+def test_real_time_session_trades_like_its_broker(data_dir: Path, tmp_path: Path,
+                                                  transport: str, kind: str) -> None:
     import ray
 
     path = write_paper_config(tmp_path, "mm", data_dir, minutes=3,
-                              feed=COMPILED | {"hot_path": hot_path})
-    session = _start(path, f"hot1{hot_path[0]}")
+                              feed=REAL_TIME | {"transport": transport})
+    session = _start(path, f"hot1{transport[0]}")
     assert session.wait(120)
     status = ray.get(session.feed.status.remote())
     assert status["error"] is None and status["cursor"] == status["total"]
-    assert status["hot_path"]["compiles"] == 1 and status["hot_path"]["failures"] == []
-    assert len(status["hot_path"]["warmup_s"]) == 1  # warmed up before the first tick
+    carrier = status["transport"]
+    assert carrier["kind"] == kind  # auto: every actor is on the feed's node here
+    assert carrier["connections"] == 1 and carrier["failures"] == []
+    assert len(carrier["warmup_s"]) == 1  # warmed up before the first tick
     submitted = ray.get(session.gateway.submitted.remote())
     assert submitted and len(submitted) == len(set(submitted))
     result = session.stop()
@@ -142,18 +153,18 @@ def test_hot_path_session_trades_like_its_broker(data_dir: Path, tmp_path: Path,
 
 
 @pytest.mark.usefixtures("ray_local")
-@pytest.mark.parametrize("hot_path", ["compiled", "sockets"])
-def test_sigkill_on_the_hot_path_loses_and_doubles_nothing(data_dir: Path, tmp_path: Path,
-                                                          hot_path: str) -> None:
-    """Each actor of the hot path, then the feed (the graph's owner; the sockets' client),
-    SIGKILLed while it runs: the graph is rebuilt (a new feed first stops the loops the dead
-    one left) or the sockets connected anew, the step in flight runs again, and the session
-    ends with every order sent once and every fill once."""
+@pytest.mark.parametrize("transport", ["auto", "calls"])
+def test_sigkill_in_real_time_loses_and_doubles_nothing(data_dir: Path, tmp_path: Path,
+                                                        transport: str) -> None:
+    """Each actor of the chain, then the feed (the carrier's client), SIGKILLed while it
+    runs: the sockets are connected anew (or Ray retries the calls on the restarted actor),
+    the step in flight runs again, and the session ends with every order sent once and every
+    fill once."""
     import ray
 
     path = write_paper_config(tmp_path, "mm", data_dir, minutes=6,
-                              feed=COMPILED | {"speed": 30, "hot_path": hot_path})
-    session = _start(path, f"hot2{hot_path[0]}")
+                              feed=REAL_TIME | {"speed": 30, "transport": transport})
+    session = _start(path, f"hot2{transport[0]}")
     kinds = ["risk", "gateway", "strategy:mm", "feed"]
     for child in kinds:
         cursor = ray.get(session.feed.status.remote())["cursor"]
@@ -162,7 +173,7 @@ def test_sigkill_on_the_hot_path_loses_and_doubles_nothing(data_dir: Path, tmp_p
     assert session.wait(180)
     status = ray.get(session.feed.status.remote())
     assert status["error"] is None and status["cursor"] == status["total"]
-    assert status["hot_path"]["compiles"] >= 1
+    assert status["transport"]["connections"] >= 1
     submitted = ray.get(session.gateway.submitted.remote())
     assert len(submitted) == len(set(submitted))
     sup = ray.get(session.supervisor.status.remote())
@@ -172,37 +183,35 @@ def test_sigkill_on_the_hot_path_loses_and_doubles_nothing(data_dir: Path, tmp_p
 
 
 @pytest.mark.usefixtures("ray_local")
-def test_a_new_graph_is_warmed_up_with_steps_that_change_nothing(data_dir: Path,
-                                                                   tmp_path: Path) -> None:
-    """Compiling executes no-op steps (index -1) until the graph runs smoothly: every actor
-    answers them without taking anything, so no state changes; the journals hold nothing
-    new."""
+@pytest.mark.parametrize("transport", ["sockets", "calls"])
+def test_a_carrier_warms_up_with_steps_that_change_nothing(data_dir: Path, tmp_path: Path,
+                                                            transport: str) -> None:
+    """Connecting runs no-op steps (index -1) through the chain: every actor answers them
+    without taking anything, so no state changes and the journals hold nothing new."""
     import asyncio
 
     import ray
 
+    from actors.carriers import open_carrier
     from actors.config import load_paper_config
-    from actors.hotpath import _PING, WARM_MAX_S, WARM_MIN_S, CompiledPath
     from actors.session import prepare_session
     from actors.trading import GatewayActor, RiskActor, StrategyActor
 
     prepared = prepare_session(load_paper_config(
-        write_paper_config(tmp_path, "mm", data_dir, feed=COMPILED)), session_id="warm")
+        write_paper_config(tmp_path, "mm", data_dir, feed=REAL_TIME)), session_id="warm")
     setup = prepared.setup
     host = StrategyActor.remote(setup, "mm")
     risk, gateway = RiskActor.remote(setup), GatewayActor.remote(setup)
     actors = [host, risk, gateway]
     before = ray.get([a.state_hash.remote() for a in actors])
-    answer = ray.get(host.hot_step.remote(_PING))
-    out = ray.get(risk.hot_step.remote(_PING, answer))
-    ray.get(gateway.hot_step.remote(_PING, out, answer))
-    hot = CompiledPath({"mm": host}, risk, gateway)
-    asyncio.run(hot.ready())
-    try:
-        assert hot.compiles == 1 and len(hot.warmup_s) == 1
-        assert WARM_MIN_S <= hot.warmup_s[0] <= WARM_MAX_S + 1.0
-    finally:
+
+    async def connect() -> Any:
+        hot = await open_carrier(transport, {"mm": host}, risk, gateway)  # type: ignore[arg-type]
         hot.close()
+        return hot
+
+    hot = asyncio.run(connect())
+    assert hot.transport == transport and hot.connections == 1 and len(hot.warmup_s) == 1
     assert ray.get([a.state_hash.remote() for a in actors]) == before
     for handle in actors:
         ray.kill(handle)

@@ -1,6 +1,7 @@
-"""The hot path's socket transport (``actors.sockpath``) on its own: frames, a step's error,
-a peer that goes away, a stream out of step, retries that give up, and actors on another
-node. The sessions that run over it (and SIGKILL its actors) are in test_hot_path.py."""
+"""The carriers of the step protocol on their own: the sockets carrier (``actors.sockpath``):
+frames, a step's error, a peer that goes away, a stream out of step, retries that give up,
+actors on another node; the calls carrier and ``auto``'s choice (``actors.carriers``). The
+sessions that run over them (and SIGKILL their actors) are in test_hot_path.py."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from actors.hotpath import HotAnswer, HotInput, encode, encode_result
+from actors.carriers import CallPath, open_carrier
 from actors.sockpath import (
     _HEAD,
     _TRIES,
@@ -27,6 +28,7 @@ from actors.sockpath import (
     _read_frame,
     _unpack_args,
 )
+from actors.step import HotAnswer, HotInput, encode, encode_result
 
 
 def _connect(server: HotServer) -> socket.socket:
@@ -122,13 +124,13 @@ class _Remote:
 
 
 class _Actor:
-    """Answers ``hot_listen`` with a server of its own (on this node or a given one) and
-    ``ping``."""
+    """Answers ``hot_listen`` with a server of its own (on this node or a given one), ``node``,
+    ``ping`` and ``hot_step`` (as a call)."""
 
     def __init__(self, step: Any, node: str | None = None, hang_up: bool = False) -> None:
         import ray
 
-        self.node = node or ray.get_runtime_context().get_node_id()
+        self.node_id = node or ray.get_runtime_context().get_node_id()
         if hang_up:  # a listener that closes every connection at once
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(address := f"\0tradewind-test-{id(self)}")
@@ -137,16 +139,17 @@ class _Actor:
                              daemon=True).start()
         else:
             address = HotServer(step, "fake").address
-        self.hot_listen = _Remote(lambda: (self.node, address))
+        self.hot_listen = _Remote(lambda: (self.node_id, address))
+        self.node = _Remote(lambda: self.node_id)
         self.ping = _Remote(lambda: 1.0)
+        self.hot_step = _Remote(step)
 
 
 _INPUT = HotInput(0, [], 0, {}, [], 0)
 
 
-@pytest.mark.usefixtures("ray_local")
-def test_a_step_runs_strategies_then_risk_then_the_gateway() -> None:
-    calls: list[str] = []
+def _chain(calls: list[str], *, offset: int) -> tuple[Any, Any, Any]:
+    """A strategy, risk and gateway step that record their calls in ``calls``."""
     answer = encode(HotAnswer([], None))
 
     def host(data: bytes) -> bytes:
@@ -159,14 +162,22 @@ def test_a_step_runs_strategies_then_risk_then_the_gateway() -> None:
 
     def gateway(data: bytes, out: bytes, *answers: bytes) -> bytes:
         calls.append(f"gateway({len(answers)})")
-        return encode_result(answers, out, encode([]), 7)
+        return encode_result(answers, out, encode([]), offset)
 
+    return host, risk, gateway
+_PING_BYTES = encode(HotInput(-1, [], 0, {}, [], 0))
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_step_runs_strategies_then_risk_then_the_gateway() -> None:
+    calls: list[str] = []
+    host, risk, gateway = _chain(calls, offset=7)
     hot = SocketPath({"a": _Actor(host), "b": _Actor(host)}, _Actor(risk), _Actor(gateway))
     result = asyncio.run(_step(hot))
     hot.close()
     assert calls[-4:] == ["host", "host", "risk(2)", "gateway(2)"]
     assert result is not None and result.offset == 7 and result.out == []
-    assert hot.compiles == 1 and len(hot.warmup_s) == 1 and hot.failures == []
+    assert hot.connections == 1 and len(hot.warmup_s) == 1 and hot.failures == []
 
 
 @pytest.mark.usefixtures("ray_local")
@@ -181,7 +192,7 @@ def test_a_step_that_keeps_failing_gives_up_naming_the_failures() -> None:
         asyncio.run(_step(hot))
     hot.close()
     assert "an actor of the hot path is gone" in str(info.value)
-    assert hot.compiles == _TRIES and len(hot.failures) == _TRIES - 1
+    assert hot.connections == _TRIES and len(hot.failures) == _TRIES - 1
 
 
 @pytest.mark.usefixtures("ray_local")
@@ -189,13 +200,55 @@ def test_actors_on_another_node_are_refused_by_name() -> None:
     answer = encode(HotAnswer([], None))
     hot = SocketPath({"mm": _Actor(lambda data: answer, node="f" * 56)},
                      _Actor(lambda *a: b""), _Actor(lambda *a: b""))
-    with pytest.raises(RuntimeError, match="needs the hot path's actors on the feed's node: "
+    with pytest.raises(RuntimeError, match="needs the step's actors on the feed's node: "
                                            "mm runs on node ffffffffffff"):
         asyncio.run(hot.ready())
     assert hot.conns is None
 
 
-async def _step(hot: SocketPath) -> Any:
+@pytest.mark.usefixtures("ray_local")
+@pytest.mark.parametrize(("node", "kind"), [(None, "sockets"), ("f" * 56, "calls")])
+def test_auto_picks_sockets_on_one_node_and_calls_across_nodes(node: str | None,
+                                                                kind: str) -> None:
+    """``transport: auto``: the node's sockets when every actor of the chain shares the feed's
+    node; Ray calls when one of them runs elsewhere (the sockets carrier would refuse it).
+    Either way the chain runs in the same order and gives the same result."""
+    calls: list[str] = []
+    host, risk, gateway = _chain(calls, offset=3)
+
+    async def run() -> Any:
+        hot = await open_carrier("auto", {"a": _Actor(host, node=node), "b": _Actor(host)},
+                                 _Actor(risk), _Actor(gateway))
+        try:
+            return hot, await _step(hot)
+        finally:
+            hot.close()
+
+    hot, result = asyncio.run(run())
+    assert hot.transport == kind
+    assert isinstance(hot, CallPath) == (kind == "calls")
+    assert calls[-4:] == ["host", "host", "risk(2)", "gateway(2)"]
+    assert result is not None and result.offset == 3 and result.out == []
+    assert hot.connections == 1 and len(hot.warmup_s) == 1 and hot.failures == []
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_step_error_on_the_calls_carrier_is_the_sessions_error() -> None:
+    """A step that raises in an actor is not retried as a transport failure: it ends the
+    feed's step with that error, as on the sockets carrier."""
+    def risk(data: bytes, *answers: bytes) -> bytes:
+        if data != _PING_BYTES:
+            raise ValueError("risk is broken")
+        return encode([])
+
+    answer = encode(HotAnswer([], None))
+    hot = CallPath({"a": _Actor(lambda data: answer)}, _Actor(risk),
+                   _Actor(lambda data, out, *a: encode_result(a, out, encode([]), 0)))
+    with pytest.raises(ValueError, match="risk is broken"):
+        asyncio.run(_step(hot))
+
+
+async def _step(hot: Any) -> Any:
     await hot.submit(_INPUT)
     return await hot.collect()
 

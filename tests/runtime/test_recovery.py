@@ -84,3 +84,36 @@ def test_restore_reapplies_its_owners_blobs_in_order_and_refuses_unknown_ones(
     with Journal(tmp_path / "k.journal") as journal, \
             pytest.raises(InvariantError, match=r"unknown journal record kind 'owner\.op'"):
         JournaledKernel.restore(factory, journal)
+
+
+def test_compacted_restore_reads_a_bounded_tail_and_keeps_the_market_count(
+        tmp_path: Path) -> None:
+    """``compact=True``: each snapshot drops the entries it covers, so the journal holds at
+    most ``snapshot_every`` entries however long the kernel ran; the restored state hash and
+    the count of market data handled (the owner's feed position) equal the original's."""
+    with Journal(tmp_path / "k.journal", batch_size=5) as journal:
+        jk = JournaledKernel(factory(), journal, snapshot_every=25, compact=True)
+        jk.start(0)
+        drive(jk, range(1, 300))
+        expected, seen = jk.kernel.state_hash(), jk.market_seen
+        last = journal.last_seq
+    assert seen == 299  # one bar per step; orders and reports are not market data
+    with Journal(tmp_path / "k.journal") as journal:
+        snapshot, snapshot_seq, tail = journal.restore()
+        assert snapshot is not None and last - snapshot_seq < 25
+        assert len(list(journal.entries())) == last - snapshot_seq  # the rest was compacted
+        restored = JournaledKernel.restore(factory, journal, snapshot_every=25, compact=True)
+        assert restored.kernel.state_hash() == expected
+        assert restored.market_seen == seen
+        drive(restored, range(300, 310))
+        assert restored.market_seen == seen + 10
+
+
+def test_without_compaction_the_market_count_comes_from_the_whole_journal(
+        tmp_path: Path) -> None:
+    with Journal(tmp_path / "k.journal") as journal:
+        jk = JournaledKernel(factory(), journal, snapshot_every=10**9)
+        jk.start(0)
+        drive(jk, range(1, 50))
+    with Journal(tmp_path / "k.journal") as journal:
+        assert JournaledKernel.restore(factory, journal).market_seen == 49

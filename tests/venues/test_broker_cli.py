@@ -167,8 +167,10 @@ def test_paper_broker_ib_runs_a_session_against_the_fake(fake_ib: FakeIbThread, 
                                                          bars: Path,
                                                          capsys: pytest.CaptureFixture[str]
                                                          ) -> None:
-    """``--broker ib --port``: the port comes from the command line."""
-    path = _config(tmp_path, bars, _ib(1), speed=20000)
+    """``--broker ib --port``: the port comes from the command line. Speed ``max``: each bar a
+    step of its own; a paced replay far faster than the broker's round trips would pile up
+    orders while fills are on their way (docs/paper.md, "Real time")."""
+    path = _config(tmp_path, bars, _ib(1), speed="max")
     code, out, _ = _run(capsys, "paper", "--config", path, "--broker", "ib", "--port",
                         str(fake_ib.port), "--json", "--session-id", "cli_ib1")
     assert code == 0
@@ -183,7 +185,7 @@ def test_paper_broker_ib_runs_a_session_against_the_fake(fake_ib: FakeIbThread, 
 @pytest.mark.usefixtures("ray_local")
 def test_live_with_both_opt_ins_runs(fake_ib: FakeIbThread, tmp_path: Path, bars: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    path = _config(tmp_path, bars, _ib(fake_ib.port, paper=False, live=True), speed=20000)
+    path = _config(tmp_path, bars, _ib(fake_ib.port, paper=False, live=True), speed="max")
     code, out, _ = _run(capsys, "live", "--config", path, "--confirm-live", "--json",
                         "--session-id", "cli_live1")
     assert code == 0
