@@ -43,6 +43,7 @@ from runtime.messages import (
 )
 from runtime.orders import TERMINAL, ClientOrderIdGenerator, Order, OrderStatus, Trigger
 from runtime.portfolio import Portfolio
+from runtime.prices import LastPrices
 from runtime.risk import RiskEngine, RiskLimits
 from runtime.strategy import Strategy
 
@@ -85,13 +86,13 @@ class Kernel:
         self.open: dict[str, Order] = {}
         self.portfolio = Portfolio(registry, initial_cash=initial_cash, currency=currency)
         self._positions = self.portfolio.positions  # same dict for the life of the kernel
-        self.last_data_ns: dict[str, int] = {}
+        self.prices = LastPrices()  # latest price per instrument: what risk values orders at
         self.risk = RiskEngine(
             risk_limits or RiskLimits(),
             registry,
             self.portfolio,
             self._pending_sides,
-            self.last_data_ns,
+            self.prices,
         )
         self.strategy_positions: dict[tuple[str, str], int] = {}
         self.strategy_pending: dict[tuple[str, str], int] = {}
@@ -166,54 +167,41 @@ class Kernel:
         raise InvariantError(f"kernel cannot handle {type(message).__name__}")
 
     # --- market data (hot path) -------------------------------------------------------------
+    # Every kind takes one path: its latest price into ``prices`` (what risk values orders at),
+    # then :meth:`_market` (marks, the daily-loss check), then features and strategies.
     def on_bar(self, bar: Bar) -> list[Message]:
         self.now = ts = bar.ts_event
         inst = bar.instrument_id
-        self.last_data_ns[inst] = ts
-        pos = self._positions.get(inst)
-        if pos is not None:
-            pos.mark = bar.close
-            if pos.quantity and ts >= self._next_loss_check:
-                self._check_loss(ts)
+        self._market(inst, ts, self.prices.on_trade(inst, ts, bar.close))
         for strategy in self._subs.get(inst, ()):
             strategy.on_bar(bar)
-        return self._drain() if self._intents else _EMPTY
+        return self._drain() if self._intents or self._out else _EMPTY
 
     def on_quote(self, quote: QuoteTick) -> list[Message]:
         self.now = ts = quote.ts_event
         inst = quote.instrument_id
-        self.last_data_ns[inst] = ts
-        pos = self._positions.get(inst)
-        if pos is not None:
-            pos.mark = (quote.bid_price + quote.ask_price) // 2
-            if pos.quantity and ts >= self._next_loss_check:
-                self._check_loss(ts)
+        self._market(inst, ts, self.prices.on_quote(inst, ts, quote.bid_price, quote.ask_price))
         features = self._features.get(inst)
         if features is not None:
             features.on_quote(quote)
         for strategy in self._subs.get(inst, ()):
             strategy.on_quote(quote)
-        return self._drain() if self._intents else _EMPTY
+        return self._drain() if self._intents or self._out else _EMPTY
 
     def on_trade(self, trade: TradeTick) -> list[Message]:
         self.now = ts = trade.ts_event
         inst = trade.instrument_id
-        self.last_data_ns[inst] = ts
-        pos = self.portfolio.positions.get(inst)
-        if pos is not None:
-            pos.mark = trade.price
+        self._market(inst, ts, self.prices.on_trade(inst, ts, trade.price))
         features = self._features.get(inst)
         if features is not None:
             features.on_trade(trade)
         for strategy in self._subs.get(inst, ()):
             strategy.on_trade(trade)
-        return self._drain() if self._intents else _EMPTY
+        return self._drain() if self._intents or self._out else _EMPTY
 
     def on_book(self, update: BookDeltas | BookSnapshot) -> list[Message]:
-        self.now = ts = update.ts_event
-        inst = update.instrument_id
-        self.last_data_ns[inst] = ts
-        book = self.book(inst)
+        self.now = update.ts_event
+        book = self.book(update.instrument_id)
         if isinstance(update, BookSnapshot):
             book.apply_snapshot(update)
         else:
@@ -226,24 +214,32 @@ class Kernel:
         :meth:`on_book`, and the kernel's own book is left alone. ``update`` may be conflated
         (the levels that matter now, such as the top of book, not every change since the last)."""
         self.now = max(self.now, update.ts_event)
-        self.last_data_ns[update.instrument_id] = update.ts_event
         return self._book_changed(update, book, True)
 
     def _book_changed(
         self, update: BookDeltas | BookSnapshot, book: BookLike, synced: bool
     ) -> list[Message]:
-        inst = update.instrument_id
+        inst, ts = update.instrument_id, update.ts_event
+        bid, ask = book.best_bid(), book.best_ask()
+        if synced and bid is not None and ask is not None:
+            self._market(inst, ts, self.prices.on_quote(inst, ts, bid[0], ask[0]))
+        else:
+            self.prices.on_data(inst, ts)  # data, but no price to value or mark at
         features = self._features.get(inst)
         if features is not None and synced:
             features.on_book(book)
-        pos = self.portfolio.positions.get(inst)
-        if pos is not None and synced:
-            bid, ask = book.best_bid(), book.best_ask()
-            if bid is not None and ask is not None:
-                pos.mark = (bid[0] + ask[0]) // 2
         for strategy in self._subs.get(inst, ()):
             strategy.on_book(update)
-        return self._drain() if self._intents else _EMPTY
+        return self._drain() if self._intents or self._out else _EMPTY
+
+    def _market(self, inst: str, ts: int, price: int) -> None:
+        """What every market message does once its price is known: mark the position and check
+        the daily loss (at most once per simulated second between fills)."""
+        pos = self._positions.get(inst)
+        if pos is not None:
+            pos.mark = price
+            if pos.quantity and ts >= self._next_loss_check:
+                self._check_loss(ts)
 
     def book(self, instrument_id: str) -> Any:
         book = self._books.get(instrument_id)
@@ -321,7 +317,7 @@ class Kernel:
         else:
             after = (order.quantity - order.filled_qty) * order.side if was_open else 0
         if after != before:
-            self._add_pending(key, after - before)
+            self._add_pending(key, after - before, order.protective)
         strategy = self._by_id.get(order.strategy_id)
         if strategy is not None:
             strategy.on_order_event(event)
@@ -382,6 +378,7 @@ class Kernel:
         time_in_force: TimeInForce,
         post_only: bool,
         reduce_only: bool,
+        protective: bool = False,
     ) -> str:
         client_order_id = self.ids.next(strategy_id)
         self._intents.append(
@@ -400,6 +397,7 @@ class Kernel:
                 time_in_force=time_in_force,
                 post_only=post_only,
                 reduce_only=reduce_only,
+                protective=protective,
             )
         )
         return client_order_id
@@ -465,6 +463,15 @@ class Kernel:
             view = self._committed[strategy_id] = {}
         return view
 
+    def protective_orders(self, strategy_id: str, instrument_id: str) -> list[Order]:
+        """The strategy's open protective legs on one instrument (what ``target_position``
+        cancels or shrinks)."""
+        return [
+            o
+            for o in self.open.values()
+            if o.protective and o.strategy_id == strategy_id and o.instrument_id == instrument_id
+        ]
+
     def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]:
         return [
             o
@@ -518,7 +525,7 @@ class Kernel:
             self.open[intent.client_order_id] = order
             # a new open order adds its signed leaves (the signed_leaves property, inlined)
             leaves = (order.quantity - order.filled_qty) * order.side
-            self._add_pending((intent.strategy_id, intent.instrument_id), leaves)
+            self._add_pending((intent.strategy_id, intent.instrument_id), leaves, order.protective)
             self._out.append(approved)
         elif isinstance(intent, CancelOrder):
             live = self.open.get(intent.client_order_id)
@@ -535,19 +542,19 @@ class Kernel:
                 self._out.append(intent)
 
     def _recompute_pending(self, key: tuple[str, str]) -> None:
-        """Pending quantity of one (strategy, instrument) from scratch (restores; the event
-        path keeps it incrementally)."""
+        """Pending quantity of one (strategy, instrument) from scratch, on a cleared pending
+        (restores; the event path keeps it incrementally)."""
         strategy_id, instrument_id = key
-        pending = sum(
-            o.signed_leaves
-            for o in self.open.values()
-            if o.instrument_id == instrument_id and o.strategy_id == strategy_id
-        )
-        self._add_pending(key, pending - self.strategy_pending.get(key, 0))
+        for o in self.open.values():
+            if o.instrument_id == instrument_id and o.strategy_id == strategy_id:
+                self._add_pending(key, o.signed_leaves, o.protective)
 
-    def _add_pending(self, key: tuple[str, str], delta: int) -> None:
+    def _add_pending(self, key: tuple[str, str], delta: int, protective: bool) -> None:
+        """Open orders' signed leaves; a protective leg's are pending but not committed (the
+        target of ``target_position`` is what the strategy holds, not what its stops close)."""
         self.strategy_pending[key] = self.strategy_pending.get(key, 0) + delta
-        self._add_committed(key, delta)
+        if not protective:
+            self._add_committed(key, delta)
 
     def _add_committed(self, key: tuple[str, str], delta: int) -> None:
         strategy_id, instrument_id = key
@@ -557,7 +564,7 @@ class Kernel:
     def _pending_sides(self, instrument_id: str) -> tuple[int, int]:
         buys = sells = 0
         for order in self.open.values():  # open orders are never terminal: leaves = qty - filled
-            if order.instrument_id == instrument_id:
+            if order.instrument_id == instrument_id and not order.protective:
                 if order.side is OrderSide.BUY:
                     buys += order.quantity - order.filled_qty
                 else:

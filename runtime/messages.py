@@ -177,6 +177,10 @@ class SubmitOrder(Message, frozen=True, kw_only=True, tag=True, gc=False):
     time_in_force: TimeInForce = TimeInForce.GTC
     post_only: bool = False
     reduce_only: bool = False
+    #: a protective leg (a stop, a take-profit, an exit of a bracket): it only closes what is
+    #: held, so it counts toward neither the strategy's target nor risk's worst-case position;
+    #: ``target_position`` cancels or shrinks it as the position it protects changes
+    protective: bool = False
 
 
 class CancelOrder(Message, frozen=True, kw_only=True, tag=True, gc=False):

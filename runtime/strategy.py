@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from runtime.instruments import Instrument
     from runtime.orders import Order
 
+_STOPS = (OrderType.STOP, OrderType.STOP_LIMIT)
+
 __all__ = ["NoParams", "Price", "Qty", "Strategy", "StrategyContext", "StrategyParams"]
 
 
@@ -100,6 +102,7 @@ class StrategyContext(Protocol):
         time_in_force: TimeInForce,
         post_only: bool,
         reduce_only: bool,
+        protective: bool = False,
     ) -> str: ...
     def cancel(self, strategy_id: str, client_order_id: str) -> None: ...
     def modify(
@@ -118,6 +121,7 @@ class StrategyContext(Protocol):
         ...
 
     def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]: ...
+    def protective_orders(self, strategy_id: str, instrument_id: str) -> list[Order]: ...
     def features(self, instrument_id: str) -> dict[str, float]: ...
     def instrument(self, instrument_id: str) -> Instrument: ...
     def set_timer(self, strategy_id: str, name: str, interval_ns: int) -> None: ...
@@ -205,8 +209,17 @@ class Strategy(Generic[P]):
         time_in_force: TimeInForce = TimeInForce.GTC,
         post_only: bool = False,
         reduce_only: bool = False,
+        protective: bool | None = None,
     ) -> str:
-        """Send an order intent through risk; returns its client order id."""
+        """Send an order intent through risk; returns its client order id.
+
+        ``protective``: the order only protects what is held (a stop-loss, a take-profit); it
+        does not count toward :meth:`target_position`, which cancels or shrinks it as the
+        position changes. By default a stop or stop-limit order that would reduce the current
+        position is protective (an entry stop, placed flat or on the side that adds, is not).
+        """
+        if protective is None:
+            protective = order_type in _STOPS and self.position(instrument_id) * side < 0
         return (self._ctx or self.ctx).submit(
             self.strategy_id,
             instrument_id=instrument_id,
@@ -218,6 +231,7 @@ class Strategy(Generic[P]):
             time_in_force=time_in_force,
             post_only=post_only,
             reduce_only=reduce_only,
+            protective=protective,
         )
 
     def buy(self, instrument_id: str, quantity: int, price: int | None = None, **kw: Any) -> str:
@@ -256,7 +270,13 @@ class Strategy(Generic[P]):
         )
 
     def target_position(self, instrument_id: str, target: int) -> str | None:
-        """Trade (market) toward a signed target position, counting orders still open."""
+        """Trade (market) toward a signed target position, counting orders still open.
+
+        Protective legs (stops, take-profits, bracket exits) do not count: they are canceled
+        when they would add to the target (a flat or flipped target cancels them all) and
+        shrunk to the target's size when they would close more than it.
+        """
+        self._fit_protection(instrument_id, target)
         committed = self._committed
         if committed is not None:
             delta = target - committed.get(instrument_id, 0)
@@ -266,6 +286,20 @@ class Strategy(Generic[P]):
             return None
         side = OrderSide.BUY if delta > 0 else OrderSide.SELL
         return self.submit(instrument_id, side, abs(delta))
+
+    def _fit_protection(self, instrument_id: str, target: int) -> None:
+        ctx = self._ctx or self.ctx
+        for order in ctx.protective_orders(self.strategy_id, instrument_id):
+            if order.side * target >= 0:  # it would add to the target (or the target is flat)
+                ctx.cancel(self.strategy_id, order.client_order_id)
+            elif order.quantity - order.filled_qty > abs(target):
+                ctx.modify(
+                    self.strategy_id,
+                    order.client_order_id,
+                    quantity=order.filled_qty + abs(target),
+                    price=None,
+                    trigger_price=None,
+                )
 
     # --- looking ------------------------------------------------------------------------------
     def position(self, instrument_id: str) -> int:
