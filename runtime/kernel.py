@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from runtime.errors import InvariantError
 from runtime.instruments import Instrument, InstrumentRegistry
+from runtime.linked import Leg, LinkedOrders, OrderList, Trail
 from runtime.messages import (
     Bar,
     BookDeltas,
@@ -28,8 +29,10 @@ from runtime.messages import (
     CancelOrder,
     Message,
     ModifyOrder,
+    OrderDenied,
     OrderEvent,
     OrderFilled,
+    OrderListChanged,
     OrderSide,
     OrderType,
     PositionChanged,
@@ -94,6 +97,8 @@ class Kernel:
             self._pending_sides,
             self.prices,
         )
+        self.linked = LinkedOrders(self.ids, registry, self.prices, self._order)
+        self._watches = self.linked.watches  # instruments with trailing stops (same dict always)
         self.strategy_positions: dict[tuple[str, str], int] = {}
         self.strategy_pending: dict[tuple[str, str], int] = {}
         # position + pending per strategy, then instrument, kept with them: what target_position
@@ -240,6 +245,8 @@ class Kernel:
             pos.mark = price
             if pos.quantity and ts >= self._next_loss_check:
                 self._check_loss(ts)
+        if inst in self._watches:
+            self._take(self.linked.on_price(inst, ts))
 
     def book(self, instrument_id: str) -> Any:
         book = self._books.get(instrument_id)
@@ -321,6 +328,8 @@ class Kernel:
         strategy = self._by_id.get(order.strategy_id)
         if strategy is not None:
             strategy.on_order_event(event)
+        if self.linked.tracks(order.client_order_id):
+            self._take(self.linked.on_event(order, event, self.now))
         return self._drain() if self._intents or self._out else _EMPTY
 
     def _on_fill(self, fill: OrderFilled, key: tuple[str, str]) -> None:
@@ -401,6 +410,28 @@ class Kernel:
             )
         )
         return client_order_id
+
+    def submit_list(self, strategy_id: str, order_list: OrderList) -> str:
+        """A linked order list (OTO, OCO, bracket), emulated here; returns its list id."""
+        list_id, produced = self.linked.submit(strategy_id, order_list, self.now)
+        self._take(produced)
+        return list_id
+
+    def trailing_stop(
+        self,
+        strategy_id: str,
+        *,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        trail: Trail,
+        protective: bool,
+    ) -> str:
+        """A stop whose trigger the core moves after the market; returns its client order id."""
+        leg = Leg(side=side, order_type=OrderType.STOP, quantity=quantity, protective=protective)
+        command = self.linked.trailing_stop(strategy_id, instrument_id, leg, trail, self.now)
+        self._intents.append(command)
+        return command.client_order_id
 
     def cancel(self, strategy_id: str, client_order_id: str) -> None:
         order = self.open.get(client_order_id)
@@ -510,13 +541,22 @@ class Kernel:
         if isinstance(intent, SubmitOrder):
             order = Order(intent)
             self.orders[intent.client_order_id] = order
-            approved, denial = self.risk.check(intent, self.now)
+            linked = self.linked.tracks(intent.client_order_id)
+            refusal = self.linked.refusal(intent) if linked else None
+            approved: SubmitOrder | None = None
+            denial: OrderDenied | None = None
+            if refusal is not None:
+                denial = self._refused(intent, *refusal)
+            else:
+                approved, denial = self.risk.check(intent, self.now)
             if denial is not None:
                 order.apply(denial)
                 self._out.append(denial)
                 strategy = self._by_id.get(intent.strategy_id)
                 if strategy is not None:
                     strategy.on_order_event(denial)
+                if linked:
+                    self._take(self.linked.on_event(order, denial, self.now))
                 return
             assert approved is not None
             if approved.quantity != order.quantity:
@@ -541,6 +581,33 @@ class Kernel:
                 live.transition(Trigger.PENDING_UPDATE)
                 self._out.append(intent)
 
+    def _refused(self, intent: SubmitOrder, code: str, reason: str) -> OrderDenied:
+        return OrderDenied(
+            seq=0,
+            ts_event=self.now,
+            ts_init=self.now,
+            client_order_id=intent.client_order_id,
+            strategy_id=intent.strategy_id,
+            instrument_id=intent.instrument_id,
+            reason_code=code,
+            reason=reason,
+        )
+
+    def _take(self, produced: list[Message]) -> None:
+        """What linked orders produced: list events out (and to their strategy), commands
+        into the intents risk checks."""
+        for message in produced:
+            if isinstance(message, OrderListChanged):
+                self._out.append(message)
+                strategy = self._by_id.get(message.strategy_id)
+                if strategy is not None:
+                    strategy.on_order_event(message)
+            else:
+                self._intents.append(message)
+
+    def _order(self, client_order_id: str) -> Order | None:
+        return self.orders.get(client_order_id)
+
     def _recompute_pending(self, key: tuple[str, str]) -> None:
         """Pending quantity of one (strategy, instrument) from scratch, on a cleared pending
         (restores; the event path keeps it incrementally)."""
@@ -562,9 +629,15 @@ class Kernel:
         view[instrument_id] = view.get(instrument_id, 0) + delta
 
     def _pending_sides(self, instrument_id: str) -> tuple[int, int]:
+        """Open leaves per side that risk counts: not protective legs (they only close), nor
+        orders already being canceled (an exit must not wait for their cancel to confirm)."""
         buys = sells = 0
         for order in self.open.values():  # open orders are never terminal: leaves = qty - filled
-            if order.instrument_id == instrument_id and not order.protective:
+            if (
+                order.instrument_id == instrument_id
+                and not order.protective
+                and order.status is not OrderStatus.PENDING_CANCEL
+            ):
                 if order.side is OrderSide.BUY:
                     buys += order.quantity - order.filled_qty
                 else:
@@ -578,6 +651,7 @@ class Kernel:
             "orders": [self.orders[k].state() for k in sorted(self.orders)],
             "portfolio": self.portfolio.state(),
             "risk": self.risk.state_dict(),
+            "linked": self.linked.state(),
             "ids": dict(sorted(self.ids.counters.items())),
             "strategy_positions": sorted(
                 [[*list(k), v] for k, v in self.strategy_positions.items()]
@@ -602,6 +676,8 @@ class Kernel:
         self.open = {k: o for k, o in self.orders.items() if o.is_open}
         self.portfolio.load_state(state["portfolio"])
         self.risk.load_state(state["risk"])
+        if "linked" in state:  # snapshots from before linked orders have none
+            self.linked.load_state(state["linked"])
         self.ids.counters = dict(state["ids"])
         self.strategy_positions = {(a, b): v for a, b, v in state["strategy_positions"]}
         self.strategy_pending = {}

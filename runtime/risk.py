@@ -92,7 +92,7 @@ def _raw(limits: RiskLimits) -> _Raw:
 
 #: instrument -> (open buy leaves, open sell leaves), protective legs (stops, take-profits, the
 #: exits of a bracket) left out: they only ever close what is held, and are canceled or resized
-#: when the position they protect changes
+#: when the position they protect changes; orders being canceled are left out too
 PendingFn = Callable[[str], tuple[int, int]]
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from runtime.errors import ConfigError
+from runtime.linked import Contingency, Leg, OrderList, Trail, TrailReference
 from runtime.messages import (
     Bar,
     BookDeltas,
@@ -103,6 +104,17 @@ class StrategyContext(Protocol):
         post_only: bool,
         reduce_only: bool,
         protective: bool = False,
+    ) -> str: ...
+    def submit_list(self, strategy_id: str, order_list: OrderList) -> str: ...
+    def trailing_stop(
+        self,
+        strategy_id: str,
+        *,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        trail: Trail,
+        protective: bool,
     ) -> str: ...
     def cancel(self, strategy_id: str, client_order_id: str) -> None: ...
     def modify(
@@ -245,6 +257,93 @@ class Strategy(Generic[P]):
         return self.submit(
             instrument_id, OrderSide.SELL, quantity, order_type=kind, price=price, **kw
         )
+
+    # --- linked orders (emulated in the core: the same fills in a backtest and a session) ------
+    def bracket(
+        self,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        *,
+        take_profit: int,
+        stop_loss: int,
+        stop_limit: int | None = None,
+        entry_price: int | None = None,
+        time_in_force: TimeInForce = TimeInForce.GTC,
+    ) -> str:
+        """Enter (market, or limit at ``entry_price``); each fill of the entry releases, for the
+        filled quantity, a take-profit limit at ``take_profit`` and a stop-loss triggered at
+        ``stop_loss`` (a stop-limit at ``stop_limit`` when given) as an OCO pair. The exits are
+        protective. Returns the list id (events: ``OrderListChanged``)."""
+        exit_side = OrderSide(-side)
+        entry = Leg(
+            side=side,
+            order_type=OrderType.MARKET if entry_price is None else OrderType.LIMIT,
+            quantity=quantity,
+            price=entry_price,
+            time_in_force=time_in_force,
+        )
+        take = Leg(side=exit_side, order_type=OrderType.LIMIT, price=take_profit, protective=True)
+        stop = Leg(
+            side=exit_side,
+            order_type=OrderType.STOP if stop_limit is None else OrderType.STOP_LIMIT,
+            trigger_price=stop_loss,
+            price=stop_limit,
+            protective=True,
+        )
+        legs = (entry, take, stop)
+        return self._list(instrument_id, Contingency.BRACKET, legs)
+
+    def oco(self, instrument_id: str, *legs: Leg) -> str:
+        """Orders sent together; a fill of one cancels the others, or reduces them by the
+        filled quantity. Returns the list id."""
+        return self._list(instrument_id, Contingency.OCO, legs)
+
+    def oto(self, instrument_id: str, parent: Leg, *children: Leg) -> str:
+        """``parent`` now; each of its fills releases ``children`` for the filled quantity
+        (their own ``quantity`` is left 0). Returns the list id."""
+        return self._list(instrument_id, Contingency.OTO, (parent, *children))
+
+    def _list(self, instrument_id: str, contingency: Contingency, legs: tuple[Leg, ...]) -> str:
+        order_list = OrderList(instrument_id=instrument_id, contingency=contingency, legs=legs)
+        return self.ctx.submit_list(self.strategy_id, order_list)
+
+    def trailing_stop(
+        self,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        *,
+        offset: int = 0,
+        ticks: int = 0,
+        bps: int = 0,
+        reference: TrailReference | str = TrailReference.LAST,
+        protective: bool | None = None,
+    ) -> str:
+        """A stop ``offset`` (a price), ``ticks`` or ``bps`` away from ``reference`` (``last``,
+        ``bid_ask`` or ``mid``) that follows the market, never back. Protective by default when
+        it would reduce the position. Returns its client order id."""
+        if protective is None:
+            protective = self.position(instrument_id) * side < 0
+        trail = Trail(offset=offset, ticks=ticks, bps=bps, reference=TrailReference(reference))
+        return self.ctx.trailing_stop(
+            self.strategy_id,
+            instrument_id=instrument_id,
+            side=side,
+            quantity=quantity,
+            trail=trail,
+            protective=protective,
+        )
+
+    def close_position(self, instrument_id: str) -> str | None:
+        """Cancel this strategy's open orders on ``instrument_id`` (protective legs included)
+        and close its position at market, reduce-only. ``None`` when already flat."""
+        self.cancel_all(instrument_id)
+        position = self.position(instrument_id)
+        if position == 0:
+            return None
+        side = OrderSide.SELL if position > 0 else OrderSide.BUY
+        return self.submit(instrument_id, side, abs(position), reduce_only=True)
 
     def cancel(self, client_order_id: str) -> None:
         self.ctx.cancel(self.strategy_id, client_order_id)
