@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from runtime.errors import InvariantError
 from runtime.instruments import Instrument, InstrumentRegistry
-from runtime.linked import Leg, LinkedOrders, OrderList, Trail
+from runtime.linked import Leg, LinkedOrders, OrderList
 from runtime.messages import (
     Bar,
     BookDeltas,
@@ -49,6 +49,7 @@ from runtime.portfolio import Portfolio
 from runtime.prices import LastPrices
 from runtime.risk import RiskEngine, RiskLimits
 from runtime.strategy import Strategy
+from runtime.trailing import Trail
 
 if TYPE_CHECKING:
     from runtime.features import BookLike

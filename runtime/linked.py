@@ -15,10 +15,9 @@ The rules, each enforced in one method below:
   A parent that closes unfilled (denied, rejected, canceled) releases nothing: the list is
   ``CANCELED``. A bracket leg that is refused also cancels the entry's remainder: a bracket
   does not go on entering without its protection.
-- **Trailing stop** (``_trail``): a stop whose trigger follows a reference price (``last``,
-  ``bid_ask`` — the bid for a sell stop, the ask for a buy stop — or ``mid``) at an offset (a
-  price, ticks, or basis points), only ever toward the market, on the tick grid. Where the data
-  has no such price (bars carry no quotes), the latest price is the reference.
+- **Trailing stop** (``_trail``): a stop whose trigger follows the market
+  (:func:`runtime.trailing.trigger_price`), moved only toward it: up for a sell stop, down for
+  a buy stop.
 
 A shrink, cancel or trigger move waits for the venue to have accepted the leg: a leg not yet
 accepted is synced on its next event or price. Both legs of an OCO can fill at the venue before
@@ -52,9 +51,9 @@ from runtime.messages import (
 )
 from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus
 from runtime.prices import LastPrices
-from runtime.values import Rounding
+from runtime.trailing import Trail, trigger_price
 
-__all__ = ["Contingency", "Leg", "LinkedOrders", "OrderList", "Trail", "TrailReference"]
+__all__ = ["Contingency", "Leg", "LinkedOrders", "OrderList"]
 
 _LIVE = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)  # a venue takes amendments now
 
@@ -83,26 +82,6 @@ class OrderList(msgspec.Struct, frozen=True, kw_only=True):
     instrument_id: str
     contingency: Contingency
     legs: tuple[Leg, ...]
-
-
-class TrailReference(enum.StrEnum):
-    LAST = "last"
-    BID_ASK = "bid_ask"
-    MID = "mid"
-
-
-class Trail(msgspec.Struct, frozen=True, kw_only=True):
-    """Exactly one of ``offset`` (a price, fixed point), ``ticks`` or ``bps`` (basis points)."""
-
-    offset: int = 0
-    ticks: int = 0
-    bps: int = 0
-    reference: TrailReference = TrailReference.LAST
-
-    def __post_init__(self) -> None:
-        given = [v for v in (self.offset, self.ticks, self.bps) if v]
-        if len(given) != 1 or given[0] < 0:
-            raise ConfigError("a trailing stop takes one positive offset, ticks or bps")
 
 
 class _List(msgspec.Struct, kw_only=True):
@@ -182,7 +161,7 @@ class LinkedOrders:
     ) -> SubmitOrder:
         """The stop order of a new trailing stop (no trigger with no reference price yet:
         :meth:`refusal` then denies it)."""
-        trigger = self._trigger(instrument_id, leg.side, trail)
+        trigger = trigger_price(trail, leg.side, self._registry.get(instrument_id), self._prices)
         cid = self._ids.next(strategy_id)
         self._trailing[cid] = _Trailing(instrument_id=instrument_id, trail=trail)
         self.watches.setdefault(instrument_id, set()).add(cid)
@@ -308,7 +287,8 @@ class LinkedOrders:
             return None
         if order.status not in _LIVE or order.trigger_price is None:
             return None
-        trigger = self._trigger(trailing.instrument_id, order.side, trailing.trail)
+        instrument = self._registry.get(trailing.instrument_id)
+        trigger = trigger_price(trailing.trail, order.side, instrument, self._prices)
         if trigger is None or (trigger - order.trigger_price) * order.side >= 0:
             return None  # only ever toward the market: up for a sell stop, down for a buy stop
         return ModifyOrder(
@@ -320,31 +300,6 @@ class LinkedOrders:
             instrument_id=order.instrument_id,
             trigger_price=trigger,
         )
-
-    def _trigger(self, instrument_id: str, side: OrderSide, trail: Trail) -> int | None:
-        reference = self._reference(instrument_id, side, trail.reference)
-        if reference is None:
-            return None
-        instrument = self._registry.get(instrument_id)
-        if trail.offset:
-            distance = trail.offset
-        elif trail.ticks:
-            distance = trail.ticks * instrument.tick_at(reference)
-        else:
-            distance = reference * trail.bps // 10_000
-        rounding = Rounding.FLOOR if side is OrderSide.SELL else Rounding.CEILING
-        return instrument.quantize_price(reference + distance * side, rounding)
-
-    def _reference(self, instrument_id: str, side: OrderSide, kind: TrailReference) -> int | None:
-        prices = self._prices
-        found: int | None = None
-        if kind is TrailReference.LAST:
-            found = prices.last.get(instrument_id)
-        elif kind is TrailReference.MID:
-            found = prices.mid(instrument_id)
-        else:  # a sell stop trails the bid, a buy stop the ask
-            found = (prices.bid if side is OrderSide.SELL else prices.ask).get(instrument_id)
-        return found if found is not None else prices.price.get(instrument_id)
 
     def _untrail(self, cid: str) -> None:
         trailing = self._trailing.pop(cid)

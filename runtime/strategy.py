@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from runtime.errors import ConfigError
-from runtime.linked import Contingency, Leg, OrderList, Trail, TrailReference
+from runtime.linked import Contingency, Leg, OrderList
 from runtime.messages import (
     Bar,
     BookDeltas,
@@ -46,6 +46,7 @@ from runtime.messages import (
     TimerFired,
     TradeTick,
 )
+from runtime.trailing import Trail, TrailReference
 from runtime.values import fixed
 
 if TYPE_CHECKING:
