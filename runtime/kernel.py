@@ -106,6 +106,8 @@ class Kernel:
         # trades from, read on every bar (through committed_view: the inner dicts live as long
         # as the kernel)
         self._committed: dict[str, dict[str, int]] = {}
+        # open protective legs per strategy, then instrument (protective_view; same dicts always)
+        self._protective: dict[str, dict[str, int]] = {}
         self._by_id = {s.strategy_id: s for s in self.strategies}
         if len(self._by_id) != len(self.strategies):
             raise InvariantError("strategy ids must be unique")
@@ -321,6 +323,8 @@ class Kernel:
         if order.status in TERMINAL:
             if was_open:
                 del self.open[order.client_order_id]
+                if order.protective:
+                    self._count_protective(order, -1)
             after = 0
         else:
             after = (order.quantity - order.filled_qty) * order.side if was_open else 0
@@ -495,6 +499,16 @@ class Kernel:
             view = self._committed[strategy_id] = {}
         return view
 
+    def protective_view(self, strategy_id: str) -> Mapping[str, int]:
+        """A live, read-only count of the strategy's open protective legs per instrument (the
+        same mapping for the life of the kernel): ``target_position`` looks for legs to fit only
+        where there are some."""
+        return self._protective.setdefault(strategy_id, {})
+
+    def _count_protective(self, order: Order, n: int) -> None:
+        view = self._protective.setdefault(order.strategy_id, {})
+        view[order.instrument_id] = view.get(order.instrument_id, 0) + n
+
     def protective_orders(self, strategy_id: str, instrument_id: str) -> list[Order]:
         """The strategy's open protective legs on one instrument (what ``target_position``
         cancels or shrinks)."""
@@ -564,6 +578,8 @@ class Kernel:
                 order.quantity = approved.quantity  # reduced by a close-only rule
             order.transition(Trigger.SUBMIT)
             self.open[intent.client_order_id] = order
+            if order.protective:
+                self._count_protective(order, 1)
             # a new open order adds its signed leaves (the signed_leaves property, inlined)
             leaves = (order.quantity - order.filled_qty) * order.side
             self._add_pending((intent.strategy_id, intent.instrument_id), leaves, order.protective)
@@ -688,3 +704,8 @@ class Kernel:
             self._add_committed(key, quantity)
         for key in {(o.strategy_id, o.instrument_id) for o in self.orders.values()}:
             self._recompute_pending(key)
+        for counts in self._protective.values():
+            counts.clear()  # in place, as committed
+        for order in self.open.values():
+            if order.protective:
+                self._count_protective(order, 1)

@@ -87,7 +87,9 @@ class StrategyContext(Protocol):
 
     Optional: ``committed_view(strategy_id) -> Mapping[str, int]``, a live mapping of
     :meth:`committed` by instrument that stays valid while the strategy is bound (the kernel
-    offers it); ``target_position`` then reads it directly, without a call per bar.
+    offers it); ``target_position`` then reads it directly, without a call per bar. Likewise
+    ``protective_view(strategy_id)``: open protective legs per instrument, so
+    ``target_position`` asks for :meth:`protective_orders` only where there are some.
     """
 
     def now_ns(self) -> int: ...
@@ -173,12 +175,15 @@ class Strategy(Generic[P]):
         self.rng: np.random.Generator = np.random.default_rng(0)
         self._ctx: StrategyContext | None = None
         self._committed: Mapping[str, int] | None = None
+        self._protective: Mapping[str, int] | None = None
 
     def bind(self, ctx: StrategyContext, seed: int) -> None:
         """Called by the engine before ``on_start``: the context and the seeded generator."""
         self._ctx = ctx
         view = getattr(ctx, "committed_view", None)
         self._committed = view(self.strategy_id) if view is not None else None
+        protective = getattr(ctx, "protective_view", None)
+        self._protective = protective(self.strategy_id) if protective is not None else None
         digest = sum((i + 1) * b for i, b in enumerate(self.strategy_id.encode()))
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, digest]))
 
@@ -376,7 +381,9 @@ class Strategy(Generic[P]):
         when they would add to the target (a flat or flipped target cancels them all) and
         shrunk to the target's size when they would close more than it.
         """
-        self._fit_protection(instrument_id, target)
+        guard = self._protective
+        if guard is None or guard.get(instrument_id):
+            self._fit_protection(instrument_id, target)
         committed = self._committed
         if committed is not None:
             delta = target - committed.get(instrument_id, 0)

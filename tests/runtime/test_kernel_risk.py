@@ -222,3 +222,12 @@ def test_every_market_message_kind_checks_the_daily_loss(kind: str) -> None:
     changes = of(TradingStateChanged, out)
     assert [c.state for c in changes] == [TradingState.REDUCING]  # type: ignore[attr-defined]
     assert k.risk.state is TradingState.REDUCING
+
+
+def test_a_restored_kernel_still_fits_the_protective_stop() -> None:
+    """The count of protective legs target_position reads is rebuilt on restore."""
+    k, _ = long_100_at_50_with_stop(RiskLimits())
+    restored, _ = setup(RiskLimits())
+    restored.load_state(k.state())
+    out = act(restored, lambda s: s.target_position("X", 0))
+    assert len(of(CancelOrder, out)) == 1 and len(of(SubmitOrder, out)) == 1
