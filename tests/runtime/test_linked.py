@@ -7,6 +7,8 @@ from decimal import Decimal
 from itertools import count
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime.kernel import Kernel
 from runtime.linked import Leg
@@ -228,3 +230,29 @@ def test_linked_state_survives_a_snapshot() -> None:
     k2, _ = setup(RiskLimits())
     k2.load_state(k.state())
     assert k2.state_hash() == k.state_hash()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 60)), min_size=1, max_size=12))
+def test_bracket_exits_never_close_more_than_was_entered(steps: list[tuple[bool, int]]) -> None:
+    """Whatever the order of partial fills on the take-profit and the stop (the venue applying
+    each shrink and cancel before the next fill), the exits never sell more than the entry
+    bought, and the list completes exactly when the position is flat."""
+    k, out = bracket_open()
+    entry = of(SubmitOrder, out)[0].client_order_id  # type: ignore[attr-defined]
+    exits = legs(fill(k, entry, 100, 100))
+    ids = {True: exits[OrderType.LIMIT].client_order_id,
+           False: exits[OrderType.STOP].client_order_id}
+    events: list[Message] = []
+    for take, qty in steps:
+        order = k.orders[ids[take]]
+        leaves = (order.quantity - order.filled_qty) // Q
+        if order.is_closed or leaves == 0:
+            continue
+        produced = fill(k, order.client_order_id, min(qty, leaves), 100)
+        events += produced + venue_answers(k, produced)
+        assert 0 <= k.portfolio.quantity("X") <= 100 * Q
+    flat = k.portfolio.quantity("X") == 0
+    assert (OrderListStatus.COMPLETED in statuses(events)) is flat
+    if flat:
+        assert not k.open

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime.instruments import Instrument, InstrumentRegistry
 from runtime.messages import Liquidity, OrderFilled, OrderSide, OrderType, SubmitOrder, TradingState
@@ -165,3 +167,23 @@ def test_exits_skip_exposure_rules_and_cooldown() -> None:
     risk.on_realized(-fixed(1), 0)
     assert risk.check(market_order(10, OrderSide.SELL), S)[0] is not None
     assert risk.check(market_order(11, OrderSide.SELL), S)[1].reason_code == "cooldown"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 1_000),
+    st.integers(1, 1_000),
+    st.integers(1, 100_000),
+    st.sampled_from([OrderSide.BUY, OrderSide.SELL]),
+    st.integers(0, 1_000),
+)
+def test_an_order_that_only_reduces_is_never_denied_by_exposure_limits(
+    held: int, qty: int, limit: int, side: OrderSide, last: int
+) -> None:
+    limits = RiskLimits(max_order_notional=Decimal(limit), max_position=Decimal(limit),
+                        max_position_notional=Decimal(limit), max_gross_exposure=Decimal(limit))
+    risk, portfolio = engine(limits, last_price=last or None)
+    opposite = OrderSide.SELL if side is OrderSide.BUY else OrderSide.BUY
+    portfolio.apply_fill(fill(held, 100, side=opposite))
+    approved, denial = risk.check(market_order(min(qty, held), side), S)
+    assert denial is None and approved is not None
