@@ -633,7 +633,7 @@ class Kernel:
             if o.instrument_id == instrument_id and o.strategy_id == strategy_id:
                 self._add_pending(key, o.signed_leaves, o.protective)
 
-    def _add_pending(self, key: tuple[str, str], delta: int, protective: bool) -> None:
+    def _add_pending(self, key: tuple[str, str], delta: int, protective: bool = False) -> None:
         """Open orders' signed leaves; a protective leg's are pending but not committed (the
         target of ``target_position`` is what the strategy holds, not what its stops close)."""
         self.strategy_pending[key] = self.strategy_pending.get(key, 0) + delta
