@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from backtest.api import build_run
 from backtest.config import load_config
@@ -141,3 +143,51 @@ def test_same_fills_twice() -> None:
     assert first[0].state_hash() == again[0].state_hash()
     assert [(f.ts_event, f.last_price) for f in first[2]] == [
         (f.ts_event, f.last_price) for f in again[2]]
+
+
+class BracketEveryBarParams(StrategyParams):
+    distance: float = 1.0
+
+
+class BracketWhenFlat(Strategy[BracketEveryBarParams]):
+    """Whenever flat with nothing open: a bracket 1 above and below the close."""
+
+    def on_bar(self, bar: Bar) -> None:
+        if self.position(bar.instrument_id) or self.open_orders(bar.instrument_id):
+            return
+        d = fixed(self.params.distance)
+        self.bracket(bar.instrument_id, OrderSide.BUY, 10 * Q, take_profit=bar.close + d,
+                     stop_loss=bar.close - d)
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.lists(st.floats(-1.5, 1.5), min_size=5, max_size=60))
+def test_random_paths_same_fills_and_hash_and_never_short(moves: list[float]) -> None:
+    closes = list(np.round(100 + np.cumsum(moves), 2))
+
+    def run() -> tuple[Any, list[Any]]:
+        config = load_config({
+            "name": "linked", "seed": 3, "initial_cash": 10**6,
+            "instruments": [{"id": "X", "price_precision": 2}],
+            "data": [{"kind": "bars", "instrument": "X", "path": "in-memory"}],
+            "strategies": [{"id": "s", "class": f"{__name__}:BracketWhenFlat",
+                            "instruments": ["X"]}],
+            "venue": {"latency": {"kind": "constant", "entry_ns": _S, "response_ns": _S},
+                      "fills": {"kind": "bars", "price": "next_open", "path": "auto"},
+                      "slippage": {"kind": "none"},
+                      "fees": {"kind": "bps", "maker_bps": 0, "taker_bps": 1}},
+            "store": {"record": False},
+        })
+        feed = _feed(closes)
+        kernel, venue, _ = build_run(config, feed)
+        log = run_loop(kernel, venue, feed.iter_messages(), start_ns=feed.start_ns)
+        return kernel, log.fills
+
+    (k1, f1), (k2, f2) = run(), run()
+    assert k1.state_hash() == k2.state_hash()
+    assert [(f.fill_id, f.last_price) for f in f1] == [(f.fill_id, f.last_price) for f in f2]
+    position = 0
+    for f in f1:  # a bracket's exits never sell what its entry did not buy
+        position += f.last_qty * f.side
+        assert 0 <= position <= 10 * Q
+    assert k1.portfolio.identity_gap() == 0
