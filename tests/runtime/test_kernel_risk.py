@@ -231,3 +231,15 @@ def test_a_restored_kernel_still_fits_the_protective_stop() -> None:
     restored.load_state(k.state())
     out = act(restored, lambda s: s.target_position("X", 0))
     assert len(of(CancelOrder, out)) == 1 and len(of(SubmitOrder, out)) == 1
+
+
+def test_a_restored_kernel_values_orders_at_once() -> None:
+    """The last prices are part of the state: after a restore, before any new data, an order
+    is valued at the last price seen, not refused for want of one."""
+    limits = RiskLimits(max_order_notional=Decimal(10_000))
+    k, _ = setup(limits)
+    k.handle(bar(1, 100))
+    restored, _ = setup(limits)
+    restored.load_state(k.state())
+    out = act(restored, lambda s: s.buy("X", 500 * Q))
+    assert [m.reason_code for m in of(OrderDenied, out)] == ["max_order_notional"]  # type: ignore[attr-defined]
