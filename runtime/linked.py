@@ -382,13 +382,15 @@ class LinkedOrders:
 
 def _validate(order_list: OrderList) -> None:
     legs, kind = order_list.legs, order_list.contingency
-    expected = {Contingency.BRACKET: (3, 3), Contingency.OTO: (2, 99), Contingency.OCO: (2, 99)}
-    low, high = expected[kind]
-    if not low <= len(legs) <= high:
-        raise ConfigError(f"a {kind} list takes {low}..{high} legs, not {len(legs)}")
+    if kind is Contingency.BRACKET and len(legs) != 3:
+        raise ConfigError(f"a bracket takes 3 legs (entry, take-profit, stop), not {len(legs)}")
+    if len(legs) < 2:
+        raise ConfigError(f"an {kind} list takes at least 2 legs, not {len(legs)}")
     sized = legs if kind is Contingency.OCO else legs[:1]
     if any(leg.quantity <= 0 for leg in sized):
         raise ConfigError(f"{kind}: every leg sent at once needs a positive quantity")
+    if any(leg.quantity for leg in legs[len(sized) :]):
+        raise ConfigError(f"{kind}: children are sized by the parent's fills: leave quantity 0")
 
 
 def _command(

@@ -256,3 +256,24 @@ def test_bracket_exits_never_close_more_than_was_entered(steps: list[tuple[bool,
     assert (OrderListStatus.COMPLETED in statuses(events)) is flat
     if flat:
         assert not k.open
+
+
+def test_oto_children_follow_the_parent_and_malformed_lists_are_refused() -> None:
+    from runtime.errors import ConfigError
+    from runtime.linked import Contingency, OrderList
+
+    k, _ = setup(RiskLimits())
+    k.handle(bar(1, 100))
+    parent = Leg(side=BUY, order_type=OrderType.LIMIT, quantity=20 * Q, price=fixed(99))
+    child = Leg(side=SELL, order_type=OrderType.LIMIT, price=fixed(101), protective=True)
+    out = act(k, lambda s: s.oto("X", parent, child))
+    out += ack(k, out)
+    (sent,) = of(SubmitOrder, out)
+    released = fill(k, sent.client_order_id, 5, 99)  # type: ignore[attr-defined]
+    assert [m.quantity for m in of(SubmitOrder, released)] == [5 * Q]  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="leave quantity 0"):
+        k.linked.submit("s", OrderList(instrument_id="X", contingency=Contingency.OTO,
+                                       legs=(parent, parent)), 0)
+    with pytest.raises(ConfigError, match="a bracket takes 3 legs"):
+        k.linked.submit("s", OrderList(instrument_id="X", contingency=Contingency.BRACKET,
+                                       legs=(parent, child)), 0)
