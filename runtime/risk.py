@@ -11,7 +11,7 @@ on and no price yet, the order is denied with ``no_market_data``. An order that 
 position (counting the open orders on its side) skips the position, notional and exposure rules
 and the loss cooldown: an exit is never trapped by the limits it relieves.
 
-Reason codes: ``halted``, ``reducing``, ``instrument.<rule>`` (tick/lot/min rules),
+Reason codes: ``halted``, ``reducing``, ``reduce_only``, ``instrument.<rule>`` (tick/lot/min rules),
 ``max_order_notional``, ``max_position``, ``max_position_notional``, ``gross_exposure``,
 ``daily_loss``, ``trades_per_day``, ``order_rate``, ``cooldown``, ``stale_data``,
 ``no_market_data``, ``price_band``.

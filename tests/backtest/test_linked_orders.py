@@ -24,7 +24,7 @@ from runtime.messages import (
     OrderType,
 )
 from runtime.orders import OrderStatus
-from runtime.strategy import Strategy, StrategyParams
+from runtime.strategy import Price, Qty, Strategy, StrategyParams
 from runtime.values import fixed
 
 _S = 10**9
@@ -191,3 +191,45 @@ def test_random_paths_same_fills_and_hash_and_never_short(moves: list[float]) ->
         position += f.last_qty * f.side
         assert 0 <= position <= 10 * Q
     assert k1.portfolio.identity_gap() == 0
+
+
+class BreakoutParams(StrategyParams):
+    level: Price = fixed(101)
+    size: Qty = 10 * Q
+    target: Price = fixed(2)
+    risk: Price = fixed(2)
+
+
+class Breakout(Strategy[BreakoutParams]):
+    """The example of docs/core.md, as written there."""
+
+    def on_bar(self, bar: Bar) -> None:
+        if self.position(bar.instrument_id) or self.open_orders(bar.instrument_id):
+            return
+        if bar.close > self.params.level:
+            self.bracket(bar.instrument_id, OrderSide.BUY, self.params.size,
+                         take_profit=bar.close + self.params.target,
+                         stop_loss=bar.close - self.params.risk)
+
+    def on_order_event(self, event: Message) -> None:
+        if isinstance(event, OrderListChanged) and event.status is OrderListStatus.CANCELED:
+            self.close_position(event.instrument_id)  # e.g. the stop-loss was refused
+
+
+def test_the_documented_breakout_example_runs() -> None:
+    config = load_config({
+        "name": "doc", "seed": 1, "initial_cash": 10**6,
+        "instruments": [{"id": "X", "price_precision": 2}],
+        "data": [{"kind": "bars", "instrument": "X", "path": "in-memory"}],
+        "strategies": [{"id": "b", "class": f"{__name__}:Breakout", "instruments": ["X"]}],
+        "venue": {"latency": {"kind": "constant", "entry_ns": _S, "response_ns": _S},
+                  "fills": {"kind": "bars", "price": "next_open", "path": "auto"},
+                  "slippage": {"kind": "none"},
+                  "fees": {"kind": "bps", "maker_bps": 0, "taker_bps": 0}},
+        "store": {"record": False},
+    })
+    feed = _feed([100, 101, 102, 103, 104, 105, 105, 105])
+    kernel, venue, _ = build_run(config, feed)
+    log = run_loop(kernel, venue, feed.iter_messages(), start_ns=feed.start_ns)
+    assert [f.side for f in log.fills] == [OrderSide.BUY, OrderSide.SELL]  # in at 102+, out +2
+    assert kernel.portfolio.quantity("X") == 0 and kernel.portfolio.realized_pnl > 0
