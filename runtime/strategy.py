@@ -53,9 +53,9 @@ if TYPE_CHECKING:
     from runtime.instruments import Instrument
     from runtime.orders import Order
 
-_STOPS = (OrderType.STOP, OrderType.STOP_LIMIT)
-
 __all__ = ["NoParams", "Price", "Qty", "Strategy", "StrategyContext", "StrategyParams"]
+
+_STOPS = (OrderType.STOP, OrderType.STOP_LIMIT)
 
 
 def _to_fixed(value: Any) -> int:
