@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 from runtime.errors import InvariantError
 from runtime.instruments import Instrument, InstrumentRegistry
+from runtime.linked import Leg, LinkedOrders, OrderList
 from runtime.messages import (
     Bar,
     BookDeltas,
@@ -28,8 +29,10 @@ from runtime.messages import (
     CancelOrder,
     Message,
     ModifyOrder,
+    OrderDenied,
     OrderEvent,
     OrderFilled,
+    OrderListChanged,
     OrderSide,
     OrderType,
     PositionChanged,
@@ -43,8 +46,10 @@ from runtime.messages import (
 )
 from runtime.orders import TERMINAL, ClientOrderIdGenerator, Order, OrderStatus, Trigger
 from runtime.portfolio import Portfolio
+from runtime.prices import LastPrices
 from runtime.risk import RiskEngine, RiskLimits
 from runtime.strategy import Strategy
+from runtime.trailing import Trail
 
 if TYPE_CHECKING:
     from runtime.features import BookLike
@@ -85,20 +90,24 @@ class Kernel:
         self.open: dict[str, Order] = {}
         self.portfolio = Portfolio(registry, initial_cash=initial_cash, currency=currency)
         self._positions = self.portfolio.positions  # same dict for the life of the kernel
-        self.last_data_ns: dict[str, int] = {}
+        self.prices = LastPrices()  # latest price per instrument: what risk values orders at
         self.risk = RiskEngine(
             risk_limits or RiskLimits(),
             registry,
             self.portfolio,
             self._pending_sides,
-            self.last_data_ns,
+            self.prices,
         )
+        self.linked = LinkedOrders(self.ids, registry, self.prices, self._order)
+        self._watches = self.linked.watches  # instruments with trailing stops (same dict always)
         self.strategy_positions: dict[tuple[str, str], int] = {}
         self.strategy_pending: dict[tuple[str, str], int] = {}
         # position + pending per strategy, then instrument, kept with them: what target_position
         # trades from, read on every bar (through committed_view: the inner dicts live as long
         # as the kernel)
         self._committed: dict[str, dict[str, int]] = {}
+        # open protective legs per strategy, then instrument (protective_view; same dicts always)
+        self._protective: dict[str, dict[str, int]] = {}
         self._by_id = {s.strategy_id: s for s in self.strategies}
         if len(self._by_id) != len(self.strategies):
             raise InvariantError("strategy ids must be unique")
@@ -166,54 +175,41 @@ class Kernel:
         raise InvariantError(f"kernel cannot handle {type(message).__name__}")
 
     # --- market data (hot path) -------------------------------------------------------------
+    # Every kind takes one path: its latest price into ``prices`` (what risk values orders at),
+    # then :meth:`_market` (marks, the daily-loss check), then features and strategies.
     def on_bar(self, bar: Bar) -> list[Message]:
         self.now = ts = bar.ts_event
         inst = bar.instrument_id
-        self.last_data_ns[inst] = ts
-        pos = self._positions.get(inst)
-        if pos is not None:
-            pos.mark = bar.close
-            if pos.quantity and ts >= self._next_loss_check:
-                self._check_loss(ts)
+        self._market(inst, ts, self.prices.on_trade(inst, ts, bar.close))
         for strategy in self._subs.get(inst, ()):
             strategy.on_bar(bar)
-        return self._drain() if self._intents else _EMPTY
+        return self._drain() if self._intents or self._out else _EMPTY
 
     def on_quote(self, quote: QuoteTick) -> list[Message]:
         self.now = ts = quote.ts_event
         inst = quote.instrument_id
-        self.last_data_ns[inst] = ts
-        pos = self._positions.get(inst)
-        if pos is not None:
-            pos.mark = (quote.bid_price + quote.ask_price) // 2
-            if pos.quantity and ts >= self._next_loss_check:
-                self._check_loss(ts)
+        self._market(inst, ts, self.prices.on_quote(inst, ts, quote.bid_price, quote.ask_price))
         features = self._features.get(inst)
         if features is not None:
             features.on_quote(quote)
         for strategy in self._subs.get(inst, ()):
             strategy.on_quote(quote)
-        return self._drain() if self._intents else _EMPTY
+        return self._drain() if self._intents or self._out else _EMPTY
 
     def on_trade(self, trade: TradeTick) -> list[Message]:
         self.now = ts = trade.ts_event
         inst = trade.instrument_id
-        self.last_data_ns[inst] = ts
-        pos = self.portfolio.positions.get(inst)
-        if pos is not None:
-            pos.mark = trade.price
+        self._market(inst, ts, self.prices.on_trade(inst, ts, trade.price))
         features = self._features.get(inst)
         if features is not None:
             features.on_trade(trade)
         for strategy in self._subs.get(inst, ()):
             strategy.on_trade(trade)
-        return self._drain() if self._intents else _EMPTY
+        return self._drain() if self._intents or self._out else _EMPTY
 
     def on_book(self, update: BookDeltas | BookSnapshot) -> list[Message]:
-        self.now = ts = update.ts_event
-        inst = update.instrument_id
-        self.last_data_ns[inst] = ts
-        book = self.book(inst)
+        self.now = update.ts_event
+        book = self.book(update.instrument_id)
         if isinstance(update, BookSnapshot):
             book.apply_snapshot(update)
         else:
@@ -226,24 +222,34 @@ class Kernel:
         :meth:`on_book`, and the kernel's own book is left alone. ``update`` may be conflated
         (the levels that matter now, such as the top of book, not every change since the last)."""
         self.now = max(self.now, update.ts_event)
-        self.last_data_ns[update.instrument_id] = update.ts_event
         return self._book_changed(update, book, True)
 
     def _book_changed(
         self, update: BookDeltas | BookSnapshot, book: BookLike, synced: bool
     ) -> list[Message]:
-        inst = update.instrument_id
+        inst, ts = update.instrument_id, update.ts_event
+        bid, ask = book.best_bid(), book.best_ask()
+        if synced and bid is not None and ask is not None:
+            self._market(inst, ts, self.prices.on_quote(inst, ts, bid[0], ask[0]))
+        else:
+            self.prices.on_data(inst, ts)  # data, but no price to value or mark at
         features = self._features.get(inst)
         if features is not None and synced:
             features.on_book(book)
-        pos = self.portfolio.positions.get(inst)
-        if pos is not None and synced:
-            bid, ask = book.best_bid(), book.best_ask()
-            if bid is not None and ask is not None:
-                pos.mark = (bid[0] + ask[0]) // 2
         for strategy in self._subs.get(inst, ()):
             strategy.on_book(update)
-        return self._drain() if self._intents else _EMPTY
+        return self._drain() if self._intents or self._out else _EMPTY
+
+    def _market(self, inst: str, ts: int, price: int) -> None:
+        """What every market message does once its price is known: mark the position and check
+        the daily loss (at most once per simulated second between fills)."""
+        pos = self._positions.get(inst)
+        if pos is not None:
+            pos.mark = price
+            if pos.quantity and ts >= self._next_loss_check:
+                self._check_loss(ts)
+        if inst in self._watches:
+            self._take(self.linked.on_price(inst, ts))
 
     def book(self, instrument_id: str) -> Any:
         book = self._books.get(instrument_id)
@@ -317,14 +323,18 @@ class Kernel:
         if order.status in TERMINAL:
             if was_open:
                 del self.open[order.client_order_id]
+                if order.protective:
+                    self._count_protective(order, -1)
             after = 0
         else:
             after = (order.quantity - order.filled_qty) * order.side if was_open else 0
         if after != before:
-            self._add_pending(key, after - before)
+            self._add_pending(key, after - before, order.protective)
         strategy = self._by_id.get(order.strategy_id)
         if strategy is not None:
             strategy.on_order_event(event)
+        if self.linked.tracks(order.client_order_id):
+            self._take(self.linked.on_event(order, event, self.now))
         return self._drain() if self._intents or self._out else _EMPTY
 
     def _on_fill(self, fill: OrderFilled, key: tuple[str, str]) -> None:
@@ -382,6 +392,7 @@ class Kernel:
         time_in_force: TimeInForce,
         post_only: bool,
         reduce_only: bool,
+        protective: bool = False,
     ) -> str:
         client_order_id = self.ids.next(strategy_id)
         self._intents.append(
@@ -400,9 +411,32 @@ class Kernel:
                 time_in_force=time_in_force,
                 post_only=post_only,
                 reduce_only=reduce_only,
+                protective=protective,
             )
         )
         return client_order_id
+
+    def submit_list(self, strategy_id: str, order_list: OrderList) -> str:
+        """A linked order list (OTO, OCO, bracket), emulated here; returns its list id."""
+        list_id, produced = self.linked.submit(strategy_id, order_list, self.now)
+        self._take(produced)
+        return list_id
+
+    def trailing_stop(
+        self,
+        strategy_id: str,
+        *,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        trail: Trail,
+        protective: bool,
+    ) -> str:
+        """A stop whose trigger the core moves after the market; returns its client order id."""
+        leg = Leg(side=side, order_type=OrderType.STOP, quantity=quantity, protective=protective)
+        command = self.linked.trailing_stop(strategy_id, instrument_id, leg, trail, self.now)
+        self._intents.append(command)
+        return command.client_order_id
 
     def cancel(self, strategy_id: str, client_order_id: str) -> None:
         order = self.open.get(client_order_id)
@@ -465,6 +499,25 @@ class Kernel:
             view = self._committed[strategy_id] = {}
         return view
 
+    def protective_view(self, strategy_id: str) -> Mapping[str, int]:
+        """A live, read-only count of the strategy's open protective legs per instrument (the
+        same mapping for the life of the kernel): ``target_position`` looks for legs to fit only
+        where there are some."""
+        return self._protective.setdefault(strategy_id, {})
+
+    def _count_protective(self, order: Order, n: int) -> None:
+        view = self._protective.setdefault(order.strategy_id, {})
+        view[order.instrument_id] = view.get(order.instrument_id, 0) + n
+
+    def protective_orders(self, strategy_id: str, instrument_id: str) -> list[Order]:
+        """The strategy's open protective legs on one instrument (what ``target_position``
+        cancels or shrinks)."""
+        return [
+            o
+            for o in self.open.values()
+            if o.protective and o.strategy_id == strategy_id and o.instrument_id == instrument_id
+        ]
+
     def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]:
         return [
             o
@@ -503,22 +556,33 @@ class Kernel:
         if isinstance(intent, SubmitOrder):
             order = Order(intent)
             self.orders[intent.client_order_id] = order
-            approved, denial = self.risk.check(intent, self.now)
+            linked = self.linked.tracks(intent.client_order_id)
+            refusal = self.linked.refusal(intent) if linked else None
+            approved: SubmitOrder | None = None
+            denial: OrderDenied | None = None
+            if refusal is not None:
+                denial = self._refused(intent, *refusal)
+            else:
+                approved, denial = self.risk.check(intent, self.now)
             if denial is not None:
                 order.apply(denial)
                 self._out.append(denial)
                 strategy = self._by_id.get(intent.strategy_id)
                 if strategy is not None:
                     strategy.on_order_event(denial)
+                if linked:
+                    self._take(self.linked.on_event(order, denial, self.now))
                 return
             assert approved is not None
             if approved.quantity != order.quantity:
                 order.quantity = approved.quantity  # reduced by a close-only rule
             order.transition(Trigger.SUBMIT)
             self.open[intent.client_order_id] = order
+            if order.protective:
+                self._count_protective(order, 1)
             # a new open order adds its signed leaves (the signed_leaves property, inlined)
             leaves = (order.quantity - order.filled_qty) * order.side
-            self._add_pending((intent.strategy_id, intent.instrument_id), leaves)
+            self._add_pending((intent.strategy_id, intent.instrument_id), leaves, order.protective)
             self._out.append(approved)
         elif isinstance(intent, CancelOrder):
             live = self.open.get(intent.client_order_id)
@@ -534,20 +598,47 @@ class Kernel:
                 live.transition(Trigger.PENDING_UPDATE)
                 self._out.append(intent)
 
-    def _recompute_pending(self, key: tuple[str, str]) -> None:
-        """Pending quantity of one (strategy, instrument) from scratch (restores; the event
-        path keeps it incrementally)."""
-        strategy_id, instrument_id = key
-        pending = sum(
-            o.signed_leaves
-            for o in self.open.values()
-            if o.instrument_id == instrument_id and o.strategy_id == strategy_id
+    def _refused(self, intent: SubmitOrder, code: str, reason: str) -> OrderDenied:
+        return OrderDenied(
+            seq=0,
+            ts_event=self.now,
+            ts_init=self.now,
+            client_order_id=intent.client_order_id,
+            strategy_id=intent.strategy_id,
+            instrument_id=intent.instrument_id,
+            reason_code=code,
+            reason=reason,
         )
-        self._add_pending(key, pending - self.strategy_pending.get(key, 0))
 
-    def _add_pending(self, key: tuple[str, str], delta: int) -> None:
+    def _take(self, produced: list[Message]) -> None:
+        """What linked orders produced: list events out (and to their strategy), commands
+        into the intents risk checks."""
+        for message in produced:
+            if isinstance(message, OrderListChanged):
+                self._out.append(message)
+                strategy = self._by_id.get(message.strategy_id)
+                if strategy is not None:
+                    strategy.on_order_event(message)
+            else:
+                self._intents.append(message)
+
+    def _order(self, client_order_id: str) -> Order | None:
+        return self.orders.get(client_order_id)
+
+    def _recompute_pending(self, key: tuple[str, str]) -> None:
+        """Pending quantity of one (strategy, instrument) from scratch, on a cleared pending
+        (restores; the event path keeps it incrementally)."""
+        strategy_id, instrument_id = key
+        for o in self.open.values():
+            if o.instrument_id == instrument_id and o.strategy_id == strategy_id:
+                self._add_pending(key, o.signed_leaves, o.protective)
+
+    def _add_pending(self, key: tuple[str, str], delta: int, protective: bool = False) -> None:
+        """Open orders' signed leaves; a protective leg's are pending but not committed (the
+        target of ``target_position`` is what the strategy holds, not what its stops close)."""
         self.strategy_pending[key] = self.strategy_pending.get(key, 0) + delta
-        self._add_committed(key, delta)
+        if not protective:
+            self._add_committed(key, delta)
 
     def _add_committed(self, key: tuple[str, str], delta: int) -> None:
         strategy_id, instrument_id = key
@@ -555,9 +646,15 @@ class Kernel:
         view[instrument_id] = view.get(instrument_id, 0) + delta
 
     def _pending_sides(self, instrument_id: str) -> tuple[int, int]:
+        """Open leaves per side that risk counts: not protective legs (they only close), nor
+        orders already being canceled (an exit must not wait for their cancel to confirm)."""
         buys = sells = 0
         for order in self.open.values():  # open orders are never terminal: leaves = qty - filled
-            if order.instrument_id == instrument_id:
+            if (
+                order.instrument_id == instrument_id
+                and not order.protective
+                and order.status is not OrderStatus.PENDING_CANCEL
+            ):
                 if order.side is OrderSide.BUY:
                     buys += order.quantity - order.filled_qty
                 else:
@@ -571,6 +668,7 @@ class Kernel:
             "orders": [self.orders[k].state() for k in sorted(self.orders)],
             "portfolio": self.portfolio.state(),
             "risk": self.risk.state_dict(),
+            "linked": self.linked.state(),
             "ids": dict(sorted(self.ids.counters.items())),
             "strategy_positions": sorted(
                 [[*list(k), v] for k, v in self.strategy_positions.items()]
@@ -595,6 +693,8 @@ class Kernel:
         self.open = {k: o for k, o in self.orders.items() if o.is_open}
         self.portfolio.load_state(state["portfolio"])
         self.risk.load_state(state["risk"])
+        if "linked" in state:  # snapshots from before linked orders have none
+            self.linked.load_state(state["linked"])
         self.ids.counters = dict(state["ids"])
         self.strategy_positions = {(a, b): v for a, b, v in state["strategy_positions"]}
         self.strategy_pending = {}
@@ -604,3 +704,8 @@ class Kernel:
             self._add_committed(key, quantity)
         for key in {(o.strategy_id, o.instrument_id) for o in self.orders.values()}:
             self._recompute_pending(key)
+        for counts in self._protective.values():
+            counts.clear()  # in place, as committed
+        for order in self.open.values():
+            if order.protective:
+                self._count_protective(order, 1)

@@ -31,6 +31,8 @@ __all__ = [
     "OrderEvent",
     "OrderExpired",
     "OrderFilled",
+    "OrderListChanged",
+    "OrderListStatus",
     "OrderRejected",
     "OrderSide",
     "OrderStatusUnknown",
@@ -79,6 +81,15 @@ class TimeInForce(enum.StrEnum):
     GTC = "gtc"
     IOC = "ioc"
     FOK = "fok"
+
+
+class OrderListStatus(enum.StrEnum):
+    """What happened to a linked order list (OTO, OCO, bracket) as a whole."""
+
+    SUBMITTED = "submitted"  # its first legs went to risk
+    RELEASED = "released"  # a parent's fill released children for the filled quantity
+    CANCELED = "canceled"  # a leg was denied, rejected or canceled: its dependents are canceled
+    COMPLETED = "completed"  # every leg is closed
 
 
 class Liquidity(enum.StrEnum):
@@ -177,6 +188,10 @@ class SubmitOrder(Message, frozen=True, kw_only=True, tag=True, gc=False):
     time_in_force: TimeInForce = TimeInForce.GTC
     post_only: bool = False
     reduce_only: bool = False
+    #: a protective leg (a stop, a take-profit, an exit of a bracket): it only closes what is
+    #: held, so it counts toward neither the strategy's target nor risk's worst-case position;
+    #: ``target_position`` cancels or shrinks it as the position it protects changes
+    protective: bool = False
 
 
 class CancelOrder(Message, frozen=True, kw_only=True, tag=True, gc=False):
@@ -305,6 +320,18 @@ class TimerFired(Message, frozen=True, kw_only=True, tag=True, gc=False):
     name: str
 
 
+class OrderListChanged(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """A linked order list changed as a whole (its legs' own events come as usual);
+    ``client_order_ids``: the legs concerned (released, canceled, or all)."""
+
+    list_id: str
+    strategy_id: str
+    instrument_id: str
+    status: OrderListStatus
+    client_order_ids: tuple[str, ...] = ()
+    reason: str = ""
+
+
 OrderEvent: TypeAlias = (
     OrderAccepted
     | OrderDenied
@@ -316,7 +343,9 @@ OrderEvent: TypeAlias = (
     | OrderUpdated
     | OrderStatusUnknown
 )
-Event: TypeAlias = OrderEvent | PositionChanged | TradingStateChanged | TimerFired
+Event: TypeAlias = (
+    OrderEvent | PositionChanged | TradingStateChanged | TimerFired | OrderListChanged
+)
 
 AnyMessage: TypeAlias = MarketData | Command | Event
 

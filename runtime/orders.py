@@ -136,6 +136,7 @@ class Order:
         "order_type",
         "post_only",
         "price",
+        "protective",
         "quantity",
         "reason",
         "reduce_only",
@@ -161,6 +162,7 @@ class Order:
         self.time_in_force = command.time_in_force
         self.post_only = command.post_only
         self.reduce_only = command.reduce_only
+        self.protective = command.protective
         self.status = OrderStatus.INITIALIZED
         self.filled_qty = 0
         self.filled_cost = 0  # sum of price*qty (scale 1e18): exact average price numerator
@@ -264,6 +266,7 @@ class Order:
             "tif": str(self.time_in_force),
             "post_only": self.post_only,
             "reduce_only": self.reduce_only,
+            "protective": self.protective,
             "status": str(self.status),
             "filled": self.filled_qty,
             "cost": self.filled_cost,
@@ -297,6 +300,7 @@ class Order:
             time_in_force=TimeInForce(state["tif"]),
             post_only=bool(state["post_only"]),
             reduce_only=bool(state["reduce_only"]),
+            protective=bool(state.get("protective", False)),
         )
         order = cls(command)
         order.status = OrderStatus(state["status"])

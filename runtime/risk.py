@@ -5,7 +5,13 @@ never raises for a refused order. Trading states: ``ACTIVE``; ``REDUCING`` (clos
 that would grow or flip a position are reduced to the closing quantity or denied); ``HALTED``
 (nothing new is sent; cancels still pass). The kill switch is ``halt()``.
 
-Reason codes: ``halted``, ``reducing``, ``instrument.<rule>`` (tick/lot/min rules),
+Every order is valued at the latest market price of its instrument (:class:`LastPrices`: last
+trade, mid or bar close, whatever came last), never below it; with a notional or exposure rule
+on and no price yet, the order is denied with ``no_market_data``. An order that only reduces the
+position (counting the open orders on its side) skips the position, notional and exposure rules
+and the loss cooldown: an exit is never trapped by the limits it relieves.
+
+Reason codes: ``halted``, ``reducing``, ``reduce_only``, ``instrument.<rule>`` (tick/lot/min rules),
 ``max_order_notional``, ``max_position``, ``max_position_notional``, ``gross_exposure``,
 ``daily_loss``, ``trades_per_day``, ``order_rate``, ``cooldown``, ``stale_data``,
 ``no_market_data``, ``price_band``.
@@ -24,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from runtime.instruments import InstrumentRegistry
 from runtime.messages import OrderDenied, OrderSide, SubmitOrder, TradingState, TradingStateChanged
 from runtime.portfolio import Portfolio
+from runtime.prices import LastPrices
 from runtime.values import fixed, from_fixed
 
 __all__ = ["DAY_NS", "RiskEngine", "RiskLimits"]
@@ -83,7 +90,10 @@ def _raw(limits: RiskLimits) -> _Raw:
     )
 
 
-PendingFn = Callable[[str], tuple[int, int]]  # instrument -> (open buy leaves, open sell leaves)
+#: instrument -> (open buy leaves, open sell leaves), protective legs (stops, take-profits, the
+#: exits of a bracket) left out: they only ever close what is held, and are canceled or resized
+#: when the position they protect changes; orders being canceled are left out too
+PendingFn = Callable[[str], tuple[int, int]]
 
 
 class RiskEngine:
@@ -95,7 +105,7 @@ class RiskEngine:
         registry: InstrumentRegistry,
         portfolio: Portfolio,
         pending: PendingFn,
-        last_data_ns: dict[str, int],
+        prices: LastPrices,
     ) -> None:
         self.limits = limits
         raw = self._raw = _raw(limits)
@@ -116,7 +126,7 @@ class RiskEngine:
         self.registry = registry
         self.portfolio = portfolio
         self.pending = pending
-        self.last_data_ns = last_data_ns
+        self.prices = prices
         self.state = TradingState.ACTIVE
         self.state_reason = ""
         self.day = -1
@@ -172,10 +182,9 @@ class RiskEngine:
             return self._deny(cmd, now_ns, "halted", f"trading is halted: {self.state_reason}")
         position = self.portfolio.quantity(cmd.instrument_id)
         buys, sells = self.pending(cmd.instrument_id)
-        if cmd.side is OrderSide.BUY:  # would it grow (or flip) the position, counting open orders
-            increases = position + buys + cmd.quantity > 0
-        else:
-            increases = position - sells - cmd.quantity < 0
+        # an order that by itself only reduces the position is never denied by the position,
+        # notional or exposure rules (an exit must not be trapped by the limits it relieves)
+        increases = not _only_reduces(cmd, position, buys, sells)
         if self.state is TradingState.REDUCING or cmd.reduce_only:
             cmd, denial = self._reduce_only(cmd, now_ns, position, buys, sells)
             if denial is not None:
@@ -221,7 +230,7 @@ class RiskEngine:
         return cmd, None
 
     def _freshness(self, cmd: SubmitOrder, now_ns: int) -> tuple[str, str] | None:
-        last = self.last_data_ns.get(cmd.instrument_id)
+        last = self.prices.ts.get(cmd.instrument_id)
         stale = self._raw.stale_ns
         if stale is not None:
             if last is None:
@@ -233,8 +242,7 @@ class RiskEngine:
                 )
         band = self._raw.band_pct
         if band is not None and cmd.price is not None:
-            pos = self.portfolio.positions.get(cmd.instrument_id)
-            ref = pos.mark if pos is not None else 0
+            ref = self.prices.price.get(cmd.instrument_id)
             if ref and abs(cmd.price - ref) * 100 * 10**9 > band * ref:
                 return "price_band", (
                     f"price {from_fixed(cmd.price)} is more than "
@@ -269,9 +277,15 @@ class RiskEngine:
                 "cooldown",
                 f"cooling down after a loss for {(self.cooldown_until_ns - now_ns) / _S:.3f}s",
             )
+        market = self.prices.price.get(cmd.instrument_id)
+        if market is None:
+            return "no_market_data", (
+                f"no market price yet for {cmd.instrument_id}: the order cannot be valued"
+            )
+        # never below the market: a marketable limit fills there, and the position is marked
+        # there once filled; a stop becomes a market order at its trigger
+        price = max(cmd.price or cmd.trigger_price or 0, market)
         instrument = self.registry.get(cmd.instrument_id)
-        pos = self.portfolio.positions.get(cmd.instrument_id)
-        price = cmd.price or cmd.trigger_price or (pos.mark if pos is not None else 0)
         notional = instrument.notional(price, cmd.quantity)
         if raw.max_order_notional is not None and notional > raw.max_order_notional:
             return "max_order_notional", (
@@ -329,6 +343,7 @@ class RiskEngine:
             "recent_orders": list(self.recent_orders),
             "cooldown_until": self.cooldown_until_ns,
             "denials": self.denials,
+            "prices": self.prices.state(),
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -340,3 +355,13 @@ class RiskEngine:
         self.recent_orders = deque(int(x) for x in state["recent_orders"])
         self.cooldown_until_ns = int(state["cooldown_until"])
         self.denials = int(state["denials"])
+        self.prices.load_state(state.get("prices", {}))
+
+
+def _only_reduces(cmd: SubmitOrder, position: int, buys: int, sells: int) -> bool:
+    """Filled in full, with the open orders on its side, the order moves the position toward
+    zero without crossing it (open orders on its side count, so a run of small exits cannot
+    flip a position past the limits; protective legs are not in ``pending``)."""
+    if cmd.side is OrderSide.BUY:
+        return position < 0 and buys + cmd.quantity <= -position
+    return position > 0 and sells + cmd.quantity <= position

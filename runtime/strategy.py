@@ -33,6 +33,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 from runtime.errors import ConfigError
+from runtime.linked import Contingency, Leg, OrderList
 from runtime.messages import (
     Bar,
     BookDeltas,
@@ -45,6 +46,7 @@ from runtime.messages import (
     TimerFired,
     TradeTick,
 )
+from runtime.trailing import Trail, TrailReference
 from runtime.values import fixed
 
 if TYPE_CHECKING:
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
     from runtime.orders import Order
 
 __all__ = ["NoParams", "Price", "Qty", "Strategy", "StrategyContext", "StrategyParams"]
+
+_STOPS = (OrderType.STOP, OrderType.STOP_LIMIT)
 
 
 def _to_fixed(value: Any) -> int:
@@ -83,7 +87,9 @@ class StrategyContext(Protocol):
 
     Optional: ``committed_view(strategy_id) -> Mapping[str, int]``, a live mapping of
     :meth:`committed` by instrument that stays valid while the strategy is bound (the kernel
-    offers it); ``target_position`` then reads it directly, without a call per bar.
+    offers it); ``target_position`` then reads it directly, without a call per bar. Likewise
+    ``protective_view(strategy_id)``: open protective legs per instrument, so
+    ``target_position`` asks for :meth:`protective_orders` only where there are some.
     """
 
     def now_ns(self) -> int: ...
@@ -100,6 +106,18 @@ class StrategyContext(Protocol):
         time_in_force: TimeInForce,
         post_only: bool,
         reduce_only: bool,
+        protective: bool = False,
+    ) -> str: ...
+    def submit_list(self, strategy_id: str, order_list: OrderList) -> str: ...
+    def trailing_stop(
+        self,
+        strategy_id: str,
+        *,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        trail: Trail,
+        protective: bool,
     ) -> str: ...
     def cancel(self, strategy_id: str, client_order_id: str) -> None: ...
     def modify(
@@ -118,6 +136,7 @@ class StrategyContext(Protocol):
         ...
 
     def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]: ...
+    def protective_orders(self, strategy_id: str, instrument_id: str) -> list[Order]: ...
     def features(self, instrument_id: str) -> dict[str, float]: ...
     def instrument(self, instrument_id: str) -> Instrument: ...
     def set_timer(self, strategy_id: str, name: str, interval_ns: int) -> None: ...
@@ -156,12 +175,15 @@ class Strategy(Generic[P]):
         self.rng: np.random.Generator = np.random.default_rng(0)
         self._ctx: StrategyContext | None = None
         self._committed: Mapping[str, int] | None = None
+        self._protective: Mapping[str, int] | None = None
 
     def bind(self, ctx: StrategyContext, seed: int) -> None:
         """Called by the engine before ``on_start``: the context and the seeded generator."""
         self._ctx = ctx
         view = getattr(ctx, "committed_view", None)
         self._committed = view(self.strategy_id) if view is not None else None
+        protective = getattr(ctx, "protective_view", None)
+        self._protective = protective(self.strategy_id) if protective is not None else None
         digest = sum((i + 1) * b for i, b in enumerate(self.strategy_id.encode()))
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, digest]))
 
@@ -205,8 +227,17 @@ class Strategy(Generic[P]):
         time_in_force: TimeInForce = TimeInForce.GTC,
         post_only: bool = False,
         reduce_only: bool = False,
+        protective: bool | None = None,
     ) -> str:
-        """Send an order intent through risk; returns its client order id."""
+        """Send an order intent through risk; returns its client order id.
+
+        ``protective``: the order only protects what is held (a stop-loss, a take-profit); it
+        does not count toward :meth:`target_position`, which cancels or shrinks it as the
+        position changes. By default a stop or stop-limit order that would reduce the current
+        position is protective (an entry stop, placed flat or on the side that adds, is not).
+        """
+        if protective is None:
+            protective = order_type in _STOPS and self.position(instrument_id) * side < 0
         return (self._ctx or self.ctx).submit(
             self.strategy_id,
             instrument_id=instrument_id,
@@ -218,6 +249,7 @@ class Strategy(Generic[P]):
             time_in_force=time_in_force,
             post_only=post_only,
             reduce_only=reduce_only,
+            protective=protective,
         )
 
     def buy(self, instrument_id: str, quantity: int, price: int | None = None, **kw: Any) -> str:
@@ -231,6 +263,93 @@ class Strategy(Generic[P]):
         return self.submit(
             instrument_id, OrderSide.SELL, quantity, order_type=kind, price=price, **kw
         )
+
+    # --- linked orders (emulated in the core: the same fills in a backtest and a session) ------
+    def bracket(
+        self,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        *,
+        take_profit: int,
+        stop_loss: int,
+        stop_limit: int | None = None,
+        entry_price: int | None = None,
+        time_in_force: TimeInForce = TimeInForce.GTC,
+    ) -> str:
+        """Enter (market, or limit at ``entry_price``); each fill of the entry releases, for the
+        filled quantity, a take-profit limit at ``take_profit`` and a stop-loss triggered at
+        ``stop_loss`` (a stop-limit at ``stop_limit`` when given) as an OCO pair. The exits are
+        protective. Returns the list id (events: ``OrderListChanged``)."""
+        exit_side = OrderSide(-side)
+        entry = Leg(
+            side=side,
+            order_type=OrderType.MARKET if entry_price is None else OrderType.LIMIT,
+            quantity=quantity,
+            price=entry_price,
+            time_in_force=time_in_force,
+        )
+        take = Leg(side=exit_side, order_type=OrderType.LIMIT, price=take_profit, protective=True)
+        stop = Leg(
+            side=exit_side,
+            order_type=OrderType.STOP if stop_limit is None else OrderType.STOP_LIMIT,
+            trigger_price=stop_loss,
+            price=stop_limit,
+            protective=True,
+        )
+        legs = (entry, take, stop)
+        return self._list(instrument_id, Contingency.BRACKET, legs)
+
+    def oco(self, instrument_id: str, *legs: Leg) -> str:
+        """Orders sent together; a fill of one cancels the others, or reduces them by the
+        filled quantity. Returns the list id."""
+        return self._list(instrument_id, Contingency.OCO, legs)
+
+    def oto(self, instrument_id: str, parent: Leg, *children: Leg) -> str:
+        """``parent`` now; each of its fills releases ``children`` for the filled quantity
+        (their own ``quantity`` is left 0). Returns the list id."""
+        return self._list(instrument_id, Contingency.OTO, (parent, *children))
+
+    def _list(self, instrument_id: str, contingency: Contingency, legs: tuple[Leg, ...]) -> str:
+        order_list = OrderList(instrument_id=instrument_id, contingency=contingency, legs=legs)
+        return self.ctx.submit_list(self.strategy_id, order_list)
+
+    def trailing_stop(
+        self,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        *,
+        offset: int = 0,
+        ticks: int = 0,
+        bps: int = 0,
+        reference: TrailReference | str = TrailReference.LAST,
+        protective: bool | None = None,
+    ) -> str:
+        """A stop ``offset`` (a price), ``ticks`` or ``bps`` away from ``reference`` (``last``,
+        ``bid_ask`` or ``mid``) that follows the market, never back. Protective by default when
+        it would reduce the position. Returns its client order id."""
+        if protective is None:
+            protective = self.position(instrument_id) * side < 0
+        trail = Trail(offset=offset, ticks=ticks, bps=bps, reference=TrailReference(reference))
+        return self.ctx.trailing_stop(
+            self.strategy_id,
+            instrument_id=instrument_id,
+            side=side,
+            quantity=quantity,
+            trail=trail,
+            protective=protective,
+        )
+
+    def close_position(self, instrument_id: str) -> str | None:
+        """Cancel this strategy's open orders on ``instrument_id`` (protective legs included)
+        and close its position at market, reduce-only. ``None`` when already flat."""
+        self.cancel_all(instrument_id)
+        position = self.position(instrument_id)
+        if position == 0:
+            return None
+        side = OrderSide.SELL if position > 0 else OrderSide.BUY
+        return self.submit(instrument_id, side, abs(position), reduce_only=True)
 
     def cancel(self, client_order_id: str) -> None:
         self.ctx.cancel(self.strategy_id, client_order_id)
@@ -256,7 +375,15 @@ class Strategy(Generic[P]):
         )
 
     def target_position(self, instrument_id: str, target: int) -> str | None:
-        """Trade (market) toward a signed target position, counting orders still open."""
+        """Trade (market) toward a signed target position, counting orders still open.
+
+        Protective legs (stops, take-profits, bracket exits) do not count: they are canceled
+        when they would add to the target (a flat or flipped target cancels them all) and
+        shrunk to the target's size when they would close more than it.
+        """
+        guard = self._protective
+        if guard is None or guard.get(instrument_id):
+            self._fit_protection(instrument_id, target)
         committed = self._committed
         if committed is not None:
             delta = target - committed.get(instrument_id, 0)
@@ -266,6 +393,20 @@ class Strategy(Generic[P]):
             return None
         side = OrderSide.BUY if delta > 0 else OrderSide.SELL
         return self.submit(instrument_id, side, abs(delta))
+
+    def _fit_protection(self, instrument_id: str, target: int) -> None:
+        ctx = self._ctx or self.ctx
+        for order in ctx.protective_orders(self.strategy_id, instrument_id):
+            if order.side * target >= 0:  # it would add to the target (or the target is flat)
+                ctx.cancel(self.strategy_id, order.client_order_id)
+            elif order.quantity - order.filled_qty > abs(target):
+                ctx.modify(
+                    self.strategy_id,
+                    order.client_order_id,
+                    quantity=order.filled_qty + abs(target),
+                    price=None,
+                    trigger_price=None,
+                )
 
     # --- looking ------------------------------------------------------------------------------
     def position(self, instrument_id: str) -> int:

@@ -36,7 +36,7 @@ from actors.venues.ib_support import (
     in_reset_window,
 )
 from actors.venues.reports import ReportBook
-from runtime.errors import VenueUnavailable
+from runtime.errors import ConfigError, VenueUnavailable
 from runtime.messages import (
     CancelOrder,
     Command,
@@ -253,7 +253,11 @@ class IbVenue(IbEvents):
             return
         self.book.track(command)
         spec = self.config.contract_for(command.instrument_id)
-        order = build_order(self.lib, command, account=self.config.account)
+        try:
+            order = build_order(self.lib, command, account=self.config.account)
+        except ConfigError as exc:  # a flag IB lacks, refused by name: a reject, not a crash
+            self.book.rejected(cid, code="gateway.order", reason=str(exc), ts_event=now)
+            return
         try:
             trade = self.ib.placeOrder(spec.build(self.lib), order)
         except ConnectionError as exc:  # raised before any byte left: known not sent

@@ -205,7 +205,18 @@ _TIF = {
 
 
 def build_order(ib: ModuleType, command: SubmitOrder, *, account: str) -> Any:
-    """The IB order for ``command``; the client order id travels as ``orderRef``."""
+    """The IB order for ``command``; the client order id travels as ``orderRef``.
+
+    Time in force maps one to one (DAY, GTC, IOC, FOK are IB ``tif`` values). Post-only is
+    refused with a :class:`ConfigError` naming the flag (the gateway reports it as a reject):
+    the TWS API ``Order`` has no post-only or add-liquidity-only attribute for the markets this
+    adapter trades, and a plain limit order sent in its place could take liquidity.
+    """
+    if command.post_only:
+        raise ConfigError(
+            "IB has no post-only flag (the TWS API Order has no add-liquidity-only attribute): "
+            "post_only refused rather than sent as a limit order that may take liquidity"
+        )
     order = ib.Order(
         action="BUY" if command.side is OrderSide.BUY else "SELL",
         totalQuantity=float(from_fixed(command.quantity)),

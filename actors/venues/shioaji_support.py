@@ -140,26 +140,43 @@ def resolve_contract(api: Any, instrument: Instrument) -> Any:
 
 
 _PRICE_TYPES = {OrderType.MARKET: "MKT", OrderType.LIMIT: "LMT"}
+#: Shioaji's ``time_in_force`` (``sj.OrderType``) offers ROD (rest of day), IOC and FOK only
 _TIF = {
     TimeInForce.DAY: "ROD",
-    TimeInForce.GTC: "ROD",
     TimeInForce.IOC: "IOC",
     TimeInForce.FOK: "FOK",
 }
 
 
 def build_order(sj: ModuleType, command: SubmitOrder, instrument: Instrument, *, tag: str) -> Any:
-    """A ``shioaji.StockOrder`` or ``FuturesOrder`` for ``command`` (stop orders are not
-    offered by the broker API: refused as a config error before anything is sent)."""
+    """A ``shioaji.StockOrder`` or ``FuturesOrder`` for ``command``.
+
+    What Shioaji does not offer is refused by name with a :class:`ConfigError` before anything
+    is sent (the gateway reports it as a reject), never dropped or replaced: stop orders (no
+    stop price type), GTC (``time_in_force`` is ROD, IOC or FOK: GTC would silently become a
+    day order) and post-only (no maker-only price type or flag: the order could take
+    liquidity).
+    """
     price_type = _PRICE_TYPES.get(command.order_type)
     if price_type is None:
         raise ConfigError(f"Shioaji takes market and limit orders, not {command.order_type}")
+    tif = _TIF.get(command.time_in_force)
+    if tif is None:
+        raise ConfigError(
+            f"Shioaji has no {command.time_in_force.name} time in force (ROD, IOC or FOK): "
+            "send DAY (ROD) and resubmit each day instead"
+        )
+    if command.post_only:
+        raise ConfigError(
+            "Shioaji has no post-only flag (price types LMT/MKT/MKP, time in force ROD/IOC/FOK): "
+            "post_only refused rather than sent as a limit order that may take liquidity"
+        )
     common = {
         "action": "Buy" if command.side is OrderSide.BUY else "Sell",
         "price": float(from_fixed(command.price or 0)),
         "quantity": broker_quantity(instrument, command.quantity),
         "price_type": price_type,
-        "time_in_force": _TIF[command.time_in_force],
+        "time_in_force": tif,
     }
     if instrument.asset_class == "future":
         return sj.FuturesOrder(**common, octype="Auto")

@@ -55,19 +55,24 @@ def _config(seed: int) -> Any:
 def _checking_pending(kernel: Any) -> None:
     """After every order report, the kernel's incrementally kept pending quantity per
     (strategy, instrument) equals the sum over its open orders computed from scratch, and what
-    ``target_position`` trades from (``committed``) is the position plus that."""
+    ``target_position`` trades from (``committed``) is the position plus that, protective legs
+    left out."""
     on_order_event = kernel.on_order_event
 
     def checked(event: Any) -> Any:
         out = on_order_event(event)
         expected: dict[tuple[str, str], int] = {}
+        protective: dict[tuple[str, str], int] = {}
         for o in kernel.open.values():
             key = (o.strategy_id, o.instrument_id)
             expected[key] = expected.get(key, 0) + o.signed_leaves
+            if o.protective:
+                protective[key] = protective.get(key, 0) + o.signed_leaves
         for key in set(expected) | set(kernel.strategy_pending):
             assert kernel.strategy_pending.get(key, 0) == expected.get(key, 0), (key, event)
             position = kernel.strategy_positions.get(key, 0)
-            assert kernel.committed(*key) == position + expected.get(key, 0), (key, event)
+            committed = position + expected.get(key, 0) - protective.get(key, 0)
+            assert kernel.committed(*key) == committed, (key, event)
         return out
 
     kernel.on_order_event = checked

@@ -211,6 +211,9 @@ class FakeContext:
     def committed(self, strategy_id: str, instrument_id: str) -> int:
         return 4 * Q
 
+    def protective_orders(self, strategy_id: str, instrument_id: str) -> list[object]:
+        return []
+
     def submit(self, strategy_id: str, **order: object) -> str:
         self.sent.append((str(order["side"]), int(order["quantity"])))  # type: ignore[call-overload]
         return "fake-1"

@@ -8,7 +8,7 @@ import pytest
 
 from runtime.journal import Journal
 from runtime.kernel import Kernel
-from runtime.messages import OrderAccepted, SubmitOrder
+from runtime.messages import Bar, OrderAccepted, SubmitOrder
 from runtime.recovery import JournaledKernel
 from tests.runtime.test_kernel import REG, Flipper, bar, fill_for
 
@@ -99,7 +99,7 @@ def test_compacted_restore_reads_a_bounded_tail_and_keeps_the_market_count(
         last = journal.last_seq
     assert seen == 299  # one bar per step; orders and reports are not market data
     with Journal(tmp_path / "k.journal") as journal:
-        snapshot, snapshot_seq, tail = journal.restore()
+        snapshot, snapshot_seq, _ = journal.restore()
         assert snapshot is not None and last - snapshot_seq < 25
         assert len(list(journal.entries())) == last - snapshot_seq  # the rest was compacted
         restored = JournaledKernel.restore(factory, journal, snapshot_every=25, compact=True)
@@ -117,3 +117,45 @@ def test_without_compaction_the_market_count_comes_from_the_whole_journal(
         drive(jk, range(1, 50))
     with Journal(tmp_path / "k.journal") as journal:
         assert JournaledKernel.restore(factory, journal).market_seen == 49
+
+
+def test_restore_with_linked_orders_and_last_prices(tmp_path: Path) -> None:
+    """Open brackets, trailing stops and the last prices come back from snapshot + tail."""
+    from runtime.messages import OrderSide, OrderType
+    from runtime.risk import RiskLimits
+    from runtime.strategy import Strategy
+    from runtime.values import fixed
+
+    class Protected(Strategy):  # type: ignore[type-arg]
+        def on_bar(self, bar: Bar) -> None:
+            if not self.open_orders(bar.instrument_id):
+                self.bracket(bar.instrument_id, OrderSide.BUY, 10 * 10**9,
+                             take_profit=bar.close + fixed(50), stop_loss=bar.close - fixed(50))
+                self.trailing_stop(bar.instrument_id, OrderSide.SELL, 10**9, ticks=3)
+
+    def make() -> Kernel:
+        return Kernel(registry=REG, strategies=[Protected("p", instruments=("X",))],
+                      risk_limits=RiskLimits(max_order_notional=10**6), initial_cash=10**13,
+                      namespace="lnk", seed=1)
+
+    with Journal(tmp_path / "k.journal", batch_size=3) as journal:
+        jk = JournaledKernel(make(), journal, snapshot_every=7)
+        jk.start(0)
+        for i in range(1, 20):  # the venue accepts everything and fills market orders only
+            todo = list(jk.handle(bar(i, 100 + i % 7)))
+            while todo:
+                msg = todo.pop(0)
+                if isinstance(msg, SubmitOrder):
+                    todo += jk.handle(OrderAccepted(
+                        seq=0, ts_event=msg.ts_event, ts_init=msg.ts_event,
+                        client_order_id=msg.client_order_id, strategy_id=msg.strategy_id,
+                        instrument_id=msg.instrument_id, venue_order_id="v"))
+                    if msg.order_type is OrderType.MARKET:
+                        todo += jk.handle(fill_for(msg, 100 + i % 7, f"f{msg.client_order_id}"))
+        expected = jk.kernel.state_hash()
+        assert jk.kernel.linked.watches and jk.kernel.prices.price
+    with Journal(tmp_path / "k.journal") as journal:
+        assert journal.restore().snapshot is not None
+        restored = JournaledKernel.restore(make, journal)
+        assert restored.kernel.state_hash() == expected
+        assert restored.kernel.linked.watches == jk.kernel.linked.watches

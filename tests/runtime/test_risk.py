@@ -5,10 +5,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime.instruments import Instrument, InstrumentRegistry
 from runtime.messages import Liquidity, OrderFilled, OrderSide, OrderType, SubmitOrder, TradingState
 from runtime.portfolio import Portfolio
+from runtime.prices import LastPrices
 from runtime.risk import RiskEngine, RiskLimits
 from runtime.values import fixed
 
@@ -17,10 +20,13 @@ S = 10**9
 REG = InstrumentRegistry([Instrument(instrument_id="X", price_precision=2)])
 
 
-def engine(limits: RiskLimits, pending=(0, 0), last_data=None, cash=100_000):
+def engine(limits: RiskLimits, pending=(0, 0), last_price=100, cash=100_000):
+    """A risk engine whose instrument last traded at ``last_price`` at t=0 (None: no data)."""
     portfolio = Portfolio(REG, initial_cash=fixed(cash))
-    last = {"X": 0} if last_data is None else last_data
-    risk = RiskEngine(limits, REG, portfolio, lambda _i: pending, last)
+    prices = LastPrices()
+    if last_price is not None:
+        prices.on_trade("X", 0, fixed(last_price))
+    risk = RiskEngine(limits, REG, portfolio, lambda _i: pending, prices)
     risk.on_clock(0)
     return risk, portfolio
 
@@ -87,9 +93,9 @@ def test_pending_orders_count_toward_position_limit() -> None:
 
 
 def test_stale_and_missing_data() -> None:
-    risk, _ = engine(RiskLimits(stale_data_s=1.0), last_data={})
+    risk, _ = engine(RiskLimits(stale_data_s=1.0), last_price=None)
     assert risk.check(order(), 0)[1].reason_code == "no_market_data"
-    risk, _ = engine(RiskLimits(stale_data_s=1.0), last_data={"X": 0})
+    risk, _ = engine(RiskLimits(stale_data_s=1.0))
     assert risk.check(order(), 2 * S)[1].reason_code == "stale_data"
     assert risk.check(order(), S // 2)[0] is not None
 
@@ -131,7 +137,53 @@ def test_daily_loss_moves_to_reducing_and_cooldown_blocks_entries() -> None:
 
 
 def test_price_band() -> None:
-    risk, portfolio = engine(RiskLimits(price_band_pct=Decimal(5)))
-    portfolio.apply_fill(fill(1, 100))
+    risk, _ = engine(RiskLimits(price_band_pct=Decimal(5)))  # no position needed: last is 100
     assert risk.check(order(1, price=106), 0)[1].reason_code == "price_band"
     assert risk.check(order(1, price=104), 0)[0] is not None
+
+
+def market_order(qty: int, side: OrderSide = OrderSide.BUY) -> SubmitOrder:
+    return SubmitOrder(seq=0, ts_event=0, ts_init=0, client_order_id="r-s-9", strategy_id="s",
+                       instrument_id="X", side=side, order_type=OrderType.MARKET,
+                       quantity=qty * Q)
+
+
+def test_orders_are_valued_at_the_market_never_below_it() -> None:
+    risk, _ = engine(RiskLimits(max_order_notional=Decimal(999)), last_price=100)
+    _, denial = risk.check(market_order(10), 0)  # a market order: at the last price, 1,000
+    assert denial is not None and denial.reason_code == "max_order_notional"
+    _, denial = risk.check(order(10, side=OrderSide.SELL, price=1), 0)  # marketable: at 100
+    assert denial is not None and "1000" in denial.reason
+    assert risk.check(market_order(9), 0)[0] is not None
+    risk, _ = engine(RiskLimits(max_order_notional=Decimal(999)), last_price=None)
+    assert risk.check(market_order(1), 0)[1].reason_code == "no_market_data"
+    risk, _ = engine(RiskLimits(), last_price=None)  # no rule needs a price: no denial
+    assert risk.check(market_order(1), 0)[0] is not None
+
+
+def test_exits_skip_exposure_rules_and_cooldown() -> None:
+    risk, portfolio = engine(RiskLimits(max_order_notional=Decimal(10), cooldown_after_loss_s=60))
+    portfolio.apply_fill(fill(10, 100))
+    risk.on_realized(-fixed(1), 0)
+    assert risk.check(market_order(10, OrderSide.SELL), S)[0] is not None
+    assert risk.check(market_order(11, OrderSide.SELL), S)[1].reason_code == "cooldown"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 1_000),
+    st.integers(1, 1_000),
+    st.integers(1, 100_000),
+    st.sampled_from([OrderSide.BUY, OrderSide.SELL]),
+    st.integers(0, 1_000),
+)
+def test_an_order_that_only_reduces_is_never_denied_by_exposure_limits(
+    held: int, qty: int, limit: int, side: OrderSide, last: int
+) -> None:
+    limits = RiskLimits(max_order_notional=Decimal(limit), max_position=Decimal(limit),
+                        max_position_notional=Decimal(limit), max_gross_exposure=Decimal(limit))
+    risk, portfolio = engine(limits, last_price=last or None)
+    opposite = OrderSide.SELL if side is OrderSide.BUY else OrderSide.BUY
+    portfolio.apply_fill(fill(held, 100, side=opposite))
+    approved, denial = risk.check(market_order(min(qty, held), side), S)
+    assert denial is None and approved is not None

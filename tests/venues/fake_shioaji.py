@@ -96,6 +96,7 @@ class FakeShioaji:
             MXF=_Category(MXF202612=FakeContract("MXF202612", "FUT")),
         )
         self.trades: list[FakeTrade] = []  # the broker's book (all sessions)
+        self.placed: list[Any] = []  # the order objects place_order received, as sent
         self.session_trades: list[FakeTrade] = []  # what list_trades shows this session
         self.positions: dict[str, int] = {}  # code -> signed broker units (shares/contracts)
         self.deliver_inline = False
@@ -132,6 +133,7 @@ class FakeShioaji:
 
     def place_order(self, contract: FakeContract, order: Any, timeout: int = 0) -> FakeTrade:
         self._check_session("place_order")
+        self.placed.append(order)
         self._n += 1
         n = self._n
         result = FakeOrderResult(

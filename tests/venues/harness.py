@@ -40,6 +40,7 @@ class Harness:
     instrument_id = ""
     unit = FIXED_SCALE  # one lot, fixed point
     price = fixed(10)
+    time_in_force = TimeInForce.GTC
     port: Any
 
     def command(self, cid: str, lots: int, side: OrderSide = OrderSide.BUY) -> SubmitOrder:
@@ -54,7 +55,7 @@ class Harness:
             order_type=OrderType.LIMIT,
             quantity=lots * self.unit,
             price=self.price,
-            time_in_force=TimeInForce.GTC,
+            time_in_force=self.time_in_force,
         )
 
     def submit(self, cid: str, lots: int, side: OrderSide = OrderSide.BUY) -> None:
@@ -167,6 +168,7 @@ class ShioajiHarness(Harness):
     instrument_id = "2330.TWSE"
     unit = 1_000 * FIXED_SCALE  # a board lot
     price = fixed(600)
+    time_in_force = TimeInForce.DAY  # Shioaji has no GTC (ROD is its day order)
 
     def __init__(self, tmp: Path) -> None:
         self.sj = import_sj(str(tmp))

@@ -16,6 +16,10 @@ from runtime.messages import (
     OrderCanceled,
     OrderFilled,
     OrderRejected,
+    OrderSide,
+    OrderType,
+    SubmitOrder,
+    TimeInForce,
 )
 from runtime.values import FIXED_SCALE, fixed
 from tests.venues.harness import IbHarness
@@ -199,3 +203,29 @@ def test_cancel_reject_for_a_filled_order(h: IbHarness) -> None:
     h.cancel("z-1")
     assert kinds(h.reports()) == ["OrderCancelRejected"]
     assert not any(isinstance(r, OrderCanceled | OrderAccepted) for r in h.reports())
+
+
+def _order(cid: str, *, tif: TimeInForce = TimeInForce.DAY, post_only: bool = False) -> SubmitOrder:
+    return SubmitOrder(seq=1, ts_event=1, ts_init=1, client_order_id=cid, strategy_id="s",
+                       instrument_id="AAPL.NASDAQ", side=OrderSide.BUY,
+                       order_type=OrderType.LIMIT, quantity=Q, price=fixed(10),
+                       time_in_force=tif, post_only=post_only)
+
+
+@pytest.mark.parametrize(("tif", "wire"), [(TimeInForce.IOC, "IOC"), (TimeInForce.FOK, "FOK"),
+                                           (TimeInForce.GTC, "GTC"), (TimeInForce.DAY, "DAY")])
+def test_time_in_force_reaches_ib_as_its_own_tif(h: IbHarness, tif: TimeInForce, wire: str) -> None:
+    h.port.submit(_order("t-1", tif=tif), 1)
+    assert kinds(h.reports()) == ["OrderAccepted"]
+    (placed,) = h.fake.orders.values()
+    assert placed.tif == wire
+
+
+def test_post_only_is_refused_by_name_never_sent(h: IbHarness) -> None:
+    h.port.submit(_order("p-1", post_only=True), 1)
+    (report,) = h.reports()
+    assert isinstance(report, OrderRejected) and report.venue_code == "gateway.order"
+    assert "IB" in report.reason and "post-only" in report.reason
+    assert h.fake.orders == {}  # nothing reached the broker
+    h.port.submit(_order("p-2"), 2)  # and the gateway goes on
+    assert kinds(h.reports()) == ["OrderAccepted"]

@@ -249,3 +249,38 @@ def test_live_login_activates_the_certificate_from_the_environment(
     )
     live.login()
     assert h.fake.calls.index("activate_ca") < h.fake.calls.index("update_status")
+
+
+def _stock_order(cid: str, *, tif: TimeInForce = TimeInForce.DAY,
+                 post_only: bool = False) -> SubmitOrder:
+    return SubmitOrder(seq=1, ts_event=1, ts_init=1, client_order_id=cid, strategy_id="s",
+                       instrument_id="2330.TWSE", side=OrderSide.BUY,
+                       order_type=OrderType.LIMIT, quantity=LOT, price=fixed(600),
+                       time_in_force=tif, post_only=post_only)
+
+
+@pytest.mark.parametrize(("tif", "wire"), [(TimeInForce.IOC, "IOC"), (TimeInForce.FOK, "FOK"),
+                                           (TimeInForce.DAY, "ROD")])
+def test_time_in_force_reaches_shioaji_as_its_own(h: ShioajiHarness, tif: TimeInForce,
+                                                  wire: str) -> None:
+    h.port.submit(_stock_order("t-1", tif=tif), 1)
+    assert kinds(h.reports()) == ["OrderAccepted"]
+    (sent,) = h.fake.placed
+    assert sent.time_in_force == getattr(h.sj.OrderType, wire)  # the library's own enum
+
+
+@pytest.mark.parametrize(
+    ("command", "named"),
+    [
+        (_stock_order("g-1", tif=TimeInForce.GTC), "no GTC time in force"),
+        (_stock_order("g-1", post_only=True), "no post-only flag"),
+    ],
+)
+def test_what_shioaji_lacks_is_refused_by_name_never_sent(
+    h: ShioajiHarness, command: SubmitOrder, named: str
+) -> None:
+    h.port.submit(command, 1)
+    (report,) = h.reports()
+    assert isinstance(report, OrderRejected) and report.venue_code == "gateway.order"
+    assert "Shioaji" in report.reason and named in report.reason
+    assert h.fake.placed == []  # nothing reached the broker
