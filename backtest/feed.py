@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from backtest.config import BacktestConfig, DataConfig
 from backtest.data import load_file, table_hash, to_messages
+from backtest.data.parse import format_interval, parse_interval
 from runtime.errors import ConfigError, DataError
 from runtime.messages import MarketData
 
@@ -143,11 +144,29 @@ def _load_stream(config: BacktestConfig, stream: DataConfig, store: Any) -> pa.T
         return table if keep.all() else table.filter(pa.array(keep))
     if store is None:
         raise ConfigError("stream has no path and no store is open", field="data")
-    table = store.read_market(stream.kind, stream.instrument, start, end)
+    interval_ns = _store_interval(stream, store) if stream.kind == "bars" else None
+    table = store.read_market(stream.kind, stream.instrument, start, end, interval_ns=interval_ns)
     if table.num_rows == 0:
         raise DataError(f"the store holds no {stream.kind} for {stream.instrument} in that range; "
                         "load some with `tradewind data sample` or `tradewind data import`")
     return table
+
+
+def _store_interval(stream: DataConfig, store: Any) -> int | None:
+    """The bar length a store stream reads: the config's ``interval``, else the only one stored
+    (bars of two lengths are two datasets, never one interleaved stream)."""
+    field = f"data.{stream.instrument}.interval"
+    if stream.interval is not None:
+        try:
+            return parse_interval(stream.interval)
+        except ValueError as exc:
+            raise ConfigError(str(exc), field=field) from None
+    stored = store.bar_intervals(stream.instrument)
+    if len(stored) > 1:
+        names = ", ".join(format_interval(n) for n in stored)
+        raise ConfigError(f"the store holds bars of {stream.instrument} at {names}: "
+                          "say which with interval: (e.g. interval: 1m)", field=field)
+    return stored[0] if stored else None
 
 
 def load_feed(config: BacktestConfig, store: Any = None) -> Feed:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from backtest.data import KINDS, SampleSpec, generate_sample, read_file, table_hash
+from backtest.data.parse import format_interval
 from backtest.data.sample import DEFAULT_INSTRUMENTS
 from backtest.store import open_store
 from runtime.errors import ConfigError
@@ -20,12 +21,15 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("data", help="sample, import and list market data")
     commands = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     store_help = "store DSN (default: $TRADEWIND_STORE_DSN or chdb://var/clickhouse)"
+    replace_help = ("replace stored rows in the new rows' time range that differ from them "
+                    "(without it, such an overlap is refused and nothing is written)")
 
     sample = commands.add_parser("sample", help="write deterministic synthetic market data")
     sample.add_argument("--seed", type=int, default=7)
     sample.add_argument("--instruments", default=",".join(DEFAULT_INSTRUMENTS))
     sample.add_argument("--days", type=int, default=1)
     sample.add_argument("--store", help=store_help)
+    sample.add_argument("--replace", action="store_true", help=replace_help)
     sample.add_argument("--json", action="store_true", help="print one JSON object")
     sample.set_defaults(func=_sample)
 
@@ -38,6 +42,7 @@ def register(subparsers: Any) -> None:
     imp.add_argument("--bar-stamp", choices=("open", "close"), default="open",
                      help="whether a bar's time in the file is its open (default) or close")
     imp.add_argument("--store", help=store_help)
+    imp.add_argument("--replace", action="store_true", help=replace_help)
     imp.add_argument("--json", action="store_true", help="print one JSON object")
     imp.set_defaults(func=_import)
 
@@ -57,7 +62,7 @@ def _sample(args: argparse.Namespace) -> int:
                              SampleSpec(instruments=instruments, days=args.days))
     with open_store(args.store) as store:
         for kind, table in tables.items():
-            store.write_market(kind, table)
+            store.write_market(kind, table, replace=args.replace)
         dsn = store.dsn.describe()
     summary = {"store": dsn, "seed": args.seed, "instruments": list(instruments),
                "rows": {k: t.num_rows for k, t in tables.items()},
@@ -75,12 +80,13 @@ def _import(args: argparse.Namespace) -> int:
     result = read_file(args.path, args.kind, args.instrument, timezone=args.timezone,
                        interval=args.interval, bar_stamp=args.bar_stamp)
     with open_store(args.store) as store:
-        store.write_market(args.kind, result.table)
+        written = store.import_market(args.kind, result.table, replace=args.replace)
         dsn = store.dsn.describe()
     ts = result.table.column("ts_event")
     summary = {
         "file": result.source, "kind": args.kind, "instrument_id": args.instrument,
         "store": dsn, "accepted": result.rows, "refused": 0,
+        "replaced": written.replaced,
         "first_ts": ts[0].as_py() if result.rows else None,
         "last_ts": ts[-1].as_py() if result.rows else None,
         "ignored_columns": list(result.ignored_columns), "warnings": list(result.warnings),
@@ -91,6 +97,8 @@ def _import(args: argparse.Namespace) -> int:
         return 0
     print(f"imported {result.rows} {args.kind} rows of {args.instrument} from {result.source} "
           f"into {dsn} ({_span(summary['first_ts'], summary['last_ts'])})")
+    if written.replaced:
+        print(f"replaced {written.replaced} stored rows in that range (--replace)")
     if result.ignored_columns:
         print(f"ignored columns: {', '.join(result.ignored_columns)}")
     for warning in result.warnings:
@@ -108,9 +116,11 @@ def _list(args: argparse.Namespace) -> int:
     if not datasets:
         print(f"{dsn} holds no market data (try: tradewind data sample)")
         return 0
-    print(f"{'kind':<7} {'instrument':<24} {'rows':>10}  span (UTC)")
+    print(f"{'kind':<7} {'instrument':<24} {'interval':<8} {'rows':>10}  span (UTC)")
     for d in datasets:
-        print(f"{d.kind:<7} {d.instrument_id:<24} {d.rows:>10}  {_span(d.first_ts, d.last_ts)}")
+        interval = format_interval(d.interval_ns) if d.interval_ns is not None else "-"
+        print(f"{d.kind:<7} {d.instrument_id:<24} {interval:<8} {d.rows:>10}  "
+              f"{_span(d.first_ts, d.last_ts)}")
     return 0
 
 

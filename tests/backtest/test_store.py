@@ -89,7 +89,7 @@ def test_writing_the_same_rows_twice_keeps_them_once(store: Store) -> None:
     store.write_market("quotes", table)
     assert store.read_market("quotes", "DUP").equals(table)
     info = {(d.kind, d.instrument_id): d for d in store.list_datasets()}
-    assert info["quotes", "DUP"] == ("quotes", "DUP", 3, 1_000, 1_002)
+    assert info["quotes", "DUP"] == ("quotes", "DUP", 3, 1_000, 1_002, None)
 
 
 def test_reads_are_sorted_and_bounded(store: Store) -> None:

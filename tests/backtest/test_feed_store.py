@@ -1,0 +1,69 @@
+"""Backtest streams read from the store: a bar dataset is one instrument at one interval."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from backtest.config import load_config
+from backtest.data import SCHEMAS
+from backtest.feed import load_feed
+from backtest.store import Store, open_store
+from runtime.errors import ConfigError
+
+MINUTE = 60 * 10**9
+START = 1_704_205_800 * 10**9  # 2024-01-02T14:30:00Z
+
+
+def bars(interval_ns: int, n: int, price: int) -> pa.Table:
+    ts = [START + (i + 1) * interval_ns for i in range(n)]
+    fixed = [price * 10**9] * n
+    return pa.table({"ts_event": ts, "ts_init": ts, "seq": [0] * n, "instrument_id": ["X"] * n,
+                     "open": fixed, "high": fixed, "low": fixed, "close": fixed,
+                     "volume": [10**9] * n, "interval_ns": [interval_ns] * n},
+                    schema=SCHEMAS["bars"])
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    with open_store(f"chdb://{tmp_path_factory.mktemp('feed') / 'ch'}") as opened:
+        opened.write_market("bars", bars(MINUTE, 120, 10))
+        opened.write_market("bars", bars(60 * MINUTE, 2, 20))
+        yield opened
+
+
+def config(**stream: Any) -> Any:
+    return load_config({
+        "instruments": [{"id": "X"}],
+        "data": [{"kind": "bars", "instrument": "X", **stream}],
+        "strategies": [{"id": "s", "class": "backtest.strategies.sma_cross:SmaCross",
+                        "instruments": ["X"], "params": {"fast": 2, "slow": 3, "size": 1}}],
+        "venue": {"latency": {"kind": "constant", "entry_ns": 0, "response_ns": 0},
+                  "fills": {"kind": "bars", "price": "next_open", "path": "auto",
+                            "max_participation": 1},
+                  "slippage": {"kind": "ticks", "ticks": 0},
+                  "fees": {"kind": "bps", "maker_bps": 0, "taker_bps": 0}},
+    })
+
+
+def test_bars_of_one_interval_are_read_and_never_interleaved(store: Store) -> None:
+    for interval, n, price in (("1m", 120, 10), ("1h", 2, 20)):
+        feed = load_feed(config(interval=interval), store)
+        messages = feed.messages
+        assert len(messages) == n
+        assert {m.open for m in messages} == {price * 10**9}  # type: ignore[attr-defined]
+
+
+def test_two_stored_intervals_and_none_configured_is_refused(store: Store) -> None:
+    with pytest.raises(ConfigError, match=r"data\.X\.interval: the store holds bars of X at "
+                                          r"1m, 1h: say which with interval:"):
+        load_feed(config(), store)
+
+
+def test_datasets_list_each_interval(store: Store, tmp_path: Path) -> None:
+    listed = [(d.kind, d.instrument_id, d.interval_ns, d.rows) for d in store.list_datasets()]
+    assert listed == [("bars", "X", MINUTE, 120), ("bars", "X", 60 * MINUTE, 2)]
