@@ -1,9 +1,11 @@
 """Market data for a backtest: each configured stream as Arrow, merged in (ts_event, seq) order.
 
 Streams come from a CSV/Parquet file (validated exactly like ``tradewind data import``) or from
-the store. Messages are made lazily, one Arrow batch at a time, so a million bars never sit in
-memory as a million objects; the merge order across streams is computed once with numpy (stable:
-equal ``(ts_event, seq)`` keep the config's stream order). A feed is cheap to ``ray.put``: it is
+the store; either way a price off the instrument's tick refuses the run (prices are never
+rounded to fit: :mod:`backtest.data.prices`). Messages are made lazily, one Arrow batch at a
+time, so a million bars never sit in memory as a million objects; the merge order across
+streams is computed once with numpy (stable: equal ``(ts_event, seq)`` keep the config's stream
+order). A feed is cheap to ``ray.put``: it is
 Arrow tables and one index array.
 """
 
@@ -23,6 +25,7 @@ import pyarrow as pa
 from backtest.config import BacktestConfig, DataConfig
 from backtest.data import load_file, table_hash, to_messages
 from backtest.data.parse import format_interval, parse_interval
+from backtest.data.prices import check_ticks
 from runtime.errors import ConfigError, DataError
 from runtime.messages import MarketData
 
@@ -173,8 +176,12 @@ def load_feed(config: BacktestConfig, store: Any = None) -> Feed:
     """Every stream of the config, indexed for a time-ordered replay."""
     tables: dict[tuple[str, str], pa.Table] = {}
     hashes: list[str] = []
+    instruments = {i.id: i for i in config.instruments}
     for stream in config.data:
         table = _load_stream(config, stream, store)
+        path = config.resolve(stream.path)
+        where = str(path) if path else f"the store's {stream.kind} of {stream.instrument}"
+        check_ticks(stream.kind, table, instruments[stream.instrument].build(), source=where)
         tables[(stream.kind, stream.instrument)] = table
         hashes.append(f"{stream.kind}:{stream.instrument}:{table_hash(stream.kind, table)}")
     digest = hashlib.sha256("\n".join(hashes).encode()).hexdigest()

@@ -132,6 +132,11 @@ class MarketTables:
         out: list[tuple[int, _Range]] = []
         for span in ranges:
             where, params = span.where("0")
+            stored = self.query_arrow(
+                f"SELECT count() AS n FROM {MARKET_TABLES[kind]} WHERE {where}", params
+            ).column("n")[0].as_py()
+            if not stored:  # nothing there: no need to hold the staged rows as a set
+                continue
             found = self.query_arrow(
                 f"SELECT count() AS n, min(ts_event) AS lo, max(ts_event) AS hi "
                 f"FROM {MARKET_TABLES[kind]} FINAL WHERE {where} "

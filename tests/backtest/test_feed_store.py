@@ -9,11 +9,11 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from backtest.config import load_config
+from backtest.config import InstrumentConfig, load_config
 from backtest.data import SCHEMAS
 from backtest.feed import load_feed
 from backtest.store import Store, open_store
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, DataError
 
 MINUTE = 60 * 10**9
 START = 1_704_205_800 * 10**9  # 2024-01-02T14:30:00Z
@@ -36,12 +36,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
         yield opened
 
 
-def config(**stream: Any) -> Any:
+def config(instrument: str = "X", **stream: Any) -> Any:
     return load_config({
-        "instruments": [{"id": "X"}],
-        "data": [{"kind": "bars", "instrument": "X", **stream}],
+        "instruments": [{"id": instrument}],
+        "data": [{"kind": "bars", "instrument": instrument, **stream}],
         "strategies": [{"id": "s", "class": "backtest.strategies.sma_cross:SmaCross",
-                        "instruments": ["X"], "params": {"fast": 2, "slow": 3, "size": 1}}],
+                       "instruments": [instrument], "params": {"fast": 2, "slow": 3, "size": 1}}],
         "venue": {"latency": {"kind": "constant", "entry_ns": 0, "response_ns": 0},
                   "fills": {"kind": "bars", "price": "next_open", "path": "auto",
                             "max_participation": 1},
@@ -65,5 +65,24 @@ def test_two_stored_intervals_and_none_configured_is_refused(store: Store) -> No
 
 
 def test_datasets_list_each_interval(store: Store, tmp_path: Path) -> None:
-    listed = [(d.kind, d.instrument_id, d.interval_ns, d.rows) for d in store.list_datasets()]
+    listed = [(d.kind, d.instrument_id, d.interval_ns, d.rows) for d in store.list_datasets()
+              if d.instrument_id == "X"]
     assert listed == [("bars", "X", MINUTE, 120), ("bars", "X", 60 * MINUTE, 2)]
+
+
+def test_prices_off_the_tick_are_refused_never_rounded(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "eur.csv"
+    path.write_text("timestamp,open,high,low,close,volume\n"
+                    "2024-01-02T00:00:00Z,1.1072,1.1080,1.1065,1.1075,10\n")
+    with pytest.raises(DataError, match=(
+            rf"^{path} row 1: open 1.1072 is not a multiple of the tick 0.01 of X .*the data has "
+            r"4 decimals: set price_precision: 4 on the instrument")):
+        load_feed(config(path=str(path), interval="1m"), store)
+    precise = config(path=str(path), interval="1m").model_copy(update={"instruments": (
+        InstrumentConfig(id="X", price_precision=4),)})
+    [bar] = load_feed(precise, store).messages
+    assert bar.open == 1_107_200_000  # type: ignore[attr-defined]
+    odd = bars(MINUTE, 1, 10).set_column(3, "instrument_id", pa.array(["ODD"]))
+    store.write_market("bars", odd.set_column(4, "open", pa.array([10_005_000_000])))
+    with pytest.raises(DataError, match=r"^the store's bars of ODD row 1: open 10.005 is not"):
+        load_feed(config("ODD"), store)

@@ -149,3 +149,29 @@ def test_sample_again_with_other_days_is_refused_not_mixed(
     out = run_json(capsys, *argv, "--days", "2", "--replace")
     listed = {d["kind"]: d["rows"] for d in run_json(capsys, "data", "list")["datasets"]}
     assert listed == out["rows"]
+
+
+def test_import_gzip_with_a_named_time_column_and_a_header_only_file(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import gzip
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(
+        b"when,price,size\n2024-01-02T14:30:00Z,1.1072,1\n"))
+    out = run_json(capsys, "data", "import", "t.csv.gz", "--kind", "trades", "--instrument", "X",
+                   "--time-column", "when")
+    assert (out["accepted"], out["price_decimals"], out["warnings"]) == (1, 4, [])
+    (tmp_path / "empty.csv").write_text("ts,price,size\n")
+    assert main(["data", "import", "empty.csv", "--kind", "trades", "--instrument", "Y"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("imported 0 trades rows of Y from empty.csv")
+    assert lines[1] == "warning: the file has a header but no data rows: nothing to import"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--instrument", "", "f.csv"], "--instrument: give an instrument id (it is empty)"),
+    (["--instrument", "X", "."], ".: is a directory, not a data file"),
+])
+def test_more_user_mistakes_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                   argv: list[str], message: str) -> None:
+    (tmp_path / "f.csv").write_text("ts,price,size\n2024-01-02T14:30:00Z,1,1\n")
+    assert main(["data", "import", "--kind", "trades", *argv]) == 2
+    assert capsys.readouterr().err == f"tradewind data: error: {message}\n"
