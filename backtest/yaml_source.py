@@ -84,7 +84,10 @@ def _read_text(path: Path) -> str:
 
 
 def _load(text: str, name: str) -> Any:
-    loader = _BoundedLoader(text)
+    try:
+        loader = _BoundedLoader(text)  # reads (and checks) the characters at once
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {str(exc).splitlines()[0]}", path=name) from None
     try:
         node = loader.get_single_node()
         if node is None:
