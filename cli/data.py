@@ -110,7 +110,7 @@ def _import(args: argparse.Namespace) -> int:
         return 0
     print(f"imported {stream.rows} {args.kind} rows of {args.instrument} from {stream.source} "
           f"into {dsn} ({_span(seen.first_ts, seen.last_ts)}); prices have up to "
-          f"{stream.price_decimals} decimals")
+          f"{stream.price_decimals} decimal{'' if stream.price_decimals == 1 else 's'}")
     if written.replaced:
         print(f"replaced {written.replaced} stored rows in that range (--replace)")
     if stream.ignored_columns:
