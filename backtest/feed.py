@@ -145,23 +145,24 @@ def _load_stream(config: BacktestConfig, stream: DataConfig, store: Any) -> pa.T
         if end is not None:
             keep &= ts < end
         if len(ts) and not keep.any():
-            raise DataError(f"no rows in {_range(stream)}", source=str(path))
+            raise DataError(f"no rows{_range(stream)}", source=str(path))
         return table if keep.all() else table.filter(pa.array(keep))
     if store is None:
         raise ConfigError("stream has no path and no store is open", field="data")
     interval_ns = _store_interval(stream, store) if stream.kind == "bars" else None
     table = store.read_market(stream.kind, stream.instrument, start, end, interval_ns=interval_ns)
     if table.num_rows == 0:
-        raise DataError(f"the store holds no {stream.kind} for {stream.instrument} in "
+        raise DataError(f"the store holds no {stream.kind} for {stream.instrument}"
                         f"{_range(stream)}; load some with `tradewind data sample` or "
                         "`tradewind data import`")
     return table
 
 
 def _range(stream: DataConfig) -> str:
+    """`` in [start, end)`` for messages, or nothing when the stream has no bounds."""
     if stream.start is None and stream.end is None:
-        return "any range"
-    return f"[{stream.start or 'the start'}, {stream.end or 'the end'})"
+        return ""
+    return f" in [{stream.start or 'the start'}, {stream.end or 'the end'})"
 
 
 def _store_interval(stream: DataConfig, store: Any) -> int | None:

@@ -86,3 +86,12 @@ def test_prices_off_the_tick_are_refused_never_rounded(store: Store, tmp_path: P
     store.write_market("bars", odd.set_column(4, "open", pa.array([10_005_000_000])))
     with pytest.raises(DataError, match=r"^the store's bars of ODD row 1: open 10.005 is not"):
         load_feed(config("ODD"), store)
+
+
+def test_a_file_with_no_rows_in_the_range_says_so(store: Store, tmp_path: Path) -> None:
+    path = tmp_path / "b.csv"
+    path.write_text("timestamp,open,high,low,close,volume\n2024-01-02T00:00:00Z,1,1,1,1,1\n")
+    with pytest.raises(DataError, match=r"b\.csv: no rows in \[2025-01-01, the end\)$"):
+        load_feed(config(path=str(path), interval="1m", start="2025-01-01"), store)
+    with pytest.raises(DataError, match=r"holds no bars for NONE in \[2025-01-01, the end\); "):
+        load_feed(config("NONE", start="2025-01-01"), store)

@@ -32,8 +32,11 @@ def test_sample_then_list_in_the_default_store(capsys: pytest.CaptureFixture[str
     rows = {(d["kind"], d["instrument_id"]): d["rows"] for d in listed["datasets"]}
     assert set(rows) == {(k, i) for k in ("bars", "book", "quotes", "trades") for i in ("AA", "BB")}
     assert sum(rows.values()) == sum(out["rows"].values())
+    assert {(d["kind"], d["interval_ns"]) for d in listed["datasets"]} >= {("bars", 60 * 10**9),
+                                                                           ("quotes", None)}
     assert main(["data", "list"]) == 0
-    assert "quotes  AA" in capsys.readouterr().out
+    table = [line.split()[:3] for line in capsys.readouterr().out.splitlines()]
+    assert ["bars", "AA", "1m"] in table and ["quotes", "AA", "-"] in table
 
 
 def test_importing_a_file_twice_keeps_each_row_once(
