@@ -79,20 +79,34 @@ class LoadResult:
 
 
 def load_file(
-    path: str | Path, kind: str, instrument_id: str, **options: str | None
+    path: str | Path,
+    kind: str,
+    instrument_id: str,
+    *,
+    timezone: str | None = None,
+    interval: str | None = None,
+    bar_stamp: BarStamp = "open",
+    time_column: str | None = None,
 ) -> pa.Table:
     """The canonical table of a CSV/Parquet file (see :func:`read_file`)."""
-    return read_file(path, kind, instrument_id, **options).table
+    return read_file(path, kind, instrument_id, timezone=timezone, interval=interval,
+                     bar_stamp=bar_stamp, time_column=time_column).table
 
 
 def read_file(
-    path: str | Path, kind: str, instrument_id: str, **options: str | None
+    path: str | Path,
+    kind: str,
+    instrument_id: str,
+    *,
+    timezone: str | None = None,
+    interval: str | None = None,
+    bar_stamp: BarStamp = "open",
+    time_column: str | None = None,
 ) -> LoadResult:
     """Read, parse and check a whole file; DataRefused (a DataError) lists every problem found.
-
-    ``options`` are the fields of :class:`FileOptions` (timezone, interval, bar_stamp,
-    time_column)."""
-    stream = stream_file(path, kind, instrument_id, FileOptions(**options))  # type: ignore[arg-type]
+    The keywords are those of :class:`FileOptions`."""
+    options = FileOptions(timezone, interval, bar_stamp, time_column)
+    stream = stream_file(path, kind, instrument_id, options)
     tables = list(stream)
     table = pa.concat_tables(tables) if tables else empty_table(stream.kind)
     return stream.result(table)
