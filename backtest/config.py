@@ -132,7 +132,7 @@ class DataConfig(_Frozen):
     instrument: str
     path: str | None = None  # a CSV/Parquet file; relative to the config file
     timezone: str | None = None  # for naive timestamps in files
-    interval: str | None = None  # bar interval for files (1m, 1d, ...)
+    interval: str | None = None  # bar length (1m, 1d, ...): of a file, or which stored bars
     start: str | None = None  # ISO time or date, inclusive
     end: str | None = None  # ISO time or date, exclusive
 

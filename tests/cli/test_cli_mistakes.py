@@ -179,3 +179,16 @@ def test_status_with_a_bad_url(capsys: pytest.CaptureFixture[str],
     assert one_line(capsys, ["status", "--url", url]) == (
         f"tradewind status: error: --url: {url!r} is not a control API URL: expected "
         "http(s)://host:port, e.g. http://127.0.0.1:8000")
+
+
+def test_paper_refuses_bad_strategy_params_before_any_actor(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    trading = backtest_config(tmp_path, strategies=[{
+        "id": "s", "class": "backtest.strategies.sma_cross:SmaCross", "instruments": ["X"],
+        "params": {"fast": 1, "slow": 2, "size": 1, "colour": "red"}}])
+    paper = tmp_path / "paper.yaml"
+    paper.write_text(yaml.safe_dump({"name": "p", "trading": str(trading)}))
+    err = one_line(capsys, ["paper", "--config", str(paper)])
+    assert err.startswith(f"tradewind paper: error: {trading}: strategies.s.params.colour: ")
+    import sys
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
