@@ -192,3 +192,20 @@ def test_paper_refuses_bad_strategy_params_before_any_actor(
     assert err.startswith(f"tradewind paper: error: {trading}: strategies.s.params.colour: ")
     import sys
     assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized()
+
+
+@pytest.mark.parametrize("command", ["sweep", "walkforward"])
+def test_a_study_checks_its_output_dir_before_it_runs(capsys: pytest.CaptureFixture[str],
+                                                     tmp_path: Path, command: str) -> None:
+    (tmp_path / "afile").write_text("")
+    study: dict[str, Any] = {
+        "name": "g", "backtest": str(backtest_config(tmp_path)), "strategy": "s",
+        "grid": {"fast": [1], "slow": [2]}, "objective": {"metric": "sharpe", "goal": "maximize"},
+        "output_dir": str(tmp_path / "afile" / "runs")}
+    if command == "walkforward":
+        study["windows"] = {"train": 1, "test": 1}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(study))
+    err = one_line(capsys, [command, "--config", str(path)])
+    assert err == (f"tradewind {command}: error: {path}: output_dir: cannot write into "
+                   f"'{tmp_path / 'afile' / 'runs'}': Not a directory")
