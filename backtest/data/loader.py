@@ -171,6 +171,7 @@ class FileStream:
             problems = self._fill_defaults(cols)
         if problems:
             self._note(problems, offset)
+            self._previous = None  # this batch's rows are unknown: compare nothing across it
             return None
         hard, notes = validate(self.kind, cols, previous=self._previous, offset=offset,
                                seen_ids=self._seen_ids if self.kind == "trades" else None)

@@ -140,10 +140,10 @@ class IdIndex:
 
     def add(self, ids: np.ndarray, offset: int) -> list[Problem]:
         """Remember the non-empty ``ids`` (file rows ``offset + 1`` on); problems for repeats."""
-        rows = np.arange(offset + 1, offset + 1 + len(ids), dtype=np.int64)
         keep = ids != ""
-        hashes = np.fromiter((hash(i) for i in ids[keep]), dtype=np.int64, count=int(keep.sum()))
-        hashes, rows, texts = hashes, rows[keep], ids[keep]
+        rows = np.arange(offset + 1, offset + 1 + len(ids), dtype=np.int64)[keep]
+        texts = ids[keep]
+        hashes = np.fromiter((hash(i) for i in texts), dtype=np.int64, count=len(texts))
         merged_h = np.concatenate([self._hashes, hashes])
         merged_r = np.concatenate([self._rows, rows])
         order = np.lexsort((merged_r, merged_h))
