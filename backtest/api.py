@@ -23,7 +23,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from backtest.config import BacktestConfig, config_hash, load_config, load_strategy_class
+from backtest.config import (
+    BacktestConfig,
+    check_writable_dir,
+    config_hash,
+    load_config,
+    load_strategy_class,
+)
 from backtest.engine import EventLog, run_loop
 from backtest.equity import MarkSeries, equity_curve
 from backtest.feed import Feed, load_feed
@@ -246,7 +252,9 @@ def run_backtest(
     ``progress(done, total)`` is called every 100k events.
     """
     config = load_config(source)
-
+    if write:
+        name = str(source) if isinstance(source, str | Path) else None
+        check_writable_dir(Path(config.output_dir), field="output_dir", source=name)
     own_store = store is None and ((config.store.record and write) or _needs_store(config))
     if own_store:
         store = open_config_store(config)

@@ -6,17 +6,26 @@ its models, nothing is silently defaulted. Strategies are referenced as ``module
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import importlib
 import json
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from backtest.models.config import VenueModels, config_error
+from backtest.yaml_source import read_yaml_source
 from runtime.errors import ConfigError
 from runtime.instruments import FeeSchedule, Instrument, TickBand, TradingSession, twse_tick_ladder
 from runtime.risk import RiskLimits
@@ -28,6 +37,8 @@ __all__ = [
     "DataConfig",
     "InstrumentConfig",
     "StrategyConfig",
+    "check_strategy",
+    "check_writable_dir",
     "config_hash",
     "load_config",
     "load_strategy_class",
@@ -121,9 +132,27 @@ class DataConfig(_Frozen):
     instrument: str
     path: str | None = None  # a CSV/Parquet file; relative to the config file
     timezone: str | None = None  # for naive timestamps in files
-    interval: str | None = None  # bar interval for files (1m, 1d, ...)
+    interval: str | None = None  # bar length (1m, 1d, ...): of a file, or which stored bars
     start: str | None = None  # ISO time or date, inclusive
     end: str | None = None  # ISO time or date, exclusive
+
+    @model_validator(mode="after")
+    def _a_range_with_room(self) -> DataConfig:
+        moments = {}
+        for name in ("start", "end"):
+            text = getattr(self, name)
+            if text is None:
+                continue
+            try:
+                moment = dt.datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError(f"{name}: not an ISO date/time: {text!r}") from None
+            moments[name] = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        if len(moments) == 2 and moments["start"] >= moments["end"]:
+            what = "empty" if moments["start"] == moments["end"] else "reversed"
+            raise ValueError(f"the date range is {what}: start {self.start} is not before end "
+                             f"{self.end} (end is exclusive)")
+        return self
 
 
 class StrategyConfig(_Frozen):
@@ -154,6 +183,18 @@ class BacktestConfig(_Frozen):
     output_dir: str = "runs"
     base_dir: str = Field(".", exclude=True)  # the config file's folder (for relative paths)
 
+    @field_validator("strategies")
+    @classmethod
+    def _unique_strategy_ids(
+        cls, value: tuple[StrategyConfig, ...]
+    ) -> tuple[StrategyConfig, ...]:
+        ids = [s.id for s in value]
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        if repeated:
+            raise ValueError(f"strategy id {repeated[0]!r} appears more than once: ids must be "
+                             "unique")
+        return value
+
     @field_validator("data")
     @classmethod
     def _unique_streams(cls, value: tuple[DataConfig, ...]) -> tuple[DataConfig, ...]:
@@ -167,26 +208,6 @@ class BacktestConfig(_Frozen):
             return None
         candidate = Path(path)
         return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
-
-
-def read_yaml_source(source: str | Path | dict[str, Any]) -> tuple[dict[str, Any], str]:
-    """The mapping of a YAML file (or a dict, copied), with ``base_dir`` set to its folder, and
-    the name errors should use. Missing files, bad YAML and non-mappings are ConfigErrors."""
-    if isinstance(source, dict):
-        raw, name, base = dict(source), "<dict>", "."
-    else:
-        path = Path(source)
-        name, base = str(path), str(path.parent)
-        try:
-            raw = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError("no such file", path=name) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML: {str(exc).splitlines()[0]}", path=name) from exc
-        if not isinstance(raw, dict):
-            raise ConfigError("expected a mapping at the top level", path=name)
-    raw.setdefault("base_dir", base)
-    return raw, name
 
 
 def load_config(source: str | Path | dict[str, Any] | BacktestConfig) -> BacktestConfig:
@@ -206,23 +227,62 @@ def load_config(source: str | Path | dict[str, Any] | BacktestConfig) -> Backtes
             raise ConfigError(
                 f"unknown instrument {inst!r}; declare it under instruments", path=name, field=where
             )
+    for strategy in config.strategies:
+        check_strategy(strategy, source=name)
     return config
 
 
-def load_strategy_class(spec: str, *, source: str = "config") -> type[Strategy[Any]]:
+def check_strategy(spec: StrategyConfig, *, source: str) -> None:
+    """Import the strategy's class and validate its params now, before anything runs."""
+    cls = load_strategy_class(spec.class_, source=source, field=f"strategies.{spec.id}.class")
+    try:
+        cls.params_type.model_validate(spec.params)
+    except ValidationError as exc:
+        raise config_error(exc, path=source, prefix=f"strategies.{spec.id}.params") from None
+
+
+def load_strategy_class(
+    spec: str, *, source: str | None = None, field: str = "strategies.class"
+) -> type[Strategy[Any]]:
+    """The class a ``module:Class`` reference names; a ConfigError when it cannot be had.
+
+    Importing runs the user's module: any error it raises (a syntax error, an exception at
+    import time) is the user's to fix, so it becomes one ConfigError naming it."""
     module_name, _, class_name = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         raise ConfigError(
-            f"cannot import module {module_name!r}: {exc}", path=source, field="strategies.class"
+            f"cannot import module {module_name!r}: {exc}", path=source, field=field
+        ) from None
+    except SyntaxError as exc:
+        where = f"{exc.filename}, line {exc.lineno}"
+        raise ConfigError(
+            f"cannot import module {module_name!r}: syntax error ({where}): {exc.msg}",
+            path=source, field=field,
+        ) from None
+    except Exception as exc:  # the user's module raised while it was imported
+        raise ConfigError(
+            f"cannot import module {module_name!r}: it raised {type(exc).__name__}: {exc}",
+            path=source, field=field,
         ) from None
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type) or not issubclass(cls, Strategy):
-        raise ConfigError(
-            f"{spec!r} is not a Strategy subclass", path=source, field="strategies.class"
-        )
+        raise ConfigError(f"{spec!r} is not a Strategy subclass", path=source, field=field)
     return cls
+
+
+def check_writable_dir(path: Path, *, field: str, source: str | None = None) -> None:
+    """Make sure ``path`` is a directory this process can write (creating it), before a run
+    starts: a run must not fail at its end for want of a place to put its files."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot write into {str(path)!r}: {reason}", path=source,
+                          field=field) from None
 
 
 def config_hash(config: BacktestConfig) -> str:

@@ -1,9 +1,11 @@
 """Market data for a backtest: each configured stream as Arrow, merged in (ts_event, seq) order.
 
 Streams come from a CSV/Parquet file (validated exactly like ``tradewind data import``) or from
-the store. Messages are made lazily, one Arrow batch at a time, so a million bars never sit in
-memory as a million objects; the merge order across streams is computed once with numpy (stable:
-equal ``(ts_event, seq)`` keep the config's stream order). A feed is cheap to ``ray.put``: it is
+the store; either way a price off the instrument's tick refuses the run (prices are never
+rounded to fit: :mod:`backtest.data.prices`). Messages are made lazily, one Arrow batch at a
+time, so a million bars never sit in memory as a million objects; the merge order across
+streams is computed once with numpy (stable: equal ``(ts_event, seq)`` keep the config's stream
+order). A feed is cheap to ``ray.put``: it is
 Arrow tables and one index array.
 """
 
@@ -22,6 +24,8 @@ import pyarrow as pa
 
 from backtest.config import BacktestConfig, DataConfig
 from backtest.data import load_file, table_hash, to_messages
+from backtest.data.parse import format_interval, parse_interval
+from backtest.data.prices import check_ticks
 from runtime.errors import ConfigError, DataError
 from runtime.messages import MarketData
 
@@ -140,22 +144,54 @@ def _load_stream(config: BacktestConfig, stream: DataConfig, store: Any) -> pa.T
             keep &= ts >= start
         if end is not None:
             keep &= ts < end
+        if len(ts) and not keep.any():
+            raise DataError(f"no rows{_range(stream)}", source=str(path))
         return table if keep.all() else table.filter(pa.array(keep))
     if store is None:
         raise ConfigError("stream has no path and no store is open", field="data")
-    table = store.read_market(stream.kind, stream.instrument, start, end)
+    interval_ns = _store_interval(stream, store) if stream.kind == "bars" else None
+    table = store.read_market(stream.kind, stream.instrument, start, end, interval_ns=interval_ns)
     if table.num_rows == 0:
-        raise DataError(f"the store holds no {stream.kind} for {stream.instrument} in that range; "
-                        "load some with `tradewind data sample` or `tradewind data import`")
+        raise DataError(f"the store holds no {stream.kind} for {stream.instrument}"
+                        f"{_range(stream)}; load some with `tradewind data sample` or "
+                        "`tradewind data import`")
     return table
+
+
+def _range(stream: DataConfig) -> str:
+    """`` in [start, end)`` for messages, or nothing when the stream has no bounds."""
+    if stream.start is None and stream.end is None:
+        return ""
+    return f" in [{stream.start or 'the start'}, {stream.end or 'the end'})"
+
+
+def _store_interval(stream: DataConfig, store: Any) -> int | None:
+    """The bar length a store stream reads: the config's ``interval``, else the only one stored
+    (bars of two lengths are two datasets, never one interleaved stream)."""
+    field = f"data.{stream.instrument}.interval"
+    if stream.interval is not None:
+        try:
+            return parse_interval(stream.interval)
+        except ValueError as exc:
+            raise ConfigError(str(exc), field=field) from None
+    stored = store.bar_intervals(stream.instrument)
+    if len(stored) > 1:
+        names = ", ".join(format_interval(n) for n in stored)
+        raise ConfigError(f"the store holds bars of {stream.instrument} at {names}: "
+                          "say which with interval: (e.g. interval: 1m)", field=field)
+    return stored[0] if stored else None
 
 
 def load_feed(config: BacktestConfig, store: Any = None) -> Feed:
     """Every stream of the config, indexed for a time-ordered replay."""
     tables: dict[tuple[str, str], pa.Table] = {}
     hashes: list[str] = []
+    instruments = {i.id: i for i in config.instruments}
     for stream in config.data:
         table = _load_stream(config, stream, store)
+        path = config.resolve(stream.path)
+        where = str(path) if path else f"the store's {stream.kind} of {stream.instrument}"
+        check_ticks(stream.kind, table, instruments[stream.instrument].build(), source=where)
         tables[(stream.kind, stream.instrument)] = table
         hashes.append(f"{stream.kind}:{stream.instrument}:{table_hash(stream.kind, table)}")
     digest = hashlib.sha256("\n".join(hashes).encode()).hexdigest()

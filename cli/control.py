@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from runtime.errors import ConfigError, TradewindError
 
@@ -99,6 +100,7 @@ def _pointer(args: argparse.Namespace) -> dict[str, Any]:
 def _target(args: argparse.Namespace) -> tuple[str, str]:
     pointer = _pointer(args) if not (args.url or os.environ.get("TRADEWIND_API_URL")) else {}
     url = args.url or os.environ.get("TRADEWIND_API_URL") or pointer.get("url") or _DEFAULT_URL
+    _check_url(url, "--url" if args.url else "TRADEWIND_API_URL")
     token = os.environ.get("TRADEWIND_API_TOKEN", "")
     token_file = args.token_file or pointer.get("token_file")
     if not token and token_file:
@@ -113,6 +115,18 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
             "no token: set TRADEWIND_API_TOKEN or pass --token-file", field="--token-file"
         )
     return url.rstrip("/"), token
+
+
+def _check_url(url: str, field: str) -> None:
+    """An http(s) URL with a host, e.g. http://127.0.0.1:8000; a ConfigError otherwise."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{url!r} is not a control API URL: expected http(s)://host:port, "
+                          f"e.g. {_DEFAULT_URL}", field=field)
 
 
 def request(

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
-from backtest.data import KINDS, SampleSpec, generate_sample, read_file, table_hash
+from backtest.data import (
+    KINDS,
+    SCHEMAS,
+    FileOptions,
+    SampleSpec,
+    TableHasher,
+    generate_sample,
+    stream_file,
+    table_hash,
+)
+from backtest.data.parse import format_interval
 from backtest.data.sample import DEFAULT_INSTRUMENTS
 from backtest.store import open_store
 from runtime.errors import ConfigError
@@ -20,12 +32,15 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("data", help="sample, import and list market data")
     commands = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     store_help = "store DSN (default: $TRADEWIND_STORE_DSN or chdb://var/clickhouse)"
+    replace_help = ("replace stored rows in the new rows' time range that differ from them "
+                    "(without it, such an overlap is refused and nothing is written)")
 
     sample = commands.add_parser("sample", help="write deterministic synthetic market data")
     sample.add_argument("--seed", type=int, default=7)
     sample.add_argument("--instruments", default=",".join(DEFAULT_INSTRUMENTS))
     sample.add_argument("--days", type=int, default=1)
     sample.add_argument("--store", help=store_help)
+    sample.add_argument("--replace", action="store_true", help=replace_help)
     sample.add_argument("--json", action="store_true", help="print one JSON object")
     sample.set_defaults(func=_sample)
 
@@ -35,9 +50,12 @@ def register(subparsers: Any) -> None:
     imp.add_argument("--kind", required=True, choices=KINDS)
     imp.add_argument("--timezone", help="IANA zone of naive times, e.g. America/New_York")
     imp.add_argument("--interval", help="bar length, e.g. 1m, 1h, 1d (plain dates: 1d)")
+    imp.add_argument("--time-column", metavar="NAME",
+                     help="the file's time column, when its name is not a common one")
     imp.add_argument("--bar-stamp", choices=("open", "close"), default="open",
                      help="whether a bar's time in the file is its open (default) or close")
     imp.add_argument("--store", help=store_help)
+    imp.add_argument("--replace", action="store_true", help=replace_help)
     imp.add_argument("--json", action="store_true", help="print one JSON object")
     imp.set_defaults(func=_import)
 
@@ -57,7 +75,7 @@ def _sample(args: argparse.Namespace) -> int:
                              SampleSpec(instruments=instruments, days=args.days))
     with open_store(args.store) as store:
         for kind, table in tables.items():
-            store.write_market(kind, table)
+            store.write_market(kind, table, replace=args.replace)
         dsn = store.dsn.describe()
     summary = {"store": dsn, "seed": args.seed, "instruments": list(instruments),
                "rows": {k: t.num_rows for k, t in tables.items()},
@@ -72,30 +90,52 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    result = read_file(args.path, args.kind, args.instrument, timezone=args.timezone,
-                       interval=args.interval, bar_stamp=args.bar_stamp)
+    options = FileOptions(timezone=args.timezone, interval=args.interval,
+                          bar_stamp=args.bar_stamp, time_column=args.time_column)
+    stream = stream_file(args.path, args.kind, args.instrument, options)
+    seen = _Seen(args.kind)
     with open_store(args.store) as store:
-        store.write_market(args.kind, result.table)
+        written = store.import_market(args.kind, seen.watch(stream), replace=args.replace)
         dsn = store.dsn.describe()
-    ts = result.table.column("ts_event")
     summary = {
-        "file": result.source, "kind": args.kind, "instrument_id": args.instrument,
-        "store": dsn, "accepted": result.rows, "refused": 0,
-        "first_ts": ts[0].as_py() if result.rows else None,
-        "last_ts": ts[-1].as_py() if result.rows else None,
-        "ignored_columns": list(result.ignored_columns), "warnings": list(result.warnings),
-        "dataset_hash": table_hash(args.kind, result.table),
+        "file": stream.source, "kind": args.kind, "instrument_id": args.instrument,
+        "store": dsn, "accepted": stream.rows, "refused": 0, "replaced": written.replaced,
+        "first_ts": seen.first_ts, "last_ts": seen.last_ts,
+        "price_decimals": stream.price_decimals,
+        "ignored_columns": list(stream.ignored_columns), "warnings": list(stream.warnings),
+        "dataset_hash": seen.hasher.hexdigest(),
     }
     if args.json:
         print(json.dumps(summary))
         return 0
-    print(f"imported {result.rows} {args.kind} rows of {args.instrument} from {result.source} "
-          f"into {dsn} ({_span(summary['first_ts'], summary['last_ts'])})")
-    if result.ignored_columns:
-        print(f"ignored columns: {', '.join(result.ignored_columns)}")
-    for warning in result.warnings:
+    print(f"imported {stream.rows} {args.kind} rows of {args.instrument} from {stream.source} "
+          f"into {dsn} ({_span(seen.first_ts, seen.last_ts)}); prices have up to "
+          f"{stream.price_decimals} decimal{'' if stream.price_decimals == 1 else 's'}")
+    if written.replaced:
+        print(f"replaced {written.replaced} stored rows in that range (--replace)")
+    if stream.ignored_columns:
+        print(f"ignored columns: {', '.join(stream.ignored_columns)}")
+    for warning in stream.warnings:
         print(f"warning: {warning}")
     return 0
+
+
+class _Seen:
+    """What passed through an import: content hash and time span, batch by batch."""
+
+    def __init__(self, kind: str) -> None:
+        self.hasher = TableHasher(SCHEMAS[kind])
+        self.first_ts: int | None = None
+        self.last_ts: int | None = None
+
+    def watch(self, tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        for table in tables:
+            self.hasher.update(table)
+            if table.num_rows:
+                ts = table.column("ts_event")
+                self.first_ts = ts[0].as_py() if self.first_ts is None else self.first_ts
+                self.last_ts = ts[-1].as_py()
+            yield table
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -108,9 +148,11 @@ def _list(args: argparse.Namespace) -> int:
     if not datasets:
         print(f"{dsn} holds no market data (try: tradewind data sample)")
         return 0
-    print(f"{'kind':<7} {'instrument':<24} {'rows':>10}  span (UTC)")
+    print(f"{'kind':<7} {'instrument':<24} {'interval':<8} {'rows':>10}  span (UTC)")
     for d in datasets:
-        print(f"{d.kind:<7} {d.instrument_id:<24} {d.rows:>10}  {_span(d.first_ts, d.last_ts)}")
+        interval = format_interval(d.interval_ns) if d.interval_ns is not None else "-"
+        print(f"{d.kind:<7} {d.instrument_id:<24} {interval:<8} {d.rows:>10}  "
+              f"{_span(d.first_ts, d.last_ts)}")
     return 0
 
 

@@ -67,6 +67,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--port", type=int, default=4002, help="IB Gateway port (paper: 4002)")
     p.add_argument("--client-id", type=int, default=91)
     p.add_argument("--store", help="store DSN (default: $TRADEWIND_STORE_DSN)")
+    p.add_argument("--replace", action="store_true",
+                   help="replace stored rows in the fetched range that differ from them "
+                        "(without it, such an overlap is refused and nothing is written)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_fetch)
 
@@ -74,7 +77,7 @@ def register(subparsers: Any) -> None:
 def _fetch(args: argparse.Namespace) -> int:
     table = asyncio.run(_ib_table(args)) if args.broker == "ib" else _shioaji_table(args)
     with open_store(args.store) as store:
-        written = store.write_market(args.kind, table)
+        written = store.write_market(args.kind, table, replace=args.replace)
         dsn = store.dsn.describe()
     ts = table.column("ts_event").to_pylist()
     summary = {

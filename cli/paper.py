@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
+from backtest.config import check_writable_dir
 from runtime.errors import ConfigError
 
 __all__ = ["add_session_arguments", "parse_duration", "register", "run_command"]
@@ -40,8 +43,9 @@ def _speed(text: str) -> float | str:
         value = float(text)
     except ValueError:
         raise ConfigError(f"expected a number or max, got {text!r}", field="--speed") from None
-    if value <= 0:
-        raise ConfigError(f"must be positive, got {text!r}", field="--speed")
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"must be a positive finite number or max, got {text!r}",
+                          field="--speed")
     return value
 
 
@@ -109,9 +113,11 @@ def _broker_config(args: argparse.Namespace, command: str) -> Any:
 
 def run_command(args: argparse.Namespace, *, command: str) -> int:
     """``tradewind paper`` / ``tradewind live``: the same session; live only when confirmed."""
-    config = _broker_config(args, command)
     duration = parse_duration(args.duration) if args.duration else None
     speed = _speed(args.speed) if args.speed else None
+    config = _broker_config(args, command)
+    check_writable_dir(Path(config.journal_dir), field="journal_dir", source=args.config)
+    check_writable_dir(Path(config.output_dir), field="output_dir", source=args.config)
     if args.lockstep and speed not in (None, "max"):
         raise ConfigError("--lockstep replays as fast as it goes; drop --speed", field="--speed")
     from actors.session import prepare_session

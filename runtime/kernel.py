@@ -110,7 +110,9 @@ class Kernel:
         self._protective: dict[str, dict[str, int]] = {}
         self._by_id = {s.strategy_id: s for s in self.strategies}
         if len(self._by_id) != len(self.strategies):
-            raise InvariantError("strategy ids must be unique")
+            ids = [s.strategy_id for s in self.strategies]
+            repeated = next(i for i in ids if ids.count(i) > 1)
+            raise InvariantError(f"strategy ids must be unique: {repeated!r} appears twice")
         self._subs: dict[str, list[Strategy[Any]]] = {}
         for strategy in self.strategies:
             for instrument_id in strategy.instruments:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from backtest.data.loader import BarStamp, LoadResult, load_file, read_file
+from backtest.data.loader import (
+    BarStamp,
+    FileOptions,
+    FileStream,
+    LoadResult,
+    load_file,
+    read_file,
+    stream_file,
+)
 from backtest.data.messages import to_messages
 from backtest.data.problems import DataRefused, Problem
 from backtest.data.sample import DEFAULT_INSTRUMENTS, SampleSpec, generate_sample
@@ -24,6 +32,8 @@ __all__ = [
     "SCHEMAS",
     "BarStamp",
     "DataRefused",
+    "FileOptions",
+    "FileStream",
     "Kind",
     "LoadResult",
     "Problem",
@@ -34,6 +44,7 @@ __all__ = [
     "generate_sample",
     "load_file",
     "read_file",
+    "stream_file",
     "table_hash",
     "to_messages",
 ]

@@ -2,8 +2,10 @@
 
 Names are matched case- and punctuation-insensitively (``Adj Close`` ~ ``adjclose``,
 ``priceBid`` ~ ``pricebid``). Known-harmless extras (Yahoo's ``Adj Close``, IB's ``average`` and
-``barCount``, a ``symbol`` column) are ignored and reported; any other extra column is refused,
-so a misspelt column never silently disappears.
+``barCount``) are ignored and reported; any other extra column is refused, so a misspelt column
+never silently disappears. A ``symbol`` column is checked against the instrument id (it must be
+the id or the id's part before a dot: ``BTCUSDT`` for ``BTCUSDT.BINANCE``). ``time_column`` names
+the time column outright; other time-like columns are then ignored (and reported).
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from backtest.data.problems import Problem
 
 __all__ = ["ALIASES", "IGNORED", "OPTIONAL", "ColumnMap", "map_columns", "normalize"]
 
-_TIME = ("ts_event", "timestamp", "time", "date", "datetime", "ts", "open_time")
+_TIME = (
+    "ts_event", "timestamp", "time", "date", "datetime", "ts", "open_time",
+    "timestamp_utc", "datetime_utc", "time_utc", "date_utc",
+)
 ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "bars": {
         "ts_event": _TIME,
@@ -53,7 +58,10 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "update_type": ("update_type",),
     },
 }
-_COMMON_OPTIONAL = {"ts_init": ("ts_init",), "seq": ("seq",), "instrument_id": ("instrument_id",)}
+_COMMON_OPTIONAL = {
+    "ts_init": ("ts_init",), "seq": ("seq",), "instrument_id": ("instrument_id",),
+    "symbol": ("symbol", "ticker"),
+}
 #: Canonical (or source-only) columns a file may leave out.
 OPTIONAL: dict[str, frozenset[str]] = {
     "bars": frozenset({"interval_ns"}),
@@ -63,7 +71,7 @@ OPTIONAL: dict[str, frozenset[str]] = {
         {"first_update_id", "last_update_id", "prev_update_id", "is_snapshot", "update_type"}
     ),
 }
-IGNORED = frozenset({"adjclose", "average", "wap", "barcount", "symbol", "count"})
+IGNORED = frozenset({"adjclose", "average", "wap", "barcount", "count"})
 
 
 def normalize(name: str) -> str:
@@ -76,7 +84,9 @@ class ColumnMap:
     ignored: tuple[str, ...]
 
 
-def map_columns(kind: str, names: Sequence[str]) -> tuple[ColumnMap, list[Problem]]:
+def map_columns(
+    kind: str, names: Sequence[str], time_column: str | None = None
+) -> tuple[ColumnMap, list[Problem]]:
     """Match the file's column names to canonical ones; problems for missing/extra/ambiguous."""
     wanted = {**ALIASES[kind], **_COMMON_OPTIONAL}
     if kind == "bars":
@@ -85,8 +95,17 @@ def map_columns(kind: str, names: Sequence[str]) -> tuple[ColumnMap, list[Proble
     source_of: dict[str, str] = {}
     ignored: list[str] = []
     problems: list[Problem] = []
+    if time_column is not None:
+        if time_column not in names:
+            problems.append(Problem(None, f"--time-column {time_column!r} is not a column of the "
+                                          f"file (found: {', '.join(names)})"))
+        source_of["ts_event"] = time_column
     for name in names:
         canon = lookup.get(normalize(name))
+        if time_column is not None and (name == time_column or canon == "ts_event"):
+            if name != time_column:
+                ignored.append(name)
+            continue
         if canon is None:
             if normalize(name) in IGNORED:
                 ignored.append(name)
@@ -107,10 +126,12 @@ def map_columns(kind: str, names: Sequence[str]) -> tuple[ColumnMap, list[Proble
     optional = OPTIONAL[kind] | set(_COMMON_OPTIONAL)
     missing = [c for c in ALIASES[kind] if c not in source_of and c not in optional]
     if missing:
+        hint = "; name the time column with --time-column" if "ts_event" in missing else ""
         problems.append(
             Problem(
                 None,
-                f"missing column(s) {', '.join(missing)} for {kind} (found: {', '.join(names)})",
+                f"missing column(s) {', '.join(missing)} for {kind} "
+                f"(found: {', '.join(names)}){hint}",
             )
         )
     if "aggressor" in source_of and "buyer_maker" in source_of:

@@ -20,6 +20,7 @@ from backtest.data.problems import Problem
 from runtime.values import FIXED_PRECISION
 
 __all__ = [
+    "format_interval",
     "parse_bool",
     "parse_fixed",
     "parse_int",
@@ -220,3 +221,11 @@ def parse_interval(text: str) -> int:
         if number != spec and number.isdigit() and int(number) > 0:
             return int(number) * _UNITS_NS[unit]
     raise ValueError(f"bad interval {text!r}: expected e.g. 1m, 5m, 1h, 1d, 500ms")
+
+
+def format_interval(interval_ns: int) -> str:
+    """The inverse of :func:`parse_interval`: 60 s in ns → ``"1m"`` (the largest exact unit)."""
+    for unit, size in sorted(_UNITS_NS.items(), key=lambda item: -item[1]):
+        if interval_ns > 0 and interval_ns % size == 0:
+            return f"{interval_ns // size}{unit}"
+    return f"{interval_ns}ns"

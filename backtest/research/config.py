@@ -15,11 +15,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from backtest.config import BacktestConfig, load_config
 from backtest.models.config import config_error
+from backtest.yaml_source import read_yaml_source
 from runtime.errors import ConfigError
 
 __all__ = [
@@ -131,28 +131,11 @@ class WalkForwardConfig(StudyConfig):
     windows: WindowConfig
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError("no such file", path=str(path)) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {str(exc).splitlines()[0]}", path=str(path)) from exc
-    if not isinstance(raw, dict):
-        raise ConfigError("expected a mapping at the top level", path=str(path))
-    return raw
-
-
 def load_study(
     source: str | Path | dict[str, Any], kind: Literal["sweep", "walkforward"]
 ) -> SweepConfig | WalkForwardConfig:
     """A sweep or walk-forward config from a YAML path or a dict; errors name file and field."""
-    if isinstance(source, dict):
-        name, raw, base = "<dict>", dict(source), "."
-    else:
-        path = Path(source)
-        name, raw, base = str(path), _read_yaml(path), str(path.parent)
-    raw.setdefault("base_dir", base)
+    raw, name = read_yaml_source(source)
     model = SweepConfig if kind == "sweep" else WalkForwardConfig
     try:
         config = model.model_validate(raw)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from backtest.config import check_writable_dir
 from backtest.research.analysis import StudyStats, analyse, rank_trials
 from backtest.research.config import SweepConfig, load_study
 from backtest.research.grid import expand
@@ -71,6 +72,9 @@ def run_sweep(
     """Run (or resume) a sweep; results in the store, a report in ``runs/<sweep_id>/``."""
     config = source if isinstance(source, SweepConfig) else load_study(source, "sweep")
     assert isinstance(config, SweepConfig)
+    if report:  # checked now, not after the study has run
+        name = str(source) if isinstance(source, str | Path) else None
+        check_writable_dir(Path(config.output_dir), field="output_dir", source=name)
     params = expand(config)
     with open_session(config, address=address, store_dsn=store_dsn) as session:
         sweep_id = session.study_id

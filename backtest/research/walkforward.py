@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backtest.config import check_writable_dir
 from backtest.metrics import compute_metrics, metrics_to_json
 from backtest.report_charts import fmt_ts
 from backtest.research.analysis import StudyStats, analyse
@@ -222,6 +223,9 @@ def run_walkforward(
     """Run (or resume) a walk-forward study; rows in the store, report in ``runs/<wf_id>/``."""
     config = source if isinstance(source, WalkForwardConfig) else load_study(source, "walkforward")
     assert isinstance(config, WalkForwardConfig)
+    if report:  # checked now, not after the study has run
+        name = str(source) if isinstance(source, str | Path) else None
+        check_writable_dir(Path(config.output_dir), field="output_dir", source=name)
     with open_session(config, address=address, store_dsn=store_dsn) as session:
         manifest = session.manifest(len(expand(config)))
         record_study(session.store, sweep_id=session.study_id, kind="walkforward",

@@ -72,18 +72,30 @@ class Store(MarketTables):
         """
         if table.num_rows == 0:
             return 0
-        prepared = self._raw_to_decimals(table_name, table)
-        staging = f"{_STAGING_PREFIX}{table_name}_{os.getpid()}_{next(_staging_ids)}"
-        with self._translate(f"insert into {table_name}"):
-            self._client.command(f"CREATE TABLE {staging} AS {table_name}")
-            try:
-                self._client.insert_arrow(staging, prepared)
-                self._client.command(
-                    f"ALTER TABLE {table_name} ATTACH PARTITION tuple() FROM {staging}"
-                )
-            finally:
-                self._client.command(f"DROP TABLE IF EXISTS {staging}")
+        with self.staging(table_name) as staging:
+            self.insert_staged(table_name, staging, table)
+            self.command(f"ALTER TABLE {table_name} ATTACH PARTITION tuple() FROM {staging}")
         return int(table.num_rows)
+
+    @contextlib.contextmanager
+    def staging(self, table_name: str) -> Iterator[str]:
+        """An empty staging copy of ``table_name``, dropped on exit (a crashed writer's copy is
+        dropped at the next open): fill it, check it, then attach it in one statement."""
+        staging = f"{_STAGING_PREFIX}{table_name}_{os.getpid()}_{next(_staging_ids)}"
+        self.command(f"CREATE TABLE {staging} AS {table_name}")
+        try:
+            yield staging
+        finally:
+            if self._client is not None:
+                self.command(f"DROP TABLE IF EXISTS {staging}")
+
+    def insert_staged(self, table_name: str, staging: str, table: pa.Table) -> None:
+        """Insert rows for ``table_name`` into its ``staging`` copy (int64 raw → decimals)."""
+        if table.num_rows == 0:
+            return
+        prepared = self._raw_to_decimals(table_name, table)
+        with self._translate(f"insert into {table_name}"):
+            self._client.insert_arrow(staging, prepared)
 
     def close(self) -> None:
         """Close the client and release the single-opener lock; safe to call twice."""

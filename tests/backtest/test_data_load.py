@@ -57,8 +57,9 @@ def test_binance_trades_parquet(shared_data: Callable[[str], Path]) -> None:
 
 
 def test_binance_depth_snapshot_and_diff(shared_data: Callable[[str], Path]) -> None:
-    snap = load_file(shared_data("nautilus_trader__btcusdt-depth-snap.csv"), "book", "BTC")
-    diff = load_file(shared_data("nautilus_trader__btcusdt-depth-update.csv"), "book", "BTC")
+    snap = load_file(shared_data("nautilus_trader__btcusdt-depth-snap.csv"), "book",
+                     "BTCUSDT.BINANCE")
+    diff = load_file(shared_data("nautilus_trader__btcusdt-depth-update.csv"), "book", "BTCUSDT")
     [snapshot] = to_messages("book", snap)
     [deltas] = to_messages("book", diff)
     assert isinstance(snapshot, BookSnapshot) and len(snapshot.bids) == 100

@@ -89,7 +89,7 @@ def test_writing_the_same_rows_twice_keeps_them_once(store: Store) -> None:
     store.write_market("quotes", table)
     assert store.read_market("quotes", "DUP").equals(table)
     info = {(d.kind, d.instrument_id): d for d in store.list_datasets()}
-    assert info["quotes", "DUP"] == ("quotes", "DUP", 3, 1_000, 1_002)
+    assert info["quotes", "DUP"] == ("quotes", "DUP", 3, 1_000, 1_002, None)
 
 
 def test_reads_are_sorted_and_bounded(store: Store) -> None:
@@ -167,3 +167,30 @@ def test_a_closed_store_says_so(tmp_path_factory: pytest.TempPathFactory) -> Non
     closed = Store(None, parse_dsn("chdb:///nowhere"), None)
     with pytest.raises(StoreError, match="is closed"):
         closed.query_arrow("SELECT 1")
+
+
+def test_an_import_killed_half_way_leaves_nothing(tmp_path: Path) -> None:
+    code = (
+        "import os, sys\nimport pyarrow as pa\nfrom backtest.data import SCHEMAS\n"
+        "from backtest.store import open_store\n"
+        "def batches():\n"
+        "    for k in range(5):\n"
+        "        ts = list(range(k * 100, k * 100 + 100))\n"
+        "        yield pa.table({'ts_event': ts, 'ts_init': ts, 'seq': [0] * 100,\n"
+        "            'instrument_id': ['K'] * 100, 'bid_price': [1] * 100, 'bid_size': [1] * 100,\n"
+        "            'ask_price': [2] * 100, 'ask_size': [1] * 100}, schema=SCHEMAS['quotes'])\n"
+        "    os._exit(9)  # killed after staging every batch, before publishing any\n"
+        "store = open_store(sys.argv[1])\n"
+        "store.write_market('quotes', batches())\n"
+    )
+    dsn = f"chdb://{tmp_path / 'killed'}"
+    done = subprocess.run([sys.executable, "-c", code, dsn], cwd=PROJECT_ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 9, done.stderr
+    check = ("import sys\nfrom backtest.store import open_store\n"
+             "with open_store(sys.argv[1]) as s:\n"
+             "    print(s.read_market('quotes', 'K').num_rows, len(s.query_arrow(\n"
+             "        \"SELECT name FROM system.tables WHERE startsWith(name, '_staging_')\")))\n")
+    after = subprocess.run([sys.executable, "-c", check, dsn], cwd=PROJECT_ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert after.stdout.split() == ["0", "0"], after.stderr

@@ -32,8 +32,11 @@ def test_sample_then_list_in_the_default_store(capsys: pytest.CaptureFixture[str
     rows = {(d["kind"], d["instrument_id"]): d["rows"] for d in listed["datasets"]}
     assert set(rows) == {(k, i) for k in ("bars", "book", "quotes", "trades") for i in ("AA", "BB")}
     assert sum(rows.values()) == sum(out["rows"].values())
+    assert {(d["kind"], d["interval_ns"]) for d in listed["datasets"]} >= {("bars", 60 * 10**9),
+                                                                           ("quotes", None)}
     assert main(["data", "list"]) == 0
-    assert "quotes  AA" in capsys.readouterr().out
+    table = [line.split()[:3] for line in capsys.readouterr().out.splitlines()]
+    assert ["bars", "AA", "1m"] in table and ["quotes", "AA", "-"] in table
 
 
 def test_importing_a_file_twice_keeps_each_row_once(
@@ -87,3 +90,91 @@ def test_user_mistakes_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], 
     assert err.count("\n") == 1 and err.startswith("tradewind data: error: ")
     if message is not None:
         assert err == message
+
+
+TRADES_A = ("timestamp,trade_id,price,quantity\n"
+            "2024-01-02T14:30:00Z,a1,10.00,1\n2024-01-02T14:30:01Z,a2,10.01,1\n"
+            "2024-01-02T14:30:01Z,a3,10.02,1\n2024-01-02T14:30:01Z,a4,10.03,1\n")
+TRADES_B = ("timestamp,trade_id,price,quantity\n"
+            "2024-01-02T14:30:01Z,b2,10.05,2\n2024-01-02T14:30:01Z,b3,10.06,2\n")
+
+
+def _trade_ids(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    from backtest.store import open_store
+    with open_store() as store:
+        return store.read_market("trades", "X").column("trade_id").to_pylist()  # type: ignore[no-any-return]
+
+
+def test_an_overlapping_import_is_refused_naming_the_range_and_replace(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text(TRADES_A)
+    (tmp_path / "b.csv").write_text(TRADES_B)
+    argv = ["data", "import", "--kind", "trades", "--instrument", "X"]
+    assert main([*argv, "a.csv"]) == 0
+    assert main([*argv, "a.csv"]) == 0  # the same rows again: idempotent
+    capsys.readouterr()
+    assert main([*argv, "b.csv"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("tradewind data: error: the store already holds 3 trades rows of 'X' between "
+                   "2024-01-02T14:30:01Z and 2024-01-02T14:30:01Z that the new rows do not "
+                   "repeat exactly: nothing was written; pass --replace to replace that whole "
+                   "range with the new rows\n")
+    assert _trade_ids(capsys) == ["a1", "a2", "a3", "a4"]
+    out = run_json(capsys, *argv, "b.csv", "--replace")
+    assert out["replaced"] == 3
+    assert _trade_ids(capsys) == ["a1", "b2", "b3"]
+
+
+def test_overlapping_bars_with_other_values_are_refused(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    header = "Date,Open,High,Low,Close,Volume\n"
+    (tmp_path / "a.csv").write_text(header + "".join(
+        f"2024-01-0{d},10,11,9,10,1\n" for d in (2, 3, 4, 5)))
+    (tmp_path / "b.csv").write_text(header + "".join(
+        f"2024-01-0{d},20,21,19,20,1\n" for d in (3, 4, 5, 8)))
+    argv = ["data", "import", "--kind", "bars", "--instrument", "X", "--timezone", "UTC"]
+    assert main([*argv, "a.csv"]) == 0
+    assert main([*argv, "b.csv"]) == 2
+    assert "holds 3 bars rows (1d) of 'X' between 2024-01-04" in capsys.readouterr().err
+    from backtest.store import open_store
+    with open_store() as store:
+        assert store.read_market("bars", "X").column("open").to_pylist() == [10 * 10**9] * 4
+
+
+def test_sample_again_with_other_days_is_refused_not_mixed(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["data", "sample", "--instruments", "AA"]
+    assert main(argv) == 0
+    assert main(argv) == 0  # same seed and days: the same rows
+    capsys.readouterr()
+    assert main([*argv, "--days", "2"]) == 2
+    assert "pass --replace" in capsys.readouterr().err
+    out = run_json(capsys, *argv, "--days", "2", "--replace")
+    listed = {d["kind"]: d["rows"] for d in run_json(capsys, "data", "list")["datasets"]}
+    assert listed == out["rows"]
+
+
+def test_import_gzip_with_a_named_time_column_and_a_header_only_file(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import gzip
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(
+        b"when,price,size\n2024-01-02T14:30:00Z,1.1072,1\n"))
+    out = run_json(capsys, "data", "import", "t.csv.gz", "--kind", "trades", "--instrument", "X",
+                   "--time-column", "when")
+    assert (out["accepted"], out["price_decimals"], out["warnings"]) == (1, 4, [])
+    (tmp_path / "empty.csv").write_text("ts,price,size\n")
+    assert main(["data", "import", "empty.csv", "--kind", "trades", "--instrument", "Y"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("imported 0 trades rows of Y from empty.csv")
+    assert lines[1] == "warning: the file has a header but no data rows: nothing to import"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--instrument", "", "f.csv"], "--instrument: give an instrument id (it is empty)"),
+    (["--instrument", "X", "."], ".: is a directory, not a data file"),
+])
+def test_more_user_mistakes_exit_2(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                   argv: list[str], message: str) -> None:
+    (tmp_path / "f.csv").write_text("ts,price,size\n2024-01-02T14:30:00Z,1,1\n")
+    assert main(["data", "import", "--kind", "trades", *argv]) == 2
+    assert capsys.readouterr().err == f"tradewind data: error: {message}\n"
