@@ -26,6 +26,7 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
+from actors.base import actor
 from runtime.supervision import (
     ChildExited,
     Escalate,
@@ -44,7 +45,7 @@ def _now_ns() -> int:
     return time.monotonic_ns()
 
 
-@ray.remote(num_cpus=0, max_restarts=0)
+@actor(num_cpus=0, max_restarts=0)
 class SupervisorActor:
     """Watches ``children`` (id -> handle, in start order) under ``spec``."""
 
@@ -201,10 +202,13 @@ class SupervisorActor:
         self.restarts.append(entry | {"action": "restart", "stop": list(decision.stop),
                                       "start": list(decision.start),
                                       "delay_s": decision.delay_s})
+        killed: dict[str, int | None] = {}
         for stop in decision.stop:
             if stop != child_id or reason is ExitReason.HANG:
+                killed[stop] = await self._incarnation(stop)
                 self._kill(stop)
-        self._spawn(self._after_restart(*decision.start, delay_s=decision.delay_s))
+        self._spawn(self._after_restart(*decision.start, delay_s=decision.delay_s,
+                                        killed=killed))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -215,13 +219,28 @@ class SupervisorActor:
         self.expected.add(child_id)
         ray.kill(self.children[child_id], no_restart=False)
 
-    async def _after_restart(self, *child_ids: str, delay_s: float = 0.0) -> None:
+    async def _after_restart(self, *child_ids: str, delay_s: float = 0.0,
+                             killed: dict[str, int | None] | None = None) -> None:
+        """Each child's hook once it answers from its new process: a child the supervisor
+        killed (``killed``: its incarnation then) may still answer from the old one for a
+        while, so its hook waits for a later incarnation."""
         if delay_s:
             await asyncio.sleep(delay_s)
         for child_id in child_ids:
-            if await self._answers(child_id, 60.0):
+            before = (killed or {}).get(child_id)
+            if await self._answers(child_id, 60.0) and await self._reborn(child_id, before):
                 with contextlib.suppress(RayActorError):
                     await self._hook(child_id)
+
+    async def _reborn(self, child_id: str, before: int | None, timeout_s: float = 60.0) -> bool:
+        """True once the child runs an incarnation after ``before`` (at once if None)."""
+        deadline = time.monotonic() + timeout_s
+        while before is not None and time.monotonic() < deadline:
+            now = await self._incarnation(child_id)
+            if now is not None and now > before:
+                return True
+            await asyncio.sleep(0.05)
+        return before is None
 
     async def _hook(self, child_id: str) -> None:
         handle = self.children[child_id]
