@@ -14,7 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from actors.carriers import Transport
 from actors.control_config import ControlConfig
-from actors.venues.broker_config import BrokerConfig, PaperBrokerConfig, check_broker
+from actors.venues.broker_config import (
+    BrokerConfig,
+    PaperBrokerConfig,
+    check_broker,
+    is_paper_account,
+)
 from backtest.config import BacktestConfig, load_config, read_yaml_source
 from backtest.config import config_hash as trading_hash
 from runtime.errors import ConfigError
@@ -91,9 +96,10 @@ class SupervisorConfig(_Frozen):
 
 
 class PaperConfig(_Frozen):
-    name: str = Field("paper", pattern=r"^[\w.]+$")
+    #: part of generated session ids: ASCII, short enough for a 64-character id
+    name: str = Field("paper", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.]{0,39}$")
     trading: str  # path of the trading config (a backtest YAML), relative to this file
-    session_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_.]+$")
+    session_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.]{0,63}$")
     # where things go, relative to the working directory (as a backtest's output_dir)
     journal_dir: str = "var/paper"
     output_dir: str = "runs"
@@ -121,7 +127,7 @@ class PaperConfig(_Frozen):
 
 def load_paper_config(source: str | Path | dict[str, object]) -> PaperConfig:
     """A paper config from YAML or a dict; mistakes are one ConfigError naming the field."""
-    raw, name = read_yaml_source(source)  # type: ignore[arg-type]
+    raw, name = read_yaml_source(source)
     try:
         config = PaperConfig.model_validate(raw)
     except ValidationError as exc:
@@ -141,6 +147,11 @@ def check_broker_fit(config: PaperConfig, trading: BacktestConfig, name: str | N
             raise ConfigError("broker streams from an IB or Shioaji broker block, "
                               "not the paper broker", path=name, field="feed.mode")
         return
+    if not is_paper_account(config.broker) and config.feed.mode != "broker":
+        account = "paper: false" if config.broker.kind == "ib" else "simulation: false"
+        raise ConfigError(f"a real-money account ({config.broker.kind}, {account}) trades only "
+                          f"on the broker's own market data, not on a {config.feed.mode} feed: "
+                          "set feed.mode: broker", path=name, field="feed.mode")
     if config.feed.mode == "broker":
         from actors.venues.market_data import check_streamable
 

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from cli.main import main
 from tests.venues.broker_helpers import FakeIbThread, write_bars, write_broker_config
@@ -185,11 +188,48 @@ def test_paper_broker_ib_runs_a_session_against_the_fake(fake_ib: FakeIbThread, 
 @pytest.mark.usefixtures("ray_local")
 def test_live_with_both_opt_ins_runs(fake_ib: FakeIbThread, tmp_path: Path, bars: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    path = _config(tmp_path, bars, _ib(fake_ib.port, paper=False, live=True), speed="max")
+    """A real-money session trades on the broker's own market data (the fake's quotes)."""
+    broker = _ib(fake_ib.port, paper=False, live=True,
+                 contracts={"SIM-A": {"symbol": "SIMA", "con_id": 4242}})
+    path = _config(tmp_path, bars, broker, feed={"mode": "broker", "lockstep": False,
+                                                 "speed": "max"})
+    trading = yaml.safe_load((tmp_path / "trading.yaml").read_text())
+    trading["strategies"] = [{"id": "taker", "class": "tests.venues.quote_taker:QuoteTaker",
+                              "instruments": ["SIM-A"], "params": {"hold": 3}}]
+    (tmp_path / "trading.yaml").write_text(yaml.safe_dump(trading))
+    fake = fake_ib.fake
+    quoting = threading.Thread(target=_quote_when_subscribed, args=(fake_ib, fake), daemon=True)
+    quoting.start()
     code, out, _ = _run(capsys, "live", "--config", path, "--confirm-live", "--json",
-                        "--session-id", "cli_live1")
+                        "--session-id", "cli_live1", "--duration", "8s")
+    quoting.join(30)
     assert code == 0
     result = json.loads(out)
     assert (result["broker"], result["mode"]) == ("ib", "live")
     assert result["fills"] == len(fake_ib.snapshot()["executions"]) > 0
     assert result["positions_match"]
+
+
+def _quote_when_subscribed(fake_ib: FakeIbThread, fake: Any) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not fake_ib.call(
+            lambda: bool(fake._live(fake.mkt_subs, "SIMA"))):
+        time.sleep(0.05)
+    for i in range(24):
+        fake_ib.call(fake.quote, "SIMA", 100 + i / 100, 300, 100.05 + i / 100, 200)
+        time.sleep(0.05)
+
+
+def test_a_real_money_session_on_replayed_data_is_refused(tmp_path: Path, bars: Path,
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    """Safety: real money trades only on the broker's own market data, never on a replay or
+    synthetic data; refused at load time, naming both, before anything starts."""
+    for mode in ("replay", "synthetic"):
+        path = _config(tmp_path / mode, bars, _ib(4001, paper=False, live=True),
+                       feed={"mode": mode, "lockstep": False, "speed": 1})
+        code, _, err = _run(capsys, "live", "--config", path, "--confirm-live")
+        assert code == 2
+        assert f"feed.mode: a real-money account (ib, paper: false) trades only on the " \
+               f"broker's own market data, not on a {mode} feed" in err
+        assert not (tmp_path / mode / "var").exists()
