@@ -55,7 +55,7 @@ def _write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str] | None
 
 
 def write_files(session: Any, result: dict[str, Any]) -> Path:
-    out = Path(session.config.output_dir).absolute() / session.session_id
+    out: Path = Path(session.config.output_dir).absolute() / session.session_id
     out.mkdir(parents=True, exist_ok=True)
     orders = [{k: (json.dumps(v) if isinstance(v, list | dict) else v) for k, v in o.items()}
               for o in result["records"]["orders"]]
@@ -78,6 +78,14 @@ def write_files(session: Any, result: dict[str, Any]) -> Path:
     return out
 
 
+def _resumes(session: Any) -> str:
+    record = session.claim.record
+    changes = record.get("config_changes", [])
+    text = f"yes, resume {record['resumes']} of the session first started {record['created_at']}"
+    return text + (f"; config changed on resume {len(changes)} time(s), latest to hash "
+                   f"`{changes[-1]['config_hash']}`" if changes else "")
+
+
 def _session_md(session: Any, result: dict[str, Any], out: Path) -> str:
     feed, sup = result["feed"], result["supervisor"]
     guards = feed["state_changes"] or []
@@ -85,6 +93,7 @@ def _session_md(session: Any, result: dict[str, Any], out: Path) -> str:
         f"# Paper session {result['session_id']}", "",
         f"- config: `{session.config.trading}` (paper config hash `{result['config_hash']}`)",
         f"- seed: {result['seed']}",
+        "- resumed: " + (_resumes(session) if result.get("resumed") else "no (a new session)"),
         f"- events: {feed['events']} of {feed['total']}; orders {result['orders']}, "
         f"fills {result['fills']} (broker: {result['broker_fills']}), denials {feed['denials']}",
         f"- final PnL: {result['pnl']:.2f} {session.setup.trading.currency}; "

@@ -15,15 +15,15 @@ reconciler, and the feed last. The same session id resumes from the journals und
 from __future__ import annotations
 
 import datetime as dt
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ray
 from pydantic import ValidationError
 
+from actors.claim import Claim, claim_session
 from actors.config import FeedConfig, PaperConfig
 from actors.feed import FeedActor, write_cache
 from actors.lockstep import Ports
@@ -38,9 +38,6 @@ __all__ = ["Prepared", "Session", "new_session_id", "prepare_session", "run_sess
            "start_session"]
 
 
-SESSION_ID = re.compile(r"[\w.]+")  # no "-" (order ids), "/" (paths) or spaces
-
-
 def new_session_id(config: PaperConfig) -> str:
     return f"{config.name}_{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S%f')[:-3]}"
 
@@ -51,8 +48,13 @@ class Session:
     setup: SessionSetup
     children: dict[str, Any]  # child id -> handle, in start order
     supervisor: Any
+    claim: Claim | None = None  # the session id's lock and record (actors.claim)
     extras: dict[str, Any] = field(default_factory=dict)  # store actor etc.
     started_s: float = field(default_factory=time.monotonic)
+
+    @property
+    def resumed(self) -> bool:
+        return self.claim is not None and self.claim.resumed
 
     @property
     def session_id(self) -> str:
@@ -95,6 +97,7 @@ class Session:
         if recorder is not None:
             ray.get(recorder.flush.remote())
         result = collect(self)
+        result["resumed"] = self.resumed
         if write:
             write_files(self, result)
         self.shutdown()
@@ -104,29 +107,45 @@ class Session:
         ray.kill(self.supervisor)
         for handle in reversed(list(self.children.values()) + list(self.extras.values())):
             ray.kill(handle, no_restart=True)
+        if self.claim is not None:
+            self.claim.release()
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A session's setup with its market data loaded beside the journals (no Ray needed)."""
+    """A session's setup with its market data loaded beside the journals (no Ray needed),
+    and its claimed id (locked until the session stops)."""
 
     setup: SessionSetup
     feed: FeedConfig
+    claim: Claim
 
 
 def prepare_session(config: PaperConfig, *, session_id: str | None = None,
                     lockstep: bool | None = None, speed: float | str | None = None,
-                    transport: str | None = None, store: Any = None) -> Prepared:
-    """The session id, journal folder and feed settings; the data loaded once (a mistake in
-    the data is reported here, before any actor starts).
+                    transport: str | None = None, store: Any = None,
+                    accept_config_change: bool = False) -> Prepared:
+    """The session id claimed (``actors.claim``: checked, locked, resumed only with its own
+    config unless ``accept_config_change``), the journal folder and feed settings; the data
+    loaded once (a mistake in the data is reported here, before any actor starts).
 
     ``store``: an open store to read the market data from (else the config's, opened briefly).
     """
     sid = session_id or config.session_id or new_session_id(config)
-    if not SESSION_ID.fullmatch(sid):  # it names the actors, the journals and the order ids
-        raise ConfigError(f"session id {sid!r}: use letters, digits, '_' and '.' only "
-                          "(it is part of every client order id, whose parts '-' separates)",
-                          field="session_id")
+    claim = claim_session(config, sid, accept_config_change=accept_config_change)
+    try:
+        prepared = _prepare(config, claim, lockstep=lockstep, speed=speed, transport=transport,
+                            store=store)
+    except BaseException:
+        claim.release()
+        raise
+    claim.save()
+    return prepared
+
+
+def _prepare(config: PaperConfig, claim: Claim, *, lockstep: bool | None,
+             speed: float | str | None, transport: str | None, store: Any) -> Prepared:
+    sid = claim.session_id
     feed_cfg = config.feed
     if lockstep is not None or speed is not None or transport is not None:
         update: dict[str, Any] = {}
@@ -147,7 +166,7 @@ def prepare_session(config: PaperConfig, *, session_id: str | None = None,
     setup = SessionSetup(sid, str(journal_dir), config.trading_config(), lockstep=feed_cfg.lockstep,
                          snapshot_every=config.snapshot_every)
     write_cache(setup, feed_cfg, store)
-    return Prepared(setup=setup, feed=feed_cfg)
+    return Prepared(setup=setup, feed=feed_cfg, claim=claim)
 
 
 def start_session(config: PaperConfig, *, session_id: str | None = None,
@@ -161,11 +180,19 @@ def start_session(config: PaperConfig, *, session_id: str | None = None,
     if prepared is None:
         prepared = prepare_session(config, session_id=session_id, lockstep=lockstep,
                                    speed=speed, store=store)
+    try:
+        return _start(config, prepared, confirmed_live=confirmed_live)
+    except BaseException:
+        prepared.claim.release()
+        raise
+
+
+def _start(config: PaperConfig, prepared: Prepared, *, confirmed_live: bool) -> Session:
     setup, feed_cfg = prepared.setup, prepared.feed
     children, extras = _start_children(config, setup, feed_cfg, confirmed_live=confirmed_live)
     ids = tuple(children)
     sup = config.supervisor
-    supervisor = SupervisorActor.options(**_opts(setup, "supervisor")).remote(
+    supervisor = _spawn(SupervisorActor, setup, "supervisor",
         sup.spec(ids), children, feed=children["feed"], heartbeat_s=sup.heartbeat_s,
         hang_timeout_s=sup.hang_timeout_s, reconcile_every_s=config.reconcile_every_s,
         reconcile_act=config.reconcile_act)
@@ -173,49 +200,57 @@ def start_session(config: PaperConfig, *, session_id: str | None = None,
     ray.get(supervisor.start.remote())
     ray.get(children["feed"].run.remote())
     return Session(config=config, setup=setup, children=children, supervisor=supervisor,
-                   extras=extras)
+                   claim=prepared.claim, extras=extras)
 
 
-def _opts(setup: SessionSetup, child: str) -> dict[str, Any]:
-    """An actor's name, ``tw.<session>.<child>``, and the runtime env that gives its process
-    JSON logs in ``<journal_dir>/session.log.jsonl`` (``actors.logs``)."""
+def _spawn(cls: type[Any], setup: SessionSetup, child: str, *args: Any,
+           restarts: int | None = None, **kwargs: Any) -> Any:
+    """Start the actor ``child`` of the session (a Ray actor class; its handle) under its name,
+    ``tw.<session>.<child>``, with the runtime env that gives its process JSON logs in
+    ``<journal_dir>/session.log.jsonl`` (``actors.logs``)."""
     log_file = Path(setup.journal_dir) / "session.log.jsonl"
-    return {"name": f"tw.{setup.session_id}.{child}",
-            "runtime_env": actor_runtime_env(setup.session_id, child, log_file)}
+    options: dict[str, Any] = {"name": _name(setup, child), "runtime_env": actor_runtime_env(
+        setup.session_id, child, log_file)}
+    if restarts is not None:
+        options["max_restarts"] = restarts
+    return cast(Any, cls).options(**options).remote(*args, **kwargs)
+
+
+def _name(setup: SessionSetup, child: str) -> str:
+    return f"tw.{setup.session_id}.{child}"
 
 
 def _start_children(config: PaperConfig, setup: SessionSetup, feed_cfg: Any, *,
                     confirmed_live: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-    sid, name = setup.session_id, (lambda child: f"tw.{setup.session_id}.{child}")
     children: dict[str, Any] = {}
-    children["risk"] = RiskActor.options(**_opts(setup, "risk")).remote(setup)
-    children["gateway"] = GatewayActor.options(**_opts(setup, "gateway")).remote(
-        setup, config.broker, confirmed_live)
+    children["risk"] = _spawn(RiskActor, setup, "risk", setup)
+    children["gateway"] = _spawn(GatewayActor, setup, "gateway", setup, config.broker,
+                                 confirmed_live)
     hosts = {}
     for spec in setup.trading.strategies:
-        hosts[spec.id] = StrategyActor.options(**_opts(setup, f"strategy.{spec.id}")).remote(
-            setup, spec.id)
+        hosts[spec.id] = _spawn(StrategyActor, setup, f"strategy.{spec.id}", setup, spec.id)
         children[f"strategy:{spec.id}"] = hosts[spec.id]
     books = {}
     for instrument in setup.instruments():
-        subs = [name(f"strategy.{s.id}") for s in setup.trading.strategies
+        subs = [_name(setup, f"strategy.{s.id}") for s in setup.trading.strategies
                 if instrument in s.instruments]
-        books[instrument] = BookActor.options(**_opts(setup, f"book.{instrument}")).remote(
-            instrument, str(Path(setup.journal_dir) / f"book.{instrument}.journal"), subs)
+        books[instrument] = _spawn(BookActor, setup, f"book.{instrument}", instrument,
+                                   str(Path(setup.journal_dir) / f"book.{instrument}.journal"),
+                                   subs)
         children[f"book:{instrument}"] = books[instrument]
     extras: dict[str, Any] = {}
     recorder = _recorder(config, setup, children, extras) if config.record else None
     if config.reconcile_every_s is not None:
         _reconciler(config, setup, children)
-    ports = Ports(gateway=name("gateway"), risk=name("risk"),
-                  hosts={k: name(f"strategy.{k}") for k in hosts},
-                  books={k: name(f"book.{k}") for k in books},
-                  recorder=None if recorder is None else name("recorder"), recorder_source=sid)
-    children["feed"] = FeedActor.options(**_opts(setup, "feed")).remote(
-        setup, feed_cfg, ports, kill_file=None if config.kill_file is None
-        else str(Path(config.kill_file).absolute()), cancel_on_stop=config.cancel_on_stop,
-        broker=config.broker)
-    del sid
+    ports = Ports(gateway=_name(setup, "gateway"), risk=_name(setup, "risk"),
+                  hosts={k: _name(setup, f"strategy.{k}") for k in hosts},
+                  books={k: _name(setup, f"book.{k}") for k in books},
+                  recorder=None if recorder is None else _name(setup, "recorder"),
+                  recorder_source=setup.session_id)
+    children["feed"] = _spawn(
+        FeedActor, setup, "feed", setup, feed_cfg, ports, kill_file=None
+        if config.kill_file is None else str(Path(config.kill_file).absolute()),
+        cancel_on_stop=config.cancel_on_stop, broker=config.broker)
     return children, extras
 
 
@@ -226,11 +261,10 @@ def _recorder(config: PaperConfig, setup: SessionSetup, children: dict[str, Any]
         from actors.store import StoreActor
     except ImportError:
         return None
-    sid = setup.session_id
-    store = StoreActor.options(**_opts(setup, "store"), max_restarts=-1).remote(config.store_dsn)
+    store = _spawn(StoreActor, setup, "store", config.store_dsn, restarts=-1)
     children["store"] = store
-    recorder = RecorderActor.options(**_opts(setup, "recorder"), max_restarts=-1).remote(
-        sid, store, str(Path(setup.journal_dir) / "recorder.spill"))
+    recorder = _spawn(RecorderActor, setup, "recorder", setup.session_id, store,
+                      str(Path(setup.journal_dir) / "recorder.spill"), restarts=-1)
     children["recorder"] = recorder
     return recorder
 
@@ -240,9 +274,8 @@ def _reconciler(config: PaperConfig, setup: SessionSetup, children: dict[str, An
         from actors.reconciler import ReconcilerActor
     except ImportError:
         return
-    sid = setup.session_id
-    reconciler = ReconcilerActor.options(**_opts(setup, "reconciler"), max_restarts=-1).remote(
-        sid, {})
+    reconciler = _spawn(ReconcilerActor, setup, "reconciler", setup.session_id, {},
+                        restarts=-1)
     children["reconciler"] = reconciler
     reconciler.start.remote(children["gateway"], children["risk"], config.reconcile_every_s,
                             act=config.reconcile_act)

@@ -16,6 +16,7 @@ import math
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,9 @@ def add_session_arguments(parser: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--address", help="join this Ray cluster instead of starting one")
     parser.add_argument("--session-id", help="resume (or name) a session; default: new")
+    parser.add_argument("--accept-config-change", action="store_true",
+                        help="resume a session with a config other than the one it was started "
+                             "with (recorded in its session.json)")
     parser.add_argument("--broker", choices=("paper", "ib", "shioaji"),
                         help="the gateway's broker (default: the config's broker block, else "
                              "paper); see docs/brokers.md")
@@ -124,7 +128,14 @@ def run_command(args: argparse.Namespace, *, command: str) -> int:
 
     prepared = prepare_session(config, session_id=args.session_id,
                                lockstep=True if args.lockstep else None, speed=speed,
-                               transport=args.transport)
+                               transport=args.transport,
+                               accept_config_change=args.accept_config_change)
+    if not args.json:
+        claim = prepared.claim
+        what = (f"resuming (resume {claim.record['resumes']}, first started "
+                f"{claim.record['created_at']})" if claim.resumed else "new")
+        print(f"{command} session {claim.session_id}: {what}; journals in "
+              f"{os.path.relpath(prepared.setup.journal_dir)}", file=sys.stderr)
     import ray
 
     from actors.logs import RAY_RUNTIME_ENV
@@ -135,13 +146,15 @@ def run_command(args: argparse.Namespace, *, command: str) -> int:
                  log_to_driver=False, configure_logging=False, runtime_env=RAY_RUNTIME_ENV)
     tty = sys.stderr.isatty() and not args.json
     try:
+        run_session: Callable[..., dict[str, Any]]
         try:
-            from serve.deploy import run_session  # the tree, with its control API (issue 4)
+            from serve.deploy import run_session  # the tree, with its control API
         except ModuleNotFoundError as exc:
             if exc.name != "serve.deploy":
                 raise
-            from actors.session import run_session  # no control plane installed
+            from actors.session import run_session as plain  # no control plane installed
 
+            run_session = plain
         result = run_session(
             config, prepared=prepared, duration_s=duration,
             confirmed_live=command == "live",
@@ -161,6 +174,7 @@ def _print(result: dict[str, Any], *, as_json: bool, command: str = "paper",
         print(json.dumps({k: result[k] for k in (
             "session_id", "orders", "fills", "pnl", "restarts", "state_hash")}
             | {"trading_state": result["trading_state"], "events": result["feed"]["events"],
+               "resumed": result["resumed"],
                "broker": broker, "mode": command, "broker_fills": result["broker_fills"],
                "positions_match": result["positions_match"]}))
         return

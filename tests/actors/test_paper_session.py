@@ -180,11 +180,15 @@ def test_same_session_id_resumes_without_duplicates(data_dir: Path, tmp_path: Pa
     _until(lambda: ray.get(first.feed.status.remote())["cursor"] > 60)
     partial = first.stop()
     assert partial["feed"]["cursor"] < partial["feed"]["total"]
+    assert partial["resumed"] is False
     second = _start(path, "resume1")
     assert second.wait(120)
     submitted = ray.get(second.gateway.submitted.remote())
     assert len(submitted) == len(set(submitted))
     result = second.stop()
+    assert result["resumed"] is True  # and its record says so
+    assert "- resumed: yes, resume 1 of the session first started" in (
+        Path(result["output_dir"]) / "resume1" / "session.md").read_text()
     _assert_consistent(second, result)
     _check_parity(path, result)
 
