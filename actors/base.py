@@ -21,11 +21,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import ray
 
-__all__ = ["ACTOR_OPTIONS", "WATCH_GROUPS", "Child", "incarnate", "serialized"]
+__all__ = ["ACTOR_OPTIONS", "WATCH_GROUPS", "Child", "actor", "incarnate", "serialized"]
 
 C = TypeVar("C", bound=type)
 
@@ -36,6 +36,14 @@ _FREE = frozenset({"watch", "pid", "incarnation", "node"})
 #: restart (receivers dedupe by index, client order id and fill id)
 ACTOR_OPTIONS = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
 WATCH_GROUPS = {"watch": 4}
+
+
+def actor(**options: Any) -> Callable[[type[Any]], Any]:
+    """``ray.remote(**options)`` for an actor class: the class becomes a Ray actor class
+    (``.remote()``, ``.options()``). Ray's stubs cannot match options given as a mapping, and
+    a decorated class has no type of its own in them; its methods are still checked."""
+    decorate: Callable[[type[Any]], Any] = cast(Any, ray.remote)(**options)
+    return decorate
 
 
 def incarnate(path: Path) -> int:
@@ -84,6 +92,8 @@ class Child:
     """Mixin of the synchronous actors."""
 
     _incarnation: int = 0
+    #: each actor of the step protocol defines its own ``hot_step`` (``actors.step``)
+    hot_step: Callable[..., bytes]
 
     def incarnation(self) -> int:
         return self._incarnation
@@ -106,9 +116,9 @@ class Child:
             from actors.sockpath import HotServer
 
             server = self.__dict__.setdefault(
-                "_hot_server", HotServer(self.hot_step, type(self).__name__))  # type: ignore[attr-defined]
+                "_hot_server", HotServer(self.hot_step, type(self).__name__))
         return ray.get_runtime_context().get_node_id(), server.address
 
-    @ray.method(concurrency_group="watch")  # type: ignore[misc]
+    @ray.method(concurrency_group="watch")
     def watch(self) -> None:
         threading.Event().wait()  # never returns: only the actor's death ends the call

@@ -18,11 +18,11 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import ray
 
-from actors.base import ACTOR_OPTIONS, incarnate
+from actors.base import ACTOR_OPTIONS, actor, incarnate
 from actors.config import FeedConfig
 from actors.lockstep import Driver, Ports
 from actors.setup import SessionSetup
@@ -53,9 +53,9 @@ def read_cache(setup: SessionSetup) -> tuple[list[MarketData], int]:
 
     from runtime.messages import AnyMessage
 
-    decoder = msgspec.msgpack.Decoder(tuple[int, list[AnyMessage]])  # type: ignore[valid-type]
+    decoder = msgspec.msgpack.Decoder(tuple[int, list[AnyMessage]])
     start_ns, messages = decoder.decode((Path(setup.journal_dir) / _CACHE).read_bytes())
-    return messages, start_ns
+    return cast(list[MarketData], messages), start_ns
 
 
 def load_messages(setup: SessionSetup, feed: FeedConfig,
@@ -119,7 +119,7 @@ def _resolve(ports: Ports) -> Ports:
                  recorder=get(ports.recorder), recorder_source=ports.recorder_source)
 
 
-@ray.remote(**ACTOR_OPTIONS)
+@actor(**ACTOR_OPTIONS)
 class FeedActor:
     """Drives the session (see the module docstring)."""
 

@@ -160,7 +160,7 @@ class StrategyHost(_ReportClock):
         self.open[command.client_order_id] = order
         return []
 
-    def unanswered(self) -> list[Message]:
+    def unanswered(self) -> list[SubmitOrder]:
         """Intents risk has not answered yet (re-sent after a crash; risk dedupes them)."""
         awaiting = self._awaiting
         for coid in [c for c, o in awaiting.items() if o.status is not OrderStatus.INITIALIZED]:

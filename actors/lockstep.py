@@ -205,7 +205,7 @@ class Driver:
         reports, self.hot_reports = self.hot_reports, []
         assert self.hot is not None
         await self.hot.submit(HotInput(i, list(batch), now_ns, answers,  # type: ignore[arg-type]
-                                       reports, self.reports_seen))
+                                       reports, self.reports_seen))  # type: ignore[arg-type]
 
     def _hot_result(self, result: HotResult) -> None:
         """A step's result (``actors.step.HotResult``): timers, risk's outputs (answers
@@ -411,7 +411,7 @@ class Driver:
                     {"ts": m.ts_event, "state": str(m.state), "reason": m.reason})
         self._forward([m for m in out if not isinstance(m, INTENT_TYPES)])
 
-    def _forward(self, events: list[Message]) -> None:
+    def _forward(self, events: Sequence[Message]) -> None:
         """Copies to the recorder, batched, fire-and-forget (it never blocks trading)."""
         if events and self.ports.recorder is not None:
             self.ports.recorder.record.remote(events, self.ports.recorder_source)

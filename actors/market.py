@@ -19,7 +19,7 @@ from typing import Any, cast
 import msgspec
 import ray
 
-from actors.base import ACTOR_OPTIONS, incarnate
+from actors.base import ACTOR_OPTIONS, actor, incarnate
 from actors.journals import open_journal
 from runtime.book import L2Book
 from runtime.features import FeatureSet
@@ -30,7 +30,7 @@ __all__ = ["BookActor", "BookState", "pack"]
 
 _BATCH = "book.batch"
 _ENCODE = msgspec.msgpack.Encoder()
-_DECODE = msgspec.msgpack.Decoder(tuple[list[int], list[AnyMessage]])  # type: ignore[valid-type]
+_DECODE = msgspec.msgpack.Decoder(tuple[list[int], list[AnyMessage]])
 
 
 def pack(indices: list[int], msgs: Sequence[MarketData]) -> bytes:
@@ -54,7 +54,7 @@ def replay(state: BookState, journal: Journal) -> None:
     for _, record in journal.entries():
         assert isinstance(record, Blob) and record.kind == _BATCH
         indices, msgs = _DECODE.decode(record.payload)
-        state.apply(indices, msgs)
+        state.apply(indices, cast(list[MarketData], msgs))
 
 
 class BookState:
@@ -86,7 +86,7 @@ class BookState:
         elif type(msg) is TradeTick:
             self.features.on_trade(msg)
         elif type(msg) is BookDeltas or type(msg) is BookSnapshot:
-            if type(msg) is BookSnapshot:
+            if isinstance(msg, BookSnapshot):
                 self.book.apply_snapshot(msg)
             else:
                 self.book.apply_deltas(msg)
@@ -105,7 +105,7 @@ class BookState:
         return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
-@ray.remote(**ACTOR_OPTIONS)
+@actor(**ACTOR_OPTIONS)
 class BookActor:
     """Book and features of one instrument; conflated snapshots to subscribers."""
 

@@ -23,9 +23,9 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-import ray
 from ray.exceptions import RayActorError
 
+from actors.base import actor
 from runtime.reconcile import ReconcileThresholds, Report, View, reconcile
 
 __all__ = ["ReconcilerActor"]
@@ -37,7 +37,7 @@ def _view(value: View | Mapping[str, Any]) -> View:
     return value if isinstance(value, View) else View.from_dict(value)
 
 
-@ray.remote(num_cpus=0)
+@actor(num_cpus=0)
 class ReconcilerActor:
     """``ReconcilerActor.remote(session_id, {"halt_position_drift_lots": 2, …})``."""
 

@@ -26,9 +26,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import ray
 from ray.exceptions import GetTimeoutError, RayActorError
 
+from actors.base import actor
 from actors.recording import encode_batch
 from actors.spool import Chunk, Spool, SpoolConfig
 from runtime.errors import StoreError
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 STORE_FAILURES = (StoreError, RayActorError, GetTimeoutError, asyncio.TimeoutError)
 
 
-@ray.remote(num_cpus=0)
+@actor(num_cpus=0)
 class RecorderActor:
     """``RecorderActor.options(max_restarts=-1).remote(session_id, store, spill_path, …)``.
 

@@ -18,15 +18,15 @@ from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
-import ray
 
+from actors.base import actor
 from backtest.store import Store, open_store
 from runtime.errors import StoreError
 
 __all__ = ["StoreActor"]
 
 
-@ray.remote(num_cpus=0)
+@actor(num_cpus=0)
 class StoreActor:
     """Serves the session's store: ``StoreActor.options(name=…).remote(dsn)``."""
 

@@ -17,15 +17,15 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-import ray
 
-from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, incarnate, serialized
+from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, incarnate, serialized
 from actors.kernels import (
     INTENT_TYPES,
     OPERATION,
+    StrategyHost,
     idle_timer,
     open_journaled,
 )
@@ -39,6 +39,7 @@ from actors.step import (
     encode,
     encode_result,
 )
+from actors.venues.gateway import BrokerGateway
 from runtime.journal import Blob
 from runtime.kernel import Kernel
 from runtime.messages import (
@@ -65,7 +66,7 @@ def _fresh(cursor: int, index: int, msgs: Sequence[MarketData]) -> Sequence[Mark
     return msgs if skip <= 0 else msgs[skip:]
 
 
-@ray.remote(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
+@actor(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
 @serialized
 class RiskActor(Child):
     """The kernel without strategies, behind its journal: risk checks, orders, portfolio."""
@@ -173,7 +174,7 @@ class RiskActor(Child):
         }
 
 
-@ray.remote(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
+@actor(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
 @serialized
 class GatewayActor(Child):
     """The paper broker (the simulated venue with the backtest's models, behind its journal),
@@ -183,8 +184,9 @@ class GatewayActor(Child):
                  confirmed_live: bool = False) -> None:
         self.setup = setup
         self._incarnation = incarnate(setup.path("gateway.incarnation"))
+        self.venue: PaperVenue | BrokerGateway
         if broker is None or broker.kind == "paper":
-            self.venue: Any = PaperVenue(setup.venue, setup.path("gateway"))
+            self.venue = PaperVenue(setup.venue, setup.path("gateway"))
         else:
             from actors.venues.links import open_broker_gateway
 
@@ -226,7 +228,7 @@ class GatewayActor(Child):
         inp = decode_input(data)
         if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode_result(answers, risk_out, encode([]), inp.reports_seen)
-        self.venue.apply(inp.index, inp.msgs)
+        self.venue.apply(inp.index, cast(list[MarketData], inp.msgs))
         self._send([m for m in decode_messages(risk_out) if isinstance(m, INTENT_TYPES)])
         reports = self.venue.reports_due(inp.reports_seen)
         self.venue.commit()
@@ -283,7 +285,7 @@ def _reapply(kernel: Kernel, payload: bytes) -> None:
     dispatch("strategy", _Shell(kernel), name, args)
 
 
-@ray.remote(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
+@actor(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
 @serialized
 class StrategyActor(Child):
     """One unchanged runtime strategy in a :class:`StrategyHost`, behind its journal."""
@@ -295,15 +297,18 @@ class StrategyActor(Child):
         self.jk, self.cursor, self.started = open_journaled(
             lambda: setup.strategy_host(strategy_id), setup.path(f"strategy.{strategy_id}"),
             operate=_reapply)
+        host = self.jk.kernel
+        assert isinstance(host, StrategyHost)
+        self.host = host
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.snapshots_seen = 0
 
     def _answer(self, out: list[Message]) -> Answer:
         self.jk.journal.flush()
-        intents = [m for m in out if isinstance(m, INTENT_TYPES)]
+        intents: list[Message] = [m for m in out if isinstance(m, INTENT_TYPES)]
         sent = {m.client_order_id for m in intents if isinstance(m, SubmitOrder)}
-        intents += [m for m in self.jk.kernel.unanswered() if m.client_order_id not in sent]
-        return intents, self.jk.kernel.next_timer_ns()
+        intents += [m for m in self.host.unanswered() if m.client_order_id not in sent]
+        return intents, self.host.next_timer_ns()
 
     def _take(self, answers: Sequence[Message]) -> list[Message]:
         """Risk's answers to earlier intents: approvals (and denials), applied first."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TextIO
 
 __all__ = ["ProgressLine"]
 
@@ -11,9 +12,9 @@ __all__ = ["ProgressLine"]
 class ProgressLine:
     """``label: done/total (pct) rate/s ETA``, redrawn in place; silent when not a TTY."""
 
-    def __init__(self, label: str, *, stream: object = None) -> None:
+    def __init__(self, label: str, *, stream: TextIO | None = None) -> None:
         self.label = label
-        self.stream = stream or sys.stderr
+        self.stream: TextIO = stream or sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start = time.monotonic()
 
@@ -25,12 +26,12 @@ class ProgressLine:
         eta = (total - done) / rate if rate and total else 0.0
         pct = 100.0 * done / total if total else 0.0
         self.stream.write(
-            f"\r{self.label}: {done:,}/{total:,} ({pct:4.1f}%) "  # type: ignore[attr-defined]
+            f"\r{self.label}: {done:,}/{total:,} ({pct:4.1f}%) "
             f"{rate:,.0f}/s ETA {eta:4.1f}s "
         )
-        self.stream.flush()  # type: ignore[attr-defined]
+        self.stream.flush()
 
     def done(self) -> None:
         if self.enabled:
-            self.stream.write("\r" + " " * 72 + "\r")  # type: ignore[attr-defined]
-            self.stream.flush()  # type: ignore[attr-defined]
+            self.stream.write("\r" + " " * 72 + "\r")
+            self.stream.flush()

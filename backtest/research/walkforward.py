@@ -94,7 +94,7 @@ class WalkForwardOutcome:
             "pbo": num(self.oos_stats.pbo),
             "trustworthy": self.oos_stats.trustworthy,
             "report": str(self.report_path) if self.report_path else None,
-        }  # fmt: skip
+        }
 
 
 def _shift(ts: np.ndarray, idx: int, length: int | str, direction: int) -> int:
@@ -115,7 +115,7 @@ def make_windows(ts: np.ndarray, spec: WindowConfig) -> list[Window]:
                 pd.Timedelta(value)
             except ValueError:
                 raise ConfigError(f"not a length: {value!r} (an int or e.g. '30D')",
-                                  field=f"windows.{name}") from None  # fmt: skip
+                                  field=f"windows.{name}") from None
     n, start = len(ts), 0
     out: list[Any] = []
     step = spec.step if spec.step is not None else spec.test
@@ -135,7 +135,7 @@ def make_windows(ts: np.ndarray, spec: WindowConfig) -> list[Window]:
         start = nxt
     if not out:
         raise ConfigError(f"the data ({n} points) is too short for one train + test window",
-                          field="windows")  # fmt: skip
+                          field="windows")
     return out
 
 
@@ -169,22 +169,22 @@ def _oos_stats(equity: pd.Series, windows: list[WindowResult]) -> StudyStats:
     values = equity.to_numpy(dtype=np.float64)
     m = return_moments(np.diff(values) / values[:-1]) if values.size > 2 else None
     psr = math.nan if m is None else probabilistic_sharpe_ratio(
-        m.sharpe, 0.0, n_obs=m.n_obs, skew=m.skew, kurtosis=m.kurtosis)  # fmt: skip
+        m.sharpe, 0.0, n_obs=m.n_obs, skew=m.skew, kurtosis=m.kurtosis)
     pbos = [w.stats.pbo for w in windows if math.isfinite(w.stats.pbo)]
     return StudyStats(n_trials=len(windows), n_valid=len(windows), best=None, dsr=psr,
                       pbo=float(np.mean(pbos)) if pbos else math.nan, sr0=0.0,
-                      sharpe_variance=math.nan)  # fmt: skip
+                      sharpe_variance=math.nan)
 
 
 def _run(session: Session, config: WalkForwardConfig, progress: Callable[[int, int], None] | None
-         ) -> WalkForwardOutcome:  # fmt: skip
+         ) -> WalkForwardOutcome:
     ts = np.unique(session.feed.timestamps())
     windows = make_windows(ts, config.windows)
     params = expand(config)
     wf_id, goal = session.study_id, config.objective.goal
     is_jobs = [(f"{wf_id}.w{w.index:03d}.is",
                 TrialSpec(p, start_ns=_edge(ts, w.train_start), end_ns=_edge(ts, w.fit_end)))
-               for w in windows for p in params]  # fmt: skip
+               for w in windows for p in params]
     found, n_is = run_specs(session, is_jobs, progress=progress)
     chosen: list[tuple[Window, StudyStats]] = []
     for w in windows:
@@ -196,20 +196,20 @@ def _run(session: Session, config: WalkForwardConfig, progress: Callable[[int, i
     oos_jobs = [(f"{wf_id}.w{w.index:03d}.oos",
                  TrialSpec(st.best.params, start_ns=_edge(ts, w.warm_start),  # type: ignore[union-attr]
                            score_ns=_edge(ts, w.test_start), end_ns=_edge(ts, w.test_end),
-                           keep_curve=True)) for w, st in chosen]  # fmt: skip
+                           keep_curve=True)) for w, st in chosen]
     oos, n_oos = run_specs(session, oos_jobs)
     results = [WindowResult(w.index, _label(ts, w.train_start, w.fit_end),
                             _label(ts, w.test_start, w.test_end), st.best.params,  # type: ignore[union-attr]
                             st.best.objective, oos[job].objective, st, oos[job])  # type: ignore[union-attr]
-               for (w, st), job in zip(chosen, [(j, s.key) for j, s in oos_jobs], strict=True)]  # fmt: skip
+               for (w, st), job in zip(chosen, [(j, s.key) for j, s in oos_jobs], strict=True)]
     equity = _stitch([r.oos for r in results], float(session.backtest.initial_cash))
     metrics = (json.loads(metrics_to_json(compute_metrics(equity, None)))
-               if len(equity) > 1 else {})  # fmt: skip
+               if len(equity) > 1 else {})
     is_mean = float(np.nanmean([r.is_objective for r in results]))
     oos_mean = float(np.nanmean([r.oos_objective for r in results]))
     efficiency = oos_mean / is_mean if is_mean and math.isfinite(is_mean) else math.nan
     return WalkForwardOutcome(wf_id, config, results, equity, metrics,
-                              _oos_stats(equity, results), efficiency, n_is + n_oos)  # fmt: skip
+                              _oos_stats(equity, results), efficiency, n_is + n_oos)
 
 
 def run_walkforward(
@@ -229,11 +229,11 @@ def run_walkforward(
     with open_session(config, address=address, store_dsn=store_dsn) as session:
         manifest = session.manifest(len(expand(config)))
         record_study(session.store, sweep_id=session.study_id, kind="walkforward",
-                     name=config.name, manifest=manifest, status="running", summary={})  # fmt: skip
+                     name=config.name, manifest=manifest, status="running", summary={})
         outcome = _run(session, config, progress)
         summary = {k: v for k, v in outcome.to_json().items() if k != "windows"}
         record_study(session.store, sweep_id=session.study_id, kind="walkforward",
-                     name=config.name, manifest=manifest, status="done", summary=summary)  # fmt: skip
+                     name=config.name, manifest=manifest, status="done", summary=summary)
     if report:
         from backtest.research.report import write_walkforward_report
 

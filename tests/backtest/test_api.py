@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -57,8 +57,9 @@ def test_run_writes_files_and_store_rows(tmp_path: Path, store: Any) -> None:
     assert {"config_hash", "dataset_hash", "code_version", "seed"} <= set(manifest)
     assert manifest["seed"] == 4 and manifest["state_hash"] == result.state_hash
     assert result.n_fills > 0
-    rows = store.query_arrow("SELECT count() AS n FROM backtest_fills FINAL WHERE run_id = {r:String}",
-                             {"r": result.run_id}).column("n")[0].as_py()
+    rows = store.query_arrow(
+        "SELECT count() AS n FROM backtest_fills FINAL WHERE run_id = {r:String}",
+        {"r": result.run_id}).column("n")[0].as_py()
     assert rows == result.n_fills
     runs = store.query_arrow("SELECT state_hash FROM backtest_runs FINAL WHERE run_id = {r:String}",
                              {"r": result.run_id})
@@ -105,7 +106,7 @@ def test_equity_curve_ends_at_the_kernels_exact_equity(tmp_path: Path, store: An
 
 
 class Spy(Strategy[StrategyParams]):
-    seen: list[tuple[int, int]] = []
+    seen: ClassVar[list[tuple[int, int]]] = []
 
     def on_bar(self, bar: Bar) -> None:
         Spy.seen.append((bar.ts_event, self.now_ns))
@@ -130,7 +131,8 @@ def test_strategy_never_sees_data_after_the_clock_nor_fills_before_delivery(
 @pytest.mark.parametrize(("change", "message"), [
     (lambda c: c["venue"].pop("fills"), "venue.fills: Field required"),
     (lambda c: c["venue"].update(fills={"kind": "magic"}), "venue.fills"),
-    (lambda c: c["strategies"][0].update({"class": "nope.mod:X"}), "cannot import module 'nope.mod'"),
+    (lambda c: c["strategies"][0].update({"class": "nope.mod:X"}),
+     "cannot import module 'nope.mod'"),
     (lambda c: c["strategies"][0].update(instruments=["ZZZ"]), "unknown instrument 'ZZZ'"),
     (lambda c: c["strategies"][0]["params"].update(fast=0), "strategies.sma.params"),
     (lambda c: c.update(initial_cash=-1), "initial_cash"),
@@ -158,5 +160,5 @@ def test_missing_data_in_store_is_a_data_error(tmp_path: Path, store: Any) -> No
     cfg = config(tmp_path, instruments=[{"id": "NOPE"}], data=[{"kind": "bars",
                                                                  "instrument": "NOPE"}])
     cfg["strategies"][0]["instruments"] = ["NOPE"]
-    with pytest.raises(DataError, match="holds no bars for NOPE.*tradewind data sample"):
+    with pytest.raises(DataError, match=r"holds no bars for NOPE.*tradewind data sample"):
         run_backtest(cfg, store=store, write=False)

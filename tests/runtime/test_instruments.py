@@ -1,4 +1,5 @@
-"""Instrument rules: quantisation with explicit rounding, tick ladders, refusals that name values."""
+"""Instrument rules: quantisation with explicit rounding, tick ladders, refusals that name
+values."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ prices = st.integers(1, 5_000 * 10**9)
 
 @settings(max_examples=400, deadline=None)
 @given(prices, st.sampled_from([r for r in Rounding if r is not Rounding.REJECT]))
-def test_quantized_prices_are_on_the_grid_and_within_one_tick(price: int, rounding: Rounding) -> None:
+def test_quantized_prices_are_on_the_grid_and_within_one_tick(price: int,
+                                                              rounding: Rounding) -> None:
     for inst in (TWSE, BTC):
         q = inst.quantize_price(price, rounding)
         assert q % inst.tick_at(q) == 0, (price, q)
@@ -89,5 +91,6 @@ def test_taiwan_fees_are_exact() -> None:
 
 
 def test_unknown_instrument_lists_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown instrument 'ETH' \\(known: 2330.TWSE, BTCUSDT\\)"):
+    with pytest.raises(ConfigError,
+                       match=r"unknown instrument 'ETH' \(known: 2330\.TWSE, BTCUSDT\)"):
         InstrumentRegistry([TWSE, BTC]).get("ETH")

@@ -98,7 +98,7 @@ def test_duplicate_fill_is_ignored() -> None:
 def test_overfill_is_an_invariant_error() -> None:
     order = make_order()
     order.transition(Trigger.SUBMIT)
-    with pytest.raises(InvariantError, match="filled .* > ordered"):
+    with pytest.raises(InvariantError, match=r"filled .* > ordered"):
         order.apply(fill("f1", 11 * Q, 11 * Q))
 
 
