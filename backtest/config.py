@@ -126,13 +126,20 @@ class InstrumentConfig(_Frozen):
 
 
 class DataConfig(_Frozen):
-    """One data stream: from the store (default) or from a CSV/Parquet file."""
+    """One data stream: from the store (default) or from a CSV/Parquet file.
+
+    ``bar_stamp`` says what a bar file's time column marks, as ``tradewind data import
+    --bar-stamp`` does: ``open`` (the default for files) or ``close``. The store always holds
+    bars stamped at their close, so the same bars from a file and from the store replay alike
+    once the file's stamp is named.
+    """
 
     kind: Literal["bars", "quotes", "trades", "book"]
     instrument: str
     path: str | None = None  # a CSV/Parquet file; relative to the config file
     timezone: str | None = None  # for naive timestamps in files
     interval: str | None = None  # bar length (1m, 1d, ...): of a file, or which stored bars
+    bar_stamp: Literal["open", "close"] | None = None  # bar files: time marks open or close
     start: str | None = None  # ISO time or date, inclusive
     end: str | None = None  # ISO time or date, exclusive
 
@@ -152,6 +159,15 @@ class DataConfig(_Frozen):
             what = "empty" if moments["start"] == moments["end"] else "reversed"
             raise ValueError(f"the date range is {what}: start {self.start} is not before end "
                              f"{self.end} (end is exclusive)")
+        return self
+
+    @model_validator(mode="after")
+    def _stamp_for_bar_files(self) -> DataConfig:
+        if self.bar_stamp is not None and (self.kind != "bars" or self.path is None):
+            raise ValueError(
+                "bar_stamp applies to bar files (kind: bars with a path); "
+                "the store's bars are already stamped at their close"
+            )
         return self
 
 
