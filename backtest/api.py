@@ -25,10 +25,10 @@ import pandas as pd
 
 from backtest.config import (
     BacktestConfig,
+    build_strategy,
     check_writable_dir,
     config_hash,
     load_config,
-    load_strategy_class,
 )
 from backtest.engine import EventLog, run_loop
 from backtest.equity import MarkSeries, equity_curve
@@ -36,7 +36,6 @@ from backtest.feed import Feed, load_feed
 from backtest.metrics import compare_baselines
 from backtest.results import open_config_store, record_run, write_run_files
 from backtest.venue import SimulatedVenue
-from runtime.errors import ConfigError
 from runtime.instruments import InstrumentRegistry
 from runtime.kernel import Kernel
 from runtime.values import FIXED_SCALE, fixed
@@ -91,16 +90,7 @@ def code_version() -> str:
 def build_run(config: BacktestConfig, feed: Feed) -> tuple[Kernel, SimulatedVenue, str]:
     """The kernel and venue of a run; the namespace of its client order ids."""
     registry = InstrumentRegistry(i.build() for i in config.instruments)
-    strategies = []
-    for spec in config.strategies:
-        cls = load_strategy_class(spec.class_)
-        try:
-            strategies.append(cls(spec.id, spec.params, instruments=spec.instruments))
-        except ValueError as exc:  # pydantic ValidationError of the params
-            raise ConfigError(
-                str(exc).splitlines()[-1].strip() if str(exc) else repr(exc),
-                field=f"strategies.{spec.id}.params",
-            ) from None
+    strategies = [build_strategy(config, spec) for spec in config.strategies]
     namespace = "bt" + config_hash(config)[:10]
     kernel = Kernel(
         registry=registry,

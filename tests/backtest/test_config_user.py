@@ -79,3 +79,79 @@ def test_every_validation_error_is_shown(tmp_path: Path) -> None:
     text = str(info.value)
     assert "more error" not in text
     assert "seed: " in text and "data.0.stamp: unknown field 'stamp'" in text
+
+
+HOLD_TIES = '''
+from runtime.messages import Bar
+from runtime.strategy import Qty, Strategy, StrategyParams
+
+
+class HoldParams(StrategyParams):
+    size: Qty = 1
+    entry_rsi: float = 30.0
+
+
+class Hold(Strategy[HoldParams]):
+    def on_bar(self, bar: Bar) -> None:
+        self.target_position(bar.instrument_id, self.params.size)
+'''
+
+
+def _user_config(tmp_path: Path, module: str, cls: str = "Hold", **over: Any) -> Path:
+    """A YAML config in its own folder naming ``module:cls`` (a module not on sys.path)."""
+    import yaml
+
+    raw = config(tmp_path)
+    raw.pop("output_dir")
+    raw["strategies"] = [{"id": "hold", "class": f"{module}:{cls}", "instruments": ["SIM-A"],
+                          "params": {"size": 10}}]
+    raw.update(over)
+    path = tmp_path / "cfg" / "run.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_a_strategy_beside_the_config_runs_without_pythonpath(tmp_path: Path, store: Any) -> None:
+    path = _user_config(tmp_path, "hold_ties_beside")
+    (path.parent / "hold_ties_beside.py").write_text(HOLD_TIES)
+    result = run_backtest(path, store=store, write=False)
+    assert result.n_fills == 1 and result.fills["qty"].sum() == 10
+
+
+def test_strategy_paths_name_other_folders(tmp_path: Path, store: Any) -> None:
+    path = _user_config(tmp_path, "hold_ties_lib", strategy_paths=["../lib"])
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "hold_ties_lib.py").write_text(HOLD_TIES)
+    assert run_backtest(path, store=store, write=False).n_fills == 1
+
+
+def test_a_missing_module_names_where_it_looked(tmp_path: Path, store: Any) -> None:
+    path = _user_config(tmp_path, "no_such_strategy_module")
+    with pytest.raises(ConfigError) as info:
+        run_backtest(path, store=store, write=False)
+    text = str(info.value)
+    assert text.startswith(f"{path}: strategies.hold.class: cannot import module")
+    assert str(path.parent.resolve()) in text and "strategy_paths" in text
+
+
+def test_a_missing_class_is_not_called_a_non_strategy(tmp_path: Path, store: Any) -> None:
+    path = _user_config(tmp_path, "hold_ties_missing", cls="Hodl")
+    (path.parent / "hold_ties_missing.py").write_text(HOLD_TIES)
+    with pytest.raises(ConfigError) as info:
+        run_backtest(path, store=store, write=False)
+    assert "module 'hold_ties_missing' has no class 'Hodl'; its strategies: Hold" in str(info.value)
+    assert "not a Strategy subclass" not in str(info.value)
+
+
+def test_a_misspelt_param_is_named(tmp_path: Path, store: Any) -> None:
+    path = _user_config(tmp_path, "hold_ties_params")
+    (path.parent / "hold_ties_params.py").write_text(HOLD_TIES)
+    text = path.read_text().replace("size: 10", "size: 10\n    entry_rs: 25")
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        run_backtest(path, store=store, write=False)
+    message = str(info.value)
+    assert message.startswith(f"{path}: strategies.hold.params.entry_rs: unknown field 'entry_rs'")
+    assert "params of Hold: size, entry_rsi" in message
+    assert "errors.pydantic.dev" not in message
