@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
 import pyarrow as pa
 
 from backtest.config import BacktestConfig
@@ -57,6 +59,11 @@ def _raw(values: Any) -> pa.Array:
     return pa.array(np.round(np.asarray(values, dtype=float) * _F).astype(np.int64))
 
 
+def _index_ns(index: pd.Index) -> npt.NDArray[np.int64]:
+    """Integer ns of a (tz-aware) time index, read directly: numpy has no tz-aware datetime64."""
+    return np.asarray(pd.DatetimeIndex(index).as_unit("ns").asi8, dtype=np.int64)
+
+
 def record_run(store: Store, result: BacktestResult) -> None:
     """Rows in ``backtest_runs``, ``backtest_timeseries`` and ``backtest_fills`` (idempotent)."""
     m = result.manifest
@@ -85,9 +92,7 @@ def record_run(store: Store, result: BacktestResult) -> None:
         pa.table(
             {
                 "run_id": [result.run_id] * n,
-                "ts": pa.array(
-                    eq.index.to_numpy().astype("datetime64[ns]").astype(np.int64), pa.int64()
-                ),
+                "ts": pa.array(_index_ns(eq.index), pa.int64()),
                 "equity": _raw(eq["equity"]),
                 "cash": _raw(eq["cash"]),
                 "position_value": _raw(eq["position_value"]),
