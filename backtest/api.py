@@ -3,7 +3,7 @@
 ::
 
     from backtest import run_backtest
-    result = run_backtest("configs/sma_nvda.yaml")
+    result = run_backtest("configs/sma.yaml")
     result.metrics["sharpe"], result.fills.head(), result.equity.tail()
 
 A run gets an id, a manifest (config hash, dataset hash, code version, seed), fills, orders, an
