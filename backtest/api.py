@@ -211,6 +211,7 @@ def _orders_frame(kernel: Kernel) -> pd.DataFrame:
                 "type": str(o.order_type),
                 "qty": o.quantity / f,
                 "price": None if o.price is None else o.price / f,
+                "trigger_price": None if o.trigger_price is None else o.trigger_price / f,
                 "status": str(o.status),
                 "filled_qty": o.filled_qty / f,
                 "avg_price": (o.filled_cost / o.filled_qty / f) if o.filled_qty else None,
@@ -288,6 +289,7 @@ def _result(
         "code_version": code_version(),
         "seed": config.seed,
         "strategies": [s.class_ for s in config.strategies],
+        "strategy_params": _strategy_params(config, kernel),
         "instruments": [i.id for i in config.instruments],
         "data": [d.model_dump(exclude_none=True) for d in config.data],
         "models": json.loads(config.venue.model_dump_json()),
@@ -310,6 +312,23 @@ def _result(
             for d in log.denials
         ],
     )
+
+
+def _strategy_params(config: BacktestConfig, kernel: Kernel) -> dict[str, dict[str, Any]]:
+    """Each strategy's class and params as run: the config's values, in the units written there,
+    and the class's defaults for the params the config leaves out."""
+    out: dict[str, dict[str, Any]] = {}
+    built = {s.strategy_id: s for s in kernel.strategies}
+    for spec in config.strategies:
+        fields = built[spec.id].params_type.model_fields
+        params = {
+            name: spec.params[name]
+            if name in spec.params
+            else field.get_default(call_default_factory=True)
+            for name, field in fields.items()
+        }
+        out[spec.id] = {"class": spec.class_, "params": json.loads(json.dumps(params, default=str))}
+    return out
 
 
 def _benchmark_prices(feed: Feed) -> pd.Series:
