@@ -64,13 +64,16 @@ def test_demo_from_scratch_then_again(tmp_path: Path) -> None:
 
 
 def test_readme_examples_run_on_a_fresh_clone(tmp_path: Path) -> None:
-    """README's backtest, sweep and walk-forward commands, as written, on the sample data only
-    (a fresh clone has no ../shared): from a copy of configs/ in an empty folder."""
+    """README's backtest, new strategy, sweep and walk-forward commands, as written, on the
+    sample data only (a fresh clone has no ../shared): from a copy of configs/ in an empty
+    folder."""
     import shutil
 
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
     assert tradewind("data", "sample", "--days", "3", cwd=tmp_path).returncode == 0
+    assert tradewind("new", "strategy", "rsi_revert", cwd=tmp_path).returncode == 0
     for args in (["backtest", "--config", "configs/sma.yaml"],
+                 ["backtest", "--config", "rsi_revert.yaml"],
                  ["sweep", "--config", "configs/sweep.yaml"],
                  ["walkforward", "--config", "configs/walkforward.yaml"]):
         proc = tradewind(*args, "--json", cwd=tmp_path)
