@@ -155,3 +155,11 @@ def test_a_misspelt_param_is_named(tmp_path: Path, store: Any) -> None:
     assert message.startswith(f"{path}: strategies.hold.params.entry_rs: unknown field 'entry_rs'")
     assert "params of Hold: size, entry_rsi" in message
     assert "errors.pydantic.dev" not in message
+
+
+def test_a_strategy_that_imports_a_missing_package_says_which(tmp_path: Path, store: Any) -> None:
+    path = _user_config(tmp_path, "hold_ties_deps")
+    (path.parent / "hold_ties_deps.py").write_text("import no_such_ta_package\n" + HOLD_TIES)
+    with pytest.raises(ConfigError, match="'hold_ties_deps' imports 'no_such_ta_package', "
+                                          "which is not installed"):
+        run_backtest(path, store=store, write=False)
