@@ -14,6 +14,7 @@ in the store (``backtest_runs``, ``backtest_timeseries``, ``backtest_fills``).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ __all__ = [
     "fills_frame",
     "run_backtest",
     "run_equity",
+    "run_namespace",
     "simulate",
 ]
 
@@ -91,7 +93,7 @@ def build_run(config: BacktestConfig, feed: Feed) -> tuple[Kernel, SimulatedVenu
     """The kernel and venue of a run; the namespace of its client order ids."""
     registry = InstrumentRegistry(i.build() for i in config.instruments)
     strategies = [build_strategy(config, spec) for spec in config.strategies]
-    namespace = "bt" + config_hash(config)[:10]
+    namespace = run_namespace(config, feed)
     kernel = Kernel(
         registry=registry,
         strategies=strategies,
@@ -105,6 +107,19 @@ def build_run(config: BacktestConfig, feed: Feed) -> tuple[Kernel, SimulatedVenu
         registry, config.venue, rng=np.random.default_rng(config.seed)
     )
     return kernel, venue, namespace
+
+
+def run_namespace(config: BacktestConfig, feed: Feed) -> str:
+    """The namespace of a run's client order ids (and so part of its state hash): from the
+    config without where its data came from or where results go, plus the data itself. The
+    same bars from a file or from the store, under the same strategy, models and seed, give the
+    same ids and the same state hash."""
+    payload = config.model_dump(
+        mode="json", by_alias=True, exclude={"base_dir", "data", "store", "output_dir"}
+    )
+    payload["dataset_hash"] = feed.dataset_hash
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return "bt" + digest[:10]
 
 
 def simulate(

@@ -53,12 +53,13 @@ def test_close_stamped_file_replays_like_the_store(
         config(tmp_path, data=[{**stream, "bar_stamp": "close"}]), store=store, write=False
     )
     assert from_store.n_fills > 0
-    # the order ids carry the config's hash (so the state hashes differ); the trading does not
     assert _trading(closing) == _trading(from_store)
+    assert closing.state_hash == from_store.state_hash
     assert closing.equity["equity"].tolist() == from_store.equity["equity"].tolist()
     # read as open-stamped (the file default), every bar moves a minute later: not the same run
     opening = run_backtest(config(tmp_path, data=[stream]), store=store, write=False)
     assert _trading(opening) != _trading(from_store)
+    assert opening.state_hash != from_store.state_hash
 
 
 def _trading(result: Any) -> list[tuple[Any, ...]]:
