@@ -8,7 +8,7 @@ from typing import Any
 
 from backtest.api import BacktestResult, run_backtest
 from backtest.metrics import metrics_to_json
-from backtest.report import annualised_caveat
+from backtest.report import annualised_caveat, strategy_text
 from cli.progress import ProgressLine
 
 __all__ = ["register", "summary_lines"]
@@ -84,8 +84,11 @@ def summary_lines(result: BacktestResult) -> list[str]:
     lines = [
         f"run {result.run_id}  ({result.events:,} events, {result.n_fills} fills, "
         f"state {result.state_hash[:12]})",
-        f"  {'':14} {'strategy':>14} {'buy&hold':>14} {'no trade':>14}",
     ]
+    named = strategy_text(result.manifest)
+    if named:
+        lines.append(f"  {named}")
+    lines.append(f"  {'':14} {'strategy':>14} {'buy&hold':>14} {'no trade':>14}")
     for label, key, kind in _ROWS:
         cells = [
             _fmt(m.get(col, {}).get(key), kind) for col in ("strategy", "buy_and_hold", "no_trade")

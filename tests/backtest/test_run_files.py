@@ -100,3 +100,8 @@ def test_csvs_manifest_and_report_say_what_a_reader_needs(tmp_path: Path, store:
     assert "stopped: BuyWithStop(size=10, stop_pct=0.1, label=default kept)" in report
     assert "Closed by" in report and ">stop<" in report
     assert "stretch 1.3 days of data to a year" in report  # two sessions: 1.3 calendar days
+    from cli.backtest import summary_lines
+
+    summary = "\n".join(summary_lines(result))
+    assert "stopped: BuyWithStop(size=10, stop_pct=0.1, label=default kept)" in summary
+    assert "note: Annualised figures" in summary and "round_trips.csv" in summary
