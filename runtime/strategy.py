@@ -3,9 +3,11 @@
 A strategy reacts through hooks (``on_start``, ``on_quote``, ``on_trade``, ``on_book``,
 ``on_bar``, ``on_order_event``, ``on_timer``, ``on_stop``) and acts through its context, which the
 kernel (backtest) or the strategy actor (paper/live) provides. It does no I/O, starts no threads,
-reads no wall clock and uses only ``self.rng`` for randomness. Quantities and prices are the
-core's fixed-point ints; declare params with :data:`Qty`/:data:`Price` to write them in human
-units in YAML.
+reads no wall clock and uses only ``self.rng`` for randomness. Quantities, prices and money are
+the core's fixed-point ints; declare params with :data:`Qty`/:data:`Price` to write them in human
+units in YAML, and convert computed values with :meth:`Strategy.to_price`/:meth:`Strategy.to_qty`
+(onto the instrument's grid) and :meth:`Strategy.to_float`. ``self.account`` reads cash, equity
+and PnL. The reference for authors is docs/strategy-guide.md.
 
 ::
 
