@@ -12,7 +12,8 @@ __all__ = ["TEMPLATES"]
 _BARS_MODULE = '''"""__NAME__: RSI mean reversion on bars, with a stop ATRs below the entry.
 
 Buys ``size`` when RSI falls below ``entry_rsi``; sells when it rises above ``exit_rsi``. After
-an entry fills, a sell stop waits ``stop_atr`` ATRs below the fill price; the exit cancels it.
+an entry fills, a sell stop waits ``stop_atr`` ATRs below the fill price; the exit
+(``close_position``) cancels it.
 Prices and quantities the core hands over are fixed point: ``to_float``, ``to_price`` and
 ``to_qty`` convert at the edge (docs/strategy-guide.md).
 """
@@ -53,8 +54,7 @@ class __CLASS__(Strategy[__CLASS__Params]):
         if held == 0 and self.rsi.value < self.params.entry_rsi:
             self.buy(inst, self.params.size)
         elif held > 0 and self.rsi.value > self.params.exit_rsi:
-            self.cancel_all(inst)  # the stop
-            self.sell(inst, held)
+            self.close_position(inst)  # cancels the stop, sells reduce-only
 
     def on_order_event(self, event: Message) -> None:
         if isinstance(event, OrderFilled) and event.side is OrderSide.BUY and not event.leaves_qty:
