@@ -3,7 +3,7 @@
 ::
 
     from backtest import run_backtest
-    result = run_backtest("configs/sma_nvda.yaml")
+    result = run_backtest("configs/sma.yaml")
     result.metrics["sharpe"], result.fills.head(), result.equity.tail()
 
 A run gets an id, a manifest (config hash, dataset hash, code version, seed), fills, orders, an
@@ -14,6 +14,7 @@ in the store (``backtest_runs``, ``backtest_timeseries``, ``backtest_fills``).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,10 +26,10 @@ import pandas as pd
 
 from backtest.config import (
     BacktestConfig,
+    build_strategy,
     check_writable_dir,
     config_hash,
     load_config,
-    load_strategy_class,
 )
 from backtest.engine import EventLog, run_loop
 from backtest.equity import MarkSeries, equity_curve
@@ -36,7 +37,6 @@ from backtest.feed import Feed, load_feed
 from backtest.metrics import compare_baselines
 from backtest.results import open_config_store, record_run, write_run_files
 from backtest.venue import SimulatedVenue
-from runtime.errors import ConfigError
 from runtime.instruments import InstrumentRegistry
 from runtime.kernel import Kernel
 from runtime.values import FIXED_SCALE, fixed
@@ -48,6 +48,7 @@ __all__ = [
     "fills_frame",
     "run_backtest",
     "run_equity",
+    "run_namespace",
     "simulate",
 ]
 
@@ -91,17 +92,8 @@ def code_version() -> str:
 def build_run(config: BacktestConfig, feed: Feed) -> tuple[Kernel, SimulatedVenue, str]:
     """The kernel and venue of a run; the namespace of its client order ids."""
     registry = InstrumentRegistry(i.build() for i in config.instruments)
-    strategies = []
-    for spec in config.strategies:
-        cls = load_strategy_class(spec.class_)
-        try:
-            strategies.append(cls(spec.id, spec.params, instruments=spec.instruments))
-        except ValueError as exc:  # pydantic ValidationError of the params
-            raise ConfigError(
-                str(exc).splitlines()[-1].strip() if str(exc) else repr(exc),
-                field=f"strategies.{spec.id}.params",
-            ) from None
-    namespace = "bt" + config_hash(config)[:10]
+    strategies = [build_strategy(config, spec) for spec in config.strategies]
+    namespace = run_namespace(config, feed)
     kernel = Kernel(
         registry=registry,
         strategies=strategies,
@@ -115,6 +107,19 @@ def build_run(config: BacktestConfig, feed: Feed) -> tuple[Kernel, SimulatedVenu
         registry, config.venue, rng=np.random.default_rng(config.seed)
     )
     return kernel, venue, namespace
+
+
+def run_namespace(config: BacktestConfig, feed: Feed) -> str:
+    """The namespace of a run's client order ids (and so part of its state hash): from the
+    config without where its data came from or where results go, plus the data itself. The
+    same bars from a file or from the store, under the same strategy, models and seed, give the
+    same ids and the same state hash."""
+    payload = config.model_dump(
+        mode="json", by_alias=True, exclude={"base_dir", "data", "store", "output_dir"}
+    )
+    payload["dataset_hash"] = feed.dataset_hash
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return "bt" + digest[:10]
 
 
 def simulate(
@@ -221,6 +226,7 @@ def _orders_frame(kernel: Kernel) -> pd.DataFrame:
                 "type": str(o.order_type),
                 "qty": o.quantity / f,
                 "price": None if o.price is None else o.price / f,
+                "trigger_price": None if o.trigger_price is None else o.trigger_price / f,
                 "status": str(o.status),
                 "filled_qty": o.filled_qty / f,
                 "avg_price": (o.filled_cost / o.filled_qty / f) if o.filled_qty else None,
@@ -298,6 +304,7 @@ def _result(
         "code_version": code_version(),
         "seed": config.seed,
         "strategies": [s.class_ for s in config.strategies],
+        "strategy_params": _strategy_params(config, kernel),
         "instruments": [i.id for i in config.instruments],
         "data": [d.model_dump(exclude_none=True) for d in config.data],
         "models": json.loads(config.venue.model_dump_json()),
@@ -320,6 +327,23 @@ def _result(
             for d in log.denials
         ],
     )
+
+
+def _strategy_params(config: BacktestConfig, kernel: Kernel) -> dict[str, dict[str, Any]]:
+    """Each strategy's class and params as run: the config's values, in the units written there,
+    and the class's defaults for the params the config leaves out."""
+    out: dict[str, dict[str, Any]] = {}
+    built = {s.strategy_id: s for s in kernel.strategies}
+    for spec in config.strategies:
+        fields = built[spec.id].params_type.model_fields
+        params = {
+            name: spec.params[name]
+            if name in spec.params
+            else field.get_default(call_default_factory=True)
+            for name, field in fields.items()
+        }
+        out[spec.id] = {"class": spec.class_, "params": json.loads(json.dumps(params, default=str))}
+    return out
 
 
 def _benchmark_prices(feed: Feed) -> pd.Series:

@@ -9,9 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib
+import importlib.util
 import json
+import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from decimal import Decimal
+from importlib.machinery import PathFinder
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +33,7 @@ from backtest.yaml_source import read_yaml_source
 from runtime.errors import ConfigError
 from runtime.instruments import FeeSchedule, Instrument, TickBand, TradingSession, twse_tick_ladder
 from runtime.risk import RiskLimits
-from runtime.strategy import Strategy
+from runtime.strategy import Strategy, StrategyParams
 from runtime.values import Rounding, fixed
 
 __all__ = [
@@ -37,6 +41,7 @@ __all__ = [
     "DataConfig",
     "InstrumentConfig",
     "StrategyConfig",
+    "build_strategy",
     "check_strategy",
     "check_writable_dir",
     "config_hash",
@@ -126,13 +131,20 @@ class InstrumentConfig(_Frozen):
 
 
 class DataConfig(_Frozen):
-    """One data stream: from the store (default) or from a CSV/Parquet file."""
+    """One data stream: from the store (default) or from a CSV/Parquet file.
+
+    ``bar_stamp`` says what a bar file's time column marks, as ``tradewind data import
+    --bar-stamp`` does: ``open`` (the default for files) or ``close``. The store always holds
+    bars stamped at their close, so the same bars from a file and from the store replay alike
+    once the file's stamp is named.
+    """
 
     kind: Literal["bars", "quotes", "trades", "book"]
     instrument: str
     path: str | None = None  # a CSV/Parquet file; relative to the config file
     timezone: str | None = None  # for naive timestamps in files
     interval: str | None = None  # bar length (1m, 1d, ...): of a file, or which stored bars
+    bar_stamp: Literal["open", "close"] | None = None  # bar files: time marks open or close
     start: str | None = None  # ISO time or date, inclusive
     end: str | None = None  # ISO time or date, exclusive
 
@@ -152,6 +164,15 @@ class DataConfig(_Frozen):
             what = "empty" if moments["start"] == moments["end"] else "reversed"
             raise ValueError(f"the date range is {what}: start {self.start} is not before end "
                              f"{self.end} (end is exclusive)")
+        return self
+
+    @model_validator(mode="after")
+    def _stamp_for_bar_files(self) -> DataConfig:
+        if self.bar_stamp is not None and (self.kind != "bars" or self.path is None):
+            raise ValueError(
+                "bar_stamp applies to bar files (kind: bars with a path); "
+                "the store's bars are already stamped at their close"
+            )
         return self
 
 
@@ -181,7 +202,16 @@ class BacktestConfig(_Frozen):
     risk: RiskLimits = RiskLimits()
     store: StoreConfig = StoreConfig()
     output_dir: str = "runs"
+    #: folders searched for strategy modules after the config's own folder (relative to it)
+    strategy_paths: tuple[str, ...] = ()
     base_dir: str = Field(".", exclude=True)  # the config file's folder (for relative paths)
+    source: str = Field("<config>", exclude=True)  # the config file, as errors name it
+
+    @field_validator("base_dir")
+    @classmethod
+    def _absolute_base(cls, value: str) -> str:
+        # absolute, so a copy of the config in a Ray worker resolves the same files
+        return str(Path(value).resolve())
 
     @field_validator("strategies")
     @classmethod
@@ -203,6 +233,12 @@ class BacktestConfig(_Frozen):
             raise ValueError("each (kind, instrument) stream may appear once")
         return value
 
+    def strategy_search(self) -> tuple[Path, ...]:
+        """Where strategy modules not importable as installed are looked for, in order."""
+        folders = [Path(self.base_dir)]
+        folders += [p for p in map(self.resolve, self.strategy_paths) if p is not None]
+        return tuple(folders)
+
     def resolve(self, path: str | None) -> Path | None:
         if path is None:
             return None
@@ -215,6 +251,9 @@ def load_config(source: str | Path | dict[str, Any] | BacktestConfig) -> Backtes
     if isinstance(source, BacktestConfig):
         return source
     raw, name = read_yaml_source(source)
+    if "source" in raw:
+        raise ConfigError("unknown field 'source'", path=name, field="source")
+    raw["source"] = name
     try:
         config = BacktestConfig.model_validate(raw)
     except ValidationError as exc:
@@ -228,48 +267,127 @@ def load_config(source: str | Path | dict[str, Any] | BacktestConfig) -> Backtes
                 f"unknown instrument {inst!r}; declare it under instruments", path=name, field=where
             )
     for strategy in config.strategies:
-        check_strategy(strategy, source=name)
+        check_strategy(strategy, source=name, search=config.strategy_search())
     return config
 
 
-def check_strategy(spec: StrategyConfig, *, source: str) -> None:
+def check_strategy(
+    spec: StrategyConfig, *, source: str, search: Sequence[Path] = ()
+) -> tuple[type[Strategy[Any]], StrategyParams]:
     """Import the strategy's class and validate its params now, before anything runs."""
-    cls = load_strategy_class(spec.class_, source=source, field=f"strategies.{spec.id}.class")
+    cls = load_strategy_class(
+        spec.class_, source=source, field=f"strategies.{spec.id}.class", search=search
+    )
     try:
-        cls.params_type.model_validate(spec.params)
+        params = cls.params_type.model_validate(spec.params)
     except ValidationError as exc:
-        raise config_error(exc, path=source, prefix=f"strategies.{spec.id}.params") from None
+        allowed = ", ".join(cls.params_type.model_fields) or "none"
+        error = config_error(exc, prefix=f"strategies.{spec.id}.params")
+        message = str(error).removeprefix(f"{error.field}: ")
+        raise ConfigError(f"{message} (params of {cls.__name__}: {allowed})",
+                          path=source, field=error.field) from None
+    return cls, params
+
+
+def build_strategy(config: BacktestConfig, spec: StrategyConfig) -> Strategy[Any]:
+    """The strategy a config's entry names, its params validated; errors name the field."""
+    cls, params = check_strategy(spec, source=config.source, search=config.strategy_search())
+    return cls(spec.id, params, instruments=spec.instruments)
 
 
 def load_strategy_class(
-    spec: str, *, source: str | None = None, field: str = "strategies.class"
+    spec: str,
+    *,
+    source: str | None = None,
+    field: str = "strategies.class",
+    search: Sequence[Path] = (),
 ) -> type[Strategy[Any]]:
     """The class a ``module:Class`` reference names; a ConfigError when it cannot be had.
 
-    Importing runs the user's module: any error it raises (a syntax error, an exception at
-    import time) is the user's to fix, so it becomes one ConfigError naming it."""
+    The module is an installed one, else one found in a ``search`` folder (the config's folder,
+    then its ``strategy_paths``), imported under its own name as if that folder were on
+    ``PYTHONPATH``. Importing runs the user's module: any error it raises (a syntax error, an
+    exception at import time, a package it needs that is not installed) is the user's to fix,
+    so it becomes one ConfigError naming it."""
     module_name, _, class_name = spec.partition(":")
+    where = {"path": source, "field": field}
+    module = _import_strategy_module(module_name, search, where)
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        known = sorted(
+            n for n, v in vars(module).items()
+            if isinstance(v, type) and issubclass(v, Strategy) and v is not Strategy
+            and v.__module__ == module.__name__
+        )  # fmt: skip
+        hint = f"; its strategies: {', '.join(known)}" if known else "; it defines no Strategy"
+        raise ConfigError(f"module {module_name!r} has no class {class_name!r}{hint}", **where)
+    if not isinstance(cls, type) or not issubclass(cls, Strategy):
+        raise ConfigError(f"{spec!r} is not a Strategy subclass", **where)
+    return cls
+
+
+def _import_strategy_module(name: str, search: Sequence[Path], where: dict[str, Any]) -> Any:
+    """``name`` imported: installed first, then from the first ``search`` folder holding it."""
+    top = name.partition(".")[0]
     try:
-        module = importlib.import_module(module_name)
+        return _user_import(lambda: importlib.import_module(name), name, where)
     except ModuleNotFoundError as exc:
-        raise ConfigError(
-            f"cannot import module {module_name!r}: {exc}", path=source, field=field
-        ) from None
+        if exc.name not in {top, name} and not name.startswith(f"{exc.name}."):
+            raise _missing_package(name, exc, where) from None
+        missing = exc
+    folder = next((f for f in search if PathFinder.find_spec(top, [str(f)]) is not None), None)
+    if folder is not None and top not in sys.modules:
+        _load_top_module(top, folder, name, where)
+        try:
+            return _user_import(lambda: importlib.import_module(name), name, where)
+        except ModuleNotFoundError as exc:
+            missing = exc
+    looked = "".join(f", {f}" for f in search)
+    raise ConfigError(
+        f"cannot import module {name!r} ({missing}); looked in installed packages{looked}; "
+        "put it beside the config or list its folder under strategy_paths",
+        **where,
+    )
+
+
+def _load_top_module(top: str, folder: Path, name: str, where: dict[str, Any]) -> None:
+    found = PathFinder.find_spec(top, [str(folder)])
+    if found is None or found.loader is None:
+        raise ConfigError(f"cannot import module {name!r} from {folder}", **where)
+    loader = found.loader
+    module = importlib.util.module_from_spec(found)
+    sys.modules[top] = module
+    try:
+        _user_import(lambda: loader.exec_module(module), name, where)
+    except ModuleNotFoundError as exc:
+        del sys.modules[top]
+        raise _missing_package(name, exc, where) from None
+    except BaseException:
+        del sys.modules[top]
+        raise
+
+
+def _user_import(load: Callable[[], Any], name: str, where: dict[str, Any]) -> Any:
+    """``load()`` (an import of the user's module), its errors as ConfigErrors; a missing
+    module is left to the caller, which knows where it looked."""
+    try:
+        return load()
+    except ModuleNotFoundError:
+        raise
     except SyntaxError as exc:
-        where = f"{exc.filename}, line {exc.lineno}"
         raise ConfigError(
-            f"cannot import module {module_name!r}: syntax error ({where}): {exc.msg}",
-            path=source, field=field,
+            f"cannot import module {name!r}: syntax error ({exc.filename}, line {exc.lineno}): "
+            f"{exc.msg}",
+            **where,
         ) from None
     except Exception as exc:  # the user's module raised while it was imported
         raise ConfigError(
-            f"cannot import module {module_name!r}: it raised {type(exc).__name__}: {exc}",
-            path=source, field=field,
+            f"cannot import module {name!r}: it raised {type(exc).__name__}: {exc}", **where
         ) from None
-    cls = getattr(module, class_name, None)
-    if not isinstance(cls, type) or not issubclass(cls, Strategy):
-        raise ConfigError(f"{spec!r} is not a Strategy subclass", path=source, field=field)
-    return cls
+
+
+def _missing_package(name: str, exc: ModuleNotFoundError, where: dict[str, Any]) -> ConfigError:
+    return ConfigError(f"module {name!r} imports {exc.name!r}, which is not installed", **where)
 
 
 def check_writable_dir(path: Path, *, field: str, source: str | None = None) -> None:

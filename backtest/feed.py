@@ -137,7 +137,7 @@ def _load_stream(config: BacktestConfig, stream: DataConfig, store: Any) -> pa.T
     path = config.resolve(stream.path)
     if path is not None:
         table = load_file(path, stream.kind, stream.instrument, timezone=stream.timezone,
-                          interval=stream.interval)
+                          interval=stream.interval, bar_stamp=stream.bar_stamp or "open")
         ts = table.column("ts_event").to_numpy()
         keep = np.ones(len(ts), dtype=bool)
         if start is not None:

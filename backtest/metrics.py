@@ -230,7 +230,8 @@ def _exposure_from_values(
 
 
 def _trade_metrics(trips: list[tuple[Any, ...]], fills: pd.DataFrame) -> dict[str, float]:
-    net = np.array([t[-1] for t in trips], dtype=np.float64)
+    k = ROUND_TRIP_COLUMNS.index("net_pnl")
+    net = np.array([t[k] for t in trips], dtype=np.float64)
     profit, loss = float(net[net > 0].sum()), abs(float(net[net < 0].sum()))
     if net.size == 0 or (profit == 0 and loss == 0):
         factor = math.nan

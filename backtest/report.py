@@ -29,8 +29,9 @@ from backtest.report_charts import (
     fmt_ts,
     svg_time_chart,
 )
+from backtest.round_trips import closed_by
 
-__all__ = ["write_report"]
+__all__ = ["annualised_caveat", "strategy_text", "write_report"]
 
 TEMPLATE_PATH = Path(__file__).with_name("report_template.html")
 COLUMNS = (("strategy", "Strategy"), ("buy_and_hold", "Buy & hold"), ("no_trade", "No trade"))
@@ -101,9 +102,37 @@ def _manifest_value(manifest: Metrics, *names: str) -> str:
     return "—"
 
 
+def strategy_text(manifest: Metrics) -> str | None:
+    """``id: Class(param=value, ...)`` per strategy of a run's manifest (``None`` if unnamed)."""
+    runs = manifest.get("strategy_params")
+    if not isinstance(runs, Mapping) or not runs:
+        return None
+    parts = []
+    for sid, spec in runs.items():
+        cls = str(spec.get("class", "")).rpartition(":")[2]
+        params = ", ".join(f"{k}={v}" for k, v in dict(spec.get("params", {})).items())
+        parts.append(f"{sid}: {cls}({params})")
+    return "; ".join(parts)
+
+
+def annualised_caveat(metrics: Metrics) -> str | None:
+    """A warning when annualised figures stretch less than a year of data to a year."""
+    years = metrics.get("years")
+    if not isinstance(years, int | float) or not math.isfinite(years) or years >= 1:
+        return None
+    days = years * 365.25
+    span = f"{days:.1f} days" if days < 60 else f"{days / 30.44:.1f} months"
+    return (
+        f"Annualised figures (CAGR, volatility, Sharpe, Sortino, Calmar, annual turnover) "
+        f"stretch {span} of data to a year: they describe this sample, not what a year brings."
+    )
+
+
 def _header(run_id: str, manifest: Metrics, equity: pd.Series) -> str:
+    named = strategy_text(manifest)
     fields = (
-        ("Strategy", _manifest_value(manifest, "strategy", "strategy_class", "strategy_name")),
+        ("Strategy", named or _manifest_value(manifest, "strategy", "strategy_class",
+                                              "strategy_name")),
         ("Dataset", _manifest_value(manifest, "dataset", "dataset_path", "data")),
         ("Config hash", _manifest_value(manifest, "config_hash")),
         ("Dataset hash", _manifest_value(manifest, "dataset_hash")),
@@ -168,9 +197,11 @@ def _metrics_table(columns: list[tuple[str, Metrics]]) -> str:
             for i, (_, m) in enumerate(columns)
         )
         body.append(f"<tr><td>{_e(label)}</td>{cells}</tr>")
+    caveat = annualised_caveat(columns[0][1]) if columns else None
+    note = f'<p class="note caveat">{_e(caveat)}</p>' if caveat else ""
     return (
         f'<div class="scroll"><table class="metrics"><thead><tr><th>Metric</th>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div>"
+        f"<tbody>{''.join(body)}</tbody></table></div>{note}"
     )
 
 
@@ -228,16 +259,19 @@ def _trip_row(t: Any) -> list[Cell]:
         (_e(_plain(t.entry_price)), "num"), (_e(_plain(t.exit_price)), "num"),
         (_e(fmt_number(t.fees)), "num"),
         (_e(fmt_number(t.net_pnl)), f"num {_sign_class(t.net_pnl)}"),
+        (_e(t.closed_by or "—"), ""),
     ]  # fmt: skip
 
 
-def _trades_table(fills: pd.DataFrame | None, max_rows: int) -> str:
+def _trades_table(fills: pd.DataFrame | None, orders: pd.DataFrame | None, max_rows: int) -> str:
     trips = round_trips(fills) if fills is not None else pd.DataFrame()
     if len(trips):
         trips.insert(0, "number", np.arange(1, len(trips) + 1))
+        trips["closed_by"] = closed_by(trips, orders)
     headers = [("#", True), ("Instrument", False), ("Side", False), ("Entry (UTC)", False),
                ("Exit (UTC)", False), ("Held", True), ("Qty", True), ("Entry price", True),
-               ("Exit price", True), ("Fees", True), ("Net PnL", True)]  # fmt: skip
+               ("Exit price", True), ("Fees", True), ("Net PnL", True),
+               ("Closed by", False)]  # fmt: skip
     return _table(headers, trips, _trip_row, max_rows=max_rows, noun="round trips")
 
 
@@ -317,7 +351,7 @@ def write_report(
             height=220,
         ),
         metrics_table=_metrics_table(columns),
-        trades_table=_trades_table(fills, max_rows),
+        trades_table=_trades_table(fills, orders, max_rows),
         fills_table=_fills_table(fills, max_rows),
         orders_section=_orders_section(orders, max_rows),
         manifest=_e(json.dumps(manifest, indent=2, sort_keys=True, default=str)),

@@ -8,34 +8,60 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
+import pandas as pd
 import pyarrow as pa
 
 from backtest.config import BacktestConfig
 from backtest.metrics import metrics_to_json
 from backtest.report import write_report
+from backtest.round_trips import closed_by, round_trips
 from backtest.store import open_store
 
 if TYPE_CHECKING:
     from backtest.api import BacktestResult
     from backtest.store import Store
 
-__all__ = ["open_config_store", "record_run", "write_run_files"]
+__all__ = ["open_config_store", "readable", "record_run", "write_run_files"]
 
 _F = 10**9
+_SIDES = {1: "BUY", -1: "SELL"}
+_DIRECTIONS = {1: "LONG", -1: "SHORT"}
 
 
 def open_config_store(config: BacktestConfig) -> Store:
     return open_store(config.store.dsn)
 
 
+def readable(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` as a person reads it in a CSV: sides ``BUY``/``SELL``, directions
+    ``LONG``/``SHORT``, and beside each integer-ns time column (``ts_*``, ``*_ts``) the same
+    time as ISO 8601 UTC (``<column>_utc``, nanosecond precision)."""
+    out = frame.copy()
+    if "side" in out.columns:
+        out["side"] = out["side"].map(_SIDES)
+    if "direction" in out.columns:
+        out["direction"] = out["direction"].map(_DIRECTIONS)
+    names = [str(c) for c in frame.columns]
+    for column in [c for c in names if c.startswith("ts_") or c.endswith("_ts")]:
+        ns = out[column].to_numpy(dtype=np.int64)
+        iso = np.char.add(np.datetime_as_string(ns.astype("datetime64[ns]"), unit="ns"), "Z")
+        out.insert(list(out.columns).index(column) + 1, f"{column}_utc", iso)
+    return out
+
+
 def write_run_files(result: BacktestResult, output_dir: Path) -> Path:
-    """``manifest.json``, ``fills.csv``, ``orders.csv``, ``equity.parquet``, ``report.html``."""
+    """``manifest.json``, ``fills.csv``, ``orders.csv``, ``round_trips.csv``,
+    ``equity.parquet``, ``report.html``."""
     run_dir = output_dir / result.run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = dict(result.manifest, metrics=json.loads(metrics_to_json(result.metrics)))
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    result.fills.to_csv(run_dir / "fills.csv", index=False)
-    result.orders.to_csv(run_dir / "orders.csv", index=False)
+    readable(result.fills).to_csv(run_dir / "fills.csv", index=False)
+    readable(result.orders).to_csv(run_dir / "orders.csv", index=False)
+    trips = round_trips(result.fills)
+    trips["closed_by"] = closed_by(trips, result.orders)
+    readable(trips).to_csv(run_dir / "round_trips.csv", index=False)
     result.equity.rename_axis("ts").reset_index().to_parquet(
         run_dir / "equity.parquet", index=False
     )
@@ -47,7 +73,8 @@ def write_run_files(result: BacktestResult, output_dir: Path) -> Path:
         equity=result.equity["equity"],
         drawdown=result.equity["drawdown"],
         fills=result.fills,
-        orders=result.orders,
+        orders=result.orders.assign(side=result.orders["side"].map(_SIDES))
+        if len(result.orders) else result.orders,
     )
     result.run_dir, result.report_path = run_dir, report
     return run_dir
@@ -55,6 +82,11 @@ def write_run_files(result: BacktestResult, output_dir: Path) -> Path:
 
 def _raw(values: Any) -> pa.Array:
     return pa.array(np.round(np.asarray(values, dtype=float) * _F).astype(np.int64))
+
+
+def _index_ns(index: pd.Index) -> npt.NDArray[np.int64]:
+    """Integer ns of a (tz-aware) time index, read directly: numpy has no tz-aware datetime64."""
+    return np.asarray(pd.DatetimeIndex(index).as_unit("ns").asi8, dtype=np.int64)
 
 
 def record_run(store: Store, result: BacktestResult) -> None:
@@ -85,9 +117,7 @@ def record_run(store: Store, result: BacktestResult) -> None:
         pa.table(
             {
                 "run_id": [result.run_id] * n,
-                "ts": pa.array(
-                    eq.index.to_numpy().astype("datetime64[ns]").astype(np.int64), pa.int64()
-                ),
+                "ts": pa.array(_index_ns(eq.index), pa.int64()),
                 "equity": _raw(eq["equity"]),
                 "cash": _raw(eq["cash"]),
                 "position_value": _raw(eq["position_value"]),

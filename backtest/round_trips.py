@@ -3,7 +3,9 @@
 A round trip opens when an instrument's position leaves zero and closes when it returns to zero.
 Closing quantity is matched against the open lots first-in first-out; a fill that flips the
 position closes one round trip and opens the next with the remainder, its fee split by quantity.
-The loop runs over fills only (never over equity points).
+The loop runs over fills only (never over equity points). When the fills carry
+``client_order_id``, each round trip names the order whose fill closed it (``exit_order_id``), so
+a report can say what closed it (a stop, a limit, a market order).
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ import pandas as pd
 
 from runtime.errors import DataError
 
-__all__ = ["FILL_COLUMNS", "ROUND_TRIP_COLUMNS", "check_fills", "round_trips", "walk_fills"]
+__all__ = [
+    "FILL_COLUMNS",
+    "ROUND_TRIP_COLUMNS",
+    "check_fills",
+    "closed_by",
+    "round_trips",
+    "walk_fills",
+]
 
 FILL_COLUMNS = ("ts_event", "instrument_id", "side", "qty", "price", "fee")
 """Columns of a fills frame: int ns, id, +1 buy / −1 sell, positive qty, price, fee (money)."""
@@ -33,6 +42,7 @@ ROUND_TRIP_COLUMNS = (
     "gross_pnl",
     "fees",
     "net_pnl",
+    "exit_order_id",
 )
 _QTY_EPS = 1e-9
 IntArray = npt.NDArray[np.int64]
@@ -51,7 +61,7 @@ class _Episode:
     gross_pnl: float = 0.0
     fees: float = 0.0
 
-    def row(self, instrument_id: Any, exit_ts: int) -> tuple[Any, ...]:
+    def row(self, instrument_id: Any, exit_ts: int, exit_order_id: str) -> tuple[Any, ...]:
         return (
             instrument_id,
             self.direction,
@@ -63,6 +73,7 @@ class _Episode:
             self.gross_pnl,
             self.fees,
             self.gross_pnl - self.fees,
+            exit_order_id,
         )
 
 
@@ -129,7 +140,13 @@ def walk_fills(fills: pd.DataFrame) -> tuple[list[tuple[Any, ...]], IntArray]:
     open_after = np.zeros(len(fills), dtype=np.int64)
     n_open = 0
     columns = [fills[c].tolist() for c in FILL_COLUMNS]
-    for i, (ts, inst, side, qty, price, fee) in enumerate(zip(*columns, strict=True)):
+    order_ids = (
+        fills["client_order_id"].astype(str).tolist()
+        if "client_order_id" in fills.columns
+        else [""] * len(fills)
+    )
+    rows = zip(*columns, order_ids, strict=True)
+    for i, (ts, inst, side, qty, price, fee, order_id) in enumerate(rows):
         book = books.setdefault(inst, _Book())
         was_open = book.episode is not None
         fee_per_unit = float(fee) / float(qty)
@@ -138,7 +155,7 @@ def walk_fills(fills: pd.DataFrame) -> tuple[list[tuple[Any, ...]], IntArray]:
             remaining -= _close(book, int(side), remaining, float(price), fee_per_unit)
             if abs(book.position) <= _QTY_EPS * max(1.0, float(qty)):
                 assert book.episode is not None
-                trips.append(book.episode.row(inst, int(ts)))
+                trips.append(book.episode.row(inst, int(ts), order_id))
                 book.position, book.episode, book.lots = 0.0, None, None
         if remaining > _QTY_EPS * max(1.0, float(qty)):
             _open(book, int(ts), int(side), remaining, float(price), fee_per_unit)
@@ -153,7 +170,18 @@ def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
     A round trip runs from flat to flat on one instrument; a fill that flips the position closes
     one round trip and opens the next (its fee is split by quantity). Columns
     :data:`ROUND_TRIP_COLUMNS`: ``direction`` +1 long / −1 short, ``qty`` the quantity opened,
-    prices volume-weighted, ``net_pnl = gross_pnl − fees``.
+    prices volume-weighted, ``net_pnl = gross_pnl − fees``, ``exit_order_id`` the client order id
+    of the closing fill (empty when the fills have no ``client_order_id``).
     """
     trips, _ = walk_fills(check_fills(fills))
     return pd.DataFrame.from_records(trips, columns=list(ROUND_TRIP_COLUMNS))
+
+
+def closed_by(trips: pd.DataFrame, orders: pd.DataFrame | None) -> pd.Series:
+    """What closed each round trip: the type of the order behind its closing fill (``stop``,
+    ``limit``, ``market``, ``stop_limit``), ``""`` where the orders do not say."""
+    if orders is None or len(orders) == 0 or "type" not in orders.columns or len(trips) == 0:
+        return pd.Series([""] * len(trips), index=trips.index, dtype=object)
+    types = dict(zip(orders["client_order_id"].astype(str), orders["type"].astype(str),
+                     strict=True))  # fmt: skip
+    return trips["exit_order_id"].map(lambda oid: types.get(str(oid), "")).astype(object)

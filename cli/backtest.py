@@ -8,6 +8,7 @@ from typing import Any
 
 from backtest.api import BacktestResult, run_backtest
 from backtest.metrics import metrics_to_json
+from backtest.report import annualised_caveat, strategy_text
 from cli.progress import ProgressLine
 
 __all__ = ["register", "summary_lines"]
@@ -83,8 +84,11 @@ def summary_lines(result: BacktestResult) -> list[str]:
     lines = [
         f"run {result.run_id}  ({result.events:,} events, {result.n_fills} fills, "
         f"state {result.state_hash[:12]})",
-        f"  {'':14} {'strategy':>14} {'buy&hold':>14} {'no trade':>14}",
     ]
+    named = strategy_text(result.manifest)
+    if named:
+        lines.append(f"  {named}")
+    lines.append(f"  {'':14} {'strategy':>14} {'buy&hold':>14} {'no trade':>14}")
     for label, key, kind in _ROWS:
         cells = [
             _fmt(m.get(col, {}).get(key), kind) for col in ("strategy", "buy_and_hold", "no_trade")
@@ -95,9 +99,13 @@ def summary_lines(result: BacktestResult) -> list[str]:
         for d in result.denials:
             codes[d["reason_code"]] = codes.get(d["reason_code"], 0) + 1
         lines.append("  risk denials: " + ", ".join(f"{k} ×{v}" for k, v in sorted(codes.items())))
+    caveat = annualised_caveat(m.get("strategy", {}))
+    if caveat:
+        lines.append(f"  note: {caveat}")
     if result.report_path:
         lines.append(f"  report: {result.report_path}")
         lines.append(
-            f"  files:  {result.run_dir}/ (manifest.json, fills.csv, orders.csv, equity.parquet)"
+            f"  files:  {result.run_dir}/ (manifest.json, fills.csv, orders.csv, round_trips.csv,"
+            " equity.parquet)"
         )
     return lines

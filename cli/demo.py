@@ -110,7 +110,7 @@ def _demo(args: argparse.Namespace) -> int:
         } for r in results]}))
     else:
         say("")
-        say("Open a report in a browser; run `tradewind backtest --config configs/sma_nvda.yaml`"
-            " for a real-data backtest, `tradewind paper --config configs/paper.yaml` for paper"
+        say("Open a report in a browser; run `tradewind backtest --config configs/sma.yaml`"
+            " for another backtest, `tradewind paper --config configs/paper.yaml` for paper"
             " trading, `tradewind data list` to see the store.")
     return 0

@@ -1,8 +1,23 @@
 """Strategy indicators over fixed-point values (:mod:`runtime.values`).
 
-``update(value)`` takes a fixed-point int (e.g. ``bar.close``); ``value`` is a float in price
-units (``raw / 1e9``). :class:`Sma` and :class:`RollingStd` keep exact int running sums in a ring
-buffer, so they never drift; :class:`Sma` also gives its exact mean with an explicit rounding.
+``update(value)`` takes a fixed-point int (e.g. ``bar.close``; :class:`Atr` takes a bar's high,
+low and close); ``value`` (and every other reading) is a float in price units (``raw / 1e9``),
+``nan`` until the indicator has seen a value, meaningful once ``ready``. Each update is O(1).
+:class:`Sma` and :class:`RollingStd` keep exact int running sums in a ring buffer, so they never
+drift; :class:`Sma` also gives its exact mean with an explicit rounding.
+
+- ``Sma(n)``: mean of the last n values; ready after n values.
+- ``Ema(n)``: alpha = 2/(n+1), seeded with the first value; ready after n values.
+- ``RollingStd(n, ddof=0)``: standard deviation of the last n values; ready after n values.
+- ``Rsi(n=14)``: Wilder's RSI, 0..100: average gain and loss over the first n changes, then
+  ``avg = (avg·(n−1) + x) / n``; ``100 − 100 / (1 + gain/loss)``; ready after n + 1 values.
+- ``Atr(n=14)``: Wilder average of the true range ``max(high − low, |high − prev close|,
+  |low − prev close|)``; ``update(high, low, close)``; ready after n bars.
+- ``Bollinger(n=20, k=2, ddof=0)``: ``middle`` = mean of the last n values, ``upper``/``lower``
+  = middle ± k·std (ddof 0 as TA-Lib; pandas' rolling std is ddof 1); ready after n values.
+- ``Macd(12, 26, 9)``: ``macd`` = Ema(fast) − Ema(slow), ``signal`` = Ema(signal) of macd,
+  ``histogram`` = macd − signal (EMAs seeded with the first value, as pandas
+  ``ewm(span, adjust=False)``); ready after slow + signal − 1 values.
 """
 
 from __future__ import annotations
@@ -12,7 +27,7 @@ import math
 from runtime.errors import InvariantError
 from runtime.values import FIXED_SCALE, Rounding, div_round
 
-__all__ = ["Ema", "RollingStd", "Sma"]
+__all__ = ["Atr", "Bollinger", "Ema", "Macd", "RollingStd", "Rsi", "Sma"]
 
 
 def _check_period(period: int) -> None:
@@ -146,3 +161,189 @@ class RollingStd:
         numerator: int = n * self._sumsq - self._sum * self._sum
         variance: float = numerator / (n * (n - self.ddof))
         return math.sqrt(variance) / float(FIXED_SCALE)
+
+
+class Rsi:
+    """Wilder's relative strength index of the last ``period`` changes, 0..100.
+
+    Average gain and loss are seeded with the plain mean of the first ``period`` changes, then
+    smoothed ``avg = (avg * (period - 1) + x) / period``. ``value`` is 100 when there were only
+    gains, 0 with only losses, 50 when the price did not move.
+    """
+
+    __slots__ = ("_changes", "_gain", "_last", "_loss", "period")
+
+    def __init__(self, period: int = 14) -> None:
+        _check_period(period)
+        self.period = period
+        self._last: int | None = None
+        self._changes = 0
+        self._gain = 0.0
+        self._loss = 0.0
+
+    def update(self, value: int) -> None:
+        last, self._last = self._last, value
+        if last is None:
+            return
+        change = (value - last) / FIXED_SCALE
+        gain, loss = (change, 0.0) if change > 0 else (0.0, -change)
+        n = self.period
+        self._changes += 1
+        if self._changes <= n:  # the seed: a plain mean of the first n changes
+            self._gain += gain / n
+            self._loss += loss / n
+        else:
+            self._gain = (self._gain * (n - 1) + gain) / n
+            self._loss = (self._loss * (n - 1) + loss) / n
+
+    @property
+    def ready(self) -> bool:
+        return self._changes >= self.period
+
+    @property
+    def value(self) -> float:
+        if not self.ready:
+            return math.nan
+        if self._loss == 0.0:
+            return 50.0 if self._gain == 0.0 else 100.0
+        return 100.0 - 100.0 / (1.0 + self._gain / self._loss)
+
+
+class Atr:
+    """Wilder's average true range over ``period`` bars, in price units.
+
+    ``update(high, low, close)`` per bar. The first bar's true range is ``high - low``; the
+    average is seeded with the mean of the first ``period`` true ranges, then smoothed as
+    :class:`Rsi` is.
+    """
+
+    __slots__ = ("_close", "_n", "_value", "period")
+
+    def __init__(self, period: int = 14) -> None:
+        _check_period(period)
+        self.period = period
+        self._close: int | None = None
+        self._n = 0
+        self._value = 0.0
+
+    def update(self, high: int, low: int, close: int) -> None:
+        prev = self._close
+        if prev is None:
+            true_range = high - low
+        else:
+            true_range = max(high - low, abs(high - prev), abs(low - prev))
+        self._close = close
+        x = true_range / FIXED_SCALE
+        n = self.period
+        self._n += 1
+        if self._n <= n:
+            self._value += x / n
+        else:
+            self._value = (self._value * (n - 1) + x) / n
+
+    @property
+    def ready(self) -> bool:
+        return self._n >= self.period
+
+    @property
+    def value(self) -> float:
+        return self._value if self.ready else math.nan
+
+
+class Bollinger:
+    """Bollinger bands: ``middle`` the mean of the last ``period`` values, ``upper``/``lower``
+    ``k`` standard deviations (``ddof``, default 0) above and below it."""
+
+    __slots__ = ("_sma", "_std", "k", "period")
+
+    def __init__(self, period: int = 20, k: float = 2.0, *, ddof: int = 0) -> None:
+        self.period = period
+        self.k = k
+        self._sma = Sma(period)
+        self._std = RollingStd(period, ddof=ddof)
+
+    def update(self, value: int) -> None:
+        self._sma.update(value)
+        self._std.update(value)
+
+    @property
+    def ready(self) -> bool:
+        return self._sma.ready
+
+    @property
+    def middle(self) -> float:
+        return self._sma.value if self.ready else math.nan
+
+    @property
+    def std(self) -> float:
+        return self._std.value if self.ready else math.nan
+
+    @property
+    def upper(self) -> float:
+        return self.middle + self.k * self.std
+
+    @property
+    def lower(self) -> float:
+        return self.middle - self.k * self.std
+
+    def percent_b(self, value: int) -> float:
+        """Where ``value`` sits in the band: 0 at ``lower``, 1 at ``upper`` (nan if flat)."""
+        width = self.upper - self.lower
+        return (value / FIXED_SCALE - self.lower) / width if width > 0 else math.nan
+
+
+class _FloatEma:
+    __slots__ = ("_alpha", "n", "value")
+
+    def __init__(self, period: int) -> None:
+        self._alpha = 2.0 / (period + 1)
+        self.n = 0
+        self.value = math.nan
+
+    def update(self, x: float) -> None:
+        self.value = x if self.n == 0 else self.value + self._alpha * (x - self.value)
+        self.n += 1
+
+
+class Macd:
+    """Moving average convergence/divergence: ``macd`` = Ema(fast) − Ema(slow) of the values,
+    ``signal`` = Ema(signal) of ``macd``, ``histogram`` = ``macd − signal``, in price units."""
+
+    __slots__ = ("_fast", "_signal", "_slow", "fast", "signal_period", "slow")
+
+    def __init__(self, fast: int = 12, slow: int = 26, signal: int = 9) -> None:
+        for period in (fast, slow, signal):
+            _check_period(period)
+        if fast >= slow:
+            raise InvariantError(f"MACD needs fast < slow, got {fast} and {slow}")
+        self.fast, self.slow, self.signal_period = fast, slow, signal
+        self._fast = _FloatEma(fast)
+        self._slow = _FloatEma(slow)
+        self._signal = _FloatEma(signal)
+
+    def update(self, value: int) -> None:
+        x = value / FIXED_SCALE
+        self._fast.update(x)
+        self._slow.update(x)
+        self._signal.update(self._fast.value - self._slow.value)
+
+    @property
+    def ready(self) -> bool:
+        return self._slow.n >= self.slow + self.signal_period - 1
+
+    @property
+    def macd(self) -> float:
+        return self._fast.value - self._slow.value
+
+    @property
+    def signal(self) -> float:
+        return self._signal.value
+
+    @property
+    def histogram(self) -> float:
+        return self.macd - self._signal.value
+
+    @property
+    def value(self) -> float:
+        """Same as :attr:`macd`."""
+        return self.macd

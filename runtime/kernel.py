@@ -45,7 +45,7 @@ from runtime.messages import (
     TradingStateChanged,
 )
 from runtime.orders import TERMINAL, ClientOrderIdGenerator, Order, OrderStatus, Trigger
-from runtime.portfolio import Portfolio
+from runtime.portfolio import Account, Portfolio
 from runtime.prices import LastPrices
 from runtime.risk import RiskEngine, RiskLimits
 from runtime.strategy import Strategy
@@ -542,6 +542,10 @@ class Kernel:
 
     def enable_features(self, instrument_id: str) -> None:
         self.features(instrument_id)
+
+    def account(self) -> Account:
+        """The account this kernel keeps (read-only snapshot): cash, equity, PnL, fees."""
+        return self.portfolio.account()
 
     # --- intents through risk ----------------------------------------------------------------
     def _drain(self) -> list[Message]:

@@ -14,13 +14,41 @@ settlement (futures are cash-settled on the full notional, not margined — see 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from runtime.instruments import InstrumentRegistry
 from runtime.messages import OrderFilled
-from runtime.values import Rounding, div_round
+from runtime.values import Rounding, div_round, to_float
 
-__all__ = ["Portfolio", "Position"]
+__all__ = ["Account", "Portfolio", "Position"]
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A read-only snapshot of the account, in fixed-point money like the rest of the core
+    (``to_float(account.equity)`` for price units). Positions are marked at the last price
+    seen (a bar's close, a quote's mid, a trade)."""
+
+    currency: str
+    initial_cash: int
+    cash: int
+    equity: int  # cash + market value of the positions
+    realized_pnl: int
+    unrealized_pnl: int
+    fees: int
+    gross_exposure: int
+
+    @property
+    def total_pnl(self) -> int:
+        """``equity - initial_cash``: realized + unrealized − fees."""
+        return self.equity - self.initial_cash
+
+    def as_floats(self) -> dict[str, float]:
+        """The money fields in price units, for logging or sizing arithmetic."""
+        names = ("initial_cash", "cash", "equity", "realized_pnl", "unrealized_pnl", "fees",
+                 "gross_exposure")
+        return {name: to_float(getattr(self, name)) for name in names}
 
 
 class Position:
@@ -141,6 +169,20 @@ class Portfolio:
 
     def net_exposure(self) -> int:
         return self.market_value()
+
+    def account(self) -> Account:
+        """A snapshot of cash, equity, PnL, fees and exposure."""
+        value = self.market_value()
+        return Account(
+            currency=self.currency,
+            initial_cash=self.initial_cash,
+            cash=self.cash,
+            equity=self.cash + value,
+            realized_pnl=self.realized_pnl,
+            unrealized_pnl=value - sum(p.cost_basis for p in self.positions.values()),
+            fees=self.fees,
+            gross_exposure=self.gross_exposure(),
+        )
 
     def identity_gap(self) -> int:
         """``0`` exactly when the accounting identity holds (it always should)."""

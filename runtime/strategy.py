@@ -3,9 +3,11 @@
 A strategy reacts through hooks (``on_start``, ``on_quote``, ``on_trade``, ``on_book``,
 ``on_bar``, ``on_order_event``, ``on_timer``, ``on_stop``) and acts through its context, which the
 kernel (backtest) or the strategy actor (paper/live) provides. It does no I/O, starts no threads,
-reads no wall clock and uses only ``self.rng`` for randomness. Quantities and prices are the
-core's fixed-point ints; declare params with :data:`Qty`/:data:`Price` to write them in human
-units in YAML.
+reads no wall clock and uses only ``self.rng`` for randomness. Quantities, prices and money are
+the core's fixed-point ints; declare params with :data:`Qty`/:data:`Price` to write them in human
+units in YAML, and convert computed values with :meth:`Strategy.to_price`/:meth:`Strategy.to_qty`
+(onto the instrument's grid) and :meth:`Strategy.to_float`. ``self.account`` reads cash, equity
+and PnL. The reference for authors is docs/strategy-guide.md.
 
 ::
 
@@ -26,7 +28,7 @@ units in YAML.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Protocol, TypeVar, get_args
 
 import numpy as np
@@ -47,15 +49,29 @@ from runtime.messages import (
     TradeTick,
 )
 from runtime.trailing import Trail, TrailReference
-from runtime.values import fixed
+from runtime.values import FIXED_PRECISION, FIXED_SCALE, Rounding, fixed
 
 if TYPE_CHECKING:
     from runtime.instruments import Instrument
     from runtime.orders import Order
+    from runtime.portfolio import Account
 
 __all__ = ["NoParams", "Price", "Qty", "Strategy", "StrategyContext", "StrategyParams"]
 
 _STOPS = (OrderType.STOP, OrderType.STOP_LIMIT)
+
+
+def _scaled(value: Decimal | str | float | int) -> int:
+    """A human-unit number as fixed point, rounded half-even to nine decimals (floats through
+    their shortest repr, so ``0.1`` is ``0.1``)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"expected a number, got {value!r}")
+    if isinstance(value, int):
+        return value * FIXED_SCALE
+    dec = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not dec.is_finite():
+        raise ConfigError(f"expected a finite number, got {value!r}")
+    return int(dec.scaleb(FIXED_PRECISION).to_integral_value(ROUND_HALF_EVEN))
 
 
 def _to_fixed(value: Any) -> int:
@@ -140,6 +156,9 @@ class StrategyContext(Protocol):
     def features(self, instrument_id: str) -> dict[str, float]: ...
     def instrument(self, instrument_id: str) -> Instrument: ...
     def set_timer(self, strategy_id: str, name: str, interval_ns: int) -> None: ...
+    def account(self) -> Account:
+        """A read-only snapshot of the account the engine keeps."""
+        ...
 
 
 P = TypeVar("P", bound=StrategyParams)
@@ -423,3 +442,35 @@ class Strategy(Generic[P]):
 
     def set_timer(self, name: str, interval_ns: int) -> None:
         self.ctx.set_timer(self.strategy_id, name, interval_ns)
+
+    @property
+    def account(self) -> Account:
+        """Cash, equity, realized/unrealized PnL, fees and gross exposure (fixed point), as the
+        engine keeps them now: in a backtest, the run's whole account."""
+        return self.ctx.account()
+
+    # --- human units: the edge between a strategy's arithmetic and the core's fixed point ----
+    def to_price(
+        self,
+        instrument_id: str,
+        value: Decimal | str | float | int,
+        rounding: Rounding = Rounding.HALF_EVEN,
+    ) -> int:
+        """A price in human units (``101.25``, ``entry - 2 * atr``) as a fixed-point price on
+        the instrument's tick grid (``rounding``: DOWN/UP pick the tick below/above)."""
+        return self.instrument(instrument_id).quantize_price(_scaled(value), rounding)
+
+    def to_qty(
+        self,
+        instrument_id: str,
+        value: Decimal | str | float | int,
+        rounding: Rounding = Rounding.DOWN,
+    ) -> int:
+        """A quantity in human units (``100``, ``equity * 0.1 / price``) as a fixed-point
+        quantity in whole lots (rounded down by default: never more than asked)."""
+        return self.instrument(instrument_id).quantize_quantity(_scaled(value), rounding)
+
+    @staticmethod
+    def to_float(raw: int) -> float:
+        """A fixed-point price, quantity or amount in human units (for arithmetic, logging)."""
+        return raw / FIXED_SCALE

@@ -6,7 +6,7 @@ universal (Taiwan's statutory rates) or conservative (the pessimistic queue-shri
 Money and rates are :class:`~decimal.Decimal` at this edge and fixed point inside the venue.
 
 :func:`config_error` turns a pydantic ``ValidationError`` into one :class:`ConfigError` line that
-names the field (``fills.kind: ...``).
+names every failing field (``fills.kind: ...; slippage.ticks: ...``).
 """
 
 from __future__ import annotations
@@ -232,12 +232,17 @@ class VenueModels(_Config):
 
 
 def config_error(exc: ValidationError, *, path: str | None = None, prefix: str = "") -> ConfigError:
-    """One :class:`ConfigError` naming the first failing field, e.g. ``fills.kind: ...``."""
-    first = exc.errors()[0]
-    loc = [str(part) for part in first["loc"]]
-    field = ".".join(p for p in [prefix, *loc] if p)
-    message = first["msg"]
-    more = exc.error_count() - 1
-    if more:
-        message += f" (and {more} more error{'s' if more > 1 else ''})"
-    return ConfigError(message, path=path, field=field or None)
+    """One :class:`ConfigError` naming every failing field, the first as its ``field``:
+    ``fills.kind: ...; data.0.bar_stamp: unknown field 'bar_stamp'``."""
+    parts: list[tuple[str, str]] = []
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        field = ".".join(p for p in [prefix, *loc] if p)
+        if error["type"] == "extra_forbidden":
+            message = f"unknown field {loc[-1]!r}" if loc else "unknown field"
+        else:
+            message = error["msg"]
+        parts.append((field, message))
+    (first_field, first_message), rest = parts[0], parts[1:]
+    message = "; ".join([first_message, *(f"{f}: {m}" if f else m for f, m in rest)])
+    return ConfigError(message, path=path, field=first_field or None)

@@ -79,9 +79,9 @@ def _checking_pending(kernel: Any) -> None:
 
 
 def _run(seed: int, data_seed: int) -> tuple[list[tuple[Any, ...]], str]:
-    kernel, venue, _ = build_run(_config(seed), None)  # type: ignore[arg-type]
-    _checking_pending(kernel)
     feed = _feed(data_seed, 400)
+    kernel, venue, _ = build_run(_config(seed), feed)
+    _checking_pending(kernel)
     log = run_loop(kernel, venue, feed.iter_messages(), start_ns=feed.start_ns)
     fills = [(f.ts_event, f.ts_init, f.fill_id, f.side, f.last_qty, f.last_price, f.fee)
              for f in log.fills]

@@ -61,3 +61,22 @@ def test_demo_from_scratch_then_again(tmp_path: Path) -> None:
     again = json.loads(tradewind("demo", "--store", store, "--json", cwd=tmp_path).stdout)
     assert again["sampled"] is False  # data already there: not written twice
     assert [r["state_hash"] for r in again["runs"]] == [r["state_hash"] for r in out["runs"]]
+
+
+def test_readme_examples_run_on_a_fresh_clone(tmp_path: Path) -> None:
+    """README's backtest, new strategy, sweep and walk-forward commands, as written, on the
+    sample data only (a fresh clone has no ../shared): from a copy of configs/ in an empty
+    folder."""
+    import shutil
+
+    shutil.copytree(ROOT / "configs", tmp_path / "configs")
+    assert tradewind("data", "sample", "--days", "3", cwd=tmp_path).returncode == 0
+    assert tradewind("new", "strategy", "rsi_revert", cwd=tmp_path).returncode == 0
+    for args in (["backtest", "--config", "configs/sma.yaml"],
+                 ["backtest", "--config", "rsi_revert.yaml"],
+                 ["sweep", "--config", "configs/sweep.yaml"],
+                 ["walkforward", "--config", "configs/walkforward.yaml"]):
+        proc = tradewind(*args, "--json", cwd=tmp_path)
+        assert proc.returncode == 0, (args, proc.stderr[-2000:])
+        out = json.loads(proc.stdout)
+        assert Path(tmp_path, out["report"]).exists(), args
