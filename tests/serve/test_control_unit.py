@@ -245,3 +245,24 @@ def test_positions_come_from_the_snapshot_in_human_units(tmp_path: Path) -> None
             "fees": 0.1,
         }
     ]
+
+
+def test_a_busy_port_is_named_with_the_setting_that_moves_it() -> None:
+    import socket
+
+    from actors.control_config import ControlConfig
+    from serve.deploy import ControlNotStarted, check_ports
+    from tests.serve.live_helpers import free_port
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ControlNotStarted) as caught:
+            check_ports(ControlConfig(port=port, grpc_port=free_port()))
+        with pytest.raises(ControlNotStarted, match=r"control\.grpc_port"):
+            check_ports(ControlConfig(port=free_port(), grpc_port=port))
+        check_ports(ControlConfig(port=free_port(), grpc_port=free_port()))  # free: no error
+    message = str(caught.value)
+    assert "\n" not in message and f"port {port} on 127.0.0.1 is already in use" in message
+    assert "control.port" in message
