@@ -266,3 +266,12 @@ def test_a_busy_port_is_named_with_the_setting_that_moves_it() -> None:
     message = str(caught.value)
     assert "\n" not in message and f"port {port} on 127.0.0.1 is already in use" in message
     assert "control.port" in message
+
+
+def test_the_cli_names_its_operator_as_the_api_takes_it() -> None:
+    from cli.control import operator_name
+    from serve.ids import valid_name
+
+    for user in ("alice", "José Núñez", "a\r\nb", "x" * 500, ""):
+        assert valid_name(operator_name(user)), user
+    assert operator_name("alice") == "alice" and operator_name("") == "cli"
