@@ -163,7 +163,7 @@ class Controller:
     ) -> Any:
         handle = self.actor(name)
         if handle is None:
-            return None
+            raise ActionError(f"the session's {name} actor is not running", status=503)
         ref = getattr(handle, method).options(max_task_retries=0).remote(*args)
         return await asyncio.wait_for(ref, timeout_s)
 
@@ -172,7 +172,7 @@ class Controller:
 
         try:
             return await self.call(name, method, *args)
-        except (RayError, TimeoutError, AttributeError, ValueError):
+        except (RayError, TimeoutError, AttributeError, ValueError, ActionError):
             return None
 
     # --- the snapshot ------------------------------------------------------------------------

@@ -90,6 +90,8 @@ class FakeSession:
     def _feed_operate(self, name: str, args: dict[str, Any]) -> Any:
         if name == "telemetry":
             return {}
+        if name == "close_positions":
+            return {"flat": True, "sent": [], "denied": []}
         self.feed_actions.append((name, args))
         return {"state": args.get("state", "halted")}
 

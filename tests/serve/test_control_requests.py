@@ -247,3 +247,15 @@ def test_an_action_that_fails_is_audited_as_failed(
     assert answer.status == status
     (entry,) = controller.audit.entries()
     assert entry["outcome"] == f"failed: {type(error).__name__}"
+
+
+def test_reads_of_an_absent_actor_are_503_naming_it(tmp_path: Path) -> None:
+    async def scenario(app: Any) -> list[Answer]:  # the fake session has no risk, no gateway
+        return [
+            await call(app, "GET", "/orders?recent=999", token=READER),
+            await call(app, "GET", "/fills?recent=999", token=READER),
+        ]
+
+    (orders, fills), _ = run(tmp_path, FakeSession(), scenario)
+    assert orders.status == 503 and "risk actor is not running" in orders.json()["detail"]
+    assert fills.status == 503 and "gateway actor is not running" in fills.json()["detail"]
