@@ -499,7 +499,7 @@ def _unconvertible(
 def _outcome(exc: BaseException) -> str:
     """What the audit records of an action that did not complete."""
     if isinstance(exc, ActionError):
-        return f"refused: {exc}"
+        return f"{'failed' if exc.status >= 500 else 'refused'}: {exc}"
     if isinstance(exc, ParamsInvalid):
         fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors)
         return f"refused: invalid {fields}"
