@@ -254,9 +254,10 @@ def _strategies(args: argparse.Namespace) -> int:
     rows = [
         [
             sid,
-            "yes" if s["enabled"] else "no",
+            "?" if s["enabled"] is None else "yes" if s["enabled"] else "no",
             s["class"],
-            ", ".join(f"{k}={v}" for k, v in sorted(s["params"].items())),
+            "(its actor does not answer)" if s["params"] is None
+            else ", ".join(f"{k}={v}" for k, v in sorted(s["params"].items())),
         ]
         for sid, s in out["strategies"].items()
     ]
