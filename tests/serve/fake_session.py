@@ -8,6 +8,7 @@ is starting, running or failing."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ class _Method:
 
     def remote(self, *args: Any) -> Any:
         async def run() -> Any:
-            return self.fn(*args)
+            out = self.fn(*args)
+            return await out if inspect.isawaitable(out) else out
 
         return run()
 
@@ -74,6 +76,8 @@ class FakeSession:
     feed_actions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     strategy_changes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     fail_strategy: BaseException | None = None
+    finished: bool = False
+    strategy_delay_s: float = 0.0
 
     def lookup(self, name: str) -> Any:
         if name == "feed" and self.feed_up:
@@ -85,7 +89,7 @@ class FakeSession:
         return None
 
     def _feed_status(self) -> dict[str, Any]:
-        return {"running": self.running, "finished": False, "error": None, "cursor": 1}
+        return {"running": self.running, "finished": self.finished, "error": None, "cursor": 1}
 
     def _feed_operate(self, name: str, args: dict[str, Any]) -> Any:
         if name == "telemetry":
@@ -100,6 +104,15 @@ class FakeSession:
             raise TimeoutError("the strategy actor does not answer")
         if self.fail_strategy is not None:
             raise self.fail_strategy
+        if self.strategy_delay_s and name == "enable":
+            return self._slowly(name, args)
+        return self._operate(name, args)
+
+    async def _slowly(self, name: str, args: dict[str, Any]) -> Any:
+        await asyncio.sleep(self.strategy_delay_s)
+        return self._operate(name, args)
+
+    def _operate(self, name: str, args: dict[str, Any]) -> Any:
         if name == "params" and args.get("params"):
             msgspec.msgpack.encode((name, args))  # what the actor journals: int64 at most
             self.strategy_changes.append((name, args))

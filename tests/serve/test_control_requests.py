@@ -259,3 +259,35 @@ def test_reads_of_an_absent_actor_are_503_naming_it(tmp_path: Path) -> None:
     (orders, fills), _ = run(tmp_path, FakeSession(), scenario)
     assert orders.status == 503 and "risk actor is not running" in orders.json()["detail"]
     assert fills.status == 503 and "gateway actor is not running" in fills.json()["detail"]
+
+
+def test_actions_after_the_feed_finished_are_refused_saying_so(tmp_path: Path) -> None:
+    session = FakeSession(running=False, finished=True)
+
+    async def scenario(app: Any) -> Answer:
+        return await call(app, "POST", "/halt")
+
+    answer, controller = run(tmp_path, session, scenario)
+    assert answer.status == 409 and "has finished" in answer.json()["detail"]
+    assert session.feed_actions == []
+    assert controller.audit.entries()[0]["outcome"].startswith("refused: the session has finished")
+
+
+def test_a_caller_hanging_up_cancels_neither_the_action_nor_its_audit(tmp_path: Path) -> None:
+    session = FakeSession(strategy_delay_s=0.2)
+    _, controller = make_app(tmp_path, session)
+
+    async def scenario() -> None:
+        request = asyncio.ensure_future(
+            controller.act("disable", who="w", scope="operate", correlation_id="c1", target="mm")
+        )
+        await asyncio.sleep(0.05)
+        request.cancel()  # what Serve does when the client disconnects
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        await asyncio.sleep(0.5)
+
+    asyncio.run(scenario())
+    assert session.enabled is False
+    (entry,) = controller.audit.entries()
+    assert (entry["action"], entry["outcome"], entry["correlation_id"]) == ("disable", "done", "c1")
