@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -129,6 +130,12 @@ def _check_url(url: str, field: str) -> None:
                           f"e.g. {_DEFAULT_URL}", field=field)
 
 
+def operator_name(user: str) -> str:
+    """``$USER`` as an ``X-Operator`` the API takes (:mod:`serve.ids`: 1-64 of
+    ``A-Z a-z 0-9 . _ : -``): other characters become ``_``; ``cli`` when empty."""
+    return re.sub(r"[^A-Za-z0-9._:-]", "_", user)[:64] or "cli"
+
+
 def request(
     url: str, token: str, path: str, *, method: str = "GET", body: dict[str, Any] | None = None
 ) -> Any:
@@ -140,7 +147,7 @@ def request(
         headers={
             "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
-            "X-Operator": os.environ.get("USER", "cli")[:64] or "cli",
+            "X-Operator": operator_name(os.environ.get("USER", "")),
         },
     )
     try:
@@ -247,9 +254,10 @@ def _strategies(args: argparse.Namespace) -> int:
     rows = [
         [
             sid,
-            "yes" if s["enabled"] else "no",
+            "?" if s["enabled"] is None else "yes" if s["enabled"] else "no",
             s["class"],
-            ", ".join(f"{k}={v}" for k, v in sorted(s["params"].items())),
+            "(its actor does not answer)" if s["params"] is None
+            else ", ".join(f"{k}={v}" for k, v in sorted(s["params"].items())),
         ]
         for sid, s in out["strategies"].items()
     ]

@@ -4,34 +4,37 @@ Read (scope ``read``): ``GET /health /status /positions /orders /fills /pnl /ris
 /metrics /audit``. Act (scope ``operate``): ``POST /halt /resume /reduce-only /flatten /kill
 /strategies/{id}/params /strategies/{id}/enable /strategies/{id}/disable``. Public: ``GET /``
 (the status page; it reads its token from the URL fragment, which never reaches a server) and
-the OpenAPI schema. No token or an unknown one: 401; a read token on an action: 403; a bad
-request: 422 naming the field; an action that cannot run now: 409.
+the OpenAPI schema. No token or an unknown one: 401; a read token on an action: 403 (both
+before the body is read); a bad request: 422 naming the field or header; an action that cannot
+run now (the session is not ready, or has finished): 409.
 """
 
 from __future__ import annotations
 
-import re
+import json
+import math
 import time
-import uuid
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from actors.logs import correlation_id
 from serve.auth import OPERATE, READ, fingerprint
 from serve.controller import ActionError, Controller, ParamsInvalid
+from serve.ids import NAME_PATTERN, request_id
 from serve.metrics import render, samples
 from serve.page import STATUS_PAGE
 from serve.views import STATE_CODES, health_view
 
 __all__ = ["ActionBody", "ParamsBody", "build_app"]
 
-_REQUEST_ID = re.compile(r"^[\w.:-]{1,64}$")
 _STRATEGY_ID = r"^[A-Za-z0-9_.]{1,64}$"
+_PUBLIC = frozenset({"/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 _bearer = HTTPBearer(auto_error=False, description="read-only or operator token")
 
 
@@ -40,9 +43,24 @@ class ActionBody(BaseModel):
     reason: str | None = Field(None, max_length=200, description="why, for the audit trail")
 
 
+def _finite(value: Any) -> Any:
+    """NaN and ±Infinity (which Python's JSON parser lets through) are never a param."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number (NaN and Infinity are refused)")
+    if isinstance(value, list):
+        for item in value:
+            _finite(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _finite(item)
+    return value
+
+
 class ParamsBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    params: dict[str, Any] = Field(min_length=1, description="changed params, human units")
+    params: dict[str, Annotated[Any, AfterValidator(_finite)]] = Field(
+        min_length=1, description="changed params, human units"
+    )
 
 
 class Caller(BaseModel):
@@ -70,14 +88,18 @@ SnapshotRead = Callable[[], tuple[bytes, bytes]]
 
 
 class _Correlate:
-    """Pure ASGI middleware (cheaper than ``@app.middleware``): the request's correlation id
-    (``X-Request-ID`` when well formed, else generated) in a context variable and echoed in
-    the answer; starts the controller's refresh loop on the first request.
+    """Pure ASGI middleware (cheaper than ``@app.middleware``), in front of FastAPI:
 
-    The fast path: a ``GET`` of a route answered from the snapshot (``reads``), with a known
-    token and no query, is answered here from the rendered bytes, without FastAPI's routing,
-    dependency solving and validation (the same routes stay declared in FastAPI for the
-    OpenAPI schema and answer everything else: no or a bad token, queries, errors)."""
+    * the request's correlation id (``X-Request-ID`` when it obeys :mod:`serve.ids`' rule,
+      else generated) in a context variable, and echoed once in the answer;
+    * the token, checked before anything else — before FastAPI reads or validates a body: no
+      or an unknown token is 401, a read token on anything but ``GET``/``HEAD`` is 403
+      (public: the status page and the OpenAPI schema and docs);
+    * the fast path: a ``GET`` of a route answered from the snapshot (``reads``) with no
+      query is answered here from the rendered bytes, without FastAPI's routing, dependency
+      solving and validation (the same routes stay declared in FastAPI for the OpenAPI
+      schema and answer everything else: queries, actions, errors);
+    * starts the controller's refresh loop on the first request."""
 
     def __init__(self, app: Any, controller: Controller, reads: dict[str, SnapshotRead]) -> None:
         self.app, self.controller, self.reads = app, controller, reads
@@ -86,31 +108,33 @@ class _Correlate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given, auth = "", b""
-        for key, value in scope.get("headers", ()):
-            if key == b"x-request-id":
-                given = value.decode("latin-1")
-            elif key == b"authorization":
-                auth = value
-        cid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex[:16]
+        headers = list(scope.get("headers", ()))
+        cid = request_id(headers)
+        id_header = (b"x-request-id", cid.encode())
         self.controller.ensure_started()
-        read = self.reads.get(scope["path"]) if scope["method"] == "GET" else None
-        if read is not None and not scope.get("query_string") and self._known(auth):
-            body, media = read()
-            headers = [
-                (b"content-type", media),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", cid.encode()),
-            ]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
+        if scope["path"] not in _PUBLIC:
+            auth = next((v for k, v in headers if k == b"authorization"), b"")
+            need = READ if scope["method"] in ("GET", "HEAD") else OPERATE
+            refused = _refusal(self.controller, auth.decode("latin-1"), need)
+            if refused is not None:
+                status, detail, extra = refused
+                await _answer(
+                    send,
+                    status,
+                    json.dumps({"detail": detail}).encode(),
+                    [(b"content-type", b"application/json"), id_header, *extra],
+                )
+                return
+            read = self.reads.get(scope["path"]) if scope["method"] == "GET" else None
+            if read is not None and not scope.get("query_string"):
+                body, media = read()
+                await _answer(send, 200, body, [(b"content-type", media), id_header])
+                return
 
         async def send_with_id(message: Any) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", cid.encode()))
-                message = {**message, "headers": headers}
+                kept = [(k, v) for k, v in message.get("headers", ()) if k != b"x-request-id"]
+                message = {**message, "headers": [*kept, id_header]}
             await send(message)
 
         token = correlation_id.set(cid)
@@ -119,14 +143,45 @@ class _Correlate:
         finally:
             correlation_id.reset(token)
 
-    def _known(self, auth: bytes) -> bool:
-        scheme, _, credentials = auth.decode("latin-1").partition(" ")
-        hashes = self.controller.info.token_hashes
-        return scheme.lower() == "bearer" and hashes.scope_of(credentials.strip()) is not None
+
+async def _answer(send: Any, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+_CHALLENGE = [(b"www-authenticate", b"Bearer")]
+
+
+def _scope_of(controller: Controller, authorization: str) -> str | None:
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    return controller.info.token_hashes.scope_of(credentials.strip())
+
+
+def _refusal(
+    controller: Controller, authorization: str, need: str
+) -> tuple[int, str, list[tuple[bytes, bytes]]] | None:
+    """Why a request with this ``Authorization`` may not do what ``need`` allows, or None."""
+    if not authorization.strip():
+        return 401, "a bearer token is required", _CHALLENGE
+    has = _scope_of(controller, authorization)
+    if has is None:
+        return 401, "unknown token", _CHALLENGE
+    if need == OPERATE and has != OPERATE:
+        return 403, "this token may read, not act (operator scope needed)", []
+    return None
 
 
 def _middleware(app: FastAPI, controller: Controller, reads: dict[str, SnapshotRead]) -> None:
     app.add_middleware(_Correlate, controller=controller, reads=reads)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """Which field, and why; never the input itself (it may be NaN, which JSON cannot
+        carry, 60 KB, or a secret pasted in the wrong place)."""
+        return JSONResponse({"detail": _errors(exc.errors())}, status_code=422)
 
     @app.exception_handler(ActionError)
     async def refused(_: Request, exc: ActionError) -> JSONResponse:
@@ -147,33 +202,50 @@ def _middleware(app: FastAPI, controller: Controller, reads: dict[str, SnapshotR
 
     @app.exception_handler(ParamsInvalid)
     async def invalid(_: Request, exc: ParamsInvalid) -> JSONResponse:
-        detail = [
-            {"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]} for e in exc.errors
-        ]
-        return JSONResponse({"detail": detail}, status_code=422)
+        return JSONResponse({"detail": _errors(exc.errors, prefix=("body",))}, status_code=422)
+
+
+def _errors(errors: Any, prefix: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    return [
+        {"loc": [*prefix, *e["loc"]], "msg": str(e["msg"]), "type": str(e["type"])} for e in errors
+    ]
 
 
 def _auth(controller: Controller, scope: str) -> Any:
-    async def check(
-        request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-    ) -> Caller:
-        if creds is None or creds.scheme.lower() != "bearer":
-            raise HTTPException(
-                401, "a bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-            )
-        has = controller.info.token_hashes.scope_of(creds.credentials)
-        if has is None:
-            raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
-        if scope == OPERATE and has != OPERATE:
-            raise HTTPException(403, "this token may read, not act (operator scope needed)")
-        user = request.headers.get("x-operator", "")
-        who = f"{has}:{fingerprint(creds.credentials)}"
-        if _REQUEST_ID.match(user):
-            who += f"/{user}"
+    """The caller (token scope and fingerprint, ``X-Operator`` on actions, address). The
+    middleware has refused a missing, unknown or under-scoped token already; this names the
+    caller, and declares the bearer scheme and ``X-Operator`` in the OpenAPI schema."""
+
+    def caller(request: Request, creds: HTTPAuthorizationCredentials | None, name: str) -> Caller:
+        header = request.headers.get("authorization", "")
+        refused = _refusal(controller, header, scope)
+        if refused is not None or creds is None:  # not reached: the middleware answered
+            raise ActionError(refused[1] if refused else "a bearer token is required", status=401)
+        has = _scope_of(controller, header) or READ
+        who = f"{has}:{fingerprint(creds.credentials.strip())}" + (f"/{name}" if name else "")
         client = request.client.host if request.client else "?"
         return Caller(who=f"{who}@{client}", scope=has)
 
-    return Depends(check)
+    async def reader(
+        request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> Caller:
+        return caller(request, creds, "")
+
+    async def operator(
+        request: Request,
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+        x_operator: Annotated[
+            str | None,
+            Header(
+                pattern=NAME_PATTERN,
+                description="your name in the audit trail: 1-64 of A-Z a-z 0-9 . _ : - "
+                "(anything else: 422)",
+            ),
+        ] = None,
+    ) -> Caller:
+        return caller(request, creds, x_operator or "")
+
+    return Depends(operator if scope == OPERATE else reader)
 
 
 def _ok(controller: Controller, data: Any) -> JSONResponse:
@@ -218,7 +290,7 @@ def _snapshot_reads(c: Controller) -> dict[str, SnapshotRead]:
         "/pnl": cached("pnl", lambda: _json(c, _pnl(c)), _JSON),
         "/risk": cached("risk", lambda: _json(c, c.snapshot.get("risk_view") or {}), _JSON),
         "/positions": cached("positions", lambda: _json(c, c.positions()), _JSON),
-        "/strategies": cached("strategies", lambda: _json(c, _strategies(c)), _JSON),
+        "/strategies": cached("strategies", lambda: _json(c, c.strategies_view()), _JSON),
         "/metrics": cached("metrics", metrics_text, _PROMETHEUS),
         "/health": health,
     }
@@ -226,21 +298,6 @@ def _snapshot_reads(c: Controller) -> dict[str, SnapshotRead]:
 
 def _pnl(c: Controller) -> dict[str, Any]:
     return (c.snapshot.get("pnl") or {}) | {"currency": c.info.currency}
-
-
-def _strategies(c: Controller) -> dict[str, Any]:
-    live = c.snapshot.get("strategies") or {}
-    out = {
-        sid: {
-            "class": cls,
-            "params": c.current_params(sid),
-            "enabled": (live.get(sid) or {}).get(
-                "enabled", c.overrides.get(sid, {}).get("enabled", True)
-            ),
-        }
-        for sid, cls in c.info.strategies.items()
-    }
-    return {"strategies": out}
 
 
 def _read_routes(app: FastAPI, c: Controller, read: Any, reads: dict[str, SnapshotRead]) -> None:
@@ -368,7 +425,6 @@ def _strategy_routes(app: FastAPI, c: Controller, operate: Any) -> None:
     async def params(
         body: ParamsBody, strategy_id: str = sid_path, caller: Caller = operate
     ) -> JSONResponse:
-        c.validate_params(strategy_id, body.params)  # 404 / 422 before anything happens
         return _ok(
             c,
             await c.act(

@@ -10,8 +10,13 @@ the gateway at most once per ``refresh_s`` per distinct query, however often the
 (between two driver steps, with the request's correlation id) or a strategy actor, are audited,
 and refresh the snapshot.
 
-Parameter and enable/disable overrides live here too, and are applied again when a strategy
-actor comes back from a restart (its constructor rebuilds the strategy from the config).
+An action takes effect or is refused, and the audit says which: it is refused (409) until the
+session is ready to take it — the feed actor exists and reports ``running`` (the API answers
+seconds before the tree has started) — and after the feed finished; every action that reaches
+:meth:`Controller.act` is audited with its outcome (``done``, ``refused: …``, ``failed: …``),
+even when the caller hangs up meanwhile. The control plane keeps no copy of what the actors
+hold: ``/strategies`` shows the params and enabled flag each strategy actor reports (a strategy
+actor journals an operator's change and replays it after a restart by itself).
 """
 
 from __future__ import annotations
@@ -19,16 +24,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from actors.control_config import ControlConfig
 from actors.logs import Redactor, json_logger
+from runtime.errors import TradewindError
 from serve.audit import Audit
 from serve.auth import TokenHashes
 from serve.metrics import RayGauges, samples
-from serve.views import events_in, fill_view, order_view, pnl_view, position_view, restarts
+from serve.views import (
+    events_in,
+    fill_view,
+    human_params,
+    order_view,
+    out_of_range,
+    pnl_view,
+    position_view,
+    restarts,
+)
 
 __all__ = ["ActionError", "Controller", "ParamsInvalid", "SessionInfo"]
 
@@ -72,9 +88,14 @@ class SessionInfo:
     secret_hashes: tuple[str, ...] = field(default=())
 
 
+#: finds the session's actor ``tw.<session>.<name>`` (None when it does not exist)
+Lookup = Callable[[str], Any]
+
+
 class Controller:
-    def __init__(self, info: SessionInfo) -> None:
+    def __init__(self, info: SessionInfo, lookup: Lookup | None = None) -> None:
         self.info = info
+        self._lookup = lookup or self._ray_lookup
         self.redactor = Redactor(
             info.extra_secrets,
             hashes=(info.token_hashes.operator, info.token_hashes.read, *info.secret_hashes),
@@ -89,8 +110,6 @@ class Controller:
         self.audit = Audit(info.session_id, journal / "control.journal", self.redactor, self.log)
         self.snapshot: dict[str, Any] = {}
         self.rendered: dict[str, tuple[Any, bytes]] = {}  # route -> (snapshot ts, body)
-        self.overrides: dict[str, dict[str, Any]] = {}
-        self.incarnations: dict[str, int] = {}
         self._handles: dict[str, Any] = {}
         self._absent: dict[str, float] = {}  # name -> when it was last looked up in vain
         self._reads: dict[tuple[Any, ...], tuple[float, asyncio.Future[Any]]] = {}
@@ -100,25 +119,30 @@ class Controller:
         self.started_s = time.time()
 
     # --- actors ------------------------------------------------------------------------------
-    def actor(self, name: str) -> Any:
+    def actor(self, name: str, *, fresh: bool = False) -> Any:
         """The session's actor ``tw.<session>.<name>``, or None when it does not exist (a
-        miss is remembered for ``_ABSENT_RECHECK_S``: ``ray.get_actor`` blocks on the GCS)."""
+        miss is remembered for ``_ABSENT_RECHECK_S``: ``ray.get_actor`` blocks on the GCS;
+        ``fresh``, for actions, looks again anyway)."""
         handle = self._handles.get(name)
         if handle is None:
-            if time.monotonic() - self._absent.get(name, -_ABSENT_RECHECK_S) < _ABSENT_RECHECK_S:
+            recent = time.monotonic() - self._absent.get(name, -_ABSENT_RECHECK_S)
+            if recent < _ABSENT_RECHECK_S and not fresh:
                 return None
-            import ray
-
-            try:
-                handle = ray.get_actor(
-                    f"tw.{self.info.session_id}.{name}", namespace=self.info.namespace
-                )
-            except ValueError:
+            handle = self._lookup(name)
+            if handle is None:
                 self._absent[name] = time.monotonic()
                 return None
             self._absent.pop(name, None)
             self._handles[name] = handle
         return handle
+
+    def _ray_lookup(self, name: str) -> Any:
+        import ray
+
+        try:
+            return ray.get_actor(f"tw.{self.info.session_id}.{name}", namespace=self.info.namespace)
+        except ValueError:
+            return None
 
     def actor_names(self) -> list[str]:
         names = [
@@ -139,7 +163,7 @@ class Controller:
     ) -> Any:
         handle = self.actor(name)
         if handle is None:
-            return None
+            raise ActionError(f"the session's {name} actor is not running", status=503)
         ref = getattr(handle, method).options(max_task_retries=0).remote(*args)
         return await asyncio.wait_for(ref, timeout_s)
 
@@ -148,7 +172,7 @@ class Controller:
 
         try:
             return await self.call(name, method, *args)
-        except (RayError, TimeoutError, AttributeError, ValueError):
+        except (RayError, TimeoutError, AttributeError, ValueError, ActionError):
             return None
 
     # --- the snapshot ------------------------------------------------------------------------
@@ -223,27 +247,31 @@ class Controller:
             self.log.exception("Ray metrics export failed")
 
     async def _strategies(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for sid in self.info.strategies:
-            name = f"strategy.{sid}"
-            incarnation = await self._try(name, "incarnation")
-            if incarnation is not None and incarnation != self.incarnations.get(sid):
-                if sid in self.incarnations:
-                    await self._reapply(sid)
-                self.incarnations[sid] = incarnation
-            out[sid] = await self._try(name, "operate", "params", {})
-        return out
+        sids = list(self.info.strategies)
+        answers = await asyncio.gather(
+            *(self._try(f"strategy.{sid}", "operate", "params", {}) for sid in sids)
+        )
+        return dict(zip(sids, answers, strict=True))
 
-    async def _reapply(self, sid: str) -> None:
-        override = self.overrides.get(sid, {})
-        with contextlib.suppress(Exception):
-            if override.get("internal"):
-                await self.call(
-                    f"strategy.{sid}", "operate", "params", {"params": override["internal"]}
-                )
-            if override.get("enabled") is False:
-                await self.call(f"strategy.{sid}", "operate", "enable", {"enabled": False})
-            self.log.info("overrides applied again after a restart of strategy %s", sid)
+    def strategies_view(self) -> dict[str, Any]:
+        """``/strategies``: what each strategy actor reported at the latest snapshot (params
+        in human units); ``params`` and ``enabled`` are null while it does not answer."""
+        live = self.snapshot.get("strategies") or {}
+        out = {}
+        for sid, cls in self.info.strategies.items():
+            answer = live.get(sid) or {}
+            params = answer.get("params")
+            out[sid] = {
+                "class": cls,
+                "params": None if params is None else human_params(self._params_type(sid), params),
+                "enabled": answer.get("enabled"),
+            }
+        return {"strategies": out}
+
+    def _params_type(self, sid: str) -> Any:
+        from backtest.config import load_strategy_class
+
+        return load_strategy_class(self.info.strategies[sid]).params_type
 
     # --- reads that ask the actors, at most once per refresh_s ----------------------------
     async def _read(self, key: tuple[Any, ...], fetch: Any) -> Any:
@@ -300,21 +328,33 @@ class Controller:
         target: str = "session",
         args: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        args = self.redactor.value(dict(args or {}))
+        """Carry out ``action`` and audit what happened; shielded: a caller who hangs up does
+        not cancel an action half-way, nor its audit record."""
+        task = asyncio.ensure_future(
+            self._act(action, who, scope, correlation_id, target, self.redactor.value(args or {}))
+        )
+        return await asyncio.shield(task)
+
+    async def _act(
+        self, action: str, who: str, scope: str, cid: str, target: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
         if self.audit.store is None:
             self.audit.store = self.actor("store")  # the session records: audit rows too
         try:
-            result = await self._carry_out(action, target, args, who, correlation_id)
-        except ActionError as exc:
+            result = await self._carry_out(action, target, args, who, cid)
+        except BaseException as exc:
+            outcome = _outcome(exc)
             await self.audit.record(
                 who=who,
                 scope=scope,
                 action=action,
                 target=target,
                 args=args,
-                outcome=f"refused: {exc}",
-                correlation_id=correlation_id,
+                outcome=outcome,
+                correlation_id=cid,
             )
+            if outcome.startswith("failed"):
+                self.log.warning("action %s %s %s", action, target, outcome)
             raise
         entry = await self.audit.record(
             who=who,
@@ -323,7 +363,7 @@ class Controller:
             target=target,
             args=args,
             outcome="done",
-            correlation_id=correlation_id,
+            correlation_id=cid,
         )
         self._reads.clear()  # the next /orders, /fills see the action's effect
         with contextlib.suppress(Exception):
@@ -333,6 +373,11 @@ class Controller:
     async def _carry_out(
         self, action: str, target: str, args: dict[str, Any], who: str, cid: str
     ) -> Any:
+        if action not in _ACTIONS:
+            raise ActionError(f"unknown action {action!r}", status=404)
+        if target != "session" and target not in self.info.strategies:
+            raise ActionError(f"no strategy {target!r}", status=404)
+        await self._ready()
         reason = f"operator {who}: {action}" + (
             f" ({args['reason']})" if args.get("reason") else ""
         )
@@ -348,13 +393,30 @@ class Controller:
             await self._feed("flatten", {"reason": reason} | tag)
             return await self._close_positions(tag) | {"disabled": list(self.info.strategies)}
         if action == "params":
-            internal = self.validate_params(target, args["params"])
-            return await self._strategy(
-                target, "params", {"params": internal}, human=args["params"]
+            internal = await self.checked_params(target, args["params"])
+            return await self._strategy(target, "params", {"params": internal})
+        return await self._strategy(target, "enable", {"enabled": action == "enable"})
+
+    async def _ready(self) -> None:
+        """Refuse (409) until the session can take an action: its feed actor exists and its
+        loop runs (``FeedActor.status()["running"]``), which is when every actor of the tree
+        is up; and after the feed finished (nothing left to act on)."""
+        if self.actor("feed", fresh=True) is None:
+            raise ActionError(
+                "the session is not ready to take actions yet (its actors are starting): "
+                "try again in a few seconds"
             )
-        if action in ("enable", "disable"):
-            return await self._strategy(target, "enable", {"enabled": action == "enable"})
-        raise ActionError(f"unknown action {action!r}", status=404)
+        status = await self.call("feed", "status")
+        if status.get("running"):
+            return
+        if status.get("finished"):
+            raise ActionError("the session has finished: its feed is no longer running")
+        if status.get("error"):
+            raise ActionError(f"the session's feed stopped: {status['error']}")
+        raise ActionError(
+            "the session is not ready to take actions yet (its feed is starting): "
+            "try again in a few seconds"
+        )
 
     async def _close_positions(self, tag: dict[str, str]) -> dict[str, Any]:
         """Close-out orders until flat (cancels must be confirmed first), or the timeout."""
@@ -370,55 +432,75 @@ class Controller:
             await asyncio.sleep(0.2)
 
     async def _feed(self, name: str, args: dict[str, Any]) -> Any:
-        if self.actor("feed") is None:
-            raise ActionError("the session's feed actor is not running")
         return await self.call("feed", "operate", name, args, timeout_s=_ACTION_TIMEOUT_S)
 
-    def validate_params(self, sid: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """``changes`` (human units) checked against the strategy's params model over the
-        current params; the changed fields in internal units. :class:`ParamsInvalid` if not."""
+    async def checked_params(self, sid: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """``changes`` (human units) checked against the strategy's params model over the params
+        its actor runs now; the changed fields in internal units, each finite and representable
+        (a 64-bit integer where the model holds an int). :class:`ParamsInvalid` if not."""
         from pydantic import ValidationError
 
-        from backtest.config import load_strategy_class
-
-        if sid not in self.info.strategies:
-            raise ActionError(f"no strategy {sid!r}", status=404)
-        params_type = load_strategy_class(self.info.strategies[sid]).params_type
+        params_type = self._params_type(sid)
         unknown = sorted(set(changes) - set(params_type.model_fields))
         if unknown:
             raise ParamsInvalid(
-                [
-                    {"loc": ["params", k], "msg": "unknown parameter", "type": "extra_forbidden"}
-                    for k in unknown
-                ]
+                [_error(k, msg="unknown parameter", kind="extra_forbidden") for k in unknown]
             )
+        running = await self._strategy(sid, "params", {})
+        current = human_params(params_type, running["params"])
         try:
-            model = params_type.model_validate({**self.current_params(sid), **changes})
+            model = params_type.model_validate({**current, **changes})
         except ValidationError as exc:
             raise ParamsInvalid(
-                [
-                    {"loc": ["params", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                    for e in exc.errors()
-                ]
+                [_error(*e["loc"], msg=e["msg"], kind=e["type"]) for e in exc.errors()]
             ) from None
-        return {k: getattr(model, k) for k in changes}
+        except (TradewindError, ArithmeticError):  # a converter refused (not a ValueError)
+            raise ParamsInvalid(_unconvertible(params_type, current, changes)) from None
+        internal = {k: getattr(model, k) for k in changes}
+        bad = [k for k, v in internal.items() if out_of_range(v)]
+        if bad:
+            raise ParamsInvalid([_error(k, msg=_RANGE, kind="out_of_range") for k in bad])
+        return internal
 
-    def current_params(self, sid: str) -> dict[str, Any]:
-        """Params in human units: as configured, with the operator's changes."""
-        return {**self.info.params.get(sid, {}), **self.overrides.get(sid, {}).get("params", {})}
-
-    async def _strategy(
-        self, sid: str, name: str, args: dict[str, Any], human: dict[str, Any] | None = None
-    ) -> Any:
-        if sid not in self.info.strategies:
-            raise ActionError(f"no strategy {sid!r}", status=404)
-        result = await self.call(
+    async def _strategy(self, sid: str, name: str, args: dict[str, Any]) -> Any:
+        if self.actor(f"strategy.{sid}", fresh=True) is None:
+            raise ActionError(f"strategy {sid!r} is not running (its actor is not up)")
+        return await self.call(
             f"strategy.{sid}", "operate", name, args, timeout_s=_ACTION_TIMEOUT_S
         )
-        override = self.overrides.setdefault(sid, {})
-        if name == "params":
-            override["params"] = {**override.get("params", {}), **(human or {})}
-            override["internal"] = {**override.get("internal", {}), **args["params"]}
-        else:
-            override["enabled"] = args["enabled"]
-        return result
+
+
+_ACTIONS = ("halt", "resume", "reduce-only", "kill", "flatten", "params", "enable", "disable")
+_RANGE = "Value is out of range (it must fit a 64-bit integer in the strategy's units)"
+
+
+def _error(*loc: Any, msg: str, kind: str) -> dict[str, Any]:
+    return {"loc": ["params", *loc], "msg": msg, "type": kind}
+
+
+def _unconvertible(
+    params_type: Any, current: dict[str, Any], changes: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The changed fields a converter refused outright (``Qty``: more than nine decimals,
+    not a number), found one at a time."""
+    from pydantic import ValidationError
+
+    errors = []
+    for key, value in changes.items():
+        try:
+            params_type.model_validate({**current, key: value})
+        except ValidationError:
+            continue
+        except (TradewindError, ArithmeticError) as exc:
+            errors.append(_error(key, msg=f"Value error, {exc}", kind="value_error"))
+    return errors or [_error(msg="cannot be converted", kind="value_error")]
+
+
+def _outcome(exc: BaseException) -> str:
+    """What the audit records of an action that did not complete."""
+    if isinstance(exc, ActionError):
+        return f"{'failed' if exc.status >= 500 else 'refused'}: {exc}"
+    if isinstance(exc, ParamsInvalid):
+        fields = ", ".join(".".join(map(str, e["loc"])) for e in exc.errors)
+        return f"refused: invalid {fields}"
+    return f"failed: {type(exc).__name__}"

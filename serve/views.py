@@ -6,9 +6,11 @@ the API as JSON numbers in human units.
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Any
+from typing import Any, get_args
 
+from runtime.strategy import Price, Qty
 from runtime.values import FIXED_SCALE
 
 __all__ = [
@@ -16,8 +18,10 @@ __all__ = [
     "events_in",
     "fill_view",
     "health_view",
+    "human_params",
     "is_open",
     "order_view",
+    "out_of_range",
     "pnl_view",
     "position_view",
     "restarts",
@@ -37,6 +41,49 @@ _CORE = ("risk", "gateway", "feed")
 
 def _f(value: Any) -> float | None:
     return None if value is None else value / FIXED_SCALE
+
+
+_FIXED_MARKS = (*get_args(Qty)[1:], *get_args(Price)[1:])
+_INT64 = 2**63
+
+
+def _is_fixed(annotation: Any, metadata: list[Any]) -> bool:
+    """A ``Qty`` / ``Price`` field (held as fixed point), also inside ``X | None``."""
+    if any(m is mark for m in metadata for mark in _FIXED_MARKS):
+        return True
+    nested = getattr(annotation, "__metadata__", ())
+    return any(m is mark for m in nested for mark in _FIXED_MARKS) or any(
+        _is_fixed(arg, []) for arg in get_args(annotation)
+    )
+
+
+def human_params(params_type: Any, internal: dict[str, Any]) -> dict[str, Any]:
+    """A strategy's params as its actor reports them (fixed point for ``Qty``/``Price``), in
+    the human units of the config and the API."""
+    out = dict(internal)
+    for name, field in params_type.model_fields.items():
+        value = out.get(name)
+        fixed = _is_fixed(field.annotation, field.metadata)
+        if fixed and isinstance(value, int) and not isinstance(value, bool):
+            whole, rest = divmod(value, FIXED_SCALE)
+            out[name] = whole if not rest else value / FIXED_SCALE
+    return out
+
+
+def out_of_range(value: Any) -> bool:
+    """A value the actors cannot carry: an int beyond 64 bits, a float that is not finite
+    (also inside lists and dicts)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return not -_INT64 <= value < _INT64
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return any(out_of_range(v) for v in value)
+    if isinstance(value, dict):
+        return any(out_of_range(v) for v in value.values())
+    return False
 
 
 def order_view(order: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,7 @@ class Live:
         self.api = Api(control.url, SECRET)
         self.read = Api(control.url, control.tokens.read, self.api.seen)
         self.stopped = False
+        self.early: list[tuple[int, Any]] = []  # actions sent before the tree was up
 
     def stop(self) -> None:
         if not self.stopped:
@@ -51,7 +53,7 @@ class Live:
 @pytest.fixture(scope="module")
 def live(ray_local: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     from actors.config import load_paper_config
-    from actors.session import start_session
+    from actors.session import prepare_session, start_session
     from serve.deploy import start_control
 
     tmp = tmp_path_factory.mktemp("control")
@@ -74,8 +76,17 @@ def live(ray_local: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
         },
     )
     config = load_paper_config(path)
-    session = start_session(config, session_id="ctl1")
-    live = Live(tmp, session, start_control(config, "ctl1", quiet=True))
+    prepared = prepare_session(config, session_id="ctl1")
+    control = start_control(config, "ctl1", quiet=True)  # as `tradewind paper`: API first
+    api = Api(control.url, SECRET)
+    early = [
+        api.call("/strategies/mm/params", method="POST", body={"params": {"size": 3}}),
+        api.call("/halt", method="POST"),
+    ]
+    session = start_session(config, prepared=prepared)
+    live = Live(tmp, session, control)
+    live.early = early
+    live.api.seen += api.seen
     try:
         yield live
     finally:
@@ -129,6 +140,17 @@ def test_every_read_route_answers_with_a_read_token_and_refuses_without(live: Li
     assert "/strategies/{strategy_id}/params" in schema["paths"]
 
 
+def test_actions_before_the_session_runs_are_refused_and_audited(live: Live) -> None:
+    assert [status for status, _ in live.early] == [409, 409], live.early
+    assert all("not ready" in body["detail"] for _, body in live.early)
+    until(lambda: live.read.get("/strategies")["strategies"]["mm"]["params"])
+    assert live.read.get("/strategies")["strategies"]["mm"]["params"]["size"] == 10
+    assert live.read.get("/status")["trading_state"] == "active"
+    audit = live.read.get("/audit")["entries"]
+    early = [e for e in audit if e["outcome"].startswith("refused: the session is not ready")]
+    assert [e["action"] for e in early] == ["params", "halt"]
+
+
 def test_actions_need_the_operator_scope_and_bad_requests_name_the_field(live: Live) -> None:
     assert live.read.call("/halt", method="POST")[0] == 403
     status, body = live.api.call(
@@ -143,6 +165,48 @@ def test_actions_need_the_operator_scope_and_bad_requests_name_the_field(live: L
     assert status == 422 and body["detail"][0]["loc"] == ["body", "reason"]
     assert live.api.call("/strategies/nope/disable", method="POST")[0] == 404
     assert live.read.get("/status")["trading_state"] == "active"  # nothing happened
+
+
+def _raw(
+    live: Live, path: str, data: bytes, headers: dict[str, str], token: str | None = SECRET
+) -> tuple[int, Any, Any]:
+    """(status, headers, JSON body) of a POST with ``data`` sent as it is."""
+    sent = {"Content-Type": "application/json", **headers}
+    if token:
+        sent["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(live.control.url + path, data=data, method="POST", headers=sent)
+    try:
+        with urllib.request.urlopen(req, timeout=90) as resp:
+            status, got, raw = resp.status, resp.headers, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        status, got, raw = exc.code, exc.headers, exc.read().decode()
+    live.api.seen.append(raw)
+    return status, got, json.loads(raw)
+
+
+def test_bad_values_and_headers_are_refused_naming_them_while_running(live: Live) -> None:
+    params = "/strategies/mm/params"
+    for raw in (b'{"params": {"size": NaN}}', b'{"params": {"size": Infinity}}'):
+        status, _, body = _raw(live, params, raw, {})
+        assert status == 422 and body["detail"][0]["loc"] == ["body", "params", "size"], body
+    status, _, body = _raw(live, params, b'{"params": {"size": 1' + b"0" * 30 + b"}}", {})
+    assert status == 422 and body["detail"][0]["loc"] == ["body", "params", "size"], body
+    assert "64-bit" in body["detail"][0]["msg"]
+    broken = b'{"params": {"size": 3'
+    assert _raw(live, params, broken, {}, token=None)[0] == 401  # the token before the body
+    assert _raw(live, params, broken, {}, token=live.control.tokens.read)[0] == 403
+    status, _, body = _raw(live, "/halt", b"{}", {"X-Operator": "o" * 5000})
+    assert status == 422 and body["detail"][0]["loc"] == ["header", "x-operator"]
+    status, got, _ = _raw(live, "/resume", b"{}", {"X-Request-ID": "r" * 60_000})
+    (echoed,) = got.get_all("X-Request-ID")  # one, generated: the 60 KB id is not carried
+    assert status == 200 and len(echoed) <= 64 and not echoed.startswith("rrr")
+    status, got, _ = _raw(live, "/resume", b"{}", {"X-Request-ID": "corr-once-1"})
+    assert got.get_all("X-Request-ID") == ["corr-once-1"]
+    assert live.read.get("/strategies")["strategies"]["mm"]["params"]["size"] == 10
+    assert live.read.get("/status")["trading_state"] == "active"  # nothing happened
+    refused = [e for e in live.read.get("/audit")["entries"] if e["action"] == "params"]
+    assert refused and all(e["outcome"].startswith("refused: ") for e in refused)
+    assert any(e["outcome"] == "refused: invalid params.size" for e in refused)
 
 
 def test_halt_stops_orders_at_the_gateway_and_resume_continues(live: Live) -> None:
@@ -324,7 +388,7 @@ def test_status_page_renders_live_values_and_halt_works_in_chromium(
     live.api.post("/resume")
 
 
-def test_schemathesis_finds_no_server_error(live: Live, tmp_path: Path) -> None:
+def _schemathesis(live: Live, tmp_path: Path, *extra: str, env: dict[str, str]) -> str:
     st = Path(sys.executable).parent / "st"
     if not st.exists():
         pytest.skip("needs schemathesis (pip install schemathesis)")
@@ -332,10 +396,7 @@ def test_schemathesis_finds_no_server_error(live: Live, tmp_path: Path) -> None:
         str(st),
         "run",
         f"{live.control.url}/openapi.json",
-        "-H",
-        f"Authorization: Bearer {SECRET}",
-        "--checks",
-        "not_a_server_error",
+        *extra,
         "--max-examples",
         "8",
         "--request-timeout",
@@ -345,11 +406,35 @@ def test_schemathesis_finds_no_server_error(live: Live, tmp_path: Path) -> None:
         "--generation-deterministic",
         "--no-color",
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    env = os.environ | {"PYTHONPATH": str(ROOT), "SCHEMATHESIS_HOOKS": "tests.serve.st_hooks"} | env
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     tested = re.search(r"Tested: (\d+)", output)
     assert tested and int(tested.group(1)) >= 17, output[-3000:]  # every operation exercised
+    return output
+
+
+def test_schemathesis_finds_no_server_error(live: Live, tmp_path: Path) -> None:
+    """Generated requests, valid and not (bodies, queries, path ids, X-Operator), with the
+    operator token: never a 5xx; without a token: 401, every one, whatever the body."""
+    _schemathesis(
+        live,
+        tmp_path / "operator",
+        "-H",
+        f"Authorization: Bearer {SECRET}",
+        "--checks",
+        "not_a_server_error",
+        env={},
+    )
+    _schemathesis(
+        live,
+        tmp_path / "anonymous",
+        "--checks",
+        "not_a_server_error,expected_status",
+        env={"TW_ST_EXPECT_STATUS": "401"},
+    )
     assert live.read.get("/status")["actors"]["risk"]["health"] == "up"
 
 

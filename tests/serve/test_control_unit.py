@@ -245,3 +245,68 @@ def test_positions_come_from_the_snapshot_in_human_units(tmp_path: Path) -> None
             "fees": 0.1,
         }
     ]
+
+
+def test_a_busy_port_is_named_with_the_setting_that_moves_it() -> None:
+    import socket
+
+    from actors.control_config import ControlConfig
+    from serve.deploy import ControlNotStarted, check_ports
+    from tests.serve.live_helpers import free_port
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ControlNotStarted) as caught:
+            check_ports(ControlConfig(port=port, grpc_port=free_port()))
+        with pytest.raises(ControlNotStarted, match=r"control\.grpc_port"):
+            check_ports(ControlConfig(port=free_port(), grpc_port=port))
+        check_ports(ControlConfig(port=free_port(), grpc_port=free_port()))  # free: no error
+    message = str(caught.value)
+    assert "\n" not in message and f"port {port} on 127.0.0.1 is already in use" in message
+    assert "control.port" in message
+
+
+def test_the_cli_names_its_operator_as_the_api_takes_it() -> None:
+    from cli.control import operator_name
+    from serve.ids import valid_name
+
+    for user in ("alice", "José Núñez", "a\r\nb", "x" * 500, ""):
+        assert valid_name(operator_name(user)), user
+    assert operator_name("alice") == "alice" and operator_name("") == "cli"
+
+
+def test_the_cli_lists_a_strategy_whose_actor_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cli.main import main
+
+    body = json.dumps(
+        {"strategies": {"mm": {"class": "m:MarketMaker", "params": None, "enabled": None}}}
+    ).encode()
+
+    class FakeApi(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("TRADEWIND_API_TOKEN", "x" * 20)
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert main(["strategies", "--url", url]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    out = capsys.readouterr().out
+    assert "mm" in out and "does not answer" in out
