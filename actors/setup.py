@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from actors.kernels import RiskKernel, StrategyHost
-from backtest.config import BacktestConfig, load_strategy_class
+from backtest.config import BacktestConfig, build_strategy
 from backtest.venue import SimulatedVenue
 from runtime.errors import ConfigError
 from runtime.instruments import InstrumentRegistry
@@ -64,14 +64,11 @@ class SessionSetup:
         return StrategyHost(strategies=[self._strategy(strategy_id)], **args)
 
     def _strategy(self, strategy_id: str) -> Strategy[Any]:
+        """The strategy, found as a backtest finds it (installed, beside the config, or under
+        its ``strategy_paths``), its params validated."""
         for spec in self.trading.strategies:
             if spec.id == strategy_id:
-                cls = load_strategy_class(spec.class_)
-                try:
-                    return cls(spec.id, spec.params, instruments=spec.instruments)
-                except ValueError as exc:
-                    raise ConfigError(str(exc).splitlines()[-1].strip(),
-                                      field=f"strategies.{spec.id}.params") from None
+                return build_strategy(self.trading, spec)
         raise ConfigError(f"no strategy {strategy_id!r}", field="strategies")
 
     def venue(self) -> SimulatedVenue:

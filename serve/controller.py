@@ -86,6 +86,9 @@ class SessionInfo:
     extra_secrets: tuple[str, ...] = field(default=())
     #: sha256 of the starting process's secret environment values (``env_secret_digests``)
     secret_hashes: tuple[str, ...] = field(default=())
+    #: where the strategy modules are found beside the installed ones (the trading config's
+    #: folder, then its ``strategy_paths``)
+    strategy_search: tuple[str, ...] = field(default=())
 
 
 #: finds the session's actor ``tw.<session>.<name>`` (None when it does not exist)
@@ -271,7 +274,8 @@ class Controller:
     def _params_type(self, sid: str) -> Any:
         from backtest.config import load_strategy_class
 
-        return load_strategy_class(self.info.strategies[sid]).params_type
+        return load_strategy_class(self.info.strategies[sid],
+                                   search=tuple(map(Path, self.info.strategy_search))).params_type
 
     # --- reads that ask the actors, at most once per refresh_s ----------------------------
     async def _read(self, key: tuple[Any, ...], fetch: Any) -> Any:

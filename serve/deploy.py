@@ -92,6 +92,7 @@ def session_info(config: PaperConfig, session_id: str, tokens: Tokens) -> Sessio
         token_hashes=tokens.hashes(),
         currency=trading.currency,
         secret_hashes=env_secret_digests(),
+        strategy_search=tuple(map(str, trading.strategy_search())),
     )
 
 

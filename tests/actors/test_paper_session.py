@@ -87,6 +87,26 @@ def test_lockstep_session_equals_the_backtest_and_writes_its_files(data_dir: Pat
     assert result["config_hash"] in text and "seed: 11" in text
 
 
+def test_a_strategy_beside_the_config_runs_in_the_actors(data_dir: Path,
+                                                        tmp_path: Path) -> None:
+    """A strategy module in the trading config's folder (not installed, not on PYTHONPATH) is
+    found by every actor's process, as a backtest finds it, and trades like the backtest."""
+    import yaml
+
+    path = write_paper_config(tmp_path, "sma", data_dir, minutes=60)
+    (tmp_path / "beside_sma.py").write_text(
+        "from backtest.strategies.sma_cross import SmaCross\n\n\n"
+        "class BesideSma(SmaCross):\n    pass\n")
+    trading = yaml.safe_load((tmp_path / "trading.yaml").read_text())
+    trading["strategies"][0]["class"] = "beside_sma:BesideSma"
+    (tmp_path / "trading.yaml").write_text(yaml.safe_dump(trading))
+    session = _start(path, "beside1")
+    assert session.wait(120)
+    result = session.stop()
+    assert result["feed"]["error"] is None and result["orders"] > 0
+    _check_parity(path, result)
+
+
 def test_sigkill_each_actor_restores_its_state_and_loses_nothing(data_dir: Path,
                                                                  tmp_path: Path) -> None:
     import ray
