@@ -82,7 +82,10 @@ def write_paper_config(folder: Path, kind: str, data_dir: Path, **paper: Any) ->
     config = {"name": f"p_{kind}", "trading": "trading.yaml", "journal_dir": str(folder / "var"),
               "output_dir": str(folder / "runs"), "kill_file": str(folder / "var" / "KILL"),
               "cancel_on_stop": False,
-              "reconcile_every_s": 1, "supervisor": {"intensity": 20, "period_s": 30},
+              "reconcile_every_s": 1,
+              # hang_timeout_s: a heartbeat unanswered for a minute is a hang; under load (the
+              # suite beside two CPU burners) Ray's niced workers can take 10 s to answer
+              "supervisor": {"intensity": 20, "period_s": 30, "hang_timeout_s": 60},
               # risk snapshots and compacts often, so a killed risk actor restores from a
               # snapshot plus a tail in every session test
               "snapshot_every": 50}
