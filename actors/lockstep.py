@@ -34,6 +34,7 @@ from typing import Any
 from actors.carriers import Carrier
 from actors.kernels import INTENT_TYPES
 from actors.market import pack
+from actors.recording import encode_batch
 from actors.step import HotInput, HotResult
 from runtime.messages import (
     MarketData,
@@ -414,7 +415,7 @@ class Driver:
     def _forward(self, events: Sequence[Message]) -> None:
         """Copies to the recorder, batched, fire-and-forget (it never blocks trading)."""
         if events and self.ports.recorder is not None:
-            self.ports.recorder.record.remote(events, self.ports.recorder_source)
+            self.ports.recorder.record.remote(encode_batch(events), self.ports.recorder_source)
 
     def _publish(self, index: int, msgs: Sequence[MarketData]) -> None:
         """Copies of market data to the book actors (fire-and-forget, in feed order)."""

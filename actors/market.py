@@ -131,14 +131,10 @@ class BookActor:
         self._wake = [asyncio.Event() for _ in self.subscribers]
         self._pushers: list[asyncio.Task[None]] = []
 
-    async def on_batch(self, prev_index: int | None, indices: list[int],
-                       msgs: list[MarketData]) -> int:
-        """A batch in feed order. Async calls may arrive out of order: ``prev_index`` (the last
-        index the feed sent this book before; None: unknown) puts them back in order."""
-        return self._take(prev_index, indices, msgs, None)
-
     async def on_packed(self, prev_index: int | None, payload: bytes) -> int:
-        """:meth:`on_batch` with the batch as :func:`pack` bytes (the cheap wire format)."""
+        """A batch in feed order, as :func:`pack` bytes. Async calls may arrive out of order:
+        ``prev_index`` (the last index the feed sent this book before; None: unknown) puts
+        them back in order."""
         indices, msgs = unpack(payload)
         return self._take(prev_index, indices, msgs, payload)
 

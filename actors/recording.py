@@ -70,17 +70,12 @@ from runtime.messages import (
 )
 
 __all__ = [
-    "COLUMNS_MAGIC",
     "LIVE_TABLES",
     "MARKET_TABLES",
     "TABLES_OF",
     "MarketSampler",
     "decode_batch",
-    "decode_tables",
     "encode_batch",
-    "encode_columns",
-    "encode_tables",
-    "is_columnar",
     "row_key",
     "to_tables",
 ]
@@ -119,7 +114,7 @@ _BATCH_DECODER: Final = msgspec.msgpack.Decoder(list[AnyMessage])
 
 
 def encode_batch(messages: Sequence[Message]) -> bytes:
-    """One msgpack array of tagged messages: what ``RecorderActor.record`` accepts as bytes."""
+    """One msgpack array of tagged messages: what ``RecorderActor.record`` takes."""
     return _ENCODER.encode(list(messages))
 
 
@@ -129,49 +124,6 @@ def decode_batch(payload: bytes) -> list[Message]:
         return list(_BATCH_DECODER.decode(payload))
     except msgspec.DecodeError as exc:
         raise DataError(f"not a recorder batch ({len(payload)} bytes): {exc}") from exc
-
-
-#: the first bytes of a columnar batch (a msgpack batch starts with an array header instead)
-COLUMNS_MAGIC: Final = b"TWCOLS1\n"
-
-
-def encode_tables(tables: dict[str, pa.Table]) -> bytes:
-    """A columnar batch: rows already in the store's tables (as :func:`to_tables` builds them,
-    e.g. by the producer), one Arrow IPC stream per table. ``RecorderActor.record`` takes it
-    like :func:`encode_batch` bytes, and skips the decoding and the column building."""
-    unknown = set(tables) - set(LIVE_TABLES) - set(MARKET_TABLES)
-    if unknown:
-        raise DataError(f"columnar batch: unknown tables {sorted(unknown)}")
-    parts: dict[str, bytes] = {}
-    for name, table in tables.items():
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        parts[name] = sink.getvalue().to_pybytes()
-    return COLUMNS_MAGIC + _ENCODER.encode(parts)
-
-
-def encode_columns(session_id: str, messages: Iterable[Message]) -> bytes:
-    """:func:`encode_tables` of the rows ``messages`` become (no sampling: the producer's
-    choice)."""
-    return encode_tables(to_tables(session_id, messages))
-
-
-def is_columnar(payload: bytes) -> bool:
-    return payload[: len(COLUMNS_MAGIC)] == COLUMNS_MAGIC
-
-
-def decode_tables(payload: bytes) -> dict[str, pa.Table]:
-    """Inverse of :func:`encode_tables`; anything else is a DataError."""
-    if not is_columnar(payload):
-        raise DataError(f"not a columnar recorder batch ({len(payload)} bytes)")
-    try:
-        parts = msgspec.msgpack.decode(memoryview(payload)[len(COLUMNS_MAGIC):],
-                                       type=dict[str, bytes])
-        return {name: pa.ipc.open_stream(pa.py_buffer(part)).read_all()
-                for name, part in parts.items()}
-    except (msgspec.DecodeError, pa.ArrowInvalid) as exc:
-        raise DataError(f"not a columnar recorder batch ({len(payload)} bytes): {exc}") from exc
 
 
 def row_key(message: Message) -> int:

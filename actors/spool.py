@@ -3,11 +3,9 @@
 Pure Python (no Ray, no clock: callers pass ``now_s``), driven by :class:`actors.recorder.
 RecorderActor` and directly by unit tests. The life of a batch of events:
 
-1. :meth:`Spool.accept` takes an encoded batch. With ``durable_intake`` (the default) it is
-   appended to the spill journal first (one SQLite commit: a SIGKILL afterwards loses nothing);
-   without it, it is journaled only when a write fails (a SIGKILL then loses the batches not yet
-   written, at most ``flush_interval_s`` plus one write; a spill survives). While the store is
-   healthy the decoded messages are also kept in memory.
+1. :meth:`Spool.accept` takes an encoded batch and appends it to the spill journal first (one
+   SQLite commit: a SIGKILL afterwards loses nothing). While the store is healthy the decoded
+   messages are also kept in memory.
 2. :meth:`Spool.next_chunk` hands out the next chunk to write: the oldest unwritten journal
    entries (from memory when healthy, read back from the journal when draining), converted to
    Arrow tables, never more than one chunk at a time.
@@ -35,13 +33,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from actors.recording import (
-    MarketSampler,
-    decode_batch,
-    decode_tables,
-    is_columnar,
-    to_tables,
-)
+from actors.recording import MarketSampler, decode_batch, to_tables
 from runtime.errors import InvariantError
 from runtime.journal import Blob, Journal
 
@@ -51,15 +43,12 @@ _KIND: Final = "batch"
 _WATERMARK: Final = b"recorder watermark"
 
 
-#: a decoded batch: messages, or (columnar intake) rows already in their store tables
-Content = list[Any] | dict[str, pa.Table]
+#: a decoded batch: its messages
+Content = list[Any]
 
 
 def _decode(payload: bytes) -> tuple[int, Content]:
-    """A batch's event count (rows, for a columnar batch) and content."""
-    if is_columnar(payload):
-        tables = decode_tables(payload)
-        return sum(t.num_rows for t in tables.values()), tables
+    """A batch's event count and messages."""
     messages = decode_batch(payload)
     return len(messages), messages
 
@@ -78,18 +67,15 @@ class SpoolConfig:
     max_buffer_events: int = 1_000_000  # above this, keep events only in the journal
     compact_every: int = 256  # journal entries written between compactions
     market_every: int = 1  # keep every n-th market message per instrument (0: none)
-    durable_intake: bool = True  # journal every batch on receipt (else: only when spilling)
 
 
 @dataclass
 class Chunk:
-    """The oldest ``entries`` unwritten batches as Arrow tables, ready to be written.
-
-    ``upto_seq`` is the journal seq of the last one (None when they were never journaled).
-    """
+    """The oldest ``entries`` unwritten batches as Arrow tables, ready to be written;
+    ``upto_seq`` is the journal seq of the last one."""
 
     entries: int
-    upto_seq: int | None
+    upto_seq: int
     events: int
     tables: dict[str, pa.Table]
     from_journal: bool
@@ -101,12 +87,10 @@ class Chunk:
 
 @dataclass
 class _Entry:
-    seq: int | None  # journal seq; None while only in memory
+    seq: int  # journal seq
     events: int
     received_s: float
     content: Content | None = field(default=None, repr=False)  # decoded, while in memory
-    payload: bytes | None = field(default=None, repr=False)  # kept until journaled
-    source: str = ""
 
 
 class Spool:
@@ -155,18 +139,14 @@ class Spool:
     # --- intake ---------------------------------------------------------------------------------
 
     def accept(self, payload: bytes, *, source: str = "", now_s: float) -> int:
-        """Take one encoded batch (journaled before returning when durable or draining).
-
-        Returns its event count.
-        """
+        """Take one encoded batch, journaled before this returns; its event count."""
         events, content = _decode(payload)
-        entry = _Entry(None, events, now_s, content, payload, source)
+        kind = f"{_KIND}:{source}" if source else _KIND
+        entry = _Entry(self.journal.append(Blob(kind, payload)), events, now_s, content)
         self.stats["events_accepted"] += entry.events
         backlog = self._pending + entry.events > self.config.max_buffer_events
         if self.mode is SpoolMode.HEALTHY and backlog and self._in_flight is None:
             self._spill()  # keep the backlog in the journal only
-        if self.config.durable_intake or self.mode is SpoolMode.DRAINING:
-            self._journal(entry)
         if self.mode is SpoolMode.DRAINING:
             entry.content = None
             self.stats["events_spilled"] += entry.events
@@ -216,9 +196,8 @@ class Spool:
     def written(self, chunk: Chunk, *, now_s: float, latency_s: float) -> None:
         """The store holds ``chunk``: move the watermark past it (durably) and account for it."""
         self._check_in_flight(chunk)
-        if chunk.upto_seq is not None:
-            self.journal.snapshot(_WATERMARK, upto_seq=chunk.upto_seq)
-            self.watermark = chunk.upto_seq
+        self.journal.snapshot(_WATERMARK, upto_seq=chunk.upto_seq)
+        self.watermark = chunk.upto_seq
         oldest = self._unwritten[0].received_s
         for _ in range(chunk.entries):
             self._pending -= self._unwritten.popleft().events
@@ -283,40 +262,22 @@ class Spool:
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _journal(self, entry: _Entry) -> None:
-        assert entry.payload is not None
-        kind = f"{_KIND}:{entry.source}" if entry.source else _KIND
-        entry.seq = self.journal.append(Blob(kind, entry.payload))
-        entry.payload = None
-
     def _spill(self) -> None:
-        """Journal what is only in memory (in order) and drop the memory copies: draining."""
+        """Drop the memory copies (every batch is in the journal): draining."""
         for entry in self._unwritten:
-            if entry.seq is None:
-                self._journal(entry)
             entry.content = None
         self.mode = SpoolMode.DRAINING
 
     def _tables(self, contents: list[Content]) -> dict[str, pa.Table]:
-        """Messages become rows (sampled); columnar batches join as they are."""
-        messages = [m for c in contents if isinstance(c, list) for m in c]
-        tables = to_tables(self.session_id, messages, sampler=self._sampler)
-        parts: dict[str, list[pa.Table]] = {name: [t] for name, t in tables.items()}
-        for content in contents:
-            if isinstance(content, dict):
-                for name, table in content.items():
-                    parts.setdefault(name, []).append(table)
-        return {name: ts[0] if len(ts) == 1 else
-                pa.concat_tables(ts, promote_options="permissive").combine_chunks()
-                for name, ts in parts.items()}
+        """The messages as rows of their store tables (market data sampled)."""
+        messages = [m for content in contents for m in content]
+        return to_tables(self.session_id, messages, sampler=self._sampler)
 
     def _contents(self, entries: list[_Entry], from_journal: bool) -> list[Content]:
         if not from_journal:
             return [entry.content for entry in entries if entry.content is not None]
         contents: list[Content] = []
         first, last = entries[0].seq, entries[-1].seq
-        if first is None or last is None:
-            raise InvariantError("spool: draining an entry that was never journaled")
         for seq, record in self.journal.entries(after_seq=first - 1):
             if seq > last:
                 break

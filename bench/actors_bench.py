@@ -2,9 +2,8 @@
 
 * **book throughput**: market events/s through book actors (L2 book + features, journaled per
   batch, conflated pushes to a deliberately slow subscriber), batches of ``--batch`` quotes,
-  at most ``--inflight`` unanswered batches per book, sent as ``pack``ed bytes (the feed's wire)
-  or as message objects (``--wire objects``; ``both`` alternates them, same load); the median of
-  ``--rounds`` runs. Target ≥ 200k events/s.
+  at most ``--inflight`` unanswered batches per book, sent as ``pack``ed bytes (the feed's
+  wire); the median of ``--rounds`` runs. Target ≥ 200k events/s.
 * **tick → order at the gateway**: the feed's real-time driver paced at 1k ticks/s, a strategy
   that orders on one tick in 10, and one that orders on every tick (1k orders/s); latency =
   the gateway's clock when the command is journaled and sent, minus the tick's due time (both
@@ -25,7 +24,7 @@
 The last line is one JSON object with the figures (``p50_ms``, ``p99_ms``,
 ``p50_every_tick_ms``, ``book_events_per_s``, ``restart_s`` per length, ``journal_bytes``).
 
-    .venv/bin/python bench/actors_bench.py [--events 300000] [--ticks 10000] [--wire both]
+    .venv/bin/python bench/actors_bench.py [--events 300000] [--ticks 10000]
         [--only books latency restart] [--transports auto calls] [--lengths 10000 100000]
 """
 
@@ -79,7 +78,7 @@ def _quotes(n: int, instrument: str, start_ns: int, step_ns: int) -> list[QuoteT
     return out
 
 
-def bench_books(events: int, batch: int, inflight: int, folder: Path, wire: str) -> float:
+def bench_books(events: int, batch: int, inflight: int, folder: Path) -> float:
     import ray
 
     from actors.market import BookActor, pack
@@ -96,7 +95,7 @@ def bench_books(events: int, batch: int, inflight: int, folder: Path, wire: str)
         def count(self) -> int:
             return self.seen
 
-    name = f"bench.consumer.{wire}.{time.monotonic_ns()}"
+    name = f"bench.consumer.{time.monotonic_ns()}"
     consumer = SlowConsumer.options(name=name).remote()
     instruments = ["B1", "B2"]
     run = folder / name
@@ -112,10 +111,7 @@ def bench_books(events: int, batch: int, inflight: int, folder: Path, wire: str)
             part = data[i][k:k + batch]
             prev = k - 1 if k else None
             indices = list(range(k, k + len(part)))
-            if wire == "packed":
-                pending.append(books[i].on_packed.remote(prev, pack(indices, part)))
-            else:  # message objects, pickled by Ray (the old wire)
-                pending.append(books[i].on_batch.remote(prev, indices, part))
+            pending.append(books[i].on_packed.remote(prev, pack(indices, part)))
             sent += len(part)
         while len(pending) > inflight * len(instruments):
             _, pending = ray.wait(pending, num_returns=1)
@@ -354,18 +350,14 @@ def bench_restart(length: int, folder: Path,
 
 
 def _books(args: argparse.Namespace, folder: Path) -> float:
-    """Median of ``--rounds`` runs; with ``--wire both`` the wires take turns (same load)."""
+    """Median of ``--rounds`` runs."""
     import statistics
 
-    wires = ["objects", "packed"] if args.wire == "both" else [args.wire]
-    rates: dict[str, list[float]] = {w: [] for w in wires}
-    for _ in range(args.rounds):
-        for wire in wires:
-            rates[wire].append(bench_books(args.events, args.batch, args.inflight, folder, wire))
-    for wire, values in rates.items():
-        print(f"  books, {wire} wire: median {statistics.median(values):,.0f} events/s of "
-              f"{', '.join(f'{v:,.0f}' for v in values)}")
-    return statistics.median(rates[wires[-1]])
+    rates = [bench_books(args.events, args.batch, args.inflight, folder)
+             for _ in range(args.rounds)]
+    print(f"  books: median {statistics.median(rates):,.0f} events/s of "
+          f"{', '.join(f'{v:,.0f}' for v in rates)}")
+    return statistics.median(rates)
 
 
 def _load() -> str:
@@ -386,8 +378,6 @@ def main() -> None:
                              "against the targets")
     parser.add_argument("--lengths", nargs="+", type=int, default=[10_000, 100_000, 1_000_000],
                         help="session lengths (market messages) before risk is SIGKILLed")
-    parser.add_argument("--wire", choices=["packed", "objects", "both"], default="packed",
-                        help="book batches as packed bytes (the feed's), or message objects")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", nargs="+", default=["books", "latency", "restart"],
                         choices=["books", "latency", "restart"])

@@ -10,14 +10,12 @@ Two measurements, each repeated (medians printed), against the targets (≥ 500k
   still needed after the last ``record``.
 
 Mixes: ``market`` (quotes and trades) and ``mixed`` (per 10 events: 7 market, an order's
-submit/accept/fill and a position change). Events are encoded by the producer before timing:
-``--wire columns`` (default) as Arrow columns in the store's tables (``encode_columns``: the
-producer builds the rows), ``--wire messages`` as msgpack messages (``encode_batch``: the recorder
-decodes them and builds the rows). The recorder also accepts lists of messages; Ray pickles those,
-~3 µs per message on each side.
+submit/accept/fill and a position change). Events are encoded by the producer before timing as
+the session's feed sends them (``encode_batch``: msgpack messages; the recorder journals each
+batch, decodes it and builds the rows).
 
     .venv/bin/python bench/recorder_bench.py [--events 1000000] [--repeat 3] [--batch 5000]
-        [--wire columns|messages] [--mix market mixed] [--intake durable spill-only]
+        [--mix market mixed]
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actors.recording import encode_batch, encode_columns
+from actors.recording import encode_batch
 from runtime.messages import (
     Liquidity,
     Message,
@@ -75,8 +73,7 @@ def order_life(i: int) -> list[Message]:
     ]
 
 
-def make_batches(mix: str, events: int, batch: int, offset: int, *, wire: str = "messages",
-                 session: str = "") -> list[bytes]:
+def make_batches(mix: str, events: int, batch: int, offset: int) -> list[bytes]:
     out = []
     for start in range(offset, offset + events, batch):
         if mix == "market":
@@ -85,20 +82,16 @@ def make_batches(mix: str, events: int, batch: int, offset: int, *, wire: str = 
             messages = []
             for i in range(start, start + batch, 10):
                 messages += [market(i + j) for j in range(7)] + order_life(i)[:3]
-        if wire == "columns":  # the producer builds the rows (Arrow), the recorder joins them
-            out.append(encode_columns(session, messages[:batch]))
-        else:
-            out.append(encode_batch(messages[:batch]))
+        out.append(encode_batch(messages[:batch]))
     return out
 
 
 def run_once(ray: Any, store: Any, batches: list[bytes], *, pace_rows_s: float | None,
-             inflight: int, batch: int, spill: Path, session: str,
-             durable: bool) -> dict[str, float]:
+             inflight: int, batch: int, spill: Path, session: str) -> dict[str, float]:
     from actors.recorder import RecorderActor
 
     recorder = RecorderActor.remote(session, store, str(spill), batch_rows=100_000,
-                                    flush_interval_s=0.1, durable_intake=durable)
+                                    flush_interval_s=0.1)
     ray.get(recorder.ping.remote())
     pending: list[Any] = []
     start = time.perf_counter()
@@ -128,12 +121,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--inflight", type=int, default=8)
-    parser.add_argument("--wire", choices=["messages", "columns"], default="columns",
-                        help="what producers send: msgpack messages, or Arrow columns")
     parser.add_argument("--mix", nargs="+", choices=["market", "mixed"],
                         default=["market", "mixed"])
-    parser.add_argument("--intake", nargs="+", choices=["durable", "spill-only"],
-                        default=["durable", "spill-only"])
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
@@ -150,31 +139,27 @@ def _bench(args: argparse.Namespace, ray: Any, StoreActor: Any, work: Path) -> N
     store = StoreActor.remote(f"chdb://{work / 'ch'}")
     ray.get(store.ping.remote())
     print(f"recorder bench: {args.events:,} events per run, batches of {args.batch:,}, "
-          f"{args.repeat} runs, {os.cpu_count()} cores, wire {args.wire}, "
+          f"{args.repeat} runs, {os.cpu_count()} cores, "
           f"load {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     run = 0
     for mix in args.mix:
-        for durable in (intake == "durable" for intake in args.intake):
-            for pace in (None, TARGET_ROWS_S):
-                results = []
-                for _ in range(args.repeat):
-                    run += 1
-                    batches = make_batches(mix, args.events, args.batch, run * 10**8,
-                                           wire=args.wire, session=f"B{run}")
-                    results.append(run_once(
-                        ray, store, batches, pace_rows_s=pace, inflight=args.inflight,
-                        batch=args.batch, spill=work / f"spill-{run}.journal",
-                        session=f"B{run}", durable=durable))
-                report(mix, durable, pace, results)
+        for pace in (None, TARGET_ROWS_S):
+            results = []
+            for _ in range(args.repeat):
+                run += 1
+                batches = make_batches(mix, args.events, args.batch, run * 10**8)
+                results.append(run_once(
+                    ray, store, batches, pace_rows_s=pace, inflight=args.inflight,
+                    batch=args.batch, spill=work / f"spill-{run}.journal", session=f"B{run}"))
+            report(mix, pace, results)
     ray.get(store.close.remote())
 
 
-def report(mix: str, durable: bool, pace: float | None, results: list[dict[str, float]]) -> None:
+def report(mix: str, pace: float | None, results: list[dict[str, float]]) -> None:
     def med(key: str) -> float:
         return statistics.median(r[key] for r in results)
 
-    intake = "durable" if durable else "spill-only"
-    label = f"{mix:6} {intake:10} {'paced' if pace else 'max rate':8}"
+    label = f"{mix:6} {'paced' if pace else 'max rate':8}"
     rows_ok = "OK" if med("rows_s") >= TARGET_ROWS_S else "below"
     lag_ok = "OK" if med("max_lag_s") < TARGET_LAG_S else "above"
     rate = f"{med('rows_s'):>10,.0f} rows/s"

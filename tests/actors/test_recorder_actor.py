@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from actors.recorder import RecorderActor
-from actors.recording import encode_batch, encode_columns
+from actors.recording import encode_batch
 from actors.store import StoreActor
 from runtime.messages import (
     Liquidity,
@@ -89,19 +89,18 @@ def test_store_outage_mid_session_every_event_lands_once(
     recorder = RecorderActor.remote(session, store, str(tmp_path / "spill.journal"),
                                     batch_rows=40, flush_interval_s=0.05, retry_max_s=0.2)
     n = 60
-    ray_local.get([recorder.record.remote(events(k), "test") for k in range(20)])
+    ray_local.get([recorder.record.remote(encode_batch(events(k)), "test") for k in range(20)])
     ray_local.get(recorder.flush.remote())
     ray_local.get(store.set_available.remote(False))
-    ray_local.get([  # during the outage: half as messages, half pre-encoded
-        recorder.record.remote(encode_batch(events(k)) if k % 2 else events(k), "test")
-        for k in range(20, 40)
-    ])
+    ray_local.get([recorder.record.remote(encode_batch(events(k)), "test")
+                   for k in range(20, 40)])
     during = wait_for(lambda: spilled(ray_local.get(recorder.stats.remote())))
     assert during["mode"] == "draining" and during["store_errors"] >= 1
     assert during["events_spilled"] >= 20 * 7 and during["pending_events"] >= 20 * 7
     assert during["outages"] == 1 and during["spill_bytes"] > 0
     ray_local.get(store.set_available.remote(True))
-    ray_local.get([recorder.record.remote(events(k), "test") for k in range(40, n)])
+    ray_local.get([recorder.record.remote(encode_batch(events(k)), "test")
+                   for k in range(40, n)])
     stats = ray_local.get(recorder.flush.remote())
     assert stats["pending_events"] == 0 and stats["mode"] == "healthy"
     assert stats["events_written"] == stats["events_accepted"] == 7 * n
@@ -127,14 +126,13 @@ def spilled(stats: dict[str, Any]) -> dict[str, Any]:
     return stats
 
 
-@pytest.mark.parametrize("wire", ["messages", "columns"])
 def test_sigkill_with_spilled_rows_pending_everything_lands_once(
-    ray_local: Any, store: Any, tmp_path: Path, wire: str
+    ray_local: Any, store: Any, tmp_path: Path
 ) -> None:
-    session = f"S-sigkill-{wire}"
+    session = "S-sigkill"
 
-    def batch(k: int) -> Any:  # columnar: the producer builds the rows (7 rows = 7 events)
-        return encode_columns(session, events(k)) if wire == "columns" else events(k)
+    def batch(k: int) -> bytes:
+        return encode_batch(events(k))
 
     recorder = RecorderActor.options(max_restarts=-1, max_task_retries=-1).remote(
         session, store, str(tmp_path / "spill.journal"), batch_rows=40, flush_interval_s=0.05)

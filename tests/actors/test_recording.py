@@ -13,9 +13,7 @@ from actors.recording import (
     TABLES_OF,
     MarketSampler,
     decode_batch,
-    decode_tables,
     encode_batch,
-    encode_columns,
     row_key,
     to_tables,
 )
@@ -247,9 +245,8 @@ def test_writes_in_chunks_when_healthy(spill: Path) -> None:
     assert stats["spill_entries"] == 0 and spool.mode is SpoolMode.HEALTHY
 
 
-@pytest.mark.parametrize("durable", [True, False])
-def test_store_fails_mid_batch_then_drains_in_order(spill: Path, durable: bool) -> None:
-    spool = Spool("S1", spill, SpoolConfig(batch_rows=10, durable_intake=durable), now_s=0.0)
+def test_store_fails_mid_batch_then_drains_in_order(spill: Path) -> None:
+    spool = Spool("S1", spill, SpoolConfig(batch_rows=10), now_s=0.0)
     store = FakeStore()
     spool.accept(fills(0, 10), now_s=0.0)
     pump(spool, store)
@@ -280,29 +277,6 @@ def test_restart_reopens_the_journal_and_drains_what_is_left(spill: Path) -> Non
     assert again.mode is SpoolMode.DRAINING and again.pending_events() == 30
     pump(again, store, now=5.0)
     assert [r["fill_id"] for r in store.rows("fills")] == [f"F-{i}" for i in range(40)]
-
-
-def test_without_durable_intake_only_the_spill_survives_a_crash(spill: Path) -> None:
-    store = FakeStore()
-    config = SpoolConfig(batch_rows=10, durable_intake=False)
-    spool = Spool("S1", spill, config, now_s=0.0)
-    spool.accept(fills(0, 10), now_s=0.0)
-    assert spool.journal.last_seq == 0  # nothing journaled while healthy
-    store.down = True
-    spool.accept(fills(10, 10), now_s=0.0)
-    pump(spool, store)  # fails: both batches go to the journal, in order
-    spool.accept(fills(20, 10), now_s=0.0)
-    assert spool.journal.last_seq == 3
-    del spool
-    store.down = False
-    again = Spool("S1", spill, config, now_s=1.0)
-    pump(again, store, now=1.0)
-    assert [r["fill_id"] for r in store.rows("fills")] == [f"F-{i}" for i in range(30)]
-    again.accept(fills(30, 10), now_s=2.0)  # healthy again: memory only
-    assert again.journal.last_seq == 3
-
-
-# --- the real store: a crash mid-drain re-writes, the keys keep one row each --------------------
 
 
 @pytest.fixture(scope="module")
@@ -350,65 +324,3 @@ def test_redrain_after_a_crash_mid_drain_writes_each_row_once(spill: Path, store
     assert final_count(store, "fills", session) == 60
     raw = int(store.command(f"SELECT count() FROM orders WHERE session_id = '{session}'"))
     assert raw > 120  # the chunk really was written twice; FINAL shows each row once
-
-
-# --- columnar batches: the producer builds the rows, the spool keeps its guarantees ------------
-
-
-def columns(start: int, n: int, session: str = "S1") -> bytes:
-    return encode_columns(session, [fill(i, seq=i) for i in range(start, start + n)])
-
-
-def test_columnar_batches_round_trip_and_garbage_is_a_data_error() -> None:
-    events = every_kind()
-    tables = decode_tables(encode_columns("S1", events))
-    expected = to_tables("S1", events)
-    assert set(tables) == set(expected)
-    for name, table in expected.items():
-        assert tables[name].equals(table), name
-    with pytest.raises(DataError):
-        decode_tables(encode_batch(events))  # a message batch is not a columnar one
-    with pytest.raises(DataError):
-        decode_tables(b"TWCOLS1\n" + b"garbage")
-
-
-@pytest.mark.parametrize("durable", [True, False])
-def test_columnar_and_message_batches_spill_and_drain_in_order(spill: Path,
-                                                               durable: bool) -> None:
-    spool = Spool("S1", spill, SpoolConfig(batch_rows=25, durable_intake=durable), now_s=0.0)
-    store = FakeStore()
-    spool.accept(columns(0, 10), now_s=0.0)
-    spool.accept(fills(10, 10), now_s=0.0)
-    pump(spool, store)
-    store.down = True
-    spool.accept(columns(20, 10), now_s=1.0)
-    assert pump(spool, store, now=1.0) == 0  # spilled
-    spool.accept(fills(30, 10), now_s=1.0)
-    spool.accept(columns(40, 10), now_s=1.0)
-    assert spool.snapshot_stats(1.0)["pending_events"] == 30
-    store.down = False
-    pump(spool, store, now=2.0)
-    assert sorted(r["fill_id"] for r in store.rows("fills")) == sorted(
-        f"F-{i}" for i in range(50))
-    assert spool.mode is SpoolMode.HEALTHY
-
-
-def test_columnar_batches_survive_a_crash_and_redrain_once(spill: Path, store: Store) -> None:
-    session = "S-columns-crash"
-    sink = RealSink(store)
-    spool = Spool(session, spill, SpoolConfig(batch_rows=100), now_s=0.0)
-    sink.down = True
-    for k in range(0, 60, 20):
-        spool.accept(columns(k, 20, session), now_s=0.0)
-        spool.accept(encode_batch([submit(1000 + k + j) for j in range(5)]), now_s=0.0)
-        pump(spool, sink)
-    sink.down = False
-    chunk = spool.next_chunk()  # written, then the process dies before marking it
-    assert chunk is not None
-    sink.insert_tables(chunk.tables)
-    del spool
-    again = Spool(session, spill, SpoolConfig(batch_rows=100), now_s=0.0)
-    assert again.pending_events() == 75  # rows of the columnar batches + messages
-    pump(again, sink)
-    assert final_count(store, "fills", session) == 60
-    assert final_count(store, "orders", session) == 15
