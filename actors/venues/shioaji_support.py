@@ -153,14 +153,17 @@ def build_order(sj: ModuleType, command: SubmitOrder, instrument: Instrument, *,
 
     What Shioaji does not offer is refused by name with a :class:`ConfigError` before anything
     is sent (the gateway reports it as a reject), never dropped or replaced: stop orders (no
-    stop price type), GTC (``time_in_force`` is ROD, IOC or FOK: GTC would silently become a
-    day order) and post-only (no maker-only price type or flag: the order could take
+    stop price type), GTC on an order that rests (``time_in_force`` is ROD, IOC or FOK: GTC
+    would silently become a day order; a GTC market order, which does not rest, is sent as
+    ROD) and post-only (no maker-only price type or flag: the order could take
     liquidity).
     """
     price_type = _PRICE_TYPES.get(command.order_type)
     if price_type is None:
         raise ConfigError(f"Shioaji takes market and limit orders, not {command.order_type}")
     tif = _TIF.get(command.time_in_force)
+    if tif is None and command.order_type is OrderType.MARKET:
+        tif = "ROD"  # a market order does not rest: good-till-cancelled and rest-of-day agree
     if tif is None:
         raise ConfigError(
             f"Shioaji has no {command.time_in_force.name} time in force (ROD, IOC or FOK): "

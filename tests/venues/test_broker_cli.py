@@ -28,6 +28,10 @@ def _ib(port: int, **extra: Any) -> dict[str, Any]:
             "contracts": {"SIM-A": {"symbol": "SIMA"}}, **extra}
 
 
+_STREAM = {"mode": "broker", "lockstep": False, "speed": "max"}
+_STREAMABLE = {"SIM-A": {"symbol": "SIMA", "con_id": 4242}}
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -65,7 +69,8 @@ def test_live_refuses_naming_what_is_missing(tmp_path: Path, bars: Path,
                                              capsys: pytest.CaptureFixture[str],
                                              broker: dict[str, Any], flags: list[str],
                                              named: list[str]) -> None:
-    path = _config(tmp_path, bars, _ib(_free_port(), **broker))
+    path = _config(tmp_path, bars, _ib(_free_port(), **broker, contracts=_STREAMABLE),
+                   feed=_STREAM)  # a real-money account streams the broker's own data
     code, _, err = _run(capsys, "live", "--config", path, *flags)
     assert code == 2
     assert err.count("\n") == 1 and "refusing to trade live" in err
@@ -93,7 +98,8 @@ def test_paper_refuses_a_live_flag_or_a_real_money_account(tmp_path: Path, bars:
     path = _config(tmp_path, bars, _ib(_free_port(), live=True))
     code, _, err = _run(capsys, "paper", "--config", path)
     assert code == 2 and "broker.live" in err and "tradewind live --confirm-live" in err
-    path = _config(tmp_path / "real", bars, _ib(_free_port(), paper=False))
+    path = _config(tmp_path / "real", bars, _ib(_free_port(), paper=False,
+                                                contracts=_STREAMABLE), feed=_STREAM)
     code, _, err = _run(capsys, "paper", "--config", path)
     assert code == 2 and "broker.paper: false is a real-money account" in err
 
@@ -170,10 +176,11 @@ def test_paper_broker_ib_runs_a_session_against_the_fake(fake_ib: FakeIbThread, 
                                                          bars: Path,
                                                          capsys: pytest.CaptureFixture[str]
                                                          ) -> None:
-    """``--broker ib --port``: the port comes from the command line. Speed ``max``: each bar a
-    step of its own; a paced replay far faster than the broker's round trips would pile up
-    orders while fills are on their way (docs/paper.md, "Real time")."""
-    path = _config(tmp_path, bars, _ib(1), speed="max")
+    """``--broker ib --port``: the port comes from the command line. The replay runs at a
+    speed the broker keeps up with (a bar every 40 ms): far faster than the broker's round
+    trips and rate limit, orders would pile up while fills are on their way and risk would
+    deny some (docs/paper.md, "Real time")."""
+    path = _config(tmp_path, bars, _ib(1), speed=1500)
     code, out, _ = _run(capsys, "paper", "--config", path, "--broker", "ib", "--port",
                         str(fake_ib.port), "--json", "--session-id", "cli_ib1")
     assert code == 0

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from actors.venues.common import SendLog, env_secret
@@ -267,6 +268,17 @@ def test_time_in_force_reaches_shioaji_as_its_own(h: ShioajiHarness, tif: TimeIn
     assert kinds(h.reports()) == ["OrderAccepted"]
     (sent,) = h.fake.placed
     assert sent.time_in_force == getattr(h.sj.OrderType, wire)  # the library's own enum
+
+
+def test_a_gtc_market_order_is_sent_as_rest_of_day(h: ShioajiHarness) -> None:
+    """A market order does not rest, so GTC (the strategies' default) and ROD agree for it;
+    a GTC limit order is refused below."""
+    order = msgspec.structs.replace(_stock_order("m-1", tif=TimeInForce.GTC),
+                                    order_type=OrderType.MARKET, price=None)
+    h.port.submit(order, 1)
+    assert "OrderRejected" not in kinds(h.reports())
+    (sent,) = h.fake.placed
+    assert sent.time_in_force == h.sj.OrderType.ROD
 
 
 @pytest.mark.parametrize(
