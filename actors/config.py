@@ -38,7 +38,8 @@ class FeedConfig(_Frozen):
     lockstep: bool = True
     batch_size: int = Field(512, ge=1, le=100_000)
     synthetic_days: int = Field(1, ge=1)
-    #: how a real-time step travels strategies → risk → gateway (``actors.carriers``):
+    #: how a step travels strategies → risk → gateway (``actors.carriers``), in lockstep and
+    #: in real time:
     #: ``sockets`` over the node's UNIX sockets (nothing polls; one node only), ``calls`` as
     #: Ray actor calls (across nodes), ``auto`` sockets when the actors share the feed's node
     transport: Transport = "auto"
@@ -50,13 +51,6 @@ class FeedConfig(_Frozen):
             raise ValueError("hot_path was replaced by transport: auto (the default), sockets "
                              "or calls; the Compiled Graph path was removed (docs/paper.md)")
         return data
-
-    @model_validator(mode="after")
-    def _transport_needs_real_time(self) -> FeedConfig:
-        if self.transport != "auto" and self.lockstep:
-            raise ValueError(f"transport: {self.transport} is for real time only: set lockstep: "
-                             "false (lockstep replays through ordered calls, step for step)")
-        return self
 
 
 class SupervisorConfig(_Frozen):

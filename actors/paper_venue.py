@@ -32,11 +32,10 @@ from runtime.messages import (
 )
 from runtime.statehash import state_hash
 
-__all__ = ["PaperVenue", "Step"]
+__all__ = ["PaperVenue"]
 
 _SEND, _PEEK, _POP = "gw.send", "gw.peek", "gw.pop"
 _NONE = -1
-Step = tuple[str, Any, bool]  # (kind: "report" | "timer" | "applied", payload, quiet)
 
 
 def _ts(value: int | None) -> bytes:
@@ -115,36 +114,28 @@ class PaperVenue:
         """Nothing can happen at the venue before a new command (no orders, nothing due)."""
         return self.venue.idle() and not self.venue.open_orders()
 
-    def advance(self, index: int, msg: MarketData, timer_ns: int | None, catching_up: bool,
-                reports_seen: int) -> Step:
-        """One step of the backtest loop for market message ``index`` (see actors/lockstep)."""
-        if reports_seen < len(self.reports):
-            return "report", self.reports[reports_seen:], False
-        if index < self.market_count:
-            return "applied", None, self.quiet()
-        if index > self.market_count:
-            raise InvariantError(f"gateway: message {index} after {self.market_count}")
-        ts = msg.ts_event
-        due = timer_ns is not None and timer_ns <= ts
-        if catching_up or due or self._peek(ts) is not None:
-            limit = ts if not due else timer_ns
-            report_ts = self._peek(limit)
-            if report_ts is not None:
-                self._pop(report_ts)
-                return "report", self.reports[reports_seen:], False
-            if due:
-                return "timer", self.venue.idle(), False
-        self._market(msg)
-        return "applied", None, self.quiet()
+    def idle(self) -> bool:
+        """Nothing pending at the venue (no command in flight, no report to deliver)."""
+        return self.venue.idle()
 
-    def apply(self, index: int, msgs: Sequence[MarketData]) -> bool:
-        """Market data the caller knows needs no report check (a quiet venue)."""
+    def apply(self, index: int, msgs: Sequence[MarketData]) -> None:
+        """Market data from feed index ``index`` on (what the journal holds is skipped)."""
         skip = self.market_count - index
         if skip < 0:
             raise InvariantError(f"gateway: message {index} after {self.market_count}")
         for msg in msgs[skip:]:
             self._market(msg)
-        return self.quiet()
+
+    def decide(self, after_ts: int | None, timer_ns: int | None) -> None:
+        """Lockstep: release the next reports due before the next market message (at
+        ``after_ts``; None: the end of the data) or, when a timer is due first, before the
+        timer: one step of the backtest's ``catch_up`` (``drain`` at the end)."""
+        limit = after_ts
+        if after_ts is not None and timer_ns is not None and timer_ns <= after_ts:
+            limit = timer_ns
+        report_ts = self._peek(limit)
+        if report_ts is not None:
+            self._pop(report_ts)
 
     def send(self, cmds: Sequence[Message], *, lockstep: bool) -> int:
         """Journal (commit) then send; a command the journal holds is not sent again."""

@@ -25,8 +25,8 @@ from pydantic import ValidationError
 
 from actors.claim import Claim, claim_session
 from actors.config import FeedConfig, PaperConfig
+from actors.driver import Ports
 from actors.feed import FeedActor, write_cache
-from actors.lockstep import Ports
 from actors.logs import actor_runtime_env
 from actors.market import BookActor
 from actors.setup import SessionSetup

@@ -142,7 +142,7 @@ def _latency_config(every: int = 1) -> dict[str, Any]:
 def bench_latency(ticks: int, folder: Path, rounds: int = 3, every: tuple[int, ...] = (10, 1),
                   modes: tuple[str, ...] = ("auto",)
                   ) -> dict[tuple[int, str], tuple[float, float]]:
-    """The feed's real-time driver (``actors.lockstep.Driver``) paced at 1k ticks/s over
+    """The feed's real-time driver (``actors.driver.Driver``) paced at 1k ticks/s over
     the real strategy, risk and gateway actors, over each carrier of ``modes``
     (``actors.carriers``: ``auto``, ``sockets``, ``calls``); the strategy orders on one tick
     in ``every`` (10: a strategy that trades now and then; 1: an order per tick, 1k orders/s).
@@ -220,7 +220,7 @@ def _latency_variant(ticks: int, folder: Path, rounds: int, every: int,
     import ray
 
     from actors.carriers import open_carrier
-    from actors.lockstep import Driver, Ports
+    from actors.driver import Driver, Ports
     from actors.setup import SessionSetup
     from actors.trading import GatewayActor, RiskActor, StrategyActor
     from backtest.config import load_config
@@ -235,7 +235,7 @@ def _latency_variant(ticks: int, folder: Path, rounds: int, every: int,
     ray.get([a.ping.remote() for a in actors])
     time.sleep(SETTLE_S)  # the worker processes Ray starts beside the actors finish starting
     hot = asyncio.run(open_carrier(mode, ports.hosts, ports.risk, ports.gateway))  # type: ignore[arg-type]
-    driver = Driver(ports, quotes, start_ns=0, speed=1.0, hot=hot)
+    driver = Driver(ports, quotes, start_ns=0, speed=1.0, carrier=hot, exact=False)
     asyncio.run(driver.start())
     per = max(ticks // rounds, 1)
     out = [_latency_round(driver, quotes, r * per, min((r + 1) * per, ticks), every)
@@ -292,7 +292,7 @@ def bench_restart(length: int, folder: Path,
     import ray
 
     from actors.carriers import open_carrier
-    from actors.lockstep import Driver, Ports
+    from actors.driver import Driver, Ports
     from actors.setup import SessionSetup
     from actors.trading import GatewayActor, RiskActor, StrategyActor
     from backtest.config import load_config
@@ -314,7 +314,8 @@ def bench_restart(length: int, folder: Path,
                  host.on_market.remote([], i, batch)])
     journals = {p.name: p.stat().st_size for p in Path(setup.journal_dir).glob("*.journal*")}
     hot = asyncio.run(open_carrier("auto", ports.hosts, ports.risk, ports.gateway))  # type: ignore[arg-type]
-    driver = Driver(ports, quotes, start_ns=quotes[0].ts_event, speed=1.0, hot=hot)
+    driver = Driver(ports, quotes, start_ns=quotes[0].ts_event, speed=1.0, carrier=hot,
+                    exact=False)
     driver.cursor = length
     done = threading.Event()
 

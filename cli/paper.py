@@ -64,7 +64,7 @@ def add_session_arguments(parser: Any) -> None:
     parser.add_argument("--lockstep", action="store_true",
                         help="deterministic replay: fills equal the backtest's")
     parser.add_argument("--transport", choices=("auto", "sockets", "calls"),
-                        help="real time: how a step travels strategies -> risk -> gateway: "
+                        help="how a step travels strategies -> risk -> gateway: "
                              "the node's UNIX sockets (one node; nothing polls), Ray calls "
                              "(across nodes), or auto (the default: sockets where they can)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -1,5 +1,6 @@
 """The paper session's split kernel (strategy actors, risk actor, paper gateway) driven by the
-lockstep driver in one process, without Ray: the same fills and orders as the backtest, for a
+feed's driver in lockstep, in one process, without Ray (the step protocol over the calls
+carrier, each call a plain method call): the same fills and orders as the backtest, for a
 bar strategy, a market maker (timers, resting orders, sampled latency) and a taker; and a
 gateway or strategy rebuilt from its journal hashes as before."""
 
@@ -11,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from actors.carriers import CallPath
 from actors.config import FeedConfig
+from actors.driver import Driver, Ports
 from actors.feed import load_messages
-from actors.lockstep import Driver, Ports
 from actors.setup import SessionSetup
 from actors.trading import GatewayActor, RiskActor, StrategyActor
 from backtest.api import run_backtest
@@ -44,12 +46,16 @@ def _session(kind: str, data_dir: Path, journal: Path, minutes: int) -> tuple[An
     return config, setup, risk, gateway, hosts
 
 
+def _carrier(ports: Ports) -> CallPath:
+    return CallPath(ports.hosts, ports.risk, ports.gateway)
+
+
 def _run(setup: SessionSetup, risk: Any, gateway: Any, hosts: dict[str, Any],
          *, stop_at: int | None = None) -> Driver:
     messages, start_ns = load_messages(setup, FeedConfig())
     ports = Ports(gateway=FakeHandle(gateway), risk=FakeHandle(risk),
                   hosts={k: FakeHandle(v) for k, v in hosts.items()})
-    driver = Driver(ports, messages, start_ns=start_ns, batch_size=256)
+    driver = Driver(ports, messages, start_ns=start_ns, batch_size=256, carrier=_carrier(ports))
 
     async def go() -> None:
         await driver.start()
@@ -97,8 +103,8 @@ def test_resumed_session_ends_with_the_backtest_fills(data_dir: Path, tmp_path: 
     messages, start_ns = load_messages(setup, FeedConfig())
     ports = Ports(gateway=FakeHandle(gateway2), risk=FakeHandle(risk2),
                   hosts={k: FakeHandle(v) for k, v in hosts2.items()})
-    resumed = Driver(ports, messages, start_ns=start_ns)
-    resumed.cursor, resumed.reports_seen = driver.cursor, driver.reports_seen
+    resumed = Driver(ports, messages, start_ns=start_ns, carrier=_carrier(ports))
+    resumed.cursor, resumed.delivered = driver.cursor, driver.delivered
 
     async def go() -> None:
         await resumed.start()
