@@ -5,7 +5,7 @@ and running a list of trials with resume-from-store and batched writes.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +22,7 @@ from backtest.research.results import load_trials, write_trials
 from backtest.research.trial import Trial, TrialSpec
 from backtest.store import Store, open_store
 
-__all__ = ["Session", "open_session", "run_specs"]
+__all__ = ["Session", "open_session", "run_specs", "stored_trials"]
 
 Progress = Callable[[int, int], None]
 FLUSH_EVERY_S = 5.0  # an insert costs the driver ~20 ms of CPU, which the workers need
@@ -85,21 +85,33 @@ def open_session(
 Job = tuple[str, TrialSpec]  # (sweep id, what to run)
 
 
+def stored_trials(session: Session, sweep_ids: Iterable[str]) -> dict[tuple[str, str], Trial]:
+    """The trials already in the store under ``sweep_ids``, by (sweep id, parameter hash)."""
+    trials: dict[tuple[str, str], Trial] = {}
+    for sweep_id in dict.fromkeys(sweep_ids):
+        for key, trial in load_trials(session.store, sweep_id).items():
+            trials[(sweep_id, key)] = trial
+    return trials
+
+
 def run_specs(
-    session: Session, jobs: Sequence[Job], *, progress: Progress | None = None
+    session: Session,
+    jobs: Sequence[Job],
+    *,
+    progress: Progress | None = None,
+    stored: Mapping[tuple[str, str], Trial] | None = None,
 ) -> tuple[dict[tuple[str, str], Trial], int]:
     """Every job's trial: stored ones are reused, the rest run on Ray, all in parallel.
 
-    New trials are written in batches (every ``flush_every`` results or 5 s), and whatever has
-    finished is written even when the run is interrupted. Returns ({(sweep id, parameter hash):
-    trial}, number of trials run now).
+    ``stored``: the trials already in the store (read from it when not given). New trials are
+    written in batches (every ``flush_every`` results or 5 s), and whatever has finished is
+    written even when the run is interrupted. Returns ({(sweep id, parameter hash): trial},
+    number of trials run now).
     """
-    trials: dict[tuple[str, str], Trial] = {}
-    for sweep_id in dict.fromkeys(sid for sid, _ in jobs):
-        for key, trial in load_trials(session.store, sweep_id).items():
-            trials[(sweep_id, key)] = trial
+    if stored is None:
+        stored = stored_trials(session, (sid for sid, _ in jobs))
     wanted = {(sid, spec.key) for sid, spec in jobs}
-    trials = {k: t for k, t in trials.items() if k in wanted}
+    trials = {k: t for k, t in stored.items() if k in wanted}
     todo = [(sid, spec) for sid, spec in jobs if (sid, spec.key) not in trials]
     resumed = len(trials)
 
