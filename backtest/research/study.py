@@ -4,8 +4,10 @@ and running a list of trials with resume-from-store and batched writes.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +18,13 @@ from backtest.api import code_version
 from backtest.config import BacktestConfig, config_hash
 from backtest.feed import Feed, load_feed
 from backtest.research.config import StudyConfig, base_backtest, study_hash
-from backtest.research.fanout import TrialRunner, check_store_reach, connect
+from backtest.research.fanout import (
+    Announce,
+    TrialRunner,
+    check_store_reach,
+    connect,
+    disconnect,
+)
 from backtest.research.grid import strategy_id
 from backtest.research.results import load_trials, write_trials
 from backtest.research.trial import Trial, TrialSpec
@@ -54,17 +62,20 @@ class Session:
 
 @contextmanager
 def open_session(
-    config: StudyConfig, *, address: str | None = None, store_dsn: str | None = None
+    config: StudyConfig,
+    *,
+    address: str | None = None,
+    store_dsn: str | None = None,
+    dashboard: Announce | None = None,
 ) -> Iterator[Session]:
-    """Ray (joined or started), the store (driver only), the feed put once in the object store."""
+    """Ray (joined or started), the store (driver only), the feed put once in the object store.
+
+    ``dashboard``: start a private session's dashboard on 127.0.0.1 and call this with its URL
+    (:func:`backtest.research.fanout.connect`).
+    """
     backtest = base_backtest(config)
     dsn = store_dsn or config.store.dsn or backtest.store.dsn
-    started = connect(address)
-    store: Store | None = None
-    try:
-        check_store_reach(dsn)
-        store = open_store(dsn)
-        feed = load_feed(backtest, store)
+    with _ray_and_data(address, backtest, dsn, dashboard) as (store, feed):
         strategy = strategy_id(config, backtest)
         options = {
             "strategy": strategy,
@@ -75,11 +86,55 @@ def open_session(
         digest = study_hash(config, backtest, feed.dataset_hash)
         yield Session(config, backtest, feed, store, runner, f"{config.name}-{digest[:12]}",
                       strategy)  # fmt: skip
+
+
+@contextmanager
+def _ray_and_data(
+    address: str | None, backtest: BacktestConfig, dsn: str | None, dashboard: Announce | None
+) -> Iterator[tuple[Store, Feed]]:
+    """Ray joined or started, and the store and the feed opened; closed and left after.
+
+    A private session (no address, no ``RAY_ADDRESS``, no Ray already initialised) is started
+    while another thread opens the store and loads the feed: Ray's start-up (~3 s on a quiet
+    machine) is mostly this process waiting on the ones it spawned, and opening an embedded
+    store and reading the data take seconds of their own. Joining a cluster is quick, and the
+    store's reach must be checked against it before anything is opened, so that goes in turn.
+    """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    started = False
+    store: Store | None = None
+    try:
+        if address is None and not ray.is_initialized():  # private: local by construction
+            with ThreadPoolExecutor(1, thread_name_prefix="tw-study-data") as pool:
+                loading = pool.submit(_open_data, backtest, dsn)
+                try:
+                    started = connect(None, dashboard=dashboard)
+                finally:  # whatever Ray did, the store the thread opened is ours to close
+                    error = loading.exception()
+                    if error is None:
+                        store, feed = loading.result()
+            if error is not None:
+                raise error
+        else:
+            started = connect(address, dashboard=dashboard)
+            check_store_reach(dsn)
+            store, feed = _open_data(backtest, dsn)
+        assert store is not None
+        yield store, feed
     finally:
         if store is not None:
             store.close()
         if started:
-            ray.shutdown()
+            disconnect()
+
+
+def _open_data(backtest: BacktestConfig, dsn: str | None) -> tuple[Store, Feed]:
+    store = open_store(dsn)
+    try:
+        return store, load_feed(backtest, store)
+    except BaseException:
+        store.close()
+        raise
 
 
 Job = tuple[str, TrialSpec]  # (sweep id, what to run)

@@ -71,15 +71,21 @@ def run_sweep(
     store_dsn: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     report: bool = True,
+    dashboard: Callable[[str], None] | None = None,
 ) -> SweepOutcome:
-    """Run (or resume) a sweep; results in the store, a report in ``runs/<sweep_id>/``."""
+    """Run (or resume) a sweep; results in the store, a report in ``runs/<sweep_id>/``.
+
+    ``dashboard``: a private Ray session starts its dashboard on 127.0.0.1 and this is called
+    with the URL as soon as Ray is up (no dashboard without it).
+    """
     config = source if isinstance(source, SweepConfig) else load_study(source, "sweep")
     assert isinstance(config, SweepConfig)
     if report:  # checked now, not after the study has run
         name = str(source) if isinstance(source, str | Path) else None
         check_writable_dir(Path(config.output_dir), field="output_dir", source=name)
     params = expand(config) if config.tpe is None else []
-    with open_session(config, address=address, store_dsn=store_dsn) as session:
+    with open_session(config, address=address, store_dsn=store_dsn,
+                      dashboard=dashboard) as session:  # fmt: skip
         sweep_id = session.study_id
         manifest = session.manifest(len(params) if config.tpe is None else config.tpe.n)
         record_study(session.store, sweep_id=sweep_id, kind="sweep", name=config.name,
