@@ -28,7 +28,7 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
         "--address",
         default=None,
         help="Ray cluster to join: 'auto' (this machine's running cluster) or HOST:PORT; "
-        "default: a private local Ray session for this command",
+        "default: $RAY_ADDRESS if set, else a private local Ray session for this command",
     )
     parser.add_argument(
         "--store",

@@ -86,7 +86,7 @@ def connect(
                                logging_level=logging.WARNING)  # fmt: skip
     except ConnectionError as exc:
         raise ConfigError(f"cannot reach the Ray cluster at {address}: {exc}",
-                          field="--address") from None  # fmt: skip
+                          field="--address or RAY_ADDRESS") from None  # fmt: skip
     url = getattr(context, "dashboard_url", None)
     if dashboard is not None and url:
         dashboard(url if "://" in url else f"http://{url}")
