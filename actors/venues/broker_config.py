@@ -5,10 +5,12 @@
     broker: {kind: paper}                                   # the simulated venue (default)
     broker: {kind: ib, host: 127.0.0.1, port: 4002, contracts: {SIM-A: {symbol: SPY}}}
     broker: {kind: shioaji, simulation: true}
+    broker: {kind: ccxt, exchange: binanceusdm, symbols: {BTC-PERP: BTC/USDT:USDT}}
 
 A discriminated union on ``kind`` (:data:`BrokerConfig`). Paper accounts (IB ``paper: true``,
-Shioaji ``simulation: true``) run with ``tradewind paper``; a real-money account runs only with
-``tradewind live --confirm-live`` *and* ``live: true`` in the broker block
+Shioaji ``simulation: true``, CCXT ``paper: true``: the exchange's demo or testnet) run with
+``tradewind paper``; a real-money account runs only with ``tradewind live --confirm-live``
+*and* ``live: true`` in the broker block
 (:func:`check_mode`). Credentials never appear here: they come from the environment.
 """
 
@@ -19,6 +21,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.venues.ccxt_support import CcxtConfig
 from actors.venues.common import Mode, env_secret
 from actors.venues.ib_support import IbConfig
 from actors.venues.shioaji_support import ShioajiConfig
@@ -44,13 +47,14 @@ class PaperBrokerConfig(BaseModel):
 
 
 BrokerConfig = Annotated[
-    PaperBrokerConfig | IbConfig | ShioajiConfig, Field(discriminator="kind")
+    PaperBrokerConfig | IbConfig | ShioajiConfig | CcxtConfig, Field(discriminator="kind")
 ]
-Broker = PaperBrokerConfig | IbConfig | ShioajiConfig
+Broker = PaperBrokerConfig | IbConfig | ShioajiConfig | CcxtConfig
+KINDS = ("paper", "ib", "shioaji", "ccxt")
 
 
 def is_paper_account(broker: Broker) -> bool:
-    if isinstance(broker, IbConfig):
+    if isinstance(broker, IbConfig | CcxtConfig):
         return broker.paper
     if isinstance(broker, ShioajiConfig):
         return broker.simulation
@@ -79,13 +83,14 @@ def check_mode(broker: Broker, *, command: Literal["paper", "live"], confirm_liv
         if not is_paper_account(broker):
             raise ConfigError(
                 f"{_account_field(broker)}: false is a real-money account; tradewind paper runs "
-                "paper accounts only (IB paper, Shioaji simulation): use tradewind live",
+                "paper accounts only (IB paper, Shioaji simulation, an exchange's demo): use "
+                "tradewind live",
                 field=_account_field(broker),
             )
         return Mode.PAPER
     if broker.kind == "paper":
         raise ConfigError(
-            "the paper broker cannot trade live: set broker.kind to ib or shioaji",
+            "the paper broker cannot trade live: set broker.kind to ib, shioaji or ccxt",
             field="broker.kind",
         )
     missing = []
@@ -109,6 +114,12 @@ def check_broker(broker: Broker, instruments: list[tuple[str, str]]) -> None:
     if isinstance(broker, IbConfig):
         for iid, _ in instruments:
             broker.contract_for(iid)  # ConfigError naming broker.contracts.<id>
+    elif isinstance(broker, CcxtConfig):
+        for iid, asset_class in instruments:
+            broker.symbol_for(iid)  # ConfigError naming broker.symbols.<id>
+            if asset_class not in ("crypto", "future"):
+                raise ConfigError(f"ccxt trades crypto spot and futures, not {asset_class} "
+                                  f"({iid})", field=f"instruments.{iid}.asset_class")
     elif isinstance(broker, ShioajiConfig):
         for iid, asset_class in instruments:
             if asset_class not in ("equity", "future"):
@@ -142,7 +153,8 @@ def with_cli(broker: Broker, *, kind: str | None, host: str | None, port: int | 
     """The config's broker block with ``--broker/--host/--port`` applied: ``--broker K`` keeps
     the block when its kind is K, else starts from K's defaults."""
     if kind is not None and kind != broker.kind:
-        broker = {"paper": PaperBrokerConfig, "ib": IbConfig, "shioaji": ShioajiConfig}[kind]()
+        broker = {"paper": PaperBrokerConfig, "ib": IbConfig, "shioaji": ShioajiConfig,
+                  "ccxt": CcxtConfig}[kind]()
     if host is not None or port is not None:
         if not isinstance(broker, IbConfig):
             raise ConfigError("--host/--port are for the IB gateway", field="--host/--port")

@@ -1,8 +1,10 @@
 """Where a broker adapter runs inside the gateway actor: its own thread, next to the actor's.
 
-* :class:`IbLink` — an asyncio loop on a thread owns the ``ib_async.IB`` client and the
-  :class:`~actors.venues.ib.IbVenue`; :meth:`IbLink.call` runs a function there and waits.
-  ``IbVenue.run`` keeps the session (reconnect with backoff, reconcile on trigger and timer).
+* :class:`AsyncLink` — an asyncio loop on a thread owns an async client and its adapter;
+  :meth:`AsyncLink.call` runs a function there and waits. :class:`IbLink` (``ib_async.IB`` and
+  :class:`~actors.venues.ib.IbVenue`) and :class:`CcxtLink` (``ccxt.pro`` and
+  :class:`~actors.venues.ccxt_venue.CcxtVenue`) are two; each adapter's ``run`` keeps the session
+  (reconnect with backoff, reconcile on trigger and timer).
 * :class:`ShioajiLink` — the (thread-safe) Shioaji adapter, and a ticker thread that logs in
   again after a session loss, reconciles when asked or every ``reconcile_every_s``, and sends what
   the rate limits allow. The client comes from :func:`~actors.venues.shioaji_support.make_client`
@@ -25,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from actors.venues.broker_config import Broker, check_mode
+from actors.venues.broker_config import Broker, check_mode, is_paper_account
+from actors.venues.ccxt_support import CcxtConfig, make_exchange
 from actors.venues.common import SendLog, env_secret
 from actors.venues.gateway import BrokerGateway
 from actors.venues.ib_support import IbConfig, import_ib
@@ -33,37 +36,44 @@ from actors.venues.shioaji_support import ShioajiConfig, import_shioaji, make_cl
 from runtime.errors import VenueUnavailable
 from runtime.instruments import Instrument
 
-__all__ = ["IbLink", "ShioajiLink", "open_broker_gateway"]
+__all__ = ["AsyncLink", "CcxtLink", "IbLink", "ShioajiLink", "open_broker_gateway"]
 
 log = logging.getLogger("tradewind.venues.links")
 
 
-class IbLink:
-    def __init__(self, config: IbConfig, send_log: SendLog, *, call_timeout_s: float = 30.0):
-        from actors.venues.ib import IbVenue
+class AsyncLink:
+    """An asyncio loop on a thread of its own, owning an async client and its adapter;
+    :meth:`call` runs a function there and waits (the adapters are not thread-safe)."""
 
-        self.config, self.call_timeout_s = config, call_timeout_s
+    venue: Any
+    stop: asyncio.Event
+    runner: concurrent.futures.Future[Any]
+
+    def __init__(self, name: str, *, call_timeout_s: float) -> None:
+        self.call_timeout_s = call_timeout_s
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="tw-ib", daemon=True)
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
         self.thread.start()
-        lib = import_ib()
 
-        async def build() -> Any:
-            self.stop = asyncio.Event()
-            return IbVenue(lib.IB(), config=config, send_log=send_log, lib=lib)
-
-        self.venue = self._wait(asyncio.run_coroutine_threadsafe(build(), self.loop))
-        try:  # connect and reconcile before anything is sent; else run() keeps trying
-            self._wait(asyncio.run_coroutine_threadsafe(self.venue.connect(), self.loop))
-        except VenueUnavailable as exc:
-            log.warning("IB gateway not reachable yet (%s): reconnecting in the background", exc)
-        self.runner = asyncio.run_coroutine_threadsafe(self.venue.run(self.stop), self.loop)
+    def run(self, coro: Any) -> Any:
+        """A coroutine on the loop; its result."""
+        return self._wait(asyncio.run_coroutine_threadsafe(coro, self.loop))
 
     def _wait(self, future: concurrent.futures.Future[Any]) -> Any:
         return future.result(self.call_timeout_s)
 
+    def _start(self, venue: Any, connect: Any, what: str) -> None:
+        """Connect and reconcile before anything is sent; else the adapter's ``run`` keeps
+        trying in the background."""
+        self.venue = venue
+        try:
+            self.run(connect())
+        except VenueUnavailable as exc:
+            log.warning("%s not reachable yet (%s): reconnecting in the background", what, exc)
+        self.runner = asyncio.run_coroutine_threadsafe(venue.run(self.stop), self.loop)
+
     def call(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(*args)`` on the client's loop (the adapter is not thread-safe); its result."""
+        """``fn(*args)`` on the client's loop; its result."""
         future: concurrent.futures.Future[Any] = concurrent.futures.Future()
 
         def run() -> None:
@@ -80,9 +90,55 @@ class IbLink:
         with contextlib.suppress(concurrent.futures.TimeoutError,
                                  concurrent.futures.CancelledError):
             self.runner.result(5)
-        self.call(self.venue.ib.disconnect)
+        self._disconnect()
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+
+    def _disconnect(self) -> None: ...
+
+
+class IbLink(AsyncLink):
+    def __init__(self, config: IbConfig, send_log: SendLog, *, call_timeout_s: float = 30.0):
+        from actors.venues.ib import IbVenue
+
+        super().__init__("tw-ib", call_timeout_s=call_timeout_s)
+        self.config = config
+        lib = import_ib()
+
+        async def build() -> Any:
+            self.stop = asyncio.Event()
+            return IbVenue(lib.IB(), config=config, send_log=send_log, lib=lib)
+
+        venue = self.run(build())
+        self._start(venue, venue.connect, "IB gateway")
+
+    def _disconnect(self) -> None:
+        self.call(self.venue.ib.disconnect)
+
+
+class CcxtLink(AsyncLink):
+    """The ``ccxt.pro`` client and :class:`~actors.venues.ccxt_venue.CcxtVenue` on their loop;
+    the adapter's ``run`` keeps the user stream, polls while it is down and reconciles."""
+
+    def __init__(self, config: CcxtConfig, send_log: SendLog, *,
+                 instruments: dict[str, Instrument], call_timeout_s: float = 30.0):
+        from actors.venues.ccxt_venue import CcxtVenue
+
+        super().__init__("tw-ccxt", call_timeout_s=call_timeout_s)
+        credentials = config.credentials()  # here, in the gateway's process, never logged
+        currency = next((instruments[i].currency for i in config.symbols if i in instruments),
+                        "USDT")
+
+        async def build() -> Any:
+            self.stop = asyncio.Event()
+            return CcxtVenue(make_exchange(config, credentials=credentials), config=config,
+                             send_log=send_log, instruments=instruments, currency=currency)
+
+        venue = self.run(build())
+        self._start(venue, venue.connect, config.exchange)
+
+    def _disconnect(self) -> None:
+        self.run(self.venue.exchange.close())
 
 
 class ShioajiLink:
@@ -136,10 +192,13 @@ def open_broker_gateway(broker: Broker, folder: Path, *, instruments: dict[str, 
     """The gateway for ``broker`` with its journals in ``folder``. A real-money account needs
     ``live: true`` *and* ``confirmed_live`` (the command line's --confirm-live), checked here
     again, where the orders go out."""
-    live = not (broker.paper if isinstance(broker, IbConfig) else broker.simulation)  # type: ignore[union-attr]
+    live = not is_paper_account(broker)
     check_mode(broker, command="live" if live else "paper", confirm_live=confirmed_live)
     if isinstance(broker, IbConfig):
         return BrokerGateway(lambda log_: IbLink(broker, log_), folder, kind="ib")
+    if isinstance(broker, CcxtConfig):
+        return BrokerGateway(lambda log_: CcxtLink(broker, log_, instruments=instruments),
+                             folder, kind="ccxt")
     if isinstance(broker, ShioajiConfig):
         os.environ.setdefault("SJ_LOG_PATH", str(folder / "shioaji.log"))
         return BrokerGateway(

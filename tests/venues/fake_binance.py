@@ -20,7 +20,8 @@ What it checks, as Binance does:
 Scenario controls (call them on the fake's loop): :meth:`fill` (partial or full, at a price),
 :meth:`set_price` (a market order fills there; a crossing limit order fills at once),
 :meth:`throttle` (the next requests answer 429 with ``Retry-After``), :meth:`fail` (the next
-order requests answer 503, optionally *after* taking the order: an unknown outcome),
+order requests answer 503 with -1007 "execution status unknown", optionally *after* taking the
+order),
 :meth:`streams_down` / :meth:`streams_up` (close every WebSocket and refuse new ones: fills
 made meanwhile are only in ``/fapi/v1/userTrades``), ``skew_ms`` (the server's clock ahead),
 :meth:`quote` / :meth:`trade` (market data).
@@ -132,11 +133,12 @@ class FakeBinanceFutures:
         self.private_ws: list[web.WebSocketResponse] = []
         self.public_ws: list[tuple[web.WebSocketResponse, set[str]]] = []
         self.streams_refused = False
-        self._throttle: list[float] = []
+        self._throttle: list[tuple[float, str]] = []  # (Retry-After, path or "" for any)
         self._fail: list[bool] = []
         self._ids = itertools.count(8_389_765_000)
         self._trade_ids = itertools.count(5_001)
         self._runner: web.AppRunner | None = None
+        self._sends: set[asyncio.Future[Any]] = set()
         self.port = 0
 
     # --- server ---------------------------------------------------------------------------
@@ -178,8 +180,9 @@ class FakeBinanceFutures:
 
     async def _route(self, request: web.Request, path: str, body: str) -> Any:
         method = request.method
-        if self._throttle and not path.endswith(("/time", "/ping", "/exchangeInfo")):
-            retry_after = self._throttle.pop(0)
+        if self._throttle and not path.endswith(("/time", "/ping", "/exchangeInfo")) and (
+                self._throttle[0][1] in ("", path)):
+            retry_after = self._throttle.pop(0)[0]
             raise _Refused(429, -1003, "Too many requests; current limit of IP is 2400 requests "
                            "per minute.", {"Retry-After": str(int(retry_after))})
         public = {("GET", "/fapi/v1/ping"): lambda: {},
@@ -215,8 +218,8 @@ class FakeBinanceFutures:
             take_it = self._fail.pop(0)
             if take_it:
                 await handler(params)
-            raise _Refused(503, -1000, "Unknown error, please check your request or try again "
-                           "later.")
+            raise _Refused(503, -1007, "Timeout waiting for response from backend server. Send "
+                           "status unknown; execution status unknown.")
         return await handler(params)
 
     def _api_key(self, request: web.Request) -> None:
@@ -509,7 +512,12 @@ class FakeBinanceFutures:
             if ws.closed:
                 self.private_ws.remove(ws)
             else:
-                asyncio.ensure_future(ws.send_json(event))
+                self._keep(ws.send_json(event))
+
+    def _keep(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
 
     def quote(self, symbol: str, bid: float, bid_qty: float, ask: float, ask_qty: float) -> int:
         """A bookTicker update to its subscribers; how many got it."""
@@ -528,7 +536,7 @@ class FakeBinanceFutures:
         sent = 0
         for ws, subs in list(self.public_ws):
             if stream in subs and not ws.closed:
-                asyncio.ensure_future(ws.send_json(event))
+                self._keep(ws.send_json(event))
                 sent += 1
         return sent
 
@@ -537,9 +545,10 @@ class FakeBinanceFutures:
 
     # --- outages --------------------------------------------------------------------------
 
-    def throttle(self, count: int, retry_after_s: float = 1.0) -> None:
-        """The next ``count`` requests (other than time/ping/exchangeInfo) answer 429."""
-        self._throttle.extend([retry_after_s] * count)
+    def throttle(self, count: int, retry_after_s: float = 1.0, path: str = "") -> None:
+        """The next ``count`` requests (to ``path``, or any but time/ping/exchangeInfo) answer
+        429 with ``Retry-After``."""
+        self._throttle.extend([(retry_after_s, path)] * count)
 
     def fail(self, count: int, *, take_it: bool) -> None:
         """The next ``count`` order requests answer 503; ``take_it``: after accepting them."""
