@@ -6,6 +6,7 @@
     broker: {kind: ib, host: 127.0.0.1, port: 4002, contracts: {SIM-A: {symbol: SPY}}}
     broker: {kind: shioaji, simulation: true}
     broker: {kind: ccxt, exchange: binanceusdm, symbols: {BTC-PERP: BTC/USDT:USDT}}
+    broker: {kind: alpaca, paper: true}
 
 A discriminated union on ``kind`` (:data:`BrokerConfig`). Paper accounts (IB ``paper: true``,
 Shioaji ``simulation: true``, CCXT ``paper: true``: the exchange's demo or testnet) run with
@@ -21,6 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.venues.alpaca_support import AlpacaConfig
 from actors.venues.ccxt_support import CcxtConfig
 from actors.venues.common import Mode, env_secret
 from actors.venues.ib_support import IbConfig
@@ -47,14 +49,15 @@ class PaperBrokerConfig(BaseModel):
 
 
 BrokerConfig = Annotated[
-    PaperBrokerConfig | IbConfig | ShioajiConfig | CcxtConfig, Field(discriminator="kind")
+    PaperBrokerConfig | IbConfig | ShioajiConfig | CcxtConfig | AlpacaConfig,
+    Field(discriminator="kind"),
 ]
-Broker = PaperBrokerConfig | IbConfig | ShioajiConfig | CcxtConfig
-KINDS = ("paper", "ib", "shioaji", "ccxt")
+Broker = PaperBrokerConfig | IbConfig | ShioajiConfig | CcxtConfig | AlpacaConfig
+KINDS = ("paper", "ib", "shioaji", "ccxt", "alpaca")
 
 
 def is_paper_account(broker: Broker) -> bool:
-    if isinstance(broker, IbConfig | CcxtConfig):
+    if isinstance(broker, IbConfig | CcxtConfig | AlpacaConfig):
         return broker.paper
     if isinstance(broker, ShioajiConfig):
         return broker.simulation
@@ -90,7 +93,7 @@ def check_mode(broker: Broker, *, command: Literal["paper", "live"], confirm_liv
         return Mode.PAPER
     if broker.kind == "paper":
         raise ConfigError(
-            "the paper broker cannot trade live: set broker.kind to ib, shioaji or ccxt",
+            "the paper broker cannot trade live: set broker.kind to ib, shioaji, ccxt or alpaca",
             field="broker.kind",
         )
     missing = []
@@ -119,6 +122,11 @@ def check_broker(broker: Broker, instruments: list[tuple[str, str]]) -> None:
             broker.symbol_for(iid)  # ConfigError naming broker.symbols.<id>
             if asset_class not in ("crypto", "future"):
                 raise ConfigError(f"ccxt trades crypto spot and futures, not {asset_class} "
+                                  f"({iid})", field=f"instruments.{iid}.asset_class")
+    elif isinstance(broker, AlpacaConfig):
+        for iid, asset_class in instruments:
+            if asset_class != "equity":
+                raise ConfigError(f"the Alpaca gateway trades US equities, not {asset_class} "
                                   f"({iid})", field=f"instruments.{iid}.asset_class")
     elif isinstance(broker, ShioajiConfig):
         for iid, asset_class in instruments:
@@ -154,7 +162,7 @@ def with_cli(broker: Broker, *, kind: str | None, host: str | None, port: int | 
     the block when its kind is K, else starts from K's defaults."""
     if kind is not None and kind != broker.kind:
         broker = {"paper": PaperBrokerConfig, "ib": IbConfig, "shioaji": ShioajiConfig,
-                  "ccxt": CcxtConfig}[kind]()
+                  "ccxt": CcxtConfig, "alpaca": AlpacaConfig}[kind]()
     if host is not None or port is not None:
         if not isinstance(broker, IbConfig):
             raise ConfigError("--host/--port are for the IB gateway", field="--host/--port")

@@ -5,6 +5,8 @@
   :class:`~actors.venues.ib.IbVenue`) and :class:`CcxtLink` (``ccxt.pro`` and
   :class:`~actors.venues.ccxt_venue.CcxtVenue`) are two; each adapter's ``run`` keeps the session
   (reconnect with backoff, reconcile on trigger and timer).
+* :class:`AlpacaLink` — the (thread-safe) Alpaca adapter with a ticker thread, and alpaca-py's
+  ``TradingStream`` on a thread of its own.
 * :class:`ShioajiLink` — the (thread-safe) Shioaji adapter, and a ticker thread that logs in
   again after a session loss, reconciles when asked or every ``reconcile_every_s``, and sends what
   the rate limits allow. The client comes from :func:`~actors.venues.shioaji_support.make_client`
@@ -27,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from actors.venues.alpaca_support import AlpacaConfig
+from actors.venues.alpaca_support import make_clients as make_alpaca_clients
 from actors.venues.broker_config import Broker, check_mode, is_paper_account
 from actors.venues.ccxt_support import CcxtConfig, make_exchange
 from actors.venues.common import SendLog, env_secret
@@ -36,7 +40,8 @@ from actors.venues.shioaji_support import ShioajiConfig, import_shioaji, make_cl
 from runtime.errors import VenueUnavailable
 from runtime.instruments import Instrument
 
-__all__ = ["AsyncLink", "CcxtLink", "IbLink", "ShioajiLink", "open_broker_gateway"]
+__all__ = ["AlpacaLink", "AsyncLink", "CcxtLink", "IbLink", "ShioajiLink",
+           "open_broker_gateway"]
 
 log = logging.getLogger("tradewind.venues.links")
 
@@ -187,6 +192,80 @@ class ShioajiLink:
         self.thread.join(5)
 
 
+class AlpacaLink:
+    """The Alpaca adapter (thread-safe), alpaca-py's ``TradingStream`` on a thread of its own,
+    and a ticker thread that connects (the account) with backoff, sends what the request budget
+    allows, reconciles when asked or every ``reconcile_every_s``, and polls over REST every
+    ``poll_every_s`` while the stream is down."""
+
+    def __init__(self, config: AlpacaConfig, send_log: SendLog, *,
+                 instruments: dict[str, Instrument], tick_s: float = 0.05):
+        from actors.venues.alpaca_venue import AlpacaVenue
+
+        rest, self.stream = make_alpaca_clients(config, config.credentials())
+        self.tick_s = tick_s
+        self.venue = AlpacaVenue(rest, config=config, send_log=send_log,
+                                 instruments=instruments)
+        self.stream.subscribe_trade_updates(self._on_update)
+        self.stream_thread = threading.Thread(target=self.stream.run, name="tw-alpaca-stream",
+                                              daemon=True)
+        self.stream_thread.start()
+        self._connect()
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="tw-alpaca", daemon=True)
+        self.thread.start()
+
+    async def _on_update(self, update: Any) -> None:
+        self.venue.on_trade_update(update)
+
+    def _connect(self) -> bool:
+        try:
+            self.venue.connect()
+            return True
+        except Exception as exc:  # alpaca-py raises APIError or requests' errors
+            log.warning("Alpaca not reachable yet (%s): connecting in the background",
+                        type(exc).__name__)
+            return False
+
+    def _stream_up(self) -> bool:
+        # alpaca-py keeps whether its socket is up in ``_running`` (no public flag)
+        return bool(getattr(self.stream, "_running", False))
+
+    def _run(self) -> None:
+        venue, cfg = self.venue, self.venue.config
+        delay, last_reconcile, last_poll = cfg.backoff_min_s, time.monotonic(), 0.0
+        while not self._stop.wait(self.tick_s):
+            if not venue.connected:
+                if not self._connect():
+                    self._stop.wait(delay)
+                    delay = min(delay * 2, cfg.backoff_max_s)
+                    continue
+                delay, last_reconcile = cfg.backoff_min_s, time.monotonic()
+            up = self._stream_up()
+            if up and venue.stream_down:
+                log.info("Alpaca trade_updates up: reconciling what happened before")
+                venue.reconcile_requested = True
+            venue.stream_down = not up
+            now = time.monotonic()
+            polling = venue.stream_down and now - last_poll >= cfg.poll_every_s
+            due = now - last_reconcile >= cfg.reconcile_every_s
+            if (venue.reconcile_requested or due or polling) and now >= venue.paused_until:
+                venue.reconcile()
+                last_reconcile = last_poll = time.monotonic()
+            venue.pump()
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        with self.venue.lock:  # never held across a REST call: port calls only queue
+            return fn(*args)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        with contextlib.suppress(RuntimeError, AttributeError, concurrent.futures.TimeoutError):
+            self.stream.stop()
+        self.stream_thread.join(5)
+
+
 def open_broker_gateway(broker: Broker, folder: Path, *, instruments: dict[str, Instrument],
                         confirmed_live: bool) -> BrokerGateway:
     """The gateway for ``broker`` with its journals in ``folder``. A real-money account needs
@@ -199,6 +278,9 @@ def open_broker_gateway(broker: Broker, folder: Path, *, instruments: dict[str, 
     if isinstance(broker, CcxtConfig):
         return BrokerGateway(lambda log_: CcxtLink(broker, log_, instruments=instruments),
                              folder, kind="ccxt")
+    if isinstance(broker, AlpacaConfig):
+        return BrokerGateway(lambda log_: AlpacaLink(broker, log_, instruments=instruments),
+                             folder, kind="alpaca")
     if isinstance(broker, ShioajiConfig):
         os.environ.setdefault("SJ_LOG_PATH", str(folder / "shioaji.log"))
         return BrokerGateway(

@@ -18,7 +18,7 @@ import yaml
 from backtest.data import SampleSpec, generate_sample
 from tests.venues.fake_ib import FakeIbGateway
 
-__all__ = ["FakeBinanceThread", "FakeIbThread", "FakeThread", "write_bars",
+__all__ = ["FakeAlpacaThread", "FakeBinanceThread", "FakeIbThread", "FakeThread", "write_bars",
            "write_broker_config"]
 
 _FIXED = {"open", "high", "low", "close", "volume"}
@@ -137,3 +137,27 @@ def write_broker_config(folder: Path, bars: Path, broker: dict[str, Any], *,
     config.update(paper)
     (folder / "paper.yaml").write_text(yaml.safe_dump(config))
     return folder / "paper.yaml"
+
+
+class FakeAlpacaThread(FakeThread):
+    """A :class:`~tests.venues.fake_alpaca.FakeAlpaca` on its thread."""
+
+    def __init__(self, **fake: Any) -> None:
+        from tests.venues.fake_alpaca import FakeAlpaca
+
+        super().__init__(FakeAlpaca(**fake))
+
+    def broker_block(self, **extra: Any) -> dict[str, Any]:
+        """The ``broker:`` block that points alpaca-py here."""
+        return {"kind": "alpaca", "url_override": f"http://127.0.0.1:{self.port}",
+                "stream_url_override": f"ws://127.0.0.1:{self.port}/stream",
+                "api_key_env": "TW_TEST_ALPACA_KEY", "secret_env": "TW_TEST_ALPACA_SECRET",
+                "poll_every_s": 0.3, "backoff_min_s": 0.2, "backoff_max_s": 2.0} | extra
+
+    def snapshot(self) -> dict[str, Any]:
+        def read() -> dict[str, Any]:
+            f = self.fake
+            return {"attempts": list(f.attempts), "placed": list(f.placed),
+                    "executions": list(f.executions),
+                    "positions": {k: float(v) for k, v in f.positions.items()}}
+        return self.call(read)  # type: ignore[no-any-return]

@@ -25,3 +25,8 @@ from tests.venues.fake_binance import SECRET as BINANCE_SECRET  # noqa: E402
 
 os.environ["TW_TEST_CCXT_API_KEY"] = BINANCE_KEY
 os.environ["TW_TEST_CCXT_SECRET"] = BINANCE_SECRET
+from tests.venues.fake_alpaca import KEY_ID as ALPACA_KEY  # noqa: E402
+from tests.venues.fake_alpaca import SECRET_KEY as ALPACA_SECRET  # noqa: E402
+
+os.environ["TW_TEST_ALPACA_KEY"] = ALPACA_KEY
+os.environ["TW_TEST_ALPACA_SECRET"] = ALPACA_SECRET
