@@ -305,3 +305,49 @@ def test_ccxt_session_survives_sigkill_of_the_gateway(tmp_path: Path) -> None:
     ray_logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
     assert [p for p in ray_logs.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()
             ] == []
+
+
+def test_alpaca_session_survives_sigkill_of_the_gateway(tmp_path: Path) -> None:
+    """The unmodified alpaca-py clients in the gateway actor against the Alpaca fake (in this
+    process, on its own thread): no order reaches Alpaca twice, every fill is counted once,
+    positions agree; the planted keys appear in no file or log."""
+    import ray
+
+    from tests.venues.broker_helpers import FakeAlpacaThread
+    from tests.venues.fake_alpaca import SECRET_KEY
+
+    fake = FakeAlpacaThread(auto_fill_price=190.0, fill_delay_s=0.2, cash="100000000")
+    aapl = {"id": "AAPL.NASDAQ", "venue": "NASDAQ", "price_precision": 2, "lot_size": 1,
+            "min_quantity": 1}
+    try:
+        bars = write_bars(tmp_path / "data", "AAPL.NASDAQ")
+        path = write_broker_config(tmp_path, bars, fake.broker_block(), instrument=aapl,
+                                   size=10)
+        _, result, before = _run_with_kill(path, "apkill1")
+        broker = fake.snapshot()
+        authorized = fake.fake.authorized
+    finally:
+        fake.close()
+    assert result["incarnation"] >= 2
+    assert result["feed"]["error"] is None
+    assert broker["attempts"] == broker["placed"], "an order reached Alpaca twice"
+    orders_csv = (Path(result["output_dir"]) / "apkill1" / "orders.csv").read_text()
+    orders = list(csv.DictReader(orders_csv.splitlines()))
+    approved = {o["id"] for o in orders if o["status"] != "denied"}
+    never_sent = {o["id"] for o in orders if o["reason"].startswith("reconcile: Alpaca has")}
+    assert set(broker["placed"]) == approved - never_sent and len(approved) > 3
+    fills = result["fill_records"]
+    assert len({f.fill_id for f in fills}) == len(fills), "a fill was counted twice"
+    assert sum(f.last_qty for f in fills) == sum(  # every share Alpaca filled, once
+        round(float(o["filled"])) for o in orders if o["status"] != "denied")
+    assert result["fills"] == len(fills) > before
+    expected = {"AAPL.NASDAQ": round(broker["positions"].get("AAPL", 0) * FIXED_SCALE)}
+    expected = {k: v for k, v in expected.items() if v}
+    assert result["risk_view"]["positions"] == expected == result["gateway_view"]["positions"]
+    assert authorized >= 2  # the stream authenticated again after the restart
+    leaks = [p for p in tmp_path.rglob("*") if p.is_file() and SECRET_KEY.encode() in
+             p.read_bytes()]
+    assert leaks == []
+    ray_logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+    assert [p for p in ray_logs.rglob("*") if p.is_file() and SECRET_KEY.encode() in
+            p.read_bytes()] == []
