@@ -28,6 +28,7 @@ from actors.venues.common import Mode, env_secret
 from actors.venues.ib_support import IbConfig
 from actors.venues.shioaji_support import ShioajiConfig
 from runtime.errors import ConfigError, VenueUnavailable
+from runtime.instruments import Instrument
 
 __all__ = [
     "BrokerConfig",
@@ -137,15 +138,27 @@ def check_broker(broker: Broker, instruments: list[tuple[str, str]]) -> None:
                 )
 
 
-def preflight(broker: Broker) -> None:
-    """Fail fast, before any actor starts: Shioaji credentials missing from the environment
-    (the error names the variable, never a value), the IB gateway not answering on its port."""
+def preflight(broker: Broker, *, instruments: dict[str, Instrument] | None = None
+              ) -> str | None:
+    """Fail fast, before any actor starts: credentials missing from the environment (the error
+    names the variable, never a value), the IB gateway not answering on its port, a CCXT
+    exchange whose rules differ from the session's instruments. With ``dry_run: true`` (CCXT,
+    Alpaca) the account is checked and the report to print is returned."""
     if isinstance(broker, ShioajiConfig):
         env_secret(broker.api_key_env)
         env_secret(broker.secret_key_env)
-        return
+        return None
+    if isinstance(broker, CcxtConfig | AlpacaConfig):
+        from actors.venues.dry_run import account_report, check_markets
+
+        broker.credentials()
+        if broker.dry_run:
+            return account_report(broker, instruments or {})
+        if isinstance(broker, CcxtConfig):
+            check_markets(broker, instruments or {})
+        return None
     if not isinstance(broker, IbConfig):
-        return
+        return None
     try:
         with socket.create_connection((broker.host, broker.port), broker.connect_timeout_s):
             pass
@@ -155,11 +168,13 @@ def preflight(broker: Broker) -> None:
             "start TWS or IB Gateway with the API enabled, or set broker.host/broker.port "
             "(--host/--port)"
         ) from None
+    return None
 
 
-def with_cli(broker: Broker, *, kind: str | None, host: str | None, port: int | None) -> Broker:
-    """The config's broker block with ``--broker/--host/--port`` applied: ``--broker K`` keeps
-    the block when its kind is K, else starts from K's defaults."""
+def with_cli(broker: Broker, *, kind: str | None, host: str | None, port: int | None,
+             dry_run: bool = False) -> Broker:
+    """The config's broker block with ``--broker/--host/--port/--dry-run`` applied:
+    ``--broker K`` keeps the block when its kind is K, else starts from K's defaults."""
     if kind is not None and kind != broker.kind:
         broker = {"paper": PaperBrokerConfig, "ib": IbConfig, "shioaji": ShioajiConfig,
                   "ccxt": CcxtConfig, "alpaca": AlpacaConfig}[kind]()
@@ -168,4 +183,8 @@ def with_cli(broker: Broker, *, kind: str | None, host: str | None, port: int | 
             raise ConfigError("--host/--port are for the IB gateway", field="--host/--port")
         update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
         broker = broker.model_copy(update=update)
+    if dry_run:
+        if not isinstance(broker, CcxtConfig | AlpacaConfig):
+            raise ConfigError("--dry-run is for the ccxt and alpaca brokers", field="--dry-run")
+        broker = broker.model_copy(update={"dry_run": True})
     return broker
