@@ -45,6 +45,8 @@ class AlpacaConfig(BaseModel):
     url_override: str | None = None  # REST base URL (default: Alpaca's paper or live host)
     stream_url_override: str | None = None  # trade_updates WebSocket URL
     symbols: dict[str, str] = Field(default_factory=dict)  # instrument id -> symbol
+    data_feed: Literal["iex", "sip"] = "iex"  # market data (feed.mode: broker): IEX is free
+    data_url_override: str | None = None  # the stock data WebSocket URL
     orders_per_min: int = Field(150, gt=0, le=200)  # Alpaca: 200 requests / min; keep below
     reconcile_every_s: float = Field(60.0, gt=0)
     poll_every_s: float = Field(2.0, gt=0)  # REST polling while the stream is down

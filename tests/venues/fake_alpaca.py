@@ -13,7 +13,9 @@ Events: ``new``, ``partial_fill``, ``fill`` (with ``execution_id``, ``price``, `
 
 Scenario controls (on the fake's loop): :meth:`fill`, ``auto_fill_price`` (market orders fill at
 once), :meth:`throttle` (429), :meth:`fail` (the next order request answers 504, optionally
-after taking the order), :meth:`streams_down` / :meth:`streams_up`.
+after taking the order), :meth:`streams_down` / :meth:`streams_up`. Market data: the v2 stock
+stream (``/v2/iex``, msgpack frames: ``connected``, ``auth``, ``subscribe``, then ``q`` quotes
+and ``t`` trades) through :meth:`quote` and :meth:`trade`.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+import msgpack
 from aiohttp import WSMsgType, web
 
 __all__ = ["KEY_ID", "SECRET_KEY", "FakeAlpaca"]
@@ -95,6 +99,7 @@ class FakeAlpaca:
         self.requests: list[tuple[str, str, int]] = []
         self.authorized = 0
         self.streams: list[web.WebSocketResponse] = []
+        self.data_streams: list[tuple[web.WebSocketResponse, dict[str, set[str]]]] = []
         self.streams_refused = False
         self._throttle = 0
         self._fail: list[bool] = []
@@ -105,6 +110,8 @@ class FakeAlpaca:
     async def start(self) -> int:
         app = web.Application()
         app.router.add_get("/stream", self._ws)
+        app.router.add_get("/v2/iex", self._data_ws)  # the data host's paths, on this port
+        app.router.add_get("/v2/sip", self._data_ws)
         app.router.add_route("*", "/v2/{path:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -310,6 +317,60 @@ class FakeAlpaca:
                 await ws.send_str(json.dumps({"stream": "listening",
                                               "data": {"streams": streams}}))
         return ws
+
+    # --- market data (the v2 stock stream: msgpack frames) ---------------------------------
+
+    async def _data_ws(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_bytes(msgpack.packb([{"T": "success", "msg": "connected"}]))
+        subs: dict[str, set[str]] = {"trades": set(), "quotes": set()}
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY:
+                continue
+            req = msgpack.unpackb(msg.data)
+            if req.get("action") == "auth":
+                ok = (req.get("key"), req.get("secret")) == (KEY_ID, SECRET_KEY)
+                answer = ({"T": "success", "msg": "authenticated"} if ok
+                          else {"T": "error", "code": 402, "msg": "auth failed"})
+                await ws.send_bytes(msgpack.packb([answer]))
+                if ok:
+                    self.data_streams.append((ws, subs))
+            elif req.get("action") == "subscribe":
+                for channel in subs:
+                    subs[channel].update(req.get(channel, []))
+                await ws.send_bytes(msgpack.packb([{"T": "subscription", "trades": sorted(
+                    subs["trades"]), "quotes": sorted(subs["quotes"]), "bars": []}]))
+        return ws
+
+    def data_subscriptions(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {"trades": set(), "quotes": set()}
+        for ws, subs in self.data_streams:
+            if not ws.closed:
+                for channel, symbols in subs.items():
+                    out[channel] |= symbols
+        return out
+
+    def quote(self, symbol: str, bid: float, bid_size: int, ask: float, ask_size: int) -> int:
+        return self._publish("quotes", {"T": "q", "S": symbol, "bx": "V", "bp": bid,
+                                        "bs": bid_size, "ax": "V", "ap": ask, "as": ask_size,
+                                        "c": ["R"], "z": "C"})
+
+    def trade(self, symbol: str, price: float, size: int) -> int:
+        return self._publish("trades", {"T": "t", "S": symbol, "i": len(self.executions) + 1,
+                                        "x": "V", "p": price, "s": size, "c": ["@"],
+                                        "z": "C"})
+
+    def _publish(self, channel: str, message: dict[str, Any]) -> int:
+        message["t"] = msgpack.Timestamp.from_unix_nano(time.time_ns())
+        frame, sent = msgpack.packb([message]), 0
+        for ws, subs in self.data_streams:
+            if message["S"] in subs[channel] and not ws.closed:
+                task = asyncio.ensure_future(ws.send_bytes(frame))
+                self._sends.add(task)
+                task.add_done_callback(self._sends.discard)
+                sent += 1
+        return sent
 
     def _event(self, event: str, order: _Order, **extra: Any) -> None:
         message = {"stream": "trade_updates", "data": {

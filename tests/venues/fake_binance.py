@@ -147,6 +147,7 @@ class FakeBinanceFutures:
         app = web.Application()
         app.router.add_route("*", "/fapi/{version}/{path:.*}", self._rest)
         app.router.add_get("/{category}/ws", self._ws)
+        app.router.add_get("/{category}/ws/{stream_id}", self._ws)  # ccxt numbers its sockets
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
