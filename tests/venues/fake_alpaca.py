@@ -101,6 +101,7 @@ class FakeAlpaca:
         self.streams: list[web.WebSocketResponse] = []
         self.data_streams: list[tuple[web.WebSocketResponse, dict[str, set[str]]]] = []
         self.streams_refused = False
+        self.last_event = ""
         self._throttle = 0
         self._fail: list[bool] = []
         self._sends: set[asyncio.Future[Any]] = set()
@@ -375,7 +376,14 @@ class FakeAlpaca:
     def _event(self, event: str, order: _Order, **extra: Any) -> None:
         message = {"stream": "trade_updates", "data": {
             "event": event, "timestamp": _now(), "order": order.rest(), **extra}}
-        text = json.dumps(message)
+        self.last_event = text = json.dumps(message)
+        self._send_text(text)
+
+    def push_again(self) -> None:
+        """Send the last trade update once more (a duplicate delivery)."""
+        self._send_text(self.last_event)
+
+    def _send_text(self, text: str) -> None:
         for ws in list(self.streams):
             if ws.closed:
                 self.streams.remove(ws)

@@ -130,6 +130,7 @@ class FakeBinanceFutures:
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self.signed_ok = 0
         self.listen_keys: set[str] = set()
+        self.last_order_event: dict[str, Any] = {}
         self.private_ws: list[web.WebSocketResponse] = []
         self.public_ws: list[tuple[web.WebSocketResponse, set[str]]] = []
         self.streams_refused = False
@@ -508,7 +509,13 @@ class FakeBinanceFutures:
                 "P": [{"s": order.symbol, "pa": str(held), "ep": trade["price"], "bep": "0",
                        "cr": "0", "up": "0", "mt": "cross", "iw": "0", "ps": "BOTH"}]}})
 
+    def push_again(self) -> None:
+        """Send the last ORDER_TRADE_UPDATE once more (a duplicate delivery)."""
+        self._broadcast_private(self.last_order_event)
+
     def _broadcast_private(self, event: dict[str, Any]) -> None:
+        if event.get("e") == "ORDER_TRADE_UPDATE":
+            self.last_order_event = event
         for ws in list(self.private_ws):
             if ws.closed:
                 self.private_ws.remove(ws)
