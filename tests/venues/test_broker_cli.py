@@ -199,7 +199,8 @@ def test_example_configs_load_and_pass_the_opt_in_rules() -> None:
     from actors.venues.broker_config import check_mode
 
     for name, kind in (("paper_ib", "ib"), ("paper_shioaji", "shioaji"), ("live_ib", "ib"),
-                       ("paper_ib_stream", "ib")):
+                       ("paper_ib_stream", "ib"), ("paper_ccxt", "ccxt"),
+                       ("paper_alpaca", "alpaca")):
         config = load_paper_config(ROOT / "configs" / f"{name}.yaml")
         assert config.broker.kind == kind
         command = "live" if name.startswith("live") else "paper"
