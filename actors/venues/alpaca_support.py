@@ -93,14 +93,15 @@ def client_id(client_order_id: str) -> str:
 
 
 def build_request(command: SubmitOrder, *, symbol: str, instrument: Instrument) -> Any:
-    """The alpaca-py order request; a flag Alpaca lacks is a :class:`ConfigError` naming it."""
+    """The alpaca-py order request; a flag Alpaca lacks is a :class:`ConfigError` naming it.
+
+    Reduce-only has no Alpaca flag for equities: risk enforces it in the core before the
+    order comes here (it shrinks or denies the order), as for IB and Shioaji."""
     from alpaca.trading import enums, requests
 
     if command.post_only:
         raise ConfigError("Alpaca has no post-only order flag: post_only refused rather than "
                           "sent as a limit order that may take liquidity")
-    if command.reduce_only:
-        raise ConfigError("Alpaca has no reduce-only flag for equities: reduce_only refused")
     violation = instrument.check_order(quantity=command.quantity, price=command.price)
     if violation is not None:
         raise ConfigError(f"Alpaca: {violation.message} ({violation.rule})")

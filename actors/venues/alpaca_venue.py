@@ -17,7 +17,8 @@ Rules (see docs/brokers.md):
 * a 429 ⇒ the order waits and goes again after a backoff; a 5xx or a lost connection ⇒
   ``OrderStatusUnknown``, never resent, reconciled by client order id;
 * a modify is Alpaca's replace (a new order id, journaled under the same client order id) and
-  only of an order without fills; post-only and reduce-only are refused by name; fees come from
+  only of an order without fills; post-only is refused by name (reduce-only is the core's:
+  risk shrinks or denies the order before it comes here); fees come from
   the instrument's fee schedule (Alpaca charges no commission; regulatory fees go there).
 """
 

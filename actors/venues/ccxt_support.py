@@ -274,10 +274,8 @@ def order_args(command: SubmitOrder, *, config: CcxtConfig, market: dict[str, An
             raise ConfigError(f"{where}: post_only needs a resting limit order (GTC)")
         params["postOnly"] = True
         params.pop("timeInForce", None)
-    if command.reduce_only:
-        if market.get("spot"):
-            raise ConfigError(f"{where}: reduce_only exists for contracts, not spot markets")
-        params["reduceOnly"] = True
+    if command.reduce_only and market.get("contract"):  # spot has no such flag: risk's check
+        params["reduceOnly"] = True                       # in the core is what holds there
     return OrderArgs(
         symbol=market["symbol"],
         type="market" if market_order else "limit",
