@@ -351,3 +351,44 @@ def test_alpaca_session_survives_sigkill_of_the_gateway(tmp_path: Path) -> None:
     ray_logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
     assert [p for p in ray_logs.rglob("*") if p.is_file() and SECRET_KEY.encode() in
             p.read_bytes()] == []
+
+
+def test_ccxt_market_data_streams_into_the_session_feed(tmp_path: Path) -> None:
+    """``feed.mode: broker`` with CCXT: the Binance fake's bookTicker quotes and trades (public
+    streams, through ccxt.pro) reach the feed and the strategy, in order, each once."""
+    import ray
+
+    from actors.config import load_paper_config
+    from actors.session import start_session
+    from runtime.journal import Journal
+    from runtime.messages import QuoteTick, TradeTick
+    from tests.venues.broker_helpers import FakeBinanceThread
+    from tests.venues.fake_binance import SymbolSpec
+
+    fake = FakeBinanceThread(symbols=(SymbolSpec(tick="0.01"),))
+    bars = write_bars(tmp_path / "data", "BTC-PERP")
+    path = write_broker_config(tmp_path, bars, _ccxt_broker(fake.port), instrument=BTC,
+                               size=0.003, feed={"mode": "broker", "lockstep": False,
+                                                 "speed": "max"})
+    session = start_session(load_paper_config(path), session_id="cxstream1")
+    try:
+        _until(lambda: fake.call(lambda: {"btcusdt@bookTicker", "btcusdt@trade"}
+                                 <= fake.fake.subscriptions()))
+        for i in range(10):
+            fake.call(fake.fake.quote, "BTCUSDT", 50_000 + i, 1.0, 50_000.5 + i, 2.0)
+            fake.call(fake.fake.trade, "BTCUSDT", 50_000.25 + i, 0.01, i % 2 == 0)
+            time.sleep(0.02)
+        status = _until(lambda: (lambda s: s if s["cursor"] == s["total"] >= 20 else None)(
+            ray.get(session.feed.status.remote())))
+        strategy = ray.get(session.children["strategy:sma"].summary.remote())
+    finally:
+        session.stop(write=False)
+        fake.close()
+    assert status["error"] is None and status["total"] == 20
+    assert strategy["cursor"] == 20
+    streamed = [m for _, m in Journal(tmp_path / "var" / "cxstream1" /
+                                      "feed.stream.journal").entries()]
+    quotes = [m for m in streamed if isinstance(m, QuoteTick)]
+    trades = [m for m in streamed if isinstance(m, TradeTick)]
+    assert [q.bid_price for q in quotes] == [(50_000 + i) * FIXED_SCALE for i in range(10)]
+    assert [t.price for t in trades] == [round((50_000.25 + i) * FIXED_SCALE) for i in range(10)]
