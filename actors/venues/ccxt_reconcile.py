@@ -6,8 +6,8 @@ exchange did not know). What it emits are ordinary reports, through the same han
 stream (:class:`~actors.venues.ccxt_stream.CcxtStream`), so nothing is reported twice:
 
 * an order open at the exchange ⇒ ``OrderAccepted`` when the book has not seen it acknowledged;
-* a trade of the account (``fetch_my_trades`` since the first order this journal sent) ⇒
-  ``OrderFilled``, deduplicated by ``CX-<market id>-<trade id>``;
+* a trade of the account (``fetch_my_trades`` since the oldest order still open here was
+  sent) ⇒ ``OrderFilled``, deduplicated by ``CX-<market id>-<trade id>``;
 * an order open here but not at the exchange ⇒ asked for by order id, else by client order id
   (an order whose create call's outcome is unknown): its status settles it; an order the
   exchange does not know is ``OrderRejected`` ``not_found`` (it never arrived; never resent),
@@ -91,16 +91,22 @@ class CcxtReconciler:
             out += await self.venue.exchange.fetch_open_orders(market["symbol"])
         return out
 
-    def _since_ms(self) -> int:
-        sent = [int(o.broker_ids["sent_ms"]) for o in self.venue.send_log.orders.values()
-                if "sent_ms" in o.broker_ids]
-        return (min(sent) if sent else self.venue.clock_ns() // 1_000_000) - _LOOKBACK_MS
+    def _since_ms(self) -> int | None:
+        """From when to ask for the account's trades: the first send of an order still open
+        here, less a minute (``None``: no order open here, no fill to look for). Binance pages
+        ``userTrades`` by at most 7 days from ``startTime``: a window that starts at the oldest
+        order still open stays short."""
+        venue = self.venue
+        sent = [int(ids.broker_ids["sent_ms"]) for cid, ids in venue.send_log.orders.items()
+                if "sent_ms" in ids.broker_ids and (o := venue.book.get(cid)) is not None
+                and o.is_open]
+        return min(sent) - _LOOKBACK_MS if sent else None
 
     async def _trades(self) -> list[dict[str, Any]]:
-        if not any("sent_ms" in o.broker_ids for o in self.venue.send_log.orders.values()):
+        since = self._since_ms()
+        if since is None:
             return []
         out: list[dict[str, Any]] = []
-        since = self._since_ms()
         for market in self.venue.markets.values():
             out += await self.venue.exchange.fetch_my_trades(market["symbol"], since=since)
         return out

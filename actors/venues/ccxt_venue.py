@@ -43,7 +43,7 @@ from actors.venues.ccxt_support import (
 from actors.venues.common import CircuitBreaker, CommandQueue, SendLog, TokenBucket
 from actors.venues.reports import ReportBook
 from runtime.errors import ConfigError, VenueUnavailable
-from runtime.instruments import Instrument
+from runtime.instruments import Instrument, InstrumentRegistry
 from runtime.messages import (
     CancelOrder,
     Command,
@@ -79,7 +79,7 @@ class CcxtVenue:
         self.bucket = TokenBucket.per_window(config.orders_per_10s, 10, clock=monotonic)
         self.queue = CommandQueue()
         self.markets: dict[str, dict[str, Any]] = {}  # instrument id -> the exchange's market
-        self.rules: dict[str, Instrument] = {}  # instrument id -> the exchange's rules
+        self.rules = InstrumentRegistry()  # the exchange's rules, from its markets
         self.drifts: list[str] = []  # where the session's instruments differ from the exchange
         self.account: dict[str, Any] = {}
         self.connected = False
@@ -104,10 +104,11 @@ class CcxtVenue:
             markets = await self.exchange.load_markets()
             await self.check_clock()
             self.account = await self.exchange.fetch_balance()
-        except pro.NetworkError as exc:
-            raise VenueUnavailable(f"{self.config.exchange}: {type(exc).__name__}") from exc
         except pro.AuthenticationError as exc:
             raise VenueUnavailable(f"{self.config.exchange}: credentials refused "
+                                   f"({exchange_code(exc)})") from exc
+        except pro.BaseError as exc:  # down, throttled, or answering errors: try again later
+            raise VenueUnavailable(f"{self.config.exchange}: {type(exc).__name__} "
                                    f"({exchange_code(exc)})") from exc
         self._load_rules(markets)
         self.connected = True
@@ -120,9 +121,10 @@ class CcxtVenue:
                 raise ConfigError(f"{self.config.exchange} lists no market {symbol}",
                                   field=f"broker.symbols.{iid}")
             self.markets[iid] = markets[symbol]
-            self.rules[iid] = instrument_from_market(self.exchange, iid, markets[symbol])
+            rules = instrument_from_market(self.exchange, iid, markets[symbol])
+            self.rules.add(rules)
             if iid in self.instruments:
-                drifts += market_drifts(self.instruments[iid], self.rules[iid])
+                drifts += market_drifts(self.instruments[iid], rules)
         self.drifts = drifts
         for drift in drifts:
             log.warning("instrument differs from the exchange: %s", drift)
@@ -152,6 +154,7 @@ class CcxtVenue:
         while it is down, reconcile on trigger and every ``reconcile_every_s``, pump."""
         cfg = self.config
         delay, last_reconcile, last_poll = cfg.backoff_min_s, self.monotonic(), 0.0
+        last_clock = self.monotonic()
         while not stop.is_set():
             if not self.connected:
                 try:
@@ -166,6 +169,9 @@ class CcxtVenue:
             now = self.monotonic()
             polling = self.stream.down and now - last_poll >= cfg.poll_every_s
             due = now - last_reconcile >= cfg.reconcile_every_s
+            if self.skewed and now - last_clock >= cfg.poll_every_s:  # is it back yet?
+                await self._check_clock_quietly()
+                last_clock = self.monotonic()
             if (self.reconcile_requested or due or polling) and now >= self.paused_until:
                 if due:
                     await self._check_clock_quietly()
@@ -307,7 +313,7 @@ class CcxtVenue:
             if iid not in self.markets:
                 raise ConfigError(f"no market loaded for {iid} (broker.symbols.{iid})")
             args = order_args(command, config=self.config, market=self.markets[iid],
-                              instrument=self.rules[iid])
+                              instrument=self.rules.get(iid))
         except ConfigError as exc:  # a flag the exchange lacks, or off its grid: a reject
             self.book.rejected(cid, code="gateway.order", reason=str(exc), ts_event=now)
             return
@@ -354,6 +360,7 @@ class CcxtVenue:
         cid = command.client_order_id
         order = self.book.get(cid)
         if order is None or not order.is_open:
+            self._cancel_reject(command, "cancel: the order closed meanwhile")
             return
         self.send_log.before_send(command)
         self._cancel_requested.add(cid)
