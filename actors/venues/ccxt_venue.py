@@ -180,6 +180,9 @@ class CcxtVenue:
             self.pump()
             await _sleep_or_stop(stop, tick_s)
         await self.stream.stop()
+        if self._sender is not None:  # waiting out a backoff: what it holds stays journaled
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
 
     async def _check_clock_quietly(self) -> None:
         try:

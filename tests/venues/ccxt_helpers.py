@@ -28,7 +28,7 @@ from runtime.venue import VenueOrder
 from tests.venues.broker_helpers import FakeBinanceThread
 from tests.venues.fake_binance import ccxt_urls
 
-__all__ = ["IID", "SYMBOL", "CcxtRig", "btc_perp", "ccxt_config"]
+__all__ = ["IID", "SYMBOL", "CcxtRig", "btc_perp", "ccxt_config", "submit_command"]
 
 IID, SYMBOL = "BTC-PERP", "BTC/USDT:USDT"
 _ts = itertools.count(10_000)
@@ -50,6 +50,16 @@ def ccxt_config(port: int, **extra: Any) -> CcxtConfig:
     return CcxtConfig.model_validate(base | extra)
 
 
+def submit_command(cid: str, qty: str, price: str | None, *, side: OrderSide = OrderSide.BUY,
+                   **extra: Any) -> SubmitOrder:
+    """A BTC-PERP order: market without a price, else limit."""
+    return SubmitOrder(seq=next(_ts), ts_event=next(_ts), ts_init=0, client_order_id=cid,
+                       strategy_id="s", instrument_id=IID, side=side,
+                       order_type=OrderType.MARKET if price is None else OrderType.LIMIT,
+                       quantity=fixed(qty), price=None if price is None else fixed(price),
+                       time_in_force=extra.pop("time_in_force", TimeInForce.GTC), **extra)
+
+
 class CcxtRig:
     """The adapter (through :class:`CcxtLink`) and the fake, with port calls as in the
     gateway: each runs on the adapter's loop."""
@@ -63,16 +73,8 @@ class CcxtRig:
         self.venue = self.link.venue
         self.collected: list[OrderEvent] = []
 
-    def command(self, cid: str, qty: str, price: str | None, *,
-                side: OrderSide = OrderSide.BUY, **extra: Any) -> SubmitOrder:
-        return SubmitOrder(seq=next(_ts), ts_event=next(_ts), ts_init=0, client_order_id=cid,
-                           strategy_id="s", instrument_id=IID, side=side,
-                           order_type=OrderType.MARKET if price is None else OrderType.LIMIT,
-                           quantity=fixed(qty), price=None if price is None else fixed(price),
-                           time_in_force=extra.pop("time_in_force", TimeInForce.GTC), **extra)
-
     def submit(self, cid: str, qty: str, price: str | None, **extra: Any) -> None:
-        command = self.command(cid, qty, price, **extra)
+        command = submit_command(cid, qty, price, **extra)
         self.link.call(self.venue.submit, command, time.time_ns())
 
     def cancel(self, cid: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ from runtime.messages import (
 )
 from runtime.values import fixed
 from tests.venues.broker_helpers import FakeBinanceThread
-from tests.venues.ccxt_helpers import IID, CcxtRig
+from tests.venues.ccxt_helpers import IID, CcxtRig, submit_command
 
 pytest.importorskip("ccxt")
 
@@ -226,3 +227,69 @@ def test_dry_run_refuses_every_order_at_the_gateway(fake: FakeBinanceThread,
         assert fake.snapshot()["attempts"] == []
     finally:
         rig.close()
+
+
+def _gateway(port: int, folder: Path) -> Any:
+    from actors.venues.links import open_broker_gateway
+    from tests.venues.ccxt_helpers import btc_perp, ccxt_config
+
+    return open_broker_gateway(ccxt_config(port), folder, instruments={IID: btc_perp()},
+                               confirmed_live=False)
+
+
+def _settle(gateway: Any) -> list[OrderEvent]:
+    reports: list[OrderEvent] = []
+    while (more := gateway.drain(len(reports))) is not None:
+        reports.extend(more)
+    return reports
+
+
+def test_an_order_waiting_out_a_429_at_a_crash_goes_once_after_the_restart(
+        fake: FakeBinanceThread, tmp_path: Path) -> None:
+    """The gateway journaled the command, the exchange answered 429 (not processed), the order
+    waited for Retry-After and the process died: the restarted gateway sends it, once."""
+    fake.call(fake.fake.throttle, 1, 60.0, "/fapi/v1/order")
+    gateway = _gateway(fake.port, tmp_path)
+    command = submit_command("w-1", "0.003", "49000")
+    try:
+        time.sleep(0.5)  # the stream up (else its reconciliation is what meets the 429)
+        assert gateway.send([command]) == 1
+        deadline = time.monotonic() + 10
+        while not any(s == 429 for _, _, s in fake.fake.requests):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        gateway.close()
+    again = _gateway(fake.port, tmp_path)
+    try:
+        reports = _settle(again)
+        assert again.send([command]) == 0  # a retried call: dropped
+    finally:
+        again.close()
+    assert [type(r) for r in reports] == [OrderAccepted]
+    assert fake.snapshot()["placed"] == ["w-1"]
+    statuses = [s for m, p, s in fake.fake.requests if (m, p) == ("POST", "/fapi/v1/order")]
+    assert statuses == [429, 200]
+
+
+def test_an_order_journaled_before_a_crash_is_asked_for_never_resent(
+        fake: FakeBinanceThread, tmp_path: Path) -> None:
+    from actors.venues.common import SendLog
+    from runtime.journal import Journal
+
+    command = submit_command("w-2", "0.003", "49000")
+    journal = Journal(tmp_path / "gateway.journal")
+    journal.append(command, durable=True)
+    journal.close()
+    log = SendLog(Journal(tmp_path / "broker.ccxt.journal"))
+    assert log.before_send(command)
+    log.broker_ids("w-2", tag="w-2", sent_ms=str(time.time_ns() // 1_000_000))
+    log.journal.close()
+    gateway = _gateway(fake.port, tmp_path)
+    try:
+        (report,) = _settle(gateway)
+    finally:
+        gateway.close()
+    assert isinstance(report, OrderRejected) and report.venue_code == "not_found"  # type: ignore[attr-defined]
+    assert fake.snapshot()["attempts"] == []
+    assert ("GET", "/fapi/v1/order", 400) in fake.fake.requests  # asked by client order id
