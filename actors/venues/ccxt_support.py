@@ -33,13 +33,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from actors.venues.common import Secret, env_secret
 from runtime.errors import ConfigError
-from runtime.instruments import Instrument, TickBand
+from runtime.instruments import Instrument, InstrumentRegistry, TickBand
 from runtime.messages import OrderSide, OrderType, SubmitOrder, TimeInForce
 from runtime.values import FIXED_PRECISION, fixed, from_fixed
 
 __all__ = [
     "NATIVE_MODIFY",
     "CcxtConfig",
+    "MarketRules",
     "OrderArgs",
     "classify",
     "client_tag",
@@ -48,6 +49,7 @@ __all__ = [
     "instrument_from_market",
     "make_exchange",
     "market_drifts",
+    "market_rules",
     "order_args",
 ]
 
@@ -222,6 +224,34 @@ def market_drifts(ours: Instrument, theirs: Instrument) -> list[str]:
         out.append(f"instruments.{ours.instrument_id}.currency: {ours.currency} here, "
                    f"{theirs.currency} at the exchange")
     return out
+
+
+class MarketRules(BaseModel):
+    """The configured markets as the exchange lists them, its rules as instruments, and where
+    the session's instruments differ from them."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    markets: dict[str, dict[str, Any]]  # instrument id -> the exchange's market
+    registry: InstrumentRegistry
+    drifts: list[str]
+
+
+def market_rules(exchange: Any, config: CcxtConfig, markets: dict[str, Any],
+                 instruments: dict[str, Instrument]) -> MarketRules:
+    """The exchange's rules for ``config.symbols`` (loaded ``markets``) against the session's
+    ``instruments``; a symbol the exchange does not list is a ConfigError naming it."""
+    found, registry, drifts = {}, InstrumentRegistry(), []
+    for iid, symbol in sorted(config.symbols.items()):
+        if symbol not in markets:
+            raise ConfigError(f"{config.exchange} lists no market {symbol}",
+                              field=f"broker.symbols.{iid}")
+        found[iid] = markets[symbol]
+        rules = instrument_from_market(exchange, iid, markets[symbol])
+        registry.add(rules)
+        if iid in instruments:
+            drifts += market_drifts(instruments[iid], rules)
+    return MarketRules(markets=found, registry=registry, drifts=drifts)
 
 
 # --- orders ------------------------------------------------------------------------------

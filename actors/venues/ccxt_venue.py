@@ -36,8 +36,7 @@ from actors.venues.ccxt_support import (
     classify,
     client_tag,
     exchange_code,
-    instrument_from_market,
-    market_drifts,
+    market_rules,
     order_args,
 )
 from actors.venues.common import CircuitBreaker, CommandQueue, SendLog, TokenBucket
@@ -110,24 +109,12 @@ class CcxtVenue:
         except pro.BaseError as exc:  # down, throttled, or answering errors: try again later
             raise VenueUnavailable(f"{self.config.exchange}: {type(exc).__name__} "
                                    f"({exchange_code(exc)})") from exc
-        self._load_rules(markets)
+        rules = market_rules(self.exchange, self.config, markets, self.instruments)
+        self.markets, self.rules, self.drifts = rules.markets, rules.registry, rules.drifts
+        for drift in self.drifts:
+            log.warning("instrument differs from the exchange: %s", drift)
         self.connected = True
         await self.reconcile()
-
-    def _load_rules(self, markets: dict[str, Any]) -> None:
-        drifts = []
-        for iid, symbol in sorted(self.config.symbols.items()):
-            if symbol not in markets:
-                raise ConfigError(f"{self.config.exchange} lists no market {symbol}",
-                                  field=f"broker.symbols.{iid}")
-            self.markets[iid] = markets[symbol]
-            rules = instrument_from_market(self.exchange, iid, markets[symbol])
-            self.rules.add(rules)
-            if iid in self.instruments:
-                drifts += market_drifts(self.instruments[iid], rules)
-        self.drifts = drifts
-        for drift in drifts:
-            log.warning("instrument differs from the exchange: %s", drift)
 
     async def check_clock(self) -> None:
         """The clock-skew guard: the exchange's time against ours (half the round trip

@@ -20,9 +20,8 @@ from actors.venues.ccxt_support import (
     CcxtConfig,
     exchange_code,
     import_ccxt,
-    instrument_from_market,
     make_exchange,
-    market_drifts,
+    market_rules,
 )
 from runtime.errors import ConfigError, VenueUnavailable
 from runtime.instruments import Instrument
@@ -49,7 +48,7 @@ def check_markets(broker: CcxtConfig, instruments: dict[str, Instrument]) -> Non
 
 
 async def _markets(broker: CcxtConfig, instruments: dict[str, Instrument],
-                   credentials: bool = False) -> tuple[dict[str, Instrument], list[str],
+                   credentials: bool = False) -> tuple[list[Instrument], list[str],
                                                        dict[str, Any]]:
     pro = import_ccxt()
     exchange = make_exchange(broker, credentials=broker.credentials() if credentials else None)
@@ -64,15 +63,8 @@ async def _markets(broker: CcxtConfig, instruments: dict[str, Instrument],
                                ) from None
     finally:
         await exchange.close()
-    rules, drifts = {}, []
-    for iid, symbol in sorted(broker.symbols.items()):
-        if symbol not in markets:
-            raise ConfigError(f"{broker.exchange} lists no market {symbol}",
-                              field=f"broker.symbols.{iid}")
-        rules[iid] = instrument_from_market(exchange, iid, markets[symbol])
-        if iid in instruments:
-            drifts += market_drifts(instruments[iid], rules[iid])
-    return rules, drifts, balance
+    rules = market_rules(exchange, broker, markets, instruments)
+    return list(rules.registry), rules.drifts, balance
 
 
 def account_report(broker: CcxtConfig | AlpacaConfig,
@@ -85,7 +77,7 @@ def account_report(broker: CcxtConfig | AlpacaConfig,
         totals = {k: v for k, v in (balance.get("total") or {}).items() if v}
         lines.append(f"account: {broker.exchange}, balances {totals}")
         lines.append("the exchange's rules as instruments:")
-        lines.append(yaml.safe_dump({"instruments": [_entry(i) for i in rules.values()]},
+        lines.append(yaml.safe_dump({"instruments": [_entry(i) for i in rules]},
                                     sort_keys=False).rstrip())
         lines += [f"differs: {d}" for d in drifts]
     else:
