@@ -262,8 +262,8 @@ class AlpacaLink:
         self._stop.set()
         self.thread.join(5)
         with contextlib.suppress(RuntimeError, AttributeError, concurrent.futures.TimeoutError):
-            self.stream.stop()
-        self.stream_thread.join(5)
+            self.stream.stop()  # the stream sees it at its next 5-second receive timeout:
+        self.stream_thread.join(1)  # a daemon thread that ends by itself; no need to wait
 
 
 def open_broker_gateway(broker: Broker, folder: Path, *, instruments: dict[str, Instrument],
