@@ -138,11 +138,11 @@ def check_broker_fit(config: PaperConfig, trading: BacktestConfig, name: str | N
     broker block that covers the trading config's instruments."""
     if config.broker.kind == "paper":
         if config.feed.mode == "broker":
-            raise ConfigError("broker streams from an IB or Shioaji broker block, "
+            raise ConfigError("broker streams from a broker block (ib, shioaji, ccxt, alpaca), "
                               "not the paper broker", path=name, field="feed.mode")
         return
     if not is_paper_account(config.broker) and config.feed.mode != "broker":
-        account = "paper: false" if config.broker.kind == "ib" else "simulation: false"
+        account = "simulation: false" if config.broker.kind == "shioaji" else "paper: false"
         raise ConfigError(f"a real-money account ({config.broker.kind}, {account}) trades only "
                           f"on the broker's own market data, not on a {config.feed.mode} feed: "
                           "set feed.mode: broker", path=name, field="feed.mode")
