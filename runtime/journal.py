@@ -51,6 +51,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Blob",
     "Journal",
+    "JournalReader",
     "JournalRecord",
     "Restored",
 ]
@@ -366,6 +367,43 @@ class Journal:
             for seq, codec, kind, payload in rows:
                 yield seq, _record(codec, kind, payload)
             after = rows[-1][0]
+
+
+class JournalReader:
+    """Another process's journal, read-only (e.g. the feed's stream of market data): committed
+    entries by seq, never a write, never a lock the writer waits for (WAL readers)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).absolute()
+        if not self.path.exists():
+            raise ConfigError("no such journal", path=str(self.path))
+        try:
+            self._conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True,
+                                         isolation_level=None, check_same_thread=False)
+            (app_id,) = self._conn.execute("PRAGMA application_id").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"not a Tradewind journal ({exc})", path=str(self.path)) from exc
+        if app_id != APPLICATION_ID:
+            self._conn.close()
+            raise ConfigError(f"not a Tradewind journal (application_id {app_id:#x})",
+                              path=str(self.path))
+
+    def last_seq(self) -> int:
+        """The last committed seq."""
+        return _last_seq(self._conn)
+
+    def entries(self, after_seq: int, upto_seq: int) -> list[tuple[int, JournalRecord]]:
+        """Committed entries with ``after_seq < seq <= upto_seq``, in order."""
+        try:
+            rows = self._conn.execute(
+                "SELECT seq, codec, kind, payload FROM entries WHERE seq > ? AND seq <= ?"
+                " ORDER BY seq", (after_seq, upto_seq)).fetchall()
+            return [(seq, _record(codec, kind, payload)) for seq, codec, kind, payload in rows]
+        except (sqlite3.DatabaseError, msgspec.DecodeError) as exc:
+            raise ConfigError(f"cannot read the journal ({exc})", path=str(self.path)) from exc
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def _last_seq(conn: sqlite3.Connection) -> int:

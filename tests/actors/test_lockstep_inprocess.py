@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from actors.config import FeedConfig
-from actors.feed import load_messages
+from actors.feed import load_messages, write_cache
 from actors.lockstep import Driver, Ports
 from actors.setup import SessionSetup
 from actors.trading import GatewayActor, RiskActor, StrategyActor
@@ -39,6 +39,7 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _session(kind: str, data_dir: Path, journal: Path, minutes: int) -> tuple[Any, ...]:
     config = load_config(trading_config(kind, data_dir, minutes=minutes))
     setup = SessionSetup("S1", str(journal), config)
+    write_cache(setup, FeedConfig())  # the feed's log: where the actors re-read market data
     risk, gateway = _plain(RiskActor)(setup), _plain(GatewayActor)(setup)
     hosts = {s.id: _plain(StrategyActor)(setup, s.id) for s in config.strategies}
     return config, setup, risk, gateway, hosts
