@@ -95,7 +95,7 @@ class FeedLog:
         while i < min(stop, self.cached):
             k = i // self._chunk_size
             chunk = self._chunk(k)
-            end = min(stop, (k + 1) * self._chunk_size)
+            end = min(stop, self.cached, (k + 1) * self._chunk_size)
             out.extend(chunk[i - k * self._chunk_size:end - k * self._chunk_size])
             i = end
         while i < stop:
