@@ -87,7 +87,7 @@ def test_restore_from_tail_only_reads_market_data_from_the_feed(tmp_path: Path) 
 def test_snapshot_holds_the_strategy_whole_and_compaction_bounds_the_tail(
         tmp_path: Path) -> None:
     """A snapshot every 25 inputs (market data included) pickles the kernel with its
-    strategies (their own attributes too, which ``Strategy.get_state`` never covered); the
+    strategies (their own attributes too, which a JSON snapshot of the kernel never held); the
     entries it covers are deleted, so a restore reads one snapshot and a short tail."""
     with Journal(tmp_path / "k.journal", batch_size=5) as journal:
         jk = new(journal, snapshot_every=25)
