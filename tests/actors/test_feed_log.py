@@ -83,3 +83,26 @@ def test_an_index_past_the_end_without_a_stream_is_an_error(tmp_path: Path) -> N
     write_log(tmp_path / CACHE, 0, _quotes(5))
     with pytest.raises(DataError, match="ends at index 5"):
         FeedLog(tmp_path).read(3, 6)
+
+
+def test_a_streamed_message_is_in_the_log_before_the_feed_can_hand_it_out(
+        tmp_path: Path) -> None:
+    """The sink commits a batch to the stream's journal before the feed's list shows it: an
+    actor can only reach (and journal a marker for) an index the log already holds, so a
+    SIGKILL of the feed's process never leaves a marker past the log."""
+    write_log(tmp_path / CACHE, 0, [])
+    seen: list[int] = []
+
+    class Watched(list):  # type: ignore[type-arg]  # the feed's list, as the driver reads it
+        def extend(self, msgs: object) -> None:
+            new = list(msgs)  # type: ignore[call-overload]
+            log = FeedLog(tmp_path)  # another process would open it so
+            assert list(log.read(len(self), len(self) + len(new))) == new
+            seen.append(len(new))
+            super().extend(new)
+
+    sink = StreamSink(tmp_path / STREAM, Watched())
+    sink.put(_quotes(3))
+    sink.put(_quotes(2, first=3))
+    assert seen == [0, 3, 2]  # the restored part (none), then the two batches
+    sink.journal.close()
