@@ -295,7 +295,7 @@ def _latency_round(driver: Any, quotes: list[QuoteTick], start: int, end: int,
 
 
 def bench_restart(length: int, folder: Path, kills: tuple[str, ...] = ("risk",),
-                  live_ticks: int = 3000) -> tuple[dict[str, float], dict[str, int]]:
+                  live_s: int = 20) -> tuple[dict[str, float], dict[str, int]]:
     """Seconds from SIGKILL of each actor of ``kills`` (in turn) to the next order the gateway
     sends, after ``length`` market messages; and each actor's journal bytes (main file + WAL)
     before the first kill (see the module docstring).
@@ -314,6 +314,7 @@ def bench_restart(length: int, folder: Path, kills: tuple[str, ...] = ("risk",),
     from actors.market import BookActor, pack
     from actors.trading import GatewayActor, RiskActor, StrategyActor
 
+    live_ticks = 1000 * live_s * len(kills)  # live_s of ticks per kill: never runs out
     quotes = _quotes(length + live_ticks, "L1", 10**9, 10**6)
     quotes[:length] = [msgspec.structs.replace(q, seq=1) for q in quotes[:length]]
     setup = _feed_setup(folder / f"restart_{length}", quotes)
@@ -365,7 +366,7 @@ def _journal_bytes(folder: Path) -> dict[str, int]:
     """Each journal's bytes, its WAL included."""
     out: dict[str, int] = {}
     for path in folder.glob("*.journal*"):
-        if path.suffix in (".journal", ".journal-wal"):
+        if path.name.endswith((".journal", ".journal-wal")) and ".incarnation." not in path.name:
             name = path.name.removesuffix("-wal")
             out[name] = out.get(name, 0) + path.stat().st_size
     return out
