@@ -143,6 +143,7 @@ class Journal:
         self._ckpt_conn: sqlite3.Connection | None = None
         self._committed_seq = _last_seq(self._connection())
         self._next_seq = self._committed_seq + 1
+        self._committed_bytes = 0  # payload bytes committed by this object (snapshots too)
 
     # --- properties ----------------------------------------------------------------------------
 
@@ -155,6 +156,12 @@ class Journal:
     def committed_seq(self) -> int:
         """The seq of the last committed append: what a crash now would keep."""
         return self._committed_seq
+
+    @property
+    def committed_bytes(self) -> int:
+        """Payload bytes (entries and snapshots) this object has committed since it opened:
+        about what its commits wrote to the WAL."""
+        return self._committed_bytes
 
     @property
     def pending(self) -> int:
@@ -319,6 +326,8 @@ class Journal:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._committed_bytes += sum(len(row[-1]) for row in self._pending) + sum(
+            len(p) for _, params in statements for p in params if isinstance(p, bytes))
         if self._pending:
             self._committed_seq = self._pending[-1][0]
             self._pending.clear()
