@@ -175,3 +175,45 @@ def test_restore_without_the_feeds_log_or_with_other_data_is_refused(data_dir: P
     for actor_class, args in ((RiskActor, ()), (GatewayActor, ()), (StrategyActor, ("mm",))):
         with pytest.raises(DataError, match="another message at index"):
             _plain(actor_class)(setup, *args)
+
+
+def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
+        data_dir: Path, tmp_path: Path) -> None:
+    """``feed.mode: broker``: the feed's log is the stream's journal (nothing loaded before);
+    a strategy and risk restored after taking streamed quotes hash as before, with a snapshot
+    in between, and their journals hold no market data."""
+    from actors.feed_log import CACHE, FeedLog, write_log
+    from actors.step import HotInput, decode_answer, encode
+    from actors.venues.market_data import StreamSink
+    from runtime.journal import Blob
+
+    config, setup, *_ = _session("mm", data_dir, tmp_path / "loaded", minutes=3)
+    quotes = [m for m in FeedLog(tmp_path / "loaded").all() if type(m).__name__ == "QuoteTick"]
+    setup = SessionSetup("B1", str(tmp_path / "b"), config, snapshot_every=40)
+    (tmp_path / "b").mkdir()
+    write_log(tmp_path / "b" / CACHE, quotes[0].ts_event, [])  # a broker session loads nothing
+    feed: list[Any] = []
+    sink = StreamSink(tmp_path / "b" / "feed.stream.journal", feed)
+    risk, host = _plain(RiskActor)(setup), _plain(StrategyActor)(setup, "mm")
+    risk.start(quotes[0].ts_event)
+    host.start([], quotes[0].ts_event)
+    answers: list[Any] = []
+    for k in range(0, 150, 10):  # real-time steps: timers fire between the quotes
+        sink.put(quotes[k:k + 10])
+        batch = feed[k:k + 10]
+        step = encode(HotInput(k, batch, batch[-1].ts_event, {"mm": answers}, [], 0))
+        intents = decode_answer(host.hot_step(step)).intents
+        out = risk.step([(k, batch), (None, intents)])
+        answers = [m for m in out if isinstance(m, SubmitOrder | OrderDenied)]
+    before = (risk.state_hash(), host.state_hash())
+    assert risk.summary()["orders"] > 0
+    for journal in (risk.jk.journal, host.jk.journal):
+        journal.close()
+        with Journal(journal.journal.path) as reread:
+            assert reread.restore().snapshot is not None
+            assert all(isinstance(r, Blob | OrderEvent | SubmitOrder | CancelOrder | OrderDenied
+                                  | TimerFired) for _, r in reread.entries())
+    risk2, host2 = _plain(RiskActor)(setup), _plain(StrategyActor)(setup, "mm")
+    assert (risk2.state_hash(), host2.state_hash()) == before
+    assert risk2.cursor == host2.cursor == 150
+    sink.journal.close()
