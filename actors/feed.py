@@ -31,6 +31,7 @@ from runtime.messages import MarketData
 
 __all__ = ["FeedActor", "load_messages", "read_cache", "write_cache"]
 
+
 def write_cache(setup: SessionSetup, feed: FeedConfig, store: Any = None) -> Path:
     """Load the session's data once and write it as the feed's log beside the journals
     (``actors.feed_log``): a restarted feed actor and a resumed session replay exactly the same
