@@ -104,8 +104,9 @@ class PaperConfig(_Frozen):
     store_dsn: str | None = None  # default: TRADEWIND_STORE_DSN or chdb://var/clickhouse
     reconcile_every_s: float | None = Field(5.0, gt=0)  # None: no reconciler
     reconcile_act: bool = False  # let a drift move the trading state
-    #: the risk actor snapshots its state every this many journal entries and drops the
-    #: entries the snapshot covers: a restart reads one snapshot and a bounded tail
+    #: every stateful actor snapshots its state every this many inputs (its own journal
+    #: entries and market messages) and drops the entries the snapshot covers: a restart
+    #: reads one snapshot and a bounded tail (``runtime.recovery``)
     snapshot_every: int = Field(20_000, ge=10)
     feed: FeedConfig = FeedConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
