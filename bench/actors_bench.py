@@ -237,14 +237,10 @@ def _latency_variant(ticks: int, folder: Path, rounds: int, every: int,
 
     from actors.carriers import open_carrier
     from actors.driver import Driver, Ports
-    from actors.setup import SessionSetup
     from actors.trading import GatewayActor, RiskActor, StrategyActor
-    from backtest.config import load_config
 
     quotes = _quotes(ticks, "L1", 10**9, 10**6)  # 1 ms apart: 1k ticks/s at speed 1
-    name = f"lat_{every}_{mode}"
-    setup = SessionSetup(name, str(folder / name), load_config(_latency_config(every)),
-                         lockstep=False)
+    setup = _feed_setup(folder / f"lat_{every}_{mode}", quotes, every)
     ports = Ports(gateway=GatewayActor.remote(setup), risk=RiskActor.remote(setup),
                   hosts={"tick": StrategyActor.remote(setup, "tick")})
     actors = [ports.risk, ports.gateway, *ports.hosts.values()]
