@@ -89,7 +89,6 @@ class JournaledKernel:
             market_seen = int(payload.get("market_seen", 0))
             kernel.start(int(payload["now"]))  # binds strategies; outputs discarded
             kernel.load_state(payload["kernel"])
-            kernel.now = int(payload["now"])
             for strategy in kernel.strategies:
                 state = payload["strategies"].get(strategy.strategy_id)
                 if state is not None:
