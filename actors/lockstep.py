@@ -37,11 +37,15 @@ from actors.market import pack
 from actors.recording import encode_batch
 from actors.step import HotInput, HotResult
 from runtime.messages import (
+    CancelAllOrders,
     MarketData,
     Message,
+    OperatorCommand,
     OrderDenied,
     OrderFilled,
+    SetTradingState,
     SubmitOrder,
+    TradingState,
     TradingStateChanged,
 )
 
@@ -157,18 +161,35 @@ class Driver:
             await self._drain()
         await self.flush()
 
-    async def cancel_all(self) -> None:
+    async def command(self, command: OperatorCommand) -> list[Message]:
+        """An operator's command between two steps: what waits for risk is delivered first,
+        risk journals and handles it (``RiskActor.command``); its outputs are recorded and the
+        orders it approved (cancels, close-outs) sent."""
         await self._hot_flush()
         await self._risk([])
-        self.cmds += await self.ports.risk.cancel_all.remote()
-        await self._gateway_send()
+        out: list[Message] = await self.ports.risk.command.remote(command)
+        self._record(out)
+        cmds = [m for m in out if isinstance(m, INTENT_TYPES)]
+        if cmds:
+            self.cmds += cmds
+            await self._gateway_send()
+        return out
+
+    async def cancel_all(self) -> None:
+        now = self.data_now()
+        await self.command(CancelAllOrders(seq=0, ts_event=now, ts_init=now, reason="cancel all"))
 
     async def set_state(self, state: str, reason: str) -> None:
-        await self._hot_flush()
-        await self._risk([])
-        self._record(await self.ports.risk.set_state.remote(state, reason))
+        now = self.data_now()
+        await self.command(SetTradingState(seq=0, ts_event=now, ts_init=now,
+                                           state=TradingState(state), reason=reason))
         if state == "halted":
             await self.cancel_all()
+
+    def data_now(self) -> int:
+        """The data clock (ns): where the session is in its data (what operator commands are
+        stamped with)."""
+        return self._data_now(None)
 
     # --- steps ---------------------------------------------------------------------------------
     async def _hot_step(self) -> bool:

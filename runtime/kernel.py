@@ -332,6 +332,8 @@ class Kernel:
                 following = due + ((idle_until - due) // interval) * interval
             timers.set(strategy_id, name, due_ns=following, interval_ns=interval)
             out.extend(produced)
+        if self._intents or self._out:  # queued by strategies since the last input
+            out.extend(self._drain())
         return out
 
     def _on_timer_message(self, timer: TimerFired) -> list[Message]:

@@ -119,7 +119,8 @@ class StrategyParams(BaseModel):
         :class:`OperatorError` names each field refused."""
         unknown = sorted(set(changes) - set(type(self).model_fields))
         if unknown:
-            raise OperatorError(f"{type(self).__name__} has no params {unknown}")
+            known = sorted(type(self).model_fields)
+            raise OperatorError(f"unknown params {unknown}: {type(self).__name__} has {known}")
         try:
             data = json.dumps({**self.model_dump(mode="json"), **changes}, allow_nan=False)
         except (TypeError, ValueError) as exc:
