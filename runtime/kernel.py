@@ -50,23 +50,21 @@ from runtime.messages import (
     OrderEvent,
     OrderFilled,
     OrderListChanged,
-    OrderSide,
-    OrderType,
     PositionChanged,
     QuoteTick,
     SetStrategyEnabled,
     SetStrategyParams,
     SetTradingState,
     SubmitOrder,
-    TimeInForce,
     TimerFired,
     TradeTick,
 )
+from runtime.operations import cancels, close_outs
 from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus, Trigger
 from runtime.portfolio import Account, Portfolio
 from runtime.prices import LastPrices
 from runtime.risk import RiskEngine, RiskLimits
-from runtime.roster import OPERATOR, Roster
+from runtime.roster import Roster
 from runtime.strategy import Strategy
 from runtime.timers import Clock, Timers, idle_until_of
 
@@ -509,43 +507,16 @@ class Kernel:
             if change is not None:
                 self._out.append(change)
         elif isinstance(command, CancelAllOrders):
-            self._intents.extend(self._cancels(command.strategy_id))
+            self._intents.extend(cancels(self.ledger.open.values(), command.strategy_id, now))
         elif isinstance(command, ClosePositions):
-            self._intents.extend(self._close_outs())
+            self._intents.extend(
+                close_outs(self._positions, self.ledger.open.values(), self.ids, now)
+            )
         elif isinstance(command, SetStrategyEnabled):
             self.roster.set_enabled(command.strategy_id, command.enabled)
         else:
             self.roster.set_params(command.strategy_id, command.params)
         return self._drain()
-
-    def _cancels(self, strategy_id: str) -> list[CancelOrder]:
-        """A cancel per open order (of ``strategy_id`` when set), oldest first."""
-        now = self.clock.ns
-        orders = sorted(self.ledger.open.values(), key=lambda o: (o.ts_init, o.client_order_id))
-        return [
-            CancelOrder(seq=0, ts_event=now, ts_init=now, client_order_id=o.client_order_id,
-                        strategy_id=o.strategy_id, instrument_id=o.instrument_id)
-            for o in orders
-            if not strategy_id or o.strategy_id == strategy_id
-        ]
-
-    def _close_outs(self) -> list[SubmitOrder]:
-        """A reduce-only market order per open position whose instrument has no order working
-        (cancels not confirmed yet hold it back), from the operator's strategy id: ids from the
-        kernel's generator, so a replay names them the same."""
-        now = self.clock.ns
-        working = {o.instrument_id for o in self.ledger.open.values()}
-        return [
-            SubmitOrder(
-                seq=0, ts_event=now, ts_init=now, client_order_id=self.ids.next(OPERATOR),
-                strategy_id=OPERATOR, instrument_id=instrument_id,
-                side=OrderSide.SELL if pos.quantity > 0 else OrderSide.BUY,
-                order_type=OrderType.MARKET, quantity=abs(pos.quantity),
-                time_in_force=TimeInForce.GTC, reduce_only=True,
-            )
-            for instrument_id, pos in sorted(self._positions.items())
-            if pos.quantity and instrument_id not in working
-        ]
 
     # --- state -------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
