@@ -33,7 +33,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import deque
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import msgspec
 
@@ -65,16 +65,16 @@ _DECODER = msgspec.msgpack.Decoder(AnyMessage)
 
 
 def checked(command: C) -> C:
-    """``command`` as it will be journaled (encoded, then decoded): a field of the wrong type
-    or out of range is refused here, naming it (:class:`OperatorError`), before anything is
-    written."""
+    """``command`` as it will be journaled and replayed (encoded, then decoded): a field of
+    the wrong type or out of range is refused here, naming it (:class:`OperatorError`), before
+    anything is written."""
     try:
         same = _DECODER.decode(msgspec.msgpack.encode(command))
     except (msgspec.ValidationError, msgspec.EncodeError, OverflowError, TypeError) as exc:
         raise OperatorError(f"{type(command).__name__} refused: {exc}") from None
-    if same != command:  # e.g. a tuple where a list is journaled
+    if type(same) is not type(command) or same != command:  # e.g. a tuple for a list
         raise OperatorError(f"{type(command).__name__} refused: values must be plain data")
-    return command
+    return cast(C, same)  # as it will be replayed (enums as enums)
 
 
 def dispatch(prefix: str, target: Any, name: str, args: dict[str, Any]) -> Any:

@@ -67,7 +67,7 @@ def act(k: Kernel, do: Action) -> list[Message]:
     strategy = k.strategies[0]
     assert isinstance(strategy, Scripted)
     strategy.todo.append(do)
-    if not k.timers:
+    if k.next_timer_ns() is None:
         k.context.set_timer("s", "act", 1)
     return k.handle(TimerFired(seq=0, ts_event=k.next_timer_ns() or 0, ts_init=0, name="act"))
 
