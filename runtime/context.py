@@ -47,13 +47,14 @@ class KernelContext:
         registry: InstrumentRegistry,
         portfolio: Portfolio,
         features: dict[str, FeatureSet],
+        intents: list[Message],
         take: Callable[[list[Message]], None],
     ) -> None:
         self.clock, self.ledger, self.timers, self.ids = clock, ledger, timers, ids
         self.linked, self.registry, self.portfolio = linked, registry, portfolio
         self._features = features
-        self._take = take  # what linked orders produced, into the kernel
-        self.intents: list[Message] = []  # drained by the kernel, in place
+        self.intents = intents  # the kernel's queue: it drains it, in place
+        self._take = take  # what linked orders produced, into the kernel's order flow
 
     def now_ns(self) -> int:
         return self.clock.ns

@@ -11,6 +11,8 @@ moves the clock to its delivery time, ``ts_init``; an operator's command does no
 
 The kernel is composed of parts, each with one job:
 
+* :class:`runtime.orderflow.OrderFlow`: intents through risk, reports into the ledger and the
+  portfolio;
 * :class:`runtime.ledger.OrderLedger`: orders, the open ones, positions and pending per strategy;
 * :class:`runtime.timers.Timers` and the :class:`runtime.timers.Clock`;
 * :class:`runtime.context.KernelContext`: what strategies call (their intents queue there);
@@ -46,11 +48,7 @@ from runtime.messages import (
     Message,
     ModifyOrder,
     OperatorCommand,
-    OrderDenied,
     OrderEvent,
-    OrderFilled,
-    OrderListChanged,
-    PositionChanged,
     QuoteTick,
     SetStrategyEnabled,
     SetStrategyParams,
@@ -60,7 +58,8 @@ from runtime.messages import (
     TradeTick,
 )
 from runtime.operations import cancels, close_outs
-from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus, Trigger
+from runtime.orderflow import OrderFlow
+from runtime.orders import ClientOrderIdGenerator, Order
 from runtime.portfolio import Account, Portfolio
 from runtime.prices import LastPrices
 from runtime.risk import RiskEngine, RiskLimits
@@ -125,6 +124,27 @@ class Kernel:
         )
         self._features: dict[str, FeatureSet] = {}
         self._books: dict[str, Any] = {}
+        self._subs = self.roster.subs  # the same dict always
+        # what strategies asked for, and what the kernel produced: the same lists always,
+        # shared by its parts and drained in place
+        self._intents: list[Message] = []
+        self._out: list[Message] = []
+        self._next_loss_check = 0 if self.risk.limits.max_daily_loss is not None else 2**63
+        self.flow = OrderFlow(
+            clock=self.clock,
+            ledger=self.ledger,
+            approval=self.approval,
+            linked=self.linked,
+            roster=self.roster,
+            portfolio=self.portfolio,
+            risk=self.risk,
+            registry=registry,
+            intents=self._intents,
+            out=self._out,
+            check_loss=self._check_loss,
+        )
+        self._drain = self.flow.drain
+        self._take = self.flow.take
         self.context = KernelContext(
             clock=self.clock,
             ledger=self.ledger,
@@ -134,17 +154,13 @@ class Kernel:
             registry=registry,
             portfolio=self.portfolio,
             features=self._features,
-            take=self._take,
+            intents=self._intents,
+            take=self.flow.take,
         )
         for strategy in self.strategies:
             if strategy.wants_features:
                 for instrument_id in strategy.instruments:
                     self.enable_features(instrument_id)
-        self._subs = self.roster.subs  # the same dict always
-        self._intents = self.context.intents  # the same list always: drained in place
-        self._out: list[Message] = []
-        self._next_loss_check = 0 if self.risk.limits.max_daily_loss is not None else 2**63
-        self.unknown_reports = 0
         self._dispatch: dict[type, Callable[[Any], list[Message]]] = {
             Bar: self.on_bar,
             QuoteTick: self.on_quote,
@@ -152,11 +168,11 @@ class Kernel:
             BookDeltas: self.on_book,
             BookSnapshot: self.on_book,
             TimerFired: self._on_timer_message,
-            SubmitOrder: self._on_submit,
+            SubmitOrder: self.flow.on_submit,
             CancelOrder: self.on_intent,
             ModifyOrder: self.on_intent,
         }
-        self._dispatch.update(dict.fromkeys(_ORDER_EVENTS, self.on_order_event))
+        self._dispatch.update(dict.fromkeys(_ORDER_EVENTS, self.flow.on_order_event))
         self._dispatch.update(dict.fromkeys(_OPERATOR_COMMANDS, self.on_operator))
 
     # --- reads ---------------------------------------------------------------------------------
@@ -337,149 +353,20 @@ class Kernel:
     def _on_timer_message(self, timer: TimerFired) -> list[Message]:
         return self.on_timer(timer, idle_until=idle_until_of(timer))
 
-    # --- intents (from strategies here, or hosted elsewhere) ---------------------------------
+    # --- orders (the order flow's) -------------------------------------------------------------
     def on_intent(self, intent: SubmitOrder | CancelOrder | ModifyOrder) -> list[Message]:
         """An order intent from a strategy that runs outside this kernel: through risk, exactly
         as if a local strategy had sent it; a denial goes back out as an event."""
-        self.clock.ns = max(self.clock.ns, intent.ts_event)
-        self._intents.append(intent)
-        return self._drain()
+        return self.flow.on_intent(intent)
 
-    def _on_submit(self, command: SubmitOrder) -> list[Message]:
-        """Risk elsewhere: its answer (the approved command). Risk here: an intent from a
-        strategy hosted elsewhere; one seen before (a retried call after a crash) gets the
-        answer it got the first time, and is not applied twice."""
-        order = self.ledger.orders.get(command.client_order_id)
-        if self.approval.answers:
-            if order is not None and self.ledger.awaiting(order):
-                if command.quantity != order.quantity:  # reduced by a close-only rule
-                    self.ledger.resize(order, command.quantity)
-                order.transition(Trigger.SUBMIT)
-                self.ledger.opened(order)
-            return _EMPTY  # a repeated answer changes nothing
-        if order is not None:
-            return [self._previous_answer(order)]
-        return self.on_intent(command)
-
-    def _previous_answer(self, order: Order) -> Message:
-        if order.status is OrderStatus.DENIED:
-            return OrderDenied(
-                seq=0, ts_event=order.ts_last, ts_init=order.ts_last,
-                client_order_id=order.client_order_id, strategy_id=order.strategy_id,
-                instrument_id=order.instrument_id, reason_code="repeat", reason=order.reason,
-            )
-        return command_of(order)
-
-    def _drain(self) -> list[Message]:
-        intents = self._intents
-        while intents:
-            batch = intents[:]
-            intents.clear()
-            for intent in batch:
-                self._process_intent(intent)
-        if not self._out:
-            return _EMPTY
-        out, self._out = self._out, []
-        return out
-
-    def _process_intent(self, intent: Message) -> None:
-        if isinstance(intent, SubmitOrder):
-            self._submit(intent)
-        elif isinstance(intent, CancelOrder):
-            live = self.ledger.open.get(intent.client_order_id)
-            if live is not None and live.status is not OrderStatus.PENDING_CANCEL:
-                live.transition(Trigger.PENDING_CANCEL)
-                self._out.append(intent)
-        elif isinstance(intent, ModifyOrder):
-            live = self.ledger.open.get(intent.client_order_id)
-            if live is not None and live.status in (
-                OrderStatus.ACCEPTED,
-                OrderStatus.PARTIALLY_FILLED,
-            ):
-                live.transition(Trigger.PENDING_UPDATE)
-                self._out.append(intent)
-
-    def _submit(self, intent: SubmitOrder) -> None:
-        """A new order: approved and open, denied (the strategy hears it), or sent to risk
-        elsewhere and held pending until the answer."""
-        order = Order(intent)
-        self.ledger.add(order)
-        now = self.clock.ns
-        linked = self.linked.tracks(intent.client_order_id)
-        approved, denial = self.approval.decide(intent, now, linked=linked)
-        if denial is not None:
-            order.apply(denial)
-            self._out.append(denial)
-            strategy = self.roster.by_id.get(intent.strategy_id)
-            if strategy is not None:
-                strategy.on_order_event(denial)
-            if linked:
-                self._take(self.linked.on_event(order, denial, now))
-            return
-        if approved is None:  # risk decides elsewhere: initialized until it answers
-            self.ledger.hold(order)
-            self._out.append(intent)
-            return
-        if approved.quantity != order.quantity:
-            self.ledger.resize(order, approved.quantity)  # reduced by a close-only rule
-        order.transition(Trigger.SUBMIT)
-        self.ledger.opened(order)
-        self._out.append(approved)
-
-    def _take(self, produced: list[Message]) -> None:
-        """What linked orders produced: list events out (and to their strategy), commands
-        into the intents risk checks."""
-        for message in produced:
-            if isinstance(message, OrderListChanged):
-                self._out.append(message)
-                strategy = self.roster.by_id.get(message.strategy_id)
-                if strategy is not None:
-                    strategy.on_order_event(message)
-            else:
-                self._intents.append(message)
-
-    # --- order events from the venue ---------------------------------------------------------
     def on_order_event(self, event: Any) -> list[Message]:
-        clock = self.clock
-        if event.ts_init > clock.ns:
-            clock.ns = event.ts_init  # its delivery time, as the backtest loop delivers it
-        order = self.ledger.orders.get(event.client_order_id)
-        if order is None:
-            self.unknown_reports += 1
-            return _EMPTY
-        if event.ts_event > clock.ns:
-            clock.ns = event.ts_event
-        if not self.ledger.apply(order, event):
-            return _EMPTY  # duplicate report
-        if type(event) is OrderFilled:
-            self._on_fill(event)
-        strategy = self.roster.by_id.get(order.strategy_id)
-        if strategy is not None:
-            strategy.on_order_event(event)
-        if self.linked.tracks(order.client_order_id):
-            self._take(self.linked.on_event(order, event, clock.ns))
-        return self._drain() if self._intents or self._out else _EMPTY
+        """A report from the venue (or risk's denial, for a strategy actor's kernel)."""
+        return self.flow.on_order_event(event)
 
-    def _on_fill(self, fill: OrderFilled) -> None:
-        before = self.portfolio.realized_pnl
-        pos = self.portfolio.apply_fill(fill)
-        realized = self.portfolio.realized_pnl - before
-        if realized < 0:  # only a loss starts the risk cooldown
-            self.risk.on_realized(realized, fill.ts_event)
-        self.ledger.filled((fill.strategy_id, fill.instrument_id), fill.last_qty * fill.side)
-        instrument = self.registry.get(fill.instrument_id)
-        self._out.append(
-            PositionChanged(
-                seq=0,
-                ts_event=fill.ts_event,
-                ts_init=fill.ts_event,
-                instrument_id=fill.instrument_id,
-                quantity=pos.quantity,
-                avg_price=pos.avg_price(instrument.multiplier),
-                realized_pnl=pos.realized_pnl,
-            )
-        )
-        self._check_loss(fill.ts_event)
+    @property
+    def unknown_reports(self) -> int:
+        """Reports of orders this kernel does not know (counted, otherwise ignored)."""
+        return self.flow.unknown_reports
 
     def _check_loss(self, ts: int) -> None:
         if self.risk.limits.max_daily_loss is not None:
