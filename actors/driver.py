@@ -17,8 +17,9 @@ two differ only in pacing, i.e. in how much a step carries:
   message is due.
 
 ``speed`` paces lockstep too (it spaces the steps in wall time and never changes what
-happens). Operations (halt, cancel all, the end) are plain calls between two steps, after a
-step that delivers what waits.
+happens). An operator's command (halt, cancel all, close positions: typed messages risk
+journals and handles like any input) and the end are plain calls between two steps, after the
+steps that deliver what waits.
 """
 
 from __future__ import annotations
@@ -35,11 +36,15 @@ from actors.market import pack
 from actors.recording import encode_batch
 from actors.step import HotInput, HotResult
 from runtime.messages import (
+    CancelAllOrders,
     MarketData,
     Message,
+    OperatorCommand,
     OrderDenied,
     OrderFilled,
+    SetTradingState,
     SubmitOrder,
+    TradingState,
     TradingStateChanged,
 )
 
@@ -145,24 +150,31 @@ class Driver:
             await self.cancel_all()
         await self._settle()
 
-    async def cancel_all(self) -> None:
+    async def command(self, command: OperatorCommand) -> list[Message]:
+        """An operator's command between two steps: what waits is delivered first, risk
+        journals and handles it (``RiskActor.command``); its outputs are recorded and the
+        orders it approved (cancels, close-outs) sent."""
         await self.flush()
-        await self._send(await self.ports.risk.cancel_all.remote())
-
-    async def route(self, intents: Sequence[Message]) -> list[Message]:
-        """Intents from outside the strategies (an operator's close-out orders) through risk,
-        and the approved commands to the gateway; risk's outputs."""
-        await self.flush()
-        out: list[Message] = await self.ports.risk.apply.remote(None, list(intents))
+        out: list[Message] = await self.ports.risk.command.remote(command)
         self._record(out)
         await self._send([m for m in out if isinstance(m, INTENT_TYPES)])
         return out
 
+    async def cancel_all(self) -> None:
+        now = self.data_now()
+        await self.command(CancelAllOrders(seq=0, ts_event=now, ts_init=now, reason="cancel all"))
+
     async def set_state(self, state: str, reason: str) -> None:
-        await self.flush()
-        self._record(await self.ports.risk.set_state.remote(state, reason))
+        now = self.data_now()
+        await self.command(SetTradingState(seq=0, ts_event=now, ts_init=now,
+                                           state=TradingState(state), reason=reason))
         if state == "halted":
             await self.cancel_all()
+
+    def data_now(self) -> int:
+        """The data clock (ns): where the session is in its data (what operator commands are
+        stamped with)."""
+        return self._data_now(None)
 
     # --- lockstep ------------------------------------------------------------------------------
     async def _exact_step(self) -> bool:

@@ -1,25 +1,27 @@
-"""Operator actions and telemetry that run *inside* the session's actors (issue 4).
+"""Operator actions and telemetry inside the session's actors.
 
-The control plane (``serve/``) reaches the actors through one small additive method on each:
+The control plane (``serve/``) reaches the actors through one method on each:
 ``FeedActor.operate(name, args)`` (between two driver steps, under the feed's lock),
-``RiskActor.operate(name, args)`` and ``StrategyActor.operate(name, args)``. Each dispatches to
-``feed_<name>``, ``risk_<name>`` or ``strategy_<name>`` here, so the actor files stay unchanged
-apart from that one method.
+``RiskActor.operate(name, args)`` (reads) and ``StrategyActor.operate(name, args)``. Each
+dispatches to ``feed_<name>``, ``risk_<name>`` or ``strategy_<name>`` here. An action becomes a
+typed operator command (``runtime.messages.OperatorCommand``), stamped with the clock of the
+actor that takes it, and goes the way every input goes: checked (:func:`checked`, then the
+kernel's ``check``), journaled, handled by the kernel (``RiskActor.command``,
+``StrategyActor.command``). Nothing here changes an actor's state by itself.
 
 * trading state: ``feed_set_state`` (halt without cancels, reduce-only, resume), ``feed_kill``
-  (halt and cancel every open order);
+  (halt, then cancel every open order);
 * ``feed_flatten`` then ``feed_close_positions`` (repeated by the control plane until flat):
-  REDUCING first (the strategies cannot open again), every open order cancelled, then a market
-  order per open position, from the ``operator`` strategy id, through the risk actor (journaled,
-  checked) to the gateway;
-* ``strategy_params`` / ``strategy_enable``: validated against the strategy's params model and
-  applied to the running strategy (no restart); a disabled strategy sees no market data or timers
-  (order events still reach it);
-* telemetry: ``feed_telemetry`` wraps the driver's hot path once per process (timings of
-  tick → intent → order → gateway) into Ray histograms and a local summary the control plane
-  reads; ``risk_view`` is the risk kernel's limits and usage; ``risk_status`` is everything the
-  control plane's snapshot needs of risk in one call (summary without the state hash, limits
-  and usage, positions); ``risk_orders`` the open and the most recent orders only.
+  reduce-only, every open order cancelled, then ``ClosePositions``: risk's kernel makes a market
+  order per open position (deterministic ids from the ``operator`` strategy), checks it and the
+  feed sends it to the gateway;
+* ``strategy_params`` / ``strategy_enable``: ``SetStrategyParams`` (params in the core's units,
+  checked by the strategy's params model) and ``SetStrategyEnabled`` (a disabled strategy hears
+  no market data or timers; its order events still reach it);
+* reads: ``feed_telemetry`` (the driver's timings, through its ``observe`` hook), ``risk_view``
+  (limits and usage), ``risk_status`` (what the control plane's snapshot needs of risk, in one
+  call), ``risk_orders`` (open and recent orders), ``risk_flat``, ``strategy_params`` (no
+  params: what the strategy runs).
 
 An action from the control plane carries ``correlation_id`` (the HTTP request's id) in its
 args: :func:`dispatch` logs it (JSON, :mod:`actors.logs`) in the actor that carries it out,
@@ -30,26 +32,55 @@ from __future__ import annotations
 
 import heapq
 import logging
-import time
 from collections import deque
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from runtime.messages import OrderDenied, OrderSide, OrderType, SubmitOrder, TimeInForce
+import msgspec
+
+from runtime.errors import OperatorError
+from runtime.messages import (
+    AnyMessage,
+    CancelAllOrders,
+    ClosePositions,
+    Message,
+    OrderDenied,
+    SetStrategyEnabled,
+    SetStrategyParams,
+    SetTradingState,
+    SubmitOrder,
+    TradingState,
+)
+from runtime.roster import OPERATOR
 from runtime.values import FIXED_SCALE
 
-__all__ = ["LATENCY_BOUNDARIES_S", "OPERATOR_STRATEGY", "dispatch"]
+__all__ = ["LATENCY_BOUNDARIES_S", "OPERATOR_STRATEGY", "Probe", "checked", "dispatch"]
 
 log = logging.getLogger("tradewind.operator")
 
-OPERATOR_STRATEGY = "operator"
+OPERATOR_STRATEGY = OPERATOR
 LATENCY_BOUNDARIES_S = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]
-_HOOKS = ("on_quote", "on_trade", "on_book", "on_bar", "on_timer")
+
+C = TypeVar("C", bound=Message)
+_DECODER = msgspec.msgpack.Decoder(AnyMessage)
+
+
+def checked(command: C) -> C:
+    """``command`` as it will be journaled and replayed (encoded, then decoded): a field of
+    the wrong type or out of range is refused here, naming it (:class:`OperatorError`), before
+    anything is written."""
+    try:
+        same = _DECODER.decode(msgspec.msgpack.encode(command))
+    except (msgspec.ValidationError, msgspec.EncodeError, OverflowError, TypeError) as exc:
+        raise OperatorError(f"{type(command).__name__} refused: {exc}") from None
+    if type(same) is not type(command) or same != command:  # e.g. a tuple for a list
+        raise OperatorError(f"{type(command).__name__} refused: values must be plain data")
+    return cast(C, same)  # as it will be replayed (enums as enums)
 
 
 def dispatch(prefix: str, target: Any, name: str, args: dict[str, Any]) -> Any:
     fn = globals().get(f"{prefix}_{name}")
     if fn is None:
-        raise ValueError(f"no operator action {prefix}.{name}")
+        raise OperatorError(f"no operator action {prefix}.{name}")
     if "correlation_id" in args:  # an action (reads carry none): logged where it is applied
         args = dict(args)
         cid = str(args.pop("correlation_id"))
@@ -65,15 +96,28 @@ def dispatch(prefix: str, target: Any, name: str, args: dict[str, Any]) -> Any:
 
 
 # --- feed (async: the driver's calls are awaited) ---------------------------------------------
+def _now(feed: Any) -> int:
+    """An operator command's time: the data clock of the feed's driver."""
+    return int(feed.driver.data_now())
+
+
+def _state(state: str) -> TradingState:
+    try:
+        return TradingState(state)
+    except ValueError:
+        known = [s.value for s in TradingState]
+        raise OperatorError(f"unknown trading state {state!r}: one of {known}") from None
+
+
 async def feed_set_state(feed: Any, *, state: str, reason: str) -> dict[str, Any]:
-    driver = feed.driver
-    await driver.flush()
-    driver._record(await driver.ports.risk.set_state.remote(state, reason))
+    now = _now(feed)
+    command = SetTradingState(seq=0, ts_event=now, ts_init=now, state=_state(state), reason=reason)
+    await feed.driver.command(command)
     return {"state": state}
 
 
 async def feed_kill(feed: Any, *, reason: str) -> dict[str, Any]:
-    await feed.driver.set_state("halted", reason)  # cancels every open order
+    await feed.driver.set_state("halted", reason)  # halts, then cancels every open order
     return {"state": "halted"}
 
 
@@ -81,45 +125,49 @@ async def feed_flatten(feed: Any, *, reason: str) -> dict[str, Any]:
     """Close-only and cancel every open order; :func:`feed_close_positions` does the rest once
     the cancels are confirmed (pending orders count against what may be closed)."""
     await feed_set_state(feed, state="reducing", reason=reason)
-    await feed.driver.cancel_all()
+    now = _now(feed)
+    await feed.driver.command(CancelAllOrders(seq=0, ts_event=now, ts_init=now, reason=reason))
     return {"state": "reducing"}
 
 
-async def feed_close_positions(feed: Any, *, correlation_id: str = "") -> dict[str, Any]:
-    """A market order (from the ``operator`` strategy id, through risk) for each open position
-    whose instrument has no order working; ``flat`` once no position is left."""
+async def feed_close_positions(
+    feed: Any, *, reason: str = "flatten", correlation_id: str = ""
+) -> dict[str, Any]:
+    """``ClosePositions``: risk's kernel makes a market order (from the ``operator`` strategy
+    id) for each open position whose instrument has no order working, checks it, and the
+    approved ones go to the gateway; ``flat`` once no position is left."""
     driver = feed.driver
-    await driver.flush()
-    orders, flat = await driver.ports.risk.operate.remote("flatten_orders", {})
-    for order in orders:
+    now = _now(feed)
+    out = await driver.command(ClosePositions(seq=0, ts_event=now, ts_init=now, reason=reason))
+    closes = [m for m in out if isinstance(m, SubmitOrder | OrderDenied)
+              and m.strategy_id == OPERATOR]
+    for order in closes:
+        what = order.side.name.lower() if isinstance(order, SubmitOrder) else "denied"
         log.info(
             "close-out order %s %s %s",
             order.client_order_id,
             order.instrument_id,
-            order.side.name.lower(),
-            extra={
-                "correlation_id": correlation_id,
-                "fields": {"client_order_id": order.client_order_id, "quantity": order.quantity},
-            },
+            what,
+            extra={"correlation_id": correlation_id,
+                   "fields": {"client_order_id": order.client_order_id}},
         )
-    out = await driver.route(orders) if orders else []
+    flat: bool = await driver.ports.risk.operate.remote("flat", {})
     return {
         "flat": flat,
-        "sent": [o.client_order_id for o in orders],
-        "approved": sum(isinstance(m, SubmitOrder) for m in out),
-        "denied": [m.reason for m in out if isinstance(m, OrderDenied)],
+        "sent": [o.client_order_id for o in closes],
+        "approved": sum(isinstance(m, SubmitOrder) for m in closes),
+        "denied": [m.reason for m in closes if isinstance(m, OrderDenied)],
     }
 
 
 async def feed_telemetry(feed: Any, *, raw: bool = False) -> dict[str, Any]:
-    """Attach the timing hook (once per process); the timings and queue depth so far
-    (``raw``: with the latest samples of each stage, for benchmarks)."""
+    """The driver's timings so far, through its ``observe`` hook (a :class:`Probe`, set on
+    the first call), and queue depth (``raw``: with the latest samples of each stage, for
+    benchmarks)."""
     driver = feed.driver
-    probe = getattr(driver, "_tw_probe", None)
-    if probe is None:
-        probe = _Probe(feed.setup.session_id)
-        probe.attach(driver)
-        driver._tw_probe = probe
+    probe = driver.observe
+    if not isinstance(probe, Probe):
+        probe = driver.observe = Probe(feed.setup.session_id)
     out = probe.summary() | {"reports": len(driver.reports),
                              "answers": sum(map(len, driver.answers.values()))}
     if raw:
@@ -127,34 +175,31 @@ async def feed_telemetry(feed: Any, *, raw: bool = False) -> dict[str, Any]:
     return out
 
 
-class _Probe:
-    """The driver's timings through its ``observe`` hook: ``step``, each step's run through
-    the chain (strategies, risk, gateway and back), and ``tick_to_order``, a step with market
-    data that sent commands (a step runs the whole chain at once, so the stages inside it are
-    not told apart)."""
+class Probe:
+    """The driver's ``observe(stage, seconds)`` hook: per stage (``step``: each step's run
+    through the chain and back; ``tick_to_order``: a step with market data that sent
+    commands), the latest samples, histogram buckets and sums, and a Ray histogram."""
 
     def __init__(self, session_id: str) -> None:
-        self.session_id = session_id
-        self.samples: dict[str, deque[float]] = {
-            s: deque(maxlen=20_000)
-            for s in ("step", "tick_to_order")
-        }
-        self.buckets = {s: [0] * (len(LATENCY_BOUNDARIES_S) + 1) for s in self.samples}
-        self.sums = dict.fromkeys(self.samples, 0.0)
-        self.histogram: Any = None
-
-    def attach(self, driver: Any) -> None:
         from ray.util.metrics import Histogram
 
+        self.session_id = session_id
+        self.samples: dict[str, deque[float]] = {
+            s: deque(maxlen=20_000) for s in ("step", "tick_to_order")}
+        self.buckets = {s: [0] * (len(LATENCY_BOUNDARIES_S) + 1) for s in self.samples}
+        self.sums = dict.fromkeys(self.samples, 0.0)
         self.histogram = Histogram(
             "tradewind_latency_seconds",
-            "tick -> intent -> order -> gateway, per stage",
+            "tick -> order at the gateway, per stage",
             boundaries=LATENCY_BOUNDARIES_S,
             tag_keys=("session", "stage"),
         )
-        driver.observe = self.observe
 
-    def observe(self, stage: str, seconds: float) -> None:
+    def __call__(self, stage: str, seconds: float) -> None:
+        if stage not in self.samples:
+            self.samples[stage] = deque(maxlen=20_000)
+            self.buckets[stage] = [0] * (len(LATENCY_BOUNDARIES_S) + 1)
+            self.sums[stage] = 0.0
         self.samples[stage].append(seconds)
         self.sums[stage] += seconds
         k = next(
@@ -162,8 +207,7 @@ class _Probe:
             len(LATENCY_BOUNDARIES_S),
         )
         self.buckets[stage][k] += 1
-        if self.histogram is not None:
-            self.histogram.observe(seconds, tags={"session": self.session_id, "stage": stage})
+        self.histogram.observe(seconds, tags={"session": self.session_id, "stage": stage})
 
     def summary(self) -> dict[str, Any]:
         """Bucket counts, sums and counts per stage: O(buckets), since the feed's lock is held
@@ -180,30 +224,9 @@ class _Probe:
 
 
 # --- risk (synchronous actor) -----------------------------------------------------------------
-def risk_flatten_orders(risk: Any) -> tuple[list[SubmitOrder], bool]:
-    """Market orders closing each open position with no order working on its instrument (not
-    sent: the feed sends them), and whether the portfolio is flat."""
-    kernel = risk.jk.kernel
-    working = {o.instrument_id for o in kernel.open.values()}  # cancels not confirmed yet
-    positions = sorted((k, p.quantity) for k, p in kernel.portfolio.positions.items() if p.quantity)
-    orders = [
-        SubmitOrder(
-            seq=0,
-            ts_event=kernel.now,
-            ts_init=kernel.now,
-            client_order_id=f"{risk.setup.session_id}-{OPERATOR_STRATEGY}.{time.time_ns()}.{n}",
-            strategy_id=OPERATOR_STRATEGY,
-            instrument_id=instrument,
-            side=OrderSide.SELL if qty > 0 else OrderSide.BUY,
-            order_type=OrderType.MARKET,
-            quantity=abs(qty),
-            time_in_force=TimeInForce.GTC,
-            reduce_only=True,
-        )
-        for n, (instrument, qty) in enumerate(positions)
-        if instrument not in working
-    ]
-    return orders, not positions
+def risk_flat(risk: Any) -> bool:
+    """Whether the session holds no position."""
+    return not any(p.quantity for p in risk.jk.kernel.portfolio.positions.values())
 
 
 def risk_view(risk: Any) -> dict[str, Any]:
@@ -303,40 +326,19 @@ def _count(values: Any) -> dict[str, int]:
 
 
 # --- strategy (synchronous actor) -------------------------------------------------------------
-def _strategy(actor: Any) -> Any:
-    (strategy,) = actor.jk.kernel.strategies
-    return strategy
+def _strategy_stamp(actor: Any) -> dict[str, Any]:
+    now = actor.host.now
+    return {"seq": 0, "ts_event": now, "ts_init": now, "strategy_id": actor.strategy_id}
 
 
 def strategy_params(actor: Any, *, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The strategy's params (internal units); with ``params`` — already validated by the
-    caller against the strategy's params model, in internal units — applied at once."""
-    strategy = _strategy(actor)
+    """What the strategy runs (params in the core's units, enabled); with ``params`` (the
+    core's units), ``SetStrategyParams`` first."""
     if params:
-        unknown = set(params) - set(type(strategy.params).model_fields)
-        if unknown:
-            raise ValueError(f"unknown params {sorted(unknown)}")
-        strategy.params = strategy.params.model_copy(update=params)
-    return {
-        "strategy_id": strategy.strategy_id,
-        "class": type(strategy).__name__,
-        "params": strategy.params.model_dump(mode="json"),
-        "enabled": not getattr(strategy, "_tw_disabled", False),
-    }
+        return dict(actor.command(SetStrategyParams(**_strategy_stamp(actor), params=params)))
+    return dict(actor.view())
 
 
 def strategy_enable(actor: Any, *, enabled: bool) -> dict[str, Any]:
-    strategy = _strategy(actor)
-    if enabled and getattr(strategy, "_tw_disabled", False):
-        for hook in _HOOKS:
-            strategy.__dict__.pop(hook, None)
-        strategy._tw_disabled = False
-    elif not enabled and not getattr(strategy, "_tw_disabled", False):
-        for hook in _HOOKS:
-            setattr(strategy, hook, _ignore)
-        strategy._tw_disabled = True
-    return strategy_params(actor)
+    return dict(actor.command(SetStrategyEnabled(**_strategy_stamp(actor), enabled=enabled)))
 
-
-def _ignore(*_: Any, **__: Any) -> None:
-    return None

@@ -8,7 +8,8 @@ trading state from them.
 
 ``start(gateway, risk, interval_s)`` runs the same comparison on a timer over two actor handles
 with a ``view()`` method. When the recommendation is not ACTIVE and ``act=True`` was given, it
-calls ``risk.set_trading_state.remote(state, reason)`` (state as its string value). ``events()``
+sends risk the operator command ``SetTradingState`` (``RiskActor.command``: journaled and
+handled by risk's kernel like any input). ``events()``
 returns what the timer found; the actor keeps the last ``max_events`` events. State is small and
 re-derived from the two sides, so a restart loses nothing that matters (the timer must be started
 again by whoever started it: the supervisor).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +28,7 @@ from typing import Any
 from ray.exceptions import RayActorError
 
 from actors.base import actor
+from runtime.messages import SetTradingState
 from runtime.reconcile import ReconcileThresholds, Report, View, reconcile
 
 __all__ = ["ReconcilerActor"]
@@ -123,5 +126,7 @@ class ReconcilerActor:
                 self._compare(_view(gateway_view), _view(risk_view))
                 if act and self._last is not None and self._last.drifts:
                     reason = "reconciliation: " + "; ".join(self._last.reasons)
-                    await risk.set_trading_state.remote(str(self._last.state), reason)
+                    now = time.time_ns()
+                    await risk.command.remote(SetTradingState(
+                        seq=0, ts_event=now, ts_init=now, state=self._last.state, reason=reason))
             await asyncio.sleep(interval_s)

@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from actors.feed_log import FeedLog
-from actors.kernels import RiskKernel, StrategyHost
 from backtest.config import BacktestConfig, build_strategy
 from backtest.venue import SimulatedVenue
 from runtime.errors import ConfigError
 from runtime.instruments import InstrumentRegistry
+from runtime.kernel import Kernel
 from runtime.strategy import Strategy
 from runtime.values import fixed
 
@@ -62,13 +62,15 @@ class SessionSetup:
             "seed": self.trading.seed,
         }
 
-    def risk_kernel(self) -> RiskKernel:
-        return RiskKernel(strategies=[], **self._kernel_args())
+    def risk_kernel(self) -> Kernel:
+        """The risk actor's kernel: no strategies; intents come in as messages."""
+        return Kernel(strategies=[], **self._kernel_args())
 
-    def strategy_host(self, strategy_id: str) -> StrategyHost:
+    def strategy_host(self, strategy_id: str) -> Kernel:
+        """A strategy actor's kernel: the strategy runs here, risk decides in the risk actor."""
         args = self._kernel_args()
-        args["risk_limits"] = None  # risk decides in the risk actor
-        return StrategyHost(strategies=[self._strategy(strategy_id)], **args)
+        args["risk_limits"] = None
+        return Kernel(strategies=[self._strategy(strategy_id)], risk_elsewhere=True, **args)
 
     def _strategy(self, strategy_id: str) -> Strategy[Any]:
         """The strategy, found as a backtest finds it (installed, beside the config, or under

@@ -19,16 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-import msgspec
-
 from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, incarnate, serialized
-from actors.kernels import (
-    INTENT_TYPES,
-    OPERATION,
-    StrategyHost,
-    idle_timer,
-    open_journaled,
-)
+from actors.kernels import INTENT_TYPES, idle_timer, open_journaled
+from actors.operator import checked
 from actors.paper_venue import PaperVenue
 from actors.setup import SessionSetup
 from actors.step import (
@@ -42,17 +35,13 @@ from actors.step import (
 )
 from actors.venues.gateway import BrokerGateway
 from runtime.errors import InvariantError
-from runtime.journal import Blob
-from runtime.kernel import Kernel
 from runtime.messages import (
-    CancelOrder,
     MarketData,
     Message,
+    OperatorCommand,
     OrderDenied,
     OrderFilled,
     SubmitOrder,
-    TradingState,
-    TradingStateChanged,
 )
 from runtime.statehash import state_hash
 
@@ -60,8 +49,6 @@ __all__ = ["Answer", "GatewayActor", "RiskActor", "StrategyActor"]
 
 Answer = tuple[list[Message], int | None]  # (intents, next timer due, ns)
 
-#: operator actions that change a strategy: journaled before they are applied
-_CHANGES = ("params", "enable")
 
 def _acted(out: Sequence[Message]) -> bool:
     return any(isinstance(m, INTENT_TYPES) for m in out)
@@ -121,20 +108,15 @@ class RiskActor(Child):
     def apply(self, index: int | None, msgs: Sequence[Message]) -> list[Message]:
         return self._step([(index, msgs)])
 
-    def set_state(self, state: str, reason: str) -> list[Message]:
-        kernel = self.jk.kernel
-        change = TradingStateChanged(seq=0, ts_event=kernel.now, ts_init=kernel.now,
-                                     state=TradingState(state), reason=reason)
-        return self.apply(None, [change])
-
-    def cancel_all(self) -> list[Message]:
-        """Cancel every open order (halt, stop): the cancels, journaled, for the gateway."""
-        kernel = self.jk.kernel
-        cancels = [CancelOrder(seq=0, ts_event=kernel.now, ts_init=kernel.now,
-                               client_order_id=o.client_order_id, strategy_id=o.strategy_id,
-                               instrument_id=o.instrument_id)
-                   for o in kernel.open.values()]
-        return [m for m in self.apply(None, cancels) if isinstance(m, INTENT_TYPES)]
+    def command(self, command: OperatorCommand) -> list[Message]:
+        """An operator's command (halt, resume, reduce-only, cancel all, close positions):
+        refused (``OperatorError``) before anything is journaled when it is malformed or this
+        kernel cannot take it; else journaled and handled like any input. The outputs: the
+        trading-state change, the cancels and close-out orders approved (for the gateway) or
+        denied."""
+        command = checked(command)
+        self.jk.kernel.check(command)
+        return self.apply(None, [command])
 
     def stop(self, ts_ns: int) -> list[Message]:
         return self.jk.stop(ts_ns)
@@ -164,7 +146,7 @@ class RiskActor(Child):
         }
 
     def operate(self, name: str, args: dict[str, Any]) -> Any:
-        """An operator's read or action (``actors.operator.risk_<name>``; issue 4)."""
+        """An operator's read (``actors.operator.risk_<name>``)."""
         from actors.operator import dispatch
 
         return dispatch("risk", self, name, args)
@@ -274,38 +256,11 @@ class GatewayActor(Child):
         return list(self.venue.submitted)
 
 
-class _Shell:
-    """What ``actors.operator``'s strategy actions read of an actor: ``.jk.kernel``."""
-
-    def __init__(self, kernel: Kernel) -> None:
-        self.jk = self
-        self.kernel = kernel
-
-
-def _check_change(kernel: Kernel, name: str, args: dict[str, Any]) -> None:
-    """Refuse (an answer, before the journal) what ``actors.operator`` would refuse."""
-    if name == "enable":
-        if set(args) != {"enabled"}:
-            raise ValueError(f"enable takes 'enabled' only, not {sorted(args)}")
-        return
-    (strategy,) = kernel.strategies
-    unknown = set(args["params"]) - set(type(strategy.params).model_fields)
-    if unknown or set(args) != {"params"}:
-        raise ValueError(f"unknown params {sorted(unknown or set(args) - {'params'})}")
-
-
-def _reapply(kernel: Kernel, payload: bytes) -> None:
-    """A journaled operator change, applied again where the journal holds it."""
-    from actors.operator import dispatch
-
-    name, args = msgspec.msgpack.decode(payload)
-    dispatch("strategy", _Shell(kernel), name, args)
-
-
 @actor(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
 @serialized
 class StrategyActor(Child):
-    """One unchanged runtime strategy in a :class:`StrategyHost`, behind its journal."""
+    """One unchanged runtime strategy in its kernel (risk decides elsewhere), behind its
+    journal."""
 
     def __init__(self, setup: SessionSetup, strategy_id: str) -> None:
         self.setup = setup
@@ -313,10 +268,8 @@ class StrategyActor(Child):
         self._incarnation = incarnate(setup.path(f"strategy.{strategy_id}.incarnation"))
         self.jk, self.cursor, self.started = open_journaled(
             lambda: setup.strategy_host(strategy_id), setup.path(f"strategy.{strategy_id}"),
-            setup.feed_log(), snapshot_every=setup.snapshot_every, operate=_reapply)
-        host = self.jk.kernel
-        assert isinstance(host, StrategyHost)
-        self.host = host
+            setup.feed_log(), snapshot_every=setup.snapshot_every)
+        self.host = self.jk.kernel
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.snapshots_seen = 0
 
@@ -336,7 +289,7 @@ class StrategyActor(Child):
 
     def start(self, ts_ns: int) -> Answer:
         """The strategies' start (once); their intents also ride on every answer until risk
-        has answered them (``StrategyHost.unanswered``)."""
+        has answered them (``Kernel.unanswered``)."""
         out: list[Message] = []
         if not self.started:
             self.started = True
@@ -391,22 +344,33 @@ class StrategyActor(Child):
         return self._answer(self.jk.stop(ts_ns))
 
     def operate(self, name: str, args: dict[str, Any]) -> Any:
-        """An operator's read or action (``actors.operator.strategy_<name>``; issue 4).
-
-        A change (new params, enable/disable) is journaled before it is applied, between the
-        messages it came between: a restarted strategy replays it at the same point and comes
-        back with it by itself."""
+        """An operator's read or action (``actors.operator.strategy_<name>``): actions
+        become typed commands (:meth:`command`)."""
         from actors.operator import dispatch
 
-        if name in _CHANGES and (name != "params" or args.get("params")):
-            payload = msgspec.msgpack.encode((name, args))
-            if msgspec.msgpack.decode(payload) != [name, args]:
-                raise ValueError(f"strategy {name} {args!r}: values must be plain data "
-                                 "(int, float, str, bool, lists, dicts) to be journaled")
-            _check_change(self.jk.kernel, name, args)
-            self.jk.journal.append(Blob(OPERATION, payload))
-            self.jk.journal.flush()
         return dispatch("strategy", self, name, args)
+
+    def command(self, command: OperatorCommand) -> dict[str, Any]:
+        """An operator's command for this strategy (enable, disable, params): refused
+        (``OperatorError``, naming what was wrong) before anything is journaled when it is
+        malformed or the strategy cannot take it as given; else journaled and handled like any
+        input, between the messages it came between, so a restarted strategy replays it at the
+        same point and comes back with it by itself. What the strategy runs now."""
+        command = checked(command)
+        self.host.check(command)
+        self.jk.handle(command)
+        self.jk.journal.flush()
+        return self.view()
+
+    def view(self) -> dict[str, Any]:
+        """The strategy's params (the core's units) and whether it is enabled."""
+        (strategy,) = self.host.strategies
+        return {
+            "strategy_id": strategy.strategy_id,
+            "class": type(strategy).__name__,
+            "params": strategy.params.model_dump(mode="json"),
+            "enabled": self.host.roster.enabled(strategy.strategy_id),
+        }
 
     def on_snapshot(self, snapshot: dict[str, Any]) -> None:
         """The book actor's latest snapshot (conflated: only the newest is ever queued)."""

@@ -87,7 +87,7 @@ def _run(
     router = _Router(kernel, venue, log)
     router.send(kernel.start(start_ns), start_ns)
     handlers, on_market = kernel.market_handlers(), venue.on_market
-    timers = kernel.timers
+    timers = kernel.timers  # peeked at (``next_due``), never changed here
     send, catch_up = router.send, router.catch_up
     quiet = getattr(venue, "quiet", lambda: False)
     lazy = getattr(venue, "market_may_wait", lambda: False)()
@@ -97,7 +97,7 @@ def _run(
     last_ts = start_ns
     for msg in messages:
         ts = msg.ts_event
-        if busy or (timers and timers[0][0] <= ts):
+        if busy or timers.next_due <= ts:
             if held:
                 _show(held, on_market)
             catch_up(ts)
@@ -138,7 +138,7 @@ class _Router:
 
     def __init__(self, kernel: Kernel, venue: Any, log: EventLog) -> None:
         self.kernel, self.venue, self.log = kernel, venue, log
-        self._timers = kernel.timers  # the kernel's timer heap: peeked at, never changed here
+        self._timers = kernel.timers  # peeked at (``next_due``), never changed here
         # reports go straight to the kernel's handler for their type (handle() dispatches so)
         self._on_report = kernel.report_handlers()
 
@@ -165,8 +165,6 @@ class _Router:
         on_report = self._on_report
         for report in self.venue.pop_reports(at_ns):
             log.reports += 1
-            if report.ts_init > kernel.now:
-                kernel.now = report.ts_init
             fills_before = portfolio.n_fills
             out = on_report.get(type(report), kernel.handle)(report)
             if portfolio.n_fills != fills_before:
@@ -178,13 +176,13 @@ class _Router:
         """Reports delivered before ``ts`` and timers due at or before it, in time order."""
         kernel, venue, timers = self.kernel, self.venue, self._timers
         while True:
-            timer_ts = timers[0][0] if timers else None
-            limit = ts if timer_ts is None or timer_ts > ts else timer_ts
+            timer_ts = timers.next_due
+            limit = ts if timer_ts > ts else timer_ts
             report_ts = venue.next_report_ts(limit)
             if report_ts is not None:
                 self.deliver(report_ts)
                 continue
-            if timer_ts is None or timer_ts > ts:
+            if timer_ts > ts:
                 return
             idle_until = ts if venue.idle() else None
             out = kernel.on_timer(

@@ -3,9 +3,10 @@
 * ``GET /status`` (or ``--path``) latency p50/p99 over loopback HTTP (bearer token, Serve +
   FastAPI), polled at ``--rate`` requests/s over one keep-alive connection while the session
   trades;
-* the session's own tick → order latency (the feed actor's probe, ``actors.operator``: from the
-  tick whose intents became orders until the gateway took the commands), and tick → intent and
-  intent → order, in alternating windows without and with that polling: each round is one quiet
+* the session's own tick → order latency (the driver's ``observe`` hook, read through the feed
+  actor's probe, ``actors.operator``: a real-time step with market data that sent commands,
+  until its result was back at the feed), in alternating windows without and with that
+  polling: each round is one quiet
   window then one polled window, back to back, and the verdict is the median over rounds of
   (polled median / quiet median − 1), so a change of the host's load between rounds cancels
   out. The control plane must not slow trading by more than 10 %;

@@ -7,6 +7,7 @@
     ├── DataError          bad or missing market data, with the row or message that was wrong
     ├── StoreError         the store cannot be opened or used (locked, unreachable, bad DSN)
     ├── InvariantError     a bug: crash and let the supervisor restart
+    ├── OperatorError      an operator's command refused as given (before it is journaled)
     ├── VenueError         raised by broker adapters only
     │   ├── VenueUnavailable
     │   └── VenueProtocolError
@@ -25,6 +26,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "InvariantError",
+    "OperatorError",
     "RestartLimitExceeded",
     "StoreError",
     "SupervisionError",
@@ -67,6 +69,11 @@ class StoreError(TradewindError):
 
 class InvariantError(TradewindError):
     """A broken invariant: a bug. Crash and let the supervisor restart."""
+
+
+class OperatorError(TradewindError):
+    """An operator's command that cannot be carried out as given (an unknown strategy or param,
+    a value of the wrong type or out of its range): refused before anything is journaled."""
 
 
 class VenueError(TradewindError):

@@ -43,7 +43,15 @@ from typing import Final, Literal, TypeAlias
 import msgspec
 
 from runtime.errors import ConfigError, InvariantError
-from runtime.messages import Command, Event, MarketData, Message, decode, encode
+from runtime.messages import (
+    Command,
+    Event,
+    MarketData,
+    Message,
+    OperatorCommand,
+    decode,
+    encode,
+)
 
 __all__ = [
     "APPLICATION_ID",
@@ -79,7 +87,8 @@ CREATE TABLE snapshots (
 """
 
 _DECODABLE: Final = frozenset(
-    cls for alias in (MarketData, Command, Event) for cls in typing.get_args(alias)
+    cls for alias in (MarketData, Command, OperatorCommand, Event)
+    for cls in typing.get_args(alias)
 )
 _INSERT: Final = (
     "INSERT INTO entries (seq, codec, kind, msg_seq, ts_event, ts_init, instrument_id,"
@@ -99,7 +108,7 @@ class Blob(msgspec.Struct, frozen=True):
     payload: bytes
 
 
-JournalRecord: TypeAlias = MarketData | Command | Event | Blob
+JournalRecord: TypeAlias = MarketData | Command | OperatorCommand | Event | Blob
 
 
 class Restored(typing.NamedTuple):

@@ -1,5 +1,9 @@
 """Typed, frozen, slotted messages: market data, commands (imperative) and events (past tense).
 
+Operator commands (halt, resume, reduce-only, cancel everything, close every position, a
+strategy's enabled flag and params) are messages too: the kernel handles them like any input,
+so they are journaled where they are applied and their effect is part of the state hash.
+
 Every message carries ``seq`` (the producer's sequence number), ``ts_event`` (when it happened at
 its source) and ``ts_init`` (when Tradewind created it), both integer nanoseconds since the epoch.
 Prices, sizes and money are fixed-point ints (:mod:`runtime.values`). Messages are msgspec
@@ -17,13 +21,16 @@ __all__ = [
     "Bar",
     "BookDeltas",
     "BookSnapshot",
+    "CancelAllOrders",
     "CancelOrder",
+    "ClosePositions",
     "Command",
     "Event",
     "Liquidity",
     "MarketData",
     "Message",
     "ModifyOrder",
+    "OperatorCommand",
     "OrderAccepted",
     "OrderCancelRejected",
     "OrderCanceled",
@@ -38,8 +45,12 @@ __all__ = [
     "OrderStatusUnknown",
     "OrderType",
     "OrderUpdated",
+    "ParamValue",
     "PositionChanged",
     "QuoteTick",
+    "SetStrategyEnabled",
+    "SetStrategyParams",
+    "SetTradingState",
     "Side",
     "SubmitOrder",
     "TimeInForce",
@@ -212,6 +223,56 @@ class ModifyOrder(Message, frozen=True, kw_only=True, tag=True, gc=False):
 Command: TypeAlias = SubmitOrder | CancelOrder | ModifyOrder
 
 
+# --- operator commands -------------------------------------------------------------------------
+# ``ts_event``/``ts_init``: when the operator acted, on the clock of the actor that took the
+# command (the data clock in a session); a kernel handles them at its own clock.
+
+
+class SetTradingState(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """Halt (nothing new is sent), reduce-only (close only) or resume (active)."""
+
+    state: TradingState
+    reason: str
+
+
+class CancelAllOrders(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """Cancel every open order (of one strategy when ``strategy_id`` is set)."""
+
+    reason: str
+    strategy_id: str = ""
+
+
+class ClosePositions(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """A market order closing each open position whose instrument has no order working (the
+    cancels of a flatten come first), from the ``operator`` strategy id, through risk."""
+
+    reason: str
+
+
+#: a strategy param as the core holds it (fixed-point ints for prices and quantities)
+ParamValue: TypeAlias = bool | int | float | str | None
+
+
+class SetStrategyEnabled(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """A disabled strategy sees no market data or timers (its order events still reach it)."""
+
+    strategy_id: str
+    enabled: bool
+
+
+class SetStrategyParams(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """New values for some of a strategy's params, in the core's units (fixed point where the
+    params model declares ``Qty``/``Price``), checked against its params model."""
+
+    strategy_id: str
+    params: dict[str, ParamValue]
+
+
+OperatorCommand: TypeAlias = (
+    SetTradingState | CancelAllOrders | ClosePositions | SetStrategyEnabled | SetStrategyParams
+)
+
+
 # --- events ------------------------------------------------------------------------------------
 
 
@@ -347,7 +408,7 @@ Event: TypeAlias = (
     OrderEvent | PositionChanged | TradingStateChanged | TimerFired | OrderListChanged
 )
 
-AnyMessage: TypeAlias = MarketData | Command | Event
+AnyMessage: TypeAlias = MarketData | Command | OperatorCommand | Event
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(AnyMessage)

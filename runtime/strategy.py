@@ -27,14 +27,25 @@ and PnL. The reference for authors is docs/strategy-guide.md.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Protocol, TypeVar, get_args
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Generic,
+    Protocol,
+    Self,
+    TypeVar,
+    get_args,
+)
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
 
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, OperatorError
 from runtime.linked import Contingency, Leg, OrderList
 from runtime.messages import (
     Bar,
@@ -74,7 +85,15 @@ def _scaled(value: Decimal | str | float | int) -> int:
     return int(dec.scaleb(FIXED_PRECISION).to_integral_value(ROUND_HALF_EVEN))
 
 
-def _to_fixed(value: Any) -> int:
+#: the validation context of params already in the core's units (an operator's change)
+_CORE_UNITS = {"units": "core"}
+
+
+def _to_fixed(value: Any, info: ValidationInfo) -> int:
+    if info.context == _CORE_UNITS:  # already fixed point: an int, taken as it is
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError(f"expected an integer in fixed-point units, got {value!r}")
     if isinstance(value, int) and not isinstance(value, bool):
         return fixed(value)
     if isinstance(value, str | float | Decimal):
@@ -92,6 +111,36 @@ class StrategyParams(BaseModel):
     """Base for strategy params: frozen, unknown keys refused."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def updated(self, changes: Mapping[str, Any]) -> Self:
+        """These params with ``changes``, given in the core's units (``Qty``/``Price`` as
+        fixed-point ints), checked by the model as a whole: strictly typed (no string for a
+        number, no bool for an int), within each field's bounds, through its validators.
+        :class:`OperatorError` names each field refused."""
+        unknown = sorted(set(changes) - set(type(self).model_fields))
+        if unknown:
+            known = sorted(type(self).model_fields)
+            raise OperatorError(f"unknown params {unknown}: {type(self).__name__} has {known}")
+        try:
+            data = json.dumps({**self.model_dump(mode="json"), **changes}, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise OperatorError(f"params must be finite plain values: {exc}") from None
+        return self.from_core_json(data)
+
+    def core_json(self) -> str:
+        """The params as canonical JSON, in the core's units (what a kernel's state holds)."""
+        return self.model_dump_json()
+
+    @classmethod
+    def from_core_json(cls, data: str) -> Self:
+        """Inverse of :meth:`core_json`; :class:`OperatorError` naming the fields refused."""
+        try:
+            return cls.model_validate_json(data, strict=True, context=_CORE_UNITS)
+        except ValidationError as exc:
+            refused = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+            )
+            raise OperatorError(f"{cls.__name__} refused {refused}") from None
 
 
 class NoParams(StrategyParams):

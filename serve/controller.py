@@ -15,8 +15,10 @@ session is ready to take it — the feed actor exists and reports ``running`` (t
 seconds before the tree has started) — and after the feed finished; every action that reaches
 :meth:`Controller.act` is audited with its outcome (``done``, ``refused: …``, ``failed: …``),
 even when the caller hangs up meanwhile. The control plane keeps no copy of what the actors
-hold: ``/strategies`` shows the params and enabled flag each strategy actor reports (a strategy
-actor journals an operator's change and replays it after a restart by itself).
+hold: ``/strategies`` shows the params and enabled flag each strategy actor reports, and a
+params change is checked against the params the strategy actor runs now. Each action becomes a
+typed operator command in the actor that takes it (``actors.operator``), journaled and handled
+by its kernel like any input, so a restarted actor comes back with it by itself.
 """
 
 from __future__ import annotations
@@ -77,7 +79,6 @@ class SessionInfo:
     namespace: str | None
     journal_dir: str
     strategies: dict[str, str]  # id -> class (module:Class)
-    params: dict[str, dict[str, Any]]  # id -> params as configured (human units)
     instruments: tuple[str, ...]
     control: ControlConfig
     token_hashes: TokenHashes

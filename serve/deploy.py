@@ -86,7 +86,6 @@ def session_info(config: PaperConfig, session_id: str, tokens: Tokens) -> Sessio
         namespace=ray.get_runtime_context().namespace,
         journal_dir=str(journal_dir),
         strategies={s.id: s.class_ for s in trading.strategies},
-        params={s.id: dict(s.params) for s in trading.strategies},
         instruments=tuple(i.id for i in trading.instruments),
         control=config.control,
         token_hashes=tokens.hashes(),

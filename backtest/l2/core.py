@@ -182,7 +182,6 @@ class L2KernelReplay:
         while pending and pending[0][0] <= now:
             _, _, item = heapq.heappop(pending)
             report = self.reports.report(item) if isinstance(item, tuple) else item
-            kernel.now = max(kernel.now, report.ts_init)
             fills_before = kernel.portfolio.n_fills
             out = kernel.handle(report)
             if type(report) is OrderFilled:

@@ -89,7 +89,14 @@ def test_an_order_is_pending_from_its_intent_until_denied(data_dir: Path,
     approval that reduced it counts the reduced quantity."""
     from actors.config import load_paper_config
     from actors.session import prepare_session
-    from runtime.messages import OrderDenied, OrderSide, OrderType, SubmitOrder
+    from runtime.messages import (
+        OrderDenied,
+        OrderSide,
+        OrderType,
+        SubmitOrder,
+        TimeInForce,
+        TimerFired,
+    )
 
     prepared = prepare_session(load_paper_config(write_paper_config(tmp_path, "sma", data_dir)),
                                session_id="pend")
@@ -100,19 +107,24 @@ def test_an_order_is_pending_from_its_intent_until_denied(data_dir: Path,
                            instrument_id="SIM-A", side=OrderSide.BUY,
                            order_type=OrderType.MARKET, quantity=qty)
 
-    for coid in ("a", "b"):
-        host._intents.append(intent(coid, 100))
-    host._drain()
-    assert host.pending("sma", "SIM-A") == 200
-    assert {m.client_order_id for m in host.unanswered()} == {"a", "b"}
-    host.handle(OrderDenied(0, 2, 2, client_order_id="a", strategy_id="sma",
+    a, b = (host.context.submit("sma", instrument_id="SIM-A", side=OrderSide.BUY,
+                                quantity=100, order_type=OrderType.MARKET, price=None,
+                                trigger_price=None, time_in_force=TimeInForce.GTC,
+                                post_only=False, reduce_only=False) for _ in range(2))
+    sent = host.handle(TimerFired(seq=0, ts_event=1, ts_init=1, name=""))  # the next input
+    assert [m.client_order_id for m in sent] == [a, b]  # they leave for risk
+    assert host.context.pending("sma", "SIM-A") == 200
+    assert {m.client_order_id for m in host.unanswered()} == {a, b}
+    host.handle(OrderDenied(0, 2, 2, client_order_id=a, strategy_id="sma",
                             instrument_id="SIM-A", reason_code="limit", reason="too big"))
-    assert host.pending("sma", "SIM-A") == 100
-    host.handle(intent("b", 60))  # approved, reduced by a close-only rule
-    assert host.pending("sma", "SIM-A") == 60
-    host.handle(OrderDenied(0, 3, 3, client_order_id="a", strategy_id="sma",
+    assert host.context.pending("sma", "SIM-A") == 100
+    assert host.handle(intent(b, 60)) == []  # approved, reduced by a close-only rule
+    assert host.context.pending("sma", "SIM-A") == 60
+    assert host.open[b].quantity == 60
+    host.handle(OrderDenied(0, 3, 3, client_order_id=a, strategy_id="sma",
                             instrument_id="SIM-A", reason_code="limit", reason="again"))
-    assert host.pending("sma", "SIM-A") == 60  # a repeated answer changes nothing
+    host.handle(intent(b, 60))
+    assert host.context.pending("sma", "SIM-A") == 60  # a repeated answer changes nothing
     assert host.unanswered() == []
 
 

@@ -9,6 +9,7 @@ import pytest
 import ray
 
 from actors.reconciler import ReconcilerActor
+from runtime.messages import SetTradingState
 
 pytestmark = pytest.mark.ray
 
@@ -27,8 +28,13 @@ class FakeSide:
     def set_view(self, view: dict[str, Any]) -> None:
         self._view = view
 
-    def set_trading_state(self, state: str, reason: str) -> None:
-        self.states.append((state, reason))
+    def command(self, command: SetTradingState) -> list[Any]:
+        """What ``RiskActor.command`` takes: an operator command (checked as it would be)."""
+        from actors.operator import checked
+
+        checked(command)
+        self.states.append((str(command.state), command.reason))
+        return []
 
     def trading_states(self) -> list[tuple[str, str]]:
         return self.states

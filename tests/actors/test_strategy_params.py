@@ -61,12 +61,23 @@ def test_params_change_survives_a_sigkill_of_the_strategy(tmp_path: Path) -> Non
         strategy.operate.remote("params", {"params": {"size": 3 * _FIXED, "levels": 1}})
     )
     assert changed["params"]["levels"] == 1
-    with pytest.raises(ray.exceptions.RayTaskError, match="unknown params"):
-        ray.get(strategy.operate.remote("params", {"params": {"nope": 1}}))
-    orders_before = {o["id"] for o in ray.get(session.risk.records.remote())["orders"]}
     before = ray.get(strategy.state_hash.remote())
+    refused = {  # each refused before anything is journaled, naming what was wrong
+        "unknown params \\['nope'\\]": {"params": {"nope": 1}},
+        "levels: Input should be a valid integer": {"params": {"levels": "2"}},
+        "size: .*expected an integer in fixed-point": {"params": {"size": 1.5}},
+        "levels: Input should be greater than or equal to 1": {"params": {"levels": 0}},
+        "Expected `bool": {"enabled": "yes"},
+    }
+    for match, args in refused.items():
+        action = "enable" if "enabled" in args else "params"
+        with pytest.raises(ray.exceptions.RayTaskError, match=match):
+            ray.get(strategy.operate.remote(action, args))
+    assert ray.get(strategy.state_hash.remote()) == before  # nothing of them was applied
+    assert ray.get(strategy.operate.remote("params", {}))["params"] == changed["params"]
+    orders_before = {o["id"] for o in ray.get(session.risk.records.remote())["orders"]}
 
-    _sigkill(strategy)
+    _sigkill(strategy)  # its journal replays: a refused change would fail the replay
 
     after = ray.get(strategy.operate.remote("params", {}))
     assert after["params"] == changed["params"]

@@ -68,11 +68,12 @@ def _checking_pending(kernel: Any) -> None:
             expected[key] = expected.get(key, 0) + o.signed_leaves
             if o.protective:
                 protective[key] = protective.get(key, 0) + o.signed_leaves
-        for key in set(expected) | set(kernel.strategy_pending):
-            assert kernel.strategy_pending.get(key, 0) == expected.get(key, 0), (key, event)
-            position = kernel.strategy_positions.get(key, 0)
+        ledger = kernel.ledger
+        for key in set(expected) | set(ledger.pending):
+            assert ledger.pending.get(key, 0) == expected.get(key, 0), (key, event)
+            position = ledger.positions.get(key, 0)
             committed = position + expected.get(key, 0) - protective.get(key, 0)
-            assert kernel.committed(*key) == committed, (key, event)
+            assert kernel.context.committed(*key) == committed, (key, event)
         return out
 
     kernel.on_order_event = checked

@@ -147,7 +147,7 @@ def test_fills_update_the_kernel_portfolio_and_order_state_exactly() -> None:
     assert [f.cum_qty // S for f in result.fills] == [1, 2]
     fee = fixed("0.1")  # 0.1% of 100 per fill
     assert result.fees == 2 * fee and kernel.portfolio.fees == 2 * fee
-    assert result.position == 2 * S and kernel.position("fake", "X") == 2 * S
+    assert result.position == 2 * S and kernel.context.position("fake", "X") == 2 * S
     assert result.cash == CASH - 200 * S - 2 * fee
     assert kernel.portfolio.identity_gap() == 0
     kinds = [type(e).__name__ for e in kernel.strategies[0].events]  # type: ignore[attr-defined]

@@ -198,7 +198,7 @@ def test_target_position_trades_from_a_restored_kernel_state() -> None:
     k.handle(bar(1))  # +10 pending here
     assert s.target_position("X", 10 * Q) is None
     k.load_state(flat.state())
-    assert k.committed("flip", "X") == 0
+    assert k.context.committed("flip", "X") == 0
     assert s.target_position("X", 10 * Q) is not None  # from flat again, not from the stale +10
 
 

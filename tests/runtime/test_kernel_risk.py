@@ -12,6 +12,7 @@ import pytest
 from runtime.kernel import Kernel
 from runtime.messages import (
     Bar,
+    BookDeltas,
     BookSnapshot,
     CancelOrder,
     Message,
@@ -66,8 +67,8 @@ def act(k: Kernel, do: Action) -> list[Message]:
     strategy = k.strategies[0]
     assert isinstance(strategy, Scripted)
     strategy.todo.append(do)
-    if not k.timers:
-        k.set_timer("s", "act", 1)
+    if k.next_timer_ns() is None:
+        k.context.set_timer("s", "act", 1)
     return k.handle(TimerFired(seq=0, ts_event=k.next_timer_ns() or 0, ts_init=0, name="act"))
 
 
@@ -212,16 +213,64 @@ def market(kind: str, ts: int, price: float) -> Message:
                         bids=((p - fixed("0.01"), Q),), asks=((p + fixed("0.01"), Q),))
 
 
-@pytest.mark.parametrize("kind", ["bar", "quote", "trade", "book"])
+def mark(k: Kernel, kind: str, ts: int, price: float) -> list[Message]:
+    """A market message of ``kind`` through the kernel; ``book_view``: a book kept outside the
+    kernel (the compiled L2 replay's), as ``on_book_view`` takes it."""
+    if kind != "book_view":
+        return k.handle(market(kind, ts, price))
+    from runtime.book import L2Book
+
+    book = L2Book("X")
+    snapshot = market("book", ts, price)
+    assert isinstance(snapshot, BookSnapshot)
+    book.apply_snapshot(snapshot)
+    update = BookDeltas(seq=0, ts_event=ts, ts_init=ts, instrument_id="X",
+                        bids=snapshot.bids, asks=snapshot.asks)
+    return k.on_book_view(update, book)
+
+
+KINDS = ["bar", "quote", "trade", "book", "book_view"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_every_market_message_kind_checks_the_daily_loss(kind: str) -> None:
+    """A trader expects the daily loss limit checked on every mark of a held position, however
+    the price came: every kind takes the same path."""
     k, _ = setup(RiskLimits(max_daily_loss=Decimal(1_000)))
-    k.handle(market(kind, 1 * S, 100))
+    mark(k, kind, 1 * S, 100)
     fill_all(k, act(k, lambda s: s.buy("X", 100 * Q)), 100)
     assert k.risk.state is TradingState.ACTIVE
-    out = k.handle(market(kind, 5 * S, 80))  # down 2,000 on the position
+    out = mark(k, kind, 5 * S, 80)  # down 2,000 on the position
     changes = of(TradingStateChanged, out)
     assert [c.state for c in changes] == [TradingState.REDUCING]  # type: ignore[attr-defined]
     assert k.risk.state is TradingState.REDUCING
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_daily_loss_is_checked_at_most_once_per_simulated_second_between_fills(
+    kind: str,
+) -> None:
+    k, _ = setup(RiskLimits(max_daily_loss=Decimal(1_000)))
+    mark(k, kind, 1 * S, 100)
+    fill_all(k, act(k, lambda s: s.buy("X", 100 * Q)), 100)  # a fill checks at once
+    fill_ts = k.now
+    assert of(TradingStateChanged, mark(k, kind, fill_ts + S // 2, 80)) == []  # within 1 s
+    assert k.risk.state is TradingState.ACTIVE
+    out = mark(k, kind, fill_ts + S, 80)  # the next second: checked
+    assert [c.state for c in of(TradingStateChanged, out)] == [  # type: ignore[attr-defined]
+        TradingState.REDUCING
+    ]
+
+
+def test_a_book_without_both_sides_marks_nothing_and_checks_nothing() -> None:
+    """No price, no mark: a one-sided book moves neither the mark nor the loss check."""
+    k, _ = setup(RiskLimits(max_daily_loss=Decimal(1_000)))
+    k.handle(market("bar", 1 * S, 100))
+    fill_all(k, act(k, lambda s: s.buy("X", 100 * Q)), 100)
+    one_sided = BookSnapshot(seq=0, ts_event=9 * S, ts_init=9 * S, instrument_id="X",
+                             bids=((fixed(50), Q),), asks=())
+    assert of(TradingStateChanged, k.handle(one_sided)) == []
+    assert k.portfolio.positions["X"].mark == fixed(100)
 
 
 def test_a_restored_kernel_still_fits_the_protective_stop() -> None:

@@ -113,7 +113,7 @@ def test_a_partial_entry_fill_releases_exits_for_the_filled_quantity() -> None:
     assert statuses(released) == [OrderListStatus.RELEASED]
     more = legs(fill(k, entry, 70, 100))
     assert more[OrderType.LIMIT].quantity == 70 * Q  # a second pair for the rest
-    assert k.committed("s", "X") == 100 * Q  # the exits do not count toward the target
+    assert k.context.committed("s", "X") == 100 * Q  # the exits do not count toward the target
 
 
 def test_take_profit_fill_cancels_the_stop_and_completes_the_list() -> None:

@@ -24,7 +24,6 @@ __all__ = ["OPERATOR", "READER", "Answer", "FakeSession", "call", "make_app"]
 OPERATOR = "fake-operator-token-0123456789"
 READER = "fake-read-token-0123456789"
 MM = "backtest.strategies.market_maker:MarketMaker"
-CONFIGURED = {"size": 10, "max_inventory": 150}
 
 
 class _Method:
@@ -139,7 +138,6 @@ def make_app(tmp: Path, session: FakeSession) -> tuple[Any, Any]:
         namespace=None,
         journal_dir=str(tmp / "u1"),
         strategies={"mm": MM},
-        params={"mm": dict(CONFIGURED)},
         instruments=(),
         control=ControlConfig(refresh_s=60.0),
         token_hashes=Tokens(operator=OPERATOR, read=READER).hashes(),

@@ -170,7 +170,6 @@ def _controller(tmp_path: Path, refresh_s: float = 60.0) -> Any:
         namespace=None,
         journal_dir=str(tmp_path / "u1"),
         strategies={},
-        params={},
         instruments=(),
         control=ControlConfig(refresh_s=refresh_s),
         token_hashes=TokenHashes(operator="0" * 64, read="1" * 64),

@@ -1,0 +1,206 @@
+"""The strategy context a kernel lends its strategies (:class:`runtime.strategy.StrategyContext`).
+
+What a strategy asks for becomes an intent in the kernel's queue (``intents``), which the
+kernel takes through risk after the strategy's hook returns; reads come from the kernel's parts
+(the order ledger, the portfolio, the features). Nothing here changes an order or a position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from runtime.instruments import Instrument, InstrumentRegistry
+from runtime.linked import Leg, LinkedOrders, OrderList
+from runtime.messages import (
+    CancelOrder,
+    Message,
+    ModifyOrder,
+    OrderSide,
+    OrderType,
+    SubmitOrder,
+    TimeInForce,
+)
+from runtime.orders import ClientOrderIdGenerator, Order
+from runtime.portfolio import Account, Portfolio
+from runtime.timers import Clock, Timers
+from runtime.trailing import Trail
+
+if TYPE_CHECKING:
+    from runtime.features import FeatureSet
+    from runtime.ledger import OrderLedger
+
+__all__ = ["KernelContext"]
+
+
+class KernelContext:
+    """A kernel's strategy context: intents into ``intents``, reads from its parts."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        ledger: OrderLedger,
+        timers: Timers,
+        ids: ClientOrderIdGenerator,
+        linked: LinkedOrders,
+        registry: InstrumentRegistry,
+        portfolio: Portfolio,
+        features: dict[str, FeatureSet],
+        intents: list[Message],
+        take: Callable[[list[Message]], None],
+    ) -> None:
+        self.clock, self.ledger, self.timers, self.ids = clock, ledger, timers, ids
+        self.linked, self.registry, self.portfolio = linked, registry, portfolio
+        self._features = features
+        self.intents = intents  # the kernel's queue: it drains it, in place
+        self._take = take  # what linked orders produced, into the kernel's order flow
+
+    def now_ns(self) -> int:
+        return self.clock.ns
+
+    # --- acting --------------------------------------------------------------------------------
+    def submit(
+        self,
+        strategy_id: str,
+        *,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        order_type: OrderType,
+        price: int | None,
+        trigger_price: int | None,
+        time_in_force: TimeInForce,
+        post_only: bool,
+        reduce_only: bool,
+        protective: bool = False,
+    ) -> str:
+        client_order_id = self.ids.next(strategy_id)
+        now = self.clock.ns
+        self.intents.append(
+            SubmitOrder(
+                seq=0,
+                ts_event=now,
+                ts_init=now,
+                client_order_id=client_order_id,
+                strategy_id=strategy_id,
+                instrument_id=instrument_id,
+                side=side,
+                order_type=order_type,
+                quantity=quantity,
+                price=price,
+                trigger_price=trigger_price,
+                time_in_force=time_in_force,
+                post_only=post_only,
+                reduce_only=reduce_only,
+                protective=protective,
+            )
+        )
+        return client_order_id
+
+    def submit_list(self, strategy_id: str, order_list: OrderList) -> str:
+        """A linked order list (OTO, OCO, bracket), emulated in the kernel; its list id."""
+        list_id, produced = self.linked.submit(strategy_id, order_list, self.clock.ns)
+        self._take(produced)
+        return list_id
+
+    def trailing_stop(
+        self,
+        strategy_id: str,
+        *,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        trail: Trail,
+        protective: bool,
+    ) -> str:
+        """A stop whose trigger the core moves after the market; its client order id."""
+        leg = Leg(side=side, order_type=OrderType.STOP, quantity=quantity, protective=protective)
+        command = self.linked.trailing_stop(strategy_id, instrument_id, leg, trail, self.clock.ns)
+        self.intents.append(command)
+        return command.client_order_id
+
+    def cancel(self, strategy_id: str, client_order_id: str) -> None:
+        order = self.ledger.open.get(client_order_id)
+        if order is None or order.strategy_id != strategy_id:
+            return  # already closed (or not this strategy's): nothing to cancel
+        now = self.clock.ns
+        self.intents.append(
+            CancelOrder(
+                seq=0,
+                ts_event=now,
+                ts_init=now,
+                client_order_id=client_order_id,
+                strategy_id=strategy_id,
+                instrument_id=order.instrument_id,
+            )
+        )
+
+    def modify(
+        self,
+        strategy_id: str,
+        client_order_id: str,
+        *,
+        quantity: int | None,
+        price: int | None,
+        trigger_price: int | None,
+    ) -> None:
+        order = self.ledger.open.get(client_order_id)
+        if order is None or order.strategy_id != strategy_id:
+            return
+        now = self.clock.ns
+        self.intents.append(
+            ModifyOrder(
+                seq=0,
+                ts_event=now,
+                ts_init=now,
+                client_order_id=client_order_id,
+                strategy_id=strategy_id,
+                instrument_id=order.instrument_id,
+                quantity=quantity,
+                price=price,
+                trigger_price=trigger_price,
+            )
+        )
+
+    def set_timer(self, strategy_id: str, name: str, interval_ns: int) -> None:
+        self.timers.set(
+            strategy_id, name, due_ns=self.clock.ns + interval_ns, interval_ns=interval_ns
+        )
+
+    # --- reading -------------------------------------------------------------------------------
+    def position(self, strategy_id: str, instrument_id: str) -> int:
+        return self.ledger.positions.get((strategy_id, instrument_id), 0)
+
+    def pending(self, strategy_id: str, instrument_id: str) -> int:
+        return self.ledger.pending.get((strategy_id, instrument_id), 0)
+
+    def committed(self, strategy_id: str, instrument_id: str) -> int:
+        return self.ledger.committed_view(strategy_id).get(instrument_id, 0)
+
+    def committed_view(self, strategy_id: str) -> Mapping[str, int]:
+        return self.ledger.committed_view(strategy_id)
+
+    def protective_view(self, strategy_id: str) -> Mapping[str, int]:
+        return self.ledger.protective_view(strategy_id)
+
+    def open_orders(self, strategy_id: str, instrument_id: str | None) -> list[Order]:
+        return self.ledger.open_orders(strategy_id, instrument_id)
+
+    def protective_orders(self, strategy_id: str, instrument_id: str) -> list[Order]:
+        return self.ledger.protective_orders(strategy_id, instrument_id)
+
+    def features(self, instrument_id: str) -> dict[str, float]:
+        features = self._features.get(instrument_id)
+        if features is None:
+            from runtime.features import FeatureSet
+
+            features = self._features[instrument_id] = FeatureSet(instrument_id)
+        return features.snapshot()
+
+    def instrument(self, instrument_id: str) -> Instrument:
+        return self.registry.get(instrument_id)
+
+    def account(self) -> Account:
+        """The account the kernel keeps (read-only snapshot): cash, equity, PnL, fees."""
+        return self.portfolio.account()

@@ -1,0 +1,213 @@
+"""Orders from intent to venue and back: a kernel's order flow.
+
+Intents (from the kernel's strategies, or from strategies hosted elsewhere) go through the
+approval the kernel was composed with (:mod:`runtime.approval`): a new order is approved and
+open, denied (its strategy hears the denial), or held, pending, for risk's answer from
+elsewhere. Cancels and modifies of open orders go out as they are. The venue's reports come
+back into the order ledger and, for fills, the portfolio. What it produces (approved commands,
+denials, position changes) collects in ``out``, which the kernel hands back from ``handle``.
+
+``intents`` and ``out`` are the kernel's own lists, shared and only ever changed in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from runtime.approval import Approval
+from runtime.instruments import InstrumentRegistry
+from runtime.ledger import OrderLedger, command_of
+from runtime.linked import LinkedOrders
+from runtime.messages import (
+    CancelOrder,
+    Message,
+    ModifyOrder,
+    OrderDenied,
+    OrderFilled,
+    OrderListChanged,
+    PositionChanged,
+    SubmitOrder,
+)
+from runtime.orders import Order, OrderStatus, Trigger
+from runtime.portfolio import Portfolio
+from runtime.risk import RiskEngine
+from runtime.roster import Roster
+from runtime.timers import Clock
+
+__all__ = ["OrderFlow"]
+
+_EMPTY: list[Message] = []
+
+
+class OrderFlow:
+    """Intents through risk, reports into the ledger and the portfolio."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        ledger: OrderLedger,
+        approval: Approval,
+        linked: LinkedOrders,
+        roster: Roster,
+        portfolio: Portfolio,
+        risk: RiskEngine,
+        registry: InstrumentRegistry,
+        intents: list[Message],
+        out: list[Message],
+        check_loss: Callable[[int], None],
+    ) -> None:
+        self.clock, self.ledger, self.approval, self.linked = clock, ledger, approval, linked
+        self.roster, self.portfolio, self.risk, self.registry = roster, portfolio, risk, registry
+        self.intents, self.out = intents, out
+        self._check_loss = check_loss  # the kernel's daily-loss check, run on every fill
+        self.unknown_reports = 0
+
+    # --- intents -------------------------------------------------------------------------------
+    def on_intent(self, intent: SubmitOrder | CancelOrder | ModifyOrder) -> list[Message]:
+        """An order intent from a strategy that runs outside this kernel: through risk, exactly
+        as if a local strategy had sent it; a denial goes back out as an event."""
+        self.clock.ns = max(self.clock.ns, intent.ts_event)
+        self.intents.append(intent)
+        return self.drain()
+
+    def on_submit(self, command: SubmitOrder) -> list[Message]:
+        """Risk elsewhere: its answer (the approved command). Risk here: an intent from a
+        strategy hosted elsewhere; one seen before (a retried call after a crash) gets the
+        answer it got the first time, and is not applied twice."""
+        order = self.ledger.orders.get(command.client_order_id)
+        if self.approval.answers:
+            if order is not None and self.ledger.awaiting(order):
+                if command.quantity != order.quantity:  # reduced by a close-only rule
+                    self.ledger.resize(order, command.quantity)
+                order.transition(Trigger.SUBMIT)
+                self.ledger.opened(order)
+            return _EMPTY  # a repeated answer changes nothing
+        if order is not None:
+            return [_previous_answer(order)]
+        return self.on_intent(command)
+
+    def drain(self) -> list[Message]:
+        """Every queued intent through risk (and what they set off), then what was produced."""
+        intents = self.intents
+        while intents:
+            batch = intents[:]
+            intents.clear()
+            for intent in batch:
+                self._process(intent)
+        if not self.out:
+            return _EMPTY
+        out = self.out[:]
+        self.out.clear()
+        return out
+
+    def take(self, produced: list[Message]) -> None:
+        """What linked orders produced: list events out (and to their strategy), commands
+        into the intents risk checks."""
+        for message in produced:
+            if isinstance(message, OrderListChanged):
+                self.out.append(message)
+                strategy = self.roster.by_id.get(message.strategy_id)
+                if strategy is not None:
+                    strategy.on_order_event(message)
+            else:
+                self.intents.append(message)
+
+    def _process(self, intent: Message) -> None:
+        if isinstance(intent, SubmitOrder):
+            self._submit(intent)
+        elif isinstance(intent, CancelOrder):
+            live = self.ledger.open.get(intent.client_order_id)
+            if live is not None and live.status is not OrderStatus.PENDING_CANCEL:
+                live.transition(Trigger.PENDING_CANCEL)
+                self.out.append(intent)
+        elif isinstance(intent, ModifyOrder):
+            live = self.ledger.open.get(intent.client_order_id)
+            if live is not None and live.status in (
+                OrderStatus.ACCEPTED,
+                OrderStatus.PARTIALLY_FILLED,
+            ):
+                live.transition(Trigger.PENDING_UPDATE)
+                self.out.append(intent)
+
+    def _submit(self, intent: SubmitOrder) -> None:
+        """A new order: approved and open, denied (the strategy hears it), or sent to risk
+        elsewhere and held pending until the answer."""
+        order = Order(intent)
+        self.ledger.add(order)
+        now = self.clock.ns
+        linked = self.linked.tracks(intent.client_order_id)
+        approved, denial = self.approval.decide(intent, now, linked=linked)
+        if denial is not None:
+            order.apply(denial)
+            self.out.append(denial)
+            strategy = self.roster.by_id.get(intent.strategy_id)
+            if strategy is not None:
+                strategy.on_order_event(denial)
+            if linked:
+                self.take(self.linked.on_event(order, denial, now))
+            return
+        if approved is None:  # risk decides elsewhere: initialized until it answers
+            self.ledger.hold(order)
+            self.out.append(intent)
+            return
+        if approved.quantity != order.quantity:
+            self.ledger.resize(order, approved.quantity)  # reduced by a close-only rule
+        order.transition(Trigger.SUBMIT)
+        self.ledger.opened(order)
+        self.out.append(approved)
+
+    # --- reports from the venue ----------------------------------------------------------------
+    def on_order_event(self, event: Any) -> list[Message]:
+        clock = self.clock
+        if event.ts_init > clock.ns:
+            clock.ns = event.ts_init  # its delivery time, as the backtest loop delivers it
+        order = self.ledger.orders.get(event.client_order_id)
+        if order is None:
+            self.unknown_reports += 1
+            return _EMPTY
+        if event.ts_event > clock.ns:
+            clock.ns = event.ts_event
+        if not self.ledger.apply(order, event):
+            return _EMPTY  # duplicate report
+        if type(event) is OrderFilled:
+            self._on_fill(event)
+        strategy = self.roster.by_id.get(order.strategy_id)
+        if strategy is not None:
+            strategy.on_order_event(event)
+        if self.linked.tracks(order.client_order_id):
+            self.take(self.linked.on_event(order, event, clock.ns))
+        return self.drain() if self.intents or self.out else _EMPTY
+
+    def _on_fill(self, fill: OrderFilled) -> None:
+        before = self.portfolio.realized_pnl
+        pos = self.portfolio.apply_fill(fill)
+        realized = self.portfolio.realized_pnl - before
+        if realized < 0:  # only a loss starts the risk cooldown
+            self.risk.on_realized(realized, fill.ts_event)
+        self.ledger.filled((fill.strategy_id, fill.instrument_id), fill.last_qty * fill.side)
+        instrument = self.registry.get(fill.instrument_id)
+        self.out.append(
+            PositionChanged(
+                seq=0,
+                ts_event=fill.ts_event,
+                ts_init=fill.ts_event,
+                instrument_id=fill.instrument_id,
+                quantity=pos.quantity,
+                avg_price=pos.avg_price(instrument.multiplier),
+                realized_pnl=pos.realized_pnl,
+            )
+        )
+        self._check_loss(fill.ts_event)
+
+
+def _previous_answer(order: Order) -> Message:
+    """What risk answered an order the first time: its denial, or its approved command."""
+    if order.status is OrderStatus.DENIED:
+        return OrderDenied(
+            seq=0, ts_event=order.ts_last, ts_init=order.ts_last,
+            client_order_id=order.client_order_id, strategy_id=order.strategy_id,
+            instrument_id=order.instrument_id, reason_code="repeat", reason=order.reason,
+        )
+    return command_of(order)
