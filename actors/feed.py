@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
-import ray
-
-from actors.base import ACTOR_OPTIONS, actor, incarnate
+from actors.base import ACTOR_OPTIONS, actor
 from actors.config import FeedConfig
 from actors.lockstep import Driver, Ports
+from actors.names import Named
 from actors.setup import SessionSetup
 from runtime.messages import MarketData
 
@@ -108,10 +107,10 @@ def _synthetic(setup: SessionSetup, feed: FeedConfig) -> tuple[list[MarketData],
 
 
 def _resolve(ports: Ports) -> Ports:
-    """Ports given by actor name (so the feed's constructor arguments hold no handles) as
-    handles."""
+    """Ports given by actor name as :class:`~actors.names.Named` (a call that meets a dead actor
+    goes again to the actor its supervisor started under the same name)."""
     def get(name: Any) -> Any:
-        return ray.get_actor(name) if isinstance(name, str) else name
+        return Named(name) if isinstance(name, str) else name
 
     return Ports(gateway=get(ports.gateway), risk=get(ports.risk),
                  hosts={k: get(v) for k, v in ports.hosts.items()},
@@ -143,7 +142,6 @@ class FeedActor:
         self.driver = Driver(self.ports, self.messages, start_ns=start_ns,
                              batch_size=feed.batch_size, speed=speed)
         self.path = Path(setup.journal_dir) / "feed.json"
-        self._incarnation = incarnate(Path(setup.journal_dir) / "feed.incarnation")
         self.saved: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.driver.cursor = int(self.saved.get("cursor", 0))
         self.driver.reports_seen = int(self.saved.get("reports_seen", 0))
@@ -300,9 +298,6 @@ class FeedActor:
 
     async def pid(self) -> int:
         return os.getpid()
-
-    async def incarnation(self) -> int:
-        return self._incarnation
 
     async def ping(self) -> float:
         return time.time()

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import msgspec
-import ray
 
-from actors.base import ACTOR_OPTIONS, actor, incarnate
+from actors.base import ACTOR_OPTIONS, actor
 from actors.journals import open_journal
+from actors.names import Named
 from runtime.book import L2Book
 from runtime.features import FeatureSet
 from runtime.journal import Blob, Journal
@@ -115,9 +115,6 @@ class BookActor:
         import os
 
         self._pid = os.getpid()
-        self._incarnation = 0
-        if journal_path is not None:
-            self._incarnation = incarnate(Path(journal_path).with_suffix(".incarnation"))
         self.state = BookState(instrument_id)
         self.journal: Journal | None = None
         if journal_path is not None:
@@ -175,11 +172,8 @@ class BookActor:
             snapshot, self._slots[k] = self._slots[k], None
             if snapshot is not None:
                 if isinstance(self.subscribers[k], str):
-                    self.subscribers[k] = ray.get_actor(self.subscribers[k])
-                try:
-                    await self.subscribers[k].on_snapshot.remote(snapshot)
-                except ray.exceptions.RayActorError:
-                    await asyncio.sleep(0.1)  # restarting: the next snapshot will get there
+                    self.subscribers[k] = Named(self.subscribers[k])
+                await self.subscribers[k].on_snapshot.remote(snapshot)  # waits out a restart
 
     async def snapshot(self) -> dict[str, Any]:
         return self.state.snapshot()
@@ -193,9 +187,6 @@ class BookActor:
 
     async def pid(self) -> int:
         return self._pid
-
-    async def incarnation(self) -> int:
-        return self._incarnation
 
     async def ping(self) -> float:
         import time
