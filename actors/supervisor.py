@@ -215,7 +215,8 @@ class SupervisorActor:
         handle, child.handle = child.handle, None
         child.generation += 1  # its exit is the supervisor's own
         for task in child.tasks:
-            task.cancel()
+            if task is not asyncio.current_task():  # the watch deciding on its own child
+                task.cancel()
         if handle is None:
             return
         timeout_s = child.spec.shutdown_timeout_s
@@ -292,17 +293,19 @@ class SupervisorActor:
             decision, self.state = decide(self.spec, self.state, ChildExited(
                 child_id=child_id, reason=reason, now_ns=_now_ns()))
             await self._stop(child_id)  # dead already, or hung: its name is freed
+            given_up = self.child_reasons.pop(child_id, None)  # a subtree's own escalation
             if isinstance(decision, Escalate):
-                await self._escalate(child_id, reason, decision)
+                await self._escalate(child_id, reason, decision, given_up)
             elif isinstance(decision, NoRestart):
-                self._log(child_id, reason, "no restart", why=decision.why)
+                self._log(child_id, reason, "no restart", why=given_up or decision.why)
             else:
-                await self._restart(child_id, reason, decision)
+                await self._restart(child_id, reason, decision, given_up)
 
-    async def _restart(self, child_id: str, reason: ExitReason, decision: Restart) -> None:
+    async def _restart(self, child_id: str, reason: ExitReason, decision: Restart,
+                       given_up: str | None) -> None:
         self._log(child_id, reason, "restart", stop=list(decision.stop),
                   start=list(decision.start), remove=list(decision.remove),
-                  delay_s=decision.delay_s)
+                  delay_s=decision.delay_s, **({"why": given_up} if given_up else {}))
         for other in decision.stop:
             await self._stop(other)
         for removed in decision.remove:
@@ -312,10 +315,9 @@ class SupervisorActor:
         for start in decision.start:
             await self._start(start, restarted=True)
 
-    async def _escalate(self, child_id: str, reason: ExitReason, decision: Escalate) -> None:
-        why = decision.reason
-        if child_id in self.child_reasons:
-            why += f"; {child_id}: {self.child_reasons.pop(child_id)}"
+    async def _escalate(self, child_id: str, reason: ExitReason, decision: Escalate,
+                        given_up: str | None) -> None:
+        why = decision.reason + (f"; {child_id}: {given_up}" if given_up else "")
         self.escalation = why
         self._log(child_id, reason, "escalate", why=why)
         if self.parent is not None:  # give up: the parent decides
