@@ -286,24 +286,35 @@ def bench_restart(length: int, folder: Path,
     The first ``length`` quotes (seq 1: the strategy does not trade on them) go to risk, the
     gateway and the strategy in batches, as a session that ran that long; then the feed's
     real-time driver runs over the default carrier at 1k ticks/s, the strategy ordering on one
-    tick in 10, and risk is SIGKILLed after a second of it. Ray restarts risk, which restores
-    from its journal (a snapshot and a bounded tail), and the carrier reconnects."""
+    tick in 10, and risk is SIGKILLed after a second of it. Its supervisor starts risk again,
+    which restores from its journal (a snapshot and a bounded tail), and the carrier
+    reconnects."""
     import msgspec
     import ray
 
     from actors.carriers import open_carrier
     from actors.lockstep import Driver, Ports
+    from actors.names import Named
     from actors.setup import SessionSetup
-    from actors.trading import GatewayActor, RiskActor, StrategyActor
+    from actors.supervisor import SupervisorActor
     from backtest.config import load_config
+    from runtime.supervision import ChildSpec, SupervisorSpec
 
     quotes = _quotes(length + live_ticks, "L1", 10**9, 10**6)
     quotes[:length] = [msgspec.structs.replace(q, seq=1) for q in quotes[:length]]
     name = f"restart_{length}"
     setup = SessionSetup(name, str(folder / name), load_config(_latency_config(10)),
                          lockstep=False)
-    ports = Ports(gateway=GatewayActor.remote(setup), risk=RiskActor.remote(setup),
-                  hosts={"tick": StrategyActor.remote(setup, "tick")})
+    prefix = f"bench.{name}."
+    children = (("risk", "RiskActor", (setup,)), ("gateway", "GatewayActor", (setup,)),
+                ("tick", "StrategyActor", (setup, "tick")))
+    spec = SupervisorSpec(intensity=5, period_s=60, backoff_initial_s=0, backoff_max_s=0,
+                          children=tuple(ChildSpec(child_id=c, factory=f"actors.trading:{cls}",
+                                                   args=args) for c, cls, args in children))
+    supervisor = SupervisorActor.remote(spec, prefix=prefix)
+    ray.get(supervisor.start.remote())
+    ports = Ports(gateway=Named(prefix + "gateway"), risk=Named(prefix + "risk"),
+                  hosts={"tick": Named(prefix + "tick")})
     host = ports.hosts["tick"]
     ray.get(ports.risk.start.remote(0))
     ray.get(host.start.remote([], 0))
@@ -344,8 +355,8 @@ def bench_restart(length: int, folder: Path,
     done.set()
     thread.join(30)
     hot.close()
-    for handle in [ports.risk, ports.gateway, host]:
-        ray.kill(handle)
+    ray.get(supervisor.stop.remote())
+    ray.kill(supervisor)
     return restart, journals
 
 
