@@ -43,6 +43,7 @@ class Named:
                  restart_timeout_s: float = RESTART_TIMEOUT_S) -> None:
         self.name, self.namespace, self.restart_timeout_s = name, namespace, restart_timeout_s
         self._handle: Any = None
+        self._resolving: asyncio.Future[Any] | None = None  # the first lookup, in a loop
         self._tasks: set[asyncio.Task[Any]] = set()  # calls nobody awaits still run to the end
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -57,7 +58,8 @@ class Named:
     def __getattr__(self, method: str) -> _Method:
         if method.startswith("_"):
             raise AttributeError(method)
-        getattr(self.handle(), method)  # an unknown method is an AttributeError, as on a handle
+        if self._handle is not None or _running_loop() is None:  # never blocks an event loop
+            getattr(self.handle(), method)  # an unknown method: AttributeError, as on a handle
         return _Method(self, method, {})
 
     # --- resolving -----------------------------------------------------------------------------
@@ -90,6 +92,16 @@ class Named:
         except ValueError:  # free: between a death and the restart
             return None
 
+    async def _resolved(self) -> Any:
+        """The first lookup, shared by the calls made before it ended (they then go in the
+        order they were made)."""
+        if self._resolving is None:
+            self._resolving = asyncio.ensure_future(asyncio.to_thread(self._lookup, None))
+        handle = await asyncio.shield(self._resolving)
+        if self._handle is None:
+            self._handle = handle
+        return self._handle
+
     async def _relookup(self, dead: Any) -> Any:
         if self._handle is not None and self._handle._actor_id != dead:
             return self._handle  # another call found the successor already
@@ -112,10 +124,11 @@ class Named:
     def _submit(self, method: str, options: dict[str, Any], args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
         loop = _running_loop()
-        handle = self.handle() if loop is not None else self.fresh()
-        ref = _send(handle, method, options, args, kwargs)  # sent now: calls keep their order
         if loop is None:
-            return ref
+            return _send(self.fresh(), method, options, args, kwargs)
+        handle, ref = self._handle, None
+        if handle is not None:  # sent now: calls keep their order
+            ref = _send(handle, method, options, args, kwargs)
         task = loop.create_task(self._await(handle, ref, method, options, args, kwargs))
         self._tasks.add(task)
         task.add_done_callback(_forget(self._tasks))
@@ -123,6 +136,9 @@ class Named:
 
     async def _await(self, handle: Any, ref: Any, method: str, options: dict[str, Any],
                      args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if handle is None or ref is None:  # the first call: look the name up off the loop
+            handle = await self._resolved()
+            ref = _send(handle, method, options, args, kwargs)
         deadline = time.monotonic() + self.restart_timeout_s
         while True:
             try:

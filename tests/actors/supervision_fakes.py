@@ -34,6 +34,13 @@ class FakeChild(Child):
     def block(self, seconds: float) -> None:
         time.sleep(seconds)  # holds the default group: heartbeats and stops wait
 
+    def pid_after(self, seconds: float) -> int:
+        time.sleep(seconds)
+        return os.getpid()
+
+    def fail(self) -> None:
+        raise ValueError("the method's own error")
+
     def finish(self) -> None:
         self._finished()  # a normal exit
 

@@ -264,3 +264,32 @@ def _answers_soon(tree: Tree, name: str) -> bool:
     except ray.exceptions.GetTimeoutError:
         return False
     return True
+
+
+def test_a_call_in_flight_is_answered_by_the_successor(tmp_path: Path) -> None:
+    """``Named`` in an event loop: a call the dying child never answered goes to the actor its
+    supervisor started under the same name; a method's own error is raised, not retried."""
+    import asyncio
+
+    import ray
+
+    tree = Tree(_spec([_child(tmp_path, "a")]))
+    named = tree.child("a")
+    first = tree.pid("a")
+
+    async def calls() -> tuple[int, BaseException | None]:
+        pending = named.pid_after.remote(5.0)  # in flight when the child dies
+        await asyncio.sleep(0.5)
+        os.kill(first, signal.SIGKILL)
+        pid = int(await pending)
+        try:
+            await named.fail.remote()
+        except ray.exceptions.RayTaskError as exc:
+            return pid, exc
+        return pid, None
+
+    pid, error = asyncio.run(calls())
+    assert pid != first and pid == tree.pid("a")
+    assert isinstance(error, ValueError)  # the method's error, once (not an actor's death)
+    assert _starts(tmp_path, "a") == {"a": 2}
+    tree.close()
