@@ -24,12 +24,16 @@ its supervisor.
   and uncounted, so the halted session can still be inspected, flattened and stopped.
 * **Stop**: :meth:`SupervisorActor.stop` stops every child in reverse start order, subtrees
   first stopping their own children.
+* **The root** is the one actor Ray restarts (the session starts it with ``max_restarts=-1``):
+  its children die with it, and the new root starts the whole tree again (its constructor
+  starts the children; ``start()`` only waits for that).
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,6 +161,9 @@ class SupervisorActor:
 
     async def ping(self) -> float:
         return time.time()
+
+    async def pid(self) -> int:
+        return os.getpid()
 
     async def watch(self) -> None:
         await asyncio.Event().wait()

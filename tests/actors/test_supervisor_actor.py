@@ -51,7 +51,9 @@ class Tree:
 
         self.prefix = f"tw.sup{uuid.uuid4().hex[:8]}."
         self.feed = FakeFeed.options(name=self.prefix + "feed").remote()
-        self.root = SupervisorActor.options(name=self.prefix + "supervisor").remote(
+        # as the session starts its root: nothing above it but Ray, which restarts it
+        self.root = SupervisorActor.options(name=self.prefix + "supervisor",
+                                            max_restarts=-1).remote(
             spec, prefix=self.prefix, halt_via="feed", heartbeat_s=0.2,
             hang_timeout_s=hang_timeout_s)
         self.get(self.root.start.remote())
@@ -292,4 +294,20 @@ def test_a_call_in_flight_is_answered_by_the_successor(tmp_path: Path) -> None:
     assert pid != first and pid == tree.pid("a")
     assert isinstance(error, ValueError)  # the method's error, once (not an actor's death)
     assert _starts(tmp_path, "a") == {"a": 2}
+    tree.close()
+
+
+def test_a_killed_root_is_restarted_by_ray_and_starts_its_tree_again(tmp_path: Path) -> None:
+    """The root has no supervisor but Ray: its children die with it (Ray ends an actor whose
+    owner dies) and the restarted root starts the whole tree again, in order."""
+    from runtime.supervision import ChildSpec
+
+    sub = ChildSpec(child_id="sub", supervisor=_spec([_child(tmp_path, "x")]))
+    tree = Tree(_spec([_child(tmp_path, "a"), sub]))
+    root_pid = tree.get(tree.root.pid.remote())
+    os.kill(root_pid, signal.SIGKILL)
+    _until(lambda: _starts(tmp_path, "a", "x") == {"a": 2, "x": 2})
+    tree.get(tree.root.start.remote())
+    assert tree.get(tree.root.pid.remote()) != root_pid
+    assert tree.child("x").get("ping") and tree.child("a").get("ping")
     tree.close()
