@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.exceptions import ActorAlreadyExistsError, RayActorError
+from ray.exceptions import ActorAlreadyExistsError, RayActorError, RayError
 
 from actors.base import actor
 from actors.names import Named, is_actor_gone
@@ -179,7 +179,7 @@ class SupervisorActor:
                 await child.handle.start.remote()
             for call in child.spec.on_start + (child.spec.after_restart if restarted else ()):
                 await getattr(child.handle, call.method).remote(*call.args, **call.kwargs)
-        except RayActorError as exc:  # it died starting: a crash, decided on as any other
+        except RayError as exc:  # it died or failed starting: a crash, decided on as any other
             if first:
                 raise ChildStartError(f"{self.child_id}: child {child_id!r} failed to start: "
                                       f"{_first_line(exc)}") from exc

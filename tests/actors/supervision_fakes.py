@@ -11,7 +11,7 @@ import ray
 
 from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child
 
-__all__ = ["FakeChild", "FakeFeed", "lines"]
+__all__ = ["FakeBroken", "FakeChild", "FakeFeed", "lines"]
 
 
 def lines(path: Path) -> list[str]:
@@ -49,6 +49,14 @@ class FakeChild(Child):
 
     def stopping(self) -> None:
         _note(self.folder / "stops", self.name)
+
+
+@ray.remote(**ACTOR_OPTIONS)
+class FakeBroken:
+    """A child whose constructor fails (a bad credential, a missing file)."""
+
+    def __init__(self, folder: str, name: str) -> None:
+        raise RuntimeError(f"{name} cannot start")
 
 
 @ray.remote(num_cpus=0)

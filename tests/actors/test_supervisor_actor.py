@@ -311,3 +311,23 @@ def test_a_killed_root_is_restarted_by_ray_and_starts_its_tree_again(tmp_path: P
     assert tree.get(tree.root.pid.remote()) != root_pid
     assert tree.child("x").get("ping") and tree.child("a").get("ping")
     tree.close()
+
+
+def test_a_child_that_fails_to_start_fails_the_start_and_stops_the_others(
+        tmp_path: Path) -> None:
+    import ray
+
+    from actors.supervisor import SupervisorActor
+    from runtime.errors import ChildStartError
+    from runtime.supervision import ChildSpec
+
+    broken = ChildSpec(child_id="broken", factory="tests.actors.supervision_fakes:FakeBroken",
+                       args=(str(tmp_path), "broken"))
+    prefix = f"tw.sup{uuid.uuid4().hex[:8]}."
+    root = SupervisorActor.remote(_spec([_child(tmp_path, "a"), broken, _child(tmp_path, "c")]),
+                                  prefix=prefix)
+    with pytest.raises(ChildStartError, match="'broken' failed to start"):
+        ray.get(root.start.remote(), timeout=120)
+    assert lines(tmp_path / "stops") == ["a"]  # the one started before it, stopped again
+    assert _starts(tmp_path, "a", "c") == {"a": 1, "c": 0}
+    ray.kill(root, no_restart=True)
