@@ -186,8 +186,12 @@ def test_ib_market_data_streams_into_the_session_feed(fake_ib: FakeIbThread,
             assert fake_ib.call(fake.quote, "SIMA", 100 + i / 100, 300, 100.05 + i / 100, 200)
             time.sleep(0.02)
         first = _until(lambda: settled(30))
+        old_subs = fake_ib.call(lambda: fake._live(fake.mkt_subs, "SIMA"))
         _kill_worker(session.feed)
-        _until(lambda: fake_ib.call(lambda: len(fake._live(fake.mkt_subs, "SIMA")) == 1))
+        # the new feed's own subscription, alone (its stream subscribes after it started, and
+        # the dead feed's connection may not be dropped yet: a quote sent before would be lost)
+        _until(lambda: fake_ib.call(lambda: (live := fake._live(fake.mkt_subs, "SIMA"))
+                                    and len(live) == 1 and live[0] not in old_subs))
         for i in range(10):
             fake_ib.call(fake.quote, "SIMA", 101 + i / 100, 300, 101.05 + i / 100, 200)
             time.sleep(0.02)
