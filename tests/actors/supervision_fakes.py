@@ -51,8 +51,8 @@ class FakeChild(Child):
         _note(self.folder / "stops", self.name)
 
 
-@ray.remote(**ACTOR_OPTIONS)
-class FakeBroken:
+@ray.remote(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
+class FakeBroken(Child):
     """A child whose constructor fails (a bad credential, a missing file)."""
 
     def __init__(self, folder: str, name: str) -> None:
