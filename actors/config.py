@@ -40,7 +40,8 @@ class FeedConfig(_Frozen):
     lockstep: bool = True
     batch_size: int = Field(512, ge=1, le=100_000)
     synthetic_days: int = Field(1, ge=1)
-    #: how a real-time step travels strategies → risk → gateway (``actors.carriers``):
+    #: how a step travels strategies → risk → gateway (``actors.carriers``), in lockstep and
+    #: in real time:
     #: ``sockets`` over the node's UNIX sockets (nothing polls; one node only), ``calls`` as
     #: Ray actor calls (across nodes), ``auto`` sockets when the actors share the feed's node
     transport: Transport = "auto"
@@ -52,13 +53,6 @@ class FeedConfig(_Frozen):
             raise ValueError("hot_path was replaced by transport: auto (the default), sockets "
                              "or calls; the Compiled Graph path was removed (docs/paper.md)")
         return data
-
-    @model_validator(mode="after")
-    def _transport_needs_real_time(self) -> FeedConfig:
-        if self.transport != "auto" and self.lockstep:
-            raise ValueError(f"transport: {self.transport} is for real time only: set lockstep: "
-                             "false (lockstep replays through ordered calls, step for step)")
-        return self
 
 
 #: the kinds of actor a session starts; ``strategy`` and ``book`` expand per id / instrument
@@ -188,8 +182,9 @@ class PaperConfig(_Frozen):
     store_dsn: str | None = None  # default: TRADEWIND_STORE_DSN or chdb://var/clickhouse
     reconcile_every_s: float | None = Field(5.0, gt=0)  # None: no reconciler
     reconcile_act: bool = False  # let a drift move the trading state
-    #: the risk actor snapshots its state every this many journal entries and drops the
-    #: entries the snapshot covers: a restart reads one snapshot and a bounded tail
+    #: every stateful actor snapshots its state every this many inputs (its own journal
+    #: entries and market messages) and drops the entries the snapshot covers: a restart
+    #: reads one snapshot and a bounded tail (``runtime.recovery``)
     snapshot_every: int = Field(20_000, ge=10)
     feed: FeedConfig = FeedConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
@@ -222,11 +217,11 @@ def check_broker_fit(config: PaperConfig, trading: BacktestConfig, name: str | N
     broker block that covers the trading config's instruments."""
     if config.broker.kind == "paper":
         if config.feed.mode == "broker":
-            raise ConfigError("broker streams from an IB or Shioaji broker block, "
+            raise ConfigError("broker streams from a broker block (ib, shioaji, ccxt, alpaca), "
                               "not the paper broker", path=name, field="feed.mode")
         return
     if not is_paper_account(config.broker) and config.feed.mode != "broker":
-        account = "paper: false" if config.broker.kind == "ib" else "simulation: false"
+        account = "simulation: false" if config.broker.kind == "shioaji" else "paper: false"
         raise ConfigError(f"a real-money account ({config.broker.kind}, {account}) trades only "
                           f"on the broker's own market data, not on a {config.feed.mode} feed: "
                           "set feed.mode: broker", path=name, field="feed.mode")

@@ -2,10 +2,10 @@
 
 Data comes from the trading config's streams (a file or the store, through
 ``backtest.feed.load_feed``) or from the synthetic generator (sample data shifted to start now,
-replayed at 1× as a live stream). The actor runs :class:`actors.lockstep.Driver` in a background
-task, one step at a time under a lock: in lockstep through ordered calls, in real time over the
-carrier ``feed.transport`` picks (``actors.carriers``, opened when the loop starts), so halts,
-the kill file and the stop never interleave with a step. Its cursor is saved to a small file;
+replayed at 1× as a live stream). The actor runs :class:`actors.driver.Driver` in a background
+task, one step at a time under a lock, over the carrier ``feed.transport`` picks
+(``actors.carriers``, opened when the loop starts), in lockstep and in real time alike, so
+halts, the kill file and the stop never interleave with a step. Its cursor is saved to a small file;
 after a restart it resumes from there (the other actors dedupe what they saw twice by feed
 index, order id and fill id).
 """
@@ -18,43 +18,37 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from actors.base import ACTOR_OPTIONS, actor
 from actors.config import FeedConfig
-from actors.lockstep import Driver, Ports
+from actors.driver import Driver, Ports
+from actors.feed_log import CACHE, write_log
 from actors.names import Named
 from actors.setup import SessionSetup
 from runtime.messages import MarketData
 
 __all__ = ["FeedActor", "load_messages", "read_cache", "write_cache"]
 
-_CACHE = "feed.msgs"
-
 
 def write_cache(setup: SessionSetup, feed: FeedConfig, store: Any = None) -> Path:
-    """Load the session's data once and keep it beside the journals: a restarted feed actor and
-    a resumed session replay exactly the same messages (and never open the store again)."""
-    import msgspec
-
-    path = Path(setup.journal_dir) / _CACHE
+    """Load the session's data once and write it as the feed's log beside the journals
+    (``actors.feed_log``): a restarted feed actor and a resumed session replay exactly the same
+    messages (and never open the store again), and every actor re-reads its market data there
+    when it restores."""
+    path = Path(setup.journal_dir) / CACHE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         messages, start_ns = load_messages(setup, feed, store)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(msgspec.msgpack.encode((start_ns, messages)))
-        tmp.replace(path)
+        write_log(path, start_ns, messages)
     return path
 
 
 def read_cache(setup: SessionSetup) -> tuple[list[MarketData], int]:
-    import msgspec
-
-    from runtime.messages import AnyMessage
-
-    decoder = msgspec.msgpack.Decoder(tuple[int, list[AnyMessage]])
-    start_ns, messages = decoder.decode((Path(setup.journal_dir) / _CACHE).read_bytes())
-    return cast(list[MarketData], messages), start_ns
+    """The loaded part of the feed's log (the broker stream's part follows it) and the
+    session's start time."""
+    log = setup.feed_log()
+    return log.all(), log.start_ns
 
 
 def load_messages(setup: SessionSetup, feed: FeedConfig,
@@ -139,12 +133,12 @@ class FeedActor:
         elif not feed.lockstep and feed.speed != "max":
             speed = float(feed.speed)
         self.ports = _resolve(ports)
-        self.driver = Driver(self.ports, self.messages, start_ns=start_ns,
+        self.driver = Driver(self.ports, self.messages, start_ns=start_ns, exact=feed.lockstep,
                              batch_size=feed.batch_size, speed=speed)
         self.path = Path(setup.journal_dir) / "feed.json"
         self.saved: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.driver.cursor = int(self.saved.get("cursor", 0))
-        self.driver.reports_seen = int(self.saved.get("reports_seen", 0))
+        self.driver.delivered = int(self.saved.get("delivered", 0))
         for key, value in self.saved.get("counters", {}).items():
             setattr(self.driver.counters, key, value)
         self.lock = asyncio.Lock()
@@ -202,10 +196,10 @@ class FeedActor:
     async def _loop(self) -> None:
         try:
             async with self.lock:
-                if not self.feed.lockstep and self.driver.hot is None:
+                if self.driver.carrier is None:
                     from actors.carriers import open_carrier
 
-                    self.driver.hot = await open_carrier(
+                    self.driver.carrier = await open_carrier(
                         self.feed.transport, self.ports.hosts, self.ports.risk,
                         self.ports.gateway)
                 await self.driver.start()
@@ -218,6 +212,9 @@ class FeedActor:
                     await self._kill_file()
                     more = await self.driver.step() or await self._more_streamed()
                     await self._save()
+                # the sockets carrier runs a step without suspending: let the actor's other
+                # calls (status, pause, stop, operator actions) in between two steps
+                await asyncio.sleep(0)
             async with self.lock:
                 if more:  # stopped before the end of the data: the session can resume
                     await self.driver.suspend(cancel_open=self.cancel_on_stop)
@@ -230,8 +227,8 @@ class FeedActor:
             self.error = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            if self.driver.hot is not None:
-                self.driver.hot.close()
+            if self.driver.carrier is not None:
+                self.driver.carrier.close()
 
     async def _more_streamed(self) -> bool:
         """A broker stream never ends: at its end, wait a little for more (True)."""
@@ -254,13 +251,13 @@ class FeedActor:
             await self.driver.set_state("active", f"kill file {self.kill_file} removed")
 
     async def _save(self, *, force: bool = False) -> None:
-        """The cursor, after everything before it reached the actors (flushed first)."""
+        """The cursor (every step gave its data to every stage) and the reports delivered (a
+        restarted feed asks the gateway again for those it held)."""
         now = time.monotonic()
         if not force and now - self._last_save < 0.2:
             return
         self._last_save = now
-        await self.driver.flush()
-        self.saved.update(cursor=self.driver.cursor, reports_seen=self.driver.reports_seen,
+        self.saved.update(cursor=self.driver.cursor, delivered=self.driver.delivered,
                           counters=dataclasses.asdict(self.driver.counters))
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.saved))
@@ -287,12 +284,13 @@ class FeedActor:
         }
 
     def _transport_status(self) -> dict[str, Any]:
-        """Which carrier moves the steps (lockstep: ordered calls), its connections (1, plus
-        one after each failure), the latest failures and warm-ups."""
-        hot = self.driver.hot
+        """Which carrier moves the steps, its connections (1, plus one after each failure),
+        the latest failures and warm-ups."""
+        hot = self.driver.carrier
         if hot is None:
-            return {"kind": "lockstep" if self.feed.lockstep else "opening"}
-        return {"kind": hot.transport, "connections": hot.connections,
+            return {"kind": "opening", "lockstep": self.feed.lockstep}
+        return {"kind": hot.transport, "lockstep": self.feed.lockstep,
+                "connections": hot.connections,
                 "failures": list(hot.failures[-5:]),
                 "warmup_s": [round(s, 3) for s in hot.warmup_s[-5:]]}
 

@@ -34,7 +34,6 @@ import time
 from collections import deque
 from typing import Any
 
-from actors.kernels import INTENT_TYPES
 from runtime.messages import OrderDenied, OrderSide, OrderType, SubmitOrder, TimeInForce
 from runtime.values import FIXED_SCALE
 
@@ -68,7 +67,7 @@ def dispatch(prefix: str, target: Any, name: str, args: dict[str, Any]) -> Any:
 # --- feed (async: the driver's calls are awaited) ---------------------------------------------
 async def feed_set_state(feed: Any, *, state: str, reason: str) -> dict[str, Any]:
     driver = feed.driver
-    await driver._risk([])
+    await driver.flush()
     driver._record(await driver.ports.risk.set_state.remote(state, reason))
     return {"state": state}
 
@@ -90,7 +89,7 @@ async def feed_close_positions(feed: Any, *, correlation_id: str = "") -> dict[s
     """A market order (from the ``operator`` strategy id, through risk) for each open position
     whose instrument has no order working; ``flat`` once no position is left."""
     driver = feed.driver
-    await driver._risk([])
+    await driver.flush()
     orders, flat = await driver.ports.risk.operate.remote("flatten_orders", {})
     for order in orders:
         log.info(
@@ -103,10 +102,7 @@ async def feed_close_positions(feed: Any, *, correlation_id: str = "") -> dict[s
                 "fields": {"client_order_id": order.client_order_id, "quantity": order.quantity},
             },
         )
-    out = await driver._risk(orders) if orders else []
-    driver.cmds += [m for m in out if isinstance(m, INTENT_TYPES)]
-    if driver.cmds:
-        await driver._gateway_send()
+    out = await driver.route(orders) if orders else []
     return {
         "flat": flat,
         "sent": [o.client_order_id for o in orders],
@@ -116,7 +112,7 @@ async def feed_close_positions(feed: Any, *, correlation_id: str = "") -> dict[s
 
 
 async def feed_telemetry(feed: Any, *, raw: bool = False) -> dict[str, Any]:
-    """Attach the timing wrappers (once per process); the timings and queue depth so far
+    """Attach the timing hook (once per process); the timings and queue depth so far
     (``raw``: with the latest samples of each stage, for benchmarks)."""
     driver = feed.driver
     probe = getattr(driver, "_tw_probe", None)
@@ -124,30 +120,27 @@ async def feed_telemetry(feed: Any, *, raw: bool = False) -> dict[str, Any]:
         probe = _Probe(feed.setup.session_id)
         probe.attach(driver)
         driver._tw_probe = probe
-    out = probe.summary() | {"risk_queue": len(driver.risk_queue), "cmds": len(driver.cmds)}
+    out = probe.summary() | {"reports": len(driver.reports),
+                             "answers": sum(map(len, driver.answers.values()))}
     if raw:
         out["samples"] = {stage: list(values) for stage, values in probe.samples.items()}
     return out
 
 
 class _Probe:
-    """Times the driver's steps: tick → intent (strategies answered), intent → order (risk
-    approved), order → gateway (commands handed to the gateway until its call returns), and
-    tick → order (from the tick that caused the intent until the gateway took the command;
-    approved commands ride on the next gateway call, so this includes waiting for it). In real
-    time a step runs the whole chain at once: only tick → order, the run of a step with market
-    data that sent commands (until its result is back at the feed), through the driver's
-    ``observe`` hook."""
+    """The driver's timings through its ``observe`` hook: ``step``, each step's run through
+    the chain (strategies, risk, gateway and back), and ``tick_to_order``, a step with market
+    data that sent commands (a step runs the whole chain at once, so the stages inside it are
+    not told apart)."""
 
     def __init__(self, session_id: str) -> None:
         self.session_id = session_id
         self.samples: dict[str, deque[float]] = {
             s: deque(maxlen=20_000)
-            for s in ("tick_to_intent", "intent_to_order", "order_to_gateway", "tick_to_order")
+            for s in ("step", "tick_to_order")
         }
         self.buckets = {s: [0] * (len(LATENCY_BOUNDARIES_S) + 1) for s in self.samples}
         self.sums = dict.fromkeys(self.samples, 0.0)
-        self.t_step = self.t_intent = self.t_cmds = self.t_origin = 0.0
         self.histogram: Any = None
 
     def attach(self, driver: Any) -> None:
@@ -158,51 +151,6 @@ class _Probe:
             "tick -> intent -> order -> gateway, per stage",
             boundaries=LATENCY_BOUNDARIES_S,
             tag_keys=("session", "stage"),
-        )
-        step, route, risk, take = driver.step, driver._route, driver._risk, driver._take_cmds
-        pace = driver._pace
-
-        async def timed_pace(ts_ns: int) -> None:
-            await pace(ts_ns)
-            self.t_step = time.perf_counter()  # the tick starts once pacing let it through
-
-        async def timed_step() -> bool:
-            self.t_step, self.t_cmds = time.perf_counter(), 0.0
-            more = await step()
-            if self.t_cmds:
-                now = time.perf_counter()
-                self.observe("order_to_gateway", now - self.t_cmds)
-                if self.t_origin:  # the tick whose intents these commands are
-                    self.observe("tick_to_order", now - self.t_origin)
-                    self.t_origin = 0.0
-            return bool(more)
-
-        async def timed_route(intents: dict[str, list[Any]]) -> None:
-            if intents and self.t_step:
-                self.t_intent = time.perf_counter()
-                self.observe("tick_to_intent", self.t_intent - self.t_step)
-            await route(intents)
-
-        async def timed_risk(intents: list[Any]) -> list[Any]:
-            out = await risk(intents)
-            if intents and self.t_intent and any(isinstance(m, SubmitOrder) for m in out):
-                self.observe("intent_to_order", time.perf_counter() - self.t_intent)
-                self.t_intent = 0.0
-                self.t_origin = self.t_origin or self.t_step
-            return list(out)
-
-        def timed_take() -> list[Any]:
-            cmds = take()
-            if cmds and self.t_step and not self.t_cmds:
-                self.t_cmds = time.perf_counter()
-            return list(cmds)
-
-        driver.step, driver._route, driver._risk, driver._take_cmds, driver._pace = (
-            timed_step,
-            timed_route,
-            timed_risk,
-            timed_take,
-            timed_pace,
         )
         driver.observe = self.observe
 

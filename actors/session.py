@@ -27,8 +27,8 @@ from pydantic import ValidationError
 
 from actors.claim import Claim, claim_session
 from actors.config import ChildConfig, FeedConfig, PaperConfig
+from actors.driver import Ports
 from actors.feed import write_cache
-from actors.lockstep import Ports
 from actors.logs import actor_runtime_env
 from actors.names import Named
 from actors.setup import SessionSetup
@@ -170,6 +170,7 @@ def _prepare(config: PaperConfig, claim: Claim, *, lockstep: bool | None,
     setup = SessionSetup(sid, str(journal_dir), config.trading_config(), lockstep=feed_cfg.lockstep,
                          snapshot_every=config.snapshot_every)
     write_cache(setup, feed_cfg, store)
+    setup.check_snapshots()
     return Prepared(setup=setup, feed=feed_cfg, claim=claim)
 
 
@@ -262,9 +263,8 @@ class _Children:
         for instrument in setup.instruments():
             subs = [_name(setup, f"strategy.{s.id}") for s in setup.trading.strategies
                     if instrument in s.instruments]
-            path = str(Path(setup.journal_dir) / f"book.{instrument}.journal")
             out.append((f"book:{instrument}", "actors.market:BookActor",
-                        {"args": (instrument, path, subs)}))
+                        {"args": (instrument, setup, subs)}))
         return out
 
     def store(self) -> list[tuple[str, str, dict[str, Any]]]:

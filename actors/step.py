@@ -1,15 +1,31 @@
 """The step protocol: what one step of the session carries, and its wire encoding.
 
-Each step of the feed's driver in real time runs the same chain whatever carries it
-(``actors.carriers``): every strategy actor takes a :class:`HotInput` (the market data whose
-time has come, risk's answers for each strategy, the venue reports not delivered yet, the data
-clock), runs its messages and timers and answers its intents (:class:`HotAnswer`); the risk
-actor takes the reports, the market data and those intents in that order, journals them and
-answers; the gateway applies the market data to its venue, journals and sends the approved
-commands, and returns the reports that are due (:class:`HotResult`). Each stage journals what
-it took before it answers, so a restarted actor comes back from its journal and an input
-executed twice (after a crash) changes nothing: market data dedupes by feed index, intents by
-client order id, reports by fill id, commands by the gateway's send journal.
+Every step of the feed's driver, in lockstep and in real time, runs the same chain whatever
+carries it (``actors.carriers``): every strategy actor takes a :class:`HotInput` (market data,
+risk's answers for each strategy, venue reports not delivered yet, the data clock), runs its
+reports, messages and timers and answers its intents (:class:`HotAnswer`); the risk actor takes
+the reports, the market data and those intents in that order, journals them and answers; the
+gateway applies the market data to its venue, journals and sends the approved commands, and
+returns the reports the venue releases (:class:`HotResult`). Each stage journals what it took
+before it answers, so a restarted actor comes back from its journal and an input executed
+twice (after a crash) changes nothing: market data dedupes by feed index, intents by client
+order id, reports by fill id, commands by the gateway's send journal.
+
+Lockstep and real time differ only in pacing, i.e. in how much one step carries:
+
+* **real time** (``exact`` false): everything that is due — the market data whose time has
+  come, every report not delivered yet; timers due by ``now_ns`` fire; the gateway releases
+  the reports due by its venue's clock (``final``: every report still to come, at the end).
+* **lockstep** (``exact`` true): one event of the backtest loop (``backtest.engine``) at a
+  time, so the fills equal the backtest's. A strategy stops at the first report or message it
+  acts on (and before a message at which a timer of its own is due) and says how far it got
+  (``taken``, ``reports_taken``); risk and the gateway take that much. Then, unless something
+  must come first (a denial to answer, reports the driver still holds), the gateway decides
+  what comes before the next market message (``after_ts``, None at the end of the data): it
+  releases the next reports due before it (or before a due timer), as the backtest's
+  ``catch_up`` does, and says whether its venue is idle and quiet. The driver delivers those
+  reports, fires the due timer, or sends the next message (several while the venue is quiet
+  and one strategy runs).
 
 What crosses a carrier is msgpack bytes (msgspec), not pickled message objects (a pickled order
 costs ~30 us each way with Ray's serializer, its msgpack ~1 us).
@@ -25,7 +41,7 @@ import msgspec
 from runtime.messages import AnyMessage, Message
 
 __all__ = ["PING", "HotAnswer", "HotInput", "HotResult", "decode_answer",
-           "decode_input", "decode_messages", "decode_result", "encode", "encode_result"]
+           "decode_input", "decode_messages", "decode_result", "encode", "encode_result", "taken"]
 
 
 class HotInput(msgspec.Struct, array_like=True, frozen=True):
@@ -37,26 +53,36 @@ class HotInput(msgspec.Struct, array_like=True, frozen=True):
     answers: dict[str, list[AnyMessage]]  # risk's earlier answers, per strategy
     reports: list[AnyMessage]  # venue reports the strategies and risk have not seen
     reports_seen: int  # how many reports the driver has taken from the gateway
+    exact: bool = False  # lockstep: one event at a time (see the module docstring)
+    idle_until: int | None = None  # a timer step's: the venue is idle until then
+    after_ts: int | None = None  # exact: the time of the message after msgs; None: the end
+    queued: int = 0  # exact: reports the driver holds beyond these
+    final: bool = False  # real time: the end; the gateway releases every report to come
 
 
 class HotAnswer(msgspec.Struct, array_like=True, frozen=True):
-    """A strategy actor's answer: its intents and its next timer (ns), or None."""
+    """A strategy actor's answer: its intents, its next timer (ns) or None, and (exact) how
+    many of the step's messages and reports it took."""
 
     intents: list[AnyMessage]
     timer: int | None
+    taken: int = 0
+    reports_taken: int = 0
 
 
 _ENCODER = msgspec.msgpack.Encoder()
 _INPUT = msgspec.msgpack.Decoder(HotInput)
 _MESSAGES = msgspec.msgpack.Decoder(list[AnyMessage])
 _ANSWER = msgspec.msgpack.Decoder(HotAnswer)
-_RESULT = msgspec.msgpack.Decoder(tuple[list[bytes], bytes, bytes, int])
+_RESULT = msgspec.msgpack.Decoder(tuple[list[bytes], bytes, bytes, int, bool, bool, bool])
 
 
-def encode_result(answers: Sequence[bytes], out: bytes, reports: bytes, offset: int) -> bytes:
+def encode_result(answers: Sequence[bytes], out: bytes, reports: bytes, offset: int, *,
+                  decided: bool = False, idle: bool = False, quiet: bool = False) -> bytes:
     """The step's one output (the gateway's): the strategies' answers and risk's outputs as
-    they came, and the reports from ``offset`` on, each still encoded."""
-    return _ENCODER.encode((list(answers), out, reports, offset))
+    they came, the reports from ``offset`` on, each still encoded, and (exact) the gateway's
+    decision: made or not, its venue idle, quiet."""
+    return _ENCODER.encode((list(answers), out, reports, offset, decided, idle, quiet))
 
 
 def encode(value: HotInput | HotAnswer | Sequence[Message]) -> bytes:
@@ -79,17 +105,29 @@ PING = encode(HotInput(-1, [], 0, {}, [], 0))  # a no-op step: a carrier's warm-
 
 
 class HotResult(msgspec.Struct, frozen=True):
-    """What one step gave back: each strategy's answer, risk's outputs, and the reports the
-    gateway holds from ``offset`` on (the input's ``reports_seen``)."""
+    """What one step gave back: each strategy's answer, risk's outputs, the reports the
+    gateway holds from ``offset`` on (the input's ``reports_seen``) and, in lockstep, whether
+    the gateway decided what comes next, and whether its venue is idle and quiet."""
 
     answers: list[HotAnswer]
     out: list[Any]
     reports: list[Any]
     offset: int
+    decided: bool = False
+    idle: bool = False
+    quiet: bool = False
 
 
 def decode_result(raw: bytes) -> HotResult:
     """The gateway's output of a step (:func:`encode_result`), decoded."""
-    answers, out, reports, offset = _RESULT.decode(raw)
+    answers, out, reports, offset, decided, idle, quiet = _RESULT.decode(raw)
     return HotResult([decode_answer(a) for a in answers], decode_messages(out),
-                     decode_messages(reports), offset)
+                     decode_messages(reports), offset, decided, idle, quiet)
+
+
+def taken(inp: HotInput, answers: Sequence[HotAnswer]) -> tuple[int, int]:
+    """How many of the step's messages and reports every strategy took (all of them in real
+    time): what risk and the gateway take."""
+    if not inp.exact or not answers:
+        return len(inp.msgs), len(inp.reports)
+    return min(a.taken for a in answers), min(a.reports_taken for a in answers)

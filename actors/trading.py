@@ -29,7 +29,7 @@ from actors.kernels import (
     idle_timer,
     open_journaled,
 )
-from actors.paper_venue import PaperVenue, Step
+from actors.paper_venue import PaperVenue
 from actors.setup import SessionSetup
 from actors.step import (
     HotAnswer,
@@ -38,15 +38,17 @@ from actors.step import (
     decode_messages,
     encode,
     encode_result,
+    taken,
 )
 from actors.venues.gateway import BrokerGateway
+from runtime.errors import InvariantError
 from runtime.journal import Blob
 from runtime.kernel import Kernel
 from runtime.messages import (
     CancelOrder,
     MarketData,
     Message,
-    OrderEvent,
+    OrderDenied,
     OrderFilled,
     SubmitOrder,
     TradingState,
@@ -61,6 +63,10 @@ Answer = tuple[list[Message], int | None]  # (intents, next timer due, ns)
 #: operator actions that change a strategy: journaled before they are applied
 _CHANGES = ("params", "enable")
 
+def _acted(out: Sequence[Message]) -> bool:
+    return any(isinstance(m, INTENT_TYPES) for m in out)
+
+
 def _fresh(cursor: int, index: int, msgs: Sequence[MarketData]) -> Sequence[MarketData]:
     skip = cursor - index
     return msgs if skip <= 0 else msgs[skip:]
@@ -74,7 +80,8 @@ class RiskActor(Child):
     def __init__(self, setup: SessionSetup) -> None:
         self.setup = setup
         self.jk, self.cursor, self.started = open_journaled(
-            setup.risk_kernel, setup.path("risk"), snapshot_every=setup.snapshot_every)
+            setup.risk_kernel, setup.path("risk"), setup.feed_log(),
+            snapshot_every=setup.snapshot_every)
 
     def start(self, ts_ns: int) -> list[Message]:
         if self.started:
@@ -84,7 +91,7 @@ class RiskActor(Child):
         self.jk.journal.flush()
         return out
 
-    def step(self, batches: Sequence[tuple[int | None, Sequence[Message]]]) -> list[Message]:
+    def _step(self, batches: Sequence[tuple[int | None, Sequence[Message]]]) -> list[Message]:
         """Batches in order: market data (with its feed index), reports, intents; the outputs
         (approved commands, denials, position and trading-state changes)."""
         out: list[Message] = []
@@ -99,16 +106,19 @@ class RiskActor(Child):
         return out
 
     def hot_step(self, data: bytes, *answers: bytes) -> bytes:
-        """One real-time step (``actors.step``): the reports, the market
-        data, then the strategies' intents (in config order); the outputs, encoded."""
+        """One step (``actors.step``): the reports and the market data the strategies took,
+        then their intents (in config order); the outputs, encoded."""
         inp = decode_input(data)
         if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode([])
-        intents = [m for a in answers for m in decode_answer(a).intents]
-        return encode(self.step([(None, inp.reports), (inp.index, inp.msgs), (None, intents)]))
+        decoded = [decode_answer(a) for a in answers]
+        n, r = taken(inp, decoded)
+        intents = [m for a in decoded for m in a.intents]
+        return encode(self._step([(None, inp.reports[:r]), (inp.index, inp.msgs[:n]),
+                                  (None, intents)]))
 
     def apply(self, index: int | None, msgs: Sequence[Message]) -> list[Message]:
-        return self.step([(index, msgs)])
+        return self._step([(index, msgs)])
 
     def set_state(self, state: str, reason: str) -> list[Message]:
         kernel = self.jk.kernel
@@ -184,7 +194,8 @@ class GatewayActor(Child):
         self.setup = setup
         self.venue: PaperVenue | BrokerGateway
         if broker is None or broker.kind == "paper":
-            self.venue = PaperVenue(setup.venue, setup.path("gateway"))
+            self.venue = PaperVenue(setup.venue, setup.path("gateway"), setup.feed_log(),
+                                    snapshot_every=setup.snapshot_every)
         else:
             from actors.venues.links import open_broker_gateway
 
@@ -192,20 +203,6 @@ class GatewayActor(Child):
                 broker, Path(setup.journal_dir), instruments=dict(setup.registry().as_mapping()),
                 confirmed_live=confirmed_live)
         self.sent_ns: deque[int] = deque(maxlen=100_000)
-
-    def advance(self, cmds: Sequence[Message], index: int, msg: MarketData,
-                timer_ns: int | None, catching_up: bool, reports_seen: int) -> Step:
-        """Commands first (they were sent before), then one step of the loop."""
-        self._send(cmds)
-        step = self.venue.advance(index, msg, timer_ns, catching_up, reports_seen)
-        self.venue.commit()
-        return step
-
-    def apply(self, cmds: Sequence[Message], index: int, msgs: Sequence[MarketData]) -> bool:
-        self._send(cmds)
-        quiet = self.venue.apply(index, msgs)
-        self.venue.commit()
-        return quiet
 
     def send(self, cmds: Sequence[Message]) -> int:
         return self._send(cmds)
@@ -220,27 +217,47 @@ class GatewayActor(Child):
         return sent
 
     def hot_step(self, data: bytes, risk_out: bytes, *answers: bytes) -> bytes:
-        """One real-time step (``actors.step``): the venue sees the market
-        data, then the approved commands are journaled and sent; the step's result: the
-        strategies' answers and risk's outputs passed on, and the reports due."""
+        """One step (``actors.step``): the venue sees the market data the strategies took,
+        then the approved commands are journaled and sent; the step's result: the strategies'
+        answers and risk's outputs passed on, and the reports the venue releases (real time:
+        those due by its clock; lockstep: the next ones before the next event, once nothing
+        must come first)."""
         inp = decode_input(data)
         if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode_result(answers, risk_out, encode([]), inp.reports_seen)
-        self.venue.apply(inp.index, cast(list[MarketData], inp.msgs))
-        self._send([m for m in decode_messages(risk_out) if isinstance(m, INTENT_TYPES)])
-        reports = self.venue.reports_due(inp.reports_seen)
-        self.venue.commit()
-        return encode_result(answers, risk_out, encode(reports), inp.reports_seen)
+        venue = self.venue
+        out = decode_messages(risk_out)
+        decided = False
+        if inp.exact:
+            decoded = [decode_answer(a) for a in answers]
+            n, r = taken(inp, decoded)
+            venue.apply(inp.index, cast(list[MarketData], inp.msgs[:n]))
+            self._send([m for m in out if isinstance(m, INTENT_TYPES)])
+            # a denial goes back to its strategy, and held reports to theirs, before the venue
+            # moves on (the backtest answers them in the same call)
+            if (inp.queued == 0 and r == len(inp.reports)
+                    and not any(isinstance(m, OrderDenied) for m in out)):
+                if not isinstance(venue, PaperVenue):
+                    raise InvariantError("lockstep replays against the paper broker only")
+                after = inp.msgs[n].ts_event if n < len(inp.msgs) else inp.after_ts
+                timers = [a.timer for a in decoded if a.timer is not None]
+                venue.decide(after, min(timers) if timers else None)
+                decided = True
+            reports = venue.reports[inp.reports_seen:]
+        else:
+            venue.apply(inp.index, cast(list[MarketData], inp.msgs))
+            self._send([m for m in out if isinstance(m, INTENT_TYPES)])
+            reports = (venue.drain(inp.reports_seen) or [] if inp.final
+                       else venue.reports_due(inp.reports_seen))
+        venue.commit()
+        if not inp.exact:  # a broker's idle and quiet cost a call on its thread
+            return encode_result(answers, risk_out, encode(reports), inp.reports_seen)
+        return encode_result(answers, risk_out, encode(reports), inp.reports_seen,
+                             decided=decided, idle=venue.idle(), quiet=venue.quiet())
 
     def send_times(self) -> list[int]:
         """CLOCK_MONOTONIC times of the latest sends (for latency measurements)."""
         return list(self.sent_ns)
-
-    def drain(self, cmds: Sequence[Message], reports_seen: int) -> list[OrderEvent] | None:
-        self._send(cmds)
-        reports = self.venue.drain(reports_seen)
-        self.venue.commit()
-        return reports
 
     def view(self) -> dict[str, Any]:
         return self.venue.view()
@@ -293,7 +310,7 @@ class StrategyActor(Child):
         self.strategy_id = strategy_id
         self.jk, self.cursor, self.started = open_journaled(
             lambda: setup.strategy_host(strategy_id), setup.path(f"strategy.{strategy_id}"),
-            operate=_reapply)
+            setup.feed_log(), snapshot_every=setup.snapshot_every, operate=_reapply)
         host = self.jk.kernel
         assert isinstance(host, StrategyHost)
         self.host = host
@@ -314,95 +331,61 @@ class StrategyActor(Child):
             out.extend(self.jk.handle(answer))
         return out
 
-    def start(self, answers: Sequence[Message], ts_ns: int) -> Answer:
-        out = self._take(answers)
+    def start(self, ts_ns: int) -> Answer:
+        """The strategies' start (once); their intents also ride on every answer until risk
+        has answered them (``StrategyHost.unanswered``)."""
+        out: list[Message] = []
         if not self.started:
             self.started = True
-            out += self.jk.start(ts_ns)
+            out = self.jk.start(ts_ns)
         return self._answer(out)
 
-    def on_market(self, answers: Sequence[Message], index: int,
-                  msgs: Sequence[MarketData]) -> Answer:
-        """Market data in order; the intents and the next timer."""
-        out = self._take(answers)
-        fresh = _fresh(self.cursor, index, msgs)
-        self.cursor += len(fresh)
-        for msg in fresh:
-            out.extend(self.jk.handle(msg))
-        return self._answer(out)  # journal committed: the intents may leave
-
     def hot_step(self, data: bytes) -> bytes:
-        """One real-time step (``actors.step``): risk's answers, this
-        strategy's reports, then the market data in order with the timers due before each
-        message, then the timers due by the data clock; the intents and the next timer."""
+        """One step (``actors.step``): risk's answers, this strategy's reports, then the
+        market data in order, then the timers due by the data clock; the intents, the next
+        timer and how far it got.
+
+        Real time takes everything, firing the timers due before each message. Lockstep
+        (``exact``) stops at the first report or message the strategy acts on, and before a
+        message at which one of its timers is due; a step executed again after a crash stops
+        where the first execution did (the cursor the journal holds)."""
         inp = decode_input(data)
         if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode(HotAnswer([], None))
-        sid = self.strategy_id
+        sid, exact = self.strategy_id, inp.exact
         out = self._take(inp.answers.get(sid, ()))
         kernel, handle = self.jk.kernel, self.jk.handle
+        reports_taken = 0
         for report in inp.reports:
             if report.strategy_id == sid:  # type: ignore[union-attr]
+                if exact and _acted(out):
+                    break
                 out.extend(handle(report))
-        fresh = _fresh(self.cursor, inp.index, inp.msgs)  # type: ignore[arg-type]
-        self.cursor += len(fresh)
-        for msg in fresh:
-            timer = kernel.next_timer_ns()
-            if timer is not None and timer <= msg.ts_event:
-                out.extend(handle(idle_timer(msg.ts_event, None)))
-            out.extend(handle(msg))
+            reports_taken += 1
+        msgs = cast(list[MarketData], inp.msgs)
+        skip = min(max(self.cursor - inp.index, 0), len(msgs))
+        n = skip
+        if not (exact and (skip or _acted(out) or reports_taken < len(inp.reports))):
+            for msg in msgs[skip:]:
+                timer = kernel.next_timer_ns()
+                if timer is not None and timer <= msg.ts_event:
+                    if exact:
+                        break
+                    out.extend(handle(idle_timer(msg.ts_event, None)))
+                produced = handle(msg)
+                out.extend(produced)
+                n += 1
+                if exact and produced:
+                    break
+            self.cursor = max(self.cursor, inp.index + n)
         timer = kernel.next_timer_ns()
         if timer is not None and timer <= inp.now_ns:
-            out.extend(handle(idle_timer(inp.now_ns, None)))
+            out.extend(handle(idle_timer(inp.now_ns, inp.idle_until)))
         intents, timer = self._answer(out)
-        return encode(HotAnswer(intents, timer))  # type: ignore[arg-type]
+        return encode(HotAnswer(intents, timer, n, reports_taken))  # type: ignore[arg-type]
 
-    def scan(self, answers: Sequence[Message], index: int,
-             msgs: Sequence[MarketData]) -> tuple[int, list[Message], int | None]:
-        """Messages in order up to the first that produced intents, or before a due timer."""
-        out = self._take(answers)
-        fresh = _fresh(self.cursor, index, msgs)
-        done = len(msgs) - len(fresh)
-        kernel, handle = self.jk.kernel, self.jk.handle
-        for msg in fresh if not out else ():
-            timer = kernel.next_timer_ns()
-            if timer is not None and timer <= msg.ts_event:
-                break
-            out = handle(msg)
-            done += 1
-            self.cursor += 1
-            if out:
-                break
-        intents, timer = self._answer(out)
-        return done, intents, timer
-
-    def on_events(self, answers: Sequence[Message], events: Sequence[Message]) -> Answer:
-        """Risk's answers, then reports from the venue, in order."""
-        out = self._take(answers)
-        for event in events:
-            out.extend(self.jk.handle(event))
-        return self._answer(out)
-
-    def on_reports(self, answers: Sequence[Message],
-                   reports: Sequence[Message]) -> tuple[int, list[Message], int | None]:
-        """Reports in order up to the first the strategy acted on: how many, and its intents."""
-        out = self._take(answers)
-        done = 0
-        for report in reports if not out else ():
-            out = self.jk.handle(report)
-            done += 1
-            if any(isinstance(m, INTENT_TYPES) for m in out):
-                break
-        intents, timer = self._answer(out)
-        return done, intents, timer
-
-    def on_timer(self, answers: Sequence[Message], ts_ns: int, idle_until: int | None) -> Answer:
-        out = self._take(answers)
-        return self._answer(out + self.jk.handle(idle_timer(ts_ns, idle_until)))
-
-    def stop(self, answers: Sequence[Message], ts_ns: int) -> Answer:
-        out = self._take(answers)
-        return self._answer(out + self.jk.stop(ts_ns))
+    def stop(self, ts_ns: int) -> Answer:
+        return self._answer(self.jk.stop(ts_ns))
 
     def operate(self, name: str, args: dict[str, Any]) -> Any:
         """An operator's read or action (``actors.operator.strategy_<name>``; issue 4).

@@ -36,7 +36,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-STAGES = ("tick_to_intent", "intent_to_order", "tick_to_order")
+STAGES = ("step", "tick_to_order")
 
 
 def _pct(values: list[float], q: float) -> float:

@@ -64,7 +64,7 @@ def add_session_arguments(parser: Any) -> None:
     parser.add_argument("--lockstep", action="store_true",
                         help="deterministic replay: fills equal the backtest's")
     parser.add_argument("--transport", choices=("auto", "sockets", "calls"),
-                        help="real time: how a step travels strategies -> risk -> gateway: "
+                        help="how a step travels strategies -> risk -> gateway: "
                              "the node's UNIX sockets (one node; nothing polls), Ray calls "
                              "(across nodes), or auto (the default: sockets where they can)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -73,11 +73,13 @@ def add_session_arguments(parser: Any) -> None:
     parser.add_argument("--accept-config-change", action="store_true",
                         help="resume a session with a config other than the one it was started "
                              "with (recorded in its session.json)")
-    parser.add_argument("--broker", choices=("paper", "ib", "shioaji"),
+    parser.add_argument("--broker", choices=("paper", "ib", "shioaji", "ccxt", "alpaca"),
                         help="the gateway's broker (default: the config's broker block, else "
                              "paper); see docs/brokers.md")
     parser.add_argument("--host", help="IB: TWS / IB Gateway host (default: the config's)")
     parser.add_argument("--port", type=int, help="IB: TWS / IB Gateway API port")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="ccxt, alpaca: check the account, print it, refuse every order")
 
 
 def _status_line(status: dict[str, Any]) -> str:
@@ -98,7 +100,8 @@ def _broker_config(args: argparse.Namespace, command: str) -> Any:
     from actors.venues.broker_config import check_mode, preflight, with_cli
 
     config = load_paper_config(args.config)
-    broker = with_cli(config.broker, kind=args.broker, host=args.host, port=args.port)
+    broker = with_cli(config.broker, kind=args.broker, host=args.host, port=args.port,
+                      dry_run=args.dry_run)
     if broker != config.broker:
         update: dict[str, Any] = {"broker": broker}
         if broker.kind != "paper" and config.feed.lockstep and not args.lockstep:
@@ -110,8 +113,12 @@ def _broker_config(args: argparse.Namespace, command: str) -> Any:
         if args.lockstep:
             raise ConfigError("--lockstep replays against the paper broker only",
                               field="--lockstep")
-        check_broker_fit(config, config.trading_config(), args.config)
-        preflight(config.broker)
+        trading = config.trading_config()
+        check_broker_fit(config, trading, args.config)
+        report = preflight(config.broker, instruments={i.id: i.build() for i in
+                                                       trading.instruments})
+        if report:
+            print(report, file=sys.stderr)
     return config
 
 

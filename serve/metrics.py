@@ -63,7 +63,7 @@ def samples(snap: dict[str, Any]) -> list[Sample]:
     for actor, n in (snap.get("events_in") or {}).items():
         add("tradewind_events_in", n, actor=actor)
     telemetry = snap.get("telemetry") or {}
-    for queue in ("risk_queue", "cmds"):
+    for queue in ("reports", "answers"):
         add("tradewind_queue_depth", telemetry.get(queue, 0), queue=queue)
     for actor, n in (snap.get("conflated") or {}).items():
         add("tradewind_conflated_snapshots", n, actor=actor)

@@ -1,5 +1,5 @@
 """The gateway actor's broker side: an IB or Shioaji adapter behind the calls the session's driver
-makes to the paper broker (``actors.paper_venue.PaperVenue``: ``send``, ``advance``, ``apply``,
+makes to the paper broker (``actors.paper_venue.PaperVenue``: ``send``, ``apply``, ``reports_due``,
 ``drain``, ``view``, ``fills``...), so :class:`actors.trading.GatewayActor` runs either.
 
 What survives a SIGKILL of the gateway's process, and how (``<journal_dir>/<session>/``):
@@ -48,7 +48,6 @@ from runtime.statehash import state_hash
 __all__ = ["BrokerGateway", "command_key"]
 
 log = logging.getLogger("tradewind.venues.gateway")
-Step = tuple[str, Any, bool]
 _TERMINAL = ("filled", "canceled", "rejected", "closed")
 
 
@@ -76,7 +75,6 @@ class BrokerGateway:
         self.unknown: list[OrderStatusUnknown] = []
         self._seen = 0
         self.market_count = 0
-        self.delivered = 0  # reports the driver said it has (its cursor at the last call)
         self.link = open_link(self.send_log)
         self.venue = self.link.venue
         self._pull()
@@ -160,24 +158,12 @@ class BrokerGateway:
 
     # --- the driver's calls ------------------------------------------------------------------
 
-    def advance(self, index: int, msg: MarketData, timer_ns: int | None, catching_up: bool,
-                reports_seen: int) -> Step:
-        quiet = self.quiet()  # looked at before the pull: a fill after it is pulled below
-        self._pull()
-        self.delivered = reports_seen
-        if reports_seen < len(self.reports):
-            return "report", self.reports[reports_seen:], False
-        if index >= self.market_count and timer_ns is not None and timer_ns <= msg.ts_event:
-            return "timer", quiet, False
-        self.market_count = max(self.market_count, index + 1)
-        return "applied", None, quiet
-
-    def apply(self, index: int, msgs: Sequence[MarketData]) -> bool:
-        """Quiet only while no report waits for the driver (it then takes the slow path)."""
+    def apply(self, index: int, msgs: Sequence[MarketData]) -> None:
+        """The feed's market data reached here: counted (the broker has its own)."""
         self.market_count = max(self.market_count, index + len(msgs))
-        quiet = self.quiet()
-        self._pull()
-        return quiet and len(self.reports) <= self.delivered
+
+    def idle(self) -> bool:
+        return not self._in_flight()
 
     def drain(self, reports_seen: int) -> list[OrderEvent] | None:
         """The reports still to come: waits up to ``settle_s`` while the broker owes answers."""

@@ -30,16 +30,11 @@ def test_transport_is_checked_at_load_time(data_dir: Path, tmp_path: Path) -> No
     from actors.config import load_paper_config
     from actors.session import prepare_session
 
-    path = write_paper_config(tmp_path / "a", "mm", data_dir, feed={"transport": "sockets"})
-    with pytest.raises(ConfigError, match="lockstep: false") as info:
-        load_paper_config(path)
-    assert info.value.field == "feed"
-    path = write_paper_config(tmp_path / "b", "mm", data_dir,
-                              feed=REAL_TIME | {"transport": "calls"})
-    config = load_paper_config(path)  # fine in real time
-    with pytest.raises(ConfigError, match="real time only") as info:
-        prepare_session(config, session_id="x", lockstep=True)  # --lockstep on top: refused
-    assert info.value.field == "feed"
+    # every transport carries lockstep and real time alike
+    for k, transport in enumerate(("sockets", "calls")):
+        config = load_paper_config(write_paper_config(
+            tmp_path / f"a{k}", "mm", data_dir, feed={"transport": transport}))
+        assert config.feed.lockstep and config.feed.transport == transport
     with pytest.raises(ConfigError, match="'auto', 'sockets' or 'calls'") as info:
         prepare_session(load_paper_config(write_paper_config(tmp_path / "c", "mm", data_dir)),
                         session_id="y", transport="fast")
