@@ -1,7 +1,8 @@
-"""What every actor of the tree answers: its process id, a heartbeat, and a death watch.
+"""What every actor of the tree answers: its process id, a heartbeat, and an exit watch.
 
-The supervisor awaits ``watch()`` on each child: the call never returns, so it ends only with
-the child's death (``ActorUnavailableError``: Ray is restarting it; ``ActorDiedError``: gone).
+The supervisor (``actors.supervisor``) awaits ``watch()`` on each child: the call ends with the
+child, by raising (``ActorDiedError``: it crashed or was killed) or by returning ``"normal"``
+when the child finished its work (:meth:`Child._finished`).
 In synchronous actors ``watch`` runs in its own concurrency group so it never holds the
 ordered, single-threaded default group; ``ping`` runs in the default group, behind the work,
 so a child whose work hangs misses its heartbeats.
@@ -20,21 +21,21 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import ray
 
-__all__ = ["ACTOR_OPTIONS", "WATCH_GROUPS", "Child", "actor", "incarnate", "serialized"]
+__all__ = ["ACTOR_OPTIONS", "WATCH_GROUPS", "Child", "actor", "serialized"]
 
 C = TypeVar("C", bound=type)
 
-#: calls that never take the lock: the death watch (it never returns) and the process facts
-_FREE = frozenset({"watch", "pid", "incarnation", "node"})
+#: calls that never take the lock: the exit watch and the process facts
+_FREE = frozenset({"watch", "pid", "node"})
 
-#: every actor: no CPU held (DESIGN: Ray pitfalls), restarted by Ray, calls retried after a
-#: restart (receivers dedupe by index, client order id and fill id)
-ACTOR_OPTIONS = {"num_cpus": 0, "max_restarts": -1, "max_task_retries": -1}
+#: every actor: no CPU held (DESIGN: Ray pitfalls); not restarted by Ray: its supervisor
+#: starts a new one under the same name (``actors.supervisor``), and callers retry their calls
+#: on it (``actors.names``; receivers dedupe by index, client order id and fill id)
+ACTOR_OPTIONS = {"num_cpus": 0, "max_restarts": 0, "max_task_retries": 0}
 WATCH_GROUPS = {"watch": 4}
 
 
@@ -44,18 +45,6 @@ def actor(**options: Any) -> Callable[[type[Any]], Any]:
     a decorated class has no type of its own in them; its methods are still checked."""
     decorate: Callable[[type[Any]], Any] = cast(Any, ray.remote)(**options)
     return decorate
-
-
-def incarnate(path: Path) -> int:
-    """Count this start of a component (1 = the first): the supervisor compares the count with
-    the exits it saw, so a restart it did not see (a crash while it was not watching) still
-    counts toward the restart intensity."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    count = int(path.read_text() or 0) + 1 if path.exists() else 1
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(str(count))
-    tmp.replace(path)
-    return count
 
 
 def _lock_of(actor: Any) -> threading.RLock:
@@ -91,12 +80,8 @@ def serialized(cls: C) -> C:
 class Child:
     """Mixin of the synchronous actors."""
 
-    _incarnation: int = 0
     #: each actor of the step protocol defines its own ``hot_step`` (``actors.step``)
     hot_step: Callable[..., bytes]
-
-    def incarnation(self) -> int:
-        return self._incarnation
 
     def pid(self) -> int:
         return os.getpid()
@@ -120,5 +105,18 @@ class Child:
         return ray.get_runtime_context().get_node_id(), server.address
 
     @ray.method(concurrency_group="watch")
-    def watch(self) -> None:
-        threading.Event().wait()  # never returns: only the actor's death ends the call
+    def watch(self) -> str:
+        """Ends with the actor: raises when it dies, returns ``"normal"`` once it finished."""
+        _finish_event(self).wait()
+        return "normal"
+
+    def _finished(self) -> None:
+        """The actor's work is done: its supervisor sees a normal exit and stops it."""
+        _finish_event(self).set()
+
+
+def _finish_event(actor: Any) -> threading.Event:
+    event = actor.__dict__.get("_finish")
+    if event is None:
+        event = actor.__dict__.setdefault("_finish", threading.Event())
+    return event  # type: ignore[no-any-return]

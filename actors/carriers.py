@@ -10,10 +10,11 @@ the feed through the strategies and risk to the gateway and back.
   else ``calls``; :func:`open_carrier` asks the actors where they run.
 
 Every carrier has the same small interface (:class:`Carrier`): :meth:`~Carrier.submit` a
-step, :meth:`~Carrier.collect` its result, one step in flight at a time. A crash of an actor
-is survived by both: the sockets carrier reconnects once Ray has restarted the actor and runs
-the step again; the calls carrier's calls are retried by Ray on the restarted actor. Either
-way the actors dedupe what they see twice (feed index, client order id, fill id).
+step, :meth:`~Carrier.collect` its result, one step in flight at a time. The actors are
+:class:`actors.names.Named`: a crash of one is survived by both carriers: the sockets carrier
+reconnects once its supervisor has started it again and runs the step again; the calls
+carrier's call is sent again to the new actor under the name. Either way the actors dedupe
+what they see twice (feed index, client order id, fill id).
 """
 
 from __future__ import annotations

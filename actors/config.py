@@ -7,6 +7,7 @@ restart policy, the kill file, and what happens at the stop.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +26,8 @@ from backtest.config import config_hash as trading_hash
 from runtime.errors import ConfigError
 from runtime.supervision import ChildSpec, RestartStrategy, RestartType, SupervisorSpec
 
-__all__ = ["FeedConfig", "PaperConfig", "SupervisorConfig", "load_paper_config", "paper_hash"]
+__all__ = ["KINDS", "ChildConfig", "FeedConfig", "PaperConfig", "SubtreeConfig",
+           "SupervisorConfig", "load_paper_config", "paper_hash"]
 
 
 class _Frozen(BaseModel):
@@ -53,7 +55,46 @@ class FeedConfig(_Frozen):
         return data
 
 
+#: the kinds of actor a session starts; ``strategy`` and ``book`` expand per id / instrument
+KINDS = ("risk", "gateway", "strategy", "book", "store", "recorder", "reconciler", "feed")
+
+
+class ChildConfig(_Frozen):
+    """One entry of ``supervisor.children``: a kind of actor (``child_id`` one of
+    :data:`KINDS`), or a nested supervisor (``supervisor`` set, any other id)."""
+
+    child_id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.]+$")
+    restart: RestartType = RestartType.PERMANENT
+    shutdown_timeout_s: float = Field(5.0, ge=0)
+    supervisor: SubtreeConfig | None = None
+
+
+class SubtreeConfig(_Frozen):
+    """A nested supervisor: its restart policy (each field left out is its parent's) and its
+    children in start order."""
+
+    strategy: RestartStrategy | None = None
+    intensity: int | None = Field(None, ge=0)
+    period_s: float | None = Field(None, gt=0)
+    backoff_initial_s: float | None = Field(None, ge=0)
+    backoff_max_s: float | None = Field(None, ge=0)
+    children: tuple[ChildConfig, ...] = Field(min_length=1)
+
+
+ChildConfig.model_rebuild()
+
+
+def _subtree(child_id: str, kinds: tuple[str, ...]) -> ChildConfig:
+    children = tuple(ChildConfig(child_id=k, restart=RestartType.TRANSIENT if k == "feed"
+                                 else RestartType.PERMANENT) for k in kinds)
+    return ChildConfig(child_id=child_id, shutdown_timeout_s=60.0,
+                       supervisor=SubtreeConfig(children=children))
+
+
 class SupervisorConfig(_Frozen):
+    """The session's root supervisor: its restart policy, the heartbeat, and the tree of
+    children in start order (a subtree's policy defaults to its parent's)."""
+
     strategy: RestartStrategy = RestartStrategy.ONE_FOR_ONE
     intensity: int = Field(5, ge=0)
     period_s: float = Field(30.0, gt=0)
@@ -61,32 +102,69 @@ class SupervisorConfig(_Frozen):
     backoff_max_s: float = Field(2.0, ge=0)
     heartbeat_s: float = Field(1.0, gt=0)
     hang_timeout_s: float = Field(10.0, gt=0)
-    children: tuple[ChildSpec, ...] = (
-        ChildSpec(child_id="risk"),
-        ChildSpec(child_id="gateway"),
-        ChildSpec(child_id="book"),
-        ChildSpec(child_id="strategy"),
-        ChildSpec(child_id="store"),
-        ChildSpec(child_id="recorder"),
-        ChildSpec(child_id="reconciler"),
-        ChildSpec(child_id="feed", restart=RestartType.TRANSIENT),
+    children: tuple[ChildConfig, ...] = (
+        _subtree("trading", ("risk", "gateway", "strategy", "reconciler")),
+        _subtree("market_data", ("book", "store", "recorder", "feed")),
     )
 
-    def spec(self, child_ids: tuple[str, ...]) -> SupervisorSpec:
-        """The pure spec over the actual children (``book`` and ``strategy`` expand per id)."""
-        kinds = {c.child_id: c for c in self.children}
-        children = []
-        for child_id in child_ids:
-            kind = child_id.split(":", 1)[0]
-            template = kinds.get(kind)
-            if template is None:
-                raise ConfigError(f"no child spec for {kind!r}", field="supervisor.children")
-            children.append(template.model_copy(update={"child_id": child_id}))
-        return SupervisorSpec(
-            strategy=self.strategy, intensity=self.intensity, period_s=self.period_s,
-            backoff_initial_s=self.backoff_initial_s, backoff_max_s=self.backoff_max_s,
-            children=tuple(children),
-        )
+    @model_validator(mode="after")
+    def _tree(self) -> SupervisorConfig:
+        leaves: list[str] = []
+        subtrees: list[str] = []
+
+        def walk(children: tuple[ChildConfig, ...]) -> None:
+            for child in children:
+                if child.supervisor is not None:
+                    subtrees.append(child.child_id)
+                    walk(child.supervisor.children)
+                elif child.child_id in KINDS:
+                    leaves.append(child.child_id)
+                else:
+                    raise ValueError(f"unknown child {child.child_id!r}: a child is one of "
+                                     f"{', '.join(KINDS)}, or a nested supervisor")
+
+        walk(self.children)
+        missing = [k for k in KINDS if k not in leaves]
+        repeated = sorted({k for k in leaves if leaves.count(k) > 1})
+        if missing or repeated:
+            raise ValueError(f"every kind of child once in the tree: missing {missing}, "
+                             f"repeated {repeated}")
+        clash = [s for s in subtrees if s in KINDS or subtrees.count(s) > 1 or s == "supervisor"]
+        if clash:
+            raise ValueError(f"nested supervisors need ids of their own: {sorted(set(clash))}")
+        if leaves[-1] != "feed":
+            raise ValueError("the feed starts last (it drives the others): put it last in the "
+                             "tree")
+        return self
+
+    def spec(self, expand: Callable[[str, ChildConfig], list[ChildSpec]]) -> SupervisorSpec:
+        """The pure spec of the session's tree: ``expand(kind, entry)`` gives the child specs
+        of a kind (none when the session does not run it: a subtree left empty is dropped)."""
+        children = _specs(self.children, expand, self._policy())
+        return SupervisorSpec(children=children, **self._policy())
+
+    def _policy(self) -> dict[str, Any]:
+        return {"strategy": self.strategy, "intensity": self.intensity,
+                "period_s": self.period_s, "backoff_initial_s": self.backoff_initial_s,
+                "backoff_max_s": self.backoff_max_s}
+
+
+def _specs(children: tuple[ChildConfig, ...], expand: Callable[[str, ChildConfig],
+           list[ChildSpec]], policy: dict[str, Any]) -> tuple[ChildSpec, ...]:
+    out: list[ChildSpec] = []
+    for child in children:
+        if child.supervisor is None:
+            out.extend(expand(child.child_id, child))
+            continue
+        sub = child.supervisor
+        own = {k: v for k, v in sub.model_dump(exclude={"children"}).items() if v is not None}
+        merged = policy | own
+        nested = _specs(sub.children, expand, merged)
+        if nested:
+            out.append(ChildSpec(child_id=child.child_id, restart=child.restart,
+                                 shutdown_timeout_s=child.shutdown_timeout_s,
+                                 supervisor=SupervisorSpec(children=nested, **merged)))
+    return tuple(out)
 
 
 class PaperConfig(_Frozen):

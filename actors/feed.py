@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import ray
-
-from actors.base import ACTOR_OPTIONS, actor, incarnate
+from actors.base import ACTOR_OPTIONS, actor
 from actors.config import FeedConfig
 from actors.driver import Driver, Ports
 from actors.feed_log import CACHE, write_log
+from actors.names import Named
 from actors.setup import SessionSetup
 from runtime.messages import MarketData
 
@@ -102,10 +101,10 @@ def _synthetic(setup: SessionSetup, feed: FeedConfig) -> tuple[list[MarketData],
 
 
 def _resolve(ports: Ports) -> Ports:
-    """Ports given by actor name (so the feed's constructor arguments hold no handles) as
-    handles."""
+    """Ports given by actor name as :class:`~actors.names.Named` (a call that meets a dead actor
+    goes again to the actor its supervisor started under the same name)."""
     def get(name: Any) -> Any:
-        return ray.get_actor(name) if isinstance(name, str) else name
+        return Named(name) if isinstance(name, str) else name
 
     return Ports(gateway=get(ports.gateway), risk=get(ports.risk),
                  hosts={k: get(v) for k, v in ports.hosts.items()},
@@ -137,7 +136,6 @@ class FeedActor:
         self.driver = Driver(self.ports, self.messages, start_ns=start_ns, exact=feed.lockstep,
                              batch_size=feed.batch_size, speed=speed)
         self.path = Path(setup.journal_dir) / "feed.json"
-        self._incarnation = incarnate(Path(setup.journal_dir) / "feed.incarnation")
         self.saved: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.driver.cursor = int(self.saved.get("cursor", 0))
         self.driver.delivered = int(self.saved.get("delivered", 0))
@@ -298,9 +296,6 @@ class FeedActor:
 
     async def pid(self) -> int:
         return os.getpid()
-
-    async def incarnation(self) -> int:
-        return self._incarnation
 
     async def ping(self) -> float:
         return time.time()

@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
-import ray
 
-from actors.base import ACTOR_OPTIONS, actor, incarnate
+from actors.base import ACTOR_OPTIONS, actor
 from actors.journals import open_journal
+from actors.names import Named
 from runtime.book import L2Book
 from runtime.errors import InvariantError
 from runtime.features import FeatureSet
@@ -136,11 +136,9 @@ class BookActor:
         import os
 
         self._pid = os.getpid()
-        self._incarnation = 0
         self.state = BookState(instrument_id)
         self.journal: FeedJournal | None = None
         if setup is not None:
-            self._incarnation = incarnate(setup.path(f"book.{instrument_id}.incarnation"))
             self.state, self.journal = open_book(instrument_id, setup)
         self._early: dict[int, tuple[list[int], list[MarketData], bytes | None]] = {}
         self.subscribers: list[Any] = list(subscribers)
@@ -196,11 +194,8 @@ class BookActor:
             snapshot, self._slots[k] = self._slots[k], None
             if snapshot is not None:
                 if isinstance(self.subscribers[k], str):
-                    self.subscribers[k] = ray.get_actor(self.subscribers[k])
-                try:
-                    await self.subscribers[k].on_snapshot.remote(snapshot)
-                except ray.exceptions.RayActorError:
-                    await asyncio.sleep(0.1)  # restarting: the next snapshot will get there
+                    self.subscribers[k] = Named(self.subscribers[k])
+                await self.subscribers[k].on_snapshot.remote(snapshot)  # waits out a restart
 
     async def snapshot(self) -> dict[str, Any]:
         return self.state.snapshot()
@@ -214,9 +209,6 @@ class BookActor:
 
     async def pid(self) -> int:
         return self._pid
-
-    async def incarnation(self) -> int:
-        return self._incarnation
 
     async def ping(self) -> float:
         import time

@@ -7,9 +7,9 @@ commit) and returns; a background task writes chunks through the store actor
 batches stay in the spill journal and are written later, in order, with backoff between retries.
 The failure is counted in ``stats()`` and logged once per outage.
 
-Ray re-runs ``__init__`` after a crash: the spool reopens its journal and drains whatever the old
-process had not written; what it had written but not yet marked is written again and collapses
-onto the same keys (ReplacingMergeTree). Start it with ``max_restarts=-1``.
+After a crash its supervisor starts it again: the spool reopens its journal and drains whatever
+the old process had not written; what it had written but not yet marked is written again and
+collapses onto the same keys (ReplacingMergeTree).
 
 Input order: Ray may run an async actor's calls out of order; the recorder does not care (every row
 carries its own key and times), and each ``record`` call is one journal entry, written whole.
@@ -41,7 +41,8 @@ STORE_FAILURES = (StoreError, RayActorError, GetTimeoutError, asyncio.TimeoutErr
 
 @actor(num_cpus=0)
 class RecorderActor:
-    """``RecorderActor.options(max_restarts=-1).remote(session_id, store, spill_path, …)``.
+    """``RecorderActor.remote(session_id, store, spill_path, …)`` (``store``: the store actor,
+    a handle or its name as :class:`actors.names.Named`).
 
     Every batch is journaled before ``record`` returns: a crash loses nothing accepted.
     """

@@ -6,10 +6,12 @@
     session.wait(timeout_s=60)            # or poll session.status() for a status line
     result = session.stop()               # cancel per config, flush, files under runs/<id>/
 
-Children, in start order (``configs/paper.yaml`` ``supervisor.children``): risk, gateway,
-strategy per id, book per instrument, then (when present and enabled) store, recorder and
-reconciler, and the feed last. The same session id resumes from the journals under
-``journal_dir/<id>/``.
+The session starts its root supervisor (``actors.supervisor``), which starts the tree of the
+paper config's ``supervisor.children`` in order (by default a trading subtree: risk, gateway,
+a strategy per id, the reconciler; then a market-data subtree: a book per instrument, the store
+and recorder when recording, and the feed last), then runs the feed. Every actor is named
+``tw.<session>.<child>``; the session reaches each by name (``actors.names.Named``), across its
+restarts. The same session id resumes from the journals under ``journal_dir/<id>/``.
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ import ray
 from pydantic import ValidationError
 
 from actors.claim import Claim, claim_session
-from actors.config import FeedConfig, PaperConfig
+from actors.config import ChildConfig, FeedConfig, PaperConfig
 from actors.driver import Ports
-from actors.feed import FeedActor, write_cache
+from actors.feed import write_cache
 from actors.logs import actor_runtime_env
-from actors.market import BookActor
+from actors.names import Named
 from actors.setup import SessionSetup
 from actors.supervisor import SupervisorActor
-from actors.trading import GatewayActor, RiskActor, StrategyActor
 from runtime.errors import ConfigError
+from runtime.supervision import Call, ChildSpec, SupervisorSpec
 
 __all__ = ["Prepared", "Session", "new_session_id", "prepare_session", "run_session",
            "start_session"]
@@ -46,10 +48,9 @@ def new_session_id(config: PaperConfig) -> str:
 class Session:
     config: PaperConfig
     setup: SessionSetup
-    children: dict[str, Any]  # child id -> handle, in start order
-    supervisor: Any
+    children: dict[str, Named]  # child id -> the actor by name, in start order
+    supervisor: Any  # the root supervisor's handle
     claim: Claim | None = None  # the session id's lock and record (actors.claim)
-    extras: dict[str, Any] = field(default_factory=dict)  # store actor etc.
     started_s: float = field(default_factory=time.monotonic)
 
     @property
@@ -61,27 +62,26 @@ class Session:
         return self.setup.session_id
 
     @property
-    def feed(self) -> Any:
+    def feed(self) -> Named:
         return self.children["feed"]
 
     @property
-    def risk(self) -> Any:
+    def risk(self) -> Named:
         return self.children["risk"]
 
     @property
-    def gateway(self) -> Any:
+    def gateway(self) -> Named:
         return self.children["gateway"]
 
     def status(self) -> dict[str, Any]:
-        feed, risk, sup = ray.get([self.feed.status.remote(), self.risk.summary.remote(),
-                                   self.supervisor.status.remote()])
-        return {"feed": feed, "risk": risk, "supervisor": sup}
+        return {"feed": self.feed.get("status"), "risk": self.risk.get("summary"),
+                "supervisor": ray.get(self.supervisor.status.remote())}
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Until the data ends (True) or the timeout passes (False)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while deadline is None or time.monotonic() < deadline:
-            status = ray.get(self.feed.status.remote())
+            status = self.feed.get("status")
             if status["finished"]:
                 return True
             if status["error"]:
@@ -92,10 +92,10 @@ class Session:
     def stop(self, *, write: bool = True) -> dict[str, Any]:
         from actors.artifacts import collect, write_files
 
-        ray.get(self.feed.stop.remote())
+        self.feed.get("stop")
         recorder = self.children.get("recorder")
         if recorder is not None:
-            ray.get(recorder.flush.remote())
+            recorder.get("flush")
         result = collect(self)
         result["resumed"] = self.resumed
         if write:
@@ -103,12 +103,16 @@ class Session:
         self.shutdown()
         return result
 
-    def shutdown(self) -> None:
-        ray.kill(self.supervisor)
-        for handle in reversed(list(self.children.values()) + list(self.extras.values())):
-            ray.kill(handle, no_restart=True)
-        if self.claim is not None:
-            self.claim.release()
+    def shutdown(self) -> list[dict[str, Any]]:
+        """Stop the tree (reverse start order, each child within its ``shutdown_timeout_s``),
+        release the session id; how each child stopped."""
+        try:
+            stops: list[dict[str, Any]] = ray.get(self.supervisor.stop.remote())
+        finally:
+            ray.kill(self.supervisor, no_restart=True)
+            if self.claim is not None:
+                self.claim.release()
+        return stops
 
 
 @dataclass(frozen=True)
@@ -190,95 +194,119 @@ def start_session(config: PaperConfig, *, session_id: str | None = None,
 
 def _start(config: PaperConfig, prepared: Prepared, *, confirmed_live: bool) -> Session:
     setup, feed_cfg = prepared.setup, prepared.feed
-    children, extras = _start_children(config, setup, feed_cfg, confirmed_live=confirmed_live)
-    ids = tuple(children)
     sup = config.supervisor
-    supervisor = _spawn(SupervisorActor, setup, "supervisor",
-        sup.spec(ids), children, feed=children["feed"], heartbeat_s=sup.heartbeat_s,
-        hang_timeout_s=sup.hang_timeout_s, reconcile_every_s=config.reconcile_every_s,
-        reconcile_act=config.reconcile_act)
-    ray.get([h.ping.remote() for h in children.values()])
-    ray.get(supervisor.start.remote())
+    spec = sup.spec(_Children(config, setup, feed_cfg, confirmed_live=confirmed_live).expand)
+    supervisor = cast(Any, SupervisorActor).options(
+        name=_name(setup, "supervisor"), max_restarts=-1,
+        runtime_env=_runtime_env(setup, "supervisor"),
+    ).remote(spec, prefix=_name(setup, ""), child_id="supervisor", halt_via="feed",
+             heartbeat_s=sup.heartbeat_s, hang_timeout_s=sup.hang_timeout_s)
+    try:
+        ray.get(supervisor.start.remote())
+    except BaseException:
+        ray.kill(supervisor, no_restart=True)
+        raise
+    children = {c: Named(_name(setup, c.replace(":", "."))) for c in _leaves(spec)}
     ray.get(children["feed"].run.remote())
     return Session(config=config, setup=setup, children=children, supervisor=supervisor,
-                   claim=prepared.claim, extras=extras)
+                   claim=prepared.claim)
 
 
-def _spawn(cls: type[Any], setup: SessionSetup, child: str, *args: Any,
-           restarts: int | None = None, **kwargs: Any) -> Any:
-    """Start the actor ``child`` of the session (a Ray actor class; its handle) under its name,
-    ``tw.<session>.<child>``, with the runtime env that gives its process JSON logs in
-    ``<journal_dir>/session.log.jsonl`` (``actors.logs``)."""
-    log_file = Path(setup.journal_dir) / "session.log.jsonl"
-    options: dict[str, Any] = {"name": _name(setup, child), "runtime_env": actor_runtime_env(
-        setup.session_id, child, log_file)}
-    if restarts is not None:
-        options["max_restarts"] = restarts
-    return cast(Any, cls).options(**options).remote(*args, **kwargs)
+def _leaves(spec: SupervisorSpec) -> list[str]:
+    """The actors of the tree (not its supervisors), in start order."""
+    out: list[str] = []
+    for child in spec.children:
+        out.extend(_leaves(child.supervisor) if child.supervisor else [child.child_id])
+    return out
 
 
 def _name(setup: SessionSetup, child: str) -> str:
+    """The Ray name of the session's actor ``child`` (``actors.supervisor.actor_name``)."""
     return f"tw.{setup.session_id}.{child}"
 
 
-def _start_children(config: PaperConfig, setup: SessionSetup, feed_cfg: Any, *,
-                    confirmed_live: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
-    children: dict[str, Any] = {}
-    children["risk"] = _spawn(RiskActor, setup, "risk", setup)
-    children["gateway"] = _spawn(GatewayActor, setup, "gateway", setup, config.broker,
-                                 confirmed_live)
-    hosts = {}
-    for spec in setup.trading.strategies:
-        hosts[spec.id] = _spawn(StrategyActor, setup, f"strategy.{spec.id}", setup, spec.id)
-        children[f"strategy:{spec.id}"] = hosts[spec.id]
-    books = {}
-    for instrument in setup.instruments():
-        subs = [_name(setup, f"strategy.{s.id}") for s in setup.trading.strategies
-                if instrument in s.instruments]
-        books[instrument] = _spawn(BookActor, setup, f"book.{instrument}", instrument, setup,
-                                   subs)
-        children[f"book:{instrument}"] = books[instrument]
-    extras: dict[str, Any] = {}
-    recorder = _recorder(config, setup, children, extras) if config.record else None
-    if config.reconcile_every_s is not None:
-        _reconciler(config, setup, children)
-    ports = Ports(gateway=_name(setup, "gateway"), risk=_name(setup, "risk"),
-                  hosts={k: _name(setup, f"strategy.{k}") for k in hosts},
-                  books={k: _name(setup, f"book.{k}") for k in books},
-                  recorder=None if recorder is None else _name(setup, "recorder"),
-                  recorder_source=setup.session_id)
-    children["feed"] = _spawn(
-        FeedActor, setup, "feed", setup, feed_cfg, ports, kill_file=None
-        if config.kill_file is None else str(Path(config.kill_file).absolute()),
-        cancel_on_stop=config.cancel_on_stop, broker=config.broker)
-    return children, extras
+def _runtime_env(setup: SessionSetup, child: str) -> dict[str, Any]:
+    """The runtime env that gives the actor's process JSON logs in
+    ``<journal_dir>/session.log.jsonl`` (``actors.logs``)."""
+    return actor_runtime_env(setup.session_id, child,
+                             Path(setup.journal_dir) / "session.log.jsonl")
 
 
-def _recorder(config: PaperConfig, setup: SessionSetup, children: dict[str, Any],
-              extras: dict[str, Any]) -> Any:
-    try:
-        from actors.recorder import RecorderActor
-        from actors.store import StoreActor
-    except ImportError:
-        return None
-    store = _spawn(StoreActor, setup, "store", config.store_dsn, restarts=-1)
-    children["store"] = store
-    recorder = _spawn(RecorderActor, setup, "recorder", setup.session_id, store,
-                      str(Path(setup.journal_dir) / "recorder.spill"), restarts=-1)
-    children["recorder"] = recorder
-    return recorder
+class _Children:
+    """The child specs of each kind of actor the session runs (``SupervisorConfig.spec``)."""
 
+    def __init__(self, config: PaperConfig, setup: SessionSetup, feed: FeedConfig, *,
+                 confirmed_live: bool) -> None:
+        self.config, self.setup, self.feed_cfg, self.live = config, setup, feed, confirmed_live
 
-def _reconciler(config: PaperConfig, setup: SessionSetup, children: dict[str, Any]) -> None:
-    try:
-        from actors.reconciler import ReconcilerActor
-    except ImportError:
-        return
-    reconciler = _spawn(ReconcilerActor, setup, "reconciler", setup.session_id, {},
-                        restarts=-1)
-    children["reconciler"] = reconciler
-    reconciler.start.remote(children["gateway"], children["risk"], config.reconcile_every_s,
-                            act=config.reconcile_act)
+    def expand(self, kind: str, entry: ChildConfig) -> list[ChildSpec]:
+        return [ChildSpec(child_id=child_id, restart=entry.restart,
+                          shutdown_timeout_s=entry.shutdown_timeout_s, factory=factory,
+                          options={"runtime_env": _runtime_env(self.setup,
+                                                               child_id.replace(":", "."))},
+                          **more)
+                for child_id, factory, more in getattr(self, kind)()]
+
+    def risk(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [("risk", "actors.trading:RiskActor", {"args": (self.setup,)})]
+
+    def gateway(self) -> list[tuple[str, str, dict[str, Any]]]:
+        args = (self.setup, self.config.broker, self.live)
+        return [("gateway", "actors.trading:GatewayActor", {"args": args})]
+
+    def strategy(self) -> list[tuple[str, str, dict[str, Any]]]:
+        return [(f"strategy:{s.id}", "actors.trading:StrategyActor",
+                 {"args": (self.setup, s.id)}) for s in self.setup.trading.strategies]
+
+    def book(self) -> list[tuple[str, str, dict[str, Any]]]:
+        setup, out = self.setup, []
+        for instrument in setup.instruments():
+            subs = [_name(setup, f"strategy.{s.id}") for s in setup.trading.strategies
+                    if instrument in s.instruments]
+            out.append((f"book:{instrument}", "actors.market:BookActor",
+                        {"args": (instrument, setup, subs)}))
+        return out
+
+    def store(self) -> list[tuple[str, str, dict[str, Any]]]:
+        if not self.config.record:
+            return []
+        return [("store", "actors.store:StoreActor", {"args": (self.config.store_dsn,),
+                                                      "before_stop": (Call(method="close"),)})]
+
+    def recorder(self) -> list[tuple[str, str, dict[str, Any]]]:
+        if not self.config.record:
+            return []
+        setup = self.setup
+        args = (setup.session_id, Named(_name(setup, "store")),
+                str(Path(setup.journal_dir) / "recorder.spill"))
+        return [("recorder", "actors.recorder:RecorderActor", {"args": args})]
+
+    def reconciler(self) -> list[tuple[str, str, dict[str, Any]]]:
+        every_s = self.config.reconcile_every_s
+        if every_s is None:
+            return []
+        setup = self.setup
+        start = Call(method="start", args=(Named(_name(setup, "gateway")),
+                                           Named(_name(setup, "risk")), every_s),
+                     kwargs={"act": self.config.reconcile_act})
+        return [("reconciler", "actors.reconciler:ReconcilerActor",
+                 {"args": (setup.session_id, {}), "on_start": (start,)})]
+
+    def feed(self) -> list[tuple[str, str, dict[str, Any]]]:
+        setup, config = self.setup, self.config
+        strategies = setup.strategy_ids()
+        ports = Ports(gateway=_name(setup, "gateway"), risk=_name(setup, "risk"),
+                      hosts={k: _name(setup, f"strategy.{k}") for k in strategies},
+                      books={k: _name(setup, f"book.{k}") for k in setup.instruments()},
+                      recorder=_name(setup, "recorder") if config.record else None,
+                      recorder_source=setup.session_id)
+        kill_file = None if config.kill_file is None else str(Path(config.kill_file).absolute())
+        kwargs = {"kill_file": kill_file, "cancel_on_stop": config.cancel_on_stop,
+                  "broker": config.broker}
+        # resumes the loop after a restart if it was running (a no-op before the first run)
+        resume = Call(method="after_restart")
+        return [("feed", "actors.feed:FeedActor",
+                 {"args": (setup, self.feed_cfg, ports), "kwargs": kwargs, "on_start": (resume,)})]
 
 
 def run_session(config: PaperConfig, *, session_id: str | None = None,

@@ -18,8 +18,9 @@ an actor serves only a peer of its own user (``SO_PEERCRED``). They are local to
 of the hot path's actors must run on the feed's node, which is checked.
 
 Failures: a dead actor's socket ends (EOF or a reset) and so does the feed's read; the feed
-waits until every actor answers a ping again (Ray restarts them from their journals), connects
-anew (a restarted actor listens on a new name) and executes the same step again from the start.
+waits until every actor answers a ping again (by name: its supervisor starts a new one, which
+restores from its journal), connects anew (a restarted actor listens on a new name) and
+executes the same step again from the start.
 An actor that hangs in a step holds its lock and misses its heartbeats: the supervisor restarts
 it, which ends its socket. An error raised by a step itself is not a transport failure: it ends
 the session's feed with that error, as a failed call would.
@@ -212,8 +213,8 @@ class SocketPath:
         return time.perf_counter() - start
 
     async def _recover(self, why: str) -> None:
-        """Close every connection, wait until every actor answers again (Ray restarts a dead
-        one from its journal), and connect anew."""
+        """Close every connection, wait until every actor answers again (a dead one's successor,
+        under its name), and connect anew."""
         self.failures.append(why)
         self.close()
         deadline = time.monotonic() + self.restart_timeout_s

@@ -1,255 +1,353 @@
-"""The supervisor actor: Erlang/OTP restart policy over the session's actors.
+"""The supervisor actor: Erlang/OTP supervision of the session's actors, carried out here.
 
-Children are Ray actors started with ``max_restarts=-1``: when a child's process dies, Ray runs
-its constructor again (which restores it from its journal) and keeps its handle valid, so
-callers' retried calls reach the new process. The supervisor's job is the policy around that:
+A supervisor owns its children: it starts them itself, in the order of its
+:class:`~runtime.supervision.SupervisorSpec`, as named Ray actors (``<prefix><child>``, e.g.
+``tw.<session>.risk``) with Ray's own restarts off (``max_restarts=0``), each started only
+once the one before it answers. Callers reach a child by its name (:class:`actors.names.Named`),
+so a restarted child is found again. A child that is a supervisor itself starts its own subtree
+(:attr:`ChildSpec.supervisor`); Ray ends an actor whose owner dies, so a subtree never outlives
+its supervisor.
 
-* **Death**: it awaits a never-returning ``watch()`` call on each child. ``ActorUnavailableError``
-  or ``ActorDiedError`` ends the call: the child exited (``crash``).
-* **Hangs**: a heartbeat (``ping()``) every ``heartbeat_s``; no answer within ``hang_timeout_s``
-  is a ``hang``: the child is killed so that Ray restarts it.
-* **Decision**: :func:`runtime.supervision.decide` (pure, property-tested). ``one_for_all`` and
-  ``rest_for_one`` kill the other children of the group (Ray restarts them too); the backoff
-  delay holds the child's ``after_restart`` hook (the feed resumes only then).
-* **Escalation**: more restarts than ``intensity`` within ``period_s`` halts trading through the
-  feed actor (open orders cancelled, nothing new sent), with the reason recorded; restarts are
-  no longer counted after that (Ray still brings processes back, trading stays halted).
+* **Exits**: each child's ``watch()`` call ends with the child: by raising (``ActorDiedError``:
+  ``crash``) or by returning (the child finished its work: ``normal``); a child without
+  ``watch`` is polled with ``ping``. A heartbeat (``ping``) unanswered within
+  ``hang_timeout_s`` is a ``hang``.
+* **Decision**: :func:`runtime.supervision.decide` (pure, property-tested), carried out in
+  order: stop (reverse start order; each child gets ``shutdown_timeout_s`` to finish what it is
+  doing after its ``before_stop`` hooks, then it is killed), drop temporary children, wait the
+  backoff, start (start order; ``on_start`` and then ``after_restart`` hooks once it answers).
+  A child whose start fails has crashed, and counts.
+* **Escalation**: a nested supervisor stops its children, tells its parent why, and is stopped
+  by it: to the parent that is an abnormal exit of that child. The root has no parent: it
+  halts trading through the ``halt(reason)`` of its ``halt_via`` actor, the feed (open orders
+  cancelled, nothing new sent), and from then on only brings crashed children back, one by one
+  and uncounted, so the halted session can still be inspected, flattened and stopped.
+* **Stop**: :meth:`SupervisorActor.stop` stops every child in reverse start order, subtrees
+  first stopping their own children.
+* **The root** is the one actor Ray restarts (the session starts it with ``max_restarts=-1``):
+  its children die with it, and the new root starts the whole tree again (its constructor
+  starts the children; ``start()`` only waits for that).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import importlib
+import os
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import ActorAlreadyExistsError, RayActorError, RayError
 
 from actors.base import actor
+from actors.names import Named, is_actor_gone
+from runtime.errors import ChildStartError
 from runtime.supervision import (
     ChildExited,
+    ChildSpec,
     Escalate,
     ExitReason,
     NoRestart,
     Restart,
     SupervisorSpec,
+    SupervisorState,
     decide,
     initial_state,
 )
 
-__all__ = ["SupervisorActor"]
+__all__ = ["SupervisorActor", "actor_name"]
+
+
+def actor_name(prefix: str, child_id: str) -> str:
+    """The Ray name of a child: ``strategy:mm`` under ``tw.s1.`` is ``tw.s1.strategy.mm``."""
+    return prefix + child_id.replace(":", ".")
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _now_ns() -> int:
     return time.monotonic_ns()
 
 
+@dataclass
+class _Child:
+    spec: ChildSpec
+    handle: Any = None
+    generation: int = 0  # one per start: exits of an older start are not this child's
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
 @actor(num_cpus=0, max_restarts=0)
 class SupervisorActor:
-    """Watches ``children`` (id -> handle, in start order) under ``spec``."""
+    """Starts and supervises the children of ``spec`` (see the module docstring)."""
 
-    def __init__(self, spec: SupervisorSpec, children: dict[str, Any], *, feed: Any,
-                 heartbeat_s: float = 1.0, hang_timeout_s: float = 10.0,
-                 reconcile_every_s: float | None = None, reconcile_act: bool = False) -> None:
-        self.reconcile_every_s, self.reconcile_act = reconcile_every_s, reconcile_act
-        self.spec, self.children, self.feed = spec, dict(children), feed
+    def __init__(self, spec: SupervisorSpec, *, prefix: str, namespace: str | None = None,
+                 child_id: str = "supervisor", parent: str | None = None,
+                 halt_via: str | None = None, heartbeat_s: float = 1.0,
+                 hang_timeout_s: float = 10.0) -> None:
+        self.spec, self.prefix, self.namespace = spec, prefix, namespace
+        self.child_id, self.parent, self.halt_via = child_id, parent, halt_via
         self.heartbeat_s, self.hang_timeout_s = heartbeat_s, hang_timeout_s
-        self.state = initial_state(spec, now_ns=_now_ns())
-        self.restarts: list[dict[str, Any]] = []
+        self.children = {c.child_id: _Child(c) for c in spec.children}
+        self.state: SupervisorState = initial_state(spec, now_ns=_now_ns())
+        self.events: list[dict[str, Any]] = []
+        self.stops: list[dict[str, Any]] = []
+        self.starts_failed: list[dict[str, Any]] = []
         self.escalation: str | None = None
-        self.expected: set[str] = set()  # children the supervisor itself stopped
-        self.known: dict[str, int | None] = {}  # incarnations accounted for, per child
-        self.tasks: list[asyncio.Task[None]] = []
-        self.background: set[asyncio.Task[None]] = set()
+        self.child_reasons: dict[str, str] = {}  # why a nested supervisor escalated
+        self.stopping = False
         self.lock = asyncio.Lock()
+        self.background: set[asyncio.Task[None]] = set()
+        self.heartbeat: asyncio.Task[None] | None = None
+        self.started = asyncio.get_running_loop().create_task(self._start_all())
 
+    # --- the tree ------------------------------------------------------------------------------
     async def start(self) -> None:
-        if self.tasks:
-            return
-        for child_id in self.children:
-            self.known[child_id] = await self._incarnation(child_id)
-        self.tasks = [asyncio.ensure_future(self._watch(c)) for c in self.children]
-        self.tasks.append(asyncio.ensure_future(self._heartbeat()))
+        """Returns once every child was started (in order) and answers."""
+        await asyncio.shield(self.started)
+
+    async def _start_all(self) -> None:
+        """Every child in order; the first that fails to start stops those before it and
+        fails the supervisor's start (:class:`ChildStartError`), as OTP's start does."""
+        async with self.lock:
+            for child_id in self.children:
+                try:
+                    await self._start(child_id, restarted=False, first=True)
+                except BaseException:
+                    self.stopping = True
+                    for started in reversed(self.spec.child_ids()):
+                        await self._stop(started)
+                    raise
+            self.state = initial_state(self.spec, now_ns=_now_ns())
+        self.heartbeat = asyncio.ensure_future(self._heartbeat())
+
+    async def stop(self) -> list[dict[str, Any]]:
+        """Stop every child, reverse start order; how each stopped (``shutdown``/``killed``)."""
+        self.stopping = True
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+        async with self.lock:
+            for child_id in reversed(self.spec.child_ids()):
+                await self._stop(child_id)
+        return list(self.stops)
 
     async def status(self) -> dict[str, Any]:
-        return {"restarts": len(self.restarts), "events": list(self.restarts),
+        """Restarts and events of this supervisor and its subtrees (``supervisor`` names which
+        supervisor decided each event), and whether this one escalated."""
+        events = [e | {"supervisor": self.child_id} for e in self.events]
+        subtrees: dict[str, Any] = {}
+        for child_id, child in self.children.items():
+            if child.spec.supervisor is None or child.handle is None:
+                continue
+            try:
+                subtrees[child_id] = await asyncio.wait_for(child.handle.status.remote(), 30.0)
+            except (TimeoutError, RayActorError):
+                continue  # restarting: its counts start again with it
+            events += subtrees[child_id]["events"]
+        return {"restarts": len(events), "events": sorted(events, key=lambda e: e["t"]),
                 "escalated": self.escalation is not None, "reason": self.escalation,
-                "children": list(self.children)}
+                "children": list(self.children), "subtrees": subtrees, "stops": self.stops,
+                "starts_failed": self.starts_failed}
+
+    async def child_escalated(self, child_id: str, reason: str) -> None:
+        """A nested supervisor gave up: it is stopped, and its exit decided on here."""
+        self.child_reasons[child_id] = reason
+        child = self.children[child_id]
+        self._spawn(self._exited(child_id, ExitReason.CRASH, child.generation))
 
     async def ping(self) -> float:
         return time.time()
 
-    # --- watching --------------------------------------------------------------------------
-    async def _wait_exit(self, handle: Any) -> None:
-        """Returns only by raising the child's death (a ``watch()`` call, else a ping poll)."""
-        try:
-            watch = handle.watch
-        except AttributeError:
-            watch = None
-        if watch is not None:
-            await watch.options(max_task_retries=0).remote()
-        while True:
-            await handle.ping.options(max_task_retries=0).remote()
-            await asyncio.sleep(0.2)
+    async def pid(self) -> int:
+        return os.getpid()
 
-    async def _watch(self, child_id: str) -> None:
-        handle = self.children[child_id]
+    async def watch(self) -> None:
+        await asyncio.Event().wait()
+
+    # --- starting and stopping ----------------------------------------------------------------
+    async def _start(self, child_id: str, *, restarted: bool, first: bool = False) -> None:
+        child = self.children[child_id]
+        child.generation += 1
+        try:
+            child.handle = await self._create(child.spec)
+            await child.handle.ping.remote()
+            if child.spec.supervisor is not None:
+                await child.handle.start.remote()
+            for call in child.spec.on_start + (child.spec.after_restart if restarted else ()):
+                await getattr(child.handle, call.method).remote(*call.args, **call.kwargs)
+        except RayError as exc:  # it died or failed starting: a crash, decided on as any other
+            if first:
+                raise ChildStartError(f"{self.child_id}: child {child_id!r} failed to start: "
+                                      f"{_first_line(exc)}") from exc
+            self.starts_failed.append({"child": child_id, "why": _first_line(exc),
+                                       "t": time.time()})
+            self._spawn(self._exited(child_id, ExitReason.CRASH, child.generation))
+            return
+        child.tasks = [asyncio.ensure_future(self._watch(child_id, child.generation))]
+
+    async def _create(self, spec: ChildSpec) -> Any:
+        name = actor_name(self.prefix, spec.child_id)
+        options = {"name": name, "max_restarts": 0, "max_task_retries": 0, **spec.options}
+        if self.namespace is not None:
+            options["namespace"] = self.namespace
+        if spec.supervisor is not None:
+            cls: Any = SupervisorActor
+            args: tuple[Any, ...] = (spec.supervisor,)
+            kwargs = {"prefix": self.prefix, "namespace": self.namespace,
+                      "child_id": spec.child_id, "parent": actor_name(self.prefix, self.child_id),
+                      "heartbeat_s": self.heartbeat_s, "hang_timeout_s": self.hang_timeout_s}
+        elif spec.factory is not None:
+            module, _, attr = spec.factory.partition(":")
+            cls, args, kwargs = getattr(importlib.import_module(module), attr), spec.args, \
+                spec.kwargs
+        else:
+            raise ValueError(f"child {spec.child_id!r} has neither a factory nor a supervisor")
+        deadline = time.monotonic() + 60.0
         while True:
             try:
-                await self._wait_exit(handle)
-            except (ActorUnavailableError, ActorDiedError, RayActorError) as exc:
-                if isinstance(exc, ActorDiedError) and not await self._answers(child_id, 30.0):
-                    return  # gone for good
-                await self._answers(child_id, 60.0)
-                if child_id in self.expected:
-                    self.expected.discard(child_id)
-                    self._account(child_id)
-                else:
-                    now = await self._incarnation(child_id)
-                    await self._exited(child_id, ExitReason.CRASH, upto=now)
+                return cls.options(**options).remote(*args, **kwargs)
+            except ActorAlreadyExistsError:  # the previous holder is still being cleaned up
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.05)
+
+    async def _stop(self, child_id: str) -> None:
+        """Stop the child: its ``before_stop`` hooks and the rest of its work within its
+        ``shutdown_timeout_s``, killed after that; the name is free once this returns."""
+        child = self.children[child_id]
+        handle, child.handle = child.handle, None
+        child.generation += 1  # its exit is the supervisor's own
+        for task in child.tasks:
+            if task is not asyncio.current_task():  # the watch deciding on its own child
+                task.cancel()
+        if handle is None:
+            return
+        timeout_s = child.spec.shutdown_timeout_s
+        start = time.monotonic()
+        how = "shutdown"
+        try:
+            await asyncio.wait_for(self._wind_down(child.spec, handle), timeout_s)
+        except TimeoutError:
+            how = "killed"
+        except RayActorError:
+            how = "dead"
+        ray.kill(handle, no_restart=True)  # frees its name now
+        self.stops.append({"child": child_id, "how": how,
+                           "s": round(time.monotonic() - start, 3), "t": time.time()})
+
+    @staticmethod
+    async def _wind_down(spec: ChildSpec, handle: Any) -> None:
+        if spec.supervisor is not None:
+            await handle.stop.remote()
+        for call in spec.before_stop:
+            await getattr(handle, call.method).remote(*call.args, **call.kwargs)
+        try:
+            await handle.__ray_terminate__.remote()  # after the calls queued before it
+        except RayActorError:
+            return  # it exited
+
+    # --- watching ------------------------------------------------------------------------------
+    async def _watch(self, child_id: str, generation: int) -> None:
+        handle = self.children[child_id].handle
+        try:
+            if hasattr(handle, "watch"):
+                reason = await handle.watch.remote()
+                exit_reason = ExitReason(reason or "normal")
+            else:
+                while True:
+                    await handle.ping.remote()
+                    await asyncio.sleep(0.2)
+        except RayActorError as exc:
+            if not is_actor_gone(exc):
+                raise
+            exit_reason = ExitReason.CRASH
+        await self._exited(child_id, exit_reason, generation)
 
     async def _heartbeat(self) -> None:
-        while True:
+        while not self.stopping:
             await asyncio.sleep(self.heartbeat_s)
-            for child_id, handle in list(self.children.items()):
-                if child_id in self.expected:
+            for child_id, child in list(self.children.items()):
+                handle, generation = child.handle, child.generation
+                if handle is None:
                     continue
                 try:
-                    await asyncio.wait_for(handle.ping.options(max_task_retries=0).remote(),
-                                           self.hang_timeout_s)
+                    await asyncio.wait_for(handle.ping.remote(), self.hang_timeout_s)
                 except TimeoutError:
-                    await self._exited(child_id, ExitReason.HANG)
-                    continue
+                    await self._exited(child_id, ExitReason.HANG, generation)
                 except RayActorError:
-                    continue  # dead or restarting: the watch reports it
-                await self._missed(child_id)
+                    continue  # dead: the watch reports it
 
-    async def _incarnation(self, child_id: str) -> int | None:
-        try:
-            method = self.children[child_id].incarnation
-        except AttributeError:
-            return None
-        try:
-            return int(await asyncio.wait_for(method.remote(), 5.0))
-        except (TimeoutError, RayActorError):
-            return None
-
-    def _account(self, child_id: str) -> None:
-        known = self.known.get(child_id)
-        if known is not None:
-            self.known[child_id] = known + 1
-
-    async def _missed(self, child_id: str) -> None:
-        """Restarts the watch did not see (a crash between two watches) count too."""
-        known = self.known.get(child_id)
-        if known is None or child_id in self.expected:
-            return
-        now = await self._incarnation(child_id)
-        if now is not None and now > known:
-            await self._exited(child_id, ExitReason.CRASH, upto=now)
-
-    async def _answers(self, child_id: str, timeout_s: float) -> bool:
-        """Wait until a restarted child answers a ping."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                await asyncio.wait_for(self.children[child_id].ping.remote(), 5.0)
-                return True
-            except (TimeoutError, RayActorError):
-                await asyncio.sleep(0.05)
-        return False
-
-    # --- deciding --------------------------------------------------------------------------
-    async def _exited(self, child_id: str, reason: ExitReason, *,
-                      upto: int | None = None) -> None:
-        """One exit (a hang; a crash of a child that does not count its starts), or the crashes
-        that bring the child's accounted starts up to ``upto`` (none if another path already
-        counted them: the watch and the heartbeat may both see the same restart)."""
+    # --- deciding ------------------------------------------------------------------------------
+    async def _exited(self, child_id: str, reason: ExitReason, generation: int) -> None:
         async with self.lock:
-            known = self.known.get(child_id)
-            n = 1 if upto is None or known is None else upto - known
-            for _ in range(n):
-                await self._exit_locked(child_id, reason)
+            child = self.children[child_id]
+            if self.stopping or generation != child.generation:
+                return  # stopped or restarted by the supervisor itself meanwhile
+            if self.escalation is not None:
+                if self.parent is not None:
+                    return  # given up: the parent stops this supervisor
+                self._log(child_id, reason, "after escalation")
+                await self._stop(child_id)
+                await asyncio.sleep(self.spec.backoff_max_s)
+                await self._start(child_id, restarted=True)
+                return
+            if child_id not in self.state.running:
+                return
+            decision, self.state = decide(self.spec, self.state, ChildExited(
+                child_id=child_id, reason=reason, now_ns=_now_ns()))
+            await self._stop(child_id)  # dead already, or hung: its name is freed
+            given_up = self.child_reasons.pop(child_id, None)  # a subtree's own escalation
+            if isinstance(decision, Escalate):
+                await self._escalate(child_id, reason, decision, given_up)
+            elif isinstance(decision, NoRestart):
+                self._log(child_id, reason, "no restart", why=given_up or decision.why)
+            else:
+                await self._restart(child_id, reason, decision, given_up)
 
-    async def _exit_locked(self, child_id: str, reason: ExitReason) -> None:
-        if reason is ExitReason.CRASH:
-            self._account(child_id)  # a hung child is accounted when it is killed
-        if self.state.escalated:
-            self.restarts.append({"child": child_id, "reason": str(reason),
-                                  "action": "after escalation", "t": time.time()})
-            self._spawn(self._after_restart(child_id))
-            return
-        decision, self.state = decide(
-            self.spec, self.state, ChildExited(child_id=child_id, reason=reason,
-                                               now_ns=_now_ns()))
-        await self._carry_out(child_id, reason, decision)
+    async def _restart(self, child_id: str, reason: ExitReason, decision: Restart,
+                       given_up: str | None) -> None:
+        self._log(child_id, reason, "restart", stop=list(decision.stop),
+                  start=list(decision.start), remove=list(decision.remove),
+                  delay_s=decision.delay_s, **({"why": given_up} if given_up else {}))
+        for other in decision.stop:
+            await self._stop(other)
+        for removed in decision.remove:
+            await self._stop(removed)
+        if decision.delay_ns:
+            await asyncio.sleep(decision.delay_s)
+        for start in decision.start:
+            await self._start(start, restarted=True)
 
-    async def _carry_out(self, child_id: str, reason: ExitReason,
-                         decision: Restart | NoRestart | Escalate) -> None:
-        entry = {"child": child_id, "reason": str(reason), "t": time.time()}
-        if isinstance(decision, Escalate):
-            self.escalation = decision.reason
-            self.restarts.append(entry | {"action": "escalate", "why": decision.reason})
-            await self.feed.halt.remote(f"supervisor escalation: {decision.reason}")
-            self._spawn(self._after_restart(child_id))  # processes still come back
+    async def _escalate(self, child_id: str, reason: ExitReason, decision: Escalate,
+                        given_up: str | None) -> None:
+        why = decision.reason + (f"; {child_id}: {given_up}" if given_up else "")
+        self.escalation = why
+        self._log(child_id, reason, "escalate", why=why)
+        if self.parent is not None:  # give up: the parent decides
+            for other in decision.stop:
+                await self._stop(other)
+            self._spawn(self._tell_parent(why))
             return
-        if isinstance(decision, NoRestart):
-            self.restarts.append(entry | {"action": "no restart", "why": decision.why})
-            for stop in decision.stop:
-                self._kill(stop)
-            return
-        self.restarts.append(entry | {"action": "restart", "stop": list(decision.stop),
-                                      "start": list(decision.start),
-                                      "delay_s": decision.delay_s})
-        killed: dict[str, int | None] = {}
-        for stop in decision.stop:
-            if stop != child_id or reason is ExitReason.HANG:
-                killed[stop] = await self._incarnation(stop)
-                self._kill(stop)
-        self._spawn(self._after_restart(*decision.start, delay_s=decision.delay_s,
-                                        killed=killed))
+        await self._start(child_id, restarted=True)  # the root: halted, but reachable
+        if self.halt_via is not None:
+            feed = Named(actor_name(self.prefix, self.halt_via), self.namespace)
+            self._spawn(feed.halt.remote(f"supervisor escalation: {why}"))
+
+    async def _tell_parent(self, why: str) -> None:
+        assert self.parent is not None
+        await Named(self.parent, self.namespace).child_escalated.remote(self.child_id, why)
+
+    def _log(self, child_id: str, reason: ExitReason | str, action: str, **extra: Any) -> None:
+        self.events.append({"child": child_id, "reason": str(reason), "action": action,
+                            "t": time.time(), **extra})
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    def _kill(self, child_id: str) -> None:
-        self.expected.add(child_id)
-        ray.kill(self.children[child_id], no_restart=False)
 
-    async def _after_restart(self, *child_ids: str, delay_s: float = 0.0,
-                             killed: dict[str, int | None] | None = None) -> None:
-        """Each child's hook once it answers from its new process: a child the supervisor
-        killed (``killed``: its incarnation then) may still answer from the old one for a
-        while, so its hook waits for a later incarnation."""
-        if delay_s:
-            await asyncio.sleep(delay_s)
-        for child_id in child_ids:
-            before = (killed or {}).get(child_id)
-            if await self._answers(child_id, 60.0) and await self._reborn(child_id, before):
-                with contextlib.suppress(RayActorError):
-                    await self._hook(child_id)
-
-    async def _reborn(self, child_id: str, before: int | None, timeout_s: float = 60.0) -> bool:
-        """True once the child runs an incarnation after ``before`` (at once if None)."""
-        deadline = time.monotonic() + timeout_s
-        while before is not None and time.monotonic() < deadline:
-            now = await self._incarnation(child_id)
-            if now is not None and now > before:
-                return True
-            await asyncio.sleep(0.05)
-        return before is None
-
-    async def _hook(self, child_id: str) -> None:
-        handle = self.children[child_id]
-        if child_id == "reconciler" and self.reconcile_every_s is not None:
-            await handle.start.remote(self.children["gateway"], self.children["risk"],
-                                      self.reconcile_every_s, act=self.reconcile_act)
-            return
-        try:
-            hook = handle.after_restart
-        except AttributeError:
-            return
-        await hook.remote()

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, incarnate, serialized
+from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, serialized
 from actors.kernels import INTENT_TYPES, idle_timer, open_journaled
 from actors.operator import checked
 from actors.paper_venue import PaperVenue
@@ -66,7 +66,6 @@ class RiskActor(Child):
 
     def __init__(self, setup: SessionSetup) -> None:
         self.setup = setup
-        self._incarnation = incarnate(setup.path("risk.incarnation"))
         self.jk, self.cursor, self.started = open_journaled(
             setup.risk_kernel, setup.path("risk"), setup.feed_log(),
             snapshot_every=setup.snapshot_every)
@@ -175,7 +174,6 @@ class GatewayActor(Child):
     def __init__(self, setup: SessionSetup, broker: Any = None,
                  confirmed_live: bool = False) -> None:
         self.setup = setup
-        self._incarnation = incarnate(setup.path("gateway.incarnation"))
         self.venue: PaperVenue | BrokerGateway
         if broker is None or broker.kind == "paper":
             self.venue = PaperVenue(setup.venue, setup.path("gateway"), setup.feed_log(),
@@ -265,7 +263,6 @@ class StrategyActor(Child):
     def __init__(self, setup: SessionSetup, strategy_id: str) -> None:
         self.setup = setup
         self.strategy_id = strategy_id
-        self._incarnation = incarnate(setup.path(f"strategy.{strategy_id}.incarnation"))
         self.jk, self.cursor, self.started = open_journaled(
             lambda: setup.strategy_host(strategy_id), setup.path(f"strategy.{strategy_id}"),
             setup.feed_log(), snapshot_every=setup.snapshot_every)

@@ -300,25 +300,39 @@ def bench_restart(length: int, folder: Path, kills: tuple[str, ...] = ("risk",),
     gateway, the strategy and the instrument's book actor in batches, as a session that ran
     that long; then the feed's real-time driver runs over the default carrier at 1k ticks/s,
     the strategy ordering on one tick in 10, and each actor of ``kills`` is SIGKILLed in turn
-    after a second of it. Ray restarts it; it restores from its journal (a snapshot and a
-    bounded tail, the market data re-read from the feed's log) and the carrier reconnects."""
+    after a second of it. Its supervisor starts it again; it restores from its journal (a
+    snapshot and a bounded tail, the market data re-read from the feed's log) and the carrier
+    reconnects."""
     import msgspec
     import ray
 
     from actors.carriers import CallPath, open_carrier
     from actors.driver import Driver, Ports
-    from actors.market import BookActor, pack
+    from actors.market import pack
+    from actors.names import Named
     from actors.step import HotInput
-    from actors.trading import GatewayActor, RiskActor, StrategyActor
+    from actors.supervisor import SupervisorActor
+    from runtime.supervision import ChildSpec, SupervisorSpec
 
     live_ticks = 1000 * live_s * len(kills)  # live_s of ticks per kill: never runs out
     quotes = _quotes(length + live_ticks, "L1", 10**9, 10**6)
     quotes[:length] = [msgspec.structs.replace(q, seq=1) for q in quotes[:length]]
     setup = _feed_setup(folder / f"restart_{length}", quotes)
-    ports = Ports(gateway=GatewayActor.remote(setup), risk=RiskActor.remote(setup),
-                  hosts={"tick": StrategyActor.remote(setup, "tick")})
+    prefix = f"bench.restart_{length}."
+    children = (("risk", "trading:RiskActor", (setup,)), ("gateway", "trading:GatewayActor",
+                                                          (setup,)),
+                ("tick", "trading:StrategyActor", (setup, "tick")),
+                ("book", "market:BookActor", ("L1", setup)))
+    spec = SupervisorSpec(intensity=len(kills) + 1, period_s=600, backoff_initial_s=0,
+                          backoff_max_s=0, children=tuple(
+                              ChildSpec(child_id=c, factory=f"actors.{factory}", args=args)
+                              for c, factory, args in children))
+    supervisor = SupervisorActor.remote(spec, prefix=prefix)
+    ray.get(supervisor.start.remote())
+    ports = Ports(gateway=Named(prefix + "gateway"), risk=Named(prefix + "risk"),
+                  hosts={"tick": Named(prefix + "tick")})
     host = ports.hosts["tick"]
-    book = BookActor.remote("L1", setup)
+    book = Named(prefix + "book").handle()  # never killed here: one lookup for the preload
     ray.get(ports.risk.start.remote(0))
     ray.get(host.start.remote(0))
     step = 10_000
@@ -360,8 +374,8 @@ def bench_restart(length: int, folder: Path, kills: tuple[str, ...] = ("risk",),
     done.set()
     thread.join(30)
     hot.close()
-    for handle in [ports.risk, ports.gateway, host, book]:
-        ray.kill(handle)
+    ray.get(supervisor.stop.remote())
+    ray.kill(supervisor)
     return restarts, journals
 
 
@@ -369,7 +383,7 @@ def _journal_bytes(folder: Path) -> dict[str, int]:
     """Each journal's bytes, its WAL included."""
     out: dict[str, int] = {}
     for path in folder.glob("*.journal*"):
-        if path.name.endswith((".journal", ".journal-wal")) and ".incarnation." not in path.name:
+        if path.name.endswith((".journal", ".journal-wal")):
             name = path.name.removesuffix("-wal")
             out[name] = out.get(name, 0) + path.stat().st_size
     return out
@@ -381,17 +395,15 @@ IN_FLIGHT_NS = 100_000_000  # an order sent this soon after a kill was on its wa
 def _kill_until_order(handle: Any, gateway: Any) -> float:
     """SIGKILL ``handle``'s process; seconds until the gateway sends an order after it. An
     order sent within ``IN_FLIGHT_NS`` of the kill belongs to the step in flight, which the
-    killed actor had answered already (Ray takes far longer to restart a process): not
+    killed actor had answered already (a new process takes far longer to start): not
     counted."""
-    import ray
 
-    pid = ray.get(handle.pid.remote())
+    pid = handle.get("pid")
     killed_ns = time.monotonic_ns()
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        later = [t for t in ray.get(gateway.send_times.remote())
-                 if t > killed_ns + IN_FLIGHT_NS]
+        later = [t for t in gateway.get("send_times") if t > killed_ns + IN_FLIGHT_NS]
         if later:
             return (min(later) - killed_ns) / 1e9
         time.sleep(0.01)

@@ -26,12 +26,15 @@ The rules, as in OTP's ``supervisor``:
   ``streak`` counts the restarts this child triggered in a row; the streak resets to 0 when the
   child had run at least ``backoff_reset_s`` (default: ``period_s``) since it was last (re)started
   (its start time being the restart decision's ``now_ns + delay_ns``).
+* **Nesting.** A child may be a supervisor itself (:attr:`ChildSpec.supervisor`): when it
+  escalates it stops its children and exits, which its parent sees as an abnormal exit of that
+  child and decides on by the same rules. Child ids are unique across the whole tree.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -39,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from runtime.errors import InvariantError
 
 __all__ = [
+    "Call",
     "ChildExited",
     "ChildSpec",
     "Decision",
@@ -80,12 +84,43 @@ class ExitReason(enum.StrEnum):
         return self in (ExitReason.CRASH, ExitReason.HANG)
 
 
+class Call(BaseModel):
+    """A call on a child: ``method(*args, **kwargs)`` (a per-child hook in a :class:`ChildSpec`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    method: str = Field(min_length=1)
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
 class ChildSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    """One child of a supervisor, as OTP's child spec: what starts it (``factory``: an importable
+    ``"module:Name"`` called with ``args`` and ``kwargs``, with ``options`` for whoever starts it;
+    or ``supervisor``: a nested supervisor over its own spec), its restart type, how long it is
+    given to stop before it is killed, and its hooks: ``on_start`` after every start (the first
+    one too), ``after_restart`` after a restart only (once the backoff delay has passed),
+    ``before_stop`` when the supervisor stops it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     child_id: str = Field(min_length=1)
     restart: RestartType = RestartType.PERMANENT
     shutdown_timeout_s: float = Field(default=5.0, ge=0)
+    factory: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict)
+    supervisor: SupervisorSpec | None = None
+    on_start: tuple[Call, ...] = ()
+    after_restart: tuple[Call, ...] = ()
+    before_stop: tuple[Call, ...] = ()
+
+    @model_validator(mode="after")
+    def _one_start(self) -> ChildSpec:
+        if self.factory is not None and self.supervisor is not None:
+            raise ValueError(f"child {self.child_id!r}: a factory or a supervisor, not both")
+        return self
 
 
 class SupervisorSpec(BaseModel):
@@ -103,13 +138,23 @@ class SupervisorSpec(BaseModel):
     def _check(self) -> SupervisorSpec:
         if self.backoff_max_s < self.backoff_initial_s:
             raise ValueError("backoff_max_s must be >= backoff_initial_s")
-        ids = [c.child_id for c in self.children]
+        ids = self.tree_ids()
         if len(set(ids)) != len(ids):
-            raise ValueError(f"child ids must be unique: {ids}")
+            raise ValueError(f"child ids must be unique in the whole tree: {ids}")
         return self
 
     def child_ids(self) -> tuple[str, ...]:
         return tuple(c.child_id for c in self.children)
+
+    def tree_ids(self) -> tuple[str, ...]:
+        """Every child id of the tree, depth first in start order (a subtree before its own
+        children)."""
+        out: list[str] = []
+        for child in self.children:
+            out.append(child.child_id)
+            if child.supervisor is not None:
+                out.extend(child.supervisor.tree_ids())
+        return tuple(out)
 
 
 class ChildExited(msgspec.Struct, frozen=True, kw_only=True):
@@ -158,6 +203,8 @@ class Escalate(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Decision: TypeAlias = Restart | NoRestart | Escalate
+
+ChildSpec.model_rebuild()
 
 
 def initial_state(spec: SupervisorSpec, *, now_ns: int) -> SupervisorState:

@@ -168,8 +168,14 @@ class Controller:
         handle = self.actor(name)
         if handle is None:
             raise ActionError(f"the session's {name} actor is not running", status=503)
+        from ray.exceptions import RayActorError
+
         ref = getattr(handle, method).options(max_task_retries=0).remote(*args)
-        return await asyncio.wait_for(ref, timeout_s)
+        try:
+            return await asyncio.wait_for(ref, timeout_s)
+        except RayActorError:  # the actor died: its supervisor starts another under the name,
+            self._handles.pop(name, None)  # looked up again by the next call
+            raise
 
     async def _try(self, name: str, method: str, *args: Any) -> Any:
         from ray.exceptions import RayError

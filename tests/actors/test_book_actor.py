@@ -104,12 +104,18 @@ def test_packed_batches_out_of_order_repeats_and_sigkill(tmp_path: Path,
     pid = ray.get(book.pid.remote())
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline:  # until the actor is known dead
         try:
-            if ray.get(book.pid.remote(), timeout=5) != pid:
-                break
+            ray.get(book.pid.remote(), timeout=5)
+        except ray.exceptions.ActorDiedError:
+            break
         except (ray.exceptions.RayError, TimeoutError):
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
+    ray.kill(book, no_restart=True)
+    # started again with the same arguments, as its supervisor does
+    book = BookActor.remote("BK", setup)
+    assert ray.get(book.pid.remote()) != pid
     assert ray.get(book.state_hash.remote()) == before  # restored
     assert ray.get(book.on_packed.remote(*batches[-1])) == 0  # a retried batch: deduped
     ray.kill(book, no_restart=True)

@@ -29,16 +29,17 @@ def _start(path: Path, session_id: str, **kwargs: Any) -> Any:
     return start_session(load_paper_config(path), session_id=session_id, **kwargs)
 
 
-def _kill(handle: Any, timeout_s: float = 30.0) -> float:
-    """SIGKILL the actor's worker process; seconds until it answers from a new process."""
+def _kill(handle: Any, timeout_s: float = 60.0) -> float:
+    """SIGKILL the actor's worker process; seconds until a new process answers by its name
+    (its supervisor started it again)."""
     import ray
 
-    pid = ray.get(handle.pid.remote())
+    pid = handle.get("pid")
     start = time.monotonic()
     os.kill(pid, signal.SIGKILL)
     while time.monotonic() - start < timeout_s:
         try:
-            if ray.get(handle.pid.remote(), timeout=5) != pid:
+            if handle.get("pid", timeout_s=5) != pid:
                 return time.monotonic() - start
         except (ray.exceptions.RayError, TimeoutError):
             time.sleep(0.05)
@@ -168,8 +169,10 @@ def test_restart_storm_halts_trading_and_cancels_open_orders(data_dir: Path,
                                                              tmp_path: Path) -> None:
     import ray
 
-    path = write_paper_config(tmp_path, "mm", data_dir, minutes=10,
-                              supervisor={"intensity": 2, "period_s": 60})
+    # one supervisor over every actor (a flat tree): its restarts beyond the intensity halt
+    kinds = ["risk", "gateway", "strategy", "reconciler", "book", "store", "recorder", "feed"]
+    path = write_paper_config(tmp_path, "mm", data_dir, minutes=10, supervisor={
+        "intensity": 2, "period_s": 60, "children": [{"child_id": k} for k in kinds]})
     session = _start(path, "storm1")
     _until(lambda: ray.get(session.gateway.view.remote())["open_orders"])
     for n in range(3):

@@ -40,20 +40,21 @@ def fake_ib() -> Iterator[FakeIbThread]:
     fake.close()
 
 
-def _kill_worker(handle: Any, timeout_s: float = 60.0) -> None:
-    """SIGKILL the actor's worker process; return once it answers from a new process."""
+def _kill_worker(handle: Any, timeout_s: float = 60.0) -> int:
+    """SIGKILL the actor's worker process; once a new process answers by the actor's name
+    (its supervisor started it again), the killed process's id."""
     import ray
 
-    pid = ray.get(handle.pid.remote())
+    pid = int(handle.get("pid"))
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if ray.get(handle.pid.remote(), timeout=10) != pid:
-                return
+            if handle.get("pid", timeout_s=10) != pid:
+                return pid
         except (ray.exceptions.RayError, TimeoutError):
             time.sleep(0.1)
-    raise AssertionError("the gateway actor did not come back")
+    raise AssertionError("the actor did not come back")
 
 
 def _until(check: Any, timeout_s: float = 60.0) -> Any:
@@ -78,12 +79,13 @@ def _run_with_kill(path: Path, session_id: str) -> tuple[Any, dict[str, Any], in
     gateway = session.gateway
     _until(lambda: len(ray.get(gateway.fills.remote())) >= 3)
     before = len(ray.get(gateway.fills.remote()))
-    _kill_worker(gateway)
+    killed = _kill_worker(gateway)
     assert session.wait(180), "the session did not finish"
     views = ray.get([gateway.view.remote(), session.risk.view.remote(),
-                     gateway.incarnation.remote()])
+                     gateway.pid.remote()])
     result = session.stop()
-    result["gateway_view"], result["risk_view"], result["incarnation"] = views
+    result["gateway_view"], result["risk_view"], pid = views
+    result["gateway_restarted"] = pid != killed
     return session, result, before
 
 
@@ -96,7 +98,7 @@ def test_ib_session_survives_sigkill_of_the_gateway(fake_ib: FakeIbThread,
     _, result, before = _run_with_kill(path, "ibkill1")
     broker_side = fake_ib.snapshot()
 
-    assert result["incarnation"] >= 2  # the gateway really came back from a new process
+    assert result["gateway_restarted"]  # the gateway really came back in a new process
     assert result["feed"]["error"] is None
     placed = broker_side["placed"]
     assert len(placed) == len(set(placed)), "an order reached the broker twice"
@@ -130,7 +132,7 @@ def test_shioaji_session_survives_sigkill_with_credentials_from_the_environment(
     finally:
         ray.kill(broker_actor)
 
-    assert result["incarnation"] >= 2
+    assert result["gateway_restarted"]
     assert result["feed"]["error"] is None
     orders = broker_side["orders"]
     assert len(orders) == len(set(orders)) == result["orders"] > 3, "an order was sent twice"
@@ -185,8 +187,12 @@ def test_ib_market_data_streams_into_the_session_feed(fake_ib: FakeIbThread,
             assert fake_ib.call(fake.quote, "SIMA", 100 + i / 100, 300, 100.05 + i / 100, 200)
             time.sleep(0.02)
         first = _until(lambda: settled(30))
+        old_subs = fake_ib.call(lambda: fake._live(fake.mkt_subs, "SIMA"))
         _kill_worker(session.feed)
-        _until(lambda: fake_ib.call(lambda: len(fake._live(fake.mkt_subs, "SIMA")) == 1))
+        # the new feed's own subscription, alone (its stream subscribes after it started, and
+        # the dead feed's connection may not be dropped yet: a quote sent before would be lost)
+        _until(lambda: fake_ib.call(lambda: (live := fake._live(fake.mkt_subs, "SIMA"))
+                                    and len(live) == 1 and live[0] not in old_subs))
         for i in range(10):
             fake_ib.call(fake.quote, "SIMA", 101 + i / 100, 300, 101.05 + i / 100, 200)
             time.sleep(0.02)
@@ -282,7 +288,7 @@ def test_ccxt_session_survives_sigkill_of_the_gateway(tmp_path: Path) -> None:
         signed = fake.fake.signed_ok
     finally:
         fake.close()
-    assert result["incarnation"] >= 2
+    assert result["gateway_restarted"]
     assert result["feed"]["error"] is None
     assert len(exchange["attempts"]) == len(set(exchange["attempts"])), "an order went twice"
     assert exchange["attempts"] == exchange["placed"]
@@ -328,7 +334,7 @@ def test_alpaca_session_survives_sigkill_of_the_gateway(tmp_path: Path) -> None:
         authorized = fake.fake.authorized
     finally:
         fake.close()
-    assert result["incarnation"] >= 2
+    assert result["gateway_restarted"]
     assert result["feed"]["error"] is None
     assert broker["attempts"] == broker["placed"], "an order reached Alpaca twice"
     orders_csv = (Path(result["output_dir"]) / "apkill1" / "orders.csv").read_text()
