@@ -30,9 +30,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.book import pack
 from actors.carriers import Carrier
 from actors.kernels import INTENT_TYPES
-from actors.market import pack
 from actors.recording import encode_batch
 from actors.step import HotInput, HotResult
 from runtime.messages import (

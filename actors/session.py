@@ -248,14 +248,14 @@ class _Children:
                 for child_id, factory, more in getattr(self, kind)()]
 
     def risk(self) -> list[tuple[str, str, dict[str, Any]]]:
-        return [("risk", "actors.trading:RiskActor", {"args": (self.setup,)})]
+        return [("risk", "actors.risk:RiskActor", {"args": (self.setup,)})]
 
     def gateway(self) -> list[tuple[str, str, dict[str, Any]]]:
         args = (self.setup, self.config.broker, self.live)
-        return [("gateway", "actors.trading:GatewayActor", {"args": args})]
+        return [("gateway", "actors.gateway:GatewayActor", {"args": args})]
 
     def strategy(self) -> list[tuple[str, str, dict[str, Any]]]:
-        return [(f"strategy:{s.id}", "actors.trading:StrategyActor",
+        return [(f"strategy:{s.id}", "actors.strategy:StrategyActor",
                  {"args": (self.setup, s.id)}) for s in self.setup.trading.strategies]
 
     def book(self) -> list[tuple[str, str, dict[str, Any]]]:
@@ -263,7 +263,7 @@ class _Children:
         for instrument in setup.instruments():
             subs = [_name(setup, f"strategy.{s.id}") for s in setup.trading.strategies
                     if instrument in s.instruments]
-            out.append((f"book:{instrument}", "actors.market:BookActor",
+            out.append((f"book:{instrument}", "actors.book:BookActor",
                         {"args": (instrument, setup, subs)}))
         return out
 

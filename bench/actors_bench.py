@@ -84,7 +84,7 @@ def _quotes(n: int, instrument: str, start_ns: int, step_ns: int) -> list[QuoteT
 def bench_books(events: int, batch: int, inflight: int, folder: Path) -> float:
     import ray
 
-    from actors.market import BookActor, pack
+    from actors.book import BookActor, pack
 
     @ray.remote(num_cpus=0)
     class SlowConsumer:
@@ -237,7 +237,9 @@ def _latency_variant(ticks: int, folder: Path, rounds: int, every: int,
 
     from actors.carriers import open_carrier
     from actors.driver import Driver, Ports
-    from actors.trading import GatewayActor, RiskActor, StrategyActor
+    from actors.gateway import GatewayActor
+    from actors.risk import RiskActor
+    from actors.strategy import StrategyActor
 
     quotes = _quotes(ticks, "L1", 10**9, 10**6)  # 1 ms apart: 1k ticks/s at speed 1
     setup = _feed_setup(folder / f"lat_{every}_{mode}", quotes, every)
@@ -306,9 +308,9 @@ def bench_restart(length: int, folder: Path, kills: tuple[str, ...] = ("risk",),
     import msgspec
     import ray
 
+    from actors.book import pack
     from actors.carriers import CallPath, open_carrier
     from actors.driver import Driver, Ports
-    from actors.market import pack
     from actors.names import Named
     from actors.step import HotInput
     from actors.supervisor import SupervisorActor

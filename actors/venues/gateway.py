@@ -1,6 +1,6 @@
 """The gateway actor's broker side: an IB or Shioaji adapter behind the calls the session's driver
-makes to the paper broker (``actors.paper_venue.PaperVenue``: ``send``, ``apply``, ``reports_due``,
-``drain``, ``view``, ``fills``...), so :class:`actors.trading.GatewayActor` runs either.
+makes to the paper broker (``actors.venues.paper.PaperVenue``: ``send``, ``apply``, ``reports_due``,
+``drain``, ``view``, ``fills``...), so :class:`actors.gateway.GatewayActor` runs either.
 
 What survives a SIGKILL of the gateway's process, and how (``<journal_dir>/<session>/``):
 

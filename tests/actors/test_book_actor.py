@@ -29,7 +29,7 @@ def _quotes(n: int) -> list[QuoteTick]:
 
 
 def _batches(quotes: list[QuoteTick], size: int) -> list[tuple[int | None, bytes]]:
-    from actors.market import pack
+    from actors.book import pack
 
     out = []
     for k in range(0, len(quotes), size):
@@ -39,7 +39,7 @@ def _batches(quotes: list[QuoteTick], size: int) -> list[tuple[int | None, bytes
 
 
 def _expected_hash(quotes: list[QuoteTick]) -> str:
-    from actors.market import BookState
+    from actors.book import BookState
 
     state = BookState("BK")
     state.apply(list(range(len(quotes))), quotes)
@@ -84,7 +84,7 @@ def test_packed_batches_out_of_order_repeats_and_sigkill(tmp_path: Path,
     one every 120 positions, the latest snapshot and the positions after it."""
     import ray
 
-    from actors.market import BookActor
+    from actors.book import BookActor
     from runtime.journal import Journal
 
     quotes = _quotes(400)
@@ -129,7 +129,7 @@ def test_packed_batches_out_of_order_repeats_and_sigkill(tmp_path: Path,
 def test_slow_subscriber_gets_conflated_snapshots_the_latest_last(tmp_path: Path) -> None:
     import ray
 
-    from actors.market import BookActor
+    from actors.book import BookActor
 
     name = f"fake.strategy.{os.getpid()}"
     subscriber = _subscriber_class().options(name=name).remote()

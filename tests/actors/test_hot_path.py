@@ -209,8 +209,10 @@ def test_a_carrier_warms_up_with_steps_that_change_nothing(data_dir: Path, tmp_p
 
     from actors.carriers import open_carrier
     from actors.config import load_paper_config
+    from actors.gateway import GatewayActor
+    from actors.risk import RiskActor
     from actors.session import prepare_session
-    from actors.trading import GatewayActor, RiskActor, StrategyActor
+    from actors.strategy import StrategyActor
 
     prepared = prepare_session(load_paper_config(
         write_paper_config(tmp_path, "mm", data_dir, feed=REAL_TIME)), session_id="warm")

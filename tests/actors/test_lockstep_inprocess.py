@@ -16,8 +16,10 @@ from actors.carriers import CallPath
 from actors.config import FeedConfig
 from actors.driver import Driver, Ports
 from actors.feed import load_messages, write_cache
+from actors.gateway import GatewayActor
+from actors.risk import RiskActor
 from actors.setup import SessionSetup
-from actors.trading import GatewayActor, RiskActor, StrategyActor
+from actors.strategy import StrategyActor
 from backtest.api import run_backtest
 from backtest.config import load_config
 from runtime.journal import Journal

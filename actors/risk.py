@@ -1,0 +1,143 @@
+"""The risk actor: the one place orders and positions change (a kernel without strategies,
+behind its journal).
+
+Like every actor of the step (``actors.step``): a thin shell that owns one runtime object,
+rebuilds it in ``__init__`` from its snapshot and journal, and delegates. Synchronous, one call
+at a time: a carrier (``actors.carriers``) may call ``hot_step`` from a thread of its own, and
+every call takes the actor's lock (``actors.base.serialized``), so a step and a call never
+interleave. What it sees twice after a crash it dedupes: market data by feed index, intents by
+client order id, reports by fill id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, serialized
+from actors.kernels import open_journaled
+from actors.operator import checked
+from actors.setup import SessionSetup
+from actors.step import (
+    decode_answer,
+    decode_input,
+    encode,
+    taken,
+)
+from runtime.messages import (
+    MarketData,
+    Message,
+    OperatorCommand,
+)
+
+__all__ = ["RiskActor"]
+
+def _fresh(cursor: int, index: int, msgs: Sequence[MarketData]) -> Sequence[MarketData]:
+    skip = cursor - index
+    return msgs if skip <= 0 else msgs[skip:]
+
+
+@actor(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
+@serialized
+class RiskActor(Child):
+    """The kernel without strategies, behind its journal: risk checks, orders, portfolio."""
+
+    def __init__(self, setup: SessionSetup) -> None:
+        self.setup = setup
+        self.jk, self.cursor, self.started = open_journaled(
+            setup.risk_kernel, setup.path("risk"), setup.feed_log(),
+            snapshot_every=setup.snapshot_every)
+
+    def start(self, ts_ns: int) -> list[Message]:
+        if self.started:
+            return []
+        self.started = True
+        out = self.jk.start(ts_ns)
+        self.jk.journal.flush()
+        return out
+
+    def _step(self, batches: Sequence[tuple[int | None, Sequence[Message]]]) -> list[Message]:
+        """Batches in order: market data (with its feed index), reports, intents; the outputs
+        (approved commands, denials, position and trading-state changes)."""
+        out: list[Message] = []
+        handle = self.jk.handle
+        for index, msgs in batches:
+            if index is not None:
+                msgs = _fresh(self.cursor, index, msgs)  # type: ignore[arg-type]
+                self.cursor += len(msgs)
+            for msg in msgs:
+                out.extend(handle(msg))
+        self.jk.journal.flush()
+        return out
+
+    def hot_step(self, data: bytes, *answers: bytes) -> bytes:
+        """One step (``actors.step``): the reports and the market data the strategies took,
+        then their intents (in config order); the outputs, encoded."""
+        inp = decode_input(data)
+        if inp.index < 0:  # a carrier's warm-up: nothing to take
+            return encode([])
+        decoded = [decode_answer(a) for a in answers]
+        n, r = taken(inp, decoded)
+        intents = [m for a in decoded for m in a.intents]
+        return encode(self._step([(None, inp.reports[:r]), (inp.index, inp.msgs[:n]),
+                                  (None, intents)]))
+
+    def apply(self, index: int | None, msgs: Sequence[Message]) -> list[Message]:
+        return self._step([(index, msgs)])
+
+    def command(self, command: OperatorCommand) -> list[Message]:
+        """An operator's command (halt, resume, reduce-only, cancel all, close positions):
+        refused (``OperatorError``) before anything is journaled when it is malformed or this
+        kernel cannot take it; else journaled and handled like any input. The outputs: the
+        trading-state change, the cancels and close-out orders approved (for the gateway) or
+        denied."""
+        command = checked(command)
+        self.jk.kernel.check(command)
+        return self.apply(None, [command])
+
+    def stop(self, ts_ns: int) -> list[Message]:
+        return self.jk.stop(ts_ns)
+
+    def state_hash(self) -> str:
+        return self.jk.kernel.state_hash()
+
+    def view(self) -> dict[str, Any]:
+        kernel = self.jk.kernel
+        return {
+            "positions": {k: p.quantity for k, p in sorted(kernel.portfolio.positions.items())
+                          if p.quantity},
+            "open_orders": sorted(kernel.open),
+            "fills": sorted(f for o in kernel.orders.values() for f in o.fill_ids),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        kernel = self.jk.kernel
+        portfolio = kernel.portfolio
+        return {
+            "cursor": self.cursor, "now": kernel.now, "state": str(kernel.risk.state),
+            "state_reason": kernel.risk.state_reason, "orders": len(kernel.orders),
+            "open": len(kernel.open), "fills": portfolio.n_fills, "cash": portfolio.cash,
+            "equity": portfolio.equity(), "realized": portfolio.realized_pnl,
+            "unrealized": portfolio.unrealized_pnl(), "fees": portfolio.fees,
+            "initial_cash": portfolio.initial_cash, "state_hash": kernel.state_hash(),
+        }
+
+    def operate(self, name: str, args: dict[str, Any]) -> Any:
+        """An operator's read (``actors.operator.risk_<name>``)."""
+        from actors.operator import dispatch
+
+        return dispatch("risk", self, name, args)
+
+    def records(self) -> dict[str, Any]:
+        """Orders and positions for the session's files."""
+        kernel = self.jk.kernel
+        registry = kernel.registry
+        return {
+            "orders": [o.state() for o in kernel.orders.values()],
+            "positions": [
+                {"instrument_id": k, "quantity": p.quantity, "realized_pnl": p.realized_pnl,
+                 "fees": p.fees, "mark": p.mark,
+                 "avg_price": p.avg_price(registry.get(k).multiplier)}
+                for k, p in sorted(kernel.portfolio.positions.items())
+            ],
+        }
