@@ -79,8 +79,9 @@ def _runner_sweep(data: str, n_bars: int, mark: Any) -> dict[str, Any]:
 
 
 def _rss_growth(trials: list[Any]) -> float:
-    """The largest growth of a worker's RSS from its first trial (warm: feed and messages made)
-    to its last, in MB: flat means nothing outlives a trial."""
+    """The largest growth of a worker's RSS from its first trial to its last, in MB. With ~50
+    trials a worker this includes the allocator's warm-up; "flat over 1,000 trials after the
+    warm-up" is what tests/research/test_memory.py checks."""
     by_pid: dict[int, list[float]] = {}
     for trial in trials:
         by_pid.setdefault(trial.pid, []).append(trial.rss_mb)
@@ -242,13 +243,13 @@ def main() -> None:
         "rss_growth_mb_2cpu": tw2.get("rss_growth_mb"),
     }
     targets = {"tradewind_2cpu_over_vectorbt": "<= 1.0", "scaling_1_to_2_sweep": ">= 1.8",
-               "rss_growth_mb_2cpu": "flat (<= 10 MB)"}  # fmt: skip
+               "rss_growth_mb_2cpu": "flat over 1,000 trials after warm-up: "
+               "tests/research/test_memory.py (here: 100 trials, warm-up included)"}  # fmt: skip
     met = {
         "tradewind_2cpu_over_vectorbt": ratios["tradewind_2cpu_over_vectorbt"] <= 1.0,
         "scaling_1_to_2_sweep": ratios["scaling_1_to_2_sweep"] >= 1.8,
-        "rss_growth_mb_2cpu": None if tw2.get("rss_growth_mb") is None
-        else tw2["rss_growth_mb"] <= 10.0,
-    }  # fmt: skip
+        "rss_growth_mb_2cpu": None,  # not decided by 100 trials: see the target
+    }
     result = {
         "bench": "sweep", "bars": args.bars, "param_sets": 100, "repeat": args.repeat,
         "full": args.full, "cluster": args.cluster, "cpu_count": os.cpu_count(),
