@@ -98,6 +98,7 @@ class Kernel:
             self._pending_sides,
             self.prices,
         )
+        self.risk.bind_orders(lambda: self.open.values())  # per-strategy budgets count them
         self.linked = LinkedOrders(self.ids, registry, self.prices, self._order)
         self._watches = self.linked.watches  # instruments with trailing stops (same dict always)
         self.strategy_positions: dict[tuple[str, str], int] = {}
@@ -340,6 +341,7 @@ class Kernel:
         return self._drain() if self._intents or self._out else _EMPTY
 
     def _on_fill(self, fill: OrderFilled, key: tuple[str, str]) -> None:
+        self.risk.on_fill(fill)  # the strategy's budget book
         before = self.portfolio.realized_pnl
         pos = self.portfolio.apply_fill(fill)
         realized = self.portfolio.realized_pnl - before
