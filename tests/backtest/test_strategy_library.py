@@ -88,6 +88,43 @@ def test_trend_sizes_by_volatility_within_its_budget(store: Any, tmp_path: Path)
     assert all(r.startswith("strategy trend: gross exposure would reach") for r in reasons)
 
 
+def test_trend_correlation_cap_binds_when_set_low(store: Any, tmp_path: Path) -> None:
+    config = _config("trend_vol", tmp_path)
+    [spec] = config.strategies
+    low = spec.model_copy(update={"params": {**spec.params, "max_exposure": 0.2}})
+    kernel, _ = simulate(config.model_copy(update={"strategies": (low,)}),
+                         load_feed(config, store))
+    [strategy] = kernel.strategies
+    assert isinstance(strategy, TrendVolTarget)
+    assert strategy.capped > 0
+    # at the end, the positions' correlated exposure is within 0.2 of the equity (+ a lot)
+    from runtime.sizing import correlated_exposure
+
+    marks = {i: kernel.prices.price[i] / 1e9 for i in strategy.instruments}
+    held = [kernel.position("trend", i) / 1e9 * marks[i] for i in strategy.instruments]
+    equity = kernel.portfolio.equity() / 1e9
+    assert correlated_exposure(held, strategy.corr.matrix()) <= 0.2 * equity * 1.05 + max(
+        marks.values()
+    )
+
+
+def test_kelly_sizing_of_the_mean_reversion() -> None:
+    strategy = ZScoreRevert("z", {"min_trades": 3, "kelly_cap": 0.4, "probe_fraction": 0.05},
+                            instruments=("SIM-A",))
+    strategy.on_start()
+    assert strategy.fraction() == 0.05  # no history: the probe
+    strategy.returns.extend([0.002, 0.001, 0.003])
+    # half Kelly of mean 0.002 / variance 1e-6 = 1000: capped at 0.4 of the equity
+    assert strategy.fraction() == 0.4
+    strategy.returns.clear()
+    strategy.returns.extend([0.0001, -0.02, 0.02])
+    # mean 0.0000333 / variance 0.0004: half Kelly ≈ 0.0417
+    assert strategy.fraction() == pytest.approx(0.5 * (0.0001 / 3) / 0.00040001, rel=1e-3)
+    strategy.returns.clear()
+    strategy.returns.extend([-0.002, -0.001, -0.003])
+    assert strategy.fraction() == 0.05  # no edge: back to the probe
+
+
 def test_mean_reversion_bets_the_probe_then_capped_kelly(store: Any, tmp_path: Path) -> None:
     kernel = _kernel("zscore_revert", store, tmp_path)
     [strategy] = kernel.strategies
