@@ -70,7 +70,8 @@ def test_trend_sizes_by_volatility_within_its_budget(store: Any, tmp_path: Path)
     kernel = _kernel("trend_vol", store, tmp_path)
     [strategy] = kernel.strategies
     assert isinstance(strategy, TrendVolTarget)
-    assert strategy.rebalances > 0
+    assert strategy.rebalances == 33  # as docs/strategy-guide.md says
+    assert strategy.capped == 0
     # long and short over the run, on both instruments
     sides = {(f.instrument_id, f.side) for f in kernel.orders.values() if f.filled_qty}
     assert len(sides) == 4
@@ -86,6 +87,8 @@ def test_trend_sizes_by_volatility_within_its_budget(store: Any, tmp_path: Path)
     assert "strategy.max_gross_exposure" in codes
     reasons = [d["reason"] for d in result.denials]
     assert all(r.startswith("strategy trend: gross exposure would reach") for r in reasons)
+    # as docs/strategy-guide.md quotes it
+    assert reasons[0] == "strategy trend: gross exposure would reach 37038.6 (budget 20000)"
 
 
 def test_trend_correlation_cap_binds_when_set_low(store: Any, tmp_path: Path) -> None:
@@ -134,6 +137,7 @@ def test_mean_reversion_bets_the_probe_then_capped_kelly(store: Any, tmp_path: P
     assert all(f == p.probe_fraction for f in strategy.fractions[: p.min_trades])
     assert all(0 < f <= p.kelly_cap for f in strategy.fractions)
     assert len(strategy.returns) >= p.min_trades
+    assert strategy.fractions == [0.1] * 37  # as the guide says: no positive edge, all probes
 
 
 def test_pairs_enters_only_while_the_test_passes(store: Any, tmp_path: Path) -> None:
@@ -144,6 +148,9 @@ def test_pairs_enters_only_while_the_test_passes(store: Any, tmp_path: Path) -> 
     pvalues = [p for _, p, _ in strategy.tests]
     assert len(pvalues) == (1170 - 390) // 30 + 1
     assert sum(p > 0.05 for p in pvalues) > len(pvalues) / 2
+    betas = [b for _, _, b in strategy.tests]
+    assert (len(pvalues), sum(p <= 0.05 for p in pvalues)) == (27, 4)  # as the guide says
+    assert (round(min(betas), 2), round(max(betas), 2)) == (-0.88, 1.01)
     entries = sorted(o.ts_init for o in kernel.orders.values()
                      if o.filled_qty and not o.reduce_only)
     for ts in entries:  # the last test before each entry passed
@@ -207,6 +214,10 @@ def test_regime_switch_enters_nothing_while_unknown(store: Any, tmp_path: Path) 
     assert isinstance(strategy, RegimeSwitch)
     assert all(strategy.regimes[r] > 0 for r in Regime)
     assert strategy.blocked > 0  # signals it refused in the unknown regime
+    # as the guide says
+    assert [strategy.regimes[r] for r in Regime] == [462, 925, 953]
+    assert strategy.blocked == 413
+    assert [sum(e[2] is r for e in strategy.entries) for r in Regime] == [16, 28, 0]
     assert strategy.entries
     assert {regime for _, _, regime in strategy.entries} <= {Regime.TREND, Regime.RANGE}
     # every order that opened a position came on a bar whose regime was clear
@@ -235,3 +246,24 @@ def test_bad_params_are_refused_naming_them() -> None:
     with pytest.raises(ConfigError, match=r"exit_z \(3.0\) must be below entry_z"):
         load_config(raw)
 
+
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "strategy-guide.md"
+
+
+def test_the_guides_figures_are_the_runs(store: Any) -> None:
+    """The library table in docs/strategy-guide.md is what the configs give on the sample."""
+    import re
+
+    rows = re.findall(r"^\| `(\w+)` \| `\w+` \| (.+) \|$", GUIDE.read_text(), re.M)
+    table = {name: [c.strip() for c in cells.split("|")] for name, cells in rows}
+    assert sorted(table) == sorted(LIBRARY)
+    for name in LIBRARY:
+        m = run_backtest(CONFIGS / f"{name}.yaml", store=store, write=False).metrics["strategy"]
+        assert table[name] == [
+            str(m["fills"]),
+            str(m["trades"]),
+            f"{m['total_return']:+.2%}",
+            f"{m['max_drawdown']:.2%}",
+            f"{m['fees_paid']:.2f}",
+        ], name
