@@ -7,6 +7,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from runtime.instruments import Instrument, InstrumentRegistry
 from runtime.kernel import Kernel
@@ -176,3 +178,29 @@ def test_a_budget_refuses_bad_values() -> None:
         StrategyBudget(max_position=Decimal(-1))
     with pytest.raises(ValueError, match="max_positon"):
         StrategyBudget.model_validate({"max_positon": 5})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(["a", "b"]), st.sampled_from([BUY, SELL]),
+                  st.integers(1, 60), st.booleans(), st.integers(90, 110)),
+        min_size=1, max_size=25,
+    )
+)
+def test_a_budgeted_strategy_never_holds_or_asks_past_its_position_budget(
+    steps: list[tuple[str, OrderSide, int, bool, int]],
+) -> None:
+    """Whatever the strategies send, filled or left open, at any price: the budgeted strategy's
+    position plus its open orders on either side stays within its budget."""
+    k, s = setup(RiskLimits(strategies={"a": StrategyBudget(max_position=Decimal(100))}))
+    px(k, "X", 100)
+    for sid, side, qty, filled, price in steps:
+        px(k, "X", price)
+        act(k, s[sid], side, "X", qty, fill_at=price if filled else None)
+        held = k.position("a", "X")
+        buys = sum(o.leaves_qty for o in k.open.values()
+                   if o.strategy_id == "a" and o.side is BUY)
+        sells = sum(o.leaves_qty for o in k.open.values()
+                    if o.strategy_id == "a" and o.side is SELL)
+        assert max(abs(held + buys), abs(held - sells)) <= 100 * Q
