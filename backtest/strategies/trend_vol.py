@@ -99,7 +99,9 @@ class TrendVolTarget(Strategy[TrendVolTargetParams]):
             )
             size = self.to_qty(inst, abs(exposure) / price)
             target = size if exposure >= 0 else -size
-            held = self.position(inst) + self.ctx.pending(self.strategy_id, inst)
+            held = self.position(inst) + sum(  # what target_position trades from
+                o.leaves_qty * o.side for o in self.open_orders(inst) if not o.protective
+            )
             off = abs(target - held)
             if off and (off > p.rebalance_band * abs(target) or target * held <= 0):
                 traded = self.target_position(inst, target) is not None or traded

@@ -257,7 +257,7 @@ def test_the_guides_figures_are_the_runs(store: Any) -> None:
 
     rows = re.findall(r"^\| `(\w+)` \| `\w+` \| (.+) \|$", GUIDE.read_text(), re.M)
     table = {name: [c.strip() for c in cells.split("|")] for name, cells in rows}
-    assert sorted(table) == sorted(LIBRARY)
+    assert sorted(table) == sorted([*LIBRARY, "market_maker"])  # its own test checks it
     for name in LIBRARY:
         m = run_backtest(CONFIGS / f"{name}.yaml", store=store, write=False).metrics["strategy"]
         assert table[name] == [
