@@ -98,7 +98,7 @@ class Kernel:
             self._pending_sides,
             self.prices,
         )
-        self.risk.bind_orders(lambda: self.open.values())  # per-strategy budgets count them
+        self.risk.bind_orders(self)  # per-strategy budgets count a strategy's open orders
         self.linked = LinkedOrders(self.ids, registry, self.prices, self._order)
         self._watches = self.linked.watches  # instruments with trailing stops (same dict always)
         self.strategy_positions: dict[tuple[str, str], int] = {}

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field
@@ -158,6 +158,10 @@ class _Ledger:
         self.day_start_pnl = int(state["day_start_pnl"])
 
 
+class _HasOpenOrders(Protocol):
+    open: dict[str, Order]
+
+
 #: instrument -> (open buy leaves, open sell leaves), protective legs (stops, take-profits, the
 #: exits of a bracket) left out: they only ever close what is held, and are canceled or resized
 #: when the position they protect changes; orders being canceled are left out too
@@ -206,12 +210,16 @@ class RiskEngine:
         # per-strategy budgets: each budgeted strategy's own book, kept from its fills
         self.ledgers = {sid: _Ledger(b) for sid, b in sorted(limits.strategies.items())}
         self._fill_prices: dict[str, int] = {}  # last fill price per instrument (marks' fallback)
-        self._open_orders: Callable[[], Iterable[Order]] = tuple
+        self._orders: _HasOpenOrders | None = None
 
-    def bind_orders(self, open_orders: Callable[[], Iterable[Order]]) -> None:
-        """Where the open orders are (the kernel's): per-strategy budgets count a strategy's
-        open orders toward its position."""
-        self._open_orders = open_orders
+    def bind_orders(self, owner: _HasOpenOrders) -> None:
+        """Who keeps the open orders (the kernel; read as ``owner.open`` at each check, so a
+        restore that replaces the dict is seen, and the engine pickles with its kernel):
+        per-strategy budgets count a strategy's open orders toward its position."""
+        self._orders = owner
+
+    def _open_orders(self) -> Iterable[Order]:
+        return () if self._orders is None else self._orders.open.values()
 
     def on_fill(self, fill: OrderFilled) -> None:
         """A fill into its strategy's budget book (a no-op for strategies without a budget)."""

@@ -267,3 +267,12 @@ def test_the_guides_figures_are_the_runs(store: Any) -> None:
             f"{m['max_drawdown']:.2%}",
             f"{m['fees_paid']:.2f}",
         ], name
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_each_strategy_snapshots_whole(name: str, store: Any, tmp_path: Path) -> None:
+    """A paper session's snapshots pickle the kernel, strategies included."""
+    from runtime.recovery import check_snapshot
+
+    kernel = _kernel(name, store, tmp_path)
+    check_snapshot(kernel)

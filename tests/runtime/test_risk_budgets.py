@@ -204,3 +204,19 @@ def test_a_budgeted_strategy_never_holds_or_asks_past_its_position_budget(
         sells = sum(o.leaves_qty for o in k.open.values()
                     if o.strategy_id == "a" and o.side is SELL)
         assert max(abs(held + buys), abs(held - sells)) <= 100 * Q
+
+
+def test_a_kernel_with_budgets_pickles_whole_and_keeps_enforcing_them() -> None:
+    """Recovery snapshots pickle the kernel: the budgets' books and their wiring come back."""
+    import pickle
+
+    k, s = setup(RiskLimits(strategies={"a": StrategyBudget(max_position=Decimal(100))}))
+    px(k, "X", 100)
+    act(k, s["a"], BUY, "X", 60, fill_at=100)
+    act(k, s["a"], BUY, "X", 30)  # left open
+    restored: Kernel = pickle.loads(pickle.dumps(k))
+    assert restored.state_hash() == k.state_hash()
+    [again] = [st for st in restored.strategies if st.strategy_id == "a"]
+    assert isinstance(again, Scripted)
+    d = denial(act(restored, again, BUY, "X", 20))  # 60 held + 30 open + 20 > 100
+    assert d is not None and d.reason_code == "strategy.max_position"
