@@ -266,6 +266,15 @@ def load_config(source: str | Path | dict[str, Any] | BacktestConfig) -> Backtes
             raise ConfigError(
                 f"unknown instrument {inst!r}; declare it under instruments", path=name, field=where
             )
+    strategy_ids = [s.id for s in config.strategies]
+    for budgeted in config.risk.strategies:
+        if budgeted not in strategy_ids:
+            raise ConfigError(
+                f"a budget for unknown strategy {budgeted!r} (strategies: "
+                f"{', '.join(strategy_ids)})",
+                path=name,
+                field=f"risk.strategies.{budgeted}",
+            )
     for strategy in config.strategies:
         check_strategy(strategy, source=name, search=config.strategy_search())
     return config

@@ -18,16 +18,30 @@ drift; :class:`Sma` also gives its exact mean with an explicit rounding.
 - ``Macd(12, 26, 9)``: ``macd`` = Ema(fast) − Ema(slow), ``signal`` = Ema(signal) of macd,
   ``histogram`` = macd − signal (EMAs seeded with the first value, as pandas
   ``ewm(span, adjust=False)``); ready after slow + signal − 1 values.
+- ``Stochastic(k=14, d=3, smooth=1)``: ``k`` = 100·(close − lowest low)/(highest high − lowest
+  low) over the last k bars (50 when that range is 0), averaged over ``smooth`` bars (1: the
+  fast stochastic, 3: the slow); ``d`` = mean of the last d values of ``k``;
+  ``update(high, low, close)``; ready after k + smooth + d − 2 bars.
+- ``Adx(n=14)``: Wilder's average directional index. Per bar after the first: +DM = up move
+  (high − previous high) when larger than the down move (previous low − low) and positive, −DM
+  likewise, the true range as in ``Atr``; each smoothed as ``Rsi``'s averages (seeded with the mean
+  of the first n); ``plus_di``/``minus_di`` = 100·DM/TR; DX = 100·|+DI − −DI|/(+DI + −DI) (0
+  when both are 0); ``value`` (ADX) = the same smoothing of DX; ready after 2n bars (DIs after
+  n + 1).
+- ``ZScore(n, ddof=0)``: (value − mean)/std of the last n values (the latest included); 0 when
+  they are all equal; ready after n values.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 
 from runtime.errors import InvariantError
 from runtime.values import FIXED_SCALE, Rounding, div_round
 
-__all__ = ["Atr", "Bollinger", "Ema", "Macd", "RollingStd", "Rsi", "Sma"]
+__all__ = ["Adx", "Atr", "Bollinger", "Ema", "Macd", "RollingStd", "Rsi", "Sma", "Stochastic",
+           "ZScore"]
 
 
 def _check_period(period: int) -> None:
@@ -347,3 +361,181 @@ class Macd:
     def value(self) -> float:
         """Same as :attr:`macd`."""
         return self.macd
+
+
+class _Wilder:
+    """Wilder's smoothing of floats: the mean of the first ``period`` values, then
+    ``avg = (avg·(period − 1) + x) / period``."""
+
+    __slots__ = ("n", "period", "value")
+
+    def __init__(self, period: int) -> None:
+        self.period = period
+        self.n = 0
+        self.value = 0.0
+
+    def update(self, x: float) -> None:
+        p = self.period
+        self.n += 1
+        if self.n <= p:
+            self.value += x / p
+        else:
+            self.value = (self.value * (p - 1) + x) / p
+
+
+class _Extreme:
+    """The highest (or lowest) of the last ``period`` values: a monotonic deque, O(1)
+    amortised per update."""
+
+    __slots__ = ("_i", "_q", "highest", "period")
+
+    def __init__(self, period: int, *, highest: bool) -> None:
+        self.period = period
+        self.highest = highest
+        self._q: deque[tuple[int, int]] = deque()
+        self._i = 0
+
+    def update(self, value: int) -> int:
+        q, i = self._q, self._i
+        if self.highest:
+            while q and q[-1][1] <= value:
+                q.pop()
+        else:
+            while q and q[-1][1] >= value:
+                q.pop()
+        q.append((i, value))
+        if q[0][0] <= i - self.period:
+            q.popleft()
+        self._i = i + 1
+        return q[0][1]
+
+
+class Stochastic:
+    """The stochastic oscillator: where the close sits in the range of the last ``k_period``
+    bars, 0..100 (``k``), smoothed over ``smooth`` bars, and ``d`` its mean over ``d_period``."""
+
+    __slots__ = ("_d", "_high", "_k", "_low", "_n", "d_period", "k_period", "smooth")
+
+    def __init__(self, k_period: int = 14, d_period: int = 3, smooth: int = 1) -> None:
+        for period in (k_period, d_period, smooth):
+            _check_period(period)
+        self.k_period, self.d_period, self.smooth = k_period, d_period, smooth
+        self._high = _Extreme(k_period, highest=True)
+        self._low = _Extreme(k_period, highest=False)
+        self._k: deque[float] = deque(maxlen=smooth)
+        self._d: deque[float] = deque(maxlen=d_period)
+        self._n = 0
+
+    def update(self, high: int, low: int, close: int) -> None:
+        hh, ll = self._high.update(high), self._low.update(low)
+        self._n += 1
+        if self._n < self.k_period:
+            return
+        raw = 50.0 if hh == ll else 100.0 * (close - ll) / (hh - ll)
+        self._k.append(raw)
+        if len(self._k) == self.smooth:
+            self._d.append(sum(self._k) / self.smooth)
+
+    @property
+    def ready(self) -> bool:
+        return len(self._d) == self.d_period
+
+    @property
+    def k(self) -> float:
+        """%K (smoothed over ``smooth`` bars); ``nan`` before ``k_period + smooth − 1`` bars."""
+        return self._d[-1] if self._d else math.nan
+
+    @property
+    def d(self) -> float:
+        """%D: the mean of the last ``d_period`` values of :attr:`k`."""
+        return sum(self._d) / self.d_period if self.ready else math.nan
+
+    @property
+    def value(self) -> float:
+        return self.k
+
+
+class Adx:
+    """Wilder's average directional index (trend strength, 0..100, not direction) with its
+    directional indicators ``plus_di`` and ``minus_di``; ``update(high, low, close)``."""
+
+    __slots__ = ("_adx", "_dm_minus", "_dm_plus", "_prev", "_tr", "period")
+
+    def __init__(self, period: int = 14) -> None:
+        _check_period(period)
+        self.period = period
+        self._prev: tuple[int, int, int] | None = None
+        self._tr, self._dm_plus, self._dm_minus = _Wilder(period), _Wilder(period), _Wilder(period)
+        self._adx = _Wilder(period)
+
+    def update(self, high: int, low: int, close: int) -> None:
+        prev, self._prev = self._prev, (high, low, close)
+        if prev is None:
+            return
+        prev_high, prev_low, prev_close = prev
+        up, down = high - prev_high, prev_low - low
+        plus = up if up > down and up > 0 else 0
+        minus = down if down > up and down > 0 else 0
+        true_range = max(high - low, abs(high - prev_close), abs(low - prev_close))
+        self._tr.update(true_range / FIXED_SCALE)
+        self._dm_plus.update(plus / FIXED_SCALE)
+        self._dm_minus.update(minus / FIXED_SCALE)
+        if self._tr.n >= self.period:
+            self._adx.update(self._dx())
+
+    def _dx(self) -> float:
+        plus, minus = self.plus_di, self.minus_di
+        total = plus + minus
+        return 0.0 if total == 0 else 100.0 * abs(plus - minus) / total
+
+    def _di(self, dm: _Wilder) -> float:
+        if self._tr.n < self.period:
+            return math.nan
+        tr = self._tr.value
+        return 0.0 if tr == 0 else 100.0 * dm.value / tr
+
+    @property
+    def plus_di(self) -> float:
+        return self._di(self._dm_plus)
+
+    @property
+    def minus_di(self) -> float:
+        return self._di(self._dm_minus)
+
+    @property
+    def ready(self) -> bool:
+        return self._adx.n >= self.period
+
+    @property
+    def value(self) -> float:
+        return self._adx.value if self.ready else math.nan
+
+
+class ZScore:
+    """How many standard deviations the latest value is from the mean of the last ``period``
+    values (itself included); exact int sums, as :class:`RollingStd`."""
+
+    __slots__ = ("_last", "_mean", "_std")
+
+    def __init__(self, period: int, *, ddof: int = 0) -> None:
+        self._mean = Sma(period)
+        self._std = RollingStd(period, ddof=ddof)
+        self._last = 0
+
+    def update(self, value: int) -> None:
+        self._mean.update(value)
+        self._std.update(value)
+        self._last = value
+
+    @property
+    def ready(self) -> bool:
+        return self._mean.ready
+
+    @property
+    def value(self) -> float:
+        if not self.ready:
+            return math.nan
+        std = self._std.value
+        if std == 0:
+            return 0.0
+        return (self._last / FIXED_SCALE - self._mean.value) / std

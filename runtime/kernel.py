@@ -117,6 +117,7 @@ class Kernel:
             self.ledger.pending_sides,
             self.prices,
         )
+        self.risk.bind_orders(self.ledger)  # per-strategy budgets count a strategy's open orders
         self.linked = LinkedOrders(self.ids, registry, self.prices, self.ledger.get)
         self._watches = self.linked.watches  # instruments with trailing stops (same dict always)
         self.approval: Approval = (

@@ -181,6 +181,7 @@ class OrderFlow:
         return self.drain() if self.intents or self.out else _EMPTY
 
     def _on_fill(self, fill: OrderFilled) -> None:
+        self.risk.on_fill(fill)  # the strategy's budget book
         before = self.portfolio.realized_pnl
         pos = self.portfolio.apply_fill(fill)
         realized = self.portfolio.realized_pnl - before

@@ -15,28 +15,58 @@ Reason codes: ``halted``, ``reducing``, ``reduce_only``, ``instrument.<rule>`` (
 ``max_order_notional``, ``max_position``, ``max_position_notional``, ``gross_exposure``,
 ``daily_loss``, ``trades_per_day``, ``order_rate``, ``cooldown``, ``stale_data``,
 ``no_market_data``, ``price_band``.
+
+Per-strategy budgets (``RiskLimits.strategies``, YAML ``risk: {strategies: {<id>: {...}}}``):
+position, position notional and gross exposure limits, and a daily and a total loss limit, for
+one strategy's own positions and PnL, checked after the account's rules. A strategy's position
+counts its open orders on the order's side; its PnL is its fills' cash flows plus its positions
+at the market. A strategy whose loss reached a limit is close-only (orders that grow one of its
+positions are denied) for the rest of the day (daily) or of the run (total). Reason codes:
+``strategy.max_position``, ``strategy.max_position_notional``, ``strategy.max_gross_exposure``,
+``strategy.max_daily_loss``, ``strategy.max_loss``; each reason names the strategy.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.instruments import InstrumentRegistry
-from runtime.messages import OrderDenied, OrderSide, SubmitOrder, TradingState, TradingStateChanged
+from runtime.messages import (
+    OrderDenied,
+    OrderFilled,
+    OrderSide,
+    SubmitOrder,
+    TradingState,
+    TradingStateChanged,
+)
+from runtime.orders import Order, OrderStatus
 from runtime.portfolio import Portfolio
 from runtime.prices import LastPrices
 from runtime.values import fixed, from_fixed
 
-__all__ = ["DAY_NS", "RiskEngine", "RiskLimits"]
+__all__ = ["DAY_NS", "RiskEngine", "RiskLimits", "StrategyBudget"]
 
 DAY_NS = 86_400 * 10**9
 _S = 10**9
+
+
+class StrategyBudget(BaseModel):
+    """One strategy's risk budget, in human units; ``None`` turns a rule off. Its positions,
+    exposure and PnL are the strategy's own (its fills), not the account's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_position: Decimal | None = Field(None, gt=0, description="max |position| per instrument")
+    max_position_notional: Decimal | None = Field(None, gt=0)
+    max_gross_exposure: Decimal | None = Field(None, gt=0)
+    max_daily_loss: Decimal | None = Field(None, gt=0, description="close-only for the day")
+    max_loss: Decimal | None = Field(None, gt=0, description="since the start: close-only")
 
 
 class RiskLimits(BaseModel):
@@ -56,6 +86,8 @@ class RiskLimits(BaseModel):
     cooldown_after_loss_s: float | None = Field(None, gt=0)
     stale_data_s: float | None = Field(None, gt=0)
     price_band_pct: Decimal | None = Field(None, gt=0, description="limit vs last price, percent")
+    #: per-strategy budgets by strategy id, checked after the account's limits above
+    strategies: dict[str, StrategyBudget] = Field(default_factory=dict)
 
 
 class _Raw(msgspec.Struct, frozen=True):
@@ -88,6 +120,46 @@ def _raw(limits: RiskLimits) -> _Raw:
         int(limits.order_window_s * _S),
         f(limits.price_band_pct),
     )
+
+
+class _Ledger:
+    """One budgeted strategy's own book: positions and the cash its fills moved (fees in), so
+    its PnL is ``cash + positions at the market``; and its PnL when the day started."""
+
+    __slots__ = ("budget", "cash", "day_start_pnl", "positions", "raw")
+
+    def __init__(self, budget: StrategyBudget) -> None:
+        self.budget = budget
+
+        def f(value: Decimal | None) -> int | None:
+            return None if value is None else fixed(value)
+
+        self.raw = (
+            f(budget.max_position),
+            f(budget.max_position_notional),
+            f(budget.max_gross_exposure),
+            f(budget.max_daily_loss),
+            f(budget.max_loss),
+        )
+        self.positions: dict[str, int] = {}
+        self.cash = 0
+        self.day_start_pnl = 0
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "positions": dict(sorted((k, v) for k, v in self.positions.items() if v)),
+            "cash": self.cash,
+            "day_start_pnl": self.day_start_pnl,
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.positions = {str(k): int(v) for k, v in state["positions"].items()}
+        self.cash = int(state["cash"])
+        self.day_start_pnl = int(state["day_start_pnl"])
+
+
+class _HasOpenOrders(Protocol):
+    open: dict[str, Order]
 
 
 #: instrument -> (open buy leaves, open sell leaves), protective legs (stops, take-profits, the
@@ -135,6 +207,43 @@ class RiskEngine:
         self.recent_orders: deque[int] = deque()
         self.cooldown_until_ns = 0
         self.denials = 0
+        # per-strategy budgets: each budgeted strategy's own book, kept from its fills
+        self.ledgers = {sid: _Ledger(b) for sid, b in sorted(limits.strategies.items())}
+        self._fill_prices: dict[str, int] = {}  # last fill price per instrument (marks' fallback)
+        self._orders: _HasOpenOrders | None = None
+
+    def bind_orders(self, owner: _HasOpenOrders) -> None:
+        """Who keeps the open orders (the kernel; read as ``owner.open`` at each check, so a
+        restore that replaces the dict is seen, and the engine pickles with its kernel):
+        per-strategy budgets count a strategy's open orders toward its position."""
+        self._orders = owner
+
+    def _open_orders(self) -> Iterable[Order]:
+        return () if self._orders is None else self._orders.open.values()
+
+    def on_fill(self, fill: OrderFilled) -> None:
+        """A fill into its strategy's budget book (a no-op for strategies without a budget)."""
+        ledger = self.ledgers.get(fill.strategy_id)
+        if ledger is None:
+            return
+        self._fill_prices[fill.instrument_id] = fill.last_price
+        signed = fill.last_qty * fill.side
+        notional = self.registry.get(fill.instrument_id).notional(fill.last_price, signed)
+        ledger.cash -= notional + fill.fee
+        ledger.positions[fill.instrument_id] = (
+            ledger.positions.get(fill.instrument_id, 0) + signed
+        )
+
+    def strategy_pnl(self, strategy_id: str) -> int:
+        """A budgeted strategy's PnL since the start (fixed point): its fills' cash flows, fees
+        in, plus its positions at the latest market price."""
+        ledger = self.ledgers[strategy_id]
+        value = 0
+        for instrument_id, quantity in ledger.positions.items():
+            if quantity:
+                mark = self.prices.price.get(instrument_id) or self._fill_prices[instrument_id]
+                value += self.registry.get(instrument_id).notional(mark, quantity)
+        return ledger.cash + value
 
     # --- state ------------------------------------------------------------------------------
     def set_state(
@@ -157,6 +266,8 @@ class RiskEngine:
         if day != self.day:
             self.day, self.trades_today = day, 0
             self.day_start_equity = self.portfolio.equity()
+            for strategy_id, ledger in self.ledgers.items():
+                ledger.day_start_pnl = self.strategy_pnl(strategy_id)
         limit = self._raw.max_daily_loss
         if limit is None or self.state is TradingState.HALTED:
             return None
@@ -204,6 +315,10 @@ class RiskEngine:
             and (self._limits_exposure or now_ns < self.cooldown_until_ns)
         ):
             reason = self._exposure(cmd, position, buys, sells, now_ns)
+        if reason is None and cmd.strategy_id in self.ledgers and not (
+            self.state is TradingState.REDUCING or cmd.reduce_only
+        ):
+            reason = self._budget(cmd)
         if reason is not None:
             return self._deny(cmd, now_ns, *reason)
         self.trades_today += 1
@@ -317,6 +432,78 @@ class RiskEngine:
                 )
         return None
 
+    def _budget(self, cmd: SubmitOrder) -> tuple[str, str] | None:
+        """The order against its strategy's own budget; only orders that grow one of the
+        strategy's positions (counting its open orders on their side) can be refused."""
+        sid, inst = cmd.strategy_id, cmd.instrument_id
+        ledger = self.ledgers[sid]
+        max_pos, max_pos_notional, max_gross, max_daily, max_loss = ledger.raw
+        position = ledger.positions.get(inst, 0)
+        buys = sells = 0
+        for order in self._open_orders():
+            if (
+                order.strategy_id == sid
+                and order.instrument_id == inst
+                and not order.protective
+                and order.status is not OrderStatus.PENDING_CANCEL
+                and order.client_order_id != cmd.client_order_id
+            ):
+                if order.side is OrderSide.BUY:
+                    buys += order.quantity - order.filled_qty
+                else:
+                    sells += order.quantity - order.filled_qty
+        if _only_reduces(cmd, position, buys, sells):
+            return None
+        who = f"strategy {sid}"
+        if max_loss is not None or max_daily is not None:
+            pnl = self.strategy_pnl(sid)
+            if max_loss is not None and -pnl >= max_loss:
+                return "strategy.max_loss", (
+                    f"{who}: loss {from_fixed(-pnl)} reached its budget "
+                    f"{from_fixed(max_loss)}: close-only"
+                )
+            daily = ledger.day_start_pnl - pnl
+            if max_daily is not None and daily >= max_daily:
+                return "strategy.max_daily_loss", (
+                    f"{who}: loss today {from_fixed(daily)} reached its budget "
+                    f"{from_fixed(max_daily)}: close-only until tomorrow"
+                )
+        worst = position + buys + cmd.quantity if cmd.side is OrderSide.BUY else (
+            position - sells - cmd.quantity
+        )
+        if max_pos is not None and abs(worst) > max_pos:
+            return "strategy.max_position", (
+                f"{who}: position in {inst} would reach {from_fixed(worst)} "
+                f"(budget {from_fixed(max_pos)})"
+            )
+        if max_pos_notional is None and max_gross is None:
+            return None
+        market = self.prices.price.get(inst)
+        if market is None:
+            return "no_market_data", (
+                f"{who}: no market price yet for {inst}: the order cannot be valued"
+            )
+        price = max(cmd.price or cmd.trigger_price or 0, market)
+        instrument = self.registry.get(inst)
+        worst_notional = abs(instrument.notional(price, worst))
+        if max_pos_notional is not None and worst_notional > max_pos_notional:
+            return "strategy.max_position_notional", (
+                f"{who}: position notional in {inst} would reach {from_fixed(worst_notional)} "
+                f"(budget {from_fixed(max_pos_notional)})"
+            )
+        if max_gross is not None:
+            gross = worst_notional
+            for other, quantity in ledger.positions.items():
+                if other != inst and quantity:
+                    mark = self.prices.price.get(other) or self._fill_prices[other]
+                    gross += abs(self.registry.get(other).notional(mark, quantity))
+            if gross > max_gross:
+                return "strategy.max_gross_exposure", (
+                    f"{who}: gross exposure would reach {from_fixed(gross)} "
+                    f"(budget {from_fixed(max_gross)})"
+                )
+        return None
+
     def _deny(
         self, cmd: SubmitOrder, now_ns: int, code: str, reason: str
     ) -> tuple[None, OrderDenied]:
@@ -334,6 +521,13 @@ class RiskEngine:
 
     # --- state for hashing ------------------------------------------------------------------
     def state_dict(self) -> dict[str, object]:
+        state = self._state_dict()
+        if self.ledgers:  # only with budgets: runs without any keep their state (and hash)
+            state["budgets"] = {sid: ledger.state() for sid, ledger in self.ledgers.items()}
+            state["fill_prices"] = dict(sorted(self._fill_prices.items()))
+        return state
+
+    def _state_dict(self) -> dict[str, object]:
         return {
             "state": str(self.state),
             "reason": self.state_reason,
@@ -356,6 +550,11 @@ class RiskEngine:
         self.cooldown_until_ns = int(state["cooldown_until"])
         self.denials = int(state["denials"])
         self.prices.load_state(state.get("prices", {}))
+        budgets = state.get("budgets", {})
+        for strategy_id, ledger in self.ledgers.items():
+            if strategy_id in budgets:
+                ledger.load(budgets[strategy_id])
+        self._fill_prices = {str(k): int(v) for k, v in state.get("fill_prices", {}).items()}
 
 
 def _only_reduces(cmd: SubmitOrder, position: int, buys: int, sells: int) -> bool:

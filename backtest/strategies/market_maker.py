@@ -1,5 +1,9 @@
-"""A market maker on L1 quotes or an L2 book: post-only quotes around the microprice,
-skewed against inventory, widened by realised volatility, on a ladder of ``levels``.
+"""A market maker on L1 quotes or an L2 book: post-only quotes around a fair value, skewed
+against inventory, widened by realised volatility, on a ladder of ``levels``.
+
+The fair value blends the strategy's own estimate, the microprice (the mid weighted toward the
+side with less size: where the next trade is likelier), with the market's mid:
+``fair_weight · microprice + (1 − fair_weight) · mid`` (1: the microprice alone; 0: the mid).
 
 It requotes on a timer (``requote_ms``) rather than on every tick: real venues rate-limit,
 and every cancel/replace loses queue position.
@@ -36,6 +40,9 @@ class MarketMakerParams(StrategyParams):
     skew_ticks: float = Field(1.0, ge=0, description="quote shift in ticks at full inventory")
     max_inventory: Qty = Field(gt=0)
     requote_ms: int = Field(100, gt=0)
+    fair_weight: float = Field(
+        1.0, ge=0, le=1, description="weight of the microprice in the fair value; the rest: mid"
+    )
 
 
 class MarketMaker(Strategy[MarketMakerParams]):
@@ -69,10 +76,11 @@ class MarketMaker(Strategy[MarketMakerParams]):
 
     def _requote(self, instrument_id: str) -> None:
         f = self.features(instrument_id)
-        fair = f["microprice"] if not math.isnan(f["microprice"]) else f["mid"]
+        p = self.params
+        mid, micro = f["mid"], f["microprice"]
+        fair = mid if math.isnan(micro) else p.fair_weight * micro + (1 - p.fair_weight) * mid
         if math.isnan(fair):
             return
-        p = self.params
         instrument = self.instrument(instrument_id)
         fair_raw = int(fair * FIXED_SCALE)
         tick = instrument.tick_at(fair_raw)
