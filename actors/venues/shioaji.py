@@ -107,7 +107,8 @@ class ShioajiVenue(ShioajiEvents):
         self._orphans: list[tuple[Any, Any]] = []
         self.session_up = True
         self.reconcile_requested = False
-        self.reconciler = ShioajiReconciler(self, baseline=not send_log.orders)
+        self.reconciler = ShioajiReconciler(self)
+        self.book.set_baseline(send_log.baseline or {})  # the account's journaled start
         api.set_order_callback(self._on_order_event)
         api.set_session_down_callback(self._on_session_down)
 

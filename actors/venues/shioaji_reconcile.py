@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from actors.venues.common import to_fixed
+from actors.venues.common import position_drifts, take_baseline, to_fixed
 from actors.venues.shioaji_support import broker_quantity, port_quantity
 
 if TYPE_CHECKING:
@@ -29,9 +29,8 @@ _WORKING = ("PendingSubmit", "PreSubmitted", "Submitted", "PartFilled")
 
 
 class ShioajiReconciler:
-    def __init__(self, venue: ShioajiVenue, *, baseline: bool) -> None:
+    def __init__(self, venue: ShioajiVenue) -> None:
         self.venue = venue
-        self.baseline = baseline
         self.last_drifts: list[str] = []
 
     def refresh(self) -> list[Any]:
@@ -174,13 +173,5 @@ class ShioajiReconciler:
                 else port_quantity(instrument, qty)
             )
             broker[iid] = broker.get(iid, 0) + sign * raw
-        ours = venue.book.positions()
-        if self.baseline:  # a fresh journal: what the broker holds beyond our fills was there
-            self.baseline = False
-            venue.book.set_baseline({i: q - ours.get(i, 0) for i, q in broker.items()})
-            ours = venue.book.positions()
-        return [
-            f"position {iid}: Shioaji {broker.get(iid, 0)} vs fills {ours.get(iid, 0)}"
-            for iid in sorted(venue.instruments)
-            if broker.get(iid, 0) != ours.get(iid, 0)
-        ]
+        take_baseline(venue.send_log, venue.book, broker, venue.instruments)
+        return position_drifts("Shioaji", broker, venue.book.positions(), venue.instruments)

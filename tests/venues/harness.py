@@ -121,10 +121,11 @@ class SimHarness(Harness):
 class IbHarness(Harness):
     instrument_id = "AAPL.NASDAQ"
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, positions: dict[str, float] | None = None) -> None:
+        """``positions``: what the account holds before the first connect (symbol -> signed)."""
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
-        self.fake = FakeIbGateway()
+        self.fake = FakeIbGateway(positions=dict(positions or {}))
         port = self.loop.run_until_complete(self.fake.start())
         import ib_async
 
