@@ -171,7 +171,7 @@ class ShioajiHarness(Harness):
     price = fixed(600)
     time_in_force = TimeInForce.DAY  # Shioaji has no GTC (ROD is its day order)
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, login: bool = True) -> None:
         self.sj = import_sj(str(tmp))
         self.fake = FakeShioaji(self.sj)
         self.journal = Journal(tmp / "sj.journal")
@@ -182,6 +182,8 @@ class ShioajiHarness(Harness):
             instruments={self.instrument_id: twse_stock("2330")},
             send_log=SendLog(self.journal),
         )
+        if login:
+            self.port.login()  # no credentials: the fake is logged in already
         self.last: tuple[Any, dict[str, Any]] | None = None
 
     def settle(self) -> None:
