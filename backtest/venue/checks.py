@@ -62,5 +62,8 @@ def check_modify(
     if not instrument.in_session(ts_ns):
         return Refusal("session", f"{instrument.instrument_id} is not in a trading session")
     if quantity <= filled:
-        return Refusal("quantity", f"new quantity {from_fixed(quantity)} is not above filled {from_fixed(filled)}")
+        return Refusal(
+            "quantity",
+            f"new quantity {from_fixed(quantity)} is not above filled {from_fixed(filled)}",
+        )
     return _check_values(instrument, quantity=quantity, price=price, trigger=trigger)
