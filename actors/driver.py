@@ -68,6 +68,9 @@ class Counters:
     state_changes: list[dict[str, Any]] = field(default_factory=list)
 
 
+_CANCEL_ROUNDS = 5  # cancel-all rounds at most when a session stops before its data ends
+
+
 class Driver:
     """Drives ``messages`` through the actors from ``cursor`` (see the module docstring)."""
 
@@ -144,10 +147,19 @@ class Driver:
         if cancel_open:
             await self.cancel_all()
         await self._settle()
+        # a strategy may requote while the cancels settle (a due timer, an order event): cancel
+        # again until nothing is open; data time stands still here, so this ends quickly
+        for _ in range(_CANCEL_ROUNDS):
+            if not cancel_open or not await self.cancel_all():
+                break
+            await self._settle()
 
-    async def cancel_all(self) -> None:
+    async def cancel_all(self) -> int:
+        """Cancel every open order; how many cancels went out."""
         await self.flush()
-        await self._send(await self.ports.risk.cancel_all.remote())
+        cancels = await self.ports.risk.cancel_all.remote()
+        await self._send(cancels)
+        return len(cancels)
 
     async def route(self, intents: Sequence[Message]) -> list[Message]:
         """Intents from outside the strategies (an operator's close-out orders) through risk,
