@@ -114,6 +114,7 @@ class FakeShioaji:
         self._n = 0
         self._event = 0
         self._exchange_seq = 669_900  # the exchange's deal numbering (deal callbacks)
+        self.exchange_seqs: dict[tuple[str, str], str] = {}  # (ordno, Deal.seq) -> exchange_seq
         self.subscriptions: list[tuple[str, str]] = []  # (code, quote type) subscribed
         self._quote_cbs: dict[str, Callable[[Any], None]] = {}
 
@@ -337,6 +338,7 @@ class FakeShioaji:
             self.positions.get(trade.contract.code, 0) + sign * qty * unit
         )
         self._exchange_seq += 1
+        self.exchange_seqs[(trade.order.ordno, seq)] = str(self._exchange_seq)
         if drop:
             return
         is_stock = trade.contract.security_type == "STK"
