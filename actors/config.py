@@ -104,8 +104,9 @@ class PaperConfig(_Frozen):
     store_dsn: str | None = None  # default: TRADEWIND_STORE_DSN or chdb://var/clickhouse
     reconcile_every_s: float | None = Field(5.0, gt=0)  # None: no reconciler
     reconcile_act: bool = False  # let a drift move the trading state
-    #: the risk actor snapshots its state every this many journal entries and drops the
-    #: entries the snapshot covers: a restart reads one snapshot and a bounded tail
+    #: every stateful actor snapshots its state every this many inputs (its own journal
+    #: entries and market messages) and drops the entries the snapshot covers: a restart
+    #: reads one snapshot and a bounded tail (``runtime.recovery``)
     snapshot_every: int = Field(20_000, ge=10)
     feed: FeedConfig = FeedConfig()
     supervisor: SupervisorConfig = SupervisorConfig()
@@ -138,11 +139,11 @@ def check_broker_fit(config: PaperConfig, trading: BacktestConfig, name: str | N
     broker block that covers the trading config's instruments."""
     if config.broker.kind == "paper":
         if config.feed.mode == "broker":
-            raise ConfigError("broker streams from an IB or Shioaji broker block, "
+            raise ConfigError("broker streams from a broker block (ib, shioaji, ccxt, alpaca), "
                               "not the paper broker", path=name, field="feed.mode")
         return
     if not is_paper_account(config.broker) and config.feed.mode != "broker":
-        account = "paper: false" if config.broker.kind == "ib" else "simulation: false"
+        account = "simulation: false" if config.broker.kind == "shioaji" else "paper: false"
         raise ConfigError(f"a real-money account ({config.broker.kind}, {account}) trades only "
                           f"on the broker's own market data, not on a {config.feed.mode} feed: "
                           "set feed.mode: broker", path=name, field="feed.mode")

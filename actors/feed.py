@@ -18,44 +18,38 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import ray
 
 from actors.base import ACTOR_OPTIONS, actor, incarnate
 from actors.config import FeedConfig
 from actors.driver import Driver, Ports
+from actors.feed_log import CACHE, write_log
 from actors.setup import SessionSetup
 from runtime.messages import MarketData
 
 __all__ = ["FeedActor", "load_messages", "read_cache", "write_cache"]
 
-_CACHE = "feed.msgs"
-
 
 def write_cache(setup: SessionSetup, feed: FeedConfig, store: Any = None) -> Path:
-    """Load the session's data once and keep it beside the journals: a restarted feed actor and
-    a resumed session replay exactly the same messages (and never open the store again)."""
-    import msgspec
-
-    path = Path(setup.journal_dir) / _CACHE
+    """Load the session's data once and write it as the feed's log beside the journals
+    (``actors.feed_log``): a restarted feed actor and a resumed session replay exactly the same
+    messages (and never open the store again), and every actor re-reads its market data there
+    when it restores."""
+    path = Path(setup.journal_dir) / CACHE
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         messages, start_ns = load_messages(setup, feed, store)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(msgspec.msgpack.encode((start_ns, messages)))
-        tmp.replace(path)
+        write_log(path, start_ns, messages)
     return path
 
 
 def read_cache(setup: SessionSetup) -> tuple[list[MarketData], int]:
-    import msgspec
-
-    from runtime.messages import AnyMessage
-
-    decoder = msgspec.msgpack.Decoder(tuple[int, list[AnyMessage]])
-    start_ns, messages = decoder.decode((Path(setup.journal_dir) / _CACHE).read_bytes())
-    return cast(list[MarketData], messages), start_ns
+    """The loaded part of the feed's log (the broker stream's part follows it) and the
+    session's start time."""
+    log = setup.feed_log()
+    return log.all(), log.start_ns
 
 
 def load_messages(setup: SessionSetup, feed: FeedConfig,

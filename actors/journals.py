@@ -5,12 +5,13 @@ SQLite also copies the WAL into the main file every ~1000 pages, inside the comm
 the mark, and fsyncs the main file: milliseconds, landing on whichever tick was in flight. Here
 every journal an actor opens has its automatic checkpoints off
 (``runtime.journal.Journal(checkpoint="manual")``) and one daemon thread per process checkpoints
-each journal that committed :data:`ENTRIES` entries since its last checkpoint (or any,
-:data:`IDLE_S` ago), on its own connection, while the actor goes on committing. (The WAL file's
-size says nothing: SQLite reuses the file from its start after a checkpoint, without shrinking
-it.) Few, large checkpoints: each one's writes still disturb the actors' own (the same disk), so
-every 20,000 entries (~20 s of a 1k ticks/s hot path; a WAL of a few tens of MB) rather than
-SQLite's every ~1,000 pages (figures in docs/paper.md).
+each journal that committed :data:`ENTRIES` entries or :data:`BYTES` payload bytes (a few
+snapshots) since its last checkpoint (or anything, :data:`IDLE_S` ago), on its own connection,
+while the actor goes on committing. (The WAL file's size says nothing: SQLite reuses the file
+from its start after a checkpoint, without shrinking it; so its size is the most written
+between two checkpoints.) Few, large checkpoints: each one's writes still disturb the actors'
+own (the same disk), so every 20,000 entries (~20 s of a 1k ticks/s hot path; a WAL of a few
+tens of MB) rather than SQLite's every ~1,000 pages (figures in docs/paper.md).
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ import weakref
 
 from runtime.journal import Journal
 
-__all__ = ["ENTRIES", "IDLE_S", "Checkpointer", "open_journal"]
+__all__ = ["BYTES", "ENTRIES", "IDLE_S", "Checkpointer", "open_journal"]
 
 ENTRIES = 20_000  # entries committed since a journal's last checkpoint that call for the next
+BYTES = 16 << 20  # or payload bytes committed since (snapshots are large and few)
 IDLE_S = 10.0  # or any entry, this long after the last
 PERIOD_S = 0.2  # how often the process's thread looks
 
@@ -35,17 +37,20 @@ class Checkpointer:
     registers with the process's own, whose daemon thread calls :meth:`due` every
     ``PERIOD_S``."""
 
-    def __init__(self, *, entries: int = ENTRIES, idle_s: float = IDLE_S) -> None:
-        self.entries, self.idle_s = entries, idle_s
-        # each open journal: its committed seq and the monotonic time at its last checkpoint
-        self._journals: weakref.WeakKeyDictionary[Journal, tuple[int, float]] = (
+    def __init__(self, *, entries: int = ENTRIES, idle_s: float = IDLE_S,
+                 nbytes: int = BYTES) -> None:
+        self.entries, self.idle_s, self.nbytes = entries, idle_s, nbytes
+        # each open journal: its committed seq and bytes, and the monotonic time, at its
+        # last checkpoint
+        self._journals: weakref.WeakKeyDictionary[Journal, tuple[int, int, float]] = (
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
 
     def add(self, journal: Journal) -> Journal:
         with self._lock:
-            self._journals[journal] = (journal.committed_seq, time.monotonic())
+            self._journals[journal] = (journal.committed_seq, journal.committed_bytes,
+                                       time.monotonic())
         return journal
 
     def due(self, now: float | None = None) -> int:
@@ -54,9 +59,11 @@ class Checkpointer:
         with self._lock:
             journals = list(self._journals.items())
         done = 0
-        for journal, (seq, at) in journals:
-            committed = journal.committed_seq  # an int read: safe beside the writer
-            if committed - seq < self.entries and (committed == seq or now - at < self.idle_s):
+        for journal, (seq, nbytes, at) in journals:
+            committed = journal.committed_seq  # int reads: safe beside the writer
+            written = journal.committed_bytes
+            if (committed - seq < self.entries and written - nbytes < self.nbytes
+                    and ((committed, written) == (seq, nbytes) or now - at < self.idle_s)):
                 continue
             # a journal closed meanwhile answers False; a failed checkpoint is tried again
             # next time (and SQLite checkpoints anyway when the journal closes)
@@ -64,7 +71,7 @@ class Checkpointer:
                 if journal.checkpoint():
                     done += 1
                     with self._lock:
-                        self._journals[journal] = (committed, now)
+                        self._journals[journal] = (committed, written, now)
         return done
 
 

@@ -37,12 +37,11 @@ from runtime.messages import (
     TradeTick,
 )
 from runtime.orders import Order, OrderStatus, Trigger
-from runtime.recovery import JournaledKernel
+from runtime.recovery import FeedLog, JournaledKernel
 
 __all__ = [
     "INTENT_TYPES",
     "MARKET_TYPES",
-    "NEVER_SNAPSHOT",
     "OPERATION",
     "RiskKernel",
     "StrategyHost",
@@ -54,9 +53,6 @@ __all__ = [
 INTENT_TYPES = (SubmitOrder, CancelOrder, ModifyOrder)
 MARKET_TYPES = (QuoteTick, TradeTick, Bar, BookDeltas, BookSnapshot)
 _IDLE_PREFIX = "idle_until="
-#: strategies may keep state that no snapshot holds (``Strategy.get_state`` is optional, and
-#: an operator's params change rides in the journal): their journal is replayed whole
-NEVER_SNAPSHOT = 2**62
 #: an operator's change to a strategy (params, enable), journaled between the messages it
 #: came between, so a replay applies it at the same point
 OPERATION = "strategy.operation"
@@ -171,18 +167,20 @@ class StrategyHost(_ReportClock):
 Operate = Callable[[Kernel, bytes], None]
 
 
-def open_journaled(kernel_factory: Any, path: Path, *, operate: Operate | None = None,
-                   snapshot_every: int = NEVER_SNAPSHOT) -> tuple[JournaledKernel, int, bool]:
-    """A journaled kernel restored from ``path``; its market cursor; whether it had started.
+def open_journaled(kernel_factory: Callable[[], Kernel], path: Path, feed: FeedLog, *,
+                   snapshot_every: int,
+                   operate: Operate | None = None) -> tuple[JournaledKernel, int, bool]:
+    """A journaled kernel restored from ``path`` (its latest snapshot, then its tail with the
+    market data re-read from ``feed``, the feed's log); its market cursor; whether it had
+    started.
 
     ``operate(kernel, payload)`` re-applies an :data:`OPERATION` record where the journal holds
     it (a strategy's params changed by the operator); without it such records are an error.
-    ``snapshot_every``: a snapshot every this many entries, compacting what it covers."""
+    ``snapshot_every``: a snapshot (the whole kernel) every this many inputs, compacting what
+    it covers (``runtime.recovery``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     journal = open_journal(path)
     started = journal.last_seq > 0
-    jk = JournaledKernel.restore(kernel_factory, journal, snapshot_every=snapshot_every,
-                                 compact=snapshot_every != NEVER_SNAPSHOT,
+    jk = JournaledKernel.restore(kernel_factory, journal, feed, snapshot_every=snapshot_every,
                                  blobs=None if operate is None else {OPERATION: operate})
-    return jk, jk.market_seen, started
-
+    return jk, jk.position, started

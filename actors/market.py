@@ -1,9 +1,13 @@
 """The market side: book actors (one per instrument) and the feed actor that drives a session.
 
 A book actor keeps the instrument's L2 book and features from the market data the feed hands
-it, journals each batch (one row per batch) and pushes snapshots to its subscribers. Pushing
-conflates: each subscriber has one slot holding the newest snapshot and at most one call in
-flight, so a slow consumer gets the latest state, never a growing queue.
+it and pushes snapshots to its subscribers. Its market data lives in the feed's log: its
+journal holds only the feed position it reached (one small record per batch) and, every
+``snapshot_every`` feed positions, a snapshot of its state (pickled), behind which the journal
+is compacted; a restart reads the snapshot and re-reads the rest from the feed's log
+(``runtime.recovery``). Pushing conflates: each subscriber has one slot holding the newest
+snapshot and at most one call in flight, so a slow consumer gets the latest state, never a
+growing queue.
 """
 
 from __future__ import annotations
@@ -12,9 +16,9 @@ import asyncio
 import hashlib
 import json
 import math
+import pickle
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import msgspec
 import ray
@@ -22,21 +26,24 @@ import ray
 from actors.base import ACTOR_OPTIONS, actor, incarnate
 from actors.journals import open_journal
 from runtime.book import L2Book
+from runtime.errors import InvariantError
 from runtime.features import FeatureSet
-from runtime.journal import Blob, Journal
+from runtime.journal import JournalRecord
 from runtime.messages import AnyMessage, BookDeltas, BookSnapshot, MarketData, QuoteTick, TradeTick
+from runtime.recovery import FeedJournal
+
+if TYPE_CHECKING:
+    from actors.setup import SessionSetup
 
 __all__ = ["BookActor", "BookState", "pack"]
 
-_BATCH = "book.batch"
 _ENCODE = msgspec.msgpack.Encoder()
 _DECODE = msgspec.msgpack.Decoder(tuple[list[int], list[AnyMessage]])
 
 
 def pack(indices: list[int], msgs: Sequence[MarketData]) -> bytes:
     """A batch on the wire to :meth:`BookActor.on_packed` (msgpack: ~0.1 µs per event to
-    encode, ~0.25 µs to decode, against ~2–4 µs for Ray's pickling of message objects); the
-    book journals these bytes as they are."""
+    encode, ~0.25 µs to decode, against ~2–4 µs for Ray's pickling of message objects)."""
     return _ENCODE.encode((indices, msgs))
 
 
@@ -46,15 +53,28 @@ def unpack(payload: bytes) -> tuple[list[int], list[MarketData]]:
     return indices, cast("list[MarketData]", msgs)
 
 
-def encode_batch(indices: list[int], msgs: Sequence[MarketData]) -> Blob:
-    return Blob(_BATCH, pack(indices, msgs))
+def open_book(instrument_id: str, setup: SessionSetup) -> tuple[BookState, FeedJournal]:
+    """An instrument's book state restored from its journal (``book.<instrument>``) and the
+    feed's log; the journal, for what comes next."""
+    state = BookState(instrument_id)
 
+    def load(payload: bytes) -> None:
+        nonlocal state
+        state = pickle.loads(payload)  # the book's own journal
 
-def replay(state: BookState, journal: Journal) -> None:
-    for _, record in journal.entries():
-        assert isinstance(record, Blob) and record.kind == _BATCH
-        indices, msgs = _DECODE.decode(record.payload)
-        state.apply(indices, cast(list[MarketData], msgs))
+    def market(start: int, msgs: Sequence[MarketData]) -> None:
+        mine = [(start + k, m) for k, m in enumerate(msgs) if m.instrument_id == instrument_id]
+        state.apply([i for i, _ in mine], [m for _, m in mine])
+
+    def record(entry: JournalRecord) -> None:
+        raise InvariantError(f"book journal: unexpected {type(entry).__name__}")
+
+    path = setup.path(f"book.{instrument_id}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    journal = FeedJournal.restore(open_journal(path), setup.feed_log(),
+                                  snapshot_every=setup.snapshot_every, load=load,
+                                  market=market, record=record)
+    return state, journal
 
 
 class BookState:
@@ -109,21 +129,19 @@ class BookState:
 class BookActor:
     """Book and features of one instrument; conflated snapshots to subscribers."""
 
-    def __init__(self, instrument_id: str, journal_path: str | None,
+    def __init__(self, instrument_id: str, setup: SessionSetup | None,
                  subscribers: Sequence[str] = ()) -> None:
-        """``subscribers``: names of strategy actors (looked up when first pushed to)."""
+        """``setup``: the session's (its journal and the feed's log); None: no journal.
+        ``subscribers``: names of strategy actors (looked up when first pushed to)."""
         import os
 
         self._pid = os.getpid()
         self._incarnation = 0
-        if journal_path is not None:
-            self._incarnation = incarnate(Path(journal_path).with_suffix(".incarnation"))
         self.state = BookState(instrument_id)
-        self.journal: Journal | None = None
-        if journal_path is not None:
-            Path(journal_path).parent.mkdir(parents=True, exist_ok=True)
-            self.journal = open_journal(journal_path)
-            replay(self.state, self.journal)
+        self.journal: FeedJournal | None = None
+        if setup is not None:
+            self._incarnation = incarnate(setup.path(f"book.{instrument_id}.incarnation"))
+            self.state, self.journal = open_book(instrument_id, setup)
         self._early: dict[int, tuple[list[int], list[MarketData], bytes | None]] = {}
         self.subscribers: list[Any] = list(subscribers)
         self.conflated = 0
@@ -153,9 +171,12 @@ class BookActor:
 
     def _apply(self, indices: list[int], msgs: list[MarketData], payload: bytes | None) -> int:
         n = self.state.apply(indices, msgs)
-        if n and self.journal is not None:
-            self.journal.append(Blob(_BATCH, pack(indices, msgs) if payload is None else payload))
-            self.journal.flush()
+        journal = self.journal
+        if n and journal is not None:
+            journal.reach(indices[-1], msgs[-1])
+            journal.flush()
+            if journal.due():
+                journal.snapshot(pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL))
         return n
 
     def _push(self, snapshot: dict[str, Any]) -> None:

@@ -1,8 +1,11 @@
 """The paper broker of the gateway actor: the backtester's simulated venue behind a journal.
 
-Every call that changes the venue is journaled before it is applied (market data, commands with
-the time they were sent, report polls), so the venue is rebuilt exactly by replaying the journal
-in the gateway's constructor. A command is committed before the venue sees it, and a
+Every call that changes the venue is journaled before it is applied (commands with the time
+they were sent, report polls) and, between them, the feed position the venue reached: the
+market data itself lives in the feed's log (``runtime.recovery``). The venue is snapshotted
+whole (pickled, with the reports delivered and the commands sent) every ``snapshot_every``
+inputs and the journal compacted, so the gateway's constructor rebuilds it exactly from the
+latest snapshot and a bounded tail. A command is committed before the venue sees it, and a
 command the journal already holds is never sent again (a retried call after a crash): the
 outcome of an order is never guessed by sending it twice. Every report the venue delivered is
 kept in order; callers ask for reports from their own cursor, so a report popped by a call that
@@ -11,6 +14,7 @@ crashed half-way is handed out again, never lost.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ from typing import Any
 from actors.journals import open_journal
 from backtest.venue import SimulatedVenue
 from runtime.errors import InvariantError
-from runtime.journal import Blob
+from runtime.journal import Blob, JournalRecord
 from runtime.messages import (
     CancelOrder,
     MarketData,
@@ -30,6 +34,7 @@ from runtime.messages import (
     decode,
     encode,
 )
+from runtime.recovery import FeedJournal, FeedLog
 from runtime.statehash import state_hash
 
 __all__ = ["PaperVenue"]
@@ -51,43 +56,52 @@ def _key(cmd: Message) -> tuple[Any, ...]:
 class PaperVenue:
     """A :class:`SimulatedVenue` that survives its process (see the module docstring)."""
 
-    def __init__(self, venue_factory: Callable[[], SimulatedVenue], path: Path, *,
-                 durable: bool = False) -> None:
-        """``durable``: fsync each command batch before sending (~3 ms here). A paper venue
-        lives in the gateway's process, so a commit (which survives the process) is enough;
-        a gateway to a real broker must set it."""
+    def __init__(self, venue_factory: Callable[[], SimulatedVenue], path: Path, feed: FeedLog,
+                 *, snapshot_every: int, durable: bool = False) -> None:
+        """``feed``: the feed's log, where the market data the journal's positions name is
+        read again. ``durable``: fsync each command batch before sending (~3 ms here). A paper
+        venue lives in the gateway's process, so a commit (which survives the process) is
+        enough; a gateway to a real broker must set it."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.durable = durable
         self.venue = venue_factory()
-        self.journal = open_journal(path)
-        self.market_count = 0
         self.reports: list[OrderEvent] = []
         self.sent: set[tuple[Any, ...]] = set()
         self.submitted: list[str] = []
-        self._replay()
+        self.journal = FeedJournal.restore(
+            open_journal(path), feed, snapshot_every=snapshot_every, load=self._load,
+            market=self._replay_market, record=self._replay)
+
+    @property
+    def market_count(self) -> int:
+        """Market messages the venue has seen: the feed index of the next one."""
+        return self.journal.position
 
     # --- restore ---------------------------------------------------------------------------
-    def _replay(self) -> None:
-        for _, record in self.journal.entries():
-            if isinstance(record, Blob):
-                ts = int.from_bytes(record.payload[:8], "big", signed=True)
-                if record.kind == _SEND:
-                    self._send(decode(record.payload[8:]), ts)
-                elif record.kind == _PEEK:
-                    self.venue.next_report_ts(None if ts == _NONE else ts)
-                elif record.kind == _POP:
-                    self.reports.extend(self.venue.pop_reports(ts))
-                else:
-                    raise InvariantError(f"gateway journal: unknown record {record.kind!r}")
-            else:
-                self.venue.on_market(record)  # type: ignore[arg-type]
-                self.market_count += 1
+    def _load(self, state: bytes) -> None:
+        self.venue, self.reports, self.sent, self.submitted = pickle.loads(state)
+
+    def _replay_market(self, _: int, msgs: Sequence[MarketData]) -> None:
+        for msg in msgs:
+            self.venue.on_market(msg)
+
+    def _replay(self, record: JournalRecord) -> None:
+        if not isinstance(record, Blob):
+            raise InvariantError(f"gateway journal: unexpected {type(record).__name__}")
+        ts = int.from_bytes(record.payload[:8], "big", signed=True)
+        if record.kind == _SEND:
+            self._send(decode(record.payload[8:]), ts)
+        elif record.kind == _PEEK:
+            self.venue.next_report_ts(None if ts == _NONE else ts)
+        elif record.kind == _POP:
+            self.reports.extend(self.venue.pop_reports(ts))
+        else:
+            raise InvariantError(f"gateway journal: unknown record {record.kind!r}")
 
     # --- journaled operations ---------------------------------------------------------------
     def _market(self, msg: MarketData) -> None:
-        self.journal.append(msg)
+        self.journal.market(msg)
         self.venue.on_market(msg)
-        self.market_count += 1
 
     def _peek(self, before: int | None) -> int | None:
         self.journal.append(Blob(_PEEK, _ts(before)))
@@ -170,7 +184,12 @@ class PaperVenue:
         return self.reports[reports_seen:]
 
     def commit(self) -> None:
+        """Commit (the position reached included); a snapshot when one is due."""
         self.journal.flush()
+        if self.journal.due():
+            self.journal.snapshot(pickle.dumps(
+                (self.venue, self.reports, self.sent, self.submitted),
+                protocol=pickle.HIGHEST_PROTOCOL))
 
     # --- views -----------------------------------------------------------------------------
     def view(self) -> dict[str, Any]:

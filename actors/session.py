@@ -166,6 +166,7 @@ def _prepare(config: PaperConfig, claim: Claim, *, lockstep: bool | None,
     setup = SessionSetup(sid, str(journal_dir), config.trading_config(), lockstep=feed_cfg.lockstep,
                          snapshot_every=config.snapshot_every)
     write_cache(setup, feed_cfg, store)
+    setup.check_snapshots()
     return Prepared(setup=setup, feed=feed_cfg, claim=claim)
 
 
@@ -234,8 +235,7 @@ def _start_children(config: PaperConfig, setup: SessionSetup, feed_cfg: Any, *,
     for instrument in setup.instruments():
         subs = [_name(setup, f"strategy.{s.id}") for s in setup.trading.strategies
                 if instrument in s.instruments]
-        books[instrument] = _spawn(BookActor, setup, f"book.{instrument}", instrument,
-                                   str(Path(setup.journal_dir) / f"book.{instrument}.journal"),
+        books[instrument] = _spawn(BookActor, setup, f"book.{instrument}", instrument, setup,
                                    subs)
         children[f"book:{instrument}"] = books[instrument]
     extras: dict[str, Any] = {}

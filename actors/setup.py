@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from actors.feed_log import FeedLog
 from actors.kernels import RiskKernel, StrategyHost
 from backtest.config import BacktestConfig, build_strategy
 from backtest.venue import SimulatedVenue
@@ -30,11 +31,17 @@ class SessionSetup:
     journal_dir: str
     trading: BacktestConfig
     lockstep: bool = True
-    #: the risk actor's snapshot cadence in journal entries (``PaperConfig.snapshot_every``)
+    #: every stateful actor's snapshot cadence: inputs (own journal entries and market
+    #: messages) between two snapshots (``PaperConfig.snapshot_every``)
     snapshot_every: int = 20_000
 
     def path(self, component: str) -> Path:
         return Path(self.journal_dir) / f"{component}.journal"
+
+    def feed_log(self) -> FeedLog:
+        """The feed's log (``actors.feed_log``): the session's market data by index, which an
+        actor re-reads when it restores from its journal."""
+        return FeedLog(self.journal_dir)
 
     def registry(self) -> InstrumentRegistry:
         return InstrumentRegistry(i.build() for i in self.trading.instruments)
@@ -70,6 +77,18 @@ class SessionSetup:
             if spec.id == strategy_id:
                 return build_strategy(self.trading, spec)
         raise ConfigError(f"no strategy {strategy_id!r}", field="strategies")
+
+    def check_snapshots(self) -> None:
+        """Refuse, before the session starts, a strategy whose state cannot be snapshotted
+        (``runtime.recovery.check_snapshot``): started as the session will start it, it must
+        pickle and come back with the same state hash."""
+        from runtime.recovery import check_snapshot
+
+        start_ns = self.feed_log().start_ns
+        for strategy_id in self.strategy_ids():
+            host = self.strategy_host(strategy_id)
+            host.start(start_ns)
+            check_snapshot(host)
 
     def venue(self) -> SimulatedVenue:
         return SimulatedVenue.from_models(

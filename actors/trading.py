@@ -81,7 +81,8 @@ class RiskActor(Child):
         self.setup = setup
         self._incarnation = incarnate(setup.path("risk.incarnation"))
         self.jk, self.cursor, self.started = open_journaled(
-            setup.risk_kernel, setup.path("risk"), snapshot_every=setup.snapshot_every)
+            setup.risk_kernel, setup.path("risk"), setup.feed_log(),
+            snapshot_every=setup.snapshot_every)
 
     def start(self, ts_ns: int) -> list[Message]:
         if self.started:
@@ -195,7 +196,8 @@ class GatewayActor(Child):
         self._incarnation = incarnate(setup.path("gateway.incarnation"))
         self.venue: PaperVenue | BrokerGateway
         if broker is None or broker.kind == "paper":
-            self.venue = PaperVenue(setup.venue, setup.path("gateway"))
+            self.venue = PaperVenue(setup.venue, setup.path("gateway"), setup.feed_log(),
+                                    snapshot_every=setup.snapshot_every)
         else:
             from actors.venues.links import open_broker_gateway
 
@@ -311,7 +313,7 @@ class StrategyActor(Child):
         self._incarnation = incarnate(setup.path(f"strategy.{strategy_id}.incarnation"))
         self.jk, self.cursor, self.started = open_journaled(
             lambda: setup.strategy_host(strategy_id), setup.path(f"strategy.{strategy_id}"),
-            operate=_reapply)
+            setup.feed_log(), snapshot_every=setup.snapshot_every, operate=_reapply)
         host = self.jk.kernel
         assert isinstance(host, StrategyHost)
         self.host = host

@@ -176,41 +176,36 @@ def _frames(kernel: Kernel, log: EventLog) -> tuple[pd.DataFrame, pd.DataFrame]:
     return fills_frame(log), _orders_frame(kernel)
 
 
+_FILL_FRAME_COLUMNS = (
+    "ts_event", "ts_init", "fill_id", "client_order_id", "strategy_id", "instrument_id", "side",
+    "qty", "price", "fee", "liquidity", "venue_order_id",
+)  # fmt: skip
+
+
 def fills_frame(log: EventLog) -> pd.DataFrame:
-    """The run's fills in human units (the columns metrics and reports read)."""
+    """The run's fills in human units (the columns metrics and reports read).
+
+    Built column by column (a study makes one per trial: a row dict per fill took a tenth of a
+    short backtest's time outside its loop)."""
     f = FIXED_SCALE
+    fills = log.fills
+    if not fills:  # the columns, untyped (as pandas makes them from no rows)
+        return pd.DataFrame(columns=list(_FILL_FRAME_COLUMNS))
     return pd.DataFrame(
-        [
-            {
-                "ts_event": x.ts_event,
-                "ts_init": x.ts_init,
-                "fill_id": x.fill_id,
-                "client_order_id": x.client_order_id,
-                "strategy_id": x.strategy_id,
-                "instrument_id": x.instrument_id,
-                "side": int(x.side),
-                "qty": x.last_qty / f,
-                "price": x.last_price / f,
-                "fee": x.fee / f,
-                "liquidity": str(x.liquidity),
-                "venue_order_id": x.venue_order_id,
-            }
-            for x in log.fills
-        ],
-        columns=[
-            "ts_event",
-            "ts_init",
-            "fill_id",
-            "client_order_id",
-            "strategy_id",
-            "instrument_id",
-            "side",
-            "qty",
-            "price",
-            "fee",
-            "liquidity",
-            "venue_order_id",
-        ],
+        {
+            "ts_event": [x.ts_event for x in fills],
+            "ts_init": [x.ts_init for x in fills],
+            "fill_id": [x.fill_id for x in fills],
+            "client_order_id": [x.client_order_id for x in fills],
+            "strategy_id": [x.strategy_id for x in fills],
+            "instrument_id": [x.instrument_id for x in fills],
+            "side": [int(x.side) for x in fills],
+            "qty": [x.last_qty / f for x in fills],
+            "price": [x.last_price / f for x in fills],
+            "fee": [x.fee / f for x in fills],
+            "liquidity": [str(x.liquidity) for x in fills],
+            "venue_order_id": [x.venue_order_id for x in fills],
+        }
     )
 
 

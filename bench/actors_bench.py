@@ -1,9 +1,9 @@
 """Paper-trading actors on this machine, against the issue's targets.
 
-* **book throughput**: market events/s through book actors (L2 book + features, journaled per
-  batch, conflated pushes to a deliberately slow subscriber), batches of ``--batch`` quotes,
-  at most ``--inflight`` unanswered batches per book, sent as ``pack``ed bytes (the feed's
-  wire); the median of ``--rounds`` runs. Target ≥ 200k events/s.
+* **book throughput**: market events/s through book actors (L2 book + features, the feed
+  position journaled per batch, conflated pushes to a deliberately slow subscriber), batches
+  of ``--batch`` quotes, at most ``--inflight`` unanswered batches per book, sent as
+  ``pack``ed bytes (the feed's wire); the median of ``--rounds`` runs. Target ≥ 200k events/s.
 * **tick → order at the gateway**: the feed's real-time driver paced at 1k ticks/s, a strategy
   that orders on one tick in 10, and one that orders on every tick (1k orders/s); latency =
   the gateway's clock when the command is journaled and sent, minus the tick's due time (both
@@ -16,16 +16,19 @@
   machine's floor (``bench/ipc_floor.py``): three bare processes over socketpairs, no Ray, no
   journal, paced alike. No multi-process hot path can beat that tail.
 * **restart after a session of N market messages** (``--lengths``, default 10k, 100k, 1M): the
-  risk, strategy and gateway actors take N quotes first (as a session that ran that long),
-  then the feed's real-time driver runs at 1k ticks/s over the default carrier, an order in
-  10 ticks; risk is SIGKILLed; seconds from the kill to the next order the gateway sends.
-  Target ≤ 3 s at every length, not growing with it. Also each actor's journal bytes then.
+  risk, strategy, gateway and book actors take N quotes first (as a session that ran that
+  long), then the feed's real-time driver runs at 1k ticks/s over the default carrier, an
+  order in 10 ticks; risk (or each actor of ``--kill`` in turn) is SIGKILLed; seconds from the
+  kill to the next order the gateway sends. Target ≤ 3 s at every length, not growing with
+  it. Also each actor's journal bytes (main file + WAL) before the kill.
 
 The last line is one JSON object with the figures (``p50_ms``, ``p99_ms``,
-``p50_every_tick_ms``, ``book_events_per_s``, ``restart_s`` per length, ``journal_bytes``).
+``p50_every_tick_ms``, ``book_events_per_s``, ``restart_s`` per length, ``restart_s_by_actor``,
+``journal_bytes``).
 
     .venv/bin/python bench/actors_bench.py [--events 300000] [--ticks 10000]
         [--only books latency restart] [--transports auto calls] [--lengths 10000 100000]
+        [--kill risk strategy gateway]
 """
 
 from __future__ import annotations
@@ -98,10 +101,10 @@ def bench_books(events: int, batch: int, inflight: int, folder: Path) -> float:
     name = f"bench.consumer.{time.monotonic_ns()}"
     consumer = SlowConsumer.options(name=name).remote()
     instruments = ["B1", "B2"]
-    run = folder / name
-    books = {i: BookActor.remote(i, str(run / f"{i}.journal"), [name]) for i in instruments}
-    ray.get([b.ping.remote() for b in books.values()])
     data = {i: _quotes(events // len(instruments), i, 0, 1000) for i in instruments}
+    books = {i: BookActor.remote(i, _feed_setup(folder / name / i, data[i]), [name])
+             for i in instruments}
+    ray.get([b.ping.remote() for b in books.values()])
     start = time.perf_counter()
     pending: list[Any] = []
     sent = 0
@@ -123,6 +126,19 @@ def bench_books(events: int, batch: int, inflight: int, folder: Path) -> float:
     for handle in [*books.values(), consumer]:
         ray.kill(handle)
     return sent / elapsed
+
+
+def _feed_setup(folder: Path, quotes: list[QuoteTick], every: int = 10) -> Any:
+    """A session's setup in ``folder`` whose feed's log holds ``quotes`` (the actors re-read
+    their market data there when they restore)."""
+    from actors.feed_log import CACHE, write_log
+    from actors.setup import SessionSetup
+    from backtest.config import load_config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_log(folder / CACHE, quotes[0].ts_event, quotes)
+    return SessionSetup(folder.name, str(folder), load_config(_latency_config(every)),
+                        lockstep=False)
 
 
 def _latency_config(every: int = 1) -> dict[str, Any]:
@@ -221,14 +237,10 @@ def _latency_variant(ticks: int, folder: Path, rounds: int, every: int,
 
     from actors.carriers import open_carrier
     from actors.driver import Driver, Ports
-    from actors.setup import SessionSetup
     from actors.trading import GatewayActor, RiskActor, StrategyActor
-    from backtest.config import load_config
 
     quotes = _quotes(ticks, "L1", 10**9, 10**6)  # 1 ms apart: 1k ticks/s at speed 1
-    name = f"lat_{every}_{mode}"
-    setup = SessionSetup(name, str(folder / name), load_config(_latency_config(every)),
-                         lockstep=False)
+    setup = _feed_setup(folder / f"lat_{every}_{mode}", quotes, every)
     ports = Ports(gateway=GatewayActor.remote(setup), risk=RiskActor.remote(setup),
                   hosts={"tick": StrategyActor.remote(setup, "tick")})
     actors = [ports.risk, ports.gateway, *ports.hosts.values()]
@@ -278,41 +290,51 @@ def _latency_round(driver: Any, quotes: list[QuoteTick], start: int, end: int,
     return [s - d for s, d in zip(sends, due, strict=True)]
 
 
-def bench_restart(length: int, folder: Path,
-                  live_ticks: int = 3000) -> tuple[float, dict[str, int]]:
-    """Seconds from SIGKILL of risk to the next order the gateway sends, after ``length``
-    market messages; and each actor's journal bytes at the kill (see the module docstring).
+def bench_restart(length: int, folder: Path, kills: tuple[str, ...] = ("risk",),
+                  live_s: int = 20) -> tuple[dict[str, float], dict[str, int]]:
+    """Seconds from SIGKILL of each actor of ``kills`` (in turn) to the next order the gateway
+    sends, after ``length`` market messages; and each actor's journal bytes (main file + WAL)
+    before the first kill (see the module docstring).
 
     The first ``length`` quotes (seq 1: the strategy does not trade on them) go to risk, the
-    gateway and the strategy in batches, as a session that ran that long; then the feed's
-    real-time driver runs over the default carrier at 1k ticks/s, the strategy ordering on one
-    tick in 10, and risk is SIGKILLed after a second of it. Ray restarts risk, which restores
-    from its journal (a snapshot and a bounded tail), and the carrier reconnects."""
+    gateway, the strategy and the instrument's book actor in batches, as a session that ran
+    that long; then the feed's real-time driver runs over the default carrier at 1k ticks/s,
+    the strategy ordering on one tick in 10, and each actor of ``kills`` is SIGKILLed in turn
+    after a second of it. Ray restarts it; it restores from its journal (a snapshot and a
+    bounded tail, the market data re-read from the feed's log) and the carrier reconnects."""
     import msgspec
     import ray
 
-    from actors.carriers import open_carrier
+    from actors.carriers import CallPath, open_carrier
     from actors.driver import Driver, Ports
-    from actors.setup import SessionSetup
+    from actors.market import BookActor, pack
+    from actors.step import HotInput
     from actors.trading import GatewayActor, RiskActor, StrategyActor
-    from backtest.config import load_config
 
+    live_ticks = 1000 * live_s * len(kills)  # live_s of ticks per kill: never runs out
     quotes = _quotes(length + live_ticks, "L1", 10**9, 10**6)
     quotes[:length] = [msgspec.structs.replace(q, seq=1) for q in quotes[:length]]
-    name = f"restart_{length}"
-    setup = SessionSetup(name, str(folder / name), load_config(_latency_config(10)),
-                         lockstep=False)
+    setup = _feed_setup(folder / f"restart_{length}", quotes)
     ports = Ports(gateway=GatewayActor.remote(setup), risk=RiskActor.remote(setup),
                   hosts={"tick": StrategyActor.remote(setup, "tick")})
     host = ports.hosts["tick"]
+    book = BookActor.remote("L1", setup)
     ray.get(ports.risk.start.remote(0))
-    ray.get(host.start.remote([], 0))
+    ray.get(host.start.remote(0))
     step = 10_000
+    preload = CallPath(ports.hosts, ports.risk, ports.gateway)  # steps of 10k quotes
+
+    async def load(i: int, batch: list[Any]) -> None:
+        await preload.submit(HotInput(i, batch, -1, {}, [], 0))
+        await preload.collect()
+
     for i in range(0, length, step):
         batch = quotes[i:i + step]
-        ray.get([ports.risk.step.remote([(i, batch)]), ports.gateway.apply.remote([], i, batch),
-                 host.on_market.remote([], i, batch)])
-    journals = {p.name: p.stat().st_size for p in Path(setup.journal_dir).glob("*.journal*")}
+        asyncio.run(load(i, batch))
+        ray.get([book.on_packed.remote(k - 1 if k else None,
+                                       pack(list(range(k, k + 500)), quotes[k:k + 500]))
+                 for k in range(i, i + len(batch), 500)])
+    journals = _journal_bytes(Path(setup.journal_dir))
     hot = asyncio.run(open_carrier("auto", ports.hosts, ports.risk, ports.gateway))  # type: ignore[arg-type]
     driver = Driver(ports, quotes, start_ns=quotes[0].ts_event, speed=1.0, carrier=hot,
                     exact=False)
@@ -330,24 +352,50 @@ def bench_restart(length: int, folder: Path,
 
     thread = threading.Thread(target=drive, daemon=True)
     thread.start()
-    time.sleep(1.0)
-    pid = ray.get(ports.risk.pid.remote())
-    killed_ns = time.monotonic_ns()
-    os.kill(pid, signal.SIGKILL)
-    restart = float("nan")
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        later = [t for t in ray.get(ports.gateway.send_times.remote()) if t > killed_ns]
-        if later:
-            restart = (min(later) - killed_ns) / 1e9
-            break
-        time.sleep(0.01)
+    handles = {"risk": ports.risk, "gateway": ports.gateway, "strategy": host}
+    restarts: dict[str, float] = {}
+    for name in kills:
+        time.sleep(1.0)
+        restarts[name] = _kill_until_order(handles[name], ports.gateway)
     done.set()
     thread.join(30)
     hot.close()
-    for handle in [ports.risk, ports.gateway, host]:
+    for handle in [ports.risk, ports.gateway, host, book]:
         ray.kill(handle)
-    return restart, journals
+    return restarts, journals
+
+
+def _journal_bytes(folder: Path) -> dict[str, int]:
+    """Each journal's bytes, its WAL included."""
+    out: dict[str, int] = {}
+    for path in folder.glob("*.journal*"):
+        if path.name.endswith((".journal", ".journal-wal")) and ".incarnation." not in path.name:
+            name = path.name.removesuffix("-wal")
+            out[name] = out.get(name, 0) + path.stat().st_size
+    return out
+
+
+IN_FLIGHT_NS = 100_000_000  # an order sent this soon after a kill was on its way already
+
+
+def _kill_until_order(handle: Any, gateway: Any) -> float:
+    """SIGKILL ``handle``'s process; seconds until the gateway sends an order after it. An
+    order sent within ``IN_FLIGHT_NS`` of the kill belongs to the step in flight, which the
+    killed actor had answered already (Ray takes far longer to restart a process): not
+    counted."""
+    import ray
+
+    pid = ray.get(handle.pid.remote())
+    killed_ns = time.monotonic_ns()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        later = [t for t in ray.get(gateway.send_times.remote())
+                 if t > killed_ns + IN_FLIGHT_NS]
+        if later:
+            return (min(later) - killed_ns) / 1e9
+        time.sleep(0.01)
+    return float("nan")
 
 
 def _books(args: argparse.Namespace, folder: Path) -> float:
@@ -379,6 +427,10 @@ def main() -> None:
                              "against the targets")
     parser.add_argument("--lengths", nargs="+", type=int, default=[10_000, 100_000, 1_000_000],
                         help="session lengths (market messages) before risk is SIGKILLed")
+    parser.add_argument("--kill", nargs="+", default=["risk"],
+                        choices=["risk", "strategy", "gateway"],
+                        help="the actors SIGKILLed in turn in the restart runs (restart_s: "
+                             "the first)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", nargs="+", default=["books", "latency", "restart"],
                         choices=["books", "latency", "restart"])
@@ -392,6 +444,7 @@ def main() -> None:
     rate = nan
     latency: dict[tuple[int, str], tuple[float, float]] = {}
     restarts: dict[str, float] = {}
+    restarts_by_actor: dict[str, dict[str, float]] = {}
     journal_bytes: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -401,9 +454,13 @@ def main() -> None:
             latency = bench_latency(args.ticks, folder, modes=tuple(args.transports))
         if "restart" in args.only:
             for length in args.lengths:
-                restarts[str(length)], journal_bytes[str(length)] = bench_restart(length, folder)
-                print(f"  restart after {length:,} market messages: {restarts[str(length)]:.2f} s"
-                      f" (journals: {journal_bytes[str(length)]})")
+                by_actor, journal_bytes[str(length)] = bench_restart(
+                    length, folder, tuple(args.kill))
+                restarts_by_actor[str(length)] = by_actor
+                restarts[str(length)] = by_actor[args.kill[0]]
+                print(f"  restart after {length:,} market messages: "
+                      + ", ".join(f"{k} {v:.2f} s" for k, v in by_actor.items())
+                      + f" (journal bytes: {journal_bytes[str(length)]})")
     mode = args.transports[0]
     p50, p99 = latency.get((10, mode), (nan, nan))
     every_tick = latency.get((1, mode), (nan, nan))[0]
@@ -417,6 +474,7 @@ def main() -> None:
               f"    <= 3")
     print(json.dumps({"p50_ms": p50, "p99_ms": p99, "p50_every_tick_ms": every_tick,
                       "book_events_per_s": rate, "restart_s": restarts,
+                      "restart_s_by_actor": restarts_by_actor,
                       "journal_bytes": journal_bytes, "transport": mode, "load": _load()}))
     ray.shutdown()
 

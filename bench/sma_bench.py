@@ -2,6 +2,9 @@
 
 ``python -m bench.sma_bench [--n 1000000] [--repeat 3] [--peers tradewind,backtrader,...]``
 
+The last line printed is one JSON object: Tradewind's ratios against each peer (events/s, whole
+process, peak memory), the research issue's targets and whether each is met, the loads.
+
 Each engine runs in its own process on the same cached dataset (bench/datasets.py), ``repeat``
 times; we report medians of the backtest's own throughput (events/s), the whole-process wall time
 and peak RSS, check every engine's fills (decisions against the exact integer rule, prices
@@ -13,6 +16,8 @@ venue with its fill model.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 from typing import Any
 
@@ -20,8 +25,9 @@ from bench.common import load_arrays
 from bench.datasets import dataset_path
 from bench.peers.agreement import PEERS, check, run_peer
 
-TARGETS = {("bars", "backtrader"): 20.0, ("bars", "nautilus_trader"): 20.0,
-           ("quotes", "nautilus_trader"): 10.0}
+# the research issue's targets (issue 17): events/s against each peer, same fills
+TARGETS = {("bars", "backtrader"): 40.0, ("bars", "nautilus_trader"): 40.0,
+           ("quotes", "nautilus_trader"): 20.0}
 
 
 def measure(peer: str, kind: str, n: int, seed: int, repeat: int) -> dict[str, Any]:
@@ -74,6 +80,9 @@ def main() -> None:
     parser.add_argument("--kinds", default="bars,quotes")
     parser.add_argument("--peers", default=",".join(PEERS))
     args = parser.parse_args()
+    summary: dict[str, Any] = {"bench": "sma", "n": args.n, "seed": args.seed,
+                               "repeat": args.repeat, "load_before": os.getloadavg()[0],
+                               "ratios": {}, "targets": {}, "met": {}, "engines": {}}  # fmt: skip
     for kind in args.kinds.split(","):
         rows: dict[str, dict[str, Any]] = {}
         for peer in args.peers.split(","):
@@ -84,6 +93,33 @@ def main() -> None:
             except Exception as exc:  # a failing peer process must not hide the rest
                 print(f"{kind}: {peer} failed: {type(exc).__name__}: {str(exc)[:200]}")
         print("\n".join(table(kind, rows)), flush=True)
+        _summarise(summary, kind, rows)
+    summary["load_after"] = os.getloadavg()[0]
+    print(json.dumps(summary))  # always the last line: ratios, targets, verdicts, figures
+
+
+def _summarise(summary: dict[str, Any], kind: str, rows: dict[str, dict[str, Any]]) -> None:
+    """Tradewind's ratios against each peer that ran (events/s, whole process, peak memory)."""
+    summary["engines"][kind] = rows
+    tw = rows.get("tradewind")
+    if tw is None:
+        return
+    for peer, r in rows.items():
+        if peer == "tradewind":
+            continue
+        key = f"{kind}_vs_{peer}"
+        summary["ratios"][key] = {
+            "events_per_s": round(tw["events_per_s"] / r["events_per_s"], 2),
+            "whole_process": round(r["wall_s"] / tw["wall_s"], 2),
+            "peak_memory": round(tw["rss_mb"] / r["rss_mb"], 2),
+        }
+        target = TARGETS.get((kind, peer))
+        if target is not None:
+            summary["targets"][key] = f"events/s >= {target:g}x"
+            summary["met"][key] = tw["events_per_s"] / r["events_per_s"] >= target
+        if kind == "bars" and peer == "backtrader":  # peak memory below backtrader's
+            summary["targets"]["bars_peak_memory_vs_backtrader"] = "< 1.0"
+            summary["met"]["bars_peak_memory_vs_backtrader"] = tw["rss_mb"] < r["rss_mb"]
 
 
 if __name__ == "__main__":

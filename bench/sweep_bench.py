@@ -8,6 +8,11 @@ this script; the Tradewind process also reports where its time went (phases):
 
     python -m bench.sweep_bench [--bars 100000] [--repeat 3] [--full] [--cluster] [--json]
 
+The last line printed is always one JSON object: the ratios the research issue sets targets for
+(2 CPUs / vectorbt whole process, 1 → 2 CPUs scaling of the sweep and of the whole process, the
+workers' RSS growth over their trials), the targets, whether each is met, the loads, and every
+figure; ``--json`` prints only that line.
+
 One round runs vectorbt, Tradewind on a 1-CPU Ray and Tradewind on a 2-CPU Ray, one after the
 other (the same process layout, only ``num_cpus`` differs); ``--repeat N`` runs N rounds and
 reports medians, with the load average around each run (the machine is shared). ``--cluster``:
@@ -69,8 +74,17 @@ def _runner_sweep(data: str, n_bars: int, mark: Any) -> dict[str, Any]:
     return {"param_sets": len(trials), "ok": sum(t.status == "ok" for t in trials),
             "fills": sum(t.n_fills for t in trials),
             "trials_cpu_s": sum(getattr(t, "cpu_s", 0.0) for t in trials),
-            "workers": len({t.pid for t in trials}),
+            "workers": len({t.pid for t in trials}), "rss_growth_mb": _rss_growth(trials),
             "best": [best.params["fast"], best.params["slow"]]}  # fmt: skip
+
+
+def _rss_growth(trials: list[Any]) -> float:
+    """The largest growth of a worker's RSS from its first trial (warm: feed and messages made)
+    to its last, in MB: flat means nothing outlives a trial."""
+    by_pid: dict[int, list[float]] = {}
+    for trial in trials:
+        by_pid.setdefault(trial.pid, []).append(trial.rss_mb)
+    return round(max((rss[-1] - rss[0] for rss in by_pid.values()), default=0.0), 2)
 
 
 def _full_sweep(data: str, n_bars: int, mark: Any) -> dict[str, Any]:
@@ -126,18 +140,16 @@ def _tradewind_worker(
         last[0] = now
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray
-
-    import backtest.research.fanout  # noqa: F401  (the driver's imports, timed as such)
+    os.environ.pop("RAY_ADDRESS", None)
+    from backtest.research import fanout  # the driver's imports, timed as such
 
     mark("imports")
-    if address:
-        ray.init(address=address, log_to_driver=False)
-    else:
-        ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    # the sweep's own connect/disconnect (a private session: no dashboard, as --no-dashboard;
+    # num_cpus fixed here, which a sweep leaves to Ray: the machine's CPUs)
+    fanout.connect(address, num_cpus=None if address else cpus)
     mark("ray_init")  # a --full sweep joins this session, as it would any running cluster
     out = (_full_sweep if full else _runner_sweep)(data, n_bars, mark)
-    ray.shutdown()
+    fanout.disconnect()
     mark("ray_shutdown")
     sweep = sum(phases.get(k, 0.0) for k in ("feed", "put", "first_result", "trials"))
     return {"engine": "tradewind", "cpus": cpus, "full": full, "sweep_s": sweep,
@@ -181,7 +193,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "walls": [r["wall_s"] for r in runs],
         "loads": [round(r["load_before"], 1) for r in runs],
     }
-    for key in ("trials_cpu_s", "driver_cpu_s"):
+    for key in ("trials_cpu_s", "driver_cpu_s", "rss_growth_mb"):
         if key in runs[0]:
             out[key] = statistics.median(r[key] for r in runs)
     if "phases" in runs[0]:
@@ -223,32 +235,45 @@ def main() -> None:
                 extra = ["--address", address] if address else []
                 runs[f"tw{cpus}"].append(_timed([*tw_cmd, "--worker", str(cpus), *extra])[1])
     vbt, tw1, tw2 = (_summary(runs[k]) for k in ("vectorbt", "tw1", "tw2"))
-    result = {
-        "bars": args.bars, "param_sets": 100, "repeat": args.repeat, "full": args.full,
-        "cluster": args.cluster,
-        "cpu_count": os.cpu_count(), "vectorbt": vbt, "tradewind_1cpu": tw1,
-        "tradewind_2cpu": {**tw2, "best": runs["tw2"][-1]["best"]},
-        "ratio_vs_vectorbt": tw2["wall_s"] / vbt["wall_s"],
-        "scaling_1_to_2_wall": tw1["wall_s"] / tw2["wall_s"],
-        "scaling_1_to_2_sweep": tw1["sweep_s"] / tw2["sweep_s"],
+    ratios = {
+        "tradewind_2cpu_over_vectorbt": round(tw2["wall_s"] / vbt["wall_s"], 3),
+        "scaling_1_to_2_sweep": round(tw1["sweep_s"] / tw2["sweep_s"], 3),
+        "scaling_1_to_2_wall": round(tw1["wall_s"] / tw2["wall_s"], 3),
+        "rss_growth_mb_2cpu": tw2.get("rss_growth_mb"),
+    }
+    targets = {"tradewind_2cpu_over_vectorbt": "<= 1.0", "scaling_1_to_2_sweep": ">= 1.8",
+               "rss_growth_mb_2cpu": "flat (<= 10 MB)"}  # fmt: skip
+    met = {
+        "tradewind_2cpu_over_vectorbt": ratios["tradewind_2cpu_over_vectorbt"] <= 1.0,
+        "scaling_1_to_2_sweep": ratios["scaling_1_to_2_sweep"] >= 1.8,
+        "rss_growth_mb_2cpu": None if tw2.get("rss_growth_mb") is None
+        else tw2["rss_growth_mb"] <= 10.0,
     }  # fmt: skip
-    if args.json:
-        print(json.dumps(result))
-        return
-    what = "tradewind sweep, end to end" if args.full else "sweep machinery"
-    what += ", joining a running cluster" if args.cluster else ""
-    print(f"100 parameter sets × {args.bars:,} bars, SMA crossover; whole-process wall time, "
-          f"median of {args.repeat} (load averages {vbt['loads']})")  # fmt: skip
-    print(f"  vectorbt (vectorised grid)        {vbt['wall_s']:7.2f} s  {vbt['walls']}")
-    for cpus, tw in ((1, tw1), (2, tw2)):
-        print(f"  tradewind ({what}), {cpus} CPU  {tw['wall_s']:7.2f} s  {tw['walls']}  "
-              f"(sweep {tw['sweep_s']:.2f} s)")  # fmt: skip
-        print(f"      phases: {json.dumps(tw.get('phases', {}))}")
-        print(f"      CPU: trials {tw.get('trials_cpu_s', 0.0):.1f} s (workers), driver "
-              f"{tw.get('driver_cpu_s', 0.0):.1f} s")  # fmt: skip
-    print(f"  tradewind 2 CPUs / vectorbt: {result['ratio_vs_vectorbt']:.2f}×   "
-          f"scaling 1→2 CPUs: {result['scaling_1_to_2_wall']:.2f}× wall, "
-          f"{result['scaling_1_to_2_sweep']:.2f}× sweep")  # fmt: skip
+    result = {
+        "bench": "sweep", "bars": args.bars, "param_sets": 100, "repeat": args.repeat,
+        "full": args.full, "cluster": args.cluster, "cpu_count": os.cpu_count(),
+        "loads": vbt["loads"] + tw1["loads"] + tw2["loads"],
+        "ratios": ratios, "targets": targets, "met": met,
+        "vectorbt": vbt, "tradewind_1cpu": tw1,
+        "tradewind_2cpu": {**tw2, "best": runs["tw2"][-1]["best"]},
+    }  # fmt: skip
+    if not args.json:
+        what = "tradewind sweep, end to end" if args.full else "sweep machinery"
+        what += ", joining a running cluster" if args.cluster else ""
+        print(f"100 parameter sets × {args.bars:,} bars, SMA crossover; whole-process wall time, "
+              f"median of {args.repeat} (load averages {vbt['loads']})")  # fmt: skip
+        print(f"  vectorbt (vectorised grid)        {vbt['wall_s']:7.2f} s  {vbt['walls']}")
+        for cpus, tw in ((1, tw1), (2, tw2)):
+            print(f"  tradewind ({what}), {cpus} CPU  {tw['wall_s']:7.2f} s  {tw['walls']}  "
+                  f"(sweep {tw['sweep_s']:.2f} s)")  # fmt: skip
+            print(f"      phases: {json.dumps(tw.get('phases', {}))}")
+            print(f"      CPU: trials {tw.get('trials_cpu_s', 0.0):.1f} s (workers), driver "
+                  f"{tw.get('driver_cpu_s', 0.0):.1f} s; worker RSS growth "
+                  f"{tw.get('rss_growth_mb', 0.0)} MB")  # fmt: skip
+        print(f"  tradewind 2 CPUs / vectorbt: {ratios['tradewind_2cpu_over_vectorbt']:.2f}×   "
+              f"scaling 1→2 CPUs: {ratios['scaling_1_to_2_wall']:.2f}× wall, "
+              f"{ratios['scaling_1_to_2_sweep']:.2f}× sweep")  # fmt: skip
+    print(json.dumps(result))  # always the last line: the ratios, targets and verdicts
 
 
 if __name__ == "__main__":

@@ -78,11 +78,13 @@ def add_session_arguments(parser: Any) -> None:
     parser.add_argument("--accept-config-change", action="store_true",
                         help="resume a session with a config other than the one it was started "
                              "with (recorded in its session.json)")
-    parser.add_argument("--broker", choices=("paper", "ib", "shioaji"),
+    parser.add_argument("--broker", choices=("paper", "ib", "shioaji", "ccxt", "alpaca"),
                         help="the gateway's broker (default: the config's broker block, else "
                              "paper); see docs/brokers.md")
     parser.add_argument("--host", help="IB: TWS / IB Gateway host (default: the config's)")
     parser.add_argument("--port", type=int, help="IB: TWS / IB Gateway API port")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="ccxt, alpaca: check the account, print it, refuse every order")
 
 
 def _status_line(status: dict[str, Any]) -> str:
@@ -144,7 +146,8 @@ def _broker_config(args: argparse.Namespace, command: str) -> Any:
     from actors.venues.broker_config import check_mode, preflight, with_cli
 
     config = load_paper_config(args.config)
-    broker = with_cli(config.broker, kind=args.broker, host=args.host, port=args.port)
+    broker = with_cli(config.broker, kind=args.broker, host=args.host, port=args.port,
+                      dry_run=args.dry_run)
     if broker != config.broker:
         update: dict[str, Any] = {"broker": broker}
         if broker.kind != "paper" and config.feed.lockstep and not args.lockstep:
@@ -156,8 +159,12 @@ def _broker_config(args: argparse.Namespace, command: str) -> Any:
         if args.lockstep:
             raise ConfigError("--lockstep replays against the paper broker only",
                               field="--lockstep")
-        check_broker_fit(config, config.trading_config(), args.config)
-        preflight(config.broker)
+        trading = config.trading_config()
+        check_broker_fit(config, trading, args.config)
+        report = preflight(config.broker, instruments={i.id: i.build() for i in
+                                                       trading.instruments})
+        if report:
+            print(report, file=sys.stderr)
     return config
 
 

@@ -1,4 +1,5 @@
-"""``tradewind sweep --config PATH [--address auto|HOST:PORT] [--store DSN] [--json]``.
+"""``tradewind sweep --config PATH [--address auto|HOST:PORT] [--store DSN] [--no-dashboard]
+[--json]``.
 
 Runs (or resumes) a parameter sweep as Ray tasks, prints the ranked table (or one JSON object)
 and writes ``runs/<sweep_id>/report.html``. See ``docs/research.md``.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
+from collections.abc import Callable
 from typing import Any
 
 from backtest.report_charts import fmt_number, fmt_pct
@@ -16,7 +19,7 @@ from backtest.research.report import trust_note
 from backtest.research.sweep import SweepOutcome, run_sweep
 from cli.progress import ProgressLine
 
-__all__ = ["add_study_arguments", "register", "table_lines"]
+__all__ = ["add_study_arguments", "dashboard_notice", "register", "table_lines"]
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,13 +28,20 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
         "--address",
         default=None,
         help="Ray cluster to join: 'auto' (this machine's running cluster) or HOST:PORT; "
-        "default: a private local Ray session for this command",
+        "default: $RAY_ADDRESS if set, else a private local Ray session for this command",
     )
     parser.add_argument(
         "--store",
         default=None,
         help="results store DSN (default: the config's store.dsn, TRADEWIND_STORE_DSN, "
         "chdb://var/clickhouse); a multi-machine cluster needs a ClickHouse server",
+    )
+    parser.add_argument(
+        "--no-dashboard",
+        dest="dashboard",
+        action="store_false",
+        help="do not start the Ray dashboard (by default a private session serves it on "
+        "127.0.0.1 and its address is printed on stderr)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--top", type=int, default=20, help="rows of the ranked table (20)")
@@ -46,13 +56,24 @@ def register(subparsers: Any) -> None:
 def _sweep(args: argparse.Namespace) -> int:
     progress = ProgressLine("sweep")
     outcome = run_sweep(args.config, address=args.address, store_dsn=args.store,
-                        progress=progress)  # fmt: skip
+                        progress=progress, dashboard=dashboard_notice(args))  # fmt: skip
     progress.done()
     if args.json:
         print(json.dumps(outcome.to_json(), allow_nan=False, default=_none))
     else:
         print("\n".join(table_lines(outcome, top=args.top)))
     return 0
+
+
+def dashboard_notice(args: argparse.Namespace) -> Callable[[str], None] | None:
+    """What prints the Ray dashboard's address (stderr, one line), or None for --no-dashboard."""
+    if not args.dashboard:
+        return None
+
+    def notice(url: str) -> None:
+        print(f"Ray dashboard: {url}", file=sys.stderr, flush=True)
+
+    return notice
 
 
 def _none(value: Any) -> Any:

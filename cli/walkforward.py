@@ -15,7 +15,7 @@ from backtest.report_charts import fmt_number, fmt_pct
 from backtest.research.report import trust_note
 from backtest.research.walkforward import WalkForwardOutcome, run_walkforward
 from cli.progress import ProgressLine
-from cli.sweep import add_study_arguments
+from cli.sweep import add_study_arguments, dashboard_notice
 
 __all__ = ["register", "summary_lines"]
 
@@ -29,7 +29,7 @@ def register(subparsers: Any) -> None:
 def _walkforward(args: argparse.Namespace) -> int:
     progress = ProgressLine("walkforward")
     outcome = run_walkforward(args.config, address=args.address, store_dsn=args.store,
-                              progress=progress)
+                              progress=progress, dashboard=dashboard_notice(args))
     progress.done()
     if args.json:
         print(json.dumps(outcome.to_json(), allow_nan=False))

@@ -51,6 +51,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "Blob",
     "Journal",
+    "JournalReader",
     "JournalRecord",
     "Restored",
 ]
@@ -142,6 +143,7 @@ class Journal:
         self._ckpt_conn: sqlite3.Connection | None = None
         self._committed_seq = _last_seq(self._connection())
         self._next_seq = self._committed_seq + 1
+        self._committed_bytes = 0  # payload bytes committed by this object (snapshots too)
 
     # --- properties ----------------------------------------------------------------------------
 
@@ -154,6 +156,12 @@ class Journal:
     def committed_seq(self) -> int:
         """The seq of the last committed append: what a crash now would keep."""
         return self._committed_seq
+
+    @property
+    def committed_bytes(self) -> int:
+        """Payload bytes (entries and snapshots) this object has committed since it opened:
+        about what its commits wrote to the WAL."""
+        return self._committed_bytes
 
     @property
     def pending(self) -> int:
@@ -318,6 +326,8 @@ class Journal:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._committed_bytes += sum(len(row[-1]) for row in self._pending) + sum(
+            len(p) for _, params in statements for p in params if isinstance(p, bytes))
         if self._pending:
             self._committed_seq = self._pending[-1][0]
             self._pending.clear()
@@ -366,6 +376,43 @@ class Journal:
             for seq, codec, kind, payload in rows:
                 yield seq, _record(codec, kind, payload)
             after = rows[-1][0]
+
+
+class JournalReader:
+    """Another process's journal, read-only (e.g. the feed's stream of market data): committed
+    entries by seq, never a write, never a lock the writer waits for (WAL readers)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path).absolute()
+        if not self.path.exists():
+            raise ConfigError("no such journal", path=str(self.path))
+        try:
+            self._conn = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True,
+                                         isolation_level=None, check_same_thread=False)
+            (app_id,) = self._conn.execute("PRAGMA application_id").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"not a Tradewind journal ({exc})", path=str(self.path)) from exc
+        if app_id != APPLICATION_ID:
+            self._conn.close()
+            raise ConfigError(f"not a Tradewind journal (application_id {app_id:#x})",
+                              path=str(self.path))
+
+    def last_seq(self) -> int:
+        """The last committed seq."""
+        return _last_seq(self._conn)
+
+    def entries(self, after_seq: int, upto_seq: int) -> list[tuple[int, JournalRecord]]:
+        """Committed entries with ``after_seq < seq <= upto_seq``, in order."""
+        try:
+            rows = self._conn.execute(
+                "SELECT seq, codec, kind, payload FROM entries WHERE seq > ? AND seq <= ?"
+                " ORDER BY seq", (after_seq, upto_seq)).fetchall()
+            return [(seq, _record(codec, kind, payload)) for seq, codec, kind, payload in rows]
+        except (sqlite3.DatabaseError, msgspec.DecodeError) as exc:
+            raise ConfigError(f"cannot read the journal ({exc})", path=str(self.path)) from exc
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def _last_seq(conn: sqlite3.Connection) -> int:

@@ -1,57 +1,224 @@
-"""A kernel behind a write-ahead journal: record each input, then apply it; restore after a crash.
+"""Components behind a write-ahead journal whose market data lives once, in the feed's log.
 
-The kernel is deterministic, so its state after a crash is rebuilt exactly from the latest
-snapshot plus the journal's tail (the inputs after it). Outputs produced while replaying are
-discarded: they were produced (and, in an actor, journaled and sent) before the crash.
+Market data is durable in one place, the feed's log, where it has an index (0, 1, 2, ...). A
+component journals only its *own* inputs (answers, reports, intents, timers, operator actions,
+start and stop) and, between them, the feed position it reached: a small *marker* record
+(:data:`MARK`: the index after the last market message applied, and that message's
+``ts_event`` and ``seq``). :class:`FeedJournal` writes a marker lazily, just before the next
+own input or the next commit, so the journal's order is the order things happened::
 
-A snapshot is taken every ``snapshot_every`` journal entries; with ``compact=True`` the entries
-it covers are then deleted, so a restore reads one snapshot and at most ``snapshot_every``
-entries however long the owner has run. The count of market data messages handled
-(:attr:`JournaledKernel.market_seen`, the owner's position in the feed) rides in the snapshot,
-so it survives compaction.
+    journal:  mark(3)  OrderAccepted  mark(7)  TimerFired  mark(8) ...
+    replay:   feed[0:3]  OrderAccepted  feed[3:7]  TimerFired  feed[7:8] ...
+
+A snapshot holds the component's whole state (compressed) and its feed position; it is taken
+when the inputs since the last one (own journal entries plus market messages) reach
+``snapshot_every``, and the journal entries it covers are deleted (compaction). A restore
+reads the latest snapshot, then replays the tail: each marker re-reads the market data up to
+it from the feed's log (:class:`FeedLog`, by index), checks that the last message read is the
+one the marker names, and applies it; the other records are applied as they are. So a
+restore costs one snapshot and at most ``snapshot_every`` inputs, however long the component
+ran.
+
+A feed log that is missing, corrupt, shorter than a marker, or holds another message where a
+marker expects one is a :class:`~runtime.errors.DataError`: nothing is ever silently skipped.
+
+:class:`JournaledKernel` puts a :class:`~runtime.kernel.Kernel` behind a :class:`FeedJournal`;
+its snapshot is the pickled kernel (strategies included: a strategy's state is captured whole,
+whatever it keeps). A kernel that does not pickle cannot be snapshotted: :func:`check_snapshot`
+says so, naming its strategies, before a session starts. Snapshots are read back only from the
+owner's own journal (pickle trusts its input).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from typing import Any
+import pickle
+import struct
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Final, Protocol
 
-from runtime.errors import InvariantError
-from runtime.journal import Blob, Journal
+from runtime.errors import ConfigError, DataError, InvariantError
+from runtime.journal import Blob, Journal, JournalRecord
 from runtime.kernel import Kernel
-from runtime.messages import Bar, BookDeltas, BookSnapshot, Message, QuoteTick, TradeTick
+from runtime.messages import (
+    Bar,
+    BookDeltas,
+    BookSnapshot,
+    MarketData,
+    Message,
+    QuoteTick,
+    TradeTick,
+)
 
-__all__ = ["JournaledKernel"]
+__all__ = ["MARK", "FeedJournal", "FeedLog", "JournaledKernel", "check_snapshot"]
 
+MARK: Final = "feed.mark"
 _MARKET = (QuoteTick, TradeTick, Bar, BookDeltas, BookSnapshot)
 _START = "kernel.start"
 _STOP = "kernel.stop"
+_POSITION = struct.Struct(">qqq")  # position, ts_event and seq of the message before it
+
+
+class FeedLog(Protocol):
+    """The feed's durable market data, by index."""
+
+    def read(self, start: int, stop: int) -> Sequence[MarketData]:
+        """Messages ``start`` .. ``stop - 1``; a :class:`DataError` when it cannot."""
+        ...
+
+
+class FeedJournal:
+    """A component's journal of its own inputs and the feed position it reached (see the
+    module docstring). The owner calls :meth:`market` for each market message it applies
+    (the feed's message at :attr:`position`), :meth:`append` for its own inputs, :meth:`flush`
+    before it answers, and :meth:`snapshot` when :meth:`due`."""
+
+    def __init__(self, journal: Journal, *, snapshot_every: int, position: int = 0,
+                 last: tuple[int, int] = (0, 0), since: int = 0) -> None:
+        if snapshot_every < 1:
+            raise ConfigError(f"snapshot_every must be >= 1, got {snapshot_every}",
+                              field="snapshot_every")
+        self.journal = journal
+        self.snapshot_every = snapshot_every
+        self.position = position  # feed index of the next market message
+        self._marked = position  # the position the journal (or the snapshot) holds
+        self._last = last  # ts_event and seq of the message before ``position``
+        self._since = since  # inputs since the latest snapshot
+
+    def market(self, msg: MarketData) -> None:
+        """``msg`` (the feed's message at :attr:`position`) is being applied."""
+        self.position += 1
+        self._last = (msg.ts_event, msg.seq)
+        self._since += 1
+
+    def reach(self, index: int, msg: MarketData) -> None:
+        """The feed's messages up to ``index`` (``msg``) are applied, as far as the owner
+        wants them (a book takes its instrument's only)."""
+        self._since += index + 1 - self.position
+        self.position = index + 1
+        self._last = (msg.ts_event, msg.seq)
+
+    def append(self, record: JournalRecord, *, durable: bool = False) -> int:
+        """An own input, after a marker for the market data applied since the last one."""
+        self._mark()
+        self._since += 1
+        return self.journal.append(record, durable=durable)
+
+    def flush(self, *, durable: bool = False) -> None:
+        """Commit (the position reached included): call before answering."""
+        self._mark()
+        self.journal.flush(durable=durable)
+
+    def close(self) -> None:
+        """Flush (the position reached included) and close the journal."""
+        self.flush()
+        self.journal.close()
+
+    def due(self) -> bool:
+        return self._since >= self.snapshot_every
+
+    def snapshot(self, state: bytes) -> None:
+        """``state`` as of now (every input so far and :attr:`position`); the journal
+        entries it covers are deleted."""
+        upto = self.journal.last_seq
+        header = _POSITION.pack(self.position, *self._last)
+        # zlib's fastest level: a third of a pickle's bytes (windows of floats, order
+        # records) for ~8 ms a megabyte
+        self.journal.snapshot(header + zlib.compress(state, 1), upto_seq=upto)
+        self.journal.compact(upto)
+        self._marked = self.position
+        self._since = 0
+
+    def _mark(self) -> None:
+        if self.position != self._marked:
+            self.journal.append(Blob(MARK, _POSITION.pack(self.position, *self._last)))
+            self._marked = self.position
+
+    @classmethod
+    def restore(
+        cls,
+        journal: Journal,
+        feed: FeedLog,
+        *,
+        snapshot_every: int,
+        load: Callable[[bytes], None],
+        market: Callable[[int, Sequence[MarketData]], None],
+        record: Callable[[JournalRecord], None],
+    ) -> FeedJournal:
+        """The owner's state brought back: ``load(state)`` with the latest snapshot (if any),
+        then, in journal order, ``market(start_index, msgs)`` with the market data re-read
+        from ``feed`` up to each marker and ``record(r)`` with every other record."""
+        snapshot, _, tail = journal.restore()
+        position, last, since = 0, (0, 0), 0
+        if snapshot is not None:
+            position, ts, seq = _POSITION.unpack_from(snapshot)
+            last = (ts, seq)
+            load(zlib.decompress(snapshot[_POSITION.size:]))
+        for _, entry in tail:
+            since += 1
+            if isinstance(entry, Blob) and entry.kind == MARK:
+                to, ts, seq = _POSITION.unpack(entry.payload)
+                msgs = _read(feed, journal, position, to, (ts, seq))
+                market(position, msgs)
+                since += len(msgs)
+                position, last = to, (ts, seq)
+            else:
+                record(entry)
+        return cls(journal, snapshot_every=snapshot_every, position=position, last=last,
+                   since=since)
+
+
+def _read(feed: FeedLog, journal: Journal, start: int, stop: int,
+          last: tuple[int, int]) -> Sequence[MarketData]:
+    if stop < start:
+        raise InvariantError(f"{journal.path}: feed marker {stop} before position {start}")
+    msgs = feed.read(start, stop)
+    if len(msgs) != stop - start:
+        raise DataError(f"the feed's log gave {len(msgs)} messages for {start}..{stop - 1}",
+                        source=str(journal.path))
+    if msgs and (msgs[-1].ts_event, msgs[-1].seq) != last:
+        raise DataError(
+            f"the feed's log holds another message at index {stop - 1} than this journal "
+            f"applied (ts_event, seq {(msgs[-1].ts_event, msgs[-1].seq)}, journaled {last}): "
+            "the session's market data changed", source=str(journal.path))
+    return msgs
 
 
 class JournaledKernel:
-    """Wraps a :class:`Kernel`: ``start``/``handle``/``stop`` journal their input first."""
+    """A :class:`Kernel` behind a :class:`FeedJournal`: ``start``/``handle``/``stop`` journal
+    their own inputs first; market data only moves the feed position."""
 
-    def __init__(self, kernel: Kernel, journal: Journal, *, snapshot_every: int = 10_000,
-                 compact: bool = False, market_seen: int = 0) -> None:
+    def __init__(self, kernel: Kernel, journal: FeedJournal) -> None:
         self.kernel = kernel
         self.journal = journal
-        self.snapshot_every = snapshot_every
-        self.compact = compact
-        self.market_seen = market_seen  # market data messages handled (snapshot + tail)
+
+    @property
+    def position(self) -> int:
+        """Market messages handled: the feed index of the next one."""
+        return self.journal.position
 
     def start(self, ts_ns: int) -> list[Message]:
         self.journal.append(Blob(_START, ts_ns.to_bytes(8, "big", signed=True)))
         return self.kernel.start(ts_ns)
 
     def handle(self, message: Message) -> list[Message]:
-        seq = self.journal.append(message)  # type: ignore[arg-type]  # any runtime message
+        """``message``: the feed's market data at :attr:`position`, or an own input."""
         if isinstance(message, _MARKET):
-            self.market_seen += 1
+            self.journal.market(message)
+        else:
+            self.journal.append(message)  # type: ignore[arg-type]  # any runtime message
         out = self.kernel.handle(message)
-        if seq % self.snapshot_every == 0:
+        if self.journal.due():
             self.snapshot()
         return out
+
+    def append(self, record: Blob) -> None:
+        """An owner's record beside the kernel's inputs (re-applied by ``restore``'s
+        ``blobs``)."""
+        self.journal.append(record)
+
+    def flush(self) -> None:
+        self.journal.flush()
 
     def stop(self, ts_ns: int) -> list[Message]:
         self.journal.append(Blob(_STOP, ts_ns.to_bytes(8, "big", signed=True)))
@@ -60,65 +227,76 @@ class JournaledKernel:
         return out
 
     def snapshot(self) -> None:
-        """The kernel's state after every entry so far; with ``compact``, those entries go."""
-        upto = self.journal.last_seq
-        self.journal.snapshot(_encode_state(self.kernel, self.market_seen), upto_seq=upto)
-        if self.compact:
-            self.journal.compact(upto)
+        """The whole kernel, pickled; the entries it covers go."""
+        self.journal.snapshot(_pickle(self.kernel))
 
     @classmethod
     def restore(
         cls,
         factory: Callable[[], Kernel],
         journal: Journal,
+        feed: FeedLog,
         *,
+        snapshot_every: int,
         blobs: Mapping[str, Callable[[Kernel, bytes], None]] | None = None,
-        **kwargs: Any,
     ) -> JournaledKernel:
-        """A new kernel from ``factory()``, brought to the journal's last committed state.
+        """A kernel brought to the journal's last committed state: the snapshot's (or a new
+        one from ``factory()``: called first in any case, so the strategies' modules are
+        imported before a snapshot names their classes), then the tail replayed with the
+        market data from ``feed``.
 
         ``blobs``: how to re-apply the other kinds of :class:`Blob` records its owner
         journals beside the kernel's inputs (kind → ``handler(kernel, payload)``, in journal
         order; e.g. an operator's change of a strategy's params); any other kind is an
         error."""
         kernel = factory()
-        snapshot, _, tail = journal.restore()
-        market_seen = 0
-        if snapshot is not None:
-            payload = json.loads(snapshot)
-            market_seen = int(payload.get("market_seen", 0))
-            kernel.start(int(payload["now"]))  # binds strategies; outputs discarded
-            kernel.load_state(payload["kernel"])
-            kernel.now = int(payload["now"])
-            for strategy in kernel.strategies:
-                state = payload["strategies"].get(strategy.strategy_id)
-                if state is not None:
-                    strategy.set_state(state)
-        for _, record in tail:
-            if isinstance(record, Blob):
-                if record.kind == _START:
-                    kernel.start(int.from_bytes(record.payload, "big", signed=True))
-                elif record.kind == _STOP:
-                    kernel.stop(int.from_bytes(record.payload, "big", signed=True))
-                elif blobs is not None and record.kind in blobs:
-                    blobs[record.kind](kernel, record.payload)
-                else:
-                    raise InvariantError(f"unknown journal record kind {record.kind!r}")
+
+        def load(state: bytes) -> None:
+            nonlocal kernel
+            kernel = pickle.loads(state)  # the owner's own journal
+
+        def market(_: int, msgs: Sequence[MarketData]) -> None:
+            handle = kernel.handle
+            for msg in msgs:
+                handle(msg)
+
+        def record(entry: JournalRecord) -> None:
+            if not isinstance(entry, Blob):
+                kernel.handle(entry)
+            elif entry.kind == _START:
+                kernel.start(int.from_bytes(entry.payload, "big", signed=True))
+            elif entry.kind == _STOP:
+                kernel.stop(int.from_bytes(entry.payload, "big", signed=True))
+            elif blobs is not None and entry.kind in blobs:
+                blobs[entry.kind](kernel, entry.payload)
             else:
-                market_seen += isinstance(record, _MARKET)
-                kernel.handle(record)
-        return cls(kernel, journal, market_seen=market_seen, **kwargs)
+                raise InvariantError(f"unknown journal record kind {entry.kind!r}")
+
+        fj = FeedJournal.restore(journal, feed, snapshot_every=snapshot_every, load=load,
+                                 market=market, record=record)
+        return cls(kernel, fj)
 
 
-def _encode_state(kernel: Kernel, market_seen: int) -> bytes:
-    strategies = {s.strategy_id: s.get_state() for s in kernel.strategies}
-    # JSON, not msgpack: exact money and cost sums can exceed 64 bits
-    return json.dumps(
-        {
-            "now": kernel.now,
-            "market_seen": market_seen,
-            "kernel": kernel.state(),
-            "strategies": {k: v for k, v in strategies.items() if v is not None},
-        },
-        sort_keys=True,
-    ).encode()
+def _names(kernel: Kernel) -> str:
+    names = [f"{s.strategy_id!r} ({type(s).__module__}:{type(s).__qualname__})"
+             for s in kernel.strategies]
+    return "strategy " + ", ".join(names) if names else "the kernel"
+
+
+def _pickle(kernel: Kernel) -> bytes:
+    try:
+        return pickle.dumps(kernel, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"{_names(kernel)} cannot be snapshotted: its state does not pickle ({exc}); keep "
+            "plain data, indicators and numpy values in a strategy's attributes, not open "
+            "files, threads, generators or lambdas", field="strategies") from exc
+
+
+def check_snapshot(kernel: Kernel) -> None:
+    """Refuse (a :class:`ConfigError` naming the strategies) a kernel whose snapshot would not
+    pickle, or would not come back with the same state hash."""
+    restored = pickle.loads(_pickle(kernel))  # bytes made just above
+    if restored.state_hash() != kernel.state_hash():
+        raise ConfigError(f"{_names(kernel)} cannot be snapshotted: its state does not come "
+                          "back the same from a pickle", field="strategies")

@@ -222,13 +222,6 @@ class Strategy(Generic[P]):
     def on_timer(self, timer: TimerFired) -> None: ...
     def on_stop(self) -> None: ...
 
-    # --- state (optional, for snapshot/restore in actors) ------------------------------------
-    def get_state(self) -> dict[str, Any] | None:
-        return None
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        pass
-
     # --- acting -------------------------------------------------------------------------------
     @property
     def now_ns(self) -> int:

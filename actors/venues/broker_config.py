@@ -5,10 +5,13 @@
     broker: {kind: paper}                                   # the simulated venue (default)
     broker: {kind: ib, host: 127.0.0.1, port: 4002, contracts: {SIM-A: {symbol: SPY}}}
     broker: {kind: shioaji, simulation: true}
+    broker: {kind: ccxt, exchange: binanceusdm, symbols: {BTC-PERP: BTC/USDT:USDT}}
+    broker: {kind: alpaca, paper: true}
 
 A discriminated union on ``kind`` (:data:`BrokerConfig`). Paper accounts (IB ``paper: true``,
-Shioaji ``simulation: true``) run with ``tradewind paper``; a real-money account runs only with
-``tradewind live --confirm-live`` *and* ``live: true`` in the broker block
+Shioaji ``simulation: true``, CCXT ``paper: true``: the exchange's demo or testnet) run with
+``tradewind paper``; a real-money account runs only with ``tradewind live --confirm-live``
+*and* ``live: true`` in the broker block
 (:func:`check_mode`). Credentials never appear here: they come from the environment.
 """
 
@@ -19,10 +22,13 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.venues.alpaca_support import AlpacaConfig
+from actors.venues.ccxt_support import CcxtConfig
 from actors.venues.common import Mode, env_secret
 from actors.venues.ib_support import IbConfig
 from actors.venues.shioaji_support import ShioajiConfig
 from runtime.errors import ConfigError, VenueUnavailable
+from runtime.instruments import Instrument
 
 __all__ = [
     "BrokerConfig",
@@ -44,13 +50,15 @@ class PaperBrokerConfig(BaseModel):
 
 
 BrokerConfig = Annotated[
-    PaperBrokerConfig | IbConfig | ShioajiConfig, Field(discriminator="kind")
+    PaperBrokerConfig | IbConfig | ShioajiConfig | CcxtConfig | AlpacaConfig,
+    Field(discriminator="kind"),
 ]
-Broker = PaperBrokerConfig | IbConfig | ShioajiConfig
+Broker = PaperBrokerConfig | IbConfig | ShioajiConfig | CcxtConfig | AlpacaConfig
+KINDS = ("paper", "ib", "shioaji", "ccxt", "alpaca")
 
 
 def is_paper_account(broker: Broker) -> bool:
-    if isinstance(broker, IbConfig):
+    if isinstance(broker, IbConfig | CcxtConfig | AlpacaConfig):
         return broker.paper
     if isinstance(broker, ShioajiConfig):
         return broker.simulation
@@ -79,13 +87,14 @@ def check_mode(broker: Broker, *, command: Literal["paper", "live"], confirm_liv
         if not is_paper_account(broker):
             raise ConfigError(
                 f"{_account_field(broker)}: false is a real-money account; tradewind paper runs "
-                "paper accounts only (IB paper, Shioaji simulation): use tradewind live",
+                "paper accounts only (IB paper, Shioaji simulation, an exchange's demo): use "
+                "tradewind live",
                 field=_account_field(broker),
             )
         return Mode.PAPER
     if broker.kind == "paper":
         raise ConfigError(
-            "the paper broker cannot trade live: set broker.kind to ib or shioaji",
+            "the paper broker cannot trade live: set broker.kind to ib, shioaji, ccxt or alpaca",
             field="broker.kind",
         )
     missing = []
@@ -109,6 +118,17 @@ def check_broker(broker: Broker, instruments: list[tuple[str, str]]) -> None:
     if isinstance(broker, IbConfig):
         for iid, _ in instruments:
             broker.contract_for(iid)  # ConfigError naming broker.contracts.<id>
+    elif isinstance(broker, CcxtConfig):
+        for iid, asset_class in instruments:
+            broker.symbol_for(iid)  # ConfigError naming broker.symbols.<id>
+            if asset_class not in ("crypto", "future"):
+                raise ConfigError(f"ccxt trades crypto spot and futures, not {asset_class} "
+                                  f"({iid})", field=f"instruments.{iid}.asset_class")
+    elif isinstance(broker, AlpacaConfig):
+        for iid, asset_class in instruments:
+            if asset_class != "equity":
+                raise ConfigError(f"the Alpaca gateway trades US equities, not {asset_class} "
+                                  f"({iid})", field=f"instruments.{iid}.asset_class")
     elif isinstance(broker, ShioajiConfig):
         for iid, asset_class in instruments:
             if asset_class not in ("equity", "future"):
@@ -118,15 +138,27 @@ def check_broker(broker: Broker, instruments: list[tuple[str, str]]) -> None:
                 )
 
 
-def preflight(broker: Broker) -> None:
-    """Fail fast, before any actor starts: Shioaji credentials missing from the environment
-    (the error names the variable, never a value), the IB gateway not answering on its port."""
+def preflight(broker: Broker, *, instruments: dict[str, Instrument] | None = None
+              ) -> str | None:
+    """Fail fast, before any actor starts: credentials missing from the environment (the error
+    names the variable, never a value), the IB gateway not answering on its port, a CCXT
+    exchange whose rules differ from the session's instruments. With ``dry_run: true`` (CCXT,
+    Alpaca) the account is checked and the report to print is returned."""
     if isinstance(broker, ShioajiConfig):
         env_secret(broker.api_key_env)
         env_secret(broker.secret_key_env)
-        return
+        return None
+    if isinstance(broker, CcxtConfig | AlpacaConfig):
+        from actors.venues.dry_run import account_report, check_markets
+
+        broker.credentials()
+        if broker.dry_run:
+            return account_report(broker, instruments or {})
+        if isinstance(broker, CcxtConfig):
+            check_markets(broker, instruments or {})
+        return None
     if not isinstance(broker, IbConfig):
-        return
+        return None
     try:
         with socket.create_connection((broker.host, broker.port), broker.connect_timeout_s):
             pass
@@ -136,16 +168,23 @@ def preflight(broker: Broker) -> None:
             "start TWS or IB Gateway with the API enabled, or set broker.host/broker.port "
             "(--host/--port)"
         ) from None
+    return None
 
 
-def with_cli(broker: Broker, *, kind: str | None, host: str | None, port: int | None) -> Broker:
-    """The config's broker block with ``--broker/--host/--port`` applied: ``--broker K`` keeps
-    the block when its kind is K, else starts from K's defaults."""
+def with_cli(broker: Broker, *, kind: str | None, host: str | None, port: int | None,
+             dry_run: bool = False) -> Broker:
+    """The config's broker block with ``--broker/--host/--port/--dry-run`` applied:
+    ``--broker K`` keeps the block when its kind is K, else starts from K's defaults."""
     if kind is not None and kind != broker.kind:
-        broker = {"paper": PaperBrokerConfig, "ib": IbConfig, "shioaji": ShioajiConfig}[kind]()
+        broker = {"paper": PaperBrokerConfig, "ib": IbConfig, "shioaji": ShioajiConfig,
+                  "ccxt": CcxtConfig, "alpaca": AlpacaConfig}[kind]()
     if host is not None or port is not None:
         if not isinstance(broker, IbConfig):
             raise ConfigError("--host/--port are for the IB gateway", field="--host/--port")
         update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
         broker = broker.model_copy(update=update)
+    if dry_run:
+        if not isinstance(broker, CcxtConfig | AlpacaConfig):
+            raise ConfigError("--dry-run is for the ccxt and alpaca brokers", field="--dry-run")
+        broker = broker.model_copy(update={"dry_run": True})
     return broker

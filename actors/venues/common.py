@@ -124,6 +124,15 @@ class CommandQueue:
         else:
             self._submits.append(command)
 
+    def push_front(self, command: Command) -> None:
+        """Back to the head of its queue (a send the broker refused before processing it)."""
+        if isinstance(command, CancelOrder):
+            self._cancels.appendleft(command)
+        elif isinstance(command, ModifyOrder):
+            self._modifies.appendleft(command)
+        else:
+            self._submits.appendleft(command)
+
     def pop(self) -> Command | None:
         for queue in (self._cancels, self._modifies, self._submits):
             if queue:
@@ -228,6 +237,7 @@ _IDS: Final = "venue.ids"
 _UNKNOWN: Final = "venue.unknown"
 _SENT: Final = "venue.sent"
 _CLOSED: Final = "venue.closed"
+_UNSENT: Final = "venue.unsent"
 _BASELINE: Final = "venue.baseline"
 
 
@@ -313,6 +323,8 @@ class SendLog:
                     order.unknown = True
                 elif record.kind == _CLOSED:
                     order.closed = True
+                elif record.kind == _UNSENT:
+                    self._forget(rec.client_order_id)
 
     @property
     def needs_baseline(self) -> bool:
@@ -365,6 +377,20 @@ class SendLog:
         if new:
             self._remember(order, new)
             self._blob(_IDS, client_order_id, new)
+
+    def unsent(self, client_order_id: str) -> None:
+        """The broker refused the send before processing it (a rate limit's 429): the order
+        provably did not go in, so it may be sent again (``before_send`` accepts it)."""
+        order = self._order(client_order_id)
+        if order.sent or order.unknown or order.fills:
+            raise InvariantError(f"{client_order_id} may be at the broker: never unsent")
+        self._forget(client_order_id)
+        self._blob(_UNSENT, client_order_id)
+
+    def _forget(self, client_order_id: str) -> None:
+        del self.orders[client_order_id]
+        for key in [k for k, v in self._by_broker.items() if v == client_order_id]:
+            del self._by_broker[key]
 
     def mark_unknown(self, client_order_id: str) -> None:
         self._order(client_order_id).unknown = True

@@ -9,6 +9,8 @@
   tick / bid-ask callbacks; a tick is a ``TradeTick`` (``tick_type`` 1 = buyer-initiated), a
   bid/ask a ``BookSnapshot`` plus a ``QuoteTick`` of its best level. Stock volumes come in board
   lots (1,000 shares) and become shares; Shioaji stamps Taipei wall time.
+* CCXT (:mod:`actors.venues.ccxt_market_data`) and Alpaca
+  (:mod:`actors.venues.alpaca_market_data`): best bid/ask and trades.
 
 :class:`StreamSink` journals each batch (``feed.stream.journal`` beside the feed's cache) *before*
 it becomes visible in the feed's message list, so a restarted feed actor reloads exactly the
@@ -29,6 +31,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from actors.journals import open_journal
+from actors.venues.alpaca_support import AlpacaConfig
+from actors.venues.ccxt_support import CcxtConfig
 from actors.venues.common import to_fixed
 from actors.venues.ib_support import IbConfig, import_ib
 from actors.venues.shioaji_support import ShioajiConfig, import_shioaji, make_client
@@ -269,5 +273,13 @@ def open_stream(broker: Any, journal_dir: str, messages: list[MarketData], *,
         return IbMarketStream(broker, sink)
     if isinstance(broker, ShioajiConfig):
         return ShioajiMarketStream(broker, sink, instruments=instruments, log_dir=folder)
-    raise ConfigError("feed.mode: broker streams from an IB or Shioaji broker block",
-                      field="feed.mode")
+    if isinstance(broker, CcxtConfig):
+        from actors.venues.ccxt_market_data import CcxtMarketStream
+
+        return CcxtMarketStream(broker, sink)
+    if isinstance(broker, AlpacaConfig):
+        from actors.venues.alpaca_market_data import AlpacaMarketStream
+
+        return AlpacaMarketStream(broker, sink, instrument_ids=sorted(instruments))
+    raise ConfigError("feed.mode: broker streams from an IB, Shioaji, CCXT or Alpaca broker "
+                      "block", field="feed.mode")

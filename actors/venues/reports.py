@@ -99,6 +99,12 @@ class ReportBook:
     def track(self, command: SubmitOrder) -> Tracked:
         return self.orders.setdefault(command.client_order_id, Tracked(command))
 
+    def untrack(self, client_order_id: str) -> None:
+        """Forget an order the broker provably never took (nothing was reported about it)."""
+        order = self.orders.get(client_order_id)
+        if order is not None and not order.acked and not order.terminal and not order.cum_qty:
+            del self.orders[client_order_id]
+
     def restore(
         self, command: SubmitOrder, *, venue_order_id: str, closed: bool, fills: list[OrderFilled]
     ) -> None:

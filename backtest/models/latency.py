@@ -66,37 +66,41 @@ class SampledLatency:
         return self._response()
 
 
-def _lognormal(dist: LognormalLatencyDist, rng: np.random.Generator) -> Sampler:
-    mu = math.log(dist.median_ns)
-    sigma = dist.sigma
-    low, high = dist.min_ns, dist.max_ns
+class _Lognormal:
+    """Draws from a lognormal distribution, clipped to ``[min_ns, max_ns]`` (a class, not a
+    closure: a paper venue's snapshot pickles its models)."""
 
-    def draw() -> int:
-        value = int(rng.lognormal(mu, sigma))
-        if high is not None and value > high:
-            value = high
-        return low if value < low else value
+    def __init__(self, dist: LognormalLatencyDist, rng: np.random.Generator) -> None:
+        self.mu, self.sigma = math.log(dist.median_ns), dist.sigma
+        self.low, self.high = dist.min_ns, dist.max_ns
+        self.rng = rng
 
-    return draw
+    def __call__(self) -> int:
+        value = int(self.rng.lognormal(self.mu, self.sigma))
+        if self.high is not None and value > self.high:
+            value = self.high
+        return self.low if value < self.low else value
 
 
-def _empirical(dist: EmpiricalLatencyDist, rng: np.random.Generator) -> Sampler:
-    quantiles = dist.quantiles_ns
-    steps = len(quantiles) - 1
+class _Empirical:
+    """Draws by linear interpolation between the empirical quantiles."""
 
-    def draw() -> int:
-        position = float(rng.random()) * steps
-        index = min(int(position), steps - 1)
-        low, high = quantiles[index], quantiles[index + 1]
+    def __init__(self, dist: EmpiricalLatencyDist, rng: np.random.Generator) -> None:
+        self.quantiles = dist.quantiles_ns
+        self.steps = len(self.quantiles) - 1
+        self.rng = rng
+
+    def __call__(self) -> int:
+        position = float(self.rng.random()) * self.steps
+        index = min(int(position), self.steps - 1)
+        low, high = self.quantiles[index], self.quantiles[index + 1]
         return low + int((high - low) * (position - index))
-
-    return draw
 
 
 def _sampler(dist: LatencyDist, rng: np.random.Generator) -> Sampler:
     if isinstance(dist, LognormalLatencyDist):
-        return _lognormal(dist, rng)
-    return _empirical(dist, rng)
+        return _Lognormal(dist, rng)
+    return _Empirical(dist, rng)
 
 
 def build_latency(config: LatencyConfig, rng: np.random.Generator) -> LatencyModel:

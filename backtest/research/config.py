@@ -1,7 +1,8 @@
 """Study configuration: sweeps and walk-forward studies, pydantic models loaded from YAML.
 
 A study names a base backtest config (its instruments, data, venue models, risk, seed), the
-strategy whose parameters vary, a grid or a seeded random sample of parameters, optional
+strategy whose parameters vary, a grid, a seeded random sample or a seeded Bayesian (TPE)
+search of parameters, optional
 constraints between them (``fast < slow``) and an objective (a strategy metric, maximised or
 minimised). A walk-forward study adds its windows. Errors are :class:`ConfigError` naming the file
 and the field.
@@ -28,6 +29,7 @@ __all__ = [
     "SampleConfig",
     "StudyConfig",
     "SweepConfig",
+    "TpeConfig",
     "WalkForwardConfig",
     "WindowConfig",
     "base_backtest",
@@ -53,6 +55,22 @@ class RangeSpec(_Frozen):
     high: float
     integer: bool = True
     log: bool = False
+
+
+class TpeConfig(_Frozen):
+    """Bayesian search: ``n`` distinct parameter sets proposed by Optuna's TPE sampler.
+
+    Proposals are asked ``batch`` at a time, run in parallel, and told back in the order they
+    were asked, so the search depends on ``seed`` and ``batch`` only (not on the number of CPUs
+    or which trial finished first), and replaying it against the store resumes it exactly.
+    ``startup`` sets are drawn at random before TPE models the results.
+    """
+
+    n: int = Field(gt=0, le=100_000)
+    seed: int = 0
+    batch: int = Field(8, ge=1, le=1024)
+    startup: int = Field(10, ge=1)
+    space: dict[str, RangeSpec | list[Scalar]] = Field(min_length=1)
 
 
 class SampleConfig(_Frozen):
@@ -84,6 +102,7 @@ class StudyConfig(_Frozen):
     strategy: str | None = None  # the strategy id whose params vary (default: the only one)
     grid: dict[str, list[Scalar]] | None = None
     sample: SampleConfig | None = None
+    tpe: TpeConfig | None = None
     constraints: tuple[str, ...] = ()
     objective: ObjectiveConfig = ObjectiveConfig()
     heatmap: tuple[str, str] | None = None  # two parameters for the report's heatmap
@@ -141,10 +160,33 @@ def load_study(
         config = model.model_validate(raw)
     except ValidationError as exc:
         raise config_error(exc, path=name) from None
-    if (config.grid is None) == (config.sample is None):
-        raise ConfigError("give exactly one of grid or sample", path=name, field="grid")
+    searches = [k for k in ("grid", "sample", "tpe") if getattr(config, k) is not None]
+    if len(searches) != 1:
+        raise ConfigError(f"give exactly one of grid, sample or tpe (got {searches or 'none'})",
+                          path=name, field="grid")  # fmt: skip
+    if config.tpe is not None and kind != "sweep":
+        raise ConfigError("tpe is a sweep's search; a walk-forward study takes grid or sample",
+                          path=name, field="tpe")  # fmt: skip
+    for field, sampled in (("sample", config.sample), ("tpe", config.tpe)):
+        for param, spec in (sampled.space.items() if sampled is not None else ()):
+            _check_space(spec, name, f"{field}.space.{param}")
     _check_against_backtest(config, name)
     return config
+
+
+def _check_space(spec: RangeSpec | list[Scalar], source: str, field: str) -> None:
+    if isinstance(spec, list):
+        if not spec:
+            raise ConfigError("needs at least one choice", path=source, field=field)
+        return
+    if not spec.low < spec.high:
+        raise ConfigError(f"low ({spec.low}) must be below high ({spec.high})", path=source,
+                          field=field)  # fmt: skip
+    if spec.log and spec.low <= 0:
+        raise ConfigError(f"a log range needs low > 0, not {spec.low}", path=source, field=field)
+    if spec.integer and not (float(spec.low).is_integer() and float(spec.high).is_integer()):
+        raise ConfigError(f"an integer range needs whole bounds, not {spec.low}..{spec.high}",
+                          path=source, field=field)  # fmt: skip
 
 
 def base_backtest(config: StudyConfig, source: str = "<study>") -> BacktestConfig:
@@ -165,7 +207,8 @@ def _check_against_backtest(config: StudyConfig, source: str) -> None:
     if config.strategy is not None and config.strategy not in ids:
         raise ConfigError(f"unknown strategy {config.strategy!r}; the backtest has {ids}",
                           path=source, field="strategy")  # fmt: skip
-    names = set(config.grid or {}) | set(config.sample.space if config.sample else {})
+    names = (set(config.grid or {}) | set(config.sample.space if config.sample else {})
+             | set(config.tpe.space if config.tpe else {}))  # fmt: skip
     for text in config.constraints:
         match = CONSTRAINT_RE.match(text)
         assert match is not None  # checked by the validator

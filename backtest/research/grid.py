@@ -11,7 +11,7 @@ import itertools
 import json
 import math
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ import numpy as np
 from backtest.config import BacktestConfig
 from backtest.research.config import CONSTRAINT_RE, RangeSpec, SampleConfig, StudyConfig
 
-__all__ = ["ParamSet", "apply_params", "expand", "param_hash", "strategy_id"]
+__all__ = ["ParamSet", "apply_params", "constraint_check", "expand", "param_hash", "strategy_id"]
 
 ParamSet = dict[str, Any]
 
@@ -72,13 +72,22 @@ def _constraint(text: str) -> Callable[[ParamSet], bool]:
     return lambda params: bool(_OPS[op](value(left, params), value(right, params)))
 
 
-def expand(config: StudyConfig) -> list[ParamSet]:
-    """Every parameter set of the study, in a deterministic order, constraints applied."""
-    checks = [_constraint(text) for text in config.constraints]
+def constraint_check(constraints: Sequence[str]) -> Callable[[ParamSet], bool]:
+    """True for a parameter set that satisfies every constraint."""
+    checks = [_constraint(text) for text in constraints]
 
     def keep(params: ParamSet) -> bool:
         return all(check(params) for check in checks)
 
+    return keep
+
+
+def expand(config: StudyConfig) -> list[ParamSet]:
+    """Every parameter set of a grid or random study, in a deterministic order, constraints
+    applied (a TPE search proposes its sets as it goes: :mod:`backtest.research.search`)."""
+    if config.tpe is not None:
+        raise ValueError("a TPE search has no parameter sets before it runs")
+    keep = constraint_check(config.constraints)
     if config.grid is not None:
         sets = [p for p in _grid(config.grid) if keep(p)]
     else:

@@ -4,8 +4,10 @@ and running a list of trials with resume-from-store and batched writes.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -16,13 +18,19 @@ from backtest.api import code_version
 from backtest.config import BacktestConfig, config_hash
 from backtest.feed import Feed, load_feed
 from backtest.research.config import StudyConfig, base_backtest, study_hash
-from backtest.research.fanout import TrialRunner, check_store_reach, connect
+from backtest.research.fanout import (
+    Announce,
+    TrialRunner,
+    check_store_reach,
+    connect,
+    disconnect,
+)
 from backtest.research.grid import strategy_id
 from backtest.research.results import load_trials, write_trials
 from backtest.research.trial import Trial, TrialSpec
 from backtest.store import Store, open_store
 
-__all__ = ["Session", "open_session", "run_specs"]
+__all__ = ["Session", "open_session", "run_specs", "stored_trials"]
 
 Progress = Callable[[int, int], None]
 FLUSH_EVERY_S = 5.0  # an insert costs the driver ~20 ms of CPU, which the workers need
@@ -54,17 +62,20 @@ class Session:
 
 @contextmanager
 def open_session(
-    config: StudyConfig, *, address: str | None = None, store_dsn: str | None = None
+    config: StudyConfig,
+    *,
+    address: str | None = None,
+    store_dsn: str | None = None,
+    dashboard: Announce | None = None,
 ) -> Iterator[Session]:
-    """Ray (joined or started), the store (driver only), the feed put once in the object store."""
+    """Ray (joined or started), the store (driver only), the feed put once in the object store.
+
+    ``dashboard``: start a private session's dashboard on 127.0.0.1 and call this with its URL
+    (:func:`backtest.research.fanout.connect`).
+    """
     backtest = base_backtest(config)
     dsn = store_dsn or config.store.dsn or backtest.store.dsn
-    started = connect(address)
-    store: Store | None = None
-    try:
-        check_store_reach(dsn)
-        store = open_store(dsn)
-        feed = load_feed(backtest, store)
+    with _ray_and_data(address, backtest, dsn, dashboard) as (store, feed):
         strategy = strategy_id(config, backtest)
         options = {
             "strategy": strategy,
@@ -75,31 +86,87 @@ def open_session(
         digest = study_hash(config, backtest, feed.dataset_hash)
         yield Session(config, backtest, feed, store, runner, f"{config.name}-{digest[:12]}",
                       strategy)  # fmt: skip
+
+
+@contextmanager
+def _ray_and_data(
+    address: str | None, backtest: BacktestConfig, dsn: str | None, dashboard: Announce | None
+) -> Iterator[tuple[Store, Feed]]:
+    """Ray joined or started, and the store and the feed opened; closed and left after.
+
+    A private session (no address, no ``RAY_ADDRESS``, no Ray already initialised) is started
+    while another thread opens the store and loads the feed: Ray's start-up (~3 s on a quiet
+    machine) is mostly this process waiting on the ones it spawned, and opening an embedded
+    store and reading the data take seconds of their own. Joining a cluster is quick, and the
+    store's reach must be checked against it before anything is opened, so that goes in turn.
+    """
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    started = False
+    store: Store | None = None
+    try:
+        if address is None and not ray.is_initialized():  # private: local by construction
+            with ThreadPoolExecutor(1, thread_name_prefix="tw-study-data") as pool:
+                loading = pool.submit(_open_data, backtest, dsn)
+                try:
+                    started = connect(None, dashboard=dashboard)
+                finally:  # whatever Ray did, the store the thread opened is ours to close
+                    error = loading.exception()
+                    if error is None:
+                        store, feed = loading.result()
+            if error is not None:
+                raise error
+        else:
+            started = connect(address, dashboard=dashboard)
+            check_store_reach(dsn)
+            store, feed = _open_data(backtest, dsn)
+        assert store is not None
+        yield store, feed
     finally:
         if store is not None:
             store.close()
         if started:
-            ray.shutdown()
+            disconnect()
+
+
+def _open_data(backtest: BacktestConfig, dsn: str | None) -> tuple[Store, Feed]:
+    store = open_store(dsn)
+    try:
+        return store, load_feed(backtest, store)
+    except BaseException:
+        store.close()
+        raise
 
 
 Job = tuple[str, TrialSpec]  # (sweep id, what to run)
 
 
+def stored_trials(session: Session, sweep_ids: Iterable[str]) -> dict[tuple[str, str], Trial]:
+    """The trials already in the store under ``sweep_ids``, by (sweep id, parameter hash)."""
+    trials: dict[tuple[str, str], Trial] = {}
+    for sweep_id in dict.fromkeys(sweep_ids):
+        for key, trial in load_trials(session.store, sweep_id).items():
+            trials[(sweep_id, key)] = trial
+    return trials
+
+
 def run_specs(
-    session: Session, jobs: Sequence[Job], *, progress: Progress | None = None
+    session: Session,
+    jobs: Sequence[Job],
+    *,
+    progress: Progress | None = None,
+    stored: Mapping[tuple[str, str], Trial] | None = None,
 ) -> tuple[dict[tuple[str, str], Trial], int]:
     """Every job's trial: stored ones are reused, the rest run on Ray, all in parallel.
 
-    New trials are written in batches (every ``flush_every`` results or 5 s), and whatever has
-    finished is written even when the run is interrupted. Returns ({(sweep id, parameter hash):
-    trial}, number of trials run now).
+    ``stored``: the trials already in the store (read from it when not given). New trials are
+    written in batches (every ``flush_every`` results or 5 s), and whatever has finished is
+    written even when the run is interrupted. Returns ({(sweep id, parameter hash): trial},
+    number of trials run now).
     """
-    trials: dict[tuple[str, str], Trial] = {}
-    for sweep_id in dict.fromkeys(sid for sid, _ in jobs):
-        for key, trial in load_trials(session.store, sweep_id).items():
-            trials[(sweep_id, key)] = trial
+    if stored is None:
+        stored = stored_trials(session, (sid for sid, _ in jobs))
     wanted = {(sid, spec.key) for sid, spec in jobs}
-    trials = {k: t for k, t in trials.items() if k in wanted}
+    trials = {k: t for k, t in stored.items() if k in wanted}
     todo = [(sid, spec) for sid, spec in jobs if (sid, spec.key) not in trials]
     resumed = len(trials)
 

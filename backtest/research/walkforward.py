@@ -219,6 +219,7 @@ def run_walkforward(
     store_dsn: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     report: bool = True,
+    dashboard: Callable[[str], None] | None = None,
 ) -> WalkForwardOutcome:
     """Run (or resume) a walk-forward study; rows in the store, report in ``runs/<wf_id>/``."""
     config = source if isinstance(source, WalkForwardConfig) else load_study(source, "walkforward")
@@ -226,7 +227,8 @@ def run_walkforward(
     if report:  # checked now, not after the study has run
         name = str(source) if isinstance(source, str | Path) else None
         check_writable_dir(Path(config.output_dir), field="output_dir", source=name)
-    with open_session(config, address=address, store_dsn=store_dsn) as session:
+    with open_session(config, address=address, store_dsn=store_dsn,
+                      dashboard=dashboard) as session:  # fmt: skip
         manifest = session.manifest(len(expand(config)))
         record_study(session.store, sweep_id=session.study_id, kind="walkforward",
                      name=config.name, manifest=manifest, status="running", summary={})

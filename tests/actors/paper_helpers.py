@@ -86,8 +86,9 @@ def write_paper_config(folder: Path, kind: str, data_dir: Path, **paper: Any) ->
               # hang_timeout_s: a heartbeat unanswered for a minute is a hang; under load (the
               # suite beside two CPU burners) Ray's niced workers can take 10 s to answer
               "supervisor": {"intensity": 20, "period_s": 30, "hang_timeout_s": 60},
-              # risk snapshots and compacts often, so a killed risk actor restores from a
-              # snapshot plus a tail in every session test
+              # every actor snapshots and compacts often, so a killed actor restores from a
+              # snapshot plus a tail (market data re-read from the feed's log) in every
+              # session test
               "snapshot_every": 50}
     config.update(paper)
     (folder / "paper.yaml").write_text(yaml.safe_dump(config))

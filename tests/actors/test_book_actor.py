@@ -1,6 +1,6 @@
 """The book actor on the shared Ray cluster: packed batches put back in feed order, repeats not
-applied twice, the same state after a SIGKILL (journal replay), and conflated snapshots to a
-slow subscriber (the latest wins, never a queue)."""
+applied twice, the same state after a SIGKILL (a snapshot and the rest re-read from the feed's
+log), and conflated snapshots to a slow subscriber (the latest wins, never a queue)."""
 
 from __future__ import annotations
 
@@ -46,6 +46,19 @@ def _expected_hash(quotes: list[QuoteTick]) -> str:
     return state.state_hash()
 
 
+def _setup(folder: Path, quotes: list[QuoteTick], snapshot_every: int) -> Any:
+    """A session's setup whose feed's log holds ``quotes``."""
+    from actors.feed_log import CACHE, write_log
+    from actors.setup import SessionSetup
+    from backtest.config import load_config
+    from tests.actors.paper_helpers import trading_config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_log(folder / CACHE, quotes[0].ts_event, quotes)
+    return SessionSetup("BK", str(folder), load_config(trading_config("sma", folder)),
+                        snapshot_every=snapshot_every)
+
+
 def _subscriber_class() -> Any:
     import ray
 
@@ -64,14 +77,20 @@ def _subscriber_class() -> Any:
     return FakeStrategy
 
 
-def test_packed_batches_out_of_order_repeats_and_sigkill(tmp_path: Path) -> None:
+@pytest.mark.parametrize("snapshot_every", [20_000, 120])
+def test_packed_batches_out_of_order_repeats_and_sigkill(tmp_path: Path,
+                                                         snapshot_every: int) -> None:
+    """Without a snapshot the book replays every batch's position from the feed's log; with
+    one every 120 positions, the latest snapshot and the positions after it."""
     import ray
 
     from actors.market import BookActor
+    from runtime.journal import Journal
 
     quotes = _quotes(400)
     batches = _batches(quotes, 50)
-    book = BookActor.remote("BK", str(tmp_path / "book.journal"))
+    setup = _setup(tmp_path / "s", quotes, snapshot_every)
+    book = BookActor.remote("BK", setup)
     # the second half first: held until the batches before it arrive
     late = [book.on_packed.remote(prev, payload) for prev, payload in batches[4:]]
     assert sum(ray.get(late)) == 0
@@ -91,9 +110,14 @@ def test_packed_batches_out_of_order_repeats_and_sigkill(tmp_path: Path) -> None
                 break
         except (ray.exceptions.RayError, TimeoutError):
             time.sleep(0.05)
-    assert ray.get(book.state_hash.remote()) == before  # replayed from the journal
+    assert ray.get(book.state_hash.remote()) == before  # restored
     assert ray.get(book.on_packed.remote(*batches[-1])) == 0  # a retried batch: deduped
     ray.kill(book, no_restart=True)
+    with Journal(setup.path("book.BK")) as journal:  # positions only, no market data
+        entries = list(journal.entries())
+        assert {type(r).__name__ for _, r in entries} == {"Blob"}
+        assert (journal.restore().snapshot is not None) == (snapshot_every == 120)
+        assert len(entries) == (8 if snapshot_every == 20_000 else 2)
 
 
 def test_slow_subscriber_gets_conflated_snapshots_the_latest_last(tmp_path: Path) -> None:

@@ -52,3 +52,21 @@ def test_the_process_thread_checkpoints_while_the_owner_writes(tmp_path: Path) -
     journal.close()
     with Journal(path) as again:
         assert [s for s, _ in again.entries()] == list(range(1, last + 1))
+
+
+def test_a_few_large_snapshots_call_for_a_checkpoint_too(tmp_path: Path) -> None:
+    """Bytes count as well as entries: a book's snapshots (a megabyte each, a few entries
+    apart) would otherwise grow the WAL by a megabyte each until the idle timeout."""
+    path = tmp_path / "c.journal"
+    ckpt = Checkpointer(entries=10_000, idle_s=60.0, nbytes=1 << 20)
+    journal = ckpt.add(Journal(path, checkpoint="manual"))
+    t0 = time.monotonic()
+    journal.append(Blob("mark", b"x" * 24))
+    journal.snapshot(b"s" * (600 << 10), upto_seq=journal.last_seq)
+    assert ckpt.due(t0 + 1) == 0  # 600 KiB: not yet
+    journal.append(Blob("mark", b"x" * 24))
+    journal.snapshot(b"s" * (600 << 10), upto_seq=journal.last_seq)
+    assert journal.committed_bytes > 1 << 20
+    assert ckpt.due(t0 + 1) == 1  # over a MiB since the last checkpoint
+    assert ckpt.due(t0 + 2) == 0
+    journal.close()

@@ -15,11 +15,20 @@ import pytest
 from actors.carriers import CallPath
 from actors.config import FeedConfig
 from actors.driver import Driver, Ports
-from actors.feed import load_messages
+from actors.feed import load_messages, write_cache
 from actors.setup import SessionSetup
 from actors.trading import GatewayActor, RiskActor, StrategyActor
 from backtest.api import run_backtest
 from backtest.config import load_config
+from runtime.journal import Journal
+from runtime.messages import (
+    CancelOrder,
+    OrderDenied,
+    OrderEvent,
+    SubmitOrder,
+    TimerFired,
+    TradingStateChanged,
+)
 from tests.actors.paper_helpers import (
     FakeHandle,
     backtest_fills,
@@ -38,9 +47,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_sample(tmp_path_factory.mktemp("paper-data"))
 
 
-def _session(kind: str, data_dir: Path, journal: Path, minutes: int) -> tuple[Any, ...]:
+def _session(kind: str, data_dir: Path, journal: Path, minutes: int,
+             snapshot_every: int = 20_000) -> tuple[Any, ...]:
     config = load_config(trading_config(kind, data_dir, minutes=minutes))
-    setup = SessionSetup("S1", str(journal), config)
+    setup = SessionSetup("S1", str(journal), config, snapshot_every=snapshot_every)
+    write_cache(setup, FeedConfig())  # the feed's log: where the actors re-read market data
     risk, gateway = _plain(RiskActor)(setup), _plain(GatewayActor)(setup)
     hosts = {s.id: _plain(StrategyActor)(setup, s.id) for s in config.strategies}
     return config, setup, risk, gateway, hosts
@@ -81,25 +92,53 @@ def test_lockstep_fills_equal_the_backtest(kind: str, data_dir: Path, tmp_path: 
     assert risk.jk.kernel.portfolio.n_fills == len(gateway.fills())
 
 
-def test_actors_rebuilt_from_their_journals_hash_as_before(data_dir: Path,
-                                                          tmp_path: Path) -> None:
-    _, setup, risk, gateway, hosts = _session("mm", data_dir, tmp_path, minutes=3)
+def _strategy_state(host: Any) -> dict[str, Any]:
+    """What the market maker keeps of its own (outside the kernel's state hash)."""
+    (strategy,) = host.jk.kernel.strategies
+    return {k: v for k, v in vars(strategy).items() if isinstance(v, int | float | str)}
+
+
+@pytest.mark.parametrize("snapshot_every", [20_000, 25])
+def test_actors_rebuilt_from_their_journals_hash_as_before(data_dir: Path, tmp_path: Path,
+                                                          snapshot_every: int) -> None:
+    """From the whole journal, or (every 25 inputs) from a snapshot and a short tail: the
+    same state hashes, the strategy's own state, and the same positions in the feed; no
+    journal holds market data."""
+    from runtime.journal import Blob
+
+    _, setup, risk, gateway, hosts = _session("mm", data_dir, tmp_path, minutes=3,
+                                              snapshot_every=snapshot_every)
     _run(setup, risk, gateway, hosts, stop_at=150)
     before = (risk.state_hash(), gateway.state_hash(), hosts["mm"].state_hash())
+    strategy = _strategy_state(hosts["mm"])
     assert risk.summary()["orders"] > 0
-    for component in (risk.jk.journal, gateway.venue.journal, hosts["mm"].jk.journal):
+    journals = (risk.jk.journal, gateway.venue.journal, hosts["mm"].jk.journal)
+    for component in journals:
         component.close()
-    _, _, risk2, gateway2, hosts2 = _session("mm", data_dir, tmp_path, minutes=3)
+    for component in journals:
+        with Journal(component.journal.path) as journal:
+            assert all(isinstance(r, Blob | OrderEvent | SubmitOrder | CancelOrder
+                                  | OrderDenied | TradingStateChanged | TimerFired)
+                       for _, r in journal.entries())
+            assert (journal.restore().snapshot is not None) == (snapshot_every == 25)
+    _, _, risk2, gateway2, hosts2 = _session("mm", data_dir, tmp_path, minutes=3,
+                                             snapshot_every=snapshot_every)
     assert (risk2.state_hash(), gateway2.state_hash(), hosts2["mm"].state_hash()) == before
+    assert _strategy_state(hosts2["mm"]) == strategy
     assert risk2.cursor == 150 and gateway2.venue.market_count == 150
+    assert hosts2["mm"].cursor == 150
 
 
-def test_resumed_session_ends_with_the_backtest_fills(data_dir: Path, tmp_path: Path) -> None:
-    config, setup, risk, gateway, hosts = _session("mm", data_dir, tmp_path, minutes=3)
+@pytest.mark.parametrize("snapshot_every", [20_000, 25])
+def test_resumed_session_ends_with_the_backtest_fills(data_dir: Path, tmp_path: Path,
+                                                      snapshot_every: int) -> None:
+    config, setup, risk, gateway, hosts = _session("mm", data_dir, tmp_path, minutes=3,
+                                                   snapshot_every=snapshot_every)
     driver = _run(setup, risk, gateway, hosts, stop_at=120)
     for component in (risk.jk.journal, gateway.venue.journal, hosts["mm"].jk.journal):
         component.close()
-    _, _, risk2, gateway2, hosts2 = _session("mm", data_dir, tmp_path, minutes=3)
+    _, _, risk2, gateway2, hosts2 = _session("mm", data_dir, tmp_path, minutes=3,
+                                             snapshot_every=snapshot_every)
     messages, start_ns = load_messages(setup, FeedConfig())
     ports = Ports(gateway=FakeHandle(gateway2), risk=FakeHandle(risk2),
                   hosts={k: FakeHandle(v) for k, v in hosts2.items()})
@@ -116,3 +155,70 @@ def test_resumed_session_ends_with_the_backtest_fills(data_dir: Path, tmp_path: 
     assert paper_fills(gateway2.fills()) == backtest_fills(run_backtest(config, write=False))
     submitted = gateway2.submitted()
     assert len(submitted) == len(set(submitted))
+
+
+def test_restore_without_the_feeds_log_or_with_other_data_is_refused(data_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    """The actors' journals name positions in the feed's log: without it, or with other data
+    in it, an actor refuses to come back (a clear DataError), never restores short."""
+    import msgspec
+
+    from actors.feed_log import CACHE, FeedLog, write_log
+    from runtime.errors import DataError
+
+    _, setup, risk, gateway, hosts = _session("mm", data_dir, tmp_path, minutes=3)
+    _run(setup, risk, gateway, hosts, stop_at=100)
+    for component in (risk.jk.journal, gateway.venue.journal, hosts["mm"].jk.journal):
+        component.close()
+    log = FeedLog(tmp_path)
+    messages, start_ns = log.all(), log.start_ns
+    (tmp_path / CACHE).rename(tmp_path / "elsewhere")
+    for actor_class, args in ((RiskActor, ()), (GatewayActor, ()), (StrategyActor, ("mm",))):
+        with pytest.raises(DataError, match=r"feed\.msgs: the feed's log is missing"):
+            _plain(actor_class)(setup, *args)
+    messages[50] = msgspec.structs.replace(messages[50], ts_event=messages[50].ts_event + 1)
+    write_log(tmp_path / CACHE, start_ns, messages[:80] + messages[81:])  # one left out
+    for actor_class, args in ((RiskActor, ()), (GatewayActor, ()), (StrategyActor, ("mm",))):
+        with pytest.raises(DataError, match="another message at index"):
+            _plain(actor_class)(setup, *args)
+
+
+def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
+        data_dir: Path, tmp_path: Path) -> None:
+    """``feed.mode: broker``: the feed's log is the stream's journal (nothing loaded before);
+    a strategy and risk restored after taking streamed quotes hash as before, with a snapshot
+    in between, and their journals hold no market data."""
+    from actors.feed_log import CACHE, FeedLog, write_log
+    from actors.step import HotInput, decode_messages, encode
+    from actors.venues.market_data import StreamSink
+    from runtime.journal import Blob
+
+    config, setup, *_ = _session("mm", data_dir, tmp_path / "loaded", minutes=3)
+    quotes = [m for m in FeedLog(tmp_path / "loaded").all() if type(m).__name__ == "QuoteTick"]
+    setup = SessionSetup("B1", str(tmp_path / "b"), config, snapshot_every=40)
+    (tmp_path / "b").mkdir()
+    write_log(tmp_path / "b" / CACHE, quotes[0].ts_event, [])  # a broker session loads nothing
+    feed: list[Any] = []
+    sink = StreamSink(tmp_path / "b" / "feed.stream.journal", feed)
+    risk, host = _plain(RiskActor)(setup), _plain(StrategyActor)(setup, "mm")
+    risk.start(quotes[0].ts_event)
+    host.start(quotes[0].ts_event)
+    answers: list[Any] = []
+    for k in range(0, 150, 10):  # real-time steps: timers fire between the quotes
+        sink.put(quotes[k:k + 10])
+        batch = feed[k:k + 10]
+        step = encode(HotInput(k, batch, batch[-1].ts_event, {"mm": answers}, [], 0))
+        out = decode_messages(risk.hot_step(step, host.hot_step(step)))
+        answers = [m for m in out if isinstance(m, SubmitOrder | OrderDenied)]
+    before = (risk.state_hash(), host.state_hash())
+    assert risk.summary()["orders"] > 0
+    for journal in (risk.jk.journal, host.jk.journal):
+        journal.close()
+        with Journal(journal.journal.path) as reread:
+            assert reread.restore().snapshot is not None
+            assert all(isinstance(r, Blob | OrderEvent | SubmitOrder | CancelOrder | OrderDenied
+                                  | TimerFired) for _, r in reread.entries())
+    risk2, host2 = _plain(RiskActor)(setup), _plain(StrategyActor)(setup, "mm")
+    assert (risk2.state_hash(), host2.state_hash()) == before
+    assert risk2.cursor == host2.cursor == 150
+    sink.journal.close()

@@ -1,16 +1,38 @@
-"""Restore = snapshot + journal tail, and the restored state hash equals the original."""
+"""Restore = snapshot + journal tail with the market data re-read from the feed's log, and the
+restored state hash (and the strategies' own state) equals the original."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from runtime.journal import Journal
+from runtime.errors import ConfigError, DataError, InvariantError
+from runtime.journal import Blob, Journal
 from runtime.kernel import Kernel
-from runtime.messages import Bar, OrderAccepted, SubmitOrder
-from runtime.recovery import JournaledKernel
+from runtime.messages import Bar, MarketData, OrderAccepted, OrderSide, SubmitOrder
+from runtime.recovery import MARK, JournaledKernel, check_snapshot
+from runtime.strategy import Strategy
+from runtime.values import fixed
 from tests.runtime.test_kernel import REG, Flipper, bar, fill_for
+
+FEED: list[MarketData] = [bar(i, 100 + i % 7) for i in range(1, 400)]  # index i - 1
+
+
+class ListFeed:
+    """A feed's log over a list (what ``actors.feed_log.FeedLog`` is over its files)."""
+
+    def __init__(self, messages: Sequence[MarketData]) -> None:
+        self.messages = list(messages)
+        self.reads = 0
+
+    def read(self, start: int, stop: int) -> Sequence[MarketData]:
+        self.reads += stop - start
+        if stop > len(self.messages):
+            raise DataError(f"the feed's log ends at index {len(self.messages)}")
+        return self.messages[start:stop]
 
 
 def factory() -> Kernel:
@@ -18,120 +40,143 @@ def factory() -> Kernel:
                   initial_cash=10**13, namespace="rec", seed=3)
 
 
+def new(journal: Journal, snapshot_every: int = 10**9) -> JournaledKernel:
+    return JournaledKernel.restore(factory, journal, ListFeed(FEED),
+                                   snapshot_every=snapshot_every)
+
+
 def drive(jk: JournaledKernel, bars: range) -> None:
     for i in bars:
-        for msg in jk.handle(bar(i, 100 + i % 7)):
+        assert jk.position == i - 1
+        for msg in jk.handle(FEED[i - 1]):
             if isinstance(msg, SubmitOrder):
                 jk.handle(OrderAccepted(seq=0, ts_event=msg.ts_event, ts_init=msg.ts_event,
                                         client_order_id=msg.client_order_id,
                                         strategy_id=msg.strategy_id,
                                         instrument_id=msg.instrument_id, venue_order_id="v"))
                 jk.handle(fill_for(msg, 100 + i % 7, f"f{i}"))
+        jk.flush()
 
 
-def test_restore_from_tail_only(tmp_path: Path) -> None:
+def strategy_state(jk: JournaledKernel) -> tuple[int, list[int]]:
+    (flipper,) = jk.kernel.strategies
+    assert isinstance(flipper, Flipper)
+    return flipper.n, list(flipper.seen)
+
+
+def test_restore_from_tail_only_reads_market_data_from_the_feed(tmp_path: Path) -> None:
+    """The journal holds the kernel's own inputs and feed markers, no market data; a restore
+    re-reads the bars from the feed's log and comes back with the same state."""
     with Journal(tmp_path / "k.journal", batch_size=7) as journal:
-        jk = JournaledKernel(factory(), journal, snapshot_every=10**9)
+        jk = new(journal)
         jk.start(0)
         drive(jk, range(1, 40))
-        expected = jk.kernel.state_hash()
+        expected, strategy = jk.kernel.state_hash(), strategy_state(jk)
+        kinds = {type(r).__name__ if not isinstance(r, Blob) else r.kind
+                 for _, r in journal.entries()}
+    assert "Bar" not in kinds and MARK in kinds
     with Journal(tmp_path / "k.journal") as journal:
-        restored = JournaledKernel.restore(factory, journal)
+        feed = ListFeed(FEED)
+        restored = JournaledKernel.restore(factory, journal, feed, snapshot_every=10**9)
         assert restored.kernel.state_hash() == expected
+        assert strategy_state(restored) == strategy
+        assert restored.position == 39 and feed.reads == 39
         assert restored.kernel.portfolio.identity_gap() == 0
 
 
-def test_restore_from_snapshot_plus_tail_and_continue(tmp_path: Path) -> None:
+def test_snapshot_holds_the_strategy_whole_and_compaction_bounds_the_tail(
+        tmp_path: Path) -> None:
+    """A snapshot every 25 inputs (market data included) pickles the kernel with its
+    strategies (their own attributes too, which a JSON snapshot of the kernel never held); the
+    entries it covers are deleted, so a restore reads one snapshot and a short tail."""
     with Journal(tmp_path / "k.journal", batch_size=5) as journal:
-        jk = JournaledKernel(factory(), journal, snapshot_every=25)
+        jk = new(journal, snapshot_every=25)
         jk.start(0)
-        drive(jk, range(1, 60))
-        expected = jk.kernel.state_hash()
-        reference = factory()
+        drive(jk, range(1, 300))
+        expected, strategy = jk.kernel.state_hash(), strategy_state(jk)
+        last = journal.last_seq
     with Journal(tmp_path / "k.journal") as journal:
-        assert journal.restore().snapshot is not None
-        restored = JournaledKernel.restore(factory, journal)
+        snapshot, snapshot_seq, _ = journal.restore()
+        assert snapshot is not None
+        tail = list(journal.entries())
+        assert len(tail) == last - snapshot_seq < 25  # the rest was compacted
+        feed = ListFeed(FEED)
+        restored = JournaledKernel.restore(factory, journal, feed, snapshot_every=25)
         assert restored.kernel.state_hash() == expected
-        # ... and a restored kernel keeps issuing fresh, never reused, client order ids
+        assert strategy_state(restored) == strategy
+        assert restored.position == 299 and feed.reads < 25
+        # ... and goes on: fresh, never reused, client order ids; the position moves on
         ids_before = set(restored.kernel.orders)
-        drive(restored, range(60, 64))
-        assert not ids_before & (set(restored.kernel.orders) - ids_before)
+        drive(restored, range(300, 310))
+        assert restored.position == 309
         assert len(restored.kernel.orders) > len(ids_before)
-    del reference
 
 
 def test_restore_reapplies_its_owners_blobs_in_order_and_refuses_unknown_ones(
         tmp_path: Path) -> None:
     """``blobs``: an owner's own records (an operator's change) re-applied where the journal
-    holds them, between the inputs they came between; a kind nobody handles is an error."""
-    from runtime.errors import InvariantError
-    from runtime.journal import Blob
-
+    holds them, between the market data they came between; a kind nobody handles is an
+    error."""
     seen: list[tuple[bytes, int]] = []
     with Journal(tmp_path / "k.journal") as journal:
-        jk = JournaledKernel(factory(), journal, snapshot_every=10**9)
+        jk = new(journal)
         jk.start(0)
         drive(jk, range(1, 5))
-        journal.append(Blob("owner.op", b"one"))
+        jk.append(Blob("owner.op", b"one"))
         drive(jk, range(5, 9))
         expected = jk.kernel.state_hash()
     with Journal(tmp_path / "k.journal") as journal:
         restored = JournaledKernel.restore(
-            factory, journal, blobs={"owner.op": lambda k, p: seen.append((p, k.now))})
+            factory, journal, ListFeed(FEED), snapshot_every=10**9,
+            blobs={"owner.op": lambda k, p: seen.append((p, k.now))})
         assert restored.kernel.state_hash() == expected
     assert [p for p, _ in seen] == [b"one"]
     assert bar(4).ts_event <= seen[0][1] < bar(5).ts_event  # after bar 4's inputs, before 5
     with Journal(tmp_path / "k.journal") as journal, \
             pytest.raises(InvariantError, match=r"unknown journal record kind 'owner\.op'"):
-        JournaledKernel.restore(factory, journal)
+        new(journal)
 
 
-def test_compacted_restore_reads_a_bounded_tail_and_keeps_the_market_count(
+def test_a_position_reached_without_own_inputs_is_journaled_before_the_commit(
         tmp_path: Path) -> None:
-    """``compact=True``: each snapshot drops the entries it covers, so the journal holds at
-    most ``snapshot_every`` entries however long the kernel ran; the restored state hash and
-    the count of market data handled (the owner's feed position) equal the original's."""
-    with Journal(tmp_path / "k.journal", batch_size=5) as journal:
-        jk = JournaledKernel(factory(), journal, snapshot_every=25, compact=True)
-        jk.start(0)
-        drive(jk, range(1, 300))
-        expected, seen = jk.kernel.state_hash(), jk.market_seen
-        last = journal.last_seq
-    assert seen == 299  # one bar per step; orders and reports are not market data
+    """Market data alone (no order, no report) still leaves its position in the journal at the
+    next commit: what a component answered after it is never replayed short."""
     with Journal(tmp_path / "k.journal") as journal:
-        snapshot, snapshot_seq, _ = journal.restore()
-        assert snapshot is not None and last - snapshot_seq < 25
-        assert len(list(journal.entries())) == last - snapshot_seq  # the rest was compacted
-        restored = JournaledKernel.restore(factory, journal, snapshot_every=25, compact=True)
-        assert restored.kernel.state_hash() == expected
-        assert restored.market_seen == seen
-        drive(restored, range(300, 310))
-        assert restored.market_seen == seen + 10
+        jk = new(journal)
+        jk.start(0)
+        jk.handle(FEED[0])
+        jk.handle(FEED[1])
+        jk.flush()
+    with Journal(tmp_path / "k.journal") as journal:
+        assert new(journal).position == 2
 
 
-def test_without_compaction_the_market_count_comes_from_the_whole_journal(
-        tmp_path: Path) -> None:
+def test_a_feed_log_shorter_than_the_journal_is_an_error(tmp_path: Path) -> None:
     with Journal(tmp_path / "k.journal") as journal:
-        jk = JournaledKernel(factory(), journal, snapshot_every=10**9)
+        jk = new(journal)
         jk.start(0)
-        drive(jk, range(1, 50))
+        drive(jk, range(1, 30))
+    with Journal(tmp_path / "k.journal") as journal, \
+            pytest.raises(DataError, match="ends at index 20"):
+        JournaledKernel.restore(factory, journal, ListFeed(FEED[:20]), snapshot_every=10**9)
+
+
+def test_a_feed_log_holding_other_data_is_an_error_not_a_silent_replay(tmp_path: Path) -> None:
     with Journal(tmp_path / "k.journal") as journal:
-        assert JournaledKernel.restore(factory, journal).market_seen == 49
+        jk = new(journal)
+        jk.start(0)
+        drive(jk, range(1, 30))
+    changed = list(FEED)
+    changed[28] = msgspec.structs.replace(changed[28], ts_event=changed[28].ts_event + 1)
+    with Journal(tmp_path / "k.journal") as journal, \
+            pytest.raises(DataError, match="another message at index 28"):
+        JournaledKernel.restore(factory, journal, ListFeed(changed), snapshot_every=10**9)
 
 
 def test_restore_with_linked_orders_and_last_prices(tmp_path: Path) -> None:
     """Open brackets, trailing stops and the last prices come back from snapshot + tail."""
-    from runtime.messages import OrderSide, OrderType
+    from runtime.messages import OrderType
     from runtime.risk import RiskLimits
-    from runtime.strategy import Strategy
-    from runtime.values import fixed
-
-    class Protected(Strategy):  # type: ignore[type-arg]
-        def on_bar(self, bar: Bar) -> None:
-            if not self.open_orders(bar.instrument_id):
-                self.bracket(bar.instrument_id, OrderSide.BUY, 10 * 10**9,
-                             take_profit=bar.close + fixed(50), stop_loss=bar.close - fixed(50))
-                self.trailing_stop(bar.instrument_id, OrderSide.SELL, 10**9, ticks=3)
 
     def make() -> Kernel:
         return Kernel(registry=REG, strategies=[Protected("p", instruments=("X",))],
@@ -139,10 +184,10 @@ def test_restore_with_linked_orders_and_last_prices(tmp_path: Path) -> None:
                       namespace="lnk", seed=1)
 
     with Journal(tmp_path / "k.journal", batch_size=3) as journal:
-        jk = JournaledKernel(make(), journal, snapshot_every=7)
+        jk = JournaledKernel.restore(make, journal, ListFeed(FEED), snapshot_every=7)
         jk.start(0)
         for i in range(1, 20):  # the venue accepts everything and fills market orders only
-            todo = list(jk.handle(bar(i, 100 + i % 7)))
+            todo = list(jk.handle(FEED[i - 1]))
             while todo:
                 msg = todo.pop(0)
                 if isinstance(msg, SubmitOrder):
@@ -152,10 +197,38 @@ def test_restore_with_linked_orders_and_last_prices(tmp_path: Path) -> None:
                         instrument_id=msg.instrument_id, venue_order_id="v"))
                     if msg.order_type is OrderType.MARKET:
                         todo += jk.handle(fill_for(msg, 100 + i % 7, f"f{msg.client_order_id}"))
+        jk.flush()
         expected = jk.kernel.state_hash()
         assert jk.kernel.linked.watches and jk.kernel.prices.price
     with Journal(tmp_path / "k.journal") as journal:
         assert journal.restore().snapshot is not None
-        restored = JournaledKernel.restore(make, journal)
+        restored = JournaledKernel.restore(make, journal, ListFeed(FEED), snapshot_every=7)
         assert restored.kernel.state_hash() == expected
         assert restored.kernel.linked.watches == jk.kernel.linked.watches
+
+
+class Protected(Strategy):  # type: ignore[type-arg]
+    def on_bar(self, bar: Bar) -> None:
+        if not self.open_orders(bar.instrument_id):
+            self.bracket(bar.instrument_id, OrderSide.BUY, 10 * 10**9,
+                         take_profit=bar.close + fixed(50), stop_loss=bar.close - fixed(50))
+            self.trailing_stop(bar.instrument_id, OrderSide.SELL, 10**9, ticks=3)
+
+
+class Unpicklable(Flipper):
+    def on_start(self) -> None:
+        super().on_start()
+        self.rule = lambda x: x > 0  # a lambda does not pickle
+
+
+def test_a_strategy_that_does_not_pickle_is_refused_by_name() -> None:
+    kernel = Kernel(registry=REG, strategies=[Unpicklable("odd", {"size": 1},
+                                                          instruments=("X",))],
+                    initial_cash=10**13, namespace="u", seed=0)
+    kernel.start(0)
+    with pytest.raises(ConfigError, match=r"strategy 'odd' \(tests\.runtime\.test_recovery:"
+                                          r"Unpicklable\) cannot be snapshotted"):
+        check_snapshot(kernel)
+    fine = factory()
+    fine.start(0)
+    check_snapshot(fine)  # a plain strategy passes

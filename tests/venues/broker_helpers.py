@@ -18,19 +18,21 @@ import yaml
 from backtest.data import SampleSpec, generate_sample
 from tests.venues.fake_ib import FakeIbGateway
 
-__all__ = ["FakeIbThread", "write_bars", "write_broker_config"]
+__all__ = ["FakeAlpacaThread", "FakeBinanceThread", "FakeIbThread", "FakeThread", "write_bars",
+           "write_broker_config"]
 
 _FIXED = {"open", "high", "low", "close", "volume"}
 
 
-class FakeIbThread:
-    """A :class:`FakeIbGateway` on loopback, served by a loop on a background thread."""
+class FakeThread:
+    """A loopback fake (``start()``/``stop()`` coroutines), served by a loop on a background
+    thread: it outlives a gateway actor's worker and answers while the test waits."""
 
-    def __init__(self, **fake: Any) -> None:
+    def __init__(self, fake: Any) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.fake = FakeIbGateway(**fake)
+        self.fake = fake
         self.port = self.run(self.fake.start())
 
     def run(self, coro: Any) -> Any:
@@ -48,6 +50,18 @@ class FakeIbThread:
         self.loop.call_soon_threadsafe(run)
         return future.result(30)
 
+    def close(self) -> None:
+        self.run(self.fake.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+class FakeIbThread(FakeThread):
+    """A :class:`FakeIbGateway` on its thread."""
+
+    def __init__(self, **fake: Any) -> None:
+        super().__init__(FakeIbGateway(**fake))
+
     def snapshot(self) -> dict[str, Any]:
         """What the broker holds: every orderRef placed, every execution id, positions."""
         def read() -> dict[str, Any]:
@@ -56,10 +70,24 @@ class FakeIbThread:
                     "positions": dict(f.positions), "connected": f.connected}
         return self.call(read)  # type: ignore[no-any-return]
 
-    def close(self) -> None:
-        self.run(self.fake.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
+
+class FakeBinanceThread(FakeThread):
+    """A :class:`~tests.venues.fake_binance.FakeBinanceFutures` on its thread."""
+
+    def __init__(self, **fake: Any) -> None:
+        from tests.venues.fake_binance import FakeBinanceFutures
+
+        super().__init__(FakeBinanceFutures(**fake))
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every order request that reached matching, every accepted client order id, every
+        trade id, positions."""
+        def read() -> dict[str, Any]:
+            f = self.fake
+            return {"attempts": list(f.attempts), "placed": list(f.placed),
+                    "trades": [t["id"] for t in f.trades],
+                    "positions": {k: float(v) for k, v in f.positions.items()}}
+        return self.call(read)  # type: ignore[no-any-return]
 
 
 def write_bars(folder: Path, instrument: str, *, seed: int = 7) -> Path:
@@ -109,3 +137,27 @@ def write_broker_config(folder: Path, bars: Path, broker: dict[str, Any], *,
     config.update(paper)
     (folder / "paper.yaml").write_text(yaml.safe_dump(config))
     return folder / "paper.yaml"
+
+
+class FakeAlpacaThread(FakeThread):
+    """A :class:`~tests.venues.fake_alpaca.FakeAlpaca` on its thread."""
+
+    def __init__(self, **fake: Any) -> None:
+        from tests.venues.fake_alpaca import FakeAlpaca
+
+        super().__init__(FakeAlpaca(**fake))
+
+    def broker_block(self, **extra: Any) -> dict[str, Any]:
+        """The ``broker:`` block that points alpaca-py here."""
+        return {"kind": "alpaca", "url_override": f"http://127.0.0.1:{self.port}",
+                "stream_url_override": f"ws://127.0.0.1:{self.port}/stream",
+                "api_key_env": "TW_TEST_ALPACA_KEY", "secret_env": "TW_TEST_ALPACA_SECRET",
+                "poll_every_s": 0.3, "backoff_min_s": 0.2, "backoff_max_s": 2.0} | extra
+
+    def snapshot(self) -> dict[str, Any]:
+        def read() -> dict[str, Any]:
+            f = self.fake
+            return {"attempts": list(f.attempts), "placed": list(f.placed),
+                    "executions": list(f.executions),
+                    "positions": {k: float(v) for k, v in f.positions.items()}}
+        return self.call(read)  # type: ignore[no-any-return]

@@ -1,11 +1,13 @@
 """One driver per venue for the port contract: the same calls make each venue ack, fill and
-cancel (the simulated venue through market data, the IB and Shioaji adapters through their fakes).
+cancel (the simulated venue through market data, the IB, Shioaji, CCXT and Alpaca adapters
+through their fakes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,8 @@ from tests.venues.fake_ib import FakeIbGateway
 from tests.venues.fake_ib_wire import exec_fields
 from tests.venues.fake_shioaji import FakeShioaji, import_sj
 
-__all__ = ["HARNESSES", "IbHarness", "ShioajiHarness", "SimHarness", "make_harness"]
+__all__ = ["HARNESSES", "AlpacaHarness", "CcxtHarness", "IbHarness", "ShioajiHarness",
+           "SimHarness", "make_harness"]
 
 _ts = itertools.count(1_000)
 
@@ -205,7 +208,114 @@ class ShioajiHarness(Harness):
         self.journal.close()
 
 
-HARNESSES = {"paper": SimHarness, "ib": IbHarness, "shioaji": ShioajiHarness}
+class LinkedPort:
+    """The port of an adapter that lives on a link (its own thread): each call runs there."""
+
+    def __init__(self, link: Any) -> None:
+        self.link, self.venue = link, link.venue
+
+    def submit(self, command: SubmitOrder, ts_ns: int) -> None:
+        self.link.call(self.venue.submit, command, ts_ns)
+
+    def cancel(self, command: CancelOrder, ts_ns: int) -> None:
+        self.link.call(self.venue.cancel, command, ts_ns)
+
+    def modify(self, command: ModifyOrder, ts_ns: int) -> None:
+        self.link.call(self.venue.modify, command, ts_ns)
+
+    def open_orders(self) -> Any:
+        return self.link.call(self.venue.open_orders)
+
+    def positions(self) -> Any:
+        return self.link.call(self.venue.positions)
+
+    def fills_since(self, cursor: int) -> Any:
+        return self.link.call(self.venue.fills_since, cursor)
+
+    def drain_reports(self) -> Any:
+        return self.link.call(self.venue.drain_reports)
+
+
+class _LinkedHarness(Harness):
+    fake: Any
+    link: Any
+    journal: Journal
+
+    def settle(self) -> None:
+        """Until nothing waits to be sent, then a moment for the stream's events."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.link.call(self._busy):
+            time.sleep(0.02)
+        time.sleep(0.3)
+
+    def _busy(self) -> bool:
+        return bool(len(self.link.venue.queue) or self.link.venue.inflight)
+
+    def duplicate_last(self) -> None:
+        self.fake.call(self.fake.fake.push_again)
+
+    def close(self) -> None:
+        self.link.close()
+        self.fake.close()
+        self.journal.close()
+
+
+class CcxtHarness(_LinkedHarness):
+    """The CCXT adapter (ccxt.pro binanceusdm) on the Binance USD-M fake; lots of 0.001 BTC."""
+
+    instrument_id = "BTC-PERP"
+    unit = fixed("0.001")
+    price = fixed(50_000)
+
+    def __init__(self, tmp: Path) -> None:
+        from actors.venues.links import CcxtLink
+        from tests.venues.broker_helpers import FakeBinanceThread
+        from tests.venues.ccxt_helpers import btc_perp, ccxt_config
+
+        self.fake = FakeBinanceThread()
+        self.journal = Journal(tmp / "ccxt.journal")
+        self.link = CcxtLink(ccxt_config(self.fake.port), SendLog(self.journal),
+                             instruments={self.instrument_id: btc_perp()})
+        self.port = LinkedPort(self.link)
+        deadline = time.monotonic() + 10  # the user stream up: fills come from it
+        while time.monotonic() < deadline and self.link.venue.stream.down:
+            time.sleep(0.05)
+
+    def fill(self, cid: str, lots: int, side: OrderSide = OrderSide.BUY) -> None:
+        self.settle()
+        self.fake.call(self.fake.fake.fill, cid, lots / 1000, 50_000.0)
+
+
+class AlpacaHarness(_LinkedHarness):
+    """The Alpaca adapter (alpaca-py) on the Alpaca fake."""
+
+    instrument_id = "AAPL.NASDAQ"
+    time_in_force = TimeInForce.DAY
+
+    def __init__(self, tmp: Path) -> None:
+        from actors.venues.alpaca_support import AlpacaConfig
+        from actors.venues.links import AlpacaLink
+        from runtime.instruments import Instrument
+        from tests.venues.broker_helpers import FakeAlpacaThread
+
+        self.fake = FakeAlpacaThread()
+        self.journal = Journal(tmp / "alpaca.journal")
+        config = AlpacaConfig.model_validate(self.fake.broker_block())
+        self.link = AlpacaLink(config, SendLog(self.journal),
+                               instruments={self.instrument_id: Instrument(
+                                   instrument_id=self.instrument_id)})
+        self.port = LinkedPort(self.link)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.link.venue.stream_down:
+            time.sleep(0.05)
+
+    def fill(self, cid: str, lots: int, side: OrderSide = OrderSide.BUY) -> None:
+        self.settle()
+        self.fake.call(self.fake.fake.fill, cid, lots, 10.0)
+
+
+HARNESSES = {"paper": SimHarness, "ib": IbHarness, "shioaji": ShioajiHarness,
+             "ccxt": CcxtHarness, "alpaca": AlpacaHarness}
 
 
 def make_harness(name: str, tmp: Path) -> Harness:

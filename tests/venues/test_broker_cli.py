@@ -128,7 +128,8 @@ def test_bad_broker_blocks_name_the_field(tmp_path: Path, bars: Path,
     stream = {"mode": "broker", "lockstep": False, "speed": "max"}
     path = _config(tmp_path / "s1", bars, {"kind": "paper"}, feed=stream)
     code, _, err = _run(capsys, "paper", "--config", path)
-    assert code == 2 and "feed.mode: broker streams from an IB or Shioaji broker block" in err
+    assert code == 2 and "feed.mode: broker streams from a broker block (ib, shioaji, ccxt, " \
+        "alpaca), not the paper broker" in err
     path = _config(tmp_path / "s2", bars, _ib(1), feed=stream)
     code, _, err = _run(capsys, "paper", "--config", path)
     assert code == 2 and "broker.contracts.SIM-A.con_id" in err
@@ -149,12 +150,57 @@ def test_shioaji_credentials_missing_name_the_variable_never_a_value(
     assert PLANTED_KEY not in out + err and PLANTED_SECRET not in out + err
 
 
+@pytest.mark.parametrize("kind", ["ccxt", "alpaca"])
+def test_ccxt_and_alpaca_follow_the_opt_in_rules(kind: str) -> None:
+    """Paper accounts run with ``tradewind paper``; a real-money account needs ``live: true``
+    and ``--confirm-live``, and a dry run changes none of that."""
+    from actors.venues.alpaca_support import AlpacaConfig
+    from actors.venues.broker_config import check_mode
+    from actors.venues.ccxt_support import CcxtConfig
+    from runtime.errors import ConfigError
+
+    cls = CcxtConfig if kind == "ccxt" else AlpacaConfig
+    assert str(check_mode(cls(), command="paper", confirm_live=False)) == "paper"
+    assert str(check_mode(cls(dry_run=True), command="paper", confirm_live=False)) == "paper"
+    with pytest.raises(ConfigError, match=r"broker\.paper: false is a real-money account"):
+        check_mode(cls(paper=False, dry_run=True), command="paper", confirm_live=False)
+    with pytest.raises(ConfigError, match="missing --confirm-live"):
+        check_mode(cls(paper=False, live=True), command="live", confirm_live=False)
+    with pytest.raises(ConfigError, match="paper: true is a paper account"):
+        check_mode(cls(live=True), command="live", confirm_live=True)
+    assert str(check_mode(cls(paper=False, live=True), command="live",
+                          confirm_live=True)) == "live"
+
+
+def test_ccxt_and_alpaca_credentials_missing_name_the_variable(
+        tmp_path: Path, bars: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    crypto = {"id": "SIM-A", "asset_class": "crypto", "price_precision": 2, "lot_size": 1,
+              "min_quantity": 1}
+    ccxt = {"kind": "ccxt", "symbols": {"SIM-A": "SIM/USDT"}, "api_key_env": "TW_UNSET_KEY"}
+    path = write_broker_config(tmp_path / "c", bars, ccxt, instrument=crypto, size=1)
+    code, _, err = _run(capsys, "paper", "--config", str(path))
+    assert code == 2 and "set the environment variable TW_UNSET_KEY" in err
+    alpaca = {"kind": "alpaca", "secret_env": "TW_UNSET_SECRET",
+              "api_key_env": "TW_TEST_ALPACA_KEY"}
+    path = write_broker_config(tmp_path / "a", bars, alpaca, instrument=SIM, size=1)
+    code, _, err = _run(capsys, "paper", "--config", str(path))
+    assert code == 2 and "set the environment variable TW_UNSET_SECRET" in err
+    path = write_broker_config(tmp_path / "w", bars, ccxt | {"symbols": {}}, instrument=crypto,
+                               size=1)
+    code, _, err = _run(capsys, "paper", "--config", str(path))
+    assert code == 2 and "broker.symbols.SIM-A" in err
+    path = tmp_path / "a" / "paper.yaml"
+    code, _, err = _run(capsys, "paper", "--config", str(path), "--broker", "ib", "--dry-run")
+    assert code == 2 and "--dry-run is for the ccxt and alpaca brokers" in err
+
+
 def test_example_configs_load_and_pass_the_opt_in_rules() -> None:
     from actors.config import load_paper_config
     from actors.venues.broker_config import check_mode
 
     for name, kind in (("paper_ib", "ib"), ("paper_shioaji", "shioaji"), ("live_ib", "ib"),
-                       ("paper_ib_stream", "ib")):
+                       ("paper_ib_stream", "ib"), ("paper_ccxt", "ccxt"),
+                       ("paper_alpaca", "alpaca")):
         config = load_paper_config(ROOT / "configs" / f"{name}.yaml")
         assert config.broker.kind == kind
         command = "live" if name.startswith("live") else "paper"

@@ -11,6 +11,7 @@ appear nowhere they must not).
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import time
@@ -247,3 +248,150 @@ def test_shioaji_market_data_streams_into_the_session_feed(tmp_path: Path) -> No
     last = streamed[-3]
     assert isinstance(last, TradeTick) and (last.price, last.size) == (
         609 * FIXED_SCALE, 2000 * FIXED_SCALE)
+
+
+BTC = {"id": "BTC-PERP", "venue": "BINANCEUSDM", "asset_class": "future", "currency": "USDT",
+       "price_precision": 2, "size_precision": 3, "lot_size": "0.001",
+       "min_quantity": "0.001", "min_notional": "100"}
+
+
+def _ccxt_broker(port: int, **extra: Any) -> dict[str, Any]:
+    from tests.venues.fake_binance import ccxt_urls
+
+    return {"kind": "ccxt", "exchange": "binanceusdm", "symbols": {"BTC-PERP": "BTC/USDT:USDT"},
+            "urls": ccxt_urls(port), "api_key_env": "TW_TEST_CCXT_API_KEY",
+            "secret_env": "TW_TEST_CCXT_SECRET", "poll_every_s": 0.5, "backoff_min_s": 0.2,
+            "backoff_max_s": 2.0} | extra
+
+
+def test_ccxt_session_survives_sigkill_of_the_gateway(tmp_path: Path) -> None:
+    """The unmodified ccxt.pro client in the gateway actor against the Binance USD-M fake (in
+    this process, on its own thread: it fills while the gateway is down): no order reaches the
+    exchange twice, every trade is counted once, positions agree; the planted credentials
+    signed every request and appear in no file or log."""
+    import ray
+
+    from tests.venues.broker_helpers import FakeBinanceThread
+    from tests.venues.fake_binance import API_KEY, SECRET, SymbolSpec
+
+    fake = FakeBinanceThread(symbols=(SymbolSpec(tick="0.01"),), auto_fill_price=50_000.0,
+                             fill_delay_s=0.2)  # the sample bars' prices have 2 decimals
+    try:
+        bars = write_bars(tmp_path / "data", "BTC-PERP")
+        path = write_broker_config(tmp_path, bars, _ccxt_broker(fake.port), instrument=BTC,
+                                   size=0.003)
+        _, result, before = _run_with_kill(path, "cxkill1")
+        exchange = fake.snapshot()
+        signed = fake.fake.signed_ok
+    finally:
+        fake.close()
+    assert result["incarnation"] >= 2
+    assert result["feed"]["error"] is None
+    assert len(exchange["attempts"]) == len(set(exchange["attempts"])), "an order went twice"
+    assert exchange["attempts"] == exchange["placed"]
+    orders_csv = (Path(result["output_dir"]) / "cxkill1" / "orders.csv").read_text()
+    orders = list(csv.DictReader(orders_csv.splitlines()))
+    approved = {o["id"] for o in orders if o["status"] != "denied"}  # what risk let through
+    never_sent = {o["id"] for o in orders if o["reason"].startswith("reconcile: the exchange")}
+    assert set(exchange["placed"]) == approved - never_sent and len(approved) > 3
+    fills = result["fill_records"]
+    assert len({f.fill_id for f in fills}) == len(fills), "a fill was counted twice"
+    assert {f.fill_id for f in fills} == {f"CX-BTCUSDT-{t}" for t in exchange["trades"]}
+    assert result["fills"] == len(exchange["trades"]) > before
+    expected = {"BTC-PERP": round(exchange["positions"].get("BTCUSDT", 0) * FIXED_SCALE)}
+    expected = {k: v for k, v in expected.items() if v}
+    assert result["risk_view"]["positions"] == expected == result["gateway_view"]["positions"]
+    assert signed > 0  # every private request carried a valid HMAC-SHA256 signature
+    leaks = [p for p in tmp_path.rglob("*") if p.is_file() and (
+        API_KEY.encode() in p.read_bytes() or SECRET.encode() in p.read_bytes())]
+    assert leaks == []
+    ray_logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+    assert [p for p in ray_logs.rglob("*") if p.is_file() and SECRET.encode() in p.read_bytes()
+            ] == []
+
+
+def test_alpaca_session_survives_sigkill_of_the_gateway(tmp_path: Path) -> None:
+    """The unmodified alpaca-py clients in the gateway actor against the Alpaca fake (in this
+    process, on its own thread): no order reaches Alpaca twice, every fill is counted once,
+    positions agree; the planted keys appear in no file or log."""
+    import ray
+
+    from tests.venues.broker_helpers import FakeAlpacaThread
+    from tests.venues.fake_alpaca import SECRET_KEY
+
+    fake = FakeAlpacaThread(auto_fill_price=190.0, fill_delay_s=0.2, cash="100000000")
+    aapl = {"id": "AAPL.NASDAQ", "venue": "NASDAQ", "price_precision": 2, "lot_size": 1,
+            "min_quantity": 1}
+    try:
+        bars = write_bars(tmp_path / "data", "AAPL.NASDAQ")
+        path = write_broker_config(tmp_path, bars, fake.broker_block(), instrument=aapl,
+                                   size=10)
+        _, result, before = _run_with_kill(path, "apkill1")
+        broker = fake.snapshot()
+        authorized = fake.fake.authorized
+    finally:
+        fake.close()
+    assert result["incarnation"] >= 2
+    assert result["feed"]["error"] is None
+    assert broker["attempts"] == broker["placed"], "an order reached Alpaca twice"
+    orders_csv = (Path(result["output_dir"]) / "apkill1" / "orders.csv").read_text()
+    orders = list(csv.DictReader(orders_csv.splitlines()))
+    approved = {o["id"] for o in orders if o["status"] != "denied"}
+    never_sent = {o["id"] for o in orders if o["reason"].startswith("reconcile: Alpaca has")}
+    assert set(broker["placed"]) == approved - never_sent and len(approved) > 3
+    fills = result["fill_records"]
+    assert len({f.fill_id for f in fills}) == len(fills), "a fill was counted twice"
+    assert sum(f.last_qty for f in fills) == sum(  # every share Alpaca filled, once
+        round(float(o["filled"])) for o in orders if o["status"] != "denied")
+    assert result["fills"] == len(fills) > before
+    expected = {"AAPL.NASDAQ": round(broker["positions"].get("AAPL", 0) * FIXED_SCALE)}
+    expected = {k: v for k, v in expected.items() if v}
+    assert result["risk_view"]["positions"] == expected == result["gateway_view"]["positions"]
+    assert authorized >= 2  # the stream authenticated again after the restart
+    leaks = [p for p in tmp_path.rglob("*") if p.is_file() and SECRET_KEY.encode() in
+             p.read_bytes()]
+    assert leaks == []
+    ray_logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+    assert [p for p in ray_logs.rglob("*") if p.is_file() and SECRET_KEY.encode() in
+            p.read_bytes()] == []
+
+
+def test_ccxt_market_data_streams_into_the_session_feed(tmp_path: Path) -> None:
+    """``feed.mode: broker`` with CCXT: the Binance fake's bookTicker quotes and trades (public
+    streams, through ccxt.pro) reach the feed and the strategy, in order, each once."""
+    import ray
+
+    from actors.config import load_paper_config
+    from actors.session import start_session
+    from runtime.journal import Journal
+    from runtime.messages import QuoteTick, TradeTick
+    from tests.venues.broker_helpers import FakeBinanceThread
+    from tests.venues.fake_binance import SymbolSpec
+
+    fake = FakeBinanceThread(symbols=(SymbolSpec(tick="0.01"),))
+    bars = write_bars(tmp_path / "data", "BTC-PERP")
+    path = write_broker_config(tmp_path, bars, _ccxt_broker(fake.port), instrument=BTC,
+                               size=0.003, feed={"mode": "broker", "lockstep": False,
+                                                 "speed": "max"})
+    session = start_session(load_paper_config(path), session_id="cxstream1")
+    try:
+        _until(lambda: fake.call(lambda: {"btcusdt@bookTicker", "btcusdt@trade"}
+                                 <= fake.fake.subscriptions()))
+        for i in range(10):
+            fake.call(fake.fake.quote, "BTCUSDT", 50_000 + i, 1.0, 50_000.5 + i, 2.0)
+            fake.call(fake.fake.trade, "BTCUSDT", 50_000.25 + i, 0.01, i % 2 == 0)
+            time.sleep(0.02)
+        status = _until(lambda: (lambda s: s if s["cursor"] == s["total"] >= 20 else None)(
+            ray.get(session.feed.status.remote())))
+        strategy = ray.get(session.children["strategy:sma"].summary.remote())
+    finally:
+        session.stop(write=False)
+        fake.close()
+    assert status["error"] is None and status["total"] == 20
+    assert strategy["cursor"] == 20
+    streamed = [m for _, m in Journal(tmp_path / "var" / "cxstream1" /
+                                      "feed.stream.journal").entries()]
+    quotes = [m for m in streamed if isinstance(m, QuoteTick)]
+    trades = [m for m in streamed if isinstance(m, TradeTick)]
+    assert [q.bid_price for q in quotes] == [(50_000 + i) * FIXED_SCALE for i in range(10)]
+    assert [t.price for t in trades] == [round((50_000.25 + i) * FIXED_SCALE) for i in range(10)]

@@ -150,3 +150,44 @@ def test_the_baseline_is_journaled_once(tmp_path: Path) -> None:
     with Journal(tmp_path / "b.journal") as journal:
         again = SendLog(journal)
         assert again.baseline == {"AAPL.NASDAQ": 10} and not again.needs_baseline
+
+
+def _buy(cid: str) -> SubmitOrder:
+    return SubmitOrder(seq=1, ts_event=1, ts_init=1, client_order_id=cid, strategy_id="s",
+                       instrument_id="X", side=OrderSide.BUY, order_type=OrderType.MARKET,
+                       quantity=10)
+
+
+def test_an_order_the_broker_refused_unprocessed_may_go_again_across_a_restart(
+        tmp_path: Path) -> None:
+    """A 429: journaled before the send, refused before processing, marked unsent: the same
+    order may be journaled and sent again, also after a restart; and it is one order."""
+    log = SendLog(Journal(tmp_path / "s.journal"))
+    assert log.before_send(_buy("u-1"))
+    log.broker_ids("u-1", tag="u-1")
+    log.unsent("u-1")
+    assert "u-1" not in log.orders and log.find("tag", "u-1") is None
+    assert log.before_send(_buy("u-1"))  # goes again
+    log.sent("u-1")
+    log.journal.close()
+    again = SendLog(Journal(tmp_path / "s.journal"))
+    assert list(again.orders) == ["u-1"] and again.orders["u-1"].sent
+    assert not again.before_send(_buy("u-1"))  # sent now: never again
+
+
+def test_an_order_that_may_be_at_the_broker_is_never_unsent(tmp_path: Path) -> None:
+    from runtime.errors import InvariantError
+
+    log = SendLog(Journal(tmp_path / "s.journal"))
+    for cid, mark in (("s-1", log.sent), ("s-2", log.mark_unknown)):
+        assert log.before_send(_buy(cid))
+        mark(cid)
+        with pytest.raises(InvariantError, match="never unsent"):
+            log.unsent(cid)
+
+
+def test_push_front_puts_a_command_back_at_the_head_of_its_queue() -> None:
+    queue = CommandQueue()
+    queue.push(_buy("a"))
+    queue.push_front(_buy("b"))
+    assert [queue.pop().client_order_id for _ in range(2)] == ["b", "a"]  # type: ignore[union-attr]

@@ -1,0 +1,171 @@
+"""The CCXT user stream: ``watch_orders`` and ``watch_my_trades`` per market, as reports.
+
+* an order the exchange shows open ⇒ ``OrderAccepted`` (its amount or price changed ⇒
+  ``OrderUpdated``); canceled ⇒ ``OrderCanceled``; expired (an IOC/FOK remainder) ⇒
+  ``OrderCanceled`` with reason ``expired``; rejected ⇒ ``OrderRejected``;
+* a trade ⇒ ``OrderFilled`` with ``fill_id`` ``CX-<market id>-<trade id>`` (the same id REST
+  ``fetch_my_trades`` gives, so a fill seen both ways is reported once); a trade whose order id
+  is not known yet (it beat ``create_order``'s answer) waits and is matched again when the id
+  arrives;
+* a stream error marks the stream down: the adapter polls over REST (reconciliation every
+  ``poll_every_s``) until a WebSocket is connected again, then reconciles once more (fills made
+  during the gap come back from ``fetch_my_trades``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from actors.venues.ccxt_support import import_ccxt
+from actors.venues.common import to_fixed
+from runtime.messages import Liquidity
+
+if TYPE_CHECKING:
+    from actors.venues.ccxt_venue import CcxtVenue
+
+__all__ = ["CcxtStream"]
+
+log = logging.getLogger("tradewind.venues.ccxt")
+_MAX_ORPHANS = 10_000
+
+
+class CcxtStream:
+    def __init__(self, venue: CcxtVenue) -> None:
+        self.venue = venue
+        self.pro = import_ccxt()
+        self.down = True  # until a WebSocket is connected: what happens meanwhile is polled
+        self.tasks: list[asyncio.Task[None]] = []
+        self.orphans: list[dict[str, Any]] = []
+        self.events = 0
+
+    # --- the watch loops -----------------------------------------------------------------
+
+    def ensure_running(self) -> None:
+        if self.tasks and not all(t.done() for t in self.tasks):
+            if self.down and self._connected():
+                log.info("user stream up: reconciling what happened before it")
+                self.down = False
+                self.venue.reconcile_requested = True
+            return
+        loop = asyncio.get_running_loop()
+        self.tasks = []
+        for market in self.venue.markets.values():
+            symbol = market["symbol"]
+            self.tasks.append(loop.create_task(self._watch(symbol, trades=False)))
+            self.tasks.append(loop.create_task(self._watch(symbol, trades=True)))
+
+    async def _watch(self, symbol: str, *, trades: bool) -> None:
+        exchange, cfg = self.venue.exchange, self.venue.config
+        delay = cfg.backoff_min_s
+        while True:
+            try:
+                if trades:
+                    for trade in await exchange.watch_my_trades(symbol):
+                        self.on_trade(trade)
+                else:
+                    for order in await exchange.watch_orders(symbol):
+                        self.on_order(order)
+                self.events += 1
+                delay = cfg.backoff_min_s
+            except asyncio.CancelledError:
+                raise
+            except self.pro.BaseError as exc:
+                if not self.down:
+                    log.warning("user stream down (%s): polling over REST", type(exc).__name__)
+                self.down = True
+                self.venue.reconcile_requested = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, cfg.backoff_max_s)
+
+    def _connected(self) -> bool:
+        """A WebSocket of this client is open again (ccxt keeps one client per URL)."""
+        for client in list(getattr(self.venue.exchange, "clients", {}).values()):
+            connected = getattr(client, "connected", None)
+            if (connected is not None and connected.done() and not connected.cancelled()
+                    and connected.exception() is None and not getattr(client, "error", None)):
+                return True
+        return False
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
+
+    # --- events --------------------------------------------------------------------------
+
+    def cid_of(self, order_id: str | None, tag: str | None) -> str | None:
+        find, book = self.venue.send_log.find, self.venue.book
+        if tag:
+            cid = find("tag", tag)
+            if cid is not None:
+                return cid
+            if tag in book.orders:
+                return tag
+        return find("order_id", str(order_id)) if order_id else None
+
+    def on_order(self, order: dict[str, Any]) -> None:
+        venue = self.venue
+        cid = self.cid_of(order.get("id"), order.get("clientOrderId"))
+        if cid is None:
+            return
+        if order.get("id"):
+            venue.send_log.broker_ids(cid, order_id=str(order["id"]))
+        status, now = order.get("status"), venue.clock_ns()
+        ts = int(order.get("lastUpdateTimestamp") or order.get("timestamp") or 0) * 1_000_000
+        ts = ts or now
+        if status in ("open", "closed"):
+            venue.breaker.success()
+            venue.book.accepted(cid, venue_order_id=str(order.get("id") or ""), ts_event=ts)
+            if status == "open":
+                self._amended(cid, order, ts)
+        elif status == "canceled":
+            asked = cid in venue._cancel_requested
+            venue.book.canceled(cid, reason="canceled" if asked else "canceled by the exchange",
+                                ts_event=ts)
+        elif status == "expired":
+            venue.book.canceled(cid, reason="expired (time in force)", ts_event=ts)
+        elif status == "rejected":
+            venue.book.rejected(cid, code="rejected", reason="rejected by the exchange",
+                                ts_event=ts)
+
+    def _amended(self, cid: str, order: dict[str, Any], ts: int) -> None:
+        tracked = self.venue.book.get(cid)
+        if tracked is None or order.get("amount") is None:
+            return
+        price = order.get("price")
+        new_price = tracked.price if tracked.price is None or not price else to_fixed(price)
+        self.venue.book.updated(cid, quantity=to_fixed(order["amount"]), price=new_price,
+                                ts_event=ts)
+
+    def on_trade(self, trade: dict[str, Any]) -> None:
+        venue = self.venue
+        order_id = str(trade.get("order") or "")
+        cid = self.cid_of(order_id, None)
+        if cid is None:
+            if order_id and len(self.orphans) < _MAX_ORPHANS:
+                self.orphans.append(trade)  # its order's id is not known yet
+            return
+        market = venue.exchange.market(trade["symbol"])
+        fee = trade.get("fee") or {}
+        fee_cost = 0
+        if fee.get("cost"):
+            if fee.get("currency") == venue.book.currency:
+                fee_cost = to_fixed(fee["cost"])
+            else:
+                log.warning("fee of trade %s in %s, not %s: reported as 0", trade["id"],
+                            fee.get("currency"), venue.book.currency)
+        venue.book.filled(
+            cid, fill_id=f"CX-{market['id']}-{trade['id']}", qty=to_fixed(trade["amount"]),
+            price=to_fixed(trade["price"]), fee=fee_cost,
+            ts_event=int(trade.get("timestamp") or 0) * 1_000_000 or venue.clock_ns(),
+            venue_order_id=order_id,
+            liquidity=Liquidity.MAKER if trade.get("takerOrMaker") == "maker"
+            else Liquidity.TAKER)
+
+    def retry_orphans(self) -> None:
+        orphans, self.orphans = self.orphans, []
+        for trade in orphans:
+            self.on_trade(trade)
