@@ -37,6 +37,7 @@ from actors.recording import encode_batch
 from actors.step import HotInput, HotResult
 from runtime.messages import (
     CancelAllOrders,
+    CancelOrder,
     MarketData,
     Message,
     OperatorCommand,
@@ -71,6 +72,9 @@ class Counters:
     denials: int = 0
     reports: int = 0
     state_changes: list[dict[str, Any]] = field(default_factory=list)
+
+
+_CANCEL_ROUNDS = 5  # cancel-all rounds at most when a session stops before its data ends
 
 
 class Driver:
@@ -149,6 +153,12 @@ class Driver:
         if cancel_open:
             await self.cancel_all()
         await self._settle()
+        # a strategy may requote while the cancels settle (a due timer, an order event): cancel
+        # again until nothing is open; data time stands still here, so this ends quickly
+        for _ in range(_CANCEL_ROUNDS):
+            if not cancel_open or not await self.cancel_all():
+                break
+            await self._settle()
 
     async def command(self, command: OperatorCommand) -> list[Message]:
         """An operator's command between two steps: what waits is delivered first, risk
@@ -160,9 +170,12 @@ class Driver:
         await self._send([m for m in out if isinstance(m, INTENT_TYPES)])
         return out
 
-    async def cancel_all(self) -> None:
+    async def cancel_all(self) -> int:
+        """Cancel every open order; how many cancels went out."""
         now = self.data_now()
-        await self.command(CancelAllOrders(seq=0, ts_event=now, ts_init=now, reason="cancel all"))
+        out = await self.command(CancelAllOrders(seq=0, ts_event=now, ts_init=now,
+                                                 reason="cancel all"))
+        return sum(isinstance(m, CancelOrder) for m in out)
 
     async def set_state(self, state: str, reason: str) -> None:
         now = self.data_now()

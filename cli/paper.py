@@ -2,8 +2,10 @@
 [--json] [--address ADDR] [--session-id ID]``: a supervised paper-trading session.
 
 Starts a local Ray cluster (or joins ``--address``), the actor tree, a live status line, and
-stops cleanly at the end of the data, of the duration, or on Ctrl-C: open orders cancelled per
-config, journals flushed, files under ``runs/<session_id>/``. The same ``--session-id`` resumes
+stops cleanly at the end of the data, of the duration, or on SIGTERM or SIGINT (systemd stop,
+container stop, Ctrl-C): no new orders, open orders cancelled per config (``cancel_on_stop``),
+journals and the recorder flushed, files under ``runs/<session_id>/``, exit 0. A second signal
+while stopping gives up on the graceful stop (exit 130). The same ``--session-id`` resumes
 from the journals. ``--json`` prints one object: session_id, orders, fills, pnl, restarts,
 state_hash.
 """
@@ -15,8 +17,11 @@ import json
 import math
 import os
 import re
+import signal
 import sys
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +95,47 @@ def _status_line(status: dict[str, Any]) -> str:
             f"PnL {pnl:,.2f}  restarts {sup['restarts']}  {risk['state'].upper()} ")
 
 
+class StopSignals:
+    """SIGTERM and SIGINT ask the session to stop gracefully.
+
+    The handler only records the request; :meth:`check` (called from the session's status
+    callback, between two waits of the driver loop) turns it into the ``KeyboardInterrupt`` the
+    session loop stops on — so a signal that lands while the actors are still starting is
+    acted on once the session runs, never half-way through building it. A second signal
+    raises at once: the operator insists."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+
+    def _handle(self, signum: int, frame: types.FrameType | None) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt  # a second signal: stop waiting for the graceful stop
+        self.received = signal.Signals(signum).name
+        print(f"\n{self.received}: stopping the session (a second signal forces)",
+              file=sys.stderr)
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+
+    def install(self) -> None:
+        """(Again:) ``ray.init`` puts its own SIGTERM handler (``sys.exit``) in place."""
+        for s in self.SIGNALS:
+            signal.signal(s, self._handle)
+
+    @contextmanager
+    def installed(self) -> Iterator[StopSignals]:
+        before = {s: signal.getsignal(s) for s in self.SIGNALS}
+        self.install()
+        try:
+            yield self
+        finally:
+            for s, handler in before.items():
+                signal.signal(s, handler)
+
+
 def _paper(args: argparse.Namespace) -> int:
     return run_command(args, command="paper")
 
@@ -123,7 +169,14 @@ def _broker_config(args: argparse.Namespace, command: str) -> Any:
 
 
 def run_command(args: argparse.Namespace, *, command: str) -> int:
-    """``tradewind paper`` / ``tradewind live``: the same session; live only when confirmed."""
+    """``tradewind paper`` / ``tradewind live``: the same session; live only when confirmed.
+    SIGTERM and SIGINT stop it gracefully from the first moment (:class:`StopSignals`)."""
+    stop = StopSignals()
+    with stop.installed():
+        return _run(args, command=command, stop=stop)
+
+
+def _run(args: argparse.Namespace, *, command: str, stop: StopSignals) -> int:
     duration = parse_duration(args.duration) if args.duration else None
     speed = _speed(args.speed) if args.speed else None
     config = _broker_config(args, command)
@@ -149,9 +202,25 @@ def run_command(args: argparse.Namespace, *, command: str) -> int:
 
     started = not ray.is_initialized()
     if started:  # the hook gives every actor of the session JSON logs (actors.logs)
-        ray.init(address=args.address or "local", include_dashboard=False,
-                 log_to_driver=False, configure_logging=False, runtime_env=RAY_RUNTIME_ENV)
+        try:
+            ray.init(address=args.address or "local", include_dashboard=False,
+                     log_to_driver=False, configure_logging=False, runtime_env=RAY_RUNTIME_ENV)
+        except SystemExit as exc:  # Ray's own SIGTERM handler, there while ray.init runs
+            if exc.code != signal.SIGTERM:
+                raise
+            ray.shutdown()
+            prepared.claim.release()
+            print(f"{command} session {prepared.claim.session_id}: stopped by SIGTERM before "
+                  "it started; nothing traded", file=sys.stderr)
+            return 0
+        stop.install()
     tty = sys.stderr.isatty() and not args.json
+
+    def on_status(status: dict[str, Any]) -> None:
+        stop.check()
+        if tty:
+            sys.stderr.write(_status_line(status))
+
     try:
         run_session: Callable[..., dict[str, Any]]
         try:
@@ -164,24 +233,24 @@ def run_command(args: argparse.Namespace, *, command: str) -> int:
             run_session = plain
         result = run_session(
             config, prepared=prepared, duration_s=duration,
-            confirmed_live=command == "live",
-            on_status=(lambda s: sys.stderr.write(_status_line(s))) if tty else None)
+            confirmed_live=command == "live", on_status=on_status)
     finally:
         if started:
             ray.shutdown()
     if tty:
         sys.stderr.write("\n")
-    _print(result, as_json=args.json, command=command, broker=config.broker.kind)
+    _print(result, as_json=args.json, command=command, broker=config.broker.kind,
+           stopped_by=stop.received)
     return 0 if not result["feed"]["error"] else 1
 
 
 def _print(result: dict[str, Any], *, as_json: bool, command: str = "paper",
-           broker: str = "paper") -> None:
+           broker: str = "paper", stopped_by: str | None = None) -> None:
     if as_json:
         print(json.dumps({k: result[k] for k in (
             "session_id", "orders", "fills", "pnl", "restarts", "state_hash")}
             | {"trading_state": result["trading_state"], "events": result["feed"]["events"],
-               "resumed": result["resumed"],
+               "resumed": result["resumed"], "stopped_by": stopped_by,
                "broker": broker, "mode": command, "broker_fills": result["broker_fills"],
                "positions_match": result["positions_match"]}))
         return
@@ -191,6 +260,8 @@ def _print(result: dict[str, Any], *, as_json: bool, command: str = "paper",
           f"restarts {result['restarts']}, trading {result['trading_state']}")
     if feed["error"]:
         print(f"  feed stopped on an error: {feed['error']}")
+    if stopped_by:
+        print(f"  stopped by {stopped_by}: resume with --session-id {result['session_id']}")
     print(f"  state hash {result['state_hash']}")
     print(f"  files: {os.path.relpath(result['output_dir'])}/{result['session_id']}/ "
           "(orders.csv, fills.csv, positions.csv, account.csv, session.md)")

@@ -28,6 +28,7 @@ from runtime.messages import (
     SubmitOrder,
     TimeInForce,
 )
+from runtime.values import from_fixed
 
 __all__ = [
     "TERMINAL",
@@ -239,8 +240,9 @@ class Order:
         new_filled = self.filled_qty + fill.last_qty
         if fill.last_qty <= 0 or new_filled > self.quantity:
             raise InvariantError(
-                f"order {self.client_order_id}: fill {fill.fill_id} of {fill.last_qty} would make "
-                f"filled {new_filled} > ordered {self.quantity}"
+                f"order {self.client_order_id}: fill {fill.fill_id} of "
+                f"{from_fixed(fill.last_qty)} would make filled {from_fixed(new_filled)} > "
+                f"ordered {from_fixed(self.quantity)}"
             )
         self.fill_ids.add(fill.fill_id)
         self.filled_qty = new_filled

@@ -30,7 +30,7 @@ import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
 from runtime.messages import TradingState
-from runtime.values import FIXED_SCALE
+from runtime.values import FIXED_SCALE, from_fixed
 
 __all__ = [
     "Drift",
@@ -40,6 +40,7 @@ __all__ = [
     "ReconcileThresholds",
     "Report",
     "View",
+    "describe",
     "reconcile",
 ]
 
@@ -125,10 +126,28 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
         return not self.drifts
 
     def events(self) -> list[dict[str, Any]]:
-        """Each drift as a plain dict, with the recommended state (for actors and logs)."""
+        """Each drift as a plain dict, with the recommended state and a one-line ``message`` in
+        human units (for actors and logs; the fields keep the raw fixed-point values)."""
         return [
-            {**msgspec.structs.asdict(d), "recommended_state": str(self.state)} for d in self.drifts
+            {
+                **msgspec.structs.asdict(d),
+                "recommended_state": str(self.state),
+                "message": describe(d),
+            }
+            for d in self.drifts
         ]
+
+
+def describe(drift: Drift) -> str:
+    """One line for a drift, quantities in human units (``109``, never ``109000000000``)."""
+    if isinstance(drift, PositionDrift):
+        return (
+            f"position {drift.instrument_id}: gateway {from_fixed(drift.gateway)} vs risk "
+            f"{from_fixed(drift.risk)} ({drift.lots} lot(s) apart)"
+        )
+    if isinstance(drift, OrderDrift):
+        return f"order {drift.client_order_id} open at the {drift.open_at} only"
+    return f"fill {drift.fill_id} known to the {drift.known_to} only"
 
 
 def _position_drifts(

@@ -29,7 +29,7 @@ from serve.controller import ActionError, Controller, ParamsInvalid
 from serve.ids import NAME_PATTERN, request_id
 from serve.metrics import render, samples
 from serve.page import STATUS_PAGE
-from serve.views import STATE_CODES, health_view
+from serve.views import HEALTHY, STATE_CODES, health_view
 
 __all__ = ["ActionBody", "ParamsBody", "build_app"]
 
@@ -83,8 +83,8 @@ def build_app(controller: Controller) -> FastAPI:
     return app
 
 
-#: a read answered from the snapshot: () -> (body, content type)
-SnapshotRead = Callable[[], tuple[bytes, bytes]]
+#: a read answered from the snapshot: () -> (HTTP status, body, content type)
+SnapshotRead = Callable[[], tuple[int, bytes, bytes]]
 
 
 class _Correlate:
@@ -127,8 +127,8 @@ class _Correlate:
                 return
             read = self.reads.get(scope["path"]) if scope["method"] == "GET" else None
             if read is not None and not scope.get("query_string"):
-                body, media = read()
-                await _answer(send, 200, body, [(b"content-type", media), id_header])
+                status, body, media = read()
+                await _answer(send, status, body, [(b"content-type", media), id_header])
                 return
 
         async def send_with_id(message: Any) -> None:
@@ -266,12 +266,12 @@ def _snapshot_reads(c: Controller) -> dict[str, SnapshotRead]:
     cfg = c.info.control
 
     def cached(key: str, render_body: Callable[[], bytes], media: bytes) -> SnapshotRead:
-        def read() -> tuple[bytes, bytes]:
+        def read() -> tuple[int, bytes, bytes]:
             stamp = c.snapshot.get("ts")
             hit = c.rendered.get(key)
             if hit is None or hit[0] != stamp:
                 hit = c.rendered[key] = (stamp, render_body())
-            return hit[1], media
+            return 200, hit[1], media
 
         return read
 
@@ -279,11 +279,13 @@ def _snapshot_reads(c: Controller) -> dict[str, SnapshotRead]:
         text = render(c.info.session_id, samples(c.snapshot), c.snapshot.get("telemetry") or {})
         return c.redactor.text(text).encode()
 
-    def health() -> tuple[bytes, bytes]:
+    def health() -> tuple[int, bytes, bytes]:
+        """Liveness and readiness in one: 200 while ``ok`` or ``degraded`` (trading works), 503
+        while ``starting`` (the session's core actors are not all there yet) or ``down``."""
         view = health_view(
             c.snapshot, feed_stale_s=cfg.feed_stale_s, recorder_lag_s=cfg.recorder_lag_s
         )
-        return _json(c, view), _JSON
+        return (200 if view["status"] in HEALTHY else 503), _json(c, view), _JSON
 
     return {
         "/status": cached("status", lambda: _json(c, _status(c)), _JSON),
@@ -302,8 +304,8 @@ def _pnl(c: Controller) -> dict[str, Any]:
 
 def _read_routes(app: FastAPI, c: Controller, read: Any, reads: dict[str, SnapshotRead]) -> None:
     def answer(path: str) -> Response:
-        body, media = reads[path]()
-        return Response(body, media_type=media.decode())
+        status, body, media = reads[path]()
+        return Response(body, status_code=status, media_type=media.decode())
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:

@@ -14,6 +14,7 @@ from runtime.strategy import Price, Qty
 from runtime.values import FIXED_SCALE
 
 __all__ = [
+    "HEALTHY",
     "STATE_CODES",
     "events_in",
     "fill_view",
@@ -37,6 +38,8 @@ _OPEN = {
     "initialized",
 }
 _CORE = ("risk", "gateway", "feed")
+#: the health states in which the session trades (HTTP 200); ``starting`` and ``down`` are 503
+HEALTHY = ("ok", "degraded")
 
 
 def _f(value: Any) -> float | None:
@@ -147,10 +150,15 @@ def pnl_view(summary: dict[str, Any]) -> dict[str, Any]:
 def health_view(
     snap: dict[str, Any], *, feed_stale_s: float, recorder_lag_s: float
 ) -> dict[str, Any]:
-    """ok / degraded / down, with the reasons."""
+    """starting / ok / degraded / down, with the reasons. ``starting``: the control plane has not
+    read the session yet, or a core actor (risk, gateway, feed) is not there yet."""
     reasons: list[str] = []
     down = False
-    for name, actor in snap.get("actors", {}).items():
+    actors = snap.get("actors", {})
+    missing = [name for name in _CORE if name not in actors]
+    for name in missing:
+        reasons.append(f"not started yet: {name}")
+    for name, actor in actors.items():
         if not actor["up"]:
             reasons.append(f"actor down: {name}")
             down = down or name in _CORE
@@ -173,7 +181,8 @@ def health_view(
         reasons.append(f"supervisor escalated: {snap['supervisor'].get('reason')}")
     if not snap.get("ts"):
         reasons.append("control plane has not read the session yet")
-    status = "down" if down else "degraded" if reasons else "ok"
+    starting = not snap.get("ts") or bool(missing)
+    status = "down" if down else "starting" if starting else "degraded" if reasons else "ok"
     age = time.time() - snap["ts"] if snap.get("ts") else None
     return {"status": status, "reasons": reasons, "snapshot_age_s": age}
 

@@ -20,7 +20,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from actors.venues.alpaca_support import classify, client_id
-from actors.venues.common import to_fixed
+from actors.venues.common import position_drifts, take_baseline, to_fixed
 
 if TYPE_CHECKING:
     from actors.venues.alpaca_venue import AlpacaVenue
@@ -103,10 +103,6 @@ def _position_drifts(venue: AlpacaVenue, positions: list[Any]) -> list[str]:
         if iid is not None:
             broker[iid] = broker.get(iid, 0) + to_fixed(position.qty)
     with venue.lock:
+        take_baseline(venue.send_log, venue.book, broker, venue.instruments)
         ours = venue.book.positions()
-        if venue.baseline:
-            venue.baseline = False
-            venue.book.set_baseline({i: q - ours.get(i, 0) for i, q in broker.items()})
-            ours = venue.book.positions()
-    return [f"position {iid}: Alpaca {broker.get(iid, 0)} vs fills {ours.get(iid, 0)}"
-            for iid in sorted(venue.instruments) if broker.get(iid, 0) != ours.get(iid, 0)]
+    return position_drifts("Alpaca", broker, ours, venue.instruments)

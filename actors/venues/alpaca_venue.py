@@ -79,6 +79,7 @@ class AlpacaVenue:
         for order in send_log.orders.values():
             self.book.restore(order.command, venue_order_id=order.broker_ids.get("order_id", ""),
                               closed=order.closed, fills=order.fills)
+        self.book.set_baseline(send_log.baseline or {})  # the account's journaled start
         self.breaker = CircuitBreaker(threshold=config.breaker_threshold)
         self.bucket = TokenBucket.per_window(config.orders_per_min, 60, clock=monotonic)
         self.queue = CommandQueue()
@@ -90,7 +91,6 @@ class AlpacaVenue:
         self.backoff_s = config.backoff_min_s
         self.inflight: set[str] = set()
         self._cancel_requested: set[str] = set()
-        self.baseline = not send_log.orders
         self.last_drifts: list[str] = []
 
     # --- session -------------------------------------------------------------------------

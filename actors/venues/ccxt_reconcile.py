@@ -23,7 +23,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from actors.venues.ccxt_support import classify, client_tag
-from actors.venues.common import to_fixed
+from actors.venues.common import position_drifts, take_baseline, to_fixed
 
 if TYPE_CHECKING:
     from actors.venues.ccxt_venue import CcxtVenue
@@ -35,9 +35,8 @@ _LOOKBACK_MS = 60_000
 
 
 class CcxtReconciler:
-    def __init__(self, venue: CcxtVenue, *, baseline: bool) -> None:
+    def __init__(self, venue: CcxtVenue) -> None:
         self.venue = venue
-        self.baseline = baseline  # a fresh journal: the exchange's positions are the start
         self.last_drifts: list[str] = []
         self.runs = 0
 
@@ -163,11 +162,6 @@ class CcxtReconciler:
 
     def _position_drifts(self, broker: dict[str, int]) -> list[str]:
         venue = self.venue
-        ours = venue.book.positions()
-        if self.baseline:  # a fresh journal: what the account holds beyond our fills was there
-            self.baseline = False
-            venue.book.set_baseline({i: q - ours.get(i, 0) for i, q in broker.items()})
-            ours = venue.book.positions()
-        return [f"position {iid}: {venue.config.exchange} {broker.get(iid, 0)} vs fills "
-                f"{ours.get(iid, 0)}"
-                for iid in sorted(venue.markets) if broker.get(iid, 0) != ours.get(iid, 0)]
+        take_baseline(venue.send_log, venue.book, broker, venue.markets)
+        return position_drifts(venue.config.exchange, broker, venue.book.positions(),
+                               venue.markets)

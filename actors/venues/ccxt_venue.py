@@ -74,6 +74,7 @@ class CcxtVenue:
         for order in send_log.orders.values():  # restart: know every journaled order again
             self.book.restore(order.command, venue_order_id=order.broker_ids.get("order_id", ""),
                               closed=order.closed, fills=order.fills)
+        self.book.set_baseline(send_log.baseline or {})  # the account's journaled start
         self.breaker = CircuitBreaker(threshold=config.breaker_threshold)
         self.bucket = TokenBucket.per_window(config.orders_per_10s, 10, clock=monotonic)
         self.queue = CommandQueue()
@@ -91,7 +92,7 @@ class CcxtVenue:
         self._sender: asyncio.Task[None] | None = None
         self.inflight: set[str] = set()  # the order whose create call has not answered yet
         self.stream = CcxtStream(self)
-        self.reconciler = CcxtReconciler(self, baseline=not send_log.orders)
+        self.reconciler = CcxtReconciler(self)
 
     # --- session -------------------------------------------------------------------------
 

@@ -20,9 +20,9 @@ import enum
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import msgspec
 
@@ -43,7 +43,10 @@ from runtime.messages import (
     OrderUpdated,
     SubmitOrder,
 )
-from runtime.values import fixed
+from runtime.values import fixed, from_fixed
+
+if TYPE_CHECKING:
+    from actors.venues.reports import ReportBook
 
 __all__ = [
     "BreakerState",
@@ -57,6 +60,8 @@ __all__ = [
     "amend_key",
     "check_live",
     "env_secret",
+    "position_drifts",
+    "take_baseline",
     "to_fixed",
 ]
 
@@ -233,6 +238,7 @@ _UNKNOWN: Final = "venue.unknown"
 _SENT: Final = "venue.sent"
 _CLOSED: Final = "venue.closed"
 _UNSENT: Final = "venue.unsent"
+_BASELINE: Final = "venue.baseline"
 
 
 class OrderIds(msgspec.Struct, kw_only=True):
@@ -249,6 +255,10 @@ class OrderIds(msgspec.Struct, kw_only=True):
 class _IdsRecord(msgspec.Struct, frozen=True):
     client_order_id: str
     ids: dict[str, str]
+
+
+class _BaselineRecord(msgspec.Struct, frozen=True):
+    positions: dict[str, int]  # instrument id -> fixed-point quantity held before our fills
 
 
 _REPORTS = (
@@ -280,6 +290,9 @@ class SendLog:
         self.reports: list[OrderEvent] = []
         self.amends: set[tuple[str, str, int]] = set()  # cancels/modifies journaled (sent)
         self._by_broker: dict[tuple[str, str], str] = {}
+        # the account's positions at the first reconciliation, before any fill of ours: None
+        # until taken (a fresh journal); journaled, so a restart keeps the starting point
+        self.baseline: dict[str, int] | None = None
         self._restore()
 
     def _restore(self) -> None:
@@ -294,6 +307,9 @@ class SendLog:
                 self.reports.append(record)
                 if record.client_order_id in self.orders:
                     self.orders[record.client_order_id].fills.append(record)
+            elif isinstance(record, Blob) and record.kind == _BASELINE:
+                base = msgspec.msgpack.decode(record.payload, type=_BaselineRecord)
+                self.baseline = dict(base.positions)
             elif isinstance(record, Blob):
                 rec = msgspec.msgpack.decode(record.payload, type=_IdsRecord)
                 order = self.orders.get(rec.client_order_id)
@@ -309,6 +325,20 @@ class SendLog:
                     order.closed = True
                 elif record.kind == _UNSENT:
                     self._forget(rec.client_order_id)
+
+    @property
+    def needs_baseline(self) -> bool:
+        """No starting point yet and no order of ours: the next reconciliation takes one. (A
+        journal with orders but no baseline predates baselines: it keeps the old rule.)"""
+        return self.baseline is None and not self.orders
+
+    def set_baseline(self, positions: dict[str, int]) -> None:
+        """Journal the account's starting positions durably (taken once per journal)."""
+        if self.baseline is not None:
+            raise InvariantError("the baseline of this journal was taken already")
+        self.baseline = dict(positions)
+        payload = msgspec.msgpack.encode(_BaselineRecord(self.baseline))
+        self.journal.append(Blob(_BASELINE, payload), durable=True)
 
     def before_send(self, command: Command) -> bool:
         """Append ``command`` durably; ``False`` when a submit with this id was journaled before
@@ -396,3 +426,30 @@ class SendLog:
             return self.orders[client_order_id]
         except KeyError:
             raise InvariantError(f"no journaled submit for {client_order_id}") from None
+
+
+def take_baseline(
+    send_log: SendLog, book: ReportBook, broker: dict[str, int], instruments: Iterable[str]
+) -> None:
+    """At the first reconciliation of a fresh journal, what the broker holds beyond our fills was
+    there before us: journal it (a restart keeps it) and count it into the book's positions."""
+    if not send_log.needs_baseline:
+        return
+    ours = book.positions()
+    start = {i: broker.get(i, 0) - ours.get(i, 0) for i in sorted(set(instruments))}
+    start = {i: q for i, q in start.items() if q}
+    send_log.set_baseline(start)
+    book.set_baseline(start)
+
+
+def position_drifts(
+    broker_name: str, broker: dict[str, int], ours: dict[str, int], instruments: Iterable[str]
+) -> list[str]:
+    """One line per instrument whose broker position differs from the replay of our fills (in
+    human units: ``position AAPL.NASDAQ: IB 109 vs fills 99``)."""
+    return [
+        f"position {iid}: {broker_name} {from_fixed(broker.get(iid, 0))} "
+        f"vs fills {from_fixed(ours.get(iid, 0))}"
+        for iid in sorted(set(instruments))
+        if broker.get(iid, 0) != ours.get(iid, 0)
+    ]

@@ -87,7 +87,8 @@ class IbVenue(IbEvents):
         self._fees: dict[str, int] = {}  # execId -> commission that came first
         self._cancelled_at: dict[str, float] = {}  # cid -> when a Cancelled status came
         self._cancel_requested: set[str] = set()
-        self.reconciler = IbReconciler(self, baseline=not send_log.orders)
+        self.reconciler = IbReconciler(self)
+        self.book.set_baseline(send_log.baseline or {})  # the account's journaled start
         for order in send_log.orders.values():  # restart: know every journaled order again
             self.book.restore(
                 order.command,

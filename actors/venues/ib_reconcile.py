@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from actors.venues.common import position_drifts, take_baseline
 from actors.venues.ib_support import to_fixed, to_ns
 
 if TYPE_CHECKING:
@@ -31,9 +32,8 @@ log = logging.getLogger("tradewind.venues.ib")
 
 
 class IbReconciler:
-    def __init__(self, venue: IbVenue, *, baseline: bool) -> None:
+    def __init__(self, venue: IbVenue) -> None:
         self.venue = venue
-        self.baseline = baseline  # a fresh journal: IB's positions are the starting point
         self.last_drifts: list[str] = []
 
     async def run(self) -> bool:
@@ -105,13 +105,5 @@ class IbReconciler:
             iid = venue.config.instrument_of(position.contract)
             if iid is not None:
                 broker[iid] = broker.get(iid, 0) + to_fixed(position.position)
-        ours = venue.book.positions()
-        if self.baseline:  # a fresh journal: what the broker holds beyond our fills was there
-            self.baseline = False
-            venue.book.set_baseline({i: q - ours.get(i, 0) for i, q in broker.items()})
-            ours = venue.book.positions()
-        return [
-            f"position {iid}: IB {broker.get(iid, 0)} vs fills {ours.get(iid, 0)}"
-            for iid in sorted(venue.config.contracts)
-            if broker.get(iid, 0) != ours.get(iid, 0)
-        ]
+        take_baseline(venue.send_log, venue.book, broker, venue.config.contracts)
+        return position_drifts("IB", broker, venue.book.positions(), venue.config.contracts)

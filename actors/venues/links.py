@@ -162,8 +162,7 @@ class ShioajiLink:
             with self.lock:
                 self.venue.login()  # logs in and reconciles before anything is sent
         except VenueUnavailable as exc:
-            log.warning("%s: logging in again in the background", exc)
-            self.venue.session_up = False
+            log.warning("%s: logging in again in the background", exc)  # session_up stays off
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="tw-shioaji", daemon=True)
         self.thread.start()

@@ -33,6 +33,7 @@ from runtime.messages import (
     OrderUpdated,
     SubmitOrder,
 )
+from runtime.values import from_fixed
 from runtime.venue import VenueOrder
 
 __all__ = ["ReportBook", "Tracked"]
@@ -165,8 +166,8 @@ class ReportBook:
             return False
         if qty <= 0 or order.cum_qty + qty > order.quantity:
             raise VenueProtocolError(
-                f"fill {fill_id} of {qty} for {client_order_id} would make filled "
-                f"{order.cum_qty + qty} > ordered {order.quantity}"
+                f"fill {fill_id} of {from_fixed(qty)} for {client_order_id} would make filled "
+                f"{from_fixed(order.cum_qty + qty)} > ordered {from_fixed(order.quantity)}"
             )
         if not order.acked:
             self.accepted(client_order_id, venue_order_id=venue_order_id, ts_event=ts_event)

@@ -35,6 +35,7 @@ from actors.venues.common import (
     env_secret,
 )
 from actors.venues.reports import ReportBook
+from actors.venues.shioaji_deals import DealLedger
 from actors.venues.shioaji_events import ShioajiEvents
 from actors.venues.shioaji_reconcile import ShioajiReconciler
 from actors.venues.shioaji_support import (
@@ -87,6 +88,8 @@ class ShioajiVenue(ShioajiEvents):
             on_report=send_log.report,
             on_terminal=send_log.closed,
         )
+        self.deals = DealLedger()
+        self.deal_drifts: list[str] = []
         for order in send_log.orders.values():
             self.book.restore(
                 order.command,
@@ -94,6 +97,13 @@ class ShioajiVenue(ShioajiEvents):
                 closed=order.closed,
                 fills=order.fills,
             )
+            for fill in order.fills:
+                self.deals.restore(
+                    order.command.client_order_id,
+                    fill=fill.fill_id,
+                    qty=fill.last_qty,
+                    price=fill.last_price,
+                )
         self.breaker = CircuitBreaker(threshold=config.breaker_threshold)
         self.orders_bucket = TokenBucket.per_window(config.orders_per_10s, 10, clock=monotonic)
         self.account_bucket = TokenBucket.per_window(
@@ -105,9 +115,10 @@ class ShioajiVenue(ShioajiEvents):
         self._seen_events: deque[str] = deque(maxlen=100_000)
         self._seen_set: set[str] = set()
         self._orphans: list[tuple[Any, Any]] = []
-        self.session_up = True
+        self.session_up = False  # until login(): nothing is sent before the session is up
         self.reconcile_requested = False
-        self.reconciler = ShioajiReconciler(self, baseline=not send_log.orders)
+        self.reconciler = ShioajiReconciler(self)
+        self.book.set_baseline(send_log.baseline or {})  # the account's journaled start
         api.set_order_callback(self._on_order_event)
         api.set_session_down_callback(self._on_session_down)
 

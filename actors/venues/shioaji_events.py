@@ -8,6 +8,7 @@ rules in :mod:`runtime.taiwan`).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -15,12 +16,16 @@ from typing import Any
 
 from actors.venues.common import CircuitBreaker, SendLog, to_fixed
 from actors.venues.reports import ReportBook
+from actors.venues.shioaji_deals import DealLedger, Path, fill_id
 from actors.venues.shioaji_support import port_quantity
+from runtime.errors import VenueProtocolError
 from runtime.instruments import Instrument
 from runtime.messages import OrderSide
+from runtime.values import from_fixed
 
 __all__ = ["ShioajiEvents", "ns_of"]
 
+log = logging.getLogger("tradewind.venues.shioaji")
 _OK = "00"
 
 
@@ -36,6 +41,9 @@ class ShioajiEvents:
     _seen_events: deque[str]
     _seen_set: set[str]
     _orphans: list[tuple[Any, Any]]
+    deals: DealLedger
+    deal_drifts: list[str]  # deals the book refused since the last reconciliation
+    reconcile_requested: bool
 
     def _cancel_reject(self, command: Any, reason: str) -> None:
         self.book.cancel_rejected(
@@ -68,7 +76,8 @@ class ShioajiEvents:
             self.deal(
                 cid,
                 ordno=str(msg.get("ordno", "")),
-                seq=str(msg.get("exchange_seq", "")),
+                path="callback",
+                deal_id=str(msg.get("exchange_seq", "")),
                 qty=int(msg["quantity"]),
                 price=msg["price"],
                 ts_s=float(msg.get("ts", 0)),
@@ -120,28 +129,57 @@ class ShioajiEvents:
                 ts_event=now,
             )
 
-    def deal(self, cid: str, *, ordno: str, seq: str, qty: int, price: float, ts_s: float) -> None:
-        """Report one deal (from a callback or a reconciliation), fee from the instrument."""
+    def deal(
+        self,
+        cid: str,
+        *,
+        ordno: str,
+        path: Path,
+        deal_id: str,
+        qty: int,
+        price: float,
+        ts_s: float,
+    ) -> None:
+        """Report one deal, from a callback (``path="callback"``, ``exchange_seq``) or a
+        reconciliation (``"status"``, ``Deal.seq``), once whichever path brings it
+        (:mod:`actors.venues.shioaji_deals`); fee from the instrument. A deal the book refuses
+        (it would overfill the order) is a drift, never a crash: it is logged, kept in
+        ``deal_drifts`` for the next reconciliation, and not reported."""
         tracked = self.book.get(cid)
         if tracked is None:
             return
         instrument = self.instruments[tracked.command.instrument_id]
         quantity, fixed_price = port_quantity(instrument, qty), to_fixed(price)
+        if not self.deals.admit(cid, path=path, deal_id=deal_id, qty=quantity, price=fixed_price):
+            return
         fee = instrument.fees.fee(
             notional=instrument.notional(fixed_price, quantity),
             quantity=quantity,
             is_maker=False,
             is_sell=tracked.command.side is OrderSide.SELL,
         )
-        self.book.filled(
-            cid,
-            fill_id=f"SJ-{ordno or cid}-{seq}",
-            qty=quantity,
-            price=fixed_price,
-            fee=fee,
-            ts_event=ns_of(ts_s, self.clock_ns()),
-            venue_order_id=ordno,
-        )
+        try:
+            self.book.filled(
+                cid,
+                fill_id=fill_id(ordno=ordno or cid, path=path, deal_id=deal_id),
+                qty=quantity,
+                price=fixed_price,
+                fee=fee,
+                ts_event=ns_of(ts_s, self.clock_ns()),
+                venue_order_id=ordno,
+            )
+        except VenueProtocolError:
+            self.deals.forget(cid, path=path, deal_id=deal_id)
+            drift = (
+                f"order {cid} ({ordno}): {path} deal {deal_id} of {from_fixed(quantity)} at "
+                f"{from_fixed(fixed_price)} would make filled "
+                f"{from_fixed(tracked.cum_qty + quantity)} > ordered "
+                f"{from_fixed(tracked.quantity)}: not reported"
+            )
+            log.warning("Shioaji deal drift: %s", drift)
+            self.deal_drifts.append(drift)
+            if path == "callback":
+                self.reconcile_requested = True
 
 
 def ns_of(seconds: Any, default: int) -> int:

@@ -16,8 +16,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from actors.venues.common import to_fixed
+from actors.venues.common import position_drifts, take_baseline, to_fixed
 from actors.venues.shioaji_support import broker_quantity, port_quantity
+from runtime.values import from_fixed
 
 if TYPE_CHECKING:
     from actors.venues.shioaji import ShioajiVenue
@@ -29,9 +30,8 @@ _WORKING = ("PendingSubmit", "PreSubmitted", "Submitted", "PartFilled")
 
 
 class ShioajiReconciler:
-    def __init__(self, venue: ShioajiVenue, *, baseline: bool) -> None:
+    def __init__(self, venue: ShioajiVenue) -> None:
         self.venue = venue
-        self.baseline = baseline
         self.last_drifts: list[str] = []
 
     def refresh(self) -> list[Any]:
@@ -58,7 +58,9 @@ class ShioajiReconciler:
             venue.reconcile_requested = True
             return False
         with venue.lock:
-            drifts, listed = self._trades(trades)
+            drifts, venue.deal_drifts = list(venue.deal_drifts), []
+            found, listed = self._trades(trades)
+            drifts += found
             self._missing(listed)
             drifts += self._positions(positions)
         self.last_drifts = drifts
@@ -125,11 +127,13 @@ class ShioajiReconciler:
                 venue.deal(
                     cid,
                     ordno=str(order.ordno),
-                    seq=str(deal.seq),
+                    path="status",
+                    deal_id=str(deal.seq),
                     qty=int(deal.quantity),
                     price=deal.price,
                     ts_s=float(deal.ts),
                 )
+            drifts += self._filled(cid, trade)
             if status == "Cancelled":
                 venue.book.canceled(cid, reason="reconcile: cancelled at Shioaji", ts_event=now)
             elif status == "Failed":
@@ -140,6 +144,23 @@ class ShioajiReconciler:
                     ts_event=now,
                 )
         return drifts, listed
+
+    def _filled(self, cid: str, trade: Any) -> list[str]:
+        """The broker's cumulative filled quantity of the order against the reported fills."""
+        tracked = self.venue.book.get(cid)
+        if tracked is None:
+            return []
+        instrument = self.venue.instruments[tracked.command.instrument_id]
+        filled = trade.status.deal_quantity  # Optional in the library: else the deals' sum
+        if filled is None:
+            filled = sum(int(d.quantity) for d in trade.status.deals)
+        broker = port_quantity(instrument, int(filled))
+        if broker == tracked.cum_qty:
+            return []
+        return [
+            f"order {cid} ({trade.order.ordno}): Shioaji filled {from_fixed(broker)} "
+            f"vs reported {from_fixed(tracked.cum_qty)}"
+        ]
 
     def _missing(self, listed: set[str]) -> None:
         venue, now = self.venue, self.venue.clock_ns()
@@ -174,13 +195,5 @@ class ShioajiReconciler:
                 else port_quantity(instrument, qty)
             )
             broker[iid] = broker.get(iid, 0) + sign * raw
-        ours = venue.book.positions()
-        if self.baseline:  # a fresh journal: what the broker holds beyond our fills was there
-            self.baseline = False
-            venue.book.set_baseline({i: q - ours.get(i, 0) for i, q in broker.items()})
-            ours = venue.book.positions()
-        return [
-            f"position {iid}: Shioaji {broker.get(iid, 0)} vs fills {ours.get(iid, 0)}"
-            for iid in sorted(venue.instruments)
-            if broker.get(iid, 0) != ours.get(iid, 0)
-        ]
+        take_baseline(venue.send_log, venue.book, broker, venue.instruments)
+        return position_drifts("Shioaji", broker, venue.book.positions(), venue.instruments)

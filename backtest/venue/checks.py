@@ -6,6 +6,7 @@ import msgspec
 
 from runtime.instruments import Instrument
 from runtime.messages import OrderType, SubmitOrder
+from runtime.values import from_fixed
 
 __all__ = ["Refusal", "check_modify", "check_submit"]
 
@@ -61,5 +62,8 @@ def check_modify(
     if not instrument.in_session(ts_ns):
         return Refusal("session", f"{instrument.instrument_id} is not in a trading session")
     if quantity <= filled:
-        return Refusal("quantity", f"new quantity {quantity} is not above filled {filled}")
+        return Refusal(
+            "quantity",
+            f"new quantity {from_fixed(quantity)} is not above filled {from_fixed(filled)}",
+        )
     return _check_values(instrument, quantity=quantity, price=price, trigger=trigger)

@@ -55,6 +55,7 @@ from runtime.messages import (
     SubmitOrder,
     TimeInForce,
 )
+from runtime.values import from_fixed
 from runtime.venue import VenueOrder
 
 __all__ = ["SimulatedVenue"]
@@ -366,7 +367,7 @@ class SimulatedVenue:
         self, order: SimOrder, *, qty: int, price: int, taker: bool, ts_ns: int, volume: int
     ) -> None:
         if qty <= 0 or qty > order.quantity - order.filled or order.closed:
-            raise InvariantError(f"bad fill of {qty} for {order!r}")
+            raise InvariantError(f"bad fill of {from_fixed(qty)} for {order!r}")
         instrument = order.instrument
         is_buy = order.is_buy
         if taker:

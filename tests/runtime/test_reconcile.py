@@ -111,7 +111,10 @@ def test_default_rules() -> None:
     report = reconcile(base, unknown_fill, thresholds=DEFAULT)
     assert report.state is TradingState.HALTED
     assert report.events() == [{"fill_id": "f2", "known_to": "risk", "kind": "fill_drift",
-                                "recommended_state": "halted"}]
+                                "recommended_state": "halted",
+                                "message": "fill f2 known to the risk only"}]
+    (event,) = reconcile(base, large, thresholds=DEFAULT).events()
+    assert event["message"] == "position A: gateway 3 vs risk -0.5 (4 lot(s) apart)"
 
 
 def test_lot_sizes_per_instrument_and_zero_positions_are_no_positions() -> None:

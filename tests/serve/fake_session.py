@@ -59,6 +59,10 @@ class FakeSession:
     running: bool = True
     feed_up: bool = True
     strategy_up: bool = True
+    # the other core actors: absent unless a test starts them; a handle kept from before stops
+    # answering its ping when set back to False (a dead actor)
+    risk_up: bool = False
+    gateway_up: bool = False
     params: dict[str, Any] = field(
         default_factory=lambda: {
             "size": 10 * FIXED_SCALE,
@@ -84,8 +88,17 @@ class FakeSession:
                 {"status": self._feed_status, "operate": self._feed_operate, "ping": _ping}
             )
         if name == "strategy.mm" and self.strategy_up:
-            return _Handle({"operate": self._strategy_operate, "ping": _ping})
+            return _Handle(
+                {"operate": self._strategy_operate, "ping": lambda: self._ping("strategy")}
+            )
+        if name in ("risk", "gateway") and getattr(self, f"{name}_up"):
+            return _Handle({"ping": lambda: self._ping(name)})
         return None
+
+    def _ping(self, name: str) -> float:
+        if not getattr(self, f"{name}_up"):
+            raise TimeoutError(f"the {name} actor does not answer")
+        return 1.0
 
     def _feed_status(self) -> dict[str, Any]:
         return {"running": self.running, "finished": self.finished, "error": None, "cursor": 1}

@@ -97,10 +97,15 @@ def test_health_names_its_reasons() -> None:
     text = " ".join(health["reasons"])
     for reason in ("actor down: risk", "feed stale", "store lagging", "drift"):
         assert reason in text
-    ok = health_view(
-        {"ts": 1.0, "actors": {"risk": {"up": True}}}, feed_stale_s=10, recorder_lag_s=30
-    )
+    core = {name: {"up": True} for name in ("risk", "gateway", "feed")}
+    ok = health_view({"ts": 1.0, "actors": core}, feed_stale_s=10, recorder_lag_s=30)
     assert ok["status"] == "ok" and ok["reasons"] == []
+    early = health_view({"ts": 1.0, "actors": {"feed": {"up": True}}}, feed_stale_s=10,
+                        recorder_lag_s=30)
+    assert early["status"] == "starting"
+    assert early["reasons"] == ["not started yet: risk", "not started yet: gateway"]
+    unread = health_view({}, feed_stale_s=10, recorder_lag_s=30)
+    assert unread["status"] == "starting"
 
 
 def test_prometheus_text_has_every_gauge_and_the_histogram() -> None:

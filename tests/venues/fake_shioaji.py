@@ -4,7 +4,10 @@ exceptions (it never constructs ``shioaji.Shioaji``, which contacts SinoPac at o
 It keeps a broker-side order book and delivers order/deal callbacks with the real
 ``shioaji.OrderState`` values and the documented event dicts (``event_id``, ``operation``,
 ``order``, ``status``, ``contract`` for orders; ``trade_id``, ``seqno``, ``ordno``,
-``exchange_seq``, ``price``, ``quantity``, ``custom_field``, ``ts`` for deals). Scenario controls:
+``exchange_seq``, ``price``, ``quantity``, ``custom_field``, ``ts`` for deals). As at SinoPac, a
+deal has two numbers: the callback's ``exchange_seq`` is the exchange's sequence number (one counter
+for every deal, e.g. ``669915``), while ``update_status`` lists it in ``trade.status.deals`` as
+``Deal(seq=...)``, the order's own counter (``000001``, ``000002``, …). Scenario controls:
 ``deliver_inline`` (callbacks before ``place_order`` returns), :meth:`deal` with ``duplicate``
 (same event id twice), ``drop`` (recorded at the broker, never called back) and
 ``before_ack``, ``outcome_unknown_next`` (the order reaches the broker but ``place_order`` raises
@@ -110,6 +113,8 @@ class FakeShioaji:
         self._session_cb: Callable[[], None] | None = None
         self._n = 0
         self._event = 0
+        self._exchange_seq = 669_900  # the exchange's deal numbering (deal callbacks)
+        self.exchange_seqs: dict[tuple[str, str], str] = {}  # (ordno, Deal.seq) -> exchange_seq
         self.subscriptions: list[tuple[str, str]] = []  # (code, quote type) subscribed
         self._quote_cbs: dict[str, Callable[[Any], None]] = {}
 
@@ -332,6 +337,8 @@ class FakeShioaji:
         self.positions[trade.contract.code] = (
             self.positions.get(trade.contract.code, 0) + sign * qty * unit
         )
+        self._exchange_seq += 1
+        self.exchange_seqs[(trade.order.ordno, seq)] = str(self._exchange_seq)
         if drop:
             return
         is_stock = trade.contract.security_type == "STK"
@@ -340,7 +347,7 @@ class FakeShioaji:
             "trade_id": trade.order.id,
             "seqno": trade.order.seqno,
             "ordno": trade.order.ordno,
-            "exchange_seq": seq,
+            "exchange_seq": str(self._exchange_seq),
             "action": trade.order.action.value,
             "code": trade.contract.code,
             "price": price,

@@ -144,8 +144,10 @@ class FakeShioajiBroker:
         custom field, every deal id, the logins it saw."""
         return {"positions": dict(self.fake.positions),
                 "orders": [t.order.custom_field or t.order.id for t in self.fake.trades],
-                "deals": [f"SJ-{t.order.ordno}-{d.seq}" for t in self.fake.trades
-                          for d in t.status.deals],
+                # each deal under both its numbers: the callback's and update_status's
+                "deals": [[f"SJ-{t.order.ordno}-{self.fake.exchange_seqs[(t.order.ordno, d.seq)]}",
+                           f"SJ-{t.order.ordno}-D{d.seq}"]
+                          for t in self.fake.trades for d in t.status.deals],
                 "logins": list(self.fake.logins),
                 "subscriptions": list(self.fake.subscriptions)}
 

@@ -124,10 +124,11 @@ class SimHarness(Harness):
 class IbHarness(Harness):
     instrument_id = "AAPL.NASDAQ"
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, positions: dict[str, float] | None = None) -> None:
+        """``positions``: what the account holds before the first connect (symbol -> signed)."""
         self.loop = asyncio.new_event_loop()
         asyncio.set_event_loop(self.loop)
-        self.fake = FakeIbGateway()
+        self.fake = FakeIbGateway(positions=dict(positions or {}))
         port = self.loop.run_until_complete(self.fake.start())
         import ib_async
 
@@ -173,7 +174,7 @@ class ShioajiHarness(Harness):
     price = fixed(600)
     time_in_force = TimeInForce.DAY  # Shioaji has no GTC (ROD is its day order)
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, login: bool = True) -> None:
         self.sj = import_sj(str(tmp))
         self.fake = FakeShioaji(self.sj)
         self.journal = Journal(tmp / "sj.journal")
@@ -184,6 +185,8 @@ class ShioajiHarness(Harness):
             instruments={self.instrument_id: twse_stock("2330")},
             send_log=SendLog(self.journal),
         )
+        if login:
+            self.port.login()  # no credentials: the fake is logged in already
         self.last: tuple[Any, dict[str, Any]] | None = None
 
     def settle(self) -> None:

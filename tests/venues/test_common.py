@@ -17,9 +17,10 @@ from actors.venues.common import (
     env_secret,
 )
 from actors.venues.shioaji_support import custom_tag
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, InvariantError
 from runtime.journal import Journal
 from runtime.messages import CancelOrder, OrderSide, OrderType, SubmitOrder
+from runtime.values import from_fixed
 
 
 class Clock:
@@ -121,6 +122,34 @@ def test_custom_field_tags_are_six_alphanumerics() -> None:
     assert custom_tag("T", 36**5 - 1) == "TZZZZZ"
     with pytest.raises(ConfigError):
         custom_tag("T", 36**5)
+
+
+def test_an_overfill_is_refused_in_human_units() -> None:
+    from actors.venues.reports import ReportBook
+    from runtime.errors import VenueProtocolError
+    from runtime.values import fixed
+
+    book = ReportBook(currency="USD", clock_ns=lambda: 1)
+    order = submit("h-1")
+    book.track(order)
+    with pytest.raises(VenueProtocolError) as refused:
+        book.filled("h-1", fill_id="F1", qty=order.quantity + fixed(1), price=fixed(10), fee=0,
+                    ts_event=1)
+    text = str(refused.value)
+    assert f"would make filled {from_fixed(order.quantity) + 1} > ordered" in text
+    assert str(order.quantity) not in text  # never the raw fixed-point integer
+
+
+def test_the_baseline_is_journaled_once(tmp_path: Path) -> None:
+    with Journal(tmp_path / "b.journal") as journal:
+        log = SendLog(journal)
+        assert log.needs_baseline
+        log.set_baseline({"AAPL.NASDAQ": 10})
+        with pytest.raises(InvariantError):
+            log.set_baseline({"AAPL.NASDAQ": 11})
+    with Journal(tmp_path / "b.journal") as journal:
+        again = SendLog(journal)
+        assert again.baseline == {"AAPL.NASDAQ": 10} and not again.needs_baseline
 
 
 def _buy(cid: str) -> SubmitOrder:

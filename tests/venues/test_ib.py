@@ -128,6 +128,52 @@ def test_gateway_restart_reuses_order_ids_but_not_perm_ids(h: IbHarness) -> None
     assert h.port.positions() == {"AAPL.NASDAQ": 3 * Q}
 
 
+def test_a_position_held_before_the_first_connect_survives_restarts(tmp_path: Path) -> None:
+    import ib_async
+
+    h = IbHarness(tmp_path, positions={"AAPL": 10.0})  # held before Tradewind's first order
+    again: IbVenue | None = None
+    try:
+        assert h.port.reconciler.last_drifts == []  # the starting point: 10 already held
+        h.submit("pre-1", 99)
+        h.fill("pre-1", 99)
+        h.reports()
+        assert h.port.positions() == {"AAPL.NASDAQ": 109 * Q}
+        # IB Gateway restarts, and so does our gateway: a new adapter on the same journal
+        h.ib.disconnect()
+        h.run(h.fake.restart())
+        again = IbVenue(ib_async.IB(), config=h.port.config, send_log=SendLog(h.journal))
+        h.run(again.connect())
+        assert again.reconciler.last_drifts == []
+        assert again.positions() == {"AAPL.NASDAQ": 109 * Q}
+        for n in range(3):  # a breaker opened after the restart closes on a clean reconcile
+            again.breaker.failure(f"reject {n}")
+        assert not again.breaker.allows_new_orders
+        assert h.run(again.reconcile())
+        assert again.breaker.allows_new_orders
+        h.fake.positions["AAPL"] = 108.0  # a real difference is still a drift, in human units
+        assert not h.run(again.reconcile())
+        assert again.reconciler.last_drifts == ["position AAPL.NASDAQ: IB 108 vs fills 109"]
+    finally:
+        if again is not None:
+            again.ib.disconnect()
+        h.close()
+
+
+def test_the_baseline_is_taken_once_per_journal(tmp_path: Path) -> None:
+    h = IbHarness(tmp_path, positions={"AAPL": -5.0})
+    try:
+        assert SendLog(h.journal).baseline == {"AAPL.NASDAQ": -5 * Q}
+        h.fake.positions["AAPL"] = 0.0  # sold outside Tradewind: a drift, not a new baseline
+        h.ib.disconnect()
+        h.settle()
+        h.run(h.port.connect())
+        assert h.port.reconciler.last_drifts == ["position AAPL.NASDAQ: IB 0 vs fills -5"]
+        assert SendLog(h.journal).baseline == {"AAPL.NASDAQ": -5 * Q}
+    finally:
+        h.close()
+
+
 def test_a_journaled_order_is_never_sent_twice(h: IbHarness, tmp_path: Path) -> None:
     command = h.command("j-1", 1)
     h.port.submit(command, 1)

@@ -214,6 +214,7 @@ def test_rate_limit_holds_orders_and_sends_cancels_first(tmp_path: Path) -> None
         send_log=SendLog(journal),
         monotonic=clock,
     )
+    venue.login()
     harness.port = venue
     for n in range(3):
         harness.submit(f"q-{n}", 1)
@@ -248,6 +249,7 @@ def test_live_login_activates_the_certificate_from_the_environment(
         send_log=h.port.send_log,
         credentials=(env_secret("K", environ=env), env_secret("S", environ=env)),
     )
+    h.fake.calls.clear()  # the harness's own login reconciled already
     live.login()
     assert h.fake.calls.index("activate_ca") < h.fake.calls.index("update_status")
 
