@@ -34,7 +34,7 @@ def _bid_ask(weight: float) -> tuple[float, float, dict[str, float]]:
     [bid] = [o.price for o in orders if o.side is OrderSide.BUY]
     [ask] = [o.price for o in orders if o.side is OrderSide.SELL]
     assert bid is not None and ask is not None
-    return bid / 1e9, ask / 1e9, k.features("X")
+    return bid / 1e9, ask / 1e9, k.context.features("X")
 
 
 @pytest.mark.parametrize("weight", [0.0, 0.25, 0.5, 1.0])

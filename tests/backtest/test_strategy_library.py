@@ -104,7 +104,7 @@ def test_trend_correlation_cap_binds_when_set_low(store: Any, tmp_path: Path) ->
     from runtime.sizing import correlated_exposure
 
     marks = {i: kernel.prices.price[i] / 1e9 for i in strategy.instruments}
-    held = [kernel.position("trend", i) / 1e9 * marks[i] for i in strategy.instruments]
+    held = [kernel.context.position("trend", i) / 1e9 * marks[i] for i in strategy.instruments]
     equity = kernel.portfolio.equity() / 1e9
     assert correlated_exposure(held, strategy.corr.matrix()) <= 0.2 * equity * 1.05 + max(
         marks.values()

@@ -47,9 +47,10 @@ def act(k: Kernel, s: Scripted, side: OrderSide, instrument: str, qty: int,
     else left open (accepted)."""
     s.todo.append(lambda st: st.submit(instrument, side, qty * Q))
     name = f"act{k.now}"
-    k.set_timer(s.strategy_id, name, 1)
+    k.context.set_timer(s.strategy_id, name, 1)
     out = k.handle(TimerFired(seq=0, ts_event=k.next_timer_ns() or 0, ts_init=0, name=name))
-    k._timers.clear()  # one shot
+    while k.timers.pop_due(2**62) is not None:  # one shot: the rescheduled timer taken off
+        pass
     for msg in of(SubmitOrder, out):
         assert isinstance(msg, SubmitOrder)
         out += k.handle(accepted(msg))
@@ -198,7 +199,7 @@ def test_a_budgeted_strategy_never_holds_or_asks_past_its_position_budget(
     for sid, side, qty, filled, price in steps:
         px(k, "X", price)
         act(k, s[sid], side, "X", qty, fill_at=price if filled else None)
-        held = k.position("a", "X")
+        held = k.context.position("a", "X")
         buys = sum(o.leaves_qty for o in k.open.values()
                    if o.strategy_id == "a" and o.side is BUY)
         sells = sum(o.leaves_qty for o in k.open.values()
