@@ -44,11 +44,20 @@ def _marked(mark: str) -> list[int]:
     return pids
 
 
-def _none_left(mark: str, within_s: float = 15.0) -> list[int]:
+def _none_left(mark: str, within_s: float = 60.0) -> list[str]:
+    """The processes of the session still alive ``within_s`` after it ended (pid and command
+    line, so a failure names them)."""
     deadline = time.monotonic() + within_s
     while (left := _marked(mark)) and time.monotonic() < deadline:
         time.sleep(0.2)
-    return left
+    named = []
+    for pid in left:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+        except OSError:
+            continue  # gone meanwhile
+        named.append(f"{pid}: {cmd}")
+    return named
 
 
 def _sweep(args: list[str], mark: str) -> subprocess.CompletedProcess[str]:
