@@ -52,7 +52,8 @@ __all__ = ["ActionError", "Controller", "ParamsInvalid", "SessionInfo"]
 
 _CALL_TIMEOUT_S = 5.0
 _ACTION_TIMEOUT_S = 60.0
-_ABSENT_RECHECK_S = 10.0  # an actor not found is looked up again after this long
+_ABSENT_RECHECK_S = 1.0  # an actor not found is looked up again after this long: the
+# supervisor starts its children one by one, so a starting session's feed appears seconds later
 
 
 class ActionError(Exception):
