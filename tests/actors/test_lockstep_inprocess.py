@@ -294,3 +294,19 @@ def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
     assert (risk2.state_hash(), host2.state_hash()) == before
     assert risk2.cursor == host2.cursor == 150
     sink.journal.close()
+
+
+def test_a_session_replays_generated_sample_data_without_a_store(tmp_path: Path) -> None:
+    """Sample data is a source of the trading config (``sample_days``), not a feed mode: the
+    feed loads it like any stream, and lockstep fills equal the backtest's on it."""
+    raw = trading_config("sma", tmp_path)
+    raw["data"] = [{"kind": "bars", "instrument": "SIM-A", "sample_days": 1}]
+    config = load_config(raw)
+    setup = SessionSetup("G1", str(tmp_path / "var"), config, snapshot_every=20_000)
+    write_cache(setup, FeedConfig())
+    risk, gateway = _plain(RiskActor)(setup), _plain(GatewayActor)(setup)
+    hosts = {s.id: _plain(StrategyActor)(setup, s.id) for s in config.strategies}
+    driver = _run(setup, risk, gateway, hosts)
+    expected = run_backtest(config, write=False)
+    assert driver.cursor == 390 and expected.n_fills > 0
+    assert paper_fills(gateway.fills()) == backtest_fills(expected)
