@@ -41,19 +41,16 @@ from actors.venues.alpaca_support import (
     error_message,
 )
 from actors.venues.common import CircuitBreaker, CommandQueue, SendLog, TokenBucket, to_fixed
-from actors.venues.reports import ReportBook
+from actors.venues.reports import BookViews, ReportBook
 from runtime.errors import ConfigError
 from runtime.instruments import Instrument
 from runtime.messages import (
     CancelOrder,
     Command,
     ModifyOrder,
-    OrderEvent,
-    OrderFilled,
     SubmitOrder,
 )
 from runtime.values import FIXED_SCALE, from_fixed
-from runtime.venue import VenueOrder
 
 __all__ = ["AlpacaVenue"]
 
@@ -64,8 +61,10 @@ _ENDED = {"canceled": "canceled", "expired": "expired", "done_for_day": "done fo
           "stopped": "stopped"}
 
 
-class AlpacaVenue:
+class AlpacaVenue(BookViews):
     """The Alpaca adapter (implements :class:`runtime.venue.VenuePort`)."""
+
+    pump_on_drain = False  # the ticker thread sends
 
     def __init__(self, rest: Any, *, config: AlpacaConfig, send_log: SendLog,
                  instruments: dict[str, Instrument], clock_ns: Callable[[], int] = time.time_ns,
@@ -163,22 +162,6 @@ class AlpacaVenue:
         self.book.cancel_rejected(command.client_order_id, strategy_id=command.strategy_id,
                                   instrument_id=command.instrument_id, reason=reason,
                                   ts_event=self.clock_ns())
-
-    def open_orders(self) -> list[VenueOrder]:
-        with self.lock:
-            return self.book.open_orders()
-
-    def positions(self) -> dict[str, int]:
-        with self.lock:
-            return self.book.positions()
-
-    def fills_since(self, cursor: int) -> list[OrderFilled]:
-        with self.lock:
-            return self.book.fills_since(cursor)
-
-    def drain_reports(self) -> list[OrderEvent]:
-        with self.lock:
-            return self.book.drain()
 
     # --- sending (the ticker thread) -----------------------------------------------------
 

@@ -40,26 +40,23 @@ from actors.venues.ccxt_support import (
     order_args,
 )
 from actors.venues.common import CircuitBreaker, CommandQueue, SendLog, TokenBucket
-from actors.venues.reports import ReportBook
+from actors.venues.reports import BookViews, ReportBook
 from runtime.errors import ConfigError, VenueUnavailable
 from runtime.instruments import Instrument, InstrumentRegistry
 from runtime.messages import (
     CancelOrder,
     Command,
     ModifyOrder,
-    OrderEvent,
-    OrderFilled,
     SubmitOrder,
 )
 from runtime.values import from_fixed
-from runtime.venue import VenueOrder
 
 __all__ = ["CcxtVenue"]
 
 log = logging.getLogger("tradewind.venues.ccxt")
 
 
-class CcxtVenue:
+class CcxtVenue(BookViews):
     """The CCXT adapter (implements :class:`runtime.venue.VenuePort`)."""
 
     def __init__(self, exchange: Any, *, config: CcxtConfig, send_log: SendLog,
@@ -242,19 +239,6 @@ class CcxtVenue:
             command.client_order_id, strategy_id=command.strategy_id,
             instrument_id=command.instrument_id, reason=reason,
             ts_event=self.clock_ns() if ts_ns is None else ts_ns)
-
-    def open_orders(self) -> list[VenueOrder]:
-        return self.book.open_orders()
-
-    def positions(self) -> dict[str, int]:
-        return self.book.positions()
-
-    def fills_since(self, cursor: int) -> list[OrderFilled]:
-        return self.book.fills_since(cursor)
-
-    def drain_reports(self) -> list[OrderEvent]:
-        self.pump()
-        return self.book.drain()
 
     def queue_ids(self) -> set[str]:
         return self.queue.submit_ids()

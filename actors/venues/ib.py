@@ -35,25 +35,22 @@ from actors.venues.ib_support import (
     import_ib,
     in_reset_window,
 )
-from actors.venues.reports import ReportBook
+from actors.venues.reports import BookViews, ReportBook
 from runtime.errors import ConfigError, VenueUnavailable
 from runtime.messages import (
     CancelOrder,
     Command,
     ModifyOrder,
-    OrderEvent,
-    OrderFilled,
     SubmitOrder,
 )
 from runtime.values import from_fixed
-from runtime.venue import VenueOrder
 
 __all__ = ["IbVenue"]
 
 log = logging.getLogger("tradewind.venues.ib")
 
 
-class IbVenue(IbEvents):
+class IbVenue(BookViews, IbEvents):
     """The IB adapter (implements :class:`runtime.venue.VenuePort`)."""
 
     def __init__(
@@ -199,19 +196,6 @@ class IbVenue(IbEvents):
             )
             return
         self._enqueue(command)
-
-    def open_orders(self) -> list[VenueOrder]:
-        return self.book.open_orders()
-
-    def positions(self) -> dict[str, int]:
-        return self.book.positions()
-
-    def fills_since(self, cursor: int) -> list[OrderFilled]:
-        return self.book.fills_since(cursor)
-
-    def drain_reports(self) -> list[OrderEvent]:
-        self.pump()
-        return self.book.drain()
 
     # --- sending -------------------------------------------------------------------------------
 

@@ -17,8 +17,9 @@ quantities, and holds them for :meth:`ReportBook.drain`. Rules:
 from __future__ import annotations
 
 import bisect
+import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from runtime.errors import VenueProtocolError
 from runtime.messages import (
@@ -36,7 +37,7 @@ from runtime.messages import (
 from runtime.values import from_fixed
 from runtime.venue import VenueOrder
 
-__all__ = ["ReportBook", "Tracked"]
+__all__ = ["BookViews", "ReportBook", "Tracked"]
 
 
 class Tracked:
@@ -320,3 +321,35 @@ class ReportBook:
         if self._on_report is not None:
             self._on_report(report)
         self._reports.append(report)
+
+
+class BookViews:
+    """The reads every broker adapter answers from its :class:`ReportBook` (the
+    :class:`runtime.venue.VenuePort` views), under the adapter's ``lock`` where its client's
+    callbacks run on another thread (a no-op lock where they do not). ``drain_reports`` sends
+    what is queued first unless the adapter sends from a thread of its own (``pump_on_drain``)."""
+
+    book: ReportBook
+    lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    pump_on_drain: ClassVar[bool] = True
+
+    def pump(self) -> None:
+        raise NotImplementedError
+
+    def open_orders(self) -> list[VenueOrder]:
+        with self.lock:
+            return self.book.open_orders()
+
+    def positions(self) -> dict[str, int]:
+        with self.lock:
+            return self.book.positions()
+
+    def fills_since(self, cursor: int) -> list[OrderFilled]:
+        with self.lock:
+            return self.book.fills_since(cursor)
+
+    def drain_reports(self) -> list[OrderEvent]:
+        if self.pump_on_drain:
+            self.pump()
+        with self.lock:
+            return self.book.drain()

@@ -34,7 +34,7 @@ from actors.venues.common import (
     TokenBucket,
     env_secret,
 )
-from actors.venues.reports import ReportBook
+from actors.venues.reports import BookViews, ReportBook
 from actors.venues.shioaji_deals import DealLedger
 from actors.venues.shioaji_events import ShioajiEvents
 from actors.venues.shioaji_reconcile import ShioajiReconciler
@@ -51,19 +51,16 @@ from runtime.messages import (
     CancelOrder,
     Command,
     ModifyOrder,
-    OrderEvent,
-    OrderFilled,
     SubmitOrder,
 )
 from runtime.values import from_fixed
-from runtime.venue import VenueOrder
 
 __all__ = ["ShioajiVenue"]
 
 log = logging.getLogger("tradewind.venues.shioaji")
 
 
-class ShioajiVenue(ShioajiEvents):
+class ShioajiVenue(BookViews, ShioajiEvents):
     """The Shioaji adapter (implements :class:`runtime.venue.VenuePort`)."""
 
     def __init__(
@@ -208,23 +205,6 @@ class ShioajiVenue(ShioajiEvents):
                 return
             self.queue.push(command)
         self.pump()
-
-    def open_orders(self) -> list[VenueOrder]:
-        with self.lock:
-            return self.book.open_orders()
-
-    def positions(self) -> dict[str, int]:
-        with self.lock:
-            return self.book.positions()
-
-    def fills_since(self, cursor: int) -> list[OrderFilled]:
-        with self.lock:
-            return self.book.fills_since(cursor)
-
-    def drain_reports(self) -> list[OrderEvent]:
-        self.pump()
-        with self.lock:
-            return self.book.drain()
 
     # --- sending -------------------------------------------------------------------------------
 

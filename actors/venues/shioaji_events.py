@@ -8,8 +8,8 @@ rules in :mod:`runtime.taiwan`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +32,7 @@ _OK = "00"
 class ShioajiEvents:
     """Handlers for the client's callbacks (mixed into the adapter)."""
 
-    lock: threading.RLock
+    lock: contextlib.AbstractContextManager[Any]  # an RLock (callbacks come on its threads)
     book: ReportBook
     send_log: SendLog
     breaker: CircuitBreaker
