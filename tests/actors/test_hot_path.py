@@ -151,7 +151,7 @@ def test_real_time_session_trades_like_its_broker(data_dir: Path, tmp_path: Path
     path = write_paper_config(tmp_path, "mm", data_dir, minutes=3,
                               feed=REAL_TIME | {"transport": transport})
     session = _start(path, f"hot1{transport[0]}")
-    assert session.wait(120)
+    assert session.wait(600)
     status = ray.get(session.feed.status.remote())
     assert status["error"] is None and status["cursor"] == status["total"]
     carrier = status["transport"]

@@ -80,7 +80,7 @@ def test_lockstep_session_equals_the_backtest_and_writes_its_files(
     path = write_paper_config(tmp_path, "mm", data_dir, minutes=3,
                               feed={"transport": transport})
     session = _start(path, "parity1")
-    assert session.wait(120)
+    assert session.wait(600)
     result = session.stop()
     assert result["feed"]["transport"]["kind"] == carried
     assert result["feed"]["transport"]["lockstep"] is True
@@ -107,7 +107,7 @@ def test_a_strategy_beside_the_config_runs_in_the_actors(data_dir: Path,
     trading["strategies"][0]["class"] = "beside_sma:BesideSma"
     (tmp_path / "trading.yaml").write_text(yaml.safe_dump(trading))
     session = _start(path, "beside1")
-    assert session.wait(120)
+    assert session.wait(600)
     result = session.stop()
     assert result["feed"]["error"] is None and result["orders"] > 0
     _check_parity(path, result)
@@ -131,7 +131,7 @@ def test_sigkill_each_actor_restores_its_state_and_loses_nothing(data_dir: Path,
         if hashed:
             assert ray.get(handle.state_hash.remote()) == before, child
         ray.get(session.feed.resume.remote())
-    assert session.wait(180)
+    assert session.wait(600)
     submitted = ray.get(session.gateway.submitted.remote())
     assert len(submitted) == len(set(submitted))
     # the supervisor accounts for a restart once the child answers again: the session may
@@ -157,7 +157,7 @@ def test_sigkill_mid_flight_changes_no_fill(data_dir: Path, tmp_path: Path) -> N
         _until(lambda: ray.get(session.feed.status.remote())["reports"] > 0)
         time.sleep(0.3)
         _kill(session.children[child])
-    assert session.wait(180)
+    assert session.wait(600)
     submitted = ray.get(session.gateway.submitted.remote())
     assert len(submitted) == len(set(submitted))
     result = session.stop()
@@ -217,7 +217,7 @@ def test_same_session_id_resumes_without_duplicates(data_dir: Path, tmp_path: Pa
     assert partial["feed"]["cursor"] < partial["feed"]["total"]
     assert partial["resumed"] is False
     second = _start(path, "resume1")
-    assert second.wait(120)
+    assert second.wait(600)
     submitted = ray.get(second.gateway.submitted.remote())
     assert len(submitted) == len(set(submitted))
     result = second.stop()
@@ -238,7 +238,7 @@ def test_recorder_killed_mid_session_every_fill_lands_once(data_dir: Path,
     session = _start(path, "rec1")
     _until(lambda: ray.get(session.feed.status.remote())["fills"] > 0, timeout_s=120)
     _kill(session.children["recorder"])
-    assert session.wait(120)
+    assert session.wait(600)
     ray.get(session.feed.stop.remote())
     ray.get(session.children["recorder"].flush.remote())
     table = ray.get(session.children["store"].query_arrow.remote(

@@ -83,7 +83,7 @@ def test_params_change_survives_a_sigkill_of_the_strategy(tmp_path: Path) -> Non
     assert after["params"] == changed["params"]
     assert ray.get(strategy.state_hash.remote()) == before
     ray.get(session.feed.resume.remote())
-    assert session.wait(180)
+    assert session.wait(600)
     orders = ray.get(session.risk.records.remote())["orders"]
     new = [o for o in orders if o["id"] not in orders_before and o["strategy"] == "mm"]
     assert new and all(int(o["qty"]) == 3 * _FIXED for o in new)

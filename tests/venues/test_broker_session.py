@@ -80,7 +80,7 @@ def _run_with_kill(path: Path, session_id: str) -> tuple[Any, dict[str, Any], in
     _until(lambda: len(ray.get(gateway.fills.remote())) >= 3)
     before = len(ray.get(gateway.fills.remote()))
     killed = _kill_worker(gateway)
-    assert session.wait(180), "the session did not finish"
+    assert session.wait(600), "the session did not finish"
     views = ray.get([gateway.view.remote(), session.risk.view.remote(),
                      gateway.pid.remote()])
     result = session.stop()
