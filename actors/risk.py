@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, serialized
-from actors.kernels import open_journaled
+from actors.kernels import Views, open_journaled
 from actors.operator import checked
 from actors.setup import SessionSetup
 from actors.step import (
@@ -31,11 +31,6 @@ from runtime.messages import (
 )
 
 __all__ = ["RiskActor"]
-
-def _fresh(cursor: int, index: int, msgs: Sequence[MarketData]) -> Sequence[MarketData]:
-    skip = cursor - index
-    return msgs if skip <= 0 else msgs[skip:]
-
 
 @actor(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
 @serialized
@@ -56,34 +51,49 @@ class RiskActor(Child):
         self.jk.journal.flush()
         return out
 
-    def _step(self, batches: Sequence[tuple[int | None, Sequence[Message]]]) -> list[Message]:
-        """Batches in order: market data (with its feed index), reports, intents; the outputs
-        (approved commands, denials, position and trading-state changes)."""
+    def _step(self, batches: Sequence[Sequence[Message]]) -> list[Message]:
+        """Batches of own inputs in order; the outputs (approved commands, denials, position
+        and trading-state changes)."""
         out: list[Message] = []
         handle = self.jk.handle
-        for index, msgs in batches:
-            if index is not None:
-                msgs = _fresh(self.cursor, index, msgs)  # type: ignore[arg-type]
-                self.cursor += len(msgs)
+        for msgs in batches:
             for msg in msgs:
                 out.extend(handle(msg))
-        self.jk.journal.flush()
         return out
 
-    def hot_step(self, data: bytes, *answers: bytes) -> bytes:
-        """One step (``actors.step``): the reports and the market data the strategies took,
-        then their intents (in config order); the outputs, encoded."""
+    def _market(self, index: int, msgs: Sequence[MarketData], books: bytes) -> list[Message]:
+        """Market data from feed ``index`` on (what it has not taken yet), read with the book
+        actors' views (its marks); the outputs."""
+        skip = min(max(self.cursor - index, 0), len(msgs))
+        views = Views(self.jk, index, msgs, books, skip)
+        out: list[Message] = []
+        handle = self.jk.handle
+        for msg in msgs[skip:]:
+            out.extend(handle(msg))
+        self.cursor = max(self.cursor, index + len(msgs))
+        views.note(self.cursor)
+        return out
+
+    def hot_step(self, data: bytes, books: bytes, *answers: bytes) -> bytes:
+        """One step (``actors.step``): the reports and the market data the strategies took
+        (with the book actors' views, ``books``), then their intents (in config order); the
+        outputs, encoded."""
         inp = decode_input(data)
         if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode([])
         decoded = [decode_answer(a) for a in answers]
         n, r = taken(inp, decoded)
-        intents = [m for a in decoded for m in a.intents]
-        return encode(self._step([(None, inp.reports[:r]), (inp.index, inp.msgs[:n]),
-                                  (None, intents)]))
+        out = self._step([inp.reports[:r]])
+        out += self._market(inp.index, inp.msgs[:n], books)  # type: ignore[arg-type]
+        out += self._step([[m for a in decoded for m in a.intents]])
+        self.jk.journal.flush()
+        return encode(out)
 
-    def apply(self, index: int | None, msgs: Sequence[Message]) -> list[Message]:
-        return self._step([(index, msgs)])
+    def apply(self, msgs: Sequence[Message]) -> list[Message]:
+        """Own inputs (not market data), journaled and handled; the outputs."""
+        out = self._step([msgs])
+        self.jk.journal.flush()
+        return out
 
     def command(self, command: OperatorCommand) -> list[Message]:
         """An operator's command (halt, resume, reduce-only, cancel all, close positions):
@@ -93,7 +103,7 @@ class RiskActor(Child):
         denied."""
         command = checked(command)
         self.jk.kernel.check(command)
-        return self.apply(None, [command])
+        return self.apply([command])
 
     def stop(self, ts_ns: int) -> list[Message]:
         return self.jk.stop(ts_ns)

@@ -104,6 +104,12 @@ class FeedJournal:
         self._since += 1
         return self.journal.append(record, durable=durable)
 
+    def note(self, record: JournalRecord) -> None:
+        """A record about the market data applied since the last marker (the book views they
+        were read with): journaled before that marker, so a replay has it before the data."""
+        self._since += 1
+        self.journal.append(record)
+
     def flush(self, *, durable: bool = False) -> None:
         """Commit (the position reached included): call before answering."""
         self._mark()
@@ -216,6 +222,11 @@ class JournaledKernel:
         """An owner's record beside the kernel's inputs (re-applied by ``restore``'s
         ``blobs``)."""
         self.journal.append(record)
+
+    def note(self, record: Blob) -> None:
+        """An owner's record about the market data handled since its last record (re-applied
+        by ``restore``'s ``blobs`` before that data; :meth:`FeedJournal.note`)."""
+        self.journal.note(record)
 
     def flush(self) -> None:
         self.journal.flush()

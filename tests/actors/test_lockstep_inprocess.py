@@ -1,8 +1,9 @@
-"""The paper session's split kernel (strategy actors, risk actor, paper gateway) driven by the
-feed's driver in lockstep, in one process, without Ray (the step protocol over the calls
-carrier, each call a plain method call): the same fills and orders as the backtest, for a
-bar strategy, a market maker (timers, resting orders, sampled latency) and a taker; and a
-gateway or strategy rebuilt from its journal hashes as before."""
+"""The paper session's split kernel (book actors, strategy actors, risk actor, paper gateway)
+driven by the feed's driver in lockstep, in one process, without Ray (the step protocol over
+the calls carrier, each call a plain method call): the same fills and orders as the backtest,
+for a bar strategy, a market maker (timers, resting orders, sampled latency) and a taker, the
+strategies and risk reading the book actors' books and features; and a book, gateway or
+strategy rebuilt from its journal hashes as before."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from actors.book import BookActor
 from actors.carriers import CallPath
 from actors.config import FeedConfig
 from actors.driver import Driver, Ports
@@ -56,18 +58,25 @@ def _session(kind: str, data_dir: Path, journal: Path, minutes: int,
     write_cache(setup, FeedConfig())  # the feed's log: where the actors re-read market data
     risk, gateway = _plain(RiskActor)(setup), _plain(GatewayActor)(setup)
     hosts = {s.id: _plain(StrategyActor)(setup, s.id) for s in config.strategies}
+    hosts |= {f"book:{i}": _plain(BookActor)(i, setup) for i in setup.instruments()}
     return config, setup, risk, gateway, hosts
 
 
+def _ports(risk: Any, gateway: Any, hosts: dict[str, Any]) -> Ports:
+    """``hosts``: the strategy actors by id, the book actors by ``book:<instrument>``."""
+    return Ports(gateway=FakeHandle(gateway), risk=FakeHandle(risk),
+                 hosts={k: FakeHandle(v) for k, v in hosts.items() if not k.startswith("book:")},
+                 books={k[5:]: FakeHandle(v) for k, v in hosts.items() if k.startswith("book:")})
+
+
 def _carrier(ports: Ports) -> CallPath:
-    return CallPath(ports.hosts, ports.risk, ports.gateway)
+    return CallPath(ports.hosts, ports.risk, ports.gateway, books=ports.books)
 
 
 def _run(setup: SessionSetup, risk: Any, gateway: Any, hosts: dict[str, Any],
          *, stop_at: int | None = None) -> Driver:
     messages, start_ns = load_messages(setup, FeedConfig())
-    ports = Ports(gateway=FakeHandle(gateway), risk=FakeHandle(risk),
-                  hosts={k: FakeHandle(v) for k, v in hosts.items()})
+    ports = _ports(risk, gateway, hosts)
     driver = Driver(ports, messages, start_ns=start_ns, batch_size=256, carrier=_carrier(ports))
 
     async def go() -> None:
@@ -83,7 +92,7 @@ def _run(setup: SessionSetup, risk: Any, gateway: Any, hosts: dict[str, Any],
     return driver
 
 
-@pytest.mark.parametrize("kind", ["sma", "mm", "taker"])
+@pytest.mark.parametrize("kind", ["sma", "mm", "mm_book", "taker"])
 def test_lockstep_fills_equal_the_backtest(kind: str, data_dir: Path, tmp_path: Path) -> None:
     config, setup, risk, gateway, hosts = _session(kind, data_dir, tmp_path, minutes=10)
     _run(setup, risk, gateway, hosts)
@@ -100,19 +109,25 @@ def _strategy_state(host: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(strategy).items() if isinstance(v, int | float | str)}
 
 
+@pytest.mark.parametrize("kind", ["mm", "mm_book"])
 @pytest.mark.parametrize("snapshot_every", [20_000, 25])
 def test_actors_rebuilt_from_their_journals_hash_as_before(data_dir: Path, tmp_path: Path,
-                                                          snapshot_every: int) -> None:
+                                                          snapshot_every: int,
+                                                          kind: str) -> None:
     """From the whole journal, or (every 25 inputs) from a snapshot and a short tail: the
-    same state hashes, the strategy's own state, and the same positions in the feed; no
-    journal holds market data."""
+    same state hashes (the book actor's too), the strategy's own state, and the same
+    positions in the feed; no journal holds market data (the strategy and risk journal the
+    book views they read, as their own input)."""
     from runtime.journal import Blob
 
-    _, setup, risk, gateway, hosts = _session("mm", data_dir, tmp_path, minutes=3,
+    _, setup, risk, gateway, hosts = _session(kind, data_dir, tmp_path, minutes=3,
                                               snapshot_every=snapshot_every)
     _run(setup, risk, gateway, hosts, stop_at=150)
-    before = (risk.state_hash(), gateway.state_hash(), hosts["mm"].state_hash())
+    books = sorted(k for k in hosts if k.startswith("book:"))
+    before = (risk.state_hash(), gateway.state_hash(), hosts["mm"].state_hash(),
+              [hosts[k].state_hash() for k in books])
     strategy = _strategy_state(hosts["mm"])
+    features = repr(hosts["mm"].jk.kernel.books.features("SIM-A"))  # what it reads next
     assert risk.summary()["orders"] > 0
     journals = (risk.jk.journal, gateway.venue.journal, hosts["mm"].jk.journal)
     for component in journals:
@@ -123,10 +138,12 @@ def test_actors_rebuilt_from_their_journals_hash_as_before(data_dir: Path, tmp_p
                                   | OrderDenied | TradingStateChanged | TimerFired)
                        for _, r in journal.entries())
             assert (journal.restore().snapshot is not None) == (snapshot_every == 25)
-    _, _, risk2, gateway2, hosts2 = _session("mm", data_dir, tmp_path, minutes=3,
+    _, _, risk2, gateway2, hosts2 = _session(kind, data_dir, tmp_path, minutes=3,
                                              snapshot_every=snapshot_every)
-    assert (risk2.state_hash(), gateway2.state_hash(), hosts2["mm"].state_hash()) == before
+    assert (risk2.state_hash(), gateway2.state_hash(), hosts2["mm"].state_hash(),
+            [hosts2[k].state_hash() for k in books]) == before
     assert _strategy_state(hosts2["mm"]) == strategy
+    assert repr(hosts2["mm"].jk.kernel.books.features("SIM-A")) == features
     assert risk2.cursor == 150 and gateway2.venue.market_count == 150
     assert hosts2["mm"].cursor == 150
 
@@ -142,8 +159,7 @@ def test_resumed_session_ends_with_the_backtest_fills(data_dir: Path, tmp_path: 
     _, _, risk2, gateway2, hosts2 = _session("mm", data_dir, tmp_path, minutes=3,
                                              snapshot_every=snapshot_every)
     messages, start_ns = load_messages(setup, FeedConfig())
-    ports = Ports(gateway=FakeHandle(gateway2), risk=FakeHandle(risk2),
-                  hosts={k: FakeHandle(v) for k, v in hosts2.items()})
+    ports = _ports(risk2, gateway2, hosts2)
     resumed = Driver(ports, messages, start_ns=start_ns, carrier=_carrier(ports))
     resumed.cursor, resumed.delivered = driver.cursor, driver.delivered
 
@@ -191,7 +207,7 @@ def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
     a strategy and risk restored after taking streamed quotes hash as before, with a snapshot
     in between, and their journals hold no market data."""
     from actors.feed_log import CACHE, FeedLog, write_log
-    from actors.step import HotInput, decode_messages, encode
+    from actors.step import HotInput, decode_messages, encode, join_views
     from actors.venues.market_data import StreamSink
     from runtime.journal import Blob
 
@@ -203,6 +219,7 @@ def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
     feed: list[Any] = []
     sink = StreamSink(tmp_path / "b" / "feed.stream.journal", feed)
     risk, host = _plain(RiskActor)(setup), _plain(StrategyActor)(setup, "mm")
+    books = [_plain(BookActor)(i, setup) for i in setup.instruments()]
     risk.start(quotes[0].ts_event)
     host.start(quotes[0].ts_event)
     answers: list[Any] = []
@@ -210,7 +227,8 @@ def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
         sink.put(quotes[k:k + 10])
         batch = feed[k:k + 10]
         step = encode(HotInput(k, batch, batch[-1].ts_event, {"mm": answers}, [], 0))
-        out = decode_messages(risk.hot_step(step, host.hot_step(step)))
+        views = join_views([b.hot_step(step) for b in books])
+        out = decode_messages(risk.hot_step(step, views, host.hot_step(step, views)))
         answers = [m for m in out if isinstance(m, SubmitOrder | OrderDenied)]
     before = (risk.state_hash(), host.state_hash())
     assert risk.summary()["orders"] > 0
