@@ -30,7 +30,7 @@ import msgspec
 
 from runtime.book import L2Book
 from runtime.errors import InvariantError
-from runtime.features import FeatureSet
+from runtime.features import FEATURES, FeatureSet
 from runtime.messages import BookDeltas, BookSnapshot, MarketData, QuoteTick, TradeTick
 
 if TYPE_CHECKING:
@@ -38,9 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["FEATURES", "BookView", "InstrumentBook", "LocalBooks", "ViewedBooks", "as_features"]
 
-#: the features a view carries, in this order (``FeatureSet.snapshot``'s keys)
-FEATURES = ("mid", "spread", "microprice", "imbalance", "ofi", "realized_vol", "vwap_session",
-            "vwap_rolling", "last_trade_price")
 _NAN_FEATURES = dict.fromkeys(FEATURES, math.nan)
 
 Top = tuple[int, int]  # best bid, best ask (fixed point)
@@ -107,7 +104,7 @@ class InstrumentBook:
         else:
             return None
         return BookView(index, self.instrument_id, msg.ts_event, msg.seq, top,
-                        tuple(self.features.snapshot().values()))
+                        self.features.values())
 
     def _on_book(self, msg: BookDeltas | BookSnapshot) -> Top | None:
         book = self.book
