@@ -474,8 +474,8 @@ def main() -> None:
     print(f"tick -> order at gateway p99, ms   {p99:>10.2f}    <= 5   (transport: {mode})")
     print(f"same, an order every tick, p50 ms  {every_tick:>10.2f}")
     for length, seconds in restarts.items():
-        print(f"SIGKILL risk -> next order, s, after {int(length):>9,} messages {seconds:>6.2f}"
-              f"    <= 3")
+        print(f"SIGKILL {args.kill[0]} -> next order, s, after {int(length):>9,} messages "
+              f"{seconds:>6.2f}    <= 3")
     print(json.dumps({"p50_ms": p50, "p99_ms": p99, "p50_every_tick_ms": every_tick,
                       "book_events_per_s": rate, "restart_s": restarts,
                       "restart_s_by_actor": restarts_by_actor,
