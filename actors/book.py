@@ -1,70 +1,118 @@
-"""The market side: book actors (one per instrument) and the feed actor that drives a session.
+"""The book actor: one instrument's L2 book and features, the first stage of every step.
 
-A book actor keeps the instrument's L2 book and features from the market data the feed hands
-it and pushes snapshots to its subscribers. Its market data lives in the feed's log: its
-journal holds only the feed position it reached (one small record per batch) and, every
-``snapshot_every`` feed positions, a snapshot of its state (pickled), behind which the journal
-is compacted; a restart reads the snapshot and re-reads the rest from the feed's log
-(``runtime.recovery``). Pushing conflates: each subscriber has one slot holding the newest
-snapshot and at most one call in flight, so a slow consumer gets the latest state, never a
-growing queue.
+Each step (``actors.step``) reaches the book actors first: each applies its instrument's
+messages of the step to its :class:`runtime.views.InstrumentBook` (once: a message it applied
+before is not applied again) and answers their views (:class:`runtime.views.BookView`: the top
+of book and the features after each message), which the strategy actors and the risk actor read
+instead of keeping books of their own. So the book and features of an instrument are computed
+once, in its book actor, in lockstep as in real time.
+
+A lockstep step may carry messages the strategies do not take yet (a strategy stops at the
+first message it acts on): the actor keeps the views of the messages it applied from the
+step's ``index`` on (everything before it every reader has taken) and answers them again when
+a step carries them again. Its market data lives in the feed's log: its journal holds only the
+feed position it reached (one small record per step) and, every ``snapshot_every`` feed
+positions, a snapshot (the book, its features and the views it keeps, pickled), behind which
+the journal is compacted; a restart reads the snapshot and re-applies the rest from the feed's
+log (``runtime.recovery``), keeping the views again, so a restored book actor answers what it
+would have answered.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import math
 import pickle
+from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from actors.base import ACTOR_OPTIONS, actor
+from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, serialized
 from actors.journals import open_journal
-from actors.names import Named
-from runtime.book import L2Book
+from actors.step import decode_input, encode_views
 from runtime.errors import InvariantError
-from runtime.features import FeatureSet
 from runtime.journal import JournalRecord
-from runtime.messages import AnyMessage, BookDeltas, BookSnapshot, MarketData, QuoteTick, TradeTick
+from runtime.messages import MarketData
 from runtime.recovery import FeedJournal
+from runtime.views import BookView, InstrumentBook
 
 if TYPE_CHECKING:
     from actors.setup import SessionSetup
 
-__all__ = ["BookActor", "BookState", "pack"]
-
-_ENCODE = msgspec.msgpack.Encoder()
-_DECODE = msgspec.msgpack.Decoder(tuple[list[int], list[AnyMessage]])
+__all__ = ["BookActor", "BookStage"]
 
 
-def pack(indices: list[int], msgs: Sequence[MarketData]) -> bytes:
-    """A batch on the wire to :meth:`BookActor.on_packed` (msgpack: ~0.1 µs per event to
-    encode, ~0.25 µs to decode, against ~2–4 µs for Ray's pickling of message objects)."""
-    return _ENCODE.encode((indices, msgs))
+class BookStage:
+    """An instrument's book and the views not every reader has taken yet (no Ray here)."""
+
+    def __init__(self, instrument_id: str) -> None:
+        self.book = InstrumentBook(instrument_id)
+        self.kept: deque[BookView] = deque()  # views from `taken` on, in feed order
+        self.taken = 0  # every reader took the feed's messages before this index
+
+    @property
+    def instrument_id(self) -> str:
+        return self.book.instrument_id
+
+    def step(self, index: int, msgs: Sequence[MarketData],
+             journal: FeedJournal | None = None) -> list[BookView]:
+        """The step's messages from feed ``index`` on: this instrument's applied (those not
+        applied before), and the views of those from the step's start (every reader took the
+        messages before ``index``)."""
+        if index > self.taken:
+            self.taken = index
+            kept = self.kept
+            while kept and kept[0].index < index:
+                kept.popleft()
+        self.apply(index, msgs, journal)
+        end = index + len(msgs)
+        return [v for v in self.kept if index <= v.index < end]
+
+    def apply(self, index: int, msgs: Sequence[MarketData],
+              journal: FeedJournal | None = None) -> int:
+        """Apply this instrument's messages among ``msgs`` (feed ``index`` on); how many."""
+        book, mine, n = self.book, self.instrument_id, 0
+        last = None
+        for k, msg in enumerate(msgs):
+            if msg.instrument_id != mine or index + k <= book.last_index:
+                continue
+            view = book.apply(index + k, msg)
+            if view is not None:
+                self.kept.append(view)
+            last = (index + k, msg)
+            n += 1
+        if last is not None and journal is not None:
+            journal.reach(*last)
+        return n
+
+    def view(self) -> dict[str, Any]:
+        """The book's top five levels and its features now (``None`` for unknown values)."""
+        book = self.book
+        features = {k: (None if math.isnan(v) else v)
+                    for k, v in book.features.snapshot().items()}
+        return {"instrument_id": self.instrument_id, "index": book.last_index,
+                "ts_event": book.ts_event, "bids": book.book.bids(5), "asks": book.book.asks(5),
+                "features": features}
+
+    def state_hash(self) -> str:
+        """The book (every level), its features and what it applied."""
+        state = self.view() | {"applied": self.book.applied, "all_bids": self.book.book.bids(),
+                               "all_asks": self.book.book.asks()}
+        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
-def unpack(payload: bytes) -> tuple[list[int], list[MarketData]]:
-    """Inverse of :func:`pack` (a book batch holds market data only)."""
-    indices, msgs = _DECODE.decode(payload)
-    return indices, cast("list[MarketData]", msgs)
-
-
-def open_book(instrument_id: str, setup: SessionSetup) -> tuple[BookState, FeedJournal]:
-    """An instrument's book state restored from its journal (``book.<instrument>``) and the
+def open_book(instrument_id: str, setup: SessionSetup) -> tuple[BookStage, FeedJournal]:
+    """An instrument's book stage restored from its journal (``book.<instrument>``) and the
     feed's log; the journal, for what comes next."""
-    state = BookState(instrument_id)
+    stage = BookStage(instrument_id)
 
     def load(payload: bytes) -> None:
-        nonlocal state
-        state = pickle.loads(payload)  # the book's own journal
+        nonlocal stage
+        stage = pickle.loads(payload)  # the book's own journal
 
     def market(start: int, msgs: Sequence[MarketData]) -> None:
-        mine = [(start + k, m) for k, m in enumerate(msgs) if m.instrument_id == instrument_id]
-        state.apply([i for i, _ in mine], [m for _, m in mine])
+        stage.apply(start, msgs)
 
     def record(entry: JournalRecord) -> None:
         raise InvariantError(f"book journal: unexpected {type(entry).__name__}")
@@ -74,146 +122,41 @@ def open_book(instrument_id: str, setup: SessionSetup) -> tuple[BookState, FeedJ
     journal = FeedJournal.restore(open_journal(path), setup.feed_log(),
                                   snapshot_every=setup.snapshot_every, load=load,
                                   market=market, record=record)
-    return state, journal
+    return stage, journal
 
 
-class BookState:
-    """An instrument's book and features, fed in feed order (no Ray here)."""
+@actor(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
+@serialized
+class BookActor(Child):
+    """Book and features of one instrument: the step's first stage (see the module
+    docstring)."""
 
-    def __init__(self, instrument_id: str) -> None:
-        self.instrument_id = instrument_id
-        self.book = L2Book(instrument_id)
-        self.features = FeatureSet(instrument_id)
-        self.last_index = -1
-        self.applied = 0
-        self.ts_event = 0
-
-    def apply(self, indices: Sequence[int], msgs: Sequence[MarketData]) -> int:
-        n = 0
-        for index, msg in zip(indices, msgs, strict=True):
-            if index <= self.last_index:
-                continue  # a repeated batch
-            self.last_index = index
-            self._apply(msg)
-            n += 1
-        self.applied += n
-        return n
-
-    def _apply(self, msg: MarketData) -> None:
-        self.ts_event = msg.ts_event
-        if type(msg) is QuoteTick:
-            self.features.on_quote(msg)
-        elif type(msg) is TradeTick:
-            self.features.on_trade(msg)
-        elif type(msg) is BookDeltas or type(msg) is BookSnapshot:
-            if isinstance(msg, BookSnapshot):
-                self.book.apply_snapshot(msg)
-            else:
-                self.book.apply_deltas(msg)
-            if self.book.synced:
-                self.features.on_book(self.book)
-
-    def snapshot(self) -> dict[str, Any]:
-        features = {k: (None if math.isnan(v) else v) for k, v in self.features.snapshot().items()}
-        return {"instrument_id": self.instrument_id, "index": self.last_index,
-                "ts_event": self.ts_event, "bids": self.book.bids(5), "asks": self.book.asks(5),
-                "features": features}
-
-    def state_hash(self) -> str:
-        state = self.snapshot() | {"applied": self.applied, "all_bids": self.book.bids(),
-                                   "all_asks": self.book.asks()}
-        return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
-
-
-@actor(**ACTOR_OPTIONS)
-class BookActor:
-    """Book and features of one instrument; conflated snapshots to subscribers."""
-
-    def __init__(self, instrument_id: str, setup: SessionSetup | None,
-                 subscribers: Sequence[str] = ()) -> None:
-        """``setup``: the session's (its journal and the feed's log); None: no journal.
-        ``subscribers``: names of strategy actors (looked up when first pushed to)."""
-        import os
-
-        self._pid = os.getpid()
-        self.state = BookState(instrument_id)
+    def __init__(self, instrument_id: str, setup: SessionSetup | None) -> None:
+        """``setup``: the session's (its journal and the feed's log); None: no journal."""
+        self.stage = BookStage(instrument_id)
         self.journal: FeedJournal | None = None
         if setup is not None:
-            self.state, self.journal = open_book(instrument_id, setup)
-        self._early: dict[int, tuple[list[int], list[MarketData], bytes | None]] = {}
-        self.subscribers: list[Any] = list(subscribers)
-        self.conflated = 0
-        self._slots: list[dict[str, Any] | None] = [None] * len(self.subscribers)
-        self._wake = [asyncio.Event() for _ in self.subscribers]
-        self._pushers: list[asyncio.Task[None]] = []
+            self.stage, self.journal = open_book(instrument_id, setup)
 
-    async def on_packed(self, prev_index: int | None, payload: bytes) -> int:
-        """A batch in feed order, as :func:`pack` bytes. Async calls may arrive out of order:
-        ``prev_index`` (the last index the feed sent this book before; None: unknown) puts
-        them back in order."""
-        indices, msgs = unpack(payload)
-        return self._take(prev_index, indices, msgs, payload)
-
-    def _take(self, prev_index: int | None, indices: list[int], msgs: list[MarketData],
-              payload: bytes | None) -> int:
-        if prev_index is not None and prev_index > self.state.last_index:
-            # an earlier batch is still on its way
-            self._early[prev_index] = (indices, msgs, payload)
-            return 0
-        n = self._apply(indices, msgs, payload)
-        while self._early and (nxt := self._early.pop(self.state.last_index, None)):
-            n += self._apply(*nxt)
-        if n and self.subscribers:
-            self._push(self.state.snapshot())
-        return n
-
-    def _apply(self, indices: list[int], msgs: list[MarketData], payload: bytes | None) -> int:
-        n = self.state.apply(indices, msgs)
+    def hot_step(self, data: bytes) -> bytes:
+        """One step (``actors.step``): the views of this instrument's messages in it."""
+        inp = decode_input(data)
+        if inp.index < 0:  # a carrier's warm-up: nothing to take
+            return encode_views([])
         journal = self.journal
-        if n and journal is not None:
-            journal.reach(indices[-1], msgs[-1])
+        views = self.stage.step(inp.index, inp.msgs, journal)  # type: ignore[arg-type]
+        if journal is not None:
             journal.flush()
             if journal.due():
-                journal.snapshot(pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL))
-        return n
+                journal.snapshot(pickle.dumps(self.stage, protocol=pickle.HIGHEST_PROTOCOL))
+        return encode_views(views)
 
-    def _push(self, snapshot: dict[str, Any]) -> None:
-        if not self._pushers:
-            self._pushers = [asyncio.ensure_future(self._pusher(k))
-                             for k in range(len(self.subscribers))]
-        for k in range(len(self.subscribers)):
-            if self._slots[k] is not None:
-                self.conflated += 1  # the consumer is behind: the newer snapshot wins
-            self._slots[k] = snapshot
-            self._wake[k].set()
+    def snapshot(self) -> dict[str, Any]:
+        return self.stage.view()
 
-    async def _pusher(self, k: int) -> None:
-        while True:
-            await self._wake[k].wait()
-            self._wake[k].clear()
-            snapshot, self._slots[k] = self._slots[k], None
-            if snapshot is not None:
-                if isinstance(self.subscribers[k], str):
-                    self.subscribers[k] = Named(self.subscribers[k])
-                await self.subscribers[k].on_snapshot.remote(snapshot)  # waits out a restart
+    def stats(self) -> dict[str, int]:
+        return {"applied": self.stage.book.applied, "last_index": self.stage.book.last_index,
+                "kept": len(self.stage.kept)}
 
-    async def snapshot(self) -> dict[str, Any]:
-        return self.state.snapshot()
-
-    async def stats(self) -> dict[str, int]:
-        return {"applied": self.state.applied, "last_index": self.state.last_index,
-                "conflated": self.conflated}
-
-    async def state_hash(self) -> str:
-        return self.state.state_hash()
-
-    async def pid(self) -> int:
-        return self._pid
-
-    async def ping(self) -> float:
-        import time
-
-        return time.time()
-
-    async def watch(self) -> None:
-        await asyncio.Event().wait()
+    def state_hash(self) -> str:
+        return self.stage.state_hash()

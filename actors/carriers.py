@@ -1,11 +1,11 @@
-"""Carriers of the step protocol (:mod:`actors.step`): how one real-time step travels from
-the feed through the strategies and risk to the gateway and back.
+"""Carriers of the step protocol (:mod:`actors.step`): how one step travels from the feed
+through the book actors, the strategies and risk to the gateway and back.
 
 * ``sockets`` (:class:`actors.sockpath.SocketPath`): each actor serves its ``hot_step`` on a
   UNIX socket of the node; nothing polls and an idle session costs no CPU. One node only.
 * ``calls`` (:class:`CallPath`): each stage is a Ray actor call carrying the step's bytes
-  (the strategies in parallel, then risk, then the gateway): it works across nodes, at the
-  cost of three actor round trips per step.
+  (the book actors in parallel, then the strategies in parallel, then risk, then the
+  gateway): it works across nodes, at the cost of four actor round trips per step.
 * ``auto`` (the default): ``sockets`` when every actor of the chain runs on the feed's node,
   else ``calls``; :func:`open_carrier` asks the actors where they run.
 
@@ -24,7 +24,7 @@ import time
 from collections import deque
 from typing import Any, Literal, Protocol
 
-from actors.step import PING, HotInput, HotResult, decode_result, encode
+from actors.step import PING, HotInput, HotResult, decode_result, encode, join_views
 
 __all__ = ["TRANSPORTS", "CallPath", "Carrier", "Transport", "open_carrier"]
 
@@ -54,8 +54,9 @@ class CallPath:
 
     transport = "calls"
 
-    def __init__(self, hosts: dict[str, Any], risk: Any, gateway: Any) -> None:
-        self.hosts, self.risk, self.gateway = hosts, risk, gateway
+    def __init__(self, hosts: dict[str, Any], risk: Any, gateway: Any, *,
+                 books: dict[str, Any]) -> None:
+        self.hosts, self.risk, self.gateway, self.books = hosts, risk, gateway, books
         self.inflight: deque[bytes] = deque()
         self.connections = 0
         self.failures: list[str] = []
@@ -83,8 +84,11 @@ class CallPath:
         return decode_result(raw)
 
     async def _run(self, data: bytes) -> bytes:
-        answers = await asyncio.gather(*(h.hot_step.remote(data) for h in self.hosts.values()))
-        out = await self.risk.hot_step.remote(data, *answers)
+        views = join_views(await asyncio.gather(*(b.hot_step.remote(data)
+                                                  for b in self.books.values())))
+        answers = await asyncio.gather(*(h.hot_step.remote(data, views)
+                                         for h in self.hosts.values()))
+        out = await self.risk.hot_step.remote(data, views, *answers)
         raw: bytes = await self.gateway.hot_step.remote(data, out, *answers)
         return raw
 
@@ -93,15 +97,16 @@ class CallPath:
 
 
 async def open_carrier(transport: Transport, hosts: dict[str, Any], risk: Any,
-                       gateway: Any) -> Carrier:
-    """The carrier for ``transport`` over these actors, connected and warmed up."""
+                       gateway: Any, *, books: dict[str, Any]) -> Carrier:
+    """The carrier for ``transport`` over these actors (``books``: instrument -> book
+    actor), connected and warmed up."""
     from actors.sockpath import SocketPath
 
     if transport == "auto":
-        transport = "sockets" if await _all_on_this_node([*hosts.values(), risk, gateway]) \
-            else "calls"
-    carrier: Carrier = (SocketPath(hosts, risk, gateway) if transport == "sockets"
-                        else CallPath(hosts, risk, gateway))
+        everyone = [*books.values(), *hosts.values(), risk, gateway]
+        transport = "sockets" if await _all_on_this_node(everyone) else "calls"
+    carrier: Carrier = (SocketPath(hosts, risk, gateway, books=books) if transport == "sockets"
+                        else CallPath(hosts, risk, gateway, books=books))
     await carrier.ready()
     return carrier
 

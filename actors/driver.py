@@ -1,8 +1,8 @@
 """The feed's driver: the session's market data, one step of the step protocol at a time.
 
-Every step goes feed → strategies → risk → gateway over a carrier (``actors.carriers``) and
-runs the same ``hot_step`` of each actor in lockstep and in real time (``actors.step``); the
-two differ only in pacing, i.e. in how much a step carries:
+Every step goes feed → books → strategies → risk → gateway over a carrier
+(``actors.carriers``) and runs the same ``hot_step`` of each actor in lockstep and in real time
+(``actors.step``); the two differ only in pacing, i.e. in how much a step carries:
 
 * **Lockstep** (``exact``): one event of the backtest loop (``backtest.engine``) per step, in
   the backtest's order, so the fills equal the backtest's on the same data, models and seed:
@@ -30,7 +30,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.book import pack
 from actors.carriers import Carrier
 from actors.kernels import INTENT_TYPES
 from actors.recording import encode_batch
@@ -59,7 +58,7 @@ class Ports:
     gateway: Any
     risk: Any
     hosts: dict[str, Any]  # strategy id -> strategy actor, in config order
-    books: dict[str, Any] = field(default_factory=dict)  # instrument -> book actor
+    books: dict[str, Any] = field(default_factory=dict)  # instrument -> book actor (a stage)
     recorder: Any = None
     recorder_source: str = "paper"
 
@@ -97,7 +96,6 @@ class Driver:
         self.decided = False  # lockstep: the gateway has decided what comes before `cursor`
         self.idle = self.quiet = False  # lockstep: the venue, as of its decision
         self.counters = Counters()
-        self.book_sent: dict[str, int] = {}  # last feed index sent to each book actor
         # step ids: unique per step sent, across restarts of the feed too (a new driver
         # starts above every id an earlier one can have used: a step takes more than 1 ns)
         self._step_id = time.monotonic_ns()
@@ -332,7 +330,6 @@ class Driver:
             if self.exact:
                 n, r = min(n, answer.taken), min(r, answer.reports_taken)
         if n:
-            self._publish(i, batch[:n])
             self.cursor, self.counters.events = i + n, self.counters.events + n
         if r:
             del self.reports[:r]
@@ -385,22 +382,6 @@ class Driver:
         """Copies to the recorder, batched, fire-and-forget (it never blocks trading)."""
         if events and self.ports.recorder is not None:
             self.ports.recorder.record.remote(encode_batch(events), self.ports.recorder_source)
-
-    def _publish(self, index: int, msgs: Sequence[MarketData]) -> None:
-        """Copies of market data to the book actors (fire-and-forget, in feed order)."""
-        books = self.ports.books
-        if not books:
-            return
-        per: dict[str, tuple[list[int], list[MarketData]]] = {}
-        for k, m in enumerate(msgs):
-            indices, part = per.setdefault(m.instrument_id, ([], []))
-            indices.append(index + k)
-            part.append(m)
-        for instrument, (indices, part) in per.items():
-            book = books.get(instrument)
-            if book is not None:
-                book.on_packed.remote(self.book_sent.get(instrument), pack(indices, part))
-                self.book_sent[instrument] = indices[-1]
 
     # --- time ----------------------------------------------------------------------------------
     def _timer(self) -> int | None:

@@ -170,7 +170,7 @@ class FeedActor:
 
                     self.driver.carrier = await open_carrier(
                         self.feed.transport, self.ports.hosts, self.ports.risk,
-                        self.ports.gateway)
+                        self.ports.gateway, books=self.ports.books)
                 await self.driver.start()
             more = True
             while more and not self.stop_requested:

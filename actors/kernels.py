@@ -12,6 +12,10 @@ In paper trading they live in different actors: the same kernel, composed differ
   through ``handle`` and go through the same risk engine, orders and portfolio; a repeated
   intent gets the answer it got the first time.
 
+Neither keeps a book: both read the book actors' views of the market data
+(``SessionSetup`` builds them with ``books_elsewhere=True``; :class:`Views` gives a step's views
+to the kernel and journals those it read, as its own input).
+
 Both move their clock to a report's delivery time (``ts_init``), as the backtest loop does, so
 a replay of their journal reproduces the same state (and hash). An operator's commands
 (``runtime.messages.OperatorCommand``) are journaled and handled like any input.
@@ -19,16 +23,21 @@ a replay of their journal reproduces the same state (and hash). An operator's co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from actors.journals import open_journal
-from actors.step import REPLY, Replies
+from actors.step import REPLY, Replies, decode_views, encode_views, views_of
+from runtime.errors import InvariantError
+from runtime.journal import Blob
+from runtime.kernel import Kernel
 from runtime.messages import (
     Bar,
     BookDeltas,
     BookSnapshot,
     CancelOrder,
+    MarketData,
     ModifyOrder,
     QuoteTick,
     SubmitOrder,
@@ -36,16 +45,60 @@ from runtime.messages import (
 )
 from runtime.recovery import FeedLog, JournaledKernel
 from runtime.timers import idle_timer
+from runtime.views import BookView, ViewedBooks
 
 __all__ = [
     "INTENT_TYPES",
     "MARKET_TYPES",
+    "VIEWS",
+    "Views",
     "idle_timer",
     "open_journaled",
 ]
 
 INTENT_TYPES = (SubmitOrder, CancelOrder, ModifyOrder)
 MARKET_TYPES = (QuoteTick, TradeTick, Bar, BookDeltas, BookSnapshot)
+VIEWS = "book.views"  # a journal record: the views a kernel read its market data with
+
+
+def viewed(kernel: Kernel) -> ViewedBooks:
+    books = kernel.books
+    if not isinstance(books, ViewedBooks):
+        raise InvariantError("an actor's kernel reads the book actors' views: build it with "
+                             "books_elsewhere=True")
+    return books
+
+
+def _give(kernel: Kernel, payload: bytes) -> None:
+    viewed(kernel).give(decode_views(payload))
+
+
+class Views:
+    """A step's views (the book actors' answers, ``books``) for the messages a kernel may take
+    from ``msgs[skip:]`` (feed ``index`` on): given to the kernel now, journaled as they are
+    read (:meth:`note`)."""
+
+    def __init__(self, jk: JournaledKernel, index: int, msgs: Sequence[MarketData],
+                 books: bytes, skip: int = 0) -> None:
+        reader = viewed(jk.kernel)
+        given: list[BookView] = []
+        for view in views_of(books):
+            k = view.index - index
+            if skip <= k < len(msgs) and reader.needs(msgs[k]):
+                given.append(reader.trim(view))
+        reader.give(given)
+        self.jk, self.given, self.noted = jk, given, 0
+
+    def note(self, upto: int) -> None:
+        """The views of the messages taken before feed index ``upto``, journaled (those not
+        journaled yet): before the marker that covers those messages, so a replay gives them to
+        the kernel first (``JournaledKernel.note``)."""
+        given, k = self.given, self.noted
+        while k < len(given) and given[k].index < upto:
+            k += 1
+        if k > self.noted:
+            self.jk.note(Blob(VIEWS, encode_views(given[self.noted:k])))
+            self.noted = k
 
 
 def open_journaled(kernel_factory: Any, path: Path, feed: FeedLog, *, snapshot_every: int,
@@ -61,5 +114,7 @@ def open_journaled(kernel_factory: Any, path: Path, feed: FeedLog, *, snapshot_e
     journal = open_journal(path)
     started = journal.last_seq > 0
     jk = JournaledKernel.restore(kernel_factory, journal, feed, snapshot_every=snapshot_every,
-                                 blobs={REPLY: lambda _, payload: replies.load(payload)})
+                                 blobs={VIEWS: _give,
+                                        REPLY: lambda _, payload: replies.load(payload)},
+                                 latest=(REPLY,))
     return jk, jk.position, started

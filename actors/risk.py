@@ -12,11 +12,11 @@ index, intents by client order id, reports by fill id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, serialized
-from actors.kernels import open_journaled
+from actors.kernels import Views, open_journaled
 from actors.operator import checked
 from actors.setup import SessionSetup
 from actors.step import (
@@ -26,7 +26,6 @@ from actors.step import (
     encode,
     taken,
 )
-from runtime.journal import Blob
 from runtime.messages import (
     MarketData,
     Message,
@@ -34,11 +33,6 @@ from runtime.messages import (
 )
 
 __all__ = ["RiskActor"]
-
-def _fresh(cursor: int, index: int, msgs: Sequence[MarketData]) -> Sequence[MarketData]:
-    skip = cursor - index
-    return msgs if skip <= 0 else msgs[skip:]
-
 
 @actor(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
 @serialized
@@ -60,45 +54,56 @@ class RiskActor(Child):
         self.jk.flush()
         return out
 
-    def _step(self, batches: Sequence[tuple[int | None, Sequence[Message]]],
-              reply: Callable[[list[Message]], Blob] | None = None) -> list[Message]:
-        """Batches in order: market data (with its feed index), reports, intents; the outputs
-        (approved commands, denials, position and trading-state changes). ``reply(out)``: the
-        step's reply, journaled (when there are outputs) in the same commit as its inputs."""
+    def _step(self, batches: Sequence[Sequence[Message]]) -> list[Message]:
+        """Batches of own inputs in order; the outputs (approved commands, denials, position
+        and trading-state changes)."""
         out: list[Message] = []
         handle = self.jk.handle
-        for index, msgs in batches:
-            if index is not None:
-                msgs = _fresh(self.cursor, index, msgs)  # type: ignore[arg-type]
-                self.cursor += len(msgs)
+        for msgs in batches:
             for msg in msgs:
                 out.extend(handle(msg))
-        if reply is not None:
-            record = reply(out)
-            if out:
-                self.jk.append(record)
-        self.jk.flush()
         return out
 
-    def hot_step(self, data: bytes, *answers: bytes) -> bytes:
-        """One step (``actors.step``): the reports and the market data the strategies took,
-        then their intents (in config order); the outputs, encoded."""
+    def _market(self, index: int, msgs: Sequence[MarketData], books: bytes) -> list[Message]:
+        """Market data from feed ``index`` on (what it has not taken yet), read with the book
+        actors' views (its marks); the outputs."""
+        skip = min(max(self.cursor - index, 0), len(msgs))
+        views = Views(self.jk, index, msgs, books, skip)
+        out: list[Message] = []
+        handle = self.jk.handle
+        for msg in msgs[skip:]:
+            out.extend(handle(msg))
+        self.cursor = max(self.cursor, index + len(msgs))
+        views.note(self.cursor)
+        return out
+
+    def hot_step(self, data: bytes, books: bytes, *answers: bytes) -> bytes:
+        """One step (``actors.step``): the reports and the market data the strategies took
+        (with the book actors' views, ``books``), then their intents (in config order); the
+        outputs, encoded."""
         inp = decode_input(data)
         if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode([])
-        key = Replies.digest(data, *answers)
+        key = Replies.digest(data, books, *answers)
         again = self.replies.get(key)
         if again is not None:  # the same step again (a carrier's retry): the same reply
             return again
         decoded = [decode_answer(a) for a in answers]
         n, r = taken(inp, decoded)
-        intents = [m for a in decoded for m in a.intents]
-        self._step([(None, inp.reports[:r]), (inp.index, inp.msgs[:n]), (None, intents)],
-                   lambda out: self.replies.keep(key, encode(out)))
+        out = self._step([inp.reports[:r]])
+        out += self._market(inp.index, inp.msgs[:n], books)  # type: ignore[arg-type]
+        out += self._step([[m for a in decoded for m in a.intents]])
+        record = self.replies.keep(key, encode(out))
+        if out:
+            self.jk.append(record)
+        self.jk.flush()
         return self.replies.reply
 
-    def apply(self, index: int | None, msgs: Sequence[Message]) -> list[Message]:
-        return self._step([(index, msgs)])
+    def apply(self, msgs: Sequence[Message]) -> list[Message]:
+        """Own inputs (not market data), journaled and handled; the outputs."""
+        out = self._step([msgs])
+        self.jk.flush()
+        return out
 
     def command(self, command: OperatorCommand) -> list[Message]:
         """An operator's command (halt, resume, reduce-only, cancel all, close positions):
@@ -108,7 +113,7 @@ class RiskActor(Child):
         denied."""
         command = checked(command)
         self.jk.kernel.check(command)
-        return self.apply(None, [command])
+        return self.apply([command])
 
     def stop(self, ts_ns: int) -> list[Message]:
         return self.jk.stop(ts_ns)

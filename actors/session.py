@@ -259,13 +259,9 @@ class _Children:
                  {"args": (self.setup, s.id)}) for s in self.setup.trading.strategies]
 
     def book(self) -> list[tuple[str, str, dict[str, Any]]]:
-        setup, out = self.setup, []
-        for instrument in setup.instruments():
-            subs = [_name(setup, f"strategy.{s.id}") for s in setup.trading.strategies
-                    if instrument in s.instruments]
-            out.append((f"book:{instrument}", "actors.book:BookActor",
-                        {"args": (instrument, setup, subs)}))
-        return out
+        setup = self.setup
+        return [(f"book:{instrument}", "actors.book:BookActor", {"args": (instrument, setup)})
+                for instrument in setup.instruments()]
 
     def store(self) -> list[tuple[str, str, dict[str, Any]]]:
         if not self.config.record:

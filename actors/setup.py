@@ -63,14 +63,17 @@ class SessionSetup:
         }
 
     def risk_kernel(self) -> Kernel:
-        """The risk actor's kernel: no strategies; intents come in as messages."""
-        return Kernel(strategies=[], **self._kernel_args())
+        """The risk actor's kernel: no strategies; intents come in as messages; its marks come
+        from the book actors' views (no book of its own)."""
+        return Kernel(strategies=[], books_elsewhere=True, **self._kernel_args())
 
     def strategy_host(self, strategy_id: str) -> Kernel:
-        """A strategy actor's kernel: the strategy runs here, risk decides in the risk actor."""
+        """A strategy actor's kernel: the strategy runs here, risk decides in the risk actor,
+        books and features come from the book actors' views."""
         args = self._kernel_args()
         args["risk_limits"] = None
-        return Kernel(strategies=[self._strategy(strategy_id)], risk_elsewhere=True, **args)
+        return Kernel(strategies=[self._strategy(strategy_id)], risk_elsewhere=True,
+                      books_elsewhere=True, **args)
 
     def _strategy(self, strategy_id: str) -> Strategy[Any]:
         """The strategy, found as a backtest finds it (installed, beside the config, or under

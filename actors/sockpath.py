@@ -1,4 +1,4 @@
-"""The real-time hot path over the node's UNIX sockets: feed → strategies → risk → gateway.
+"""The step over the node's UNIX sockets: feed → books → strategies → risk → gateway.
 
 One carrier of the step protocol (:mod:`actors.step`, :mod:`actors.carriers`): the same
 :class:`~actors.step.HotInput`, the same ``hot_step`` of each actor, the same result as the
@@ -7,10 +7,12 @@ on a socket of its own from a thread that sleeps in ``recv`` until the feed writ
 nothing polls, an idle session costs no CPU, and a handoff is a kernel wake-up (tens of µs when
 a core is free).
 
-Each step the feed (the driver) writes the input to every strategy, reads their answers, writes
-the input and the answers to risk, reads risk's outputs, writes all of it to the gateway and
-reads the step's result: each stage journals before it answers, so a restarted actor comes back
-from its journal and a step executed twice (after a crash) changes nothing.
+Each step the feed (the driver) writes the input to every book actor, reads their views,
+writes the input and the views to every strategy, reads their answers, writes the input, the
+views and the answers to risk, reads risk's outputs, writes the input, risk's outputs and the
+answers to the gateway and reads the step's result: each stage journals before it answers, so
+a restarted actor comes back from its journal and a step executed twice (after a crash)
+changes nothing.
 
 The sockets live in Linux's abstract namespace (no file to clean up; gone with the process)
 under a random name that the actor hands to the feed through Ray (:meth:`Child.hot_listen`), and
@@ -41,7 +43,7 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.carriers import WARM_STEPS
-from actors.step import PING, HotInput, HotResult, decode_result, encode
+from actors.step import PING, HotInput, HotResult, decode_result, encode, join_views
 
 __all__ = ["HotServer", "SocketPath"]
 
@@ -97,23 +99,28 @@ class HotServer:
 
 class SocketPath:
     """The driver's side (an :class:`actors.carriers.Carrier`): :meth:`submit` writes a step
-    to the strategies, :meth:`collect` runs it through risk and the gateway and returns its
-    result; one step in flight at a time."""
+    to the book actors, :meth:`collect` runs it through the strategies, risk and the gateway
+    and returns its result; one step in flight at a time."""
 
     transport = "sockets"
 
     def __init__(self, hosts: dict[str, Any], risk: Any, gateway: Any, *,
-                 restart_timeout_s: float = 60.0) -> None:
-        self.hosts, self.risk, self.gateway = hosts, risk, gateway
+                 books: dict[str, Any], restart_timeout_s: float = 60.0) -> None:
+        self.hosts, self.risk, self.gateway, self.books = hosts, risk, gateway, books
         self.restart_timeout_s = restart_timeout_s
-        self.conns: dict[str, socket.socket] | None = None  # per actor: hosts' ids, risk, gateway
-        self.inflight: deque[tuple[bytes, bool]] = deque()  # (input, written to the strategies)
+        #: per actor: ``\0book:<instrument>``, the hosts' ids, ``\0risk``, ``\0gateway``
+        self.conns: dict[str, socket.socket] | None = None
+        self.inflight: deque[tuple[bytes, bool]] = deque()  # (input, written to the books)
         self.connections = 0  # connections made (1 + after failures)
         self.failures: list[str] = []
         self.warmup_s: list[float] = []
 
     def actors(self) -> list[Any]:
-        return [*self.hosts.values(), self.risk, self.gateway]
+        return [*self.books.values(), *self.hosts.values(), self.risk, self.gateway]
+
+    def _named(self) -> dict[str, Any]:
+        return {**{f"\0book:{k}": v for k, v in self.books.items()}, **self.hosts,
+                "\0risk": self.risk, "\0gateway": self.gateway}
 
     async def ready(self) -> None:
         """Connect now if not connected, so no tick waits for it."""
@@ -154,21 +161,26 @@ class SocketPath:
 
     # --- internals -----------------------------------------------------------------------------
     def _start(self, data: bytes) -> bool:
-        """Write the step to every strategy; False if a socket is gone."""
+        """Write the step to every book actor; False if a socket is gone."""
         assert self.conns is not None
         frame = _pack_args([data])
         try:
-            for sid in self.hosts:
-                self.conns[sid].sendall(frame)
+            for instrument in self.books:
+                self.conns[f"\0book:{instrument}"].sendall(frame)
         except OSError:
             return False
         return True
 
     def _finish(self, data: bytes) -> bytes:
         assert self.conns is not None
-        answers = [_call_result(self.conns[sid]) for sid in self.hosts]
-        risk = self.conns["\0risk"]
-        risk.sendall(_pack_args([data, *answers]))
+        conns = self.conns
+        views = join_views([_call_result(conns[f"\0book:{i}"]) for i in self.books])
+        frame = _pack_args([data, views])
+        for sid in self.hosts:
+            conns[sid].sendall(frame)
+        answers = [_call_result(conns[sid]) for sid in self.hosts]
+        risk = conns["\0risk"]
+        risk.sendall(_pack_args([data, views, *answers]))
         out = _call_result(risk)
         gateway = self.conns["\0gateway"]
         gateway.sendall(_pack_args([data, out, *answers]))
@@ -178,7 +190,7 @@ class SocketPath:
         import ray
 
         here = ray.get_runtime_context().get_node_id()
-        named = {**self.hosts, "\0risk": self.risk, "\0gateway": self.gateway}
+        named = self._named()
         listening = await asyncio.gather(*(a.hot_listen.remote() for a in named.values()))
         conns: dict[str, socket.socket] = {}
         try:

@@ -1,10 +1,14 @@
 """The step protocol: what one step of the session carries, and its wire encoding.
 
 Every step of the feed's driver, in lockstep and in real time, runs the same chain whatever
-carries it (``actors.carriers``): every strategy actor takes a :class:`HotInput` (market data,
-risk's answers for each strategy, venue reports not delivered yet, the data clock), runs its
-reports, messages and timers and answers its intents (:class:`HotAnswer`); the risk actor takes
-the reports, the market data and those intents in that order, journals them and answers; the
+carries it (``actors.carriers``): every book actor (one per instrument) takes the step's
+:class:`HotInput` (market data, risk's answers for each strategy, venue reports not delivered
+yet, the data clock) and answers the views of its instrument's messages
+(:class:`runtime.views.BookView`: top of book and features, computed there once); every
+strategy actor takes the input and those views (:func:`join_views`), runs its reports,
+messages and timers and answers its intents (:class:`HotAnswer`); the risk actor takes the
+reports, the market data (with the views, for its marks) and those intents in that order,
+journals them and answers; the
 gateway applies the market data to its venue, journals and sends the approved commands, and
 returns the reports the venue releases (:class:`HotResult`). Each stage journals what it took
 before it answers, so a restarted actor comes back from its journal. A step executed again (a
@@ -46,9 +50,11 @@ import msgspec
 
 from runtime.journal import Blob
 from runtime.messages import AnyMessage, Message
+from runtime.views import BookView
 
-__all__ = ["PING", "REPLY", "HotAnswer", "HotInput", "HotResult", "Replies", "decode_answer",
-           "decode_input", "decode_messages", "decode_result", "encode", "encode_result", "taken"]
+__all__ = ["NO_VIEWS", "PING", "REPLY", "HotAnswer", "HotInput", "HotResult", "Replies",
+           "decode_answer", "decode_input", "decode_messages", "decode_result", "decode_views",
+           "encode", "encode_result", "encode_views", "join_views", "taken", "views_of"]
 
 
 class HotInput(msgspec.Struct, array_like=True, frozen=True):
@@ -107,6 +113,36 @@ def decode_messages(data: bytes) -> list[Any]:
 
 def decode_answer(data: bytes) -> HotAnswer:
     return _ANSWER.decode(data)
+
+
+_VIEWS = msgspec.msgpack.Decoder(list[BookView])
+_JOINED = msgspec.msgpack.Decoder(list[bytes])
+
+
+def encode_views(views: Sequence[BookView]) -> bytes:
+    """A book actor's answer: its views, in feed order."""
+    return _ENCODER.encode(views)
+
+
+def decode_views(data: bytes) -> list[BookView]:
+    return _VIEWS.decode(data)
+
+
+def join_views(answers: Sequence[bytes]) -> bytes:
+    """The book actors' answers of a step as one argument for the strategies and risk (each
+    left encoded: the carrier never decodes them)."""
+    return _ENCODER.encode(list(answers))
+
+
+def views_of(joined: bytes) -> list[BookView]:
+    """Every view of a step (:func:`join_views`), in feed order."""
+    parts = [decode_views(a) for a in _JOINED.decode(joined)]
+    if len(parts) == 1:
+        return parts[0]
+    return sorted((v for part in parts for v in part), key=lambda v: v.index)
+
+
+NO_VIEWS = join_views([])
 
 
 PING = encode(HotInput(-1, [], 0, {}, [], 0))  # a no-op step: a carrier's warm-up

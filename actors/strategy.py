@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, serialized
-from actors.kernels import INTENT_TYPES, idle_timer, open_journaled
+from actors.kernels import INTENT_TYPES, Views, idle_timer, open_journaled
 from actors.operator import checked
 from actors.setup import SessionSetup
 from actors.step import (
@@ -57,8 +57,6 @@ class StrategyActor(Child):
             lambda: setup.strategy_host(strategy_id), setup.path(f"strategy.{strategy_id}"),
             setup.feed_log(), snapshot_every=setup.snapshot_every, replies=self.replies)
         self.host = self.jk.kernel
-        self.snapshots: dict[str, dict[str, Any]] = {}
-        self.snapshots_seen = 0
 
     def _answer(self, out: list[Message], reply: Any = None) -> Answer:
         """The intents ``out`` holds plus those risk has not answered, and the next timer;
@@ -92,10 +90,10 @@ class StrategyActor(Child):
             out = self.jk.start(ts_ns)
         return self._answer(out)
 
-    def hot_step(self, data: bytes) -> bytes:
+    def hot_step(self, data: bytes, books: bytes) -> bytes:
         """One step (``actors.step``): risk's answers, this strategy's reports, then the
-        market data in order, then the timers due by the data clock; the intents, the next
-        timer and how far it got.
+        market data in order (read with the book actors' views, ``books``), then the timers
+        due by the data clock; the intents, the next timer and how far it got.
 
         Real time takes everything, firing the timers due before each message. Lockstep
         (``exact``) stops at the first report or message the strategy acts on, and before a
@@ -104,7 +102,7 @@ class StrategyActor(Child):
         inp = decode_input(data)
         if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode(HotAnswer([], None))
-        key = Replies.digest(data)
+        key = Replies.digest(data, books)
         again = self.replies.get(key)
         if again is not None:  # the same step again (a carrier's retry): the same reply
             return again
@@ -122,21 +120,25 @@ class StrategyActor(Child):
         skip = min(max(self.cursor - inp.index, 0), len(msgs))
         n = skip
         if not (exact and (skip or _acted(out) or reports_taken < len(inp.reports))):
+            views = Views(self.jk, inp.index, msgs, books, skip)
             for msg in msgs[skip:]:
                 timer = kernel.next_timer_ns()
                 if timer is not None and timer <= msg.ts_event:
                     if exact:
                         break
+                    views.note(inp.index + n)  # before the timer: a replay reads them first
                     out.extend(handle(idle_timer(msg.ts_event, None)))
                 produced = handle(msg)
                 out.extend(produced)
                 n += 1
                 if exact and produced:
                     break
+            views.note(inp.index + n)
             self.cursor = max(self.cursor, inp.index + n)
         timer = kernel.next_timer_ns()
         if timer is not None and timer <= inp.now_ns:
             out.extend(handle(idle_timer(inp.now_ns, inp.idle_until)))
+
         def reply(intents: list[Message], timer: int | None) -> Blob:
             return self.replies.keep(key, encode(HotAnswer(
                 intents, timer, n, reports_taken)))  # type: ignore[arg-type]
@@ -176,15 +178,9 @@ class StrategyActor(Child):
             "enabled": self.host.roster.enabled(strategy.strategy_id),
         }
 
-    def on_snapshot(self, snapshot: dict[str, Any]) -> None:
-        """The book actor's latest snapshot (conflated: only the newest is ever queued)."""
-        self.snapshots[snapshot["instrument_id"]] = snapshot
-        self.snapshots_seen += 1
-
     def state_hash(self) -> str:
         return self.jk.kernel.state_hash()
 
     def summary(self) -> dict[str, Any]:
         return {"cursor": self.cursor, "orders": len(self.jk.kernel.orders),
-                "snapshots_seen": self.snapshots_seen,
                 "state_hash": state_hash(self.jk.kernel.state_hash())}

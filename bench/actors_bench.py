@@ -1,9 +1,10 @@
 """Paper-trading actors on this machine, against the issue's targets.
 
-* **book throughput**: market events/s through book actors (L2 book + features, the feed
-  position journaled per batch, conflated pushes to a deliberately slow subscriber), batches
-  of ``--batch`` quotes, at most ``--inflight`` unanswered batches per book, sent as
-  ``pack``ed bytes (the feed's wire); the median of ``--rounds`` runs. Target ≥ 200k events/s.
+* **book throughput**: market events/s through the book stage: two book actors (book +
+  features, the views answered, the feed position journaled per step) each taking every step
+  of ``--batch`` quotes of the two instruments (its own applied), at most ``--inflight``
+  unanswered steps per book, as the step's msgpack bytes; the median of ``--rounds`` runs.
+  Target ≥ 200k events/s.
 * **tick → order at the gateway**: the feed's real-time driver paced at 1k ticks/s, a strategy
   that orders on one tick in 10, and one that orders on every tick (1k orders/s); latency =
   the gateway's clock when the command is journaled and sent, minus the tick's due time (both
@@ -28,7 +29,7 @@ The last line is one JSON object with the figures (``p50_ms``, ``p99_ms``,
 
     .venv/bin/python bench/actors_bench.py [--events 300000] [--ticks 10000]
         [--only books latency restart] [--transports auto calls] [--lengths 10000 100000]
-        [--kill risk strategy gateway]
+        [--kill risk strategy gateway book]
 """
 
 from __future__ import annotations
@@ -82,50 +83,39 @@ def _quotes(n: int, instrument: str, start_ns: int, step_ns: int) -> list[QuoteT
 
 
 def bench_books(events: int, batch: int, inflight: int, folder: Path) -> float:
+    """Steps of ``batch`` quotes of two instruments, interleaved, to both book actors (each
+    applies its instrument's, journals the position and answers the views), at most
+    ``inflight`` steps unanswered per book: market events/s through the book stage."""
     import ray
 
-    from actors.book import BookActor, pack
+    from actors.book import BookActor
+    from actors.step import HotInput, decode_views, encode
 
-    @ray.remote(num_cpus=0)
-    class SlowConsumer:
-        def __init__(self) -> None:
-            self.seen = 0
-
-        def on_snapshot(self, snapshot: dict[str, Any]) -> None:
-            time.sleep(0.002)
-            self.seen += 1
-
-        def count(self) -> int:
-            return self.seen
-
-    name = f"bench.consumer.{time.monotonic_ns()}"
-    consumer = SlowConsumer.options(name=name).remote()
     instruments = ["B1", "B2"]
-    data = {i: _quotes(events // len(instruments), i, 0, 1000) for i in instruments}
-    books = {i: BookActor.remote(i, _feed_setup(folder / name / i, data[i]), [name])
-             for i in instruments}
+    per = events // len(instruments)
+    data = {i: _quotes(per, i, k, 1000) for k, i in enumerate(instruments)}
+    feed = sorted((q for i in instruments for q in data[i]), key=lambda q: (q.ts_event, q.seq))
+    name = f"books_{time.monotonic_ns()}"
+    setup = _feed_setup(folder / name, feed)
+    books = {i: BookActor.remote(i, setup) for i in instruments}
     ray.get([b.ping.remote() for b in books.values()])
+    steps = [encode(HotInput(k, feed[k:k + batch], feed[min(k + batch, len(feed)) - 1].ts_event,
+                             {}, [], 0)) for k in range(0, len(feed), batch)]
     start = time.perf_counter()
     pending: list[Any] = []
-    sent = 0
-    per = events // len(instruments)
-    for k in range(0, per, batch):
-        for i in instruments:
-            part = data[i][k:k + batch]
-            prev = k - 1 if k else None
-            indices = list(range(k, k + len(part)))
-            pending.append(books[i].on_packed.remote(prev, pack(indices, part)))
-            sent += len(part)
+    for step in steps:
+        pending += [b.hot_step.remote(step) for b in books.values()]
         while len(pending) > inflight * len(instruments):
             _, pending = ray.wait(pending, num_returns=1)
-    ray.get(pending)
+    views = sum(len(decode_views(v)) for v in ray.get(pending))
     elapsed = time.perf_counter() - start
     stats = ray.get([b.stats.remote() for b in books.values()])
-    print(f"  books: {sent:,} events in {elapsed:.2f} s; conflated snapshots "
-          f"{sum(s['conflated'] for s in stats):,}, delivered {ray.get(consumer.count.remote()):,}")
-    for handle in [*books.values(), consumer]:
+    applied = sum(s["applied"] for s in stats)
+    print(f"  books: {len(feed):,} events in {elapsed:.2f} s, {applied:,} applied "
+          f"(the last steps answered {views:,} views)")
+    for handle in books.values():
         ray.kill(handle)
-    return sent / elapsed
+    return len(feed) / elapsed
 
 
 def _feed_setup(folder: Path, quotes: list[QuoteTick], every: int = 10) -> Any:
@@ -235,6 +225,7 @@ def _latency_variant(ticks: int, folder: Path, rounds: int, every: int,
     """One variant of :func:`bench_latency`: each round's latencies (ns)."""
     import ray
 
+    from actors.book import BookActor
     from actors.carriers import open_carrier
     from actors.driver import Driver, Ports
     from actors.gateway import GatewayActor
@@ -244,11 +235,13 @@ def _latency_variant(ticks: int, folder: Path, rounds: int, every: int,
     quotes = _quotes(ticks, "L1", 10**9, 10**6)  # 1 ms apart: 1k ticks/s at speed 1
     setup = _feed_setup(folder / f"lat_{every}_{mode}", quotes, every)
     ports = Ports(gateway=GatewayActor.remote(setup), risk=RiskActor.remote(setup),
-                  hosts={"tick": StrategyActor.remote(setup, "tick")})
-    actors = [ports.risk, ports.gateway, *ports.hosts.values()]
+                  hosts={"tick": StrategyActor.remote(setup, "tick")},
+                  books={"L1": BookActor.remote("L1", setup)})
+    actors = [ports.risk, ports.gateway, *ports.hosts.values(), *ports.books.values()]
     ray.get([a.ping.remote() for a in actors])
     time.sleep(SETTLE_S)  # the worker processes Ray starts beside the actors finish starting
-    hot = asyncio.run(open_carrier(mode, ports.hosts, ports.risk, ports.gateway))  # type: ignore[arg-type]
+    hot = asyncio.run(open_carrier(mode, ports.hosts, ports.risk, ports.gateway,  # type: ignore[arg-type]
+                                   books=ports.books))
     driver = Driver(ports, quotes, start_ns=0, speed=1.0, carrier=hot, exact=False)
     asyncio.run(driver.start())
     per = max(ticks // rounds, 1)
@@ -308,7 +301,6 @@ def bench_restart(length: int, folder: Path, kills: tuple[str, ...] = ("risk",),
     import msgspec
     import ray
 
-    from actors.book import pack
     from actors.carriers import CallPath, open_carrier
     from actors.driver import Driver, Ports
     from actors.names import Named
@@ -321,10 +313,10 @@ def bench_restart(length: int, folder: Path, kills: tuple[str, ...] = ("risk",),
     quotes[:length] = [msgspec.structs.replace(q, seq=1) for q in quotes[:length]]
     setup = _feed_setup(folder / f"restart_{length}", quotes)
     prefix = f"bench.restart_{length}."
-    children = (("risk", "trading:RiskActor", (setup,)), ("gateway", "trading:GatewayActor",
-                                                          (setup,)),
-                ("tick", "trading:StrategyActor", (setup, "tick")),
-                ("book", "market:BookActor", ("L1", setup)))
+    children = (("risk", "risk:RiskActor", (setup,)), ("gateway", "gateway:GatewayActor",
+                                                       (setup,)),
+                ("tick", "strategy:StrategyActor", (setup, "tick")),
+                ("book", "book:BookActor", ("L1", setup)))
     spec = SupervisorSpec(intensity=len(kills) + 1, period_s=600, backoff_initial_s=0,
                           backoff_max_s=0, children=tuple(
                               ChildSpec(child_id=c, factory=f"actors.{factory}", args=args)
@@ -332,26 +324,23 @@ def bench_restart(length: int, folder: Path, kills: tuple[str, ...] = ("risk",),
     supervisor = SupervisorActor.remote(spec, prefix=prefix)
     ray.get(supervisor.start.remote())
     ports = Ports(gateway=Named(prefix + "gateway"), risk=Named(prefix + "risk"),
-                  hosts={"tick": Named(prefix + "tick")})
+                  hosts={"tick": Named(prefix + "tick")}, books={"L1": Named(prefix + "book")})
     host = ports.hosts["tick"]
-    book = Named(prefix + "book").handle()  # never killed here: one lookup for the preload
     ray.get(ports.risk.start.remote(0))
     ray.get(host.start.remote(0))
     step = 10_000
-    preload = CallPath(ports.hosts, ports.risk, ports.gateway)  # steps of 10k quotes
+    preload = CallPath(ports.hosts, ports.risk, ports.gateway,  # steps of 10k quotes
+                       books=ports.books)
 
     async def load(i: int, batch: list[Any]) -> None:
         await preload.submit(HotInput(i, batch, -1, {}, [], 0))
         await preload.collect()
 
     for i in range(0, length, step):
-        batch = quotes[i:i + step]
-        asyncio.run(load(i, batch))
-        ray.get([book.on_packed.remote(k - 1 if k else None,
-                                       pack(list(range(k, k + 500)), quotes[k:k + 500]))
-                 for k in range(i, i + len(batch), 500)])
+        asyncio.run(load(i, quotes[i:i + step]))
     journals = _journal_bytes(Path(setup.journal_dir))
-    hot = asyncio.run(open_carrier("auto", ports.hosts, ports.risk, ports.gateway))  # type: ignore[arg-type]
+    hot = asyncio.run(open_carrier("auto", ports.hosts, ports.risk, ports.gateway,  # type: ignore[arg-type]
+                                   books=ports.books))
     driver = Driver(ports, quotes, start_ns=quotes[0].ts_event, speed=1.0, carrier=hot,
                     exact=False)
     driver.cursor = length
@@ -368,7 +357,8 @@ def bench_restart(length: int, folder: Path, kills: tuple[str, ...] = ("risk",),
 
     thread = threading.Thread(target=drive, daemon=True)
     thread.start()
-    handles = {"risk": ports.risk, "gateway": ports.gateway, "strategy": host}
+    handles = {"risk": ports.risk, "gateway": ports.gateway, "strategy": host,
+               "book": ports.books["L1"]}
     restarts: dict[str, float] = {}
     for name in kills:
         time.sleep(1.0)
@@ -442,7 +432,7 @@ def main() -> None:
     parser.add_argument("--lengths", nargs="+", type=int, default=[10_000, 100_000, 1_000_000],
                         help="session lengths (market messages) before risk is SIGKILLed")
     parser.add_argument("--kill", nargs="+", default=["risk"],
-                        choices=["risk", "strategy", "gateway"],
+                        choices=["risk", "strategy", "gateway", "book"],
                         help="the actors SIGKILLed in turn in the restart runs (restart_s: "
                              "the first)")
     parser.add_argument("--rounds", type=int, default=3)
@@ -484,8 +474,8 @@ def main() -> None:
     print(f"tick -> order at gateway p99, ms   {p99:>10.2f}    <= 5   (transport: {mode})")
     print(f"same, an order every tick, p50 ms  {every_tick:>10.2f}")
     for length, seconds in restarts.items():
-        print(f"SIGKILL risk -> next order, s, after {int(length):>9,} messages {seconds:>6.2f}"
-              f"    <= 3")
+        print(f"SIGKILL {args.kill[0]} -> next order, s, after {int(length):>9,} messages "
+              f"{seconds:>6.2f}    <= 3")
     print(json.dumps({"p50_ms": p50, "p99_ms": p99, "p50_every_tick_ms": every_tick,
                       "book_events_per_s": rate, "restart_s": restarts,
                       "restart_s_by_actor": restarts_by_actor,

@@ -2,7 +2,7 @@
 
 What a strategy asks for becomes an intent in the kernel's queue (``intents``), which the
 kernel takes through risk after the strategy's hook returns; reads come from the kernel's parts
-(the order ledger, the portfolio, the features). Nothing here changes an order or a position.
+(the order ledger, the portfolio, the books' features). Nothing here changes an order or a position.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from runtime.timers import Clock, Timers
 from runtime.trailing import Trail
 
 if TYPE_CHECKING:
-    from runtime.features import FeatureSet
     from runtime.ledger import OrderLedger
 
 __all__ = ["KernelContext"]
@@ -46,13 +45,13 @@ class KernelContext:
         linked: LinkedOrders,
         registry: InstrumentRegistry,
         portfolio: Portfolio,
-        features: dict[str, FeatureSet],
+        features: Callable[[str], dict[str, float]],
         intents: list[Message],
         take: Callable[[list[Message]], None],
     ) -> None:
         self.clock, self.ledger, self.timers, self.ids = clock, ledger, timers, ids
         self.linked, self.registry, self.portfolio = linked, registry, portfolio
-        self._features = features
+        self._features = features  # the kernel's books' (``runtime.views``)
         self.intents = intents  # the kernel's queue: it drains it, in place
         self._take = take  # what linked orders produced, into the kernel's order flow
 
@@ -191,12 +190,7 @@ class KernelContext:
         return self.ledger.protective_orders(strategy_id, instrument_id)
 
     def features(self, instrument_id: str) -> dict[str, float]:
-        features = self._features.get(instrument_id)
-        if features is None:
-            from runtime.features import FeatureSet
-
-            features = self._features[instrument_id] = FeatureSet(instrument_id)
-        return features.snapshot()
+        return self._features(instrument_id)
 
     def instrument(self, instrument_id: str) -> Instrument:
         return self.registry.get(instrument_id)

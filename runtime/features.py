@@ -28,7 +28,11 @@ from typing import Protocol
 from runtime.messages import QuoteTick, TradeTick
 from runtime.values import FIXED_SCALE
 
-__all__ = ["BookLike", "FeatureSet"]
+__all__ = ["FEATURES", "BookLike", "FeatureSet"]
+
+#: the features, in the order of :meth:`FeatureSet.values`
+FEATURES = ("mid", "spread", "microprice", "imbalance", "ofi", "realized_vol", "vwap_session",
+            "vwap_rolling", "last_trade_price")
 
 _NAN = float("nan")
 _SECOND_NS = 1_000_000_000
@@ -173,23 +177,25 @@ class FeatureSet:
 
     # --- outputs ---------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, float]:
-        """All features now, as floats in price/size units (``nan`` when unknown)."""
-        out = {"mid": _NAN, "spread": _NAN, "microprice": _NAN}
-        if self._top is not None:
-            bid, bid_size, ask, ask_size = self._top
-            out["mid"] = (bid + ask) / (2 * FIXED_SCALE)
-            out["spread"] = (ask - bid) / FIXED_SCALE
+    def values(self) -> tuple[float, ...]:
+        """All features now, in :data:`FEATURES` order (``nan`` when unknown)."""
+        mid = spread = micro = _NAN
+        top = self._top
+        if top is not None:
+            bid, bid_size, ask, ask_size = top
+            mid = (bid + ask) / (2 * FIXED_SCALE)
+            spread = (ask - bid) / FIXED_SCALE
             size = bid_size + ask_size
             if size:
-                out["microprice"] = (bid * ask_size + ask * bid_size) / size / FIXED_SCALE
-        out["imbalance"] = self._imbalance
-        out["ofi"] = self._ofi.total
-        out["realized_vol"] = math.sqrt(max(self._var.total, 0.0))
-        out["vwap_session"] = _vwap(self._session_pq, self._session_q)
-        out["vwap_rolling"] = _vwap(self._roll_pq, self._roll_q)
-        out["last_trade_price"] = self._last_trade
-        return out
+                micro = (bid * ask_size + ask * bid_size) / size / FIXED_SCALE
+        return (mid, spread, micro, self._imbalance, self._ofi.total,
+                math.sqrt(max(self._var.total, 0.0)),
+                _vwap(self._session_pq, self._session_q), _vwap(self._roll_pq, self._roll_q),
+                self._last_trade)
+
+    def snapshot(self) -> dict[str, float]:
+        """All features now, by name, as floats in price/size units (``nan`` when unknown)."""
+        return dict(zip(FEATURES, self.values(), strict=True))
 
 
 def _vwap(pq: int, q: int) -> float:

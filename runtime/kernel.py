@@ -19,7 +19,9 @@ The kernel is composed of parts, each with one job:
 * :class:`runtime.roster.Roster`: the strategies, who hears what, what an operator changed;
 * an approval (:mod:`runtime.approval`): risk checks here (a backtest, the risk actor) or
   elsewhere (a strategy actor);
-* the portfolio, the risk engine, last prices, linked orders, books and features.
+* the portfolio, the risk engine, last prices, linked orders;
+* books and features (:mod:`runtime.views`): computed here (a backtest) or read from views
+  computed elsewhere (a paper session's book actors).
 
 ``state()`` is the canonical state (orders, positions, cash, risk, id counters, and what an
 operator changed) and ``state_hash()`` its hash: same inputs and seed ⇒ same hash.
@@ -66,9 +68,10 @@ from runtime.risk import RiskEngine, RiskLimits
 from runtime.roster import Roster
 from runtime.strategy import Strategy
 from runtime.timers import Clock, Timers, idle_until_of
+from runtime.views import LocalBooks, ViewedBooks
 
 if TYPE_CHECKING:
-    from runtime.features import BookLike, FeatureSet
+    from runtime.features import BookLike
 
 __all__ = ["Kernel"]
 
@@ -97,6 +100,7 @@ class Kernel:
         namespace: str,
         seed: int = 0,
         risk_elsewhere: bool = False,
+        books_elsewhere: bool = False,
     ) -> None:
         self.registry = registry
         self.roster = Roster(strategies, registry)
@@ -123,8 +127,8 @@ class Kernel:
         self.approval: Approval = (
             CheckElsewhere() if risk_elsewhere else CheckHere(self.risk, self.linked)
         )
-        self._features: dict[str, FeatureSet] = {}
-        self._books: dict[str, Any] = {}
+        #: books and features: computed here, or views of the book actors' (``books_elsewhere``)
+        self.books: LocalBooks | ViewedBooks = ViewedBooks() if books_elsewhere else LocalBooks()
         self._subs = self.roster.subs  # the same dict always
         # what strategies asked for, and what the kernel produced: the same lists always,
         # shared by its parts and drained in place
@@ -154,14 +158,14 @@ class Kernel:
             linked=self.linked,
             registry=registry,
             portfolio=self.portfolio,
-            features=self._features,
+            features=self.books.features,
             intents=self._intents,
             take=self.flow.take,
         )
         for strategy in self.strategies:
             if strategy.wants_features:
                 for instrument_id in strategy.instruments:
-                    self.enable_features(instrument_id)
+                    self.books.want(instrument_id)
         self._dispatch: dict[type, Callable[[Any], list[Message]]] = {
             Bar: self.on_bar,
             QuoteTick: self.on_quote,
@@ -248,9 +252,7 @@ class Kernel:
         self.clock.ns = ts = quote.ts_event
         inst = quote.instrument_id
         self._market(inst, ts, self.prices.on_quote(inst, ts, quote.bid_price, quote.ask_price))
-        features = self._features.get(inst)
-        if features is not None:
-            features.on_quote(quote)
+        self.books.quote(quote)
         for strategy in self._subs.get(inst, ()):
             strategy.on_quote(quote)
         return self._drain() if self._intents or self._out else _EMPTY
@@ -259,42 +261,36 @@ class Kernel:
         self.clock.ns = ts = trade.ts_event
         inst = trade.instrument_id
         self._market(inst, ts, self.prices.on_trade(inst, ts, trade.price))
-        features = self._features.get(inst)
-        if features is not None:
-            features.on_trade(trade)
+        self.books.trade(trade)
         for strategy in self._subs.get(inst, ()):
             strategy.on_trade(trade)
         return self._drain() if self._intents or self._out else _EMPTY
 
     def on_book(self, update: BookDeltas | BookSnapshot) -> list[Message]:
+        """A book update: its top of book (from the book kept here, or from the book actor's
+        view of it) is the price, features follow, then the strategies hear it."""
         self.clock.ns = update.ts_event
-        book = self.book(update.instrument_id)
-        if isinstance(update, BookSnapshot):
-            book.apply_snapshot(update)
-        else:
-            book.apply_deltas(update)
-        return self._book_changed(update, book, book.synced)
+        return self._book_changed(update, self.books.book(update))
 
     def on_book_view(self, update: BookDeltas, book: BookLike) -> list[Message]:
-        """``update`` was applied to a book kept *outside* the kernel (``book``: e.g. the L2
+        """``update`` was applied to a book kept *outside* the kernel (``book``: the L2
         replay's compiled book): features, the mark and strategies follow it as in
-        :meth:`on_book`, and the kernel's own book is left alone. ``update`` may be conflated
+        :meth:`on_book`, and the kernel's own books are left alone. ``update`` may be conflated
         (the levels that matter now, such as the top of book, not every change since the last)."""
         self.clock.ns = max(self.clock.ns, update.ts_event)
-        return self._book_changed(update, book, True)
+        self.books.book_view(update.instrument_id, book)
+        bid, ask = book.best_bid(), book.best_ask()
+        top = (bid[0], ask[0]) if bid is not None and ask is not None else None
+        return self._book_changed(update, top)
 
     def _book_changed(
-        self, update: BookDeltas | BookSnapshot, book: BookLike, synced: bool
+        self, update: BookDeltas | BookSnapshot, top: tuple[int, int] | None
     ) -> list[Message]:
         inst, ts = update.instrument_id, update.ts_event
-        bid, ask = book.best_bid(), book.best_ask()
-        if synced and bid is not None and ask is not None:
-            self._market(inst, ts, self.prices.on_quote(inst, ts, bid[0], ask[0]))
+        if top is not None:
+            self._market(inst, ts, self.prices.on_quote(inst, ts, top[0], top[1]))
         else:
             self.prices.on_data(inst, ts)  # data, but no price to value or mark at
-        features = self._features.get(inst)
-        if features is not None and synced:
-            features.on_book(book)
         for strategy in self._subs.get(inst, ()):
             strategy.on_book(update)
         return self._drain() if self._intents or self._out else _EMPTY
@@ -310,17 +306,6 @@ class Kernel:
                 self._check_loss(ts)
         if inst in self._watches:
             self._take(self.linked.on_price(inst, ts))
-
-    def book(self, instrument_id: str) -> Any:
-        book = self._books.get(instrument_id)
-        if book is None:
-            from runtime.book import L2Book
-
-            book = self._books[instrument_id] = L2Book(instrument_id)
-        return book
-
-    def enable_features(self, instrument_id: str) -> None:
-        self.context.features(instrument_id)
 
     # --- timers ------------------------------------------------------------------------------
     def on_timer(self, timer: TimerFired, *, idle_until: int | None = None) -> list[Message]:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import pickle
 import struct
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Final, Protocol
 
 from runtime.errors import ConfigError, DataError, InvariantError
@@ -104,6 +104,12 @@ class FeedJournal:
         self._mark()
         self._since += 1
         return self.journal.append(record, durable=durable)
+
+    def note(self, record: JournalRecord) -> None:
+        """A record about the market data applied since the last marker (the book views they
+        were read with): journaled before that marker, so a replay has it before the data."""
+        self._since += 1
+        self.journal.append(record)
 
     def flush(self, *, durable: bool = False) -> None:
         """Commit (the position reached included): call before answering."""
@@ -215,10 +221,15 @@ class JournaledKernel:
         return self.kernel.handle(message)
 
     def append(self, record: Blob) -> None:
-        """An owner's record beside the kernel's inputs (re-applied by ``restore``'s
-        ``blobs``); the latest of each kind is kept in snapshots too."""
+        """An owner's record beside the kernel's inputs whose latest of each kind a snapshot
+        carries too (re-applied by ``restore``'s ``blobs``; its kind in ``latest``)."""
         self.kept[record.kind] = record.payload
         self.journal.append(record)
+
+    def note(self, record: Blob) -> None:
+        """An owner's record about the market data handled since its last record (re-applied
+        by ``restore``'s ``blobs`` before that data; :meth:`FeedJournal.note`)."""
+        self.journal.note(record)
 
     def flush(self) -> None:
         """Commit what was journaled, then a snapshot when one is due. The owner flushes at
@@ -248,6 +259,7 @@ class JournaledKernel:
         *,
         snapshot_every: int,
         blobs: Mapping[str, Callable[[Kernel, bytes], None]] | None = None,
+        latest: Collection[str] = (),
     ) -> JournaledKernel:
         """A kernel brought to the journal's last committed state: the snapshot's (or a new
         one from ``factory()``: called first in any case, so the strategies' modules are
@@ -256,8 +268,10 @@ class JournaledKernel:
 
         ``blobs``: how to re-apply the other kinds of :class:`Blob` records its owner
         journals beside the kernel's inputs (kind → ``handler(kernel, payload)``, in journal
-        order; e.g. an operator's change of a strategy's params); any other kind is an
-        error."""
+        order; e.g. the book views its market data was read with); any other kind is an
+        error. ``latest``: the kinds (written with :meth:`append`) whose latest record a
+        snapshot carries; the others (written with :meth:`note`) belong to the data they
+        precede."""
         kernel = factory()
         kept: dict[str, bytes] = {}
 
@@ -270,7 +284,8 @@ class JournaledKernel:
         def apply(kind: str, payload: bytes) -> None:
             if blobs is None or kind not in blobs:
                 raise InvariantError(f"unknown journal record kind {kind!r}")
-            kept[kind] = payload
+            if kind in latest:
+                kept[kind] = payload
             blobs[kind](kernel, payload)
 
         def market(_: int, msgs: Sequence[MarketData]) -> None:

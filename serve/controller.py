@@ -230,10 +230,6 @@ class Controller:
             "pnl": pnl_view(risk) if risk else None,
         }
         snap["events_in"] = events_in(feed, risk, books, self.info.instruments)
-        snap["conflated"] = {
-            f"book.{i}": (b or {}).get("conflated", 0)
-            for i, b in zip(self.info.instruments, books, strict=True)
-        }
         snap["restarts"] = restarts(sup, names)
         snap["feed_lag_s"] = self._feed_lag(feed)
         self.snapshot = snap

@@ -26,7 +26,6 @@ HISTOGRAM = "tradewind_latency_seconds"
 GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "tradewind_events_in": ("messages taken in, per actor", ("actor",)),
     "tradewind_queue_depth": ("items waiting in the driver's queues", ("queue",)),
-    "tradewind_conflated_snapshots": ("book snapshots dropped by conflation", ("actor",)),
     "tradewind_orders": ("orders by status", ("status",)),
     "tradewind_fills": ("fills applied by risk", ()),
     "tradewind_denials": ("orders denied by our risk checks, by reason", ("reason",)),
@@ -65,8 +64,6 @@ def samples(snap: dict[str, Any]) -> list[Sample]:
     telemetry = snap.get("telemetry") or {}
     for queue in ("reports", "answers"):
         add("tradewind_queue_depth", telemetry.get(queue, 0), queue=queue)
-    for actor, n in (snap.get("conflated") or {}).items():
-        add("tradewind_conflated_snapshots", n, actor=actor)
     risk = snap.get("risk_view") or {}
     for status, n in (risk.get("orders_by_status") or {}).items():
         add("tradewind_orders", n, status=status)

@@ -42,10 +42,11 @@ L1_VENUE = {"latency": {"kind": "sampled",
 
 
 def write_sample(folder: Path) -> Path:
-    """One day of SIM-A bars, quotes and trades as Parquet files (human units)."""
+    """One day of SIM-A bars, quotes, trades and L2 book updates as Parquet files (human
+    units)."""
     folder.mkdir(parents=True, exist_ok=True)
     tables = generate_sample(np.random.default_rng(7), SampleSpec(instruments=("SIM-A",), days=1))
-    for kind in ("bars", "quotes", "trades"):
+    for kind in ("bars", "quotes", "trades", "book"):
         table = tables[kind]
         cols = {name: (pa.array(table.column(name).to_numpy() / 1e9) if name in _FIXED
                        else table.column(name))
@@ -55,7 +56,8 @@ def write_sample(folder: Path) -> Path:
 
 
 def trading_config(kind: str, data_dir: Path, *, minutes: int = 10) -> dict[str, Any]:
-    """A trading config: ``sma`` (bars), ``mm`` (market maker on L1) or ``taker``."""
+    """A trading config: ``sma`` (bars), ``mm`` (market maker on L1), ``mm_book`` (the same
+    with the L2 book too: its prices and features from the book) or ``taker``."""
     end = f"2024-01-02T{14 + (30 + minutes) // 60:02d}:{(30 + minutes) % 60:02d}:00"
     if kind == "sma":
         data = [{"kind": "bars", "instrument": "SIM-A", "path": str(data_dir / "bars.parquet")}]
@@ -63,7 +65,10 @@ def trading_config(kind: str, data_dir: Path, *, minutes: int = 10) -> dict[str,
     else:
         data = [{"kind": k, "instrument": "SIM-A", "path": str(data_dir / f"{k}.parquet"),
                  "end": end} for k in ("quotes", "trades")]
-        strategies = [MM if kind == "mm" else TAKER]
+        if kind == "mm_book":
+            data.append({"kind": "book", "instrument": "SIM-A",
+                         "path": str(data_dir / "book.parquet"), "end": end})
+        strategies = [MM if kind.startswith("mm") else TAKER]
         venue = L1_VENUE
         risk = {"max_position": 150, "max_orders_per_window": 50, "order_window_s": 1}
     return {"name": f"t_{kind}", "seed": 11, "initial_cash": 100000,

@@ -1,6 +1,7 @@
-"""The book actor on the shared Ray cluster: packed batches put back in feed order, repeats not
-applied twice, the same state after a SIGKILL (a snapshot and the rest re-read from the feed's
-log), and conflated snapshots to a slow subscriber (the latest wins, never a queue)."""
+"""The book actor, the step's first stage: the views of its instrument's messages, each applied
+once and answered again while a reader has not taken it; on the shared Ray cluster, the same
+book and the same answers after a SIGKILL (a snapshot and the rest re-read from the feed's
+log)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from runtime.messages import QuoteTick
@@ -28,22 +30,25 @@ def _quotes(n: int) -> list[QuoteTick]:
     return out
 
 
-def _batches(quotes: list[QuoteTick], size: int) -> list[tuple[int | None, bytes]]:
-    from actors.book import pack
+def _step(index: int, msgs: list[QuoteTick]) -> bytes:
+    from actors.step import HotInput, encode
 
-    out = []
-    for k in range(0, len(quotes), size):
-        part = quotes[k:k + size]
-        out.append((k - 1 if k else None, pack(list(range(k, k + len(part))), part)))
-    return out
+    return encode(HotInput(index, list(msgs), msgs[-1].ts_event, {}, [], 0, exact=True))
+
+
+def _views(quotes: list[QuoteTick]) -> list[Any]:
+    from runtime.views import InstrumentBook
+
+    book = InstrumentBook("BK")
+    return [book.apply(k, q) for k, q in enumerate(quotes)]
 
 
 def _expected_hash(quotes: list[QuoteTick]) -> str:
-    from actors.book import BookState
+    from actors.book import BookStage
 
-    state = BookState("BK")
-    state.apply(list(range(len(quotes))), quotes)
-    return state.state_hash()
+    stage = BookStage("BK")
+    stage.apply(0, quotes)
+    return stage.state_hash()
 
 
 def _setup(folder: Path, quotes: list[QuoteTick], snapshot_every: int) -> Any:
@@ -59,43 +64,53 @@ def _setup(folder: Path, quotes: list[QuoteTick], snapshot_every: int) -> Any:
                         snapshot_every=snapshot_every)
 
 
-def _subscriber_class() -> Any:
-    import ray
+def test_a_step_answers_the_views_and_keeps_those_not_taken_yet() -> None:
+    """A lockstep step carries messages the strategies may not take yet: the book applies them
+    once and answers their views again when a step carries them again; what every reader took
+    (before the step's index) it forgets."""
+    from actors.book import BookStage
 
-    @ray.remote(num_cpus=0)
-    class FakeStrategy:
-        def __init__(self) -> None:
-            self.seen: list[int] = []
-
-        def on_snapshot(self, snapshot: dict[str, Any]) -> None:
-            time.sleep(0.05)  # slower than the book: snapshots must conflate
-            self.seen.append(snapshot["index"])
-
-        def received(self) -> list[int]:
-            return self.seen
-
-    return FakeStrategy
+    quotes = _quotes(30)
+    other = QuoteTick(seq=99, ts_event=quotes[20].ts_event, ts_init=quotes[20].ts_event,
+                      instrument_id="OTHER", bid_price=fixed(1), bid_size=fixed(1),
+                      ask_price=fixed(2), ask_size=fixed(1))
+    feed = [*quotes[:20], other, *quotes[20:]]  # another instrument's message at index 20
+    expected = _views(quotes[:20])
+    expected.append(None)
+    expected += _views(quotes)[20:]
+    expected[21:] = [msgspec.structs.replace(v, index=v.index + 1) for v in expected[21:]]
+    stage = BookStage("BK")
+    assert stage.step(0, feed[:10]) == expected[:10]
+    assert stage.step(4, feed[4:20]) == expected[4:20]  # 4..9 again, not applied twice
+    assert stage.book.applied == 20 and [v.index for v in stage.kept] == list(range(4, 20))
+    # a feed resumed from an older cursor: what every reader took is not answered again
+    assert stage.step(2, feed[2:5]) == expected[4:5]
+    assert stage.step(20, feed[20:23]) == expected[21:23]  # its instrument's only
+    assert stage.book.applied == 22 and stage.book.last_index == 22
 
 
 @pytest.mark.parametrize("snapshot_every", [20_000, 120])
-def test_packed_batches_out_of_order_repeats_and_sigkill(tmp_path: Path,
-                                                         snapshot_every: int) -> None:
-    """Without a snapshot the book replays every batch's position from the feed's log; with
-    one every 120 positions, the latest snapshot and the positions after it."""
+def test_steps_repeats_and_sigkill(tmp_path: Path, snapshot_every: int) -> None:
+    """Without a snapshot the book replays every step's position from the feed's log; with one
+    every 120 positions, the latest snapshot and the positions after it. Restored, it has the
+    same book and answers a step carried again with the same views."""
     import ray
 
     from actors.book import BookActor
+    from actors.step import encode_views
     from runtime.journal import Journal
 
     quotes = _quotes(400)
-    batches = _batches(quotes, 50)
+    expected = _views(quotes)
     setup = _setup(tmp_path / "s", quotes, snapshot_every)
     book = BookActor.remote("BK", setup)
-    # the second half first: held until the batches before it arrive
-    late = [book.on_packed.remote(prev, payload) for prev, payload in batches[4:]]
-    assert sum(ray.get(late)) == 0
-    assert sum(ray.get([book.on_packed.remote(p, b) for p, b in batches[:4]])) == 400
-    assert ray.get(book.on_packed.remote(*batches[2])) == 0  # a repeat changes nothing
+    for k in range(0, 300, 50):
+        # the views on the wire (bytes: a decoded nan is not equal to itself)
+        assert ray.get(book.hot_step.remote(_step(k, quotes[k:k + 50]))) \
+            == encode_views(expected[k:k + 50])
+    # a lockstep step whose messages the strategies take only in part
+    assert ray.get(book.hot_step.remote(_step(300, quotes[300:]))) \
+        == encode_views(expected[300:])
     stats = ray.get(book.stats.remote())
     assert (stats["applied"], stats["last_index"]) == (400, 399)
     before = ray.get(book.state_hash.remote())
@@ -117,34 +132,13 @@ def test_packed_batches_out_of_order_repeats_and_sigkill(tmp_path: Path,
     book = BookActor.remote("BK", setup)
     assert ray.get(book.pid.remote()) != pid
     assert ray.get(book.state_hash.remote()) == before  # restored
-    assert ray.get(book.on_packed.remote(*batches[-1])) == 0  # a retried batch: deduped
+    # the rest of that step, carried again: the same views, nothing applied twice
+    assert ray.get(book.hot_step.remote(_step(350, quotes[350:]))) \
+        == encode_views(expected[350:])
+    assert ray.get(book.stats.remote())["applied"] == 400
     ray.kill(book, no_restart=True)
     with Journal(setup.path("book.BK")) as journal:  # positions only, no market data
         entries = list(journal.entries())
         assert {type(r).__name__ for _, r in entries} == {"Blob"}
         assert (journal.restore().snapshot is not None) == (snapshot_every == 120)
-        assert len(entries) == (8 if snapshot_every == 20_000 else 2)
-
-
-def test_slow_subscriber_gets_conflated_snapshots_the_latest_last(tmp_path: Path) -> None:
-    import ray
-
-    from actors.book import BookActor
-
-    name = f"fake.strategy.{os.getpid()}"
-    subscriber = _subscriber_class().options(name=name).remote()
-    book = BookActor.remote("BK", None, [name])
-    batches = _batches(_quotes(1000), 10)  # 100 batches, each pushes a snapshot
-    ray.get([book.on_packed.remote(p, b) for p, b in batches])
-    deadline = time.monotonic() + 30
-    while ray.get(subscriber.received.remote())[-1:] != [999]:
-        assert time.monotonic() < deadline, "the latest snapshot never arrived"
-        time.sleep(0.05)
-    seen = ray.get(subscriber.received.remote())
-    stats = ray.get(book.stats.remote())
-    assert seen == sorted(seen)  # in order, never an older one after a newer one
-    # every push either reached the subscriber or was replaced by a newer one in its slot
-    assert len(seen) < len(batches) and stats["conflated"] > 0
-    assert stats["applied"] == 1000
-    ray.kill(book, no_restart=True)
-    ray.kill(subscriber)
+        assert len(entries) == (7 if snapshot_every == 20_000 else 1)

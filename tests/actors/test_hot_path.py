@@ -213,6 +213,7 @@ def test_a_carrier_warms_up_with_steps_that_change_nothing(data_dir: Path, tmp_p
 
     import ray
 
+    from actors.book import BookActor
     from actors.carriers import open_carrier
     from actors.config import load_paper_config
     from actors.gateway import GatewayActor
@@ -225,11 +226,13 @@ def test_a_carrier_warms_up_with_steps_that_change_nothing(data_dir: Path, tmp_p
     setup = prepared.setup
     host = StrategyActor.remote(setup, "mm")
     risk, gateway = RiskActor.remote(setup), GatewayActor.remote(setup)
-    actors = [host, risk, gateway]
+    book = BookActor.remote("SIM-A", setup)
+    actors = [book, host, risk, gateway]
     before = ray.get([a.state_hash.remote() for a in actors])
 
     async def connect() -> Any:
-        hot = await open_carrier(transport, {"mm": host}, risk, gateway)  # type: ignore[arg-type]
+        hot = await open_carrier(transport, {"mm": host}, risk, gateway,  # type: ignore[arg-type]
+                                 books={"SIM-A": book})
         hot.close()
         return hot
 

@@ -1,8 +1,9 @@
-"""The paper session's split kernel (strategy actors, risk actor, paper gateway) driven by the
-feed's driver in lockstep, in one process, without Ray (the step protocol over the calls
-carrier, each call a plain method call): the same fills and orders as the backtest, for a
-bar strategy, a market maker (timers, resting orders, sampled latency) and a taker; and a
-gateway or strategy rebuilt from its journal hashes as before."""
+"""The paper session's split kernel (book actors, strategy actors, risk actor, paper gateway)
+driven by the feed's driver in lockstep, in one process, without Ray (the step protocol over
+the calls carrier, each call a plain method call): the same fills and orders as the backtest,
+for a bar strategy, a market maker (timers, resting orders, sampled latency) and a taker, the
+strategies and risk reading the book actors' books and features; and a book, gateway or
+strategy rebuilt from its journal hashes as before."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from actors.book import BookActor
 from actors.carriers import CallPath
 from actors.config import FeedConfig
 from actors.driver import Driver, Ports
@@ -19,6 +21,7 @@ from actors.feed import load_messages, write_cache
 from actors.gateway import GatewayActor
 from actors.risk import RiskActor
 from actors.setup import SessionSetup
+from actors.step import PING, join_views
 from actors.strategy import StrategyActor
 from backtest.api import run_backtest
 from backtest.config import load_config
@@ -56,18 +59,25 @@ def _session(kind: str, data_dir: Path, journal: Path, minutes: int,
     write_cache(setup, FeedConfig())  # the feed's log: where the actors re-read market data
     risk, gateway = _plain(RiskActor)(setup), _plain(GatewayActor)(setup)
     hosts = {s.id: _plain(StrategyActor)(setup, s.id) for s in config.strategies}
+    hosts |= {f"book:{i}": _plain(BookActor)(i, setup) for i in setup.instruments()}
     return config, setup, risk, gateway, hosts
 
 
+def _ports(risk: Any, gateway: Any, hosts: dict[str, Any]) -> Ports:
+    """``hosts``: the strategy actors by id, the book actors by ``book:<instrument>``."""
+    return Ports(gateway=FakeHandle(gateway), risk=FakeHandle(risk),
+                 hosts={k: FakeHandle(v) for k, v in hosts.items() if not k.startswith("book:")},
+                 books={k[5:]: FakeHandle(v) for k, v in hosts.items() if k.startswith("book:")})
+
+
 def _carrier(ports: Ports) -> CallPath:
-    return CallPath(ports.hosts, ports.risk, ports.gateway)
+    return CallPath(ports.hosts, ports.risk, ports.gateway, books=ports.books)
 
 
 def _run(setup: SessionSetup, risk: Any, gateway: Any, hosts: dict[str, Any],
          *, stop_at: int | None = None) -> Driver:
     messages, start_ns = load_messages(setup, FeedConfig())
-    ports = Ports(gateway=FakeHandle(gateway), risk=FakeHandle(risk),
-                  hosts={k: FakeHandle(v) for k, v in hosts.items()})
+    ports = _ports(risk, gateway, hosts)
     driver = Driver(ports, messages, start_ns=start_ns, batch_size=256, carrier=_carrier(ports))
 
     async def go() -> None:
@@ -83,7 +93,7 @@ def _run(setup: SessionSetup, risk: Any, gateway: Any, hosts: dict[str, Any],
     return driver
 
 
-@pytest.mark.parametrize("kind", ["sma", "mm", "taker"])
+@pytest.mark.parametrize("kind", ["sma", "mm", "mm_book", "taker"])
 def test_lockstep_fills_equal_the_backtest(kind: str, data_dir: Path, tmp_path: Path) -> None:
     config, setup, risk, gateway, hosts = _session(kind, data_dir, tmp_path, minutes=10)
     _run(setup, risk, gateway, hosts)
@@ -95,40 +105,50 @@ def test_lockstep_fills_equal_the_backtest(kind: str, data_dir: Path, tmp_path: 
 
 
 class _RetryingPath(CallPath):
-    """Runs every step as a carrier does when an actor of the chain dies mid-step: the
-    strategies and risk run it, their answers are lost (the gateway "died"), the step runs
-    again; the gateway's reply is lost once too and it runs the step again. Every
-    ``rebuild``-th step, risk, the gateway and the strategies are also rebuilt from their
-    journals in between (a crash after their commit, before their reply)."""
+    """Runs every step as a carrier does when an actor of the chain dies mid-step: the book
+    actors, strategies and risk run it, their answers are lost (the gateway "died"), the step
+    runs again; the gateway's reply is lost once too and it runs the step again. Every
+    ``rebuild``-th step, every actor is also rebuilt from its journal in between (a crash
+    after its commit, before its reply)."""
 
     def __init__(self, setup: SessionSetup, ports: Ports, rebuild: int) -> None:
-        super().__init__(ports.hosts, ports.risk, ports.gateway)
+        super().__init__(ports.hosts, ports.risk, ports.gateway, books=ports.books)
         self.setup, self.rebuild, self.steps, self.rebuilt = setup, rebuild, 0, 0
 
+    async def _chain(self, data: bytes) -> tuple[bytes, list[bytes]]:
+        views = join_views(await asyncio.gather(*(b.hot_step.remote(data)
+                                                  for b in self.books.values())))
+        answers = await asyncio.gather(*(h.hot_step.remote(data, views)
+                                         for h in self.hosts.values()))
+        return await self.risk.hot_step.remote(data, views, *answers), list(answers)
+
     async def _run(self, data: bytes) -> bytes:
-        answers = await asyncio.gather(*(h.hot_step.remote(data) for h in self.hosts.values()))
-        out = await self.risk.hot_step.remote(data, *answers)
+        if data == PING:
+            return await super()._run(data)
+        await self._chain(data)
         self.steps += 1
-        if self.rebuild and self.steps % self.rebuild == 0:
+        again = bool(self.rebuild) and self.steps % self.rebuild == 0
+        if again:
             self._rebuild()
-        answers = await asyncio.gather(*(h.hot_step.remote(data) for h in self.hosts.values()))
-        out = await self.risk.hot_step.remote(data, *answers)
+        out, answers = await self._chain(data)
         await self.gateway.hot_step.remote(data, out, *answers)
-        if self.rebuild and self.steps % self.rebuild == 0:
+        if again:
             self._rebuild()
         raw: bytes = await self.gateway.hot_step.remote(data, out, *answers)
         return raw
 
     def _rebuild(self) -> None:
         self.rebuilt += 1
-        risk, gateway = self.risk._obj, self.gateway._obj
-        risk.jk.journal.close()
-        gateway.venue.journal.close()
+        self.risk._obj.jk.journal.close()
+        self.gateway._obj.venue.journal.close()
         self.risk._obj = _plain(RiskActor)(self.setup)
         self.gateway._obj = _plain(GatewayActor)(self.setup)
         for sid, handle in self.hosts.items():
             handle._obj.jk.journal.close()
             handle._obj = _plain(StrategyActor)(self.setup, sid)
+        for instrument, handle in self.books.items():
+            handle._obj.journal.close()
+            handle._obj = _plain(BookActor)(instrument, self.setup)
 
 
 @pytest.mark.parametrize("rebuild", [0, 7])
@@ -141,8 +161,7 @@ def test_a_step_run_again_gets_the_same_replies(data_dir: Path, tmp_path: Path,
     config, setup, risk, gateway, hosts = _session("mm", data_dir, tmp_path, minutes=3,
                                                    snapshot_every=25)
     messages, start_ns = load_messages(setup, FeedConfig())
-    ports = Ports(gateway=FakeHandle(gateway), risk=FakeHandle(risk),
-                  hosts={k: FakeHandle(v) for k, v in hosts.items()})
+    ports = _ports(risk, gateway, hosts)
     carrier = _RetryingPath(setup, ports, rebuild)
     driver = Driver(ports, messages, start_ns=start_ns, batch_size=256, carrier=carrier)
 
@@ -170,19 +189,25 @@ def _strategy_state(host: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(strategy).items() if isinstance(v, int | float | str)}
 
 
+@pytest.mark.parametrize("kind", ["mm", "mm_book"])
 @pytest.mark.parametrize("snapshot_every", [20_000, 25])
 def test_actors_rebuilt_from_their_journals_hash_as_before(data_dir: Path, tmp_path: Path,
-                                                          snapshot_every: int) -> None:
+                                                          snapshot_every: int,
+                                                          kind: str) -> None:
     """From the whole journal, or (every 25 inputs) from a snapshot and a short tail: the
-    same state hashes, the strategy's own state, and the same positions in the feed; no
-    journal holds market data."""
+    same state hashes (the book actor's too), the strategy's own state, and the same
+    positions in the feed; no journal holds market data (the strategy and risk journal the
+    book views they read, as their own input)."""
     from runtime.journal import Blob
 
-    _, setup, risk, gateway, hosts = _session("mm", data_dir, tmp_path, minutes=3,
+    _, setup, risk, gateway, hosts = _session(kind, data_dir, tmp_path, minutes=3,
                                               snapshot_every=snapshot_every)
     _run(setup, risk, gateway, hosts, stop_at=150)
-    before = (risk.state_hash(), gateway.state_hash(), hosts["mm"].state_hash())
+    books = sorted(k for k in hosts if k.startswith("book:"))
+    before = (risk.state_hash(), gateway.state_hash(), hosts["mm"].state_hash(),
+              [hosts[k].state_hash() for k in books])
     strategy = _strategy_state(hosts["mm"])
+    features = repr(hosts["mm"].jk.kernel.books.features("SIM-A"))  # what it reads next
     assert risk.summary()["orders"] > 0
     journals = (risk.jk.journal, gateway.venue.journal, hosts["mm"].jk.journal)
     for component in journals:
@@ -193,10 +218,12 @@ def test_actors_rebuilt_from_their_journals_hash_as_before(data_dir: Path, tmp_p
                                   | OrderDenied | TradingStateChanged | TimerFired)
                        for _, r in journal.entries())
             assert (journal.restore().snapshot is not None) == (snapshot_every == 25)
-    _, _, risk2, gateway2, hosts2 = _session("mm", data_dir, tmp_path, minutes=3,
+    _, _, risk2, gateway2, hosts2 = _session(kind, data_dir, tmp_path, minutes=3,
                                              snapshot_every=snapshot_every)
-    assert (risk2.state_hash(), gateway2.state_hash(), hosts2["mm"].state_hash()) == before
+    assert (risk2.state_hash(), gateway2.state_hash(), hosts2["mm"].state_hash(),
+            [hosts2[k].state_hash() for k in books]) == before
     assert _strategy_state(hosts2["mm"]) == strategy
+    assert repr(hosts2["mm"].jk.kernel.books.features("SIM-A")) == features
     assert risk2.cursor == 150 and gateway2.venue.market_count == 150
     assert hosts2["mm"].cursor == 150
 
@@ -212,8 +239,7 @@ def test_resumed_session_ends_with_the_backtest_fills(data_dir: Path, tmp_path: 
     _, _, risk2, gateway2, hosts2 = _session("mm", data_dir, tmp_path, minutes=3,
                                              snapshot_every=snapshot_every)
     messages, start_ns = load_messages(setup, FeedConfig())
-    ports = Ports(gateway=FakeHandle(gateway2), risk=FakeHandle(risk2),
-                  hosts={k: FakeHandle(v) for k, v in hosts2.items()})
+    ports = _ports(risk2, gateway2, hosts2)
     resumed = Driver(ports, messages, start_ns=start_ns, carrier=_carrier(ports))
     resumed.cursor, resumed.delivered = driver.cursor, driver.delivered
 
@@ -261,7 +287,7 @@ def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
     a strategy and risk restored after taking streamed quotes hash as before, with a snapshot
     in between, and their journals hold no market data."""
     from actors.feed_log import CACHE, FeedLog, write_log
-    from actors.step import HotInput, decode_messages, encode
+    from actors.step import HotInput, decode_messages, encode, join_views
     from actors.venues.market_data import StreamSink
     from runtime.journal import Blob
 
@@ -273,6 +299,7 @@ def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
     feed: list[Any] = []
     sink = StreamSink(tmp_path / "b" / "feed.stream.journal", feed)
     risk, host = _plain(RiskActor)(setup), _plain(StrategyActor)(setup, "mm")
+    books = [_plain(BookActor)(i, setup) for i in setup.instruments()]
     risk.start(quotes[0].ts_event)
     host.start(quotes[0].ts_event)
     answers: list[Any] = []
@@ -280,7 +307,8 @@ def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
         sink.put(quotes[k:k + 10])
         batch = feed[k:k + 10]
         step = encode(HotInput(k, batch, batch[-1].ts_event, {"mm": answers}, [], 0))
-        out = decode_messages(risk.hot_step(step, host.hot_step(step)))
+        views = join_views([b.hot_step(step) for b in books])
+        out = decode_messages(risk.hot_step(step, views, host.hot_step(step, views)))
         answers = [m for m in out if isinstance(m, SubmitOrder | OrderDenied)]
     before = (risk.state_hash(), host.state_hash())
     assert risk.summary()["orders"] > 0
@@ -306,6 +334,7 @@ def test_a_session_replays_generated_sample_data_without_a_store(tmp_path: Path)
     write_cache(setup, FeedConfig())
     risk, gateway = _plain(RiskActor)(setup), _plain(GatewayActor)(setup)
     hosts = {s.id: _plain(StrategyActor)(setup, s.id) for s in config.strategies}
+    hosts |= {f"book:{i}": _plain(BookActor)(i, setup) for i in setup.instruments()}
     driver = _run(setup, risk, gateway, hosts)
     expected = run_backtest(config, write=False)
     assert driver.cursor == 390 and expected.n_fills > 0

@@ -153,7 +153,7 @@ def test_sigkill_mid_flight_changes_no_fill(data_dir: Path, tmp_path: Path) -> N
 
     path = write_paper_config(tmp_path, "mm", data_dir, minutes=6)
     session = _start(path, "kill2")
-    for child in ["risk", "gateway", "strategy:mm"]:
+    for child in ["book:SIM-A", "risk", "gateway", "strategy:mm"]:
         _until(lambda: ray.get(session.feed.status.remote())["reports"] > 0)
         time.sleep(0.3)
         _kill(session.children[child])

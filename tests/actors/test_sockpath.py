@@ -28,7 +28,7 @@ from actors.sockpath import (
     _read_frame,
     _unpack_args,
 )
-from actors.step import HotAnswer, HotInput, encode, encode_result
+from actors.step import HotAnswer, HotInput, encode, encode_result, encode_views, views_of
 
 
 def _connect(server: HotServer) -> socket.socket:
@@ -148,15 +148,19 @@ class _Actor:
 _INPUT = HotInput(0, [], 0, {}, [], 0)
 
 
-def _chain(calls: list[str], *, offset: int) -> tuple[Any, Any, Any]:
-    """A strategy, risk and gateway step that record their calls in ``calls``."""
+def _chain(calls: list[str], *, offset: int) -> tuple[Any, Any, Any, Any]:
+    """A book, strategy, risk and gateway step that record their calls in ``calls``."""
     answer = encode(HotAnswer([], None))
 
-    def host(data: bytes) -> bytes:
-        calls.append("host")
+    def book(data: bytes) -> bytes:
+        calls.append("book")
+        return encode_views([])
+
+    def host(data: bytes, views: bytes) -> bytes:
+        calls.append(f"host({len(views_of(views))})")
         return answer
 
-    def risk(data: bytes, *answers: bytes) -> bytes:
+    def risk(data: bytes, views: bytes, *answers: bytes) -> bytes:
         calls.append(f"risk({len(answers)})")
         return encode([])
 
@@ -164,18 +168,19 @@ def _chain(calls: list[str], *, offset: int) -> tuple[Any, Any, Any]:
         calls.append(f"gateway({len(answers)})")
         return encode_result(answers, out, encode([]), offset)
 
-    return host, risk, gateway
+    return book, host, risk, gateway
 _PING_BYTES = encode(HotInput(-1, [], 0, {}, [], 0))
 
 
 @pytest.mark.usefixtures("ray_local")
-def test_a_step_runs_strategies_then_risk_then_the_gateway() -> None:
+def test_a_step_runs_books_then_strategies_then_risk_then_the_gateway() -> None:
     calls: list[str] = []
-    host, risk, gateway = _chain(calls, offset=7)
-    hot = SocketPath({"a": _Actor(host), "b": _Actor(host)}, _Actor(risk), _Actor(gateway))
+    book, host, risk, gateway = _chain(calls, offset=7)
+    hot = SocketPath({"a": _Actor(host), "b": _Actor(host)}, _Actor(risk), _Actor(gateway),
+                     books={"X": _Actor(book)})
     result = asyncio.run(_step(hot))
     hot.close()
-    assert calls[-4:] == ["host", "host", "risk(2)", "gateway(2)"]
+    assert calls[-5:] == ["book", "host(0)", "host(0)", "risk(2)", "gateway(2)"]
     assert result is not None and result.offset == 7 and result.out == []
     assert hot.connections == 1 and len(hot.warmup_s) == 1 and hot.failures == []
 
@@ -187,7 +192,8 @@ def test_a_step_that_keeps_failing_gives_up_naming_the_failures() -> None:
 
     answer = encode(HotAnswer([], None))
     risk = _Actor(lambda *a: b"", hang_up=True)
-    hot = SocketPath({"a": _Actor(lambda data: answer)}, risk, _Actor(lambda *a: b""))
+    hot = SocketPath({"a": _Actor(lambda *a: answer)}, risk, _Actor(lambda *a: b""),
+                     books={})
     with pytest.raises(RuntimeError, match=f"failed {_TRIES} times on one step") as info:
         asyncio.run(_step(hot))
     hot.close()
@@ -198,8 +204,8 @@ def test_a_step_that_keeps_failing_gives_up_naming_the_failures() -> None:
 @pytest.mark.usefixtures("ray_local")
 def test_actors_on_another_node_are_refused_by_name() -> None:
     answer = encode(HotAnswer([], None))
-    hot = SocketPath({"mm": _Actor(lambda data: answer, node="f" * 56)},
-                     _Actor(lambda *a: b""), _Actor(lambda *a: b""))
+    hot = SocketPath({"mm": _Actor(lambda *a: answer, node="f" * 56)},
+                     _Actor(lambda *a: b""), _Actor(lambda *a: b""), books={})
     with pytest.raises(RuntimeError, match="needs the step's actors on the feed's node: "
                                            "mm runs on node ffffffffffff"):
         asyncio.run(hot.ready())
@@ -214,11 +220,11 @@ def test_auto_picks_sockets_on_one_node_and_calls_across_nodes(node: str | None,
     node; Ray calls when one of them runs elsewhere (the sockets carrier would refuse it).
     Either way the chain runs in the same order and gives the same result."""
     calls: list[str] = []
-    host, risk, gateway = _chain(calls, offset=3)
+    book, host, risk, gateway = _chain(calls, offset=3)
 
     async def run() -> Any:
         hot = await open_carrier("auto", {"a": _Actor(host, node=node), "b": _Actor(host)},
-                                 _Actor(risk), _Actor(gateway))
+                                 _Actor(risk), _Actor(gateway), books={"X": _Actor(book)})
         try:
             return hot, await _step(hot)
         finally:
@@ -227,7 +233,7 @@ def test_auto_picks_sockets_on_one_node_and_calls_across_nodes(node: str | None,
     hot, result = asyncio.run(run())
     assert hot.transport == kind
     assert isinstance(hot, CallPath) == (kind == "calls")
-    assert calls[-4:] == ["host", "host", "risk(2)", "gateway(2)"]
+    assert calls[-5:] == ["book", "host(0)", "host(0)", "risk(2)", "gateway(2)"]
     assert result is not None and result.offset == 3 and result.out == []
     assert hot.connections == 1 and len(hot.warmup_s) == 1 and hot.failures == []
 
@@ -236,14 +242,14 @@ def test_auto_picks_sockets_on_one_node_and_calls_across_nodes(node: str | None,
 def test_a_step_error_on_the_calls_carrier_is_the_sessions_error() -> None:
     """A step that raises in an actor is not retried as a transport failure: it ends the
     feed's step with that error, as on the sockets carrier."""
-    def risk(data: bytes, *answers: bytes) -> bytes:
+    def risk(data: bytes, views: bytes, *answers: bytes) -> bytes:
         if data != _PING_BYTES:
             raise ValueError("risk is broken")
         return encode([])
 
     answer = encode(HotAnswer([], None))
-    hot = CallPath({"a": _Actor(lambda data: answer)}, _Actor(risk),
-                   _Actor(lambda data, out, *a: encode_result(a, out, encode([]), 0)))
+    hot = CallPath({"a": _Actor(lambda *a: answer)}, _Actor(risk),
+                   _Actor(lambda data, out, *a: encode_result(a, out, encode([]), 0)), books={})
     with pytest.raises(ValueError, match="risk is broken"):
         asyncio.run(_step(hot))
 
