@@ -19,7 +19,8 @@ The kernel is composed of parts, each with one job:
 * :class:`runtime.roster.Roster`: the strategies, who hears what, what an operator changed;
 * an approval (:mod:`runtime.approval`): risk checks here (a backtest, the risk actor) or
   elsewhere (a strategy actor);
-* the portfolio, the risk engine, last prices, linked orders, books and features.
+* the portfolio, the risk engine, last prices, linked orders, parent orders worked by
+  execution algorithms (:mod:`runtime.execution`), time stops, books and features.
 
 ``state()`` is the canonical state (orders, positions, cash, risk, id counters, and what an
 operator changed) and ``state_hash()`` its hash: same inputs and seed ⇒ same hash.
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from runtime.approval import Approval, CheckElsewhere, CheckHere
 from runtime.context import KernelContext
 from runtime.errors import InvariantError
+from runtime.execution import ExecutionAlgorithms
 from runtime.instruments import InstrumentRegistry
 from runtime.ledger import OrderLedger, command_of
 from runtime.linked import LinkedOrders
@@ -66,6 +68,7 @@ from runtime.risk import RiskEngine, RiskLimits
 from runtime.roster import Roster
 from runtime.strategy import Strategy
 from runtime.timers import Clock, Timers, idle_until_of
+from runtime.timestops import TimeStops
 
 if TYPE_CHECKING:
     from runtime.features import BookLike, FeatureSet
@@ -120,6 +123,12 @@ class Kernel:
         self.risk.bind_orders(self.ledger)  # per-strategy budgets count a strategy's open orders
         self.linked = LinkedOrders(self.ids, registry, self.prices, self.ledger.get)
         self._watches = self.linked.watches  # instruments with trailing stops (same dict always)
+        self.algos = ExecutionAlgorithms(
+            self.ids, registry, self.prices, self.ledger.get, seed=seed
+        )
+        self._working = self.algos.watches  # instruments with working parent orders (same dict)
+        self.time_stops = TimeStops(self.ids, self.ledger, self.linked, self.algos)
+        self._timed = self.time_stops.watches  # instruments with time stops (same dict)
         self.approval: Approval = (
             CheckElsewhere() if risk_elsewhere else CheckHere(self.risk, self.linked)
         )
@@ -136,6 +145,7 @@ class Kernel:
             ledger=self.ledger,
             approval=self.approval,
             linked=self.linked,
+            algos=self.algos,
             roster=self.roster,
             portfolio=self.portfolio,
             risk=self.risk,
@@ -152,6 +162,8 @@ class Kernel:
             timers=self.timers,
             ids=self.ids,
             linked=self.linked,
+            algos=self.algos,
+            time_stops=self.time_stops,
             registry=registry,
             portfolio=self.portfolio,
             features=self._features,
@@ -239,7 +251,7 @@ class Kernel:
     def on_bar(self, bar: Bar) -> list[Message]:
         self.clock.ns = ts = bar.ts_event
         inst = bar.instrument_id
-        self._market(inst, ts, self.prices.on_trade(inst, ts, bar.close))
+        self._market(inst, ts, self.prices.on_trade(inst, ts, bar.close), bar.volume)
         for strategy in self._subs.get(inst, ()):
             strategy.on_bar(bar)
         return self._drain() if self._intents or self._out else _EMPTY
@@ -247,7 +259,9 @@ class Kernel:
     def on_quote(self, quote: QuoteTick) -> list[Message]:
         self.clock.ns = ts = quote.ts_event
         inst = quote.instrument_id
-        self._market(inst, ts, self.prices.on_quote(inst, ts, quote.bid_price, quote.ask_price))
+        self._market(
+            inst, ts, self.prices.on_quote(inst, ts, quote.bid_price, quote.ask_price), 0
+        )
         features = self._features.get(inst)
         if features is not None:
             features.on_quote(quote)
@@ -258,7 +272,7 @@ class Kernel:
     def on_trade(self, trade: TradeTick) -> list[Message]:
         self.clock.ns = ts = trade.ts_event
         inst = trade.instrument_id
-        self._market(inst, ts, self.prices.on_trade(inst, ts, trade.price))
+        self._market(inst, ts, self.prices.on_trade(inst, ts, trade.price), trade.size)
         features = self._features.get(inst)
         if features is not None:
             features.on_trade(trade)
@@ -289,7 +303,7 @@ class Kernel:
         inst, ts = update.instrument_id, update.ts_event
         bid, ask = book.best_bid(), book.best_ask()
         if synced and bid is not None and ask is not None:
-            self._market(inst, ts, self.prices.on_quote(inst, ts, bid[0], ask[0]))
+            self._market(inst, ts, self.prices.on_quote(inst, ts, bid[0], ask[0]), 0)
         else:
             self.prices.on_data(inst, ts)  # data, but no price to value or mark at
         features = self._features.get(inst)
@@ -299,10 +313,11 @@ class Kernel:
             strategy.on_book(update)
         return self._drain() if self._intents or self._out else _EMPTY
 
-    def _market(self, inst: str, ts: int, price: int) -> None:
+    def _market(self, inst: str, ts: int, price: int, volume: int) -> None:
         """What every market message with a price does: mark the position and check the daily
         loss (on every mark of a held position, at most once per simulated second between
-        fills; each fill checks at once), then move trailing stops."""
+        fills; each fill checks at once), then move trailing stops, work parent orders (with
+        the ``volume`` traded) and fire time stops."""
         pos = self._positions.get(inst)
         if pos is not None:
             pos.mark = price
@@ -310,6 +325,10 @@ class Kernel:
                 self._check_loss(ts)
         if inst in self._watches:
             self._take(self.linked.on_price(inst, ts))
+        if inst in self._working:
+            self._take(self.algos.on_market(inst, ts, volume))
+        if inst in self._timed:
+            self._take(self.time_stops.on_price(inst, ts))
 
     def book(self, instrument_id: str) -> Any:
         book = self._books.get(instrument_id)
@@ -395,8 +414,10 @@ class Kernel:
             if change is not None:
                 self._out.append(change)
         elif isinstance(command, CancelAllOrders):
+            self._take(self.algos.cancel_all(command.strategy_id, now))
             self._intents.extend(cancels(self.ledger.open.values(), command.strategy_id, now))
         elif isinstance(command, ClosePositions):
+            self._take(self.algos.cancel_all("", now))
             self._intents.extend(
                 close_outs(self._positions, self.ledger.open.values(), self.ids, now)
             )
@@ -414,6 +435,8 @@ class Kernel:
             "portfolio": self.portfolio.state(),
             "risk": self.risk.state_dict(),
             "linked": self.linked.state(),
+            "algos": self.algos.state(),
+            "time_stops": self.time_stops.state(),
             "ids": dict(sorted(self.ids.counters.items())),
         }
         operated = self.roster.state()
@@ -440,5 +463,7 @@ class Kernel:
         self.risk.load_state(state["risk"])
         if "linked" in state:  # snapshots from before linked orders have none
             self.linked.load_state(state["linked"])
+        self.algos.load_state(state.get("algos", {}))
+        self.time_stops.load_state(state.get("time_stops", []))
         self.ids.counters = dict(state["ids"])
         self.roster.load_state(state.get("operator"))

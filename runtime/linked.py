@@ -120,6 +120,11 @@ class LinkedOrders:
     def tracks(self, client_order_id: str) -> bool:
         return client_order_id in self._list_of or client_order_id in self._trailing
 
+    def legs(self, list_id: str) -> list[str]:
+        """The legs of a list still followed here ([] for an unknown or completed one)."""
+        record = self._lists.get(list_id)
+        return [] if record is None else list(record.legs)
+
     def refusal(self, command: SubmitOrder) -> tuple[str, str] | None:
         """``(reason_code, reason)`` when a leg about to go to risk must not go at all: its OCO
         group was canceled before it was sent (a sibling refused earlier in the same batch), or
