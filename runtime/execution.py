@@ -136,12 +136,14 @@ class ExecutionAlgorithms:
         return self._parent_of.get(client_order_id)
 
     def unreleased(self, strategy_id: str, instrument_id: str) -> int:
-        """Signed quantity of the strategy's working parents not yet released to a child."""
+        """Signed quantity of the strategy's working parents not yet in an order the kernel
+        holds: what the strategy's committed position does not count yet (a child released
+        on this market message is queued, not yet pending, when the strategy hears it)."""
         total = 0
         for pid in self.watches.get(instrument_id, ()):
             parent = self._parents[pid]
             if parent.strategy_id == strategy_id:
-                total += self._view(parent).remaining * parent.side
+                total += self._view(parent, queued=False).remaining * parent.side
         return total
 
     def working(self, strategy_id: str, instrument_id: str | None) -> list[str]:
@@ -237,8 +239,8 @@ class ExecutionAlgorithms:
         parent = self._parents[pid]
         if parent.status is not AlgoStatus.WORKING:
             return _cancel(order, now) if order.is_open else []  # a late child: canceled
-        if type(event) in (OrderDenied, OrderRejected):
-            code = getattr(event, "reason_code", "") or getattr(event, "venue_code", "")
+        if isinstance(event, OrderDenied | OrderRejected):
+            code = event.reason_code if isinstance(event, OrderDenied) else event.venue_code
             why = f"{order.client_order_id} {type(event).__name__}: {code}: {event.reason}"
             return self._close(pid, AlgoStatus.FAILED, why, now)
         return self._work(pid, now)
@@ -308,12 +310,13 @@ class ExecutionAlgorithms:
                 cost += order.filled_cost
         return filled, cost
 
-    def _view(self, parent: _Parent) -> ParentView:
+    def _view(self, parent: _Parent, *, queued: bool = True) -> ParentView:
+        """``queued``: children sent but not yet seen by the kernel count as working."""
         filled = working = 0
         for cid, quantity in parent.children.items():
             order = self._order_of(cid)
             if order is None:  # sent this drain, not yet seen by the kernel
-                working += quantity
+                working += quantity if queued else 0
                 continue
             filled += order.filled_qty
             working += order.leaves_qty
