@@ -4,7 +4,9 @@
 A stop is due at ``due_ns``; it fires at the first market message of its instrument at or after
 that time (as a trailing stop moves: on the data, never on a wall clock), once. What is already
 closed by then is left alone; the close-out is a reduce-only market order for the position the
-strategy holds when the stop fires, after a cancel of each of its open orders on the instrument.
+strategy holds once each of its open orders on the instrument is closed: the stop cancels them
+when it fires and sends the close-out at the first market message after the last cancel is
+confirmed (an exit that fills meanwhile is counted, so the close-out never flips the position).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TimeStop", "TimeStops"]
 
+_CANCELING = OrderStatus.PENDING_CANCEL
+
 
 class TimeStop(msgspec.Struct, frozen=True, kw_only=True):
     strategy_id: str
@@ -38,6 +42,7 @@ class TimeStop(msgspec.Struct, frozen=True, kw_only=True):
     target: str = ""  # an order, list or parent id (what is canceled); "" for none
     due_ns: int
     close: bool = False
+    closing: bool = False  # fired; the close-out waits for the cancels to be confirmed
 
 
 class TimeStops:
@@ -66,14 +71,19 @@ class TimeStops:
         """What the stops due now on ``instrument_id`` do: cancels, and close-outs."""
         out: list[Message] = []
         for stop in self._due(instrument_id, now):
-            out += self._cancel_target(stop, now)
-            if stop.close:
-                key = (stop.strategy_id, stop.instrument_id)
-                for pid in self._algos.working(stop.strategy_id, stop.instrument_id):
-                    out += self._algos.cancel(pid, now)
-                open_orders = self._ledger.open_orders(stop.strategy_id, stop.instrument_id)
-                position = self._ledger.positions.get(key, 0)
-                out += self._close_out(stop, position, open_orders, now)
+            if not stop.closing:
+                out += self._cancel_target(stop, now)
+            if not stop.close:
+                continue
+            for pid in self._algos.working(stop.strategy_id, stop.instrument_id):
+                out += self._algos.cancel(pid, now)
+            open_orders = self._ledger.open_orders(stop.strategy_id, stop.instrument_id)
+            if open_orders:  # canceled now; closed out once none is left
+                out += [_cancel(o, now) for o in open_orders if o.status is not _CANCELING]
+                self.add(msgspec.structs.replace(stop, closing=True))
+                continue
+            position = self._ledger.positions.get((stop.strategy_id, stop.instrument_id), 0)
+            out += self._close_out(stop, position, now)
         return out
 
     def _cancel_target(self, stop: TimeStop, now: int) -> list[Message]:
@@ -87,7 +97,7 @@ class TimeStops:
         return [
             _cancel(o, now)
             for o in orders
-            if o is not None and o.status is not OrderStatus.PENDING_CANCEL
+            if o is not None and o.status is not _CANCELING
         ]
 
     def _due(self, instrument_id: str, now: int) -> list[TimeStop]:
@@ -102,14 +112,9 @@ class TimeStops:
                 del self.watches[instrument_id]
         return fired
 
-    def _close_out(
-        self, stop: TimeStop, position: int, open_orders: list[Order], now: int
-    ) -> list[Message]:
-        """Cancels of the strategy's open orders on the instrument, then a reduce-only market
-        order for ``position`` (none when flat)."""
-        out: list[Message] = [
-            _cancel(o, now) for o in open_orders if o.status is not OrderStatus.PENDING_CANCEL
-        ]
+    def _close_out(self, stop: TimeStop, position: int, now: int) -> list[Message]:
+        """A reduce-only market order for ``position`` (none when flat)."""
+        out: list[Message] = []
         if position:
             out.append(
                 SubmitOrder(

@@ -17,7 +17,7 @@ from runtime.messages import (
 )
 from runtime.risk import RiskLimits
 from runtime.values import fixed
-from tests.runtime.test_algos import MIN, answer, fill, started, step
+from tests.runtime.test_algos import MIN, answer, bar, fill, started, step
 from tests.runtime.test_kernel_risk import Q, act, of, setup
 
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
@@ -39,12 +39,34 @@ def test_a_time_stop_closes_a_bracket_after_its_duration() -> None:
     exits = fill(k, entry.client_order_id, 10)  # type: ignore[attr-defined]
     assert len(of(SubmitOrder, exits)) == 2
     assert not of(CancelOrder, step(k, 5))  # not due yet (the list started just after bar 1)
-    fired = step(k, 7)
-    assert sorted(c.client_order_id for c in of(CancelOrder, fired)) == sorted(
+    fired = k.handle(bar(7))  # the exits are canceled; the venue has not confirmed yet
+    assert sorted({c.client_order_id for c in of(CancelOrder, fired)}) == sorted(
         c.client_order_id for c in of(SubmitOrder, exits))  # type: ignore[attr-defined]
-    (close,) = [c for c in of(SubmitOrder, fired) if c.reduce_only]  # type: ignore[attr-defined]
-    assert (close.side, close.quantity, close.order_type) == (SELL, 10 * Q, OrderType.MARKET)
-    assert not k.time_stops.watches and not of(SubmitOrder, step(k, 8))  # once
+    assert not of(SubmitOrder, fired)  # no close-out while an exit could still fill
+    assert not of(SubmitOrder, k.handle(bar(8)))
+    answer(k, fired)
+    (close,) = of(SubmitOrder, step(k, 9))
+    assert (close.side, close.quantity, close.order_type) == (  # type: ignore[attr-defined]
+        SELL, 10 * Q, OrderType.MARKET)
+    assert close.reduce_only  # type: ignore[attr-defined]
+    assert not k.time_stops.watches and not of(SubmitOrder, step(k, 10))  # once
+
+
+def test_an_exit_filled_while_the_time_stop_cancels_leaves_nothing_to_close() -> None:
+    k, _ = setup(RiskLimits())
+    step(k, 1)
+    (buy,) = of(SubmitOrder, act(k, lambda s: s.buy("X", 5 * Q)))
+    answer(k, [buy])
+    fill(k, buy.client_order_id, 5)  # type: ignore[attr-defined]
+    out = act(k, lambda s: s.sell("X", 5 * Q, price=fixed(101)))
+    out += act(k, lambda s: s.time_stop("X", MIN, close=True))
+    answer(k, out)
+    (sell,) = of(SubmitOrder, out)
+    assert [c.client_order_id for c in of(CancelOrder, k.handle(bar(4)))] == [  # type: ignore[attr-defined]
+        sell.client_order_id]  # type: ignore[attr-defined]
+    fill(k, sell.client_order_id, 5)  # the exit filled before the cancel reached the venue
+    assert k.portfolio.quantity("X") == 0
+    assert not of(SubmitOrder, step(k, 5)) and not k.time_stops.watches  # nothing to close
 
 
 def test_a_time_stop_cancels_an_order_left_open_and_spares_the_rest() -> None:
