@@ -17,7 +17,8 @@ and :class:`~runtime.messages.AlgoOrderChanged` events. The rules, each enforced
 - its arrival price is the mid at submission (the latest price where the data has no quotes),
   and :func:`slippage_bps` compares its children's average fill price with it;
 - children get ids from the kernel's generator and each parent's algorithm a generator seeded
-  by the kernel's seed and the parent's id: same data and seed, same children.
+  by the kernel's seed, the strategy and the parent's number: same data and seed, same
+  children, in a backtest and in a session.
 """
 
 from __future__ import annotations
@@ -204,10 +205,16 @@ class ExecutionAlgorithms:
             parent.status = AlgoStatus.DENIED
             parent.reason = f"no_market_data: no price yet for {order.instrument_id}"
             return pid, [self._event(pid, now)]
-        rng = np.random.default_rng(np.random.SeedSequence([self._seed, zlib.crc32(pid.encode())]))
-        algo.start(self._view(parent), self._market(parent, now), rng)
+        algo.start(self._view(parent), self._market(parent, now), self._rng(pid))
         self.watches.setdefault(order.instrument_id, set()).add(pid)
         return pid, [self._event(pid, now), *self._work(pid, now)]
+
+    def _rng(self, parent_id: str) -> np.random.Generator:
+        """The parent's generator: from the kernel's seed, its strategy and its number (not
+        the session's namespace: a backtest and a session draw the same)."""
+        _, strategy_id, n = ClientOrderIdGenerator.parse(parent_id)
+        entropy = [self._seed, zlib.crc32(strategy_id.encode()), n]
+        return np.random.default_rng(np.random.SeedSequence(entropy))
 
     def cancel(self, parent_id: str, now: int) -> list[Message]:
         """Cancel a working parent and its open children (nothing for a closed one)."""
