@@ -420,3 +420,19 @@ def test_algorithm_structs_round_trip_through_state() -> None:
     algo = Twap(horizon_ns=MIN, slices=2, due_ns=[0, 1], cumulative=[1, 2])
     back = msgspec.convert(msgspec.to_builtins(algo), Twap)
     assert back == algo
+
+
+def test_the_documented_user_algorithm_runs() -> None:
+    """docs/orders.md's own algorithm, as written there, registers and works a parent."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "orders.md").read_text()
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "@algorithm" in b]
+    namespace: dict[str, object] = {}
+    exec(compile(block, "docs/orders.md", "exec", dont_inherit=True), namespace)
+    half_now = namespace["HalfNow"]
+    assert algorithm_type("half_now") is half_now
+    k, out = started(half_now(delay_ns=2 * MIN), 10)  # type: ignore[operator]
+    assert [c.quantity // Q for c in children(out)] == [5]
+    assert [c.quantity // Q for c in children(step(k, 4))] == [5]
