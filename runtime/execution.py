@@ -46,6 +46,7 @@ from runtime.messages import (
 )
 from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus
 from runtime.prices import LastPrices
+from runtime.watches import Watches, owned, unwatch, watch
 
 __all__ = ["AlgoOrder", "ExecutionAlgorithms", "ParentSummary", "slippage_bps"]
 
@@ -116,6 +117,7 @@ class ExecutionAlgorithms:
         order_of: Callable[[str], Order | None],
         *,
         seed: int,
+        watches: Watches | None = None,
     ) -> None:
         self._ids, self._registry, self._prices, self._order_of = ids, registry, prices, order_of
         self._seed = seed
@@ -123,7 +125,7 @@ class ExecutionAlgorithms:
         self._algos: dict[str, ExecAlgorithm] = {}
         self._parent_of: dict[str, str] = {}  # child id -> parent id
         #: instrument -> working parent ids: the kernel calls :meth:`on_market` for these only
-        self.watches: dict[str, set[str]] = {}
+        self.watches: Watches = {} if watches is None else watches
 
     # --- reads ---------------------------------------------------------------------------------
     def tracks(self, client_order_id: str) -> bool:
@@ -141,7 +143,7 @@ class ExecutionAlgorithms:
         holds: what the strategy's committed position does not count yet (a child released
         on this market message is queued, not yet pending, when the strategy hears it)."""
         total = 0
-        for pid in self.watches.get(instrument_id, ()):
+        for pid in owned(self.watches, instrument_id, self._parents):
             parent = self._parents[pid]
             if parent.strategy_id == strategy_id:
                 total += self._view(parent, queued=False).remaining * parent.side
@@ -206,7 +208,7 @@ class ExecutionAlgorithms:
             parent.reason = f"no_market_data: no price yet for {order.instrument_id}"
             return pid, [self._event(pid, now)]
         algo.start(self._view(parent), self._market(parent, now), self._rng(pid))
-        self.watches.setdefault(order.instrument_id, set()).add(pid)
+        watch(self.watches, order.instrument_id, pid)
         return pid, [self._event(pid, now), *self._work(pid, now)]
 
     def _rng(self, parent_id: str) -> np.random.Generator:
@@ -234,7 +236,7 @@ class ExecutionAlgorithms:
     # --- what moves a parent -------------------------------------------------------------------
     def on_market(self, instrument_id: str, now: int, volume: int) -> list[Message]:
         out: list[Message] = []
-        for pid in sorted(self.watches.get(instrument_id, ())):
+        for pid in owned(self.watches, instrument_id, self._parents):
             self._parents[pid].volume += volume
             out += self._work(pid, now)
         return out
@@ -296,10 +298,7 @@ class ExecutionAlgorithms:
     def _close(self, pid: str, status: AlgoStatus, reason: str, now: int) -> list[Message]:
         parent = self._parents[pid]
         parent.status, parent.reason = status, reason
-        watched = self.watches[parent.instrument_id]
-        watched.discard(pid)
-        if not watched:
-            del self.watches[parent.instrument_id]
+        unwatch(self.watches, parent.instrument_id, pid)
         out: list[Message] = []
         for cid in parent.children:
             order = self._order_of(cid)
@@ -368,8 +367,9 @@ class ExecutionAlgorithms:
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
+        for pid, parent in self._parents.items():  # this part's keys only: the map is shared
+            unwatch(self.watches, parent.instrument_id, pid)
         self._parents, self._algos, self._parent_of = {}, {}, {}
-        self.watches.clear()  # in place: the kernel holds this mapping
         for pid, saved in state.items():
             fields = {k: v for k, v in saved.items() if k != "algo"}
             parent = self._parents[pid] = msgspec.convert(fields, _Parent)
@@ -377,7 +377,7 @@ class ExecutionAlgorithms:
             self._algos[pid] = msgspec.convert(saved["algo"], kind)
             self._parent_of.update(dict.fromkeys(parent.children, pid))
             if parent.status is AlgoStatus.WORKING:
-                self.watches.setdefault(parent.instrument_id, set()).add(pid)
+                watch(self.watches, parent.instrument_id, pid)
 
 
 def _validate(order: AlgoOrder) -> None:

@@ -69,6 +69,7 @@ from runtime.roster import Roster
 from runtime.strategy import Strategy
 from runtime.timers import Clock, Timers, idle_until_of
 from runtime.timestops import TimeStops
+from runtime.watches import Watches
 
 if TYPE_CHECKING:
     from runtime.features import BookLike, FeatureSet
@@ -121,14 +122,18 @@ class Kernel:
             self.prices,
         )
         self.risk.bind_orders(self.ledger)  # per-strategy budgets count a strategy's open orders
-        self.linked = LinkedOrders(self.ids, registry, self.prices, self.ledger.get)
-        self._watches = self.linked.watches  # instruments with trailing stops (same dict always)
-        self.algos = ExecutionAlgorithms(
-            self.ids, registry, self.prices, self.ledger.get, seed=seed
+        # instruments with trailing stops, working parent orders or time stops: one map they
+        # share (runtime/watches.py), so market data asks one question (the same dict always)
+        self._watches: Watches = {}
+        self.linked = LinkedOrders(
+            self.ids, registry, self.prices, self.ledger.get, watches=self._watches
         )
-        self._working = self.algos.watches  # instruments with working parent orders (same dict)
-        self.time_stops = TimeStops(self.ids, self.ledger, self.linked, self.algos)
-        self._timed = self.time_stops.watches  # instruments with time stops (same dict)
+        self.algos = ExecutionAlgorithms(
+            self.ids, registry, self.prices, self.ledger.get, seed=seed, watches=self._watches
+        )
+        self.time_stops = TimeStops(
+            self.ids, self.ledger, self.linked, self.algos, watches=self._watches
+        )
         self.approval: Approval = (
             CheckElsewhere() if risk_elsewhere else CheckHere(self.risk, self.linked)
         )
@@ -251,7 +256,9 @@ class Kernel:
     def on_bar(self, bar: Bar) -> list[Message]:
         self.clock.ns = ts = bar.ts_event
         inst = bar.instrument_id
-        self._market(inst, ts, self.prices.on_trade(inst, ts, bar.close), bar.volume)
+        self._market(inst, ts, self.prices.on_trade(inst, ts, bar.close))
+        if inst in self._watches:
+            self._watched(inst, ts, bar.volume)
         for strategy in self._subs.get(inst, ()):
             strategy.on_bar(bar)
         return self._drain() if self._intents or self._out else _EMPTY
@@ -259,9 +266,9 @@ class Kernel:
     def on_quote(self, quote: QuoteTick) -> list[Message]:
         self.clock.ns = ts = quote.ts_event
         inst = quote.instrument_id
-        self._market(
-            inst, ts, self.prices.on_quote(inst, ts, quote.bid_price, quote.ask_price), 0
-        )
+        self._market(inst, ts, self.prices.on_quote(inst, ts, quote.bid_price, quote.ask_price))
+        if inst in self._watches:
+            self._watched(inst, ts, 0)
         features = self._features.get(inst)
         if features is not None:
             features.on_quote(quote)
@@ -272,7 +279,9 @@ class Kernel:
     def on_trade(self, trade: TradeTick) -> list[Message]:
         self.clock.ns = ts = trade.ts_event
         inst = trade.instrument_id
-        self._market(inst, ts, self.prices.on_trade(inst, ts, trade.price), trade.size)
+        self._market(inst, ts, self.prices.on_trade(inst, ts, trade.price))
+        if inst in self._watches:
+            self._watched(inst, ts, trade.size)
         features = self._features.get(inst)
         if features is not None:
             features.on_trade(trade)
@@ -303,7 +312,9 @@ class Kernel:
         inst, ts = update.instrument_id, update.ts_event
         bid, ask = book.best_bid(), book.best_ask()
         if synced and bid is not None and ask is not None:
-            self._market(inst, ts, self.prices.on_quote(inst, ts, bid[0], ask[0]), 0)
+            self._market(inst, ts, self.prices.on_quote(inst, ts, bid[0], ask[0]))
+            if inst in self._watches:
+                self._watched(inst, ts, 0)
         else:
             self.prices.on_data(inst, ts)  # data, but no price to value or mark at
         features = self._features.get(inst)
@@ -313,22 +324,23 @@ class Kernel:
             strategy.on_book(update)
         return self._drain() if self._intents or self._out else _EMPTY
 
-    def _market(self, inst: str, ts: int, price: int, volume: int) -> None:
+    def _market(self, inst: str, ts: int, price: int) -> None:
         """What every market message with a price does: mark the position and check the daily
         loss (on every mark of a held position, at most once per simulated second between
-        fills; each fill checks at once), then move trailing stops, work parent orders (with
-        the ``volume`` traded) and fire time stops."""
+        fills; each fill checks at once). The caller then runs :meth:`_watched` where the
+        instrument is watched."""
         pos = self._positions.get(inst)
         if pos is not None:
             pos.mark = price
             if pos.quantity and ts >= self._next_loss_check:
                 self._check_loss(ts)
-        if inst in self._watches:
-            self._take(self.linked.on_price(inst, ts))
-        if inst in self._working:
-            self._take(self.algos.on_market(inst, ts, volume))
-        if inst in self._timed:
-            self._take(self.time_stops.on_price(inst, ts))
+
+    def _watched(self, inst: str, ts: int, volume: int) -> None:
+        """Move trailing stops, work parent orders (with the ``volume`` traded) and fire time
+        stops on ``inst``."""
+        self._take(self.linked.on_price(inst, ts))
+        self._take(self.algos.on_market(inst, ts, volume))
+        self._take(self.time_stops.on_price(inst, ts))
 
     def book(self, instrument_id: str) -> Any:
         book = self._books.get(instrument_id)
@@ -459,6 +471,7 @@ class Kernel:
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state` (a snapshot)."""
         self.ledger.load_state(state)
+        self._watches.clear()  # the parts below put their own keys back
         self.portfolio.load_state(state["portfolio"])
         self.risk.load_state(state["risk"])
         if "linked" in state:  # snapshots from before linked orders have none

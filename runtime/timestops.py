@@ -25,6 +25,7 @@ from runtime.messages import (
     TimeInForce,
 )
 from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus
+from runtime.watches import TIME_STOPS, Watches, unwatch, watch
 
 if TYPE_CHECKING:
     from runtime.execution import ExecutionAlgorithms
@@ -46,8 +47,8 @@ class TimeStop(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TimeStops:
-    """The time stops of one kernel, per instrument (:attr:`watches`: the kernel asks only for
-    instruments that have one)."""
+    """The time stops of one kernel, per instrument (in the kernel's :attr:`watches` under
+    :data:`~runtime.watches.TIME_STOPS`: it asks only for instruments that have one)."""
 
     def __init__(
         self,
@@ -55,21 +56,30 @@ class TimeStops:
         ledger: OrderLedger,
         linked: LinkedOrders,
         algos: ExecutionAlgorithms,
+        watches: Watches | None = None,
     ) -> None:
         self._ids, self._ledger, self._linked, self._algos = ids, ledger, linked, algos
         self._stops: list[TimeStop] = []
-        #: instrument -> number of stops waiting on it
-        self.watches: dict[str, int] = {}
+        self._counts: dict[str, int] = {}  # instrument -> stops waiting on it
+        self.watches: Watches = {} if watches is None else watches
 
     def add(self, stop: TimeStop) -> None:
         if not stop.target and not stop.close:
             raise ConfigError("a time stop cancels an order, a list or a parent, or closes")
         self._stops.append(stop)
-        self.watches[stop.instrument_id] = self.watches.get(stop.instrument_id, 0) + 1
+        self._counts[stop.instrument_id] = self._counts.get(stop.instrument_id, 0) + 1
+        watch(self.watches, stop.instrument_id, TIME_STOPS)
+
+    @property
+    def pending(self) -> dict[str, int]:
+        """Stops waiting, per instrument."""
+        return dict(self._counts)
 
     def on_price(self, instrument_id: str, now: int) -> list[Message]:
         """What the stops due now on ``instrument_id`` do: cancels, and close-outs."""
         out: list[Message] = []
+        if instrument_id not in self._counts:
+            return out
         for stop in self._due(instrument_id, now):
             if not stop.closing:
                 out += self._cancel_target(stop, now)
@@ -105,11 +115,12 @@ class TimeStops:
         fired = [s for s in self._stops if s.instrument_id == instrument_id and s.due_ns <= now]
         if fired:
             self._stops = [s for s in self._stops if s not in fired]
-            left = self.watches[instrument_id] - len(fired)
+            left = self._counts[instrument_id] - len(fired)
             if left:
-                self.watches[instrument_id] = left
+                self._counts[instrument_id] = left
             else:
-                del self.watches[instrument_id]
+                del self._counts[instrument_id]
+                unwatch(self.watches, instrument_id, TIME_STOPS)
         return fired
 
     def _close_out(self, stop: TimeStop, position: int, now: int) -> list[Message]:
@@ -137,8 +148,9 @@ class TimeStops:
         return [msgspec.to_builtins(s) for s in self._stops]
 
     def load_state(self, state: list[Any]) -> None:
-        self._stops = []
-        self.watches.clear()  # in place: the kernel holds this mapping
+        for instrument_id in self._counts:  # this part's keys only: the map is shared
+            unwatch(self.watches, instrument_id, TIME_STOPS)
+        self._stops, self._counts = [], {}
         for saved in state:
             self.add(msgspec.convert(saved, TimeStop))
 

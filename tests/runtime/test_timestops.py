@@ -49,7 +49,7 @@ def test_a_time_stop_closes_a_bracket_after_its_duration() -> None:
     assert (close.side, close.quantity, close.order_type) == (  # type: ignore[attr-defined]
         SELL, 10 * Q, OrderType.MARKET)
     assert close.reduce_only  # type: ignore[attr-defined]
-    assert not k.time_stops.watches and not of(SubmitOrder, step(k, 10))  # once
+    assert not k.time_stops.pending and not of(SubmitOrder, step(k, 10))  # once
 
 
 def test_an_exit_filled_while_the_time_stop_cancels_leaves_nothing_to_close() -> None:
@@ -66,7 +66,7 @@ def test_an_exit_filled_while_the_time_stop_cancels_leaves_nothing_to_close() ->
         sell.client_order_id]  # type: ignore[attr-defined]
     fill(k, sell.client_order_id, 5)  # the exit filled before the cancel reached the venue
     assert k.portfolio.quantity("X") == 0
-    assert not of(SubmitOrder, step(k, 5)) and not k.time_stops.watches  # nothing to close
+    assert not of(SubmitOrder, step(k, 5)) and not k.time_stops.pending  # nothing to close
 
 
 def test_a_time_stop_cancels_an_order_left_open_and_spares_the_rest() -> None:
@@ -100,7 +100,7 @@ def test_time_stops_survive_a_snapshot_and_refuse_nonsense() -> None:
     act(k, lambda s: s.time_stop("X", MIN, close=True))
     k2, _ = setup(RiskLimits())
     k2.load_state(k.state())
-    assert k2.state_hash() == k.state_hash() and k2.time_stops.watches == {"X": 1}
+    assert k2.state_hash() == k.state_hash() and k2.time_stops.pending == {"X": 1}
     with pytest.raises(ConfigError, match="after_ns must be positive"):
         act(k, lambda s: s.time_stop("X", 0, close=True))
     with pytest.raises(ConfigError, match="cancels an order, a list or a parent, or closes"):
