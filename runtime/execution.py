@@ -31,7 +31,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from runtime.algos import ExecAlgorithm, MarketView, ParentView, algorithm_type
+from runtime.algos import ExecAlgorithm, MarketView, ParentView, Slice, algorithm_type
 from runtime.errors import ConfigError
 from runtime.instruments import InstrumentRegistry
 from runtime.messages import (
@@ -46,6 +46,7 @@ from runtime.messages import (
 )
 from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus
 from runtime.prices import LastPrices
+from runtime.values import from_fixed
 from runtime.watches import Watches, owned, unwatch, watch
 
 __all__ = ["AlgoOrder", "ExecutionAlgorithms", "ParentSummary", "slippage_bps"]
@@ -185,7 +186,7 @@ class ExecutionAlgorithms:
     def submit(self, strategy_id: str, order: AlgoOrder, now: int) -> tuple[str, list[Message]]:
         """The parent's id, and the commands and events that start it."""
         algo = order.algorithm
-        _validate(order)
+        _validate(order, self._registry.get(order.instrument_id).lot_size)
         pid = self._ids.next(strategy_id)
         arrival = self._prices.mid(order.instrument_id)
         if arrival is None:
@@ -266,7 +267,7 @@ class ExecutionAlgorithms:
             out += self._close(pid, AlgoStatus.FAILED, reason, now)
         return out
 
-    def _release(self, pid: str, parent: _Parent, slices: list[Any], now: int) -> list[Message]:
+    def _release(self, pid: str, parent: _Parent, slices: list[Slice], now: int) -> list[Message]:
         out: list[Message] = []
         room = self._view(parent).remaining
         for piece in slices:
@@ -380,10 +381,13 @@ class ExecutionAlgorithms:
                 watch(self.watches, parent.instrument_id, pid)
 
 
-def _validate(order: AlgoOrder) -> None:
+def _validate(order: AlgoOrder, lot_size: int) -> None:
     algo = order.algorithm
-    if order.quantity <= 0:
-        raise ConfigError(f"{algo.name}: a parent order needs a positive quantity")
+    if order.quantity <= 0 or order.quantity % lot_size:
+        raise ConfigError(
+            f"{algo.name}: a parent order needs a positive quantity in whole lots of "
+            f"{from_fixed(lot_size)} for {order.instrument_id}, not {from_fixed(order.quantity)}"
+        )
     if algo.needs_limit and order.limit_price is None:
         raise ConfigError(f"{algo.name}: a parent order needs a limit_price")
     algo.check()

@@ -436,3 +436,11 @@ def test_the_documented_user_algorithm_runs() -> None:
     k, out = started(half_now(delay_ns=2 * MIN), 10)  # type: ignore[operator]
     assert [c.quantity // Q for c in children(out)] == [5]
     assert [c.quantity // Q for c in children(step(k, 4))] == [5]
+
+
+def test_a_parent_off_the_lot_grid_or_empty_is_refused_by_name() -> None:
+    k, _ = started(Twap(horizon_ns=MIN, slices=2), 10)
+    for quantity in (Q + Q // 2, 0):
+        with pytest.raises(ConfigError, match="twap: a parent order needs a positive quantity "
+                                              "in whole lots of 1 for X"):
+            act(k, lambda s, q=quantity: s.execute("X", BUY, q, Twap(horizon_ns=MIN, slices=2)))
