@@ -203,7 +203,8 @@ class ExecutionAlgorithms:
             arrival_price=arrival,
         )
         self._parents[pid] = parent
-        algo = self._algos[pid] = msgspec.structs.replace(algo)  # its own copy: it keeps progress
+        # its own deep copy (the strategy may reuse the object): it keeps the parent's progress
+        algo = self._algos[pid] = msgspec.convert(msgspec.to_builtins(algo), type(algo))
         if arrival is None:
             parent.status = AlgoStatus.DENIED
             parent.reason = f"no_market_data: no price yet for {order.instrument_id}"
