@@ -105,3 +105,41 @@ def _backtest_state(config: Any) -> tuple[dict[str, Any], str]:
 
     kernel, _ = simulate(config, load_feed(config, None))
     return kernel.state(), kernel.namespace
+
+
+@pytest.mark.parametrize(("snapshot_every", "stop_at"), [(20_000, 65), (25, 65), (25, 85)])
+def test_a_strategy_host_with_working_parents_is_rebuilt_from_its_journal(
+        data_dir: Path, tmp_path: Path, snapshot_every: int, stop_at: int) -> None:
+    """Stopped while a bracket's time stop (bar 65) or a TWAP parent (bar 85) is
+    working: the actors rebuilt from their journals (all of it, or a snapshot and a short
+    tail) hash as before."""
+    from actors.config import FeedConfig
+    from actors.feed import write_cache
+    from actors.gateway import GatewayActor
+    from actors.risk import RiskActor
+    from actors.setup import SessionSetup
+    from actors.strategy import StrategyActor
+
+    raw = trading_config("sma", data_dir, minutes=10)
+    raw["strategies"] = [{"id": "bt", "class": f"{__name__}:BracketAndTwap",
+                          "instruments": ["SIM-A"]}]
+    config = load_config(raw)
+
+    def build() -> tuple[Any, Any, Any, dict[str, Any]]:
+        setup = SessionSetup("S1", str(tmp_path), config, snapshot_every=snapshot_every)
+        write_cache(setup, FeedConfig())
+        risk, gateway = _plain(RiskActor)(setup), _plain(GatewayActor)(setup)
+        return setup, risk, gateway, {"bt": _plain(StrategyActor)(setup, "bt")}
+
+    setup, risk, gateway, hosts = build()
+    _run(setup, risk, gateway, hosts, stop_at=stop_at)
+    kernel = hosts["bt"].jk.kernel
+    if stop_at == 65:
+        assert kernel.time_stops.pending  # the bracket's time stop waits
+    else:
+        assert kernel.algos.working("bt", "SIM-A")
+    before = (risk.state_hash(), gateway.state_hash(), hosts["bt"].state_hash())
+    for component in (risk.jk.journal, gateway.venue.journal, hosts["bt"].jk.journal):
+        component.close()
+    _, risk2, gateway2, hosts2 = build()
+    assert (risk2.state_hash(), gateway2.state_hash(), hosts2["bt"].state_hash()) == before
