@@ -35,6 +35,7 @@ from backtest.engine import EventLog, run_loop
 from backtest.equity import MarkSeries, equity_curve
 from backtest.feed import Feed, load_feed
 from backtest.metrics import compare_baselines
+from backtest.parents import algo_metrics, parents_frame, with_parents
 from backtest.results import open_config_store, record_run, write_run_files
 from backtest.venue import SimulatedVenue
 from runtime.instruments import InstrumentRegistry
@@ -66,6 +67,8 @@ class BacktestResult:
     report_path: Path | None = None
     events: int = 0
     denials: list[dict[str, Any]] = field(default_factory=list)
+    #: parent orders worked by execution algorithms (one row each; empty without)
+    parents: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def n_fills(self) -> int:
@@ -173,7 +176,7 @@ def _marks(feed: Feed) -> dict[str, MarkSeries]:
 
 
 def _frames(kernel: Kernel, log: EventLog) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return fills_frame(log), _orders_frame(kernel)
+    return with_parents(fills_frame(log), _orders_frame(kernel), kernel.algos)
 
 
 _FILL_FRAME_COLUMNS = (
@@ -291,6 +294,7 @@ def _result(
         initial_cash=float(config.initial_cash),
         position_values=equity["position_value"],
     )
+    metrics["strategy"].update(algo_metrics(kernel.algos))
     manifest = {
         "run_id": run_id or _run_id(config, chash),
         "name": config.name,
@@ -321,6 +325,7 @@ def _result(
             {"client_order_id": d.client_order_id, "reason_code": d.reason_code, "reason": d.reason}
             for d in log.denials
         ],
+        parents=parents_frame(kernel.algos),
     )
 
 

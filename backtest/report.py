@@ -313,6 +313,36 @@ def _orders_section(orders: pd.DataFrame | None, max_rows: int) -> str:
     return f'<section class="card" id="orders"><h2>Orders</h2>{table}</section>'
 
 
+def _parents_section(parents: pd.DataFrame | None, metrics: Metrics, max_rows: int) -> str:
+    """Parent orders and their slippage against the arrival price (nothing without any)."""
+    if parents is None or not len(parents):
+        return ""
+    shown = ["parent_id", "algorithm", "instrument_id", "side", "qty", "filled_qty",
+             "arrival_price", "avg_price", "slippage_bps", "status", "reason"]  # fmt: skip
+    frame = parents[shown]
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in shown]
+
+    def row(rec: Any) -> list[Cell]:
+        return [(_e(_plain(v)), "num" if num else "") for v, num in zip(rec, numeric, strict=True)]
+
+    table = _table(
+        list(zip(shown, numeric, strict=True)),
+        frame.set_axis(range(len(shown)), axis=1),
+        row,
+        max_rows=max_rows,
+        noun="parent orders",
+    )
+    strategy = metrics.get("strategy", metrics)
+    mean = strategy.get("algo_slippage_bps") if isinstance(strategy, Mapping) else None
+    note = "" if mean is None else (
+        f'<p class="note">Quantity-weighted slippage against arrival: {_e(_plain(mean))} bps '
+        "(positive: paid).</p>"
+    )
+    return (
+        f'<section class="card" id="parents"><h2>Execution algorithms</h2>{note}{table}</section>'
+    )
+
+
 # --------------------------------------------------------------------------- the page
 
 
@@ -326,6 +356,7 @@ def write_report(
     drawdown: pd.Series | None = None,
     fills: pd.DataFrame | None,
     orders: pd.DataFrame | None = None,
+    parents: pd.DataFrame | None = None,
     baseline_equity: Mapping[str, pd.Series] | None = None,
     max_rows: int = 25,
 ) -> Path:
@@ -333,6 +364,7 @@ def write_report(
 
     ``metrics``: :func:`backtest.metrics.compare_baselines` output (or one flat metrics dict).
     ``drawdown`` defaults to :func:`backtest.metrics.drawdown_series` of ``equity``;
+    ``parents``: parent orders worked by execution algorithms (their slippage against arrival);
     ``baseline_equity`` (e.g. ``{"Buy & hold": series}``) is drawn dashed under the strategy.
     """
     columns = _columns(metrics)
@@ -353,7 +385,8 @@ def write_report(
         metrics_table=_metrics_table(columns),
         trades_table=_trades_table(fills, orders, max_rows),
         fills_table=_fills_table(fills, max_rows),
-        orders_section=_orders_section(orders, max_rows),
+        orders_section=_parents_section(parents, metrics, max_rows)
+        + _orders_section(orders, max_rows),
         manifest=_e(json.dumps(manifest, indent=2, sort_keys=True, default=str)),
     )
     out = Path(path)

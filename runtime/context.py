@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from runtime.execution import AlgoOrder, ExecutionAlgorithms
 from runtime.instruments import Instrument, InstrumentRegistry
 from runtime.linked import Leg, LinkedOrders, OrderList
 from runtime.messages import (
@@ -24,6 +25,7 @@ from runtime.messages import (
 from runtime.orders import ClientOrderIdGenerator, Order
 from runtime.portfolio import Account, Portfolio
 from runtime.timers import Clock, Timers
+from runtime.timestops import TimeStop, TimeStops
 from runtime.trailing import Trail
 
 if TYPE_CHECKING:
@@ -43,6 +45,8 @@ class KernelContext:
         timers: Timers,
         ids: ClientOrderIdGenerator,
         linked: LinkedOrders,
+        algos: ExecutionAlgorithms,
+        time_stops: TimeStops,
         registry: InstrumentRegistry,
         portfolio: Portfolio,
         features: Callable[[str], dict[str, float]],
@@ -51,6 +55,7 @@ class KernelContext:
     ) -> None:
         self.clock, self.ledger, self.timers, self.ids = clock, ledger, timers, ids
         self.linked, self.registry, self.portfolio = linked, registry, portfolio
+        self.algos, self.time_stops = algos, time_stops
         self._features = features  # the kernel's books' (``runtime.views``)
         self.intents = intents  # the kernel's queue: it drains it, in place
         self._take = take  # what linked orders produced, into the kernel's order flow
@@ -119,7 +124,33 @@ class KernelContext:
         self.intents.append(command)
         return command.client_order_id
 
+    def submit_algo(self, strategy_id: str, order: AlgoOrder) -> str:
+        """A parent order worked by an execution algorithm in the kernel; its parent id."""
+        parent_id, produced = self.algos.submit(strategy_id, order, self.clock.ns)
+        self._take(produced)
+        return parent_id
+
+    def time_stop(
+        self, strategy_id: str, *, instrument_id: str, after_ns: int, target: str, close: bool
+    ) -> None:
+        """Cancel ``target`` (an order, list or parent id) ``after_ns`` from now; ``close``:
+        close the position on ``instrument_id`` too."""
+        due = self.clock.ns + after_ns
+        stop = TimeStop(
+            strategy_id=strategy_id,
+            instrument_id=instrument_id,
+            target=target,
+            due_ns=due,
+            close=close,
+        )
+        self.time_stops.add(stop)
+
     def cancel(self, strategy_id: str, client_order_id: str) -> None:
+        """Cancel an open order, or a working parent order and its children."""
+        if self.algos.is_parent(client_order_id):
+            if client_order_id in self.algos.working(strategy_id, None):
+                self._take(self.algos.cancel(client_order_id, self.clock.ns))
+            return
         order = self.ledger.open.get(client_order_id)
         if order is None or order.strategy_id != strategy_id:
             return  # already closed (or not this strategy's): nothing to cancel
@@ -176,6 +207,13 @@ class KernelContext:
 
     def committed(self, strategy_id: str, instrument_id: str) -> int:
         return self.ledger.committed_view(strategy_id).get(instrument_id, 0)
+
+    def unreleased(self, strategy_id: str, instrument_id: str) -> int:
+        """Signed quantity of working parent orders not yet released to children."""
+        return self.algos.unreleased(strategy_id, instrument_id)
+
+    def working_parents(self, strategy_id: str, instrument_id: str | None) -> list[str]:
+        return self.algos.working(strategy_id, instrument_id)
 
     def committed_view(self, strategy_id: str) -> Mapping[str, int]:
         return self.ledger.committed_view(strategy_id)

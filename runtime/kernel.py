@@ -19,7 +19,8 @@ The kernel is composed of parts, each with one job:
 * :class:`runtime.roster.Roster`: the strategies, who hears what, what an operator changed;
 * an approval (:mod:`runtime.approval`): risk checks here (a backtest, the risk actor) or
   elsewhere (a strategy actor);
-* the portfolio, the risk engine, last prices, linked orders;
+* the portfolio, the risk engine, last prices, linked orders, parent orders worked by
+  execution algorithms (:mod:`runtime.execution`), time stops;
 * books and features (:mod:`runtime.views`): computed here (a backtest) or read from views
   computed elsewhere (a paper session's book actors).
 
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from runtime.approval import Approval, CheckElsewhere, CheckHere
 from runtime.context import KernelContext
 from runtime.errors import InvariantError
+from runtime.execution import ExecutionAlgorithms
 from runtime.instruments import InstrumentRegistry
 from runtime.ledger import OrderLedger, command_of
 from runtime.linked import LinkedOrders
@@ -68,7 +70,9 @@ from runtime.risk import RiskEngine, RiskLimits
 from runtime.roster import Roster
 from runtime.strategy import Strategy
 from runtime.timers import Clock, Timers, idle_until_of
+from runtime.timestops import TimeStops
 from runtime.views import LocalBooks, ViewedBooks
+from runtime.watches import Watches
 
 if TYPE_CHECKING:
     from runtime.features import BookLike
@@ -122,8 +126,18 @@ class Kernel:
             self.prices,
         )
         self.risk.bind_orders(self.ledger)  # per-strategy budgets count a strategy's open orders
-        self.linked = LinkedOrders(self.ids, registry, self.prices, self.ledger.get)
-        self._watches = self.linked.watches  # instruments with trailing stops (same dict always)
+        # instruments with trailing stops, working parent orders or time stops: one map they
+        # share (runtime/watches.py), so market data asks one question (the same dict always)
+        self._watches: Watches = {}
+        self.linked = LinkedOrders(
+            self.ids, registry, self.prices, self.ledger.get, watches=self._watches
+        )
+        self.algos = ExecutionAlgorithms(
+            self.ids, registry, self.prices, self.ledger.get, seed=seed, watches=self._watches
+        )
+        self.time_stops = TimeStops(
+            self.ids, self.ledger, self.linked, self.algos, watches=self._watches
+        )
         self.approval: Approval = (
             CheckElsewhere() if risk_elsewhere else CheckHere(self.risk, self.linked)
         )
@@ -140,6 +154,7 @@ class Kernel:
             ledger=self.ledger,
             approval=self.approval,
             linked=self.linked,
+            algos=self.algos,
             roster=self.roster,
             portfolio=self.portfolio,
             risk=self.risk,
@@ -156,6 +171,8 @@ class Kernel:
             timers=self.timers,
             ids=self.ids,
             linked=self.linked,
+            algos=self.algos,
+            time_stops=self.time_stops,
             registry=registry,
             portfolio=self.portfolio,
             features=self.books.features,
@@ -244,6 +261,8 @@ class Kernel:
         self.clock.ns = ts = bar.ts_event
         inst = bar.instrument_id
         self._market(inst, ts, self.prices.on_trade(inst, ts, bar.close))
+        if inst in self._watches:
+            self._watched(inst, ts, bar.volume)
         for strategy in self._subs.get(inst, ()):
             strategy.on_bar(bar)
         return self._drain() if self._intents or self._out else _EMPTY
@@ -252,6 +271,8 @@ class Kernel:
         self.clock.ns = ts = quote.ts_event
         inst = quote.instrument_id
         self._market(inst, ts, self.prices.on_quote(inst, ts, quote.bid_price, quote.ask_price))
+        if inst in self._watches:
+            self._watched(inst, ts, 0)
         self.books.quote(quote)
         for strategy in self._subs.get(inst, ()):
             strategy.on_quote(quote)
@@ -261,6 +282,8 @@ class Kernel:
         self.clock.ns = ts = trade.ts_event
         inst = trade.instrument_id
         self._market(inst, ts, self.prices.on_trade(inst, ts, trade.price))
+        if inst in self._watches:
+            self._watched(inst, ts, trade.size)
         self.books.trade(trade)
         for strategy in self._subs.get(inst, ()):
             strategy.on_trade(trade)
@@ -289,6 +312,8 @@ class Kernel:
         inst, ts = update.instrument_id, update.ts_event
         if top is not None:
             self._market(inst, ts, self.prices.on_quote(inst, ts, top[0], top[1]))
+            if inst in self._watches:
+                self._watched(inst, ts, 0)
         else:
             self.prices.on_data(inst, ts)  # data, but no price to value or mark at
         for strategy in self._subs.get(inst, ()):
@@ -298,14 +323,20 @@ class Kernel:
     def _market(self, inst: str, ts: int, price: int) -> None:
         """What every market message with a price does: mark the position and check the daily
         loss (on every mark of a held position, at most once per simulated second between
-        fills; each fill checks at once), then move trailing stops."""
+        fills; each fill checks at once). The caller then runs :meth:`_watched` where the
+        instrument is watched."""
         pos = self._positions.get(inst)
         if pos is not None:
             pos.mark = price
             if pos.quantity and ts >= self._next_loss_check:
                 self._check_loss(ts)
-        if inst in self._watches:
-            self._take(self.linked.on_price(inst, ts))
+
+    def _watched(self, inst: str, ts: int, volume: int) -> None:
+        """Move trailing stops, work parent orders (with the ``volume`` traded) and fire time
+        stops on ``inst``."""
+        self._take(self.linked.on_price(inst, ts))
+        self._take(self.algos.on_market(inst, ts, volume))
+        self._take(self.time_stops.on_price(inst, ts))
 
     # --- timers ------------------------------------------------------------------------------
     def on_timer(self, timer: TimerFired, *, idle_until: int | None = None) -> list[Message]:
@@ -380,8 +411,10 @@ class Kernel:
             if change is not None:
                 self._out.append(change)
         elif isinstance(command, CancelAllOrders):
+            self._take(self.algos.cancel_all(command.strategy_id, now))
             self._intents.extend(cancels(self.ledger.open.values(), command.strategy_id, now))
         elif isinstance(command, ClosePositions):
+            self._take(self.algos.cancel_all("", now))
             self._intents.extend(
                 close_outs(self._positions, self.ledger.open.values(), self.ids, now)
             )
@@ -399,6 +432,8 @@ class Kernel:
             "portfolio": self.portfolio.state(),
             "risk": self.risk.state_dict(),
             "linked": self.linked.state(),
+            "algos": self.algos.state(),
+            "time_stops": self.time_stops.state(),
             "ids": dict(sorted(self.ids.counters.items())),
         }
         operated = self.roster.state()
@@ -421,9 +456,12 @@ class Kernel:
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state` (a snapshot)."""
         self.ledger.load_state(state)
+        self._watches.clear()  # the parts below put their own keys back
         self.portfolio.load_state(state["portfolio"])
         self.risk.load_state(state["risk"])
         if "linked" in state:  # snapshots from before linked orders have none
             self.linked.load_state(state["linked"])
+        self.algos.load_state(state.get("algos", {}))
+        self.time_stops.load_state(state.get("time_stops", []))
         self.ids.counters = dict(state["ids"])
         self.roster.load_state(state.get("operator"))

@@ -52,6 +52,7 @@ from runtime.messages import (
 from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus
 from runtime.prices import LastPrices
 from runtime.trailing import Trail, trigger_price
+from runtime.watches import Watches, owned, unwatch, watch
 
 __all__ = ["Contingency", "Leg", "LinkedOrders", "OrderList"]
 
@@ -107,6 +108,7 @@ class LinkedOrders:
         registry: InstrumentRegistry,
         prices: LastPrices,
         order_of: Callable[[str], Order | None],
+        watches: Watches | None = None,
     ) -> None:
         self._ids, self._registry, self._prices, self._order_of = ids, registry, prices, order_of
         self._lists: dict[str, _List] = {}
@@ -115,10 +117,15 @@ class LinkedOrders:
         self._group_of: dict[str, str] = {}  # leg id -> OCO group
         self._trailing: dict[str, _Trailing] = {}  # stop id -> its trail
         #: instrument -> trailing stop ids: the kernel calls :meth:`on_price` for these only
-        self.watches: dict[str, set[str]] = {}
+        self.watches: Watches = {} if watches is None else watches
 
     def tracks(self, client_order_id: str) -> bool:
         return client_order_id in self._list_of or client_order_id in self._trailing
+
+    def legs(self, list_id: str) -> list[str]:
+        """The legs of a list still followed here ([] for an unknown or completed one)."""
+        record = self._lists.get(list_id)
+        return [] if record is None else list(record.legs)
 
     def refusal(self, command: SubmitOrder) -> tuple[str, str] | None:
         """``(reason_code, reason)`` when a leg about to go to risk must not go at all: its OCO
@@ -164,7 +171,7 @@ class LinkedOrders:
         trigger = trigger_price(trail, leg.side, self._registry.get(instrument_id), self._prices)
         cid = self._ids.next(strategy_id)
         self._trailing[cid] = _Trailing(instrument_id=instrument_id, trail=trail)
-        self.watches.setdefault(instrument_id, set()).add(cid)
+        watch(self.watches, instrument_id, cid)
         leg = msgspec.structs.replace(leg, order_type=OrderType.STOP, trigger_price=trigger)
         return _command(cid, strategy_id, instrument_id, leg, leg.quantity, now)
 
@@ -190,7 +197,7 @@ class LinkedOrders:
 
     def on_price(self, instrument_id: str, now: int) -> list[Message]:
         out: list[Message] = []
-        for cid in sorted(self.watches.get(instrument_id, ())):
+        for cid in owned(self.watches, instrument_id, self._trailing):
             command = self._trail(cid, now)
             if command is not None:
                 out.append(command)
@@ -303,10 +310,7 @@ class LinkedOrders:
 
     def _untrail(self, cid: str) -> None:
         trailing = self._trailing.pop(cid)
-        watched = self.watches[trailing.instrument_id]
-        watched.discard(cid)
-        if not watched:
-            del self.watches[trailing.instrument_id]
+        unwatch(self.watches, trailing.instrument_id, cid)
 
     # --- bookkeeping -----------------------------------------------------------------------------
     def _send(
@@ -374,10 +378,11 @@ class LinkedOrders:
         self._list_of = {cid: k for k, rec in self._lists.items() for cid in rec.legs}
         self._groups = {k: dict(v) for k, v in state["groups"].items()}
         self._group_of = {cid: k for k, wants in self._groups.items() for cid in wants}
+        for cid, trailing in self._trailing.items():  # this part's keys only: the map is shared
+            unwatch(self.watches, trailing.instrument_id, cid)
         self._trailing = {k: msgspec.convert(v, _Trailing) for k, v in state["trailing"].items()}
-        self.watches.clear()  # in place: the kernel holds this mapping
         for cid, trailing in self._trailing.items():
-            self.watches.setdefault(trailing.instrument_id, set()).add(cid)
+            watch(self.watches, trailing.instrument_id, cid)
 
 
 def _validate(order_list: OrderList) -> None:

@@ -18,6 +18,8 @@ from typing import TypeAlias
 import msgspec
 
 __all__ = [
+    "AlgoOrderChanged",
+    "AlgoStatus",
     "Bar",
     "BookDeltas",
     "BookSnapshot",
@@ -101,6 +103,16 @@ class OrderListStatus(enum.StrEnum):
     RELEASED = "released"  # a parent's fill released children for the filled quantity
     CANCELED = "canceled"  # a leg was denied, rejected or canceled: its dependents are canceled
     COMPLETED = "completed"  # every leg is closed
+
+
+class AlgoStatus(enum.StrEnum):
+    """Where a parent order worked by an execution algorithm stands (its children are orders)."""
+
+    WORKING = "working"  # accepted by the core: its algorithm releases children
+    DENIED = "denied"  # refused before any child went out (no market data, bad parameters)
+    COMPLETED = "completed"  # its children filled its whole quantity
+    CANCELED = "canceled"  # canceled by the strategy: its open children are canceled
+    FAILED = "failed"  # a child was refused, or the algorithm could not do what it promised
 
 
 class Liquidity(enum.StrEnum):
@@ -393,6 +405,24 @@ class OrderListChanged(Message, frozen=True, kw_only=True, tag=True, gc=False):
     reason: str = ""
 
 
+class AlgoOrderChanged(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """A parent order worked by an execution algorithm changed status (its children's own
+    events come as usual). ``arrival_price``: the mid (or latest price) when it was submitted;
+    ``avg_price``: its children's average fill price (``None`` before a fill)."""
+
+    parent_id: str
+    strategy_id: str
+    instrument_id: str
+    algorithm: str
+    status: AlgoStatus
+    side: OrderSide
+    quantity: int
+    filled_qty: int
+    arrival_price: int | None = None
+    avg_price: int | None = None
+    reason: str = ""
+
+
 OrderEvent: TypeAlias = (
     OrderAccepted
     | OrderDenied
@@ -405,7 +435,12 @@ OrderEvent: TypeAlias = (
     | OrderStatusUnknown
 )
 Event: TypeAlias = (
-    OrderEvent | PositionChanged | TradingStateChanged | TimerFired | OrderListChanged
+    OrderEvent
+    | PositionChanged
+    | TradingStateChanged
+    | TimerFired
+    | OrderListChanged
+    | AlgoOrderChanged
 )
 
 AnyMessage: TypeAlias = MarketData | Command | OperatorCommand | Event

@@ -16,10 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.approval import Approval
+from runtime.execution import ExecutionAlgorithms
 from runtime.instruments import InstrumentRegistry
 from runtime.ledger import OrderLedger, command_of
 from runtime.linked import LinkedOrders
 from runtime.messages import (
+    AlgoOrderChanged,
     CancelOrder,
     Message,
     ModifyOrder,
@@ -50,6 +52,7 @@ class OrderFlow:
         ledger: OrderLedger,
         approval: Approval,
         linked: LinkedOrders,
+        algos: ExecutionAlgorithms,
         roster: Roster,
         portfolio: Portfolio,
         risk: RiskEngine,
@@ -59,6 +62,7 @@ class OrderFlow:
         check_loss: Callable[[int], None],
     ) -> None:
         self.clock, self.ledger, self.approval, self.linked = clock, ledger, approval, linked
+        self.algos = algos
         self.roster, self.portfolio, self.risk, self.registry = roster, portfolio, risk, registry
         self.intents, self.out = intents, out
         self._check_loss = check_loss  # the kernel's daily-loss check, run on every fill
@@ -103,10 +107,10 @@ class OrderFlow:
         return out
 
     def take(self, produced: list[Message]) -> None:
-        """What linked orders produced: list events out (and to their strategy), commands
-        into the intents risk checks."""
+        """What linked orders, parent orders and time stops produced: list and parent events
+        out (and to their strategy), commands into the intents risk checks."""
         for message in produced:
-            if isinstance(message, OrderListChanged):
+            if isinstance(message, OrderListChanged | AlgoOrderChanged):
                 self.out.append(message)
                 strategy = self.roster.by_id.get(message.strategy_id)
                 if strategy is not None:
@@ -147,6 +151,8 @@ class OrderFlow:
                 strategy.on_order_event(denial)
             if linked:
                 self.take(self.linked.on_event(order, denial, now))
+            if self.algos.tracks(intent.client_order_id):
+                self.take(self.algos.on_event(order, denial, now))
             return
         if approved is None:  # risk decides elsewhere: initialized until it answers
             self.ledger.hold(order)
@@ -178,6 +184,8 @@ class OrderFlow:
             strategy.on_order_event(event)
         if self.linked.tracks(order.client_order_id):
             self.take(self.linked.on_event(order, event, clock.ns))
+        if self.algos.tracks(order.client_order_id):
+            self.take(self.algos.on_event(order, event, clock.ns))
         return self.drain() if self.intents or self.out else _EMPTY
 
     def _on_fill(self, fill: OrderFilled) -> None:

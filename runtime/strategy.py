@@ -45,7 +45,9 @@ from typing import (
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
 
+from runtime.algos import ExecAlgorithm
 from runtime.errors import ConfigError, OperatorError
+from runtime.execution import AlgoOrder
 from runtime.linked import Contingency, Leg, OrderList
 from runtime.messages import (
     Bar,
@@ -174,6 +176,15 @@ class StrategyContext(Protocol):
         protective: bool = False,
     ) -> str: ...
     def submit_list(self, strategy_id: str, order_list: OrderList) -> str: ...
+    def submit_algo(self, strategy_id: str, order: AlgoOrder) -> str: ...
+    def time_stop(
+        self, strategy_id: str, *, instrument_id: str, after_ns: int, target: str, close: bool
+    ) -> None: ...
+    def unreleased(self, strategy_id: str, instrument_id: str) -> int:
+        """Signed quantity of working parent orders not yet released to children."""
+        ...
+
+    def working_parents(self, strategy_id: str, instrument_id: str | None) -> list[str]: ...
     def trailing_stop(
         self,
         strategy_id: str,
@@ -402,6 +413,46 @@ class Strategy(Generic[P]):
             protective=protective,
         )
 
+    def time_stop(
+        self, instrument_id: str, after_ns: int, *, cancel: str = "", close: bool = False
+    ) -> None:
+        """After ``after_ns``: cancel ``cancel`` (an order, list or parent order id) if still
+        open, and with ``close`` close the position on ``instrument_id`` (its open orders
+        canceled, then a reduce-only market order). Fires on the first market data of the
+        instrument at or after that time."""
+        if after_ns <= 0:
+            raise ConfigError(f"time_stop: after_ns must be positive, not {after_ns}")
+        self.ctx.time_stop(
+            self.strategy_id,
+            instrument_id=instrument_id,
+            after_ns=after_ns,
+            target=cancel,
+            close=close,
+        )
+
+    # --- execution algorithms (worked in the core: the same children in a backtest and live) --
+    def execute(
+        self,
+        instrument_id: str,
+        side: OrderSide,
+        quantity: int,
+        algorithm: ExecAlgorithm,
+        *,
+        limit_price: int | None = None,
+    ) -> str:
+        """A parent order of ``quantity`` worked into child orders by ``algorithm``
+        (:mod:`runtime.algos`: ``Twap``, ``Vwap``, ``Pov``, ``Iceberg``, ``Completion`` or your
+        own); children are limits at ``limit_price`` when given. Returns the parent id (events:
+        ``AlgoOrderChanged``; :meth:`cancel` it to cancel its children)."""
+        order = AlgoOrder(
+            instrument_id=instrument_id,
+            side=side,
+            quantity=quantity,
+            algorithm=algorithm,
+            limit_price=limit_price,
+        )
+        return self.ctx.submit_algo(self.strategy_id, order)
+
     def close_position(self, instrument_id: str) -> str | None:
         """Cancel this strategy's open orders on ``instrument_id`` (protective legs included)
         and close its position at market, reduce-only. ``None`` when already flat."""
@@ -413,6 +464,7 @@ class Strategy(Generic[P]):
         return self.submit(instrument_id, side, abs(position), reduce_only=True)
 
     def cancel(self, client_order_id: str) -> None:
+        """Cancel an open order, or a working parent order (and its open children)."""
         self.ctx.cancel(self.strategy_id, client_order_id)
 
     def cancel_all(self, instrument_id: str | None = None) -> None:
@@ -435,16 +487,24 @@ class Strategy(Generic[P]):
             trigger_price=trigger_price,
         )
 
-    def target_position(self, instrument_id: str, target: int) -> str | None:
+    def target_position(
+        self, instrument_id: str, target: int, algorithm: ExecAlgorithm | None = None
+    ) -> str | None:
         """Trade (market) toward a signed target position, counting orders still open.
 
         Protective legs (stops, take-profits, bracket exits) do not count: they are canceled
         when they would add to the target (a flat or flipped target cancels them all) and
         shrunk to the target's size when they would close more than it.
+
+        With ``algorithm``, the difference is worked by it as a parent order (its id is
+        returned); working parents count with what they have not released yet, and those on
+        the other side are canceled first.
         """
         guard = self._protective
         if guard is None or guard.get(instrument_id):
             self._fit_protection(instrument_id, target)
+        if algorithm is not None:
+            return self._target_by(instrument_id, target, algorithm)
         committed = self._committed
         if committed is not None:
             delta = target - committed.get(instrument_id, 0)
@@ -454,6 +514,18 @@ class Strategy(Generic[P]):
             return None
         side = OrderSide.BUY if delta > 0 else OrderSide.SELL
         return self.submit(instrument_id, side, abs(delta))
+
+    def _target_by(self, instrument_id: str, target: int, algorithm: ExecAlgorithm) -> str | None:
+        ctx = self.ctx
+        delta = target - ctx.committed(self.strategy_id, instrument_id)
+        if ctx.unreleased(self.strategy_id, instrument_id) == delta:
+            return None  # the parents working already make up the difference (or none is)
+        for parent_id in ctx.working_parents(self.strategy_id, instrument_id):
+            ctx.cancel(self.strategy_id, parent_id)  # what they had not released is dropped
+        if delta == 0:
+            return None
+        side = OrderSide.BUY if delta > 0 else OrderSide.SELL
+        return self.execute(instrument_id, side, abs(delta), algorithm)
 
     def _fit_protection(self, instrument_id: str, target: int) -> None:
         ctx = self._ctx or self.ctx

@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests have no deadline: a timed example fails under load (the suite runs beside other
+# work on 2 cores), and timing is measured by bench/, never by tests.
+settings.register_profile("tradewind", deadline=None)
+settings.load_profile("tradewind")
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"

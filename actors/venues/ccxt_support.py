@@ -64,6 +64,13 @@ UNKNOWN_CODES = {
     "binancecoinm": frozenset({"-1000", "-1006", "-1007"}),
     "binance": frozenset({"-1000", "-1006", "-1007"}),
 }
+#: exchange codes that answer an order as documented, not a fault: a post-only order that would
+#: take liquidity (Binance futures -5022, "could not be executed as maker"). A reject like any
+#: other, but it neither counts toward the circuit breaker nor pauses the gateway.
+EXPECTED_CODES = {
+    "binanceusdm": frozenset({"-5022"}),
+    "binancecoinm": frozenset({"-5022"}),
+}
 _TAG_OK = re.compile(r"^[.A-Za-z0-9:/_-]{1,36}$")  # Binance newClientOrderId
 
 
@@ -318,13 +325,16 @@ def order_args(command: SubmitOrder, *, config: CcxtConfig, market: dict[str, An
 
 # --- errors ------------------------------------------------------------------------------
 
-Outcome = Literal["rate_limited", "clock", "unknown", "refused"]
+Outcome = Literal["rate_limited", "clock", "unknown", "refused", "expected"]
 
 
 def classify(exc: BaseException, exchange_id: str = "") -> Outcome:
     pro = import_ccxt()
-    if exchange_code(exc) in UNKNOWN_CODES.get(exchange_id, ()):
+    code = exchange_code(exc)
+    if code in UNKNOWN_CODES.get(exchange_id, ()):
         return "unknown"
+    if code in EXPECTED_CODES.get(exchange_id, ()):
+        return "expected"
     if isinstance(exc, pro.DDoSProtection | pro.RateLimitExceeded):
         return "rate_limited"
     if isinstance(exc, pro.InvalidNonce):

@@ -328,7 +328,8 @@ class CcxtVenue(BookViews):
             self.book.unknown(cid, command="submit", reason=type(exc).__name__, ts_event=now)
         else:
             self.send_log.sent(cid)
-            self.breaker.failure(code)
+            if outcome == "refused":  # an expected answer (a post-only that would take) is not
+                self.breaker.failure(code)  # a fault: it does not count toward the breaker
             self.book.rejected(cid, code=code, reason=_reason(exc), ts_event=now)
 
     async def _send_cancel(self, command: CancelOrder) -> None:

@@ -277,3 +277,31 @@ def test_oto_children_follow_the_parent_and_malformed_lists_are_refused() -> Non
     with pytest.raises(ConfigError, match="a bracket takes 3 legs"):
         k.linked.submit("s", OrderList(instrument_id="X", contingency=Contingency.BRACKET,
                                        legs=(parent, child)), 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 60)), min_size=1, max_size=12))
+def test_oco_legs_never_fill_beyond_the_lists_quantity(steps: list[tuple[bool, int]]) -> None:
+    """Partial fills on either leg of an OCO (the venue applying each shrink and cancel before
+    the next fill): together they never fill more than the list's quantity, and the list
+    completes once it is all filled."""
+    k, _ = setup(RiskLimits())
+    k.handle(bar(1, 100))
+    take = Leg(side=SELL, order_type=OrderType.LIMIT, quantity=50 * Q, price=fixed(110))
+    stop = Leg(side=SELL, order_type=OrderType.STOP, quantity=50 * Q, trigger_price=fixed(95))
+    out = act(k, lambda s: s.oco("X", take, stop))
+    out += ack(k, out)
+    ids = {True: legs(out)[OrderType.LIMIT].client_order_id,
+           False: legs(out)[OrderType.STOP].client_order_id}
+    events: list[Message] = []
+    for first, qty in steps:
+        order = k.orders[ids[first]]
+        leaves = (order.quantity - order.filled_qty) // Q
+        if order.is_closed or leaves == 0:
+            continue
+        produced = fill(k, order.client_order_id, min(qty, leaves), 100)
+        events += produced + venue_answers(k, produced)
+        filled = sum(k.orders[cid].filled_qty for cid in ids.values())
+        assert filled <= 50 * Q
+    done = sum(k.orders[cid].filled_qty for cid in ids.values()) == 50 * Q
+    assert (OrderListStatus.COMPLETED in statuses(events)) is done

@@ -27,6 +27,7 @@ ENUMS: dict[str, type[enum.Enum]] = {
     "Side": messages.Side,
     "Liquidity": messages.Liquidity,
     "OrderListStatus": messages.OrderListStatus,
+    "AlgoStatus": messages.AlgoStatus,
     "TradingState": messages.TradingState,
     "TrailReference": trailing.TrailReference,
     "Rounding": values.Rounding,

@@ -294,3 +294,26 @@ def test_an_order_journaled_before_a_crash_is_asked_for_never_resent(
     assert isinstance(report, OrderRejected) and report.venue_code == "not_found"  # type: ignore[attr-defined]
     assert fake.snapshot()["attempts"] == []
     assert ("GET", "/fapi/v1/order", 400) in fake.fake.requests  # asked by client order id
+
+
+def test_post_only_rejects_are_expected_and_do_not_trip_the_breaker(
+        fake: FakeBinanceThread, tmp_path: Path) -> None:
+    """A post-only order that would take (-5022) is the exchange answering as documented: more
+    of them than the breaker's threshold leave it closed, and the next order goes; the same
+    number of other rejects (-2022) open it."""
+    rig = CcxtRig(tmp_path, fake, breaker_threshold=2)
+    try:
+        for i in range(3):
+            rig.submit(f"p-{i}", "0.003", "51000", post_only=True)
+        reports = rig.wait_for(lambda rs: len(_of(OrderRejected, rs)) == 3)
+        assert {r.venue_code for r in _of(OrderRejected, reports)} == {"-5022"}  # type: ignore[attr-defined]
+        assert rig.venue.breaker.allows_new_orders
+        rig.submit("ok-1", "0.003", "49000")
+        rig.wait_for(lambda rs: _of(OrderAccepted, rs, "ok-1"))
+        for i in range(2):
+            rig.submit(f"x-{i}", "0.003", "49000", side=OrderSide.SELL, reduce_only=True,
+                       time_in_force=TimeInForce.GTC)
+        rig.wait_for(lambda rs: len(_of(OrderRejected, rs)) == 5)
+        assert not rig.venue.breaker.allows_new_orders  # real faults still count
+    finally:
+        rig.close()

@@ -1,0 +1,145 @@
+"""A strategy using a bracket (with a time stop) and TWAP parents gives the same fills and the
+same state in a backtest and in a lockstep paper session (split kernel: strategy actor, risk
+actor, paper gateway, in one process without Ray): the core emulates the linked orders and works
+the parents in the strategy's kernel, from the same market data, in both."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from backtest.api import run_backtest
+from backtest.config import load_config
+from runtime.algos import Twap
+from runtime.messages import Bar, OrderSide
+from runtime.strategy import Strategy
+from runtime.values import Rounding
+from tests.actors.paper_helpers import backtest_fills, paper_fills, trading_config, write_sample
+from tests.actors.test_lockstep_inprocess import _plain, _run
+
+MIN_NS = 60 * 10**9
+
+
+class BracketAndTwap(Strategy):  # type: ignore[type-arg]
+    """Every 20 bars, when nothing is working: a bracket buy of 30 (take-profit and stop-loss
+    0.1% away, closed by a time stop after 15 minutes), a TWAP buy of 40 over 10 minutes, or a
+    TWAP sell of what is held, in turn."""
+
+    def on_start(self) -> None:
+        self.bars = 0
+
+    def on_bar(self, bar: Bar) -> None:
+        self.bars += 1
+        inst = bar.instrument_id
+        if self.bars % 20 or self.open_orders(inst) or self.ctx.working_parents(
+                self.strategy_id, inst):
+            return
+        turn = self.bars // 20 % 3
+        twap = Twap(horizon_ns=10 * MIN_NS, slices=5, jitter_bps=3000)
+        if turn == 0:
+            close = self.to_float(bar.close)
+            take = self.to_price(inst, close * 1.001, Rounding.UP)
+            stop = self.to_price(inst, close * 0.999, Rounding.DOWN)
+            entry = self.bracket(inst, OrderSide.BUY, 30 * 10**9, take_profit=take,
+                                 stop_loss=stop)
+            self.time_stop(inst, 15 * MIN_NS, cancel=entry, close=True)
+        elif turn == 1:
+            self.execute(inst, OrderSide.BUY, 40 * 10**9, twap)
+        elif self.position(inst) > 0:
+            self.execute(inst, OrderSide.SELL, self.position(inst), twap)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_sample(tmp_path_factory.mktemp("orders-data"))
+
+
+def _neutral_hash(state: dict[str, Any], namespace: str) -> str:
+    """The state's hash with the run's namespace taken out of every id (a backtest and a
+    session name their orders under different namespaces)."""
+    text = json.dumps(state, sort_keys=True, separators=(",", ":")).replace(namespace, "NS")
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_bracket_and_twap_fill_and_hash_alike_in_a_backtest_and_lockstep(
+        data_dir: Path, tmp_path: Path) -> None:
+    from actors.config import FeedConfig
+    from actors.feed import write_cache
+    from actors.gateway import GatewayActor
+    from actors.risk import RiskActor
+    from actors.setup import SessionSetup
+    from actors.strategy import StrategyActor
+
+    raw = trading_config("sma", data_dir, minutes=10)
+    raw["strategies"] = [{"id": "bt", "class": f"{__name__}:BracketAndTwap",
+                          "instruments": ["SIM-A"]}]
+    config = load_config(raw)
+    setup = SessionSetup("S1", str(tmp_path), config, snapshot_every=20_000)
+    write_cache(setup, FeedConfig())
+    risk, gateway = _plain(RiskActor)(setup), _plain(GatewayActor)(setup)
+    hosts = {"bt": _plain(StrategyActor)(setup, "bt")}
+    _run(setup, risk, gateway, hosts)
+
+    expected = run_backtest(config, write=False)
+    assert len(expected.parents) >= 4 and (expected.parents["filled_qty"] > 0).all()
+    kinds = set(expected.orders["type"])
+    assert {"twap", "limit", "stop", "market"} <= kinds  # parents, exits, entries and children
+    assert paper_fills(gateway.fills()) == backtest_fills(expected)
+
+    host = hosts["bt"].jk.kernel
+    backtest_kernel_state = _backtest_state(config)
+    for part in ("linked", "algos", "time_stops", "orders", "strategy_positions", "ids"):
+        assert _neutral_hash(host.state()[part], host.namespace) == _neutral_hash(
+            backtest_kernel_state[0][part], backtest_kernel_state[1]), part
+    assert _neutral_hash(risk.jk.kernel.state()["portfolio"], risk.jk.kernel.namespace) == (
+        _neutral_hash(backtest_kernel_state[0]["portfolio"], backtest_kernel_state[1]))
+
+
+def _backtest_state(config: Any) -> tuple[dict[str, Any], str]:
+    from backtest.api import simulate
+    from backtest.feed import load_feed
+
+    kernel, _ = simulate(config, load_feed(config, None))
+    return kernel.state(), kernel.namespace
+
+
+@pytest.mark.parametrize(("snapshot_every", "stop_at"), [(20_000, 65), (25, 65), (25, 85)])
+def test_a_strategy_host_with_working_parents_is_rebuilt_from_its_journal(
+        data_dir: Path, tmp_path: Path, snapshot_every: int, stop_at: int) -> None:
+    """Stopped while a bracket's time stop (bar 65) or a TWAP parent (bar 85) is
+    working: the actors rebuilt from their journals (all of it, or a snapshot and a short
+    tail) hash as before."""
+    from actors.config import FeedConfig
+    from actors.feed import write_cache
+    from actors.gateway import GatewayActor
+    from actors.risk import RiskActor
+    from actors.setup import SessionSetup
+    from actors.strategy import StrategyActor
+
+    raw = trading_config("sma", data_dir, minutes=10)
+    raw["strategies"] = [{"id": "bt", "class": f"{__name__}:BracketAndTwap",
+                          "instruments": ["SIM-A"]}]
+    config = load_config(raw)
+
+    def build() -> tuple[Any, Any, Any, dict[str, Any]]:
+        setup = SessionSetup("S1", str(tmp_path), config, snapshot_every=snapshot_every)
+        write_cache(setup, FeedConfig())
+        risk, gateway = _plain(RiskActor)(setup), _plain(GatewayActor)(setup)
+        return setup, risk, gateway, {"bt": _plain(StrategyActor)(setup, "bt")}
+
+    setup, risk, gateway, hosts = build()
+    _run(setup, risk, gateway, hosts, stop_at=stop_at)
+    kernel = hosts["bt"].jk.kernel
+    if stop_at == 65:
+        assert kernel.time_stops.pending  # the bracket's time stop waits
+    else:
+        assert kernel.algos.working("bt", "SIM-A")
+    before = (risk.state_hash(), gateway.state_hash(), hosts["bt"].state_hash())
+    for component in (risk.jk.journal, gateway.venue.journal, hosts["bt"].jk.journal):
+        component.close()
+    _, risk2, gateway2, hosts2 = build()
+    assert (risk2.state_hash(), gateway2.state_hash(), hosts2["bt"].state_hash()) == before
