@@ -75,6 +75,8 @@ def write_run_files(result: BacktestResult, output_dir: Path) -> Path:
         fills=result.fills,
         orders=result.orders.assign(side=result.orders["side"].map(_SIDES))
         if len(result.orders) else result.orders,
+        baseline_equity=result.baseline_equity,
+        prices=result.prices,
     )
     result.run_dir, result.report_path = run_dir, report
     return run_dir
