@@ -79,6 +79,9 @@ def _backtest(args: argparse.Namespace) -> int:
             )
         )
     else:
+        if trial is not None:
+            print(f"trial {args.trial} of sweep {args.from_sweep}: "
+                  + ", ".join(f"{k}={v}" for k, v in trial["params"].items()))  # fmt: skip
         print("\n".join(summary_lines(result)))
     return 0
 
