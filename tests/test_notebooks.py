@@ -23,11 +23,8 @@ def test_notebooks_are_kept_without_outputs(name: str) -> None:
             assert cell["outputs"] == [] and cell["execution_count"] is None, name
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=[pytest.mark.slow] + ([pytest.mark.ray] if n != "quickstart" else []))
-     for n in NAMES],
-)  # fmt: skip
+@pytest.mark.slow  # research and paper start their own private Ray session, as a user's would
+@pytest.mark.parametrize("name", NAMES)
 def test_the_notebook_runs(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,6 +25,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow  # a private Ray session and Serve, as a user's command starts them
 def test_paper_json_stdout_is_one_json_document_and_stderr_has_no_ray_notices(
     tmp_path: Path,
 ) -> None:
