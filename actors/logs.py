@@ -51,6 +51,7 @@ __all__ = [
     "actor_runtime_env",
     "correlation_id",
     "env_secret_digests",
+    "init_ray",
     "install",
     "json_logger",
     "setup_worker",
@@ -64,6 +65,29 @@ LEVEL_ENV = "TRADEWIND_LOG_LEVEL"
 RAY_RUNTIME_ENV: dict[str, Any] = {"worker_process_setup_hook": "actors.logs.setup_worker"}
 
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
+
+
+def init_ray(address: str | None = None) -> None:
+    """``ray.init`` for a command-line driver: a private local Ray session (or ``address``'s
+    cluster), with :data:`RAY_RUNTIME_ENV` (JSON worker logs), no worker output copied to the
+    driver, and none of Ray's notices on the user's terminal:
+
+    * a private session uses token authentication, Ray's default; Ray's logger announcing it
+      on every start (``ray._private.authentication``) is set to ERROR (``RAY_AUTH_MODE``, if
+      the user set it, is theirs and obeyed as ever);
+    * Serve's driver logger (INFO to stderr from the moment ``ray.serve`` is imported:
+      "Started Serve", "Application … is ready", "Deleting app") is set to WARNING; the
+      session prints its own line with the control API's URL.
+    """
+    import ray
+
+    logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+    ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
+             configure_logging=False, runtime_env=RAY_RUNTIME_ENV)  # fmt: skip
+    with contextlib.suppress(ImportError):  # Serve installed: its logger exists once imported
+        import ray.serve
+
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
 _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|PRIVATE", re.IGNORECASE)
 _MASK = "***"
 _WORD = re.compile(r"[A-Za-z0-9_\-]{16,}")

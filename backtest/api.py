@@ -34,7 +34,7 @@ from backtest.config import (
 from backtest.engine import EventLog, run_loop
 from backtest.equity import MarkSeries, equity_curve
 from backtest.feed import Feed, load_feed
-from backtest.metrics import compare_baselines
+from backtest.metrics import buy_and_hold_equity, compare_baselines, index_to_ns
 from backtest.parents import algo_metrics, parents_frame, with_parents
 from backtest.results import open_config_store, record_run, write_run_files
 from backtest.venue import SimulatedVenue
@@ -69,6 +69,10 @@ class BacktestResult:
     denials: list[dict[str, Any]] = field(default_factory=list)
     #: parent orders worked by execution algorithms (one row each; empty without)
     parents: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: marks per instrument (bar close, quote mid or trade price) in price units, for the report
+    prices: dict[str, pd.Series] = field(default_factory=dict)
+    #: baseline equity curves on the run's clock, e.g. ``{"Buy & hold SIM-A": series}``
+    baseline_equity: dict[str, pd.Series] = field(default_factory=dict)
 
     @property
     def n_fills(self) -> int:
@@ -286,7 +290,11 @@ def _result(
     chash = config_hash(config)
     fills, orders = _frames(kernel, log)
     equity = run_equity(config, feed, kernel, log)
-    prices = _benchmark_prices(feed)
+    marks = {
+        name: pd.Series(px / FIXED_SCALE, index=pd.to_datetime(ts, unit="ns", utc=True), name=name)
+        for name, (ts, px) in sorted(_marks(feed).items())
+    }
+    prices = next(iter(marks.values())) if marks else pd.Series(dtype=float)
     metrics = compare_baselines(
         equity["equity"],
         fills,
@@ -326,7 +334,20 @@ def _result(
             for d in log.denials
         ],
         parents=parents_frame(kernel.algos),
+        prices=marks,
+        baseline_equity=_buy_and_hold(prices, equity["equity"], float(config.initial_cash)),
     )
+
+
+def _buy_and_hold(prices: pd.Series, equity: pd.Series, cash: float) -> dict[str, pd.Series]:
+    """Buy-and-hold of the benchmark on the equity's clock (last known price), as
+    :func:`backtest.metrics.compare_baselines` measures it."""
+    if len(prices) == 0 or len(equity) == 0:
+        return {}
+    p_ns, e_ns = index_to_ns(prices.index), index_to_ns(equity.index)
+    pos = np.clip(np.searchsorted(p_ns, e_ns, side="right") - 1, 0, None)
+    at = pd.Series(prices.to_numpy(dtype=np.float64)[pos], index=equity.index)
+    return {f"Buy & hold {prices.name}": buy_and_hold_equity(at, cash)}
 
 
 def _strategy_params(config: BacktestConfig, kernel: Kernel) -> dict[str, dict[str, Any]]:
@@ -344,12 +365,3 @@ def _strategy_params(config: BacktestConfig, kernel: Kernel) -> dict[str, dict[s
         }
         out[spec.id] = {"class": spec.class_, "params": json.loads(json.dumps(params, default=str))}
     return out
-
-
-def _benchmark_prices(feed: Feed) -> pd.Series:
-    marks = _marks(feed)
-    if not marks:
-        return pd.Series(dtype=float)
-    instrument = sorted(marks)[0]
-    ts, px = marks[instrument]
-    return pd.Series(px / FIXED_SCALE, index=pd.to_datetime(ts, unit="ns", utc=True))

@@ -42,6 +42,7 @@ __all__ = [
     "drawdown_series",
     "index_to_ns",
     "infer_periods_per_year",
+    "market_steps",
     "metrics_to_json",
     "no_trade_equity",
     "round_trips",
@@ -62,6 +63,25 @@ _CALENDAR_SPACINGS = ((6.0, 8.0, 52.0), (27.0, 32.0, 12.0), (88.0, 93.0, 4.0), (
 
 
 # --------------------------------------------------------------------------- time and returns
+
+GAP_FACTOR = 4.0
+"""A gap between equity points longer than this many usual steps is closed market time."""
+
+
+def market_steps(ts_ns: IntArray) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+    """The length in market time of each interval of sorted ``ts_ns``, and which were closed.
+
+    The usual step is the median interval; one longer than :data:`GAP_FACTOR` usual steps (a
+    night, a weekend of an intraday series) counts as one usual step. A series without such gaps
+    (24/7 data, daily bars over weekends) keeps its calendar intervals.
+    """
+    gaps = np.diff(np.asarray(ts_ns, dtype=np.int64)).astype(np.float64)
+    if gaps.size == 0:
+        return gaps, np.zeros(0, dtype=bool)
+    step = float(np.median(gaps))
+    closed = gaps > GAP_FACTOR * step
+    return np.where(closed, step, gaps), closed
+
 
 
 def index_to_ns(index: pd.Index) -> IntArray:
@@ -213,7 +233,7 @@ def _exposure_from_values(
     values: FloatArray, ts_ns: IntArray, pv: pd.Series, index: pd.Index
 ) -> dict[str, float]:
     aligned = pv.reindex(index).ffill().fillna(0.0).to_numpy(dtype=np.float64)
-    weights = np.diff(ts_ns).astype(np.float64)
+    weights, _ = market_steps(ts_ns)
     if weights.size == 0 or weights.sum() <= 0:
         weights, aligned = np.ones(1), aligned[-1:]
         values = values[-1:]

@@ -1,7 +1,9 @@
 """One self-contained HTML report of a backtest run: no network, no scripts, no build step.
 
-The page holds a header (run id, strategy, dataset, config hash, seed), headline figures, an
-equity and an underwater chart (inline SVG, :mod:`backtest.report_charts`), the metrics of the
+The page holds a header (run id, strategy class and params, the data streams, config hash, seed),
+headline figures, a price chart per traded instrument with its fills marked (▲ buy, ▼ sell), an
+equity chart with buy-and-hold drawn under the strategy, an underwater chart (inline SVG in market
+time, :mod:`backtest.report_charts`), the metrics of the
 strategy against its buy-and-hold and no-trade baselines, the round trips, fills and orders
 (first and last rows when long) and the manifest. Every piece of text that comes from a run is
 HTML-escaped; the page carries no scripts.
@@ -31,7 +33,7 @@ from backtest.report_charts import (
 )
 from backtest.round_trips import closed_by
 
-__all__ = ["annualised_caveat", "strategy_text", "write_report"]
+__all__ = ["annualised_caveat", "data_text", "strategy_text", "write_report"]
 
 TEMPLATE_PATH = Path(__file__).with_name("report_template.html")
 COLUMNS = (("strategy", "Strategy"), ("buy_and_hold", "Buy & hold"), ("no_trade", "No trade"))
@@ -115,6 +117,35 @@ def strategy_text(manifest: Metrics) -> str | None:
     return "; ".join(parts)
 
 
+def data_text(manifest: Metrics) -> str | None:
+    """The run's data streams as a reader names them, one per line: ``bars SIM-A 1m from
+    data/a.csv.gz, 2024-01-02 → 2024-02-01`` (``None`` when the manifest lists none)."""
+    streams = manifest.get("data")
+    if not isinstance(streams, Sequence) or isinstance(streams, str) or not streams:
+        return None
+    lines = []
+    for spec in streams:
+        if not isinstance(spec, Mapping):
+            lines.append(str(spec))
+            continue
+        words = [str(spec.get("kind", "")), str(spec.get("instrument", ""))]
+        if spec.get("interval"):
+            words.append(str(spec["interval"]))
+        if spec.get("path"):
+            words.append(f"from {spec['path']}")
+            if spec.get("bar_stamp"):
+                words.append(f"(stamped at the {spec['bar_stamp']})")
+        elif spec.get("sample_days"):
+            words.append(f"sample data, {spec['sample_days']} days")
+        else:
+            words.append("from the store")
+        text = " ".join(w for w in words if w)
+        if spec.get("start") or spec.get("end"):
+            text += f", {spec.get('start') or '…'} → {spec.get('end') or '…'}"
+        lines.append(text)
+    return "\n".join(lines)
+
+
 def annualised_caveat(metrics: Metrics) -> str | None:
     """A warning when annualised figures stretch less than a year of data to a year."""
     years = metrics.get("years")
@@ -133,13 +164,16 @@ def _header(run_id: str, manifest: Metrics, equity: pd.Series) -> str:
     fields = (
         ("Strategy", named or _manifest_value(manifest, "strategy", "strategy_class",
                                               "strategy_name")),
-        ("Dataset", _manifest_value(manifest, "dataset", "dataset_path", "data")),
+        ("Data", data_text(manifest) or _manifest_value(manifest, "dataset", "dataset_path")),
         ("Config hash", _manifest_value(manifest, "config_hash")),
         ("Dataset hash", _manifest_value(manifest, "dataset_hash")),
         ("Seed", _manifest_value(manifest, "seed")),
         ("Code version", _manifest_value(manifest, "code_version", "git_sha", "version")),
     )
-    meta = "".join(f"<div><dt>{_e(k)}</dt><dd>{_e(v)}</dd></div>" for k, v in fields)
+    meta = "".join(
+        f"<div><dt>{_e(k)}</dt><dd>{'<br>'.join(_e(line) for line in v.splitlines())}</dd></div>"
+        for k, v in fields
+    )
     period = ""
     if len(equity):
         ts = index_to_ns(equity.index)
@@ -343,6 +377,35 @@ def _parents_section(parents: pd.DataFrame | None, metrics: Metrics, max_rows: i
     )
 
 
+def _price_section(
+    prices: Mapping[str, pd.Series] | None, fills: pd.DataFrame | None, max_charts: int = 4
+) -> str:
+    """A price chart per traded instrument (the first ``max_charts``), its fills marked."""
+    if not prices:
+        return ""
+    traded = (
+        list(dict.fromkeys(fills["instrument_id"].astype(str))) if fills is not None
+        and len(fills) else []
+    )  # fmt: skip
+    names = [n for n in traded if n in prices] or list(prices)[:1]
+    charts = []
+    for name in names[:max_charts]:
+        marks = None
+        if fills is not None and len(fills):
+            own = fills[fills["instrument_id"].astype(str) == name]
+            marks = own[["ts_event", "price", "side"]] if len(own) else None
+        chart = svg_time_chart({name: prices[name]}, y_title="Price", markers=marks, height=280)
+        charts.append(f"<h3>{_e(name)}</h3>{chart}")
+    more = len(names) - max_charts
+    note = f'<p class="note">{more} more traded instrument(s) not drawn.</p>' if more > 0 else ""
+    return (
+        '<section class="card" id="prices"><h2>Prices and fills '
+        '<span class="legend"><span class="buy">▲</span> buy '
+        '<span class="sell">▼</span> sell</span></h2>'
+        f"{''.join(charts)}{note}</section>"
+    )
+
+
 # --------------------------------------------------------------------------- the page
 
 
@@ -358,6 +421,7 @@ def write_report(
     orders: pd.DataFrame | None = None,
     parents: pd.DataFrame | None = None,
     baseline_equity: Mapping[str, pd.Series] | None = None,
+    prices: Mapping[str, pd.Series] | None = None,
     max_rows: int = 25,
 ) -> Path:
     """Write the run's report to ``path`` (one HTML file, nothing else) and return the path.
@@ -366,6 +430,7 @@ def write_report(
     ``drawdown`` defaults to :func:`backtest.metrics.drawdown_series` of ``equity``;
     ``parents``: parent orders worked by execution algorithms (their slippage against arrival);
     ``baseline_equity`` (e.g. ``{"Buy & hold": series}``) is drawn dashed under the strategy.
+    ``prices`` (instrument id → price series): a price chart per traded instrument, fills marked.
     """
     columns = _columns(metrics)
     dd = drawdown if drawdown is not None else drawdown_series(equity)
@@ -374,6 +439,7 @@ def write_report(
         title=_e(f"Backtest {run_id}"),
         header=_header(run_id, manifest, equity),
         kpis=_kpis(columns),
+        price_section=_price_section(prices, fills),
         equity_chart=svg_time_chart(lines, y_title="Equity"),
         drawdown_chart=svg_time_chart(
             {"Drawdown": dd},

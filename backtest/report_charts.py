@@ -2,6 +2,11 @@
 
 Long series are cut to about 2000 points keeping each bucket's minimum and maximum, so spikes and
 the worst drawdown survive. All text placed in the SVG is HTML-escaped.
+
+The time axis runs in market time (:class:`MarketAxis`): a gap between points longer than
+:data:`GAP_FACTOR` times the usual step (a night, a weekend, a holiday of an intraday series) is
+drawn as one step with a dotted line where trading resumed, not as a flat line across the closed
+hours. A series without such gaps (24/7 data, daily bars) keeps a calendar axis.
 """
 
 from __future__ import annotations
@@ -15,9 +20,11 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from backtest.metrics import index_to_ns
+from backtest.metrics import GAP_FACTOR, index_to_ns, market_steps
 
 __all__ = [
+    "GAP_FACTOR",
+    "MarketAxis",
     "downsample_minmax",
     "fmt_duration",
     "fmt_int",
@@ -117,6 +124,46 @@ def downsample_minmax(
 # --------------------------------------------------------------------------- SVG charts
 
 
+class MarketAxis:
+    """Time → position in market time over the sorted timestamps ``ts_ns`` of a chart.
+
+    Intervals between the distinct timestamps are measured by
+    :func:`backtest.metrics.market_steps` (the exposure metric's market time): one longer than
+    ``GAP_FACTOR`` usual steps counts as one usual step (the market was closed). ``breaks`` are
+    the timestamps where trading resumed after such a gap.
+    """
+
+    def __init__(self, ts_ns: IntArray) -> None:
+        u = np.unique(np.asarray(ts_ns, dtype=np.int64))
+        self.times = u
+        widths, closed = market_steps(u)
+        self.positions = np.concatenate(([0.0], np.cumsum(widths)))
+        self.breaks: IntArray = u[1:][closed]
+        self.compressed = bool(closed.any())
+
+    @property
+    def span(self) -> float:
+        return float(self.positions[-1]) if self.positions.size else 0.0
+
+    def __call__(self, ts_ns: npt.NDArray[Any]) -> FloatArray:
+        if self.times.size < 2:
+            return np.zeros(np.shape(ts_ns), dtype=np.float64)
+        return np.interp(np.asarray(ts_ns, dtype=np.float64), self.times.astype(np.float64),
+                         self.positions)  # fmt: skip
+
+    def ticks(self, max_ticks: int = 7) -> list[tuple[int, str]]:
+        """Tick times and labels: calendar ticks on an uncompressed axis; else times of points
+        evenly spaced in market time."""
+        t0, t1 = int(self.times[0]), int(self.times[-1])
+        if not self.compressed:
+            return _time_ticks(t0, t1, max_ticks)
+        fmt = "%Y-%m-%d" if (t1 - t0) > 90 * 86_400 * 10**9 else "%m-%d %H:%M"
+        targets = np.linspace(0.0, self.span, max_ticks)
+        idx = np.unique(np.clip(np.searchsorted(self.positions, targets), 0, self.times.size - 1))
+        stamps = [int(self.times[i]) for i in idx]
+        return [(t, pd.Timestamp(t, unit="ns", tz="UTC").strftime(fmt)) for t in stamps]
+
+
 def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     if not (math.isfinite(low) and math.isfinite(high)):
         return [0.0]
@@ -185,26 +232,34 @@ def svg_time_chart(
     width: int = 1100,
     height: int = 300,
     max_points: int = 2000,
+    markers: pd.DataFrame | None = None,
 ) -> str:
     """An inline SVG line chart (or underwater area chart) of time series sharing a time axis.
 
     The first series is drawn solid and on top; others dashed. Each is min/max downsampled.
     Tick labels get as many decimals as the tick step needs (``y_percent``: value × 100, "%").
+    The time axis is in market time (:class:`MarketAxis` over every series' timestamps).
+    ``markers`` (columns ``ts_event``, ``price``, ``side`` +1/−1): a green ▲ per buy and a red ▼
+    per sell at its price.
     """
     left, right, top, bottom = 84.0, 16.0, 28.0, 42.0
     plot_w, plot_h = width - left - right, height - top - bottom
     drawn = [(name, *_series_arrays(s, max_points)) for name, s in series.items() if len(s)]
     if not drawn:
         return '<p class="note">No data.</p>'
-    t0 = min(int(ts[0]) for _, ts, _ in drawn)
-    t1 = max(int(ts[-1]) for _, ts, _ in drawn)
+    axis = MarketAxis(np.concatenate([index_to_ns(s.index) for s in series.values() if len(s)]))
+    t0, t1 = int(axis.times[0]), int(axis.times[-1])
+    marks = markers if markers is not None and len(markers) else None
     lows = [float(np.min(v)) for _, _, v in drawn] + ([0.0] if area else [])
     highs = [float(np.max(v)) for _, _, v in drawn] + ([0.0] if area else [])
+    if marks is not None:
+        lows.append(float(marks["price"].min()))
+        highs.append(float(marks["price"].max()))
     y_ticks = _nice_ticks(min(lows), max(highs))
     y_lo, y_hi = y_ticks[0], y_ticks[-1]
 
     def sx(ts: npt.NDArray[Any]) -> FloatArray:
-        return left + (ts - t0) / max(t1 - t0, 1) * plot_w
+        return left + axis(ts) / max(axis.span, 1.0) * plot_w
 
     def sy(v: npt.NDArray[Any]) -> FloatArray:
         return top + (y_hi - v) / (y_hi - y_lo) * plot_h
@@ -214,23 +269,43 @@ def svg_time_chart(
         f'role="img" aria-label="{html.escape(y_title)} over time">'
     ]
     out += _y_axis(y_ticks, _tick_formatter(y_ticks, y_percent), sy, left, width - right)
-    out += _x_axis(_time_ticks(t0, t1), sx, top + plot_h, t0, t1)
-    out.append(_axis_titles(y_title, left + plot_w / 2, top + plot_h / 2, height - 6))
+    out += _x_axis(axis.ticks(), sx, top + plot_h, t0, t1)
+    out += [
+        f'<line class="break" x1="{x:.1f}" y1="{top:.0f}" x2="{x:.1f}" y2="{top + plot_h:.0f}"/>'
+        for x in sx(axis.breaks).tolist()
+    ]
+    x_title = "Market time (UTC): closed hours left out" if axis.compressed else "Date (UTC)"
+    out.append(_axis_titles(y_title, x_title, left + plot_w / 2, top + plot_h / 2, height - 6))
     for i, (_, ts, values) in reversed(list(enumerate(drawn))):
         out.append(_series_path(sx(ts), sy(values), i, area, float(sy(np.array(0.0)))))
+    if marks is not None:
+        out.append(_markers(marks, sx, sy))
     if len(drawn) > 1 or not area:
         out += _legend([name for name, _, _ in drawn], [i > 0 for i in range(len(drawn))], left)
     out.append("</svg>")
     return "\n".join(out)
 
 
-def _axis_titles(y_title: str, x_mid: float, y_mid: float, x_title_y: float) -> str:
+def _axis_titles(y_title: str, x_title: str, x_mid: float, y_mid: float, x_title_y: float) -> str:
     return (
         f'<text class="axis-title" transform="translate(16,{y_mid:.0f}) rotate(-90)" '
         f'text-anchor="middle">{html.escape(y_title)}</text>'
         f'<text class="axis-title" x="{x_mid:.0f}" y="{x_title_y:.0f}" '
-        f'text-anchor="middle">Date (UTC)</text>'
+        f'text-anchor="middle">{html.escape(x_title)}</text>'
     )
+
+
+def _markers(marks: pd.DataFrame, sx: Callable[[Any], Any], sy: Callable[[Any], Any]) -> str:
+    """A ▲ (buy, green) or ▼ (sell, red) per row of ``marks``, its tip at the fill price."""
+    xs = sx(marks["ts_event"].to_numpy(dtype=np.int64)).tolist()
+    ys = sy(marks["price"].to_numpy(dtype=np.float64)).tolist()
+    shapes = []
+    for x, y, side in zip(xs, ys, marks["side"].tolist(), strict=True):
+        if int(side) > 0:
+            shapes.append(f'<path class="buy" d="M{x:.1f},{y:.1f} l-4,8 h8 Z"/>')
+        else:
+            shapes.append(f'<path class="sell" d="M{x:.1f},{y:.1f} l-4,-8 h8 Z"/>')
+    return f'<g class="fills">{"".join(shapes)}</g>'
 
 
 def _series_arrays(series: pd.Series, max_points: int) -> tuple[IntArray, FloatArray]:

@@ -76,6 +76,8 @@ def write_run_files(result: BacktestResult, output_dir: Path) -> Path:
         orders=result.orders.assign(side=result.orders["side"].map(_SIDES))
         if len(result.orders) else result.orders,
         parents=readable(result.parents) if len(result.parents) else None,
+        baseline_equity=result.baseline_equity,
+        prices=result.prices,
     )
     result.run_dir, result.report_path = run_dir, report
     return run_dir

@@ -1,22 +1,42 @@
-"""``tradewind backtest --config PATH [--json]``: one backtest, its files, report and store rows."""
+"""``tradewind backtest --config PATH [--json]``: one backtest, its files, report and store rows.
+
+``tradewind backtest --from-sweep runs/<sweep_id> --trial N``: trial N of a sweep (1 = best, as
+the sweep's table numbers them) as an ordinary backtest, with its files and report; its state
+hash is checked against the sweep's (a difference says the data or the code changed since).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from backtest.api import BacktestResult, run_backtest
 from backtest.metrics import metrics_to_json
 from backtest.report import annualised_caveat, strategy_text
 from cli.progress import ProgressLine
+from runtime.errors import ConfigError
 
 __all__ = ["register", "summary_lines"]
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("backtest", help="run a backtest from a YAML config")
-    parser.add_argument("--config", required=True, help="path of the backtest's YAML config")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="path of the backtest's YAML config")
+    source.add_argument(
+        "--from-sweep",
+        metavar="RUN",
+        help="a sweep's folder (runs/<sweep_id>) or id: run one of its trials (--trial)",
+    )
+    parser.add_argument(
+        "--trial",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --from-sweep: the trial's rank in the sweep's table (default 1, the best)",
+    )
     parser.add_argument(
         "--json",
         action="store_true",
@@ -31,9 +51,21 @@ def register(subparsers: Any) -> None:
 
 
 def _backtest(args: argparse.Namespace) -> int:
+    source: Any = args.config
+    trial: dict[str, Any] | None = None
+    if args.from_sweep is not None:
+        from backtest.research.sweep import trial_backtest
+
+        source, trial = trial_backtest(args.from_sweep, args.trial)
+    elif args.trial != 1:
+        raise ConfigError("--trial picks a trial of --from-sweep", field="--trial")
     progress = ProgressLine("backtest")
-    result = run_backtest(args.config, write=not args.no_write, progress=progress)
+    result = run_backtest(source, write=not args.no_write, progress=progress)
     progress.done()
+    if trial is not None and trial.get("state_hash") != result.state_hash:
+        print(f"note: the state hash differs from trial {args.trial}'s in the sweep "
+              f"({trial.get('state_hash')}): the data or the code changed since",
+              file=sys.stderr)  # fmt: skip
     if args.json:
         print(
             json.dumps(
@@ -47,6 +79,9 @@ def _backtest(args: argparse.Namespace) -> int:
             )
         )
     else:
+        if trial is not None:
+            print(f"trial {args.trial} of sweep {args.from_sweep}: "
+                  + ", ".join(f"{k}={v}" for k, v in trial["params"].items()))  # fmt: skip
         print("\n".join(summary_lines(result)))
     return 0
 

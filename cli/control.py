@@ -5,6 +5,11 @@ Where: ``--url``, else ``TRADEWIND_API_URL``, else the pointer file the session 
 (``<journal_dir>/control.json``, journal_dir from ``--config``, default ``configs/paper.yaml``),
 else ``http://127.0.0.1:8000``. Token: ``TRADEWIND_API_TOKEN``, else ``--token-file`` /
 the session's generated token file (the operator token). ``--json`` prints the API's answer.
+A ``--config`` that does not exist, or that no session has run from, is named in the error.
+
+``status`` of a session still starting (its risk actor has not answered yet) waits up to
+``--wait`` seconds (default 10) for a first full answer; if none comes it says ``starting``,
+names what has not answered, and exits 3.
 
     tradewind status
     tradewind halt --reason "news"
@@ -18,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -29,6 +35,9 @@ from runtime.errors import ConfigError, TradewindError
 __all__ = ["register"]
 
 _DEFAULT_URL = "http://127.0.0.1:8000"
+_DEFAULT_CONFIG = "configs/paper.yaml"
+STARTING = 3
+"""``status``'s exit code when the session has not given a full answer yet."""
 _ACTIONS = {
     "halt": "halt trading (new orders denied)",
     "resume": "resume trading",
@@ -45,6 +54,14 @@ class ControlError(TradewindError):
 def register(subparsers: Any) -> None:
     status = subparsers.add_parser("status", help="a running session: state, actors, PnL")
     _common(status)
+    status.add_argument(
+        "--wait",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="while the session is starting, wait this long for a full answer (default 10); "
+        "exit 3 if none came",
+    )
     status.set_defaults(func=_status)
     for action, text in _ACTIONS.items():
         parser = subparsers.add_parser(action, help=f"a running session: {text}")
@@ -73,33 +90,45 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help=f"control API URL (default: session pointer, {_DEFAULT_URL})")
     parser.add_argument(
         "--config",
-        default="configs/paper.yaml",
-        help="the session's paper config (finds its URL and token file)",
+        help=f"the session's paper config: finds its URL and token file "
+        f"(default {_DEFAULT_CONFIG})",
     )
     parser.add_argument("--token-file", help="token file (default: the session's)")
     parser.add_argument("--json", action="store_true", help="print the API's JSON answer")
 
 
-def _pointer(args: argparse.Namespace) -> dict[str, Any]:
-    path = Path(args.config)
-    if not path.exists():
-        return {}
-    try:
-        from actors.config import load_paper_config
+def _pointer(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The session pointer found through ``--config`` (URL, token file) and, when it gives no
+    token file, what was looked for (for the error that names it)."""
+    path = Path(args.config or _DEFAULT_CONFIG)
+    if not path.is_file():
+        if args.config is not None:
+            raise ConfigError(f"no such config file: {path} (the paper config the session was "
+                              "started with)", field="--config")  # fmt: skip
+        return {}, f"no {_DEFAULT_CONFIG} here ({Path.cwd()}) to find the session by: pass --config"
+    from actors.config import load_paper_config
 
-        config = load_paper_config(path)
-    except TradewindError:
-        return {}
+    config = load_paper_config(path)  # a bad config is named as such, not as a missing token
     pointer = Path(config.journal_dir) / "control.json"
     if not pointer.is_absolute():
         pointer = Path.cwd() / pointer
-    found = json.loads(pointer.read_text()) if pointer.exists() else {}
+    if not pointer.is_file():
+        return {"url": config.control.url()}, (
+            f"no session has run from {path} here: {pointer} does not exist (start one with "
+            f"`tradewind paper --config {path}`, or run this from the folder it ran in)"
+        )
+    try:
+        found = json.loads(pointer.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the session pointer: {exc}", path=str(pointer)) from None
     found.setdefault("url", config.control.url())
-    return dict(found)
+    return dict(found), "the session pointer names no token file"
 
 
 def _target(args: argparse.Namespace) -> tuple[str, str]:
-    pointer = _pointer(args) if not (args.url or os.environ.get("TRADEWIND_API_URL")) else {}
+    pointer, looked = (
+        _pointer(args) if not (args.url or os.environ.get("TRADEWIND_API_URL")) else ({}, "")
+    )
     url = args.url or os.environ.get("TRADEWIND_API_URL") or pointer.get("url") or _DEFAULT_URL
     _check_url(url, "--url" if args.url else "TRADEWIND_API_URL")
     token = os.environ.get("TRADEWIND_API_TOKEN", "")
@@ -113,7 +142,9 @@ def _target(args: argparse.Namespace) -> tuple[str, str]:
             ) from None
     if not token:
         raise ConfigError(
-            "no token: set TRADEWIND_API_TOKEN or pass --token-file", field="--token-file"
+            "no token: set TRADEWIND_API_TOKEN or pass --token-file"
+            + (f"; {looked}" if looked else ""),
+            field="--token-file",
         )
     return url.rstrip("/"), token
 
@@ -179,34 +210,61 @@ def _table(rows: list[list[Any]], header: list[str]) -> str:
     )
 
 
+def not_answering(status: dict[str, Any]) -> list[str]:
+    """What a ``/status`` answer lacks while its session starts: ``risk`` (trading state, orders,
+    fills, PnL all come from it); empty once it has answered."""
+    pnl = (status.get("pnl") or {}).get("pnl")
+    if status.get("orders") is None or pnl is None or status.get("trading_state") in (
+        None, "unknown"
+    ):  # fmt: skip
+        return ["risk (trading state, orders, fills, PnL)"]
+    return []
+
+
 def _status(args: argparse.Namespace) -> int:
+    if not (args.wait >= 0 and args.wait < float("inf")):
+        raise ConfigError(f"expected a number of seconds >= 0, got {args.wait}", field="--wait")
     url, token = _target(args)
+    deadline = time.monotonic() + args.wait
     status = request(url, token, "/status")
+    while not_answering(status) and time.monotonic() < deadline:
+        time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+        status = request(url, token, "/status")
+    missing = not_answering(status)
     if args.json:
         print(json.dumps(status))
-        return 0
-    pnl = (status.get("pnl") or {}).get("pnl")
+        return STARTING if missing else 0
+    actors = _table(
+        [[n, a["health"], a["restarts"]] for n, a in status["actors"].items()],
+        ["actor", "health", "restarts"],
+    )
+    head = f"session {status['session_id']} ({status['mode']})"
+    if missing:
+        print(f"{head}: starting — not answering yet: {', '.join(missing)} "
+              f"(waited {args.wait:g} s; run status again)\n")  # fmt: skip
+        print(actors)
+        return STARTING
+    pnl = status["pnl"]["pnl"]
     feed = status["feed"]
     print(
-        f"session {status['session_id']} ({status['mode']}): trading "
-        f"{status['trading_state'].upper()}"
+        f"{head}: trading {status['trading_state'].upper()}"
         + (f" — {status['state_reason']}" if status.get("state_reason") else "")
     )
     print(
         f"orders {status['orders']} (open {status['open_orders']}), fills {status['fills']}, "
-        f"PnL {pnl if pnl is None else f'{pnl:,.2f}'}, restarts {status['restarts']}"
+        f"PnL {pnl:,.2f}, restarts {status['restarts']}"
     )
-    print(
-        f"feed {feed['cursor']}/{feed['total']} events"
-        + (" finished" if feed["finished"] else "")
-        + f", lag {feed['lag_s']:.1f} s\n"
-    )
-    print(
-        _table(
-            [[n, a["health"], a["restarts"]] for n, a in status["actors"].items()],
-            ["actor", "health", "restarts"],
+    if feed.get("cursor") is None:
+        print("feed not answering\n")
+    else:
+        print(
+            f"feed {feed['cursor']}"
+            + ("" if feed.get("total") is None else f"/{feed['total']}")
+            + " events"
+            + (" finished" if feed["finished"] else "")
+            + f", lag {feed['lag_s']:.1f} s\n"
         )
-    )
+    print(actors)
     return 0
 
 

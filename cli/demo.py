@@ -45,15 +45,14 @@ def _paper_step(store: Any, say: Any) -> dict[str, Any]:
     import ray
 
     from actors.config import load_paper_config
-    from actors.logs import RAY_RUNTIME_ENV
+    from actors.logs import init_ray
     from actors.session import run_session
 
     say("")
     say("paper trading: the same SMA strategy through the supervised actor tree (lockstep) ...")
     started = not ray.is_initialized()
     if started:
-        ray.init(address="local", include_dashboard=False, log_to_driver=False,
-                 configure_logging=False, runtime_env=RAY_RUNTIME_ENV)  # JSON worker logs
+        init_ray()  # JSON worker logs, none of Ray's notices
     try:
         result = run_session(load_paper_config(CONFIG_DIR / "paper.yaml"), lockstep=True,
                              store=store)

@@ -13,6 +13,7 @@ state_hash.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -20,13 +21,16 @@ import re
 import signal
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backtest.config import check_writable_dir
 from runtime.errors import ConfigError
+
+if TYPE_CHECKING:
+    from actors.config import PaperConfig
 
 __all__ = ["add_session_arguments", "parse_duration", "register", "run_command"]
 
@@ -198,13 +202,12 @@ def _run(args: argparse.Namespace, *, command: str, stop: StopSignals) -> int:
               f"{os.path.relpath(prepared.setup.journal_dir)}", file=sys.stderr)
     import ray
 
-    from actors.logs import RAY_RUNTIME_ENV
+    from actors.logs import init_ray
 
     started = not ray.is_initialized()
     if started:  # the hook gives every actor of the session JSON logs (actors.logs)
         try:
-            ray.init(address=args.address or "local", include_dashboard=False,
-                     log_to_driver=False, configure_logging=False, runtime_env=RAY_RUNTIME_ENV)
+            init_ray(args.address)
         except SystemExit as exc:  # Ray's own SIGTERM handler, there while ray.init runs
             if exc.code != signal.SIGTERM:
                 raise
@@ -221,19 +224,14 @@ def _run(args: argparse.Namespace, *, command: str, stop: StopSignals) -> int:
         if tty:
             sys.stderr.write(_status_line(status))
 
+    # --json: stdout carries the one JSON answer; whatever Ray's driver prints meanwhile (its
+    # error channel writes to stdout) goes to stderr with the rest of the diagnostics.
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     try:
-        run_session: Callable[..., dict[str, Any]]
-        try:
-            from serve.deploy import run_session  # the tree, with its control API
-        except ModuleNotFoundError as exc:
-            if exc.name != "serve.deploy":
-                raise
-            from actors.session import run_session as plain  # no control plane installed
-
-            run_session = plain
-        result = run_session(
-            config, prepared=prepared, duration_s=duration,
-            confirmed_live=command == "live", on_status=on_status)
+        with quiet:
+            result = _run_session(config, private=started and not args.address,
+                                  prepared=prepared, duration_s=duration,
+                                  confirmed_live=command == "live", on_status=on_status)
     finally:
         if started:
             ray.shutdown()
@@ -242,6 +240,22 @@ def _run(args: argparse.Namespace, *, command: str, stop: StopSignals) -> int:
     _print(result, as_json=args.json, command=command, broker=config.broker.kind,
            stopped_by=stop.received)
     return 0 if not result["feed"]["error"] else 1
+
+
+def _run_session(config: PaperConfig, *, private: bool, **kwargs: Any) -> dict[str, Any]:
+    """The session's tree with its control API (:func:`serve.deploy.run_session`), or without
+    one when the control plane is not installed. In a private Ray session Serve goes down with
+    Ray (``ray.shutdown``): ``serve.shutdown`` first would only make Ray print that the Serve
+    controller's last task was killed."""
+    try:
+        from serve.deploy import run_session
+    except ModuleNotFoundError as exc:
+        if exc.name != "serve.deploy":
+            raise
+        from actors.session import run_session as plain  # no control plane installed
+
+        return plain(config, **kwargs)
+    return run_session(config, shutdown_serve=not private, **kwargs)
 
 
 def _print(result: dict[str, Any], *, as_json: bool, command: str = "paper",

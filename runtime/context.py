@@ -30,6 +30,8 @@ from runtime.trailing import Trail
 
 if TYPE_CHECKING:
     from runtime.ledger import OrderLedger
+    from runtime.risk import RiskEngine, RiskLimits
+    from runtime.roster import Roster
 
 __all__ = ["KernelContext"]
 
@@ -52,8 +54,11 @@ class KernelContext:
         features: Callable[[str], dict[str, float]],
         intents: list[Message],
         take: Callable[[list[Message]], None],
+        risk: RiskEngine,
+        roster: Roster,
     ) -> None:
         self.clock, self.ledger, self.timers, self.ids = clock, ledger, timers, ids
+        self.risk, self.roster = risk, roster
         self.linked, self.registry, self.portfolio = linked, registry, portfolio
         self.algos, self.time_stops = algos, time_stops
         self._features = features  # the kernel's books' (``runtime.views``)
@@ -236,3 +241,17 @@ class KernelContext:
     def account(self) -> Account:
         """The account the kernel keeps (read-only snapshot): cash, equity, PnL, fees."""
         return self.portfolio.account()
+
+    def risk_limits(self) -> RiskLimits:
+        """The risk limits the kernel checks orders against (the account's, and per-strategy
+        budgets under ``strategies``)."""
+        return self.risk.limits
+
+    def strategy_pnl(self, strategy_id: str) -> int | None:
+        """``strategy_id``'s PnL since the start (fixed point, fees in): its own book when it has
+        a risk budget; the account's when it is the kernel's only strategy; else ``None``."""
+        if strategy_id in self.risk.ledgers:
+            return self.risk.strategy_pnl(strategy_id)
+        if len(self.roster.strategies) == 1:
+            return self.portfolio.account().total_pnl
+        return None

@@ -178,6 +178,8 @@ class Kernel:
             features=self.books.features,
             intents=self._intents,
             take=self.flow.take,
+            risk=self.risk,
+            roster=self.roster,
         )
         for strategy in self.strategies:
             if strategy.wants_features:

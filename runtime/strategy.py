@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from runtime.instruments import Instrument
     from runtime.orders import Order
     from runtime.portfolio import Account
+    from runtime.risk import RiskLimits, StrategyBudget
 
 __all__ = ["NoParams", "Price", "Qty", "Strategy", "StrategyContext", "StrategyParams"]
 
@@ -218,6 +219,15 @@ class StrategyContext(Protocol):
     def set_timer(self, strategy_id: str, name: str, interval_ns: int) -> None: ...
     def account(self) -> Account:
         """A read-only snapshot of the account the engine keeps."""
+        ...
+
+    def risk_limits(self) -> RiskLimits:
+        """The risk limits orders are checked against (account, and budgets by strategy id)."""
+        ...
+
+    def strategy_pnl(self, strategy_id: str) -> int | None:
+        """The strategy's own PnL (fixed point), or ``None`` where the engine keeps no book
+        for it (no budget, and other strategies share the account)."""
         ...
 
 
@@ -562,6 +572,35 @@ class Strategy(Generic[P]):
         """Cash, equity, realized/unrealized PnL, fees and gross exposure (fixed point), as the
         engine keeps them now: in a backtest, the run's whole account."""
         return self.ctx.account()
+
+    @property
+    def limits(self) -> RiskLimits:
+        """The account's risk limits (human units, ``Decimal``; ``None`` = no such rule), so
+        sizes can stay under them. This strategy's own budget: :attr:`budget`."""
+        return self.ctx.risk_limits()
+
+    @property
+    def budget(self) -> StrategyBudget | None:
+        """This strategy's risk budget (``risk.strategies.<id>`` in the config), or ``None``."""
+        return self.ctx.risk_limits().strategies.get(self.strategy_id)
+
+    @property
+    def pnl(self) -> int:
+        """This strategy's PnL since the start (fixed point, fees in, open positions at the last
+        price): its own book when it has a budget, else the account's when it trades alone.
+
+        Raises :class:`~runtime.errors.ConfigError` when other strategies share the account and
+        this one has no budget: give it one (``risk: {strategies: {<id>: {}}}``; an empty budget
+        limits nothing and keeps the book)."""
+        value = self.ctx.strategy_pnl(self.strategy_id)
+        if value is None:
+            raise ConfigError(
+                f"strategy {self.strategy_id!r} shares the account with other strategies and has "
+                f"no book of its own: give it a budget (risk: {{strategies: "
+                f"{{{self.strategy_id}: {{}}}}}}) to read its PnL",
+                field=f"risk.strategies.{self.strategy_id}",
+            )
+        return value
 
     # --- human units: the edge between a strategy's arithmetic and the core's fixed point ----
     def to_price(

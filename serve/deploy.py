@@ -301,7 +301,8 @@ def stop_control(handle: ControlHandle | None, *, shutdown: bool = True) -> None
 def run_session(config: PaperConfig, **kwargs: Any) -> dict[str, Any]:
     """:func:`actors.session.run_session` with the control plane started first (when
     ``config.control.enabled``) and stopped after. A control port already taken is a warning:
-    the session runs on without it (the kill file still halts trading)."""
+    the session runs on without it (the kill file still halts trading). ``shutdown_serve=False``
+    deletes the session's app and leaves Serve to go down with a private Ray session."""
     from actors.session import prepare_session
     from actors.session import run_session as run_tree
 
@@ -312,10 +313,11 @@ def run_session(config: PaperConfig, **kwargs: Any) -> dict[str, Any]:
         speed=kwargs.pop("speed", None),
         store=kwargs.get("store"),
     )
+    shutdown_serve = kwargs.pop("shutdown_serve", True)
     handle = None
     if config.control.enabled:
         handle = _start_or_warn(config, prepared.setup.session_id)
     try:
         return run_tree(config, prepared=prepared, **kwargs)
     finally:
-        stop_control(handle)
+        stop_control(handle, shutdown=shutdown_serve)

@@ -50,7 +50,8 @@ def test_every_command_in_the_guide_runs(tmp_path: Path) -> None:
                               capture_output=True, timeout=900, check=False)  # fmt: skip
         assert proc.returncode == 0, f"{block}\n---\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
     reports = sorted(p.parent.name.split("-")[0] for p in (work / "runs").glob("*/report.html"))
-    assert reports == ["rsi_revert", "rsi_sweep", "rsi_walkforward"]
+    # the backtest, the sweep's trial 2 opened as a backtest, the sweep, the walk-forward
+    assert reports == ["rsi_revert", "rsi_revert", "rsi_sweep", "rsi_walkforward"]
     # the excerpt of the template in the guide is the template
     written = (work / "rsi_revert.py").read_text()
     [excerpt] = _blocks("python")[:1]

@@ -13,8 +13,14 @@ import pandas as pd
 import pytest
 
 from backtest.metrics import buy_and_hold_equity, compare_baselines, compute_metrics
-from backtest.report import write_report
-from backtest.report_charts import downsample_minmax, fmt_duration, fmt_pct, svg_time_chart
+from backtest.report import data_text, write_report
+from backtest.report_charts import (
+    MarketAxis,
+    downsample_minmax,
+    fmt_duration,
+    fmt_pct,
+    svg_time_chart,
+)
 
 CHROMIUM = Path("/usr/bin/chromium")
 EVIL = '<script>alert("x")</script>'
@@ -49,6 +55,7 @@ def run() -> dict[str, object]:
         "run_id": f"run-1{EVIL}", "manifest": manifest, "metrics": metrics, "equity": equity,
         "fills": fills, "orders": orders,
         "baseline_equity": {"Buy & hold": buy_and_hold_equity(prices, 10_000)},
+        "prices": {f"AAA{EVIL}": prices},
     }  # fmt: skip
 
 
@@ -59,7 +66,7 @@ def test_writes_one_self_contained_file_with_charts_and_metrics(
     assert out == tmp_path / "sub" / "report.html" and out.is_file()
     assert [p.name for p in out.parent.iterdir()] == ["report.html"]
     page = out.read_text(encoding="utf-8")
-    assert page.count('<svg class="chart"') == 2  # equity and underwater charts
+    assert page.count('<svg class="chart"') == 3  # price, equity and underwater charts
     assert "<path d=" in page and "Date (UTC)" in page
     for label in ("Sharpe ratio", "Max drawdown", "Hit rate", "Buy &amp; hold", "No trade"):
         assert label in page
@@ -67,7 +74,7 @@ def test_writes_one_self_contained_file_with_charts_and_metrics(
     assert fmt_pct(strategy["total_return"]) in page
     assert "cfg123abc" in page and "abc1234" in page and ">7<" in page
     # No network, no scripts: only the SVG namespace URL appears.
-    assert re.findall(r"https?://[^\s\"']+", page) == ["http://www.w3.org/2000/svg"] * 2
+    assert re.findall(r"https?://[^\s\"']+", page) == ["http://www.w3.org/2000/svg"] * 3
     assert not re.search(r"<script|<link|src=|@import", page, re.IGNORECASE)
 
 
@@ -162,7 +169,8 @@ def test_chromium_renders_the_report(tmp_path: Path, run: dict[str, object]) -> 
     report = write_report(tmp_path / "report.html", **run)  # type: ignore[arg-type]
     dom = _chromium("--dump-dom", report.as_uri(), profile=tmp_path / "profile-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
-    assert dom.stdout.count('<svg class="chart"') == 2
+    assert dom.stdout.count('<svg class="chart"') == 3
+    assert dom.stdout.count('class="buy"') > 10 and 'id="prices"' in dom.stdout
     assert '<table class="metrics">' in dom.stdout and "Sharpe ratio" in dom.stdout
     assert "<script>" not in dom.stdout
     png = tmp_path / "report.png"
@@ -185,3 +193,77 @@ def test_axis_labels_get_the_decimals_their_step_needs() -> None:
                            y_title="Drawdown", y_percent=True, area=True)  # fmt: skip
     assert ">-0.5%<" in chart and ">-1.5%<" in chart and ">-0%<" not in chart
     assert ">01:01<" in chart  # minute ticks on an intraday axis
+
+
+def test_the_price_chart_marks_each_fill_and_the_equity_chart_draws_buy_and_hold(
+    tmp_path: Path, run: dict[str, object]
+) -> None:
+    page = write_report(tmp_path / "r.html", **run).read_text()  # type: ignore[arg-type]
+    fills = run["fills"]
+    buys = int((fills["side"] > 0).sum())  # type: ignore[index]
+    assert page.count('<path class="buy"') == buys
+    assert page.count('<path class="sell"') == len(fills) - buys  # type: ignore[arg-type]
+    prices = page[page.index('id="prices"'):page.index('id="equity"')]
+    assert "AAA&lt;script&gt;" in prices and "▲" in prices
+    equity = page[page.index('id="equity"'):page.index('id="drawdown"')]
+    assert "Buy &amp; hold" in equity and 'stroke-dasharray="6 4"' in equity
+
+
+def test_the_header_names_the_data_readably(tmp_path: Path, run: dict[str, object]) -> None:
+    manifest = {"strategy_params": {"s": {"class": "my_mod:Trend", "params": {"n": 3}}},
+                "data": [{"kind": "bars", "instrument": "ES", "path": "es.csv.gz",
+                          "interval": "1m", "bar_stamp": "close", "start": "2024-01-02"},
+                         {"kind": "quotes", "instrument": "NQ"},
+                         {"kind": "bars", "instrument": "SIM-A", "sample_days": 3}]}  # fmt: skip
+    assert data_text(manifest) == (
+        "bars ES 1m from es.csv.gz (stamped at the close), 2024-01-02 → …\n"
+        "quotes NQ from the store\nbars SIM-A sample data, 3 days"
+    )
+    page = write_report(tmp_path / "r.html", **{**run, "manifest": manifest}).read_text()  # type: ignore[arg-type]
+    header = page[: page.index('class="kpis"')]
+    assert "s: Trend(n=3)" in header and "quotes NQ from the store" in header
+    assert "{" not in header.split("<style>")[0] + header.split("</style>")[1]
+
+
+def _sessions(days: int) -> pd.DatetimeIndex:
+    """Minute bars 14:30-21:00 UTC on the weekdays of ``days`` calendar days from a Friday."""
+    stamps = [
+        pd.date_range(day + pd.Timedelta("14:30:00"), day + pd.Timedelta("20:59:00"), freq="min")
+        for day in pd.date_range("2024-03-01", periods=days, freq="D", tz="UTC")
+        if day.day_of_week < 5
+    ]
+    return stamps[0].append(stamps[1:])
+
+
+def test_an_intraday_axis_leaves_out_nights_and_weekends() -> None:
+    index = _sessions(4)  # Friday and Monday
+    axis = MarketAxis(index.as_unit("ns").asi8)
+    assert axis.compressed and len(axis.breaks) == 1
+    friday_close, monday_open = index[389], index[390]
+    assert int(axis.breaks[0]) == monday_open.value
+    step = float(axis(np.array([monday_open.value]))[0] - axis(np.array([friday_close.value]))[0])
+    assert step == 60e9  # one minute, not a weekend
+    assert axis.span == (len(index) - 1) * 60e9
+    chart = svg_time_chart({"eq": pd.Series(np.arange(len(index), dtype=float), index=index)},
+                           y_title="Equity")  # fmt: skip
+    assert chart.count('class="break"') == 1 and "closed hours left out" in chart
+    assert ">03-01 14:30<" in chart and ">03-04" in chart
+
+
+def test_a_24_7_or_daily_axis_stays_in_calendar_time() -> None:
+    hourly = pd.date_range("2024-03-01", periods=200, freq="h", tz="UTC")
+    daily = pd.bdate_range("2024-01-01", periods=300, tz="UTC")
+    for index in (hourly, daily):
+        axis = MarketAxis(index.as_unit("ns").asi8)
+        assert not axis.compressed
+        assert axis.span == index[-1].value - index[0].value
+
+
+def test_exposure_counts_market_time_not_nights_and_weekends() -> None:
+    index = _sessions(4)
+    n = len(index)
+    held = np.zeros(n)
+    held[389] = 1.0  # bought on Friday's last bar, sold at Monday's open: held one bar
+    equity = pd.Series(1000.0, index=index)
+    metrics = compute_metrics(equity, None, position_values=pd.Series(held * 100.0, index=index))
+    assert metrics["exposure"] == pytest.approx(1 / (n - 1))

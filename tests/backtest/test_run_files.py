@@ -99,6 +99,13 @@ def test_csvs_manifest_and_report_say_what_a_reader_needs(tmp_path: Path, store:
     report = (run_dir / "report.html").read_text()
     assert "stopped: BuyWithStop(size=10, stop_pct=0.1, label=default kept)" in report
     assert "Closed by" in report and ">stop<" in report
+    assert 'id="prices"' in report and report.count('<path class="buy"') == sum(
+        f["side"] == "BUY" for f in fills)
+    assert "Buy &amp; hold SIM-A" in report and "sample data" not in report
+    assert "bars SIM-A" in report and "[{" not in report
+    held = result.baseline_equity["Buy & hold SIM-A"]
+    assert list(held.index) == list(result.equity.index)
+    assert held.iloc[-1] == pytest.approx(result.metrics["buy_and_hold"]["final_equity"])
     assert "stretch 1.3 days of data to a year" in report  # two sessions: 1.3 calendar days
     from cli.backtest import summary_lines
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -11,6 +12,7 @@ import pytest
 from backtest.api import run_backtest
 from backtest.data import SampleSpec, generate_sample
 from backtest.store import open_store
+from runtime.errors import ConfigError
 from runtime.messages import Bar
 from runtime.portfolio import Account
 from runtime.strategy import NoParams, Strategy
@@ -66,3 +68,54 @@ def test_human_prices_and_quantities_land_on_the_grid() -> None:
     assert strategy.to_price("X", "99.995", Rounding.UP) == fixed(100)
     assert strategy.to_qty("X", 12.7) == fixed(10)  # whole lots of 5, never more than asked
     assert strategy.to_float(fixed("101.25")) == 101.25
+
+
+class Reader(Strategy[NoParams]):
+    """Buys 10 on its first bar; records its limits, budget and PnL (or the refusal) each bar."""
+
+    seen: ClassVar[dict[str, list[Any]]] = {}
+
+    def on_bar(self, bar: Bar) -> None:
+        try:
+            pnl: Any = self.pnl
+        except ConfigError as exc:
+            pnl = exc
+        Reader.seen.setdefault(self.strategy_id, []).append(
+            (self.limits, self.budget, pnl, self.account))
+        self.target_position(bar.instrument_id, fixed(10))
+
+
+def _reader(sid: str) -> dict[str, Any]:
+    return {"id": sid, "class": f"{__name__}:Reader", "instruments": ["SIM-A"]}
+
+
+def test_a_strategy_reads_its_limits_budget_and_own_pnl(tmp_path: Path, store: Any) -> None:
+    Reader.seen = {}
+    risk = {"max_position": 50, "strategies": {"a": {"max_loss": 1000}, "b": {}}}
+    result = run_backtest(config(tmp_path, strategies=[_reader("a"), _reader("b"), _reader("c")],
+                                 risk=risk), store=store, write=False)  # fmt: skip
+    limits, budget, _, _ = Reader.seen["a"][-1]
+    assert limits.max_position == Decimal(50) and budget.max_loss == Decimal(1000)
+    assert Reader.seen["b"][-1][1] is not None and Reader.seen["c"][-1][1] is None
+    # each budgeted strategy's PnL is its own fills' cash plus its position at the last close
+    last_close = fixed(str(result.prices["SIM-A"].iloc[-1]))
+    for sid in ("a", "b"):
+        fills = result.fills[result.fills["strategy_id"] == sid]
+        cash = -sum(fixed(str(f.price)) * int(f.qty) * int(f.side) + fixed(str(f.fee))
+                    for f in fills.itertuples())  # fmt: skip
+        held = int((fills["qty"] * fills["side"]).sum())
+        pnls = [p for _, _, p, _ in Reader.seen[sid]]
+        assert pnls[0] == 0 and held == 10
+        assert pnls[-1] == cash + held * last_close  # read on the last bar, marked at its close
+    refusal = Reader.seen["c"][-1][2]
+    assert isinstance(refusal, ConfigError)
+    assert "risk.strategies.c: strategy 'c' shares the account" in str(refusal)
+    assert "{strategies: {c: {}}}" in str(refusal)
+
+
+def test_a_strategy_alone_reads_the_accounts_pnl(tmp_path: Path, store: Any) -> None:
+    Reader.seen = {}
+    run_backtest(config(tmp_path, strategies=[_reader("solo")]), store=store, write=False)
+    for limits, budget, pnl, account in Reader.seen["solo"]:
+        assert budget is None and limits.max_position is None
+        assert pnl == account.total_pnl

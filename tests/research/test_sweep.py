@@ -189,3 +189,40 @@ def _sweep_id(path: Path) -> str:
     config = load_study(path, "sweep")
     backtest = base_backtest(config)
     return f"{config.name}-{study_hash(config, backtest, load_feed(backtest).dataset_hash)[:12]}"
+
+
+def test_a_sweeps_trial_opens_as_a_backtest_with_the_same_fills(
+    ray_local: Any, tmp_path: Path, store_dsn: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    path = write_study(tmp_path, constraints=[], grid={"fast": [3, 5, 30], "slow": [21]})
+    outcome = run_sweep(path, store_dsn=store_dsn)
+    run = tmp_path / "runs" / outcome.sweep_id
+    trials = json.loads((run / "trials.json").read_text())["trials"]
+    assert [t["param_hash"] for t in trials] == [t.param_hash for t in outcome.ranked]
+
+    second = outcome.ranked[1]
+    assert main(["backtest", "--from-sweep", str(run), "--trial", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert result["state_hash"] == second.state_hash and result["n_fills"] == second.n_fills
+    assert "state hash differs" not in captured.err
+    report = Path(result["report"]).read_text()
+    params = ", ".join(f"{k}={v}" for k, v in {"fast": second.params["fast"], "slow": 21,
+                                                  "size": 10}.items())  # fmt: skip
+    assert f"sma: SmaCross({params})" in report
+
+    # a sweep id is looked up under ./runs
+    assert main(["backtest", "--from-sweep", outcome.sweep_id, "--no-write", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["state_hash"] == outcome.ranked[0].state_hash
+
+    for argv, message in (
+        (["--from-sweep", str(run), "--trial", "4"], "has trials 1..3, not 4"),
+        (["--from-sweep", str(run), "--trial", "3"], "failed in the sweep: "),
+        (["--from-sweep", "nope"], "--from-sweep: no sweep there: runs/nope does not exist"),
+        (["--config", str(path), "--trial", "2"], "--trial: --trial picks a trial of"),
+    ):
+        assert main(["backtest", *argv]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err

@@ -139,7 +139,7 @@ def _ping() -> float:
     return 1.0
 
 
-def make_app(tmp: Path, session: FakeSession) -> tuple[Any, Any]:
+def make_app(tmp: Path, session: FakeSession, *, refresh_s: float = 60.0) -> tuple[Any, Any]:
     """(the FastAPI app, its controller) over ``session``."""
     from actors.control_config import ControlConfig
     from serve.app import build_app
@@ -152,7 +152,7 @@ def make_app(tmp: Path, session: FakeSession) -> tuple[Any, Any]:
         journal_dir=str(tmp / "u1"),
         strategies={"mm": MM},
         instruments=(),
-        control=ControlConfig(refresh_s=60.0),
+        control=ControlConfig(refresh_s=refresh_s),
         token_hashes=Tokens(operator=OPERATOR, read=READER).hashes(),
     )
     controller = Controller(info, lookup=session.lookup)
