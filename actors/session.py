@@ -287,10 +287,13 @@ class _Children:
             return []
         setup = self.setup
         start = Call(method="start", args=(Named(_name(setup, "gateway")),
-                                           Named(_name(setup, "risk")), every_s),
-                     kwargs={"act": self.config.reconcile_act})
+                                           Named(_name(setup, "risk")),
+                                           Named(_name(setup, "feed")), every_s),
+                     kwargs={"act": self.config.acts_on_drift()})
+        kwargs = {"watchdogs": self.config.watchdogs.model_dump(mode="json"),
+                  "instruments": list(setup.registry())}
         return [("reconciler", "actors.reconciler:ReconcilerActor",
-                 {"args": (setup.session_id, {}), "on_start": (start,)})]
+                 {"args": (setup.session_id, {}), "kwargs": kwargs, "on_start": (start,)})]
 
     def feed(self) -> list[tuple[str, str, dict[str, Any]]]:
         setup, config = self.setup, self.config
