@@ -82,6 +82,7 @@ class ReconcilerActor:
         self.watch_every_s = watch_every_s
         self._trips: deque[dict[str, Any]] = deque(maxlen=max_events)
         self._health: dict[str, Any] = {}
+        self._reconnects = 0  # the broker link's down-to-up transitions seen
 
     async def reconcile(
         self, gateway_view: View | Mapping[str, Any], risk_view: View | Mapping[str, Any]
@@ -125,6 +126,7 @@ class ReconcilerActor:
             "timer_errors": self._timer_errors,
             "watchdogs": self.watchdogs.state(),
             "health": self._health,
+            "reconnects": self._reconnects,
         }
 
     def ping(self) -> bool:
@@ -172,6 +174,8 @@ class ReconcilerActor:
                 log.info("watchdogs %s: an actor is unavailable: %s", self.session_id, exc)
                 continue
             market = market or {}
+            if health.get("connected") and not self._health.get("connected", True):
+                self._reconnects += 1
             self._health = {**health, "market": market}
             sample = Health(
                 now_ns=time.time_ns(),

@@ -219,16 +219,18 @@ class BrokerGateway:
         command the broker has not answered, reports about orders never sent, the last report."""
         self._pull()
 
-        def read() -> tuple[bool, int]:
+        def read() -> tuple[bool, int, bool]:
             venue = self.venue
             up = getattr(venue, "connected", None)
             if up is None:  # IB: the link and the client; Shioaji: the logged-in session
                 up = getattr(venue, "link_up", None)
                 up = getattr(venue, "session_up", False) if up is None else up
-            return bool(up), int(venue.book.foreign)
+            breaker = getattr(venue, "breaker", None)
+            blocked = breaker is not None and not breaker.allows_new_orders
+            return bool(up), int(venue.book.foreign), blocked
 
-        connected, foreign = self.link.call(read)
-        return {"broker": self.kind, "connected": connected,
+        connected, foreign, breaker_open = self.link.call(read)
+        return {"broker": self.kind, "connected": connected, "breaker_open": breaker_open,
                 "exec_waiting_since_ns": min(self.awaiting.values(), default=None),
                 "foreign_reports": foreign, "last_report_ns": self.last_report_ns,
                 "unknown": len(self.unknown)}

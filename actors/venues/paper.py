@@ -203,7 +203,8 @@ class PaperVenue:
     def health(self) -> dict[str, Any]:
         """The watchdogs' sample: the paper broker is in process, always connected and
         answers every command within the step that sent it."""
-        return {"broker": "paper", "connected": True, "exec_waiting_since_ns": None,
+        return {"broker": "paper", "connected": True, "breaker_open": False,
+                "exec_waiting_since_ns": None,
                 "foreign_reports": 0, "last_report_ns": None, "unknown": 0}
 
     def request_reconcile(self) -> None:
