@@ -168,6 +168,18 @@ def _specs(children: tuple[ChildConfig, ...], expand: Callable[[str, ChildConfig
     return tuple(out)
 
 
+class LogConfig(_Frozen):
+    """The session log's size budget (``actors/logs.py``): ``session.log.jsonl`` rotates at
+    ``max_mb`` and keeps ``backups`` older files."""
+
+    max_mb: float = Field(64.0, gt=0)
+    backups: int = Field(4, ge=1, le=100)
+
+    @property
+    def max_bytes(self) -> int:
+        return max(1, int(self.max_mb * 2**20))
+
+
 class PaperConfig(_Frozen):
     #: part of generated session ids: ASCII, short enough for a 64-character id
     name: str = Field("paper", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.]{0,39}$")
@@ -186,6 +198,7 @@ class PaperConfig(_Frozen):
     #: session, off for the paper broker (whose drifts are bugs, not the market's doing)
     reconcile_act: bool | None = None
     watchdogs: WatchdogConfig = WatchdogConfig()  # runtime/watchdog.py; docs/runbook.md
+    logs: LogConfig = LogConfig()  # the session log's rotation (bounded disk)
     #: every stateful actor snapshots its state every this many inputs (its own journal
     #: entries and market messages) and drops the entries the snapshot covers: a restart
     #: reads one snapshot and a bounded tail (``runtime.recovery``)
