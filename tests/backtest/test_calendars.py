@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -183,3 +184,74 @@ def test_venue_refuses_outside_the_calendar_and_expires_day_orders_at_its_close(
     assert "XNYS market is closed" in rejected[0].reason
     expired = [r for r in reports if isinstance(r, OrderExpired)]
     assert [(r.client_order_id, r.ts_event) for r in expired] == [("day", utc(2026, 11, 27, 18))]
+
+
+# --- a whole backtest ------------------------------------------------------------------------
+
+
+def _quotes(start_ns: int, n: int, step_s: int) -> Any:
+    import numpy as np
+    import pyarrow as pa
+
+    from backtest.feed import Feed
+
+    rng = np.random.default_rng(3)
+    mid = np.round(100 + np.cumsum(rng.normal(0, 0.05, n)), 2)
+    ts = start_ns + np.arange(n, dtype=np.int64) * step_s * S
+    table = pa.table({
+        "ts_event": ts, "ts_init": ts, "seq": np.zeros(n, np.int64),
+        "instrument_id": ["X"] * n,
+        "bid_price": np.round(mid * 100).astype(np.int64) * 10**7,
+        "ask_price": np.round((mid + 0.02) * 100).astype(np.int64) * 10**7,
+        "bid_size": np.full(n, 20 * 10**9), "ask_size": np.full(n, 20 * 10**9),
+    })
+    feed = Feed(tables={("quotes", "X"): table}, dataset_hash="cal")
+    feed.index()
+    return feed
+
+
+def _backtest(calendar: str | None, feed: Any) -> tuple[Any, Any]:
+    from backtest.api import build_run
+    from backtest.config import load_config
+    from backtest.engine import run_loop
+
+    instrument: dict[str, Any] = {"id": "X", "price_precision": 2}
+    if calendar is not None:
+        instrument["calendar"] = calendar
+    config = load_config({
+        "name": "cal", "seed": 1, "initial_cash": 10**6, "instruments": [instrument],
+        "data": [{"kind": "quotes", "instrument": "X", "path": "unused"}],
+        "strategies": [{"id": "mm", "class": "backtest.strategies.market_maker:MarketMaker",
+                        "instruments": ["X"],
+                        "params": {"size": 5, "max_inventory": 50, "requote_ms": 500,
+                                   "vol_mult": 0.5, "levels": 1}}],
+        "venue": {"latency": {"kind": "constant", "entry_ns": 10**6, "response_ns": 10**6},
+                  "fills": {"kind": "l1"}, "slippage": {"kind": "none"},
+                  "fees": {"kind": "bps", "maker_bps": 0, "taker_bps": 0}},
+        "risk": {"max_position": 40},
+    })
+    kernel, venue, _ = build_run(config, feed)
+    log = run_loop(kernel, venue, feed.iter_messages(), start_ns=feed.start_ns)
+    return kernel, log
+
+
+def test_a_backtest_inside_the_session_trades_as_without_a_calendar() -> None:
+    feed = _quotes(utc(2026, 12, 7, 15, 0), 600, 5)  # 10:00-10:50 New York
+    plain_kernel, plain = _backtest(None, feed)
+    cal_kernel, cal = _backtest("XNYS", _quotes(utc(2026, 12, 7, 15, 0), 600, 5))
+    def trades(log: Any) -> list[tuple[int, int, int, int, int]]:
+        return [(f.ts_event, f.side, f.last_qty, f.last_price, f.fee) for f in log.fills]
+
+    assert plain.fills and trades(cal) == trades(plain)  # ids differ: the config hash names them
+    assert cal_kernel.state()["portfolio"] == plain_kernel.state()["portfolio"]
+    assert not cal.denials and not plain.denials
+
+
+def test_a_backtest_across_the_open_trades_only_in_the_session() -> None:
+    open_ns = utc(2026, 12, 7, 14, 30)
+    _, log = _backtest("XNYS", _quotes(utc(2026, 12, 7, 14, 0), 720, 5))  # to 15:00
+    sessions = [d for d in log.denials if d.reason_code == "session"]
+    assert sessions and all(d.ts_event < open_ns for d in sessions)
+    assert log.fills and all(f.ts_event >= open_ns for f in log.fills)
+    _, again = _backtest("XNYS", _quotes(utc(2026, 12, 7, 14, 0), 720, 5))
+    assert [f.fill_id for f in again.fills] == [f.fill_id for f in log.fills]  # deterministic
