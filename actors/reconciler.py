@@ -8,8 +8,8 @@ A thin async shell around :func:`runtime.reconcile.reconcile` and
 
 ``start(gateway, risk, feed, interval_s, act=...)`` runs on a timer over the three actors:
 
-* every ``interval_s`` it reconciles ``gateway.view()`` with ``risk.view()``; with ``act`` a
-  desync confirmed in ``watchdogs.inventory_desync.confirm_runs`` runs in a row trips the
+* every ``interval_s`` it reconciles ``gateway.view()`` with ``risk.view()``; a drift found
+  unchanged in ``watchdogs.inventory_desync.confirm_runs`` runs in a row trips the
   ``inventory_desync`` watchdog;
 * every ``watch_every_s`` it samples ``gateway.health()`` and ``feed.market_health()`` and runs
   the other watchdogs (``runtime/watchdog.py``: market-data silence while the calendar says the
@@ -158,7 +158,7 @@ class ReconcilerActor:
                 self._compare(_view(gateway_view), _view(risk_view))
                 last = self._last
                 if last is not None:
-                    trips = self.watchdogs.desync(last.state, last.reasons)
+                    trips = self.watchdogs.desync(last.drifts, self.thresholds)
                     await self._carry_out(trips, gateway, feed, act)
             await asyncio.sleep(interval_s)
 

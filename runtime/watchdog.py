@@ -19,9 +19,12 @@ The watchdogs (each off when its block is absent; YAML ``watchdogs:`` in the pap
 * ``unknown_order_storm`` — ``reports`` or more reports about orders this session never sent
   within ``window_s``: the first time, every open order is cancelled and the gateway reconciles
   (action ``cancel_all``, fixed); if the storm is still on ``window_s`` later, ``action``.
-* ``inventory_desync`` — carried out by the reconciler from its drift report
-  (``runtime/reconcile.py``): a recommendation of HALTED found in ``confirm_runs`` consecutive
-  reconciliations takes ``action``; REDUCING takes ``reduce_only``.
+* ``inventory_desync`` — from the reconciler's drifts (``runtime/reconcile.py``): only a drift
+  found unchanged in ``confirm_runs`` consecutive reconciliations counts (a fill in flight
+  between the broker and risk, seen once, is not a desync): the same fill or order on one side,
+  or a position apart by the same amount (both sides may trade on meanwhile) in runs with no
+  fill on one side only (a fill in flight explains a position drift). What those drifts
+  call for decides: HALTED takes ``action``, REDUCING takes ``reduce_only``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runtime.instruments import Instrument
 from runtime.messages import TradingState
+from runtime.reconcile import (
+    Drift,
+    FillDrift,
+    PositionDrift,
+    ReconcileThresholds,
+    describe,
+    recommend,
+)
 
 __all__ = [
     "DesyncRule",
@@ -128,7 +139,7 @@ class Watchdogs:
         self._foreign: deque[tuple[int, int]] = deque()  # (now_ns, count) within the window
         self._storm_since_ns: int | None = None
         self._storm_escalated = False
-        self._desync_runs = 0
+        self._streaks: dict[tuple[object, ...], int] = {}  # drift -> runs in a row seen
 
     def state(self) -> dict[str, str]:
         """Each configured watchdog: ``ok``, ``tripped`` or ``off`` (for metrics and status)."""
@@ -146,21 +157,27 @@ class Watchdogs:
         trips = self._silence(health) + self._stale(health) + self._storm(health)
         return trips
 
-    def desync(self, recommended: TradingState, reasons: Sequence[str]) -> list[Trip]:
-        """The reconciler's recommendation after one run: a desync found in ``confirm_runs``
-        runs in a row trips (HALTED: the rule's action; REDUCING: ``reduce_only``)."""
+    def desync(self, drifts: Sequence[Drift], thresholds: ReconcileThresholds) -> list[Trip]:
+        """One reconciliation's drifts: those seen unchanged in ``confirm_runs`` runs in a row
+        trip (what they call for: HALTED takes the rule's action, REDUCING ``reduce_only``)."""
         rule = self.config.inventory_desync
-        if rule is None or recommended is TradingState.ACTIVE:
-            self._desync_runs = 0
+        if any(isinstance(d, FillDrift) for d in drifts):  # fills in flight explain positions
+            drifts = [d for d in drifts if not isinstance(d, PositionDrift)]
+        streaks = {_drift_key(d): self._streaks.get(_drift_key(d), 0) + 1 for d in drifts}
+        self._streaks = streaks
+        lasting = [d for d in drifts if streaks[_drift_key(d)] >= (rule.confirm_runs if rule
+                                                                    else 1)]
+        if rule is None or not lasting:
             for key in [k for k in self.tripped if k.startswith("inventory_desync")]:
                 del self.tripped[key]
             return []
-        self._desync_runs += 1
-        if self._desync_runs < rule.confirm_runs:
+        state, _ = recommend(lasting, thresholds)
+        if state is TradingState.ACTIVE:
             return []
-        action = rule.action if recommended is TradingState.HALTED else WatchdogAction.REDUCE_ONLY
-        reason = (f"inventory desync in {self._desync_runs} reconciliations: "
-                  + "; ".join(reasons))
+        action = rule.action if state is TradingState.HALTED else WatchdogAction.REDUCE_ONLY
+        reason = (f"inventory desync in {rule.confirm_runs} reconciliations in a row: "
+                  + "; ".join(describe(d) for d in lasting[:5])
+                  + (f"; and {len(lasting) - 5} more" if len(lasting) > 5 else ""))
         return self._fire(f"inventory_desync:{action}", True,
                           Trip("inventory_desync", action, reason))
 
@@ -230,3 +247,11 @@ class Watchdogs:
             self._storm_escalated = True
             return [Trip("unknown_order_storm", rule.action, f"{what}, still after a reconcile")]
         return []
+
+
+def _drift_key(drift: Drift) -> tuple[object, ...]:
+    """What must stay the same for a drift to count as lasting: a position by how far apart the
+    sides are (both may trade on), an order or a fill by its id and side."""
+    if isinstance(drift, PositionDrift):
+        return (drift.kind, drift.instrument_id, drift.gateway - drift.risk)
+    return tuple(msgspec.structs.astuple(drift))

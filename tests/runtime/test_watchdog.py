@@ -9,10 +9,11 @@ from pydantic import ValidationError
 
 from backtest.calendars import CalendarConfig
 from runtime.instruments import Instrument
-from runtime.messages import TradingState
+from runtime.reconcile import FillDrift, PositionDrift, ReconcileThresholds
 from runtime.watchdog import Health, WatchdogAction, WatchdogConfig, Watchdogs
 
 S = 10**9
+Q = 10**9
 XNYS = CalendarConfig(name="XNYS").resolve()
 AAPL = Instrument(instrument_id="AAPL", calendar=XNYS)
 BTC = Instrument(instrument_id="BTC")  # no calendar: trades around the clock
@@ -88,21 +89,45 @@ def test_a_short_burst_that_stops_is_answered_with_cancels_only() -> None:
     assert w.check(Health(now_ns=t0 + 7 * S, foreign_reports=4)) == []
 
 
-def test_inventory_desync_needs_confirming_runs_and_is_on_by_default() -> None:
+def test_inventory_desync_counts_only_drifts_that_last_and_is_on_by_default() -> None:
     w = Watchdogs(WatchdogConfig(), [AAPL])
-    reasons = ["position AAPL: gateway 5 vs risk 3"]
-    assert w.desync(TradingState.HALTED, reasons) == []  # one run may be a report in flight
-    trips = w.desync(TradingState.HALTED, reasons)
+    thresholds = ReconcileThresholds()
+    lost = FillDrift(fill_id="IB-7", known_to="gateway")
+    assert w.desync([lost], thresholds) == []  # one run: it may be a report in flight
+    trips = w.desync([lost], thresholds)
     assert [(t.watchdog, t.action) for t in trips] == [
         ("inventory_desync", WatchdogAction.CANCEL_ALL_AND_HALT)]
-    assert "gateway 5 vs risk 3" in trips[0].reason
-    assert w.desync(TradingState.HALTED, reasons) == []  # once
-    assert w.desync(TradingState.ACTIVE, []) == []
-    assert w.desync(TradingState.REDUCING, reasons) == []
-    assert [t.action for t in w.desync(TradingState.REDUCING, reasons)] == [
-        WatchdogAction.REDUCE_ONLY]
+    assert "fill IB-7 known to the gateway only" in trips[0].reason
+    assert w.desync([lost], thresholds) == []  # once per episode
+    assert w.desync([], thresholds) == [] and w.state()["inventory_desync"] == "ok"
+
+
+def test_fills_in_flight_never_confirm_a_desync() -> None:
+    """A busy session: every run catches some fill between the broker and risk, never the same
+    one, and positions apart by the fill in flight at that moment (the same size each time)."""
+    w = Watchdogs(WatchdogConfig(), [AAPL])
+    thresholds = ReconcileThresholds()
+    for run in range(20):
+        drifts = [FillDrift(fill_id=f"IB-{run}", known_to="gateway"),
+                  PositionDrift(instrument_id="AAPL", gateway=(run + 1) * Q, risk=run * Q,
+                                lots=1)]
+        assert w.desync(drifts, thresholds) == []
+
+
+def test_a_position_apart_by_the_same_amount_while_both_trade_is_a_desync() -> None:
+    w = Watchdogs(WatchdogConfig(inventory_desync={"action": "halt", "confirm_runs": 3}), [AAPL])
+    thresholds = ReconcileThresholds(halt_position_drift_lots=0)
+    for run, last in ((0, []), (1, []), (2, [WatchdogAction.HALT])):
+        drift = PositionDrift(instrument_id="AAPL", gateway=(5 + run) * Q, risk=(3 + run) * Q,
+                              lots=2)
+        assert [t.action for t in w.desync([drift], thresholds)] == last
+    small = Watchdogs(WatchdogConfig(), [AAPL])
+    within = ReconcileThresholds(halt_position_drift_lots=5)
+    drift = PositionDrift(instrument_id="AAPL", gateway=5 * Q, risk=3 * Q, lots=2)
+    small.desync([drift], within)
+    assert [t.action for t in small.desync([drift], within)] == [WatchdogAction.REDUCE_ONLY]
     off = Watchdogs(WatchdogConfig(inventory_desync=None), [AAPL])
-    assert off.desync(TradingState.HALTED, reasons) == off.desync(TradingState.HALTED, []) == []
+    assert off.desync([drift], within) == off.desync([drift], within) == []
 
 
 def test_actions_are_checked_at_load() -> None:
