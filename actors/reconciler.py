@@ -13,7 +13,8 @@ A thin async shell around :func:`runtime.reconcile.reconcile` and
   ``inventory_desync`` watchdog;
 * every ``watch_every_s`` it samples ``gateway.health()`` and ``feed.market_health()`` and runs
   the other watchdogs (``runtime/watchdog.py``: market-data silence while the calendar says the
-  market is open, a stale order stream, an unknown-order storm).
+  market is open, a stale order stream, an unknown-order storm, low free disk where the session
+  journals).
 
 A trip is carried out through the feed, between two steps, like an operator's action
 (``actors/operator.py``): ``reduce_only`` and ``halt`` set the trading state,
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -62,6 +64,7 @@ class ReconcilerActor:
         watchdogs: WatchdogConfig | Mapping[str, Any] | None = None,
         instruments: list[Instrument] | None = None,
         watch_every_s: float = 1.0,
+        journal_dir: str | None = None,
         max_events: int = 10_000,
     ) -> None:
         self.session_id = session_id
@@ -80,6 +83,7 @@ class ReconcilerActor:
                    else WatchdogConfig.model_validate(dict(watchdogs or {})))
         self.watchdogs = Watchdogs(config_, instruments or [])
         self.watch_every_s = watch_every_s
+        self.journal_dir = journal_dir  # whose free space the disk_low watchdog watches
         self._trips: deque[dict[str, Any]] = deque(maxlen=max_events)
         self._health: dict[str, Any] = {}
         self._reconnects = 0  # the broker link's down-to-up transitions seen
@@ -183,8 +187,18 @@ class ReconcilerActor:
                 market_last_ns=market.get("last_ns", {}),
                 exec_waiting_since_ns=health.get("exec_waiting_since_ns"),
                 foreign_reports=int(health.get("foreign_reports", 0)),
+                disk_free_bytes=self._disk_free(),
             )
+            self._health["disk_free_bytes"] = sample.disk_free_bytes
             await self._carry_out(self.watchdogs.check(sample), gateway, feed, act)
+
+    def _disk_free(self) -> int | None:
+        if self.journal_dir is None:
+            return None
+        try:
+            return shutil.disk_usage(self.journal_dir).free
+        except OSError:  # the directory is gone: the actors that journal there will say so
+            return None
 
     async def _carry_out(self, trips: list[Trip], gateway: Any, feed: Any, act: bool) -> None:
         """Each trip through the feed, as an operator's action would go (module docstring)."""

@@ -292,7 +292,7 @@ class _Children:
                                            Named(_name(setup, "feed")), every_s),
                      kwargs={"act": self.config.acts_on_drift()})
         kwargs = {"watchdogs": self.config.watchdogs.model_dump(mode="json"),
-                  "instruments": list(setup.registry())}
+                  "instruments": list(setup.registry()), "journal_dir": str(setup.journal_dir)}
         return [("reconciler", "actors.reconciler:ReconcilerActor",
                  {"args": (setup.session_id, {}), "kwargs": kwargs, "on_start": (start,)})]
 

@@ -19,6 +19,8 @@ The watchdogs (each off when its block is absent; YAML ``watchdogs:`` in the pap
 * ``unknown_order_storm`` — ``reports`` or more reports about orders this session never sent
   within ``window_s``: the first time, every open order is cancelled and the gateway reconciles
   (action ``cancel_all``, fixed); if the storm is still on ``window_s`` later, ``action``.
+* ``disk_low`` — the free space where the session journals fell below ``min_free_mb``: trading
+  takes ``action`` (``halt`` by default) before a journal write fails; clears above it.
 * ``inventory_desync`` — from the reconciler's drifts (``runtime/reconcile.py``): only a drift
   found unchanged in ``confirm_runs`` consecutive reconciliations counts (a fill in flight
   between the broker and risk, seen once, is not a desync): the same fill or order on one side,
@@ -49,6 +51,7 @@ from runtime.reconcile import (
 
 __all__ = [
     "DesyncRule",
+    "DiskRule",
     "Health",
     "SilenceRule",
     "StormRule",
@@ -97,6 +100,10 @@ class StormRule(_Rule):
     window_s: float = Field(10.0, gt=0)
 
 
+class DiskRule(_Rule):
+    min_free_mb: float = Field(256.0, gt=0)
+
+
 class DesyncRule(_Rule):
     action: WatchdogAction = WatchdogAction.CANCEL_ALL_AND_HALT
     confirm_runs: int = Field(2, ge=1)
@@ -110,6 +117,7 @@ class WatchdogConfig(BaseModel):
     market_data_silence: SilenceRule | None = None
     order_stream_stale: SilenceRule | None = None
     unknown_order_storm: StormRule | None = None
+    disk_low: DiskRule | None = DiskRule()
     inventory_desync: DesyncRule | None = DesyncRule()
 
 
@@ -121,6 +129,7 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     market_last_ns: dict[str, int] = {}  # last message received per instrument
     exec_waiting_since_ns: int | None = None  # the oldest command the broker has not answered
     foreign_reports: int = 0  # reports about orders never sent, counted since the start
+    disk_free_bytes: int | None = None  # free space where the session journals
 
 
 class Trip(msgspec.Struct, frozen=True):
@@ -145,7 +154,7 @@ class Watchdogs:
         """Each configured watchdog: ``ok``, ``tripped`` or ``off`` (for metrics and status)."""
         out = {}
         for name in ("market_data_silence", "order_stream_stale", "unknown_order_storm",
-                     "inventory_desync"):
+                     "disk_low", "inventory_desync"):
             if getattr(self.config, name) is None:
                 out[name] = "off"
             else:
@@ -154,8 +163,18 @@ class Watchdogs:
         return out
 
     def check(self, health: Health) -> list[Trip]:
-        trips = self._silence(health) + self._stale(health) + self._storm(health)
-        return trips
+        return (self._silence(health) + self._stale(health) + self._storm(health)
+                + self._disk(health))
+
+    def _disk(self, health: Health) -> list[Trip]:
+        rule = self.config.disk_low
+        if rule is None or health.disk_free_bytes is None:
+            return []
+        free_mb = health.disk_free_bytes / 2**20
+        reason = (f"{free_mb:.0f} MB free where the session journals "
+                  f"(limit {rule.min_free_mb:g} MB)")
+        return self._fire("disk_low", free_mb < rule.min_free_mb,
+                          Trip("disk_low", rule.action, reason))
 
     def desync(self, drifts: Sequence[Drift], thresholds: ReconcileThresholds) -> list[Trip]:
         """One reconciliation's drifts: those seen unchanged in ``confirm_runs`` runs in a row

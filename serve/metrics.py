@@ -64,6 +64,7 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "tradewind_unknown_order_reports": ("reports about orders this session never sent", ()),
     "tradewind_market_data_age_seconds": (
         "seconds since the broker stream's last message, per instrument", ("instrument",)),
+    "tradewind_disk_free_bytes": ("free space where the session journals", ()),
     "tradewind_watchdog_tripped": ("1 while a watchdog is tripped (0 ok, -1 off)", ("watchdog",)),
 }
 
@@ -131,6 +132,7 @@ def _adapter(reconciler: dict[str, Any], add: Any, now_s: float) -> None:
     market = health.get("market") or {}
     for instrument, ns in sorted((market.get("last_ns") or {}).items()):
         add("tradewind_market_data_age_seconds", age(ns), instrument=instrument)
+    add("tradewind_disk_free_bytes", health.get("disk_free_bytes") or 0)
     codes = {"ok": 0, "tripped": 1, "off": -1}
     for watchdog, state in sorted((reconciler.get("watchdogs") or {}).items()):
         add("tradewind_watchdog_tripped", codes.get(state, 0), watchdog=watchdog)

@@ -125,7 +125,7 @@ def test_without_act_trips_are_recorded_not_carried_out(ray_local: Any) -> None:
         ray_local.kill(handle)
 
 
-def test_storm_silence_and_stale_stream_through_the_feed(ray_local: Any) -> None:
+def test_storm_silence_and_stale_stream_through_the_feed(ray_local: Any, tmp_path: Any) -> None:
     """An unknown-order storm cancels and reconciles, then halts if it persists; a silent
     stream of an instrument that trades goes reduce-only; a stale order stream halts."""
     gateway, risk, feed = (FakeSide.remote(GATEWAY) for _ in range(3))
@@ -135,9 +135,11 @@ def test_storm_silence_and_stale_stream_through_the_feed(ray_local: Any) -> None
         "order_stream_stale": {"after_s": 1.0, "action": "cancel_all_and_halt"},
     }
     actor = ReconcilerActor.remote("S1", {}, watchdogs=watchdogs, watch_every_s=0.1,
-                                   instruments=[Instrument(instrument_id="BTC")])
+                                   instruments=[Instrument(instrument_id="BTC")],
+                                   journal_dir=str(tmp_path))
     ray_local.get(actor.start.remote(gateway, risk, feed, 60.0, act=True))
-    _wait_for(lambda: ray_local.get(actor.status.remote())["health"], "a first sample")
+    health = _wait_for(lambda: ray_local.get(actor.status.remote())["health"], "a first sample")
+    assert health["disk_free_bytes"] > 0 and health["connected"] is True
     ray_local.get(gateway.set_health.remote(foreign_reports=50))
     first = _wait_for(lambda: ray_local.get(gateway.taken.remote()), "a reconcile request")
     assert first == [("request_reconcile", {})]

@@ -136,3 +136,15 @@ def test_actions_are_checked_at_load() -> None:
                                                               "action": "cancel_all"}})
     with pytest.raises(ValidationError):
         WatchdogConfig.model_validate({"order_stream_stale": {"after_s": 0}})
+
+
+def test_low_disk_halts_before_a_journal_write_fails_and_clears_above_the_limit() -> None:
+    w = Watchdogs(WatchdogConfig(), [AAPL])  # on by default: 256 MB, halt
+    assert w.check(Health(now_ns=0, disk_free_bytes=300 * 2**20)) == []
+    trips = w.check(Health(now_ns=1, disk_free_bytes=100 * 2**20))
+    assert [(t.watchdog, t.action) for t in trips] == [("disk_low", WatchdogAction.HALT)]
+    assert "100 MB free" in trips[0].reason
+    assert w.check(Health(now_ns=2, disk_free_bytes=50 * 2**20)) == []
+    assert w.check(Health(now_ns=3, disk_free_bytes=2**30)) == []
+    assert w.state()["disk_low"] == "ok"
+    assert w.check(Health(now_ns=4)) == []  # not measured: nothing to say
