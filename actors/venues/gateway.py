@@ -216,8 +216,9 @@ class BrokerGateway:
 
     def health(self) -> dict[str, Any]:
         """What the watchdogs and metrics read (wall clock, ns): the broker link, the oldest
-        command the broker has not answered, reports about orders never sent, the last report."""
-        self._pull()
+        command the broker has not answered, reports about orders never sent, the last report.
+        Called without the actor's lock (``actors.base``), beside a step: it reads what the
+        steps' pulls left and asks the adapter on its own thread, and changes nothing."""
 
         def read() -> tuple[bool, int, bool]:
             venue = self.venue
@@ -231,7 +232,7 @@ class BrokerGateway:
 
         connected, foreign, breaker_open = self.link.call(read)
         return {"broker": self.kind, "connected": connected, "breaker_open": breaker_open,
-                "exec_waiting_since_ns": min(self.awaiting.values(), default=None),
+                "exec_waiting_since_ns": min(list(self.awaiting.values()), default=None),
                 "foreign_reports": foreign, "last_report_ns": self.last_report_ns,
                 "unknown": len(self.unknown)}
 
