@@ -95,8 +95,8 @@ def test_a_confirmed_desync_halts_and_cancels_resting_orders_through_the_feed(
     taken = _wait_for(lambda: ray_local.get(feed.taken.remote()), "the feed's action")
     name, args = taken[0]
     assert name == "kill"  # cancel_all_and_halt: halted and nothing left resting
-    assert "inventory desync in 2 reconciliations" in args["reason"]
-    assert "fill known to one side only" in args["reason"]
+    assert "inventory desync in 2 reconciliations in a row" in args["reason"]
+    assert "fill f2 known to the gateway only" in args["reason"]
     events = ray_local.get(actor.events.remote())
     assert events[0]["kind"] == "fill_drift" and events[0]["known_to"] == "gateway"
     ray_local.get(risk.set_view.remote(GATEWAY))
