@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from ray.exceptions import RayActorError
+from ray.exceptions import RayActorError, RayError
 
 from actors.base import actor
 from runtime.instruments import Instrument
@@ -173,9 +173,9 @@ class ReconcilerActor:
                 health, market = await asyncio.gather(
                     gateway.health.remote(), feed.market_health.remote()
                 )
-            except RayActorError as exc:
-                self._timer_errors += 1
-                log.info("watchdogs %s: an actor is unavailable: %s", self.session_id, exc)
+            except (RayError, TimeoutError) as exc:  # restarting, or a method that failed: the
+                self._timer_errors += 1  # next look tries again (counted in status())
+                log.warning("watchdogs %s: no health sample: %s", self.session_id, exc)
                 continue
             market = market or {}
             if health.get("connected") and not self._health.get("connected", True):
@@ -209,13 +209,21 @@ class ReconcilerActor:
                                 "reason": trip.reason, "acted": act, "ts": time.time_ns()})
             if not act:
                 continue
-            reason = f"watchdog {trip.watchdog}: {trip.reason}"
-            if trip.action is WatchdogAction.REDUCE_ONLY:
-                await feed.operate.remote("set_state", {"state": "reducing", "reason": reason})
-            elif trip.action is WatchdogAction.HALT:
-                await feed.operate.remote("set_state", {"state": "halted", "reason": reason})
-            elif trip.action is WatchdogAction.CANCEL_ALL_AND_HALT:
-                await feed.operate.remote("kill", {"reason": reason})
-            else:
-                await feed.operate.remote("cancel_all", {"reason": reason})
-                await gateway.request_reconcile.remote()
+            try:
+                await self._act(trip, gateway, feed)
+            except (RayError, TimeoutError) as exc:  # the trip stays recorded; say it failed
+                self._trips[-1]["error"] = f"{type(exc).__name__}: {exc}"
+                log.error("watchdog %s: its action %s failed: %s", trip.watchdog, trip.action,
+                          exc)
+
+    async def _act(self, trip: Trip, gateway: Any, feed: Any) -> None:
+        reason = f"watchdog {trip.watchdog}: {trip.reason}"
+        if trip.action is WatchdogAction.REDUCE_ONLY:
+            await feed.operate.remote("set_state", {"state": "reducing", "reason": reason})
+        elif trip.action is WatchdogAction.HALT:
+            await feed.operate.remote("set_state", {"state": "halted", "reason": reason})
+        elif trip.action is WatchdogAction.CANCEL_ALL_AND_HALT:
+            await feed.operate.remote("kill", {"reason": reason})
+        else:
+            await feed.operate.remote("cancel_all", {"reason": reason})
+            await gateway.request_reconcile.remote()

@@ -28,6 +28,10 @@ class FakeSide:
                                         "exec_waiting_since_ns": None}
         self._market: dict[str, Any] | None = None
         self.actions: list[tuple[str, dict[str, Any]]] = []
+        self.broken = False
+
+    def break_it(self, broken: bool) -> None:
+        self.broken = broken
 
     def view(self) -> dict[str, Any]:
         return self._view
@@ -36,6 +40,8 @@ class FakeSide:
         self._view = view
 
     def health(self) -> dict[str, Any]:
+        if self.broken:
+            raise RuntimeError("health broke")
         return self._health
 
     def set_health(self, **values: Any) -> None:
@@ -51,6 +57,8 @@ class FakeSide:
         from actors import operator
 
         assert callable(getattr(operator, f"feed_{name}"))  # an action the feed knows
+        if self.broken:
+            raise RuntimeError("the feed refused")
         self.actions.append((name, args))
         return {}
 
@@ -161,6 +169,24 @@ def test_storm_silence_and_stale_stream_through_the_feed(ray_local: Any, tmp_pat
     assert "has not answered a command" in later["kill"]["reason"]
     state = ray_local.get(actor.status.remote())["watchdogs"]
     assert state["market_data_silence"] == state["order_stream_stale"] == "tripped"
+    ray_local.get(actor.stop.remote())
+    for handle in (actor, gateway, risk, feed):
+        ray_local.kill(handle)
+
+
+def test_a_failed_sample_or_action_is_counted_and_the_watchdogs_go_on(ray_local: Any) -> None:
+    gateway = FakeSide.remote(GATEWAY)
+    risk = FakeSide.remote({**GATEWAY, "positions": {}})
+    feed = FakeSide.remote({})
+    ray_local.get([gateway.break_it.remote(True), feed.break_it.remote(True)])
+    actor = ReconcilerActor.remote("S1", {}, watch_every_s=0.05)
+    ray_local.get(actor.start.remote(gateway, risk, feed, 0.05, act=True))
+    trips = _wait_for(lambda: [t for t in ray_local.get(actor.trips.remote()) if "error" in t],
+                      "a trip whose action failed")
+    assert "RuntimeError" in trips[0]["error"] and "the feed refused" in trips[0]["error"]
+    _wait_for(lambda: ray_local.get(actor.status.remote())["timer_errors"] >= 2, "failed samples")
+    ray_local.get(gateway.break_it.remote(False))
+    _wait_for(lambda: ray_local.get(actor.status.remote())["health"], "a sample after the fix")
     ray_local.get(actor.stop.remote())
     for handle in (actor, gateway, risk, feed):
         ray_local.kill(handle)
