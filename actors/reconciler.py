@@ -8,8 +8,8 @@ A thin async shell around :func:`runtime.reconcile.reconcile` and
 
 ``start(gateway, risk, feed, interval_s, act=...)`` runs on a timer over the three actors:
 
-* every ``interval_s`` it reconciles ``gateway.view()`` with ``risk.view()``; a drift found
-  unchanged in ``watchdogs.inventory_desync.confirm_runs`` runs in a row trips the
+* every ``interval_s`` it reconciles ``gateway.view()`` with ``risk.view()``; an inventory
+  drift found unchanged in ``watchdogs.inventory_desync.confirm_runs`` runs in a row trips the
   ``inventory_desync`` watchdog;
 * every ``watch_every_s`` it samples ``gateway.health()`` and ``feed.market_health()`` and runs
   the other watchdogs (``runtime/watchdog.py``: market-data silence while the calendar says the

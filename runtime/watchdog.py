@@ -21,12 +21,14 @@ The watchdogs (each off when its block is absent; YAML ``watchdogs:`` in the pap
   (action ``cancel_all``, fixed); if the storm is still on ``window_s`` later, ``action``.
 * ``disk_low`` — the free space where the session journals fell below ``min_free_mb``: trading
   takes ``action`` (``halt`` by default) before a journal write fails; clears above it.
-* ``inventory_desync`` — from the reconciler's drifts (``runtime/reconcile.py``): only a drift
-  found unchanged in ``confirm_runs`` consecutive reconciliations counts (a fill in flight
-  between the broker and risk, seen once, is not a desync): the same fill or order on one side,
-  or a position apart by the same amount (both sides may trade on meanwhile) in runs with no
-  fill on one side only (a fill in flight explains a position drift). What those drifts
-  call for decides: HALTED takes ``action``, REDUCING takes ``reduce_only``.
+* ``inventory_desync`` — from the reconciler's drifts (``runtime/reconcile.py``) about what is
+  held: a fill known to one side only, or a position apart by more than
+  ``halt_position_drift_lots`` (what the reconciler calls HALTED). Only a drift found unchanged
+  in ``confirm_runs`` consecutive reconciliations counts (a fill in flight between the broker and
+  risk, seen once, is not a desync): the same fill, or a position apart by the same amount (both
+  sides may trade on meanwhile) in runs with no fill on one side only (a fill in flight explains
+  a position drift). Orders open at one side only and smaller position drifts stay drift events
+  (an adapter restarting or reconciling shows them for a while); they are not inventory.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from runtime.messages import TradingState
 from runtime.reconcile import (
     Drift,
     FillDrift,
+    OrderDrift,
     PositionDrift,
     ReconcileThresholds,
     describe,
@@ -177,28 +180,25 @@ class Watchdogs:
                           Trip("disk_low", rule.action, reason))
 
     def desync(self, drifts: Sequence[Drift], thresholds: ReconcileThresholds) -> list[Trip]:
-        """One reconciliation's drifts: those seen unchanged in ``confirm_runs`` runs in a row
-        trip (what they call for: HALTED takes the rule's action, REDUCING ``reduce_only``)."""
+        """One reconciliation's drifts: inventory drifts seen unchanged in ``confirm_runs``
+        runs in a row that call for HALTED take the rule's action (module docstring)."""
         rule = self.config.inventory_desync
-        if any(isinstance(d, FillDrift) for d in drifts):  # fills in flight explain positions
-            drifts = [d for d in drifts if not isinstance(d, PositionDrift)]
-        streaks = {_drift_key(d): self._streaks.get(_drift_key(d), 0) + 1 for d in drifts}
+        held = [d for d in drifts if not isinstance(d, OrderDrift)]
+        if any(isinstance(d, FillDrift) for d in held):  # fills in flight explain positions
+            held = [d for d in held if not isinstance(d, PositionDrift)]
+        streaks = {_drift_key(d): self._streaks.get(_drift_key(d), 0) + 1 for d in held}
         self._streaks = streaks
-        lasting = [d for d in drifts if streaks[_drift_key(d)] >= (rule.confirm_runs if rule
-                                                                    else 1)]
-        if rule is None or not lasting:
+        runs = rule.confirm_runs if rule is not None else 1
+        lasting = [d for d in held if streaks[_drift_key(d)] >= runs]
+        state = recommend(lasting, thresholds)[0] if lasting else TradingState.ACTIVE
+        if rule is None or state is not TradingState.HALTED:
             for key in [k for k in self.tripped if k.startswith("inventory_desync")]:
                 del self.tripped[key]
             return []
-        state, _ = recommend(lasting, thresholds)
-        if state is TradingState.ACTIVE:
-            return []
-        action = rule.action if state is TradingState.HALTED else WatchdogAction.REDUCE_ONLY
-        reason = (f"inventory desync in {rule.confirm_runs} reconciliations in a row: "
+        reason = (f"inventory desync in {runs} reconciliations in a row: "
                   + "; ".join(describe(d) for d in lasting[:5])
                   + (f"; and {len(lasting) - 5} more" if len(lasting) > 5 else ""))
-        return self._fire(f"inventory_desync:{action}", True,
-                          Trip("inventory_desync", action, reason))
+        return self._fire("inventory_desync", True, Trip("inventory_desync", rule.action, reason))
 
     def _fire(self, key: str, active: bool, trip: Trip | None) -> list[Trip]:
         if not active:
