@@ -183,7 +183,7 @@ class Watchdogs:
         """One reconciliation's drifts: inventory drifts seen unchanged in ``confirm_runs``
         runs in a row that call for HALTED take the rule's action (module docstring)."""
         rule = self.config.inventory_desync
-        held = [d for d in drifts if not isinstance(d, OrderDrift)]
+        held: list[Drift] = [d for d in drifts if not isinstance(d, OrderDrift)]
         if any(isinstance(d, FillDrift) for d in held):  # fills in flight explain positions
             held = [d for d in held if not isinstance(d, PositionDrift)]
         streaks = {_drift_key(d): self._streaks.get(_drift_key(d), 0) + 1 for d in held}
