@@ -30,7 +30,7 @@ __all__ = ["ACTOR_OPTIONS", "WATCH_GROUPS", "Child", "actor", "serialized"]
 C = TypeVar("C", bound=type)
 
 #: calls that never take the lock: the exit watch and the process facts
-_FREE = frozenset({"watch", "pid", "node"})
+_FREE = frozenset({"watch", "pid", "node", "health"})  # health: never waits behind a step
 
 #: every actor: no CPU held (DESIGN: Ray pitfalls); not restarted by Ray: its supervisor
 #: starts a new one under the same name (``actors.supervisor``), and callers retry their calls

@@ -25,6 +25,7 @@ from backtest.config import BacktestConfig, load_config, read_yaml_source
 from backtest.config import config_hash as trading_hash
 from runtime.errors import ConfigError
 from runtime.supervision import ChildSpec, RestartStrategy, RestartType, SupervisorSpec
+from runtime.watchdog import WatchdogConfig
 
 __all__ = ["KINDS", "ChildConfig", "FeedConfig", "PaperConfig", "SubtreeConfig",
            "SupervisorConfig", "load_paper_config", "paper_hash"]
@@ -173,6 +174,18 @@ def _specs(children: tuple[ChildConfig, ...], expand: Callable[[str, ChildConfig
     return tuple(out)
 
 
+class LogConfig(_Frozen):
+    """The session log's size budget (``actors/logs.py``): ``session.log.jsonl`` rotates at
+    ``max_mb`` and keeps ``backups`` older files."""
+
+    max_mb: float = Field(64.0, gt=0)
+    backups: int = Field(4, ge=1, le=100)
+
+    @property
+    def max_bytes(self) -> int:
+        return max(1, int(self.max_mb * 2**20))
+
+
 class PaperConfig(_Frozen):
     #: part of generated session ids: ASCII, short enough for a 64-character id
     name: str = Field("paper", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.]{0,39}$")
@@ -187,7 +200,11 @@ class PaperConfig(_Frozen):
     record: bool = False  # events into the store through the recorder and store actors
     store_dsn: str | None = None  # default: TRADEWIND_STORE_DSN or chdb://var/clickhouse
     reconcile_every_s: float | None = Field(5.0, gt=0)  # None: no reconciler
-    reconcile_act: bool = False  # let a drift move the trading state
+    #: carry out the watchdogs' trips (inventory desync included); None: on for a broker
+    #: session, off for the paper broker (whose drifts are bugs, not the market's doing)
+    reconcile_act: bool | None = None
+    watchdogs: WatchdogConfig = WatchdogConfig()  # runtime/watchdog.py; docs/runbook.md
+    logs: LogConfig = LogConfig()  # the session log's rotation (bounded disk)
     #: every stateful actor snapshots its state every this many inputs (its own journal
     #: entries and market messages) and drops the entries the snapshot covers: a restart
     #: reads one snapshot and a bounded tail (``runtime.recovery``)
@@ -197,6 +214,13 @@ class PaperConfig(_Frozen):
     control: ControlConfig = ControlConfig()  # the HTTP control plane (serve/, issue 4)
     broker: BrokerConfig = PaperBrokerConfig()  # paper | ib | shioaji (docs/brokers.md)
     base_dir: str = Field(".", exclude=True)
+
+    def acts_on_drift(self) -> bool:
+        """Whether the watchdogs' trips are carried out (``reconcile_act``, by default on for
+        broker sessions)."""
+        if self.reconcile_act is not None:
+            return self.reconcile_act
+        return self.broker.kind != "paper"
 
     def trading_config(self) -> BacktestConfig:
         candidate = Path(self.trading)

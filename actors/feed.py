@@ -252,6 +252,11 @@ class FeedActor:
             "error": self.error, "transport": self._transport_status(),
         }
 
+    async def market_health(self) -> dict[str, Any] | None:
+        """The broker stream's health for the watchdogs (``StreamSink.health``); ``None`` for
+        a replayed or synthetic feed, which cannot fall silent."""
+        return None if self.stream is None else dict(self.stream.sink.health())
+
     def _transport_status(self) -> dict[str, Any]:
         """Which carrier moves the steps, its connections (1, plus one after each failure),
         the latest failures and warm-ups."""

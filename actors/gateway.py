@@ -132,6 +132,13 @@ class GatewayActor(Child):
     def view(self) -> dict[str, Any]:
         return self.venue.view()
 
+    def health(self) -> dict[str, Any]:
+        """The broker link's health (watchdogs, metrics): ``BrokerGateway.health``."""
+        return self.venue.health()
+
+    def request_reconcile(self) -> None:
+        self.venue.request_reconcile()
+
     def state_hash(self) -> str:
         return self.venue.state_hash()
 

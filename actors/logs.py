@@ -18,6 +18,14 @@ How every actor of a session gets it, with no code in the actors themselves:
   processes of a session share the file without tearing lines). A worker without those
   variables (not a session's actor) is left alone.
 
+Bounded disk: the file rotates under a size budget (``logs: {max_mb, backups}`` in the paper
+config, passed to the workers as ``TRADEWIND_LOG_MAX_BYTES``/``TRADEWIND_LOG_BACKUPS``). The
+process whose write finds the file at ``max_bytes`` or more takes an exclusive lock
+(``session.log.jsonl.lock``), checks again, and shifts ``session.log.jsonl`` → ``.1`` → ``.2`` …,
+dropping what is past ``backups``; every other process sees the new file (another inode at the
+path) within :data:`REOPEN_EVERY` records or a second and reopens it. The logs of a session
+take at most about ``max_bytes × (backups + 1)``.
+
 :class:`Redactor` masks (``***``) every known secret: the values of environment variables
 whose names look secret (``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ``*API_KEY*``,
 ``*PRIVATE*``), explicit extra values, words whose sha256 is a known digest (the API tokens,
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import fcntl
 import hashlib
 import itertools
 import json
@@ -61,6 +70,12 @@ SESSION_ENV = "TRADEWIND_SESSION_ID"
 COMPONENT_ENV = "TRADEWIND_COMPONENT"
 LOG_FILE_ENV = "TRADEWIND_LOG_FILE"
 LEVEL_ENV = "TRADEWIND_LOG_LEVEL"
+MAX_BYTES_ENV = "TRADEWIND_LOG_MAX_BYTES"
+BACKUPS_ENV = "TRADEWIND_LOG_BACKUPS"
+DEFAULT_MAX_BYTES = 64 * 2**20
+DEFAULT_BACKUPS = 4
+#: a process checks whether another one rotated the file at least every this many records
+REOPEN_EVERY = 64
 #: ``ray.init(..., runtime_env=RAY_RUNTIME_ENV)``: every worker of the job runs the hook
 RAY_RUNTIME_ENV: dict[str, Any] = {"worker_process_setup_hook": "actors.logs.setup_worker"}
 
@@ -172,19 +187,66 @@ class JsonFormatter(logging.Formatter):
 
 class _AppendHandler(logging.Handler):
     """One ``os.write`` per record on an ``O_APPEND`` descriptor: lines from the processes of a
-    session never tear or interleave in the shared file."""
+    session never tear or interleave in the shared file; rotated under a size budget (module
+    docstring)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
+                 backups: int = DEFAULT_BACKUPS) -> None:
         super().__init__()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.path, self.max_bytes, self.backups = path, max_bytes, max(1, backups)
+        self.lock_path = path.with_name(path.name + ".lock")
+        self.fd = self._open()
+        self._written = 0
+        self._checked = time.monotonic()
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            self._follow()
             os.write(self.fd, (self.format(record) + "\n").encode())
+            if os.fstat(self.fd).st_size >= self.max_bytes:
+                self._rotate()
         except Exception:
             self.handleError(record)
+
+    def _follow(self) -> None:
+        """Reopen the path when another process rotated it (another inode there now)."""
+        self._written += 1
+        now = time.monotonic()
+        if self._written < REOPEN_EVERY and now - self._checked < 1.0:
+            return
+        self._written, self._checked = 0, now
+        try:
+            moved = os.stat(self.path).st_ino != os.fstat(self.fd).st_ino
+        except FileNotFoundError:
+            moved = True
+        if moved:
+            self._reopen()
+
+    def _reopen(self) -> None:
+        old, self.fd = self.fd, self._open()
+        with contextlib.suppress(OSError):
+            os.close(old)
+
+    def _rotate(self) -> None:
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                if os.stat(self.path).st_size >= self.max_bytes:  # nobody rotated meanwhile
+                    numbered = [self.path.with_name(f"{self.path.name}.{i}")
+                                for i in range(1, self.backups + 1)]
+                    with contextlib.suppress(FileNotFoundError):
+                        numbered[-1].unlink()
+                    for older, newer in zip(numbered[:0:-1], numbered[-2::-1], strict=True):
+                        with contextlib.suppress(FileNotFoundError):
+                            newer.rename(older)
+                    self.path.rename(numbered[0])
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        self._reopen()
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -215,15 +277,16 @@ def json_logger(
 OUR_LOGGERS = ("tradewind", "actors", "serve")
 
 
-def install(session_id: str, component: str, path: Path, *, level: str = "INFO") -> logging.Handler:
-    """This process's root logger → JSON lines appended to ``path`` (idempotent: a second
-    call replaces the first's handler)."""
+def install(session_id: str, component: str, path: Path, *, level: str = "INFO",
+            max_bytes: int = DEFAULT_MAX_BYTES, backups: int = DEFAULT_BACKUPS) -> logging.Handler:
+    """This process's root logger → JSON lines appended to ``path``, rotated at ``max_bytes``
+    keeping ``backups`` old files (idempotent: a second call replaces the first's handler)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if isinstance(handler, _AppendHandler):
             root.removeHandler(handler)
             handler.close()
-    handler = _AppendHandler(path)
+    handler = _AppendHandler(path, max_bytes=max_bytes, backups=backups)
     handler.setFormatter(JsonFormatter(session_id, Redactor(), component))
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
@@ -232,9 +295,12 @@ def install(session_id: str, component: str, path: Path, *, level: str = "INFO")
     return handler
 
 
-def actor_runtime_env(session_id: str, component: str, log_file: Path | str) -> dict[str, Any]:
+def actor_runtime_env(session_id: str, component: str, log_file: Path | str, *,
+                      max_bytes: int = DEFAULT_MAX_BYTES,
+                      backups: int = DEFAULT_BACKUPS) -> dict[str, Any]:
     """The ``runtime_env`` option of one actor of a session (for :func:`setup_worker`)."""
-    env = {SESSION_ENV: session_id, COMPONENT_ENV: component, LOG_FILE_ENV: str(log_file)}
+    env = {SESSION_ENV: session_id, COMPONENT_ENV: component, LOG_FILE_ENV: str(log_file),
+           MAX_BYTES_ENV: str(max_bytes), BACKUPS_ENV: str(backups)}
     if LEVEL_ENV in os.environ:
         env[LEVEL_ENV] = os.environ[LEVEL_ENV]
     return {"env_vars": env}
@@ -248,7 +314,9 @@ def setup_worker() -> None:
     component = os.environ.get(COMPONENT_ENV, "")
     log = logging.getLogger("tradewind.worker")
     try:
-        install(session_id, component, Path(path), level=os.environ.get(LEVEL_ENV, "INFO"))
+        install(session_id, component, Path(path), level=os.environ.get(LEVEL_ENV, "INFO"),
+                max_bytes=int(os.environ.get(MAX_BYTES_ENV, DEFAULT_MAX_BYTES)),
+                backups=int(os.environ.get(BACKUPS_ENV, DEFAULT_BACKUPS)))
     except OSError as exc:  # a worker that cannot log must still start: JSON on stderr
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter(session_id, Redactor(), component))

@@ -10,7 +10,7 @@ kernel's ``check``), journaled, handled by the kernel (``RiskActor.command``,
 ``StrategyActor.command``). Nothing here changes an actor's state by itself.
 
 * trading state: ``feed_set_state`` (halt without cancels, reduce-only, resume), ``feed_kill``
-  (halt, then cancel every open order);
+  (halt, then cancel every open order); ``feed_cancel_all`` (cancels, the state unchanged);
 * ``feed_flatten`` then ``feed_close_positions`` (repeated by the control plane until flat):
   reduce-only, every open order cancelled, then ``ClosePositions``: risk's kernel makes a market
   order per open position (deterministic ids from the ``operator`` strategy), checks it and the
@@ -119,6 +119,14 @@ async def feed_set_state(feed: Any, *, state: str, reason: str) -> dict[str, Any
 async def feed_kill(feed: Any, *, reason: str) -> dict[str, Any]:
     await feed.driver.set_state("halted", reason)  # halts, then cancels every open order
     return {"state": "halted"}
+
+
+async def feed_cancel_all(feed: Any, *, reason: str) -> dict[str, Any]:
+    """Cancel every open order; the trading state stays (a watchdog's first answer)."""
+    now = _now(feed)
+    out = await feed.driver.command(CancelAllOrders(seq=0, ts_event=now, ts_init=now,
+                                                    reason=reason))
+    return {"cancels": sum(type(m).__name__ == "CancelOrder" for m in out)}
 
 
 async def feed_flatten(feed: Any, *, reason: str) -> dict[str, Any]:

@@ -198,7 +198,7 @@ def _start(config: PaperConfig, prepared: Prepared, *, confirmed_live: bool) -> 
     spec = sup.spec(_Children(config, setup, feed_cfg, confirmed_live=confirmed_live).expand)
     supervisor = cast(Any, SupervisorActor).options(
         name=_name(setup, "supervisor"), max_restarts=-1,
-        runtime_env=_runtime_env(setup, "supervisor"),
+        runtime_env=_runtime_env(setup, "supervisor", config),
     ).remote(spec, prefix=_name(setup, ""), child_id="supervisor", halt_via="feed",
              heartbeat_s=sup.heartbeat_s, hang_timeout_s=sup.hang_timeout_s)
     try:
@@ -225,11 +225,12 @@ def _name(setup: SessionSetup, child: str) -> str:
     return f"tw.{setup.session_id}.{child}"
 
 
-def _runtime_env(setup: SessionSetup, child: str) -> dict[str, Any]:
+def _runtime_env(setup: SessionSetup, child: str, config: PaperConfig) -> dict[str, Any]:
     """The runtime env that gives the actor's process JSON logs in
-    ``<journal_dir>/session.log.jsonl`` (``actors.logs``)."""
+    ``<journal_dir>/session.log.jsonl`` (``actors.logs``), rotated by ``config.logs``."""
     return actor_runtime_env(setup.session_id, child,
-                             Path(setup.journal_dir) / "session.log.jsonl")
+                             Path(setup.journal_dir) / "session.log.jsonl",
+                             max_bytes=config.logs.max_bytes, backups=config.logs.backups)
 
 
 class _Children:
@@ -242,8 +243,8 @@ class _Children:
     def expand(self, kind: str, entry: ChildConfig) -> list[ChildSpec]:
         return [ChildSpec(child_id=child_id, restart=entry.restart,
                           shutdown_timeout_s=entry.shutdown_timeout_s, factory=factory,
-                          options={"runtime_env": _runtime_env(self.setup,
-                                                               child_id.replace(":", "."))},
+                          options={"runtime_env": _runtime_env(
+                              self.setup, child_id.replace(":", "."), self.config)},
                           **more)
                 for child_id, factory, more in getattr(self, kind)()]
 
@@ -283,10 +284,13 @@ class _Children:
             return []
         setup = self.setup
         start = Call(method="start", args=(Named(_name(setup, "gateway")),
-                                           Named(_name(setup, "risk")), every_s),
-                     kwargs={"act": self.config.reconcile_act})
+                                           Named(_name(setup, "risk")),
+                                           Named(_name(setup, "feed")), every_s),
+                     kwargs={"act": self.config.acts_on_drift()})
+        kwargs = {"watchdogs": self.config.watchdogs.model_dump(mode="json"),
+                  "instruments": list(setup.registry()), "journal_dir": str(setup.journal_dir)}
         return [("reconciler", "actors.reconciler:ReconcilerActor",
-                 {"args": (setup.session_id, {}), "on_start": (start,)})]
+                 {"args": (setup.session_id, {}), "kwargs": kwargs, "on_start": (start,)})]
 
     def feed(self) -> list[tuple[str, str, dict[str, Any]]]:
         setup, config = self.setup, self.config

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from backtest.calendars import CalendarConfig
 from backtest.models.config import VenueModels, config_error
 from backtest.yaml_source import read_yaml_source
 from runtime.errors import ConfigError
@@ -102,7 +103,14 @@ class InstrumentConfig(_Frozen):
     multiplier: Decimal = Field(Decimal(1), gt=0)
     price_limit_pct: Decimal | None = Field(None, gt=0)
     fees: FeeScheduleConfig = FeeScheduleConfig()
-    sessions: tuple[SessionConfig, ...] = ()
+    sessions: tuple[SessionConfig, ...] = ()  # hand-written hours, where no calendar fits
+    calendar: CalendarConfig | None = None  # the exchange's calendar (exchange-calendars)
+
+    @model_validator(mode="after")
+    def _calendar_or_sessions(self) -> InstrumentConfig:
+        if self.calendar is not None and self.sessions:
+            raise ValueError("give either calendar or sessions, not both")
+        return self
 
     def build(self) -> Instrument:
         ladder: tuple[TickBand, ...] = ()
@@ -127,6 +135,7 @@ class InstrumentConfig(_Frozen):
             ),
             fees=self.fees.build(),
             sessions=tuple(TradingSession(**s.model_dump()) for s in self.sessions),
+            calendar=None if self.calendar is None else self.calendar.resolve(),
         )
 
 

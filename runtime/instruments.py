@@ -1,5 +1,10 @@
 """The instrument registry: tick ladders, lots, minimums, multipliers, fees and sessions.
 
+An instrument trades either by an exchange calendar (``calendar``: a
+:class:`~runtime.calendar.SessionCalendar` resolved outside the core from the
+``exchange-calendars`` package) or by hand-written daily ``sessions`` for markets the package does
+not cover (TAIFEX futures); with neither it trades at any time and its day is the UTC day.
+
 Orders are quantised with an explicit :class:`~runtime.values.Rounding`; an order that violates
 precision, lot or notional is refused with a :class:`Violation` that names the rule and values.
 """
@@ -12,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from runtime.calendar import SessionCalendar, utc_day
 from runtime.errors import ConfigError
 from runtime.values import FIXED_PRECISION, FIXED_SCALE, Rounding, div_round, fixed, from_fixed
 
@@ -119,8 +125,14 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     price_limit_rate: int | None = None  # daily limit vs reference price (0.1 = ±10%)
     fees: FeeSchedule = FeeSchedule()
     sessions: tuple[TradingSession, ...] = ()
+    calendar: SessionCalendar | None = None
 
     def __post_init__(self) -> None:
+        if self.calendar is not None and self.sessions:
+            raise ConfigError(
+                "give either a calendar or hand-written sessions, not both",
+                field=f"instruments.{self.instrument_id}",
+            )
         if self.price_precision + self.size_precision > FIXED_PRECISION:
             raise ConfigError(
                 f"price_precision {self.price_precision} + size_precision {self.size_precision} "
@@ -205,7 +217,27 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
         return None
 
     def in_session(self, ts_ns: int) -> bool:
+        if self.calendar is not None:
+            return self.calendar.in_session(ts_ns)
         return not self.sessions or any(s.contains(ts_ns) for s in self.sessions)
+
+    def why_closed(self, ts_ns: int) -> str | None:
+        """``None`` when the instrument may trade at ``ts_ns``, else why not (naming it)."""
+        if self.calendar is not None:
+            reason = self.calendar.why_closed(ts_ns)
+            return None if reason is None else f"{self.instrument_id}: {reason}"
+        if self.in_session(ts_ns):
+            return None
+        return f"{self.instrument_id} is not in a trading session"
+
+    def trading_day(self, ts_ns: int) -> int:
+        """The trading day (days since the epoch) ``ts_ns`` belongs to: the calendar's session
+        label (the day rolls at the session's last close), else the UTC day."""
+        if self.calendar is not None:
+            day = self.calendar.trading_day(ts_ns)
+            if day is not None:
+                return day
+        return utc_day(ts_ns)
 
 
 def twse_tick_ladder() -> tuple[TickBand, ...]:

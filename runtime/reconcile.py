@@ -41,6 +41,7 @@ __all__ = [
     "Report",
     "View",
     "describe",
+    "recommend",
     "reconcile",
 ]
 
@@ -168,9 +169,10 @@ def _one_sided(gateway: frozenset[str], risk: frozenset[str]) -> list[tuple[str,
     return sorted(only)
 
 
-def _recommend(
+def recommend(
     drifts: list[Drift], thresholds: ReconcileThresholds
 ) -> tuple[TradingState, tuple[str, ...]]:
+    """The trading state ``drifts`` call for (the most severe rule) and a line per rule."""
     fired: dict[str, TradingState] = {}
     for d in drifts:
         if isinstance(d, FillDrift):
@@ -196,5 +198,5 @@ def reconcile(gateway: View, risk: View, *, thresholds: ReconcileThresholds) -> 
         for i, s in _one_sided(gateway.open_orders, risk.open_orders)
     ]
     drifts += [FillDrift(fill_id=i, known_to=s) for i, s in _one_sided(gateway.fills, risk.fills)]
-    state, reasons = _recommend(drifts, thresholds)
+    state, reasons = recommend(drifts, thresholds)
     return Report(drifts=tuple(drifts), state=state, reasons=reasons)

@@ -11,7 +11,16 @@ on and no price yet, the order is denied with ``no_market_data``. An order that 
 position (counting the open orders on its side) skips the position, notional and exposure rules
 and the loss cooldown: an exit is never trapped by the limits it relieves.
 
-Reason codes: ``halted``, ``reducing``, ``reduce_only``, ``instrument.<rule>`` (tick/lot/min rules),
+Exchange calendars (an instrument's ``calendar``, ``runtime/calendar.py``): an order for an
+instrument outside its trading windows is denied with ``session`` (the reason names the calendar
+and the next open; pre/post-market windows count only when the calendar was resolved with them),
+and the trading day behind the daily counters (daily loss, trades per day, strategies' daily
+budgets) rolls at the calendar's session boundary, not at UTC midnight. Instruments without a
+calendar are not checked here (the venue refuses by hand-written sessions) and their day is the
+UTC day. All calendared instruments of a session with daily limits must share one calendar.
+
+Reason codes: ``halted``, ``session``, ``reducing``, ``reduce_only``, ``instrument.<rule>``
+(tick/lot/min rules),
 ``max_order_notional``, ``max_position``, ``max_position_notional``, ``gross_exposure``,
 ``daily_loss``, ``trades_per_day``, ``order_rate``, ``cooldown``, ``stale_data``,
 ``no_market_data``, ``price_band``.
@@ -36,6 +45,8 @@ from typing import Any, Protocol
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
+from runtime.calendar import SessionCalendar
+from runtime.errors import ConfigError
 from runtime.instruments import InstrumentRegistry
 from runtime.messages import (
     OrderDenied,
@@ -80,7 +91,9 @@ class RiskLimits(BaseModel):
     max_gross_exposure: Decimal | None = Field(None, gt=0)
     max_daily_loss: Decimal | None = Field(None, gt=0)
     daily_loss_action: TradingState = TradingState.REDUCING
-    max_trades_per_day: int | None = Field(None, gt=0, description="orders approved per UTC day")
+    max_trades_per_day: int | None = Field(
+        None, gt=0, description="orders approved per trading day"
+    )
     max_orders_per_window: int | None = Field(None, gt=0)
     order_window_s: float = Field(1.0, gt=0)
     cooldown_after_loss_s: float | None = Field(None, gt=0)
@@ -196,6 +209,7 @@ class RiskEngine:
             )
         )
         self.registry = registry
+        self._day_calendar = _day_calendar(limits, registry)
         self.portfolio = portfolio
         self.pending = pending
         self.prices = prices
@@ -260,9 +274,18 @@ class RiskEngine:
         """The kill switch."""
         return self.set_state(TradingState.HALTED, reason, now_ns)
 
+    def trading_day(self, now_ns: int) -> int:
+        """The day the daily counters belong to (days since the epoch): the session label of
+        the instruments' calendar, else the UTC day."""
+        if self._day_calendar is not None:
+            day = self._day_calendar.trading_day(now_ns)
+            if day is not None:
+                return day
+        return now_ns // DAY_NS
+
     def on_clock(self, now_ns: int) -> TradingStateChanged | None:
         """Roll the trading day and check the daily loss; call on fills and periodically."""
-        day = now_ns // DAY_NS
+        day = self.trading_day(now_ns)
         if day != self.day:
             self.day, self.trades_today = day, 0
             self.day_start_equity = self.portfolio.equity()
@@ -287,10 +310,15 @@ class RiskEngine:
     # --- the check --------------------------------------------------------------------------
     def check(self, cmd: SubmitOrder, now_ns: int) -> tuple[SubmitOrder | None, OrderDenied | None]:
         """Approve (possibly reduced) or deny one order."""
-        if now_ns // DAY_NS != self.day:
+        if self.trading_day(now_ns) != self.day:
             self.on_clock(now_ns)  # roll the trading day (counters, day-start equity)
         if self.state is TradingState.HALTED:
             return self._deny(cmd, now_ns, "halted", f"trading is halted: {self.state_reason}")
+        calendar = self.registry.get(cmd.instrument_id).calendar
+        if calendar is not None:
+            closed = calendar.why_closed(now_ns)
+            if closed is not None:
+                return self._deny(cmd, now_ns, "session", f"{cmd.instrument_id}: {closed}")
         position = self.portfolio.quantity(cmd.instrument_id)
         buys, sells = self.pending(cmd.instrument_id)
         # an order that by itself only reduces the position is never denied by the position,
@@ -555,6 +583,25 @@ class RiskEngine:
             if strategy_id in budgets:
                 ledger.load(budgets[strategy_id])
         self._fill_prices = {str(k): int(v) for k, v in state.get("fill_prices", {}).items()}
+
+
+def _day_calendar(limits: RiskLimits, registry: InstrumentRegistry) -> SessionCalendar | None:
+    """The one calendar the trading day follows; several distinct ones with daily limits on
+    are refused (whose day would the counters keep?)."""
+    calendars = {i.calendar.name: i.calendar for i in registry if i.calendar is not None}
+    distinct = {c.labels + c.closes: name for name, c in sorted(calendars.items())}
+    daily = (
+        limits.max_daily_loss is not None
+        or limits.max_trades_per_day is not None
+        or any(b.max_daily_loss is not None for b in limits.strategies.values())
+    )
+    if len(distinct) > 1 and daily:
+        raise ConfigError(
+            f"daily risk limits need one trading day, but the instruments trade by calendars "
+            f"{', '.join(sorted(calendars))} with different sessions",
+            field="risk",
+        )
+    return next(iter(calendars.values()), None)
 
 
 def _only_reduces(cmd: SubmitOrder, position: int, buys: int, sells: int) -> bool:

@@ -12,21 +12,23 @@ registry module. What they encode:
 * TAIFEX futures: TXF (TAIEX futures, 200 TWD per index point) and MXF (mini, 50 TWD per
   point), tick 1 point, ±10% daily limit; costs are the broker's commission per contract plus the
   futures transaction tax (0.002% of notional, both sides), rounded to whole TWD.
-* Sessions in Asia/Taipei: TWSE 09:00–13:30; TAIFEX day 08:45–13:45 and night 15:00–05:00
-  (the night session of a weekday runs past midnight into the next calendar day).
-* :class:`TaiwanCalendar`: trading days are weekdays minus the exchange's published holidays
-  (given as data, e.g. loaded from the exchange's yearly calendar; none are bundled here).
+* Sessions: TWSE stocks trade by the exchange's calendar, passed in as a
+  :class:`~runtime.calendar.SessionCalendar` (``XTAI`` from the ``exchange-calendars`` package,
+  resolved outside the core by ``backtest/calendars.py``: 09:00–13:30 Asia/Taipei on trading days,
+  holidays included; odd lots add a 60-minute post-market window for the after-hours odd-lot
+  session to 14:30). TAIFEX futures, which the package does not cover, keep their hand-written
+  hours: day 08:45–13:45 and night 15:00–05:00 (the night session of a weekday runs past
+  midnight into the next calendar day).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import Literal
 
 import msgspec
 
+from runtime.calendar import SessionCalendar
 from runtime.errors import ConfigError
 from runtime.instruments import FeeSchedule, Instrument, TickBand, TradingSession, twse_tick_ladder
 from runtime.values import FIXED_SCALE, Rounding, fixed
@@ -35,10 +37,7 @@ __all__ = [
     "TAIFEX_DAY",
     "TAIFEX_NIGHT",
     "TAIPEI",
-    "TWSE_AFTER_HOURS_ODD",
-    "TWSE_REGULAR",
     "FutureSpec",
-    "TaiwanCalendar",
     "price_limits",
     "taifex_future",
     "twse_fees",
@@ -47,10 +46,6 @@ __all__ = [
 
 TAIPEI = "Asia/Taipei"
 _WEEKDAYS = (0, 1, 2, 3, 4)
-TWSE_REGULAR = (TradingSession(timezone=TAIPEI, open="09:00", close="13:30", weekdays=_WEEKDAYS),)
-TWSE_AFTER_HOURS_ODD = (
-    TradingSession(timezone=TAIPEI, open="13:40", close="14:30", weekdays=_WEEKDAYS),
-)
 TAIFEX_DAY = (TradingSession(timezone=TAIPEI, open="08:45", close="13:45", weekdays=_WEEKDAYS),)
 TAIFEX_NIGHT = (
     TradingSession(timezone=TAIPEI, open="15:00", close="24:00", weekdays=_WEEKDAYS),
@@ -103,9 +98,11 @@ def twse_stock(
     lot: Literal["board", "odd"] = "board",
     discount: Decimal = Decimal(1),
     odd_lot_minimum_twd: Decimal | None = None,
+    calendar: SessionCalendar | None = None,
 ) -> Instrument:
     """A TWSE stock: ``2330.TWSE`` trades in board lots of 1,000 shares; ``2330.TWSE.ODD`` in
-    single shares during the intraday and after-hours odd-lot sessions."""
+    single shares. ``calendar`` is the exchange's (``XTAI``; for odd lots resolved with
+    ``post_market_minutes=60``); without one the stock has no session rule."""
     odd = lot == "odd"
     minimum = odd_lot_minimum_twd if odd and odd_lot_minimum_twd is not None else MIN_COMMISSION_TWD
     unit = FIXED_SCALE * (1 if odd else BOARD_LOT_SHARES)
@@ -121,7 +118,7 @@ def twse_stock(
         min_quantity=unit,
         price_limit_rate=fixed(PRICE_LIMIT_RATE),
         fees=twse_fees(discount=discount, minimum_twd=minimum),
-        sessions=TWSE_REGULAR + TWSE_AFTER_HOURS_ODD if odd else TWSE_REGULAR,
+        calendar=calendar,
     )
 
 
@@ -176,32 +173,3 @@ def price_limits(instrument: Instrument, reference_price: int) -> tuple[int, int
     up = instrument.quantize_price(up_raw, Rounding.FLOOR)
     down = instrument.quantize_price(down_raw, Rounding.CEILING)
     return down, up
-
-
-class TaiwanCalendar:
-    """Trading days: Monday–Friday minus the given exchange holidays (and plus make-up days)."""
-
-    def __init__(
-        self, holidays: Iterable[dt.date] = (), extra_trading_days: Iterable[dt.date] = ()
-    ) -> None:
-        self._holidays = frozenset(holidays)
-        self._extra = frozenset(extra_trading_days)
-
-    def is_trading_day(self, day: dt.date) -> bool:
-        if day in self._extra:
-            return True
-        return day.weekday() < 5 and day not in self._holidays
-
-    def trading_days(self, start: dt.date, end: dt.date) -> list[dt.date]:
-        """Trading days in ``[start, end]``."""
-        days, day = [], start
-        while day <= end:
-            if self.is_trading_day(day):
-                days.append(day)
-            day += dt.timedelta(days=1)
-        return days
-
-    def night_session_date(self, local: dt.datetime) -> dt.date:
-        """The trading day a TAIFEX night-session moment (Asia/Taipei) belongs to: before 05:00 it
-        is still the previous day's night session."""
-        return (local - dt.timedelta(days=1)).date() if local.hour < 5 else local.date()

@@ -95,14 +95,15 @@ def session_info(config: PaperConfig, session_id: str, tokens: Tokens) -> Sessio
     )
 
 
-def _deployment(session_id: str, log_file: Path) -> Any:
+def _deployment(session_id: str, log_file: Path, *, max_bytes: int, backups: int) -> Any:
     from ray import serve
 
     from actors.logs import actor_runtime_env
     from serve.app import build_app
     from serve.controller import Controller
 
-    runtime_env = actor_runtime_env(session_id, "control", log_file)
+    runtime_env = actor_runtime_env(session_id, "control", log_file, max_bytes=max_bytes,
+                                    backups=backups)
     runtime_env["env_vars"] |= SERVE_ENV
 
     @serve.deployment(
@@ -138,7 +139,8 @@ def start_control(config: PaperConfig, session_id: str, *, quiet: bool = False) 
     name = f"tradewind-{session_id}"
     log_file = journal_dir / session_id / "session.log.jsonl"
     serve.run(
-        _deployment(session_id, log_file)
+        _deployment(session_id, log_file, max_bytes=config.logs.max_bytes,
+                    backups=config.logs.backups)
         .options(logging_config=_logging(control))
         .bind(session_info(config, session_id, tokens)),
         name=name,

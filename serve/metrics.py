@@ -3,8 +3,9 @@
 * through Ray's metrics API (``ray.util.metrics.Gauge``; the latency histogram is observed in
   the feed actor, ``actors.operator``), so they reach Ray's dashboard and Prometheus export,
   where Ray prefixes them with ``ray_``;
-* as Prometheus text on ``GET /metrics``, already named ``ray_tradewind_*`` so one dashboard
-  and one set of alert rules work against either source. Ray adds labels such as ``WorkerId``
+* as Prometheus text on ``GET /metrics`` (written by ``prometheus-client`` from a collector
+  over the same samples), already named ``ray_tradewind_*`` so one dashboard and one set of
+  alert rules work against either source. Ray adds labels such as ``WorkerId``
   that change on a restart: the dashboards aggregate them away.
 
 Values come from :func:`samples` over the control plane's snapshot of the actors.
@@ -13,7 +14,11 @@ Values come from :func:`samples` over the control plane's snapshot of the actors
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from serve.views import STATE_CODES
 
@@ -49,6 +54,17 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "tradewind_exposure": ("gross exposure", ()),
     "tradewind_daily_loss_used": ("today's loss from the day's starting equity", ()),
     "tradewind_daily_loss_limit": ("max_daily_loss (0: no limit)", ()),
+    "tradewind_broker_connected": ("1 while the broker link is up (the adapter's own flag)", ()),
+    "tradewind_broker_reconnects": ("broker link down-to-up transitions the watchdogs saw", ()),
+    "tradewind_broker_breaker_open": ("1 while the circuit breaker blocks new orders", ()),
+    "tradewind_broker_last_report_age_seconds": ("seconds since the broker's last report", ()),
+    "tradewind_broker_unanswered_seconds": (
+        "how long the broker has owed an answer to a command (0: none owed)", ()),
+    "tradewind_unknown_order_reports": ("reports about orders this session never sent", ()),
+    "tradewind_market_data_age_seconds": (
+        "seconds since the broker stream's last message, per instrument", ("instrument",)),
+    "tradewind_disk_free_bytes": ("free space where the session journals", ()),
+    "tradewind_watchdog_tripped": ("1 while a watchdog is tripped (0 ok, -1 off)", ("watchdog",)),
 }
 
 
@@ -93,7 +109,30 @@ def samples(snap: dict[str, Any]) -> list[Sample]:
     add("tradewind_exposure", usage.get("gross_exposure", 0.0))
     add("tradewind_daily_loss_used", usage.get("daily_loss", 0.0))
     add("tradewind_daily_loss_limit", limits.get("max_daily_loss") or 0.0)
+    _adapter(snap.get("reconciler") or {}, add, float(snap.get("ts") or 0.0))
     return out
+
+
+def _adapter(reconciler: dict[str, Any], add: Any, now_s: float) -> None:
+    """The broker link's health as the reconciler's watchdogs last sampled it."""
+    health = reconciler.get("health") or {}
+    add("tradewind_broker_connected", health.get("connected", False))
+    add("tradewind_broker_reconnects", reconciler.get("reconnects", 0))
+    add("tradewind_broker_breaker_open", health.get("breaker_open", False))
+    add("tradewind_unknown_order_reports", health.get("foreign_reports", 0))
+
+    def age(ns: Any) -> float:
+        return max(0.0, now_s - ns / 1e9) if ns and now_s else 0.0
+
+    add("tradewind_broker_last_report_age_seconds", age(health.get("last_report_ns")))
+    add("tradewind_broker_unanswered_seconds", age(health.get("exec_waiting_since_ns")))
+    market = health.get("market") or {}
+    for instrument, ns in sorted((market.get("last_ns") or {}).items()):
+        add("tradewind_market_data_age_seconds", age(ns), instrument=instrument)
+    add("tradewind_disk_free_bytes", health.get("disk_free_bytes") or 0)
+    codes = {"ok": 0, "tripped": 1, "off": -1}
+    for watchdog, state in sorted((reconciler.get("watchdogs") or {}).items()):
+        add("tradewind_watchdog_tripped", codes.get(state, 0), watchdog=watchdog)
 
 
 def _recorder(stats: dict[str, Any], add: Any) -> None:
@@ -105,52 +144,46 @@ def _recorder(stats: dict[str, Any], add: Any) -> None:
     add("tradewind_recorder_insert_latency_seconds", stats.get("insert_latency_s", 0.0))
 
 
-def _labels(labels: dict[str, str]) -> str:
-    body = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
-    return "{" + body + "}"
+class _Snapshot:
+    """A collector over one snapshot's samples: each gauge of :data:`GAUGES` (in that order,
+    every one present, with or without samples) and the latency histogram."""
 
+    def __init__(self, session_id: str, gauge_samples: list[Sample],
+                 telemetry: dict[str, Any]) -> None:
+        self.session_id, self.gauge_samples, self.telemetry = session_id, gauge_samples, telemetry
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    def collect(self) -> Iterator[Metric]:
+        families = {
+            name: GaugeMetricFamily(f"ray_{name}", help_text, labels=("session", *labels))
+            for name, (help_text, labels) in GAUGES.items()
+        }
+        for name, labels, value in self.gauge_samples:
+            family = families[name]
+            label_names = GAUGES[name][1]
+            family.add_metric([self.session_id, *(labels[k] for k in label_names)], value)
+        yield from families.values()
+        yield self._histogram()
 
-
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
+    def _histogram(self) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(
+            f"ray_{HISTOGRAM}", "tick -> intent -> order -> gateway, per stage",
+            labels=("session", "stage"),
+        )
+        bounds = self.telemetry.get("boundaries") or []
+        for stage, data in (self.telemetry.get("stages") or {}).items():
+            total, buckets = 0, []
+            for bound, n in zip([*bounds, math.inf], data["buckets"], strict=True):
+                total += n
+                buckets.append(("+Inf" if math.isinf(bound) else repr(float(bound)), total))
+            family.add_metric([self.session_id, stage], buckets, sum_value=data["sum"])
+        return family
 
 
 def render(session_id: str, gauge_samples: list[Sample], telemetry: dict[str, Any]) -> str:
     """Prometheus text exposition (version 0.0.4), names prefixed ``ray_`` as Ray exports."""
-    lines: list[str] = []
-    by_name: dict[str, list[Sample]] = {}
-    for sample in gauge_samples:
-        by_name.setdefault(sample[0], []).append(sample)
-    for name, (help_text, _) in GAUGES.items():
-        lines += [f"# HELP ray_{name} {help_text}", f"# TYPE ray_{name} gauge"]
-        for _, labels, value in by_name.get(name, []):
-            lines.append(f"ray_{name}{_labels({'session': session_id, **labels})} {_number(value)}")
-    lines += _histogram(session_id, telemetry)
-    return "\n".join(lines) + "\n"
-
-
-def _histogram(session_id: str, telemetry: dict[str, Any]) -> list[str]:
-    name = f"ray_{HISTOGRAM}"
-    lines = [
-        f"# HELP {name} tick -> intent -> order -> gateway, per stage",
-        f"# TYPE {name} histogram",
-    ]
-    bounds = telemetry.get("boundaries") or []
-    for stage, data in (telemetry.get("stages") or {}).items():
-        base = {"session": session_id, "stage": stage}
-        total = 0
-        for bound, n in zip([*bounds, math.inf], data["buckets"], strict=True):
-            total += n
-            le = "+Inf" if math.isinf(bound) else repr(float(bound))
-            lines.append(f"{name}_bucket{_labels({**base, 'le': le})} {total}")
-        lines.append(f"{name}_sum{_labels(base)} {_number(data['sum'])}")
-        lines.append(f"{name}_count{_labels(base)} {data['count']}")
-    return lines
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(session_id, gauge_samples, telemetry))
+    return generate_latest(registry).decode()
 
 
 class RayGauges:

@@ -73,6 +73,8 @@ class BrokerGateway:
         self.received = {command_key(c) for c in received}  # type: ignore[arg-type]
         self.reports: list[OrderEvent] = []  # handed out by index (the driver's cursor)
         self.unknown: list[OrderStatusUnknown] = []
+        self.awaiting: dict[str, int] = {}  # client order id -> when a command for it went out
+        self.last_report_ns: int | None = None
         self._seen = 0
         self.market_count = 0
         self.link = open_link(self.send_log)
@@ -103,6 +105,8 @@ class BrokerGateway:
         """On the adapter's thread: each command to the port (wall-clock send time)."""
         for cmd in cmds:
             now = time.time_ns()
+            if isinstance(cmd, SubmitOrder | CancelOrder | ModifyOrder):
+                self.awaiting.setdefault(cmd.client_order_id, now)  # answered: any report of it
             if isinstance(cmd, SubmitOrder):
                 self.venue.submit(cmd, now)
             elif isinstance(cmd, CancelOrder):
@@ -130,7 +134,10 @@ class BrokerGateway:
             self.link.call(self.venue.drain_reports)
         made = self.send_log.reports
         new, self._seen = made[self._seen:], len(made)
+        if new:
+            self.last_report_ns = time.time_ns()
         for report in new:
+            self.awaiting.pop(report.client_order_id, None)
             if isinstance(report, OrderStatusUnknown):
                 log.warning("order %s: outcome unknown (%s): reconciling",
                             report.client_order_id, report.reason)
@@ -206,6 +213,34 @@ class BrokerGateway:
 
     def fills(self) -> list[OrderFilled]:
         return [r for r in self.reports if isinstance(r, OrderFilled)]
+
+    def health(self) -> dict[str, Any]:
+        """What the watchdogs and metrics read (wall clock, ns): the broker link, the oldest
+        command the broker has not answered, reports about orders never sent, the last report.
+        Called without the actor's lock (``actors.base``), beside a step: it reads what the
+        steps' pulls left and asks the adapter on its own thread, and changes nothing."""
+
+        def read() -> tuple[bool, int, bool]:
+            venue = self.venue
+            up = getattr(venue, "connected", None)
+            if up is None:  # IB: the link and the client; Shioaji: the logged-in session
+                up = getattr(venue, "link_up", None)
+                up = getattr(venue, "session_up", False) if up is None else up
+            breaker = getattr(venue, "breaker", None)
+            blocked = breaker is not None and not breaker.allows_new_orders
+            return bool(up), int(venue.book.foreign), blocked
+
+        connected, foreign, breaker_open = self.link.call(read)
+        return {"broker": self.kind, "connected": connected, "breaker_open": breaker_open,
+                "exec_waiting_since_ns": min(list(self.awaiting.values()), default=None),
+                "foreign_reports": foreign, "last_report_ns": self.last_report_ns,
+                "unknown": len(self.unknown)}
+
+    def request_reconcile(self) -> None:
+        """Ask the adapter to reconcile at its next turn (an unknown-order storm)."""
+        def ask() -> None:
+            self.venue.reconcile_requested = True
+        self.link.call(ask)
 
     def state_hash(self) -> str:
         view = self.view()

@@ -56,6 +56,7 @@ class IbEvents:
         order, status = trade.order, trade.orderStatus
         cid = self.client_order_id(order.orderRef, order.permId)
         if cid is None:
+            self.book.note_foreign()
             return
         if order.permId:
             self.send_log.broker_ids(cid, perm_id=str(order.permId), order_id=str(order.orderId))
@@ -86,6 +87,7 @@ class IbEvents:
         """Report an execution now when its fee is known, else hold it for the commission."""
         cid = self.client_order_id(ex.orderRef, ex.permId)
         if cid is None:
+            self.book.note_foreign()
             return
         self.send_log.broker_ids(cid, perm_id=str(ex.permId))
         fill = {

@@ -58,6 +58,14 @@ class StreamSink:
         restored = [m for _, m in self.journal.entries()]
         messages.extend(restored)  # type: ignore[arg-type]
         self.seq = len(messages)
+        self.opened_ns = time.time_ns()  # the watchdogs count silence from here at the latest
+        self.last_ns: dict[str, int] = {}  # instrument -> when its last message arrived
+
+    def health(self) -> dict[str, Any]:
+        """When the stream opened and when each instrument was last heard (wall clock, ns)."""
+        with self.lock:
+            return {"since_ns": self.opened_ns, "last_ns": dict(self.last_ns),
+                    "messages": self.seq}
 
     def put(self, batch: Iterable[MarketData]) -> None:
         import msgspec
@@ -73,6 +81,9 @@ class StreamSink:
                 self.journal.append(msg)
             self.journal.flush()
             self.messages.extend(out)
+            now = time.time_ns()
+            for msg in out:
+                self.last_ns[msg.instrument_id] = now
 
 
 def _num(value: Any) -> float | None:

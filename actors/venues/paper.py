@@ -211,6 +211,16 @@ class PaperVenue:
             "fills": [f.fill_id for f in self.venue.fills_since(-1)],
         }
 
+    def health(self) -> dict[str, Any]:
+        """The watchdogs' sample: the paper broker is in process, always connected and
+        answers every command within the step that sent it."""
+        return {"broker": "paper", "connected": True, "breaker_open": False,
+                "exec_waiting_since_ns": None,
+                "foreign_reports": 0, "last_report_ns": None, "unknown": 0}
+
+    def request_reconcile(self) -> None:
+        """Nothing to reconcile: the paper broker is this process's own venue."""
+
     def state_hash(self) -> str:
         view = self.view()
         return state_hash({

@@ -133,6 +133,11 @@ class ReportBook:
     def get(self, client_order_id: str) -> Tracked | None:
         return self.orders.get(client_order_id)
 
+    def note_foreign(self) -> None:
+        """A report about an order this adapter never sent, seen before any lookup (the
+        unknown-order-storm watchdog counts them)."""
+        self.foreign += 1
+
     def _order(self, client_order_id: str) -> Tracked | None:
         order = self.orders.get(client_order_id)
         if order is None:

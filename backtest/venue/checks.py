@@ -35,8 +35,9 @@ def _check_values(
 
 def check_submit(command: SubmitOrder, instrument: Instrument, ts_ns: int) -> Refusal | None:
     """Session, order type, post-only and the instrument's tick/lot/minimum rules."""
-    if instrument.sessions and not instrument.in_session(ts_ns):
-        return Refusal("session", f"{instrument.instrument_id} is not in a trading session")
+    closed = instrument.why_closed(ts_ns)
+    if closed is not None:
+        return Refusal("session", closed)
     kind = command.order_type
     if kind in _NEEDS_PRICE and command.price is None:
         return Refusal("order_type", f"a {kind.value} order needs a price")
@@ -59,8 +60,9 @@ def check_modify(
     trigger: int | None,
 ) -> Refusal | None:
     """A modify keeps the order's rules, stays in session and stays above the filled quantity."""
-    if not instrument.in_session(ts_ns):
-        return Refusal("session", f"{instrument.instrument_id} is not in a trading session")
+    closed = instrument.why_closed(ts_ns)
+    if closed is not None:
+        return Refusal("session", closed)
     if quantity <= filled:
         return Refusal(
             "quantity",

@@ -1,7 +1,9 @@
 """When a DAY order expires: the end of the trading session it arrived in.
 
-With no sessions on the instrument the day is the UTC calendar day, so a DAY order expires at the
-next UTC midnight. A session that closes at ``24:00`` ends at the next local midnight.
+With an exchange calendar it is the end of the trading day's last window (the close, or the
+post-market close when one is configured: ``runtime/calendar.py``). With no sessions on the
+instrument the day is the UTC calendar day, so a DAY order expires at the next UTC midnight.
+A session that closes at ``24:00`` ends at the next local midnight.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ def _session_close_ns(session: TradingSession, ts_ns: int) -> int:
 
 def day_end_ns(instrument: Instrument, ts_ns: int) -> int:
     """Expiry time of a DAY order that arrived at ``ts_ns``."""
+    if instrument.calendar is not None:
+        end = instrument.calendar.day_end_ns(ts_ns)
+        if end is not None:
+            return end
     for session in instrument.sessions:
         if session.contains(ts_ns):
             return _session_close_ns(session, ts_ns)

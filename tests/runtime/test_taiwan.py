@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from backtest.calendars import CalendarConfig
 from runtime.errors import ConfigError
-from runtime.taiwan import TaiwanCalendar, price_limits, taifex_future, twse_stock
+from runtime.taiwan import price_limits, taifex_future, twse_stock
 from runtime.values import FIXED_SCALE, fixed
 
 Q = FIXED_SCALE
@@ -85,19 +86,20 @@ def test_taifex_contract_specs_and_fees() -> None:
 
 
 def test_sessions_in_taipei() -> None:
-    stock, txf = twse_stock("2330"), taifex_future("TXF", "202612")
+    """TWSE stocks trade by the XTAI calendar (holidays included); TAIFEX by its own hours."""
+    xtai = CalendarConfig(name="XTAI").resolve()
+    stock, txf = twse_stock("2330", calendar=xtai), taifex_future("TXF", "202612")
     assert stock.in_session(ns(2026, 11, 20, 9, 0))
     assert not stock.in_session(ns(2026, 11, 20, 13, 30))
+    assert not stock.in_session(ns(2026, 10, 9, 10, 0))  # National Day eve holiday (Friday)
+    assert not stock.in_session(ns(2026, 11, 21, 10, 0))  # Saturday
+    assert twse_stock("2330").in_session(ns(2026, 11, 21, 10, 0))  # no calendar: no rule
+    odd = twse_stock(
+        "2330", lot="odd", calendar=CalendarConfig(name="XTAI", post_market_minutes=60).resolve()
+    )
+    assert odd.in_session(ns(2026, 11, 20, 14, 0)) and not odd.in_session(ns(2026, 11, 20, 14, 30))
     assert txf.in_session(ns(2026, 11, 20, 8, 45)) and not txf.in_session(ns(2026, 11, 20, 14, 0))
     assert txf.in_session(ns(2026, 11, 20, 23, 0))  # Friday night session
     assert txf.in_session(ns(2026, 11, 21, 4, 59))  # ... into Saturday morning
     assert not txf.in_session(ns(2026, 11, 21, 5, 0))
     assert not txf.in_session(ns(2026, 11, 23, 2, 0))  # Monday 02:00: no Sunday night session
-
-
-def test_calendar_weekdays_minus_holidays() -> None:
-    calendar = TaiwanCalendar(holidays=[dt.date(2026, 10, 9)])
-    days = calendar.trading_days(dt.date(2026, 10, 5), dt.date(2026, 10, 11))
-    assert days == [dt.date(2026, 10, d) for d in (5, 6, 7, 8)]
-    night = dt.datetime(2026, 10, 6, 2, 0, tzinfo=TPE)
-    assert calendar.night_session_date(night) == dt.date(2026, 10, 5)

@@ -124,9 +124,37 @@ def test_prometheus_text_has_every_gauge_and_the_histogram() -> None:
     assert 'ray_tradewind_halted{session="s1"} 1.0' in text
     assert 'ray_tradewind_pnl{session="s1"} -1.5' in text
     assert (
-        'ray_tradewind_latency_seconds_bucket{session="s1",stage="tick_to_order",le="+Inf"} 6'
+        'ray_tradewind_latency_seconds_bucket{le="+Inf",session="s1",stage="tick_to_order"} 6.0'
         in text
     )
+    assert 'ray_tradewind_latency_seconds_count{session="s1",stage="tick_to_order"} 6.0' in text
+
+
+def test_adapter_health_and_watchdogs_are_exported() -> None:
+    now_s = 1_000.0
+    snap = {
+        "ts": now_s,
+        "reconciler": {
+            "reconnects": 2,
+            "watchdogs": {"market_data_silence": "tripped", "order_stream_stale": "ok",
+                          "unknown_order_storm": "off"},
+            "health": {"connected": True, "breaker_open": False, "foreign_reports": 7,
+                       "last_report_ns": int(990e9), "exec_waiting_since_ns": None,
+                       "market": {"since_ns": 0, "last_ns": {"AAPL": int(940e9)}}},
+        },
+    }
+    text = render("s1", samples(snap), {})
+    for line in (
+        'ray_tradewind_broker_connected{session="s1"} 1.0',
+        'ray_tradewind_broker_reconnects{session="s1"} 2.0',
+        'ray_tradewind_unknown_order_reports{session="s1"} 7.0',
+        'ray_tradewind_broker_last_report_age_seconds{session="s1"} 10.0',
+        'ray_tradewind_broker_unanswered_seconds{session="s1"} 0.0',
+        'ray_tradewind_market_data_age_seconds{instrument="AAPL",session="s1"} 60.0',
+        'ray_tradewind_watchdog_tripped{session="s1",watchdog="market_data_silence"} 1.0',
+        'ray_tradewind_watchdog_tripped{session="s1",watchdog="unknown_order_storm"} -1.0',
+    ):
+        assert line in text, line
 
 
 def test_status_page_is_self_contained() -> None:

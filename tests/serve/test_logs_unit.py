@@ -104,3 +104,50 @@ def test_redactor_masks_url_passwords_and_keeps_the_rest() -> None:
 def test_ray_runtime_env_names_the_hook_by_module_path() -> None:
     module, _, function = logs.RAY_RUNTIME_ENV["worker_process_setup_hook"].rpartition(".")
     assert module == "actors.logs" and getattr(logs, function) is setup_worker
+
+
+_WRITER = """
+import logging, sys
+from pathlib import Path
+from actors import logs
+handler = logs.install("s1", sys.argv[2], Path(sys.argv[1]), max_bytes=20_000, backups=3)
+log = logging.getLogger("tradewind.writer")
+for i in range(int(sys.argv[3])):
+    log.info("line %d from %s %s", i, sys.argv[2], "x" * 100)
+"""
+
+
+def test_the_session_log_rotates_under_its_budget_across_processes(tmp_path: Path) -> None:
+    """Two processes share the file, as a session's actors do: the log never exceeds its
+    budget (max_bytes × (backups + 1), plus a line), no line tears, the newest lines are kept."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "session.log.jsonl"
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    writers = [subprocess.Popen([sys.executable, str(script), str(path), name, "1500"], env=env)
+               for name in ("risk", "feed")]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0]
+    files = sorted(tmp_path.glob("session.log.jsonl*"))
+    names = {f.name for f in files}
+    assert names == {"session.log.jsonl", "session.log.jsonl.1", "session.log.jsonl.2",
+                     "session.log.jsonl.3", "session.log.jsonl.lock"}
+    logs_only = [f for f in files if not f.name.endswith(".lock")]
+    total = sum(f.stat().st_size for f in logs_only)
+    assert total <= 20_000 * 4 + 2 * 300  # the budget, plus the line each writer overshot by
+    entries = [json.loads(line) for f in logs_only for line in f.read_text().splitlines()]
+    assert entries and all(e["session_id"] == "s1" for e in entries)  # every line whole
+    last = {e["component"]: e["msg"] for e in sorted(entries, key=lambda e: (e["ts"], e["seq"]))}
+    assert last["risk"].startswith("line 1499 from risk")
+    assert last["feed"].startswith("line 1499 from feed")
+
+
+def test_the_log_budget_comes_from_the_paper_config() -> None:
+    from actors.config import LogConfig
+
+    env = actor_runtime_env("s1", "risk", "x.jsonl", max_bytes=LogConfig(max_mb=0.5).max_bytes,
+                            backups=2)["env_vars"]
+    assert env["TRADEWIND_LOG_MAX_BYTES"] == str(2**19) and env["TRADEWIND_LOG_BACKUPS"] == "2"
