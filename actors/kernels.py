@@ -82,7 +82,7 @@ class Views:
     def __init__(self, jk: JournaledKernel, index: int, msgs: Sequence[MarketData],
                  books: bytes, skip: int = 0, dropped: Sequence[int] = ()) -> None:
         reader = viewed(jk.kernel)
-        self.dropped = [index + k for k in dropped if k >= skip]  # feed indices, ascending
+        self.dropped = [index + k for k in dropped if skip <= k < len(msgs)]  # ascending
         gone = set(self.dropped)
         given: list[BookView] = []
         for view in views_of(books):
