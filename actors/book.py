@@ -139,12 +139,16 @@ class BookActor(Child):
             self.stage, self.journal = open_book(instrument_id, setup)
 
     def hot_step(self, data: bytes) -> bytes:
-        """One step (``actors.step``): the views of this instrument's messages in it."""
+        """One step (``actors.step``): the views of this instrument's messages in it (every
+        message applied; no view of those the feed conflated)."""
         inp = decode_input(data)
         if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode_views([])
         journal = self.journal
         views = self.stage.step(inp.index, inp.msgs, journal)  # type: ignore[arg-type]
+        if inp.dropped:  # conflated: applied to the book, read by no one
+            gone = {inp.index + k for k in inp.dropped}
+            views = [v for v in views if v.index not in gone]
         if journal is not None:
             journal.flush()
             if journal.due():

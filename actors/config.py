@@ -42,6 +42,11 @@ class FeedConfig(_Frozen):
     speed: float | Literal["max"] = "max"  # data time per wall time; "max": as fast as it goes
     lockstep: bool = True
     batch_size: int = Field(512, ge=1, le=100_000)
+    #: real time: a step with more messages due than this (the chain fell behind the data)
+    #: conflates per instrument: strategies and risk read the latest quote and book of each
+    #: instrument in it, every trade and bar (the books and the venue apply everything);
+    #: null: never (a backlog is read whole, message by message)
+    conflate_after: int | None = Field(64, ge=1)
     #: how a step travels strategies → risk → gateway (``actors.carriers``), in lockstep and
     #: in real time:
     #: ``sockets`` over the node's UNIX sockets (nothing polls; one node only), ``calls`` as

@@ -14,7 +14,11 @@ Every step goes feed → books → strategies → risk → gateway over a carrie
 * **Real time**: a step carries the market data whose time has come (by the wall clock times
   ``speed``), every report not delivered yet and the data clock; with nothing due, a step
   delivers what waits (answers, reports, a due timer), else the driver sleeps until the next
-  message is due.
+  message is due. When more than ``conflate_after`` messages are due (the chain fell behind
+  the data), the step conflates per instrument (``actors.step.conflate``): the strategies and
+  risk read only the latest quote and the latest book of each instrument in it, every trade
+  and bar, and every report, so a backlog is worked off at the pace of what matters instead of
+  queueing without bound; the book actors and the venue still apply every message.
 
 ``speed`` paces lockstep too (it spaces the steps in wall time and never changes what
 happens). An operator's command (halt, cancel all, close positions: typed messages risk
@@ -33,7 +37,7 @@ from typing import Any
 from actors.carriers import Carrier
 from actors.kernels import INTENT_TYPES
 from actors.recording import encode_batch
-from actors.step import HotInput, HotResult
+from actors.step import HotInput, HotResult, conflate
 from runtime.messages import (
     CancelAllOrders,
     CancelOrder,
@@ -66,6 +70,7 @@ class Ports:
 @dataclass
 class Counters:
     events: int = 0
+    conflated: int = 0  # real time: messages the strategies and risk passed over (superseded)
     commands: int = 0
     fills: int = 0
     denials: int = 0
@@ -81,10 +86,12 @@ class Driver:
 
     def __init__(self, ports: Ports, messages: Sequence[MarketData], *, start_ns: int,
                  carrier: Carrier | None = None, exact: bool = True, batch_size: int = 512,
-                 speed: float | None = None) -> None:
+                 speed: float | None = None, conflate_after: int | None = None) -> None:
         self.ports, self.messages, self.start_ns = ports, messages, start_ns
         self.carrier = carrier  # set before start() (the feed opens it in its loop)
         self.exact, self.batch_size, self.speed = exact, batch_size, speed
+        #: real time: a step with more messages due than this conflates (None: never)
+        self.conflate_after = conflate_after
         #: telemetry hook: ``observe(stage, seconds)``: every ``step``, and ``tick_to_order``
         #: for a step with market data that sent commands
         self.observe: Callable[[str, float], None] | None = None
@@ -238,7 +245,9 @@ class Driver:
         n = self._due(i)
         if n:
             batch = self.messages[i:i + n]
-            await self._run(i, batch, now_ns=batch[-1].ts_event)
+            dropped = self._conflated(batch)
+            self.counters.conflated += len(dropped)
+            await self._run(i, batch, now_ns=batch[-1].ts_event, dropped=dropped)
         elif self._pending() or self._timer_due():
             await self._run(i, [], now_ns=self._data_now(i))
         else:
@@ -256,6 +265,14 @@ class Driver:
         while i + n < end and self.messages[i + n].ts_event <= now:
             n += 1
         return n
+
+    def _conflated(self, batch: Sequence[MarketData]) -> list[int]:
+        """The positions in a real-time step's ``batch`` its readers pass over: none unless
+        more than ``conflate_after`` messages are due at once (lockstep never conflates)."""
+        limit = self.conflate_after
+        if self.exact or limit is None or len(batch) <= limit:
+            return []
+        return conflate(batch)
 
     def _timer_due(self) -> bool:
         due = self._timer()
@@ -297,7 +314,8 @@ class Driver:
 
     async def _run(self, i: int, batch: Sequence[MarketData], *, now_ns: int,
                    reports: Sequence[Message] | None = None, queued: int = 0,
-                   idle_until: int | None = None, final: bool = False) -> None:
+                   idle_until: int | None = None, final: bool = False,
+                   dropped: Sequence[int] = ()) -> None:
         """One step over the carrier, and its result taken."""
         carrier = self._carrier()
         if reports is None:
@@ -310,7 +328,7 @@ class Driver:
         await carrier.submit(HotInput(
             i, list(batch), now_ns, answers, list(reports), self.reports_seen,  # type: ignore[arg-type]
             exact=self.exact, idle_until=idle_until, after_ts=after, queued=queued,
-            final=final, step=self._step_id))
+            final=final, step=self._step_id, dropped=list(dropped)))
         result = await carrier.collect()
         assert result is not None
         self._take(i, batch, reports, result)

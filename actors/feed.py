@@ -103,7 +103,8 @@ class FeedActor:
             speed = float(feed.speed)
         self.ports = _resolve(ports)
         self.driver = Driver(self.ports, self.messages, start_ns=start_ns, exact=feed.lockstep,
-                             batch_size=feed.batch_size, speed=speed)
+                             batch_size=feed.batch_size, speed=speed,
+                             conflate_after=feed.conflate_after)
         self.path = Path(setup.journal_dir) / "feed.json"
         self.saved: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.driver.cursor = int(self.saved.get("cursor", 0))
@@ -245,7 +246,8 @@ class FeedActor:
         elapsed = max(time.monotonic() - self.wall0, 1e-9)
         return {
             "cursor": self.driver.cursor, "total": len(self.messages), "events": c.events,
-            "events_per_s": c.events / elapsed, "commands": c.commands, "fills": c.fills,
+            "events_per_s": c.events / elapsed, "conflated": c.conflated,
+            "commands": c.commands, "fills": c.fills,
             "denials": c.denials, "reports": c.reports, "state_changes": c.state_changes,
             "finished": bool(self.saved.get("finished")), "running": self.task is not None
             and not self.task.done(), "paused": self.paused, "kill_halted": self.kill_halted,

@@ -78,8 +78,10 @@ class GatewayActor(Child):
         return sent
 
     def hot_step(self, data: bytes, risk_out: bytes, *answers: bytes) -> bytes:
-        """One step (``actors.step``): the venue sees the market data the strategies took,
-        then the approved commands are journaled and sent; the step's result: the strategies'
+        """One step (``actors.step``): the venue sees the market data the strategies took
+        (in real time every message, those the feed conflated too: the venue is the market,
+        and its fill model keeps its own book from every delta), then the approved commands
+        are journaled and sent; the step's result: the strategies'
         answers and risk's outputs passed on, and the reports the venue releases (real time:
         those due by its clock; lockstep: the next ones before the next event, once nothing
         must come first)."""

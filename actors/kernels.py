@@ -75,30 +75,48 @@ def _give(kernel: Kernel, payload: bytes) -> None:
 
 class Views:
     """A step's views (the book actors' answers, ``books``) for the messages a kernel may take
-    from ``msgs[skip:]`` (feed ``index`` on): given to the kernel now, journaled as they are
-    read (:meth:`note`)."""
+    from ``msgs[skip:]`` (feed ``index`` on), but those the feed conflated (``dropped``:
+    positions in ``msgs``): given to the kernel now, journaled as they are read (:meth:`note`),
+    with the conflated messages passed over (:meth:`take`)."""
 
     def __init__(self, jk: JournaledKernel, index: int, msgs: Sequence[MarketData],
-                 books: bytes, skip: int = 0) -> None:
+                 books: bytes, skip: int = 0, dropped: Sequence[int] = ()) -> None:
         reader = viewed(jk.kernel)
+        self.dropped = [index + k for k in dropped if skip <= k < len(msgs)]  # ascending
+        gone = set(self.dropped)
         given: list[BookView] = []
         for view in views_of(books):
             k = view.index - index
-            if skip <= k < len(msgs) and reader.needs(msgs[k]):
+            if skip <= k < len(msgs) and view.index not in gone and reader.needs(msgs[k]):
                 given.append(reader.trim(view))
         reader.give(given)
-        self.jk, self.given, self.noted = jk, given, 0
+        self.jk, self.given, self.gone, self.noted, self.dropped_noted = jk, given, gone, 0, 0
+
+    def take(self, index: int, msg: MarketData) -> bool:
+        """Whether the kernel takes ``msg`` (feed ``index``); a conflated one is passed over
+        (its position moves on)."""
+        if index in self.gone:
+            self.jk.skip(msg)
+            return False
+        return True
 
     def note(self, upto: int) -> None:
-        """The views of the messages taken before feed index ``upto``, journaled (those not
-        journaled yet): before the marker that covers those messages, so a replay gives them to
-        the kernel first (``JournaledKernel.note``)."""
+        """The views of the messages taken before feed index ``upto`` (and which of them were
+        passed over), journaled (those not journaled yet): before the marker that covers those
+        messages, so a replay gives them to the kernel first (``JournaledKernel.note``) and
+        skips the same ones (``FeedJournal.drop``)."""
         given, k = self.given, self.noted
         while k < len(given) and given[k].index < upto:
             k += 1
         if k > self.noted:
             self.jk.note(Blob(VIEWS, encode_views(given[self.noted:k])))
             self.noted = k
+        dropped, k = self.dropped, self.dropped_noted
+        while k < len(dropped) and dropped[k] < upto:
+            k += 1
+        if k > self.dropped_noted:
+            self.jk.journal.drop(dropped[self.dropped_noted:k])
+            self.dropped_noted = k
 
 
 def open_journaled(kernel_factory: Any, path: Path, feed: FeedLog, *, snapshot_every: int,

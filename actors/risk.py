@@ -64,15 +64,18 @@ class RiskActor(Child):
                 out.extend(handle(msg))
         return out
 
-    def _market(self, index: int, msgs: Sequence[MarketData], books: bytes) -> list[Message]:
+    def _market(self, index: int, msgs: Sequence[MarketData], books: bytes,
+                dropped: Sequence[int] = ()) -> list[Message]:
         """Market data from feed ``index`` on (what it has not taken yet), read with the book
-        actors' views (its marks); the outputs."""
+        actors' views (its marks), passing over what the feed conflated (``dropped``:
+        positions in ``msgs``); the outputs."""
         skip = min(max(self.cursor - index, 0), len(msgs))
-        views = Views(self.jk, index, msgs, books, skip)
+        views = Views(self.jk, index, msgs, books, skip, dropped)
         out: list[Message] = []
         handle = self.jk.handle
-        for msg in msgs[skip:]:
-            out.extend(handle(msg))
+        for k, msg in enumerate(msgs[skip:], index + skip):
+            if views.take(k, msg):
+                out.extend(handle(msg))
         self.cursor = max(self.cursor, index + len(msgs))
         views.note(self.cursor)
         return out
@@ -91,7 +94,8 @@ class RiskActor(Child):
         decoded = [decode_answer(a) for a in answers]
         n, r = taken(inp, decoded)
         out = self._step([inp.reports[:r]])
-        out += self._market(inp.index, inp.msgs[:n], books)  # type: ignore[arg-type]
+        out += self._market(inp.index, inp.msgs[:n], books,  # type: ignore[arg-type]
+                            inp.dropped)
         out += self._step([[m for a in decoded for m in a.intents]])
         record = self.replies.keep(key, encode(out))
         if out:

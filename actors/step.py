@@ -25,6 +25,12 @@ Lockstep and real time differ only in pacing, i.e. in how much one step carries:
 * **real time** (``exact`` false): everything that is due — the market data whose time has
   come, every report not delivered yet; timers due by ``now_ns`` fire; the gateway releases
   the reports due by its venue's clock (``final``: every report still to come, at the end).
+  When more is due than the feed's ``conflate_after`` (the chain fell behind), the step says
+  which messages are conflated (``dropped``: :func:`conflate`): every book actor still applies
+  them (a book needs every delta) but answers no view of them, the strategies and risk pass
+  over them (and journal that they did), and the paper venue applies them (it is the market:
+  its fill model keeps its own book, and a real venue fills on every price). Trades, bars and
+  reports are never dropped.
 * **lockstep** (``exact`` true): one event of the backtest loop (``backtest.engine``) at a
   time, so the fills equal the backtest's. A strategy stops at the first report or message it
   acts on (and before a message at which a timer of its own is due) and says how far it got
@@ -49,12 +55,13 @@ from typing import Any, Final
 import msgspec
 
 from runtime.journal import Blob
-from runtime.messages import AnyMessage, Message
+from runtime.messages import AnyMessage, BookDeltas, BookSnapshot, Message, QuoteTick
 from runtime.views import BookView
 
 __all__ = ["NO_VIEWS", "PING", "REPLY", "HotAnswer", "HotInput", "HotResult", "Replies",
-           "decode_answer", "decode_input", "decode_messages", "decode_result", "decode_views",
-           "encode", "encode_result", "encode_views", "join_views", "taken", "views_of"]
+           "conflate", "decode_answer", "decode_input", "decode_messages", "decode_result",
+           "decode_views", "encode", "encode_result", "encode_views", "join_views", "taken",
+           "views_of"]
 
 
 class HotInput(msgspec.Struct, array_like=True, frozen=True):
@@ -72,6 +79,10 @@ class HotInput(msgspec.Struct, array_like=True, frozen=True):
     queued: int = 0  # exact: reports the driver holds beyond these
     final: bool = False  # real time: the end; the gateway releases every report to come
     step: int = 0  # the driver's id of this step (unique per step sent, retries keep it)
+    #: real time, the chain behind: positions in msgs (ascending) the feed conflated — quotes
+    #: and book updates a later one of the same kind and instrument in msgs supersedes; the
+    #: book actors apply them, the strategies and risk pass over them (``conflate``)
+    dropped: list[int] = msgspec.field(default_factory=list)
 
 
 class HotAnswer(msgspec.Struct, array_like=True, frozen=True):
@@ -207,6 +218,31 @@ def decode_result(raw: bytes) -> HotResult:
     answers, out, reports, offset, decided, idle, quiet = _RESULT.decode(raw)
     return HotResult([decode_answer(a) for a in answers], decode_messages(out),
                      decode_messages(reports), offset, decided, idle, quiet)
+
+
+def conflate(msgs: Sequence[Message]) -> list[int]:
+    """The positions in ``msgs`` a later message supersedes for a reader of the latest book:
+    a quote followed by another quote of its instrument, a book update (deltas or snapshot)
+    followed by another book update of its instrument (whose view is the whole book after
+    it). Trades and bars are never among them; the last message of each kind and instrument
+    always stays."""
+    seen: set[tuple[bool, str]] = set()
+    out: list[int] = []
+    for k in range(len(msgs) - 1, -1, -1):
+        msg = msgs[k]
+        kind = type(msg)
+        if kind is QuoteTick:
+            key = (True, msg.instrument_id)  # type: ignore[attr-defined]
+        elif kind is BookDeltas or kind is BookSnapshot:
+            key = (False, msg.instrument_id)  # type: ignore[attr-defined]
+        else:
+            continue
+        if key in seen:
+            out.append(k)
+        else:
+            seen.add(key)
+    out.reverse()
+    return out
 
 
 def taken(inp: HotInput, answers: Sequence[HotAnswer]) -> tuple[int, int]:

@@ -95,7 +95,8 @@ class StrategyActor(Child):
         market data in order (read with the book actors' views, ``books``), then the timers
         due by the data clock; the intents, the next timer and how far it got.
 
-        Real time takes everything, firing the timers due before each message. Lockstep
+        Real time takes everything, firing the timers due before each message, but passes
+        over the messages the feed conflated (``inp.dropped``). Lockstep
         (``exact``) stops at the first report or message the strategy acts on, and before a
         message at which one of its timers is due; a step a restarted feed sends again
         stops where the first execution did (the cursor the journal holds)."""
@@ -120,8 +121,11 @@ class StrategyActor(Child):
         skip = min(max(self.cursor - inp.index, 0), len(msgs))
         n = skip
         if not (exact and (skip or _acted(out) or reports_taken < len(inp.reports))):
-            views = Views(self.jk, inp.index, msgs, books, skip)
+            views = Views(self.jk, inp.index, msgs, books, skip, inp.dropped)
             for msg in msgs[skip:]:
+                if not views.take(inp.index + n, msg):  # conflated: a later one supersedes it
+                    n += 1
+                    continue
                 timer = kernel.next_timer_ns()
                 if timer is not None and timer <= msg.ts_event:
                     if exact:

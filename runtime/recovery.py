@@ -10,6 +10,12 @@ own input or the next commit, so the journal's order is the order things happene
     journal:  mark(3)  OrderAccepted  mark(7)  TimerFired  mark(8) ...
     replay:   feed[0:3]  OrderAccepted  feed[3:7]  TimerFired  feed[7:8] ...
 
+An owner that skips market messages (a real-time step's conflated quotes and book updates,
+which a later message of the same kind and instrument supersedes) still moves its position over
+them (:meth:`FeedJournal.market`), and :meth:`FeedJournal.drop` notes their indices before the
+marker that covers them (a :data:`DROP` record); a replay hands the owner the data up to that
+marker without them, in runs of consecutive indices, so it re-reads exactly what it took.
+
 A snapshot holds the component's whole state (compressed) and its feed position; it is taken
 at the first commit after the inputs since the last one (own journal entries plus market
 messages) reach ``snapshot_every`` (never in the middle of the owner's unit of work), and the
@@ -51,9 +57,10 @@ from runtime.messages import (
     TradeTick,
 )
 
-__all__ = ["MARK", "FeedJournal", "FeedLog", "JournaledKernel", "check_snapshot"]
+__all__ = ["DROP", "MARK", "FeedJournal", "FeedLog", "JournaledKernel", "check_snapshot"]
 
 MARK: Final = "feed.mark"
+DROP: Final = "feed.drop"  # feed indices the owner skipped, before the marker covering them
 _MARKET = (QuoteTick, TradeTick, Bar, BookDeltas, BookSnapshot)
 _START = "kernel.start"
 _STOP = "kernel.stop"
@@ -111,6 +118,13 @@ class FeedJournal:
         self._since += 1
         self.journal.append(record)
 
+    def drop(self, indices: Sequence[int]) -> None:
+        """The market messages at feed ``indices`` (ascending, passed over with :meth:`market`
+        since the last marker) were skipped, not applied: noted before the marker, so a
+        replay skips them too."""
+        if indices:
+            self.note(Blob(DROP, struct.pack(f">{len(indices)}q", *indices)))
+
     def flush(self, *, durable: bool = False) -> None:
         """Commit (the position reached included): call before answering."""
         self._mark()
@@ -157,6 +171,7 @@ class FeedJournal:
         from ``feed`` up to each marker and ``record(r)`` with every other record."""
         snapshot, _, tail = journal.restore()
         position, last, since = 0, (0, 0), 0
+        dropped: list[int] = []  # skipped indices the next marker covers
         if snapshot is not None:
             position, ts, seq = _POSITION.unpack_from(snapshot)
             last = (ts, seq)
@@ -166,13 +181,36 @@ class FeedJournal:
             if isinstance(entry, Blob) and entry.kind == MARK:
                 to, ts, seq = _POSITION.unpack(entry.payload)
                 msgs = _read(feed, journal, position, to, (ts, seq))
-                market(position, msgs)
+                _taken(market, journal, position, msgs, sorted(dropped))
+                dropped = []
                 since += len(msgs)
                 position, last = to, (ts, seq)
+            elif isinstance(entry, Blob) and entry.kind == DROP:
+                dropped += struct.unpack(f">{len(entry.payload) // 8}q", entry.payload)
             else:
                 record(entry)
+        if dropped:
+            raise InvariantError(f"{journal.path}: skipped feed indices {dropped[:5]} with no "
+                                 "marker after them")
         return cls(journal, snapshot_every=snapshot_every, position=position, last=last,
                    since=since)
+
+
+def _taken(market: Callable[[int, Sequence[MarketData]], None], journal: Journal, start: int,
+           msgs: Sequence[MarketData], dropped: Sequence[int]) -> None:
+    """``market`` with ``msgs`` (feed ``start`` on) without the ``dropped`` indices, in runs
+    of consecutive indices."""
+    k = 0
+    for index in dropped:
+        at = index - start
+        if not k <= at < len(msgs):
+            raise InvariantError(f"{journal.path}: skipped feed index {index} outside "
+                                 f"{start + k}..{start + len(msgs) - 1}")
+        if at > k:
+            market(start + k, msgs[k:at])
+        k = at + 1
+    if k < len(msgs):
+        market(start + k, msgs[k:])
 
 
 def _read(feed: FeedLog, journal: Journal, start: int, stop: int,
@@ -219,6 +257,12 @@ class JournaledKernel:
         else:
             self.journal.append(message)  # type: ignore[arg-type]  # any runtime message
         return self.kernel.handle(message)
+
+    def skip(self, message: MarketData) -> None:
+        """``message`` (the feed's market data at :attr:`position`) passed over, not handled:
+        the position moves on; the owner notes it (:meth:`FeedJournal.drop`) before the
+        marker."""
+        self.journal.market(message)
 
     def append(self, record: Blob) -> None:
         """An owner's record beside the kernel's inputs whose latest of each kind a snapshot

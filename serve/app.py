@@ -380,6 +380,7 @@ def _status(c: Controller) -> dict[str, Any]:
                 "total",
                 "events",
                 "events_per_s",
+                "conflated",
                 "finished",
                 "running",
                 "paused",

@@ -41,6 +41,8 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "tradewind_actor_up": ("1 when the actor answers its ping", ("actor",)),
     "tradewind_gateway_connected": ("1 when the gateway answers", ()),
     "tradewind_feed_cursor": ("market messages the feed has driven", ()),
+    "tradewind_feed_conflated": ("market messages strategies and risk passed over: superseded "
+                                 "quotes and book updates while real time was behind", ()),
     "tradewind_feed_lag_seconds": ("seconds since the feed last made progress (running)", ()),
     "tradewind_recorder_rows": ("rows written to ClickHouse, per table", ("table",)),
     "tradewind_recorder_lag_seconds": ("age of the oldest event not yet written", ()),
@@ -98,6 +100,7 @@ def samples(snap: dict[str, Any]) -> list[Sample]:
         add("tradewind_actor_up", info["up"], actor=actor)
     add("tradewind_gateway_connected", (actors.get("gateway") or {}).get("up", False))
     add("tradewind_feed_cursor", (snap.get("feed") or {}).get("cursor", 0))
+    add("tradewind_feed_conflated", (snap.get("feed") or {}).get("conflated", 0))
     add("tradewind_feed_lag_seconds", snap.get("feed_lag_s", 0.0))
     _recorder(snap.get("recorder") or {}, add)
     add("tradewind_reconciler_drifts", (snap.get("reconciler") or {}).get("drifts", 0))

@@ -3,6 +3,7 @@ restored state hash (and the strategies' own state) equals the original."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from runtime.errors import ConfigError, DataError, InvariantError
 from runtime.journal import Blob, Journal
 from runtime.kernel import Kernel
 from runtime.messages import Bar, MarketData, OrderAccepted, OrderSide, SubmitOrder
-from runtime.recovery import MARK, JournaledKernel, check_snapshot
+from runtime.recovery import DROP, MARK, FeedJournal, JournaledKernel, check_snapshot
 from runtime.strategy import Strategy
 from runtime.values import fixed
 from tests.runtime.test_kernel import REG, Flipper, bar, fill_for
@@ -232,3 +233,58 @@ def test_a_strategy_that_does_not_pickle_is_refused_by_name() -> None:
     fine = factory()
     fine.start(0)
     check_snapshot(fine)  # a plain strategy passes
+
+
+def _replayed(path: Path) -> tuple[list[tuple[int, int]], int]:
+    runs: list[tuple[int, int]] = []
+
+    def market(start: int, msgs: Sequence[MarketData]) -> None:
+        runs.append((start, len(msgs)))
+
+    def record(entry: object) -> None:
+        raise AssertionError(f"unexpected {entry!r}")
+
+    with Journal(path) as journal:
+        fj = FeedJournal.restore(journal, ListFeed(FEED), snapshot_every=10**9,
+                                 load=lambda _: None, market=market, record=record)
+        return runs, fj.position
+
+
+def test_skipped_market_data_is_skipped_again_on_restore(tmp_path: Path) -> None:
+    """An owner that passed over messages (a real-time step's conflated quotes) moves its
+    position over them and notes them before the marker: a restore hands it the rest, in runs
+    of consecutive indices, and the position after all of them."""
+    with Journal(tmp_path / "k.journal") as journal:
+        fj = FeedJournal(journal, snapshot_every=10**9)
+        for msg in FEED[:10]:
+            fj.market(msg)
+        fj.drop([2, 3, 7])
+        fj.flush()
+        for msg in FEED[10:13]:
+            fj.market(msg)
+        fj.drop([12])
+        fj.flush()
+    assert _replayed(tmp_path / "k.journal") == ([(0, 2), (4, 3), (8, 2), (10, 2)], 13)
+
+
+@pytest.mark.parametrize(("dropped", "error"), [
+    ([10], r"skipped feed index 10 outside 0\.\.9"),
+    ([3, 3], r"skipped feed index 3 outside 4\.\.9"),
+    (None, r"skipped feed indices \[4\] with no marker after them"),
+])
+def test_skipped_indices_the_journal_cannot_place_are_refused(
+        tmp_path: Path, dropped: list[int] | None, error: str) -> None:
+    """A skip record that names an index its marker does not cover (or that no marker
+    follows) is a broken journal: the restore refuses it, never guesses."""
+    with Journal(tmp_path / "k.journal") as journal:
+        fj = FeedJournal(journal, snapshot_every=10**9)
+        for msg in FEED[:10]:
+            fj.market(msg)
+        if dropped is not None:
+            fj.journal.append(Blob(DROP, struct.pack(f">{len(dropped)}q", *dropped)))
+        fj.flush()
+        if dropped is None:
+            fj.drop([4])
+            fj.flush()
+    with pytest.raises(InvariantError, match=error):
+        _replayed(tmp_path / "k.journal")

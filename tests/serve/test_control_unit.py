@@ -113,6 +113,7 @@ def test_prometheus_text_has_every_gauge_and_the_histogram() -> None:
         "risk": {"state": "halted", "fills": 3},
         "actors": {"gateway": {"up": True}},
         "pnl": {"pnl": -1.5},
+        "feed": {"cursor": 40, "conflated": 7},
     }
     telemetry = {
         "boundaries": [0.01, 0.1],
@@ -123,6 +124,7 @@ def test_prometheus_text_has_every_gauge_and_the_histogram() -> None:
         assert f"# TYPE ray_{name} gauge" in text
     assert 'ray_tradewind_halted{session="s1"} 1.0' in text
     assert 'ray_tradewind_pnl{session="s1"} -1.5' in text
+    assert 'ray_tradewind_feed_conflated{session="s1"} 7.0' in text
     assert (
         'ray_tradewind_latency_seconds_bucket{le="+Inf",session="s1",stage="tick_to_order"} 6.0'
         in text
