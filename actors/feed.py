@@ -18,7 +18,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from actors.base import ACTOR_OPTIONS, actor
 from actors.config import FeedConfig
@@ -26,6 +26,8 @@ from actors.driver import Driver, Ports
 from actors.feed_log import CACHE, write_log
 from actors.names import Named
 from actors.setup import SessionSetup
+from runtime.errors import ConfigError
+from runtime.kernel import AUX_TYPES as AUX_MESSAGES
 from runtime.messages import MarketData
 
 __all__ = ["FeedActor", "load_messages", "read_cache", "write_cache"]
@@ -58,9 +60,16 @@ def load_messages(setup: SessionSetup, feed: FeedConfig,
         return _synthetic(setup, feed)
     if feed.mode == "broker":  # streamed while the session runs (actors.venues.market_data)
         return [], time.time_ns()
+    from backtest.data import AUX_KINDS
     from backtest.feed import load_feed
 
     config = setup.trading
+    aux = sorted({d.kind for d in config.data if d.kind in AUX_KINDS})
+    if aux:
+        raise ConfigError(
+            f"a paper session replays market data only; {', '.join(aux)} data replays in a "
+            "backtest (`tradewind backtest`): drop those streams from data:", field="data"
+        )
     own = store is None and any(d.path is None for d in config.data)
     if own:
         from backtest.results import open_config_store
@@ -71,7 +80,7 @@ def load_messages(setup: SessionSetup, feed: FeedConfig,
     finally:
         if own:
             store.close()
-    return data.messages, data.start_ns
+    return cast(list[MarketData], data.messages), data.start_ns  # no aux: refused above
 
 
 def _synthetic(setup: SessionSetup, feed: FeedConfig) -> tuple[list[MarketData], int]:
@@ -90,7 +99,7 @@ def _synthetic(setup: SessionSetup, feed: FeedConfig) -> tuple[list[MarketData],
     for kind, table in tables.items():
         for instrument in sorted({i for k, i in wanted if k == kind}):
             part = table.filter(np.asarray(table.column("instrument_id").to_pylist()) == instrument)
-            msgs.extend(to_messages(kind, part))
+            msgs.extend(m for m in to_messages(kind, part) if not isinstance(m, AUX_MESSAGES))
     msgs.sort(key=lambda m: (m.ts_event, m.seq))
     if not msgs:
         return [], 0

@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.kernel import Kernel
+from runtime.kernel import AUX_TYPES, Kernel
 from runtime.messages import (
     CancelOrder,
+    CarryCharged,
     Message,
     ModifyOrder,
     OrderDenied,
@@ -31,6 +32,7 @@ from runtime.messages import (
 __all__ = ["EventLog", "rare_gc", "run_loop"]
 
 Progress = Callable[[int], None]
+_AUX = frozenset(AUX_TYPES)
 
 
 @dataclass
@@ -38,6 +40,7 @@ class EventLog:
     """What a run produced, for the results and the record."""
 
     fills: list[OrderFilled] = field(default_factory=list)
+    carry: list[CarryCharged] = field(default_factory=list)  # funding and borrow, in order
     denials: list[OrderDenied] = field(default_factory=list)
     state_changes: list[TradingStateChanged] = field(default_factory=list)
     commands: int = 0
@@ -97,6 +100,15 @@ def _run(
     last_ts = start_ns
     for msg in messages:
         ts = msg.ts_event
+        if type(msg) in _AUX:  # rare: the kernel alone, after everything due before it
+            if held:
+                _show(held, on_market)
+            catch_up(ts)
+            out = handlers[type(msg)](msg)
+            if out:
+                send(out, ts)
+            busy, last_ts, n = True, ts, n + 1
+            continue
         if busy or timers.next_due <= ts:
             if held:
                 _show(held, on_market)
@@ -159,6 +171,8 @@ class _Router:
                 log.denials.append(message)  # type: ignore[arg-type]
             elif kind is TradingStateChanged:
                 log.state_changes.append(message)  # type: ignore[arg-type]
+            elif kind is CarryCharged:
+                log.carry.append(message)  # type: ignore[arg-type]
 
     def deliver(self, at_ns: int) -> None:
         kernel, log, portfolio = self.kernel, self.log, self.kernel.portfolio

@@ -27,7 +27,7 @@ from backtest.data import load_file, table_hash, to_messages
 from backtest.data.parse import format_interval, parse_interval
 from backtest.data.prices import check_ticks
 from runtime.errors import ConfigError, DataError
-from runtime.messages import MarketData
+from runtime.messages import AuxData, MarketData
 
 __all__ = ["Feed", "load_feed"]
 
@@ -42,9 +42,11 @@ class Feed:
     n_events: int = 0
     start_ns: int = 0
     end_ns: int = 0
-    _books: dict[tuple[str, str], list[MarketData]] = field(default_factory=dict, repr=False)
+    _books: dict[tuple[str, str], list[MarketData | AuxData]] = field(
+        default_factory=dict, repr=False
+    )
 
-    def iter_messages(self, batch_rows: int = BATCH_ROWS) -> Iterator[MarketData]:
+    def iter_messages(self, batch_rows: int = BATCH_ROWS) -> Iterator[MarketData | AuxData]:
         """Every message in (ts_event, seq) order, made a batch at a time."""
         streams = [self._stream(key, batch_rows) for key in self.tables]
         if self.order is None:
@@ -53,11 +55,11 @@ class Feed:
         return (nexts[i]() for i in self.order.tolist())
 
     @property
-    def messages(self) -> list[MarketData]:
+    def messages(self) -> list[MarketData | AuxData]:
         """All messages as a list (materialises the feed: prefer :meth:`iter_messages`)."""
         return list(self.iter_messages())
 
-    def _stream(self, key: tuple[str, str], batch_rows: int) -> Iterator[MarketData]:
+    def _stream(self, key: tuple[str, str], batch_rows: int) -> Iterator[MarketData | AuxData]:
         """One stream's messages; chained in C (no Python frame per message)."""
         kind, _ = key
         if kind == "book":  # rows group into updates: made whole, once
@@ -65,7 +67,7 @@ class Feed:
         batches = self.tables[key].to_batches(max_chunksize=batch_rows)
         return chain.from_iterable(map(partial(to_messages, kind), batches))
 
-    def _book(self, key: tuple[str, str]) -> list[MarketData]:
+    def _book(self, key: tuple[str, str]) -> list[MarketData | AuxData]:
         if key not in self._books:
             self._books[key] = to_messages("book", self.tables[key])
         return self._books[key]

@@ -67,6 +67,8 @@ METRIC_ROWS: tuple[tuple[str, Callable[[Metrics], str]], ...] = (
     ("Profit factor", _m("profit_factor", fmt_number)),
     ("Average round-trip PnL", _m("avg_trade_pnl", fmt_number)),
     ("Fees paid", _m("fees_paid", fmt_number)),
+    ("Funding (received − paid)", _m("funding", fmt_number)),
+    ("Borrow paid", _m("borrow_paid", fmt_number)),
     ("Final equity", _m("final_equity", fmt_number)),
     ("Periods per year", _m("periods_per_year", lambda v: fmt_number(v, 0))),
 )

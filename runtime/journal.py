@@ -44,6 +44,7 @@ import msgspec
 
 from runtime.errors import ConfigError, InvariantError
 from runtime.messages import (
+    AuxData,
     Command,
     Event,
     MarketData,
@@ -108,7 +109,7 @@ class Blob(msgspec.Struct, frozen=True):
     payload: bytes
 
 
-JournalRecord: TypeAlias = MarketData | Command | OperatorCommand | Event | Blob
+JournalRecord: TypeAlias = MarketData | AuxData | Command | OperatorCommand | Event | Blob
 
 
 class Restored(typing.NamedTuple):

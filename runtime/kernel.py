@@ -19,7 +19,9 @@ The kernel is composed of parts, each with one job:
 * :class:`runtime.roster.Roster`: the strategies, who hears what, what an operator changed;
 * an approval (:mod:`runtime.approval`): risk checks here (a backtest, the risk actor) or
   elsewhere (a strategy actor);
-* the portfolio, the risk engine, last prices, linked orders, books and features.
+* the portfolio, the risk engine, last prices, linked orders, books and features;
+* :class:`runtime.carry.Carry` (funding and borrow on held positions) and
+  :class:`runtime.auxdata.AuxState` (auxiliary data, and whether a strategy's is fresh).
 
 ``state()`` is the canonical state (orders, positions, cash, risk, id counters, and what an
 operator changed) and ``state_hash()`` its hash: same inputs and seed ⇒ same hash.
@@ -33,20 +35,27 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, get_args
 
 from runtime.approval import Approval, CheckElsewhere, CheckHere
+from runtime.auxdata import AuxState
+from runtime.carry import Carry
 from runtime.context import KernelContext
 from runtime.errors import InvariantError
 from runtime.instruments import InstrumentRegistry
 from runtime.ledger import OrderLedger, command_of
 from runtime.linked import LinkedOrders
 from runtime.messages import (
+    AuxData,
     Bar,
     BookDeltas,
     BookSnapshot,
+    BorrowRate,
     CancelAllOrders,
     CancelOrder,
     ClosePositions,
+    FundingRate,
+    IndexMarkPrice,
     Message,
     ModifyOrder,
+    OpenInterest,
     OperatorCommand,
     OrderEvent,
     QuoteTick,
@@ -79,6 +88,7 @@ def _refuse(value: object) -> object:
 
 _EMPTY: list[Message] = []
 _ORDER_EVENTS = frozenset(get_args(OrderEvent))
+AUX_TYPES = (FundingRate, OpenInterest, IndexMarkPrice, BorrowRate)
 _OPERATOR_COMMANDS = frozenset(get_args(OperatorCommand))
 _LOSS_CHECK_NS = 10**9  # daily-loss check at most once per simulated second between fills
 
@@ -118,6 +128,11 @@ class Kernel:
             self.prices,
         )
         self.risk.bind_orders(self.ledger)  # per-strategy budgets count a strategy's open orders
+        self.carry = Carry(registry, self.portfolio)
+        self.aux = AuxState()
+        for strategy in self.strategies:
+            self.aux.declare(strategy.strategy_id, strategy.aux_needs())
+        self.risk.bind_aux(self.aux.stale)  # stale aux data holds a strategy's new entries
         self.linked = LinkedOrders(self.ids, registry, self.prices, self.ledger.get)
         self._watches = self.linked.watches  # instruments with trailing stops (same dict always)
         self.approval: Approval = (
@@ -173,7 +188,8 @@ class Kernel:
             CancelOrder: self.on_intent,
             ModifyOrder: self.on_intent,
         }
-        self._dispatch.update(dict.fromkeys(_ORDER_EVENTS, self.flow.on_order_event))
+        self._dispatch.update(dict.fromkeys(AUX_TYPES, self.on_aux))
+        self._dispatch.update(dict.fromkeys(_ORDER_EVENTS, self.on_order_event))
         self._dispatch.update(dict.fromkeys(_OPERATOR_COMMANDS, self.on_operator))
 
     # --- reads ---------------------------------------------------------------------------------
@@ -218,8 +234,10 @@ class Kernel:
         return self._drain()
 
     def market_handlers(self) -> dict[type, Callable[[Any], list[Message]]]:
-        """Handlers of market data by type, for runners that dispatch themselves (hot loops)."""
-        return {t: self._dispatch[t] for t in (Bar, QuoteTick, TradeTick, BookDeltas, BookSnapshot)}
+        """Handlers of market and auxiliary data by type, for runners that dispatch themselves
+        (hot loops)."""
+        kinds = (Bar, QuoteTick, TradeTick, BookDeltas, BookSnapshot, *AUX_TYPES)
+        return {t: self._dispatch[t] for t in kinds}
 
     def report_handlers(self) -> dict[type, Callable[[Any], list[Message]]]:
         """Handlers of the venue's order reports by type (what :meth:`handle` would call)."""
@@ -303,6 +321,8 @@ class Kernel:
         """What every market message with a price does: mark the position and check the daily
         loss (on every mark of a held position, at most once per simulated second between
         fills; each fill checks at once), then move trailing stops."""
+        if ts >= self.carry.next_accrual_ns:  # a midnight passed: borrow on the shorts held
+            self._out.extend(self.carry.accrue_until(ts))
         pos = self._positions.get(inst)
         if pos is not None:
             pos.mark = price
@@ -310,6 +330,25 @@ class Kernel:
                 self._check_loss(ts)
         if inst in self._watches:
             self._take(self.linked.on_price(inst, ts))
+
+    # --- auxiliary data ------------------------------------------------------------------------
+    def on_aux(self, message: AuxData) -> list[Message]:
+        """Funding rates, open interest, mark/index prices and borrow rates: kept for freshness,
+        a settled funding rate charged (:mod:`runtime.carry`), then heard by the strategies of
+        the instrument (``on_aux``)."""
+        self.clock.ns = ts = max(self.clock.ns, message.ts_event)
+        if ts >= self.carry.next_accrual_ns:
+            self._out.extend(self.carry.accrue_until(ts))
+        self.aux.on_data(message)
+        if type(message) is FundingRate:
+            charge = self.carry.on_funding(message)
+            if charge is not None:
+                self._out.append(charge)
+        elif type(message) is BorrowRate:
+            self.carry.on_borrow_rate(message)
+        for strategy in self._subs.get(message.instrument_id, ()):
+            strategy.on_aux(message)
+        return self._drain() if self._intents or self._out else _EMPTY
 
     def book(self, instrument_id: str) -> Any:
         book = self._books.get(instrument_id)
@@ -361,7 +400,10 @@ class Kernel:
         return self.flow.on_intent(intent)
 
     def on_order_event(self, event: Any) -> list[Message]:
-        """A report from the venue (or risk's denial, for a strategy actor's kernel)."""
+        """A report from the venue (or risk's denial, for a strategy actor's kernel); borrow
+        first for any midnight before it (the position charged is the one held then)."""
+        if event.ts_init >= self.carry.next_accrual_ns:
+            self._out.extend(self.carry.accrue_until(event.ts_init))
         return self.flow.on_order_event(event)
 
     @property
@@ -416,6 +458,9 @@ class Kernel:
             "linked": self.linked.state(),
             "ids": dict(sorted(self.ids.counters.items())),
         }
+        carry = self.carry.state()
+        if carry is not None:  # only once funding or borrow mattered
+            state["carry"] = carry
         operated = self.roster.state()
         if operated is not None:  # only once an operator changed a strategy
             state["operator"] = operated
@@ -441,4 +486,5 @@ class Kernel:
         if "linked" in state:  # snapshots from before linked orders have none
             self.linked.load_state(state["linked"])
         self.ids.counters = dict(state["ids"])
+        self.carry.load_state(state.get("carry"))
         self.roster.load_state(state.get("operator"))
