@@ -26,8 +26,6 @@ from actors.driver import Driver, Ports
 from actors.feed_log import CACHE, write_log
 from actors.names import Named
 from actors.setup import SessionSetup
-from runtime.errors import ConfigError
-from runtime.kernel import AUX_TYPES as AUX_MESSAGES
 from runtime.messages import MarketData
 
 __all__ = ["FeedActor", "load_messages", "read_cache", "write_cache"]
@@ -60,16 +58,9 @@ def load_messages(setup: SessionSetup, feed: FeedConfig,
         return _synthetic(setup, feed)
     if feed.mode == "broker":  # streamed while the session runs (actors.venues.market_data)
         return [], time.time_ns()
-    from backtest.data import AUX_KINDS
     from backtest.feed import load_feed
 
     config = setup.trading
-    aux = sorted({d.kind for d in config.data if d.kind in AUX_KINDS})
-    if aux:
-        raise ConfigError(
-            f"a paper session replays market data only; {', '.join(aux)} data replays in a "
-            "backtest (`tradewind backtest`): drop those streams from data:", field="data"
-        )
     own = store is None and any(d.path is None for d in config.data)
     if own:
         from backtest.results import open_config_store
@@ -80,7 +71,7 @@ def load_messages(setup: SessionSetup, feed: FeedConfig,
     finally:
         if own:
             store.close()
-    return cast(list[MarketData], data.messages), data.start_ns  # no aux: refused above
+    return cast(list[MarketData], data.messages), data.start_ns  # auxiliary data too
 
 
 def _synthetic(setup: SessionSetup, feed: FeedConfig) -> tuple[list[MarketData], int]:
@@ -89,7 +80,7 @@ def _synthetic(setup: SessionSetup, feed: FeedConfig) -> tuple[list[MarketData],
     import msgspec
     import numpy as np
 
-    from backtest.data import SampleSpec, generate_sample, to_messages
+    from backtest.data import AUX_KINDS, SampleSpec, generate_sample, to_messages
 
     spec = SampleSpec(instruments=setup.instruments(), days=feed.synthetic_days,
                       start=dt.date(2024, 1, 2))
@@ -97,9 +88,11 @@ def _synthetic(setup: SessionSetup, feed: FeedConfig) -> tuple[list[MarketData],
     wanted = {(d.kind, d.instrument) for d in setup.trading.data}
     msgs: list[MarketData] = []
     for kind, table in tables.items():
+        if kind in AUX_KINDS:  # the synthetic feed is market data only
+            continue
         for instrument in sorted({i for k, i in wanted if k == kind}):
             part = table.filter(np.asarray(table.column("instrument_id").to_pylist()) == instrument)
-            msgs.extend(m for m in to_messages(kind, part) if not isinstance(m, AUX_MESSAGES))
+            msgs.extend(cast(list[MarketData], to_messages(kind, part)))
     msgs.sort(key=lambda m: (m.ts_event, m.seq))
     if not msgs:
         return [], 0

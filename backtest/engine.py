@@ -6,6 +6,8 @@ these trigger are sent at the report's delivery time or the timer's time). Then 
 the message (filling resting orders with it), then the kernel and its strategies see it, and
 the commands they produce are sent stamped ``t``. A strategy never sees data stamped after the
 simulated clock, and hears of a fill only at its delivery time (venue time + response latency).
+Auxiliary data (funding rates, open interest, marks, borrow rates) takes the same path: the
+venue's clock moves with it and nothing fills on it; the kernel charges funding and borrow.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from runtime.kernel import AUX_TYPES, Kernel
+from runtime.kernel import Kernel
 from runtime.messages import (
     CancelOrder,
     CarryCharged,
@@ -32,7 +34,6 @@ from runtime.messages import (
 __all__ = ["EventLog", "rare_gc", "run_loop"]
 
 Progress = Callable[[int], None]
-_AUX = frozenset(AUX_TYPES)
 
 
 @dataclass
@@ -100,15 +101,6 @@ def _run(
     last_ts = start_ns
     for msg in messages:
         ts = msg.ts_event
-        if type(msg) in _AUX:  # rare: the kernel alone, after everything due before it
-            if held:
-                _show(held, on_market)
-            catch_up(ts)
-            out = handlers[type(msg)](msg)
-            if out:
-                send(out, ts)
-            busy, last_ts, n = True, ts, n + 1
-            continue
         if busy or timers.next_due <= ts:
             if held:
                 _show(held, on_market)

@@ -19,7 +19,7 @@ import msgspec
 from runtime.errors import ConfigError
 from runtime.messages import AuxData, BorrowRate, FundingRate, IndexMarkPrice, OpenInterest
 
-__all__ = ["AUX_KINDS", "AuxNeed", "AuxState", "aux_kind"]
+__all__ = ["AUX_KINDS", "AUX_TYPES", "AuxNeed", "AuxState", "aux_kind"]
 
 #: the kind name of each auxiliary message type (also its store table's kind)
 AUX_KINDS: dict[type, str] = {
@@ -28,6 +28,8 @@ AUX_KINDS: dict[type, str] = {
     IndexMarkPrice: "mark",
     BorrowRate: "borrow",
 }
+#: the auxiliary message types
+AUX_TYPES: tuple[type, ...] = tuple(AUX_KINDS)
 _KIND_NAMES = frozenset(AUX_KINDS.values())
 _S = 10**9
 

@@ -88,7 +88,7 @@ CREATE TABLE snapshots (
 """
 
 _DECODABLE: Final = frozenset(
-    cls for alias in (MarketData, Command, OperatorCommand, Event)
+    cls for alias in (MarketData, AuxData, Command, OperatorCommand, Event)
     for cls in typing.get_args(alias)
 )
 _INSERT: Final = (

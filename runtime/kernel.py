@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, get_args
 
 from runtime.approval import Approval, CheckElsewhere, CheckHere
-from runtime.auxdata import AuxState
+from runtime.auxdata import AUX_TYPES, AuxState
 from runtime.carry import Carry
 from runtime.context import KernelContext
 from runtime.errors import InvariantError
@@ -52,10 +52,8 @@ from runtime.messages import (
     CancelOrder,
     ClosePositions,
     FundingRate,
-    IndexMarkPrice,
     Message,
     ModifyOrder,
-    OpenInterest,
     OperatorCommand,
     OrderEvent,
     QuoteTick,
@@ -88,7 +86,6 @@ def _refuse(value: object) -> object:
 
 _EMPTY: list[Message] = []
 _ORDER_EVENTS = frozenset(get_args(OrderEvent))
-AUX_TYPES = (FundingRate, OpenInterest, IndexMarkPrice, BorrowRate)
 _OPERATOR_COMMANDS = frozenset(get_args(OperatorCommand))
 _LOSS_CHECK_NS = 10**9  # daily-loss check at most once per simulated second between fills
 
