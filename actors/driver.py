@@ -82,8 +82,11 @@ class Driver:
 
     def __init__(self, ports: Ports, messages: Sequence[MarketData], *, start_ns: int,
                  carrier: Carrier | None = None, exact: bool = True, batch_size: int = 512,
-                 speed: float | None = None) -> None:
+                 speed: float | None = None, record_feed: bool = False) -> None:
         self.ports, self.messages, self.start_ns = ports, messages, start_ns
+        #: copies of the feed's data (market and auxiliary) to the recorder, as it is stepped:
+        #: a broker's stream is recorded into the store (a replayed feed is there already)
+        self.record_feed = record_feed
         self.carrier = carrier  # set before start() (the feed opens it in its loop)
         self.exact, self.batch_size, self.speed = exact, batch_size, speed
         #: telemetry hook: ``observe(stage, seconds)``: every ``step``, and ``tick_to_order``
@@ -312,6 +315,8 @@ class Driver:
         result = await carrier.collect()
         assert result is not None
         self._take(i, batch, reports, result)
+        if self.record_feed and batch:
+            self._forward(batch)
         if self.observe is not None:
             seconds = time.perf_counter() - t0
             self.observe("step", seconds)

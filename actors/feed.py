@@ -136,7 +136,8 @@ class FeedActor:
             speed = float(feed.speed)
         self.ports = _resolve(ports)
         self.driver = Driver(self.ports, self.messages, start_ns=start_ns, exact=feed.lockstep,
-                             batch_size=feed.batch_size, speed=speed)
+                             batch_size=feed.batch_size, speed=speed,
+                             record_feed=feed.mode == "broker")
         self.path = Path(setup.journal_dir) / "feed.json"
         self.saved: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.driver.cursor = int(self.saved.get("cursor", 0))
@@ -283,7 +284,13 @@ class FeedActor:
             "finished": bool(self.saved.get("finished")), "running": self.task is not None
             and not self.task.done(), "paused": self.paused, "kill_halted": self.kill_halted,
             "error": self.error, "transport": self._transport_status(),
+            "aux": self._aux_status(),
         }
+
+    def _aux_status(self) -> dict[str, Any]:
+        """The broker stream's auxiliary feeds (age, staleness, errors), when it polls any."""
+        telemetry = getattr(self.stream, "telemetry", None)
+        return telemetry() if callable(telemetry) else {}
 
     def _transport_status(self) -> dict[str, Any]:
         """Which carrier moves the steps, its connections (1, plus one after each failure),

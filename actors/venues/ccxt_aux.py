@@ -100,7 +100,7 @@ class CcxtAuxPoller:
         self.settled_ms: dict[str, int] = {}  # instrument -> last settled funding time seen
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: Any = None
+        self._main: asyncio.Task[None] | None = None
 
     async def poll_due(self) -> int:
         """One round: every due feed polled once; the messages handed to the sink."""
@@ -166,9 +166,10 @@ class CcxtAuxPoller:
         self._thread = threading.Thread(target=self._loop.run_forever, name="tw-ccxt-aux",
                                         daemon=True)
         self._thread.start()
-        self._task = asyncio.run_coroutine_threadsafe(self._run(), self._loop)
+        asyncio.run_coroutine_threadsafe(self._run(), self._loop)
 
     async def _run(self) -> None:
+        self._main = asyncio.current_task()
         try:
             while True:
                 await self.poll_due()
@@ -178,11 +179,19 @@ class CcxtAuxPoller:
                 await self.exchange.close()
 
     def close(self) -> None:
-        if self._loop is None or self._task is None:
+        """Stop the polls; the run's ``finally`` closes the client."""
+        loop = self._loop
+        if loop is None:
             return
-        self._loop.call_soon_threadsafe(self._task.cancel)
-        with contextlib.suppress(concurrent.futures.CancelledError):  # the cancel we asked for
-            self._task.result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
+
+        async def stop() -> None:
+            if self._main is not None:
+                self._main.cancel()
+                await asyncio.gather(self._main, return_exceptions=True)
+
+        with contextlib.suppress(concurrent.futures.TimeoutError):
+            asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(5)
+        self._loop = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +152,33 @@ def test_bad_feed_configs_are_refused() -> None:
     with pytest.raises(ConfigError, match="no exchange symbol"):
         CcxtAuxPoller(ccxt_config(1), [AuxFeedConfig(kind="mark", instrument="ETH-PERP")],
                       lambda batch: None)
+
+
+def test_a_broker_stream_polls_its_aux_feeds_into_the_journaled_feed(
+        fake: FakeBinanceThread, tmp_path: Path) -> None:
+    from actors.venues.ccxt_market_data import CcxtMarketStream
+    from actors.venues.market_data import StreamSink
+
+    feeds = [{"kind": "funding", "instrument": IID, "every_s": 0.2, "ttl_s": 5},
+             {"kind": "open_interest", "instrument": IID, "every_s": 0.2, "ttl_s": 5}]
+    messages: list[Any] = []
+    stream = CcxtMarketStream(ccxt_config(fake.port, aux=feeds),
+                              StreamSink(tmp_path / "feed.stream.journal", messages))
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+                any(isinstance(m, OpenInterest) for m in messages)
+                and sum(isinstance(m, FundingRate) for m in messages) >= 3):
+            time.sleep(0.05)
+        telemetry = stream.telemetry()
+    finally:
+        stream.close()
+    kinds = {type(m) for m in messages}
+    assert {FundingRate, OpenInterest} <= kinds
+    assert [m.seq for m in messages] == list(range(1, len(messages) + 1))  # the sink numbered them
+    assert set(telemetry) == {"funding/BTC-PERP", "open_interest/BTC-PERP"}
+    assert all(t["stale"] is False and t["errors"] == 0 for t in telemetry.values())
+    # a restart reads back what the journal holds, auxiliary data included
+    again: list[Any] = []
+    StreamSink(tmp_path / "feed.stream.journal", again).journal.close()
+    assert again[:len(messages)] == messages[:len(again)]
