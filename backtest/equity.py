@@ -5,7 +5,8 @@ Positions are step functions that change only at fills, cash at fills and at car
 (bar close, quote mid, trade price). Equity at each sample time is
 ``cash + Σ qty × mark × multiplier`` in floats (analytics only: the exact accounting lives in
 the kernel's portfolio, and the final equity here is checked against it in the tests).
-Long tick series are sampled onto at most ``max_points`` times (the last value in each bucket).
+Long tick series are sampled onto at most ``max_points`` times (the last value in each bucket),
+plus the time of each carry charge.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def equity_curve(
 ) -> pd.DataFrame:
     """Columns ``equity, cash, position_value, drawdown`` indexed by UTC timestamps."""
     times = _sample_times(marks, max_points) if marks else np.array([0], dtype=np.int64)
+    if carry:  # a charge is a sample of its own (a funding after the last price included)
+        times = np.unique(np.concatenate([times, [c.ts_event for c in carry]]))
     fill_ts = np.array([f.ts_event for f in fills], dtype=np.int64)
     order = np.argsort(fill_ts, kind="stable")
     cash = _cash(fills, carry, registry, initial_cash, times)

@@ -1,16 +1,16 @@
-"""The funding-carry strategy on the sample data as `tradewind data sample --days 5
---perpetuals SIM-A` writes it (seed 7): its figures, its funding, determinism, and its entries
-held while the funding feed is stale."""
+"""The funding-carry strategy on the sample data as `tradewind data sample --days 3
+--perpetuals SIM-A` writes it (seed 7): its figures (as docs/strategy-guide.md quotes them), its
+funding, determinism, and its entries held while the funding feed is stale."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pytest
-import yaml
 
 from backtest.api import run_backtest, simulate
 from backtest.config import load_config
@@ -21,6 +21,7 @@ from backtest.strategies.funding_carry import FundingCarry
 from runtime.values import fixed
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "funding_carry.yaml"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "strategy-guide.md"
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Any:
     path = tmp_path_factory.mktemp("store") / "ch"
     with open_store(f"chdb://{path}") as s:
         tables = generate_sample(np.random.default_rng(7),
-                                 SampleSpec(days=5, perpetuals=("SIM-A",)))
+                                 SampleSpec(days=3, perpetuals=("SIM-A",)))
         s.write_market("bars", tables["bars"])
         s.write_market("funding", tables["funding"])
         yield s
@@ -38,46 +39,54 @@ def test_the_config_runs_collects_funding_and_is_deterministic(store: Any) -> No
     first = run_backtest(CONFIG, store=store, write=False)
     second = run_backtest(CONFIG, store=store, write=False)
     assert first.state_hash == second.state_hash
-    # one carry trade: long 200 SIM-A, short 200 SIM-A-PERP from the first session's open
-    assert list(first.fills["instrument_id"]) == ["SIM-A", "SIM-A-PERP", "SIM-A", "SIM-A-PERP"]
-    assert list(first.fills["side"]) == [1, -1, -1, 1]
+    # one carry trade: long 200 SIM-A, short 200 SIM-A-PERP, entered on the second rate (the
+    # first, 0.0065%, is below entry_rate) and held: no rate reaches exit_rate in the sessions
+    assert list(first.fills["instrument_id"]) == ["SIM-A", "SIM-A-PERP"]
+    assert list(first.fills["side"]) == [1, -1]
     carry = first.carry
     assert set(carry["kind"]) == {"funding"} and set(carry["instrument_id"]) == {"SIM-A-PERP"}
-    assert len(carry) == 9
-    # every charge is -notional * rate on the short at the funding time's mark
+    assert len(carry) == 7 and (carry["amount"] > 0).sum() == 6
+    # every charge is -notional * rate on the short, at the last mark (the sample's rates come
+    # without one)
     assert all((carry["quantity"] == -200).tolist())
     assert np.allclose(carry["amount"], 200 * carry["price"] * carry["rate"], atol=5e-10)
     account = first.account
     assert account is not None
-    assert account.funding == fixed("59.48337698")
-    assert account.fees == fixed("13.0688")
-    assert first.metrics["strategy"]["funding"] == pytest.approx(59.48337698)
-    assert first.metrics["strategy"]["final_equity"] == pytest.approx(100_070.41457698)
-    assert first.equity["equity"].iloc[-1] == pytest.approx(100_070.41457698)
+    assert account.funding == fixed("60.19897682")
+    assert account.fees == fixed("6.5078")
+    assert account.equity == fixed("100081.69117682")
+    assert first.equity["equity"].iloc[-1] == pytest.approx(100_081.69117682)
+    m = first.metrics["strategy"]
+    quoted = re.search(r"^\| `funding_carry` \| (.+) \|$", GUIDE.read_text(), re.M)
+    assert quoted is not None
+    assert [c.strip() for c in quoted.group(1).split("|")] == [
+        str(m["fills"]), f"{m['funding']:+.2f}", f"{m['fees_paid']:.2f}",
+        f"{m['total_return']:+.2%}", f"{m['max_drawdown']:.2%}",
+        f"{first.metrics['buy_and_hold']['total_return']:+.2%}"]
 
 
-def test_stale_funding_holds_the_entry_until_a_fresh_rate(tmp_path: Path) -> None:
-    """With a one-hour TTL, rates are stale for most of each session: every entry is denied
-    (``aux_stale``) until a rate that pays enough is at most an hour old."""
-    tables = generate_sample(np.random.default_rng(7), SampleSpec(days=5, perpetuals=("SIM-A",)))
-    bars = tables["bars"]
+def test_a_gap_in_the_funding_series_holds_the_entry_until_a_fresh_rate() -> None:
+    """The sample without two rates (Jan 2 16:00 and Jan 3 08:00 UTC): on Jan 3 the latest rate
+    is from 00:00, older than the config's nine hours at the 14:30 open, so every entry is
+    denied (``aux_stale``) until the 16:00 rate arrives; the carry then enters at once."""
+    tables = generate_sample(np.random.default_rng(7), SampleSpec(days=3, perpetuals=("SIM-A",)))
+    bars, funding = tables["bars"], tables["funding"]
     ids = np.asarray(bars.column("instrument_id").to_pylist())
+    rates = funding.column("ts_event").to_numpy()
+    keep = np.ones(len(rates), dtype=bool)
+    keep[[1, 3]] = False
     feed = Feed(tables={("bars", "SIM-A"): bars.filter(pa.array(ids == "SIM-A")),
                         ("bars", "SIM-A-PERP"): bars.filter(pa.array(ids == "SIM-A-PERP")),
-                        ("funding", "SIM-A-PERP"): tables["funding"]},
-                dataset_hash="sample")
+                        ("funding", "SIM-A-PERP"): funding.filter(pa.array(keep))},
+                dataset_hash="sample-with-a-gap")
     feed.index()
-    raw = yaml.safe_load(CONFIG.read_text())
-    raw["strategies"][0]["params"]["funding_ttl_s"] = 3600
-    raw["output_dir"] = str(tmp_path)
-    kernel, log = simulate(load_config(raw), feed)
-    rates = tables["funding"].column("ts_event").to_numpy()
-    assert len(log.fills) == 4
-    entry = log.fills[0].ts_event
+    kernel, log = simulate(load_config(CONFIG), feed)
+    jan3_open, jan3_16 = rates[2] + 14 * 3600 * 10**9 + 30 * 60 * 10**9, rates[4]
     assert log.denials and {d.reason_code for d in log.denials} == {"aux_stale"}
-    assert all("SIM-A-PERP" in d.reason and d.ts_event <= entry for d in log.denials)
-    # entered within the hour after a rate: the first bar with fresh funding that paid enough
-    assert entry - rates[rates <= entry].max() <= 3600 * 10**9
+    assert all("SIM-A-PERP" in d.reason and jan3_open < d.ts_event <= jan3_16
+               for d in log.denials)
+    assert len(log.fills) == 2  # the two legs of the entry, after the fresh rate
+    assert all(jan3_16 < f.ts_event <= jan3_16 + 3 * 60 * 10**9 for f in log.fills)
     strategy = kernel.roster.by_id["carry"]
     assert isinstance(strategy, FundingCarry)
     assert strategy.decisions[0][2] == fixed(200)
