@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from backtest.data import (
+    AUX_KINDS,
     KINDS,
     SCHEMAS,
     FileOptions,
@@ -116,9 +117,11 @@ def _import(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
+    prices = ("" if args.kind in AUX_KINDS else  # auxiliary data holds no order prices
+              f"; prices have up to {stream.price_decimals} "
+              f"decimal{'' if stream.price_decimals == 1 else 's'}")
     print(f"imported {stream.rows} {args.kind} rows of {args.instrument} from {stream.source} "
-          f"into {dsn} ({_span(seen.first_ts, seen.last_ts)}); prices have up to "
-          f"{stream.price_decimals} decimal{'' if stream.price_decimals == 1 else 's'}")
+          f"into {dsn} ({_span(seen.first_ts, seen.last_ts)}){prices}")
     if written.replaced:
         print(f"replaced {written.replaced} stored rows in that range (--replace)")
     if stream.ignored_columns:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.errors import InvariantError
 from runtime.instruments import InstrumentRegistry
 from runtime.messages import OrderFilled
 from runtime.values import Rounding, div_round, to_float
@@ -172,16 +173,16 @@ class Portfolio:
     def apply_carry(self, instrument_id: str, kind: str, amount: int) -> None:
         """Cash moved by holding ``instrument_id``: ``kind`` ``funding`` (signed, received > 0)
         or ``borrow`` (``amount`` <= 0: paid)."""
+        if kind not in ("funding", "borrow"):
+            raise InvariantError(f"unknown carry kind {kind!r} (funding or borrow)")
         pos = self.position(instrument_id)
         self.cash += amount
         if kind == "funding":
             pos.funding += amount
             self.funding += amount
-        elif kind == "borrow":
+        else:
             pos.borrow -= amount
             self.borrow -= amount
-        else:
-            raise ValueError(f"unknown carry kind {kind!r}")
 
     def carried(self) -> bool:
         """Whether any funding or borrow moved cash."""

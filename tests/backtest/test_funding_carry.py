@@ -90,3 +90,15 @@ def test_a_gap_in_the_funding_series_holds_the_entry_until_a_fresh_rate() -> Non
     strategy = kernel.roster.by_id["carry"]
     assert isinstance(strategy, FundingCarry)
     assert strategy.decisions[0][2] == fixed(200)
+
+
+def test_a_carry_is_two_instruments_and_its_exit_below_its_entry() -> None:
+    from pydantic import ValidationError
+
+    from runtime.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\(spot, perpetual\): got 1"):
+        FundingCarry("c", {"size": 1}, instruments=("SIM-A",)).aux_needs()
+    with pytest.raises(ValidationError, match="exit_rate"):
+        FundingCarry("c", {"size": 1, "entry_rate": 0.0001, "exit_rate": 0.0002},
+                     instruments=("SIM-A", "SIM-A-PERP"))

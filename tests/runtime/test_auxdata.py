@@ -140,3 +140,12 @@ def test_aux_messages_round_trip_the_wire_and_needs_are_checked() -> None:
         AuxNeed(kind="funding_rate", instrument_id="X", ttl_ns=H)
     with pytest.raises(ConfigError, match="ttl"):
         AuxNeed(kind="funding", instrument_id="X", ttl_ns=0)
+
+
+def test_carry_of_an_unknown_kind_is_a_bug() -> None:
+    from runtime.errors import InvariantError
+
+    k, _ = _kernel()
+    with pytest.raises(InvariantError, match="unknown carry kind 'rebate'"):
+        k.portfolio.apply_carry("X", "rebate", 5)
+    assert k.portfolio.cash == fixed(100_000)

@@ -182,3 +182,12 @@ def test_a_broker_stream_polls_its_aux_feeds_into_the_journaled_feed(
     again: list[Any] = []
     StreamSink(tmp_path / "feed.stream.journal", again).journal.close()
     assert again[:len(messages)] == messages[:len(again)]
+
+
+def test_an_answer_without_what_it_should_hold_is_a_data_error() -> None:
+    from actors.venues.ccxt_aux import funding_of, open_interest_of
+    from runtime.errors import DataError
+
+    with pytest.raises(DataError, match="open interest of BTC-PERP without an amount"):
+        open_interest_of(IID, {"symbol": "BTC/USDT:USDT", "info": {}}, 5)
+    assert funding_of(IID, {"fundingRate": None, "fundingTimestamp": None}, 5) is None
