@@ -63,8 +63,10 @@ class SessionSetup:
         }
 
     def risk_kernel(self) -> Kernel:
-        """The risk actor's kernel: no strategies; intents come in as messages."""
-        return Kernel(strategies=[], **self._kernel_args())
+        """The risk actor's kernel: no strategies (intents come in as messages), but what
+        auxiliary data each needs fresh: risk holds their entries while it is stale."""
+        needs = {s.id: self._strategy(s.id).aux_needs() for s in self.trading.strategies}
+        return Kernel(strategies=[], aux_needs=needs, **self._kernel_args())
 
     def strategy_host(self, strategy_id: str) -> Kernel:
         """A strategy actor's kernel: the strategy runs here, risk decides in the risk actor."""

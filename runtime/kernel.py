@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, get_args
 
 from runtime.approval import Approval, CheckElsewhere, CheckHere
-from runtime.auxdata import AUX_TYPES, AuxState
+from runtime.auxdata import AUX_TYPES, AuxNeed, AuxState
 from runtime.carry import Carry
 from runtime.context import KernelContext
 from runtime.errors import InvariantError
@@ -104,7 +104,10 @@ class Kernel:
         namespace: str,
         seed: int = 0,
         risk_elsewhere: bool = False,
+        aux_needs: Mapping[str, Sequence[AuxNeed]] | None = None,
     ) -> None:
+        """``aux_needs``: the auxiliary data of strategies that run elsewhere (a risk actor's
+        kernel checks their entries), beside what its own strategies declare."""
         self.registry = registry
         self.roster = Roster(strategies, registry)
         self.strategies = self.roster.strategies
@@ -127,6 +130,8 @@ class Kernel:
         self.risk.bind_orders(self.ledger)  # per-strategy budgets count a strategy's open orders
         self.carry = Carry(registry, self.portfolio)
         self.aux = AuxState()
+        for strategy_id, needs in (aux_needs or {}).items():
+            self.aux.declare(strategy_id, needs)
         for strategy in self.strategies:
             self.aux.declare(strategy.strategy_id, strategy.aux_needs())
         self.risk.bind_aux(self.aux.stale)  # stale aux data holds a strategy's new entries

@@ -1,6 +1,7 @@
 """Funding in a paper session: the split kernel (strategy actor, risk actor, paper gateway)
 driven in lockstep in one process replays the funding history beside the bars and ends with
-the backtest's fills and the backtest's funding, to the unit."""
+the backtest's fills, denials (stale funding holds the entry in the risk actor) and funding, to
+the unit."""
 
 from __future__ import annotations
 
@@ -29,8 +30,14 @@ _FIXED = {"open", "high", "low", "close", "volume", "rate", "mark_price"}
 
 
 def _write(folder: Path) -> Path:
+    """Two days of SIM-A and its perpetual; the funding history without the first day's rates
+    and the second day's 08:00 one (a gap: on the second day the 00:00 rate is stale at the
+    open, older than the strategy's nine hours, until the 16:00 rate)."""
     tables = generate_sample(np.random.default_rng(7), SampleSpec(instruments=("SIM-A",),
                                                                   days=2, perpetuals=("SIM-A",)))
+    keep = np.ones(tables["funding"].num_rows, dtype=bool)
+    keep[[0, 1, 3]] = False
+    tables["funding"] = tables["funding"].filter(pa.array(keep))
     bars = tables["bars"]
     ids = np.asarray(bars.column("instrument_id").to_pylist())
     for name, table in (("spot", bars.filter(pa.array(ids == "SIM-A"))),
@@ -83,6 +90,8 @@ def test_lockstep_paper_charges_the_backtests_funding(tmp_path: Path) -> None:
 
     asyncio.run(go())
     expected = run_backtest(config, write=False)
+    assert expected.denials and {d["reason_code"] for d in expected.denials} == {"aux_stale"}
+    assert driver.counters.denials == len(expected.denials)
     assert expected.account is not None and expected.account.funding != 0
     assert paper_fills(gateway.fills()) == backtest_fills(expected)
     portfolio = risk.jk.kernel.portfolio
