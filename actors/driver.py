@@ -315,8 +315,6 @@ class Driver:
         result = await carrier.collect()
         assert result is not None
         self._take(i, batch, reports, result)
-        if self.record_feed and batch:
-            self._forward(batch)
         if self.observe is not None:
             seconds = time.perf_counter() - t0
             self.observe("step", seconds)
@@ -334,6 +332,8 @@ class Driver:
                 n, r = min(n, answer.taken), min(r, answer.reports_taken)
         if n:
             self._publish(i, batch[:n])
+            if self.record_feed:  # what the step took, once
+                self._forward(batch[:n])
             self.cursor, self.counters.events = i + n, self.counters.events + n
         if r:
             del self.reports[:r]

@@ -17,12 +17,14 @@ from actors.config import FeedConfig
 from actors.driver import Driver, Ports
 from actors.feed import load_messages, write_cache
 from actors.gateway import GatewayActor
+from actors.recording import decode_batch
 from actors.risk import RiskActor
 from actors.setup import SessionSetup
 from actors.strategy import StrategyActor
 from backtest.api import run_backtest
 from backtest.config import load_config
 from backtest.data import SampleSpec, generate_sample
+from runtime.messages import Bar, FundingRate, Message
 from tests.actors.paper_helpers import FakeHandle, backtest_fills, paper_fills
 from tests.actors.test_lockstep_inprocess import _carrier, _plain
 
@@ -78,9 +80,17 @@ def test_lockstep_paper_charges_the_backtests_funding(tmp_path: Path) -> None:
     risk, gateway = _plain(RiskActor)(setup), _plain(GatewayActor)(setup)
     hosts = {s.id: _plain(StrategyActor)(setup, s.id) for s in config.strategies}
     messages, start_ns = load_messages(setup, FeedConfig())
+    recorded: list[Message] = []
+
+    class Recorder:  # the recorder's port: what a broker feed's data copies would reach
+        def record(self, payload: bytes, source: str) -> None:
+            recorded.extend(decode_batch(payload))
+
     ports = Ports(gateway=FakeHandle(gateway), risk=FakeHandle(risk),
-                  hosts={k: FakeHandle(v) for k, v in hosts.items()})
-    driver = Driver(ports, messages, start_ns=start_ns, batch_size=64, carrier=_carrier(ports))
+                  hosts={k: FakeHandle(v) for k, v in hosts.items()},
+                  recorder=FakeHandle(Recorder()))
+    driver = Driver(ports, messages, start_ns=start_ns, batch_size=64, carrier=_carrier(ports),
+                    record_feed=True)
 
     async def go() -> None:
         await driver.start()
@@ -98,4 +108,7 @@ def test_lockstep_paper_charges_the_backtests_funding(tmp_path: Path) -> None:
     assert portfolio.funding == expected.account.funding
     assert portfolio.cash == expected.account.cash
     assert portfolio.identity_gap() == 0
+    # the feed's data reached the recorder once each, auxiliary data included, in feed order
+    assert [m for m in recorded if isinstance(m, Bar | FundingRate)] == list(messages)
+    assert any(isinstance(m, FundingRate) for m in messages)
     # (state hashes differ by the client order ids' namespace: a session's is its own)
