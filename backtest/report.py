@@ -295,6 +295,27 @@ def _fills_table(fills: pd.DataFrame | None, max_rows: int) -> str:
     return _table(headers, frame, _fill_row, max_rows=max_rows, noun="fills")
 
 
+def _carry_row(c: Any) -> list[Cell]:
+    return [
+        (_e(fmt_ts(c.ts_event)), ""), (_e(c.instrument_id), ""),
+        ("Funding" if c.kind == "funding" else "Borrow", ""), (_e(_plain(c.quantity)), "num"),
+        (_e(_plain(c.price)), "num"), (_e(_plain(c.rate)), "num"),
+        (_e(fmt_number(c.amount)), f"num {_sign_class(c.amount)}"),
+    ]  # fmt: skip
+
+
+def _carry_section(carry: pd.DataFrame | None, max_rows: int) -> str:
+    """Funding and borrow charged on held positions (nothing when none was)."""
+    if carry is None or len(carry) == 0:
+        return ""
+    headers = [("Time (UTC)", False), ("Instrument", False), ("Kind", False),
+               ("Position", True), ("Mark", True), ("Rate", True), ("Cash", True)]  # fmt: skip
+    table = _table(headers, carry, _carry_row, max_rows=max_rows, noun="charges")
+    return (f'<section class="card" id="carry"><h2>Funding and borrow</h2>{table}'
+            '<p class="note">Cash moved by holding positions: funding at each funding time '
+            '(rate per period), borrow on shorts each night (rate per year).</p></section>')
+
+
 def _orders_section(orders: pd.DataFrame | None, max_rows: int) -> str:
     if orders is None:
         return ""
@@ -328,6 +349,7 @@ def write_report(
     drawdown: pd.Series | None = None,
     fills: pd.DataFrame | None,
     orders: pd.DataFrame | None = None,
+    carry: pd.DataFrame | None = None,
     baseline_equity: Mapping[str, pd.Series] | None = None,
     max_rows: int = 25,
 ) -> Path:
@@ -355,6 +377,7 @@ def write_report(
         metrics_table=_metrics_table(columns),
         trades_table=_trades_table(fills, orders, max_rows),
         fills_table=_fills_table(fills, max_rows),
+        carry_section=_carry_section(carry, max_rows),
         orders_section=_orders_section(orders, max_rows),
         manifest=_e(json.dumps(manifest, indent=2, sort_keys=True, default=str)),
     )

@@ -74,6 +74,7 @@ def write_run_files(result: BacktestResult, output_dir: Path) -> Path:
         equity=result.equity["equity"],
         drawdown=result.equity["drawdown"],
         fills=result.fills,
+        carry=result.carry,
         orders=result.orders.assign(side=result.orders["side"].map(_SIDES))
         if len(result.orders) else result.orders,
     )

@@ -97,7 +97,9 @@ def test_funding_is_charged_on_the_open_position_at_each_funding_time(perp_run: 
 def test_funding_is_in_the_report_files_and_the_state_hash(perp_run: Any) -> None:
     run_dir = perp_run.run_dir
     assert (run_dir / "carry.csv").read_text().count("funding") == 3
-    assert "Funding" in (run_dir / "report.html").read_text()
+    report = (run_dir / "report.html").read_text()
+    assert "Funding (received − paid)" in report and 'id="carry"' in report
+    assert report.count("<td class=\"\">Funding</td>") == 3
     assert perp_run.manifest["state_hash"] == perp_run.state_hash
 
 
