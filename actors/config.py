@@ -35,11 +35,12 @@ class _Frozen(BaseModel):
 
 
 class FeedConfig(_Frozen):
-    mode: Literal["replay", "synthetic", "broker"] = "replay"  # broker: streamed from it
+    #: replay: the trading config's data (the store, files or generated sample data);
+    #: broker: streamed from the broker
+    mode: Literal["replay", "broker"] = "replay"
     speed: float | Literal["max"] = "max"  # data time per wall time; "max": as fast as it goes
     lockstep: bool = True
     batch_size: int = Field(512, ge=1, le=100_000)
-    synthetic_days: int = Field(1, ge=1)
     #: how a step travels strategies → risk → gateway (``actors.carriers``), in lockstep and
     #: in real time:
     #: ``sockets`` over the node's UNIX sockets (nothing polls; one node only), ``calls`` as
@@ -52,6 +53,11 @@ class FeedConfig(_Frozen):
         if isinstance(data, dict) and "hot_path" in data:
             raise ValueError("hot_path was replaced by transport: auto (the default), sockets "
                              "or calls; the Compiled Graph path was removed (docs/paper.md)")
+        if isinstance(data, dict) and (data.get("mode") == "synthetic"
+                                       or "synthetic_days" in data):
+            raise ValueError("feed mode synthetic was replaced by a data source: give the "
+                             "trading config's data streams sample_days: N and replay them "
+                             "(speed: 1 paces them as a live stream; docs/paper.md)")
         return data
 
 

@@ -101,6 +101,9 @@ class Driver:
         self.idle = self.quiet = False  # lockstep: the venue, as of its decision
         self.counters = Counters()
         self.book_sent: dict[str, int] = {}  # last feed index sent to each book actor
+        # step ids: unique per step sent, across restarts of the feed too (a new driver
+        # starts above every id an earlier one can have used: a step takes more than 1 ns)
+        self._step_id = time.monotonic_ns()
         self._wall0 = 0.0
 
     @property
@@ -308,10 +311,11 @@ class Driver:
         after = self.messages[i + len(batch)].ts_event if i + len(batch) < len(self.messages) \
             else None
         t0, commands = time.perf_counter(), self.counters.commands
+        self._step_id += 1
         await carrier.submit(HotInput(
             i, list(batch), now_ns, answers, list(reports), self.reports_seen,  # type: ignore[arg-type]
             exact=self.exact, idle_until=idle_until, after_ts=after, queued=queued,
-            final=final))
+            final=final, step=self._step_id))
         result = await carrier.collect()
         assert result is not None
         self._take(i, batch, reports, result)

@@ -1,13 +1,12 @@
 """The feed actor: market data for the session, and the driver that replays it.
 
-Data comes from the trading config's streams (a file or the store, through
-``backtest.feed.load_feed``) or from the synthetic generator (sample data shifted to start now,
-replayed at 1× as a live stream). The actor runs :class:`actors.driver.Driver` in a background
-task, one step at a time under a lock, over the carrier ``feed.transport`` picks
-(``actors.carriers``, opened when the loop starts), in lockstep and in real time alike, so
-halts, the kill file and the stop never interleave with a step. Its cursor is saved to a small file;
-after a restart it resumes from there (the other actors dedupe what they saw twice by feed
-index, order id and fill id).
+Data comes from the trading config's streams (the store, files or generated sample data,
+through ``backtest.feed.load_feed``) or from the broker's stream (``mode: broker``). The actor
+runs :class:`actors.driver.Driver` in a background task, one step at a time under a lock, over
+the carrier ``feed.transport`` picks (``actors.carriers``, opened when the loop starts), in
+lockstep and in real time alike, so halts, the kill file and the stop never interleave with a
+step. Its cursor is saved to a small file; after a restart it resumes from there (the other
+actors dedupe what they saw twice by feed index, order id and fill id).
 """
 
 from __future__ import annotations
@@ -54,14 +53,12 @@ def read_cache(setup: SessionSetup) -> tuple[list[MarketData], int]:
 def load_messages(setup: SessionSetup, feed: FeedConfig,
                   store: Any = None) -> tuple[list[MarketData], int]:
     """The session's market data in (ts, seq) order, and its start time."""
-    if feed.mode == "synthetic":
-        return _synthetic(setup, feed)
     if feed.mode == "broker":  # streamed while the session runs (actors.venues.market_data)
         return [], time.time_ns()
     from backtest.feed import load_feed
 
     config = setup.trading
-    own = store is None and any(d.path is None for d in config.data)
+    own = store is None and any(d.from_store for d in config.data)
     if own:
         from backtest.results import open_config_store
 
@@ -72,34 +69,6 @@ def load_messages(setup: SessionSetup, feed: FeedConfig,
         if own:
             store.close()
     return cast(list[MarketData], data.messages), data.start_ns  # auxiliary data too
-
-
-def _synthetic(setup: SessionSetup, feed: FeedConfig) -> tuple[list[MarketData], int]:
-    import datetime as dt
-
-    import msgspec
-    import numpy as np
-
-    from backtest.data import AUX_KINDS, SampleSpec, generate_sample, to_messages
-
-    spec = SampleSpec(instruments=setup.instruments(), days=feed.synthetic_days,
-                      start=dt.date(2024, 1, 2))
-    tables = generate_sample(np.random.default_rng(setup.trading.seed), spec)
-    wanted = {(d.kind, d.instrument) for d in setup.trading.data}
-    msgs: list[MarketData] = []
-    for kind, table in tables.items():
-        if kind in AUX_KINDS:  # the synthetic feed is market data only
-            continue
-        for instrument in sorted({i for k, i in wanted if k == kind}):
-            part = table.filter(np.asarray(table.column("instrument_id").to_pylist()) == instrument)
-            msgs.extend(cast(list[MarketData], to_messages(kind, part)))
-    msgs.sort(key=lambda m: (m.ts_event, m.seq))
-    if not msgs:
-        return [], 0
-    shift = time.time_ns() - msgs[0].ts_event
-    shifted = [msgspec.structs.replace(m, ts_event=m.ts_event + shift, ts_init=m.ts_init + shift)
-               for m in msgs]
-    return shifted, shifted[0].ts_event
 
 
 def _resolve(ports: Ports) -> Ports:
@@ -130,9 +99,7 @@ class FeedActor:
             self.stream = open_stream(broker, setup.journal_dir, self.messages,
                                       instruments=dict(setup.registry().as_mapping()))
         speed: float | None = None
-        if feed.mode == "synthetic":
-            speed = 1.0 if feed.speed == "max" else float(feed.speed)
-        elif not feed.lockstep and feed.speed != "max":
+        if not feed.lockstep and feed.speed != "max":
             speed = float(feed.speed)
         self.ports = _resolve(ports)
         self.driver = Driver(self.ports, self.messages, start_ns=start_ns, exact=feed.lockstep,

@@ -2,8 +2,8 @@
 
 The log is two files beside the journals, one after the other in index order:
 
-* ``feed.msgs``: the data loaded before the session starts (a file, the store, the synthetic
-  generator), written once (to a temporary name, fsynced, renamed), in chunks of
+* ``feed.msgs``: the data loaded before the session starts (the store, files, generated sample
+  data), written once (to a temporary name, fsynced, renamed), in chunks of
   :data:`CHUNK` messages so that a reader decodes only the chunks it needs::
 
       MAGIC | chunk 0 | chunk 1 | ... | index | index offset (8) | index length (8) | MAGIC

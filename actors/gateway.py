@@ -5,8 +5,10 @@ Like every actor of the step (``actors.step``): a thin shell that owns one runti
 rebuilds it in ``__init__`` from its snapshot and journal, and delegates. Synchronous, one call
 at a time: a carrier (``actors.carriers``) may call ``hot_step`` from a thread of its own, and
 every call takes the actor's lock (``actors.base.serialized``), so a step and a call never
-interleave. What it sees twice after a crash it dedupes: market data by feed index, intents by
-client order id, reports by fill id.
+interleave. A step that comes again (a carrier's retry) gets the reply it got
+(``actors.step.Replies``: kept in the paper venue's journal and snapshots; a broker adapter's
+in memory); what else it sees twice after a crash it dedupes: market data by feed index,
+commands by the send journal.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, serialized
 from actors.kernels import INTENT_TYPES
 from actors.setup import SessionSetup
 from actors.step import (
+    Replies,
     decode_answer,
     decode_input,
     decode_messages,
@@ -50,9 +53,10 @@ class GatewayActor(Child):
                  confirmed_live: bool = False) -> None:
         self.setup = setup
         self.venue: PaperVenue | BrokerGateway
+        self.replies = Replies()
         if broker is None or broker.kind == "paper":
             self.venue = PaperVenue(setup.venue, setup.path("gateway"), setup.feed_log(),
-                                    snapshot_every=setup.snapshot_every)
+                                    snapshot_every=setup.snapshot_every, replies=self.replies)
         else:
             from actors.venues.links import open_broker_gateway
 
@@ -82,6 +86,10 @@ class GatewayActor(Child):
         inp = decode_input(data)
         if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode_result(answers, risk_out, encode([]), inp.reports_seen)
+        key = Replies.digest(data, risk_out, *answers)
+        again = self.replies.get(key)
+        if again is not None:  # the same step again (a carrier's retry): the same reply
+            return again
         venue = self.venue
         out = decode_messages(risk_out)
         decided = False
@@ -89,7 +97,7 @@ class GatewayActor(Child):
             decoded = [decode_answer(a) for a in answers]
             n, r = taken(inp, decoded)
             venue.apply(inp.index, cast(list[MarketData], inp.msgs[:n]))
-            self._send([m for m in out if isinstance(m, INTENT_TYPES)])
+            sent = self._send([m for m in out if isinstance(m, INTENT_TYPES)])
             # a denial goes back to its strategy, and held reports to theirs, before the venue
             # moves on (the backtest answers them in the same call)
             if (inp.queued == 0 and r == len(inp.reports)
@@ -103,14 +111,19 @@ class GatewayActor(Child):
             reports = venue.reports[inp.reports_seen:]
         else:
             venue.apply(inp.index, cast(list[MarketData], inp.msgs))
-            self._send([m for m in out if isinstance(m, INTENT_TYPES)])
+            sent = self._send([m for m in out if isinstance(m, INTENT_TYPES)])
             reports = (venue.drain(inp.reports_seen) or [] if inp.final
                        else venue.reports_due(inp.reports_seen))
-        venue.commit()
         if not inp.exact:  # a broker's idle and quiet cost a call on its thread
-            return encode_result(answers, risk_out, encode(reports), inp.reports_seen)
-        return encode_result(answers, risk_out, encode(reports), inp.reports_seen,
-                             decided=decided, idle=venue.idle(), quiet=venue.quiet())
+            result = encode_result(answers, risk_out, encode(reports), inp.reports_seen)
+        else:
+            result = encode_result(answers, risk_out, encode(reports), inp.reports_seen,
+                                   decided=decided, idle=venue.idle(), quiet=venue.quiet())
+        record = self.replies.keep(key, result)
+        if isinstance(venue, PaperVenue) and (decided or sent or reports):
+            venue.note(record)
+        venue.commit()
+        return result
 
     def send_times(self) -> list[int]:
         """CLOCK_MONOTONIC times of the latest sends (for latency measurements)."""

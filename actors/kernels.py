@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.journals import open_journal
+from actors.step import REPLY, Replies
 from runtime.messages import (
     Bar,
     BookDeltas,
@@ -47,14 +48,18 @@ INTENT_TYPES = (SubmitOrder, CancelOrder, ModifyOrder)
 MARKET_TYPES = (QuoteTick, TradeTick, Bar, BookDeltas, BookSnapshot)
 
 
-def open_journaled(kernel_factory: Any, path: Path, feed: FeedLog, *,
-                   snapshot_every: int) -> tuple[JournaledKernel, int, bool]:
+def open_journaled(kernel_factory: Any, path: Path, feed: FeedLog, *, snapshot_every: int,
+                   replies: Replies) -> tuple[JournaledKernel, int, bool]:
     """A journaled kernel restored from ``path`` (its latest snapshot, then its tail with the
     market data re-read from ``feed``, the feed's log); its market cursor; whether it had
     started. ``snapshot_every``: a snapshot (the whole kernel) every this many inputs,
-    compacting what it covers (``runtime.recovery``)."""
+    compacting what it covers (``runtime.recovery``). ``replies``: where the journal's latest
+    step reply (``actors.step.REPLY``) goes back. A snapshot happens inside a step's
+    ``handle``, before the step's reply is journaled, so the latest reply is always in the
+    tail."""
     path.parent.mkdir(parents=True, exist_ok=True)
     journal = open_journal(path)
     started = journal.last_seq > 0
-    jk = JournaledKernel.restore(kernel_factory, journal, feed, snapshot_every=snapshot_every)
+    jk = JournaledKernel.restore(kernel_factory, journal, feed, snapshot_every=snapshot_every,
+                                 blobs={REPLY: lambda _, payload: replies.load(payload)})
     return jk, jk.position, started

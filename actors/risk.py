@@ -5,13 +5,14 @@ Like every actor of the step (``actors.step``): a thin shell that owns one runti
 rebuilds it in ``__init__`` from its snapshot and journal, and delegates. Synchronous, one call
 at a time: a carrier (``actors.carriers``) may call ``hot_step`` from a thread of its own, and
 every call takes the actor's lock (``actors.base.serialized``), so a step and a call never
-interleave. What it sees twice after a crash it dedupes: market data by feed index, intents by
-client order id, reports by fill id.
+interleave. A step that comes again (a carrier's retry) gets the reply it got
+(``actors.step.Replies``); what else it sees twice after a crash it dedupes: market data by feed
+index, intents by client order id, reports by fill id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, serialized
@@ -19,11 +20,13 @@ from actors.kernels import open_journaled
 from actors.operator import checked
 from actors.setup import SessionSetup
 from actors.step import (
+    Replies,
     decode_answer,
     decode_input,
     encode,
     taken,
 )
+from runtime.journal import Blob
 from runtime.messages import (
     MarketData,
     Message,
@@ -44,21 +47,24 @@ class RiskActor(Child):
 
     def __init__(self, setup: SessionSetup) -> None:
         self.setup = setup
+        self.replies = Replies()
         self.jk, self.cursor, self.started = open_journaled(
             setup.risk_kernel, setup.path("risk"), setup.feed_log(),
-            snapshot_every=setup.snapshot_every)
+            snapshot_every=setup.snapshot_every, replies=self.replies)
 
     def start(self, ts_ns: int) -> list[Message]:
         if self.started:
             return []
         self.started = True
         out = self.jk.start(ts_ns)
-        self.jk.journal.flush()
+        self.jk.flush()
         return out
 
-    def _step(self, batches: Sequence[tuple[int | None, Sequence[Message]]]) -> list[Message]:
+    def _step(self, batches: Sequence[tuple[int | None, Sequence[Message]]],
+              reply: Callable[[list[Message]], Blob] | None = None) -> list[Message]:
         """Batches in order: market data (with its feed index), reports, intents; the outputs
-        (approved commands, denials, position and trading-state changes)."""
+        (approved commands, denials, position and trading-state changes). ``reply(out)``: the
+        step's reply, journaled (when there are outputs) in the same commit as its inputs."""
         out: list[Message] = []
         handle = self.jk.handle
         for index, msgs in batches:
@@ -67,7 +73,11 @@ class RiskActor(Child):
                 self.cursor += len(msgs)
             for msg in msgs:
                 out.extend(handle(msg))
-        self.jk.journal.flush()
+        if reply is not None:
+            record = reply(out)
+            if out:
+                self.jk.append(record)
+        self.jk.flush()
         return out
 
     def hot_step(self, data: bytes, *answers: bytes) -> bytes:
@@ -76,11 +86,16 @@ class RiskActor(Child):
         inp = decode_input(data)
         if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode([])
+        key = Replies.digest(data, *answers)
+        again = self.replies.get(key)
+        if again is not None:  # the same step again (a carrier's retry): the same reply
+            return again
         decoded = [decode_answer(a) for a in answers]
         n, r = taken(inp, decoded)
         intents = [m for a in decoded for m in a.intents]
-        return encode(self._step([(None, inp.reports[:r]), (inp.index, inp.msgs[:n]),
-                                  (None, intents)]))
+        self._step([(None, inp.reports[:r]), (inp.index, inp.msgs[:n]), (None, intents)],
+                   lambda out: self.replies.keep(key, encode(out)))
+        return self.replies.reply
 
     def apply(self, index: int | None, msgs: Sequence[Message]) -> list[Message]:
         return self._step([(index, msgs)])

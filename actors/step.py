@@ -7,9 +7,14 @@ reports, messages and timers and answers its intents (:class:`HotAnswer`); the r
 the reports, the market data and those intents in that order, journals them and answers; the
 gateway applies the market data to its venue, journals and sends the approved commands, and
 returns the reports the venue releases (:class:`HotResult`). Each stage journals what it took
-before it answers, so a restarted actor comes back from its journal and an input executed
-twice (after a crash) changes nothing: market data dedupes by feed index, intents by client
-order id, reports by fill id, commands by the gateway's send journal.
+before it answers, so a restarted actor comes back from its journal. A step executed again (a
+carrier retries the step when an actor of the chain died, after the actors before it had run
+it) gets the reply it got the first time (:class:`Replies`, by the digest of the step's input,
+which carries the driver's ``step`` id): executing it a second time would answer without the
+intents the first execution produced (a strategy has moved past those messages) or make the
+venue release its next reports early. Inputs a restarted feed sends again under new step ids
+dedupe as before: market data by feed index, intents by client order id, reports by fill id,
+commands by the gateway's send journal.
 
 Lockstep and real time differ only in pacing, i.e. in how much one step carries:
 
@@ -33,14 +38,16 @@ costs ~30 us each way with Ray's serializer, its msgpack ~1 us).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
+from runtime.journal import Blob
 from runtime.messages import AnyMessage, Message
 
-__all__ = ["PING", "HotAnswer", "HotInput", "HotResult", "decode_answer",
+__all__ = ["PING", "REPLY", "HotAnswer", "HotInput", "HotResult", "Replies", "decode_answer",
            "decode_input", "decode_messages", "decode_result", "encode", "encode_result", "taken"]
 
 
@@ -58,6 +65,7 @@ class HotInput(msgspec.Struct, array_like=True, frozen=True):
     after_ts: int | None = None  # exact: the time of the message after msgs; None: the end
     queued: int = 0  # exact: reports the driver holds beyond these
     final: bool = False  # real time: the end; the gateway releases every report to come
+    step: int = 0  # the driver's id of this step (unique per step sent, retries keep it)
 
 
 class HotAnswer(msgspec.Struct, array_like=True, frozen=True):
@@ -102,6 +110,46 @@ def decode_answer(data: bytes) -> HotAnswer:
 
 
 PING = encode(HotInput(-1, [], 0, {}, [], 0))  # a no-op step: a carrier's warm-up
+
+REPLY: Final = "step.reply"  # journal record: a step's digest and the reply it got
+
+
+class Replies:
+    """The reply an actor gave to the latest step, by the digest of the step's input (see
+    the module docstring): :meth:`get` it back when the same step comes again. An actor
+    journals :meth:`keep`'s record when the step had effects (intents, outputs, a venue's
+    decision), in the same commit as the step's inputs, and reads it back with :meth:`load`
+    on restore, so a crash of the actor itself between its commit and its reply answers the
+    retry the same way."""
+
+    __slots__ = ("key", "reply")
+
+    def __init__(self) -> None:
+        self.key = b""
+        self.reply = b""
+
+    @staticmethod
+    def digest(*parts: bytes) -> bytes:
+        h = hashlib.blake2b(digest_size=16)
+        for part in parts:
+            h.update(len(part).to_bytes(8, "big"))
+            h.update(part)
+        return h.digest()
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.reply if key == self.key else None
+
+    def keep(self, key: bytes, reply: bytes) -> Blob:
+        """Remember ``reply`` for ``key``; the journal record that restores it."""
+        self.key, self.reply = key, reply
+        return Blob(REPLY, key + reply)
+
+    def load(self, payload: bytes) -> None:
+        """A journaled :meth:`keep` record (or a snapshot's copy) back."""
+        self.key, self.reply = payload[:16], payload[16:]
+
+    def state(self) -> bytes:
+        return self.key + self.reply
 
 
 class HotResult(msgspec.Struct, frozen=True):

@@ -5,8 +5,9 @@ Like every actor of the step (``actors.step``): a thin shell that owns one runti
 rebuilds it in ``__init__`` from its snapshot and journal, and delegates. Synchronous, one call
 at a time: a carrier (``actors.carriers``) may call ``hot_step`` from a thread of its own, and
 every call takes the actor's lock (``actors.base.serialized``), so a step and a call never
-interleave. What it sees twice after a crash it dedupes: market data by feed index, intents by
-client order id, reports by fill id.
+interleave. A step that comes again (a carrier's retry) gets the reply it got
+(``actors.step.Replies``); what else it sees twice after a crash it dedupes: market data by feed
+index, intents by client order id, reports by fill id.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from actors.operator import checked
 from actors.setup import SessionSetup
 from actors.step import (
     HotAnswer,
+    Replies,
     decode_input,
     encode,
 )
+from runtime.journal import Blob
 from runtime.messages import (
     MarketData,
     Message,
@@ -49,19 +52,29 @@ class StrategyActor(Child):
     def __init__(self, setup: SessionSetup, strategy_id: str) -> None:
         self.setup = setup
         self.strategy_id = strategy_id
+        self.replies = Replies()
         self.jk, self.cursor, self.started = open_journaled(
             lambda: setup.strategy_host(strategy_id), setup.path(f"strategy.{strategy_id}"),
-            setup.feed_log(), snapshot_every=setup.snapshot_every)
+            setup.feed_log(), snapshot_every=setup.snapshot_every, replies=self.replies)
         self.host = self.jk.kernel
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.snapshots_seen = 0
 
-    def _answer(self, out: list[Message]) -> Answer:
-        self.jk.journal.flush()
+    def _answer(self, out: list[Message], reply: Any = None) -> Answer:
+        """The intents ``out`` holds plus those risk has not answered, and the next timer;
+        ``reply(intents, timer)``: the step's reply, journaled (when the step acted) in the
+        same commit as its inputs."""
         intents: list[Message] = [m for m in out if isinstance(m, INTENT_TYPES)]
         sent = {m.client_order_id for m in intents if isinstance(m, SubmitOrder)}
+        acted = bool(intents)
         intents += [m for m in self.host.unanswered() if m.client_order_id not in sent]
-        return intents, self.host.next_timer_ns()
+        timer = self.host.next_timer_ns()
+        if reply is not None:
+            record = reply(intents, timer)
+            if acted:
+                self.jk.append(record)
+        self.jk.flush()
+        return intents, timer
 
     def _take(self, answers: Sequence[Message]) -> list[Message]:
         """Risk's answers to earlier intents: approvals (and denials), applied first."""
@@ -86,11 +99,15 @@ class StrategyActor(Child):
 
         Real time takes everything, firing the timers due before each message. Lockstep
         (``exact``) stops at the first report or message the strategy acts on, and before a
-        message at which one of its timers is due; a step executed again after a crash stops
-        where the first execution did (the cursor the journal holds)."""
+        message at which one of its timers is due; a step a restarted feed sends again
+        stops where the first execution did (the cursor the journal holds)."""
         inp = decode_input(data)
         if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode(HotAnswer([], None))
+        key = Replies.digest(data)
+        again = self.replies.get(key)
+        if again is not None:  # the same step again (a carrier's retry): the same reply
+            return again
         sid, exact = self.strategy_id, inp.exact
         out = self._take(inp.answers.get(sid, ()))
         kernel, handle = self.jk.kernel, self.jk.handle
@@ -120,8 +137,12 @@ class StrategyActor(Child):
         timer = kernel.next_timer_ns()
         if timer is not None and timer <= inp.now_ns:
             out.extend(handle(idle_timer(inp.now_ns, inp.idle_until)))
-        intents, timer = self._answer(out)
-        return encode(HotAnswer(intents, timer, n, reports_taken))  # type: ignore[arg-type]
+        def reply(intents: list[Message], timer: int | None) -> Blob:
+            return self.replies.keep(key, encode(HotAnswer(
+                intents, timer, n, reports_taken)))  # type: ignore[arg-type]
+
+        self._answer(out, reply)
+        return self.replies.reply
 
     def stop(self, ts_ns: int) -> Answer:
         return self._answer(self.jk.stop(ts_ns))
@@ -142,7 +163,7 @@ class StrategyActor(Child):
         command = checked(command)
         self.host.check(command)
         self.jk.handle(command)
-        self.jk.journal.flush()
+        self.jk.flush()
         return self.view()
 
     def view(self) -> dict[str, Any]:

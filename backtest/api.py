@@ -305,7 +305,7 @@ def run_backtest(
 
 
 def _needs_store(config: BacktestConfig) -> bool:
-    return any(d.path is None for d in config.data)
+    return any(d.from_store for d in config.data)
 
 
 def _result(

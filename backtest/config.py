@@ -134,7 +134,9 @@ class InstrumentConfig(_Frozen):
 
 
 class DataConfig(_Frozen):
-    """One data stream: from the store (default) or from a CSV/Parquet file.
+    """One data stream: from the store (default), from a CSV/Parquet file (``path``), or
+    generated (``sample_days``: that many days of the deterministic sample data that
+    ``tradewind data sample`` writes, from the config's seed, without a store).
 
     ``bar_stamp`` says what a bar file's time column marks, as ``tradewind data import
     --bar-stamp`` does: ``open`` (the default for files) or ``close``. The store always holds
@@ -152,6 +154,22 @@ class DataConfig(_Frozen):
     bar_stamp: Literal["open", "close"] | None = None  # bar files: time marks open or close
     start: str | None = None  # ISO time or date, inclusive
     end: str | None = None  # ISO time or date, exclusive
+    sample_days: int | None = Field(None, ge=1, le=250)  # generated sample data, not stored
+
+    @property
+    def from_store(self) -> bool:
+        """Read from the store (neither a file nor generated)."""
+        return self.path is None and self.sample_days is None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if self.sample_days is not None:
+            if self.path is not None:
+                raise ValueError("path and sample_days name two sources for one stream: "
+                                 "give one (a file, or generated sample data)")
+            if self.interval not in (None, "1m"):
+                raise ValueError(f"sample data has one-minute bars, not {self.interval}")
+        return self
 
     @model_validator(mode="after")
     def _a_range_with_room(self) -> DataConfig:

@@ -21,11 +21,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from backtest.config import BacktestConfig, DataConfig
-from backtest.data import load_file, table_hash, to_messages
+from backtest.data import SampleSpec, generate_sample, load_file, table_hash, to_messages
 from backtest.data.parse import format_interval, parse_interval
 from backtest.data.prices import check_ticks
+from backtest.data.sample import PERP_SUFFIX
 from runtime.errors import ConfigError, DataError
 from runtime.messages import AuxData, MarketData
 
@@ -160,6 +162,39 @@ def _load_stream(config: BacktestConfig, stream: DataConfig, store: Any) -> pa.T
     return table
 
 
+def _sample_stream(config: BacktestConfig, stream: DataConfig,
+                   samples: dict[int, dict[str, pa.Table]]) -> pa.Table:
+    """A stream of generated sample data (``backtest.data.generate_sample``, as ``tradewind
+    data sample`` writes it): the config's sampled instruments, from its seed, generated once
+    per number of days for all of its streams. An instrument ``<id>-PERP`` sampled beside
+    ``<id>`` is its perpetual (bars and a funding history: ``data sample --perpetuals``)."""
+    days = stream.sample_days
+    assert days is not None
+    if days not in samples:
+        sampled = tuple(dict.fromkeys(d.instrument for d in config.data
+                                      if d.sample_days == days))
+        perps = [i for i in sampled if i.endswith(PERP_SUFFIX)
+                 and i.removesuffix(PERP_SUFFIX) in sampled]
+        spec = SampleSpec(instruments=tuple(i for i in sampled if i not in perps), days=days,
+                          perpetuals=tuple(i.removesuffix(PERP_SUFFIX) for i in perps))
+        samples[days] = generate_sample(np.random.default_rng(config.seed), spec)
+    table = samples[days].get(stream.kind)
+    if table is None:
+        raise DataError(f"sample data has no {stream.kind} of {stream.instrument}: it has funding "
+                        f"only for a perpetual <id>{PERP_SUFFIX} sampled beside its <id>")
+    keep = pc.equal(table.column("instrument_id"), stream.instrument).to_numpy(
+        zero_copy_only=False)
+    start, end = _ns(stream.start, "data.start"), _ns(stream.end, "data.end")
+    ts = table.column("ts_event").to_numpy()
+    if start is not None:
+        keep &= ts >= start
+    if end is not None:
+        keep &= ts < end
+    if not keep.any():
+        raise DataError(f"no sample {stream.kind} for {stream.instrument}{_range(stream)}")
+    return table.filter(pa.array(keep))
+
+
 def _range(stream: DataConfig) -> str:
     """`` in [start, end)`` for messages, or nothing when the stream has no bounds."""
     if stream.start is None and stream.end is None:
@@ -189,10 +224,15 @@ def load_feed(config: BacktestConfig, store: Any = None) -> Feed:
     tables: dict[tuple[str, str], pa.Table] = {}
     hashes: list[str] = []
     instruments = {i.id: i for i in config.instruments}
+    samples: dict[int, dict[str, pa.Table]] = {}
     for stream in config.data:
-        table = _load_stream(config, stream, store)
-        path = config.resolve(stream.path)
-        where = str(path) if path else f"the store's {stream.kind} of {stream.instrument}"
+        if stream.sample_days is not None:
+            table = _sample_stream(config, stream, samples)
+            where = f"the sample {stream.kind} of {stream.instrument}"
+        else:
+            table = _load_stream(config, stream, store)
+            path = config.resolve(stream.path)
+            where = str(path) if path else f"the store's {stream.kind} of {stream.instrument}"
         check_ticks(stream.kind, table, instruments[stream.instrument].build(), source=where)
         tables[(stream.kind, stream.instrument)] = table
         hashes.append(f"{stream.kind}:{stream.instrument}:{table_hash(stream.kind, table)}")

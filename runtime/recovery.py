@@ -11,22 +11,23 @@ own input or the next commit, so the journal's order is the order things happene
     replay:   feed[0:3]  OrderAccepted  feed[3:7]  TimerFired  feed[7:8] ...
 
 A snapshot holds the component's whole state (compressed) and its feed position; it is taken
-when the inputs since the last one (own journal entries plus market messages) reach
-``snapshot_every``, and the journal entries it covers are deleted (compaction). A restore
-reads the latest snapshot, then replays the tail: each marker re-reads the market data up to
-it from the feed's log (:class:`FeedLog`, by index), checks that the last message read is the
-one the marker names, and applies it; the other records are applied as they are. So a
-restore costs one snapshot and at most ``snapshot_every`` inputs, however long the component
-ran.
+at the first commit after the inputs since the last one (own journal entries plus market
+messages) reach ``snapshot_every`` (never in the middle of the owner's unit of work), and the
+journal entries it covers are deleted (compaction). A restore reads the latest snapshot, then
+replays the tail: each marker re-reads the market data up to it from the feed's log
+(:class:`FeedLog`, by index), checks that the last message read is the one the marker names,
+and applies it; the other records are applied as they are. So a restore costs one snapshot
+and about ``snapshot_every`` inputs, however long the component ran.
+
 
 A feed log that is missing, corrupt, shorter than a marker, or holds another message where a
 marker expects one is a :class:`~runtime.errors.DataError`: nothing is ever silently skipped.
 
 :class:`JournaledKernel` puts a :class:`~runtime.kernel.Kernel` behind a :class:`FeedJournal`;
 its snapshot is the pickled kernel (strategies included: a strategy's state is captured whole,
-whatever it keeps). A kernel that does not pickle cannot be snapshotted: :func:`check_snapshot`
-says so, naming its strategies, before a session starts. Snapshots are read back only from the
-owner's own journal (pickle trusts its input).
+whatever it keeps) and its owner's latest record of each kind. A kernel that does not pickle
+cannot be snapshotted: :func:`check_snapshot` says so, naming its strategies, before a session
+starts. Snapshots are read back only from the owner's own journal (pickle trusts its input).
 """
 
 from __future__ import annotations
@@ -195,9 +196,13 @@ class JournaledKernel:
     """A :class:`Kernel` behind a :class:`FeedJournal`: ``start``/``handle``/``stop`` journal
     their own inputs first; market data only moves the feed position."""
 
-    def __init__(self, kernel: Kernel, journal: FeedJournal) -> None:
+    def __init__(self, kernel: Kernel, journal: FeedJournal,
+                 kept: dict[str, bytes] | None = None) -> None:
         self.kernel = kernel
         self.journal = journal
+        #: the latest owner record of each kind (:meth:`append`): snapshots carry them, so
+        #: compaction never loses the latest one
+        self.kept: dict[str, bytes] = kept if kept is not None else {}
 
     @property
     def position(self) -> int:
@@ -214,18 +219,22 @@ class JournaledKernel:
             self.journal.market(message)
         else:
             self.journal.append(message)  # type: ignore[arg-type]  # any runtime message
-        out = self.kernel.handle(message)
-        if self.journal.due():
-            self.snapshot()
-        return out
+        return self.kernel.handle(message)
 
     def append(self, record: Blob) -> None:
         """An owner's record beside the kernel's inputs (re-applied by ``restore``'s
-        ``blobs``)."""
+        ``blobs``); the latest of each kind is kept in snapshots too."""
+        self.kept[record.kind] = record.payload
         self.journal.append(record)
 
     def flush(self) -> None:
+        """Commit what was journaled, then a snapshot when one is due. The owner flushes at
+        the boundary of its unit of work (an actor's step, before it answers), so a snapshot
+        never covers half of one: a crash in the middle of a unit loses it whole, and the
+        unit executed again gives the same outputs."""
         self.journal.flush()
+        if self.journal.due():
+            self.snapshot()
 
     def stop(self, ts_ns: int) -> list[Message]:
         self.journal.append(Blob(_STOP, ts_ns.to_bytes(8, "big", signed=True)))
@@ -235,7 +244,7 @@ class JournaledKernel:
 
     def snapshot(self) -> None:
         """The whole kernel, pickled; the entries it covers go."""
-        self.journal.snapshot(_pickle(self.kernel))
+        self.journal.snapshot(_pickle(self.kernel, self.kept))
 
     @classmethod
     def restore(
@@ -257,10 +266,19 @@ class JournaledKernel:
         order; e.g. an operator's change of a strategy's params); any other kind is an
         error."""
         kernel = factory()
+        kept: dict[str, bytes] = {}
 
         def load(state: bytes) -> None:
-            nonlocal kernel
-            kernel = pickle.loads(state)  # the owner's own journal
+            nonlocal kernel, kept
+            kernel, kept = pickle.loads(state)  # the owner's own journal
+            for kind, payload in kept.items():
+                apply(kind, payload)
+
+        def apply(kind: str, payload: bytes) -> None:
+            if blobs is None or kind not in blobs:
+                raise InvariantError(f"unknown journal record kind {kind!r}")
+            kept[kind] = payload
+            blobs[kind](kernel, payload)
 
         def market(_: int, msgs: Sequence[MarketData]) -> None:
             handle = kernel.handle
@@ -274,14 +292,12 @@ class JournaledKernel:
                 kernel.start(int.from_bytes(entry.payload, "big", signed=True))
             elif entry.kind == _STOP:
                 kernel.stop(int.from_bytes(entry.payload, "big", signed=True))
-            elif blobs is not None and entry.kind in blobs:
-                blobs[entry.kind](kernel, entry.payload)
             else:
-                raise InvariantError(f"unknown journal record kind {entry.kind!r}")
+                apply(entry.kind, entry.payload)
 
         fj = FeedJournal.restore(journal, feed, snapshot_every=snapshot_every, load=load,
                                  market=market, record=record)
-        return cls(kernel, fj)
+        return cls(kernel, fj, kept)
 
 
 def _names(kernel: Kernel) -> str:
@@ -290,9 +306,9 @@ def _names(kernel: Kernel) -> str:
     return "strategy " + ", ".join(names) if names else "the kernel"
 
 
-def _pickle(kernel: Kernel) -> bytes:
+def _pickle(kernel: Kernel, kept: dict[str, bytes]) -> bytes:
     try:
-        return pickle.dumps(kernel, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((kernel, kept), protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:
         raise ConfigError(
             f"{_names(kernel)} cannot be snapshotted: its state does not pickle ({exc}); keep "
@@ -303,7 +319,7 @@ def _pickle(kernel: Kernel) -> bytes:
 def check_snapshot(kernel: Kernel) -> None:
     """Refuse (a :class:`ConfigError` naming the strategies) a kernel whose snapshot would not
     pickle, or would not come back with the same state hash."""
-    restored = pickle.loads(_pickle(kernel))  # bytes made just above
+    restored, _ = pickle.loads(_pickle(kernel, {}))  # bytes made just above
     if restored.state_hash() != kernel.state_hash():
         raise ConfigError(f"{_names(kernel)} cannot be snapshotted: its state does not come "
                           "back the same from a pickle", field="strategies")

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.journals import open_journal
+from actors.step import REPLY, Replies
 from backtest.venue import SimulatedVenue
 from runtime.errors import InvariantError
 from runtime.journal import Blob, JournalRecord
@@ -57,13 +58,16 @@ class PaperVenue:
     """A :class:`SimulatedVenue` that survives its process (see the module docstring)."""
 
     def __init__(self, venue_factory: Callable[[], SimulatedVenue], path: Path, feed: FeedLog,
-                 *, snapshot_every: int, durable: bool = False) -> None:
+                 *, snapshot_every: int, replies: Replies | None = None,
+                 durable: bool = False) -> None:
         """``feed``: the feed's log, where the market data the journal's positions name is
-        read again. ``durable``: fsync each command batch before sending (~3 ms here). A paper
-        venue lives in the gateway's process, so a commit (which survives the process) is
-        enough; a gateway to a real broker must set it."""
+        read again. ``replies``: the gateway's latest step reply, journaled (:meth:`note`) and
+        snapshotted with the venue. ``durable``: fsync each command batch before sending (~3 ms
+        here). A paper venue lives in the gateway's process, so a commit (which survives the
+        process) is enough; a gateway to a real broker must set it."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.durable = durable
+        self.replies = replies if replies is not None else Replies()
         self.venue = venue_factory()
         self.reports: list[OrderEvent] = []
         self.sent: set[tuple[Any, ...]] = set()
@@ -79,7 +83,8 @@ class PaperVenue:
 
     # --- restore ---------------------------------------------------------------------------
     def _load(self, state: bytes) -> None:
-        self.venue, self.reports, self.sent, self.submitted = pickle.loads(state)
+        self.venue, self.reports, self.sent, self.submitted, reply = pickle.loads(state)
+        self.replies.load(reply)
 
     def _replay_market(self, _: int, msgs: Sequence[MarketData]) -> None:
         for msg in msgs:
@@ -88,13 +93,15 @@ class PaperVenue:
     def _replay(self, record: JournalRecord) -> None:
         if not isinstance(record, Blob):
             raise InvariantError(f"gateway journal: unexpected {type(record).__name__}")
-        ts = int.from_bytes(record.payload[:8], "big", signed=True)
+        ts = int.from_bytes(record.payload[:8], "big", signed=True)  # the gw.* records'
         if record.kind == _SEND:
             self._send(decode(record.payload[8:]), ts)
         elif record.kind == _PEEK:
             self.venue.next_report_ts(None if ts == _NONE else ts)
         elif record.kind == _POP:
             self.reports.extend(self.venue.pop_reports(ts))
+        elif record.kind == REPLY:
+            self.replies.load(record.payload)
         else:
             raise InvariantError(f"gateway journal: unknown record {record.kind!r}")
 
@@ -183,12 +190,16 @@ class PaperVenue:
             self._pop(report_ts)
         return self.reports[reports_seen:]
 
+    def note(self, record: Blob) -> None:
+        """The gateway's reply to this step (``actors.step.Replies.keep``), committed with it."""
+        self.journal.append(record)
+
     def commit(self) -> None:
         """Commit (the position reached included); a snapshot when one is due."""
         self.journal.flush()
         if self.journal.due():
             self.journal.snapshot(pickle.dumps(
-                (self.venue, self.reports, self.sent, self.submitted),
+                (self.venue, self.reports, self.sent, self.submitted, self.replies.state()),
                 protocol=pickle.HIGHEST_PROTOCOL))
 
     # --- views -----------------------------------------------------------------------------

@@ -24,9 +24,10 @@ import pyarrow as pa
 from backtest.data.schema import SCHEMAS, seq_within_ts
 from runtime.values import FIXED_SCALE
 
-__all__ = ["DEFAULT_INSTRUMENTS", "SampleSpec", "generate_sample"]
+__all__ = ["DEFAULT_INSTRUMENTS", "PERP_SUFFIX", "SampleSpec", "generate_sample"]
 
 DEFAULT_INSTRUMENTS = ("SIM-A", "SIM-B")
+PERP_SUFFIX = "-PERP"  # the perpetual of instrument X is X-PERP
 _SECOND = 10**9
 _YEAR_S = 252 * 23_400  # trading seconds in a year, for the volatility scale
 _OPEN_UTC_S = 14 * 3600 + 1800
@@ -273,7 +274,7 @@ def _perpetual(
     rng: np.random.Generator, spec: SampleSpec, spot: pa.Table
 ) -> tuple[pa.Table, pa.Table]:
     """The ``-PERP`` twin of ``spot``'s bars, and its funding history."""
-    instrument_id = spot.column("instrument_id")[0].as_py() + "-PERP"
+    instrument_id = spot.column("instrument_id")[0].as_py() + PERP_SUFFIX
     n = spot.num_rows
     basis = np.zeros(n)  # AR(1) premium of the perpetual over spot: mean 4 bp, half-life ~1 h
     shocks = rng.normal(0.0, 0.0002, n)

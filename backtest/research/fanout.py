@@ -35,6 +35,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import psutil
 import ray
 
 from backtest.config import BacktestConfig
@@ -110,6 +111,7 @@ def disconnect() -> None:
         ray.shutdown()
         return
     worker._global_node = None  # so that ray.shutdown() disconnects and leaves the processes
+    children = _children(node)
     try:
         ray.shutdown()
     finally:
@@ -117,6 +119,22 @@ def disconnect() -> None:
             with contextlib.suppress(Exception):  # spilled objects: best effort, as Ray's own
                 node.destroy_external_storage()
         node.kill_all_processes(check_alive=False, allow_graceful=False, wait=False)
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+
+
+def _children(node: Any) -> list[psutil.Process]:
+    """The processes Ray's own processes started (the raylet's dashboard and runtime-env
+    agents, workers): ``kill_all_processes`` kills only the processes it started itself, and an
+    agent whose raylet died first tries to report that to the (dead) GCS before it exits, for a
+    minute and more on a busy machine."""
+    found: list[psutil.Process] = []
+    for infos in node.all_processes.values():
+        for info in infos:
+            with contextlib.suppress(psutil.Error, AttributeError):
+                found.extend(psutil.Process(info.process.pid).children(recursive=True))
+    return found
 
 
 def _local_addresses() -> set[str]:

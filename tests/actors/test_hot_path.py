@@ -47,6 +47,12 @@ def test_transport_is_checked_at_load_time(data_dir: Path, tmp_path: Path) -> No
                               feed=REAL_TIME | {"hot_path": "compiled"})
     with pytest.raises(ConfigError, match="hot_path was replaced by transport"):
         load_paper_config(path)
+    for k, removed in enumerate([{"mode": "synthetic"}, {"synthetic_days": 2}]):
+        path = write_paper_config(tmp_path / f"s{k}", "mm", data_dir, feed=REAL_TIME | removed)
+        with pytest.raises(ConfigError, match="feed mode synthetic was replaced by a data "
+                                              "source: give the trading config's data streams "
+                                              "sample_days"):
+            load_paper_config(path)
 
 
 def test_serialized_calls_never_interleave() -> None:

@@ -94,6 +94,76 @@ def test_lockstep_fills_equal_the_backtest(kind: str, data_dir: Path, tmp_path: 
     assert risk.jk.kernel.portfolio.n_fills == len(gateway.fills())
 
 
+class _RetryingPath(CallPath):
+    """Runs every step as a carrier does when an actor of the chain dies mid-step: the
+    strategies and risk run it, their answers are lost (the gateway "died"), the step runs
+    again; the gateway's reply is lost once too and it runs the step again. Every
+    ``rebuild``-th step, risk, the gateway and the strategies are also rebuilt from their
+    journals in between (a crash after their commit, before their reply)."""
+
+    def __init__(self, setup: SessionSetup, ports: Ports, rebuild: int) -> None:
+        super().__init__(ports.hosts, ports.risk, ports.gateway)
+        self.setup, self.rebuild, self.steps, self.rebuilt = setup, rebuild, 0, 0
+
+    async def _run(self, data: bytes) -> bytes:
+        answers = await asyncio.gather(*(h.hot_step.remote(data) for h in self.hosts.values()))
+        out = await self.risk.hot_step.remote(data, *answers)
+        self.steps += 1
+        if self.rebuild and self.steps % self.rebuild == 0:
+            self._rebuild()
+        answers = await asyncio.gather(*(h.hot_step.remote(data) for h in self.hosts.values()))
+        out = await self.risk.hot_step.remote(data, *answers)
+        await self.gateway.hot_step.remote(data, out, *answers)
+        if self.rebuild and self.steps % self.rebuild == 0:
+            self._rebuild()
+        raw: bytes = await self.gateway.hot_step.remote(data, out, *answers)
+        return raw
+
+    def _rebuild(self) -> None:
+        self.rebuilt += 1
+        risk, gateway = self.risk._obj, self.gateway._obj
+        risk.jk.journal.close()
+        gateway.venue.journal.close()
+        self.risk._obj = _plain(RiskActor)(self.setup)
+        self.gateway._obj = _plain(GatewayActor)(self.setup)
+        for sid, handle in self.hosts.items():
+            handle._obj.jk.journal.close()
+            handle._obj = _plain(StrategyActor)(self.setup, sid)
+
+
+@pytest.mark.parametrize("rebuild", [0, 7])
+def test_a_step_run_again_gets_the_same_replies(data_dir: Path, tmp_path: Path,
+                                                rebuild: int) -> None:
+    """A step a carrier retries (an actor after the strategies died; the gateway's reply
+    lost), with or without the actors rebuilt from their journals in between, changes
+    nothing: the backtest's fills and orders. Executing it again would lose the cancels the
+    strategy sent in its first execution, and make the venue release its next reports early."""
+    config, setup, risk, gateway, hosts = _session("mm", data_dir, tmp_path, minutes=3,
+                                                   snapshot_every=25)
+    messages, start_ns = load_messages(setup, FeedConfig())
+    ports = Ports(gateway=FakeHandle(gateway), risk=FakeHandle(risk),
+                  hosts={k: FakeHandle(v) for k, v in hosts.items()})
+    carrier = _RetryingPath(setup, ports, rebuild)
+    driver = Driver(ports, messages, start_ns=start_ns, batch_size=256, carrier=carrier)
+
+    async def go() -> None:
+        await driver.start()
+        while await driver.step():
+            pass
+        await driver.finish(cancel_open=False)
+
+    asyncio.run(go())
+    expected = run_backtest(config, write=False)
+    gateway = ports.gateway._obj
+    assert carrier.steps > 100
+    assert carrier.rebuilt == (2 * (carrier.steps // rebuild) if rebuild else 0)
+    assert paper_fills(gateway.fills()) == backtest_fills(expected)
+    assert len(ports.risk._obj.jk.kernel.orders) == len(expected.orders)
+    canceled = [o for o in ports.risk._obj.jk.kernel.orders.values()
+                if str(o.status) == "canceled"]
+    assert len(canceled) == int((expected.orders["status"] == "canceled").sum()) > 0
+
+
 def _strategy_state(host: Any) -> dict[str, Any]:
     """What the market maker keeps of its own (outside the kernel's state hash)."""
     (strategy,) = host.jk.kernel.strategies
@@ -224,3 +294,19 @@ def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
     assert (risk2.state_hash(), host2.state_hash()) == before
     assert risk2.cursor == host2.cursor == 150
     sink.journal.close()
+
+
+def test_a_session_replays_generated_sample_data_without_a_store(tmp_path: Path) -> None:
+    """Sample data is a source of the trading config (``sample_days``), not a feed mode: the
+    feed loads it like any stream, and lockstep fills equal the backtest's on it."""
+    raw = trading_config("sma", tmp_path)
+    raw["data"] = [{"kind": "bars", "instrument": "SIM-A", "sample_days": 1}]
+    config = load_config(raw)
+    setup = SessionSetup("G1", str(tmp_path / "var"), config, snapshot_every=20_000)
+    write_cache(setup, FeedConfig())
+    risk, gateway = _plain(RiskActor)(setup), _plain(GatewayActor)(setup)
+    hosts = {s.id: _plain(StrategyActor)(setup, s.id) for s in config.strategies}
+    driver = _run(setup, risk, gateway, hosts)
+    expected = run_backtest(config, write=False)
+    assert driver.cursor == 390 and expected.n_fills > 0
+    assert paper_fills(gateway.fills()) == backtest_fills(expected)

@@ -145,7 +145,7 @@ def test_sigkill_each_actor_restores_its_state_and_loses_nothing(data_dir: Path,
     result = session.stop()
     _assert_consistent(session, result)
     _check_parity(path, result)
-    assert max(restarts.values()) < 10
+    assert set(restarts) == set(kinds)  # each came back (``_kill`` waits at most a minute)
 
 
 def test_sigkill_mid_flight_changes_no_fill(data_dir: Path, tmp_path: Path) -> None:

@@ -164,3 +164,36 @@ def test_a_strategy_that_imports_a_missing_package_says_which(tmp_path: Path, st
     with pytest.raises(ConfigError, match="'hold_ties_deps' imports 'no_such_ta_package', "
                                           "which is not installed"):
         run_backtest(path, store=store, write=False)
+
+
+def test_sample_data_is_a_source_that_needs_no_store(tmp_path: Path, store: Any) -> None:
+    """``sample_days``: generated sample data, the same as ``tradewind data sample`` stores
+    from the config's seed, read without a store: the same fills and state hash as those
+    bars from the store."""
+    generated = run_backtest(
+        config(tmp_path, seed=11, data=[{"kind": "bars", "instrument": "SIM-A",
+                                         "sample_days": 1}]), write=False)
+    stored = run_backtest(config(tmp_path, seed=11), store=store, write=False)
+    assert generated.n_fills > 0
+    assert _trading(generated) == _trading(stored)
+    assert generated.state_hash == stored.state_hash
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"path": "bars.csv"}, "path and sample_days name two sources"),
+    ({"interval": "5m"}, "sample data has one-minute bars, not 5m"),
+    ({"sample_days": 0}, "sample_days"),
+])
+def test_sample_data_refuses_what_it_cannot_be(tmp_path: Path, extra: dict[str, Any],
+                                               message: str) -> None:
+    data = [{"kind": "bars", "instrument": "SIM-A", "sample_days": 1, **extra}]
+    with pytest.raises(ConfigError, match=message):
+        load_config(config(tmp_path, data=data))
+
+
+def test_sample_data_outside_its_days_is_an_error_naming_the_range(tmp_path: Path) -> None:
+    from runtime.errors import DataError
+
+    data = [{"kind": "bars", "instrument": "SIM-A", "sample_days": 1, "start": "2030-01-01"}]
+    with pytest.raises(DataError, match=r"no sample bars for SIM-A in \[2030-01-01"):
+        run_backtest(config(tmp_path, data=data), write=False)

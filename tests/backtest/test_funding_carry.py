@@ -11,13 +11,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+import yaml
 
 from backtest.api import run_backtest, simulate
 from backtest.config import load_config
 from backtest.data import SampleSpec, generate_sample
-from backtest.feed import Feed
+from backtest.feed import Feed, load_feed
 from backtest.store import open_store
 from backtest.strategies.funding_carry import FundingCarry
+from runtime.errors import DataError
 from runtime.values import fixed
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "funding_carry.yaml"
@@ -102,3 +104,24 @@ def test_a_carry_is_two_instruments_and_its_exit_below_its_entry() -> None:
     with pytest.raises(ValidationError, match="exit_rate"):
         FundingCarry("c", {"size": 1, "entry_rate": 0.0001, "exit_rate": 0.0002},
                      instruments=("SIM-A", "SIM-A-PERP"))
+
+
+def test_the_carry_runs_on_generated_sample_data_without_a_store() -> None:
+    """``sample_days``: SIM-A-PERP sampled beside SIM-A is its perpetual, with its funding (the
+    rows `tradewind data sample --instruments SIM-A --perpetuals SIM-A` writes from the seed)."""
+    raw = yaml.safe_load(CONFIG.read_text())
+    raw["data"] = [dict(d, sample_days=3) for d in raw["data"]]
+    config = load_config(raw)
+    kernel, log = simulate(config, load_feed(config))
+    again, _ = simulate(config, load_feed(config))
+    assert again.state_hash() == kernel.state_hash()
+    assert {f.instrument_id for f in log.fills} == {"SIM-A", "SIM-A-PERP"}
+    assert log.carry and {c.instrument_id for c in log.carry} == {"SIM-A-PERP"}
+    assert kernel.account().funding == sum(c.amount for c in log.carry) != 0
+    raw["data"].append({"kind": "funding", "instrument": "SIM-A", "sample_days": 3})
+    with pytest.raises(DataError, match="no sample funding for SIM-A"):
+        load_feed(load_config(raw))
+    raw["data"] = [{"kind": "funding", "instrument": "SIM-A", "sample_days": 2}]
+    with pytest.raises(DataError, match="sample data has no funding of SIM-A: it has funding "
+                                        "only for a perpetual"):
+        load_feed(load_config(raw))

@@ -276,9 +276,10 @@ def _quote_when_subscribed(fake_ib: FakeIbThread, fake: Any) -> None:
 def test_a_real_money_session_on_replayed_data_is_refused(tmp_path: Path, bars: Path,
                                                           capsys: pytest.CaptureFixture[str]
                                                           ) -> None:
-    """Safety: real money trades only on the broker's own market data, never on a replay or
-    synthetic data; refused at load time, naming both, before anything starts."""
-    for mode in ("replay", "synthetic"):
+    """Safety: real money trades only on the broker's own market data, never on a replay (of
+    stored, file or generated data); refused at load time, naming both, before anything
+    starts."""
+    for mode in ("replay",):
         path = _config(tmp_path / mode, bars, _ib(4001, paper=False, live=True),
                        feed={"mode": mode, "lockstep": False, "speed": 1})
         code, _, err = _run(capsys, "live", "--config", path, "--confirm-live")
