@@ -86,8 +86,12 @@ class Driver:
 
     def __init__(self, ports: Ports, messages: Sequence[MarketData], *, start_ns: int,
                  carrier: Carrier | None = None, exact: bool = True, batch_size: int = 512,
-                 speed: float | None = None, conflate_after: int | None = None) -> None:
+                 speed: float | None = None, conflate_after: int | None = None,
+                 record_feed: bool = False) -> None:
         self.ports, self.messages, self.start_ns = ports, messages, start_ns
+        #: copies of the feed's data (market and auxiliary) to the recorder, as it is stepped:
+        #: a broker's stream is recorded into the store (a replayed feed is there already)
+        self.record_feed = record_feed
         self.carrier = carrier  # set before start() (the feed opens it in its loop)
         self.exact, self.batch_size, self.speed = exact, batch_size, speed
         #: real time: a step with more messages due than this conflates (None: never)
@@ -348,6 +352,8 @@ class Driver:
             if self.exact:
                 n, r = min(n, answer.taken), min(r, answer.reports_taken)
         if n:
+            if self.record_feed:  # what the step took, once
+                self._forward(batch[:n])
             self.cursor, self.counters.events = i + n, self.counters.events + n
         if r:
             del self.reports[:r]

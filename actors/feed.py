@@ -17,7 +17,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from actors.base import ACTOR_OPTIONS, actor
 from actors.config import FeedConfig
@@ -68,7 +68,7 @@ def load_messages(setup: SessionSetup, feed: FeedConfig,
     finally:
         if own:
             store.close()
-    return data.messages, data.start_ns
+    return cast(list[MarketData], data.messages), data.start_ns  # auxiliary data too
 
 
 def _resolve(ports: Ports) -> Ports:
@@ -104,7 +104,8 @@ class FeedActor:
         self.ports = _resolve(ports)
         self.driver = Driver(self.ports, self.messages, start_ns=start_ns, exact=feed.lockstep,
                              batch_size=feed.batch_size, speed=speed,
-                             conflate_after=feed.conflate_after)
+                             conflate_after=feed.conflate_after,
+                             record_feed=feed.mode == "broker")
         self.path = Path(setup.journal_dir) / "feed.json"
         self.saved: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
         self.driver.cursor = int(self.saved.get("cursor", 0))
@@ -252,12 +253,18 @@ class FeedActor:
             "finished": bool(self.saved.get("finished")), "running": self.task is not None
             and not self.task.done(), "paused": self.paused, "kill_halted": self.kill_halted,
             "error": self.error, "transport": self._transport_status(),
+            "aux": self._aux_status(),
         }
 
     async def market_health(self) -> dict[str, Any] | None:
         """The broker stream's health for the watchdogs (``StreamSink.health``); ``None`` for
-        a replayed or synthetic feed, which cannot fall silent."""
+        a replayed feed, which cannot fall silent."""
         return None if self.stream is None else dict(self.stream.sink.health())
+
+    def _aux_status(self) -> dict[str, Any]:
+        """The broker stream's auxiliary feeds (age, staleness, errors), when it polls any."""
+        telemetry = getattr(self.stream, "telemetry", None)
+        return telemetry() if callable(telemetry) else {}
 
     def _transport_status(self) -> dict[str, Any]:
         """Which carrier moves the steps, its connections (1, plus one after each failure),

@@ -16,6 +16,8 @@ order events except fills (``OrderAccepted``,
 ``PositionChanged``                                      ``positions``
 ``QuoteTick`` / ``TradeTick`` / ``Bar``                  ``quotes`` / ``trades`` / ``bars`` (*)
 ``BookDeltas``, ``BookSnapshot``                         ``book_deltas``, a row per level (*)
+``FundingRate`` / ``OpenInterest`` / ``IndexMarkPrice``  ``funding_rates`` / ``open_interest`` /
+/ ``BorrowRate``                                         ``mark_prices`` / ``borrow_rates`` (*)
 ``TimerFired``                                           not recorded
 ======================================================  ==========================================
 
@@ -45,15 +47,20 @@ import pyarrow as pa
 
 from runtime.errors import DataError
 from runtime.messages import (
+    AuxData,
     Bar,
     BookDeltas,
     BookSnapshot,
+    BorrowRate,
     CancelOrder,
     Command,
     Event,
+    FundingRate,
+    IndexMarkPrice,
     MarketData,
     Message,
     ModifyOrder,
+    OpenInterest,
     OrderAccepted,
     OrderCanceled,
     OrderCancelRejected,
@@ -80,11 +87,12 @@ __all__ = [
     "to_tables",
 ]
 
-AnyMessage: TypeAlias = MarketData | Command | Event
+AnyMessage: TypeAlias = MarketData | AuxData | Command | Event
 Columns: TypeAlias = dict[str, pa.Array]
 
 LIVE_TABLES: Final = ("orders", "fills", "risk_events", "positions")
-MARKET_TABLES: Final = ("quotes", "trades", "bars", "book_deltas")
+MARKET_TABLES: Final = ("quotes", "trades", "bars", "book_deltas", "funding_rates",
+                         "open_interest", "mark_prices", "borrow_rates")
 
 _ORDER_TYPES: Final = (
     SubmitOrder, CancelOrder, ModifyOrder, OrderAccepted, OrderDenied, OrderRejected,
@@ -104,6 +112,10 @@ TABLES_OF: Final[dict[type, tuple[str, ...]]] = {
     Bar: ("bars",),
     BookDeltas: ("book_deltas",),
     BookSnapshot: ("book_deltas",),
+    FundingRate: ("funding_rates",),
+    OpenInterest: ("open_interest",),
+    IndexMarkPrice: ("mark_prices",),
+    BorrowRate: ("borrow_rates",),
 }
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
@@ -313,6 +325,10 @@ _MARKET_BUILDERS: Final[dict[str, Callable[[Sequence[Any]], Columns]]] = {
     "trades": _trades,
     "bars": _bars,
     "book_deltas": _book_deltas,
+    "funding_rates": _market(("rate", "funding_ts", "mark_price")),
+    "open_interest": _market(("open_interest",)),
+    "mark_prices": _market(("mark_price", "index_price")),
+    "borrow_rates": _market(("rate",)),
 }
 
 

@@ -63,9 +63,11 @@ class SessionSetup:
         }
 
     def risk_kernel(self) -> Kernel:
-        """The risk actor's kernel: no strategies; intents come in as messages; its marks come
-        from the book actors' views (no book of its own)."""
-        return Kernel(strategies=[], books_elsewhere=True, **self._kernel_args())
+        """The risk actor's kernel: no strategies (intents come in as messages); its marks come
+        from the book actors' views (no book of its own); what auxiliary data each strategy
+        needs fresh: risk holds their entries while it is stale."""
+        needs = {s.id: self._strategy(s.id).aux_needs() for s in self.trading.strategies}
+        return Kernel(strategies=[], books_elsewhere=True, aux_needs=needs, **self._kernel_args())
 
     def strategy_host(self, strategy_id: str) -> Kernel:
         """A strategy actor's kernel: the strategy runs here, risk decides in the risk actor,

@@ -40,11 +40,13 @@ from backtest.results import open_config_store, record_run, write_run_files
 from backtest.venue import SimulatedVenue
 from runtime.instruments import InstrumentRegistry
 from runtime.kernel import Kernel
+from runtime.portfolio import Account
 from runtime.values import FIXED_SCALE, fixed
 
 __all__ = [
     "BacktestResult",
     "build_run",
+    "carry_frame",
     "code_version",
     "fills_frame",
     "run_backtest",
@@ -73,6 +75,10 @@ class BacktestResult:
     prices: dict[str, pd.Series] = field(default_factory=dict)
     #: baseline equity curves on the run's clock, e.g. ``{"Buy & hold SIM-A": series}``
     baseline_equity: dict[str, pd.Series] = field(default_factory=dict)
+    #: funding and borrow charged on held positions (:func:`carry_frame`)
+    carry: pd.DataFrame = field(default_factory=lambda: carry_frame(EventLog()))
+    #: the kernel's account at the end (exact: cash, equity, PnL, fees, funding, borrow)
+    account: Account | None = None
 
     @property
     def n_fills(self) -> int:
@@ -153,6 +159,7 @@ def run_equity(config: BacktestConfig, feed: Feed, kernel: Kernel, log: EventLog
     """The run's equity curve (``equity, cash, position_value, drawdown``), marked on the feed."""
     return equity_curve(
         fills=log.fills,
+        carry=log.carry,
         marks=_marks(feed),
         registry=kernel.registry,
         initial_cash=fixed(config.initial_cash),
@@ -213,6 +220,30 @@ def fills_frame(log: EventLog) -> pd.DataFrame:
             "liquidity": [str(x.liquidity) for x in fills],
             "venue_order_id": [x.venue_order_id for x in fills],
         }
+    )
+
+
+_CARRY_COLUMNS = ("ts_event", "instrument_id", "kind", "quantity", "price", "rate", "amount",
+                  "currency")
+
+
+def carry_frame(log: EventLog) -> pd.DataFrame:
+    """Funding and borrow charged on held positions, in human units: ``amount`` is the cash
+    moved (received > 0, paid < 0), ``rate`` per funding period or per year (borrow)."""
+    f = FIXED_SCALE
+    rows = log.carry
+    return pd.DataFrame(
+        {
+            "ts_event": pd.Series([c.ts_event for c in rows], dtype="int64"),
+            "instrument_id": pd.Series([c.instrument_id for c in rows], dtype=object),
+            "kind": pd.Series([c.kind for c in rows], dtype=object),
+            "quantity": pd.Series([c.quantity / f for c in rows], dtype="float64"),
+            "price": pd.Series([c.price / f for c in rows], dtype="float64"),
+            "rate": pd.Series([c.rate / f for c in rows], dtype="float64"),
+            "amount": pd.Series([c.amount / f for c in rows], dtype="float64"),
+            "currency": pd.Series([c.currency for c in rows], dtype=object),
+        },
+        columns=list(_CARRY_COLUMNS),
     )
 
 
@@ -303,6 +334,9 @@ def _result(
         position_values=equity["position_value"],
     )
     metrics["strategy"].update(algo_metrics(kernel.algos))
+    account = kernel.account()
+    metrics["strategy"]["funding"] = account.funding / FIXED_SCALE
+    metrics["strategy"]["borrow_paid"] = account.borrow / FIXED_SCALE
     manifest = {
         "run_id": run_id or _run_id(config, chash),
         "name": config.name,
@@ -329,6 +363,8 @@ def _result(
         equity=equity,
         state_hash=manifest["state_hash"],
         events=log.events,
+        carry=carry_frame(log),
+        account=account,
         denials=[
             {"client_order_id": d.client_order_id, "reason_code": d.reason_code, "reason": d.reason}
             for d in log.denials

@@ -102,6 +102,8 @@ class InstrumentConfig(_Frozen):
     min_notional: Decimal = Field(Decimal(0), ge=0)
     multiplier: Decimal = Field(Decimal(1), gt=0)
     price_limit_pct: Decimal | None = Field(None, gt=0)
+    #: annual borrow cost of a short, in percent (recorded ``borrow`` data overrides it)
+    borrow_rate_pct: Decimal = Field(Decimal(0), ge=0)
     fees: FeeScheduleConfig = FeeScheduleConfig()
     sessions: tuple[SessionConfig, ...] = ()  # hand-written hours, where no calendar fits
     calendar: CalendarConfig | None = None  # the exchange's calendar (exchange-calendars)
@@ -133,6 +135,7 @@ class InstrumentConfig(_Frozen):
             price_limit_rate=(
                 None if self.price_limit_pct is None else fixed(self.price_limit_pct / 100)
             ),
+            borrow_rate=fixed(self.borrow_rate_pct / 100),
             fees=self.fees.build(),
             sessions=tuple(TradingSession(**s.model_dump()) for s in self.sessions),
             calendar=None if self.calendar is None else self.calendar.resolve(),
@@ -150,7 +153,9 @@ class DataConfig(_Frozen):
     once the file's stamp is named.
     """
 
-    kind: Literal["bars", "quotes", "trades", "book"]
+    kind: Literal[
+        "bars", "quotes", "trades", "book", "funding", "open_interest", "mark", "borrow"
+    ]
     instrument: str
     path: str | None = None  # a CSV/Parquet file; relative to the config file
     timezone: str | None = None  # for naive timestamps in files

@@ -6,6 +6,8 @@ these trigger are sent at the report's delivery time or the timer's time). Then 
 the message (filling resting orders with it), then the kernel and its strategies see it, and
 the commands they produce are sent stamped ``t``. A strategy never sees data stamped after the
 simulated clock, and hears of a fill only at its delivery time (venue time + response latency).
+Auxiliary data (funding rates, open interest, marks, borrow rates) takes the same path: the
+venue's clock moves with it and nothing fills on it; the kernel charges funding and borrow.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from runtime.kernel import Kernel
 from runtime.messages import (
     CancelOrder,
+    CarryCharged,
     Message,
     ModifyOrder,
     OrderDenied,
@@ -38,6 +41,7 @@ class EventLog:
     """What a run produced, for the results and the record."""
 
     fills: list[OrderFilled] = field(default_factory=list)
+    carry: list[CarryCharged] = field(default_factory=list)  # funding and borrow, in order
     denials: list[OrderDenied] = field(default_factory=list)
     state_changes: list[TradingStateChanged] = field(default_factory=list)
     commands: int = 0
@@ -159,6 +163,8 @@ class _Router:
                 log.denials.append(message)  # type: ignore[arg-type]
             elif kind is TradingStateChanged:
                 log.state_changes.append(message)  # type: ignore[arg-type]
+            elif kind is CarryCharged:
+                log.carry.append(message)  # type: ignore[arg-type]
 
     def deliver(self, at_ns: int) -> None:
         kernel, log, portfolio = self.kernel, self.log, self.kernel.portfolio

@@ -1,10 +1,12 @@
 """The equity curve of a run, computed after the loop from fills and marks (vectorised).
 
-Positions and cash are step functions that change only at fills; marks come from the data
+Positions are step functions that change only at fills, cash at fills and at carry charges
+(funding, borrow: :mod:`runtime.carry`); marks come from the data
 (bar close, quote mid, trade price). Equity at each sample time is
 ``cash + Σ qty × mark × multiplier`` in floats (analytics only: the exact accounting lives in
 the kernel's portfolio, and the final equity here is checked against it in the tests).
-Long tick series are sampled onto at most ``max_points`` times (the last value in each bucket).
+Long tick series are sampled onto at most ``max_points`` times (the last value in each bucket),
+plus the time of each carry charge.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from runtime.instruments import InstrumentRegistry
-from runtime.messages import OrderFilled
+from runtime.messages import CarryCharged, OrderFilled
 from runtime.values import FIXED_SCALE
 
 __all__ = ["MarkSeries", "equity_curve"]
@@ -34,9 +36,33 @@ def _sample_times(marks: Mapping[str, MarkSeries], max_points: int) -> np.ndarra
     return np.unique(times[idx])
 
 
+def _cash(
+    fills: Sequence[OrderFilled],
+    carry: Sequence[CarryCharged],
+    registry: InstrumentRegistry,
+    initial_cash: int,
+    times: np.ndarray,
+) -> np.ndarray:
+    """Cash at each of ``times``: every fill and carry charge stamped at or before it."""
+    flow_ts = np.array([f.ts_event for f in fills] + [c.ts_event for c in carry], dtype=np.int64)
+    delta = np.zeros(len(flow_ts))
+    for i, f in enumerate(fills):
+        notional = registry.get(f.instrument_id).notional(f.last_price, f.last_qty)
+        delta[i] = -(f.side * notional + f.fee) / FIXED_SCALE
+    for i, c in enumerate(carry, start=len(fills)):
+        delta[i] = c.amount / FIXED_SCALE
+    if not len(flow_ts):
+        return np.full(len(times), initial_cash / FIXED_SCALE)
+    order = np.argsort(flow_ts, kind="stable")
+    steps = initial_cash / FIXED_SCALE + np.cumsum(delta[order])
+    at = np.searchsorted(flow_ts[order], times, side="right")  # flows applied by each time
+    return np.where(at > 0, steps[np.maximum(at - 1, 0)], initial_cash / FIXED_SCALE)
+
+
 def equity_curve(
     *,
     fills: Sequence[OrderFilled],
+    carry: Sequence[CarryCharged] = (),
     marks: Mapping[str, MarkSeries],
     registry: InstrumentRegistry,
     initial_cash: int,
@@ -44,18 +70,11 @@ def equity_curve(
 ) -> pd.DataFrame:
     """Columns ``equity, cash, position_value, drawdown`` indexed by UTC timestamps."""
     times = _sample_times(marks, max_points) if marks else np.array([0], dtype=np.int64)
+    if carry:  # a charge is a sample of its own (a funding after the last price included)
+        times = np.unique(np.concatenate([times, [c.ts_event for c in carry]]))
     fill_ts = np.array([f.ts_event for f in fills], dtype=np.int64)
     order = np.argsort(fill_ts, kind="stable")
-    cash_delta = np.zeros(len(fills))
-    for i, f in enumerate(fills):
-        notional = registry.get(f.instrument_id).notional(f.last_price, f.last_qty)
-        cash_delta[i] = -(f.side * notional + f.fee) / FIXED_SCALE
-    cash_steps = initial_cash / FIXED_SCALE + np.cumsum(cash_delta[order])
-    at = np.searchsorted(fill_ts[order], times, side="right")  # fills applied by each time
-    if len(fills):
-        cash = np.where(at > 0, cash_steps[np.maximum(at - 1, 0)], initial_cash / FIXED_SCALE)
-    else:
-        cash = np.full(len(times), initial_cash / FIXED_SCALE)
+    cash = _cash(fills, carry, registry, initial_cash, times)
     value = np.zeros(len(times))
     for instrument_id, (mark_ts, mark_px) in marks.items():
         mine = np.array([i for i in order if fills[i].instrument_id == instrument_id], dtype=int)

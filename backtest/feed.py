@@ -27,8 +27,9 @@ from backtest.config import BacktestConfig, DataConfig
 from backtest.data import SampleSpec, generate_sample, load_file, table_hash, to_messages
 from backtest.data.parse import format_interval, parse_interval
 from backtest.data.prices import check_ticks
+from backtest.data.sample import PERP_SUFFIX
 from runtime.errors import ConfigError, DataError
-from runtime.messages import MarketData
+from runtime.messages import AuxData, MarketData
 
 __all__ = ["Feed", "load_feed"]
 
@@ -43,9 +44,11 @@ class Feed:
     n_events: int = 0
     start_ns: int = 0
     end_ns: int = 0
-    _books: dict[tuple[str, str], list[MarketData]] = field(default_factory=dict, repr=False)
+    _books: dict[tuple[str, str], list[MarketData | AuxData]] = field(
+        default_factory=dict, repr=False
+    )
 
-    def iter_messages(self, batch_rows: int = BATCH_ROWS) -> Iterator[MarketData]:
+    def iter_messages(self, batch_rows: int = BATCH_ROWS) -> Iterator[MarketData | AuxData]:
         """Every message in (ts_event, seq) order, made a batch at a time."""
         streams = [self._stream(key, batch_rows) for key in self.tables]
         if self.order is None:
@@ -54,11 +57,11 @@ class Feed:
         return (nexts[i]() for i in self.order.tolist())
 
     @property
-    def messages(self) -> list[MarketData]:
+    def messages(self) -> list[MarketData | AuxData]:
         """All messages as a list (materialises the feed: prefer :meth:`iter_messages`)."""
         return list(self.iter_messages())
 
-    def _stream(self, key: tuple[str, str], batch_rows: int) -> Iterator[MarketData]:
+    def _stream(self, key: tuple[str, str], batch_rows: int) -> Iterator[MarketData | AuxData]:
         """One stream's messages; chained in C (no Python frame per message)."""
         kind, _ = key
         if kind == "book":  # rows group into updates: made whole, once
@@ -66,7 +69,7 @@ class Feed:
         batches = self.tables[key].to_batches(max_chunksize=batch_rows)
         return chain.from_iterable(map(partial(to_messages, kind), batches))
 
-    def _book(self, key: tuple[str, str]) -> list[MarketData]:
+    def _book(self, key: tuple[str, str]) -> list[MarketData | AuxData]:
         if key not in self._books:
             self._books[key] = to_messages("book", self.tables[key])
         return self._books[key]
@@ -163,15 +166,22 @@ def _sample_stream(config: BacktestConfig, stream: DataConfig,
                    samples: dict[int, dict[str, pa.Table]]) -> pa.Table:
     """A stream of generated sample data (``backtest.data.generate_sample``, as ``tradewind
     data sample`` writes it): the config's sampled instruments, from its seed, generated once
-    per number of days for all of its streams."""
+    per number of days for all of its streams. An instrument ``<id>-PERP`` sampled beside
+    ``<id>`` is its perpetual (bars and a funding history: ``data sample --perpetuals``)."""
     days = stream.sample_days
     assert days is not None
     if days not in samples:
         sampled = tuple(dict.fromkeys(d.instrument for d in config.data
                                       if d.sample_days == days))
-        samples[days] = generate_sample(np.random.default_rng(config.seed),
-                                        SampleSpec(instruments=sampled, days=days))
-    table = samples[days][stream.kind]
+        perps = [i for i in sampled if i.endswith(PERP_SUFFIX)
+                 and i.removesuffix(PERP_SUFFIX) in sampled]
+        spec = SampleSpec(instruments=tuple(i for i in sampled if i not in perps), days=days,
+                          perpetuals=tuple(i.removesuffix(PERP_SUFFIX) for i in perps))
+        samples[days] = generate_sample(np.random.default_rng(config.seed), spec)
+    table = samples[days].get(stream.kind)
+    if table is None:
+        raise DataError(f"sample data has no {stream.kind} of {stream.instrument}: it has funding "
+                        f"only for a perpetual <id>{PERP_SUFFIX} sampled beside its <id>")
     keep = pc.equal(table.column("instrument_id"), stream.instrument).to_numpy(
         zero_copy_only=False)
     start, end = _ns(stream.start, "data.start"), _ns(stream.end, "data.end")

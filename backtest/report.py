@@ -69,6 +69,8 @@ METRIC_ROWS: tuple[tuple[str, Callable[[Metrics], str]], ...] = (
     ("Profit factor", _m("profit_factor", fmt_number)),
     ("Average round-trip PnL", _m("avg_trade_pnl", fmt_number)),
     ("Fees paid", _m("fees_paid", fmt_number)),
+    ("Funding (received − paid)", _m("funding", fmt_number)),
+    ("Borrow paid", _m("borrow_paid", fmt_number)),
     ("Final equity", _m("final_equity", fmt_number)),
     ("Periods per year", _m("periods_per_year", lambda v: fmt_number(v, 0))),
 )
@@ -327,6 +329,27 @@ def _fills_table(fills: pd.DataFrame | None, max_rows: int) -> str:
     return _table(headers, frame, _fill_row, max_rows=max_rows, noun="fills")
 
 
+def _carry_row(c: Any) -> list[Cell]:
+    return [
+        (_e(fmt_ts(c.ts_event)), ""), (_e(c.instrument_id), ""),
+        ("Funding" if c.kind == "funding" else "Borrow", ""), (_e(_plain(c.quantity)), "num"),
+        (_e(_plain(c.price)), "num"), (_e(_plain(c.rate)), "num"),
+        (_e(fmt_number(c.amount)), f"num {_sign_class(c.amount)}"),
+    ]  # fmt: skip
+
+
+def _carry_section(carry: pd.DataFrame | None, max_rows: int) -> str:
+    """Funding and borrow charged on held positions (nothing when none was)."""
+    if carry is None or len(carry) == 0:
+        return ""
+    headers = [("Time (UTC)", False), ("Instrument", False), ("Kind", False),
+               ("Position", True), ("Mark", True), ("Rate", True), ("Cash", True)]  # fmt: skip
+    table = _table(headers, carry, _carry_row, max_rows=max_rows, noun="charges")
+    return (f'<section class="card" id="carry"><h2>Funding and borrow</h2>{table}'
+            '<p class="note">Cash moved by holding positions: funding at each funding time '
+            '(rate per period), borrow on shorts each night (rate per year).</p></section>')
+
+
 def _orders_section(orders: pd.DataFrame | None, max_rows: int) -> str:
     if orders is None:
         return ""
@@ -420,6 +443,7 @@ def write_report(
     fills: pd.DataFrame | None,
     orders: pd.DataFrame | None = None,
     parents: pd.DataFrame | None = None,
+    carry: pd.DataFrame | None = None,
     baseline_equity: Mapping[str, pd.Series] | None = None,
     prices: Mapping[str, pd.Series] | None = None,
     max_rows: int = 25,
@@ -451,6 +475,7 @@ def write_report(
         metrics_table=_metrics_table(columns),
         trades_table=_trades_table(fills, orders, max_rows),
         fills_table=_fills_table(fills, max_rows),
+        carry_section=_carry_section(carry, max_rows),
         orders_section=_parents_section(parents, metrics, max_rows)
         + _orders_section(orders, max_rows),
         manifest=_e(json.dumps(manifest, indent=2, sort_keys=True, default=str)),

@@ -51,14 +51,15 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_run_files(result: BacktestResult, output_dir: Path) -> Path:
-    """``manifest.json``, ``fills.csv``, ``orders.csv``, ``round_trips.csv``,
-    ``equity.parquet``, ``report.html``."""
+    """``manifest.json``, ``fills.csv``, ``orders.csv``, ``carry.csv`` (funding and borrow),
+    ``round_trips.csv``, ``equity.parquet``, ``report.html``."""
     run_dir = output_dir / result.run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     manifest = dict(result.manifest, metrics=json.loads(metrics_to_json(result.metrics)))
     (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     readable(result.fills).to_csv(run_dir / "fills.csv", index=False)
     readable(result.orders).to_csv(run_dir / "orders.csv", index=False)
+    readable(result.carry).to_csv(run_dir / "carry.csv", index=False)
     trips = round_trips(result.fills)
     trips["closed_by"] = closed_by(trips, result.orders)
     readable(trips).to_csv(run_dir / "round_trips.csv", index=False)
@@ -73,6 +74,7 @@ def write_run_files(result: BacktestResult, output_dir: Path) -> Path:
         equity=result.equity["equity"],
         drawdown=result.equity["drawdown"],
         fills=result.fills,
+        carry=result.carry,
         orders=result.orders.assign(side=result.orders["side"].map(_SIDES))
         if len(result.orders) else result.orders,
         parents=readable(result.parents) if len(result.parents) else None,

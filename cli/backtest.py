@@ -129,6 +129,10 @@ def summary_lines(result: BacktestResult) -> list[str]:
             _fmt(m.get(col, {}).get(key), kind) for col in ("strategy", "buy_and_hold", "no_trade")
         ]
         lines.append(f"  {label:14} {cells[0]:>14} {cells[1]:>14} {cells[2]:>14}")
+    strategy = m.get("strategy", {})
+    if strategy.get("funding") or strategy.get("borrow_paid"):  # carried positions
+        lines.append(f"  {'funding':14} {_fmt(strategy.get('funding'), 'num'):>14}")
+        lines.append(f"  {'borrow paid':14} {_fmt(strategy.get('borrow_paid'), 'num'):>14}")
     if result.denials:
         codes: dict[str, int] = {}
         for d in result.denials:
@@ -140,7 +144,7 @@ def summary_lines(result: BacktestResult) -> list[str]:
     if result.report_path:
         lines.append(f"  report: {result.report_path}")
         lines.append(
-            f"  files:  {result.run_dir}/ (manifest.json, fills.csv, orders.csv, round_trips.csv,"
-            " equity.parquet)"
+            f"  files:  {result.run_dir}/ (manifest.json, fills.csv, orders.csv, carry.csv,"
+            " round_trips.csv, equity.parquet)"
         )
     return lines

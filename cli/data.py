@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from backtest.data import (
+    AUX_KINDS,
     KINDS,
     SCHEMAS,
     FileOptions,
@@ -39,6 +40,9 @@ def register(subparsers: Any) -> None:
     sample.add_argument("--seed", type=int, default=7)
     sample.add_argument("--instruments", default=",".join(DEFAULT_INSTRUMENTS))
     sample.add_argument("--days", type=int, default=1)
+    sample.add_argument("--perpetuals", default="",
+                        help="instruments that get a <id>-PERP twin with a funding history "
+                             "(comma-separated, e.g. SIM-A)")
     sample.add_argument("--store", help=store_help)
     sample.add_argument("--replace", action="store_true", help=replace_help)
     sample.add_argument("--json", action="store_true", help="print one JSON object")
@@ -71,8 +75,13 @@ def _sample(args: argparse.Namespace) -> int:
         raise ConfigError("give at least one instrument", field="--instruments")
     if args.days < 1:
         raise ConfigError(f"must be at least 1, got {args.days}", field="--days")
+    perpetuals = tuple(i.strip() for i in args.perpetuals.split(",") if i.strip())
+    unknown = sorted(set(perpetuals) - set(instruments))
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)} not among --instruments", field="--perpetuals")
     tables = generate_sample(np.random.default_rng(args.seed),
-                             SampleSpec(instruments=instruments, days=args.days))
+                             SampleSpec(instruments=instruments, days=args.days,
+                                        perpetuals=perpetuals))
     with open_store(args.store) as store:
         for kind, table in tables.items():
             store.write_market(kind, table, replace=args.replace)
@@ -108,9 +117,11 @@ def _import(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary))
         return 0
+    prices = ("" if args.kind in AUX_KINDS else  # auxiliary data holds no order prices
+              f"; prices have up to {stream.price_decimals} "
+              f"decimal{'' if stream.price_decimals == 1 else 's'}")
     print(f"imported {stream.rows} {args.kind} rows of {args.instrument} from {stream.source} "
-          f"into {dsn} ({_span(seen.first_ts, seen.last_ts)}); prices have up to "
-          f"{stream.price_decimals} decimal{'' if stream.price_decimals == 1 else 's'}")
+          f"into {dsn} ({_span(seen.first_ts, seen.last_ts)}){prices}")
     if written.replaced:
         print(f"replaced {written.replaced} stored rows in that range (--replace)")
     if stream.ignored_columns:

@@ -123,6 +123,7 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     min_notional: int = 0
     multiplier: int = FIXED_SCALE
     price_limit_rate: int | None = None  # daily limit vs reference price (0.1 = ±10%)
+    borrow_rate: int = 0  # annual cost of holding it short (fixed fraction), unless data says
     fees: FeeSchedule = FeeSchedule()
     sessions: tuple[TradingSession, ...] = ()
     calendar: SessionCalendar | None = None

@@ -44,6 +44,7 @@ import msgspec
 
 from runtime.errors import ConfigError, InvariantError
 from runtime.messages import (
+    AuxData,
     Command,
     Event,
     MarketData,
@@ -87,7 +88,7 @@ CREATE TABLE snapshots (
 """
 
 _DECODABLE: Final = frozenset(
-    cls for alias in (MarketData, Command, OperatorCommand, Event)
+    cls for alias in (MarketData, AuxData, Command, OperatorCommand, Event)
     for cls in typing.get_args(alias)
 )
 _INSERT: Final = (
@@ -108,7 +109,7 @@ class Blob(msgspec.Struct, frozen=True):
     payload: bytes
 
 
-JournalRecord: TypeAlias = MarketData | Command | OperatorCommand | Event | Blob
+JournalRecord: TypeAlias = MarketData | AuxData | Command | OperatorCommand | Event | Blob
 
 
 class Restored(typing.NamedTuple):

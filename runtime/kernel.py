@@ -23,6 +23,8 @@ The kernel is composed of parts, each with one job:
   execution algorithms (:mod:`runtime.execution`), time stops;
 * books and features (:mod:`runtime.views`): computed here (a backtest) or read from views
   computed elsewhere (a paper session's book actors).
+* :class:`runtime.carry.Carry` (funding and borrow on held positions) and
+  :class:`runtime.auxdata.AuxState` (auxiliary data, and whether a strategy's is fresh).
 
 ``state()`` is the canonical state (orders, positions, cash, risk, id counters, and what an
 operator changed) and ``state_hash()`` its hash: same inputs and seed ⇒ same hash.
@@ -32,10 +34,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, get_args
 
 from runtime.approval import Approval, CheckElsewhere, CheckHere
+from runtime.auxdata import AUX_TYPES, AuxNeed, AuxState
+from runtime.carry import Carry
 from runtime.context import KernelContext
 from runtime.errors import InvariantError
 from runtime.execution import ExecutionAlgorithms
@@ -43,12 +47,15 @@ from runtime.instruments import InstrumentRegistry
 from runtime.ledger import OrderLedger, command_of
 from runtime.linked import LinkedOrders
 from runtime.messages import (
+    AuxData,
     Bar,
     BookDeltas,
     BookSnapshot,
+    BorrowRate,
     CancelAllOrders,
     CancelOrder,
     ClosePositions,
+    FundingRate,
     Message,
     ModifyOrder,
     OperatorCommand,
@@ -105,7 +112,10 @@ class Kernel:
         seed: int = 0,
         risk_elsewhere: bool = False,
         books_elsewhere: bool = False,
+        aux_needs: Mapping[str, Sequence[AuxNeed]] | None = None,
     ) -> None:
+        """``aux_needs``: the auxiliary data of strategies that run elsewhere (a risk actor's
+        kernel checks their entries), beside what its own strategies declare."""
         self.registry = registry
         self.roster = Roster(strategies, registry)
         self.strategies = self.roster.strategies
@@ -126,6 +136,13 @@ class Kernel:
             self.prices,
         )
         self.risk.bind_orders(self.ledger)  # per-strategy budgets count a strategy's open orders
+        self.carry = Carry(registry, self.portfolio)
+        self.aux = AuxState()
+        for strategy_id, needs in (aux_needs or {}).items():
+            self.aux.declare(strategy_id, needs)
+        for strategy in self.strategies:
+            self.aux.declare(strategy.strategy_id, strategy.aux_needs())
+        self.risk.bind_aux(self.aux.stale)  # stale aux data holds a strategy's new entries
         # instruments with trailing stops, working parent orders or time stops: one map they
         # share (runtime/watches.py), so market data asks one question (the same dict always)
         self._watches: Watches = {}
@@ -196,7 +213,8 @@ class Kernel:
             CancelOrder: self.on_intent,
             ModifyOrder: self.on_intent,
         }
-        self._dispatch.update(dict.fromkeys(_ORDER_EVENTS, self.flow.on_order_event))
+        self._dispatch.update(dict.fromkeys(AUX_TYPES, self.on_aux))
+        self._dispatch.update(dict.fromkeys(_ORDER_EVENTS, self.on_order_event))
         self._dispatch.update(dict.fromkeys(_OPERATOR_COMMANDS, self.on_operator))
 
     # --- reads ---------------------------------------------------------------------------------
@@ -241,8 +259,10 @@ class Kernel:
         return self._drain()
 
     def market_handlers(self) -> dict[type, Callable[[Any], list[Message]]]:
-        """Handlers of market data by type, for runners that dispatch themselves (hot loops)."""
-        return {t: self._dispatch[t] for t in (Bar, QuoteTick, TradeTick, BookDeltas, BookSnapshot)}
+        """Handlers of market and auxiliary data by type, for runners that dispatch themselves
+        (hot loops)."""
+        kinds = (Bar, QuoteTick, TradeTick, BookDeltas, BookSnapshot, *AUX_TYPES)
+        return {t: self._dispatch[t] for t in kinds}
 
     def report_handlers(self) -> dict[type, Callable[[Any], list[Message]]]:
         """Handlers of the venue's order reports by type (what :meth:`handle` would call)."""
@@ -325,8 +345,10 @@ class Kernel:
     def _market(self, inst: str, ts: int, price: int) -> None:
         """What every market message with a price does: mark the position and check the daily
         loss (on every mark of a held position, at most once per simulated second between
-        fills; each fill checks at once). The caller then runs :meth:`_watched` where the
-        instrument is watched."""
+        fills; each fill checks at once), then settle borrow once a midnight passed. The caller
+        then runs :meth:`_watched` where the instrument is watched."""
+        if ts >= self.carry.next_accrual_ns:  # a midnight passed: borrow on the shorts held
+            self._out.extend(self.carry.accrue_until(ts))
         pos = self._positions.get(inst)
         if pos is not None:
             pos.mark = price
@@ -339,6 +361,25 @@ class Kernel:
         self._take(self.linked.on_price(inst, ts))
         self._take(self.algos.on_market(inst, ts, volume))
         self._take(self.time_stops.on_price(inst, ts))
+
+    # --- auxiliary data ------------------------------------------------------------------------
+    def on_aux(self, message: AuxData) -> list[Message]:
+        """Funding rates, open interest, mark/index prices and borrow rates: kept for freshness,
+        a settled funding rate charged (:mod:`runtime.carry`), then heard by the strategies of
+        the instrument (``on_aux``)."""
+        self.clock.ns = ts = max(self.clock.ns, message.ts_event)
+        if ts >= self.carry.next_accrual_ns:
+            self._out.extend(self.carry.accrue_until(ts))
+        self.aux.on_data(message)
+        if type(message) is FundingRate:
+            charge = self.carry.on_funding(message)
+            if charge is not None:
+                self._out.append(charge)
+        elif type(message) is BorrowRate:
+            self.carry.on_borrow_rate(message)
+        for strategy in self._subs.get(message.instrument_id, ()):
+            strategy.on_aux(message)
+        return self._drain() if self._intents or self._out else _EMPTY
 
     # --- timers ------------------------------------------------------------------------------
     def on_timer(self, timer: TimerFired, *, idle_until: int | None = None) -> list[Message]:
@@ -379,7 +420,10 @@ class Kernel:
         return self.flow.on_intent(intent)
 
     def on_order_event(self, event: Any) -> list[Message]:
-        """A report from the venue (or risk's denial, for a strategy actor's kernel)."""
+        """A report from the venue (or risk's denial, for a strategy actor's kernel); borrow
+        first for any midnight before it (the position charged is the one held then)."""
+        if event.ts_init >= self.carry.next_accrual_ns:
+            self._out.extend(self.carry.accrue_until(event.ts_init))
         return self.flow.on_order_event(event)
 
     @property
@@ -438,6 +482,9 @@ class Kernel:
             "time_stops": self.time_stops.state(),
             "ids": dict(sorted(self.ids.counters.items())),
         }
+        carry = self.carry.state()
+        if carry is not None:  # only once funding or borrow mattered
+            state["carry"] = carry
         operated = self.roster.state()
         if operated is not None:  # only once an operator changed a strategy
             state["operator"] = operated
@@ -466,4 +513,5 @@ class Kernel:
         self.algos.load_state(state.get("algos", {}))
         self.time_stops.load_state(state.get("time_stops", []))
         self.ids.counters = dict(state["ids"])
+        self.carry.load_state(state.get("carry"))
         self.roster.load_state(state.get("operator"))

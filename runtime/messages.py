@@ -20,18 +20,24 @@ import msgspec
 __all__ = [
     "AlgoOrderChanged",
     "AlgoStatus",
+    "AuxData",
     "Bar",
     "BookDeltas",
     "BookSnapshot",
+    "BorrowRate",
     "CancelAllOrders",
     "CancelOrder",
+    "CarryCharged",
     "ClosePositions",
     "Command",
     "Event",
+    "FundingRate",
+    "IndexMarkPrice",
     "Liquidity",
     "MarketData",
     "Message",
     "ModifyOrder",
+    "OpenInterest",
     "OperatorCommand",
     "OrderAccepted",
     "OrderCancelRejected",
@@ -194,6 +200,52 @@ class BookSnapshot(Message, frozen=True, kw_only=True, tag=True, gc=False):
 
 
 MarketData: TypeAlias = QuoteTick | TradeTick | Bar | BookDeltas | BookSnapshot
+
+
+# --- auxiliary data ----------------------------------------------------------------------------
+# What a venue publishes beside prices. Rates are fixed-point fractions (``fixed("0.0001")`` is
+# 0.01%). A feed of these goes stale like any data: a strategy declares what it needs
+# (:class:`runtime.auxdata.AuxNeed`) and is held from new entries while any of it is stale.
+
+
+class FundingRate(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """The funding rate of a perpetual for the funding at ``funding_ts``.
+
+    A *settled* rate (``ts_event >= funding_ts``: a venue's funding history, replayed) charges
+    or pays every open position of the instrument once, at ``mark_price`` (or its last mark
+    when 0): ``-notional * rate`` (a long pays a positive rate). A rate published before its
+    funding time (a live ``premiumIndex`` poll: ``funding_ts`` is the next funding) is an
+    estimate: it informs strategies and charges nothing.
+    """
+
+    instrument_id: str
+    rate: int  # per funding period, fixed-point fraction (signed)
+    funding_ts: int  # ns: the funding time this rate is for
+    mark_price: int = 0  # fixed point; 0 = not published with the rate
+
+
+class OpenInterest(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    instrument_id: str
+    open_interest: int  # contracts (base units), fixed point
+
+
+class IndexMarkPrice(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """A derivative's mark price and its underlying index (0 = not published)."""
+
+    instrument_id: str
+    mark_price: int
+    index_price: int = 0
+
+
+class BorrowRate(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """The annual cost of borrowing an instrument to hold it short (fixed-point fraction):
+    from here on, short positions accrue it daily (:mod:`runtime.carry`)."""
+
+    instrument_id: str
+    rate: int
+
+
+AuxData: TypeAlias = FundingRate | OpenInterest | IndexMarkPrice | BorrowRate
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -389,6 +441,21 @@ class TradingStateChanged(Message, frozen=True, kw_only=True, tag=True, gc=False
     reason: str
 
 
+class CarryCharged(Message, frozen=True, kw_only=True, tag=True, gc=False):
+    """Cash moved by holding a position, not by trading it: ``funding`` on a perpetual at a
+    funding time, ``borrow`` on a short for one day. ``amount`` is the signed cash change
+    (received > 0, paid < 0); ``quantity`` the position it was charged on, ``price`` the mark
+    used and ``rate`` the rate applied (per funding period; per year for borrow)."""
+
+    instrument_id: str
+    kind: str  # "funding" | "borrow"
+    quantity: int
+    price: int
+    rate: int
+    amount: int
+    currency: str
+
+
 class TimerFired(Message, frozen=True, kw_only=True, tag=True, gc=False):
     name: str
 
@@ -441,9 +508,10 @@ Event: TypeAlias = (
     | TimerFired
     | OrderListChanged
     | AlgoOrderChanged
+    | CarryCharged
 )
 
-AnyMessage: TypeAlias = MarketData | Command | OperatorCommand | Event
+AnyMessage: TypeAlias = MarketData | AuxData | Command | OperatorCommand | Event
 
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(AnyMessage)

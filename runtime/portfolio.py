@@ -5,11 +5,13 @@ Everything is exact fixed-point money derived from fills only. Each position kee
 removes ``cost_basis * closed / held`` from it (rounded half-even); because exactly what is
 removed is what realizes, the accounting identity holds exactly, whatever the rounding::
 
-    cash + market_value == initial_cash + realized_pnl + unrealized_pnl - fees
+    cash + market_value == initial_cash + realized_pnl + unrealized_pnl - fees + funding - borrow
 
 where ``market_value = Σ notional(mark, qty)`` and ``unrealized = market_value - Σ cost_basis``.
-One account currency (cash is kept per currency, but PnL aggregation assumes one); spot-style
-settlement (futures are cash-settled on the full notional, not margined — see docs).
+``funding`` (net funding received, signed) and ``borrow`` (borrow paid) are the carry of held
+positions (:mod:`runtime.carry`): cash that moves without a fill. One account currency (cash
+is kept per currency, but PnL aggregation assumes one); spot-style settlement (futures are
+cash-settled on the full notional, not margined — see docs).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from runtime.errors import InvariantError
 from runtime.instruments import InstrumentRegistry
 from runtime.messages import OrderFilled
 from runtime.values import Rounding, div_round, to_float
@@ -38,21 +41,32 @@ class Account:
     unrealized_pnl: int
     fees: int
     gross_exposure: int
+    funding: int = 0  # net funding received (paid < 0)
+    borrow: int = 0  # borrow paid on shorts
 
     @property
     def total_pnl(self) -> int:
-        """``equity - initial_cash``: realized + unrealized − fees."""
+        """``equity - initial_cash``: realized + unrealized − fees + funding − borrow."""
         return self.equity - self.initial_cash
 
     def as_floats(self) -> dict[str, float]:
         """The money fields in price units, for logging or sizing arithmetic."""
         names = ("initial_cash", "cash", "equity", "realized_pnl", "unrealized_pnl", "fees",
-                 "gross_exposure")
+                 "gross_exposure", "funding", "borrow")
         return {name: to_float(getattr(self, name)) for name in names}
 
 
 class Position:
-    __slots__ = ("cost_basis", "fees", "instrument_id", "mark", "quantity", "realized_pnl")
+    __slots__ = (
+        "borrow",
+        "cost_basis",
+        "fees",
+        "funding",
+        "instrument_id",
+        "mark",
+        "quantity",
+        "realized_pnl",
+    )
 
     def __init__(self, instrument_id: str) -> None:
         self.instrument_id = instrument_id
@@ -61,6 +75,11 @@ class Position:
         self.realized_pnl = 0
         self.fees = 0
         self.mark = 0  # last mark price, fixed point (0 = never marked)
+        self.funding = 0  # net funding received on this position (signed)
+        self.borrow = 0  # borrow paid on this position
+
+    def carried(self) -> bool:
+        return bool(self.funding or self.borrow)
 
     def avg_price(self, multiplier: int) -> int:
         """Average entry price (rounded half-even) for an instrument with ``multiplier``."""
@@ -70,16 +89,23 @@ class Position:
         return div_round(self.cost_basis * 10**18, self.quantity * multiplier, Rounding.HALF_EVEN)
 
     def state(self) -> list[int | str]:
-        return [self.instrument_id, self.quantity, self.cost_basis, self.realized_pnl, self.fees]
+        row: list[int | str] = [
+            self.instrument_id, self.quantity, self.cost_basis, self.realized_pnl, self.fees
+        ]
+        if self.carried():  # only then: positions without carry keep the state they had
+            row += [self.funding, self.borrow]
+        return row
 
 
 class Portfolio:
     """Account-level netting positions and cash."""
 
     __slots__ = (
+        "borrow",
         "cash",
         "currency",
         "fees",
+        "funding",
         "initial_cash",
         "n_fills",
         "positions",
@@ -96,6 +122,8 @@ class Portfolio:
         self.fees = 0
         self.realized_pnl = 0
         self.n_fills = 0
+        self.funding = 0
+        self.borrow = 0
 
     def position(self, instrument_id: str) -> Position:
         pos = self.positions.get(instrument_id)
@@ -142,6 +170,24 @@ class Portfolio:
             pos.mark = fill.last_price
         return pos
 
+    def apply_carry(self, instrument_id: str, kind: str, amount: int) -> None:
+        """Cash moved by holding ``instrument_id``: ``kind`` ``funding`` (signed, received > 0)
+        or ``borrow`` (``amount`` <= 0: paid)."""
+        if kind not in ("funding", "borrow"):
+            raise InvariantError(f"unknown carry kind {kind!r} (funding or borrow)")
+        pos = self.position(instrument_id)
+        self.cash += amount
+        if kind == "funding":
+            pos.funding += amount
+            self.funding += amount
+        else:
+            pos.borrow -= amount
+            self.borrow -= amount
+
+    def carried(self) -> bool:
+        """Whether any funding or borrow moved cash."""
+        return bool(self.funding or self.borrow)
+
     # --- valuation -------------------------------------------------------------------------
     def market_value(self, instrument_id: str | None = None) -> int:
         positions = (
@@ -182,16 +228,18 @@ class Portfolio:
             unrealized_pnl=value - sum(p.cost_basis for p in self.positions.values()),
             fees=self.fees,
             gross_exposure=self.gross_exposure(),
+            funding=self.funding,
+            borrow=self.borrow,
         )
 
     def identity_gap(self) -> int:
         """``0`` exactly when the accounting identity holds (it always should)."""
         lhs = self.cash + self.market_value()
         rhs = self.initial_cash + self.realized_pnl + self.unrealized_pnl() - self.fees
-        return lhs - rhs
+        return lhs - (rhs + self.funding - self.borrow)
 
     def state(self) -> dict[str, object]:
-        return {
+        state: dict[str, object] = {
             "cash": self.cash,
             "initial_cash": self.initial_cash,
             "fees": self.fees,
@@ -199,6 +247,9 @@ class Portfolio:
             "n_fills": self.n_fills,
             "positions": [p.state() for _, p in sorted(self.positions.items())],
         }
+        if self.carried():  # only then: a run without carry keeps the state it had
+            state["funding"], state["borrow"] = self.funding, self.borrow
+        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.cash = int(state["cash"])
@@ -206,7 +257,11 @@ class Portfolio:
         self.fees = int(state["fees"])
         self.realized_pnl = int(state["realized"])
         self.n_fills = int(state["n_fills"])
+        self.funding = int(state.get("funding", 0))
+        self.borrow = int(state.get("borrow", 0))
         self.positions.clear()
         for row in state["positions"]:
             pos = self.position(str(row[0]))
             pos.quantity, pos.cost_basis, pos.realized_pnl, pos.fees = (int(v) for v in row[1:5])
+            if len(row) > 5:
+                pos.funding, pos.borrow = int(row[5]), int(row[6])

@@ -48,11 +48,16 @@ from runtime.errors import ConfigError, DataError, InvariantError
 from runtime.journal import Blob, Journal, JournalRecord
 from runtime.kernel import Kernel
 from runtime.messages import (
+    AuxData,
     Bar,
     BookDeltas,
     BookSnapshot,
+    BorrowRate,
+    FundingRate,
+    IndexMarkPrice,
     MarketData,
     Message,
+    OpenInterest,
     QuoteTick,
     TradeTick,
 )
@@ -61,7 +66,9 @@ __all__ = ["DROP", "MARK", "FeedJournal", "FeedLog", "JournaledKernel", "check_s
 
 MARK: Final = "feed.mark"
 DROP: Final = "feed.drop"  # feed indices the owner skipped, before the marker covering them
-_MARKET = (QuoteTick, TradeTick, Bar, BookDeltas, BookSnapshot)
+#: what comes from the feed's log (market and auxiliary data): never journaled again here
+_MARKET = (QuoteTick, TradeTick, Bar, BookDeltas, BookSnapshot,
+           FundingRate, OpenInterest, IndexMarkPrice, BorrowRate)
 _START = "kernel.start"
 _STOP = "kernel.stop"
 _POSITION = struct.Struct(">qqq")  # position, ts_event and seq of the message before it
@@ -93,7 +100,7 @@ class FeedJournal:
         self._last = last  # ts_event and seq of the message before ``position``
         self._since = since  # inputs since the latest snapshot
 
-    def market(self, msg: MarketData) -> None:
+    def market(self, msg: MarketData | AuxData) -> None:
         """``msg`` (the feed's message at :attr:`position`) is being applied."""
         self.position += 1
         self._last = (msg.ts_event, msg.seq)

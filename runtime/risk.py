@@ -23,7 +23,8 @@ Reason codes: ``halted``, ``session``, ``reducing``, ``reduce_only``, ``instrume
 (tick/lot/min rules),
 ``max_order_notional``, ``max_position``, ``max_position_notional``, ``gross_exposure``,
 ``daily_loss``, ``trades_per_day``, ``order_rate``, ``cooldown``, ``stale_data``,
-``no_market_data``, ``price_band``.
+``no_market_data``, ``price_band``, ``aux_missing`` and ``aux_stale`` (a strategy's declared
+auxiliary data is absent or older than its TTL: its entries wait, its exits pass).
 
 Per-strategy budgets (``RiskLimits.strategies``, YAML ``risk: {strategies: {<id>: {...}}}``):
 position, position notional and gross exposure limits, and a daily and a total loss limit, for
@@ -225,6 +226,13 @@ class RiskEngine:
         self.ledgers = {sid: _Ledger(b) for sid, b in sorted(limits.strategies.items())}
         self._fill_prices: dict[str, int] = {}  # last fill price per instrument (marks' fallback)
         self._orders: _HasOpenOrders | None = None
+        self._aux_gate: Callable[[str, int], tuple[str, str] | None] | None = None
+
+    def bind_aux(self, gate: Callable[[str, int], tuple[str, str] | None]) -> None:
+        """``gate(strategy_id, now_ns)``: why a strategy's auxiliary data is too old to open
+        risk on (:meth:`runtime.auxdata.AuxState.stale`); checked for orders that open or grow
+        a position, never for exits."""
+        self._aux_gate = gate
 
     def bind_orders(self, owner: _HasOpenOrders) -> None:
         """Who keeps the open orders (the kernel; read as ``owner.open`` at each check, so a
@@ -335,6 +343,8 @@ class RiskEngine:
             return self._deny(cmd, now_ns, f"instrument.{violation.rule}", violation.message)
         # each group runs only when a rule in it is on (or a cooldown runs): off, it finds nothing
         reason = self._freshness(cmd, now_ns) if self._watches_data else None
+        if reason is None and increases and self._aux_gate is not None:
+            reason = self._aux_gate(cmd.strategy_id, now_ns)
         if reason is None and self._limits_rate:
             reason = self._rates(now_ns)
         if (

@@ -1,13 +1,14 @@
 """The strategy API: one class runs unchanged in a backtest and inside a strategy actor.
 
 A strategy reacts through hooks (``on_start``, ``on_quote``, ``on_trade``, ``on_book``,
-``on_bar``, ``on_order_event``, ``on_timer``, ``on_stop``) and acts through its context, which the
-kernel (backtest) or the strategy actor (paper/live) provides. It does no I/O, starts no threads,
-reads no wall clock and uses only ``self.rng`` for randomness. Quantities, prices and money are
-the core's fixed-point ints; declare params with :data:`Qty`/:data:`Price` to write them in human
-units in YAML, and convert computed values with :meth:`Strategy.to_price`/:meth:`Strategy.to_qty`
-(onto the instrument's grid) and :meth:`Strategy.to_float`. ``self.account`` reads cash, equity
-and PnL. The reference for authors is docs/strategy-guide.md.
+``on_bar``, ``on_aux``, ``on_order_event``, ``on_timer``, ``on_stop``) and acts through its
+context, which the kernel (backtest) or the strategy actor (paper/live) provides. It does no
+I/O, starts no threads, reads no wall clock and uses only ``self.rng`` for randomness.
+Quantities, prices and money are the core's fixed-point ints; declare params with
+:data:`Qty`/:data:`Price` to write them in human units in YAML, and convert computed values with
+:meth:`Strategy.to_price`/:meth:`Strategy.to_qty` (onto the instrument's grid) and
+:meth:`Strategy.to_float`. ``self.account`` reads cash, equity and PnL. The reference for
+authors is docs/strategy-guide.md.
 
 ::
 
@@ -50,6 +51,7 @@ from runtime.errors import ConfigError, OperatorError
 from runtime.execution import AlgoOrder
 from runtime.linked import Contingency, Leg, OrderList
 from runtime.messages import (
+    AuxData,
     Bar,
     BookDeltas,
     BookSnapshot,
@@ -65,6 +67,7 @@ from runtime.trailing import Trail, TrailReference
 from runtime.values import FIXED_PRECISION, FIXED_SCALE, Rounding, fixed
 
 if TYPE_CHECKING:
+    from runtime.auxdata import AuxNeed
     from runtime.instruments import Instrument
     from runtime.orders import Order
     from runtime.portfolio import Account
@@ -290,7 +293,17 @@ class Strategy(Generic[P]):
     def on_bar(self, bar: Bar) -> None: ...
     def on_order_event(self, event: Message) -> None: ...
     def on_timer(self, timer: TimerFired) -> None: ...
+    def on_aux(self, data: AuxData) -> None:
+        """Auxiliary data of one of its instruments: a funding rate, open interest, a mark or
+        index price, a borrow rate (:mod:`runtime.messages`)."""
+
     def on_stop(self) -> None: ...
+
+    def aux_needs(self) -> tuple[AuxNeed, ...]:
+        """The auxiliary data this strategy needs fresh (read once, when the kernel is built):
+        while any is missing or older than its TTL, risk denies its entries (``aux_stale``)
+        and lets its exits through. Override to declare; by default it needs none."""
+        return ()
 
     # --- acting -------------------------------------------------------------------------------
     @property

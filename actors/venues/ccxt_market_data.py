@@ -5,7 +5,10 @@ best bid or ask or their sizes changed; ``watch_trades`` (Binance: ``trade``) be
 :class:`TradeTick` with the taker's side as the aggressor. The public streams need no
 credentials. Each batch goes through the feed's :class:`~actors.venues.market_data.StreamSink`
 (journaled before the feed sees it). The client runs on a loop of its own thread and
-reconnects with backoff (ccxt dials again on the next ``watch_*`` call).
+reconnects with backoff (ccxt dials again on the next ``watch_*`` call). The broker block's
+``aux`` feeds (funding, mark, open interest) are polled into the same sink
+(:class:`~actors.venues.ccxt_aux.CcxtAuxPoller`); :meth:`CcxtMarketStream.telemetry` reports
+their age and errors.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import threading
 import time
 from typing import Any
 
+from actors.venues.ccxt_aux import CcxtAuxPoller
 from actors.venues.ccxt_support import CcxtConfig, import_ccxt, make_exchange
 from actors.venues.common import to_fixed
 from runtime.messages import MarketData, QuoteTick, Side, TradeTick
@@ -57,6 +61,14 @@ class CcxtMarketStream:
                                        daemon=True)
         self.thread.start()
         self.task = asyncio.run_coroutine_threadsafe(self._run(), self.loop)
+        self.aux: CcxtAuxPoller | None = None
+        if config.aux:
+            self.aux = CcxtAuxPoller(config, list(config.aux), sink.put)
+            self.aux.start()
+
+    def telemetry(self) -> dict[str, Any]:
+        """The auxiliary feeds: per feed its age, staleness and errors (empty without any)."""
+        return {} if self.aux is None else self.aux.telemetry()
 
     async def _run(self) -> None:
         self.main = asyncio.current_task()
@@ -101,6 +113,9 @@ class CcxtMarketStream:
                        if t.get("symbol") in self.by_symbol])
 
     def close(self) -> None:
+        if self.aux is not None:
+            self.aux.close()
+
         async def stop() -> None:  # the run's finally closes the client's sockets
             if self.main is not None:
                 self.main.cancel()

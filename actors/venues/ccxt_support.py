@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.venues.aux_feeds import AuxFeedConfig
 from actors.venues.common import Secret, env_secret
 from runtime.errors import ConfigError
 from runtime.instruments import Instrument, InstrumentRegistry, TickBand
@@ -99,6 +100,9 @@ class CcxtConfig(BaseModel):
     breaker_threshold: int = Field(3, ge=1)
     request_timeout_ms: int = Field(10_000, gt=0)
     connect_timeout_s: float = Field(15.0, gt=0)
+    #: auxiliary feeds polled into the session's feed (``feed.mode: broker``): funding rates,
+    #: mark/index prices, open interest (:mod:`actors.venues.ccxt_aux`)
+    aux: tuple[AuxFeedConfig, ...] = ()
 
     def symbol_for(self, instrument_id: str) -> str:
         try:

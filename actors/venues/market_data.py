@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from actors.journals import open_journal
@@ -38,7 +38,7 @@ from actors.venues.ib_support import IbConfig, import_ib
 from actors.venues.shioaji_support import ShioajiConfig, import_shioaji, make_client
 from runtime.errors import ConfigError, VenueUnavailable
 from runtime.instruments import Instrument
-from runtime.messages import BookSnapshot, MarketData, QuoteTick, Side, TradeTick
+from runtime.messages import AuxData, BookSnapshot, MarketData, QuoteTick, Side, TradeTick
 
 __all__ = ["IbMarketStream", "ShioajiMarketStream", "StreamSink", "check_streamable",
            "open_stream", "ticker_messages"]
@@ -67,7 +67,7 @@ class StreamSink:
             return {"since_ns": self.opened_ns, "last_ns": dict(self.last_ns),
                     "messages": self.seq}
 
-    def put(self, batch: Iterable[MarketData]) -> None:
+    def put(self, batch: Iterable[MarketData | AuxData]) -> None:
         import msgspec
 
         with self.lock:
@@ -80,7 +80,9 @@ class StreamSink:
             for msg in out:
                 self.journal.append(msg)
             self.journal.flush()
-            self.messages.extend(out)
+            # the feed's list is typed as market data; auxiliary data rides in it (the driver,
+            # the kernels and the venue take both)
+            self.messages.extend(cast(list[MarketData], out))
             now = time.time_ns()
             for msg in out:
                 self.last_ns[msg.instrument_id] = now

@@ -15,6 +15,7 @@ from backtest.data.messages import to_messages
 from backtest.data.problems import DataRefused, Problem
 from backtest.data.sample import DEFAULT_INSTRUMENTS, SampleSpec, generate_sample
 from backtest.data.schema import (
+    AUX_KINDS,
     FIXED_COLUMNS,
     KINDS,
     SCHEMAS,
@@ -26,6 +27,7 @@ from backtest.data.schema import (
 )
 
 __all__ = [
+    "AUX_KINDS",
     "DEFAULT_INSTRUMENTS",
     "FIXED_COLUMNS",
     "KINDS",

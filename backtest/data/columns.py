@@ -57,6 +57,25 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
         "is_snapshot": ("is_snapshot", "snapshot"),
         "update_type": ("update_type",),
     },
+    "funding": {
+        "ts_event": (*_TIME, "funding_time"),  # a funding history: stamped when it settled
+        "rate": ("rate", "funding_rate", "last_funding_rate"),
+        "funding_ts": ("funding_ts", "next_funding_time"),  # left out: the row's own time
+        "mark_price": ("mark_price", "markprice", "mark"),
+    },
+    "open_interest": {
+        "ts_event": _TIME,
+        "open_interest": ("open_interest", "openinterest", "oi", "sum_open_interest"),
+    },
+    "mark": {
+        "ts_event": _TIME,
+        "mark_price": ("mark_price", "markprice", "mark"),
+        "index_price": ("index_price", "indexprice", "index"),
+    },
+    "borrow": {
+        "ts_event": _TIME,
+        "rate": ("rate", "borrow_rate", "fee_rate", "annual_rate"),
+    },
 }
 _COMMON_OPTIONAL = {
     "ts_init": ("ts_init",), "seq": ("seq",), "instrument_id": ("instrument_id",),
@@ -70,6 +89,10 @@ OPTIONAL: dict[str, frozenset[str]] = {
     "book": frozenset(
         {"first_update_id", "last_update_id", "prev_update_id", "is_snapshot", "update_type"}
     ),
+    "funding": frozenset({"funding_ts", "mark_price"}),
+    "open_interest": frozenset(),
+    "mark": frozenset({"index_price"}),
+    "borrow": frozenset(),
 }
 IGNORED = frozenset({"adjclose", "average", "wap", "barcount", "count"})
 

@@ -200,7 +200,7 @@ class FileStream:
         problems: list[Problem] = []
         for canon, name in self.mapping.source_of.items():
             array = raw.column(name).combine_chunks()
-            if canon in ("ts_event", "ts_init"):
+            if canon in ("ts_event", "ts_init", "funding_ts"):
                 times = parse_timestamps(array, name, self._options.timezone,
                                          self._times if canon == "ts_event" else None,
                                          first_row=offset + 1)
@@ -239,6 +239,11 @@ class FileStream:
             cols.setdefault("is_snapshot", snapshot)
             for name in _ID_COLUMNS:
                 cols.setdefault(name, np.full(n, -1, dtype=np.int64))
+        if self.kind == "funding":  # a history: each rate settled at its own time
+            cols.setdefault("funding_ts", cols["ts_event"].copy())
+            cols.setdefault("mark_price", np.zeros(n, dtype=np.int64))
+        if self.kind == "mark":
+            cols.setdefault("index_price", np.zeros(n, dtype=np.int64))
         if "seq" not in self.mapping.source_of:
             cols["seq"] = _seq_after(cols["ts_event"], self._previous)
         return problems

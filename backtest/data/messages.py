@@ -1,4 +1,5 @@
-"""Canonical Arrow tables → runtime messages (QuoteTick, TradeTick, Bar, BookDeltas/Snapshot).
+"""Canonical Arrow tables → runtime messages (QuoteTick, TradeTick, Bar, BookDeltas/Snapshot,
+and the auxiliary FundingRate, OpenInterest, IndexMarkPrice, BorrowRate).
 
 Columns are pulled out once as Python lists (``tolist`` on numpy-backed columns) and the ticks
 are built positionally from them: no pandas, no per-row Arrow access.
@@ -7,17 +8,31 @@ are built positionally from them: no pandas, no per-row Arrow access.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from backtest.data.schema import SCHEMAS, check_kind, conform
-from runtime.messages import Bar, BookDeltas, BookSnapshot, MarketData, QuoteTick, Side, TradeTick
+from runtime.messages import (
+    AuxData,
+    Bar,
+    BookDeltas,
+    BookSnapshot,
+    BorrowRate,
+    FundingRate,
+    IndexMarkPrice,
+    MarketData,
+    OpenInterest,
+    QuoteTick,
+    Side,
+    TradeTick,
+)
 
 __all__ = ["to_messages"]
 
 
-def to_messages(kind: str, table: pa.Table | pa.RecordBatch) -> list[MarketData]:
+def to_messages(kind: str, table: pa.Table | pa.RecordBatch) -> list[MarketData | AuxData]:
     """Messages of a canonical table of ``kind``, in the table's row order.
 
     Book rows are grouped by update (consecutive rows with the same ``ts_event`` and update ids):
@@ -60,6 +75,13 @@ def _positional(cls: type, c: dict[str, list]) -> list[MarketData]:  # type: ign
     take positional fields: cheaper than keywords). The columns are one table's: same length."""
     fields: tuple[str, ...] = cls.__struct_fields__  # type: ignore[attr-defined]
     return list(map(cls, *(c[name] for name in fields)))
+
+
+def _keywords(cls: type, c: dict[str, list]) -> list[AuxData]:  # type: ignore[type-arg]
+    """Rows of an auxiliary message type (keyword-only fields; rare rows, no hot path)."""
+    names = cls.__struct_fields__  # type: ignore[attr-defined]
+    rows = zip(*(c[n] for n in names), strict=True)
+    return [cls(**dict(zip(names, row, strict=True))) for row in rows]
 
 
 def _quotes(c: dict[str, list]) -> list[MarketData]:  # type: ignore[type-arg]
@@ -117,9 +139,13 @@ def _book_message(c: dict[str, list], start: int, end: int) -> MarketData:  # ty
     )
 
 
-_BUILDERS: dict[str, Callable[[dict[str, list]], list[MarketData]]] = {  # type: ignore[type-arg]
+_BUILDERS: dict[str, Callable[[dict[str, list]], list[Any]]] = {  # type: ignore[type-arg]
     "quotes": _quotes,
     "trades": _trades,
     "bars": _bars,
     "book": _book,
+    "funding": lambda c: _keywords(FundingRate, c),
+    "open_interest": lambda c: _keywords(OpenInterest, c),
+    "mark": lambda c: _keywords(IndexMarkPrice, c),
+    "borrow": lambda c: _keywords(BorrowRate, c),
 }

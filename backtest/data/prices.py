@@ -24,6 +24,11 @@ PRICE_COLUMNS: dict[str, tuple[str, ...]] = {
     "trades": ("price",),
     "bars": ("open", "high", "low", "close"),
     "book": ("price",),
+    # auxiliary data holds no order prices: a mark or index price is off the tick by nature
+    "funding": (),
+    "open_interest": (),
+    "mark": (),
+    "borrow": (),
 }
 
 

@@ -5,6 +5,10 @@ quotes (one per second, spread 1-3 ticks), trades at the touch (Poisson arrivals
 the quote it hits), one-minute bars built from those trades (``ts_event`` = bar close) and a
 five-level L2 book whose top is the quote: a snapshot at each session open, then diffs.
 Sessions are 6.5 hours by default (14:30-21:00 UTC) on consecutive weekdays from 2024-01-02.
+For each instrument named in ``perpetuals``, a perpetual ``<id>-PERP`` trades beside it: its bars
+are the spot bars times ``1 + basis`` (a mean-reverting premium, on the tick grid) and its funding
+rate settles every eight hours (00:00, 08:00, 16:00 UTC) from the first session's day to the
+last, at the premium plus noise, with eight decimals as venues publish it.
 All randomness comes from the ``numpy.random.Generator`` passed in.
 """
 
@@ -20,9 +24,10 @@ import pyarrow as pa
 from backtest.data.schema import SCHEMAS, seq_within_ts
 from runtime.values import FIXED_SCALE
 
-__all__ = ["DEFAULT_INSTRUMENTS", "SampleSpec", "generate_sample"]
+__all__ = ["DEFAULT_INSTRUMENTS", "PERP_SUFFIX", "SampleSpec", "generate_sample"]
 
 DEFAULT_INSTRUMENTS = ("SIM-A", "SIM-B")
+PERP_SUFFIX = "-PERP"  # the perpetual of instrument X is X-PERP
 _SECOND = 10**9
 _YEAR_S = 252 * 23_400  # trading seconds in a year, for the volatility scale
 _OPEN_UTC_S = 14 * 3600 + 1800
@@ -38,18 +43,32 @@ class SampleSpec:
     levels: int = 5
     session_minutes: int = 390  # from 14:30 UTC
     trades_per_s: float = 0.3
+    perpetuals: tuple[str, ...] = ()  # instruments that get a ``-PERP`` twin with funding
 
 
 def generate_sample(
     rng: np.random.Generator, spec: SampleSpec = SampleSpec()
 ) -> dict[str, pa.Table]:
-    """Tables of every kind (``quotes``, ``trades``, ``bars``, ``book``) for all instruments."""
-    parts: dict[str, list[pa.Table]] = {kind: [] for kind in SCHEMAS}
+    """Tables of every market kind (``quotes``, ``trades``, ``bars``, ``book``) for all
+    instruments, and ``funding`` when the spec names perpetuals."""
+    kinds = ("quotes", "trades", "bars", "book", *(("funding",) if spec.perpetuals else ()))
+    parts: dict[str, list[pa.Table]] = {kind: [] for kind in kinds}
+    unknown = sorted(set(spec.perpetuals) - set(spec.instruments))
+    if unknown:
+        raise ValueError(f"perpetuals {unknown} are not among the instruments")
+    bars: dict[str, pa.Table] = {}
     for instrument_id, child in zip(
         spec.instruments, rng.spawn(len(spec.instruments)), strict=True
     ):
         for kind, table in _instrument(child, spec, instrument_id).items():
             parts[kind].append(table)
+        bars[instrument_id] = parts["bars"][-1]
+    for instrument_id, child in zip(
+        spec.perpetuals, rng.spawn(len(spec.perpetuals)), strict=True
+    ):
+        perp_bars, funding = _perpetual(child, spec, bars[instrument_id])
+        parts["bars"].append(perp_bars)
+        parts["funding"].append(funding)
     return {
         kind: pa.concat_tables(tables) if tables else SCHEMAS[kind].empty_table()
         for kind, tables in parts.items()
@@ -246,6 +265,54 @@ def _diff(
     changes = {level: 0 for level in old if level not in new}
     changes |= {level: size for level, size in new.items() if old.get(level) != size}
     return changes
+
+
+_FUNDING_NS = 8 * 3600 * _SECOND
+
+
+def _perpetual(
+    rng: np.random.Generator, spec: SampleSpec, spot: pa.Table
+) -> tuple[pa.Table, pa.Table]:
+    """The ``-PERP`` twin of ``spot``'s bars, and its funding history."""
+    instrument_id = spot.column("instrument_id")[0].as_py() + PERP_SUFFIX
+    n = spot.num_rows
+    basis = np.zeros(n)  # AR(1) premium of the perpetual over spot: mean 4 bp, half-life ~1 h
+    shocks = rng.normal(0.0, 0.0002, n)
+    for i in range(1, n):
+        basis[i] = 0.0004 + 0.988 * (basis[i - 1] - 0.0004) + shocks[i]
+    cols: dict[str, np.ndarray] = {
+        name: spot.column(name).to_numpy() for name in ("ts_event", "ts_init", "interval_ns")
+    }
+    for name in ("open", "high", "low", "close"):
+        px = spot.column(name).to_numpy() / spec.tick
+        cols[name] = np.round(px * (1.0 + basis)).astype(np.int64)
+    cols["high"] = np.maximum.reduce([cols["high"], cols["open"], cols["close"]])
+    cols["low"] = np.minimum.reduce([cols["low"], cols["open"], cols["close"]])
+    cols["volume"] = spot.column("volume").to_numpy()
+    bars = _table("bars", instrument_id, cols, spec.tick)
+    return bars, _funding(rng, spec, instrument_id, cols["ts_event"], basis)
+
+
+def _funding(
+    rng: np.random.Generator, spec: SampleSpec, instrument_id: str, bar_ns: np.ndarray,
+    basis: np.ndarray,
+) -> pa.Table:
+    """A rate per eight hours: the premium at the last bar before it (0.04% when none yet) plus
+    noise, in whole 1e-8 steps (as venues publish it); the mark is the last close."""
+    first = int(bar_ns[0]) // (24 * 3600 * _SECOND) * (24 * 3600 * _SECOND)
+    times = np.arange(first + _FUNDING_NS, int(bar_ns[-1]) + _FUNDING_NS, _FUNDING_NS)
+    last = np.searchsorted(bar_ns, times, side="right") - 1
+    premium = np.where(last >= 0, basis[np.maximum(last, 0)], 0.0004)
+    rate = np.round((premium / 4 + rng.normal(0.0, 0.00005, len(times))) * 1e8).astype(np.int64)
+    n = len(times)
+    schema = SCHEMAS["funding"]
+    data = {
+        "ts_event": times, "ts_init": times, "seq": np.zeros(n, dtype=np.int64),
+        "instrument_id": np.full(n, instrument_id, dtype=object),
+        "rate": rate * 10,  # 1e-8 steps in fixed point (1e-9)
+        "funding_ts": times, "mark_price": np.zeros(n, dtype=np.int64),
+    }
+    return pa.Table.from_arrays([pa.array(data[f.name], f.type) for f in schema], schema=schema)
 
 
 def _table(kind: str, instrument_id: str, cols: dict[str, np.ndarray], tick: int) -> pa.Table:

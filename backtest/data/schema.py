@@ -18,6 +18,7 @@ import pyarrow as pa
 from runtime.errors import DataError
 
 __all__ = [
+    "AUX_KINDS",
     "FIXED_COLUMNS",
     "KINDS",
     "SCHEMAS",
@@ -30,8 +31,15 @@ __all__ = [
     "table_hash",
 ]
 
-Kind = Literal["quotes", "trades", "bars", "book"]
-KINDS: tuple[Kind, ...] = ("quotes", "trades", "bars", "book")
+Kind = Literal[
+    "quotes", "trades", "bars", "book", "funding", "open_interest", "mark", "borrow"
+]
+#: market data, then auxiliary data (:data:`AUX_KINDS`)
+KINDS: tuple[Kind, ...] = (
+    "quotes", "trades", "bars", "book", "funding", "open_interest", "mark", "borrow"
+)
+#: auxiliary data: what a venue publishes beside prices (rates are fixed-point fractions)
+AUX_KINDS: tuple[Kind, ...] = ("funding", "open_interest", "mark", "borrow")
 
 _COMMON = [
     pa.field("ts_event", pa.int64(), nullable=False),
@@ -70,6 +78,11 @@ SCHEMAS: dict[str, pa.Schema] = {
         ("prev_update_id", _I64),
         ("is_snapshot", pa.bool_()),
     ),
+    # a funding rate per period for the funding at funding_ts (settled when ts_event >= it)
+    "funding": _schema(("rate", _I64), ("funding_ts", _I64), ("mark_price", _I64)),
+    "open_interest": _schema(("open_interest", _I64)),
+    "mark": _schema(("mark_price", _I64), ("index_price", _I64)),
+    "borrow": _schema(("rate", _I64)),  # annual borrow rate of a short
 }
 
 #: Columns that hold fixed-point values (value × 10**9), per kind.
@@ -78,6 +91,10 @@ FIXED_COLUMNS: dict[str, tuple[str, ...]] = {
     "trades": ("price", "size"),
     "bars": ("open", "high", "low", "close", "volume"),
     "book": ("price", "size"),
+    "funding": ("rate", "mark_price"),
+    "open_interest": ("open_interest",),
+    "mark": ("mark_price", "index_price"),
+    "borrow": ("rate",),
 }
 
 

@@ -260,11 +260,28 @@ def _crossed_updates(cols: Columns) -> list[Problem]:
                                     f"{_num(best[i][1])}")
 
 
+def _check_funding(cols: Columns) -> list[Problem]:
+    """A rate may be negative (shorts pay); a mark price, when given, is positive."""
+    mark = cols["mark_price"]
+    return _rows(mark < 0, lambda i: f"mark_price {_num(mark[i])} is negative")
+
+
+def _check_mark(cols: Columns) -> list[Problem]:
+    index = cols["index_price"]
+    return _positive(cols, "mark_price") + _rows(
+        index < 0, lambda i: f"index_price {_num(index[i])} is negative"
+    )
+
+
 _CHECKS: dict[str, Callable[[Columns], list[Problem]]] = {
     "quotes": _check_quotes,
     "trades": _check_trades,
     "bars": _check_bars,
     "book": _check_book,
+    "funding": _check_funding,
+    "open_interest": lambda cols: _not_negative(cols, "open_interest"),
+    "mark": _check_mark,
+    "borrow": lambda cols: _not_negative(cols, "rate"),
 }
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backtest.feed import BATCH_ROWS, Feed
-from runtime.messages import MarketData
+from runtime.messages import AuxData, MarketData
 
 __all__ = ["MAX_REPLAY_EVENTS", "ReplayFeed", "replay_feed"]
 
@@ -30,10 +30,10 @@ MAX_REPLAY_EVENTS = 1_000_000  # ~250 MB of bars per worker at most
 class ReplayFeed(Feed):
     """A :class:`Feed` with its messages made once; windows are slices of them."""
 
-    replay: list[MarketData] = field(default_factory=list, repr=False)
+    replay: list[MarketData | AuxData] = field(default_factory=list, repr=False)
     stamps: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64), repr=False)
 
-    def iter_messages(self, batch_rows: int = BATCH_ROWS) -> Iterator[MarketData]:
+    def iter_messages(self, batch_rows: int = BATCH_ROWS) -> Iterator[MarketData | AuxData]:
         return iter(self.replay)
 
     def window(self, start_ns: int | None, end_ns: int | None) -> Feed:

@@ -31,6 +31,10 @@ MARKET_TABLES: dict[str, str] = {
     "trades": "trades",
     "bars": "bars",
     "book": "book_deltas",
+    "funding": "funding_rates",
+    "open_interest": "open_interest",
+    "mark": "mark_prices",
+    "borrow": "borrow_rates",
 }
 
 

@@ -172,6 +172,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             ),
         ),
     ),
+    Migration(
+        6,
+        "auxiliary data",
+        (
+            # rates are fixed-point fractions (a funding rate per period, a borrow rate per year)
+            _table("funding_rates", f"{_MARKET}, rate {_FIX}, funding_ts Int64, mark_price {_FIX}",
+                   _MARKET_KEY),
+            _table("open_interest", f"{_MARKET}, open_interest {_FIX}", _MARKET_KEY),
+            _table("mark_prices", f"{_MARKET}, mark_price {_FIX}, index_price {_FIX}",
+                   _MARKET_KEY),
+            _table("borrow_rates", f"{_MARKET}, rate {_FIX}", _MARKET_KEY),
+        ),
+    ),
 )
 
 _CREATE_LEDGER = (

@@ -36,6 +36,7 @@ from backtest.venue.checks import Refusal, check_modify, check_submit
 from backtest.venue.outbox import Outbox
 from backtest.venue.sessions import day_end_ns
 from backtest.venue.timeline import NEVER, Timeline
+from runtime.auxdata import AUX_TYPES
 from runtime.errors import InvariantError
 from runtime.instruments import Instrument, InstrumentRegistry
 from runtime.messages import (
@@ -61,6 +62,7 @@ from runtime.venue import VenueOrder
 __all__ = ["SimulatedVenue"]
 
 _LIMIT_TYPES = (OrderType.LIMIT, OrderType.STOP_LIMIT)
+_AUX = frozenset(AUX_TYPES)
 
 
 class SimulatedVenue:
@@ -132,6 +134,8 @@ class SimulatedVenue:
             self._advance(ts, inclusive=False)
         if ts > self._now:
             self._now = ts
+        if type(msg) in _AUX:  # auxiliary data moves the clock and fills nothing
+            return
         if self._observe is not None:
             self._observe(msg)
         self._fill_on_market(msg)

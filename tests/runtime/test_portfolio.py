@@ -127,3 +127,23 @@ def test_round_trip_realizes_all_cash_flows(fills: list) -> None:
             p.apply_fill(mkfill(10_000, inst, side, abs(pos.quantity), fixed(500)))
     assert all(pos.cost_basis == 0 for pos in p.positions.values())
     assert p.realized_pnl == p.cash  # started with no cash, paid no fees
+
+
+@settings(max_examples=200, deadline=None)
+@given(FILLS, st.lists(st.tuples(st.sampled_from(["funding", "borrow"]),
+                                 st.integers(-10**12, 10**12)), max_size=20))
+def test_identity_holds_with_funding_and_borrow(fills: list, charges: list) -> None:
+    """Carry moves cash without a fill: the identity's ``+ funding - borrow`` keeps it exact."""
+    p = Portfolio(INSTRUMENTS, initial_cash=fixed(1_000_000))
+    for n, (inst, side, lots, cents, fee_cents, mark_cents) in enumerate(fills):
+        p.apply_fill(mkfill(n, inst, side, lots * INSTRUMENTS.get(inst).lot_size,
+                            cents * 10**7, fee_cents * 10**7))
+        p.mark(inst, mark_cents * 10**7)
+        if n < len(charges):
+            kind, amount = charges[n]
+            p.apply_carry(inst, kind, -abs(amount) if kind == "borrow" else amount)
+        assert p.identity_gap() == 0
+    restored = Portfolio(INSTRUMENTS, initial_cash=0)
+    restored.load_state(p.state())
+    assert restored.state() == p.state()
+    assert (restored.funding, restored.borrow) == (p.funding, p.borrow)

@@ -24,7 +24,11 @@ order requests answer 503 with -1007 "execution status unknown", optionally *aft
 order),
 :meth:`streams_down` / :meth:`streams_up` (close every WebSocket and refuse new ones: fills
 made meanwhile are only in ``/fapi/v1/userTrades``), ``skew_ms`` (the server's clock ahead),
-:meth:`quote` / :meth:`trade` (market data).
+:meth:`quote` / :meth:`trade` (market data), :meth:`set_premium` (``GET /fapi/v1/premiumIndex``:
+mark and index price, the current funding rate and the next funding time), :meth:`settle_funding`
+(a row of ``GET /fapi/v1/fundingRate``, the funding history: ``startTime``/``endTime``/``limit``,
+ascending, at most 1000), :meth:`set_open_interest` (``GET /fapi/v1/openInterest``); each answers
+-1121 for a symbol it does not list.
 """
 
 from __future__ import annotations
@@ -141,6 +145,9 @@ class FakeBinanceFutures:
         self._runner: web.AppRunner | None = None
         self._sends: set[asyncio.Future[Any]] = set()
         self.port = 0
+        self.premium: dict[str, dict[str, Any]] = {}
+        self.funding_history: list[dict[str, Any]] = []
+        self.open_interest: dict[str, str] = {}
 
     # --- server ---------------------------------------------------------------------------
 
@@ -192,6 +199,11 @@ class FakeBinanceFutures:
                   ("GET", "/fapi/v1/exchangeInfo"): self._exchange_info}
         if (method, path) in public:
             return public[(method, path)]()
+        market = {"/fapi/v1/premiumIndex": self._premium_index,
+                  "/fapi/v1/fundingRate": self._funding_rate,
+                  "/fapi/v1/openInterest": self._open_interest}
+        if method == "GET" and path in market:
+            return market[path](dict(parse_qsl(request.query_string)))
         if path == "/fapi/v1/listenKey":
             self._api_key(request)
             if method == "POST":
@@ -423,6 +435,50 @@ class FakeBinanceFutures:
                 "maxWithdrawAmount": b, "canTrade": True, "canDeposit": True,
                 "canWithdraw": True, "feeTier": 0, "updateTime": 0,
                 "assets": await self._balances(p), "positions": []}
+
+    # --- market data of the contract (public) --------------------------------------------
+
+    def _premium_index(self, p: dict[str, str]) -> Any:
+        symbol = p.get("symbol")
+        if symbol is None:
+            return [{**self.premium[s], "time": self.now_ms()} for s in sorted(self.premium)]
+        self._spec(symbol)
+        if symbol not in self.premium:
+            raise _Refused(400, -1121, "Invalid symbol.")
+        return {**self.premium[symbol], "time": self.now_ms()}
+
+    def _funding_rate(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        symbol = p.get("symbol")
+        if symbol is not None:
+            self._spec(symbol)
+        start, end = int(p.get("startTime", 0)), int(p.get("endTime", 2**62))
+        limit = min(int(p.get("limit", 100)), 1000)
+        rows = [r for r in self.funding_history if (symbol is None or r["symbol"] == symbol)
+                and start <= r["fundingTime"] <= end]
+        return sorted(rows, key=lambda r: r["fundingTime"])[:limit]
+
+    def _open_interest(self, p: dict[str, str]) -> dict[str, Any]:
+        symbol = p.get("symbol")
+        self._spec(symbol)
+        if symbol not in self.open_interest:
+            raise _Refused(400, -1121, "Invalid symbol.")
+        return {"openInterest": self.open_interest[symbol], "symbol": symbol,
+                "time": self.now_ms()}
+
+    def set_premium(self, symbol: str, *, mark: str, index: str, rate: str,
+                    next_funding_ms: int) -> None:
+        """What ``premiumIndex`` answers for ``symbol`` from now on (stamped when asked)."""
+        self.premium[symbol] = {
+            "symbol": symbol, "markPrice": mark, "indexPrice": index,
+            "estimatedSettlePrice": index, "lastFundingRate": rate,
+            "interestRate": "0.00010000", "nextFundingTime": next_funding_ms}
+
+    def settle_funding(self, symbol: str, *, rate: str, at_ms: int, mark: str) -> None:
+        self.funding_history.append({"symbol": symbol, "fundingRate": rate,
+                                     "fundingTime": at_ms, "markPrice": mark})
+
+    def set_open_interest(self, symbol: str, amount: str) -> None:
+        self.open_interest[symbol] = amount
 
     # --- matching (scenario controls) ---------------------------------------------------
 
