@@ -20,11 +20,12 @@ How every actor of a session gets it, with no code in the actors themselves:
 
 Bounded disk: the file rotates under a size budget (``logs: {max_mb, backups}`` in the paper
 config, passed to the workers as ``TRADEWIND_LOG_MAX_BYTES``/``TRADEWIND_LOG_BACKUPS``). The
-process whose write finds the file at ``max_bytes`` or more takes an exclusive lock
-(``session.log.jsonl.lock``), checks again, and shifts ``session.log.jsonl`` → ``.1`` → ``.2`` …,
-dropping what is past ``backups``; every other process sees the new file (another inode at the
-path) within :data:`REOPEN_EVERY` records or a second and reopens it. The logs of a session
-take at most about ``max_bytes × (backups + 1)``.
+processes write each line under an exclusive lock on ``session.log.jsonl.lock`` (a few
+microseconds: log lines, not ticks): a writer first reopens the path when another process
+rotated it (another inode there), writes, and when the file reached ``max_bytes`` shifts
+``session.log.jsonl`` → ``.1`` → ``.2`` …, dropping what is past ``backups``. So no line goes to
+a file already rotated away, and the logs of a session take at most ``max_bytes × (backups +
+1)`` plus one line.
 
 :class:`Redactor` masks (``***``) every known secret: the values of environment variables
 whose names look secret (``*TOKEN*``, ``*SECRET*``, ``*PASSWORD*``, ``*API_KEY*``,
@@ -74,8 +75,6 @@ MAX_BYTES_ENV = "TRADEWIND_LOG_MAX_BYTES"
 BACKUPS_ENV = "TRADEWIND_LOG_BACKUPS"
 DEFAULT_MAX_BYTES = 64 * 2**20
 DEFAULT_BACKUPS = 4
-#: a process checks whether another one rotated the file at least every this many records
-REOPEN_EVERY = 64
 #: ``ray.init(..., runtime_env=RAY_RUNTIME_ENV)``: every worker of the job runs the hook
 RAY_RUNTIME_ENV: dict[str, Any] = {"worker_process_setup_hook": "actors.logs.setup_worker"}
 
@@ -186,39 +185,38 @@ class JsonFormatter(logging.Formatter):
 
 
 class _AppendHandler(logging.Handler):
-    """One ``os.write`` per record on an ``O_APPEND`` descriptor: lines from the processes of a
-    session never tear or interleave in the shared file; rotated under a size budget (module
-    docstring)."""
+    """One ``os.write`` per record on an ``O_APPEND`` descriptor, under the session's log lock:
+    lines from the processes of a session never tear or interleave in the shared file, and it
+    rotates under a size budget (module docstring)."""
 
     def __init__(self, path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES,
                  backups: int = DEFAULT_BACKUPS) -> None:
         super().__init__()
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path, self.max_bytes, self.backups = path, max_bytes, max(1, backups)
-        self.lock_path = path.with_name(path.name + ".lock")
+        self.lock_fd = os.open(path.with_name(path.name + ".lock"),
+                               os.O_WRONLY | os.O_CREAT, 0o600)
         self.fd = self._open()
-        self._written = 0
-        self._checked = time.monotonic()
 
     def _open(self) -> int:
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._follow()
-            os.write(self.fd, (self.format(record) + "\n").encode())
-            if os.fstat(self.fd).st_size >= self.max_bytes:
-                self._rotate()
+            line = (self.format(record) + "\n").encode()
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+            try:
+                self._follow()
+                os.write(self.fd, line)
+                if os.fstat(self.fd).st_size >= self.max_bytes:
+                    self._rotate()
+            finally:
+                fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
         except Exception:
             self.handleError(record)
 
     def _follow(self) -> None:
-        """Reopen the path when another process rotated it (another inode there now)."""
-        self._written += 1
-        now = time.monotonic()
-        if self._written < REOPEN_EVERY and now - self._checked < 1.0:
-            return
-        self._written, self._checked = 0, now
+        """Reopen the path when another process rotated it (another inode there, or none)."""
         try:
             moved = os.stat(self.path).st_ino != os.fstat(self.fd).st_ino
         except FileNotFoundError:
@@ -232,25 +230,21 @@ class _AppendHandler(logging.Handler):
             os.close(old)
 
     def _rotate(self) -> None:
-        with open(self.lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                if os.stat(self.path).st_size >= self.max_bytes:  # nobody rotated meanwhile
-                    numbered = [self.path.with_name(f"{self.path.name}.{i}")
-                                for i in range(1, self.backups + 1)]
-                    with contextlib.suppress(FileNotFoundError):
-                        numbered[-1].unlink()
-                    for older, newer in zip(numbered[:0:-1], numbered[-2::-1], strict=True):
-                        with contextlib.suppress(FileNotFoundError):
-                            newer.rename(older)
-                    self.path.rename(numbered[0])
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        """Shift the files (the lock held): the current one becomes ``.1``."""
+        numbered = [self.path.with_name(f"{self.path.name}.{i}")
+                    for i in range(1, self.backups + 1)]
+        with contextlib.suppress(FileNotFoundError):
+            numbered[-1].unlink()
+        for older, newer in zip(numbered[:0:-1], numbered[-2::-1], strict=True):
+            with contextlib.suppress(FileNotFoundError):
+                newer.rename(older)
+        self.path.rename(numbered[0])
         self._reopen()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
+        for fd in (self.fd, self.lock_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
         super().close()
 
 
