@@ -12,7 +12,7 @@ index, intents by client order id, reports by fill id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, serialized
@@ -58,7 +58,8 @@ class StrategyActor(Child):
             setup.feed_log(), snapshot_every=setup.snapshot_every, replies=self.replies)
         self.host = self.jk.kernel
 
-    def _answer(self, out: list[Message], reply: Any = None) -> Answer:
+    def _answer(self, out: list[Message],
+                reply: Callable[[list[Message], int | None], Blob] | None = None) -> Answer:
         """The intents ``out`` holds plus those risk has not answered, and the next timer;
         ``reply(intents, timer)``: the step's reply, journaled (when the step acted) in the
         same commit as its inputs."""

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from runtime.execution import AlgoOrder, ExecutionAlgorithms
 from runtime.instruments import Instrument, InstrumentRegistry
+from runtime.ledger import cancel_of
 from runtime.linked import Leg, LinkedOrders, OrderList
 from runtime.messages import (
-    CancelOrder,
     Message,
     ModifyOrder,
     OrderSide,
@@ -159,17 +159,7 @@ class KernelContext:
         order = self.ledger.open.get(client_order_id)
         if order is None or order.strategy_id != strategy_id:
             return  # already closed (or not this strategy's): nothing to cancel
-        now = self.clock.ns
-        self.intents.append(
-            CancelOrder(
-                seq=0,
-                ts_event=now,
-                ts_init=now,
-                client_order_id=client_order_id,
-                strategy_id=strategy_id,
-                instrument_id=order.instrument_id,
-            )
-        )
+        self.intents.append(cancel_of(order, self.clock.ns))
 
     def modify(
         self,

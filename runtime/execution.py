@@ -34,10 +34,10 @@ import numpy as np
 from runtime.algos import ExecAlgorithm, MarketView, ParentView, Slice, algorithm_type
 from runtime.errors import ConfigError
 from runtime.instruments import InstrumentRegistry
+from runtime.ledger import cancel_of
 from runtime.messages import (
     AlgoOrderChanged,
     AlgoStatus,
-    CancelOrder,
     Message,
     OrderDenied,
     OrderRejected,
@@ -397,13 +397,4 @@ def _validate(order: AlgoOrder, lot_size: int) -> None:
 def _cancel(order: Order, now: int) -> list[Message]:
     if order.status is OrderStatus.PENDING_CANCEL:
         return []
-    return [
-        CancelOrder(
-            seq=0,
-            ts_event=now,
-            ts_init=now,
-            client_order_id=order.client_order_id,
-            strategy_id=order.strategy_id,
-            instrument_id=order.instrument_id,
-        )
-    ]
+    return [cancel_of(order, now)]

@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.messages import Message, OrderDenied, OrderSide, SubmitOrder
+from runtime.messages import CancelOrder, Message, OrderDenied, OrderSide, SubmitOrder
 from runtime.orders import TERMINAL, Order, OrderStatus
 
-__all__ = ["OrderLedger", "command_of"]
+__all__ = ["OrderLedger", "cancel_of", "command_of"]
 
 Key = tuple[str, str]  # (strategy id, instrument id)
 
@@ -209,3 +209,10 @@ def command_of(order: Order) -> SubmitOrder:
         time_in_force=order.time_in_force, post_only=order.post_only,
         reduce_only=order.reduce_only, protective=order.protective,
     )
+
+
+def cancel_of(order: Order, now_ns: int) -> CancelOrder:
+    """A cancel of ``order``, stamped ``now_ns``."""
+    return CancelOrder(seq=0, ts_event=now_ns, ts_init=now_ns,
+                       client_order_id=order.client_order_id, strategy_id=order.strategy_id,
+                       instrument_id=order.instrument_id)

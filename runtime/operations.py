@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from runtime.ledger import cancel_of
 from runtime.messages import CancelOrder, OrderSide, OrderType, SubmitOrder, TimeInForce
 from runtime.orders import ClientOrderIdGenerator, Order
 from runtime.portfolio import Position
@@ -17,12 +18,7 @@ __all__ = ["cancels", "close_outs"]
 def cancels(open_orders: Iterable[Order], strategy_id: str, now_ns: int) -> list[CancelOrder]:
     """A cancel per open order (of ``strategy_id`` when set), oldest first."""
     orders = sorted(open_orders, key=lambda o: (o.ts_init, o.client_order_id))
-    return [
-        CancelOrder(seq=0, ts_event=now_ns, ts_init=now_ns, client_order_id=o.client_order_id,
-                    strategy_id=o.strategy_id, instrument_id=o.instrument_id)
-        for o in orders
-        if not strategy_id or o.strategy_id == strategy_id
-    ]
+    return [cancel_of(o, now_ns) for o in orders if not strategy_id or o.strategy_id == strategy_id]
 
 
 def close_outs(

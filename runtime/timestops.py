@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from runtime.errors import ConfigError
+from runtime.ledger import cancel_of
 from runtime.messages import (
-    CancelOrder,
     Message,
     OrderSide,
     OrderType,
     SubmitOrder,
     TimeInForce,
 )
-from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus
+from runtime.orders import ClientOrderIdGenerator, OrderStatus
 from runtime.watches import TIME_STOPS, Watches, unwatch, watch
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class TimeStops:
                 out += self._algos.cancel(pid, now)
             open_orders = self._ledger.open_orders(stop.strategy_id, stop.instrument_id)
             if open_orders:  # canceled now; closed out once none is left
-                out += [_cancel(o, now) for o in open_orders if o.status is not _CANCELING]
+                out += [cancel_of(o, now) for o in open_orders if o.status is not _CANCELING]
                 self.add(msgspec.structs.replace(stop, closing=True))
                 continue
             position = self._ledger.positions.get((stop.strategy_id, stop.instrument_id), 0)
@@ -105,7 +105,7 @@ class TimeStops:
         ids = self._linked.legs(target) or [target]
         orders = [self._ledger.open.get(cid) for cid in ids]
         return [
-            _cancel(o, now)
+            cancel_of(o, now)
             for o in orders
             if o is not None and o.status is not _CANCELING
         ]
@@ -153,14 +153,3 @@ class TimeStops:
         self._stops, self._counts = [], {}
         for saved in state:
             self.add(msgspec.convert(saved, TimeStop))
-
-
-def _cancel(order: Order, now: int) -> CancelOrder:
-    return CancelOrder(
-        seq=0,
-        ts_event=now,
-        ts_init=now,
-        client_order_id=order.client_order_id,
-        strategy_id=order.strategy_id,
-        instrument_id=order.instrument_id,
-    )
