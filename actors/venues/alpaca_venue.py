@@ -309,7 +309,8 @@ class AlpacaVenue(BookViews):
             if event == "replaced":
                 return  # the old order of a replace: the new one carries on under its cid
             cid = self.cid_of(update.order)
-            if cid is None:
+            if cid is None:  # an order this session never sent: the storm watchdog counts it
+                self.book.note_foreign()
                 return
             if event in ("order_cancel_rejected", "order_replace_rejected"):
                 tracked = self.book.get(cid)

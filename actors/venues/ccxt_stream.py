@@ -5,8 +5,11 @@
   ``OrderCanceled`` with reason ``expired``; rejected ⇒ ``OrderRejected``;
 * a trade ⇒ ``OrderFilled`` with ``fill_id`` ``CX-<market id>-<trade id>`` (the same id REST
   ``fetch_my_trades`` gives, so a fill seen both ways is reported once); a trade whose order id
-  is not known yet (it beat ``create_order``'s answer) waits and is matched again when the id
-  arrives;
+  is not known yet (it beat ``create_order``'s answer, or the order's outcome is unknown) waits
+  and is matched again when the id arrives;
+* an order or a trade of an order this session never sent (placed elsewhere on the account, or
+  a confused exchange) is counted (``ReportBook.foreign``: the unknown-order-storm watchdog reads
+  it through the gateway's health) and otherwise ignored;
 * a stream error marks the stream down: the adapter polls over REST (reconciliation every
   ``poll_every_s``) until a WebSocket is connected again, then reconciles once more (fills made
   during the gap come back from ``fetch_my_trades``).
@@ -109,7 +112,8 @@ class CcxtStream:
     def on_order(self, order: dict[str, Any]) -> None:
         venue = self.venue
         cid = self.cid_of(order.get("id"), order.get("clientOrderId"))
-        if cid is None:
+        if cid is None:  # an order this session never sent (placed elsewhere on the account)
+            venue.book.note_foreign()
             return
         if order.get("id"):
             venue.send_log.broker_ids(cid, order_id=str(order["id"]))
@@ -145,8 +149,10 @@ class CcxtStream:
         order_id = str(trade.get("order") or "")
         cid = self.cid_of(order_id, None)
         if cid is None:
-            if order_id and len(self.orphans) < _MAX_ORPHANS:
-                self.orphans.append(trade)  # its order's id is not known yet
+            if order_id and self._awaiting_ids() and len(self.orphans) < _MAX_ORPHANS:
+                self.orphans.append(trade)  # its order's id may not be known yet
+            else:  # no create call awaits its answer: an order this session never sent
+                venue.book.note_foreign()
             return
         market = venue.exchange.market(trade["symbol"])
         fee = trade.get("fee") or {}
@@ -164,6 +170,16 @@ class CcxtStream:
             venue_order_id=order_id,
             liquidity=Liquidity.MAKER if trade.get("takerOrMaker") == "maker"
             else Liquidity.TAKER)
+
+    def _awaiting_ids(self) -> bool:
+        """Some order sent may still be named by the exchange: its create call has not
+        answered yet, or its outcome is unknown and reconciliation has not found it."""
+        orders = self.venue.send_log.orders
+        if any(cid not in orders or "order_id" not in orders[cid].broker_ids
+               for cid in self.venue.inflight):
+            return True
+        return any("order_id" not in o.broker_ids and not o.closed
+                   for o in self.venue.send_log.unknown())
 
     def retry_orphans(self) -> None:
         orphans, self.orphans = self.orphans, []

@@ -11,7 +11,8 @@ order that ``replaces`` the old one (events ``replaced`` on the old, ``new`` on 
 Events: ``new``, ``partial_fill``, ``fill`` (with ``execution_id``, ``price``, ``qty``,
 ``position_qty``), ``canceled``, ``expired``, ``replaced``.
 
-Scenario controls (on the fake's loop): :meth:`fill`, ``auto_fill_price`` (market orders fill at
+Scenario controls (on the fake's loop): :meth:`fill`, :meth:`place_elsewhere` (an order of
+the account sent by another client), ``auto_fill_price`` (market orders fill at
 once), :meth:`throttle` (429), :meth:`fail` (the next order request answers 504, optionally
 after taking the order), :meth:`streams_down` / :meth:`streams_up`. Market data: the v2 stock
 stream (``/v2/iex``, msgpack frames: ``connected``, ``auth``, ``subscribe``, then ``q`` quotes
@@ -261,6 +262,14 @@ class FakeAlpaca:
         return new.rest()
 
     # --- scenario controls ----------------------------------------------------------------
+
+    def place_elsewhere(self, client_order_id: str, *, symbol: str, qty: int,
+                        limit_price: str) -> None:
+        """A limit order placed on the account by another client (the dashboard, another
+        script): ``trade_updates`` carries every order of the account."""
+        self._new_order({"client_order_id": client_order_id, "symbol": symbol, "qty": qty,
+                         "side": "buy", "type": "limit", "time_in_force": "day",
+                         "limit_price": limit_price})
 
     def fill(self, client_order_id: str, qty: float, price: float) -> str:
         order = self.by_client[client_order_id]

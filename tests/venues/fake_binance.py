@@ -18,6 +18,7 @@ What it checks, as Binance does:
   through ``{"method": "SUBSCRIBE"}`` requests.
 
 Scenario controls (call them on the fake's loop): :meth:`fill` (partial or full, at a price),
+:meth:`place_elsewhere` (an order of the account sent by another client),
 :meth:`set_price` (a market order fills there; a crossing limit order fills at once),
 :meth:`throttle` (the next requests answer 429 with ``Retry-After``), :meth:`fail` (the next
 order requests answer 503 with -1007 "execution status unknown", optionally *after* taking the
@@ -488,6 +489,17 @@ class FakeBinanceFutures:
     def fill(self, client_id: str, qty: float, price: float) -> dict[str, Any]:
         """Fill ``qty`` of an open order at ``price`` (a partial fill when less than left)."""
         return self._fill_now(self.by_client[client_id], Decimal(str(qty)), Decimal(str(price)))
+
+    def place_elsewhere(self, client_id: str, *, side: str, qty: str, price: str,
+                        symbol: str = "BTCUSDT") -> None:
+        """A limit order placed on the account by another client (the web UI, another
+        script): the user data stream carries it like any other order of the account."""
+        order = FakeOrder(next(self._ids), client_id, symbol, side, "LIMIT", "GTC",
+                          Decimal(qty), Decimal(price), False, time_ms=self.now_ms(),
+                          update_ms=self.now_ms())
+        self.orders[order.order_id] = order
+        self.by_client[client_id] = order
+        self._push_order(order, "NEW")
 
     def _fill_now(self, order: FakeOrder, qty: Decimal, price: Decimal) -> dict[str, Any]:
         if order.status not in ("NEW", "PARTIALLY_FILLED"):

@@ -109,3 +109,86 @@ def test_reports_for_orders_never_sent_make_an_unknown_order_storm(
         assert [r.client_order_id for r in gateway.reports_due(0)] == []  # none reach the kernel
     finally:
         gateway.close()
+
+
+def _ccxt_gateway(port: int, folder: Path) -> Any:
+    from tests.venues.ccxt_helpers import btc_perp, ccxt_config
+
+    return open_broker_gateway(ccxt_config(port), folder, instruments={"BTC-PERP": btc_perp()},
+                               confirmed_live=False)
+
+
+def test_ccxt_counts_orders_and_trades_it_never_sent_for_the_storm_watchdog(
+        tmp_path: Path) -> None:
+    """Orders placed on the Binance account by another client come through the user stream
+    (``ORDER_TRADE_UPDATE``): each is counted, none reaches the kernel, the storm trips."""
+    pytest.importorskip("ccxt")
+    from tests.venues.broker_helpers import FakeBinanceThread
+    from tests.venues.ccxt_helpers import submit_command
+
+    fake = FakeBinanceThread()
+    gateway = _ccxt_gateway(fake.port, tmp_path)
+    dogs = Watchdogs(WatchdogConfig.model_validate(
+        {"unknown_order_storm": {"reports": 6, "window_s": 30, "action": "halt"}}), [])
+    try:
+        _until(lambda: gateway.health()["connected"])
+        gateway.send([submit_command("ours-1", "0.003", "49000")])
+        _until(lambda: any(isinstance(r, OrderAccepted) for r in gateway.reports_due(0)))
+        time.sleep(0.5)  # the user stream is subscribed (ccxt opens it on the first watch)
+        assert gateway.health()["foreign_reports"] == 0
+        assert dogs.check(_sample(gateway)) == []
+
+        def strangers() -> None:  # orders from the web UI; one of them trades
+            for i in range(4):
+                fake.fake.place_elsewhere(f"web_{i}", side="BUY", qty="0.002", price="48000")
+            fake.fake.fill("web_0", 0.002, 48000.0)
+
+        fake.call(strangers)
+        # 4 NEW + the trade's order update + the trade itself, all of orders never sent
+        _until(lambda: gateway.health()["foreign_reports"] >= 6)
+        trips = dogs.check(_sample(gateway))
+        assert [t.action for t in trips] == [WatchdogAction.CANCEL_ALL]
+        assert [r for r in gateway.reports_due(0) if r.client_order_id != "ours-1"] == []
+    finally:
+        gateway.close()
+        fake.close()
+
+
+def test_alpaca_counts_trade_updates_of_orders_it_never_sent(tmp_path: Path) -> None:
+    pytest.importorskip("alpaca")
+    from actors.venues.alpaca_support import AlpacaConfig
+    from runtime.instruments import Instrument
+    from tests.venues.broker_helpers import FakeAlpacaThread
+
+    fake = FakeAlpacaThread()
+    config = AlpacaConfig.model_validate(fake.broker_block(symbols={"AAPL.NASDAQ": "AAPL"}))
+    gateway = open_broker_gateway(config, tmp_path, confirmed_live=False,
+                                  instruments={"AAPL.NASDAQ": Instrument(
+                                      instrument_id="AAPL.NASDAQ")})
+    dogs = Watchdogs(WatchdogConfig.model_validate(
+        {"unknown_order_storm": {"reports": 5, "window_s": 30, "action": "halt"}}), [])
+    try:
+        _until(lambda: gateway.health()["connected"])
+        order = SubmitOrder(seq=1, ts_event=1, ts_init=1, client_order_id="ours-a",
+                            strategy_id="s", instrument_id="AAPL.NASDAQ", side=OrderSide.BUY,
+                            order_type=OrderType.LIMIT, quantity=10 * FIXED_SCALE,
+                            price=50 * FIXED_SCALE, time_in_force=TimeInForce.DAY)
+        gateway.send([order])
+        _until(lambda: any(isinstance(r, OrderAccepted) for r in gateway.reports_due(0)))
+        _until(lambda: fake.snapshot()["placed"] == ["ours-a"])
+        assert dogs.check(_sample(gateway)) == []
+
+        def strangers() -> None:  # orders from the dashboard; one fills
+            for i in range(4):
+                fake.fake.place_elsewhere(f"dash-{i}", symbol="AAPL", qty=5, limit_price="40")
+            fake.fake.fill("dash-0", 5, 40.0)
+
+        fake.call(strangers)
+        _until(lambda: gateway.health()["foreign_reports"] >= 5)
+        assert gateway.health()["foreign_reports"] == 5  # 4 new + 1 fill
+        trips = dogs.check(_sample(gateway))
+        assert [t.action for t in trips] == [WatchdogAction.CANCEL_ALL]
+        assert [r for r in gateway.reports_due(0) if r.client_order_id != "ours-a"] == []
+    finally:
+        gateway.close()
+        fake.close()
