@@ -67,6 +67,15 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
         "seconds since the broker stream's last message, per instrument", ("instrument",)),
     "tradewind_disk_free_bytes": ("free space where the session journals", ()),
     "tradewind_watchdog_tripped": ("1 while a watchdog is tripped (0 ok, -1 off)", ("watchdog",)),
+    "tradewind_aux_age_seconds": (
+        "seconds since an auxiliary feed's last successful poll (NaN before the first)",
+        ("feed",)),
+    "tradewind_aux_last_success_timestamp_seconds": (
+        "unix time of an auxiliary feed's last successful poll (0: none yet)", ("feed",)),
+    "tradewind_aux_stale": ("1 while an auxiliary feed is older than its ttl_s", ("feed",)),
+    "tradewind_aux_errors": ("failed polls of an auxiliary feed, in all", ("feed",)),
+    "tradewind_aux_consecutive_failures": (
+        "failed polls of an auxiliary feed since its last success", ("feed",)),
 }
 
 
@@ -113,7 +122,22 @@ def samples(snap: dict[str, Any]) -> list[Sample]:
     add("tradewind_daily_loss_used", usage.get("daily_loss", 0.0))
     add("tradewind_daily_loss_limit", limits.get("max_daily_loss") or 0.0)
     _adapter(snap.get("reconciler") or {}, add, float(snap.get("ts") or 0.0))
+    _aux((snap.get("feed") or {}).get("aux") or {}, out)
     return out
+
+
+def _aux(feeds: dict[str, dict[str, Any]], out: list[Sample]) -> None:
+    """The broker stream's auxiliary feeds (``kind/instrument``), as the feed last polled
+    them (``actors.venues.aux_feeds.AuxPolls.telemetry``)."""
+    for feed, row in sorted(feeds.items()):
+        age = row.get("age_s")
+        out.append(("tradewind_aux_age_seconds", {"feed": feed},
+                    math.nan if age is None else float(age)))
+        for name, value in (("tradewind_aux_last_success_timestamp_seconds", row.get("last_ok_s")),
+                            ("tradewind_aux_stale", row.get("stale")),
+                            ("tradewind_aux_errors", row.get("errors")),
+                            ("tradewind_aux_consecutive_failures", row.get("failures"))):
+            out.append((name, {"feed": feed}, float(value or 0)))
 
 
 def _adapter(reconciler: dict[str, Any], add: Any, now_s: float) -> None:
@@ -203,4 +227,6 @@ class RayGauges:
 
     def update(self, gauge_samples: list[Sample]) -> None:
         for name, labels, value in gauge_samples:
+            if math.isnan(value):  # not known yet (an aux feed before its first poll)
+                continue
             self.gauges[name].set(value, tags={"session": self.session_id, **labels})

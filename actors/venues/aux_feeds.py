@@ -109,12 +109,14 @@ class AuxPolls:
                 if f.last_ok_s is None or now_s - f.last_ok_s > f.config.ttl_s]
 
     def telemetry(self, now_s: float) -> dict[str, dict[str, float | int | str | bool | None]]:
-        """Per feed (``kind/instrument``): age of the last success in seconds (None before the
-        first), stale or not, consecutive and total errors, the last error's text."""
+        """Per feed (``kind/instrument``): age of the last success in seconds and when it was
+        (on the caller's clock; None before the first), stale or not, consecutive and total
+        errors, the last error's text."""
         stale = set(self.stale(now_s))
         return {
             f"{kind}/{iid}": {
                 "age_s": None if f.last_ok_s is None else now_s - f.last_ok_s,
+                "last_ok_s": f.last_ok_s,
                 "stale": (kind, iid) in stale,
                 "failures": f.failures,
                 "errors": f.errors,

@@ -159,6 +159,39 @@ def test_adapter_health_and_watchdogs_are_exported() -> None:
         assert line in text, line
 
 
+def test_aux_feeds_age_errors_and_last_success_are_exported() -> None:
+    """Per auxiliary feed, what the feed actor's status carries (``AuxPolls.telemetry``)."""
+    from actors.venues.aux_feeds import AuxFeedConfig, AuxPolls
+
+    polls = AuxPolls([AuxFeedConfig(kind="funding", instrument="BTC-PERP", every_s=60,
+                                    ttl_s=120),
+                      AuxFeedConfig(kind="open_interest", instrument="BTC-PERP")],
+                     backoff_min_s=1, backoff_max_s=60)
+    polls.on_ok(("funding", "BTC-PERP"), [], 1_000.0)
+    polls.on_error(("funding", "BTC-PERP"), "RequestTimeout", 1_060.0)
+    polls.on_error(("funding", "BTC-PERP"), "RequestTimeout", 1_150.0)
+    polls.on_error(("open_interest", "BTC-PERP"), "ExchangeNotAvailable", 1_150.0)
+    snap = {"ts": 1_150.0, "feed": {"cursor": 1, "aux": polls.telemetry(1_150.0)}}
+    text = render("s1", samples(snap), {})
+    funding, oi = 'feed="funding/BTC-PERP",session="s1"', 'feed="open_interest/BTC-PERP"'
+    for line in (
+        f"ray_tradewind_aux_age_seconds{{{funding}}} 150.0",
+        f"ray_tradewind_aux_last_success_timestamp_seconds{{{funding}}} 1000.0",
+        f"ray_tradewind_aux_stale{{{funding}}} 1.0",  # 150 s old, ttl 120 s
+        f"ray_tradewind_aux_errors{{{funding}}} 2.0",
+        f"ray_tradewind_aux_consecutive_failures{{{funding}}} 2.0",
+        f'ray_tradewind_aux_age_seconds{{{oi},session="s1"}} NaN',  # never polled yet
+        f'ray_tradewind_aux_last_success_timestamp_seconds{{{oi},session="s1"}} 0.0',
+        f'ray_tradewind_aux_stale{{{oi},session="s1"}} 1.0',
+    ):
+        assert line in text, line
+    polls.on_ok(("funding", "BTC-PERP"), [], 1_160.0)
+    again = render("s1", samples({"feed": {"aux": polls.telemetry(1_170.0)}}), {})
+    assert f"ray_tradewind_aux_stale{{{funding}}} 0.0" in again
+    assert f"ray_tradewind_aux_consecutive_failures{{{funding}}} 0.0" in again
+    assert f"ray_tradewind_aux_errors{{{funding}}} 2.0" in again
+
+
 def test_status_page_is_self_contained() -> None:
     assert "<script src" not in STATUS_PAGE and "http" not in STATUS_PAGE.split("<script>")[1]
     for button in ("halt", "resume", "reduce-only", "flatten", "kill"):
