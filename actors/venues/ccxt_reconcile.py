@@ -8,6 +8,9 @@ stream (:class:`~actors.venues.ccxt_stream.CcxtStream`), so nothing is reported 
 * an order open at the exchange ⇒ ``OrderAccepted`` when the book has not seen it acknowledged;
 * a trade of the account (``fetch_my_trades`` since the oldest order still open here was
   sent) ⇒ ``OrderFilled``, deduplicated by ``CX-<market id>-<trade id>``;
+* a stop (a conditional order) is open at the exchange while it waits for its trigger; once
+  triggered, its algo order names the order it placed in the matching engine
+  (``actualOrderId``), whose state and trades settle the stop;
 * an order open here but not at the exchange ⇒ asked for by order id, else by client order id
   (an order whose create call's outcome is unknown): its status settles it; an order the
   exchange does not know is ``OrderRejected`` ``not_found`` (it never arrived; never resent),
@@ -22,7 +25,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from actors.venues.ccxt_support import classify, client_tag
+from actors.venues.ccxt_support import TRIGGER_ORDERS, classify, client_tag
 from actors.venues.common import position_drifts, take_baseline, to_fixed
 
 if TYPE_CHECKING:
@@ -85,9 +88,14 @@ class CcxtReconciler:
             venue.pause(venue._retry_after_s())
 
     async def _open_orders(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for market in self.venue.markets.values():
-            out += await self.venue.exchange.fetch_open_orders(market["symbol"])
+        """Open orders, and where stops go out natively the open conditional orders too."""
+        venue, out = self.venue, list[dict[str, Any]]()
+        stops = venue.config.exchange in TRIGGER_ORDERS
+        for market in venue.markets.values():
+            out += await venue.exchange.fetch_open_orders(market["symbol"])
+            if stops and market.get("contract"):
+                out += await venue.exchange.fetch_open_orders(market["symbol"], None, None,
+                                                              {"trigger": True})
         return out
 
     def _since_ms(self) -> int | None:
@@ -122,7 +130,9 @@ class CcxtReconciler:
                 continue
             order_id = ids.broker_ids.get("order_id")
             symbol = venue.markets[order.command.instrument_id]["symbol"]
-            params = {} if order_id else {"clientOrderId": client_tag(cid)}
+            params: dict[str, Any] = {} if order_id else {"clientOrderId": client_tag(cid)}
+            if venue.is_trigger(cid):
+                params["trigger"] = True
             try:
                 answer = await venue.exchange.fetch_order(order_id, symbol, params)
             except venue.stream.pro.OrderNotFound:
@@ -136,9 +146,25 @@ class CcxtReconciler:
                 continue
             venue.stream.on_order(answer)
             venue.stream.retry_orphans()
-            if answer.get("status") == "closed" and order.is_open:
+            if venue.is_trigger(cid):
+                await self._triggered(cid, symbol)
+            elif answer.get("status") == "closed" and order.is_open:
                 for trade in await venue.exchange.fetch_order_trades(answer["id"], symbol):
                     venue.stream.on_trade(trade)
+
+    async def _triggered(self, cid: str, symbol: str) -> None:
+        """A stop not open as a conditional order: when it triggered, the order it placed in
+        the matching engine says the rest (its state; its trades when it is done)."""
+        venue = self.venue
+        actual = venue.send_log.orders[cid].broker_ids.get("actual_id")
+        tracked = venue.book.get(cid)
+        if not actual or tracked is None or not tracked.is_open:
+            return
+        placed = await venue.exchange.fetch_order(actual, symbol)
+        if placed.get("status") != "open":
+            for trade in await venue.exchange.fetch_order_trades(actual, symbol):
+                venue.stream.on_trade(trade)
+        venue.stream.on_order(placed)
 
     async def _positions(self) -> dict[str, int]:
         venue, out = self.venue, dict[str, int]()

@@ -28,10 +28,13 @@ from runtime.messages import Liquidity
 if TYPE_CHECKING:
     from actors.venues.ccxt_venue import CcxtVenue
 
-__all__ = ["CcxtStream"]
+__all__ = ["ORPHAN_WAIT_S", "CcxtStream"]
 
 log = logging.getLogger("tradewind.venues.ccxt")
 _MAX_ORPHANS = 10_000
+#: how long a trade of an unknown order waits for its order's id (a create call's answer, a
+#: stop's trigger) before it counts as a trade of an order this session never sent
+ORPHAN_WAIT_S = 5.0
 
 
 class CcxtStream:
@@ -40,7 +43,7 @@ class CcxtStream:
         self.pro = import_ccxt()
         self.down = True  # until a WebSocket is connected: what happens meanwhile is polled
         self.tasks: list[asyncio.Task[None]] = []
-        self.orphans: list[dict[str, Any]] = []
+        self.orphans: list[tuple[float, dict[str, Any]]] = []  # (first seen, trade)
         self.events = 0
 
     # --- the watch loops -----------------------------------------------------------------
@@ -107,13 +110,18 @@ class CcxtStream:
                 return cid
             if tag in book.orders:
                 return tag
-        return find("order_id", str(order_id)) if order_id else None
+        if not order_id:
+            return None
+        return find("order_id", str(order_id)) or find("actual_id", str(order_id))
 
     def on_order(self, order: dict[str, Any]) -> None:
         venue = self.venue
         cid = self.cid_of(order.get("id"), order.get("clientOrderId"))
         if cid is None:  # an order this session never sent (placed elsewhere on the account)
             venue.book.note_foreign()
+            return
+        if venue.is_trigger(cid):
+            self._on_trigger_order(cid, order)
             return
         if order.get("id"):
             venue.send_log.broker_ids(cid, order_id=str(order["id"]))
@@ -135,6 +143,40 @@ class CcxtStream:
             venue.book.rejected(cid, code="rejected", reason="rejected by the exchange",
                                 ts_event=ts)
 
+    def _on_trigger_order(self, cid: str, order: dict[str, Any]) -> None:
+        """A stop's state: the algo order's (``ALGO_UPDATE``, ``GET /fapi/v1/algoOrder``:
+        NEW, TRIGGERING, TRIGGERED, FINISHED, CANCELED, EXPIRED, REJECTED) or, once triggered,
+        the matching-engine order's it placed (its fills are the stop's)."""
+        venue, info = self.venue, order.get("info") or {}
+        ts = int(order.get("lastUpdateTimestamp") or order.get("timestamp") or 0) * 1_000_000
+        ts = ts or venue.clock_ns()
+        algo = "aid" in info or "algoId" in info
+        if algo:
+            algo_id = str(info.get("aid") or info.get("algoId"))
+            venue.send_log.broker_ids(cid, order_id=algo_id)
+            actual = str(info.get("ai") or info.get("actualOrderId") or "")
+            if actual not in ("", "0"):
+                venue.send_log.broker_ids(cid, actual_id=actual)
+                self.retry_orphans()
+            status = str(info.get("X") or info.get("algoStatus") or "")
+        else:
+            venue.send_log.broker_ids(cid, actual_id=str(order["id"]))
+            status = {"open": "NEW", "closed": "FINISHED"}.get(str(order.get("status")),
+                                                                str(order.get("status")).upper())
+        if status in ("NEW", "TRIGGERING", "TRIGGERED", "FINISHED"):
+            venue.breaker.success()
+            venue.book.accepted(cid, venue_order_id=venue.send_log.orders[cid].broker_ids.get(
+                "order_id", ""), ts_event=ts)
+        elif status in ("CANCELED", "CANCELLED"):
+            asked = cid in venue._cancel_requested
+            venue.book.canceled(cid, reason="canceled" if asked else "canceled by the exchange",
+                                ts_event=ts)
+        elif status == "EXPIRED":
+            venue.book.canceled(cid, reason="expired (by the exchange)", ts_event=ts)
+        elif status == "REJECTED":
+            why = str(info.get("rm") or "rejected by the exchange")
+            venue.book.rejected(cid, code="rejected", reason=why, ts_event=ts)
+
     def _amended(self, cid: str, order: dict[str, Any], ts: int) -> None:
         tracked = self.venue.book.get(cid)
         if tracked is None or order.get("amount") is None:
@@ -144,14 +186,17 @@ class CcxtStream:
         self.venue.book.updated(cid, quantity=to_fixed(order["amount"]), price=new_price,
                                 ts_event=ts)
 
-    def on_trade(self, trade: dict[str, Any]) -> None:
+    def _cid_of_trade(self, trade: dict[str, Any]) -> str | None:
+        return self.cid_of(str(trade.get("order") or ""), None)
+
+    def on_trade(self, trade: dict[str, Any], *, seen_at: float | None = None) -> None:
         venue = self.venue
         order_id = str(trade.get("order") or "")
         cid = self.cid_of(order_id, None)
         if cid is None:
-            if order_id and self._awaiting_ids() and len(self.orphans) < _MAX_ORPHANS:
-                self.orphans.append(trade)  # its order's id may not be known yet
-            else:  # no create call awaits its answer: an order this session never sent
+            if order_id and len(self.orphans) < _MAX_ORPHANS:  # its order's id may come yet
+                self.orphans.append((venue.monotonic() if seen_at is None else seen_at, trade))
+            else:
                 venue.book.note_foreign()
             return
         market = venue.exchange.market(trade["symbol"])
@@ -171,17 +216,13 @@ class CcxtStream:
             liquidity=Liquidity.MAKER if trade.get("takerOrMaker") == "maker"
             else Liquidity.TAKER)
 
-    def _awaiting_ids(self) -> bool:
-        """Some order sent may still be named by the exchange: its create call has not
-        answered yet, or its outcome is unknown and reconciliation has not found it."""
-        orders = self.venue.send_log.orders
-        if any(cid not in orders or "order_id" not in orders[cid].broker_ids
-               for cid in self.venue.inflight):
-            return True
-        return any("order_id" not in o.broker_ids and not o.closed
-                   for o in self.venue.send_log.unknown())
-
     def retry_orphans(self) -> None:
+        """Match the waiting trades again (an order id was just learnt); a trade that waited
+        ``ORPHAN_WAIT_S`` was for an order this session never sent, and is counted so."""
         orphans, self.orphans = self.orphans, []
-        for trade in orphans:
-            self.on_trade(trade)
+        now = self.venue.monotonic()
+        for seen_at, trade in orphans:
+            if now - seen_at >= ORPHAN_WAIT_S and self._cid_of_trade(trade) is None:
+                self.venue.book.note_foreign()
+            else:
+                self.on_trade(trade, seen_at=seen_at)

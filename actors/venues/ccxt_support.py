@@ -40,6 +40,7 @@ from runtime.values import FIXED_PRECISION, fixed, from_fixed
 
 __all__ = [
     "NATIVE_MODIFY",
+    "TRIGGER_ORDERS",
     "CcxtConfig",
     "MarketRules",
     "OrderArgs",
@@ -65,6 +66,11 @@ UNKNOWN_CODES = {
     "binancecoinm": frozenset({"-1000", "-1006", "-1007"}),
     "binance": frozenset({"-1000", "-1006", "-1007"}),
 }
+#: exchanges whose stop and stop-limit orders are sent natively, as ccxt routes them: Binance
+#: USD-M takes them only through its Algo Order API (``POST /fapi/v1/algoOrder``: an algo id,
+#: then, when triggered, an order in the matching engine with an id of its own). Elsewhere each
+#: exchange triggers them differently: refused by name (the core's stop emulation is the way).
+TRIGGER_ORDERS = frozenset({"binanceusdm"})
 #: exchange codes that answer an order as documented, not a fault: a post-only order that would
 #: take liquidity (Binance futures -5022, "could not be executed as maker"). A reject like any
 #: other, but it neither counts toward the circuit breaker nor pauses the gateway.
@@ -277,6 +283,7 @@ class OrderArgs(BaseModel):
     amount: float
     price: float | None
     params: dict[str, Any]
+    trigger: bool = False  # a stop or stop-limit (the exchange's conditional order)
 
 
 def client_tag(client_order_id: str) -> str:
@@ -297,11 +304,12 @@ def order_args(command: SubmitOrder, *, config: CcxtConfig, market: dict[str, An
     violation = instrument.check_order(quantity=command.quantity, price=command.price)
     if violation is not None:
         raise ConfigError(f"{where}: {violation.message} (the exchange's {violation.rule})")
-    if command.order_type in (OrderType.STOP, OrderType.STOP_LIMIT):
-        raise ConfigError(f"{where}: stop orders are not sent natively (each exchange triggers "
-                          "them differently): refused")
-    market_order = command.order_type is OrderType.MARKET
+    trigger = command.order_type in (OrderType.STOP, OrderType.STOP_LIMIT)
     params: dict[str, Any] = {"clientOrderId": client_tag(command.client_order_id)}
+    if trigger:
+        params["triggerPrice"] = _trigger_price(command, config=config, market=market,
+                                                instrument=instrument)
+    market_order = command.order_type in (OrderType.MARKET, OrderType.STOP)
     tif = command.time_in_force
     if not market_order:
         if tif is TimeInForce.DAY:
@@ -322,9 +330,34 @@ def order_args(command: SubmitOrder, *, config: CcxtConfig, market: dict[str, An
         type="market" if market_order else "limit",
         side="buy" if command.side is OrderSide.BUY else "sell",
         amount=float(from_fixed(command.quantity)),
-        price=None if command.price is None else float(from_fixed(command.price)),
+        price=None if command.price is None or market_order
+        else float(from_fixed(command.price)),
         params=params,
+        trigger=trigger,
     )
+
+
+def _trigger_price(command: SubmitOrder, *, config: CcxtConfig, market: dict[str, Any],
+                   instrument: Instrument) -> float:
+    """A stop's trigger for ccxt's ``triggerPrice`` (a stop-loss: ccxt sends STOP_MARKET for
+    a market and STOP for a limit order); refused where it is not sent natively or off the
+    tick grid."""
+    where = f"ccxt {config.exchange}"
+    if config.exchange not in TRIGGER_ORDERS or not market.get("contract"):
+        raise ConfigError(f"{where}: stop orders on {market['symbol']} are not sent natively "
+                          "(tested: Binance USD-M perpetuals): refused")
+    if command.trigger_price is None:
+        raise ConfigError(f"{where}: a {command.order_type.name} order needs trigger_price")
+    if command.post_only:
+        raise ConfigError(f"{where}: post_only does not go with a stop order")
+    if command.time_in_force not in (TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK):
+        raise ConfigError(f"{where}: a stop rests until it triggers: use GTC, not "
+                          f"{command.time_in_force.name}")
+    tick = instrument.tick_at(command.trigger_price)
+    if command.trigger_price <= 0 or command.trigger_price % tick:
+        raise ConfigError(f"{where}: trigger price {from_fixed(command.trigger_price)} is not "
+                          f"a multiple of tick {from_fixed(tick)} (the exchange's tick_size)")
+    return float(from_fixed(command.trigger_price))
 
 
 # --- errors ------------------------------------------------------------------------------

@@ -15,6 +15,10 @@ Rules (see docs/brokers.md):
   in, so it is put back at the head of the queue and sending pauses for ``Retry-After`` (else a
   doubling backoff); a timeout or 5xx leaves the outcome unknown: ``OrderStatusUnknown``, the
   order is never sent again, reconciliation asks the exchange by client order id;
+* a stop or stop-limit goes out as the exchange's conditional order where ccxt sends it
+  natively (:data:`~actors.venues.ccxt_support.TRIGGER_ORDERS`: Binance USD-M's Algo Order
+  API); it is known by its algo id until it triggers, then by the order it placed in the
+  matching engine (``actual_id``), whose fills are the stop's fills; it cannot be modified;
 * new orders are refused (``OrderRejected``, venue_code ``gateway.*``) in dry-run, while the
   breaker is open, before the markets are loaded, or while the clock is skewed beyond
   ``max_clock_skew_ms``; an order off the exchange's grid is refused by name, never rounded.
@@ -162,6 +166,8 @@ class CcxtVenue(BookViews):
                     await self._check_clock_quietly()
                 await self.reconcile()
                 last_reconcile = last_poll = self.monotonic()
+            if self.stream.orphans:
+                self.stream.retry_orphans()  # those waiting too long were never ours
             self.pump()
             await _sleep_or_stop(stop, tick_s)
         await self.stream.stop()
@@ -226,6 +232,10 @@ class CcxtVenue(BookViews):
         what = "cancel" if isinstance(command, CancelOrder) else "modify"
         if order is None or not order.is_open:
             self._cancel_reject(command, f"{what}: unknown or closed order", ts_ns)
+            return
+        if what == "modify" and self.is_trigger(command.client_order_id):
+            self._cancel_reject(command, f"modify: {self.config.exchange} cannot amend a stop "
+                                "order: cancel and submit instead", ts_ns)
             return
         if what == "modify" and self.config.exchange not in NATIVE_MODIFY:
             self._cancel_reject(command, f"modify: {self.config.exchange} has no in-place "
@@ -292,7 +302,8 @@ class CcxtVenue(BookViews):
         except ConfigError as exc:  # a flag the exchange lacks, or off its grid: a reject
             self.book.rejected(cid, code="gateway.order", reason=str(exc), ts_event=now)
             return
-        self.send_log.broker_ids(cid, tag=client_tag(cid), sent_ms=str(now // 1_000_000))
+        self.send_log.broker_ids(cid, tag=client_tag(cid), sent_ms=str(now // 1_000_000),
+                                 **({"trigger": "algo"} if args.trigger else {}))
         try:
             order = await self.exchange.create_order(args.symbol, args.type, args.side,
                                                      args.amount, args.price, args.params)
@@ -388,11 +399,24 @@ class CcxtVenue(BookViews):
         self._cancel_reject(command, f"{what}: {self.config.exchange} {exchange_code(exc)}: "
                             f"{_reason(exc)}")
 
+    def is_trigger(self, cid: str) -> bool:
+        """A stop or stop-limit sent as the exchange's conditional (algo) order."""
+        ids = self.send_log.orders.get(cid)
+        return ids is not None and "trigger" in ids.broker_ids
+
     def _ref(self, cid: str) -> tuple[str | None, dict[str, Any]]:
         """How the exchange knows the order: its order id, else our client order id (an order
-        whose create call has not returned yet)."""
+        whose create call has not returned yet). A stop is the algo order until it triggers,
+        then the order it placed in the matching engine."""
         ids = self.send_log.orders.get(cid)
-        order_id = ids.broker_ids.get("order_id") if ids else None
+        broker = ids.broker_ids if ids else {}
+        if "trigger" in broker:
+            if broker.get("actual_id"):
+                return broker["actual_id"], {}
+            if broker.get("order_id"):
+                return broker["order_id"], {"trigger": True}
+            return None, {"clientOrderId": client_tag(cid), "trigger": True}
+        order_id = broker.get("order_id")
         return (order_id, {}) if order_id else (None, {"clientOrderId": client_tag(cid)})
 
 

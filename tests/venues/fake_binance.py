@@ -17,6 +17,9 @@ What it checks, as Binance does:
   market streams on ``/public/ws`` (bookTicker, depth) and ``/market/ws`` (trade, aggTrade)
   through ``{"method": "SUBSCRIBE"}`` requests.
 
+Conditional orders (stop, stop-limit) go to the Algo Order API
+(:mod:`tests.venues.fake_binance_algo`).
+
 Scenario controls (call them on the fake's loop): :meth:`fill` (partial or full, at a price),
 :meth:`place_elsewhere` (an order of the account sent by another client),
 :meth:`set_price` (a market order fills there; a crossing limit order fills at once),
@@ -47,6 +50,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
+
+from tests.venues.fake_binance_algo import AlgoBook
 
 __all__ = ["API_KEY", "SECRET", "FakeBinanceFutures", "SymbolSpec", "ccxt_urls"]
 
@@ -149,6 +154,7 @@ class FakeBinanceFutures:
         self.premium: dict[str, dict[str, Any]] = {}
         self.funding_history: list[dict[str, Any]] = []
         self.open_interest: dict[str, str] = {}
+        self.algo = AlgoBook(self)  # conditional orders: the Algo Order API
 
     # --- server ---------------------------------------------------------------------------
 
@@ -225,11 +231,12 @@ class FakeBinanceFutures:
                     ("GET", "/fapi/v2/balance"): self._balances,
                     ("GET", "/fapi/v3/balance"): self._balances,
                     ("GET", "/fapi/v2/account"): self._account,
-                    ("GET", "/fapi/v3/account"): self._account}
+                    ("GET", "/fapi/v3/account"): self._account} | self.algo.routes()
         handler = handlers.get((method, path))
         if handler is None:
             raise _Refused(404, -5000, f"Path {path}, Method {method} is invalid")
-        if path == "/fapi/v1/order" and method in ("POST", "PUT") and self._fail:
+        ordering = path in ("/fapi/v1/order", "/fapi/v1/algoOrder") and method in ("POST", "PUT")
+        if ordering and self._fail:
             take_it = self._fail.pop(0)
             if take_it:
                 await handler(params)
@@ -377,6 +384,7 @@ class FakeBinanceFutures:
             raise _Refused(400, -2011, "Unknown order sent.")
         order.status, order.update_ms = "CANCELED", self.now_ms()
         self._push_order(order, "CANCELED")
+        self.algo.engine_order_ended(order)
         return order.rest()
 
     async def _modify(self, p: dict[str, str]) -> dict[str, Any]:
@@ -484,7 +492,10 @@ class FakeBinanceFutures:
     # --- matching (scenario controls) ---------------------------------------------------
 
     def set_price(self, symbol: str, price: float) -> None:
+        """The contract's last price: market orders fill there, and the stops it reaches
+        trigger (:mod:`tests.venues.fake_binance_algo`)."""
         self.prices[symbol] = Decimal(str(price))
+        self.algo.on_price(symbol, self.prices[symbol])
 
     def fill(self, client_id: str, qty: float, price: float) -> dict[str, Any]:
         """Fill ``qty`` of an open order at ``price`` (a partial fill when less than left)."""
@@ -523,6 +534,8 @@ class FakeBinanceFutures:
         self.trades.append(trade)
         order.trades.append(trade["id"])
         self._push_order(order, "TRADE", trade)
+        if order.status == "FILLED":
+            self.algo.engine_order_ended(order)
         return trade
 
     # --- WebSocket ------------------------------------------------------------------------
