@@ -4,7 +4,8 @@ order arguments, error classification and the client order id tag.
 The client is ``ccxt.pro.<exchange>`` (the async REST API plus the WebSocket ``watch_*`` calls;
 ccxt.pro ships inside ccxt). ``urls`` in the broker block overrides the exchange's endpoints (a
 regional host, a proxy; the tests point it at a loopback fake): a key names an entry of the
-client's ``urls["api"]`` (``fapiPrivate``), ``ws.<type>`` one of its WebSocket URLs.
+client's ``urls["api"]`` (``fapiPrivate``), ``ws.<type>`` one of its WebSocket URLs
+(``ws.ws-api.spot``: a nested entry, Binance spot's WebSocket API).
 
 Errors are classified once, here (:func:`classify`):
 
@@ -154,10 +155,11 @@ def make_exchange(config: CcxtConfig, *, credentials: dict[str, Secret] | None) 
     if config.paper:
         _paper_environment(exchange, config)
     for key, url in config.urls.items():
-        if key.startswith("ws."):
-            exchange.urls["api"]["ws"][key[3:]] = url
-        else:
-            exchange.urls["api"][key] = url
+        where, *path = key.split(".") if key.startswith("ws.") else (key,)
+        table = exchange.urls["api"]
+        for part in [where, *path][:-1]:
+            table = table.setdefault(part, {})
+        table[[where, *path][-1]] = url
     return exchange
 
 

@@ -1,0 +1,162 @@
+"""The CCXT adapter on a spot market: the unmodified ``ccxt.pro.binance`` client against the
+loopback Binance spot fake (signed REST; the user data stream over the WebSocket API's
+``userDataStream.subscribe.signature``, signature checked): fills from ``executionReport``s,
+REST polling while the stream is down, a gap's fills reported once."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.venues.ccxt_support import CcxtConfig
+from actors.venues.common import SendLog
+from actors.venues.links import CcxtLink
+from runtime.instruments import Instrument
+from runtime.journal import Journal
+from runtime.messages import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderEvent,
+    OrderFilled,
+    OrderRejected,
+    OrderSide,
+    OrderType,
+    SubmitOrder,
+    TimeInForce,
+)
+from runtime.values import fixed
+from tests.venues.broker_helpers import FakeThread
+from tests.venues.fake_binance_spot import FakeBinanceSpot, spot_urls
+
+pytest.importorskip("ccxt")
+
+IID, SYMBOL = "BTC-USDT", "BTC/USDT"
+_seq = itertools.count(70_000)
+
+
+def btc_usdt() -> Instrument:
+    return Instrument(instrument_id=IID, venue="BINANCE", asset_class="crypto",
+                      currency="USDT", price_precision=2, size_precision=5,
+                      lot_size=fixed("0.00001"), min_quantity=fixed("0.00001"),
+                      min_notional=fixed("5"))
+
+
+def spot_config(port: int, **extra: Any) -> CcxtConfig:
+    return CcxtConfig.model_validate({
+        "exchange": "binance", "symbols": {IID: SYMBOL}, "urls": spot_urls(port),
+        "api_key_env": "TW_TEST_CCXT_API_KEY", "secret_env": "TW_TEST_CCXT_SECRET",
+        "poll_every_s": 0.3, "backoff_min_s": 0.2, "backoff_max_s": 2.0} | extra)
+
+
+class SpotRig:
+    def __init__(self, tmp: Path, fake: FakeThread) -> None:
+        self.fake = fake
+        self.journal = Journal(tmp / "ccxt-spot.journal")
+        self.link = CcxtLink(spot_config(fake.port), SendLog(self.journal),
+                             instruments={IID: btc_usdt()})
+        self.venue = self.link.venue
+        self.collected: list[OrderEvent] = []
+
+    def submit(self, cid: str, qty: str, price: str | None, side: OrderSide) -> None:
+        self.link.call(self.venue.submit, SubmitOrder(
+            seq=next(_seq), ts_event=next(_seq), ts_init=0, client_order_id=cid,
+            strategy_id="s", instrument_id=IID, side=side,
+            order_type=OrderType.MARKET if price is None else OrderType.LIMIT,
+            quantity=fixed(qty), price=None if price is None else fixed(price),
+            time_in_force=TimeInForce.GTC), time.time_ns())
+
+    def wait_for(self, check: Any, timeout_s: float = 20.0) -> list[OrderEvent]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.collected.extend(self.link.call(self.venue.drain_reports))
+            if check(self.collected):
+                return self.collected
+            time.sleep(0.05)
+        raise AssertionError(f"not reached; reports: {self.collected}")
+
+    def close(self) -> None:
+        self.link.close()
+        self.journal.close()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeThread]:
+    thread = FakeThread(FakeBinanceSpot())
+    yield thread
+    thread.close()
+
+
+@pytest.fixture
+def rig(fake: FakeThread, tmp_path: Path) -> Iterator[SpotRig]:
+    rig = SpotRig(tmp_path, fake)
+    yield rig
+    rig.close()
+
+
+def _of(kind: type, reports: list[OrderEvent], cid: str | None = None) -> list[OrderEvent]:
+    return [r for r in reports if isinstance(r, kind)
+            and (cid is None or r.client_order_id == cid)]
+
+
+def test_spot_fills_come_from_the_user_data_stream(rig: SpotRig, fake: FakeThread) -> None:
+    rig.submit("sp-1", "0.01000", "60000.00", OrderSide.SELL)
+    rig.wait_for(lambda rs: _of(OrderAccepted, rs, "sp-1"))
+    rig.wait_for(lambda rs: not rig.venue.stream.down)
+    fake.call(fake.fake.fill, "sp-1", 0.004, 60000.0)
+    fake.call(fake.fake.fill, "sp-1", 0.006, 60010.0)
+    reports = rig.wait_for(lambda rs: len(_of(OrderFilled, rs)) == 2)
+    fills = _of(OrderFilled, reports)
+    assert [(f.last_qty, f.last_price) for f in fills] == [  # type: ignore[attr-defined]
+        (fixed("0.004"), fixed("60000")), (fixed("0.006"), fixed("60010"))]
+    # a sell pays its 0.1 % commission in the quote asset: USDT, as charged
+    assert fills[0].fee == fixed("0.24")  # type: ignore[attr-defined]
+    assert rig.venue.stream.down is False  # they came over the stream, not from polling
+    assert fake.call(lambda: len(fake.fake.subscribers)) == 1  # signed subscription taken
+    # the position is the base asset held: 1 BTC before, 0.01 sold
+    assert rig.link.call(rig.venue.positions) == {IID: fixed("-0.01") + fixed("1")}
+
+
+def test_spot_fills_in_a_stream_outage_come_back_once_over_rest(
+        rig: SpotRig, fake: FakeThread) -> None:
+    rig.submit("sg-1", "0.01000", "61000.00", OrderSide.SELL)
+    rig.wait_for(lambda rs: _of(OrderAccepted, rs, "sg-1"))
+    rig.wait_for(lambda rs: not rig.venue.stream.down)
+    fake.run(fake.fake.streams_down())
+    fake.call(fake.fake.fill, "sg-1", 0.003, 61000.0)  # in the gap: no event
+    reports = rig.wait_for(lambda rs: len(_of(OrderFilled, rs)) == 1)  # REST polling
+    assert rig.venue.stream.down
+    fake.call(fake.fake.fill, "sg-1", 0.007, 61000.0)
+    fake.call(fake.fake.streams_up)
+    rig.wait_for(lambda rs: len(_of(OrderFilled, rs)) == 2 and not rig.venue.stream.down,
+                 timeout_s=30)
+    time.sleep(1.0)
+    reports = rig.wait_for(lambda rs: True)
+    fills = _of(OrderFilled, reports)
+    assert len(fills) == 2
+    assert {f.fill_id for f in fills} == {  # type: ignore[attr-defined]
+        f"CX-BTCUSDT-{t['id']}" for t in fake.fake.trades}
+
+
+def test_spot_cancel_and_exchange_rejects(rig: SpotRig, fake: FakeThread) -> None:
+    rig.submit("sc-1", "0.01000", "70000.00", OrderSide.SELL)
+    rig.submit("sc-2", "5.00000", "70000.00", OrderSide.SELL)  # more BTC than the account has
+    reports = rig.wait_for(lambda rs: _of(OrderAccepted, rs, "sc-1")
+                           and _of(OrderRejected, rs, "sc-2"))
+    (refused,) = _of(OrderRejected, reports, "sc-2")
+    assert refused.venue_code == "InsufficientFunds"  # type: ignore[attr-defined]
+    assert "insufficient balance" in refused.reason  # type: ignore[attr-defined]
+    rig.link.call(rig.venue.cancel, _cancel("sc-1"), time.time_ns())
+    rig.wait_for(lambda rs: _of(OrderCanceled, rs, "sc-1"))
+    assert rig.link.call(rig.venue.open_orders) == []
+
+
+def _cancel(cid: str) -> Any:
+    from runtime.messages import CancelOrder
+
+    return CancelOrder(seq=next(_seq), ts_event=next(_seq), ts_init=0, client_order_id=cid,
+                       strategy_id="s", instrument_id=IID)
