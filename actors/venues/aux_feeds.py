@@ -31,12 +31,13 @@ FeedKey = tuple[str, str]  # (kind, instrument id)
 
 class AuxFeedConfig(BaseModel):
     """One polled feed (YAML ``broker: {aux: [...]}``): ``kind`` is ``funding`` (the current
-    rate with the mark and index price, and the settled history), ``open_interest`` or
-    ``mark``."""
+    rate with the mark and index price, and the settled history), ``open_interest``, ``mark``
+    or ``borrow`` (the margin rate for borrowing a spot instrument's base asset to hold it
+    short)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: str = Field(pattern=r"^(funding|open_interest|mark)$")
+    kind: str = Field(pattern=r"^(funding|open_interest|mark|borrow)$")
     instrument: str
     every_s: float = Field(60.0, gt=0)
     ttl_s: float = Field(300.0, gt=0)

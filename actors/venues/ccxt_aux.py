@@ -7,7 +7,14 @@ polled through ccxt's unified API (public endpoints: no credentials).
   one seen (these are what a backtest charges when they are recorded and replayed);
 * ``mark``: the same premium index as an :class:`IndexMarkPrice`;
 * ``open_interest``: ``fetch_open_interest`` (``GET /fapi/v1/openInterest``) as
-  :class:`OpenInterest`.
+  :class:`OpenInterest`;
+* ``borrow`` (a spot instrument): ``fetch_cross_borrow_rate`` of its base asset (Binance:
+  ``GET /sapi/v1/margin/interestRateHistory``, the cross-margin daily rate, a signed request:
+  the feed needs the account's key) as a :class:`BorrowRate`, annualised on the carry's
+  actual/360 basis (a daily rate times 360), so a short accrues per day what the exchange
+  charges per day. Where ccxt has no cross-margin rate for the exchange, or the paper
+  environment has no margin API (Binance's demo and testnet have none), the feed is refused
+  when the poller is built, naming why.
 
 :class:`CcxtAuxPoller` runs the polls the pure :class:`~actors.venues.aux_feeds.AuxPolls` says are
 due, hands each batch to ``sink`` (the session's feed: journaled, recorded, replayed), and on an
@@ -25,15 +32,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from actors.venues.aux_feeds import AuxFeedConfig, AuxPolls
 from actors.venues.ccxt_support import CcxtConfig, import_ccxt, make_exchange
 from actors.venues.common import to_fixed
-from runtime.errors import DataError
-from runtime.messages import AuxData, FundingRate, IndexMarkPrice, OpenInterest
+from runtime.carry import BORROW_DAY_COUNT
+from runtime.errors import ConfigError, DataError
+from runtime.messages import AuxData, BorrowRate, FundingRate, IndexMarkPrice, OpenInterest
 
-__all__ = ["CcxtAuxPoller", "funding_of", "history_of", "mark_of", "open_interest_of"]
+__all__ = ["CcxtAuxPoller", "borrow_of", "funding_of", "history_of", "mark_of",
+           "open_interest_of"]
 
 log = logging.getLogger("tradewind.venues.aux")
 _MS = 1_000_000
@@ -84,6 +94,31 @@ def open_interest_of(iid: str, data: dict[str, Any], now_ns: int) -> OpenInteres
                         instrument_id=iid, open_interest=to_fixed(amount))
 
 
+def borrow_of(iid: str, data: dict[str, Any], now_ns: int) -> BorrowRate:
+    """ccxt's borrow rate structure (a rate per ``period`` ms) as an annual rate on the
+    actual/360 basis the carry accrues daily."""
+    rate, period_ms = data.get("rate"), data.get("period") or 86_400_000
+    if rate is None:
+        raise DataError(f"borrow rate of {iid} without a rate: {data.get('info')!r}")
+    annual = Decimal(str(rate)) * Decimal(86_400_000) / Decimal(int(period_ms)) * \
+        BORROW_DAY_COUNT
+    return BorrowRate(seq=0, ts_event=_stamp(data, now_ns), ts_init=now_ns,
+                      instrument_id=iid, rate=to_fixed(annual))
+
+
+def _check_borrow(config: CcxtConfig) -> None:
+    """A ``borrow`` feed is possible here: ccxt has the exchange's cross-margin rate and the
+    chosen environment has the margin API."""
+    exchange = make_exchange(config, credentials=None)
+    if not exchange.has.get("fetchCrossBorrowRate"):
+        raise ConfigError(f"ccxt {config.exchange} has no cross-margin borrow rate "
+                          "(fetchCrossBorrowRate): no borrow feed there", field="broker.aux")
+    if config.exchange.startswith("binance") and not exchange.urls["api"].get("sapi"):
+        raise ConfigError(f"{config.exchange}'s paper environment has no margin API: a borrow "
+                          "feed needs paper: false (a read-only key will do) or urls.sapi",
+                          field="broker.aux")
+
+
 class CcxtAuxPoller:
     """Polls the configured feeds of one exchange; batches go to ``sink``."""
 
@@ -92,6 +127,9 @@ class CcxtAuxPoller:
                  clock: Callable[[], float] = time.time) -> None:
         for feed in feeds:
             config.symbol_for(feed.instrument)  # an instrument without a symbol: ConfigError
+        self.signed = any(feed.kind == "borrow" for feed in feeds)
+        if self.signed:
+            _check_borrow(config)
         self.config, self.sink, self.clock = config, sink, clock
         self.polls = AuxPolls(feeds, backoff_min_s=config.backoff_min_s,
                               backoff_max_s=config.backoff_max_s)
@@ -104,8 +142,9 @@ class CcxtAuxPoller:
 
     async def poll_due(self) -> int:
         """One round: every due feed polled once; the messages handed to the sink."""
-        if self.exchange is None:
-            self.exchange = make_exchange(self.config, credentials=None)
+        if self.exchange is None:  # public, unless a borrow feed asks for the account's rate
+            self.exchange = make_exchange(
+                self.config, credentials=self.config.credentials() if self.signed else None)
         sent = 0
         for key in self.polls.due(self.clock()):
             try:
@@ -129,6 +168,14 @@ class CcxtAuxPoller:
         if kind == "open_interest":
             return [open_interest_of(iid, await self.exchange.fetch_open_interest(symbol),
                                      now_ns)]
+        if kind == "borrow":
+            await self.exchange.load_markets()
+            market = self.exchange.market(symbol)
+            if not market.get("spot"):
+                raise DataError(f"borrow of {iid}: {symbol} is not a spot market (a contract's "
+                                "carry is its funding)")
+            rate = await self.exchange.fetch_cross_borrow_rate(market["base"])
+            return [borrow_of(iid, rate, now_ns)]
         premium = await self.exchange.fetch_funding_rate(symbol)
         if kind == "mark":
             mark = mark_of(iid, premium, now_ns)

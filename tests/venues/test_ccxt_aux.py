@@ -148,7 +148,7 @@ def test_bad_feed_configs_are_refused() -> None:
     with pytest.raises(ValueError, match="stale between polls"):
         AuxFeedConfig(kind="funding", instrument="X", every_s=60, ttl_s=30)
     with pytest.raises(ValueError):
-        AuxFeedConfig(kind="borrow", instrument="X")
+        AuxFeedConfig(kind="dividends", instrument="X")
     with pytest.raises(ConfigError, match="no exchange symbol"):
         CcxtAuxPoller(ccxt_config(1), [AuxFeedConfig(kind="mark", instrument="ETH-PERP")],
                       lambda batch: None)

@@ -1,7 +1,8 @@
 """The CCXT adapter on a spot market: the unmodified ``ccxt.pro.binance`` client against the
 loopback Binance spot fake (signed REST; the user data stream over the WebSocket API's
 ``userDataStream.subscribe.signature``, signature checked): fills from ``executionReport``s,
-REST polling while the stream is down, a gap's fills reported once."""
+REST polling while the stream is down, a gap's fills reported once; and the ``borrow`` aux feed
+(the margin rate of the base asset, ``/sapi/v1/margin/interestRateHistory``)."""
 
 from __future__ import annotations
 
@@ -160,3 +161,55 @@ def _cancel(cid: str) -> Any:
 
     return CancelOrder(seq=next(_seq), ts_event=next(_seq), ts_init=0, client_order_id=cid,
                        strategy_id="s", instrument_id=IID)
+
+
+def test_a_borrow_feed_polls_the_margin_rate_of_the_base_asset(fake: FakeThread) -> None:
+    """``GET /sapi/v1/margin/interestRateHistory`` (signed) through ccxt's
+    ``fetch_cross_borrow_rate``: Binance's daily rate, annualised on the carry's actual/360."""
+    import asyncio
+
+    from actors.venues.aux_feeds import AuxFeedConfig
+    from actors.venues.ccxt_aux import CcxtAuxPoller
+    from runtime.messages import AuxData, BorrowRate
+
+    now_ms = int(time.time() * 1000)
+    fake.call(fake.fake.set_borrow_rate, "BTC", "0.00020000", now_ms - 7_200_000)
+    fake.call(fake.fake.set_borrow_rate, "BTC", "0.00026125", now_ms - 3_600_000)
+    got: list[AuxData] = []
+    clock = [1_000.0]
+    poller = CcxtAuxPoller(spot_config(fake.port),
+                           [AuxFeedConfig(kind="borrow", instrument=IID, every_s=60, ttl_s=600)],
+                           got.extend, clock=lambda: clock[0])
+
+    async def rounds() -> None:
+        try:
+            await poller.poll_due()
+            clock[0] += 61
+            fake.fake.borrow.clear()  # the exchange answers nothing for BTC now
+            await poller.poll_due()
+        finally:
+            await poller.aclose()
+
+    asyncio.run(rounds())
+    (rate,) = got
+    assert isinstance(rate, BorrowRate) and rate.instrument_id == IID
+    assert rate.rate == fixed("0.09405")  # 0.026125 % a day, the newest row, x 360
+    assert rate.ts_event == (now_ms - 3_600_000) * 1_000_000
+    telemetry = poller.telemetry()[f"borrow/{IID}"]
+    assert telemetry["errors"] == 1 and "borrow rate" in str(telemetry["last_error"])
+    assert ("GET", "/sapi/v1/margin/interestRateHistory", 200) in fake.fake.requests
+
+
+def test_a_borrow_feed_is_refused_where_it_cannot_be_polled(fake: FakeThread) -> None:
+    from actors.venues.aux_feeds import AuxFeedConfig
+    from actors.venues.ccxt_aux import CcxtAuxPoller
+    from runtime.errors import ConfigError
+
+    feed = [AuxFeedConfig(kind="borrow", instrument=IID)]
+    demo = CcxtConfig.model_validate({"exchange": "binance", "symbols": {IID: SYMBOL}})
+    with pytest.raises(ConfigError, match="paper environment has no margin API"):
+        CcxtAuxPoller(demo, feed, lambda batch: None)
+    other = CcxtConfig.model_validate({"exchange": "alpaca", "symbols": {IID: "BTC/USD"},
+                                      "paper": True})
+    with pytest.raises(ConfigError, match="no cross-margin borrow rate"):
+        CcxtAuxPoller(other, feed, lambda batch: None)
