@@ -183,3 +183,25 @@ def test_a_restart_finds_a_stop_that_triggered_while_the_gateway_was_down(
     finally:
         again.close()
     assert fake.snapshot()["attempts"] == ["sr-1"]  # sent once, never again
+
+
+def test_a_stop_whose_create_call_timed_out_is_found_by_its_client_id_never_resent(
+        rig: CcxtRig, fake: FakeBinanceThread) -> None:
+    """A 503 "execution status unknown" after the Algo service took the stop, the user stream
+    down: reconciliation finds it among the open algo orders by its client algo id, and its
+    trigger's fill comes over REST; the stop went to the exchange once."""
+    from runtime.messages import OrderStatusUnknown
+
+    rig.wait_for(lambda rs: not rig.venue.stream.down, timeout_s=10)
+    fake.run(fake.fake.streams_down())
+    fake.call(lambda: fake.fake.fail(1, take_it=True))
+    _stop(rig, "su-1", "0.002", "51000")
+    reports = rig.wait_for(lambda rs: _of(OrderAccepted, rs, "su-1")
+                           and _of(OrderStatusUnknown, rs, "su-1"), timeout_s=20)
+    assert len(_of(OrderAccepted, reports, "su-1")) == 1
+    fake.call(fake.fake.set_price, "BTCUSDT", 51_000.0)
+    reports = rig.wait_for(lambda rs: _of(OrderFilled, rs, "su-1"), timeout_s=20)
+    assert _of(OrderFilled, reports)[0].last_qty == fixed("0.002")  # type: ignore[attr-defined]
+    assert fake.snapshot()["attempts"] == ["su-1"]
+    assert _calls(fake, "POST", "/fapi/v1/algoOrder") == [503]
+    assert ("GET", "/fapi/v1/openAlgoOrders", 200) in fake.fake.requests
