@@ -54,6 +54,7 @@ __all__ = [
     "market_drifts",
     "market_rules",
     "order_args",
+    "order_ref",
 ]
 
 #: exchanges whose ccxt ``edit_order`` amends the order in place (same order id): Binance's
@@ -337,6 +338,22 @@ def order_args(command: SubmitOrder, *, config: CcxtConfig, market: dict[str, An
         params=params,
         trigger=trigger,
     )
+
+
+def order_ref(client_order_id: str, broker_ids: dict[str, str]) -> tuple[str | None,
+                                                                         dict[str, Any]]:
+    """How the exchange knows an order (ccxt ``cancel_order``/``fetch_order`` id and params):
+    its order id, else our client order id (its create call has not answered). A stop is the
+    algo order (``trigger``) until it triggers, then the order it placed in the matching
+    engine (``actual_id``)."""
+    if "trigger" in broker_ids:
+        if broker_ids.get("actual_id"):
+            return broker_ids["actual_id"], {}
+        if broker_ids.get("order_id"):
+            return broker_ids["order_id"], {"trigger": True}
+        return None, {"clientOrderId": client_tag(client_order_id), "trigger": True}
+    order_id = broker_ids.get("order_id")
+    return (order_id, {}) if order_id else (None, {"clientOrderId": client_tag(client_order_id)})
 
 
 def _trigger_price(command: SubmitOrder, *, config: CcxtConfig, market: dict[str, Any],

@@ -42,6 +42,7 @@ from actors.venues.ccxt_support import (
     exchange_code,
     market_rules,
     order_args,
+    order_ref,
 )
 from actors.venues.common import CircuitBreaker, CommandQueue, SendLog, TokenBucket
 from actors.venues.reports import BookViews, ReportBook
@@ -405,19 +406,8 @@ class CcxtVenue(BookViews):
         return ids is not None and "trigger" in ids.broker_ids
 
     def _ref(self, cid: str) -> tuple[str | None, dict[str, Any]]:
-        """How the exchange knows the order: its order id, else our client order id (an order
-        whose create call has not returned yet). A stop is the algo order until it triggers,
-        then the order it placed in the matching engine."""
         ids = self.send_log.orders.get(cid)
-        broker = ids.broker_ids if ids else {}
-        if "trigger" in broker:
-            if broker.get("actual_id"):
-                return broker["actual_id"], {}
-            if broker.get("order_id"):
-                return broker["order_id"], {"trigger": True}
-            return None, {"clientOrderId": client_tag(cid), "trigger": True}
-        order_id = broker.get("order_id")
-        return (order_id, {}) if order_id else (None, {"clientOrderId": client_tag(cid)})
+        return order_ref(cid, ids.broker_ids if ids else {})
 
 
 def _reason(exc: BaseException) -> str:
