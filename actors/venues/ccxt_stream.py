@@ -5,8 +5,9 @@
   ``OrderCanceled`` with reason ``expired``; rejected ⇒ ``OrderRejected``;
 * a trade ⇒ ``OrderFilled`` with ``fill_id`` ``CX-<market id>-<trade id>`` (the same id REST
   ``fetch_my_trades`` gives, so a fill seen both ways is reported once); a trade whose order id
-  is not known yet (it beat ``create_order``'s answer, or the order's outcome is unknown) waits
-  and is matched again when the id arrives;
+  is not known yet (it beat ``create_order``'s answer, or a stop's trigger event) waits up to
+  :data:`ORPHAN_WAIT_S` and is matched again when an id arrives (a gap's fills are
+  reconciliation's in any case);
 * an order or a trade of an order this session never sent (placed elsewhere on the account, or
   a confused exchange) is counted (``ReportBook.foreign``: the unknown-order-storm watchdog reads
   it through the gateway's health) and otherwise ignored;
