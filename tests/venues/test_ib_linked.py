@@ -186,3 +186,12 @@ def test_a_crash_between_legs_sends_no_leg_twice_and_orphans_none(fake_ib: FakeI
                   not isinstance(r, OrderFilled) or r.leaves_qty == 0)}
     assert closed == {"k-1": "OrderFilled", "k-2": "OrderCanceled", "k-3": "OrderFilled"}
     assert view["open_orders"] == [] and view["positions"].get("SIM-A", 0) == 0
+
+
+def test_ib_declares_native_lists_the_others_are_emulated() -> None:
+    from actors.venues.broker_config import PaperBrokerConfig, native_lists
+    from actors.venues.shioaji_support import ShioajiConfig
+
+    assert native_lists(_config(4002), ["SIM-B", "SIM-A"]) == ("SIM-A", "SIM-B")
+    assert native_lists(ShioajiConfig(), ["2330.TWSE"]) == ()
+    assert native_lists(PaperBrokerConfig(), ["SIM-A"]) == ()
