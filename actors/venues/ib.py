@@ -55,6 +55,7 @@ from runtime.values import from_fixed
 __all__ = ["IbVenue"]
 
 log = logging.getLogger("tradewind.venues.ib")
+_CLOSED = frozenset({"Filled", "Cancelled", "ApiCancelled"})
 
 
 class IbVenue(BookViews, IbEvents):
@@ -304,7 +305,9 @@ class IbVenue(BookViews, IbEvents):
     def _trade_of(self, client_order_id: str) -> Any | None:
         perm = self.send_log.orders.get(client_order_id)
         perm_id = perm.broker_ids.get("perm_id") if perm else None
-        for trade in self.ib.openTrades():
+        for trade in self.ib.trades():  # open, or held untransmitted (Inactive)
+            if trade.orderStatus.status in _CLOSED:
+                continue
             if trade.order.orderRef == client_order_id or (
                 perm_id and str(trade.order.permId) == perm_id
             ):
@@ -341,6 +344,7 @@ class IbVenue(BookViews, IbEvents):
             return
         self.send_log.before_send(command)
         order = trade.order
+        order.transmit = True  # a list's leg went out held; its amendment goes out at once
         if command.quantity is not None:
             order.totalQuantity = float(from_fixed(command.quantity))
         if command.price is not None:

@@ -70,6 +70,7 @@ class FakeIbGateway:
     fill_delay_s: float = 0.0
     placed: list[str] = field(default_factory=list)  # every orderRef placed, in order
     transmits: dict[str, bool] = field(default_factory=dict)  # orderRef -> its transmit flag
+    held_modifications: list[str] = field(default_factory=list)  # sent with transmit off
     # market data subscriptions: symbol -> [(client, reqId)] for reqMktData and reqMktDepth
     mkt_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     depth_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
@@ -181,7 +182,10 @@ class FakeIbGateway:
         # origin, orderRef f[26], transmit f[27], parentId f[28], ... ocaType f[47]
         order_id = int(f[1])
         existing = self._by_order_id(client.client_id, order_id)
-        if existing is not None:  # modify
+        if existing is not None:  # modify (held, like any order, while transmit is off)
+            if f[27] == "0":
+                self.held_modifications.append(existing.order_ref)
+                return
             existing.quantity, existing.lmt_price = float(f[17]), f[19]
             self._report(existing)
             return
@@ -242,6 +246,9 @@ class FakeIbGateway:
         if parent.status == "Inactive":
             parent.status = "Submitted"
             self._report(parent)
+            if self.auto_fill_price is not None:
+                asyncio.get_running_loop().call_later(self.fill_delay_s, self._auto_fill,
+                                                      parent.perm_id)
         for order in self._children(parent):
             if order.status in ("Inactive", "Submitted"):
                 order.status = "Submitted" if parent.status == "Filled" else "PreSubmitted"

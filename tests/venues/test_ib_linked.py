@@ -195,3 +195,15 @@ def test_ib_declares_native_lists_the_others_are_emulated() -> None:
     assert native_lists(_config(4002), ["SIM-B", "SIM-A"]) == ("SIM-A", "SIM-B")
     assert native_lists(ShioajiConfig(), ["2330.TWSE"]) == ()
     assert native_lists(PaperBrokerConfig(), ["SIM-A"]) == ()
+
+
+def test_an_amended_exit_goes_out_transmitted(h: IbHarness) -> None:
+    """The take-profit went out held (transmit off, its stop followed); the core shrinking it
+    later must not leave the amendment held at the gateway."""
+    _send(h, _bracket(h.instrument_id, "m"))
+    h.fake.fill("m-1", 10.0, 10.0)
+    h.reports()
+    h.modify("m-2", 4)
+    h.settle()
+    assert h.fake.held_modifications == []
+    assert h.fake.find("m-2").quantity == 4.0
