@@ -71,6 +71,8 @@ class FakeIbGateway:
     placed: list[str] = field(default_factory=list)  # every orderRef placed, in order
     transmits: dict[str, bool] = field(default_factory=dict)  # orderRef -> its transmit flag
     held_modifications: list[str] = field(default_factory=list)  # sent with transmit off
+    # called with each orderRef as its placeOrder arrives (a test kills the client there)
+    on_place: Any = None
     # market data subscriptions: symbol -> [(client, reqId)] for reqMktData and reqMktDepth
     mkt_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     depth_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
@@ -220,6 +222,8 @@ class FakeIbGateway:
         self.orders[order.perm_id] = order
         self.placed.append(order.order_ref)
         self.transmits[order.order_ref] = f[27] != "0"
+        if self.on_place is not None:
+            self.on_place(order.order_ref)
         if f[27] == "0":  # held at the gateway until a later order of its family transmits
             order.status = "Inactive"
             self._report(order)

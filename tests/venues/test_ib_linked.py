@@ -8,6 +8,10 @@ left orphaned."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +19,6 @@ import pytest
 
 from actors.venues.ib_support import OCA_REDUCE_WITH_BLOCK, ContractSpec, IbConfig
 from actors.venues.links import open_broker_gateway
-from runtime.journal import Journal
 from runtime.messages import (
     OrderAccepted,
     OrderCanceled,
@@ -143,25 +146,43 @@ def fake_ib() -> Iterator[FakeIbThread]:
     fake.close()
 
 
-def test_a_crash_between_legs_sends_no_leg_twice_and_orphans_none(fake_ib: FakeIbThread,
-                                                                  tmp_path: Path) -> None:
-    """The gateway dies after the entry went out (held at IB, untransmitted) and before its
-    exits: the journals are what the crash left. The restarted gateway reconciles (the entry
-    is held, not lost, not accepted), sends only the exits, the last transmitting all three."""
-    legs = _bracket("SIM-A", "k")
-    journal = Journal(tmp_path / "gateway.journal")  # received: the whole bracket
-    for leg in legs:
-        journal.append(leg)
-    journal.flush(durable=True)
-    journal.close()
-    first = open_broker_gateway(_config(fake_ib.port, messages_per_s=1.0), tmp_path,
-                                instruments={}, confirmed_live=False)
-    # one token: the entry went out with transmit off; the exits wait for tokens: crash now
-    first.link.run(asyncio.sleep(0.05))
-    first.close()
+_GATEWAY = """
+import sys, time
+from pathlib import Path
+from actors.venues.ib_support import ContractSpec, IbConfig
+from actors.venues.links import open_broker_gateway
+from tests.venues.test_ib_linked import _bracket
+config = IbConfig(port=int(sys.argv[1]), client_id=21, reset_window=("00:00", "00:00"),
+                  contracts={"SIM-A": ContractSpec(symbol="SIMA")}, messages_per_s=1.0)
+gateway = open_broker_gateway(config, Path(sys.argv[2]), instruments={}, confirmed_live=False)
+gateway.send(_bracket("SIM-A", "k"))
+time.sleep(600)
+"""
+
+
+def test_a_sigkill_between_legs_sends_no_leg_twice_and_orphans_none(fake_ib: FakeIbThread,
+                                                                    tmp_path: Path) -> None:
+    """A gateway process gets the bracket, journals it and sends the entry (IB holds it,
+    untransmitted); one message token a second, so the exits wait; it is SIGKILLed the moment
+    the entry reaches IB. The restarted gateway reconciles (the entry is held, not lost, not
+    taken for acknowledged), sends only the exits, the last transmitting all three."""
+    victim: dict[str, int] = {}
+
+    def kill_after_entry(order_ref: str) -> None:
+        if order_ref == "k-1":
+            os.kill(victim["pid"], signal.SIGKILL)
+
+    fake_ib.call(lambda: setattr(fake_ib.fake, "on_place", kill_after_entry))
+    root = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen([sys.executable, "-c", _GATEWAY, str(fake_ib.port), str(tmp_path)],
+                            env={**os.environ, "PYTHONPATH": root}, cwd=root)
+    victim["pid"] = proc.pid
+    assert proc.wait(timeout=300) == -signal.SIGKILL
+    fake_ib.call(lambda: setattr(fake_ib.fake, "on_place", None))
     held = fake_ib.call(lambda: (list(fake_ib.fake.placed), fake_ib.fake.find("k-1").status))
     assert held == (["k-1"], "Inactive")
 
+    legs = _bracket("SIM-A", "k")
     again = open_broker_gateway(_config(fake_ib.port), tmp_path, instruments={},
                                 confirmed_live=False)
     try:
