@@ -240,7 +240,7 @@ class LinkedOrders:
 
     def _shrink_held(self, record: _List, parent: Order, now: int) -> list[Message]:
         """A native parent closed short of its quantity: its children, sized as the whole
-        parent, come down to what it filled (canceled when nothing)"""
+        parent, come down to what it filled (canceled when it filled nothing)."""
         short = parent.quantity - parent.filled_qty
         if short <= 0:
             return []
