@@ -34,6 +34,9 @@ class SessionSetup:
     #: every stateful actor's snapshot cadence: inputs (own journal entries and market
     #: messages) between two snapshots (``PaperConfig.snapshot_every``)
     snapshot_every: int = 20_000
+    #: the instruments whose broker links orders natively (``broker_config.native_lists``):
+    #: the strategies' kernels send their lists linked; empty (paper): emulated
+    native_lists: tuple[str, ...] = ()
 
     def path(self, component: str) -> Path:
         return Path(self.journal_dir) / f"{component}.journal"
@@ -75,7 +78,7 @@ class SessionSetup:
         args = self._kernel_args()
         args["risk_limits"] = None
         return Kernel(strategies=[self._strategy(strategy_id)], risk_elsewhere=True,
-                      books_elsewhere=True, **args)
+                      books_elsewhere=True, native_lists=self.native_lists, **args)
 
     def _strategy(self, strategy_id: str) -> Strategy[Any]:
         """The strategy, found as a backtest finds it (installed, beside the config, or under

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, get_args
 
 from runtime.approval import Approval, CheckElsewhere, CheckHere
@@ -113,9 +113,12 @@ class Kernel:
         risk_elsewhere: bool = False,
         books_elsewhere: bool = False,
         aux_needs: Mapping[str, Sequence[AuxNeed]] | None = None,
+        native_lists: Collection[str] = (),
     ) -> None:
         """``aux_needs``: the auxiliary data of strategies that run elsewhere (a risk actor's
-        kernel checks their entries), beside what its own strategies declare."""
+        kernel checks their entries), beside what its own strategies declare. ``native_lists``:
+        the instruments whose venue links orders itself (``runtime.linked``); the lists of all
+        others are emulated here."""
         self.registry = registry
         self.roster = Roster(strategies, registry)
         self.strategies = self.roster.strategies
@@ -147,7 +150,8 @@ class Kernel:
         # share (runtime/watches.py), so market data asks one question (the same dict always)
         self._watches: Watches = {}
         self.linked = LinkedOrders(
-            self.ids, registry, self.prices, self.ledger.get, watches=self._watches
+            self.ids, registry, self.prices, self.ledger.get, watches=self._watches,
+            native=native_lists,
         )
         self.algos = ExecutionAlgorithms(
             self.ids, registry, self.prices, self.ledger.get, seed=seed, watches=self._watches

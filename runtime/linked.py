@@ -22,12 +22,21 @@ The rules, each enforced in one method below:
 A shrink, cancel or trigger move waits for the venue to have accepted the leg: a leg not yet
 accepted is synced on its next event or price. Both legs of an OCO can fill at the venue before
 the cancel reaches it: the core cannot prevent that overfill (a broker's native OCA can).
+
+**Native lists** (``native``: the instruments whose venue links orders itself, as its broker
+declares: Interactive Brokers): every leg goes out at once, each child with its
+parent's id (``SubmitOrder.parent_id``, sized as the parent: the venue holds it until the parent
+fills) and each OCO leg with the list's id as ``oca_group`` (the venue cancels or reduces the
+others as one fills). The core then releases and shrinks nothing itself; it still follows every
+leg, reports the list's events, cancels what a refused leg leaves behind (as above) and shrinks
+the children of a parent that closes partly filled. A backtest and a paper session never use
+this: their venue is emulated, so their fills stay the same.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import msgspec
@@ -92,6 +101,7 @@ class _List(msgspec.Struct, kw_only=True):
     parent: str = ""  # OTO and bracket: the parent's id
     children: tuple[Leg, ...] = ()
     legs: list[str] = msgspec.field(default_factory=list)  # every leg sent so far
+    native: bool = False  # the venue links the legs (parent ids, OCA group)
 
 
 class _Trailing(msgspec.Struct, kw_only=True):
@@ -109,8 +119,11 @@ class LinkedOrders:
         prices: LastPrices,
         order_of: Callable[[str], Order | None],
         watches: Watches | None = None,
+        native: Collection[str] = (),
     ) -> None:
+        """``native``: the instruments whose venue takes linked orders natively."""
         self._ids, self._registry, self._prices, self._order_of = ids, registry, prices, order_of
+        self._native = frozenset(native)
         self._lists: dict[str, _List] = {}
         self._list_of: dict[str, str] = {}  # leg id -> list id
         self._groups: dict[str, dict[str, int]] = {}  # OCO group -> leg id -> wanted remaining
@@ -152,9 +165,12 @@ class LinkedOrders:
             strategy_id=strategy_id,
             instrument_id=order_list.instrument_id,
             contingency=order_list.contingency,
+            native=order_list.instrument_id in self._native,
         )
         self._lists[list_id] = record
-        if order_list.contingency is Contingency.OCO:
+        if record.native:
+            out = self._send_native(list_id, order_list, now)
+        elif order_list.contingency is Contingency.OCO:
             out = self._send(list_id, order_list.legs, None, now)
             self._group(list_id, out)
         else:
@@ -207,18 +223,41 @@ class LinkedOrders:
         self, list_id: str, record: _List, order: Order, event: Message, now: int
     ) -> list[Message]:
         if isinstance(event, OrderFilled):
+            if record.native:  # the venue released the children it held
+                held = tuple(record.legs[1:])
+                return [self._event(list_id, OrderListStatus.RELEASED, held, "", now)]
             return self._release(list_id, record, event.last_qty, now)
-        if order.is_closed and order.filled_qty == 0:
-            return [
-                self._event(
-                    list_id,
-                    OrderListStatus.CANCELED,
-                    (order.client_order_id,),
-                    _why(order, event),
-                    now,
-                )
-            ]
-        return []
+        if not order.is_closed:
+            return []
+        out: list[Message] = []
+        if record.native:
+            out += self._shrink_held(record, order, now)
+        if order.filled_qty == 0:
+            ids = (order.client_order_id, *record.legs[1:]) if record.native else (
+                order.client_order_id,)
+            out.append(self._event(list_id, OrderListStatus.CANCELED, ids, _why(order, event), now))
+        return out
+
+    def _shrink_held(self, record: _List, parent: Order, now: int) -> list[Message]:
+        """A native parent closed short of its quantity: its children, sized as the whole
+        parent, come down to what it filled (canceled when it filled nothing)."""
+        short = parent.quantity - parent.filled_qty
+        if short <= 0:
+            return []
+        group = self._group_of.get(record.legs[1]) if len(record.legs) > 1 else None
+        out: list[Message] = []
+        if group is not None:  # a bracket's exits: what each is still wanted for
+            wants = self._groups[group]
+            for leg in wants:
+                wants[leg] = max(0, wants[leg] - short)
+            for leg in sorted(wants):
+                out += self._sync(leg, wants[leg], record, now)
+            return out
+        for leg in record.legs[1:]:  # an OTO's children: each sized by the parent's fills
+            child = self._order_of(leg)
+            if child is not None:
+                out += self._sync(leg, parent.filled_qty - child.filled_qty, record, now)
+        return out
 
     def _release(self, list_id: str, record: _List, quantity: int, now: int) -> list[Message]:
         out = self._send(list_id, record.children, quantity, now)
@@ -231,7 +270,9 @@ class LinkedOrders:
         self, list_id: str, group: str, order: Order, event: Message, now: int
     ) -> list[Message]:
         wants, cid = self._groups[group], order.client_order_id
+        record = self._lists[list_id]
         out: list[Message] = []
+        sync = not record.native  # a native group: the venue reduces and cancels the others
         if isinstance(event, OrderFilled):
             for leg in wants:
                 wants[leg] -= event.last_qty
@@ -243,12 +284,13 @@ class LinkedOrders:
                 wants[leg] = 0
             reason = _why(order, event)
             out.append(self._event(list_id, OrderListStatus.CANCELED, others, reason, now))
-            record = self._lists[list_id]
             refused = type(event) in (OrderDenied, OrderRejected)
             if refused and record.contingency is Contingency.BRACKET:
                 out += self._cancel(record.parent, record, now)
-        for leg in sorted(wants):
-            out += self._sync(leg, wants[leg], self._lists[list_id], now)
+            sync = True
+        if sync:
+            for leg in sorted(wants):
+                out += self._sync(leg, wants[leg], record, now)
         return out
 
     def _sync(self, cid: str, wanted: int, record: _List, now: int) -> list[Message]:
@@ -324,6 +366,28 @@ class LinkedOrders:
             record.legs.append(cid)
             qty = leg.quantity if quantity is None else quantity
             out.append(_command(cid, record.strategy_id, record.instrument_id, leg, qty, now))
+        return out
+
+    def _send_native(
+        self, list_id: str, order_list: OrderList, now: int
+    ) -> list[SubmitOrder]:
+        """Every leg at once, linked for the venue: children carry their parent's id and the
+        parent's quantity; OCO legs (an OCO's, a bracket's exits) the list's id as their group."""
+        record, legs = self._lists[list_id], order_list.legs
+        if order_list.contingency is Contingency.OCO:
+            out = self._send(list_id, legs, None, now)
+        else:
+            (entry,) = self._send(list_id, legs[:1], None, now)
+            record.parent = entry.client_order_id
+            children = self._send(list_id, legs[1:], entry.quantity, now)
+            out = [entry] + [
+                msgspec.structs.replace(c, parent_id=entry.client_order_id) for c in children
+            ]
+        if order_list.contingency is not Contingency.OTO:
+            grouped = out if order_list.contingency is Contingency.OCO else out[1:]
+            linked = [msgspec.structs.replace(c, oca_group=list_id) for c in grouped]
+            out = out[: len(out) - len(linked)] + linked
+            self._group(list_id, linked)
         return out
 
     def _group(self, list_id: str, legs: list[SubmitOrder]) -> None:

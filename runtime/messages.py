@@ -267,6 +267,11 @@ class SubmitOrder(Message, frozen=True, kw_only=True, tag=True, gc=False):
     #: held, so it counts toward neither the strategy's target nor risk's worst-case position;
     #: ``target_position`` cancels or shrinks it as the position it protects changes
     protective: bool = False
+    #: a leg of a list the venue links natively (``runtime.linked``; an empty string: none):
+    #: the client order id of the order that releases it when it fills (the venue holds it
+    #: until then), and the group whose legs the venue cancels or reduces as one fills
+    parent_id: str = ""
+    oca_group: str = ""
 
 
 class CancelOrder(Message, frozen=True, kw_only=True, tag=True, gc=False):

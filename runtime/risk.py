@@ -332,6 +332,9 @@ class RiskEngine:
         # an order that by itself only reduces the position is never denied by the position,
         # notional or exposure rules (an exit must not be trapped by the limits it relieves)
         increases = not _only_reduces(cmd, position, buys, sells)
+        if cmd.parent_id and cmd.protective:
+            increases = False  # a native bracket's exit: the venue holds it until the entry
+            # fills, and its OCA group keeps it within what the entry filled
         if self.state is TradingState.REDUCING or cmd.reduce_only:
             cmd, denial = self._reduce_only(cmd, now_ns, position, buys, sells)
             if denial is not None:

@@ -18,6 +18,7 @@ Shioaji ``simulation: true``, CCXT ``paper: true``: the exchange's demo or testn
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +37,7 @@ __all__ = [
     "check_broker",
     "check_mode",
     "is_paper_account",
+    "native_lists",
     "preflight",
     "with_cli",
 ]
@@ -55,6 +57,15 @@ BrokerConfig = Annotated[
 ]
 Broker = PaperBrokerConfig | IbConfig | ShioajiConfig | CcxtConfig | AlpacaConfig
 KINDS = ("paper", "ib", "shioaji", "ccxt", "alpaca")
+
+
+def native_lists(broker: Broker, instruments: Iterable[str]) -> tuple[str, ...]:
+    """The instruments whose linked orders (OCO, OTO, brackets) this broker takes natively: a
+    broker config declares it (``native_lists = True``: Interactive Brokers' parent ids and OCA
+    groups); the core emulates the lists of every other venue (``runtime.linked``)."""
+    if not getattr(type(broker), "native_lists", False):
+        return ()
+    return tuple(sorted(instruments))
 
 
 def is_paper_account(broker: Broker) -> bool:

@@ -142,6 +142,10 @@ class CommandQueue:
     def __len__(self) -> int:
         return len(self._cancels) + len(self._modifies) + len(self._submits)
 
+    def waiting_submits(self) -> tuple[Command, ...]:
+        """The new orders still waiting for a token, in the order they will go."""
+        return tuple(self._submits)
+
     def submit_ids(self) -> set[str]:
         """Client order ids of new orders still waiting for a token."""
         return {c.client_order_id for c in self._submits}

@@ -14,7 +14,14 @@ Rules (see docs/brokers.md):
   never from order status; a Cancelled status waits ``reject_grace_s`` for an error code that
   makes it a reject (``OrderRejected.venue_code`` = the code);
 * new orders are refused (``OrderRejected``, venue_code ``gateway.*``) while the breaker is open,
-  the link is down (1100) or the gateway's daily reset window is on; cancels always go out first.
+  the link is down (1100) or the gateway's daily reset window is on; cancels always go out first;
+* linked lists go out as IB links them: a child with ``parentId`` (its parent's IB order id,
+  journaled when the parent went out; a child whose parent never reached IB is refused,
+  venue_code ``gateway.parent``), ``transmit`` False on every leg a later leg of the same parent
+  follows, and the OCA group. Commands handed in one call are queued before any is sent, so a
+  list's legs are seen together. After a crash between legs the legs already sent are never
+  sent again (the journal) and the rest go out after the restart's reconciliation, the last one
+  transmitting what IB holds.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from runtime.values import from_fixed
 __all__ = ["IbVenue"]
 
 log = logging.getLogger("tradewind.venues.ib")
+_CLOSED = frozenset({"Filled", "Cancelled", "ApiCancelled"})
 
 
 class IbVenue(BookViews, IbEvents):
@@ -84,6 +92,7 @@ class IbVenue(BookViews, IbEvents):
         self._fees: dict[str, int] = {}  # execId -> commission that came first
         self._cancelled_at: dict[str, float] = {}  # cid -> when a Cancelled status came
         self._cancel_requested: set[str] = set()
+        self._pump_scheduled = False
         self.reconciler = IbReconciler(self)
         self.book.set_baseline(send_log.baseline or {})  # the account's journaled start
         for order in send_log.orders.values():  # restart: know every journaled order again
@@ -209,7 +218,20 @@ class IbVenue(BookViews, IbEvents):
         return ""
 
     def _enqueue(self, command: Command) -> None:
+        """Queue; send once the caller's batch is queued (on the client's loop: just after the
+        current callback; called off the loop: at once)."""
         self.queue.push(command)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.pump()
+            return
+        if not self._pump_scheduled:
+            self._pump_scheduled = True
+            loop.call_soon(self._scheduled_pump)
+
+    def _scheduled_pump(self) -> None:
+        self._pump_scheduled = False
         self.pump()
 
     def pump(self) -> None:
@@ -225,21 +247,49 @@ class IbVenue(BookViews, IbEvents):
 
     def _send(self, command: Command) -> None:
         if isinstance(command, SubmitOrder):
-            self._send_submit(command)
+            self._send_submit(command, transmit=not self._followed(command))
         elif isinstance(command, CancelOrder):
             self._send_cancel(command)
         elif isinstance(command, ModifyOrder):
             self._send_modify(command)
 
-    def _send_submit(self, command: SubmitOrder) -> None:
+    def _followed(self, command: SubmitOrder) -> bool:
+        """Does a later leg of the same parent wait in the queue (so IB must hold this one)?"""
+        cid, parent = command.client_order_id, command.parent_id
+        return any(
+            isinstance(q, SubmitOrder)
+            and (q.parent_id == cid or (parent and q.parent_id == parent))
+            for q in self.queue.waiting_submits()
+        )
+
+    def _parent_order_id(self, command: SubmitOrder) -> int | None:
+        """The IB order id of a child's parent (0: not a child); None: the parent never
+        reached IB, or is closed unfilled (the child would be an orphan)."""
+        if not command.parent_id:
+            return 0
+        sent = self.send_log.orders.get(command.parent_id)
+        parent = self.book.get(command.parent_id)
+        order_id = sent.broker_ids.get("order_id") if sent is not None else None
+        if not order_id or parent is None or (not parent.is_open and parent.cum_qty == 0):
+            return None
+        return int(order_id)
+
+    def _send_submit(self, command: SubmitOrder, *, transmit: bool = True) -> None:
         cid, now = command.client_order_id, self.clock_ns()
         if not self.send_log.before_send(command):
             self.reconcile_requested = True  # journaled before: never resend, reconcile
             return
         self.book.track(command)
         spec = self.config.contract_for(command.instrument_id)
+        parent_order_id = self._parent_order_id(command)
+        if parent_order_id is None:
+            self.book.rejected(cid, code="gateway.parent", ts_event=now,
+                               reason=f"its parent {command.parent_id} never reached IB, or "
+                                      "closed unfilled: not sent")
+            return
         try:
-            order = build_order(self.lib, command, account=self.config.account)
+            order = build_order(self.lib, command, account=self.config.account,
+                                parent_order_id=parent_order_id, transmit=transmit)
         except ConfigError as exc:  # a flag IB lacks, refused by name: a reject, not a crash
             self.book.rejected(cid, code="gateway.order", reason=str(exc), ts_event=now)
             return
@@ -255,7 +305,9 @@ class IbVenue(BookViews, IbEvents):
     def _trade_of(self, client_order_id: str) -> Any | None:
         perm = self.send_log.orders.get(client_order_id)
         perm_id = perm.broker_ids.get("perm_id") if perm else None
-        for trade in self.ib.openTrades():
+        for trade in self.ib.trades():  # open, or held untransmitted (Inactive)
+            if trade.orderStatus.status in _CLOSED:
+                continue
             if trade.order.orderRef == client_order_id or (
                 perm_id and str(trade.order.permId) == perm_id
             ):
@@ -292,6 +344,7 @@ class IbVenue(BookViews, IbEvents):
             return
         self.send_log.before_send(command)
         order = trade.order
+        order.transmit = True  # a list's leg went out held; its amendment goes out at once
         if command.quantity is not None:
             order.totalQuantity = float(from_fixed(command.quantity))
         if command.price is not None:

@@ -4,7 +4,8 @@ Runs on connect, on reconnect (fills that happened while disconnected come back 
 ``reqExecutions``), on 1101/1102, on a timer and on trigger (a resend refused, a cancel of an order
 IB does not show open). What it emits are ordinary reports, synthesised for anything missed:
 
-* an order open at IB that the book has not seen acknowledged ⇒ ``OrderAccepted``;
+* an order open at IB that the book has not seen acknowledged ⇒ ``OrderAccepted`` (not one
+  IB holds untransmitted, ``Inactive``: a linked list's legs still to come will transmit it);
 * an execution the book has not reported ⇒ ``OrderFilled`` (deduplicated by ``IB-<execId>``);
 * an order the book holds open that IB neither shows open nor filled ⇒ ``OrderCanceled`` when IB
   had acknowledged it, else ``OrderRejected`` with venue_code ``not_found`` (it never arrived:
@@ -68,6 +69,8 @@ class IbReconciler:
             venue.send_log.broker_ids(
                 cid, perm_id=str(trade.order.permId), order_id=str(trade.order.orderId)
             )
+            if trade.orderStatus.status == "Inactive":
+                continue  # held by the gateway, not transmitted yet (a list's later legs will)
             venue.book.accepted(
                 cid, venue_order_id=str(trade.order.permId), ts_event=venue.clock_ns()
             )

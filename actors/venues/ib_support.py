@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +35,7 @@ __all__ = [
     "CANCEL_REJECT_CODES",
     "CONNECTIVITY_LOST",
     "CONNECTIVITY_RESTORED",
+    "OCA_REDUCE_WITH_BLOCK",
     "PACING_CODES",
     "RATE_EXCEEDED",
     "REJECT_CODES",
@@ -157,6 +158,9 @@ class IbConfig(_Frozen):
     """The IB gateway's config block (YAML ``broker:`` with ``kind: ib``)."""
 
     kind: Literal["ib"] = "ib"
+    #: IB links orders itself: a bracket's children carry ``parentId`` and the exits an OCA
+    #: group (``actors.venues.broker_config.native_lists``)
+    native_lists: ClassVar[bool] = True
     host: str = "127.0.0.1"
     port: int = 4002  # IB Gateway paper; 4001 live, 7497/7496 TWS paper/live
     client_id: int = 17
@@ -204,8 +208,20 @@ _TIF = {
 }
 
 
-def build_order(ib: ModuleType, command: SubmitOrder, *, account: str) -> Any:
+#: an OCA group's other orders are reduced by each fill, "with block" (only one routed at a
+#: time: overfill protection); cancelled when nothing is left
+OCA_REDUCE_WITH_BLOCK = 2
+
+
+def build_order(ib: ModuleType, command: SubmitOrder, *, account: str, parent_order_id: int = 0,
+                transmit: bool = True) -> Any:
     """The IB order for ``command``; the client order id travels as ``orderRef``.
+
+    A leg of a linked list: ``parent_order_id`` (the IB order id of ``command.parent_id``: IB
+    holds the child until the parent fills, and cancels it with the parent), ``transmit``
+    False while more legs of the list follow (IB holds them all until the last one, sent with
+    ``transmit`` True, releases the lot), and ``command.oca_group`` as ``ocaGroup`` with
+    :data:`OCA_REDUCE_WITH_BLOCK`.
 
     Time in force maps one to one (DAY, GTC, IOC, FOK are IB ``tif`` values). Post-only is
     refused with a :class:`ConfigError` naming the flag (the gateway reports it as a reject):
@@ -224,7 +240,12 @@ def build_order(ib: ModuleType, command: SubmitOrder, *, account: str) -> Any:
         tif=_TIF[command.time_in_force],
         orderRef=command.client_order_id,
         account=account,
+        transmit=transmit,
     )
+    if parent_order_id:
+        order.parentId = parent_order_id
+    if command.oca_group:
+        order.ocaGroup, order.ocaType = command.oca_group, OCA_REDUCE_WITH_BLOCK
     if command.price is not None:
         order.lmtPrice = float(from_fixed(command.price))
     if command.trigger_price is not None:

@@ -143,3 +143,31 @@ def test_a_strategy_host_with_working_parents_is_rebuilt_from_its_journal(
         component.close()
     _, risk2, gateway2, hosts2 = build()
     assert (risk2.state_hash(), gateway2.state_hash(), hosts2["bt"].state_hash()) == before
+
+
+def test_a_session_on_a_native_broker_links_its_lists_a_paper_one_emulates(
+        data_dir: Path, tmp_path: Path) -> None:
+    """``SessionSetup.native_lists`` (from the broker's declaration) reaches the strategies'
+    kernels: on IB a bracket leaves whole and linked; on the paper venue, the entry alone."""
+    from actors.setup import SessionSetup
+    from runtime.linked import Contingency, Leg, OrderList
+    from runtime.messages import OrderType, SubmitOrder
+
+    raw = trading_config("sma", data_dir, minutes=10)
+    raw["strategies"] = [{"id": "bt", "class": f"{__name__}:BracketAndTwap",
+                          "instruments": ["SIM-A"]}]
+    config = load_config(raw)
+    bracket = OrderList(instrument_id="SIM-A", contingency=Contingency.BRACKET, legs=(
+        Leg(side=OrderSide.BUY, order_type=OrderType.MARKET, quantity=10**10),
+        Leg(side=OrderSide.SELL, order_type=OrderType.LIMIT, price=101 * 10**9, protective=True),
+        Leg(side=OrderSide.SELL, order_type=OrderType.STOP, trigger_price=99 * 10**9,
+            protective=True)))
+    sent = {}
+    for name, native in (("ib", ("SIM-A",)), ("paper", ())):
+        host = SessionSetup(name, str(tmp_path / name), config,
+                            native_lists=native).strategy_host("bt")
+        _, out = host.linked.submit("bt", bracket, 0)
+        sent[name] = [(m.parent_id != "", m.oca_group != "") for m in out
+                      if isinstance(m, SubmitOrder)]
+    assert sent == {"ib": [(False, False), (True, True), (True, True)],
+                    "paper": [(False, False)]}

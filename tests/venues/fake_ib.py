@@ -9,6 +9,14 @@ reqAccountUpdates(Multi), reqCompletedOrders, reqMktData, reqHistoricalData, req
 and sends openOrder, orderStatus, execDetails, commissionReport, position, error,
 tickPrice/tickSize, historicalData and historicalTicksBidAsk.
 
+Attached orders and OCA groups, as the TWS API documents them (Bracket Orders, Attaching
+Orders, One Cancels All): an order placed with ``transmit`` 0 is held at the gateway
+(``Inactive``: created, not transmitted) until an order of its family arrives with ``transmit``
+1, which transmits the parent and every sibling; a child (``parentId``) is held
+(``PreSubmitted``) until its parent fills and is canceled with its parent; a fill in an OCA group
+cancels the group's other orders (``ocaType`` 1) or reduces them in proportion (2, 3), and
+cancels those left with nothing. The fake never executes an order it holds.
+
 Scenario controls (called by tests between awaits): :meth:`FakeIbGateway.fill`,
 ``reject_next``, ``auto_ack``, :meth:`drop_clients` (socket loss), :meth:`restart` (a new
 gateway session: order ids start again, perm ids stay), ``pacing_violations``.
@@ -61,6 +69,10 @@ class FakeIbGateway:
     auto_fill_price: float | None = None
     fill_delay_s: float = 0.0
     placed: list[str] = field(default_factory=list)  # every orderRef placed, in order
+    transmits: dict[str, bool] = field(default_factory=dict)  # orderRef -> its transmit flag
+    held_modifications: list[str] = field(default_factory=list)  # sent with transmit off
+    # called with each orderRef as its placeOrder arrives (a test kills the client there)
+    on_place: Any = None
     # market data subscriptions: symbol -> [(client, reqId)] for reqMktData and reqMktDepth
     mkt_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     depth_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
@@ -168,9 +180,14 @@ class FakeIbGateway:
         self._send(client, 15, 1, self.account)
 
     def _place(self, client: _Client, f: list[str]) -> None:
+        # after the 12 contract fields: ... tif f[21], ocaGroup f[22], account f[23], openClose,
+        # origin, orderRef f[26], transmit f[27], parentId f[28], ... ocaType f[47]
         order_id = int(f[1])
         existing = self._by_order_id(client.client_id, order_id)
-        if existing is not None:  # modify
+        if existing is not None:  # modify (held, like any order, while transmit is off)
+            if f[27] == "0":
+                self.held_modifications.append(existing.order_ref)
+                return
             existing.quantity, existing.lmt_price = float(f[17]), f[19]
             self._report(existing)
             return
@@ -190,6 +207,9 @@ class FakeIbGateway:
             f[23] or self.account,
             f[26],
             session=self._session,
+            parent_id=int(f[28] or 0),
+            oca_group=f[22],
+            oca_type=int(f[47] or 0),
         )
         if self.reject_next is not None:
             code, message = self.reject_next
@@ -201,11 +221,62 @@ class FakeIbGateway:
             return
         self.orders[order.perm_id] = order
         self.placed.append(order.order_ref)
+        self.transmits[order.order_ref] = f[27] != "0"
+        if self.on_place is not None:
+            self.on_place(order.order_ref)
+        if f[27] == "0":  # held at the gateway until a later order of its family transmits
+            order.status = "Inactive"
+            self._report(order)
+            return
+        if order.parent_id:
+            self._transmit_family(order)
+            return
         if self.auto_ack:
             self._report(order)
         if self.auto_fill_price is not None:
             loop = asyncio.get_running_loop()
             loop.call_later(self.fill_delay_s, self._auto_fill, order.perm_id)
+
+    def _transmit_family(self, child: FakeOrder) -> None:
+        """The last leg of a bracket arrived with transmit: the parent and all its children
+        go; the children wait (PreSubmitted) until the parent has filled."""
+        parent = self._by_order_id(child.client_id, child.parent_id)
+        if parent is None:
+            child.status = "Cancelled"
+            self._send_status(child)
+            self._broadcast(4, 2, child.order_id, 135,
+                            f"Can't find order with id ={child.parent_id}", "")
+            return
+        if parent.status == "Inactive":
+            parent.status = "Submitted"
+            self._report(parent)
+            if self.auto_fill_price is not None:
+                asyncio.get_running_loop().call_later(self.fill_delay_s, self._auto_fill,
+                                                      parent.perm_id)
+        for order in self._children(parent):
+            if order.status in ("Inactive", "Submitted"):
+                order.status = "Submitted" if parent.status == "Filled" else "PreSubmitted"
+                self._report(order)
+
+    def _children(self, parent: FakeOrder) -> list[FakeOrder]:
+        return [o for o in self.orders.values()
+                if o.parent_id == parent.order_id and o.client_id == parent.client_id
+                and o.session == parent.session]
+
+    def _oca(self, order: FakeOrder, qty: float) -> None:
+        """A fill of ``qty`` on ``order``: the other open orders of its OCA group are
+        cancelled (type 1) or reduced in proportion (2, 3), and cancelled at nothing left."""
+        for other in self.orders.values():
+            if (other is order or other.oca_group != order.oca_group
+                    or other.status in ("Filled", "Cancelled")):
+                continue
+            if order.oca_type != 1:
+                other.quantity -= qty * other.placed_qty / order.placed_qty
+            if order.oca_type == 1 or other.remaining <= 1e-9:
+                other.status = "Cancelled"
+                self._send_status(other)
+            else:
+                self._report(other)
 
     def _cancel(self, client: _Client, f: list[str]) -> None:
         order_id = int(f[2])
@@ -226,6 +297,10 @@ class FakeIbGateway:
             order.status = "Cancelled"
             self._send_status(order)
             self._send(client, 4, 2, order_id, 202, "Order Canceled - reason:", "")
+            for child in self._children(order):  # cancelling a parent cancels its children
+                if child.status not in ("Filled", "Cancelled"):
+                    child.status = "Cancelled"
+                    self._send_status(child)
 
     def _open_orders(self, client: _Client, f: list[str]) -> None:
         for order in self.orders.values():
@@ -372,6 +447,9 @@ class FakeIbGateway:
     ) -> Execution:
         """An execution (also after a cancel: a late fill); sent live when connected."""
         order = self.find(order_ref)
+        if order.status in ("Inactive", "PreSubmitted"):
+            raise AssertionError(f"{order_ref} is held by the gateway ({order.status}): "
+                                 "IB does not execute it")
         self._exec += 1
         order.avg_price = (order.avg_price * order.filled + price * qty) / (order.filled + qty)
         order.filled += qty
@@ -389,6 +467,13 @@ class FakeIbGateway:
         self._broadcast(*exec_fields(ex, -1))
         if send_commission:
             self._broadcast(*commission_fields(ex))
+        if order.oca_group:
+            self._oca(order, qty)
+        if order.status == "Filled":  # its children go to work
+            for child in self._children(order):
+                if child.status == "PreSubmitted":
+                    child.status = "Submitted"
+                    self._report(child)
         return ex
 
     def _auto_fill(self, perm_id: int) -> None:

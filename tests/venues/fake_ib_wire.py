@@ -41,6 +41,12 @@ class FakeOrder:
     session: int = 0  # the gateway session that took it (order ids restart with a session)
     filled: float = 0.0
     avg_price: float = 0.0
+    parent_id: int = 0  # the order id of the parent (an attached order: a bracket's child)
+    oca_group: str = ""
+    oca_type: int = 0  # 1 cancel the others, 2/3 reduce them proportionately
+
+    def __post_init__(self) -> None:
+        self.placed_qty = self.quantity  # what an OCA group reduces in proportion to
 
     @property
     def remaining(self) -> float:
@@ -67,7 +73,7 @@ def status_fields(o: FakeOrder) -> list[Any]:
         o.remaining,
         o.avg_price,
         o.perm_id,
-        0,
+        o.parent_id,
         o.avg_price,
         o.client_id,
         "",
@@ -139,7 +145,7 @@ def open_order_fields(o: FakeOrder) -> list[Any]:
         o.lmt_price,
         o.aux_price,
         o.tif,
-        "",
+        o.oca_group,
         o.account,
         "O",
         0,

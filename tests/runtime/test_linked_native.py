@@ -1,0 +1,141 @@
+"""Linked orders on a venue that links them itself (``Kernel(native_lists=...)``: IB): every
+leg leaves at once, children with their parent's id, OCO legs with the list's OCA group; the
+venue releases, reduces and cancels, the core follows and reports the list."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from runtime.kernel import Kernel
+from runtime.linked import Leg
+from runtime.messages import (
+    CancelOrder,
+    Message,
+    ModifyOrder,
+    OrderCanceled,
+    OrderDenied,
+    OrderListChanged,
+    OrderListStatus,
+    OrderSide,
+    OrderType,
+    SubmitOrder,
+)
+from runtime.risk import RiskLimits
+from runtime.values import fixed
+from tests.runtime.test_kernel import REG, bar
+from tests.runtime.test_kernel_risk import Q, Scripted, act, of
+from tests.runtime.test_linked import ack, fill, statuses, venue_answers
+
+BUY, SELL = OrderSide.BUY, OrderSide.SELL
+
+
+def native(limits: RiskLimits | None = None) -> Kernel:
+    k = Kernel(registry=REG, strategies=[Scripted("s", instruments=("X",))],
+               risk_limits=limits or RiskLimits(), initial_cash=fixed(1_000_000),
+               namespace="kn", seed=1, native_lists=("X",))
+    k.start(0)
+    k.handle(bar(1, 100))
+    return k
+
+
+def sent(out: list[Message]) -> list[SubmitOrder]:
+    return of(SubmitOrder, out)  # type: ignore[return-value]
+
+
+def bracket(k: Kernel, take_profit: object = 110) -> tuple[list[SubmitOrder], list[Message]]:
+    out = act(k, lambda s: s.bracket("X", BUY, 100 * Q, take_profit=fixed(take_profit),
+                                     stop_loss=fixed(95)))
+    return sent(out), out + ack(k, out)
+
+
+def canceled_by_venue(k: Kernel, cid: str) -> list[Message]:
+    return k.handle(OrderCanceled(seq=0, ts_event=k.now, ts_init=k.now, client_order_id=cid,
+                                  strategy_id="s", instrument_id="X"))
+
+
+def test_a_native_bracket_sends_every_leg_at_once_linked() -> None:
+    k = native()
+    (entry, take, stop), out = bracket(k)
+    (list_id,) = {m.list_id for m in of(OrderListChanged, out)}  # type: ignore[attr-defined]
+    assert (entry.parent_id, entry.oca_group) == ("", "")
+    for exit_ in (take, stop):
+        assert exit_.parent_id == entry.client_order_id and exit_.oca_group == list_id
+        assert exit_.quantity == entry.quantity and exit_.side is SELL and exit_.protective
+    assert (take.order_type, stop.order_type) == (OrderType.LIMIT, OrderType.STOP)
+    assert statuses(out) == [OrderListStatus.SUBMITTED]
+    assert k.context.committed("s", "X") == 100 * Q  # the exits do not count toward a target
+
+
+def test_the_venue_releases_and_reduces_the_core_only_follows() -> None:
+    k = native()
+    (entry, take, stop), _ = bracket(k)
+    released = fill(k, entry.client_order_id, 100, 100)
+    assert sent(released) == [] and statuses(released) == [OrderListStatus.RELEASED]
+    partial = fill(k, take.client_order_id, 40, 110)
+    assert of(ModifyOrder, partial) == [] and of(CancelOrder, partial) == []  # IB's OCA does
+    done = fill(k, take.client_order_id, 60, 110)
+    assert of(CancelOrder, done) == []
+    end = canceled_by_venue(k, stop.client_order_id)  # the OCA group cancelled it
+    assert statuses(end) == [OrderListStatus.COMPLETED]
+    assert k.portfolio.quantity("X") == 0 and not k.open
+
+
+def test_an_entry_closed_partly_filled_shrinks_the_exits_the_venue_holds() -> None:
+    k = native()
+    (entry, take, stop), _ = bracket(k)
+    fill(k, entry.client_order_id, 30, 100)
+    out = canceled_by_venue(k, entry.client_order_id)
+    shrunk = {m.client_order_id: m.quantity for m in of(ModifyOrder, out)}  # type: ignore[attr-defined]
+    assert shrunk == {take.client_order_id: 30 * Q, stop.client_order_id: 30 * Q}
+    venue_answers(k, out)
+    assert k.orders[stop.client_order_id].quantity == 30 * Q
+
+
+def test_an_entry_closed_unfilled_cancels_the_list_and_its_exits() -> None:
+    k = native()
+    (entry, take, stop), _ = bracket(k)
+    out = canceled_by_venue(k, entry.client_order_id)
+    assert {m.client_order_id for m in of(CancelOrder, out)} == {  # type: ignore[attr-defined]
+        take.client_order_id, stop.client_order_id}
+    (changed,) = of(OrderListChanged, out)
+    assert changed.status is OrderListStatus.CANCELED  # type: ignore[attr-defined]
+    end = venue_answers(k, out)
+    assert statuses(end) == [OrderListStatus.COMPLETED] and not k.open
+
+
+def test_a_refused_exit_cancels_the_entry_before_the_venue_transmits_it() -> None:
+    k = native()
+    out = act(k, lambda s: s.bracket("X", BUY, 100 * Q, take_profit=fixed("110.005"),
+                                     stop_loss=fixed(95)))  # the take-profit is off the grid
+    (entry,) = sent(out)  # the stop never leaves alone
+    codes = [m.reason_code for m in of(OrderDenied, out)]  # type: ignore[attr-defined]
+    assert codes == ["instrument.tick_size", "order_list"]
+    assert [m.client_order_id for m in of(CancelOrder, out)] == [entry.client_order_id]
+
+
+def test_a_native_bracket_exit_is_not_an_opening_order_for_risk() -> None:
+    """Held by the venue until the entry fills and bounded by its OCA group, an exit only
+    ever closes what the entry opened: like any exit, the notional and position limits do not
+    deny it (its 11,000 at the take-profit would pass none of 10,500)."""
+    k = native(RiskLimits(max_order_notional=Decimal(10_500)))
+    (_, take, _), out = bracket(k)
+    assert of(OrderDenied, out) == [] and take.price == fixed(110)
+
+
+def test_native_oco_and_oto() -> None:
+    k = native()
+    out = act(k, lambda s: s.oco("X", Leg(side=BUY, order_type=OrderType.LIMIT, quantity=10 * Q,
+                                          price=fixed(95)),
+                                 Leg(side=BUY, order_type=OrderType.STOP, quantity=10 * Q,
+                                     trigger_price=fixed(105))))
+    low, high = sent(out)
+    assert low.oca_group == high.oca_group != "" and low.parent_id == high.parent_id == ""
+    ack(k, out)
+    assert of(CancelOrder, fill(k, low.client_order_id, 10, 95)) == []  # the venue cancels
+    assert statuses(canceled_by_venue(k, high.client_order_id)) == [OrderListStatus.COMPLETED]
+    out = act(k, lambda s: s.oto("X", Leg(side=BUY, order_type=OrderType.LIMIT,
+                                          quantity=20 * Q, price=fixed(99)),
+                                 Leg(side=SELL, order_type=OrderType.LIMIT, price=fixed(104))))
+    parent, child = sent(out)
+    assert (child.parent_id, child.oca_group, child.quantity) == (
+        parent.client_order_id, "", 20 * Q)
