@@ -421,6 +421,17 @@ class JournalReader:
         except (sqlite3.DatabaseError, msgspec.DecodeError) as exc:
             raise ConfigError(f"cannot read the journal ({exc})", path=str(self.path)) from exc
 
+    def snapshot_head(self, nbytes: int) -> tuple[int, bytes] | None:
+        """The latest snapshot's ``upto_seq`` and its first ``nbytes`` bytes (a header its
+        writer put there), or ``None`` when the journal has no snapshot."""
+        try:
+            row = self._conn.execute(
+                "SELECT upto_seq, substr(state, 1, ?) FROM snapshots ORDER BY upto_seq DESC"
+                " LIMIT 1", (nbytes,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot read the journal ({exc})", path=str(self.path)) from exc
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
     def close(self) -> None:
         self._conn.close()
 
