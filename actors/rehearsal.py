@@ -52,21 +52,24 @@ class Drill:
         return asdict(self)
 
 
-def write_workspace(folder: Path, *, minutes: int = 60, speed: float = 10.0) -> Path:
-    """The rehearsal's configs in ``folder`` (a market maker on an hour of generated SIM-A
-    quotes and trades, replayed in real time ``speed`` times faster); the paper config's
-    path. The disk watchdog's limit sits :data:`_MARGIN_MB` below the free space now."""
+def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
+                    speed: float = 10.0, disk_drill: bool = True) -> Path:
+    """The rehearsal's configs in ``folder`` (a market maker on the first ``minutes`` of
+    ``days`` of generated SIM-A quotes and trades (``None``: all of them), replayed in real
+    time ``speed`` times faster); the paper config's path. With ``disk_drill`` the disk
+    watchdog's limit sits :data:`_MARGIN_MB` below the free space now (else its default)."""
     if (folder / "var" / SESSION_ID).exists():
         raise ConfigError(f"{folder} holds a rehearsal already (its journals would resume): "
                           "give an empty folder", field="--dir")
     folder.mkdir(parents=True, exist_ok=True)
-    end = f"2024-01-02T{14 + (30 + minutes) // 60:02d}:{(30 + minutes) % 60:02d}:00"
+    end = (None if minutes is None else
+           f"2024-01-02T{14 + (30 + minutes) // 60:02d}:{(30 + minutes) % 60:02d}:00")
     trading = {
         "name": "rehearsal", "seed": 11, "initial_cash": 100000,
         "instruments": [{"id": "SIM-A", "price_precision": 2, "lot_size": 1,
                          "min_quantity": 1}],
-        "data": [{"kind": kind, "instrument": "SIM-A", "sample_days": 1, "end": end}
-                 for kind in ("quotes", "trades")],
+        "data": [{"kind": kind, "instrument": "SIM-A", "sample_days": days}
+                 | ({"end": end} if end else {}) for kind in ("quotes", "trades")],
         "strategies": [{"id": "mm", "class": "backtest.strategies.market_maker:MarketMaker",
                         "instruments": ["SIM-A"],
                         "params": {"size": 10, "levels": 2, "half_spread_ticks": 1,
@@ -86,8 +89,8 @@ def write_workspace(folder: Path, *, minutes: int = 60, speed: float = 10.0) -> 
         "journal_dir": str(folder / "var"), "output_dir": str(folder / "runs"),
         "kill_file": str(folder / "var" / "KILL"), "cancel_on_stop": True,
         "status_every_s": 0.5, "reconcile_every_s": 1.0, "reconcile_act": True,
-        "watchdogs": {"disk_low": {"min_free_mb": max(free_mb - _MARGIN_MB, 1.0),
-                                   "action": "halt"}},
+        "watchdogs": {"disk_low": {"min_free_mb": max(free_mb - _MARGIN_MB, 1.0)
+                                   if disk_drill else 256.0, "action": "halt"}},
         "feed": {"lockstep": False, "speed": speed},
         "control": {"enabled": False},
     }

@@ -273,10 +273,15 @@ class Journal:
         except FileNotFoundError:
             return 0
 
-    def checkpoint(self) -> bool:
-        """Copy the committed WAL into the main file (SQLite's PASSIVE checkpoint: it never
-        waits for the writer, the writer never waits for it) on a connection of its own; the
-        one method another thread may call. False when the journal is closed."""
+    def checkpoint(self, *, truncate: bool = False) -> bool:
+        """Copy the committed WAL into the main file on a connection of its own; the one
+        method another thread may call. False when the journal is closed.
+
+        SQLite's PASSIVE checkpoint (the default) never waits for the writer and the writer
+        never waits for it; but the WAL starts again from its beginning only when a checkpoint
+        has copied all of it, which a writer committing all the time never lets happen, so the
+        file grows. ``truncate=True`` (SQLite's TRUNCATE) waits for the writer's transaction
+        to end, copies everything while the writer waits, and empties the file."""
         with self._ckpt_lock:
             if self._conn is None:
                 return False
@@ -284,7 +289,8 @@ class Journal:
                 self._ckpt_conn = sqlite3.connect(
                     self.path, isolation_level=None, check_same_thread=False
                 )
-            self._ckpt_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            mode = "TRUNCATE" if truncate else "PASSIVE"
+            self._ckpt_conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
             return True
 
     # --- lifecycle -----------------------------------------------------------------------------
