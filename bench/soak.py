@@ -7,7 +7,8 @@ prints one row: wall time, feed position and ticks a second, orders, fills, rest
 session's actors' resident memory (sum of their processes' RSS), its journal directory's bytes,
 and the actors' open file descriptors. ``--kill-every S`` also SIGKILLs a random actor (risk,
 the gateway, the strategy or the book; seeded by ``--seed``) every S seconds. At the end: the
-growth per minute of RSS, journal bytes and fds over the run's second half (after warm-up).
+growth per minute of RSS and fds over the run's second half (after warm-up), and the journal
+directory's smallest and largest size there.
 A soak longer than one sample day's data at that rate (about 25,000 messages a day) passes
 through the data's nights, quiet for a while at the pace of the day's messages.
 
@@ -143,8 +144,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     finally:
         session.stop(write=False)
         ray.shutdown()
-    print(f"growth per minute over the second half: RSS {_growth(rows, 'rss') / 2**20:+.1f} MB, "
-          f"journals {_growth(rows, 'journal') / 2**20:+.2f} MB, fds {_growth(rows, 'fds'):+.1f}")
+    half = rows[len(rows) // 2:] or rows
+    journal = [r["journal"] / 2**20 for r in half]
+    print(f"second half: RSS {_growth(rows, 'rss') / 2**20:+.1f} MB/min, fds "
+          f"{_growth(rows, 'fds'):+.1f}/min, journals {min(journal):.1f}..{max(journal):.1f} MB "
+          f"(WALs fill and are emptied), restarts {rows[-1]['restarts'] if rows else 0}")
     return rows
 
 
