@@ -16,6 +16,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -93,13 +94,14 @@ class FeedActor:
         self.setup, self.feed, self.kill_file = setup, feed, kill_file
         self.cancel_on_stop = cancel_on_stop
         loaded, start_ns = read_cache(setup)
-        self.messages = FeedMessages(loaded)
+        self.messages: Sequence[MarketData] = loaded  # a replay's: a plain list (hot path)
         self.stream: Any = None  # feed.mode broker: the broker's stream appends to messages
         self.retention: Retention | None = None  # of the stream's (actors.retention)
         if feed.mode == "broker":
             from actors.venues.market_data import open_stream
 
-            self.stream = open_stream(broker, setup.journal_dir, self.messages,
+            self.messages = streamed = FeedMessages(loaded)
+            self.stream = open_stream(broker, setup.journal_dir, streamed,
                                       instruments=dict(setup.registry().as_mapping()))
             self.retention = Retention(feed.retention, owners(setup, paper_gateway=False))
         speed: float | None = None

@@ -30,7 +30,7 @@ from typing import Any
 
 __all__ = ["main"]
 
-_VICTIMS = ("risk", "gateway", "strategy.mm", "book.SIM-A")
+_VICTIMS = ("risk", "gateway", "strategy:mm", "book:SIM-A")
 
 
 def _rss_bytes(pid: int) -> int:
