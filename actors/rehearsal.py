@@ -88,9 +88,12 @@ def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
         "name": "rehearsal", "trading": "trading.yaml",
         "journal_dir": str(folder / "var"), "output_dir": str(folder / "runs"),
         "kill_file": str(folder / "var" / "KILL"), "cancel_on_stop": True,
-        "status_every_s": 0.5, "reconcile_every_s": 1.0, "reconcile_act": True,
+        # the watchdogs act, as in a broker session; the desync watchdog is given time for
+        # the crash drill's restart (a fill in flight while an actor restarts is no desync)
+        "status_every_s": 0.5, "reconcile_every_s": 5.0, "reconcile_act": True,
         "watchdogs": {"disk_low": {"min_free_mb": max(free_mb - _MARGIN_MB, 1.0)
-                                   if disk_drill else 256.0, "action": "halt"}},
+                                   if disk_drill else 256.0, "action": "halt"},
+                      "inventory_desync": {"confirm_runs": 3}},
         "feed": {"lockstep": False, "speed": speed},
         "control": {"enabled": False},
     }
@@ -146,6 +149,8 @@ class Drills:
                       f"the feed moved on to {status['cursor']:,}")
 
     def kill(self) -> tuple[bool, str]:
+        if (was := self._not_active()) is not None:
+            return False, was
         self.kill_file.parent.mkdir(parents=True, exist_ok=True)
         self.kill_file.touch()
         started = time.monotonic()
@@ -158,6 +163,8 @@ class Drills:
         return True, f"halted {halted_s:.1f} s after the file appeared; active once it went"
 
     def disk_low(self) -> tuple[bool, str]:
+        if (was := self._not_active()) is not None:
+            return False, was
         ballast = self.journal_dir / "rehearsal.ballast"
         fd = os.open(ballast, os.O_CREAT | os.O_WRONLY, 0o600)
         started = time.monotonic()
@@ -183,6 +190,13 @@ class Drills:
 
     def _state(self) -> str:
         return str(self.actor("risk").get("summary")["state"])
+
+    def _not_active(self) -> str | None:
+        """Why trading is not active before a drill (something else stopped it), or None."""
+        summary = self.actor("risk").get("summary")
+        if summary["state"] == "active":
+            return None
+        return f"trading was {summary['state']} before the drill: {summary['state_reason']}"
 
     def _until(self, check: Callable[[], Any], what: str) -> Any:
         deadline = time.monotonic() + self.timeout_s
