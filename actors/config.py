@@ -27,12 +27,23 @@ from runtime.errors import ConfigError
 from runtime.supervision import ChildSpec, RestartStrategy, RestartType, SupervisorSpec
 from runtime.watchdog import WatchdogConfig
 
-__all__ = ["KINDS", "ChildConfig", "FeedConfig", "PaperConfig", "SubtreeConfig",
-           "SupervisorConfig", "load_paper_config", "paper_hash"]
+__all__ = ["KINDS", "ChildConfig", "FeedConfig", "PaperConfig", "RetentionConfig",
+           "SubtreeConfig", "SupervisorConfig", "load_paper_config", "paper_hash"]
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RetentionConfig(_Frozen):
+    """How long the broker stream's market data stays in ``feed.stream.journal`` (and the
+    feed's memory): older than ``max_age_s`` or beyond the newest ``max_messages`` goes (null:
+    no such bound), checked every ``check_every_s`` — but never what an actor's restore still
+    needs (``actors.retention``). The recorder keeps the stream in the store."""
+
+    max_age_s: float | None = Field(3600.0, gt=0)
+    max_messages: int | None = Field(2_000_000, ge=1)
+    check_every_s: float = Field(5.0, gt=0)
 
 
 class FeedConfig(_Frozen):
@@ -52,6 +63,8 @@ class FeedConfig(_Frozen):
     #: ``sockets`` over the node's UNIX sockets (nothing polls; one node only), ``calls`` as
     #: Ray actor calls (across nodes), ``auto`` sockets when the actors share the feed's node
     transport: Transport = "auto"
+    #: the broker stream's retention (bounded disk and memory; ``mode: broker``)
+    retention: RetentionConfig = RetentionConfig()
 
     @model_validator(mode="before")
     @classmethod

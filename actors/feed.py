@@ -16,14 +16,16 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from actors.base import ACTOR_OPTIONS, actor
 from actors.config import FeedConfig
 from actors.driver import Driver, Ports
-from actors.feed_log import CACHE, write_log
+from actors.feed_log import CACHE, FeedMessages, write_log
 from actors.names import Named
+from actors.retention import Retention, owners
 from actors.setup import SessionSetup
 from runtime.messages import MarketData
 
@@ -91,13 +93,17 @@ class FeedActor:
                  kill_file: str | None, cancel_on_stop: bool, broker: Any = None) -> None:
         self.setup, self.feed, self.kill_file = setup, feed, kill_file
         self.cancel_on_stop = cancel_on_stop
-        self.messages, start_ns = read_cache(setup)
+        loaded, start_ns = read_cache(setup)
+        self.messages: Sequence[MarketData] = loaded  # a replay's: a plain list (hot path)
         self.stream: Any = None  # feed.mode broker: the broker's stream appends to messages
+        self.retention: Retention | None = None  # of the stream's (actors.retention)
         if feed.mode == "broker":
             from actors.venues.market_data import open_stream
 
-            self.stream = open_stream(broker, setup.journal_dir, self.messages,
+            self.messages = streamed = FeedMessages(loaded)
+            self.stream = open_stream(broker, setup.journal_dir, streamed,
                                       instruments=dict(setup.registry().as_mapping()))
+            self.retention = Retention(feed.retention, owners(setup, paper_gateway=False))
         speed: float | None = None
         if not feed.lockstep and feed.speed != "max":
             speed = float(feed.speed)
@@ -233,6 +239,8 @@ class FeedActor:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.saved))
         tmp.replace(self.path)
+        if self.retention is not None and self.retention.due(now):  # after the cursor's save
+            self.retention.apply(self.stream.sink, self.driver.cursor)
 
     async def operate(self, name: str, args: dict[str, Any]) -> Any:
         """An operator's action between two steps (``actors.operator.feed_<name>``; issue 4)."""

@@ -14,6 +14,11 @@ The log is two files beside the journals, one after the other in index order:
   broker``; ``actors.venues.market_data.StreamSink``), committed before the feed's driver can
   hand it to any actor; journal seq ``k`` is index ``len(feed.msgs) + k - 1``.
 
+The stream's oldest messages go after a while (``feed.retention``, :mod:`actors.retention`):
+its journal keeps a snapshot that says how many went (and the first message, which paces the
+driver) and drops them, and :class:`FeedMessages`, the feed's messages in memory, drops them
+too. Nothing any actor's restore still needs ever goes.
+
 :class:`FeedLog` reads both (the stream read-only, beside its writer); a missing, truncated or
 corrupt file, or an index the log does not hold, is a :class:`~runtime.errors.DataError` that
 names the file.
@@ -24,9 +29,9 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Final, cast
+from typing import Final, cast, overload
 
 import msgspec
 
@@ -34,7 +39,7 @@ from runtime.errors import ConfigError, DataError
 from runtime.journal import JournalReader
 from runtime.messages import AnyMessage, MarketData
 
-__all__ = ["CACHE", "CHUNK", "STREAM", "FeedLog", "write_log"]
+__all__ = ["CACHE", "CHUNK", "STREAM", "FeedLog", "FeedMessages", "write_log"]
 
 CACHE: Final = "feed.msgs"
 STREAM: Final = "feed.stream.journal"
@@ -179,8 +184,117 @@ class FeedLog:
         except ConfigError as exc:
             raise DataError(str(exc), source=str(path)) from exc
         expected = start - self.cached + 1
+        head = self._stream.snapshot_head(0) if not rows or rows[0][0] != expected else None
+        if head is not None and expected <= head[0]:
+            raise DataError(f"the feed's message {start} was dropped by retention (the stream "
+                            f"holds {self.cached + head[0]} on; feed.retention)",
+                            source=str(path))
         if not rows or rows[0][0] != expected:
             raise DataError(f"the feed's log has no index {start} (its stream holds "
                             f"{self._stream.last_seq()} messages after the "
                             f"{self.cached} loaded)", source=str(path))
         return cast("list[MarketData]", [m for _, m in rows])
+
+
+class FeedMessages(Sequence[MarketData]):
+    """The feed's messages by index, as the driver reads them: the loaded part (``feed.msgs``),
+    then the broker stream's, whose oldest retention drops (:meth:`retire`). The very first
+    message stays (the driver paces from it); any other dropped index is a DataError."""
+
+    def __init__(self, loaded: list[MarketData]) -> None:
+        self._loaded = loaded
+        self.dropped = 0  # stream messages retired: the stream here starts at their count
+        self._stream: list[MarketData] = []
+        self._first: MarketData | None = loaded[0] if loaded else None
+
+    @property
+    def first(self) -> MarketData | None:
+        return self._first
+
+    @property
+    def cached(self) -> int:
+        """Messages of the loaded part (``feed.msgs``); the stream's follow."""
+        return len(self._loaded)
+
+    @property
+    def retained_from(self) -> int:
+        """The first index still held (the loaded part is always held)."""
+        return len(self._loaded) + self.dropped if self.dropped else 0
+
+    def __len__(self) -> int:
+        return len(self._loaded) + self.dropped + len(self._stream)
+
+    @overload
+    def __getitem__(self, index: int) -> MarketData: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[MarketData]: ...
+
+    def __getitem__(self, index: int | slice) -> MarketData | list[MarketData]:
+        cached = len(self._loaded)
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise ValueError("the feed's messages are read in order (no step)")
+            if stop <= start:
+                return []
+            out = self._loaded[start:stop] if start < cached else []
+            if stop > cached:
+                self._check(max(start, cached))
+                base = cached + self.dropped
+                out.extend(self._stream[max(start, cached) - base:stop - base])
+            return out
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if index < cached:
+            return self._loaded[index]
+        if index == 0 and self._first is not None:
+            return self._first
+        self._check(index)
+        return self._stream[index - cached - self.dropped]
+
+    def __iter__(self) -> Iterator[MarketData]:
+        if self.dropped:
+            self._check(self.cached)
+        yield from self._loaded
+        yield from self._stream
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def _check(self, index: int) -> None:
+        if index < len(self._loaded) + self.dropped:
+            raise DataError(f"the feed's message {index} was dropped by retention (the "
+                            f"stream holds {self.retained_from} on; feed.retention)",
+                            source=STREAM)
+
+    def extend(self, msgs: Iterable[MarketData]) -> None:
+        self._stream.extend(msgs)
+        if self._first is None and self._stream:
+            self._first = self._stream[0]
+
+    def reopen(self, *, dropped: int, first: MarketData | None,
+               msgs: Iterable[MarketData]) -> None:
+        """The stream as its journal holds it after a restart: ``dropped`` retired, then
+        ``msgs``."""
+        self.dropped, self._stream = dropped, list(msgs)
+        self._first = self._first or first or (self._stream[0] if self._stream else None)
+
+    def streamed(self) -> list[MarketData]:
+        """The stream's messages held (from :attr:`retained_from`)."""
+        return self._stream
+
+    def retire(self, upto: int) -> int:
+        """Drop the stream's messages below index ``upto`` from memory; how many went."""
+        n = min(upto - len(self._loaded) - self.dropped, len(self._stream))
+        if n <= 0:
+            return 0
+        del self._stream[:n]
+        self.dropped += n
+        return n

@@ -12,6 +12,12 @@ from its start after a checkpoint, without shrinking it; so its size is the most
 between two checkpoints.) Few, large checkpoints: each one's writes still disturb the actors'
 own (the same disk), so every 20,000 entries (~20 s of a 1k ticks/s hot path; a WAL of a few
 tens of MB) rather than SQLite's every ~1,000 pages (figures in docs/paper.md).
+
+A passive checkpoint never makes the WAL start again from its beginning while its writer
+commits all the time (SQLite resets it only once a checkpoint has copied all of it), so under
+a steady load the file grows without bound. When a journal's WAL is over :data:`WAL_LIMIT`
+after its checkpoint, the thread checkpoints it again with SQLite's TRUNCATE: the writer waits
+for that one (the copy of what the passive one left), and the file is emptied.
 """
 
 from __future__ import annotations
@@ -24,12 +30,13 @@ import weakref
 
 from runtime.journal import Journal
 
-__all__ = ["BYTES", "ENTRIES", "IDLE_S", "Checkpointer", "open_journal"]
+__all__ = ["BYTES", "ENTRIES", "IDLE_S", "WAL_LIMIT", "Checkpointer", "open_journal"]
 
 ENTRIES = 20_000  # entries committed since a journal's last checkpoint that call for the next
 BYTES = 16 << 20  # or payload bytes committed since (snapshots are large and few)
 IDLE_S = 10.0  # or any entry, this long after the last
 PERIOD_S = 0.2  # how often the process's thread looks
+WAL_LIMIT = 64 << 20  # a WAL larger than this after a checkpoint is emptied (TRUNCATE)
 
 
 class Checkpointer:
@@ -38,8 +45,10 @@ class Checkpointer:
     ``PERIOD_S``."""
 
     def __init__(self, *, entries: int = ENTRIES, idle_s: float = IDLE_S,
-                 nbytes: int = BYTES) -> None:
+                 nbytes: int = BYTES, wal_limit: int = WAL_LIMIT) -> None:
         self.entries, self.idle_s, self.nbytes = entries, idle_s, nbytes
+        self.wal_limit = wal_limit
+        self.truncated = 0  # TRUNCATE checkpoints run (a WAL over the limit)
         # each open journal: its committed seq and bytes, and the monotonic time, at its
         # last checkpoint
         self._journals: weakref.WeakKeyDictionary[Journal, tuple[int, int, float]] = (
@@ -72,6 +81,9 @@ class Checkpointer:
                     done += 1
                     with self._lock:
                         self._journals[journal] = (committed, written, now)
+                    if journal.wal_bytes() > self.wal_limit and journal.checkpoint(
+                            truncate=True):
+                        self.truncated += 1
         return done
 
 

@@ -271,7 +271,8 @@ class _Children:
     def store(self) -> list[tuple[str, str, dict[str, Any]]]:
         if not self.config.record:
             return []
-        return [("store", "actors.store:StoreActor", {"args": (self.config.store_dsn,),
+        args = (self.config.store_dsn, self.setup.trading.store.ttl)
+        return [("store", "actors.store:StoreActor", {"args": args,
                                                       "before_stop": (Call(method="close"),)})]
 
     def recorder(self) -> list[tuple[str, str, dict[str, Any]]]:

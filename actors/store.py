@@ -30,8 +30,8 @@ __all__ = ["StoreActor"]
 class StoreActor:
     """Serves the session's store: ``StoreActor.options(name=…).remote(dsn)``."""
 
-    def __init__(self, dsn: str | None = None) -> None:
-        self._store: Store = open_store(dsn)
+    def __init__(self, dsn: str | None = None, ttl: Mapping[str, int] | None = None) -> None:
+        self._store: Store = open_store(dsn, ttl=ttl)  # the trading config's store.ttl
         self._available = True
 
     def insert_arrow(self, table_name: str, table: pa.Table) -> int:

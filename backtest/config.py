@@ -220,6 +220,20 @@ class StrategyConfig(_Frozen):
 class StoreConfig(_Frozen):
     dsn: str | None = None  # default: TRADEWIND_STORE_DSN or chdb://var/clickhouse
     record: bool = True  # write run, time series and fills into the store
+    #: opt-in retention: days of market data kept per table (``backtest.store.ttl``; None:
+    #: the store's tables are left as they are, nothing expires)
+    ttl: dict[str, int] | None = None
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        from backtest.store.ttl import check_ttl
+
+        try:
+            check_ttl(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class BacktestConfig(_Frozen):

@@ -30,7 +30,7 @@ _DIRECTIONS = {1: "LONG", -1: "SHORT"}
 
 
 def open_config_store(config: BacktestConfig) -> Store:
-    return open_store(config.store.dsn)
+    return open_store(config.store.dsn, ttl=config.store.ttl)
 
 
 def readable(frame: pd.DataFrame) -> pd.DataFrame:

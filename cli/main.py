@@ -19,7 +19,7 @@ __all__ = ["build_parser", "main"]
 
 SUBCOMMAND_MODULES = (
     "cli.data", "cli.backtest", "cli.demo", "cli.sweep", "cli.walkforward", "cli.paper",
-    "cli.fetch", "cli.control", "cli.live", "cli.new",
+    "cli.fetch", "cli.control", "cli.live", "cli.new", "cli.rehearse",
 )
 
 

@@ -273,10 +273,15 @@ class Journal:
         except FileNotFoundError:
             return 0
 
-    def checkpoint(self) -> bool:
-        """Copy the committed WAL into the main file (SQLite's PASSIVE checkpoint: it never
-        waits for the writer, the writer never waits for it) on a connection of its own; the
-        one method another thread may call. False when the journal is closed."""
+    def checkpoint(self, *, truncate: bool = False) -> bool:
+        """Copy the committed WAL into the main file on a connection of its own; the one
+        method another thread may call. False when the journal is closed.
+
+        SQLite's PASSIVE checkpoint (the default) never waits for the writer and the writer
+        never waits for it; but the WAL starts again from its beginning only when a checkpoint
+        has copied all of it, which a writer committing all the time never lets happen, so the
+        file grows. ``truncate=True`` (SQLite's TRUNCATE) waits for the writer's transaction
+        to end, copies everything while the writer waits, and empties the file."""
         with self._ckpt_lock:
             if self._conn is None:
                 return False
@@ -284,7 +289,8 @@ class Journal:
                 self._ckpt_conn = sqlite3.connect(
                     self.path, isolation_level=None, check_same_thread=False
                 )
-            self._ckpt_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            mode = "TRUNCATE" if truncate else "PASSIVE"
+            self._ckpt_conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
             return True
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -420,6 +426,17 @@ class JournalReader:
             return [(seq, _record(codec, kind, payload)) for seq, codec, kind, payload in rows]
         except (sqlite3.DatabaseError, msgspec.DecodeError) as exc:
             raise ConfigError(f"cannot read the journal ({exc})", path=str(self.path)) from exc
+
+    def snapshot_head(self, nbytes: int) -> tuple[int, bytes] | None:
+        """The latest snapshot's ``upto_seq`` and its first ``nbytes`` bytes (a header its
+        writer put there), or ``None`` when the journal has no snapshot."""
+        try:
+            row = self._conn.execute(
+                "SELECT upto_seq, substr(state, 1, ?) FROM snapshots ORDER BY upto_seq DESC"
+                " LIMIT 1", (nbytes,)).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"cannot read the journal ({exc})", path=str(self.path)) from exc
+        return None if row is None else (int(row[0]), bytes(row[1]))
 
     def close(self) -> None:
         self._conn.close()

@@ -45,7 +45,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Final, Protocol
 
 from runtime.errors import ConfigError, DataError, InvariantError
-from runtime.journal import Blob, Journal, JournalRecord
+from runtime.journal import Blob, Journal, JournalReader, JournalRecord
 from runtime.kernel import Kernel
 from runtime.messages import (
     AuxData,
@@ -62,7 +62,8 @@ from runtime.messages import (
     TradeTick,
 )
 
-__all__ = ["DROP", "MARK", "FeedJournal", "FeedLog", "JournaledKernel", "check_snapshot"]
+__all__ = ["DROP", "MARK", "FeedJournal", "FeedLog", "JournaledKernel", "check_snapshot",
+           "snapshot_position"]
 
 MARK: Final = "feed.mark"
 DROP: Final = "feed.drop"  # feed indices the owner skipped, before the marker covering them
@@ -201,6 +202,21 @@ class FeedJournal:
                                  "marker after them")
         return cls(journal, snapshot_every=snapshot_every, position=position, last=last,
                    since=since)
+
+
+def snapshot_position(reader: JournalReader) -> int:
+    """The feed position an owner's journal restores from: its latest snapshot's (0 without
+    one). Everything of the feed's log from there on is what a restore re-reads (besides the
+    data after the owner's journal, which the feed steps to it again); retention of the feed's
+    log keeps it (``actors.retention``)."""
+    head = reader.snapshot_head(_POSITION.size)
+    if head is None:
+        return 0
+    if len(head[1]) < _POSITION.size:
+        raise DataError("a snapshot without a feed position: not an owner of the feed's log",
+                        source=str(reader.path))
+    position: int = _POSITION.unpack(head[1])[0]
+    return position
 
 
 def _taken(market: Callable[[int, Sequence[MarketData]], None], journal: Journal, start: int,

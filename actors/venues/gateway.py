@@ -7,7 +7,10 @@ What survives a SIGKILL of the gateway's process, and how (``<journal_dir>/<sess
 * ``gateway.journal`` — every command the gateway received, appended (fsync) *before* the
   adapter sees it. A command a retried call brings again is recognised and dropped; a command
   received but never handed to the broker (it waited for a rate-limit token) is sent after the
-  restart — it provably never left.
+  restart — it provably never left. Every :attr:`BrokerGateway.compact_every` commands a
+  snapshot keeps the latest :attr:`BrokerGateway.keep_commands` (what a retried step can bring
+  again) and any older one the adapter has not taken yet, and the entries before it go: the
+  file stays bounded however long the session runs.
 * ``broker.<kind>.journal`` — the adapter's :class:`~actors.venues.common.SendLog`: each order
   journaled (fsync) before it is sent, broker ids as they come, and **every report the moment it
   is made**. The reports handed to the session are exactly that list, by index, so a report
@@ -27,7 +30,9 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+import msgspec
 
 from actors.journals import open_journal
 from actors.venues.common import SendLog, amend_key
@@ -41,6 +46,7 @@ from runtime.messages import (
     OrderStatusUnknown,
     OrderType,
     SubmitOrder,
+    decode,
     encode,
 )
 from runtime.statehash import state_hash
@@ -49,6 +55,13 @@ __all__ = ["BrokerGateway", "command_key"]
 
 log = logging.getLogger("tradewind.venues.gateway")
 _TERMINAL = ("filled", "canceled", "rejected", "closed")
+
+
+def _commands(snapshot: bytes | None) -> list[Message]:
+    """The commands a ``gateway.journal`` snapshot kept (:meth:`BrokerGateway.compact`)."""
+    if snapshot is None:
+        return []
+    return [decode(b) for b in msgspec.msgpack.decode(snapshot, type=list[bytes])]
 
 
 def command_key(cmd: Message) -> tuple[Any, ...]:
@@ -63,14 +76,22 @@ class BrokerGateway:
     ``open_link(send_log)`` builds the link (the adapter on its own thread, connected and
     reconciled, or reconnecting in the background)."""
 
+    #: the latest commands a snapshot keeps (a retried step's come again at once) ...
+    keep_commands = 1000
+    #: ... taken every this many commands
+    compact_every = 1000
+
     def __init__(self, open_link: Callable[[SendLog], Any], folder: Path, *, kind: str,
                  settle_s: float = 5.0) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.kind, self.settle_s = kind, settle_s
         self.journal = open_journal(folder / "gateway.journal")
         self.send_log = SendLog(open_journal(folder / f"broker.{kind}.journal"))
-        received = [record for _, record in self.journal.entries()]
-        self.received = {command_key(c) for c in received}  # type: ignore[arg-type]
+        snapshot, _, tail = self.journal.restore()
+        received = _commands(snapshot) + [cast(Message, record) for _, record in tail]
+        self.commands = received  # received, in order, since the snapshot's oldest kept
+        self._since = len(received)  # commands journaled since the latest snapshot
+        self.received = {command_key(c) for c in received}
         self.reports: list[OrderEvent] = []  # handed out by index (the driver's cursor)
         self.unknown: list[OrderStatusUnknown] = []
         self.awaiting: dict[str, int] = {}  # client order id -> when a command for it went out
@@ -81,7 +102,7 @@ class BrokerGateway:
         self.venue = self.link.venue
         self._pull()
         self.link.call(self.venue.book.resume_seq, max((r.seq for r in self.reports), default=0))
-        unsent = [c for c in received if not self._handed(c)]  # type: ignore[arg-type]
+        unsent = [c for c in received if not self._handed(c)]
         if unsent:
             log.info("gateway restart: %d command(s) received but never sent: sending", len(unsent))
             self.link.call(self._hand, unsent)
@@ -123,6 +144,8 @@ class BrokerGateway:
             self.journal.append(cmd)  # type: ignore[arg-type]
         self.journal.flush(durable=True)
         self.received.update(command_key(c) for c in fresh)
+        self.commands.extend(fresh)
+        self._since += len(fresh)
         self.link.call(self._hand, fresh)
         return len(fresh)
 
@@ -191,6 +214,21 @@ class BrokerGateway:
 
     def commit(self) -> None:
         self.journal.flush()
+        if self._since >= self.compact_every:
+            self.compact()
+
+    def compact(self) -> None:
+        """A snapshot of the commands a restart still needs (the latest
+        :attr:`keep_commands`, and older ones the adapter has not taken), then the entries
+        before it go."""
+        old, recent = self.commands[:-self.keep_commands], self.commands[-self.keep_commands:]
+        pending = self.link.call(lambda: [c for c in old if not self._handed(c)])
+        kept = [*pending, *recent]
+        upto = self.journal.last_seq
+        self.journal.snapshot(msgspec.msgpack.encode([encode(c) for c in kept]), upto_seq=upto)
+        self.journal.compact(upto)
+        self.commands, self._since = kept, 0
+        self.received = {command_key(c) for c in kept}
 
     # --- views -----------------------------------------------------------------------------
 

@@ -25,11 +25,12 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
+from actors.feed_log import FeedMessages
 from actors.journals import open_journal
 from actors.venues.alpaca_support import AlpacaConfig
 from actors.venues.ccxt_support import CcxtConfig
@@ -38,7 +39,16 @@ from actors.venues.ib_support import IbConfig, import_ib
 from actors.venues.shioaji_support import ShioajiConfig, import_shioaji, make_client
 from runtime.errors import ConfigError, VenueUnavailable
 from runtime.instruments import Instrument
-from runtime.messages import AuxData, BookSnapshot, MarketData, QuoteTick, Side, TradeTick
+from runtime.messages import (
+    AuxData,
+    BookSnapshot,
+    MarketData,
+    QuoteTick,
+    Side,
+    TradeTick,
+    decode,
+    encode,
+)
 
 __all__ = ["IbMarketStream", "ShioajiMarketStream", "StreamSink", "check_streamable",
            "open_stream", "ticker_messages"]
@@ -49,14 +59,17 @@ _LAST, _DELAYED_LAST = 4, 68
 
 
 class StreamSink:
-    """Journal, then append to the feed's list (which the driver reads by index)."""
+    """Journal, then append to the feed's list (which the driver reads by index); retention
+    (``actors.retention``) drops the oldest from both (:meth:`retire`)."""
 
-    def __init__(self, path: Path, messages: list[MarketData]) -> None:
+    def __init__(self, path: Path, messages: FeedMessages) -> None:
         self.journal = open_journal(path)
         self.messages = messages
         self.lock = threading.Lock()
-        restored = [m for _, m in self.journal.entries()]
-        messages.extend(restored)  # type: ignore[arg-type]
+        snapshot, dropped, tail = self.journal.restore()
+        first = None if snapshot is None else cast(MarketData, decode(snapshot))
+        messages.reopen(dropped=dropped, first=first,
+                        msgs=cast(list[MarketData], [m for _, m in tail]))
         self.seq = len(messages)
         self.opened_ns = time.time_ns()  # the watchdogs count silence from here at the latest
         self.last_ns: dict[str, int] = {}  # instrument -> when its last message arrived
@@ -86,6 +99,21 @@ class StreamSink:
             now = time.time_ns()
             for msg in out:
                 self.last_ns[msg.instrument_id] = now
+
+
+    def retire(self, upto: Callable[[FeedMessages], int]) -> int:
+        """Drop the stream's messages below feed index ``upto(messages)`` (worked out under
+        the lock): a snapshot in the journal says how many went (and keeps the first
+        message), the entries before it go, and the feed's list lets them go."""
+        with self.lock:
+            messages = self.messages
+            index = upto(messages)
+            n = index - messages.cached  # journal seqs 1..n hold feed indices cached..index - 1
+            if n <= messages.dropped or messages.first is None:
+                return 0
+            self.journal.snapshot(encode(messages.first), upto_seq=n)
+            self.journal.compact(n)
+            return messages.retire(index)
 
 
 def _num(value: Any) -> float | None:
@@ -276,7 +304,7 @@ class ShioajiMarketStream:
         """Nothing to stop: the client's callback threads end with the process."""
 
 
-def open_stream(broker: Any, journal_dir: str, messages: list[MarketData], *,
+def open_stream(broker: Any, journal_dir: str, messages: FeedMessages, *,
                 instruments: dict[str, Instrument]) -> Any:
     """The feed's broker stream (``feed.mode: broker``): messages streamed before a restart
     are put back into ``messages`` first, then new ones follow."""

@@ -23,6 +23,7 @@ from backtest.store.dsn import StoreDsn, parse_dsn
 from backtest.store.lock import StoreLock
 from backtest.store.market import MarketTables
 from backtest.store.migrations import apply_migrations
+from backtest.store.ttl import apply_ttl
 from runtime.errors import StoreError
 
 __all__ = ["Store", "open_store"]
@@ -97,6 +98,12 @@ class Store(MarketTables):
         with self._translate(f"insert into {table_name}"):
             self._client.insert_arrow(staging, prepared)
 
+    def engine_full(self, table_name: str) -> str:
+        """The table's engine clause (its key, TTL and settings): ``system.tables``."""
+        return str(self.command(
+            "SELECT engine_full FROM system.tables WHERE database = currentDatabase() "
+            "AND name = {t:String}", {"t": table_name}))
+
     def close(self) -> None:
         """Close the client and release the single-opener lock; safe to call twice."""
         client, self._client = self._client, None
@@ -168,8 +175,9 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def open_store(dsn: str | None = None) -> Store:
-    """Open (creating and migrating if needed) the store at ``dsn``.
+def open_store(dsn: str | None = None, *, ttl: Mapping[str, int] | None = None) -> Store:
+    """Open (creating and migrating if needed) the store at ``dsn``; ``ttl`` (opt-in: days
+    per market-data table) sets or removes the tables' TTL (``backtest.store.ttl``).
 
     ``dsn`` defaults to ``$TRADEWIND_STORE_DSN``, else ``chdb://var/clickhouse``. An embedded
     store admits one process at a time: a second opener gets a StoreError naming the holder.
@@ -187,6 +195,7 @@ def open_store(dsn: str | None = None) -> Store:
     store = Store(client, parsed, lock)
     try:
         apply_migrations(store.command, lambda sql: int(store.command(sql)))
+        apply_ttl(store.command, store.engine_full, ttl)
         if parsed.embedded:
             _drop_leftover_staging(store)
     except BaseException:

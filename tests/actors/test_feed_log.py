@@ -4,11 +4,12 @@ DataError, never a silent gap."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
-from actors.feed_log import CACHE, CHUNK, STREAM, FeedLog, write_log
+from actors.feed_log import CACHE, CHUNK, STREAM, FeedLog, FeedMessages, write_log
 from actors.venues.market_data import StreamSink
 from runtime.errors import DataError
 from runtime.messages import MarketData, QuoteTick
@@ -36,7 +37,7 @@ def test_ranges_across_chunks_read_back_exactly(tmp_path: Path) -> None:
 def test_the_broker_stream_follows_the_loaded_data(tmp_path: Path) -> None:
     loaded = _quotes(10)
     write_log(tmp_path / CACHE, 0, loaded)
-    sink = StreamSink(tmp_path / STREAM, list(loaded))
+    sink = StreamSink(tmp_path / STREAM, FeedMessages(list(loaded)))
     streamed = _quotes(30, first=10)
     sink.put(streamed[:20])
     sink.put(streamed[20:])
@@ -93,16 +94,16 @@ def test_a_streamed_message_is_in_the_log_before_the_feed_can_hand_it_out(
     write_log(tmp_path / CACHE, 0, [])
     seen: list[int] = []
 
-    class Watched(list):  # type: ignore[type-arg]  # the feed's list, as the driver reads it
-        def extend(self, msgs: object) -> None:
-            new = list(msgs)  # type: ignore[call-overload]
+    class Watched(FeedMessages):  # the feed's list, as the driver reads it
+        def extend(self, msgs: Iterable[MarketData]) -> None:
+            new = list(msgs)
             log = FeedLog(tmp_path)  # another process would open it so
             assert list(log.read(len(self), len(self) + len(new))) == new
             seen.append(len(new))
             super().extend(new)
 
-    sink = StreamSink(tmp_path / STREAM, Watched())
+    sink = StreamSink(tmp_path / STREAM, Watched([]))
     sink.put(_quotes(3))
     sink.put(_quotes(2, first=3))
-    assert seen == [0, 3, 2]  # the restored part (none), then the two batches
+    assert seen == [3, 2]  # the two batches (a restart reopens the list instead)
     sink.journal.close()

@@ -70,3 +70,39 @@ def test_a_few_large_snapshots_call_for_a_checkpoint_too(tmp_path: Path) -> None
     assert ckpt.due(t0 + 1) == 1  # over a MiB since the last checkpoint
     assert ckpt.due(t0 + 2) == 0
     journal.close()
+
+
+def test_a_wal_over_its_limit_is_emptied_while_the_owner_commits_all_the_time(
+        tmp_path: Path) -> None:
+    """A passive checkpoint never lets SQLite start the WAL again while its writer commits
+    all the time: over ``wal_limit`` the checkpointer empties it (TRUNCATE), the writer waits
+    for that one, and nothing committed is lost."""
+    import threading
+
+    path = tmp_path / "d.journal"
+    ckpt = Checkpointer(entries=200, idle_s=60.0, wal_limit=512 << 10)
+    journal = ckpt.add(Journal(path, checkpoint="manual"))
+    stop = threading.Event()
+    biggest = 0
+
+    def watch() -> None:
+        nonlocal biggest
+        while not stop.is_set():
+            ckpt.due()
+            biggest = max(biggest, journal.wal_bytes())
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    try:
+        for _ in range(1200):  # ~17 MB through the WAL, committed in small steps
+            _append(journal, 25)
+    finally:
+        stop.set()
+        thread.join()
+    assert ckpt.truncated > 0
+    assert biggest < 6 << 20  # without the limit: all ~17 MB (the WAL never starts again)
+    last = journal.last_seq
+    journal.close()
+    with Journal(path) as again:
+        assert [s for s, _ in again.entries()] == list(range(1, last + 1))

@@ -286,7 +286,7 @@ def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
     """``feed.mode: broker``: the feed's log is the stream's journal (nothing loaded before);
     a strategy and risk restored after taking streamed quotes hash as before, with a snapshot
     in between, and their journals hold no market data."""
-    from actors.feed_log import CACHE, FeedLog, write_log
+    from actors.feed_log import CACHE, FeedLog, FeedMessages, write_log
     from actors.step import HotInput, decode_messages, encode, join_views
     from actors.venues.market_data import StreamSink
     from runtime.journal import Blob
@@ -296,7 +296,7 @@ def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
     setup = SessionSetup("B1", str(tmp_path / "b"), config, snapshot_every=40)
     (tmp_path / "b").mkdir()
     write_log(tmp_path / "b" / CACHE, quotes[0].ts_event, [])  # a broker session loads nothing
-    feed: list[Any] = []
+    feed = FeedMessages([])
     sink = StreamSink(tmp_path / "b" / "feed.stream.journal", feed)
     risk, host = _plain(RiskActor)(setup), _plain(StrategyActor)(setup, "mm")
     books = [_plain(BookActor)(i, setup) for i in setup.instruments()]

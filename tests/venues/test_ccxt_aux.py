@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from actors.feed_log import FeedMessages
 from actors.venues.aux_feeds import AuxFeedConfig, AuxPolls
 from actors.venues.ccxt_aux import CcxtAuxPoller
 from runtime.errors import ConfigError
@@ -161,7 +162,7 @@ def test_a_broker_stream_polls_its_aux_feeds_into_the_journaled_feed(
 
     feeds = [{"kind": "funding", "instrument": IID, "every_s": 0.2, "ttl_s": 5},
              {"kind": "open_interest", "instrument": IID, "every_s": 0.2, "ttl_s": 5}]
-    messages: list[Any] = []
+    messages = FeedMessages([])
     stream = CcxtMarketStream(ccxt_config(fake.port, aux=feeds),
                               StreamSink(tmp_path / "feed.stream.journal", messages))
     try:
@@ -179,7 +180,7 @@ def test_a_broker_stream_polls_its_aux_feeds_into_the_journaled_feed(
     assert set(telemetry) == {"funding/BTC-PERP", "open_interest/BTC-PERP"}
     assert all(t["stale"] is False and t["errors"] == 0 for t in telemetry.values())
     # a restart reads back what the journal holds, auxiliary data included
-    again: list[Any] = []
+    again = FeedMessages([])
     StreamSink(tmp_path / "feed.stream.journal", again).journal.close()
     assert again[:len(messages)] == messages[:len(again)]
 

@@ -9,11 +9,12 @@ from typing import Any
 
 import pytest
 
+from actors.feed_log import FeedMessages
 from actors.venues.alpaca_market_data import AlpacaMarketStream
 from actors.venues.alpaca_support import AlpacaConfig
 from actors.venues.ccxt_market_data import CcxtMarketStream
 from actors.venues.market_data import StreamSink
-from runtime.messages import MarketData, QuoteTick, Side, TradeTick
+from runtime.messages import QuoteTick, Side, TradeTick
 from runtime.values import fixed
 from tests.venues.broker_helpers import FakeAlpacaThread, FakeBinanceThread
 from tests.venues.ccxt_helpers import IID, ccxt_config
@@ -32,7 +33,7 @@ def _until(check: Any, timeout_s: float = 20.0) -> None:
 
 def test_ccxt_quotes_and_trades_reach_the_sink(tmp_path: Path) -> None:
     fake = FakeBinanceThread()
-    messages: list[MarketData] = []
+    messages = FeedMessages([])
     stream = CcxtMarketStream(ccxt_config(fake.port), StreamSink(tmp_path / "s.journal",
                                                                  messages))
     try:
@@ -60,7 +61,7 @@ def test_ccxt_quotes_and_trades_reach_the_sink(tmp_path: Path) -> None:
 
 def test_alpaca_quotes_and_trades_reach_the_sink(tmp_path: Path) -> None:
     fake = FakeAlpacaThread()
-    messages: list[MarketData] = []
+    messages = FeedMessages([])
     config = AlpacaConfig.model_validate(fake.broker_block(
         data_url_override=f"ws://127.0.0.1:{fake.port}/v2/iex"))
     stream = AlpacaMarketStream(config, StreamSink(tmp_path / "s.journal", messages),

@@ -134,3 +134,37 @@ def test_a_real_money_account_needs_both_opt_ins_at_the_gateway_too(tmp_path: Pa
     with pytest.raises(ConfigError, match="live: true"):
         open_broker_gateway(_config(1, paper=False), tmp_path, instruments={},
                             confirmed_live=True)
+
+
+def test_the_command_journal_stays_bounded_and_still_dedupes_after_a_restart(
+        fake_ib: FakeIbThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``compact_every`` commands a snapshot keeps the latest ``keep_commands`` (and any
+    the adapter has not taken) and the journal drops the rest; a retried step's command is
+    still recognised after a restart, and nothing goes to the broker twice."""
+    from actors.venues.gateway import BrokerGateway
+
+    monkeypatch.setattr(BrokerGateway, "keep_commands", 3)
+    monkeypatch.setattr(BrokerGateway, "compact_every", 4)
+    gateway = open_broker_gateway(_config(fake_ib.port), tmp_path, instruments={},
+                                  confirmed_live=False)
+    sizes = []
+    for i in range(12):
+        assert gateway.send([_submit(f"c-{i}")]) == 1
+        gateway.commit()
+        sizes.append(sum(1 for _ in gateway.journal.entries()))
+    _settle(gateway)
+    gateway.close()
+    assert max(sizes) <= 4 and sizes[-1] == 0  # compacted: the snapshot holds the latest 3
+    with Journal(tmp_path / "gateway.journal") as journal:
+        snapshot, upto, tail = journal.restore()
+        assert snapshot is not None and upto == 12 and list(tail) == []
+    again = open_broker_gateway(_config(fake_ib.port), tmp_path, instruments={},
+                                confirmed_live=False)
+    try:
+        assert [c.client_order_id for c in again.commands] == ["c-9", "c-10", "c-11"]
+        assert again.send([_submit("c-11")]) == 0  # a retried step: recognised
+        assert again.send([_submit("c-12")]) == 1
+        _settle(again)
+    finally:
+        again.close()
+    assert fake_ib.snapshot()["placed"] == [f"c-{i}" for i in range(13)]  # each once

@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from actors.feed_log import FeedMessages
 from actors.venues.ib_support import ContractSpec, IbConfig
 from actors.venues.market_data import IbMarketStream, ShioajiMarketStream, StreamSink
 from runtime.errors import ConfigError
-from runtime.messages import BookSnapshot, MarketData, QuoteTick, Side, TradeTick
+from runtime.messages import BookSnapshot, QuoteTick, Side, TradeTick
 from runtime.taiwan import twse_stock
 from runtime.values import fixed
 from tests.venues.broker_helpers import FakeIbThread
@@ -45,7 +46,7 @@ def _until(check: Any, timeout_s: float = 20.0) -> Any:
 
 def test_ib_quotes_trades_and_depth_become_market_data(fake_ib: FakeIbThread,
                                                        tmp_path: Path) -> None:
-    messages: list[MarketData] = []
+    messages = FeedMessages([])
     sink = StreamSink(tmp_path / "feed.stream.journal", messages)
     config = IbConfig(port=fake_ib.port, client_id=5,
                       contracts={"AAPL.NASDAQ": ContractSpec(symbol="AAPL", con_id=265598)})
@@ -77,7 +78,7 @@ def test_ib_quotes_trades_and_depth_become_market_data(fake_ib: FakeIbThread,
     assert book.asks == ((fixed("101.5"), fixed(300)),)
     assert [m.seq for m in messages] == list(range(1, len(messages) + 1))
     # a restarted feed reloads exactly what was journaled, in order
-    again: list[MarketData] = []
+    again = FeedMessages([])
     StreamSink(tmp_path / "feed.stream.journal", again)
     assert again == messages
 
@@ -88,10 +89,10 @@ def test_ib_stream_with_no_gateway_keeps_retrying_without_raising(tmp_path: Path
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    messages: list[MarketData] = []
+    messages = FeedMessages([])
     with pytest.raises(ConfigError, match=r"broker.contracts.AAPL.NASDAQ.con_id"):
         IbMarketStream(IbConfig(contracts={"AAPL.NASDAQ": ContractSpec(symbol="AAPL")}),
-                       StreamSink(tmp_path / "x.journal", []))
+                       StreamSink(tmp_path / "x.journal", FeedMessages([])))
     config = IbConfig(port=port, connect_timeout_s=0.5, reconnect_min_s=0.1,
                       contracts={"AAPL.NASDAQ": ContractSpec(symbol="AAPL", con_id=265598)})
     stream = IbMarketStream(config, StreamSink(tmp_path / "s.journal", messages))
@@ -107,7 +108,7 @@ def test_shioaji_ticks_and_bidask_become_market_data(tmp_path: Path,
 
     api = FakeShioaji(import_sj(str(tmp_path)))  # never shioaji.Shioaji
     monkeypatch.setattr(market_data, "make_client", lambda sj, config: api)
-    messages: list[MarketData] = []
+    messages = FeedMessages([])
     config = ShioajiConfig(api_key_env="TW_TEST_SJ_API_KEY",
                            secret_key_env="TW_TEST_SJ_SECRET_KEY")
     ShioajiMarketStream(config, StreamSink(tmp_path / "s.journal", messages),

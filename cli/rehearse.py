@@ -1,0 +1,106 @@
+"""``tradewind rehearse [--dir DIR] [--address ADDR] [--json] [--timeout 120s]``: the runbook's
+drills against a paper session on generated sample data (``actors.rehearsal``), then a table of
+which passed. No network, no store, no data files: everything lives under ``--dir`` (default: a
+temporary folder, removed afterwards). Exit 0 when every drill passed, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from cli.paper import StopSignals, parse_duration
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "rehearse", help="rehearse the runbook's drills on a paper session of sample data")
+    parser.add_argument("--dir", help="keep the session's configs, journals and files here "
+                                      "(default: a temporary folder, removed afterwards)")
+    parser.add_argument("--address", help="join this Ray cluster instead of starting one")
+    parser.add_argument("--timeout", default="120s",
+                        help="how long each drill waits for the session (default 120s)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=_rehearse)
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    timeout_s = parse_duration(args.timeout)
+    if args.dir:
+        return _in(Path(args.dir).absolute(), args, timeout_s)
+    folder = Path(tempfile.mkdtemp(prefix="tradewind-rehearsal-"))
+    try:
+        return _in(folder, args, timeout_s)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _in(folder: Path, args: argparse.Namespace, timeout_s: float) -> int:
+    import ray
+
+    from actors.config import load_paper_config
+    from actors.logs import init_ray
+    from actors.rehearsal import SESSION_ID, Drill, Drills, graceful_stop, write_workspace
+    from actors.session import prepare_session, run_session
+
+    config = load_paper_config(write_workspace(folder))
+    prepared = prepare_session(config, session_id=SESSION_ID)
+    stop = StopSignals()
+    drills: list[Drill] = []
+    with stop.installed():
+        init_ray(args.address)
+        stop.install()  # ray.init put its own SIGTERM handler in place
+        runner = Drills(session_id=SESSION_ID, journal_dir=Path(prepared.setup.journal_dir),
+                        kill_file=Path(str(config.kill_file)), timeout_s=timeout_s)
+
+        sent = [0.0]
+
+        def rehearse() -> None:
+            try:
+                runner.trading()
+                drills.extend(runner.run())
+            except Exception as exc:  # the session never traded: every drill failed
+                drills.append(Drill("session start", False, f"{type(exc).__name__}: {exc}"))
+            finally:  # the last drill: the stop a service manager sends
+                sent[0] = time.monotonic()
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        thread = threading.Thread(target=rehearse, name="rehearsal", daemon=True)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                thread.start()
+                result = run_session(config, prepared=prepared,
+                                     on_status=lambda _: stop.check())
+        finally:
+            ray.shutdown()
+        thread.join()
+    stopping = graceful_stop(result, stop.received, Path(config.output_dir))
+    stopping.seconds = round(time.monotonic() - sent[0], 1)
+    drills.append(stopping)
+    _print(drills, as_json=args.json)
+    return 0 if all(d.passed for d in drills) else 1
+
+
+def _print(drills: list[Any], *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"passed": all(d.passed for d in drills),
+                          "drills": [d.as_dict() for d in drills]}))
+        return
+    width = max(len(d.name) for d in drills)
+    print(f"{'drill':<{width}}  result  seconds  what happened")
+    for d in drills:
+        print(f"{d.name:<{width}}  {'PASS' if d.passed else 'FAIL':<6}  {d.seconds:>7.1f}  "
+              f"{d.detail}")
+    print(f"{sum(d.passed for d in drills)}/{len(drills)} drills passed")
