@@ -23,19 +23,16 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from actors.venues.ccxt_support import import_ccxt
-from actors.venues.common import to_fixed
+from actors.venues.common import ORPHAN_WAIT_S, to_fixed
 from runtime.messages import Liquidity
 
 if TYPE_CHECKING:
     from actors.venues.ccxt_venue import CcxtVenue
 
-__all__ = ["ORPHAN_WAIT_S", "CcxtStream"]
+__all__ = ["CcxtStream"]
 
 log = logging.getLogger("tradewind.venues.ccxt")
 _MAX_ORPHANS = 10_000
-#: how long a trade of an unknown order waits for its order's id (a create call's answer, a
-#: stop's trigger) before it counts as a trade of an order this session never sent
-ORPHAN_WAIT_S = 5.0
 
 
 class CcxtStream:

@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from actors.venues.reports import ReportBook
 
 __all__ = [
+    "ORPHAN_WAIT_S",
     "BreakerState",
     "CircuitBreaker",
     "CommandQueue",
@@ -66,6 +67,11 @@ __all__ = [
 ]
 
 Clock = Callable[[], float]
+
+#: how long a broker event that names no order of ours waits for its order's id (a submit's
+#: answer that the event beat, a stop's trigger) before it counts as an event of an order this
+#: session never sent (the unknown-order-storm watchdog reads the count)
+ORPHAN_WAIT_S = 5.0
 
 
 def to_fixed(value: float | Decimal | str) -> int:

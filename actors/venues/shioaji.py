@@ -111,7 +111,7 @@ class ShioajiVenue(BookViews, ShioajiEvents):
         self.trades: dict[str, Any] = {}  # client order id -> the library's Trade
         self._seen_events: deque[str] = deque(maxlen=100_000)
         self._seen_set: set[str] = set()
-        self._orphans: list[tuple[Any, Any]] = []
+        self._orphans: list[tuple[float, Any, Any]] = []
         self.session_up = False  # until login(): nothing is sent before the session is up
         self.reconcile_requested = False
         self.reconciler = ShioajiReconciler(self)
@@ -165,6 +165,8 @@ class ShioajiVenue(BookViews, ShioajiEvents):
             self.login()
         elif self.reconcile_requested:
             self.reconcile()
+        if self._orphans:
+            self.retry_orphans()
         self.pump()
 
     # --- the venue port ------------------------------------------------------------------------
@@ -315,9 +317,7 @@ class ShioajiVenue(BookViews, ShioajiEvents):
                 reason=str(trade.status.msg or ""),
                 ts_event=self.clock_ns(),
             )
-        orphans, self._orphans = self._orphans, []
-        for state, msg in orphans:
-            self._dispatch(state, msg)
+        self.retry_orphans()
 
     def trade_for(self, cid: str) -> Any | None:
         """The library's trade of ``cid``; an order of an earlier session is refreshed first

@@ -1,7 +1,12 @@
 """Shioaji order and deal callbacks → reports (a mixin of the Shioaji adapter).
 
 Duplicate deliveries share an event id and are dropped; an event that cannot be matched to an
-order yet (a callback that beats ``place_order``'s return) waits in ``_orphans``; deals carry no
+order yet (a callback that beats ``place_order``'s return) waits in ``_orphans`` and is matched
+again when an order's ids are learnt and on every tick of the gateway's loop; one that waited
+:data:`~actors.venues.common.ORPHAN_WAIT_S` was for an order this session never sent (placed
+from the broker's app or another program on the account: Shioaji's order callback carries every
+order of the logged-in account) and is counted (``ReportBook.foreign``: the unknown-order-storm
+watchdog reads it), then dropped; deals carry no
 fee, so the fee comes from the instrument's :class:`~runtime.instruments.FeeSchedule` (Taiwan
 rules in :mod:`runtime.taiwan`).
 """
@@ -14,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from actors.venues.common import CircuitBreaker, SendLog, to_fixed
+from actors.venues.common import ORPHAN_WAIT_S, CircuitBreaker, SendLog, to_fixed
 from actors.venues.reports import ReportBook
 from actors.venues.shioaji_deals import DealLedger, Path, fill_id
 from actors.venues.shioaji_support import port_quantity
@@ -38,9 +43,10 @@ class ShioajiEvents:
     breaker: CircuitBreaker
     instruments: dict[str, Instrument]
     clock_ns: Callable[[], int]
+    monotonic: Callable[[], float]
     _seen_events: deque[str]
     _seen_set: set[str]
-    _orphans: list[tuple[Any, Any]]
+    _orphans: list[tuple[float, Any, Any]]  # (first seen, monotonic; state; message)
     deals: DealLedger
     deal_drifts: list[str]  # deals the book refused since the last reconciliation
     reconcile_requested: bool
@@ -66,11 +72,11 @@ class ShioajiEvents:
                 self._seen_set.add(event_id)
             self._dispatch(state, msg)
 
-    def _dispatch(self, state: Any, msg: Any) -> None:
+    def _dispatch(self, state: Any, msg: Any, seen_at: float | None = None) -> None:
         is_deal = str(state.value) in ("SDEAL", "FDEAL")
         cid = self._match(msg, is_deal=is_deal)
         if cid is None:
-            self._orphans.append((state, msg))
+            self._orphans.append((self.monotonic() if seen_at is None else seen_at, state, msg))
             return
         if is_deal:
             self.deal(
@@ -84,6 +90,22 @@ class ShioajiEvents:
             )
         else:
             self._order_event(cid, msg)
+
+    def retry_orphans(self) -> None:
+        """Match the waiting events again (an order's ids were just learnt, or time passed);
+        one that waited ``ORPHAN_WAIT_S`` unmatched is counted as foreign and dropped."""
+        with self.lock:
+            orphans, self._orphans = self._orphans, []
+            now = self.monotonic()
+            for seen_at, state, msg in orphans:
+                if now - seen_at < ORPHAN_WAIT_S:
+                    self._dispatch(state, msg, seen_at)
+                elif self._match(msg, is_deal=str(state.value) in ("SDEAL", "FDEAL")) is None:
+                    self.book.note_foreign()
+                    log.info("shioaji: an event of an order this session never sent (%s)",
+                             state.value)
+                else:
+                    self._dispatch(state, msg, seen_at)
 
     def _match(self, msg: Any, *, is_deal: bool) -> str | None:
         order = msg if is_deal else msg.get("order", {})

@@ -25,6 +25,7 @@ from runtime.messages import (
 )
 from runtime.taiwan import taifex_future, twse_stock
 from runtime.values import FIXED_SCALE, fixed
+from runtime.watchdog import Health, WatchdogAction, WatchdogConfig, Watchdogs
 from tests.venues.fake_shioaji import FakeShioaji
 from tests.venues.harness import ShioajiHarness
 
@@ -298,3 +299,36 @@ def test_what_shioaji_lacks_is_refused_by_name_never_sent(
     assert isinstance(report, OrderRejected) and report.venue_code == "gateway.order"
     assert "Shioaji" in report.reason and named in report.reason
     assert h.fake.placed == []  # nothing reached the broker
+
+
+def test_events_of_orders_never_sent_count_as_foreign_after_a_wait(h: ShioajiHarness) -> None:
+    """Shioaji's order callback carries every order of the account: an order placed from the
+    broker's app (another client of the same account) is not ours. Its events wait a while for
+    ids this adapter might still learn (a callback can beat ``place_order``'s return), then
+    count for the unknown-order-storm watchdog and are dropped; our own order is unaffected."""
+    clock = Clock()
+    h.port.monotonic = clock
+    dogs = Watchdogs(WatchdogConfig.model_validate(
+        {"unknown_order_storm": {"reports": 1, "window_s": 30, "action": "halt"}}), [])
+    assert dogs.check(Health(now_ns=1, foreign_reports=h.port.book.foreign)) == []
+    other = h.sj.StockOrder(action="Buy", price=601.0, quantity=1, price_type="LMT",
+                            time_in_force="ROD", order_lot="Common", custom_field="app01")
+    h.fake.place_order(h.fake.Contracts.Stocks["2330"], other)  # not through the adapter
+    h.settle()
+    h.port.tick()
+    assert h.port.book.foreign == 0  # it may still be ours: it waits
+    h.port.submit(_stock_order("own-1"), 1)  # our own order is matched as always
+    h.settle()
+    assert kinds(h.reports()) == ["OrderAccepted"]
+    clock.t = 4.9
+    h.port.tick()
+    assert h.port.book.foreign == 0
+    clock.t = 5.0
+    h.port.tick()
+    assert h.port.book.foreign == 1  # counted once, then dropped
+    assert h.port._orphans == []
+    clock.t = 60.0
+    h.port.tick()
+    assert h.port.book.foreign == 1
+    trips = dogs.check(Health(now_ns=2, foreign_reports=h.port.book.foreign))
+    assert [t.action for t in trips] == [WatchdogAction.CANCEL_ALL]
