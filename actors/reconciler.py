@@ -171,8 +171,7 @@ class ReconcilerActor:
             await asyncio.sleep(interval_s)
 
     async def _watch(self, gateway: Any, feed: Any, act: bool) -> None:
-        # the feed is asked only for the silence watchdog: a CCXT market-data session stalled
-        # with the feed asked every second (cause not found yet; docs/runbook.md)
+        # the feed is asked only when the silence watchdog is on (nothing else reads it)
         ask_feed = self.watchdogs.config.market_data_silence is not None
         while True:
             await asyncio.sleep(self.watch_every_s)

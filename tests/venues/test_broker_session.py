@@ -57,14 +57,26 @@ def _kill_worker(handle: Any, timeout_s: float = 60.0) -> int:
     raise AssertionError("the actor did not come back")
 
 
-def _until(check: Any, timeout_s: float = 60.0) -> Any:
+def _until(check: Any, timeout_s: float = 180.0, *, state: Any = None) -> Any:
+    """``check()`` once it is truthy; else, after ``timeout_s`` (generous: the suite runs
+    beside other work), an AssertionError with ``state()`` (what the session looked like)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError("condition not reached")
+    raise AssertionError(f"condition not reached in {timeout_s:.0f} s"
+                         + ("" if state is None else f"; state: {state()}"))
+
+
+def _feed_state(session: Any) -> dict[str, Any]:
+    import ray
+
+    feed = ray.get(session.feed.status.remote(), timeout=30)
+    return {"feed": feed, "market": ray.get(session.feed.market_health.remote(), timeout=30),
+            "strategies": {k: ray.get(v.summary.remote(), timeout=30)
+                           for k, v in session.children.items() if k.startswith("strategy:")}}
 
 
 def _run_with_kill(path: Path, session_id: str) -> tuple[Any, dict[str, Any], int]:
@@ -241,7 +253,7 @@ def test_shioaji_market_data_streams_into_the_session_feed(tmp_path: Path) -> No
             ray.get(broker_actor.push_bidask.remote(
                 "2330", [(f"{599 + i}", 3)], [(f"{600 + i}", 4)]))
         status = _until(lambda: (lambda s: s if s["cursor"] == s["total"] >= 30 else None)(
-            ray.get(session.feed.status.remote())))
+            ray.get(session.feed.status.remote())), state=lambda: _feed_state(session))
         strategy = ray.get(session.children["strategy:sma"].summary.remote())
     finally:
         session.stop(write=False)
@@ -364,7 +376,9 @@ def test_alpaca_session_survives_sigkill_of_the_gateway(tmp_path: Path) -> None:
 
 def test_ccxt_market_data_streams_into_the_session_feed(tmp_path: Path) -> None:
     """``feed.mode: broker`` with CCXT: the Binance fake's bookTicker quotes and trades (public
-    streams, through ccxt.pro) reach the feed and the strategy, in order, each once."""
+    streams, through ccxt.pro) reach the feed and the strategy, in order, each once; with the
+    market-data silence watchdog on (the reconciler asks the feed for its stream's health every
+    second), which stays quiet while data flows."""
     import ray
 
     from actors.config import load_paper_config
@@ -378,7 +392,9 @@ def test_ccxt_market_data_streams_into_the_session_feed(tmp_path: Path) -> None:
     bars = write_bars(tmp_path / "data", "BTC-PERP")
     path = write_broker_config(tmp_path, bars, _ccxt_broker(fake.port), instrument=BTC,
                                size=0.003, feed={"mode": "broker", "lockstep": False,
-                                                 "speed": "max"})
+                                                 "speed": "max"},
+                               watchdogs={"market_data_silence": {"after_s": 120,
+                                                                  "action": "reduce_only"}})
     session = start_session(load_paper_config(path), session_id="cxstream1")
     try:
         _until(lambda: fake.call(lambda: {"btcusdt@bookTicker", "btcusdt@trade"}
@@ -388,13 +404,18 @@ def test_ccxt_market_data_streams_into_the_session_feed(tmp_path: Path) -> None:
             fake.call(fake.fake.trade, "BTCUSDT", 50_000.25 + i, 0.01, i % 2 == 0)
             time.sleep(0.02)
         status = _until(lambda: (lambda s: s if s["cursor"] == s["total"] >= 20 else None)(
-            ray.get(session.feed.status.remote())))
+            ray.get(session.feed.status.remote())), state=lambda: _feed_state(session))
         strategy = ray.get(session.children["strategy:sma"].summary.remote())
+        reconciler = session.children["reconciler"]
+        watched = _until(lambda: (lambda r: r if r["health"].get("market", {}).get(
+            "messages", 0) >= 20 else None)(ray.get(reconciler.status.remote())))
     finally:
         session.stop(write=False)
         fake.close()
     assert status["error"] is None and status["total"] == 20
     assert strategy["cursor"] == 20
+    assert watched["watchdogs"]["market_data_silence"] == "ok"
+    assert set(watched["health"]["market"]["last_ns"]) == {"BTC-PERP"}
     streamed = [m for _, m in Journal(tmp_path / "var" / "cxstream1" /
                                       "feed.stream.journal").entries()]
     quotes = [m for m in streamed if isinstance(m, QuoteTick)]
