@@ -72,18 +72,20 @@ class BookStage:
     def apply(self, index: int, msgs: Sequence[MarketData],
               journal: FeedJournal | None = None) -> int:
         """Apply this instrument's messages among ``msgs`` (feed ``index`` on); how many."""
-        book, mine, n = self.book, self.instrument_id, 0
-        last = None
-        for k, msg in enumerate(msgs):
-            if msg.instrument_id != mine or index + k <= book.last_index:
+        book, mine, kept = self.book, self.instrument_id, self.kept
+        skip = book.last_index + 1 - index  # those before were applied already
+        n, last = 0, -1
+        for k in range(skip if skip > 0 else 0, len(msgs)):
+            msg = msgs[k]
+            if msg.instrument_id != mine:
                 continue
             view = book.apply(index + k, msg)
             if view is not None:
-                self.kept.append(view)
-            last = (index + k, msg)
+                kept.append(view)
+            last = k
             n += 1
-        if last is not None and journal is not None:
-            journal.reach(*last)
+        if last >= 0 and journal is not None:
+            journal.reach(index + last, msgs[last])
         return n
 
     def view(self) -> dict[str, Any]:

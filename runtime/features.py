@@ -36,6 +36,7 @@ FEATURES = ("mid", "spread", "microprice", "imbalance", "ofi", "realized_vol", "
             "vwap_rolling", "last_trade_price")
 
 _NAN = float("nan")
+_INF = math.inf
 _SECOND_NS = 1_000_000_000
 _COMPACT_AT = 4096  # evicted window entries cut off at once (and when most of them)
 
@@ -71,11 +72,11 @@ class _WindowSum:
         self._values = array("d")
         self._head = 0
         self.total = 0.0
-        self.expires = math.inf
+        self.expires = _INF
 
     def add(self, ts: int, value: float) -> None:
         """Add an entry; the owner evicts (``now >= expires``) before the total is read."""
-        if self._head == len(self._ts):
+        if self.expires == _INF:  # the window was empty
             self.expires = ts + self.window_ns
         self._ts.append(ts)
         self._values.append(value)
@@ -91,7 +92,7 @@ class _WindowSum:
             head += 1
         if head == n:
             total = 0.0  # drop float drift whenever the window empties
-            self.expires = math.inf
+            self.expires = _INF
         else:
             self.expires = ts[head] + self.window_ns
         self.total = total
@@ -108,7 +109,7 @@ class _WindowSum:
     def __setstate__(self, state: tuple[int, array[int], array[float], float]) -> None:
         self.window_ns, self._ts, self._values, self.total = state
         self._head = 0
-        self.expires = self._ts[0] + self.window_ns if self._ts else math.inf
+        self.expires = self._ts[0] + self.window_ns if self._ts else _INF
 
 
 class FeatureSet:
