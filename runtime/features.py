@@ -26,6 +26,8 @@ from array import array
 from collections import deque
 from typing import Protocol
 
+import numpy as np
+
 from runtime.messages import QuoteTick, TradeTick
 from runtime.values import FIXED_SCALE
 
@@ -102,12 +104,16 @@ class _WindowSum:
             head = 0
         self._head = head
 
-    def __getstate__(self) -> tuple[int, array[int], array[float], float]:
+    def __getstate__(self) -> tuple[int, bytes, array[float], float]:
+        """The entries from ``_head`` on, the times as differences (small numbers: a
+        snapshot's compression takes a fraction of the time it takes over the times)."""
         head = self._head
-        return self.window_ns, self._ts[head:], self._values[head:], self.total
+        ts = np.frombuffer(self._ts, dtype=np.int64)[head:]
+        return self.window_ns, np.diff(ts, prepend=0).tobytes(), self._values[head:], self.total
 
-    def __setstate__(self, state: tuple[int, array[int], array[float], float]) -> None:
-        self.window_ns, self._ts, self._values, self.total = state
+    def __setstate__(self, state: tuple[int, bytes, array[float], float]) -> None:
+        self.window_ns, deltas, self._values, self.total = state
+        self._ts = array("q", np.cumsum(np.frombuffer(deltas, dtype=np.int64)).tobytes())
         self._head = 0
         self.expires = self._ts[0] + self.window_ns if self._ts else _INF
 
