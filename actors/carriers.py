@@ -10,14 +10,14 @@ through the book actors, the strategies and risk to the gateway and back.
 * ``auto`` (the default): ``sockets`` when every actor of the chain runs on the feed's node,
   else ``calls``; :func:`open_carrier` asks the actors where they run.
 
-Every carrier has the same small interface (:class:`Carrier`): :meth:`~Carrier.submit` a
-step, :meth:`~Carrier.collect` its result, one step in flight at a time. Each encodes the step
-once for the strategies, risk and the gateway, and routes each book actor its instrument's
-part (:func:`actors.step.route`). The actors are
-:class:`actors.names.Named`: a crash of one is survived by both carriers: the sockets carrier
-reconnects once its supervisor has started it again and runs the step again; the calls
-carrier's call is sent again to the new actor under the name. Either way the actors dedupe
-what they see twice (feed index, client order id, fill id).
+Every carrier has the same small interface (:class:`Carrier`): :meth:`~Carrier.submit` a step,
+:meth:`~Carrier.collect` its result, one step in flight at a time. Each encodes the step once
+for the strategies, risk and the gateway, and routes each book actor its instrument's part
+(:func:`actors.step.route`). The actors are :class:`actors.names.Named`: a crash of one is
+survived by both carriers: the sockets carrier reconnects once its supervisor has started it
+again and runs the step again; the calls carrier's call is sent again to the new actor under
+the name. Either way the actors dedupe what they see twice (feed index, client order id, fill
+id).
 """
 
 from __future__ import annotations

@@ -5,13 +5,12 @@ carries it (``actors.carriers``). The step is a :class:`HotInput` (market data, 
 for each strategy, venue reports not delivered yet, the data clock). Every book actor (one per
 instrument) takes its part of it (:func:`route`: its instrument's messages with their feed
 indices, :class:`BookInput`) and answers their views (:class:`runtime.views.BookView`: top of
-book and features, computed there once); every
-strategy actor takes the input and those views (:func:`join_views`), runs its reports,
-messages and timers and answers its intents (:class:`HotAnswer`); the risk actor takes the
-reports, the market data (with the views, for its marks) and those intents in that order,
-journals them and answers; the
-gateway applies the market data to its venue, journals and sends the approved commands, and
-returns the reports the venue releases (:class:`HotResult`). Each stage journals what it took
+book and features, computed there once); every strategy actor takes the input and those views
+(:func:`join_views`), runs its reports, messages and timers and answers its intents
+(:class:`HotAnswer`); the risk actor takes the reports, the market data (with the views, for
+its marks) and those intents in that order, journals them and answers; the gateway applies
+the market data to its venue, journals and sends the approved commands, and returns the
+reports the venue releases (:class:`HotResult`). Each stage journals what it took
 before it answers, so a restarted actor comes back from its journal. A step executed again (a
 carrier retries the step when an actor of the chain died, after the actors before it had run
 it) gets the reply it got the first time (:class:`Replies`, by the digest of the step's input,
@@ -94,8 +93,8 @@ class BookInput(msgspec.Struct, array_like=True, frozen=True):
     count: int  # the step's messages: feed indices index .. index + count - 1
     at: list[int]  # the feed index of each of msgs, ascending
     msgs: list[AnyMessage]  # this instrument's messages of the step, in feed order
-    dropped: list[int] = msgspec.field(default_factory=list)  # feed indices (among at)
-    #: the feed conflated: applied to the book, no view answered
+    #: feed indices (among ``at``) the feed conflated: applied to the book, no view answered
+    dropped: list[int] = msgspec.field(default_factory=list)
 
 
 class HotAnswer(msgspec.Struct, array_like=True, frozen=True):
