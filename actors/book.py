@@ -1,11 +1,13 @@
 """The book actor: one instrument's L2 book and features, the first stage of every step.
 
-Each step (``actors.step``) reaches the book actors first: each applies its instrument's
-messages of the step to its :class:`runtime.views.InstrumentBook` (once: a message it applied
-before is not applied again) and answers their views (:class:`runtime.views.BookView`: the top
-of book and the features after each message), which the strategy actors and the risk actor read
-instead of keeping books of their own. So the book and features of an instrument are computed
-once, in its book actor, in lockstep as in real time.
+Each step (``actors.step``) reaches the book actors first: each takes its part of the step
+(``actors.step.route``: its instrument's messages, with their feed indices, and the step's
+extent), applies those messages to its :class:`runtime.views.InstrumentBook` (once: a message
+it applied before is not applied again) and answers their views
+(:class:`runtime.views.BookView`: the top of book and the features after each message), which
+the strategy actors and the risk actor read instead of keeping books of their own. So the book
+and features of an instrument are computed once, in its book actor, in lockstep as in real
+time.
 
 A lockstep step may carry messages the strategies do not take yet (a strategy stops at the
 first message it acts on): the actor keeps the views of the messages it applied from the
@@ -20,6 +22,7 @@ would have answered.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import math
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, serialized
 from actors.journals import open_journal
-from actors.step import decode_input, encode_views
+from actors.step import decode_book, encode_views
 from runtime.errors import InvariantError
 from runtime.journal import JournalRecord
 from runtime.messages import MarketData
@@ -55,36 +58,39 @@ class BookStage:
     def instrument_id(self) -> str:
         return self.book.instrument_id
 
-    def step(self, index: int, msgs: Sequence[MarketData],
+    def step(self, index: int, count: int, at: Sequence[int], msgs: Sequence[MarketData],
              journal: FeedJournal | None = None) -> list[BookView]:
-        """The step's messages from feed ``index`` on: this instrument's applied (those not
-        applied before), and the views of those from the step's start (every reader took the
-        messages before ``index``)."""
+        """A step of ``count`` messages from feed ``index`` on, of which ``msgs`` (at feed
+        indices ``at``) are this instrument's: those not applied before applied, and the views
+        of the step's messages (every reader took the messages before ``index``)."""
         if index > self.taken:
             self.taken = index
             kept = self.kept
             while kept and kept[0].index < index:
                 kept.popleft()
-        self.apply(index, msgs, journal)
-        end = index + len(msgs)
+        self.apply(at, msgs, journal)
+        end = index + count
         return [v for v in self.kept if index <= v.index < end]
 
-    def apply(self, index: int, msgs: Sequence[MarketData],
+    def apply(self, at: Sequence[int], msgs: Sequence[MarketData],
               journal: FeedJournal | None = None) -> int:
-        """Apply this instrument's messages among ``msgs`` (feed ``index`` on); how many."""
-        book, mine, n = self.book, self.instrument_id, 0
-        last = None
-        for k, msg in enumerate(msgs):
-            if msg.instrument_id != mine or index + k <= book.last_index:
-                continue
-            view = book.apply(index + k, msg)
+        """Apply this instrument's ``msgs`` (at feed indices ``at``, ascending) but those
+        applied before; how many."""
+        book, kept = self.book, self.kept
+        first = bisect.bisect_right(at, book.last_index)  # those before: applied already
+        for k in range(first, len(msgs)):
+            view = book.apply(at[k], msgs[k])
             if view is not None:
-                self.kept.append(view)
-            last = (index + k, msg)
-            n += 1
-        if last is not None and journal is not None:
-            journal.reach(*last)
-        return n
+                kept.append(view)
+        if first < len(msgs) and journal is not None:
+            journal.reach(at[-1], msgs[-1])
+        return len(msgs) - first
+
+    def replay(self, start: int, msgs: Sequence[MarketData]) -> int:
+        """Apply this instrument's messages among the feed's ``msgs`` (feed ``start`` on)."""
+        mine = self.instrument_id
+        own = [k for k, msg in enumerate(msgs) if msg.instrument_id == mine]
+        return self.apply([start + k for k in own], [msgs[k] for k in own])
 
     def view(self) -> dict[str, Any]:
         """The book's top five levels and its features now (``None`` for unknown values)."""
@@ -112,7 +118,7 @@ def open_book(instrument_id: str, setup: SessionSetup) -> tuple[BookStage, FeedJ
         stage = pickle.loads(payload)  # the book's own journal
 
     def market(start: int, msgs: Sequence[MarketData]) -> None:
-        stage.apply(start, msgs)
+        stage.replay(start, msgs)
 
     def record(entry: JournalRecord) -> None:
         raise InvariantError(f"book journal: unexpected {type(entry).__name__}")
@@ -139,15 +145,16 @@ class BookActor(Child):
             self.stage, self.journal = open_book(instrument_id, setup)
 
     def hot_step(self, data: bytes) -> bytes:
-        """One step (``actors.step``): the views of this instrument's messages in it (every
-        message applied; no view of those the feed conflated)."""
-        inp = decode_input(data)
+        """This instrument's part of a step (``actors.step.route``): the views of its messages
+        in the step (every message applied; no view of those the feed conflated)."""
+        inp = decode_book(data)
         if inp.index < 0:  # a carrier's warm-up: nothing to take
             return encode_views([])
         journal = self.journal
-        views = self.stage.step(inp.index, inp.msgs, journal)  # type: ignore[arg-type]
+        views = self.stage.step(inp.index, inp.count, inp.at, inp.msgs,  # type: ignore[arg-type]
+                                journal)
         if inp.dropped:  # conflated: applied to the book, read by no one
-            gone = {inp.index + k for k in inp.dropped}
+            gone = set(inp.dropped)
             views = [v for v in views if v.index not in gone]
         if journal is not None:
             journal.flush()

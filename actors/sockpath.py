@@ -7,7 +7,8 @@ on a socket of its own from a thread that sleeps in ``recv`` until the feed writ
 nothing polls, an idle session costs no CPU, and a handoff is a kernel wake-up (tens of µs when
 a core is free).
 
-Each step the feed (the driver) writes the input to every book actor, reads their views,
+Each step the feed (the driver) writes each book actor its part of the input
+(``actors.step.route``), reads their views,
 writes the input and the views to every strategy, reads their answers, writes the input, the
 views and the answers to risk, reads risk's outputs, writes the input, risk's outputs and the
 answers to the gateway and reads the step's result: each stage journals before it answers, so
@@ -43,7 +44,16 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.carriers import WARM_STEPS
-from actors.step import PING, HotInput, HotResult, decode_result, encode, join_views
+from actors.step import (
+    BOOK_PING,
+    PING,
+    HotInput,
+    HotResult,
+    decode_result,
+    encode,
+    join_views,
+    route,
+)
 
 __all__ = ["HotServer", "SocketPath"]
 
@@ -110,7 +120,8 @@ class SocketPath:
         self.restart_timeout_s = restart_timeout_s
         #: per actor: ``\0book:<instrument>``, the hosts' ids, ``\0risk``, ``\0gateway``
         self.conns: dict[str, socket.socket] | None = None
-        self.inflight: deque[tuple[bytes, bool]] = deque()  # (input, written to the books)
+        #: (input, the books' parts, written to the books)
+        self.inflight: deque[tuple[bytes, list[bytes], bool]] = deque()
         self.connections = 0  # connections made (1 + after failures)
         self.failures: list[str] = []
         self.warmup_s: list[float] = []
@@ -128,14 +139,14 @@ class SocketPath:
             await self._connect()
 
     async def submit(self, inp: HotInput) -> None:
-        data = encode(inp)
+        data, parts = encode(inp), route(inp, list(self.books))
         await self.ready()
-        self.inflight.append((data, self._start(data)))
+        self.inflight.append((data, parts, self._start(parts)))
 
     async def collect(self) -> HotResult | None:
         tries = 0
         while self.inflight:
-            data, started = self.inflight[0]
+            data, parts, started = self.inflight[0]
             try:
                 if not started:
                     raise _Broken("the step could not be written")
@@ -147,7 +158,7 @@ class SocketPath:
                     raise RuntimeError(f"the hot path failed {_TRIES} times on one step: "
                                        f"{'; '.join([*self.failures[-_TRIES + 1:], why])}") from exc
                 await self._recover(why)
-                self.inflight[0] = (data, self._start(data))
+                self.inflight[0] = (data, parts, self._start(parts))
                 continue
             self.inflight.popleft()
             return decode_result(raw)
@@ -160,13 +171,12 @@ class SocketPath:
                 conn.close()
 
     # --- internals -----------------------------------------------------------------------------
-    def _start(self, data: bytes) -> bool:
-        """Write the step to every book actor; False if a socket is gone."""
+    def _start(self, parts: list[bytes]) -> bool:
+        """Write each book actor its part of the step; False if a socket is gone."""
         assert self.conns is not None
-        frame = _pack_args([data])
         try:
-            for instrument in self.books:
-                self.conns[f"\0book:{instrument}"].sendall(frame)
+            for instrument, part in zip(self.books, parts, strict=True):
+                self.conns[f"\0book:{instrument}"].sendall(_pack_args([part]))
         except OSError:
             return False
         return True
@@ -216,7 +226,7 @@ class SocketPath:
         steps after connecting run the actors' serving threads and the decoders cold."""
         start = time.perf_counter()
         for _ in range(WARM_STEPS):
-            if not self._start(PING):
+            if not self._start([BOOK_PING] * len(self.books)):
                 break
             try:
                 self._finish(PING)

@@ -1,16 +1,16 @@
 """The step protocol: what one step of the session carries, and its wire encoding.
 
 Every step of the feed's driver, in lockstep and in real time, runs the same chain whatever
-carries it (``actors.carriers``): every book actor (one per instrument) takes the step's
-:class:`HotInput` (market data, risk's answers for each strategy, venue reports not delivered
-yet, the data clock) and answers the views of its instrument's messages
-(:class:`runtime.views.BookView`: top of book and features, computed there once); every
-strategy actor takes the input and those views (:func:`join_views`), runs its reports,
-messages and timers and answers its intents (:class:`HotAnswer`); the risk actor takes the
-reports, the market data (with the views, for its marks) and those intents in that order,
-journals them and answers; the
-gateway applies the market data to its venue, journals and sends the approved commands, and
-returns the reports the venue releases (:class:`HotResult`). Each stage journals what it took
+carries it (``actors.carriers``). The step is a :class:`HotInput` (market data, risk's answers
+for each strategy, venue reports not delivered yet, the data clock). Every book actor (one per
+instrument) takes its part of it (:func:`route`: its instrument's messages with their feed
+indices, :class:`BookInput`) and answers their views (:class:`runtime.views.BookView`: top of
+book and features, computed there once); every strategy actor takes the input and those views
+(:func:`join_views`), runs its reports, messages and timers and answers its intents
+(:class:`HotAnswer`); the risk actor takes the reports, the market data (with the views, for
+its marks) and those intents in that order, journals them and answers; the gateway applies
+the market data to its venue, journals and sends the approved commands, and returns the
+reports the venue releases (:class:`HotResult`). Each stage journals what it took
 before it answers, so a restarted actor comes back from its journal. A step executed again (a
 carrier retries the step when an actor of the chain died, after the actors before it had run
 it) gets the reply it got the first time (:class:`Replies`, by the digest of the step's input,
@@ -58,10 +58,10 @@ from runtime.journal import Blob
 from runtime.messages import AnyMessage, BookDeltas, BookSnapshot, Message, QuoteTick
 from runtime.views import BookView
 
-__all__ = ["NO_VIEWS", "PING", "REPLY", "HotAnswer", "HotInput", "HotResult", "Replies",
-           "conflate", "decode_answer", "decode_input", "decode_messages", "decode_result",
-           "decode_views", "encode", "encode_result", "encode_views", "join_views", "taken",
-           "views_of"]
+__all__ = ["BOOK_PING", "NO_VIEWS", "PING", "REPLY", "BookInput", "HotAnswer", "HotInput",
+           "HotResult", "Replies", "conflate", "decode_answer", "decode_book", "decode_input",
+           "decode_messages", "decode_result", "decode_views", "encode", "encode_result",
+           "encode_views", "join_views", "route", "taken", "views_of"]
 
 
 class HotInput(msgspec.Struct, array_like=True, frozen=True):
@@ -85,6 +85,18 @@ class HotInput(msgspec.Struct, array_like=True, frozen=True):
     dropped: list[int] = msgspec.field(default_factory=list)
 
 
+class BookInput(msgspec.Struct, array_like=True, frozen=True):
+    """A book actor's part of a step (:func:`route`): its instrument's messages and their
+    feed indices, and the step's extent (the views it answers are those of the step)."""
+
+    index: int  # the step's feed index (HotInput.index); -1: a no-op
+    count: int  # the step's messages: feed indices index .. index + count - 1
+    at: list[int]  # the feed index of each of msgs, ascending
+    msgs: list[AnyMessage]  # this instrument's messages of the step, in feed order
+    #: feed indices (among ``at``) the feed conflated: applied to the book, no view answered
+    dropped: list[int] = msgspec.field(default_factory=list)
+
+
 class HotAnswer(msgspec.Struct, array_like=True, frozen=True):
     """A strategy actor's answer: its intents, its next timer (ns) or None, and (exact) how
     many of the step's messages and reports it took."""
@@ -99,6 +111,7 @@ _ENCODER = msgspec.msgpack.Encoder()
 _INPUT = msgspec.msgpack.Decoder(HotInput)
 _MESSAGES = msgspec.msgpack.Decoder(list[AnyMessage])
 _ANSWER = msgspec.msgpack.Decoder(HotAnswer)
+_BOOK = msgspec.msgpack.Decoder(BookInput)
 _RESULT = msgspec.msgpack.Decoder(tuple[list[bytes], bytes, bytes, int, bool, bool, bool])
 
 
@@ -116,6 +129,31 @@ def encode(value: HotInput | HotAnswer | Sequence[Message]) -> bytes:
 
 def decode_input(data: bytes) -> HotInput:
     return _INPUT.decode(data)
+
+
+def decode_book(data: bytes) -> BookInput:
+    return _BOOK.decode(data)
+
+
+def route(inp: HotInput, instruments: Sequence[str]) -> list[bytes]:
+    """Each book actor's part of the step (:class:`BookInput`), in the order of
+    ``instruments``: a book decodes and walks its own instrument's messages only, however
+    many instruments the step carries. A message of an instrument without a book goes to
+    none."""
+    if inp.index < 0:
+        return [BOOK_PING] * len(instruments)
+    index = inp.index
+    parts: dict[str, tuple[list[int], list[Any]]] = {i: ([], []) for i in instruments}
+    for k, msg in enumerate(inp.msgs):
+        part = parts.get(msg.instrument_id)  # type: ignore[union-attr]
+        if part is not None:
+            part[0].append(index + k)
+            part[1].append(msg)
+    gone = {index + k for k in inp.dropped}
+    count = len(inp.msgs)
+    return [_ENCODER.encode(BookInput(index, count, at, msgs,
+                                      [i for i in at if i in gone] if gone else []))
+            for at, msgs in parts.values()]
 
 
 def decode_messages(data: bytes) -> list[Any]:
@@ -157,6 +195,7 @@ NO_VIEWS = join_views([])
 
 
 PING = encode(HotInput(-1, [], 0, {}, [], 0))  # a no-op step: a carrier's warm-up
+BOOK_PING = _ENCODER.encode(BookInput(-1, 0, [], []))  # a book actor's part of it
 
 REPLY: Final = "step.reply"  # journal record: a step's digest and the reply it got
 

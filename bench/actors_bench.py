@@ -1,9 +1,10 @@
 """Paper-trading actors on this machine, against the issue's targets.
 
 * **book throughput**: market events/s through the book stage: two book actors (book +
-  features, the views answered, the feed position journaled per step) each taking every step
-  of ``--batch`` quotes of the two instruments (its own applied), at most ``--inflight``
-  unanswered steps per book, as the step's msgpack bytes; the median of ``--rounds`` runs.
+  features, the views answered, the feed position journaled per step) each taking its
+  instrument's part of every step of ``--batch`` quotes of the two instruments, interleaved
+  (``actors.step.route``, run in the timed loop as the carrier runs it), at most
+  ``--inflight`` unanswered steps per book, as msgpack bytes; the median of ``--rounds`` runs.
   Target ≥ 200k events/s.
 * **tick → order at the gateway**: the feed's real-time driver paced at 1k ticks/s, a strategy
   that orders on one tick in 10, and one that orders on every tick (1k orders/s); latency =
@@ -83,13 +84,13 @@ def _quotes(n: int, instrument: str, start_ns: int, step_ns: int) -> list[QuoteT
 
 
 def bench_books(events: int, batch: int, inflight: int, folder: Path) -> float:
-    """Steps of ``batch`` quotes of two instruments, interleaved, to both book actors (each
-    applies its instrument's, journals the position and answers the views), at most
-    ``inflight`` steps unanswered per book: market events/s through the book stage."""
+    """Steps of ``batch`` quotes of two instruments, interleaved, each book actor its part of
+    each (it applies its instrument's messages, journals the position and answers the views),
+    at most ``inflight`` steps unanswered per book: market events/s through the book stage."""
     import ray
 
     from actors.book import BookActor
-    from actors.step import HotInput, decode_views, encode
+    from actors.step import HotInput, decode_views, route
 
     instruments = ["B1", "B2"]
     per = events // len(instruments)
@@ -99,12 +100,14 @@ def bench_books(events: int, batch: int, inflight: int, folder: Path) -> float:
     setup = _feed_setup(folder / name, feed)
     books = {i: BookActor.remote(i, setup) for i in instruments}
     ray.get([b.ping.remote() for b in books.values()])
-    steps = [encode(HotInput(k, feed[k:k + batch], feed[min(k + batch, len(feed)) - 1].ts_event,
-                             {}, [], 0)) for k in range(0, len(feed), batch)]
+    steps = [HotInput(k, feed[k:k + batch], feed[min(k + batch, len(feed)) - 1].ts_event,
+                      {}, [], 0) for k in range(0, len(feed), batch)]
     start = time.perf_counter()
     pending: list[Any] = []
     for step in steps:
-        pending += [b.hot_step.remote(step) for b in books.values()]
+        parts = route(step, instruments)  # the carrier's work for the book stage
+        pending += [b.hot_step.remote(part) for b, part in zip(books.values(), parts,
+                                                                strict=True)]
         while len(pending) > inflight * len(instruments):
             _, pending = ray.wait(pending, num_returns=1)
     views = sum(len(decode_views(v)) for v in ray.get(pending))

@@ -77,6 +77,8 @@ def _book_top(book: L2Book) -> Top | None:
 class InstrumentBook:
     """One instrument's book and features, fed in feed order (``index`` dedupes a repeat)."""
 
+    __slots__ = ("applied", "book", "features", "instrument_id", "last_index", "ts_event")
+
     def __init__(self, instrument_id: str) -> None:
         self.instrument_id = instrument_id
         self.book = L2Book(instrument_id)
@@ -92,19 +94,19 @@ class InstrumentBook:
             return None
         self.last_index = index
         self.applied += 1
-        self.ts_event = msg.ts_event
+        ts_event = self.ts_event = msg.ts_event
         kind = type(msg)
+        features = self.features
         top: Top | None = None
         if kind is QuoteTick:
-            self.features.on_quote(msg)  # type: ignore[arg-type]
+            features.on_quote(msg)  # type: ignore[arg-type]
         elif kind is TradeTick:
-            self.features.on_trade(msg)  # type: ignore[arg-type]
+            features.on_trade(msg)  # type: ignore[arg-type]
         elif kind is BookDeltas or kind is BookSnapshot:
             top = self._on_book(msg)  # type: ignore[arg-type]
         else:
             return None
-        return BookView(index, self.instrument_id, msg.ts_event, msg.seq, top,
-                        self.features.values())
+        return BookView(index, self.instrument_id, ts_event, msg.seq, top, features.values())
 
     def _on_book(self, msg: BookDeltas | BookSnapshot) -> Top | None:
         book = self.book

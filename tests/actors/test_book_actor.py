@@ -31,9 +31,20 @@ def _quotes(n: int) -> list[QuoteTick]:
 
 
 def _step(index: int, msgs: list[QuoteTick]) -> bytes:
-    from actors.step import HotInput, encode
+    """The book's part of a lockstep step of ``msgs`` from feed ``index`` on."""
+    from actors.step import HotInput, route
 
-    return encode(HotInput(index, list(msgs), msgs[-1].ts_event, {}, [], 0, exact=True))
+    return route(HotInput(index, list(msgs), msgs[-1].ts_event, {}, [], 0, exact=True),
+                 ["BK"])[0]
+
+
+def _take(stage: Any, index: int, msgs: list[QuoteTick]) -> list[Any]:
+    """``stage``'s views of a step of ``msgs`` from feed ``index`` on, as its actor takes it."""
+    from actors.step import decode_book
+
+    part = decode_book(_step(index, msgs))
+    views: list[Any] = stage.step(part.index, part.count, part.at, part.msgs)
+    return views
 
 
 def _views(quotes: list[QuoteTick]) -> list[Any]:
@@ -47,7 +58,7 @@ def _expected_hash(quotes: list[QuoteTick]) -> str:
     from actors.book import BookStage
 
     stage = BookStage("BK")
-    stage.apply(0, quotes)
+    stage.replay(0, quotes)
     return stage.state_hash()
 
 
@@ -80,13 +91,34 @@ def test_a_step_answers_the_views_and_keeps_those_not_taken_yet() -> None:
     expected += _views(quotes)[20:]
     expected[21:] = [msgspec.structs.replace(v, index=v.index + 1) for v in expected[21:]]
     stage = BookStage("BK")
-    assert stage.step(0, feed[:10]) == expected[:10]
-    assert stage.step(4, feed[4:20]) == expected[4:20]  # 4..9 again, not applied twice
+    assert _take(stage, 0, feed[:10]) == expected[:10]
+    assert _take(stage, 4, feed[4:20]) == expected[4:20]  # 4..9 again, not applied twice
     assert stage.book.applied == 20 and [v.index for v in stage.kept] == list(range(4, 20))
     # a feed resumed from an older cursor: what every reader took is not answered again
-    assert stage.step(2, feed[2:5]) == expected[4:5]
-    assert stage.step(20, feed[20:23]) == expected[21:23]  # its instrument's only
+    assert _take(stage, 2, feed[2:5]) == expected[4:5]
+    assert _take(stage, 20, feed[20:23]) == expected[21:23]  # its instrument's only
     assert stage.book.applied == 22 and stage.book.last_index == 22
+
+
+def test_a_step_routes_each_book_its_instruments_messages_only() -> None:
+    """Each book actor gets its instrument's messages of the step with their feed indices,
+    the step's extent and which of them the feed conflated; a message of an instrument
+    without a book goes to none; a carrier's no-op step stays a no-op for every book."""
+    from actors.step import BOOK_PING, PING, HotInput, decode_book, decode_input, route
+
+    quotes = _quotes(6)
+    a, b = quotes[:3], [msgspec.structs.replace(q, instrument_id="B") for q in quotes[3:]]
+    lone = msgspec.structs.replace(quotes[0], instrument_id="NO-BOOK")
+    msgs = [a[0], b[0], lone, a[1], b[1], a[2], b[2]]
+    inp = HotInput(40, msgs, msgs[-1].ts_event, {}, [], 0, dropped=[0, 1, 3])
+    part_a, part_b, part_c = (decode_book(p) for p in route(inp, ["BK", "B", "C"]))
+    assert (part_a.index, part_a.count, part_a.at, part_a.msgs, part_a.dropped) \
+        == (40, 7, [40, 43, 45], a, [40, 43])
+    assert (part_b.index, part_b.count, part_b.at, part_b.msgs, part_b.dropped) \
+        == (40, 7, [41, 44, 46], b, [41])
+    assert (part_c.at, part_c.msgs, part_c.dropped) == ([], [], [])
+    assert route(decode_input(PING), ["BK", "B"]) == [BOOK_PING, BOOK_PING]
+    assert decode_book(BOOK_PING).index == -1
 
 
 @pytest.mark.parametrize("snapshot_every", [20_000, 120])

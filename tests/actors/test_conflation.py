@@ -45,10 +45,10 @@ class _Spy(CallPath):
         super().__init__(ports.hosts, ports.risk, ports.gateway, books=ports.books)
         self.inputs: list[HotInput] = []
 
-    async def _run(self, data: bytes) -> bytes:
+    async def _run(self, data: bytes, parts: list[bytes]) -> bytes:
         if data != PING:
             self.inputs.append(decode_input(data))
-        return await super()._run(data)
+        return await super()._run(data, parts)
 
 
 def _behind(driver: Driver, upto: int) -> Driver:

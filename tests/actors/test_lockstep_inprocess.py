@@ -115,22 +115,23 @@ class _RetryingPath(CallPath):
         super().__init__(ports.hosts, ports.risk, ports.gateway, books=ports.books)
         self.setup, self.rebuild, self.steps, self.rebuilt = setup, rebuild, 0, 0
 
-    async def _chain(self, data: bytes) -> tuple[bytes, list[bytes]]:
-        views = join_views(await asyncio.gather(*(b.hot_step.remote(data)
-                                                  for b in self.books.values())))
+    async def _chain(self, data: bytes, parts: list[bytes]) -> tuple[bytes, list[bytes]]:
+        views = join_views(await asyncio.gather(*(b.hot_step.remote(part) for b, part
+                                                  in zip(self.books.values(), parts,
+                                                         strict=True))))
         answers = await asyncio.gather(*(h.hot_step.remote(data, views)
                                          for h in self.hosts.values()))
         return await self.risk.hot_step.remote(data, views, *answers), list(answers)
 
-    async def _run(self, data: bytes) -> bytes:
+    async def _run(self, data: bytes, parts: list[bytes]) -> bytes:
         if data == PING:
-            return await super()._run(data)
-        await self._chain(data)
+            return await super()._run(data, parts)
+        await self._chain(data, parts)
         self.steps += 1
         again = bool(self.rebuild) and self.steps % self.rebuild == 0
         if again:
             self._rebuild()
-        out, answers = await self._chain(data)
+        out, answers = await self._chain(data, parts)
         await self.gateway.hot_step.remote(data, out, *answers)
         if again:
             self._rebuild()
@@ -287,7 +288,7 @@ def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
     a strategy and risk restored after taking streamed quotes hash as before, with a snapshot
     in between, and their journals hold no market data."""
     from actors.feed_log import CACHE, FeedLog, FeedMessages, write_log
-    from actors.step import HotInput, decode_messages, encode, join_views
+    from actors.step import HotInput, decode_messages, encode, join_views, route
     from actors.venues.market_data import StreamSink
     from runtime.journal import Blob
 
@@ -306,8 +307,10 @@ def test_a_strategy_on_a_broker_stream_restores_from_the_streams_journal(
     for k in range(0, 150, 10):  # real-time steps: timers fire between the quotes
         sink.put(quotes[k:k + 10])
         batch = feed[k:k + 10]
-        step = encode(HotInput(k, batch, batch[-1].ts_event, {"mm": answers}, [], 0))
-        views = join_views([b.hot_step(step) for b in books])
+        inp = HotInput(k, batch, batch[-1].ts_event, {"mm": answers}, [], 0)
+        step = encode(inp)
+        views = join_views([b.hot_step(part) for b, part
+                            in zip(books, route(inp, setup.instruments()), strict=True)])
         out = decode_messages(risk.hot_step(step, views, host.hot_step(step, views)))
         answers = [m for m in out if isinstance(m, SubmitOrder | OrderDenied)]
     before = (risk.state_hash(), host.state_hash())

@@ -270,3 +270,53 @@ class _Bytes:
         view[:n] = self.data[:n]
         self.data = self.data[n:]
         return n
+
+
+@pytest.mark.usefixtures("ray_local")
+@pytest.mark.parametrize("transport", ["sockets", "calls"])
+def test_each_book_gets_its_instruments_part_of_the_step(transport: str) -> None:
+    """Both carriers route: a book actor gets its instrument's messages of the step (with
+    their feed indices and the step's extent), not the other instruments'; the strategies
+    get the whole step."""
+    from actors.step import decode_book, decode_input
+    from runtime.messages import QuoteTick
+
+    def quote(seq: int, instrument: str) -> QuoteTick:
+        return QuoteTick(seq=seq, ts_event=seq, ts_init=seq, instrument_id=instrument,
+                         bid_price=1, bid_size=1, ask_price=2, ask_size=1)
+
+    msgs = [quote(0, "X"), quote(1, "Y"), quote(2, "X"), quote(3, "Z")]
+    taken: dict[str, list[Any]] = {"X": [], "Y": [], "host": []}
+    answer = encode(HotAnswer([], None))
+
+    def book(instrument: str) -> Any:
+        def step(data: bytes) -> bytes:
+            part = decode_book(data)
+            if part.index >= 0:
+                taken[instrument].append((part.index, part.count, part.at, part.msgs))
+            return encode_views([])
+        return step
+
+    def host(data: bytes, views: bytes) -> bytes:
+        inp = decode_input(data)
+        if inp.index >= 0:
+            taken["host"].append(inp.msgs)
+        return answer
+
+    gateway = _Actor(lambda data, out, *a: encode_result(a, out, encode([]), 0))
+    args = ({"a": _Actor(host)}, _Actor(lambda *a: encode([])), gateway)
+    books = {"X": _Actor(book("X")), "Y": _Actor(book("Y"))}
+    hot = (SocketPath(*args, books=books) if transport == "sockets"
+           else CallPath(*args, books=books))
+
+    async def run() -> Any:
+        await hot.submit(HotInput(10, msgs, 3, {}, [], 0))
+        return await hot.collect()
+
+    try:
+        assert asyncio.run(run()) is not None
+    finally:
+        hot.close()
+    assert taken["X"] == [(10, 4, [10, 12], [msgs[0], msgs[2]])]
+    assert taken["Y"] == [(10, 4, [11], [msgs[1]])]
+    assert taken["host"] == [msgs]

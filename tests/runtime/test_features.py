@@ -79,3 +79,59 @@ def test_session_and_rolling_vwap() -> None:
 def test_unknown_features_are_nan() -> None:
     snap = FeatureSet(ID).snapshot()
     assert math.isnan(snap["mid"]) and math.isnan(snap["vwap_session"])
+
+
+def _walk(n: int, seed: int, *, late: float = 0.0) -> list[QuoteTick]:
+    """Quotes of a random walk; a share ``late`` of them half a second out of time order."""
+    import random
+
+    rng = random.Random(seed)
+    out, ts, bid = [], 0, 10_000
+    for _ in range(n):
+        ts += rng.choice([1, 1_000, S // 100, S // 3]) if rng.random() >= late else -S // 2
+        bid += rng.choice([-1, 0, 0, 1])
+        out.append(quote(f"{bid / 100:.2f}", str(rng.randint(1, 9)), f"{(bid + 1) / 100:.2f}",
+                         str(rng.randint(1, 9)), ts))
+    return out
+
+
+def test_windows_match_sums_over_their_entries_across_compaction() -> None:
+    """Past thousands of evictions (the windows cut their evicted prefix), OFI and realized
+    vol still equal the sums over the entries inside the window (time in order)."""
+    fs = FeatureSet(ID, ofi_window_ns=S, vol_window_ns=2 * S)
+    entries: list[tuple[int, float, float]] = []  # ts, ofi contribution, squared return
+    prev: QuoteTick | None = None
+    for k, q in enumerate(_walk(30_000, 1)):
+        fs.on_quote(q)
+        newest = q.ts_event
+        if prev is not None:
+            e = ((q.bid_size if q.bid_price >= prev.bid_price else 0)
+                 - (prev.bid_size if q.bid_price <= prev.bid_price else 0)
+                 - (q.ask_size if q.ask_price <= prev.ask_price else 0)
+                 + (prev.ask_size if q.ask_price >= prev.ask_price else 0))
+            mids = (prev.bid_price + prev.ask_price, q.bid_price + q.ask_price)
+            r2 = math.log(mids[1] / mids[0]) ** 2 if mids[1] != mids[0] else None
+            entries.append((q.ts_event, e / 1e9, math.nan if r2 is None else r2))
+        prev = q
+        if k % 997 == 0:
+            ofi = sum(e for ts, e, _ in entries if ts > newest - S)
+            var = sum(r2 for ts, _, r2 in entries if ts > newest - 2 * S and r2 == r2)
+            snap = fs.snapshot()
+            assert snap["ofi"] == pytest.approx(ofi, abs=1e-6)
+            assert snap["realized_vol"] == pytest.approx(math.sqrt(var), abs=1e-9)
+
+
+def test_a_pickled_feature_set_goes_on_exactly_as_the_original() -> None:
+    import pickle
+
+    kept, moved = FeatureSet(ID, ofi_window_ns=S), FeatureSet(ID, ofi_window_ns=S)
+    for k, q in enumerate(_walk(20_000, 2, late=0.05)):
+        kept.on_quote(q)
+        moved.on_quote(q)
+        if k % 1_500 == 0:
+            moved = pickle.loads(pickle.dumps(moved, protocol=pickle.HIGHEST_PROTOCOL))
+        if k % 7 == 0:
+            trade_ = trade("100", "1", q.ts_event)
+            kept.on_trade(trade_)
+            moved.on_trade(trade_)
+        assert repr(moved.values()) == repr(kept.values())
