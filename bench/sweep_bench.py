@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +49,24 @@ SWEEP_FAST = (5, 8, 10, 12, 15, 20, 25, 30, 35, 40)  # = bench.peers.vectorbt_sm
 SWEEP_SLOW = (50, 60, 70, 80, 90, 100, 120, 150, 200, 250)
 
 
-def _runner_sweep(data: str, n_bars: int, mark: Any) -> dict[str, Any]:
-    """The sweep machinery alone: feed built in memory, 100 trials through the TrialRunner."""
+def _bench_feed(data: str, n_bars: int) -> Any:
+    """The first ``n_bars`` of the peers' dataset as an indexed in-memory feed."""
     from backtest.feed import Feed
+    from bench.common import load_arrays
+    from bench.peers.tradewind_sma import _table
+
+    feed = Feed(tables={("bars", "X"): _table(load_arrays(data, limit=n_bars), "bars")},
+                dataset_hash="bench")  # fmt: skip
+    feed.index()
+    return feed
+
+
+def _runner_sweep(feed: Any, mark: Any) -> dict[str, Any]:
+    """The sweep machinery alone: 100 trials of the loaded feed through the TrialRunner."""
     from backtest.research.fanout import TrialRunner
     from backtest.research.trial import TrialSpec
-    from bench.common import load_arrays
-    from bench.peers.tradewind_sma import _config, _table
+    from bench.peers.tradewind_sma import _config
 
-    table = _table(load_arrays(data, limit=n_bars), "bars")
-    feed = Feed(tables={("bars", "X"): table}, dataset_hash="bench")
-    feed.index()
-    mark("feed")
     options = {"strategy": "sma", "objective": "total_return", "n_blocks": 16}
     runner = TrialRunner(feed, _config("bars", 10, 50, 100), options=options)
     mark("put")
@@ -131,7 +138,12 @@ def _tradewind_worker(
     data: str, n_bars: int, cpus: int, *, full: bool, address: str | None
 ) -> dict[str, Any]:
     """In a fresh process: Ray with ``cpus`` CPUs (started here, or the running cluster at
-    ``address``), 100 trials, one line of JSON with phases."""
+    ``address``), 100 trials, one line of JSON with phases.
+
+    As ``tradewind sweep`` does (``backtest.research.study``), a private session starts while
+    another thread loads the data: ``ray_init`` is Ray's start with the feed built meanwhile,
+    ``feed`` what was left of building it once Ray was up (usually nothing).
+    """
     phases: dict[str, float] = {}
     last = [_T0]
 
@@ -147,9 +159,14 @@ def _tradewind_worker(
     mark("imports")
     # the sweep's own connect/disconnect (a private session: no dashboard, as --no-dashboard;
     # num_cpus fixed here, which a sweep leaves to Ray: the machine's CPUs)
-    fanout.connect(address, num_cpus=None if address else cpus)
-    mark("ray_init")  # a --full sweep joins this session, as it would any running cluster
-    out = (_full_sweep if full else _runner_sweep)(data, n_bars, mark)
+    with ThreadPoolExecutor(1, thread_name_prefix="bench-feed") as pool:
+        loading = None if full else pool.submit(_bench_feed, data, n_bars)
+        fanout.connect(address, num_cpus=None if address else cpus)
+        mark("ray_init")  # a --full sweep joins this session, as it would any running cluster
+        if loading is not None:
+            feed = loading.result()
+            mark("feed")
+    out = _full_sweep(data, n_bars, mark) if full else _runner_sweep(feed, mark)
     fanout.disconnect()
     mark("ray_shutdown")
     sweep = sum(phases.get(k, 0.0) for k in ("feed", "put", "first_result", "trials"))

@@ -33,7 +33,6 @@ operator changed) and ``state_hash()`` its hash: same inputs and seed ⇒ same h
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -75,6 +74,7 @@ from runtime.portfolio import Account, Portfolio
 from runtime.prices import LastPrices
 from runtime.risk import RiskEngine, RiskLimits
 from runtime.roster import Roster
+from runtime.statehash import sorted_json
 from runtime.strategy import Strategy
 from runtime.timers import Clock, Timers, idle_until_of
 from runtime.timestops import TimeStops
@@ -495,16 +495,14 @@ class Kernel:
         return state
 
     def state_hash(self) -> str:
-        """sha256 of the canonical state: sorted-key compact JSON (C-fast on 100k orders).
+        """sha256 of the canonical state: sorted-key compact JSON (``runtime.statehash.
+        sorted_json``: json's bytes, written at C speed).
 
         The state holds only ints, strings, bools, None, lists and string-keyed dicts, where
         this encoding is canonical; ``runtime.statehash.state_hash`` (strict: it refuses
         floats) checks that in the tests.
         """
-        encoded = json.dumps(
-            self.state(), sort_keys=True, separators=(",", ":"), allow_nan=False, default=_refuse
-        )
-        return hashlib.sha256(encoded.encode()).hexdigest()
+        return hashlib.sha256(sorted_json(self.state(), default=_refuse)).hexdigest()
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state` (a snapshot)."""

@@ -17,11 +17,16 @@ unambiguous (every value is type-tagged and length-prefixed):
 Floats are refused: state in the core is exact (fixed-point ints), and a float would make "same
 inputs, same state" depend on rounding. The :class:`~runtime.errors.InvariantError` names the path
 of the offending value, e.g. ``$.positions['AAPL'].avg_price``.
+
+:func:`sorted_json` is the other canonical encoding here: the compact sorted-key JSON the
+kernel hashes (``Kernel.state_hash``), written by msgspec's encoder at C speed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +34,38 @@ import msgspec
 
 from runtime.errors import InvariantError
 
-__all__ = ["canonical_bytes", "state_hash"]
+__all__ = ["canonical_bytes", "sorted_json", "state_hash"]
+
+
+def sorted_json(obj: object, *, default: Callable[[Any], Any]) -> bytes:
+    """``json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False,
+    default=default).encode()``, byte for byte, for a tree of ``None``, ``bool``, ``int`` (any
+    size), ``str``, ``list``/``tuple`` and ``str``-keyed ``dict`` (what a kernel's state holds:
+    ``Kernel.state_hash`` hashes this; the tests check that tree with :func:`state_hash`).
+
+    msgspec writes exactly json's bytes for such a tree as long as every string is printable
+    ASCII; it writes other characters as UTF-8 (and DEL raw) where json escapes them, and
+    refuses dicts with other keys. Those trees take json's own path, so the bytes are json's
+    either way. ``default`` is called on what neither encoder knows (and should raise). Outside
+    that tree the two part: msgspec writes floats its own way and encodes what json refuses
+    (datetimes, sets, Structs, plain enums), so a state must keep to it.
+    """
+    try:
+        encoded = _SORTED_JSON.encode(obj)
+    except TypeError:  # a key that is not a str: json's rules (it may refuse the tree)
+        encoded = b"\x80"
+    if encoded.isascii() and b"\x7f" not in encoded:
+        return encoded
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False,
+                      default=default)  # fmt: skip
+    return text.encode()
+
+
+def _unknown(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+_SORTED_JSON = msgspec.json.Encoder(order="sorted", enc_hook=_unknown)
 
 
 class _Refused(Exception):

@@ -1,8 +1,11 @@
-"""The canonical state hash: equal states hash equal; floats are refused with their path."""
+"""The canonical state hash: equal states hash equal; floats are refused with their path. The
+kernel's sorted JSON: json's bytes whichever encoder wrote them."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 import pytest
@@ -11,7 +14,7 @@ from hypothesis import strategies as st
 
 from runtime.errors import InvariantError
 from runtime.messages import OrderSide, TradeTick
-from runtime.statehash import canonical_bytes, state_hash
+from runtime.statehash import canonical_bytes, sorted_json, state_hash
 
 
 class Position(msgspec.Struct, frozen=True):
@@ -109,3 +112,43 @@ def test_a_cyclic_state_is_an_invariant_error() -> None:
     cyclic.append(cyclic)
     with pytest.raises(InvariantError, match="cyclic"):
         state_hash(cyclic)
+
+
+# what a kernel's state holds; text of every kind (non-ASCII, control characters, DEL), and
+# ints past 64 bits (fixed-point cash is)
+json_scalars = st.none() | st.booleans() | st.integers() | st.integers(min_value=2**64) | st.text()
+json_states = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+def _refuse(value: object) -> object:
+    raise InvariantError(f"refused {type(value).__name__}")
+
+
+def _json(obj: object) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False,
+                      default=_refuse).encode()  # fmt: skip
+
+
+@given(json_states)
+def test_sorted_json_writes_json_bytes_for_every_state_tree(state: object) -> None:
+    assert sorted_json(state, default=_refuse) == _json(state)
+
+
+@pytest.mark.parametrize("state", [
+    {"name": "caf\u00e9", "n": 1}, ["\x7f"], {"\u00e9": None, "e": [True, False]},
+    {"reason": "line\nbreak\t\x00\x1f\"quoted\" \\ /"}, {1: "int key", 2: [3]},
+    {"cash": 10**40, "debt": -(10**40), "tuple": (1, "x")}, [], {},
+])  # fmt: skip
+def test_sorted_json_edges_are_json_bytes(state: Any) -> None:
+    assert sorted_json(state, default=_refuse) == _json(state)
+
+
+def test_sorted_json_calls_default_on_what_json_does_not_know() -> None:
+    with pytest.raises(InvariantError, match="refused object"):
+        sorted_json({"x": [object()]}, default=_refuse)
+    with pytest.raises(InvariantError, match="refused object"):
+        sorted_json({1: object()}, default=_refuse)  # the non-str key's path refuses too
