@@ -74,6 +74,15 @@ class OrderLedger:
         if order.client_order_id not in self._awaiting:
             self._add_pending(order, (order.quantity - order.filled_qty) * order.side)
 
+    def release(self, order: Order, command: SubmitOrder) -> None:
+        """A held stop (open, never sent) is released as ``command``: out of the open orders
+        and pending, a new order again (``Order.release``), to be approved or denied as one."""
+        if self.open.pop(order.client_order_id, None) is not None:
+            if order.protective:
+                self._count_protective(order, -1)
+            self._add_pending(order, -order.signed_leaves)
+        order.release(command)
+
     def apply(self, order: Order, event: Message) -> bool:
         """A report (or a denial from risk elsewhere) applied to its order: False for a
         duplicate. Open orders and pending follow the order's new state."""

@@ -35,6 +35,7 @@ from runtime.orders import Order, OrderStatus, Trigger
 from runtime.portfolio import Portfolio
 from runtime.risk import RiskEngine
 from runtime.roster import Roster
+from runtime.stops import EmulatedStops
 from runtime.timers import Clock
 
 __all__ = ["OrderFlow"]
@@ -60,9 +61,10 @@ class OrderFlow:
         intents: list[Message],
         out: list[Message],
         check_loss: Callable[[int], None],
+        stops: EmulatedStops,
     ) -> None:
         self.clock, self.ledger, self.approval, self.linked = clock, ledger, approval, linked
-        self.algos = algos
+        self.algos, self.stops = algos, stops
         self.roster, self.portfolio, self.risk, self.registry = roster, portfolio, risk, registry
         self.intents, self.out = intents, out
         self._check_loss = check_loss  # the kernel's daily-loss check, run on every fill
@@ -123,7 +125,9 @@ class OrderFlow:
             self._submit(intent)
         elif isinstance(intent, CancelOrder):
             live = self.ledger.open.get(intent.client_order_id)
-            if live is not None and live.status is not OrderStatus.PENDING_CANCEL:
+            if live is not None and self.stops.holds(live.client_order_id):
+                self._report(self.stops.answer(intent, live, self.clock.ns))  # never sent
+            elif live is not None and live.status is not OrderStatus.PENDING_CANCEL:
                 live.transition(Trigger.PENDING_CANCEL)
                 self.out.append(intent)
         elif isinstance(intent, ModifyOrder):
@@ -132,15 +136,29 @@ class OrderFlow:
                 OrderStatus.ACCEPTED,
                 OrderStatus.PARTIALLY_FILLED,
             ):
+                if self.stops.holds(live.client_order_id):
+                    self._report(self.stops.answer(intent, live, self.clock.ns))  # never sent
+                    return
                 live.transition(Trigger.PENDING_UPDATE)
                 self.out.append(intent)
 
     def _submit(self, intent: SubmitOrder) -> None:
         """A new order: approved and open, denied (the strategy hears it), or sent to risk
         elsewhere and held pending until the answer."""
-        order = Order(intent)
-        self.ledger.add(order)
         now = self.clock.ns
+        held = self.ledger.orders.get(intent.client_order_id)
+        if held is not None and self.stops.releasing(intent):  # a held stop, triggered
+            self.stops.release(intent)
+            self.ledger.release(held, intent)
+            order = held
+        else:
+            order = Order(intent)
+            self.ledger.add(order)
+            if self.stops.emulates(intent):  # held here: no risk check, nothing sent yet
+                order.transition(Trigger.SUBMIT)
+                self.ledger.opened(order)
+                self._report(self.stops.hold(order, now))
+                return
         linked = self.linked.tracks(intent.client_order_id)
         approved, denial = self.approval.decide(intent, now, linked=linked)
         if denial is not None:
@@ -166,17 +184,24 @@ class OrderFlow:
 
     # --- reports from the venue ----------------------------------------------------------------
     def on_order_event(self, event: Any) -> list[Message]:
+        if not self._report(event):
+            return _EMPTY
+        return self.drain() if self.intents or self.out else _EMPTY
+
+    def _report(self, event: Any) -> bool:
+        """A report applied (the venue's, or the core's own for a stop it holds): False when
+        it changed nothing (unknown order, duplicate)."""
         clock = self.clock
         if event.ts_init > clock.ns:
             clock.ns = event.ts_init  # its delivery time, as the backtest loop delivers it
         order = self.ledger.orders.get(event.client_order_id)
         if order is None:
             self.unknown_reports += 1
-            return _EMPTY
+            return False
         if event.ts_event > clock.ns:
             clock.ns = event.ts_event
         if not self.ledger.apply(order, event):
-            return _EMPTY  # duplicate report
+            return False  # duplicate report
         if type(event) is OrderFilled:
             self._on_fill(event)
         strategy = self.roster.by_id.get(order.strategy_id)
@@ -186,7 +211,9 @@ class OrderFlow:
             self.take(self.linked.on_event(order, event, clock.ns))
         if self.algos.tracks(order.client_order_id):
             self.take(self.algos.on_event(order, event, clock.ns))
-        return self.drain() if self.intents or self.out else _EMPTY
+        if order.is_closed and self.stops.holds(order.client_order_id):
+            self.stops.closed(order.client_order_id)
+        return True
 
     def _on_fill(self, fill: OrderFilled) -> None:
         self.risk.on_fill(fill)  # the strategy's budget book
