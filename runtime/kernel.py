@@ -162,7 +162,9 @@ class Kernel:
         self.time_stops = TimeStops(
             self.ids, self.ledger, self.linked, self.algos, watches=self._watches
         )
-        self.stops = EmulatedStops(self.ledger, self.prices, self._watches, emulated_stops)
+        self.stops = EmulatedStops(
+            self.ledger, registry, self.prices, self._watches, emulated_stops
+        )
         self.approval: Approval = (
             CheckElsewhere() if risk_elsewhere else CheckHere(self.risk, self.linked)
         )

@@ -26,6 +26,7 @@ from runtime.messages import (
     Message,
     ModifyOrder,
     OrderDenied,
+    OrderExpired,
     OrderFilled,
     OrderListChanged,
     PositionChanged,
@@ -109,10 +110,13 @@ class OrderFlow:
         return out
 
     def take(self, produced: list[Message]) -> None:
-        """What linked orders, parent orders and time stops produced: list and parent events
-        out (and to their strategy), commands into the intents risk checks."""
+        """What linked orders, parent orders, time stops and held stops produced: list and
+        parent events out (and to their strategy), the expiry of a held stop applied as a
+        report, commands into the intents risk checks."""
         for message in produced:
-            if isinstance(message, OrderListChanged | AlgoOrderChanged):
+            if type(message) is OrderExpired:
+                self._report(message)
+            elif isinstance(message, OrderListChanged | AlgoOrderChanged):
                 self.out.append(message)
                 strategy = self.roster.by_id.get(message.strategy_id)
                 if strategy is not None:

@@ -234,17 +234,6 @@ class Order:
         self.ts_last = event.ts_event
         return self.status is not before or trigger is Trigger.UPDATE
 
-    def release(self, command: SubmitOrder) -> None:
-        """A stop the core held (``runtime.stops``) is released as ``command`` (a market or
-        limit order under the same id): it becomes a new order of that type, initialized, to
-        go through risk and to the venue as any new order does."""
-        if self.status not in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED):
-            raise InvariantError(f"order {self.client_order_id}: released from {self.status}")
-        self.order_type, self.price = command.order_type, command.price
-        self.trigger_price, self.time_in_force = command.trigger_price, command.time_in_force
-        self.status, self._before_pending = OrderStatus.INITIALIZED, None
-        self.ts_last = command.ts_init
-
     def _apply_fill(self, fill: OrderFilled) -> bool:
         if fill.fill_id in self.fill_ids:
             return False

@@ -22,6 +22,11 @@ The rules, each in one place:
   stop-limit), with its time in force: the order becomes a new order of that type (status
   initialized) and goes through risk as any new order does (:meth:`release`), then to the
   venue; a denial denies the stop, and its linked legs follow as for any denied leg.
+- **Expired**: a held DAY stop expires (``OrderExpired``, from the core) at the first market
+  message of a later trading day than the one it was submitted on
+  (:meth:`runtime.instruments.Instrument.trading_day`: the day rolls at the session's last
+  close), before that message can trigger it. Other times in force are held until triggered
+  or canceled; the released order carries the stop's time in force to the venue.
 - Once released, a stop is the venue's: it is never released twice (a crash and a restore
   keep the released order's type, and the held set is part of the kernel's state).
 """
@@ -31,6 +36,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from runtime.instruments import InstrumentRegistry
 from runtime.ledger import OrderLedger
 from runtime.messages import (
     CancelOrder,
@@ -38,9 +44,11 @@ from runtime.messages import (
     ModifyOrder,
     OrderAccepted,
     OrderCanceled,
+    OrderExpired,
     OrderType,
     OrderUpdated,
     SubmitOrder,
+    TimeInForce,
 )
 from runtime.orders import Order, OrderStatus
 from runtime.prices import LastPrices
@@ -60,11 +68,13 @@ class EmulatedStops:
     def __init__(
         self,
         ledger: OrderLedger,
+        registry: InstrumentRegistry,
         prices: LastPrices,
         watches: Watches,
         instruments: Collection[str] = (),
     ) -> None:
-        self._ledger, self._prices, self.watches = ledger, prices, watches
+        self._ledger, self._registry = ledger, registry
+        self._prices, self.watches = prices, watches
         self._instruments = frozenset(instruments)
         self._held: dict[str, str] = {}  # stop id -> its instrument
         self._releasing: set[str] = set()  # triggered, its release not yet through risk
@@ -116,12 +126,14 @@ class EmulatedStops:
 
     # --- triggers -------------------------------------------------------------------------------
     def on_price(self, instrument_id: str, now: int) -> list[Message]:
-        """The releases of the held stops on ``instrument_id`` that the latest price triggers,
-        in client order id order (deterministic)."""
+        """The releases of the held stops on ``instrument_id`` that the latest price triggers
+        and the expiries of held DAY stops whose trading day is over, in client order id order
+        (deterministic)."""
         price = self._prices.price.get(instrument_id)
         if price is None:
             return []
         out: list[Message] = []
+        day: int | None = None
         for cid in owned(self.watches, instrument_id, self._held):
             order = self._ledger.get(cid)
             if order is None or order.is_closed:
@@ -129,6 +141,15 @@ class EmulatedStops:
                 continue
             if order.status not in _LIVE or order.trigger_price is None:
                 continue  # nothing of it is pending here; a held stop is always live
+            if order.time_in_force is TimeInForce.DAY:
+                instrument = self._registry.get(instrument_id)
+                day = instrument.trading_day(now) if day is None else day
+                if day > instrument.trading_day(order.ts_init):
+                    self._drop(cid)
+                    out.append(OrderExpired(
+                        seq=0, ts_event=now, ts_init=now, client_order_id=cid,
+                        strategy_id=order.strategy_id, instrument_id=instrument_id))
+                    continue
             if (price - order.trigger_price) * order.side < 0:
                 continue  # a sell stop triggers at or below, a buy stop at or above
             self._drop(cid)

@@ -7,14 +7,24 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
+from backtest.api import build_run
+from backtest.config import build_strategy, load_config
+from backtest.engine import run_loop
+from backtest.feed import Feed
 from runtime.kernel import Kernel
 from runtime.messages import (
+    Bar,
     CancelOrder,
     Message,
     ModifyOrder,
     OrderAccepted,
     OrderCanceled,
     OrderDenied,
+    OrderExpired,
+    OrderListChanged,
     OrderListStatus,
     OrderSide,
     OrderType,
@@ -26,6 +36,7 @@ from runtime.messages import (
 from runtime.orders import OrderStatus
 from runtime.risk import RiskLimits
 from runtime.stops import HELD
+from runtime.strategy import Strategy, StrategyParams
 from runtime.values import fixed
 from tests.runtime.test_kernel import REG, bar
 from tests.runtime.test_kernel_risk import Q, Scripted, act, of
@@ -184,3 +195,117 @@ def test_a_bracket_stop_triggers_once_and_cancels_the_take_profit() -> None:
     assert sent(trade(k, 93)) == []
     out = fill(k, held, 10, 94)
     assert [c.client_order_id for c in of(CancelOrder, out)] == [take]
+
+
+def test_a_held_day_stop_expires_with_its_trading_day_before_the_next_can_trigger_it() -> None:
+    k, strategy = emulating()
+    stop(k, time_in_force=TimeInForce.DAY)
+    (cid,) = k.open
+    assert trade(k, 96) == []  # the same (UTC) trading day: held
+    next_day = 86_400 * 10**9 + 10**9
+    out = k.handle(TradeTick(0, next_day, next_day, "X", fixed(90), Q))  # would trigger
+    assert sent(out) == []
+    assert k.orders[cid].status is OrderStatus.EXPIRED and "stops" not in k.state()
+    assert any(isinstance(e, OrderExpired) for e in strategy.events)
+
+
+def test_a_day_bracket_ends_with_the_day_its_held_stop_expiring_cancels_the_take_profit(
+) -> None:
+    k, _ = emulating()
+    out = act(k, lambda s: s.bracket("X", BUY, 10 * Q, take_profit=fixed(110),
+                                     stop_loss=fixed(95), time_in_force=TimeInForce.DAY,
+                                     exit_time_in_force=TimeInForce.DAY))
+    out += ack(k, out)
+    out = fill(k, sent(out)[0].client_order_id, 10, 100)
+    (take,) = sent(out)
+    assert take.time_in_force is TimeInForce.DAY
+    next_day = 86_400 * 10**9 + 10**9
+    out = k.handle(TradeTick(0, next_day, next_day, "X", fixed(100), Q))
+    assert [c.client_order_id for c in of(CancelOrder, out)] == [take.client_order_id]
+    (changed,) = [m for m in out if isinstance(m, OrderListChanged)]
+    assert changed.status is OrderListStatus.CANCELED and "OrderExpired" in changed.reason
+
+
+# --- through a backtest: the simulated venue sees only the released market order ---------------
+
+_S = 10**9
+_T0 = 1_700_000_000 * _S
+
+
+class StopParams(StrategyParams):
+    by_hand: bool = False  # sell at market on the first bar closing at or below 98 instead
+
+
+class StopOut(Strategy[StopParams]):
+    """Buys 10 on the first bar, then holds a protective sell stop at 98 (or watches the closes
+    itself and sells at market when one crosses it)."""
+
+    def on_start(self) -> None:
+        self.n = 0
+
+    def on_bar(self, bar: Bar) -> None:
+        self.n += 1
+        if self.n == 1:
+            self.buy(bar.instrument_id, 10 * Q)
+        elif self.n == 2 and not self.params.by_hand:
+            self.submit(bar.instrument_id, SELL, 10 * Q, order_type=OrderType.STOP,
+                        trigger_price=fixed(98))
+        elif self.params.by_hand and bar.close <= fixed(98) and self.position("X") > 0:
+            self.sell(bar.instrument_id, 10 * Q)
+
+
+def _backtest(closes: list[float], emulate: bool,
+              by_hand: bool = False) -> tuple[Kernel, list[Any], Any]:
+    config = load_config({
+        "name": "stops", "seed": 1, "initial_cash": 10**6,
+        "instruments": [{"id": "X", "price_precision": 2}],
+        "data": [{"kind": "bars", "instrument": "X", "path": "in-memory"}],
+        "strategies": [{"id": "s", "class": f"{__name__}:StopOut", "instruments": ["X"],
+                        "params": {"by_hand": by_hand}}],
+        "venue": {"latency": {"kind": "constant", "entry_ns": _S, "response_ns": _S},
+                  "fills": {"kind": "bars", "price": "next_open", "path": "auto"},
+                  "slippage": {"kind": "none"},
+                  "fees": {"kind": "bps", "maker_bps": 0, "taker_bps": 0}},
+        "store": {"record": False},
+    })
+    n = len(closes)
+    close = np.array(closes)
+    open_ = np.concatenate([[close[0]], close[:-1]])  # each bar opens at the last close
+    ticks = {key: np.round(v * 100).astype(np.int64) * 10**7
+             for key, v in (("open", open_), ("high", np.maximum(open_, close) + 0.05),
+                            ("low", np.minimum(open_, close) - 0.05), ("close", close))}
+    ts = _T0 + 60 * _S * np.arange(1, n + 1)
+    feed = Feed(tables={("bars", "X"): pa.table({
+        "ts_event": ts, "ts_init": ts, "seq": np.zeros(n, np.int64), "instrument_id": ["X"] * n,
+        **ticks, "volume": np.full(n, 10**6 * _S), "interval_ns": np.full(n, 60 * _S, np.int64)})},
+        dataset_hash="stops")
+    feed.index()
+    kernel, venue, namespace = build_run(config, feed)
+    if emulate:  # the same run, its kernel holding stops as for a venue without them
+        kernel = Kernel(registry=kernel.registry,
+                        strategies=[build_strategy(config, config.strategies[0])],
+                        risk_limits=config.risk, initial_cash=fixed(config.initial_cash),
+                        namespace=namespace, seed=config.seed, emulated_stops=("X",))
+    log = run_loop(kernel, venue, feed.iter_messages(), start_ns=feed.start_ns)
+    return kernel, log.fills, venue
+
+
+def test_an_emulated_stop_in_a_backtest_triggers_on_the_bar_whose_close_crosses() -> None:
+    """Closes 100, 100, 99, 99.5, 97.5, 97, 96: the stop (trigger 98) is held while bars close
+    above it, even one whose low (98.95) comes near; the bar closing at 97.5 releases a market
+    sell, which the venue fills exactly as a market sell the strategy sent on that bar. The
+    native stop, for comparison, is the venue's own (it triggers on a bar's low)."""
+    closes = [100, 100, 99, 99.5, 97.5, 97, 96]
+    kernel, fills, _ = _backtest(closes, emulate=True)
+    stop_order = next(o for o in kernel.orders.values() if o.side is SELL)
+    assert (stop_order.order_type, stop_order.status) == (OrderType.MARKET, OrderStatus.FILLED)
+    entry, exit_ = fills
+    assert exit_.client_order_id == stop_order.client_order_id
+    assert kernel.portfolio.quantity("X") == 0
+    _, by_hand, _ = _backtest(closes, emulate=False, by_hand=True)
+    assert [(f.last_price, f.ts_event, f.last_qty) for f in fills] == [
+        (f.last_price, f.ts_event, f.last_qty) for f in by_hand]
+    native, native_fills, _ = _backtest(closes, emulate=False)
+    assert (native_fills[0].last_price, native_fills[0].ts_event) == (
+        entry.last_price, entry.ts_event)  # the entry is the same
+    assert next(o for o in native.orders.values() if o.side is SELL).order_type is OrderType.STOP
