@@ -149,7 +149,7 @@ class Kernel:
         for strategy in self.strategies:
             self.aux.declare(strategy.strategy_id, strategy.aux_needs())
         self.risk.bind_aux(self.aux.stale)  # stale aux data holds a strategy's new entries
-        # instruments with trailing stops, working parent orders or time stops: one map they
+        # instruments with trailing or held stops, working parent orders or time stops: one map they
         # share (runtime/watches.py), so market data asks one question (the same dict always)
         self._watches: Watches = {}
         self.linked = LinkedOrders(

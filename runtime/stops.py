@@ -60,6 +60,7 @@ __all__ = ["HELD", "EmulatedStops"]
 HELD = "held-in-core"
 _STOPS = (OrderType.STOP, OrderType.STOP_LIMIT)
 _LIVE = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+_KEY = "held:"  # a held stop's key in the shared watch map: "held:" + its client order id
 
 
 class EmulatedStops:
@@ -77,6 +78,7 @@ class EmulatedStops:
         self._prices, self.watches = prices, watches
         self._instruments = frozenset(instruments)
         self._held: dict[str, str] = {}  # stop id -> its instrument
+        self._keys: dict[str, str] = {}  # its key in the shared watch map -> stop id
         self._releasing: set[str] = set()  # triggered, its release not yet through risk
 
     def emulates(self, command: SubmitOrder) -> bool:
@@ -93,8 +95,7 @@ class EmulatedStops:
     # --- the core answers for the venue ---------------------------------------------------------
     def hold(self, order: Order, now: int) -> OrderAccepted:
         """Start holding ``order`` (already opened in the ledger): the acceptance to apply."""
-        self._held[order.client_order_id] = order.instrument_id
-        watch(self.watches, order.instrument_id, order.client_order_id)
+        self._watch(order.client_order_id, order.instrument_id)
         return OrderAccepted(
             seq=0, ts_event=now, ts_init=now, client_order_id=order.client_order_id,
             strategy_id=order.strategy_id, instrument_id=order.instrument_id,
@@ -134,7 +135,8 @@ class EmulatedStops:
             return []
         out: list[Message] = []
         day: int | None = None
-        for cid in owned(self.watches, instrument_id, self._held):
+        for key in owned(self.watches, instrument_id, self._keys):
+            cid = self._keys[key]
             order = self._ledger.get(cid)
             if order is None or order.is_closed:
                 self._drop(cid)
@@ -174,10 +176,17 @@ class EmulatedStops:
             reduce_only=order.reduce_only, protective=order.protective,
         )
 
+    def _watch(self, cid: str, instrument_id: str) -> None:
+        """A key of its own in the shared map (a trailing stop's id is there already)."""
+        self._held[cid] = instrument_id
+        self._keys[_KEY + cid] = cid
+        watch(self.watches, instrument_id, _KEY + cid)
+
     def _drop(self, cid: str) -> None:
         instrument = self._held.pop(cid, None)
         if instrument is not None:
-            unwatch(self.watches, instrument, cid)
+            del self._keys[_KEY + cid]
+            unwatch(self.watches, instrument, _KEY + cid)
 
     # --- state (inside the kernel's state hash) -------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -188,5 +197,4 @@ class EmulatedStops:
             self._drop(cid)
         self._releasing.clear()  # a release is answered in the same drain: none across a restore
         for cid, instrument in state.get("held", {}).items():
-            self._held[cid] = instrument
-            watch(self.watches, instrument, cid)
+            self._watch(cid, instrument)

@@ -309,3 +309,35 @@ def test_an_emulated_stop_in_a_backtest_triggers_on_the_bar_whose_close_crosses(
     assert (native_fills[0].last_price, native_fills[0].ts_event) == (
         entry.last_price, entry.ts_event)  # the entry is the same
     assert next(o for o in native.orders.values() if o.side is SELL).order_type is OrderType.STOP
+
+
+def test_a_strategy_actor_s_kernel_holds_the_stop_and_sends_its_release_to_risk() -> None:
+    """Risk elsewhere (a session's strategy actor): the held stop never leaves the kernel; its
+    release goes out as an intent for the risk actor, whose approval opens it as any order."""
+    strategy = Scripted("s", instruments=("X",))
+    host = Kernel(registry=REG, strategies=[strategy], initial_cash=fixed(1_000_000),
+                  namespace="kh", seed=1, risk_elsewhere=True, emulated_stops=("X",))
+    host.start(0)
+    host.handle(bar(1, 100))
+    assert sent(stop(host)) == []
+    (cid,) = host.open
+    (intent,) = sent(trade(host, 94))
+    assert (intent.client_order_id, intent.order_type) == (cid, OrderType.MARKET)
+    assert host.orders[cid].status is OrderStatus.INITIALIZED
+    assert [o.client_order_id for o in host.unanswered()] == [cid]  # re-sent after a crash
+    assert host.handle(intent) == []  # risk's answer: approved as sent
+    assert host.orders[cid].status is OrderStatus.SUBMITTED and cid in host.open
+    assert host.ledger.pending[("s", "X")] == -10 * Q
+
+
+def test_a_trailing_stop_is_held_its_trigger_moved_in_the_core_until_it_triggers() -> None:
+    k, _ = emulating()
+    trade(k, 100)
+    assert sent(act(k, lambda s: s.trailing_stop("X", SELL, 10 * Q, offset=fixed(2)))) == []
+    (cid,) = k.open
+    assert k.orders[cid].trigger_price == fixed(98)
+    out = trade(k, 103)  # the trail moves up, in the core
+    assert of(ModifyOrder, out) == [] and k.orders[cid].trigger_price == fixed(101)
+    assert sent(trade(k, 102)) == []  # never moves back
+    (release,) = sent(trade(k, 100.5))
+    assert (release.client_order_id, release.order_type) == (cid, OrderType.MARKET)
