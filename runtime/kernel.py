@@ -149,8 +149,8 @@ class Kernel:
         for strategy in self.strategies:
             self.aux.declare(strategy.strategy_id, strategy.aux_needs())
         self.risk.bind_aux(self.aux.stale)  # stale aux data holds a strategy's new entries
-        # instruments with trailing or held stops, working parent orders or time stops: one map they
-        # share (runtime/watches.py), so market data asks one question (the same dict always)
+        # instruments with trailing or held stops, working parent orders or time stops: one map
+        # they share (runtime/watches.py), so market data asks one question (the same dict)
         self._watches: Watches = {}
         self.linked = LinkedOrders(
             self.ids, registry, self.prices, self.ledger.get, watches=self._watches,
