@@ -151,20 +151,30 @@ class OrderFlow:
         elsewhere and held pending until the answer."""
         now = self.clock.ns
         held = self.ledger.orders.get(intent.client_order_id)
-        if held is not None and self.stops.releasing(intent):  # a held stop, triggered
+        releasing = held is not None and self.stops.releasing(intent)
+        if held is not None and releasing:  # a stop held here, triggered: a new order now
             self.stops.release(intent)
             self.ledger.release(held, intent)
             order = held
         else:
             order = Order(intent)
             self.ledger.add(order)
-            if self.stops.emulates(intent):  # held here: no risk check, nothing sent yet
+        linked = self.linked.tracks(intent.client_order_id)
+        approved: SubmitOrder | None = None
+        if not releasing and self.stops.emulates(intent):  # held here: risk sees its release
+            refusal = (self.linked.refusal(intent) if linked else None) or self.stops.refusal(
+                intent)
+            if refusal is None:
                 order.transition(Trigger.SUBMIT)
                 self.ledger.opened(order)
                 self._report(self.stops.hold(order, now))
                 return
-        linked = self.linked.tracks(intent.client_order_id)
-        approved, denial = self.approval.decide(intent, now, linked=linked)
+            denial: OrderDenied | None = OrderDenied(
+                seq=0, ts_event=now, ts_init=now, client_order_id=intent.client_order_id,
+                strategy_id=intent.strategy_id, instrument_id=intent.instrument_id,
+                reason_code=refusal[0], reason=refusal[1])
+        else:
+            approved, denial = self.approval.decide(intent, now, linked=linked)
         if denial is not None:
             order.apply(denial)
             self.out.append(denial)

@@ -8,11 +8,12 @@ and the paper venue keep their native stops unless told otherwise, so their fill
 The rules, each in one place:
 
 - **Held** (:meth:`EmulatedStops.hold`): a new stop on such an instrument is not checked by
-  risk and not sent; the core accepts it itself (an ``OrderAccepted`` with venue order id
-  :data:`HELD`), so the strategy sees an open order it can modify and cancel. A cancel or a
-  modify of a held stop is answered here (``OrderCanceled``, ``OrderUpdated``) and never
-  reaches the venue. A trailing stop (:mod:`runtime.linked`) moves its held trigger the same
-  way: one mechanism.
+  risk and not sent (one without a trigger, or a stop-limit without a price, is denied, and so
+  is a linked leg its list refuses, as risk would); the core accepts it itself (an
+  ``OrderAccepted`` with venue order id :data:`HELD`), so the strategy sees an open order it
+  can modify and cancel. A cancel or a modify of a held stop is answered here
+  (``OrderCanceled``, ``OrderUpdated``) and never reaches the venue. A trailing stop
+  (:mod:`runtime.linked`) moves its held trigger the same way: one mechanism.
 - **Triggered** (:meth:`EmulatedStops.on_price`): on each market message of the instrument
   (the shared watch map, :mod:`runtime.watches`), the price the kernel holds for it
   (:class:`runtime.prices.LastPrices`: a trade's price, a bar's close, a quote's mid: the
@@ -84,6 +85,15 @@ class EmulatedStops:
     def emulates(self, command: SubmitOrder) -> bool:
         """Whether a new order is a stop this kernel holds instead of sending."""
         return command.order_type in _STOPS and command.instrument_id in self._instruments
+
+    def refusal(self, command: SubmitOrder) -> tuple[str, str] | None:
+        """``(reason_code, reason)`` when a stop cannot be held: it has no trigger (it would
+        never release), or a stop-limit has no limit price."""
+        if command.trigger_price is None:
+            return "invalid_order", f"a {command.order_type} order needs a trigger price"
+        if command.order_type is OrderType.STOP_LIMIT and command.price is None:
+            return "invalid_order", "a stop_limit order needs a limit price"
+        return None
 
     def holds(self, client_order_id: str) -> bool:
         return client_order_id in self._held

@@ -341,3 +341,38 @@ def test_a_trailing_stop_is_held_its_trigger_moved_in_the_core_until_it_triggers
     assert sent(trade(k, 102)) == []  # never moves back
     (release,) = sent(trade(k, 100.5))
     assert (release.client_order_id, release.order_type) == (cid, OrderType.MARKET)
+
+
+def test_a_stop_that_could_never_release_is_denied_not_held() -> None:
+    k, _ = emulating()
+    out = act(k, lambda s: s.submit("X", SELL, 10 * Q, order_type=OrderType.STOP))
+    (denial,) = of(OrderDenied, out)
+    assert denial.reason_code == "invalid_order" and not k.open  # type: ignore[attr-defined]
+    out = act(k, lambda s: s.submit("X", SELL, 10 * Q, order_type=OrderType.STOP_LIMIT,
+                                    trigger_price=fixed(95)))
+    assert "limit price" in of(OrderDenied, out)[0].reason  # type: ignore[attr-defined]
+    assert not k.open and "stops" not in k.state()
+
+
+def test_a_trailing_stop_with_no_price_to_trail_is_denied_as_risk_would() -> None:
+    strategy = Scripted("s", instruments=("X",))
+    k = Kernel(registry=REG, strategies=[strategy], initial_cash=fixed(1_000_000),
+               namespace="kt", seed=1, emulated_stops=("X",))
+    k.start(0)
+    out = act(k, lambda s: s.trailing_stop("X", SELL, 10 * Q, offset=fixed(2)))
+    (denial,) = of(OrderDenied, out)
+    assert denial.reason_code == "no_market_data" and not k.open  # type: ignore[attr-defined]
+
+
+def test_a_partial_take_profit_shrinks_the_held_stop_in_the_core() -> None:
+    k, _ = emulating()
+    out = act(k, lambda s: s.bracket("X", BUY, 10 * Q, take_profit=fixed(110),
+                                     stop_loss=fixed(95)))
+    out += ack(k, out)
+    out = fill(k, sent(out)[0].client_order_id, 10, 100)
+    take = sent(out)[0].client_order_id
+    (held,) = (c for c, o in k.open.items() if o.order_type is OrderType.STOP)
+    out = fill(k, take, 4, 110)
+    assert of(ModifyOrder, out) == [] and k.orders[held].quantity == 6 * Q
+    (release,) = sent(trade(k, 94))
+    assert release.quantity == 6 * Q
