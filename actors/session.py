@@ -33,7 +33,7 @@ from actors.logs import actor_runtime_env
 from actors.names import Named
 from actors.setup import SessionSetup
 from actors.supervisor import SupervisorActor
-from actors.venues.broker_config import native_lists
+from actors.venues.broker_config import emulated_stops, native_lists
 from runtime.errors import ConfigError
 from runtime.supervision import Call, ChildSpec, SupervisorSpec
 
@@ -169,10 +169,11 @@ def _prepare(config: PaperConfig, claim: Claim, *, lockstep: bool | None,
                               field=".".join(["feed", *map(str, first["loc"])])) from None
     journal_dir = Path(config.journal_dir).absolute() / sid
     trading = config.trading_config()
+    instruments = [i.id for i in trading.instruments]
     setup = SessionSetup(sid, str(journal_dir), trading, lockstep=feed_cfg.lockstep,
                          snapshot_every=config.snapshot_every,
-                         native_lists=native_lists(config.broker,
-                                                   (i.id for i in trading.instruments)))
+                         native_lists=native_lists(config.broker, instruments),
+                         emulated_stops=emulated_stops(config.broker, instruments))
     write_cache(setup, feed_cfg, store)
     setup.check_snapshots()
     return Prepared(setup=setup, feed=feed_cfg, claim=claim)

@@ -37,6 +37,9 @@ class SessionSetup:
     #: the instruments whose broker links orders natively (``broker_config.native_lists``):
     #: the strategies' kernels send their lists linked; empty (paper): emulated
     native_lists: tuple[str, ...] = ()
+    #: the instruments whose broker has no stop orders (``broker_config.emulated_stops``): the
+    #: strategies' kernels hold their stops and release them when triggered; empty: sent
+    emulated_stops: tuple[str, ...] = ()
 
     def path(self, component: str) -> Path:
         return Path(self.journal_dir) / f"{component}.journal"
@@ -78,7 +81,8 @@ class SessionSetup:
         args = self._kernel_args()
         args["risk_limits"] = None
         return Kernel(strategies=[self._strategy(strategy_id)], risk_elsewhere=True,
-                      books_elsewhere=True, native_lists=self.native_lists, **args)
+                      books_elsewhere=True, native_lists=self.native_lists,
+                      emulated_stops=self.emulated_stops, **args)
 
     def _strategy(self, strategy_id: str) -> Strategy[Any]:
         """The strategy, found as a backtest finds it (installed, beside the config, or under

@@ -75,6 +75,7 @@ from runtime.prices import LastPrices
 from runtime.risk import RiskEngine, RiskLimits
 from runtime.roster import Roster
 from runtime.statehash import sorted_json
+from runtime.stops import EmulatedStops
 from runtime.strategy import Strategy
 from runtime.timers import Clock, Timers, idle_until_of
 from runtime.timestops import TimeStops
@@ -114,11 +115,13 @@ class Kernel:
         books_elsewhere: bool = False,
         aux_needs: Mapping[str, Sequence[AuxNeed]] | None = None,
         native_lists: Collection[str] = (),
+        emulated_stops: Collection[str] = (),
     ) -> None:
         """``aux_needs``: the auxiliary data of strategies that run elsewhere (a risk actor's
         kernel checks their entries), beside what its own strategies declare. ``native_lists``:
         the instruments whose venue links orders itself (``runtime.linked``); the lists of all
-        others are emulated here."""
+        others are emulated here. ``emulated_stops``: the instruments whose venue has no stop
+        orders: their stops are held here and released when triggered (``runtime.stops``)."""
         self.registry = registry
         self.roster = Roster(strategies, registry)
         self.strategies = self.roster.strategies
@@ -146,8 +149,8 @@ class Kernel:
         for strategy in self.strategies:
             self.aux.declare(strategy.strategy_id, strategy.aux_needs())
         self.risk.bind_aux(self.aux.stale)  # stale aux data holds a strategy's new entries
-        # instruments with trailing stops, working parent orders or time stops: one map they
-        # share (runtime/watches.py), so market data asks one question (the same dict always)
+        # instruments with trailing or held stops, working parent orders or time stops: one map
+        # they share (runtime/watches.py), so market data asks one question (the same dict)
         self._watches: Watches = {}
         self.linked = LinkedOrders(
             self.ids, registry, self.prices, self.ledger.get, watches=self._watches,
@@ -158,6 +161,9 @@ class Kernel:
         )
         self.time_stops = TimeStops(
             self.ids, self.ledger, self.linked, self.algos, watches=self._watches
+        )
+        self.stops = EmulatedStops(
+            self.ledger, registry, self.prices, self._watches, emulated_stops
         )
         self.approval: Approval = (
             CheckElsewhere() if risk_elsewhere else CheckHere(self.risk, self.linked)
@@ -183,6 +189,7 @@ class Kernel:
             intents=self._intents,
             out=self._out,
             check_loss=self._check_loss,
+            stops=self.stops,
         )
         self._drain = self.flow.drain
         self._take = self.flow.take
@@ -360,8 +367,9 @@ class Kernel:
                 self._check_loss(ts)
 
     def _watched(self, inst: str, ts: int, volume: int) -> None:
-        """Move trailing stops, work parent orders (with the ``volume`` traded) and fire time
-        stops on ``inst``."""
+        """Release the held stops the price triggers, move trailing stops, work parent orders
+        (with the ``volume`` traded) and fire time stops on ``inst``."""
+        self._take(self.stops.on_price(inst, ts))
         self._take(self.linked.on_price(inst, ts))
         self._take(self.algos.on_market(inst, ts, volume))
         self._take(self.time_stops.on_price(inst, ts))
@@ -486,6 +494,9 @@ class Kernel:
             "time_stops": self.time_stops.state(),
             "ids": dict(sorted(self.ids.counters.items())),
         }
+        stops = self.stops.state()
+        if stops["held"]:  # only while stops are held here
+            state["stops"] = stops
         carry = self.carry.state()
         if carry is not None:  # only once funding or borrow mattered
             state["carry"] = carry
@@ -514,6 +525,7 @@ class Kernel:
             self.linked.load_state(state["linked"])
         self.algos.load_state(state.get("algos", {}))
         self.time_stops.load_state(state.get("time_stops", []))
+        self.stops.load_state(state.get("stops", {}))
         self.ids.counters = dict(state["ids"])
         self.carry.load_state(state.get("carry"))
         self.roster.load_state(state.get("operator"))

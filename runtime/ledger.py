@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from runtime.errors import InvariantError
 from runtime.messages import CancelOrder, Message, OrderDenied, OrderSide, SubmitOrder
 from runtime.orders import TERMINAL, Order, OrderStatus
 
@@ -73,6 +74,21 @@ class OrderLedger:
             self._count_protective(order, 1)
         if order.client_order_id not in self._awaiting:
             self._add_pending(order, (order.quantity - order.filled_qty) * order.side)
+
+    def release(self, order: Order, command: SubmitOrder) -> None:
+        """A stop held in the core (accepted there, never sent: ``runtime.stops``) is released
+        as ``command``, a market or limit order under the same id: out of the open orders and
+        pending, it becomes a new order of that type (initialized), to be approved or denied
+        as one."""
+        if order.status is not OrderStatus.ACCEPTED or order.filled_qty:
+            raise InvariantError(f"order {order.client_order_id}: released from {order.status}")
+        if self.open.pop(order.client_order_id, None) is not None:
+            if order.protective:
+                self._count_protective(order, -1)
+            self._add_pending(order, -order.signed_leaves)
+        order.order_type, order.price = command.order_type, command.price
+        order.trigger_price, order.time_in_force = command.trigger_price, command.time_in_force
+        order.status, order.ts_last = OrderStatus.INITIALIZED, command.ts_init
 
     def apply(self, order: Order, event: Message) -> bool:
         """A report (or a denial from risk elsewhere) applied to its order: False for a

@@ -148,7 +148,9 @@ class LinkedOrders:
         group = self._group_of.get(cid)
         if group is not None and self._groups[group][cid] <= 0:
             return "order_list", f"its OCO group {group} was canceled before it was sent"
-        if cid in self._trailing and command.trigger_price is None:
+        if cid in self._trailing and command.trigger_price is None and (
+            command.order_type is OrderType.STOP  # not a held stop's release: runtime.stops
+        ):
             return "no_market_data", (
                 f"no price yet for {command.instrument_id} to trail a stop from"
             )

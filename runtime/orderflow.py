@@ -26,6 +26,7 @@ from runtime.messages import (
     Message,
     ModifyOrder,
     OrderDenied,
+    OrderExpired,
     OrderFilled,
     OrderListChanged,
     PositionChanged,
@@ -35,6 +36,7 @@ from runtime.orders import Order, OrderStatus, Trigger
 from runtime.portfolio import Portfolio
 from runtime.risk import RiskEngine
 from runtime.roster import Roster
+from runtime.stops import EmulatedStops
 from runtime.timers import Clock
 
 __all__ = ["OrderFlow"]
@@ -60,9 +62,10 @@ class OrderFlow:
         intents: list[Message],
         out: list[Message],
         check_loss: Callable[[int], None],
+        stops: EmulatedStops,
     ) -> None:
         self.clock, self.ledger, self.approval, self.linked = clock, ledger, approval, linked
-        self.algos = algos
+        self.algos, self.stops = algos, stops
         self.roster, self.portfolio, self.risk, self.registry = roster, portfolio, risk, registry
         self.intents, self.out = intents, out
         self._check_loss = check_loss  # the kernel's daily-loss check, run on every fill
@@ -107,10 +110,13 @@ class OrderFlow:
         return out
 
     def take(self, produced: list[Message]) -> None:
-        """What linked orders, parent orders and time stops produced: list and parent events
-        out (and to their strategy), commands into the intents risk checks."""
+        """What linked orders, parent orders, time stops and held stops produced: list and
+        parent events out (and to their strategy), the expiry of a held stop applied as a
+        report, commands into the intents risk checks."""
         for message in produced:
-            if isinstance(message, OrderListChanged | AlgoOrderChanged):
+            if type(message) is OrderExpired:
+                self._report(message)
+            elif isinstance(message, OrderListChanged | AlgoOrderChanged):
                 self.out.append(message)
                 strategy = self.roster.by_id.get(message.strategy_id)
                 if strategy is not None:
@@ -123,7 +129,9 @@ class OrderFlow:
             self._submit(intent)
         elif isinstance(intent, CancelOrder):
             live = self.ledger.open.get(intent.client_order_id)
-            if live is not None and live.status is not OrderStatus.PENDING_CANCEL:
+            if live is not None and self.stops.holds(live.client_order_id):
+                self._report(self.stops.answer(intent, live, self.clock.ns))  # never sent
+            elif live is not None and live.status is not OrderStatus.PENDING_CANCEL:
                 live.transition(Trigger.PENDING_CANCEL)
                 self.out.append(intent)
         elif isinstance(intent, ModifyOrder):
@@ -132,17 +140,41 @@ class OrderFlow:
                 OrderStatus.ACCEPTED,
                 OrderStatus.PARTIALLY_FILLED,
             ):
+                if self.stops.holds(live.client_order_id):
+                    self._report(self.stops.answer(intent, live, self.clock.ns))  # never sent
+                    return
                 live.transition(Trigger.PENDING_UPDATE)
                 self.out.append(intent)
 
     def _submit(self, intent: SubmitOrder) -> None:
         """A new order: approved and open, denied (the strategy hears it), or sent to risk
         elsewhere and held pending until the answer."""
-        order = Order(intent)
-        self.ledger.add(order)
         now = self.clock.ns
+        held = self.ledger.orders.get(intent.client_order_id)
+        releasing = held is not None and self.stops.releasing(intent)
+        if held is not None and releasing:  # a stop held here, triggered: a new order now
+            self.stops.release(intent)
+            self.ledger.release(held, intent)
+            order = held
+        else:
+            order = Order(intent)
+            self.ledger.add(order)
         linked = self.linked.tracks(intent.client_order_id)
-        approved, denial = self.approval.decide(intent, now, linked=linked)
+        approved: SubmitOrder | None = None
+        if not releasing and self.stops.emulates(intent):  # held here: risk sees its release
+            refusal = (self.linked.refusal(intent) if linked else None) or self.stops.refusal(
+                intent)
+            if refusal is None:
+                order.transition(Trigger.SUBMIT)
+                self.ledger.opened(order)
+                self._report(self.stops.hold(order, now))
+                return
+            denial: OrderDenied | None = OrderDenied(
+                seq=0, ts_event=now, ts_init=now, client_order_id=intent.client_order_id,
+                strategy_id=intent.strategy_id, instrument_id=intent.instrument_id,
+                reason_code=refusal[0], reason=refusal[1])
+        else:
+            approved, denial = self.approval.decide(intent, now, linked=linked)
         if denial is not None:
             order.apply(denial)
             self.out.append(denial)
@@ -166,17 +198,24 @@ class OrderFlow:
 
     # --- reports from the venue ----------------------------------------------------------------
     def on_order_event(self, event: Any) -> list[Message]:
+        if not self._report(event):
+            return _EMPTY
+        return self.drain() if self.intents or self.out else _EMPTY
+
+    def _report(self, event: Any) -> bool:
+        """A report applied (the venue's, or the core's own for a stop it holds): False when
+        it changed nothing (unknown order, duplicate)."""
         clock = self.clock
         if event.ts_init > clock.ns:
             clock.ns = event.ts_init  # its delivery time, as the backtest loop delivers it
         order = self.ledger.orders.get(event.client_order_id)
         if order is None:
             self.unknown_reports += 1
-            return _EMPTY
+            return False
         if event.ts_event > clock.ns:
             clock.ns = event.ts_event
         if not self.ledger.apply(order, event):
-            return _EMPTY  # duplicate report
+            return False  # duplicate report
         if type(event) is OrderFilled:
             self._on_fill(event)
         strategy = self.roster.by_id.get(order.strategy_id)
@@ -186,7 +225,9 @@ class OrderFlow:
             self.take(self.linked.on_event(order, event, clock.ns))
         if self.algos.tracks(order.client_order_id):
             self.take(self.algos.on_event(order, event, clock.ns))
-        return self.drain() if self.intents or self.out else _EMPTY
+        if order.is_closed and self.stops.holds(order.client_order_id):
+            self.stops.closed(order.client_order_id)
+        return True
 
     def _on_fill(self, fill: OrderFilled) -> None:
         self.risk.on_fill(fill)  # the strategy's budget book

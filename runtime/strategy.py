@@ -371,11 +371,14 @@ class Strategy(Generic[P]):
         stop_limit: int | None = None,
         entry_price: int | None = None,
         time_in_force: TimeInForce = TimeInForce.GTC,
+        exit_time_in_force: TimeInForce = TimeInForce.GTC,
     ) -> str:
         """Enter (market, or limit at ``entry_price``); each fill of the entry releases, for the
         filled quantity, a take-profit limit at ``take_profit`` and a stop-loss triggered at
         ``stop_loss`` (a stop-limit at ``stop_limit`` when given) as an OCO pair. The exits are
-        protective. Returns the list id (events: ``OrderListChanged``)."""
+        protective and ``exit_time_in_force`` (GTC; DAY at a venue without GTC, such as
+        Shioaji: the exits then end with the trading day, and the list with them). Returns the
+        list id (events: ``OrderListChanged``)."""
         exit_side = OrderSide(-side)
         entry = Leg(
             side=side,
@@ -384,12 +387,14 @@ class Strategy(Generic[P]):
             price=entry_price,
             time_in_force=time_in_force,
         )
-        take = Leg(side=exit_side, order_type=OrderType.LIMIT, price=take_profit, protective=True)
+        take = Leg(side=exit_side, order_type=OrderType.LIMIT, price=take_profit,
+                   time_in_force=exit_time_in_force, protective=True)
         stop = Leg(
             side=exit_side,
             order_type=OrderType.STOP if stop_limit is None else OrderType.STOP_LIMIT,
             trigger_price=stop_loss,
             price=stop_limit,
+            time_in_force=exit_time_in_force,
             protective=True,
         )
         legs = (entry, take, stop)

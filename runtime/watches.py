@@ -1,9 +1,11 @@
-"""The instruments whose market data the kernel hands to its emulations (trailing stops, parent
-orders worked by algorithms, time stops), in one mapping they share: instrument -> keys.
+"""The instruments whose market data the kernel hands to its emulations (trailing stops, stops
+held in the core, parent orders worked by algorithms, time stops), in one mapping they share:
+instrument -> keys.
 
 One mapping, so the kernel's hot path asks one question per market message (``inst in
 watches``) whatever is emulated. Each part adds and removes only its own keys (trailing stop
-and parent order ids are client order ids, unique in a kernel; time stops use
+and parent order ids are client order ids, unique in a kernel; a stop held in the core uses
+``"held:"`` + its id, since a trailing stop may be held too; time stops use
 :data:`TIME_STOPS`) and reads its own back with :func:`owned`.
 """
 

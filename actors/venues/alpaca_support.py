@@ -15,7 +15,7 @@ reconciled by client order id); another 4xx ⇒ ``refused`` (the code is Alpaca'
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,6 +37,8 @@ class AlpacaConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["alpaca"] = "alpaca"
+    #: Alpaca takes stop and stop-limit orders (``broker_config.emulated_stops``)
+    native_stops: ClassVar[bool] = True
     paper: bool = True  # Alpaca's paper account; live needs live: true and --confirm-live
     live: bool = False
     dry_run: bool = False  # check the account, never send an order

@@ -36,6 +36,7 @@ __all__ = [
     "PaperBrokerConfig",
     "check_broker",
     "check_mode",
+    "emulated_stops",
     "is_paper_account",
     "native_lists",
     "preflight",
@@ -64,6 +65,16 @@ def native_lists(broker: Broker, instruments: Iterable[str]) -> tuple[str, ...]:
     broker config declares it (``native_lists = True``: Interactive Brokers' parent ids and OCA
     groups); the core emulates the lists of every other venue (``runtime.linked``)."""
     if not getattr(type(broker), "native_lists", False):
+        return ()
+    return tuple(sorted(instruments))
+
+
+def emulated_stops(broker: Broker, instruments: Iterable[str]) -> tuple[str, ...]:
+    """The instruments whose stop and stop-limit orders the core holds and releases itself
+    (``runtime.stops``): those of a broker whose config declares no native stops
+    (``native_stops``: Shioaji; CCXT exchanges other than Binance USD-M). The paper venue, IB
+    and Alpaca trigger stops themselves."""
+    if getattr(broker, "native_stops", True):
         return ()
     return tuple(sorted(instruments))
 

@@ -125,6 +125,12 @@ class CcxtConfig(BaseModel):
                 return iid
         return None
 
+    @property
+    def native_stops(self) -> bool:
+        """Whether stops go to the exchange (:data:`TRIGGER_ORDERS`); elsewhere the core holds
+        them (``broker_config.emulated_stops``)."""
+        return self.exchange in TRIGGER_ORDERS
+
     def credentials(self) -> dict[str, Secret]:
         found = {"apiKey": env_secret(self.api_key_env), "secret": env_secret(self.secret_env)}
         if self.password_env:

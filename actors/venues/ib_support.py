@@ -161,6 +161,8 @@ class IbConfig(_Frozen):
     #: IB links orders itself: a bracket's children carry ``parentId`` and the exits an OCA
     #: group (``actors.venues.broker_config.native_lists``)
     native_lists: ClassVar[bool] = True
+    #: IB takes stop and stop-limit orders (``STP``, ``STP LMT``; ``broker_config.emulated_stops``)
+    native_stops: ClassVar[bool] = True
     host: str = "127.0.0.1"
     port: int = 4002  # IB Gateway paper; 4001 live, 7497/7496 TWS paper/live
     client_id: int = 17

@@ -19,7 +19,7 @@ import importlib
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +50,9 @@ class ShioajiConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: Literal["shioaji"] = "shioaji"
+    #: Shioaji has no stop price type (LMT, MKT, MKP): the core holds stops and releases a
+    #: market or limit order when triggered (``broker_config.emulated_stops``, ``runtime.stops``)
+    native_stops: ClassVar[bool] = False
     # ``module:callable`` returning the client, called as ``factory(sj, config)`` instead of
     # constructing ``shioaji.Shioaji`` (which contacts SinoPac at once): the hook tests use to
     # inject their fake. ``None``: the real client.

@@ -171,3 +171,29 @@ def test_a_session_on_a_native_broker_links_its_lists_a_paper_one_emulates(
                       if isinstance(m, SubmitOrder)]
     assert sent == {"ib": [(False, False), (True, True), (True, True)],
                     "paper": [(False, False)]}
+
+
+def test_a_session_on_a_broker_without_stops_holds_them_in_the_strategies_kernels(
+        data_dir: Path, tmp_path: Path) -> None:
+    """``SessionSetup.emulated_stops`` (from the broker's ``native_stops``: Shioaji) reaches the
+    strategies' kernels: a stop is held there, not sent to risk; on the paper venue, sent."""
+    from actors.setup import SessionSetup
+    from actors.venues.broker_config import PaperBrokerConfig, emulated_stops
+    from actors.venues.shioaji_support import ShioajiConfig
+    from runtime.messages import OrderType, SubmitOrder, TimeInForce
+
+    raw = trading_config("sma", data_dir, minutes=10)
+    raw["strategies"] = [{"id": "bt", "class": f"{__name__}:BracketAndTwap",
+                          "instruments": ["SIM-A"]}]
+    config = load_config(raw)
+    sent = {}
+    for name, broker in (("shioaji", ShioajiConfig()), ("paper", PaperBrokerConfig())):
+        host = SessionSetup(name, str(tmp_path / name), config,
+                            emulated_stops=emulated_stops(broker, ["SIM-A"])).strategy_host("bt")
+        host.start(0)
+        host.context.submit("bt", instrument_id="SIM-A", side=OrderSide.SELL, quantity=10**10,
+                            order_type=OrderType.STOP, price=None, trigger_price=99 * 10**9,
+                            time_in_force=TimeInForce.GTC, post_only=False, reduce_only=False,
+                            protective=False)
+        sent[name] = [m.order_type for m in host.flow.drain() if isinstance(m, SubmitOrder)]
+    assert sent == {"shioaji": [], "paper": [OrderType.STOP]}

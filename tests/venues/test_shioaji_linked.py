@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from actors.venues.broker_config import emulated_stops, native_lists
 from actors.venues.links import open_broker_gateway
 from actors.venues.shioaji_support import ShioajiConfig
 from runtime.instruments import InstrumentRegistry
@@ -31,7 +32,10 @@ from runtime.messages import (
     OrderType,
     SubmitOrder,
     TimeInForce,
+    TradeTick,
 )
+from runtime.orders import OrderStatus
+from runtime.stops import HELD
 from runtime.taiwan import twse_stock
 from runtime.values import fixed
 from tests.runtime.test_kernel_risk import Scripted, act
@@ -52,9 +56,12 @@ def h(tmp_path: Path) -> Iterator[ShioajiHarness]:
 
 
 def kernel() -> Kernel:
+    """A kernel as a Shioaji session builds it: lists emulated, stops held in the core."""
+    assert native_lists(ShioajiConfig(), [INST]) == ()
     k = Kernel(registry=InstrumentRegistry([twse_stock("2330")]),
                strategies=[Scripted("s", instruments=(INST,))], initial_cash=fixed(10**8),
-               currency="TWD", namespace="sj", seed=1)  # no native lists: emulated
+               currency="TWD", namespace="sj", seed=1,
+               emulated_stops=emulated_stops(ShioajiConfig(), [INST]))
     k.start(0)
     k.handle(Bar(seq=1, ts_event=60 * 10**9, ts_init=60 * 10**9, instrument_id=INST,
                  open=fixed(600), high=fixed(600), low=fixed(600), close=fixed(600),
@@ -125,27 +132,96 @@ def test_an_oco_at_shioaji_a_fill_of_one_leg_cancels_the_other_at_the_broker(
     assert k.portfolio.quantity(INST) == 0 and not k.open
 
 
-def test_a_bracket_at_shioaji_is_refused_by_name_and_leaves_nothing_behind(
-        h: ShioajiHarness) -> None:
-    """The entry fills; the core releases the take-profit and the stop-loss for the filled
-    quantity as plain orders. Shioaji can hold neither: the take-profit is GTC (a bracket's
-    exits are; Shioaji has no GTC) and it has no stop order. Each is refused by name before
-    anything is sent, the list is canceled with the reason, nothing is left open at the
-    broker, and the entry's position stands for the strategy to handle."""
-    k = kernel()
+def bracket(k: Kernel, h: ShioajiHarness, exits: TimeInForce = TimeInForce.DAY,
+            ) -> tuple[str, list[Message]]:
+    """A bracket for 2 lots entered at 600 (take-profit 620, stop-loss 590), its entry filled:
+    the entry's id and what the fill set off."""
     start = route(k, h, act(k, lambda s: s.bracket(INST, BUY, 2 * LOT, entry_price=fixed(600),
                                                     take_profit=fixed(620),
                                                     stop_loss=fixed(590),
-                                                    time_in_force=TimeInForce.DAY)))
+                                                    time_in_force=TimeInForce.DAY,
+                                                    exit_time_in_force=exits)))
     (entry,) = [m for m in start if isinstance(m, SubmitOrder)]
-    released = deal(k, h, entry.client_order_id, 2, 600.0)
+    return entry.client_order_id, deal(k, h, entry.client_order_id, 2, 600.0)
+
+
+def held_stop(k: Kernel) -> str:
+    (cid,) = [c for c, o in k.open.items() if o.order_type is OrderType.STOP]
+    assert k.orders[cid].venue_order_id == HELD
+    return cid
+
+
+def tick(k: Kernel, h: ShioajiHarness, price: float) -> list[Message]:
+    ts = next(_ts)
+    return route(k, h, k.handle(TradeTick(0, ts, ts, INST, fixed(price), LOT)))
+
+
+def at_broker(h: ShioajiHarness) -> list[str]:
+    tags = {entry.broker_ids["tag"]: cid for cid, entry in h.port.send_log.orders.items()}
+    return [tags[t.order.custom_field] for t in h.fake.trades]
+
+
+def placed(h: ShioajiHarness, cid: str) -> Any:
+    """The ``shioaji`` order object the adapter placed for ``cid``."""
+    return h.fake.placed[h.fake.trades.index(h.trade_of(cid))]
+
+
+def test_a_bracket_at_shioaji_take_profit_fill_cancels_the_held_stop(h: ShioajiHarness) -> None:
+    """Day exits (Shioaji has no GTC): the take-profit goes to the broker as ROD, the stop-loss
+    is held in the core (Shioaji has no stop order). The take-profit fills: the core cancels
+    the stop itself; the broker never saw it."""
+    k = kernel()
+    entry, released = bracket(k, h)
+    (take,) = [m for m in released if isinstance(m, SubmitOrder)]
+    assert (take.order_type, take.time_in_force) == (OrderType.LIMIT, TimeInForce.DAY)
+    assert str(placed(h, take.client_order_id).time_in_force.value) == "ROD"
+    stop = held_stop(k)
+    assert tick(k, h, 595) == []  # above the trigger: nothing
+    done = deal(k, h, take.client_order_id, 2, 620.0)
+    assert not [m for m in done if isinstance(m, CancelOrder)]  # nothing to cancel at Shioaji
+    assert k.orders[stop].status is OrderStatus.CANCELED
+    assert at_broker(h) == [entry, take.client_order_id]  # the stop never went out
+    assert list_statuses(done)[-1] is OrderListStatus.COMPLETED
+    assert not k.open and k.portfolio.quantity(INST) == 0
+    assert tick(k, h, 580) == []  # a canceled stop never triggers
+
+
+def test_a_bracket_at_shioaji_stop_triggers_once_and_cancels_the_take_profit(
+        h: ShioajiHarness) -> None:
+    """The price the strategy sees falls through the stop-loss: the core sends one market sell
+    (under the stop's id) to Shioaji, never a second on the ticks after; its fill cancels the
+    take-profit at the broker."""
+    k = kernel()
+    entry, released = bracket(k, h)
+    (take,) = [m for m in released if isinstance(m, SubmitOrder)]
+    stop = held_stop(k)
+    out = tick(k, h, 589)
+    (release,) = [m for m in out if isinstance(m, SubmitOrder)]
+    assert (release.client_order_id, release.order_type) == (stop, OrderType.MARKET)
+    assert str(placed(h, stop).price_type.value) == "MKT"
+    assert [m for m in tick(k, h, 585) if isinstance(m, SubmitOrder)] == []
+    done = deal(k, h, stop, 2, 589.0)
+    assert [m.client_order_id for m in done if isinstance(m, CancelOrder)] == [
+        take.client_order_id]
+    assert str(h.trade_of(take.client_order_id).status.status.value) == "Cancelled"
+    assert at_broker(h) == [entry, take.client_order_id, stop]  # each once
+    assert list_statuses(done)[-1] is OrderListStatus.COMPLETED
+    assert not k.open and k.portfolio.quantity(INST) == 0
+
+
+def test_a_gtc_bracket_at_shioaji_is_refused_by_name_and_leaves_nothing_behind(
+        h: ShioajiHarness) -> None:
+    """GTC exits (the default): the take-profit is refused by name before anything is sent
+    (Shioaji has no GTC; ROD would silently end with the day), so the held stop is canceled in
+    the core, the list is canceled with the reason, nothing is left open at the broker, and the
+    entry's position stands for the strategy to handle."""
+    k = kernel()
+    entry, released = bracket(k, h, TimeInForce.GTC)
     exits = submits(released)
-    assert exits[OrderType.LIMIT].quantity == exits[OrderType.STOP].quantity == 2 * LOT
+    assert list(exits) == [OrderType.LIMIT]  # the stop is held, not sent
     refused = {m.client_order_id: m.reason for m in released if isinstance(m, OrderRejected)}
     assert "no GTC" in refused[exits[OrderType.LIMIT].client_order_id]
-    assert "not stop" in refused[exits[OrderType.STOP].client_order_id]
-    assert [t.order.custom_field for t in h.fake.trades] == [
-        h.port.send_log.orders[entry.client_order_id].broker_ids["tag"]]  # only the entry
+    assert at_broker(h) == [entry]  # only the entry
     (canceled,) = [m for m in released if isinstance(m, OrderListChanged)
                    and m.status is OrderListStatus.CANCELED]
     assert "Shioaji has no GTC" in canceled.reason
@@ -204,3 +280,90 @@ def test_a_crash_between_emulated_legs_sends_no_leg_twice_and_loses_none(
     assert [t.order.custom_field for t in fake.trades] == [tags["o-1"], tags["o-2"]]
     assert sorted(view["open_orders"]) == ["o-1", "o-2"]
     assert {r.client_order_id for r in reports} == {"o-1", "o-2"}
+
+
+def _through(k: Kernel, gateway: Any, out: list[Message], seen: list[Any]) -> list[Message]:
+    """``out``'s commands to the gateway, its new reports to the kernel, until quiet (the
+    broker's callbacks delivered as the library's callback thread would)."""
+    produced: list[Message] = list(out)
+    while True:
+        gateway.send([m for m in out if isinstance(m, SubmitOrder | CancelOrder | ModifyOrder)])
+        _BROKER[0].deliver()
+        more = gateway.drain(len(seen)) or []
+        if not more:
+            return produced
+        seen.extend(more)
+        out = [m for report in more for m in k.handle(report)]
+        produced += more + out
+
+
+def test_a_crash_between_a_bracket_s_legs_sends_no_leg_twice_and_orphans_none(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bracket at Shioaji through the gateway: the entry and the take-profit are at the
+    broker, the stop is held in the core. The price falls through the stop: the core releases
+    its market sell, the gateway journals it and dies before sending it (its order tokens
+    spent). The restarted gateway reconciles and sends the market sell once (the core's retry
+    is dropped); its fill cancels the take-profit at the broker: every leg once, none left."""
+    monkeypatch.setenv("SHIOAJI_API_KEY", "key")
+    monkeypatch.setenv("SHIOAJI_SECRET_KEY", "secret")
+    fake = FakeShioaji(import_sj(str(tmp_path)))
+    fake.deliver_inline = True
+    _BROKER[:] = [fake]
+    hook = f"{__name__}:broker_client"
+    instruments = {INST: twse_stock("2330")}
+    k = kernel()
+    first = open_broker_gateway(ShioajiConfig(client_factory=hook, orders_per_10s=2), tmp_path,
+                                instruments=instruments, confirmed_live=False)
+    seen: list[Any] = []
+    try:
+        start = _through(k, first, act(k, lambda s: s.bracket(
+            INST, BUY, 2 * LOT, entry_price=fixed(600), take_profit=fixed(620),
+            stop_loss=fixed(590), time_in_force=TimeInForce.DAY,
+            exit_time_in_force=TimeInForce.DAY)), seen)
+        (entry,) = [m.client_order_id for m in start if isinstance(m, SubmitOrder)]
+        fake.deal(fake.trade_of(first.send_log.orders[entry].broker_ids["tag"]), 2, 600.0)
+        released = _through(k, first, [], seen)
+        (take,) = [m.client_order_id for m in released if isinstance(m, SubmitOrder)]
+        stop = held_stop(k)
+        ts = next(_ts)
+        out = k.handle(TradeTick(0, ts, ts, INST, fixed(589), LOT))
+        (release,) = [m for m in out if isinstance(m, SubmitOrder)]
+        assert first.send([release]) == 1  # journaled; no order token left to send it
+        tags = {cid: first.send_log.orders[cid].broker_ids["tag"] for cid in (entry, take)}
+    finally:
+        first.close()  # the crash
+    assert [t.order.custom_field for t in fake.trades] == [tags[entry], tags[take]]
+    again = open_broker_gateway(ShioajiConfig(client_factory=hook), tmp_path,
+                                instruments=instruments, confirmed_live=False)
+    try:
+        assert again.send([release]) == 0  # the core's retry: dropped
+        seen = []
+        done = _through(k, again, [], seen)
+        tags[stop] = again.send_log.orders[stop].broker_ids["tag"]
+        fake.deal(fake.trade_of(tags[stop]), 2, 589.0)
+        done += _through(k, again, [], seen)
+        view = again.view()
+    finally:
+        again.close()
+        _BROKER.clear()
+    assert [t.order.custom_field for t in fake.trades] == [tags[entry], tags[take], tags[stop]]
+    assert [m.client_order_id for m in done if isinstance(m, CancelOrder)] == [take]
+    assert str(fake.trade_of(tags[take]).status.status.value) == "Cancelled"
+    assert view["open_orders"] == [] and view["positions"].get(INST, 0) == 0
+    assert not k.open and k.portfolio.quantity(INST) == 0
+    assert list_statuses(done)[-1] is OrderListStatus.COMPLETED
+
+
+def test_which_brokers_trigger_stops_themselves() -> None:
+    """Shioaji has no stop order and CCXT sends stops natively only to Binance USD-M: the core
+    holds theirs. The paper venue, IB and Alpaca trigger stops themselves."""
+    from actors.venues.alpaca_support import AlpacaConfig
+    from actors.venues.broker_config import PaperBrokerConfig
+    from actors.venues.ccxt_support import CcxtConfig
+    from actors.venues.ib_support import IbConfig
+
+    assert emulated_stops(ShioajiConfig(), [INST, "2317.TWSE"]) == ("2317.TWSE", INST)
+    assert emulated_stops(CcxtConfig(exchange="binance"), ["BTC"]) == ("BTC",)
+    assert emulated_stops(CcxtConfig(exchange="binanceusdm"), ["BTC-PERP"]) == ()
+    for native in (PaperBrokerConfig(), IbConfig(), AlpacaConfig()):
+        assert emulated_stops(native, ["X"]) == ()
