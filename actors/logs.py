@@ -46,7 +46,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -81,10 +81,14 @@ RAY_RUNTIME_ENV: dict[str, Any] = {"worker_process_setup_hook": "actors.logs.set
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="")
 
 
-def init_ray(address: str | None = None) -> None:
+def init_ray(address: str | None = None, *,
+             dashboard: Callable[[str], None] | None = None) -> None:
     """``ray.init`` for a command-line driver: a private local Ray session (or ``address``'s
     cluster), with :data:`RAY_RUNTIME_ENV` (JSON worker logs), no worker output copied to the
-    driver, and none of Ray's notices on the user's terminal:
+    driver, and none of Ray's notices on the user's terminal. With ``dashboard``, a private
+    session serves Ray's dashboard on 127.0.0.1 (port 8265, or the next free one) and
+    ``dashboard`` is called with its URL (a joined cluster's URL is passed on when it has one);
+    without it no dashboard process is started:
 
     * a private session uses token authentication, Ray's default; Ray's logger announcing it
       on every start (``ray._private.authentication``) is set to ERROR (``RAY_AUTH_MODE``, if
@@ -96,8 +100,16 @@ def init_ray(address: str | None = None) -> None:
     import ray
 
     logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
-    ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
-             configure_logging=False, runtime_env=RAY_RUNTIME_ENV)  # fmt: skip
+    if address:
+        context = ray.init(address=address, log_to_driver=False, configure_logging=False,
+                           runtime_env=RAY_RUNTIME_ENV)  # fmt: skip
+    else:
+        context = ray.init(address="local", include_dashboard=dashboard is not None,
+                           dashboard_host="127.0.0.1", log_to_driver=False,
+                           configure_logging=False, runtime_env=RAY_RUNTIME_ENV)  # fmt: skip
+    url = getattr(context, "dashboard_url", None)
+    if dashboard is not None and url:
+        dashboard(url if "://" in url else f"http://{url}")
     with contextlib.suppress(ImportError):  # Serve installed: its logger exists once imported
         import ray.serve
 

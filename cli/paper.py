@@ -1,5 +1,5 @@
 """``tradewind paper --config configs/paper.yaml [--duration 60s] [--speed 10] [--lockstep]
-[--json] [--address ADDR] [--session-id ID]``: a supervised paper-trading session.
+[--json] [--address ADDR] [--no-dashboard] [--session-id ID]``: a supervised paper-trading session.
 
 Starts a local Ray cluster (or joins ``--address``), the actor tree, a live status line, and
 stops cleanly at the end of the data, of the duration, or on SIGTERM or SIGINT (systemd stop,
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backtest.config import check_writable_dir
+from cli.dashboard import add_dashboard_argument, dashboard_notice
 from runtime.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ def add_session_arguments(parser: Any) -> None:
                              "(across nodes), or auto (the default: sockets where they can)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--address", help="join this Ray cluster instead of starting one")
+    add_dashboard_argument(parser)
     parser.add_argument("--session-id", help="resume (or name) a session; default: new")
     parser.add_argument("--accept-config-change", action="store_true",
                         help="resume a session with a config other than the one it was started "
@@ -207,7 +209,7 @@ def _run(args: argparse.Namespace, *, command: str, stop: StopSignals) -> int:
     started = not ray.is_initialized()
     if started:  # the hook gives every actor of the session JSON logs (actors.logs)
         try:
-            init_ray(args.address)
+            init_ray(args.address, dashboard=dashboard_notice(args))
         except SystemExit as exc:  # Ray's own SIGTERM handler, there while ray.init runs
             if exc.code != signal.SIGTERM:
                 raise

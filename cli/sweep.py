@@ -10,16 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
-from collections.abc import Callable
 from typing import Any
 
 from backtest.report_charts import fmt_number, fmt_pct
 from backtest.research.report import trust_note
 from backtest.research.sweep import SweepOutcome, run_sweep
+from cli.dashboard import add_dashboard_argument, dashboard_notice
 from cli.progress import ProgressLine
 
-__all__ = ["add_study_arguments", "dashboard_notice", "register", "table_lines"]
+__all__ = ["add_study_arguments", "register", "table_lines"]
 
 
 def add_study_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,13 +35,7 @@ def add_study_arguments(parser: argparse.ArgumentParser) -> None:
         help="results store DSN (default: the config's store.dsn, TRADEWIND_STORE_DSN, "
         "chdb://var/clickhouse); a multi-machine cluster needs a ClickHouse server",
     )
-    parser.add_argument(
-        "--no-dashboard",
-        dest="dashboard",
-        action="store_false",
-        help="do not start the Ray dashboard (by default a private session serves it on "
-        "127.0.0.1 and its address is printed on stderr)",
-    )
+    add_dashboard_argument(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--top", type=int, default=20, help="rows of the ranked table (20)")
 
@@ -63,17 +56,6 @@ def _sweep(args: argparse.Namespace) -> int:
     else:
         print("\n".join(table_lines(outcome, top=args.top)))
     return 0
-
-
-def dashboard_notice(args: argparse.Namespace) -> Callable[[str], None] | None:
-    """What prints the Ray dashboard's address (stderr, one line), or None for --no-dashboard."""
-    if not args.dashboard:
-        return None
-
-    def notice(url: str) -> None:
-        print(f"Ray dashboard: {url}", file=sys.stderr, flush=True)
-
-    return notice
 
 
 def _none(value: Any) -> Any:

@@ -14,8 +14,9 @@ from typing import Any
 from backtest.report_charts import fmt_number, fmt_pct
 from backtest.research.report import trust_note
 from backtest.research.walkforward import WalkForwardOutcome, run_walkforward
+from cli.dashboard import dashboard_notice
 from cli.progress import ProgressLine
-from cli.sweep import add_study_arguments, dashboard_notice
+from cli.sweep import add_study_arguments
 
 __all__ = ["register", "summary_lines"]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -55,3 +56,17 @@ def test_paper_json_stdout_is_one_json_document_and_stderr_has_no_ray_notices(
                   "INFO ", "Started Serve", "Deleting app"):  # fmt: skip
         assert noise not in err, (noise, err[-3000:])
     assert "control API: http://127.0.0.1:" in err  # the session's own line stays
+    # the Ray dashboard runs by default, on the loopback interface, and says where
+    assert re.search(r"^Ray dashboard: http://127\.0\.0\.1:\d+$", err, re.MULTILINE), err[-3000:]
+
+
+def test_no_dashboard_turns_the_ray_dashboard_off() -> None:
+    from cli.dashboard import dashboard_notice
+    from cli.main import build_parser
+
+    parser = build_parser()
+    on = parser.parse_args(["paper", "--config", "paper.yaml"])
+    off = parser.parse_args(["paper", "--config", "paper.yaml", "--no-dashboard"])
+    live = parser.parse_args(["live", "--config", "live.yaml", "--no-dashboard"])
+    assert callable(dashboard_notice(on))
+    assert dashboard_notice(off) is None and dashboard_notice(live) is None
