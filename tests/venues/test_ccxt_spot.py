@@ -268,24 +268,45 @@ def test_a_buys_fee_in_btc_is_not_held_and_is_paid(rig: SpotRig, fake: FakeThrea
     assert rig.link.run(rig.venue.reconcile())
 
 
-def test_a_fee_in_bnb_is_counted_not_dropped(rig: SpotRig, fake: FakeThread,
+def test_a_fee_in_bnb_is_counted_not_dropped(fake: FakeThread, tmp_path: Path,
                                              caplog: pytest.LogCaptureFixture) -> None:
     """With BNB fee payment the commission is in BNB, which ccxt's trade does not value in
     USDT: the fill's fee is what the trade values (nothing), and the BNB is warned about and
-    counted per asset where the gateway's health shows it; the position is the full BTC."""
+    counted per asset in the gateway's health; the position is the full BTC bought."""
+    from actors.venues.links import open_broker_gateway
+
     fake.call(lambda: fake.fake.balances.__setitem__("BNB", Decimal("1")))
     fake.call(fake.fake.pay_fees_in_bnb, "600")
-    rig.submit("bn-1", "0.01000", "60000.00", OrderSide.BUY)
-    rig.wait_for(lambda rs: _of(OrderAccepted, rs, "bn-1"))
-    rig.wait_for(lambda rs: not rig.venue.stream.down)
-    with caplog.at_level("WARNING", logger="tradewind.venues.ccxt"):
-        fake.call(fake.fake.fill, "bn-1", 0.01, 60000.0)
-        reports = rig.wait_for(lambda rs: len(_of(OrderFilled, rs)) == 1)
-    (fill,) = _of(OrderFilled, reports)
-    assert (fill.fee, fill.fee_qty) == (0, 0)  # type: ignore[attr-defined]
-    assert rig.link.call(lambda: dict(rig.venue.book.unpriced_fees)) == {
-        "BNB": Decimal("0.00075")}  # 600 USDT × 0.075 % at 600 USDT a BNB
-    assert any("0.00075 BNB" in r.getMessage() and "unpriced_fees" in r.getMessage()
-               for r in caplog.records)
-    assert rig.link.call(rig.venue.positions) == {IID: fixed("1.01")}
-    assert rig.link.run(rig.venue.reconcile())
+    gateway = open_broker_gateway(spot_config(fake.port), tmp_path,
+                                  instruments={IID: btc_usdt()}, confirmed_live=False)
+    collected: list[Any] = []
+
+    def reports(check: Any) -> list[Any]:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            collected.extend(gateway.reports_due(0))
+            if check(collected):
+                return collected
+            time.sleep(0.05)
+        raise AssertionError(f"not reached; reports: {collected}")
+
+    try:
+        reports(lambda _: gateway.health()["connected"])
+        assert gateway.health()["unpriced_fees"] == {}
+        gateway.send([SubmitOrder(
+            seq=next(_seq), ts_event=next(_seq), ts_init=0, client_order_id="bn-1",
+            strategy_id="s", instrument_id=IID, side=OrderSide.BUY, order_type=OrderType.LIMIT,
+            quantity=fixed("0.01"), price=fixed("60000"), time_in_force=TimeInForce.GTC)])
+        reports(lambda rs: _of(OrderAccepted, rs, "bn-1"))
+        time.sleep(0.5)  # the user stream is subscribed (ccxt opens it on the first watch)
+        with caplog.at_level("WARNING", logger="tradewind.venues.ccxt"):
+            fake.call(fake.fake.fill, "bn-1", 0.01, 60000.0)
+            (fill,) = _of(OrderFilled, reports(lambda rs: _of(OrderFilled, rs)))
+        assert (fill.fee, fill.fee_qty, fill.last_qty) == (0, 0, fixed("0.01"))
+        # 600 USDT × 0.075 % at 600 USDT a BNB
+        assert gateway.health()["unpriced_fees"] == {"BNB": "0.00075"}
+        assert any("0.00075 BNB" in r.getMessage() and "unpriced_fees" in r.getMessage()
+                   for r in caplog.records)
+        assert fake.call(lambda: fake.fake.balances["BTC"]) == Decimal("1.01")
+    finally:
+        gateway.close()
