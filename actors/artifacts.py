@@ -18,11 +18,11 @@ __all__ = ["collect", "write_files"]
 
 def collect(session: Any) -> dict[str, Any]:
     """Everything the files and ``--json`` need, from the actors."""
-    feed, risk, records, fills, sup, gw_view, risk_view = ray.get([
+    feed, risk, records, fills, sup, gw_view, risk_view, gw_health = ray.get([
         session.feed.status.remote(), session.risk.summary.remote(),
         session.risk.records.remote(), session.gateway.fills.remote(),
         session.supervisor.status.remote(), session.gateway.view.remote(),
-        session.risk.view.remote(),
+        session.risk.view.remote(), session.gateway.health.remote(),
     ])
     pnl = (risk["equity"] - risk["initial_cash"]) / FIXED_SCALE
     return {
@@ -32,6 +32,7 @@ def collect(session: Any) -> dict[str, Any]:
         "state_hash": risk["state_hash"], "trading_state": risk["state"], "feed": feed,
         "risk": risk, "records": records, "fill_records": fills, "supervisor": sup,
         "positions_match": gw_view["positions"] == risk_view["positions"],
+        "unpriced_fees": gw_health.get("unpriced_fees", {}),
         "journal_dir": session.setup.journal_dir,
         "output_dir": str(Path(session.config.output_dir).absolute()),
     }
@@ -42,7 +43,8 @@ def _fill_rows(fills: list[Any]) -> list[dict[str, Any]]:
     return [{"ts_event": x.ts_event, "ts_init": x.ts_init, "fill_id": x.fill_id,
              "client_order_id": x.client_order_id, "strategy_id": x.strategy_id,
              "instrument_id": x.instrument_id, "side": int(x.side), "qty": x.last_qty / f,
-             "price": x.last_price / f, "fee": x.fee / f, "liquidity": str(x.liquidity),
+             "price": x.last_price / f, "fee": x.fee / f, "fee_qty": x.fee_qty / f,
+             "liquidity": str(x.liquidity),
              "venue_order_id": x.venue_order_id} for x in fills]
 
 
@@ -62,7 +64,8 @@ def write_files(session: Any, result: dict[str, Any]) -> Path:
     _write_csv(out / "orders.csv", orders)
     _write_csv(out / "fills.csv", _fill_rows(result["fill_records"]),
                ["ts_event", "ts_init", "fill_id", "client_order_id", "strategy_id",
-                "instrument_id", "side", "qty", "price", "fee", "liquidity", "venue_order_id"])
+                "instrument_id", "side", "qty", "price", "fee", "fee_qty", "liquidity",
+                "venue_order_id"])
     f = FIXED_SCALE
     positions = [{**p, "quantity": p["quantity"] / f, "realized_pnl": p["realized_pnl"] / f,
                   "fees": p["fees"] / f, "mark": p["mark"] / f, "avg_price": p["avg_price"] / f}
@@ -100,6 +103,8 @@ def _session_md(session: Any, result: dict[str, Any], out: Path) -> str:
         f"trading state: {result['trading_state']}",
         f"- state hash: `{result['state_hash']}`",
         f"- positions equal the paper broker's: {result['positions_match']}",
+        "- fees charged in an asset no fill valued (not in fees or PnL): "
+        + (", ".join(f"{v} {c}" for c, v in result["unpriced_fees"].items()) or "none"),
         f"- restarts: {result['restarts']}" + (f"; escalated: {sup['reason']}"
                                                  if sup["escalated"] else ""),
         "", "## Guard activations", "",

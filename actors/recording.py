@@ -240,7 +240,7 @@ def _fills(session_id: str, messages: Sequence[Any]) -> Columns:
     for name in ("fill_id", "client_order_id", "strategy_id", "instrument_id", "venue_order_id"):
         cols[name] = _strs(messages, name)
     cols["side"] = _ints(messages, "side", np.int8)
-    for name in ("last_qty", "last_price", "cum_qty", "leaves_qty", "fee"):
+    for name in ("last_qty", "last_price", "cum_qty", "leaves_qty", "fee", "fee_qty"):
         cols[name] = _ints(messages, name)
     cols["currency"] = _strs(messages, "currency")
     cols["liquidity"] = _strs(messages, "liquidity")

@@ -47,8 +47,9 @@ def _cash(
     flow_ts = np.array([f.ts_event for f in fills] + [c.ts_event for c in carry], dtype=np.int64)
     delta = np.zeros(len(flow_ts))
     for i, f in enumerate(fills):
-        notional = registry.get(f.instrument_id).notional(f.last_price, f.last_qty)
-        delta[i] = -(f.side * notional + f.fee) / FIXED_SCALE
+        held = f.position_change  # a fee in kind is not held; its value is in f.fee
+        notional = registry.get(f.instrument_id).notional(f.last_price, abs(held))
+        delta[i] = -((notional if held > 0 else -notional) + f.fee) / FIXED_SCALE
     for i, c in enumerate(carry, start=len(fills)):
         delta[i] = c.amount / FIXED_SCALE
     if not len(flow_ts):
@@ -80,7 +81,7 @@ def equity_curve(
         mine = np.array([i for i in order if fills[i].instrument_id == instrument_id], dtype=int)
         if not len(mine):
             continue
-        qty_steps = np.cumsum([fills[i].side * fills[i].last_qty / FIXED_SCALE for i in mine])
+        qty_steps = np.cumsum([fills[i].position_change / FIXED_SCALE for i in mine])
         k = np.searchsorted(fill_ts[mine], times, side="right")
         qty = np.where(k > 0, qty_steps[np.maximum(k - 1, 0)], 0.0)
         j = np.searchsorted(mark_ts, times, side="right") - 1

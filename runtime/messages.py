@@ -372,7 +372,15 @@ class OrderRejected(Message, frozen=True, kw_only=True, tag=True, gc=False):
     venue_code: str = ""
 
 
-class OrderFilled(Message, frozen=True, kw_only=True, tag=True, gc=False):
+class OrderFilled(Message, frozen=True, kw_only=True, tag=True, gc=False, omit_defaults=True):
+    """One execution of an order. ``last_qty``/``cum_qty``/``leaves_qty`` are the order's
+    quantities. ``fee`` is the whole fee as money in ``currency``, however it was paid;
+    ``fee_qty`` is the part of it the venue took *in kind*, in the instrument's own units (a
+    spot buy whose fee is deducted from the base asset received: the account gets
+    ``last_qty - fee_qty``). The fee in kind is already in ``fee`` at its value; what the
+    account holds changes by :attr:`position_change`, not by ``last_qty``. ``fee_qty`` is
+    omitted from the encoding when 0, so fills without it encode (and hash) as before."""
+
     client_order_id: str
     strategy_id: str
     instrument_id: str
@@ -383,9 +391,15 @@ class OrderFilled(Message, frozen=True, kw_only=True, tag=True, gc=False):
     last_price: int
     cum_qty: int
     leaves_qty: int
-    fee: int  # money, in the instrument's currency, fixed point
+    fee: int  # money, in the instrument's currency, fixed point (includes the fee in kind)
     currency: str
     liquidity: Liquidity
+    fee_qty: int = 0  # instrument units paid as fee in kind, fixed point (>= 0)
+
+    @property
+    def position_change(self) -> int:
+        """Signed change of what the account holds: ``side * last_qty - fee_qty``."""
+        return self.last_qty * self.side - self.fee_qty
 
 
 class OrderCanceled(Message, frozen=True, kw_only=True, tag=True, gc=False):

@@ -236,7 +236,7 @@ class OrderFlow:
         realized = self.portfolio.realized_pnl - before
         if realized < 0:  # only a loss starts the risk cooldown
             self.risk.on_realized(realized, fill.ts_event)
-        self.ledger.filled((fill.strategy_id, fill.instrument_id), fill.last_qty * fill.side)
+        self.ledger.filled((fill.strategy_id, fill.instrument_id), fill.position_change)
         instrument = self.registry.get(fill.instrument_id)
         self.out.append(
             PositionChanged(

@@ -12,6 +12,11 @@ where ``market_value = Σ notional(mark, qty)`` and ``unrealized = market_value 
 positions (:mod:`runtime.carry`): cash that moves without a fill. One account currency (cash
 is kept per currency, but PnL aggregation assumes one); spot-style settlement (futures are
 cash-settled on the full notional, not margined — see docs).
+
+A fee paid in kind (``OrderFilled.fee_qty``: a spot buy whose fee the exchange takes from the
+base asset) is not held: the position changes by ``fill.position_change`` (``last_qty -
+fee_qty`` for a buy) at the fill's price, and the fee's value (in ``fill.fee``) is a fee like
+any other, so the identity above holds unchanged.
 """
 
 from __future__ import annotations
@@ -144,8 +149,11 @@ class Portfolio:
         """Apply one fill; returns the changed position."""
         instrument = self.registry.get(fill.instrument_id)
         pos = self.positions.get(fill.instrument_id) or self.position(fill.instrument_id)
-        signed = fill.last_qty * fill.side
-        value = instrument.notional(fill.last_price, fill.last_qty) * fill.side  # + buy, - sell
+        # What the account holds changes by position_change (a fee in kind is not held); the
+        # fee's value is in fill.fee, so cash still moves by what the trade itself cost.
+        signed = fill.position_change
+        sign = 1 if signed > 0 else -1
+        value = instrument.notional(fill.last_price, abs(signed)) * sign  # + bought, - sold
         self.cash -= value + fill.fee
         pos.fees += fill.fee
         self.fees += fill.fee
@@ -160,7 +168,7 @@ class Portfolio:
             pos.realized_pnl += realized
             self.realized_pnl += realized
         else:  # flipping: close all at this price, open the rest
-            close_value = instrument.notional(fill.last_price, abs(held)) * fill.side
+            close_value = instrument.notional(fill.last_price, abs(held)) * sign
             realized = -close_value - pos.cost_basis
             pos.realized_pnl += realized
             self.realized_pnl += realized

@@ -249,7 +249,7 @@ class RiskEngine:
         if ledger is None:
             return
         self._fill_prices[fill.instrument_id] = fill.last_price
-        signed = fill.last_qty * fill.side
+        signed = fill.position_change  # a fee in kind is not held; its value is in fill.fee
         notional = self.registry.get(fill.instrument_id).notional(fill.last_price, signed)
         ledger.cash -= notional + fill.fee
         ledger.positions[fill.instrument_id] = (

@@ -119,6 +119,7 @@ def fill_view(fill: Any) -> dict[str, Any]:
         "quantity": _f(fill.last_qty),
         "price": _f(fill.last_price),
         "fee": _f(fill.fee),
+        "fee_qty": _f(fill.fee_qty),  # of the quantity, taken as the fee in kind (in fee)
         "liquidity": str(fill.liquidity),
         "ts_event": fill.ts_event,
     }

@@ -20,19 +20,61 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from actors.venues.ccxt_support import import_ccxt
 from actors.venues.common import ORPHAN_WAIT_S, to_fixed
-from runtime.messages import Liquidity
+from runtime.instruments import Instrument
+from runtime.messages import Liquidity, OrderSide
 
 if TYPE_CHECKING:
     from actors.venues.ccxt_venue import CcxtVenue
 
-__all__ = ["CcxtStream"]
+__all__ = ["CcxtStream", "TradeFee", "trade_fee"]
 
 log = logging.getLogger("tradewind.venues.ccxt")
 _MAX_ORPHANS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class TradeFee:
+    """A trade's fee as the core takes it: ``money`` in the settlement currency (including the
+    value of what was paid in kind), ``in_kind`` the base asset taken as fee (instrument units),
+    ``unpriced`` the charges in a third asset the trade does not value (currency, cost)."""
+
+    money: int = 0
+    in_kind: int = 0
+    unpriced: tuple[tuple[str, Decimal], ...] = ()
+
+
+def trade_fee(trade: dict[str, Any], market: dict[str, Any], *, currency: str,
+              instrument: Instrument, side: OrderSide, qty: int, price: int) -> TradeFee:
+    """Classify a ccxt trade's fee(s) (``fees``, else ``fee``): in the settlement currency, as
+    charged; in the base asset of a spot market (Binance takes a buy's fee from the BTC
+    received), in kind, valued at the trade's price (exactly what the position does not get);
+    in any other asset (BNB), unpriced: ccxt's trade carries no value for it, and a price
+    from elsewhere would be a guess, so it is counted, not converted."""
+    entries = trade.get("fees") or ([trade["fee"]] if trade.get("fee") else [])
+    money = in_kind = 0
+    unpriced: list[tuple[str, Decimal]] = []
+    for entry in entries:
+        cost, asset = entry.get("cost"), entry.get("currency")
+        if not cost:
+            continue
+        if asset == currency:
+            money += to_fixed(cost)
+        elif market.get("spot") and asset == market.get("base"):
+            in_kind += to_fixed(cost)
+        else:
+            unpriced.append((str(asset), Decimal(str(cost))))
+    if in_kind:  # the value of what the position does not get: cash moves by the whole trade
+        if side is OrderSide.BUY:
+            money += instrument.notional(price, qty) - instrument.notional(price, qty - in_kind)
+        else:
+            money += instrument.notional(price, qty + in_kind) - instrument.notional(price, qty)
+    return TradeFee(money, in_kind, tuple(unpriced))
 
 
 class CcxtStream:
@@ -198,21 +240,29 @@ class CcxtStream:
                 venue.book.note_foreign()
             return
         market = venue.exchange.market(trade["symbol"])
-        fee = trade.get("fee") or {}
-        fee_cost = 0
-        if fee.get("cost"):
-            if fee.get("currency") == venue.book.currency:
-                fee_cost = to_fixed(fee["cost"])
-            else:
-                log.warning("fee of trade %s in %s, not %s: reported as 0", trade["id"],
-                            fee.get("currency"), venue.book.currency)
-        venue.book.filled(
-            cid, fill_id=f"CX-{market['id']}-{trade['id']}", qty=to_fixed(trade["amount"]),
-            price=to_fixed(trade["price"]), fee=fee_cost,
+        tracked = venue.book.get(cid)
+        if tracked is None:
+            venue.book.note_foreign()
+            return
+        iid = tracked.command.instrument_id
+        qty, price = to_fixed(trade["amount"]), to_fixed(trade["price"])
+        fill_id = f"CX-{market['id']}-{trade['id']}"
+        fee = trade_fee(trade, market, currency=venue.book.currency,
+                        instrument=venue.instruments.get(iid) or venue.rules.get(iid),
+                        side=tracked.command.side, qty=qty, price=price)
+        reported = venue.book.filled(
+            cid, fill_id=fill_id, qty=qty, price=price, fee=fee.money, fee_qty=fee.in_kind,
             ts_event=int(trade.get("timestamp") or 0) * 1_000_000 or venue.clock_ns(),
             venue_order_id=order_id,
             liquidity=Liquidity.MAKER if trade.get("takerOrMaker") == "maker"
             else Liquidity.TAKER)
+        if reported:
+            for currency, cost in fee.unpriced:
+                log.warning("fee of trade %s (%s) is %s %s, which the trade does not value in "
+                            "%s: not in the session's fees or PnL (counted in the gateway's "
+                            "health, unpriced_fees)", trade["id"], fill_id, cost, currency,
+                            venue.book.currency)
+                venue.book.note_unpriced_fee(currency, cost)
 
     def retry_orphans(self) -> None:
         """Match the waiting trades again (an order id was just learnt); a trade that waited

@@ -254,11 +254,12 @@ class BrokerGateway:
 
     def health(self) -> dict[str, Any]:
         """What the watchdogs and metrics read (wall clock, ns): the broker link, the oldest
-        command the broker has not answered, reports about orders never sent, the last report.
+        command the broker has not answered, reports about orders never sent, the last report,
+        fees charged in an asset no report could value (``unpriced_fees``: currency -> total).
         Called without the actor's lock (``actors.base``), beside a step: it reads what the
         steps' pulls left and asks the adapter on its own thread, and changes nothing."""
 
-        def read() -> tuple[bool, int, bool]:
+        def read() -> tuple[bool, int, bool, dict[str, str]]:
             venue = self.venue
             up = getattr(venue, "connected", None)
             if up is None:  # IB: the link and the client; Shioaji: the logged-in session
@@ -266,13 +267,14 @@ class BrokerGateway:
                 up = getattr(venue, "session_up", False) if up is None else up
             breaker = getattr(venue, "breaker", None)
             blocked = breaker is not None and not breaker.allows_new_orders
-            return bool(up), int(venue.book.foreign), blocked
+            unpriced = {c: str(v) for c, v in sorted(venue.book.unpriced_fees.items())}
+            return bool(up), int(venue.book.foreign), blocked, unpriced
 
-        connected, foreign, breaker_open = self.link.call(read)
+        connected, foreign, breaker_open, unpriced = self.link.call(read)
         return {"broker": self.kind, "connected": connected, "breaker_open": breaker_open,
                 "exec_waiting_since_ns": min(list(self.awaiting.values()), default=None),
                 "foreign_reports": foreign, "last_report_ns": self.last_report_ns,
-                "unknown": len(self.unknown)}
+                "unknown": len(self.unknown), "unpriced_fees": unpriced}
 
     def request_reconcile(self) -> None:
         """Ask the adapter to reconcile at its next turn (an unknown-order storm)."""

@@ -216,7 +216,7 @@ class PaperVenue:
         answers every command within the step that sent it."""
         return {"broker": "paper", "connected": True, "breaker_open": False,
                 "exec_waiting_since_ns": None,
-                "foreign_reports": 0, "last_report_ns": None, "unknown": 0}
+                "foreign_reports": 0, "last_report_ns": None, "unknown": 0, "unpriced_fees": {}}
 
     def request_reconcile(self) -> None:
         """Nothing to reconcile: the paper broker is this process's own venue."""

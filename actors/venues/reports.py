@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from runtime.errors import VenueProtocolError
@@ -30,6 +31,7 @@ from runtime.messages import (
     OrderEvent,
     OrderFilled,
     OrderRejected,
+    OrderSide,
     OrderStatusUnknown,
     OrderUpdated,
     SubmitOrder,
@@ -94,6 +96,8 @@ class ReportBook:
         self._positions: dict[str, int] = {}
         self._seq = 0
         self.foreign = 0  # reports about orders this adapter never sent
+        # fees charged in an asset the fill could not value (BNB on Binance): currency -> total
+        self.unpriced_fees: dict[str, Decimal] = {}
 
     # --- orders --------------------------------------------------------------------------------
 
@@ -117,7 +121,7 @@ class ReportBook:
             order.fill_ids.add(fill.fill_id)
             order.cum_qty += fill.last_qty
             iid = command.instrument_id
-            self._positions[iid] = self._positions.get(iid, 0) + fill.last_qty * command.side.sign
+            self._positions[iid] = self._positions.get(iid, 0) + fill.position_change
         if closed or order.cum_qty >= order.quantity:
             order.terminal = order.terminal or "closed"
 
@@ -137,6 +141,10 @@ class ReportBook:
         """A report about an order this adapter never sent, seen before any lookup (the
         unknown-order-storm watchdog counts them)."""
         self.foreign += 1
+
+    def note_unpriced_fee(self, currency: str, cost: Decimal) -> None:
+        """A fee the broker charged in ``currency``, which no report could value in ours."""
+        self.unpriced_fees[currency] = self.unpriced_fees.get(currency, Decimal(0)) + cost
 
     def _order(self, client_order_id: str) -> Tracked | None:
         order = self.orders.get(client_order_id)
@@ -165,8 +173,11 @@ class ReportBook:
         ts_event: int,
         venue_order_id: str = "",
         liquidity: Liquidity = Liquidity.TAKER,
+        fee_qty: int = 0,
     ) -> bool:
-        """Report a fill once per ``fill_id``; ``False`` for a duplicate or a foreign order."""
+        """Report a fill once per ``fill_id``; ``False`` for a duplicate or a foreign order.
+        ``fee_qty``: the part of the fee the venue took in kind, in the instrument's units (its
+        value is included in ``fee``; see :class:`~runtime.messages.OrderFilled`)."""
         order = self._order(client_order_id)
         if order is None or fill_id in order.fill_ids:
             return False
@@ -174,6 +185,11 @@ class ReportBook:
             raise VenueProtocolError(
                 f"fill {fill_id} of {from_fixed(qty)} for {client_order_id} would make filled "
                 f"{from_fixed(order.cum_qty + qty)} > ordered {from_fixed(order.quantity)}"
+            )
+        if fee_qty < 0 or (order.command.side is OrderSide.BUY and fee_qty > qty):
+            raise VenueProtocolError(
+                f"fill {fill_id} for {client_order_id}: a fee in kind of {from_fixed(fee_qty)} "
+                f"does not fit a {order.command.side.name.lower()} of {from_fixed(qty)}"
             )
         if not order.acked:
             self.accepted(client_order_id, venue_order_id=venue_order_id, ts_event=ts_event)
@@ -196,6 +212,7 @@ class ReportBook:
             fee=fee,
             currency=self.currency,
             liquidity=liquidity,
+            fee_qty=fee_qty,
         )
         self._record_fill(fill)  # type: ignore[arg-type]
         if done:
@@ -208,7 +225,7 @@ class ReportBook:
         if self._on_fill is not None:
             self._on_fill(fill)
         iid = fill.instrument_id
-        self._positions[iid] = self._positions.get(iid, 0) + fill.last_qty * fill.side.sign
+        self._positions[iid] = self._positions.get(iid, 0) + fill.position_change
 
     def canceled(self, client_order_id: str, *, reason: str, ts_event: int) -> None:
         order = self._order(client_order_id)

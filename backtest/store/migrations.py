@@ -185,6 +185,14 @@ MIGRATIONS: tuple[Migration, ...] = (
             _table("borrow_rates", f"{_MARKET}, rate {_FIX}", _MARKET_KEY),
         ),
     ),
+    Migration(
+        7,
+        "fees in kind",
+        (
+            # the part of a fill's quantity the venue took as its fee (OrderFilled.fee_qty)
+            f"ALTER TABLE fills ADD COLUMN IF NOT EXISTS fee_qty {_FIX} DEFAULT 0",
+        ),
+    ),
 )
 
 _CREATE_LEDGER = (

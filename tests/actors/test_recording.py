@@ -138,7 +138,8 @@ def test_fill_risk_and_position_rows() -> None:
     assert f == {"session_id": "S1", **T, "seq": 10, "fill_id": "F-1", **IDS,
                  "venue_order_id": "V-1", "side": -1, "last_qty": 500_000_000,
                  "last_price": 99_999_999_999, "cum_qty": 1_500_000_000,
-                 "leaves_qty": 500_000_000, "fee": -1, "currency": "USD", "liquidity": "maker"}
+                 "leaves_qty": 500_000_000, "fee": -1, "currency": "USD", "liquidity": "maker",
+                 "fee_qty": 0}
     risk = {r["event"]: r for r in tables["risk_events"].to_pylist()}
     assert risk["OrderDenied"]["reason_code"] == "max_position"
     assert risk["OrderDenied"]["trading_state"] == ""

@@ -194,3 +194,24 @@ def test_an_import_killed_half_way_leaves_nothing(tmp_path: Path) -> None:
     after = subprocess.run([sys.executable, "-c", check, dsn], cwd=PROJECT_ROOT,
                            capture_output=True, text=True, timeout=120)
     assert after.stdout.split() == ["0", "0"], after.stderr
+
+
+def test_a_fill_with_a_fee_in_kind_keeps_it_in_the_store(store: Store) -> None:
+    """Migration 7: ``fills.fee_qty`` (a spot buy's fee taken in the base asset), exact; a
+    recorded fill without one reads 0."""
+    from actors.recording import to_tables
+    from runtime.messages import Liquidity, OrderFilled, OrderSide
+
+    def fill(n: int, fee_qty: int) -> OrderFilled:
+        return OrderFilled(seq=n, ts_event=n, ts_init=n, client_order_id=f"c{n}",
+                           strategy_id="s", instrument_id="BTC-USDT", venue_order_id="v",
+                           fill_id=f"FK-{n}", side=OrderSide.BUY, last_qty=10_000_000,
+                           last_price=60_000 * 10**9, cum_qty=10_000_000, leaves_qty=0,
+                           fee=600_000_000, currency="USDT", liquidity=Liquidity.TAKER,
+                           fee_qty=fee_qty)
+
+    store.insert_arrow("fills", to_tables("FK", [fill(1, 10_000), fill(2, 0)])["fills"])
+    rows = store.query_arrow("SELECT fill_id, fee_qty FROM fills FINAL WHERE session_id = 'FK' "
+                             "ORDER BY fill_id")
+    assert rows.column("fill_id").to_pylist() == ["FK-1", "FK-2"]
+    assert rows.column("fee_qty").to_pylist() == [10_000, 0]  # raw fixed point, exact

@@ -221,3 +221,24 @@ def test_a_kernel_with_budgets_pickles_whole_and_keeps_enforcing_them() -> None:
     assert isinstance(again, Scripted)
     d = denial(act(restored, again, BUY, "X", 20))  # 60 held + 30 open + 20 > 100
     assert d is not None and d.reason_code == "strategy.max_position"
+
+
+def test_a_fee_in_kind_moves_every_book_by_what_is_held() -> None:
+    """A buy of 100 whose venue kept 1 as its fee (``fee_qty``, valued at 100 in ``fee``): the
+    account, the strategy's own position (what it sees) and its budget book all hold 99, and
+    the budget's PnL is the fee."""
+    import msgspec
+
+    limits = RiskLimits(strategies={"a": StrategyBudget(max_daily_loss=Decimal(500))})
+    k, s = setup(limits)
+    px(k, "X", 100, ts=10)
+    (cmd,) = of(SubmitOrder, act(k, s["a"], BUY, "X", 100))  # accepted, not filled
+    assert isinstance(cmd, SubmitOrder)
+    fill = msgspec.structs.replace(fill_for(cmd, 100, "kind-f"), fee=fixed(100), fee_qty=Q)
+    k.handle(fill)
+    assert k.portfolio.quantity("X") == 99 * Q
+    assert k.context.position("a", "X") == 99 * Q
+    assert k.state()["risk"]["budgets"]["a"]["positions"] == {"X": 99 * Q}
+    assert k.risk.strategy_pnl("a") == -fixed(100)
+    assert k.portfolio.account().fees == fixed(100) and k.portfolio.identity_gap() == 0
+    assert k.ledger.get(cmd.client_order_id).filled_qty == 100 * Q  # type: ignore[union-attr]

@@ -18,7 +18,10 @@ What it checks, as Binance does:
   ``LIMIT_MAKER`` that would take (-2010 "Order would immediately match and take."), a sell or
   buy beyond the free balance (-2010 "Account has insufficient balance for requested
   action."); unknown orders on cancel (-2011) and query (-2013). Commission 0.1 % in the asset
-  received (base on a buy, quote on a sell), as an account without BNB fee payment pays it.
+  received (base on a buy, quote on a sell), as an account without BNB fee payment pays it,
+  deducted from that balance; with :meth:`pay_fees_in_bnb` (the account's "use BNB to pay for
+  fees", enough BNB held) 25 % less, in BNB at the price given, deducted from BNB. Trades
+  (``myTrades``, ``executionReport`` ``n``/``N``) carry ``commission`` and ``commissionAsset``.
 
 The USD-M and COIN-M ``exchangeInfo`` answer an empty symbol list (ccxt's binance loads them
 with the spot markets; this exchange lists only spot). Scenario controls (on the fake's loop):
@@ -93,6 +96,7 @@ class FakeBinanceSpot:
         self.balances = {k: Decimal(v) for k, v in
                          (balances or {"BTC": "1", "USDT": "100000"}).items()}
         self.price: Decimal | None = None
+        self.bnb_price: Decimal | None = None  # set: commission in BNB (BNB fee payment on)
         self.orders: dict[int, SpotOrder] = {}
         self.by_client: dict[str, SpotOrder] = {}
         self.placed: list[str] = []
@@ -317,6 +321,11 @@ class FakeBinanceSpot:
 
     # --- matching (scenario controls) ---------------------------------------------------
 
+    def pay_fees_in_bnb(self, bnb_price: str) -> None:
+        """The account's BNB fee payment on: commission at 0.075 % in BNB (at ``bnb_price``
+        in the quote asset) while BNB covers it."""
+        self.bnb_price = Decimal(bnb_price)
+
     def set_price(self, price: float) -> None:
         self.price = Decimal(str(price))
 
@@ -334,6 +343,11 @@ class FakeBinanceSpot:
         buy = order.side == "BUY"
         fee_asset = self.base if buy else self.quote
         fee = ((qty if buy else qty * price) * _FEE).quantize(Decimal("0.00000001"))
+        if self.bnb_price is not None:
+            in_bnb = (qty * price * _FEE * Decimal("0.75") / self.bnb_price).quantize(
+                Decimal("0.00000001"))
+            if self.balances.get("BNB", Decimal(0)) >= in_bnb:
+                fee_asset, fee = "BNB", in_bnb
         sign = 1 if buy else -1
         self.balances[self.base] = self.balances.get(self.base, Decimal(0)) + sign * qty
         self.balances[self.quote] = self.balances.get(self.quote, Decimal(0)) - sign * qty * price

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +214,99 @@ def test_a_borrow_feed_is_refused_where_it_cannot_be_polled(fake: FakeThread) ->
                                       "paper": True})
     with pytest.raises(ConfigError, match="no cross-margin borrow rate"):
         CcxtAuxPoller(other, feed, lambda batch: None)
+
+
+def _portfolio_of(fills: list[OrderEvent]) -> Any:
+    from runtime.instruments import InstrumentRegistry
+    from runtime.portfolio import Portfolio
+
+    book = Portfolio(InstrumentRegistry([btc_usdt()]), initial_cash=fixed(100_000),
+                     currency="USDT")
+    for fill in fills:
+        book.apply_fill(fill)  # type: ignore[arg-type]
+    return book
+
+
+def test_a_buys_fee_in_btc_is_not_held_and_is_paid(rig: SpotRig, fake: FakeThread) -> None:
+    """Binance takes a buy's 0.1 % commission from the BTC received (``commissionAsset`` BTC):
+    the fills say so (``fee_qty``), the position is what the account holds, the fee's value is
+    a fee, reconciliation against the BTC balance stays clean, and selling everything held
+    goes through (the exchange would refuse a sell of the BTC the fee took)."""
+    rig.submit("sb-1", "0.01000", "60000.00", OrderSide.BUY)
+    rig.wait_for(lambda rs: _of(OrderAccepted, rs, "sb-1"))
+    rig.wait_for(lambda rs: not rig.venue.stream.down)
+    fake.call(fake.fake.fill, "sb-1", 0.004, 60000.0)  # over the user data stream
+    rig.wait_for(lambda rs: len(_of(OrderFilled, rs)) == 1)
+    fake.run(fake.fake.streams_down())
+    fake.call(fake.fake.fill, "sb-1", 0.006, 60000.0)  # in the gap: from myTrades over REST
+    reports = rig.wait_for(lambda rs: len(_of(OrderFilled, rs)) == 2, timeout_s=30)
+    fills = _of(OrderFilled, reports)
+    assert [(f.last_qty, f.fee_qty, f.fee) for f in fills] == [  # type: ignore[attr-defined]
+        (fixed("0.004"), fixed("0.000004"), fixed("0.24")),
+        (fixed("0.006"), fixed("0.000006"), fixed("0.36"))]
+    assert fills[1].cum_qty == fixed("0.01")  # type: ignore[attr-defined]  # the order's own
+    held = fixed("1.00999")  # 1 BTC before, 0.01 bought, 0.00001 taken as fee
+    assert fake.call(lambda: fake.fake.balances["BTC"]) == Decimal("1.00999")
+    assert rig.link.call(rig.venue.positions) == {IID: held}
+    assert rig.link.run(rig.venue.reconcile())  # the account's BTC balance agrees
+    assert rig.link.call(lambda: rig.venue.reconciler.last_drifts) == []
+    portfolio = _portfolio_of(fills)
+    assert portfolio.quantity(IID) == fixed("0.00999")
+    assert portfolio.cash == fixed(100_000) - fixed(600)  # what the account paid in USDT
+    assert portfolio.fees == fixed("0.6")  # 0.00001 BTC at 60 000
+    assert portfolio.account().total_pnl == -fixed("0.6") and portfolio.identity_gap() == 0
+    fake.call(fake.fake.streams_up)
+    rig.submit("sb-2", "1.00999", "60000.00", OrderSide.SELL)  # all the account holds
+    rig.wait_for(lambda rs: _of(OrderAccepted, rs, "sb-2") or _of(OrderRejected, rs, "sb-2"))
+    assert not _of(OrderRejected, rig.collected, "sb-2")
+    fake.call(fake.fake.fill, "sb-2", 1.00999, 60000.0)
+    reports = rig.wait_for(lambda rs: len(_of(OrderFilled, rs, "sb-2")) == 1, timeout_s=30)
+    (sold,) = _of(OrderFilled, reports, "sb-2")
+    assert sold.fee_qty == 0 and sold.fee == fixed("60.5994")  # type: ignore[attr-defined]
+    assert fake.call(lambda: fake.fake.balances["BTC"]) == 0
+    assert rig.link.call(rig.venue.positions).get(IID, 0) == 0  # flat, as the account
+    assert rig.link.run(rig.venue.reconcile())
+
+
+def test_a_fee_in_bnb_is_counted_not_dropped(fake: FakeThread, tmp_path: Path,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    """With BNB fee payment the commission is in BNB, which ccxt's trade does not value in
+    USDT: the fill's fee is what the trade values (nothing), and the BNB is warned about and
+    counted per asset in the gateway's health; the position is the full BTC bought."""
+    from actors.venues.links import open_broker_gateway
+
+    fake.call(lambda: fake.fake.balances.__setitem__("BNB", Decimal("1")))
+    fake.call(fake.fake.pay_fees_in_bnb, "600")
+    gateway = open_broker_gateway(spot_config(fake.port), tmp_path,
+                                  instruments={IID: btc_usdt()}, confirmed_live=False)
+    collected: list[Any] = []
+
+    def reports(check: Any) -> list[Any]:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            collected.extend(gateway.reports_due(0))
+            if check(collected):
+                return collected
+            time.sleep(0.05)
+        raise AssertionError(f"not reached; reports: {collected}")
+
+    try:
+        reports(lambda _: gateway.health()["connected"])
+        assert gateway.health()["unpriced_fees"] == {}
+        gateway.send([SubmitOrder(
+            seq=next(_seq), ts_event=next(_seq), ts_init=0, client_order_id="bn-1",
+            strategy_id="s", instrument_id=IID, side=OrderSide.BUY, order_type=OrderType.LIMIT,
+            quantity=fixed("0.01"), price=fixed("60000"), time_in_force=TimeInForce.GTC)])
+        reports(lambda rs: _of(OrderAccepted, rs, "bn-1"))
+        time.sleep(0.5)  # the user stream is subscribed (ccxt opens it on the first watch)
+        with caplog.at_level("WARNING", logger="tradewind.venues.ccxt"):
+            fake.call(fake.fake.fill, "bn-1", 0.01, 60000.0)
+            (fill,) = _of(OrderFilled, reports(lambda rs: _of(OrderFilled, rs)))
+        assert (fill.fee, fill.fee_qty, fill.last_qty) == (0, 0, fixed("0.01"))
+        # 600 USDT × 0.075 % at 600 USDT a BNB
+        assert gateway.health()["unpriced_fees"] == {"BNB": "0.00075"}
+        assert any("0.00075 BNB" in r.getMessage() and "unpriced_fees" in r.getMessage()
+                   for r in caplog.records)
+        assert fake.call(lambda: fake.fake.balances["BTC"]) == Decimal("1.01")
+    finally:
+        gateway.close()

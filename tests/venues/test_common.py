@@ -140,6 +140,29 @@ def test_an_overfill_is_refused_in_human_units() -> None:
     assert str(order.quantity) not in text  # never the raw fixed-point integer
 
 
+def test_a_fee_in_kind_that_does_not_fit_the_fill_is_refused_and_nothing_is_reported() -> None:
+    from actors.venues.reports import ReportBook
+    from runtime.errors import VenueProtocolError
+    from runtime.values import fixed
+
+    book = ReportBook(currency="USD", clock_ns=lambda: 1)
+    order = submit("k-1")  # a buy
+    book.track(order)
+    for fee_qty in (fixed(2), -1):  # more than the 1 bought; negative
+        with pytest.raises(VenueProtocolError, match=r"fee in kind of .* does not fit a buy "
+                                                     r"of 1(\.0*)?$"):
+            book.filled("k-1", fill_id="F1", qty=fixed(1), price=fixed(10), fee=0,
+                        fee_qty=fee_qty, ts_event=1)
+    assert book.positions() == {} and book.get("k-1").cum_qty == 0  # type: ignore[union-attr]
+    assert book.filled("k-1", fill_id="F1", qty=fixed(1), price=fixed(10), fee=fixed(10),
+                       fee_qty=fixed(1), ts_event=1)  # all of it as fee: holds nothing more
+    assert book.positions().get(order.instrument_id, 0) == 0
+    (fill,) = book.fills_since(0)[-1:]
+    again = ReportBook(currency="USD", clock_ns=lambda: 1)  # a restart: from the journal
+    again.restore(order, venue_order_id="V1", closed=False, fills=[fill])
+    assert again.positions().get(order.instrument_id, 0) == 0
+
+
 def test_the_baseline_is_journaled_once(tmp_path: Path) -> None:
     with Journal(tmp_path / "b.journal") as journal:
         log = SendLog(journal)
