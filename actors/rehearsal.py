@@ -23,10 +23,10 @@ import contextlib
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,14 +38,15 @@ from actors.names import Named
 from runtime.errors import ConfigError
 from runtime.messages import Message, OrderDenied, QuoteTick
 from runtime.strategy import Qty, Strategy, StrategyParams
-from runtime.values import FIXED_SCALE, Rounding, fixed
+from runtime.values import FIXED_SCALE, Rounding
 
 __all__ = ["PROBES", "Drill", "Drills", "GuardProbe", "GuardProbeParams", "graceful_stop",
            "write_workspace"]
 
 SESSION_ID = "rehearsal"
-_BALLAST_MB = 1024  # what the disk drill allocates ...
-_MARGIN_MB = 512  # ... against a limit this far below the free space at the start
+_BALLAST_MB = 4096  # what the disk drill allocates ...
+_MARGIN_MB = 2048  # ... against a limit this far below the free space at the start (room for
+# what other programs on the machine write meanwhile)
 _B_SECONDS = 10  # SIM-B's quotes stop this far into the data (data time)
 _TAKER_BPS = 50  # what a taker pays: the daily-loss probe's round trips lose this twice
 _STORM_PERIOD_S = 60.0  # the supervisor's window for counting restarts
@@ -81,13 +82,12 @@ def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
     up to be tripped (else it is the market maker alone, as a soak runs it):
 
     * the guard probe (:class:`GuardProbe`) trades beside the market maker, on SIM-A and on
-      SIM-B, whose quotes stop :data:`_B_SECONDS` into the data (the stale-data probe; and the
-      silence watchdog's drill: SIM-B goes silent while its market is open);
+      SIM-B, whose quotes stop :data:`_B_SECONDS` into the data (the stale-data probe);
     * every risk guard is on, each set where the market maker stays clear of it and the probe's
       orders do not (the daily loss: the probe's taker round trips pay :data:`_TAKER_BPS`);
     * the disk watchdog's limit sits :data:`_MARGIN_MB` below the free space now;
-    * the supervisor gives up on the trading subtree at its third restart within
-      :data:`_STORM_PERIOD_S`, and the root escalates (halts) at once (the restart storm).
+    * the supervisor (one flat tree) gives up at its third restart within
+      :data:`_STORM_PERIOD_S`: it halts trading (the restart storm).
     """
     if (folder / "var" / SESSION_ID).exists():
         raise ConfigError(f"{folder} holds a rehearsal already (its journals would resume): "
@@ -137,29 +137,24 @@ def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
     if drills:
         trading["instruments"].append({"id": "SIM-B"} | instrument)
         trading["data"].append(stream("quotes", "SIM-B", at(_B_SECONDS)))
-        trading["strategies"].append({
-            "id": "probe", "class": "actors.rehearsal:GuardProbe",
-            "instruments": ["SIM-A", "SIM-B"], "params": {"size": 100}})
         # SIM-A trades near 180: the market maker's orders (10 at a time, at most 100 held)
         # stay clear of every limit; the probe's orders each break one
-        trading["risk"] |= {"max_position": 300, "max_order_notional": 80000,
-                            "price_band_pct": 5, "stale_data_s": 30, "max_daily_loss": 500,
-                            "daily_loss_action": "reducing"}
+        limits = {"max_position": 300, "max_order_notional": 80000, "price_band_pct": 5}
+        trading["risk"] |= limits | {"stale_data_s": 30, "max_daily_loss": 500,
+                                     "daily_loss_action": "reducing"}
+        trading["strategies"].append({
+            "id": "probe", "class": "actors.rehearsal:GuardProbe",
+            "instruments": ["SIM-A", "SIM-B"], "params": {"size": 100} | limits})
         trading["venue"]["fees"]["taker_bps"] = _TAKER_BPS  # the market maker only posts
         free_mb = shutil.disk_usage(folder).free / 2**20
         watchdogs["disk_low"]["min_free_mb"] = max(free_mb - _MARGIN_MB, 1.0)
-        watchdogs["market_data_silence"] = {"after_s": 2.0, "action": "halt"}
+        # one flat tree: the third restart within the window is a storm, the root gives up
+        # (halts trading, cancels) and from then on only brings crashed actors back
         paper["supervisor"] = {
-            "intensity": 0, "period_s": _STORM_PERIOD_S,
-            "children": [
-                {"child_id": "trading", "shutdown_timeout_s": 60.0, "supervisor": {
-                    "intensity": 2, "children": [{"child_id": k} for k in
-                                                 ("risk", "gateway", "strategy", "reconciler")]}},
-                {"child_id": "market_data", "shutdown_timeout_s": 60.0, "supervisor": {
-                    "intensity": 5, "children": [{"child_id": "book"}, {"child_id": "store"},
-                                                 {"child_id": "recorder"},
-                                                 {"child_id": "feed", "restart": "transient"}]}},
-            ]}
+            "intensity": 2, "period_s": _STORM_PERIOD_S,
+            "children": [{"child_id": k} for k in ("risk", "gateway", "strategy", "reconciler",
+                                                    "book", "store", "recorder")]
+            + [{"child_id": "feed", "restart": "transient"}]}
     (folder / "trading.yaml").write_text(yaml.safe_dump(trading, sort_keys=False))
     path = folder / "paper.yaml"
     path.write_text(yaml.safe_dump(paper, sort_keys=False))
@@ -174,14 +169,14 @@ class Drills:
                  timeout_s: float = 120.0) -> None:
         self.session_id, self.journal_dir = session_id, journal_dir
         self.kill_file, self.timeout_s = kill_file, timeout_s
+        self.over = threading.Event()  # set when the session returned: waits give up
 
     def actor(self, child: str) -> Named:
         return Named(f"tw.{self.session_id}.{child}")
 
     def plan(self) -> list[tuple[str, str, Callable[[], tuple[bool | None, str, str]]]]:
-        """(drill, guard, how) in the order they run: the silence watchdog first (SIM-B goes
-        quiet seconds in), the daily loss and the restart storm last (the session stays
-        close-only, then halted: what they leave is what they test)."""
+        """(drill, guard, how) in the order they run: the daily loss and the restart storm last
+        (the session stays close-only, then halted: what they leave is what they test)."""
 
         def probe(code: str) -> Callable[[], tuple[bool | None, str, str]]:
             return lambda: self.guard(code)
@@ -210,6 +205,9 @@ class Drills:
     def run(self) -> list[Drill]:
         out = []
         for name, guard, drill in self.plan():
+            if self.over.is_set():
+                out.append(Drill(name, guard, False, "the session ended before this drill"))
+                continue
             started = time.monotonic()
             try:
                 passed, fired, did = drill()
@@ -231,20 +229,18 @@ class Drills:
 
     # --- the drills: each returns (passed, what fired, what the session did) ------------------
     def silence(self) -> tuple[bool | None, str, str]:
-        """SIM-B's quotes stop seconds into the data while its market is open: the watchdog
-        trips and halts; the operator resumes (SIM-B stays silent: one trip per episode)."""
-        trip = self._until(lambda: self._trip("market_data_silence"),
-                           "the market_data_silence watchdog to trip")
-        self._until(lambda: self._state() == "halted", "trading to halt")
-        reason = self.actor("risk").get("summary")["state_reason"]
-        self.actor("feed").get("operate", "set_state",
-                               {"state": "active", "reason": "rehearsal: silence seen"})
-        self._until(lambda: self._state() == "active", "trading to resume")
-        self.trading()
-        return True, trip["reason"], (f"{trip['action']}: trading halted ({reason}); resumed "
-                                      "by the operator")
+        """The silence watchdog watches a broker's market-data stream (its health, from the
+        feed); a replayed feed has none to report (read here, not assumed)."""
+        health = self.actor("feed").get("market_health")
+        if health is not None:
+            return False, f"the feed streams ({health}): this rehearsal replays sample data", ""
+        return None, ("not rehearsable on a replayed paper session: the silence watchdog "
+                      "watches a broker's market-data stream, and a replay reports none "
+                      "(feed market_health None); tests/venues/ trip market_data_silence "
+                      "against the brokers' fakes"), ""
 
     def crash(self) -> tuple[bool | None, str, str]:
+        self.trading()
         strategy, feed = self.actor("strategy.mm"), self.actor("feed")
         pid = int(strategy.get("pid"))
         before = feed.get("status")["cursor"]
@@ -337,7 +333,7 @@ class Drills:
         return None, ("not rehearsable on the paper broker: its view is the venue risk trades "
                       "with in process, so no fill or position can go missing between them "
                       f"(inventory_desync {status['watchdogs'].get('inventory_desync')}); "
-                      "tests/venues/ and tests/actors/ drift a broker's fake"), ""
+                      "tests/actors/test_reconciler_actor.py trips it on drifted views"), ""
 
     def daily_loss(self) -> tuple[bool | None, str, str]:
         """The probe's taker round trips lose the spread and the fee each until the day's loss
@@ -357,8 +353,8 @@ class Drills:
             f"entry was denied ({denied[0]})")
 
     def storm(self) -> tuple[bool | None, str, str]:
-        """The strategy killed again and again: past the trading subtree's intensity it gives
-        up, and the root halts trading (open orders cancelled)."""
+        """The strategy killed again and again: past the supervisor's intensity it gives up
+        and halts trading (open orders cancelled)."""
         strategy, supervisor = self.actor("strategy.mm"), self.actor("supervisor")
         kills = 0
         while not supervisor.get("status")["escalated"] and kills < 6:
@@ -370,7 +366,11 @@ class Drills:
         status = supervisor.get("status")
         if not status["escalated"]:
             return False, f"{kills} kills, and the supervisor did not give up", ""
-        self._until(lambda: self._state() == "halted", "trading to halt")
+        summary = self._until(lambda: (s := self.actor("risk").get("summary"))["state"]
+                              == "halted" and s, "trading to halt")
+        if not summary["state_reason"].startswith("supervisor escalation"):
+            return False, f"{kills} kills: {status['reason']}", (
+                f"trading is halted, but not by the supervisor: {summary['state_reason']}")
         summary = self._until(lambda: (s := self.actor("risk").get("summary"))["open"] == 0
                               and s, "the open orders to be cancelled")
         return True, f"{kills} kills: {status['reason']}", (
@@ -404,6 +404,8 @@ class Drills:
     def _until(self, check: Callable[[], Any], what: str) -> Any:
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
+            if self.over.is_set():
+                raise RuntimeError(f"the session ended while waiting for {what}")
             with contextlib.suppress(Exception):  # an actor restarting answers nothing yet
                 value = check()
                 if value:
@@ -460,6 +462,11 @@ class GuardProbeParams(StrategyParams):
                                        "or nothing")
     size: Qty = Field(gt=0, description="the daily-loss drill's round-trip quantity")
     max_round_trips: int = Field(30, ge=1)
+    # the limits to break, as the session's risk config sets them (a strategy actor's
+    # ``Strategy.limits`` is empty in a paper session: risk decides in the risk actor)
+    max_position: Qty | None = Field(None, gt=0)
+    max_order_notional: Qty | None = Field(None, gt=0, description="money, fixed point")
+    price_band_pct: float | None = Field(None, gt=0)
 
 
 class GuardProbe(Strategy[GuardProbeParams]):
@@ -498,24 +505,24 @@ class GuardProbe(Strategy[GuardProbeParams]):
             self.sell(main, self.position(main))  # what the loss drill left: closed
 
     def _probe(self, drill: str, quote: QuoteTick) -> str | None:
-        limits, main = self.limits, self.instruments[0]
+        p, main = self.params, self.instruments[0]
         instrument = self.instrument(main)
         lot = instrument.quantize_quantity(FIXED_SCALE, Rounding.UP)
         bid = quote.bid_price
-        if drill == "max_position" and limits.max_position is not None:
-            return self.buy(main, fixed(limits.max_position) + lot, bid)
-        if drill == "max_order_notional" and limits.max_order_notional is not None:
-            lots = int(limits.max_order_notional / (Decimal(bid) / FIXED_SCALE)) + 1
-            return self.buy(main, lots * lot, bid)  # valued at the market, at least the bid
-        if drill == "price_band" and limits.price_band_pct is not None:
-            away = bid - bid * fixed(2 * limits.price_band_pct) // (100 * FIXED_SCALE)
+        if drill == "max_position" and p.max_position is not None:
+            return self.buy(main, p.max_position + lot, bid)
+        if drill == "max_order_notional" and p.max_order_notional is not None:
+            lots = p.max_order_notional // bid + 1  # valued at the market, at least the bid
+            return self.buy(main, lots * lot, bid)
+        if drill == "price_band" and p.price_band_pct is not None:
+            away = int(bid * (1 - 2 * p.price_band_pct / 100))
             return self.buy(main, lot, instrument.quantize_price(away, Rounding.FLOOR))
         if drill == "stale_data" and len(self.instruments) > 1:
             other = self.quotes.get(self.instruments[1])
             if other is not None:
                 return self.buy(other.instrument_id, lot, other.bid_price)
-        self.denied[drill] = ["", "the probe had nothing to send: the guard is not configured "
-                                  "or the instrument had no quote"]
+        self.denied[drill] = ["", "the probe had nothing to send: its params name no such "
+                                  "limit, or the instrument had no quote"]
         return None
 
     def on_order_event(self, event: Message) -> None:
