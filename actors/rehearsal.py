@@ -4,12 +4,22 @@ Each drill does to a running session what an unattended week does to it, through
 parts (Ray actors, the supervisor, the reconciler's watchdogs, the stop signal), and says
 whether the session did what docs/runbook.md says it does:
 
-* **actor crash** — SIGKILL of the strategy actor's process: the supervisor starts it again,
-  it restores from its journal, and the session trades on (the feed moves on, no error);
+* **actor crash** — SIGKILL of the strategy actor's process: the supervisor starts it again
+  (its events say so), it restores from its journal, and the session trades on;
+* **risk guards** — the guard probe (:class:`GuardProbe`, a strategy beside the market maker)
+  sends, when asked through the operator's params, an order that breaks ``max_position``,
+  ``max_order_notional``, ``price_band`` or ``stale_data``: risk must deny it with that
+  reason code (the probe keeps the denial it got);
 * **kill file** — the configured kill file appears: trading halts; it goes: trading resumes;
 * **watchdog disk_low** — free space where the session journals falls below the watchdog's
   limit (a ballast file, allocated without writing, takes it there): the watchdog trips and
   trading halts; the ballast goes, the operator resumes, trading is active again;
+* **broker watchdogs, drift, breaker** — not rehearsable on a replayed paper session (the
+  paper broker's and the replay's health, read from the gateway and the feed, say why): N/A;
+* **daily loss** — the probe's taker round trips lose until the day's loss reaches the limit:
+  trading goes close-only, the probe's next entry is denied;
+* **restart storm** — the strategy killed until the supervisor gives up: trading halts by the
+  supervisor's escalation, no order left open;
 * **graceful stop** — SIGTERM to the process: no new orders, open orders cancelled, files
   written, the journals closed (checked by the command after the session returned).
 
@@ -191,13 +201,13 @@ class Drills:
             ("kill file", "kill file", self.kill),
             ("disk filling up", "watchdog disk_low", self.disk_low),
             ("broker link stalls", "watchdog order_stream_stale",
-             lambda: self.paper_cannot("exec_waiting_since_ns", "order_stream_stale")),
+             lambda: self.paper_cannot("exec_waiting_since_ns")),
             ("unknown-order storm", "watchdog unknown_order_storm",
-             lambda: self.paper_cannot("foreign_reports", "unknown_order_storm")),
+             lambda: self.paper_cannot("foreign_reports")),
             ("broker and risk drift apart", "watchdog inventory_desync (drift)",
              self.drift),
             ("broker rejects in a row", "circuit breaker",
-             lambda: self.paper_cannot("breaker_open", "breaker")),
+             lambda: self.paper_cannot("breaker_open")),
             ("losing day", "risk daily loss", self.daily_loss),
             ("restart storm", "supervisor escalation", self.storm),
         ]
@@ -236,8 +246,8 @@ class Drills:
             return False, f"the feed streams ({health}): this rehearsal replays sample data", ""
         return None, ("not rehearsable on a replayed paper session: the silence watchdog "
                       "watches a broker's market-data stream, and a replay reports none "
-                      "(feed market_health None); tests/venues/ trip market_data_silence "
-                      "against the brokers' fakes"), ""
+                      "(feed market_health None); tests/actors/test_reconciler_actor.py trips "
+                      "it through the feed"), ""
 
     def crash(self) -> tuple[bool | None, str, str]:
         self.trading()
@@ -312,7 +322,7 @@ class Drills:
         return True, trip["reason"], (f"{trip['action']}: trading halted {tripped_s:.1f} s after "
                                       "the ballast; cleared once freed; resumed by the operator")
 
-    def paper_cannot(self, field: str, what: str) -> tuple[bool | None, str, str]:
+    def paper_cannot(self, field: str) -> tuple[bool | None, str, str]:
         """A broker watchdog or the breaker: fed by what a broker adapter reports; the paper
         broker's health (read here, not assumed) cannot show it."""
         health = self.actor("gateway").get("health")
@@ -322,9 +332,11 @@ class Drills:
                "foreign_reports": "is this session's own venue: it reports no foreign orders",
                "breaker_open": "never rejects for a broker fault (its rejects are the venue "
                                "rules'), and has no breaker"}[field]
+        where = {"exec_waiting_since_ns": "tests/venues/test_watchdog_health.py",
+                 "foreign_reports": "tests/venues/test_watchdog_health.py",
+                 "breaker_open": "tests/venues/test_common.py and test_ccxt.py"}[field]
         return None, (f"not rehearsable on the paper broker: it {why} "
-                      f"(health {field}={health.get(field)!r}); tests/venues/ trip {what} "
-                      "against the brokers' fakes"), ""
+                      f"(health {field}={health.get(field)!r}); {where} trip it"), ""
 
     def drift(self) -> tuple[bool | None, str, str]:
         """The reconciler compares the paper venue's books with risk's: both follow the same
