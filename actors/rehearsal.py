@@ -246,8 +246,8 @@ class Drills:
             return False, f"the feed streams ({health}): this rehearsal replays sample data", ""
         return None, ("not rehearsable on a replayed paper session: the silence watchdog "
                       "watches a broker's market-data stream, and a replay reports none "
-                      "(feed market_health None); tests/actors/test_reconciler_actor.py trips "
-                      "it through the feed"), ""
+                      "(feed market_health None); tripped through a session's feed in "
+                      "tests/actors/test_reconciler_actor.py"), ""
 
     def crash(self) -> tuple[bool | None, str, str]:
         self.trading()
@@ -336,7 +336,7 @@ class Drills:
                  "foreign_reports": "tests/venues/test_watchdog_health.py",
                  "breaker_open": "tests/venues/test_common.py and test_ccxt.py"}[field]
         return None, (f"not rehearsable on the paper broker: it {why} "
-                      f"(health {field}={health.get(field)!r}); {where} trip it"), ""
+                      f"(health {field}={health.get(field)!r}); tripped in {where}"), ""
 
     def drift(self) -> tuple[bool | None, str, str]:
         """The reconciler compares the paper venue's books with risk's: both follow the same
@@ -345,7 +345,7 @@ class Drills:
         return None, ("not rehearsable on the paper broker: its view is the venue risk trades "
                       "with in process, so no fill or position can go missing between them "
                       f"(inventory_desync {status['watchdogs'].get('inventory_desync')}); "
-                      "tests/actors/test_reconciler_actor.py trips it on drifted views"), ""
+                      "tripped on drifted views in tests/actors/test_reconciler_actor.py"), ""
 
     def daily_loss(self) -> tuple[bool | None, str, str]:
         """The probe's taker round trips lose the spread and the fee each until the day's loss
