@@ -181,6 +181,9 @@ class StrategyActor(Child):
             "class": type(strategy).__name__,
             "params": strategy.params.model_dump(mode="json"),
             "enabled": self.host.roster.enabled(strategy.strategy_id),
+            # what a strategy says of itself, if it says anything (``report()``: plain values)
+            **({"report": report()} if callable(report := getattr(strategy, "report", None))
+               else {}),
         }
 
     def state_hash(self) -> str:

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     folder = Path(args.dir or tempfile.mkdtemp(prefix="tradewind-soak-"))
     days = max(1, math.ceil(args.minutes * 60 * args.rate / 25_000))  # ~30k messages a day
     config = load_paper_config(write_workspace(folder, minutes=None, days=min(days, 250),
-                                               disk_drill=False))
+                                               drills=False))
     prepared = prepare_session(config, session_id="soak")
     journal_dir = Path(prepared.setup.journal_dir)
     speed, data_rate = _speed_for(args.rate, journal_dir)

@@ -1,6 +1,8 @@
-"""``tradewind rehearse`` through the command line: a paper session on generated data, the
-runbook's drills against it (SIGKILL of an actor, the kill file, the disk_low watchdog, SIGTERM),
-a table of which passed, exit 0 when all did."""
+"""``tradewind rehearse`` through the command line: a paper session on generated data, every
+drill of the runbook against it (the silence watchdog, SIGKILL of an actor, each risk guard by
+the guard probe's orders, the kill file, the disk_low watchdog, the daily loss, a restart storm,
+SIGTERM; the broker watchdogs and the breaker reported as not rehearsable on the paper broker),
+a table of which passed, exit 0 when none failed."""
 
 from __future__ import annotations
 
@@ -13,30 +15,61 @@ from typing import Any
 
 import pytest
 
+from actors.rehearsal import Drill
+
 REPO = Path(__file__).parents[2]
-DRILLS = ["actor crash (SIGKILL)", "kill file", "watchdog disk_low", "graceful stop (SIGTERM)"]
+PASSING = {
+    "actor crash (SIGKILL)": "supervisor restart",
+    "oversized position": "risk max_position",
+    "oversized order": "risk max_order_notional",
+    "price far from the market": "risk price_band",
+    "order on stale data": "risk stale_data",
+    "kill file": "kill file",
+    "disk filling up": "watchdog disk_low",
+    "losing day": "risk daily loss",
+    "restart storm": "supervisor escalation",
+    "graceful stop (SIGTERM)": "stop signal",
+}
+NOT_ON_PAPER = {
+    "market-data silence": "watchdog market_data_silence",
+    "broker link stalls": "watchdog order_stream_stale",
+    "unknown-order storm": "watchdog unknown_order_storm",
+    "broker and risk drift apart": "watchdog inventory_desync (drift)",
+    "broker rejects in a row": "circuit breaker",
+}
 
 
 def _rehearse(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_AUTH_MODE": "disabled"}
     return subprocess.run([sys.executable, "-m", "cli.main", "rehearse", *args],
-                          capture_output=True, text=True, env=env, cwd=REPO, timeout=900)
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=1200)
 
 
 @pytest.mark.usefixtures("ray_local")
-def test_rehearse_runs_every_drill_and_prints_which_passed(ray_local: Any,
-                                                            tmp_path: Path) -> None:
+def test_rehearse_trips_every_guard_and_prints_which_fired(ray_local: Any,
+                                                           tmp_path: Path) -> None:
     address = ray_local.get_runtime_context().gcs_address
     done = _rehearse("--dir", str(tmp_path / "r"), "--address", address, "--json")
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert [d["name"] for d in result["drills"]] == DRILLS
-    assert result["passed"] and all(d["passed"] for d in result["drills"]), result
-    crash, kill, disk, stop = result["drills"]
-    assert "restarted as pid" in crash["detail"]
-    assert "halted" in kill["detail"] and "active once it went" in kill["detail"]
-    assert "tripped (halt)" in disk["detail"] and "resumed" in disk["detail"]
-    assert "none left open" in stop["detail"]
+    drills = {d["name"]: d for d in result["drills"]}
+    assert {n: d["guard"] for n, d in drills.items()} == PASSING | NOT_ON_PAPER
+    assert result["passed"], result
+    for name in PASSING:
+        assert drills[name]["result"] == "PASS", drills[name]
+    for name in NOT_ON_PAPER:  # said so, with the paper broker's health as the reason
+        assert drills[name]["result"] == "N/A", drills[name]
+        assert drills[name]["fired"].startswith("not rehearsable on ")
+    # what fired is what the session reported: risk's reason codes, the watchdogs' reasons
+    for code in ("max_position", "max_order_notional", "price_band", "stale_data"):
+        assert any(d["fired"].startswith(f"{code}: ") for d in drills.values()), code
+    assert "restarted as pid" in drills["actor crash (SIGKILL)"]["fired"]
+    assert "free where the session journals" in drills["disk filling up"]["fired"]
+    assert drills["losing day"]["fired"].startswith("daily loss")
+    assert "close-only" in drills["losing day"]["did"]
+    assert "restarts within" in drills["restart storm"]["fired"]
+    assert "no order left open" in drills["restart storm"]["did"]
+    assert "none left open" in drills["graceful stop (SIGTERM)"]["did"]
     files = tmp_path / "r" / "runs" / "rehearsal"
     assert (files / "session.md").exists() and (files / "orders.csv").exists()
     assert not (tmp_path / "r" / "var" / "KILL").exists()  # the drills clean up after them
@@ -45,3 +78,22 @@ def test_rehearse_runs_every_drill_and_prints_which_passed(ray_local: Any,
     again = _rehearse("--dir", str(tmp_path / "r"), "--address", address)
     assert again.returncode == 2  # a folder with a rehearsal would resume it: refused
     assert "holds a rehearsal already" in again.stderr
+
+
+def test_a_failed_drill_fails_the_rehearsal(capsys: pytest.CaptureFixture[str]) -> None:
+    """The table prints every drill; a FAIL (not an N/A) makes the exit code 1."""
+    from cli.rehearse import _print, exit_code
+
+    drills = [Drill("a", "risk max_position", True, "max_position: x", "denied"),
+              Drill("b", "circuit breaker", None, "not rehearsable on the paper broker: y"),
+              Drill("c", "kill file", False, "TimeoutError: waited 1 s for trading to halt")]
+    _print(drills, as_json=False)
+    out = capsys.readouterr().out
+    assert "PASS" in out and "N/A" in out and "FAIL" in out
+    assert "1 passed, 1 failed, 1 not rehearsable on the paper broker" in out
+    _print(drills, as_json=True)
+    assert json.loads(capsys.readouterr().out)["passed"] is False
+    assert exit_code(drills) == 1
+    _print(drills[:2], as_json=True)
+    assert json.loads(capsys.readouterr().out)["passed"] is True
+    assert exit_code(drills[:2]) == 0
