@@ -76,13 +76,12 @@ class SessionSetup:
         return Kernel(strategies=[], books_elsewhere=True, aux_needs=needs, **self._kernel_args())
 
     def strategy_host(self, strategy_id: str) -> Kernel:
-        """A strategy actor's kernel: the strategy runs here, risk decides in the risk actor,
-        books and features come from the book actors' views."""
-        args = self._kernel_args()
-        args["risk_limits"] = None
+        """A strategy actor's kernel: the strategy runs here, risk decides in the risk actor
+        (the kernel knows the limits, as a backtest's does, for the strategy to read, and
+        enforces none), books and features come from the book actors' views."""
         return Kernel(strategies=[self._strategy(strategy_id)], risk_elsewhere=True,
                       books_elsewhere=True, native_lists=self.native_lists,
-                      emulated_stops=self.emulated_stops, **args)
+                      emulated_stops=self.emulated_stops, **self._kernel_args())
 
     def _strategy(self, strategy_id: str) -> Strategy[Any]:
         """The strategy, found as a backtest finds it (installed, beside the config, or under

@@ -175,7 +175,11 @@ class Kernel:
         # shared by its parts and drained in place
         self._intents: list[Message] = []
         self._out: list[Message] = []
-        self._next_loss_check = 0 if self.risk.limits.max_daily_loss is not None else 2**63
+        #: a strategy host (``risk_elsewhere``) knows the limits, for its strategies to read
+        #: (``Strategy.limits``, ``.budget``, ``.pnl``), and enforces none: the risk actor does
+        self._risk_here = not risk_elsewhere
+        self._next_loss_check = (0 if self.risk.limits.max_daily_loss is not None
+                                 and self._risk_here else 2**63)
         self.flow = OrderFlow(
             clock=self.clock,
             ledger=self.ledger,
@@ -444,6 +448,8 @@ class Kernel:
         return self.flow.unknown_reports
 
     def _check_loss(self, ts: int) -> None:
+        if not self._risk_here:  # the risk actor checks the daily loss and says so
+            return
         if self.risk.limits.max_daily_loss is not None:
             self._next_loss_check = ts + _LOSS_CHECK_NS
         change = self.risk.on_clock(ts)

@@ -197,3 +197,62 @@ def test_a_session_on_a_broker_without_stops_holds_them_in_the_strategies_kernel
                             protective=False)
         sent[name] = [m.order_type for m in host.flow.drain() if isinstance(m, SubmitOrder)]
     assert sent == {"shioaji": [], "paper": [OrderType.STOP]}
+
+
+class SizedByLimits(Strategy):  # type: ignore[type-arg]
+    """Every 15 bars: long up to its budget's position cap (the account's when it has no
+    budget), then flat; it reports what it read, so a session shows it saw the same limits."""
+
+    def on_start(self) -> None:
+        self.bars = 0
+        self.seen: list[str] = []
+
+    def on_bar(self, bar: Bar) -> None:
+        self.bars += 1
+        if self.bars % 15:
+            return
+        budget = self.budget
+        cap = budget.max_position if budget and budget.max_position else self.limits.max_position
+        assert cap is not None, "a session's strategy must see the limits a backtest's sees"
+        self.seen.append(f"{cap}:{self.pnl}")
+        inst = bar.instrument_id
+        self.target_position(inst, 0 if self.position(inst) else int(cap) * 10**9)
+
+
+def test_a_strategy_reads_the_same_limits_budget_and_pnl_in_a_session_as_in_a_backtest(
+        data_dir: Path, tmp_path: Path) -> None:
+    """``Strategy.limits``, ``.budget`` and ``.pnl`` in a lockstep session's strategy actor are
+    the backtest's (the strategy's kernel knows the limits, enforces none): same fills, same
+    readings (the daily loss is risk's to trip: tests/runtime/test_kernel_risk.py)."""
+    from actors.config import FeedConfig
+    from actors.feed import write_cache
+    from actors.gateway import GatewayActor
+    from actors.risk import RiskActor
+    from actors.setup import SessionSetup
+    from actors.strategy import StrategyActor
+    raw = trading_config("sma", data_dir, minutes=10)
+    raw["strategies"] = [{"id": "lim", "class": f"{__name__}:SizedByLimits",
+                          "instruments": ["SIM-A"]}]
+    raw["risk"] = {"max_position": 100, "strategies": {"lim": {"max_position": 40}}}
+    config = load_config(raw)
+    setup = SessionSetup("S1", str(tmp_path), config, snapshot_every=20_000)
+    write_cache(setup, FeedConfig())
+    risk, gateway = _plain(RiskActor)(setup), _plain(GatewayActor)(setup)
+    hosts = {"lim": _plain(StrategyActor)(setup, "lim")}
+    _run(setup, risk, gateway, hosts)
+
+    expected = run_backtest(config, write=False)
+    assert len(expected.fills) >= 2
+    assert paper_fills(gateway.fills()) == backtest_fills(expected)
+    host = hosts["lim"].jk.kernel
+    backtest_strategy = _backtest_strategy(config)
+    assert host.strategies[0].seen == backtest_strategy.seen and host.strategies[0].seen
+    assert host.strategies[0].seen[0].startswith("40:")  # the budget's cap, not the account's
+
+
+def _backtest_strategy(config: Any) -> Any:
+    from backtest.api import simulate
+    from backtest.feed import load_feed
+
+    kernel, _ = simulate(config, load_feed(config, None))
+    return kernel.strategies[0]

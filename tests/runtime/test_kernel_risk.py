@@ -292,3 +292,23 @@ def test_a_restored_kernel_values_orders_at_once() -> None:
     restored.load_state(k.state())
     out = act(restored, lambda s: s.buy("X", 500 * Q))
     assert [m.reason_code for m in of(OrderDenied, out)] == ["max_order_notional"]  # type: ignore[attr-defined]
+
+
+def test_a_strategy_host_knows_the_limits_and_never_trips_the_daily_loss_itself() -> None:
+    """A session's strategy kernel (``risk_elsewhere``) holds the limits for its strategy to
+    read (``Strategy.limits``, as in a backtest) but enforces none: the daily loss that makes
+    a backtest's kernel close-only is the risk actor's to trip, once, for the account."""
+    limits = RiskLimits(max_daily_loss=Decimal(1_000))
+    strategy = Scripted("s", instruments=("X",))
+    k = Kernel(registry=REG, strategies=[strategy], risk_limits=limits, risk_elsewhere=True,
+               initial_cash=fixed(1_000_000), namespace="kr", seed=1)
+    k.start(0)
+    assert strategy.limits.max_daily_loss == Decimal(1_000)
+    mark(k, "bar", 1 * S, 100)
+    (intent,) = of(SubmitOrder, act(k, lambda s: s.buy("X", 100 * Q)))
+    k.handle(intent)  # risk's answer: approved as sent
+    fill_all(k, [intent], 100)
+    assert k.portfolio.positions["X"].quantity == 100 * Q
+    out = mark(k, "bar", 5 * S, 80)  # down 2,000 on the position
+    assert of(TradingStateChanged, out) == []
+    assert k.risk.state is TradingState.ACTIVE
