@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from runtime.ledger import denial_of
 from runtime.linked import LinkedOrders
 from runtime.messages import OrderDenied, SubmitOrder
 from runtime.risk import RiskEngine
@@ -42,17 +43,7 @@ class CheckHere:
     def decide(self, intent: SubmitOrder, now_ns: int, *, linked: bool) -> Decision:
         refusal = self.linked.refusal(intent) if linked else None
         if refusal is not None:
-            code, reason = refusal
-            return None, OrderDenied(
-                seq=0,
-                ts_event=now_ns,
-                ts_init=now_ns,
-                client_order_id=intent.client_order_id,
-                strategy_id=intent.strategy_id,
-                instrument_id=intent.instrument_id,
-                reason_code=code,
-                reason=reason,
-            )
+            return None, denial_of(intent, now_ns, *refusal)
         return self.risk.check(intent, now_ns)
 
 

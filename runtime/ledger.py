@@ -24,7 +24,7 @@ from runtime.errors import InvariantError
 from runtime.messages import CancelOrder, Message, OrderDenied, OrderSide, SubmitOrder
 from runtime.orders import TERMINAL, Order, OrderStatus
 
-__all__ = ["OrderLedger", "cancel_of", "command_of"]
+__all__ = ["OrderLedger", "cancel_of", "command_of", "denial_of"]
 
 Key = tuple[str, str]  # (strategy id, instrument id)
 
@@ -225,6 +225,13 @@ def command_of(order: Order) -> SubmitOrder:
         time_in_force=order.time_in_force, post_only=order.post_only,
         reduce_only=order.reduce_only, protective=order.protective,
     )
+
+
+def denial_of(command: SubmitOrder | Order, now_ns: int, code: str, reason: str) -> OrderDenied:
+    """The denial of ``command`` (a new order, or the order it made), stamped ``now_ns``."""
+    return OrderDenied(seq=0, ts_event=now_ns, ts_init=now_ns,
+                       client_order_id=command.client_order_id, strategy_id=command.strategy_id,
+                       instrument_id=command.instrument_id, reason_code=code, reason=reason)
 
 
 def cancel_of(order: Order, now_ns: int) -> CancelOrder:

@@ -18,7 +18,7 @@ from typing import Any
 from runtime.approval import Approval
 from runtime.execution import ExecutionAlgorithms
 from runtime.instruments import InstrumentRegistry
-from runtime.ledger import OrderLedger, command_of
+from runtime.ledger import OrderLedger, command_of, denial_of
 from runtime.linked import LinkedOrders
 from runtime.messages import (
     AlgoOrderChanged,
@@ -169,10 +169,7 @@ class OrderFlow:
                 self.ledger.opened(order)
                 self._report(self.stops.hold(order, now))
                 return
-            denial: OrderDenied | None = OrderDenied(
-                seq=0, ts_event=now, ts_init=now, client_order_id=intent.client_order_id,
-                strategy_id=intent.strategy_id, instrument_id=intent.instrument_id,
-                reason_code=refusal[0], reason=refusal[1])
+            denial: OrderDenied | None = denial_of(intent, now, *refusal)
         else:
             approved, denial = self.approval.decide(intent, now, linked=linked)
         if denial is not None:
@@ -255,9 +252,5 @@ class OrderFlow:
 def _previous_answer(order: Order) -> Message:
     """What risk answered an order the first time: its denial, or its approved command."""
     if order.status is OrderStatus.DENIED:
-        return OrderDenied(
-            seq=0, ts_event=order.ts_last, ts_init=order.ts_last,
-            client_order_id=order.client_order_id, strategy_id=order.strategy_id,
-            instrument_id=order.instrument_id, reason_code="repeat", reason=order.reason,
-        )
+        return denial_of(order, order.ts_last, "repeat", order.reason)
     return command_of(order)

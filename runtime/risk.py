@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from runtime.calendar import SessionCalendar
 from runtime.errors import ConfigError
 from runtime.instruments import InstrumentRegistry
+from runtime.ledger import denial_of
 from runtime.messages import (
     OrderDenied,
     OrderFilled,
@@ -549,16 +550,7 @@ class RiskEngine:
         self, cmd: SubmitOrder, now_ns: int, code: str, reason: str
     ) -> tuple[None, OrderDenied]:
         self.denials += 1
-        return None, OrderDenied(
-            seq=0,
-            ts_event=now_ns,
-            ts_init=now_ns,
-            client_order_id=cmd.client_order_id,
-            strategy_id=cmd.strategy_id,
-            instrument_id=cmd.instrument_id,
-            reason_code=code,
-            reason=reason,
-        )
+        return None, denial_of(cmd, now_ns, code, reason)
 
     # --- state for hashing ------------------------------------------------------------------
     def state_dict(self) -> dict[str, object]:
