@@ -4,8 +4,9 @@
   features, the views answered, the feed position journaled per step) each taking its
   instrument's part of every step of ``--batch`` quotes of the two instruments, interleaved
   (``actors.step.route``, run in the timed loop as the carrier runs it), at most
-  ``--inflight`` unanswered steps per book, as msgpack bytes; the median of ``--rounds`` runs.
-  Target ≥ 200k events/s.
+  ``--inflight`` unanswered steps per book, as msgpack bytes, over the default carrier (each
+  book actor's UNIX socket, as ``auto`` picks on one node; ``--transports calls`` first: Ray
+  actor calls); the median of ``--rounds`` runs. Target ≥ 200k events/s.
 * **tick → order at the gateway**: the feed's real-time driver paced at 1k ticks/s, a strategy
   that orders on one tick in 10, and one that orders on every tick (1k orders/s); latency =
   the gateway's clock when the command is journaled and sent, minus the tick's due time (both
@@ -83,10 +84,13 @@ def _quotes(n: int, instrument: str, start_ns: int, step_ns: int) -> list[QuoteT
     return out
 
 
-def bench_books(events: int, batch: int, inflight: int, folder: Path) -> float:
+def bench_books(events: int, batch: int, inflight: int, folder: Path,
+                transport: str = "sockets") -> float:
     """Steps of ``batch`` quotes of two instruments, interleaved, each book actor its part of
     each (it applies its instrument's messages, journals the position and answers the views),
-    at most ``inflight`` steps unanswered per book: market events/s through the book stage."""
+    at most ``inflight`` steps unanswered per book, over ``transport`` (``sockets``: each book
+    actor's UNIX socket, what ``auto`` picks on one node; ``calls``: Ray actor calls): market
+    events/s through the book stage."""
     import ray
 
     from actors.book import BookActor
@@ -102,23 +106,60 @@ def bench_books(events: int, batch: int, inflight: int, folder: Path) -> float:
     ray.get([b.ping.remote() for b in books.values()])
     steps = [HotInput(k, feed[k:k + batch], feed[min(k + batch, len(feed)) - 1].ts_event,
                       {}, [], 0) for k in range(0, len(feed), batch)]
-    start = time.perf_counter()
-    pending: list[Any] = []
-    for step in steps:
-        parts = route(step, instruments)  # the carrier's work for the book stage
-        pending += [b.hot_step.remote(part) for b, part in zip(books.values(), parts,
-                                                                strict=True)]
-        while len(pending) > inflight * len(instruments):
-            _, pending = ray.wait(pending, num_returns=1)
-    views = sum(len(decode_views(v)) for v in ray.get(pending))
-    elapsed = time.perf_counter() - start
+    if transport == "sockets":
+        elapsed, views = _books_over_sockets(list(books.values()), instruments, steps, inflight)
+    else:
+        start = time.perf_counter()
+        pending: list[Any] = []
+        for step in steps:
+            parts = route(step, instruments)  # the carrier's work for the book stage
+            pending += [b.hot_step.remote(part) for b, part in zip(books.values(), parts,
+                                                                    strict=True)]
+            while len(pending) > inflight * len(instruments):
+                _, pending = ray.wait(pending, num_returns=1)
+        views = sum(len(decode_views(v)) for v in ray.get(pending))
+        elapsed = time.perf_counter() - start
     stats = ray.get([b.stats.remote() for b in books.values()])
     applied = sum(s["applied"] for s in stats)
-    print(f"  books: {len(feed):,} events in {elapsed:.2f} s, {applied:,} applied "
-          f"(the last steps answered {views:,} views)")
+    print(f"  books over {transport}: {len(feed):,} events in {elapsed:.2f} s, {applied:,} "
+          f"applied (the last steps answered {views:,} views)")
     for handle in books.values():
         ray.kill(handle)
     return len(feed) / elapsed
+
+
+def _books_over_sockets(books: list[Any], instruments: list[str], steps: list[Any],
+                        inflight: int) -> tuple[float, int]:
+    """The sockets carrier's book stage (``actors.sockpath``): each book actor's part of each
+    step written to its socket, at most ``inflight`` unanswered per book; (seconds, the views
+    of the last answers)."""
+    import socket
+
+    import ray
+
+    from actors.sockpath import _call_result, _pack_args
+    from actors.step import decode_views, route
+
+    conns = []
+    for _, address in ray.get([b.hot_listen.remote() for b in books]):
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.connect(address)
+        conns.append(conn)
+    start = time.perf_counter()
+    unanswered = 0
+    for step in steps:
+        for conn, part in zip(conns, route(step, instruments), strict=True):
+            conn.sendall(_pack_args([part]))
+        unanswered += 1
+        if unanswered > inflight:
+            for conn in conns:
+                _call_result(conn)
+            unanswered -= 1
+    last = [_call_result(conn) for _ in range(unanswered) for conn in conns]
+    elapsed = time.perf_counter() - start
+    for conn in conns:
+        conn.close()
+    return elapsed, sum(len(decode_views(v)) for v in last)
 
 
 def _feed_setup(folder: Path, quotes: list[QuoteTick], every: int = 10) -> Any:
@@ -409,9 +450,10 @@ def _books(args: argparse.Namespace, folder: Path) -> float:
     """Median of ``--rounds`` runs."""
     import statistics
 
-    rates = [bench_books(args.events, args.batch, args.inflight, folder)
+    transport = "calls" if args.transports[0] == "calls" else "sockets"  # auto: one node
+    rates = [bench_books(args.events, args.batch, args.inflight, folder, transport)
              for _ in range(args.rounds)]
-    print(f"  books: median {statistics.median(rates):,.0f} events/s of "
+    print(f"  books over {transport}: median {statistics.median(rates):,.0f} events/s of "
           f"{', '.join(f'{v:,.0f}' for v in rates)}")
     return statistics.median(rates)
 
