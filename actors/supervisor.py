@@ -20,8 +20,9 @@ its supervisor.
 * **Escalation**: a nested supervisor stops its children, tells its parent why, and is stopped
   by it: to the parent that is an abnormal exit of that child. The root has no parent: it
   halts trading through the ``halt(reason)`` of its ``halt_via`` actor, the feed (open orders
-  cancelled, nothing new sent), and from then on only brings crashed children back, one by one
-  and uncounted, so the halted session can still be inspected, flattened and stopped.
+  cancelled, nothing new sent; a halt that fails is an event, ``halt failed``, and is tried
+  again until it lands, ``halted``), and from then on only brings crashed children back, one
+  by one and uncounted, so the halted session can still be inspected, flattened and stopped.
 * **Stop**: :meth:`SupervisorActor.stop` stops every child in reverse start order, subtrees
   first stopping their own children.
 * **The root** is the one actor Ray restarts (the session starts it with ``max_restarts=-1``):
@@ -58,6 +59,8 @@ from runtime.supervision import (
 )
 
 __all__ = ["SupervisorActor", "actor_name"]
+
+HALT_RETRY_S, HALT_RETRY_MAX_S = 0.5, 10.0  # the root's halt, tried again until it lands
 
 
 def actor_name(prefix: str, child_id: str) -> str:
@@ -334,8 +337,27 @@ class SupervisorActor:
             return
         await self._start(child_id, restarted=True)  # the root: halted, but reachable
         if self.halt_via is not None:
-            feed = Named(actor_name(self.prefix, self.halt_via), self.namespace)
-            self._spawn(feed.halt.remote(f"supervisor escalation: {why}"))
+            self._spawn(self._halt(f"supervisor escalation: {why}"))
+
+    async def _halt(self, reason: str) -> None:
+        """Halt trading through ``halt_via`` until it answers: a failed halt (the feed
+        raising, or gone beyond its restart timeout) is an event and is tried again, never
+        dropped, while the tree runs."""
+        assert self.halt_via is not None
+        feed = Named(actor_name(self.prefix, self.halt_via), self.namespace)
+        delay_s = HALT_RETRY_S
+        while not self.stopping:
+            try:
+                await feed.halt.remote(reason)
+            except Exception as exc:  # any failure: logged, tried again
+                cause = getattr(exc, "cause", None) or exc  # a RayTaskError: the feed's own
+                self._log(self.halt_via, "escalation", "halt failed",
+                          why=f"{type(cause).__name__}: {_first_line(cause)}", retry_s=delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, HALT_RETRY_MAX_S)
+                continue
+            self._log(self.halt_via, "escalation", "halted", why=reason)
+            return
 
     async def _tell_parent(self, why: str) -> None:
         assert self.parent is not None

@@ -63,8 +63,15 @@ class FakeBroken(Child):
 class FakeFeed:
     def __init__(self) -> None:
         self.reasons: list[str] = []
+        self.failing = 0  # halts that raise before one lands (a feed that cannot halt yet)
+
+    def fail_halts(self, n: int) -> None:
+        self.failing = n
 
     def halt(self, reason: str) -> None:
+        if self.failing:
+            self.failing -= 1
+            raise RuntimeError("the session's risk actor is not running")
         self.reasons.append(reason)
 
     def halts(self) -> list[str]:

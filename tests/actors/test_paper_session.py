@@ -165,21 +165,36 @@ def test_sigkill_mid_flight_changes_no_fill(data_dir: Path, tmp_path: Path) -> N
     _check_parity(path, result)
 
 
-def test_restart_storm_halts_trading_and_cancels_open_orders(data_dir: Path,
+@pytest.mark.parametrize("tree", ["flat", "default"])
+def test_restart_storm_halts_trading_and_cancels_open_orders(tree: str, data_dir: Path,
                                                              tmp_path: Path) -> None:
+    """``flat``: one supervisor over every actor, whose restarts beyond its intensity (2)
+    halt. ``default``: the tree users run (a trading and a market-data subtree under the
+    root, intensity 1 everywhere): the trading subtree gives up on the strategy's second
+    crash, the root restarts the subtree, and on the subtree's second escalation the root
+    halts."""
     import ray
 
-    # one supervisor over every actor (a flat tree): its restarts beyond the intensity halt
     kinds = ["risk", "gateway", "strategy", "reconciler", "book", "store", "recorder", "feed"]
-    path = write_paper_config(tmp_path, "mm", data_dir, minutes=10, supervisor={
-        "intensity": 2, "period_s": 60, "children": [{"child_id": k} for k in kinds]})
+    supervisor: dict[str, Any] = {"intensity": 2, "period_s": 60, "hang_timeout_s": 60,
+                                  "children": [{"child_id": k} for k in kinds]}
+    if tree == "default":
+        supervisor = {"intensity": 1, "period_s": 120, "hang_timeout_s": 60}
+    path = write_paper_config(tmp_path, "mm", data_dir, minutes=10, supervisor=supervisor)
     session = _start(path, "storm1")
     _until(lambda: ray.get(session.gateway.view.remote())["open_orders"])
-    for n in range(3):
-        _kill(session.children["strategy:mm"])
-        _until(lambda n=n: ray.get(session.supervisor.status.remote())["restarts"] > n)
-    status = _until(lambda: (s := ray.get(session.supervisor.status.remote()))["escalated"] and s)
-    assert "intensity 2" in status["reason"]
+    kills = 0
+    while not ray.get(session.supervisor.status.remote())["escalated"]:
+        assert kills < 6, ray.get(session.supervisor.status.remote())
+        _kill(session.children["strategy:mm"], timeout_s=120)
+        kills += 1
+    status = ray.get(session.supervisor.status.remote())
+    if tree == "flat":
+        assert kills == 3 and "intensity 2" in status["reason"]
+    else:
+        assert kills == 4 and "intensity 1 (last: trading crash)" in status["reason"]
+        assert "trading: " in status["reason"]  # why the subtree gave up, too
+        assert [e["action"] for e in status["events"]][:2] == ["restart", "escalate"]
     _until(lambda: ray.get(session.risk.summary.remote())["state"] == "halted")
     _until(lambda: not ray.get(session.gateway.view.remote())["open_orders"])
     orders_at_halt = len(ray.get(session.gateway.submitted.remote()))

@@ -331,3 +331,19 @@ def test_a_child_that_fails_to_start_fails_the_start_and_stops_the_others(
     assert lines(tmp_path / "stops") == ["a"]  # the one started before it, stopped again
     assert _starts(tmp_path, "a", "c") == {"a": 1, "c": 0}
     ray.kill(root, no_restart=True)
+
+
+def test_a_halt_that_fails_is_logged_and_tried_again_until_it_lands(tmp_path: Path) -> None:
+    """The root's halt is the session's last safety: a feed that raises (its risk actor
+    restarting, say) gets the halt again, each failure an event, until it lands once."""
+    tree = Tree(_spec([_child(tmp_path, "x")], intensity=0))
+    tree.get(tree.feed.fail_halts.remote(2))
+    _kill(tree, "x")
+    (reason,) = _until(lambda: tree.get(tree.feed.halts.remote()))
+    assert "supervisor escalation" in reason and "intensity 0" in reason
+    events = _until(lambda: (e := tree.status()["events"]) and e[-1]["action"] == "halted" and e)
+    assert [e["action"] for e in events] == ["escalate", "halt failed", "halt failed", "halted"]
+    assert "is not running" in events[1]["why"] and events[2]["retry_s"] > events[1]["retry_s"]
+    assert tree.get(tree.feed.halts.remote()) == [reason]  # landed once
+    tree.close()
+
