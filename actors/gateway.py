@@ -141,6 +141,14 @@ class GatewayActor(Child):
     def request_reconcile(self) -> None:
         self.venue.request_reconcile()
 
+    def rehearse(self, fault: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A rehearsal's fault at the paper broker (``PaperVenue.inject``); what is on. Only
+        ``tradewind rehearse`` calls it; a broker's gateway refuses."""
+        if not isinstance(self.venue, PaperVenue):
+            raise InvariantError(f"faults are injected into the paper broker only, not "
+                                 f"{self.venue.kind!r}")
+        return self.venue.inject(fault, args)
+
     def state_hash(self) -> str:
         return self.venue.state_hash()
 
