@@ -67,7 +67,7 @@ class PaperFaults:
     """What a rehearsal turned on (module docstring), on the wall clock (``clock``, ns)."""
 
     def __init__(self, clock: Callable[[], int] = time.time_ns, *,
-                 breaker_threshold: int = 3) -> None:
+                 breaker_threshold: int = 3, reconcile_every_s: float = 5.0) -> None:
         self.clock = clock
         self.stall_until_ns = 0  # the execution stream holds its reports until then
         self.awaiting: dict[str, int] = {}  # client order id -> when a command went out, stalled
@@ -77,7 +77,19 @@ class PaperFaults:
         self.foreign = 0  # reports about orders never sent, counted since the start
         self.fail_sends = 0  # the next this many submits fail (known not sent)
         self.breaker = CircuitBreaker(threshold=breaker_threshold)
+        self.refused = 0  # submits the open breaker refused
+        self.reconcile_every_ns = int(reconcile_every_s * _S)
+        self.reconciled_ns = 0  # the latest reconciliation while the breaker was open
         self.shift: dict[str, int] = {}  # instrument -> raw quantity the positions drift by
+
+    def reconcile_due(self) -> bool:
+        """The breaker is open and a reconciliation is due (every ``reconcile_every_s``, as a
+        broker adapter's loop reconciles)."""
+        now = self.clock()
+        if self.breaker.allows_new_orders or now - self.reconciled_ns < self.reconcile_every_ns:
+            return False
+        self.reconciled_ns = now
+        return True
 
     def stalled(self) -> bool:
         return self.clock() < self.stall_until_ns
@@ -98,6 +110,7 @@ class PaperFaults:
         return {"stalled_s": max(self.stall_until_ns - now, 0) / _S,
                 "storm_s": max(self.storm_until_ns - now, 0) / _S,
                 "fail_sends": self.fail_sends, "breaker_reason": self.breaker.reason,
+                "refused": self.refused,
                 "shift": dict(self.shift)}
 
 
@@ -193,12 +206,14 @@ class PaperVenue:
             return None
         if not faults.breaker.allows_new_orders:
             code = "breaker_open"
+            faults.refused += 1
             reason = f"new orders blocked: breaker_open ({faults.breaker.reason})"
         elif faults.fail_sends > 0:
             faults.fail_sends -= 1
             code = "disconnected"
             reason = "rehearsal: the send failed before any byte left (known not sent)"
             faults.breaker.failure(f"{faults.breaker.failures + 1} sends failed in a row")
+            faults.reconciled_ns = faults.clock()  # the next reconciliation: one period on
         else:
             return None
         return OrderRejected(seq=0, ts_event=ts, ts_init=ts, client_order_id=cmd.client_order_id,
@@ -284,6 +299,8 @@ class PaperVenue:
         """Real time: the reports after the first ``reports_seen``, with every report due by
         the venue's clock (the latest market data) released first."""
         self._storm()
+        if self.faults.reconcile_due():
+            self.request_reconcile()
         if self.faults.stalled():  # the stream holds what the venue did meanwhile
             return self.reports[reports_seen:]
         self.faults.awaiting.clear()  # it flows again: what was owed comes now, in order

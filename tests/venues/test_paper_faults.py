@@ -94,7 +94,12 @@ def test_failed_sends_open_the_breaker_and_a_clean_reconcile_closes_it(
     assert [r.venue_code for r in rejected] == ["gateway.disconnected"] * 3 + [
         "gateway.breaker_open"]
     assert venue.health()["breaker_open"] is True
-    venue.request_reconcile()  # the sends go through again: clean, the breaker closes
+    assert venue.health()["faults"]["refused"] == 1
+    clock.ns += 4 * 10**9
+    venue.reports_due(0)
+    assert venue.health()["breaker_open"] is True  # no reconciliation yet
+    clock.ns += 10**9  # its periodic reconciliation: clean (the sends go through), closed
+    venue.reports_due(0)
     assert venue.health()["breaker_open"] is False
     venue.send([_submit(9, ts)], lockstep=False)
     assert "o9" in venue.submitted
@@ -104,6 +109,14 @@ def test_failed_sends_open_the_breaker_and_a_clean_reconcile_closes_it(
         r.client_order_id for r in venue.reports]
     again.venue.send([_submit(0, ts)], lockstep=False)  # a retried step: not sent again
     assert "o0" not in again.venue.submitted
+
+
+def test_a_reconciliation_while_sends_fail_leaves_the_breaker_open(gateway: Any) -> None:
+    venue = _venue(gateway, Clock())
+    gateway.rehearse("fail_sends", {"count": 5})
+    venue.send([_submit(n, venue.venue.now_ns) for n in range(3)], lockstep=False)
+    venue.request_reconcile()
+    assert venue.health()["breaker_open"] is True
 
 
 def test_a_shifted_position_shows_in_the_view_not_in_the_state_hash(gateway: Any) -> None:
