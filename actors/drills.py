@@ -57,7 +57,7 @@ BREAKER_FAILURES = 3  # failed sends in a row: the paper broker's breaker opens
 class Drill:
     """One drill's outcome: the guard it trips, what fired and what the session did, read from
     the session (risk's denials and trading state, the reconciler's trips, the supervisor's
-    events, the gateway's health). ``passed`` is None for a guard the paper broker cannot
+    events, the gateway's health). ``passed`` is None for a guard the rehearsal cannot
     trip (``fired`` says why): not rehearsed, not failed."""
 
     name: str
@@ -233,15 +233,14 @@ class Drills:
         trip = self._until(lambda: self._trips("order_stream_stale")[seen:],
                            "the order_stream_stale watchdog")[0]
         tripped_s = time.monotonic() - started
-        summary = self._until(lambda: (s := self._summary())["state"] == "halted" and s,
-                              "trading to halt")
+        self._until(lambda: self._state() == "halted", "trading to halt")
         self._until(lambda: self._summary()["open"] == 0, "the open orders to be cancelled")
         self._cleared("order_stream_stale")
         self._resume("the order stream flows again")
         return self._acted(trip, "cancel_all_and_halt"), trip["reason"], (
-            f"{trip['action']} {tripped_s:.1f} s into a {STALL_S:g} s stall "
-            f"({summary['state_reason'][:60]}…); once the stream flowed the cancels were "
-            "confirmed, none left open; cleared; resumed by the operator")
+            f"{trip['action']} {tripped_s:.1f} s into a {STALL_S:g} s stall: trading halted; "
+            "once the stream flowed the cancels were confirmed, none left open; cleared; "
+            "resumed by the operator")
 
     def storm_of_foreign(self) -> tuple[bool | None, str, str]:
         """Reports about orders this session never sent, many a second: the watchdog cancels
