@@ -85,8 +85,10 @@ class PaperFaults:
     def reconcile_due(self) -> bool:
         """The breaker is open and a reconciliation is due (every ``reconcile_every_s``, as a
         broker adapter's loop reconciles)."""
+        if self.breaker.allows_new_orders:
+            return False
         now = self.clock()
-        if self.breaker.allows_new_orders or now - self.reconciled_ns < self.reconcile_every_ns:
+        if now - self.reconciled_ns < self.reconcile_every_ns:
             return False
         self.reconciled_ns = now
         return True

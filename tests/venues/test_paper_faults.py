@@ -1,10 +1,12 @@
 """The paper broker's faults (``PaperVenue.inject``, what ``tradewind rehearse`` turns on): each
 shows in the fields a broker gateway feeds the watchdogs (``health``, ``view``), a failed send is
 journaled as its rejection (a gateway rebuilt from its journal hands out the same reports), and
-an unknown fault or argument is refused by name. No Ray: the gateway actor's class, in process."""
+an unknown fault or argument, a lockstep replay and a broker's gateway are refused by name. No
+Ray: the gateway actor's class, in process."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,8 @@ class Clock:
 @pytest.fixture
 def gateway(tmp_path: Path) -> Any:
     config = load_config(trading_config("mm", write_sample(tmp_path / "data"), minutes=10))
-    setup = SessionSetup("S1", str(tmp_path / "var"), config, snapshot_every=10_000)
+    setup = SessionSetup("S1", str(tmp_path / "var"), config, lockstep=False,
+                         snapshot_every=10_000)
     write_cache(setup, FeedConfig())
     return GatewayActor.__ray_metadata__.modified_class(setup)
 
@@ -136,6 +139,11 @@ def test_unknown_faults_and_arguments_are_refused_by_name(gateway: Any) -> None:
         gateway.rehearse("foreign", {"seconds": 1})
     with pytest.raises(ConfigError, match="unknown \\['n'\\]"):
         gateway.rehearse("stall", {"seconds": 1, "n": 2})
+    real_time = gateway.setup
+    gateway.setup = dataclasses.replace(real_time, lockstep=True)
+    with pytest.raises(InvariantError, match="not a lockstep replay"):
+        gateway.rehearse("stall", {"seconds": 1})
+    gateway.setup = real_time
     gateway.venue = object.__new__(type("Broker", (), {"kind": "ib"}))
     with pytest.raises(InvariantError, match="paper broker only, not 'ib'"):
         gateway.rehearse("stall", {"seconds": 1})
