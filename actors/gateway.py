@@ -141,6 +141,17 @@ class GatewayActor(Child):
     def request_reconcile(self) -> None:
         self.venue.request_reconcile()
 
+    def rehearse(self, fault: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A rehearsal's fault at the paper broker (``PaperVenue.inject``); what is on. Only
+        ``tradewind rehearse`` calls it; a broker's gateway and a lockstep replay refuse."""
+        if not isinstance(self.venue, PaperVenue):
+            raise InvariantError(f"faults are injected into the paper broker only, not "
+                                 f"{self.venue.kind!r}")
+        if self.setup.lockstep:  # the faults run on the wall clock: no replay would repeat them
+            raise InvariantError("faults are injected into a real-time paper session only, "
+                                 "not a lockstep replay (its fills must equal the backtest's)")
+        return self.venue.inject(fault, args)
+
     def state_hash(self) -> str:
         return self.venue.state_hash()
 

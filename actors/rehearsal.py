@@ -1,87 +1,40 @@
-"""Rehearsals of the runbook's drills (``tradewind rehearse``) on a paper session of sample data.
-
-Each drill does to a running session what an unattended week does to it, through the real
-parts (Ray actors, the supervisor, the reconciler's watchdogs, the stop signal), and says
-whether the session did what docs/runbook.md says it does:
-
-* **actor crash** — SIGKILL of the strategy actor's process: the supervisor starts it again
-  (its events say so), it restores from its journal, and the session trades on;
-* **risk guards** — the guard probe (:class:`GuardProbe`, a strategy beside the market maker)
-  sends, when asked through the operator's params, an order that breaks ``max_position``,
-  ``max_order_notional``, ``price_band`` or ``stale_data``: risk must deny it with that
-  reason code (the probe keeps the denial it got);
-* **kill file** — the configured kill file appears: trading halts; it goes: trading resumes;
-* **watchdog disk_low** — free space where the session journals falls below the watchdog's
-  limit (a ballast file, allocated without writing, takes it there): the watchdog trips and
-  trading halts; the ballast goes, the operator resumes, trading is active again;
-* **broker watchdogs, drift, breaker** — not rehearsable on a replayed paper session (the
-  paper broker's and the replay's health, read from the gateway and the feed, say why): N/A;
-* **daily loss** — the probe's taker round trips lose until the day's loss reaches the limit:
-  trading goes close-only, the probe's next entry is denied;
-* **restart storm** — the strategy killed until the supervisor gives up: trading halts by the
-  supervisor's escalation, no order left open;
-* **graceful stop** — SIGTERM to the process: no new orders, open orders cancelled, files
-  written, the journals closed (checked by the command after the session returned).
+"""The rehearsal's session (``tradewind rehearse``): its configs on generated sample data
+(:func:`write_workspace`) and the guard probe strategy the risk drills send orders through
+(:class:`GuardProbe`). The drills themselves, and what each checks, are in ``actors.drills``.
 
 Nothing leaves the machine: the data is generated (``sample_days``), the broker is the paper
-broker, the control plane is off.
+broker (its faults turned on by the drills, never by these configs: ``actors.venues.paper``),
+the control plane is off.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import Field
 
-from actors.names import Named
 from runtime.errors import ConfigError
 from runtime.messages import Message, OrderDenied, QuoteTick
 from runtime.strategy import Qty, Strategy, StrategyParams
 from runtime.values import FIXED_SCALE, Rounding
 
-__all__ = ["PROBES", "Drill", "Drills", "GuardProbe", "GuardProbeParams", "graceful_stop",
-           "write_workspace"]
+__all__ = ["PROBES", "SESSION_ID", "GuardProbe", "GuardProbeParams", "write_workspace"]
 
 SESSION_ID = "rehearsal"
-_BALLAST_MB = 4096  # what the disk drill allocates ...
+BALLAST_MB = 4096  # what the disk drill allocates ...
 _MARGIN_MB = 2048  # ... against a limit this far below the free space at the start (room for
 # what other programs on the machine write meanwhile)
 _B_SECONDS = 10  # SIM-B's quotes stop this far into the data (data time)
 _TAKER_BPS = 50  # what a taker pays: the daily-loss probe's round trips lose this twice
 _STORM_PERIOD_S = 60.0  # the supervisor's window for counting restarts
-
-
-@dataclass
-class Drill:
-    """One drill's outcome: the guard it trips, what fired and what the session did, read from
-    the session (risk's denials and trading state, the reconciler's trips, the supervisor's
-    events, the gateway's health). ``passed`` is None for a guard the paper broker cannot
-    trip (``fired`` says why): not rehearsed, not failed."""
-
-    name: str
-    guard: str
-    passed: bool | None
-    fired: str
-    did: str = ""
-    seconds: float = 0.0
-
-    @property
-    def result(self) -> str:
-        return {True: "PASS", False: "FAIL", None: "N/A"}[self.passed]
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"result": self.result}
+#: the broker watchdogs' rules: each trips within seconds of the paper broker's fault
+WATCHDOGS: dict[str, dict[str, Any]] = {
+    "order_stream_stale": {"after_s": 2.0, "action": "cancel_all_and_halt"},
+    "unknown_order_storm": {"reports": 20, "window_s": 3.0, "action": "halt"},
+}
 
 
 def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
@@ -95,7 +48,8 @@ def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
       SIM-B, whose quotes stop :data:`_B_SECONDS` into the data (the stale-data probe);
     * every risk guard is on, each set where the market maker stays clear of it and the probe's
       orders do not (the daily loss: the probe's taker round trips pay :data:`_TAKER_BPS`);
-    * the disk watchdog's limit sits :data:`_MARGIN_MB` below the free space now;
+    * the disk watchdog's limit sits :data:`_MARGIN_MB` below the free space now; the stale
+      order stream and the unknown-order storm watchdogs are on (:data:`WATCHDOGS`);
     * the supervisor (one flat tree) gives up at its third restart within
       :data:`_STORM_PERIOD_S`: it halts trading (the restart storm).
     """
@@ -158,6 +112,7 @@ def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
         trading["venue"]["fees"]["taker_bps"] = _TAKER_BPS  # the market maker only posts
         free_mb = shutil.disk_usage(folder).free / 2**20
         watchdogs["disk_low"]["min_free_mb"] = max(free_mb - _MARGIN_MB, 1.0)
+        watchdogs.update(WATCHDOGS)
         # one flat tree: the third restart within the window is a storm, the root gives up
         # (halts trading, cancels) and from then on only brings crashed actors back
         paper["supervisor"] = {
@@ -169,298 +124,6 @@ def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
     path = folder / "paper.yaml"
     path.write_text(yaml.safe_dump(paper, sort_keys=False))
     return path
-
-
-class Drills:
-    """The drills against the running session ``session_id`` (actors by name), one after
-    the other; :meth:`run` returns each one's outcome (a drill that raises failed)."""
-
-    def __init__(self, *, session_id: str, journal_dir: Path, kill_file: Path,
-                 timeout_s: float = 120.0) -> None:
-        self.session_id, self.journal_dir = session_id, journal_dir
-        self.kill_file, self.timeout_s = kill_file, timeout_s
-        self.over = threading.Event()  # set when the session returned: waits give up
-
-    def actor(self, child: str) -> Named:
-        return Named(f"tw.{self.session_id}.{child}")
-
-    def plan(self) -> list[tuple[str, str, Callable[[], tuple[bool | None, str, str]]]]:
-        """(drill, guard, how) in the order they run: the daily loss and the restart storm last
-        (the session stays close-only, then halted: what they leave is what they test)."""
-
-        def probe(code: str) -> Callable[[], tuple[bool | None, str, str]]:
-            return lambda: self.guard(code)
-
-        return [
-            ("market-data silence", "watchdog market_data_silence", self.silence),
-            ("actor crash (SIGKILL)", "supervisor restart", self.crash),
-            ("oversized position", "risk max_position", probe("max_position")),
-            ("oversized order", "risk max_order_notional", probe("max_order_notional")),
-            ("price far from the market", "risk price_band", probe("price_band")),
-            ("order on stale data", "risk stale_data", probe("stale_data")),
-            ("kill file", "kill file", self.kill),
-            ("disk filling up", "watchdog disk_low", self.disk_low),
-            ("broker link stalls", "watchdog order_stream_stale",
-             lambda: self.paper_cannot("exec_waiting_since_ns")),
-            ("unknown-order storm", "watchdog unknown_order_storm",
-             lambda: self.paper_cannot("foreign_reports")),
-            ("broker and risk drift apart", "watchdog inventory_desync (drift)",
-             self.drift),
-            ("broker rejects in a row", "circuit breaker",
-             lambda: self.paper_cannot("breaker_open")),
-            ("losing day", "risk daily loss", self.daily_loss),
-            ("restart storm", "supervisor escalation", self.storm),
-        ]
-
-    def run(self) -> list[Drill]:
-        out = []
-        for name, guard, drill in self.plan():
-            if self.over.is_set():
-                out.append(Drill(name, guard, False, "the session ended before this drill"))
-                continue
-            started = time.monotonic()
-            try:
-                passed, fired, did = drill()
-            except Exception as exc:  # a drill that cannot finish failed: say why
-                passed, fired, did = False, f"{type(exc).__name__}: {exc}", ""
-            out.append(Drill(name, guard, passed, fired, did,
-                             round(time.monotonic() - started, 1)))
-        return out
-
-    def running(self) -> None:
-        """Until the session's data flows (its risk actor took market data)."""
-        self._until(lambda: self.actor("risk").get("summary")["cursor"] > 0,
-                    "the session's data to flow")
-
-    def trading(self) -> None:
-        """Until the session trades (its risk actor has orders)."""
-        self._until(lambda: self.actor("risk").get("summary")["orders"] > 0,
-                    "the session to place orders")
-
-    # --- the drills: each returns (passed, what fired, what the session did) ------------------
-    def silence(self) -> tuple[bool | None, str, str]:
-        """The silence watchdog watches a broker's market-data stream (its health, from the
-        feed); a replayed feed has none to report (read here, not assumed)."""
-        health = self.actor("feed").get("market_health")
-        if health is not None:
-            return False, f"the feed streams ({health}): this rehearsal replays sample data", ""
-        return None, ("not rehearsable on a replayed paper session: the silence watchdog "
-                      "watches a broker's market-data stream, and a replay reports none "
-                      "(feed market_health None); tripped through a session's feed in "
-                      "tests/actors/test_reconciler_actor.py"), ""
-
-    def crash(self) -> tuple[bool | None, str, str]:
-        self.trading()
-        strategy, feed = self.actor("strategy.mm"), self.actor("feed")
-        pid = int(strategy.get("pid"))
-        before = feed.get("status")["cursor"]
-        os.kill(pid, signal.SIGKILL)
-        started = time.monotonic()
-        again = self._until(lambda: _new_pid(strategy, pid), "the strategy back")
-        back_s = time.monotonic() - started
-        self._until(lambda: feed.get("status")["cursor"] > before + 100, "the feed to move on")
-        status = feed.get("status")
-        restarts = [e for e in self.actor("supervisor").get("status")["events"]
-                    if e["child"] == "strategy:mm" and e["action"] == "restart"]
-        if status["error"]:
-            return False, f"the feed stopped: {status['error']}", ""
-        if not restarts:
-            return False, "the strategy came back, but the supervisor logged no restart", ""
-        return True, (f"strategy.mm (pid {pid}) died ({restarts[-1]['reason']}); restarted as "
-                      f"pid {again} in {back_s:.1f} s"), (
-                          f"the feed moved on to {status['cursor']:,}, no error")
-
-    def guard(self, code: str) -> tuple[bool | None, str, str]:
-        """The probe sends one order the guard ``code`` must refuse: passes when risk denied
-        it with that reason code."""
-        if (was := self._not_active()) is not None:
-            return False, was, ""
-        denied = self._probe(code)
-        fired = f"{denied[0] or 'nothing'}: {denied[1]}"
-        if denied[0] != code:
-            return False, fired, f"the probe's order was not denied by {code}"
-        return True, fired, "the order was denied before the broker saw it"
-
-    def kill(self) -> tuple[bool | None, str, str]:
-        if (was := self._not_active()) is not None:
-            return False, was, ""
-        self.kill_file.parent.mkdir(parents=True, exist_ok=True)
-        self.kill_file.touch()
-        started = time.monotonic()
-        try:
-            self._until(lambda: self._state() == "halted", "trading to halt")
-            halted_s = time.monotonic() - started
-            reason = self.actor("risk").get("summary")["state_reason"]
-        finally:
-            self.kill_file.unlink(missing_ok=True)
-        self._until(lambda: self._state() == "active", "trading to resume")
-        return True, f"{self.kill_file.name} appeared: {reason}", (
-            f"halted in {halted_s:.1f} s; active once the file went")
-
-    def disk_low(self) -> tuple[bool | None, str, str]:
-        if (was := self._not_active()) is not None:
-            return False, was, ""
-        ballast = self.journal_dir / "rehearsal.ballast"
-        fd = os.open(ballast, os.O_CREAT | os.O_WRONLY, 0o600)
-        started = time.monotonic()
-        try:
-            os.posix_fallocate(fd, 0, _BALLAST_MB * 2**20)
-            self._until(lambda: self._state() == "halted", "the watchdog to halt trading")
-            tripped_s = time.monotonic() - started
-            trip = self._trip("disk_low")
-        finally:
-            os.close(fd)
-            ballast.unlink(missing_ok=True)
-        if trip is None:
-            return False, "trading halted, but not by the disk_low watchdog", ""
-        reconciler = self.actor("reconciler")
-        self._until(lambda: reconciler.get("status")["watchdogs"]["disk_low"] == "ok",
-                    "the watchdog to clear")
-        self.actor("feed").get("operate", "set_state",
-                               {"state": "active", "reason": "rehearsal: disk freed"})
-        self._until(lambda: self._state() == "active", "trading to resume")
-        return True, trip["reason"], (f"{trip['action']}: trading halted {tripped_s:.1f} s after "
-                                      "the ballast; cleared once freed; resumed by the operator")
-
-    def paper_cannot(self, field: str) -> tuple[bool | None, str, str]:
-        """A broker watchdog or the breaker: fed by what a broker adapter reports; the paper
-        broker's health (read here, not assumed) cannot show it."""
-        health = self.actor("gateway").get("health")
-        if health.get("broker") != "paper":
-            return False, f"the gateway is {health.get('broker')!r}, not the paper broker", ""
-        why = {"exec_waiting_since_ns": "answers every command within the step that sent it",
-               "foreign_reports": "is this session's own venue: it reports no foreign orders",
-               "breaker_open": "never rejects for a broker fault (its rejects are the venue "
-                               "rules'), and has no breaker"}[field]
-        where = {"exec_waiting_since_ns": "tests/venues/test_watchdog_health.py",
-                 "foreign_reports": "tests/venues/test_watchdog_health.py",
-                 "breaker_open": "tests/venues/test_common.py and test_ccxt.py"}[field]
-        return None, (f"not rehearsable on the paper broker: it {why} "
-                      f"(health {field}={health.get(field)!r}); tripped in {where}"), ""
-
-    def drift(self) -> tuple[bool | None, str, str]:
-        """The reconciler compares the paper venue's books with risk's: both follow the same
-        in-process venue, so they can only drift while a step is in flight."""
-        status = self.actor("reconciler").get("status")
-        return None, ("not rehearsable on the paper broker: its view is the venue risk trades "
-                      "with in process, so no fill or position can go missing between them "
-                      f"(inventory_desync {status['watchdogs'].get('inventory_desync')}); "
-                      "tripped on drifted views in tests/actors/test_reconciler_actor.py"), ""
-
-    def daily_loss(self) -> tuple[bool | None, str, str]:
-        """The probe's taker round trips lose the spread and the fee each until the day's loss
-        reaches the limit: trading goes close-only (the rule's action) and the probe's next
-        entry is refused."""
-        if (was := self._not_active()) is not None:
-            return False, was, ""
-        denied = self._probe("daily_loss")
-        summary = self.actor("risk").get("summary")
-        self._set_probe("")  # the probe closes what it holds
-        report = self.actor("strategy.probe").get("view")["report"]
-        if summary["state"] != "reducing" or not summary["state_reason"].startswith(
-                "daily loss"):
-            return False, f"trading is {summary['state']}: {summary['state_reason']}", ""
-        return True, summary["state_reason"], (
-            f"trading went close-only after {report['round_trips']} round trips; the next "
-            f"entry was denied ({denied[0]})")
-
-    def storm(self) -> tuple[bool | None, str, str]:
-        """The strategy killed again and again: past the supervisor's intensity it gives up
-        and halts trading (open orders cancelled)."""
-        strategy, supervisor = self.actor("strategy.mm"), self.actor("supervisor")
-        kills = 0
-        while not supervisor.get("status")["escalated"] and kills < 6:
-            pid = int(self._until(lambda: strategy.get("pid"), "the strategy"))
-            os.kill(pid, signal.SIGKILL)
-            kills += 1
-            self._until(partial(_back_or_given_up, strategy, supervisor, pid),
-                        "the strategy back, or the supervisor to give up")
-        status = supervisor.get("status")
-        if not status["escalated"]:
-            return False, f"{kills} kills, and the supervisor did not give up", ""
-        summary = self._until(lambda: (s := self.actor("risk").get("summary"))["state"]
-                              == "halted" and s, "trading to halt")
-        if not summary["state_reason"].startswith("supervisor escalation"):
-            return False, f"{kills} kills: {status['reason']}", (
-                f"trading is halted, but not by the supervisor: {summary['state_reason']}")
-        summary = self._until(lambda: (s := self.actor("risk").get("summary"))["open"] == 0
-                              and s, "the open orders to be cancelled")
-        return True, f"{kills} kills: {status['reason']}", (
-            f"trading halted ({summary['state_reason']}); no order left open")
-
-    # --- helpers --------------------------------------------------------------------------------
-    def _set_probe(self, drill: str) -> None:
-        self.actor("strategy.probe").get("operate", "params", {"params": {"drill": drill}})
-
-    def _probe(self, drill: str) -> list[str]:
-        """Ask the probe for ``drill``; the denial risk answered its order with."""
-        self._set_probe(drill)
-        probe = self.actor("strategy.probe")
-        return list(self._until(lambda: probe.get("view")["report"]["denied"].get(drill),
-                                f"risk to answer the probe's {drill} order"))
-
-    def _trip(self, watchdog: str) -> dict[str, Any] | None:
-        trips = [t for t in self.actor("reconciler").get("trips") if t["watchdog"] == watchdog]
-        return trips[0] if trips else None
-
-    def _state(self) -> str:
-        return str(self.actor("risk").get("summary")["state"])
-
-    def _not_active(self) -> str | None:
-        """Why trading is not active before a drill (something else stopped it), or None."""
-        summary = self.actor("risk").get("summary")
-        if summary["state"] == "active":
-            return None
-        return f"trading was {summary['state']} before the drill: {summary['state_reason']}"
-
-    def _until(self, check: Callable[[], Any], what: str) -> Any:
-        deadline = time.monotonic() + self.timeout_s
-        while time.monotonic() < deadline:
-            if self.over.is_set():
-                raise RuntimeError(f"the session ended while waiting for {what}")
-            with contextlib.suppress(Exception):  # an actor restarting answers nothing yet
-                value = check()
-                if value:
-                    return value
-            time.sleep(0.2)
-        raise TimeoutError(f"waited {self.timeout_s:.0f} s for {what}")
-
-
-def _back_or_given_up(strategy: Named, supervisor: Named, old: int) -> bool:
-    return bool(_new_pid(strategy, old) or supervisor.get("status")["escalated"])
-
-
-def _new_pid(actor: Named, old: int) -> int | None:
-    """The actor's process id once it is another than ``old`` (None while restarting)."""
-    try:
-        pid = int(actor.get("pid"))
-    except Exception:  # restarting
-        return None
-    return pid if pid != old else None
-
-
-def graceful_stop(result: dict[str, Any], stopped_by: str | None, output_dir: Path) -> Drill:
-    """The SIGTERM drill's verdict from what the session returned and wrote."""
-    risk, feed = result["risk"], result["feed"]
-    files = output_dir / result["session_id"]
-    problems = []
-    if stopped_by != "SIGTERM":
-        problems.append(f"stopped by {stopped_by or 'the end of the data'}, not SIGTERM")
-    if risk["open"]:
-        problems.append(f"{risk['open']} order(s) left open")
-    if feed["error"]:
-        problems.append(f"the feed stopped on an error: {feed['error']}")
-    missing = [n for n in ("session.md", "orders.csv", "fills.csv")
-               if not (files / n).exists()]
-    if missing:
-        problems.append(f"missing {', '.join(missing)}")
-    name, guard = "graceful stop (SIGTERM)", "stop signal"
-    fired = f"stopped by {stopped_by or 'the end of the data'}"
-    if problems:
-        return Drill(name, guard, False, fired, "; ".join(problems))
-    return Drill(name, guard, True, fired,
-                 f"{result['orders']} orders, {result['fills']} fills, none left open; "
-                 f"files in {files}")
 
 
 # --- the risk drills' strategy ------------------------------------------------------------------

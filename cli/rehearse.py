@@ -1,8 +1,9 @@
 """``tradewind rehearse [--dir DIR] [--address ADDR] [--json] [--timeout 120s]``: the runbook's
 drills against a paper session on generated sample data (``actors.rehearsal``), then a table of
-each drill's guard, result (PASS, FAIL, N/A: not rehearsable on the paper broker), what fired
-and what the session did. No network, no store, no data files: everything lives under ``--dir``
-(default: a temporary folder, removed afterwards). Exit 0 when no drill failed, 1 otherwise.
+each drill's guard, result (PASS, FAIL, N/A: not rehearsable on a replayed paper session),
+what fired and what the session did. No network, no store, no data files: everything lives
+under ``--dir`` (default: a temporary folder, removed afterwards). Exit 0 when no drill
+failed, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def _in(folder: Path, args: argparse.Namespace, timeout_s: float) -> int:
     import ray
 
     from actors.config import load_paper_config
+    from actors.drills import Drill, Drills, graceful_stop
     from actors.logs import init_ray
-    from actors.rehearsal import SESSION_ID, Drill, Drills, graceful_stop, write_workspace
+    from actors.rehearsal import SESSION_ID, write_workspace
     from actors.session import prepare_session, run_session
 
     config = load_paper_config(write_workspace(folder))
@@ -97,7 +99,7 @@ def _in(folder: Path, args: argparse.Namespace, timeout_s: float) -> int:
 
 
 def exit_code(drills: list[Any]) -> int:
-    """1 when a drill failed; a guard the paper broker cannot trip (N/A) is no failure."""
+    """1 when a drill failed; a guard the rehearsal cannot trip (N/A) is no failure."""
     return 1 if any(d.passed is False for d in drills) else 0
 
 
@@ -118,4 +120,4 @@ def _print(drills: list[Any], *, as_json: bool) -> None:
             print(f"    did:   {d.did}")
     skipped = sum(d.passed is None for d in drills)
     print(f"{sum(d.passed is True for d in drills)} passed, {len(failed)} failed, "
-          f"{skipped} not rehearsable on the paper broker")
+          f"{skipped} not rehearsable here")

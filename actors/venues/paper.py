@@ -10,19 +10,33 @@ command the journal already holds is never sent again (a retried call after a cr
 outcome of an order is never guessed by sending it twice. Every report the venue delivered is
 kept in order; callers ask for reports from their own cursor, so a report popped by a call that
 crashed half-way is handed out again, never lost.
+
+Faults (:class:`PaperFaults`): a rehearsal (``tradewind rehearse``, through the gateway actor's
+``rehearse`` call) makes the paper broker misbehave as a real one does, so the session's guards
+fire through the same fields a broker adapter feeds them (``health`` and ``view``, read by the
+reconciler's watchdogs): its execution stream stalls (reports held, the commands sent meanwhile
+owed: ``exec_waiting_since_ns``), it reports orders this session never sent (counted and dropped,
+as :class:`actors.venues.reports.ReportBook` does: ``foreign_reports``), its positions drift from
+its fills, or its sends fail until its :class:`~actors.venues.common.CircuitBreaker` opens (new
+orders refused, ``gateway.breaker_open``; cancels still go) and a clean reconciliation closes it.
+No config turns a fault on: a paper session that is not rehearsed never calls ``rehearse``.
+A failed send is journaled as its rejection (a restart hands out the same reports); the faults
+themselves live in the process (a restarted gateway comes back without them).
 """
 
 from __future__ import annotations
 
 import pickle
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from actors.journals import open_journal
 from actors.step import REPLY, Replies
+from actors.venues.common import CircuitBreaker
 from backtest.venue import SimulatedVenue
-from runtime.errors import InvariantError
+from runtime.errors import ConfigError, InvariantError
 from runtime.journal import Blob, JournalRecord
 from runtime.messages import (
     CancelOrder,
@@ -31,6 +45,7 @@ from runtime.messages import (
     ModifyOrder,
     OrderEvent,
     OrderFilled,
+    OrderRejected,
     SubmitOrder,
     decode,
     encode,
@@ -38,10 +53,67 @@ from runtime.messages import (
 from runtime.recovery import FeedJournal, FeedLog
 from runtime.statehash import state_hash
 
-__all__ = ["PaperVenue"]
+__all__ = ["FAULTS", "PaperFaults", "PaperVenue"]
 
-_SEND, _PEEK, _POP = "gw.send", "gw.peek", "gw.pop"
+_SEND, _PEEK, _POP, _REJECT = "gw.send", "gw.peek", "gw.pop", "gw.reject"
 _NONE = -1
+_S = 10**9
+#: what :meth:`PaperVenue.inject` takes, and its arguments
+FAULTS = {"stall": ("seconds",), "foreign": ("seconds", "per_s"), "fail_sends": ("count",),
+          "shift": ("instrument", "qty"), "clear": ()}
+
+
+class PaperFaults:
+    """What a rehearsal turned on (module docstring), on the wall clock (``clock``, ns)."""
+
+    def __init__(self, clock: Callable[[], int] = time.time_ns, *,
+                 breaker_threshold: int = 3, reconcile_every_s: float = 5.0) -> None:
+        self.clock = clock
+        self.stall_until_ns = 0  # the execution stream holds its reports until then
+        self.awaiting: dict[str, int] = {}  # client order id -> when a command went out, stalled
+        self.storm_from_ns = self.storm_until_ns = 0
+        self.storm_per_s = 0.0
+        self.storm_made = 0  # foreign reports made by the current storm
+        self.foreign = 0  # reports about orders never sent, counted since the start
+        self.fail_sends = 0  # the next this many submits fail (known not sent)
+        self.breaker = CircuitBreaker(threshold=breaker_threshold)
+        self.refused = 0  # submits the open breaker refused
+        self.reconcile_every_ns = int(reconcile_every_s * _S)
+        self.reconciled_ns = 0  # the latest reconciliation while the breaker was open
+        self.shift: dict[str, int] = {}  # instrument -> raw quantity the positions drift by
+
+    def reconcile_due(self) -> bool:
+        """The breaker is open and a reconciliation is due (every ``reconcile_every_s``, as a
+        broker adapter's loop reconciles)."""
+        if self.breaker.allows_new_orders:
+            return False
+        now = self.clock()
+        if now - self.reconciled_ns < self.reconcile_every_ns:
+            return False
+        self.reconciled_ns = now
+        return True
+
+    def stalled(self) -> bool:
+        return self.clock() < self.stall_until_ns
+
+    def due_foreign(self) -> int:
+        """How many foreign reports the storm has made by now that it had not yet."""
+        if not self.storm_until_ns:
+            return 0
+        now = min(self.clock(), self.storm_until_ns)
+        made = int((now - self.storm_from_ns) / _S * self.storm_per_s)
+        fresh, self.storm_made = max(made - self.storm_made, 0), max(made, self.storm_made)
+        if now >= self.storm_until_ns:
+            self.storm_until_ns = 0
+        return fresh
+
+    def state(self) -> dict[str, Any]:
+        now = self.clock()
+        return {"stalled_s": max(self.stall_until_ns - now, 0) / _S,
+                "storm_s": max(self.storm_until_ns - now, 0) / _S,
+                "fail_sends": self.fail_sends, "breaker_reason": self.breaker.reason,
+                "refused": self.refused,
+                "shift": dict(self.shift)}
 
 
 def _ts(value: int | None) -> bytes:
@@ -72,6 +144,7 @@ class PaperVenue:
         self.reports: list[OrderEvent] = []
         self.sent: set[tuple[Any, ...]] = set()
         self.submitted: list[str] = []
+        self.faults = PaperFaults()
         self.journal = FeedJournal.restore(
             open_journal(path), feed, snapshot_every=snapshot_every, load=self._load,
             market=self._replay_market, record=self._replay)
@@ -100,6 +173,8 @@ class PaperVenue:
             self.venue.next_report_ts(None if ts == _NONE else ts)
         elif record.kind == _POP:
             self.reports.extend(self.venue.pop_reports(ts))
+        elif record.kind == _REJECT:
+            self._reject(decode(record.payload[8:]))
         elif record.kind == REPLY:
             self.replies.load(record.payload)
         else:
@@ -117,6 +192,35 @@ class PaperVenue:
     def _pop(self, ts: int) -> None:
         self.journal.append(Blob(_POP, _ts(ts)))
         self.reports.extend(self.venue.pop_reports(ts))
+
+    def _reject(self, report: Message) -> None:
+        """A submit that failed before the venue saw it: its rejection, handed out in turn."""
+        if not isinstance(report, OrderRejected):
+            raise InvariantError(f"gateway journal: a rejection, not {type(report).__name__}")
+        self.sent.add(("submit", report.client_order_id))
+        self.reports.append(report)
+
+    def _fault(self, cmd: Message, ts: int) -> OrderRejected | None:
+        """The rejection of a submit an injected fault stops (a failed send counts toward the
+        breaker; an open breaker refuses new orders), or None: it goes to the venue."""
+        faults = self.faults
+        if not isinstance(cmd, SubmitOrder):
+            return None
+        if not faults.breaker.allows_new_orders:
+            code = "breaker_open"
+            faults.refused += 1
+            reason = f"new orders blocked: breaker_open ({faults.breaker.reason})"
+        elif faults.fail_sends > 0:
+            faults.fail_sends -= 1
+            code = "disconnected"
+            reason = "rehearsal: the send failed before any byte left (known not sent)"
+            faults.breaker.failure(f"{faults.breaker.failures + 1} sends failed in a row")
+            faults.reconciled_ns = faults.clock()  # the next reconciliation: one period on
+        else:
+            return None
+        return OrderRejected(seq=0, ts_event=ts, ts_init=ts, client_order_id=cmd.client_order_id,
+                             strategy_id=cmd.strategy_id, instrument_id=cmd.instrument_id,
+                             reason=reason, venue_code=f"gateway.{code}")
 
     def _send(self, cmd: Message, ts: int) -> None:
         self.sent.add(_key(cmd))
@@ -165,11 +269,22 @@ class PaperVenue:
             return 0
         now = self.venue.now_ns
         stamped = [(c, c.ts_event if lockstep else max(c.ts_event, now)) for c in fresh]
+        faults, wall = self.faults, self.faults.clock()
+        stalled = faults.stalled()
+        failed = {id(c): r for c, ts in stamped if (r := self._fault(c, ts)) is not None}
         for cmd, ts in stamped:
-            self.journal.append(Blob(_SEND, _ts(ts) + encode(cmd)))
+            if id(cmd) in failed:
+                self.journal.append(Blob(_REJECT, _ts(ts) + encode(failed[id(cmd)])))
+            else:
+                self.journal.append(Blob(_SEND, _ts(ts) + encode(cmd)))
         self.journal.flush(durable=self.durable)
         for cmd, ts in stamped:
+            if id(cmd) in failed:
+                self._reject(failed[id(cmd)])
+                continue
             self._send(cmd, ts)
+            if stalled and isinstance(cmd, SubmitOrder | CancelOrder | ModifyOrder):
+                faults.awaiting.setdefault(cmd.client_order_id, wall)  # owed an answer
         return len(fresh)
 
     def drain(self, reports_seen: int) -> list[OrderEvent] | None:
@@ -185,10 +300,54 @@ class PaperVenue:
     def reports_due(self, reports_seen: int) -> list[OrderEvent]:
         """Real time: the reports after the first ``reports_seen``, with every report due by
         the venue's clock (the latest market data) released first."""
+        self._storm()
+        if self.faults.reconcile_due():
+            self.request_reconcile()
+        if self.faults.stalled():  # the stream holds what the venue did meanwhile
+            return self.reports[reports_seen:]
+        self.faults.awaiting.clear()  # it flows again: what was owed comes now, in order
         limit = self.venue.now_ns + 1  # what the venue does at its present instant, too
         while (report_ts := self._peek(limit)) is not None:
             self._pop(report_ts)
         return self.reports[reports_seen:]
+
+    def _storm(self) -> None:
+        """The storm's reports since the last look: each about an order id this session never
+        sent, so counted and dropped, never handed out (as a broker adapter's report book
+        does: ``ReportBook.note_foreign``)."""
+        self.faults.foreign += self.faults.due_foreign()
+
+    # --- faults (a rehearsal's: module docstring) --------------------------------------------
+    def inject(self, fault: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Turn on ``fault`` (one of :data:`FAULTS`, with its arguments); the faults' state.
+        ``stall`` the execution stream for ``seconds``; ``foreign`` reports about orders never
+        sent, ``per_s`` a second for ``seconds``; ``fail_sends``: the next ``count`` submits
+        fail; ``shift`` the broker's position in ``instrument`` by ``qty`` (raw) from its
+        fills; ``clear`` every fault (the breaker stays open until a clean reconciliation)."""
+        if fault not in FAULTS:
+            raise ConfigError(f"no such paper broker fault {fault!r}: one of "
+                              f"{', '.join(FAULTS)}", field="fault")
+        missing = [a for a in FAULTS[fault] if a not in args]
+        extra = sorted(set(args) - set(FAULTS[fault]))
+        if missing or extra:
+            raise ConfigError(f"fault {fault!r} takes {', '.join(FAULTS[fault]) or 'nothing'}"
+                              f" (missing {missing}, unknown {extra})", field="fault")
+        faults, now = self.faults, self.faults.clock()
+        if fault == "stall":
+            faults.stall_until_ns = now + int(float(args["seconds"]) * _S)
+        elif fault == "foreign":
+            faults.storm_from_ns, faults.storm_made = now, 0
+            faults.storm_until_ns = now + int(float(args["seconds"]) * _S)
+            faults.storm_per_s = float(args["per_s"])
+        elif fault == "fail_sends":
+            faults.fail_sends = int(args["count"])
+        elif fault == "shift":
+            iid = str(args["instrument"])
+            faults.shift[iid] = faults.shift.get(iid, 0) + int(args["qty"])
+        else:
+            faults.stall_until_ns = faults.storm_until_ns = faults.fail_sends = 0
+            faults.shift.clear()
+        return faults.state()
 
     def note(self, record: Blob) -> None:
         """The gateway's reply to this step (``actors.step.Replies.keep``), committed with it."""
@@ -205,28 +364,37 @@ class PaperVenue:
     # --- views -----------------------------------------------------------------------------
     def view(self) -> dict[str, Any]:
         """The broker's view for the reconciler: positions, open orders, fills."""
+        positions = self.venue.positions()
+        for iid, qty in self.faults.shift.items():
+            positions[iid] = positions.get(iid, 0) + qty
         return {
-            "positions": self.venue.positions(),
+            "positions": {k: v for k, v in sorted(positions.items()) if v},
             "open_orders": [o.client_order_id for o in self.venue.open_orders()],
             "fills": [f.fill_id for f in self.venue.fills_since(-1)],
         }
 
     def health(self) -> dict[str, Any]:
-        """The watchdogs' sample: the paper broker is in process, always connected and
-        answers every command within the step that sent it."""
-        return {"broker": "paper", "connected": True, "breaker_open": False,
-                "exec_waiting_since_ns": None,
-                "foreign_reports": 0, "last_report_ns": None, "unknown": 0, "unpriced_fees": {}}
+        """The watchdogs' sample, as a broker gateway's (``BrokerGateway.health``): the paper
+        broker is in process and always connected; it owes answers, reports foreign orders or
+        has its breaker open only when a rehearsal injected it (``faults``: what is on)."""
+        faults = self.faults
+        return {"broker": "paper", "connected": True,
+                "breaker_open": not faults.breaker.allows_new_orders,
+                "exec_waiting_since_ns": min(faults.awaiting.values(), default=None),
+                "foreign_reports": faults.foreign, "last_report_ns": None, "unknown": 0,
+                "unpriced_fees": {}, "faults": faults.state()}
 
     def request_reconcile(self) -> None:
-        """Nothing to reconcile: the paper broker is this process's own venue."""
+        """The paper broker is this process's own venue: its reconciliation is clean unless
+        its sends are failing (then the breaker stays open, as at a broker)."""
+        self.faults.breaker.reconciled(clean=self.faults.fail_sends == 0)
 
     def state_hash(self) -> str:
-        view = self.view()
         return state_hash({
             "market": self.market_count, "reports": len(self.reports),
-            "submitted": self.submitted, "positions": view["positions"],
-            "open_orders": view["open_orders"], "fills": view["fills"],
+            "submitted": self.submitted, "positions": self.venue.positions(),
+            "open_orders": [o.client_order_id for o in self.venue.open_orders()],
+            "fills": [f.fill_id for f in self.venue.fills_since(-1)],
             "venue_now": self.venue.now_ns,
         })
 

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from actors.rehearsal import Drills, GuardProbe, write_workspace
+from actors.drills import Drills
+from actors.rehearsal import GuardProbe, write_workspace
 from backtest.api import simulate
 from backtest.config import load_config
 from backtest.feed import load_feed

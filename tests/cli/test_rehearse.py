@@ -1,8 +1,9 @@
 """``tradewind rehearse`` through the command line: a paper session on generated data, every
-drill of the runbook against it (the silence watchdog, SIGKILL of an actor, each risk guard by
-the guard probe's orders, the kill file, the disk_low watchdog, the daily loss, a restart storm,
-SIGTERM; the broker watchdogs and the breaker reported as not rehearsable on the paper broker),
-a table of which passed, exit 0 when none failed."""
+drill of the runbook against it (SIGKILL of an actor, each risk guard by the guard probe's
+orders, the kill file, the disk_low watchdog, the paper broker's faults tripping the stale order
+stream, unknown-order storm and inventory desync watchdogs and its circuit breaker, the daily
+loss, a restart storm, SIGTERM; the market-data silence watchdog reported as not rehearsable on a
+replay), a table of which passed, exit 0 when none failed."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from actors.rehearsal import Drill
+from actors.drills import Drill
 
 REPO = Path(__file__).parents[2]
 PASSING = {
@@ -26,16 +27,16 @@ PASSING = {
     "order on stale data": "risk stale_data",
     "kill file": "kill file",
     "disk filling up": "watchdog disk_low",
+    "broker link stalls": "watchdog order_stream_stale",
+    "unknown-order storm": "watchdog unknown_order_storm",
+    "broker and risk drift apart": "watchdog inventory_desync (drift)",
+    "broker rejects in a row": "circuit breaker",
     "losing day": "risk daily loss",
     "restart storm": "supervisor escalation",
     "graceful stop (SIGTERM)": "stop signal",
 }
 NOT_ON_PAPER = {
     "market-data silence": "watchdog market_data_silence",
-    "broker link stalls": "watchdog order_stream_stale",
-    "unknown-order storm": "watchdog unknown_order_storm",
-    "broker and risk drift apart": "watchdog inventory_desync (drift)",
-    "broker rejects in a row": "circuit breaker",
 }
 
 
@@ -65,6 +66,19 @@ def test_rehearse_trips_every_guard_and_prints_which_fired(ray_local: Any,
         assert any(d["fired"].startswith(f"{code}: ") for d in drills.values()), code
     assert "restarted as pid" in drills["actor crash (SIGKILL)"]["fired"]
     assert "free where the session journals" in drills["disk filling up"]["fired"]
+    # the paper broker's faults, seen by the watchdogs through its health and view
+    stale = drills["broker link stalls"]
+    assert "has not answered a command" in stale["fired"]
+    assert stale["did"].startswith("cancel_all_and_halt") and "none left open" in stale["did"]
+    storm = drills["unknown-order storm"]
+    assert "reports for orders this session never sent" in storm["fired"]
+    assert storm["did"].startswith("cancel_all, the broker asked to reconcile; then halt")
+    drift = drills["broker and risk drift apart"]
+    assert drift["fired"].startswith("inventory desync")
+    assert drift["did"].startswith("cancel_all_and_halt") and "none left open" in drift["did"]
+    breaker = drills["broker rejects in a row"]
+    assert breaker["fired"] == "breaker opened: 3 sends failed in a row"
+    assert "refused (gateway.breaker_open)" in breaker["did"]
     assert drills["losing day"]["fired"].startswith("daily loss")
     assert "close-only" in drills["losing day"]["did"]
     assert "restarts within" in drills["restart storm"]["fired"]
@@ -90,7 +104,7 @@ def test_a_failed_drill_fails_the_rehearsal(capsys: pytest.CaptureFixture[str]) 
     _print(drills, as_json=False)
     out = capsys.readouterr().out
     assert "PASS" in out and "N/A" in out and "FAIL" in out
-    assert "1 passed, 1 failed, 1 not rehearsable on the paper broker" in out
+    assert "1 passed, 1 failed, 1 not rehearsable here" in out
     _print(drills, as_json=True)
     assert json.loads(capsys.readouterr().out)["passed"] is False
     assert exit_code(drills) == 1
