@@ -28,8 +28,10 @@ declares: Interactive Brokers): every leg goes out at once, each child with its
 parent's id (``SubmitOrder.parent_id``, sized as the parent: the venue holds it until the parent
 fills) and each OCO leg with the list's id as ``oca_group`` (the venue cancels or reduces the
 others as one fills). The core then releases and shrinks nothing itself; it still follows every
-leg, reports the list's events, cancels what a refused leg leaves behind (as above) and shrinks
-the children of a parent that closes partly filled. A backtest and a paper session never use
+leg, reports the list's events (``RELEASED`` once the parent has filled in full: the venue
+holds the children until then), cancels what a refused leg leaves behind (as above) and, when a
+parent closes partly filled (the venue cancels its held children with it), sends the children
+again for the filled quantity, unparented (a bracket's exits in an OCA group of their own). A backtest and a paper session never use
 this: their venue is emulated, so their fills stay the same.
 """
 
@@ -225,7 +227,9 @@ class LinkedOrders:
         self, list_id: str, record: _List, order: Order, event: Message, now: int
     ) -> list[Message]:
         if isinstance(event, OrderFilled):
-            if record.native:  # the venue released the children it held
+            if record.native:  # the venue holds the children until the parent has filled
+                if order.filled_qty < order.quantity:
+                    return []
                 held = tuple(record.legs[1:])
                 return [self._event(list_id, OrderListStatus.RELEASED, held, "", now)]
             return self._release(list_id, record, event.last_qty, now)
@@ -233,33 +237,38 @@ class LinkedOrders:
             return []
         out: list[Message] = []
         if record.native:
-            out += self._shrink_held(record, order, now)
+            out += self._reprotect(list_id, record, order, now)
         if order.filled_qty == 0:
             ids = (order.client_order_id, *record.legs[1:]) if record.native else (
                 order.client_order_id,)
             out.append(self._event(list_id, OrderListStatus.CANCELED, ids, _why(order, event), now))
         return out
 
-    def _shrink_held(self, record: _List, parent: Order, now: int) -> list[Message]:
-        """A native parent closed short of its quantity: its children, sized as the whole
-        parent, come down to what it filled (canceled when it filled nothing)."""
+    def _reprotect(self, list_id: str, record: _List, parent: Order, now: int) -> list[Message]:
+        """A native parent closed short of its quantity. The venue cancels the children it
+        held with their parent (IB: attached orders go with a cancelled parent), so what the
+        parent did fill would stand unprotected: the held children are cancelled here too (a
+        venue that left them costs nothing) and, for a partial fill, sent again for the filled
+        quantity, linked as before but with no parent (a bracket's exits in a new OCA group)."""
         short = parent.quantity - parent.filled_qty
         if short <= 0:
             return []
-        group = self._group_of.get(record.legs[1]) if len(record.legs) > 1 else None
+        held = record.legs[1:]
         out: list[Message] = []
-        if group is not None:  # a bracket's exits: what each is still wanted for
-            wants = self._groups[group]
-            for leg in wants:
-                wants[leg] = max(0, wants[leg] - short)
-            for leg in sorted(wants):
-                out += self._sync(leg, wants[leg], record, now)
+        for leg in held:
+            group = self._group_of.get(leg)
+            if group is not None:
+                self._groups[group][leg] = 0  # not wanted: its cancel cascades nothing
+            out += self._cancel(leg, record, now)
+        if parent.filled_qty == 0 or not record.children:
             return out
-        for leg in record.legs[1:]:  # an OTO's children: each sized by the parent's fills
-            child = self._order_of(leg)
-            if child is not None:
-                out += self._sync(leg, parent.filled_qty - child.filled_qty, record, now)
-        return out
+        again = self._send(list_id, record.children, parent.filled_qty, now)
+        if record.contingency is Contingency.BRACKET:
+            group = again[0].client_order_id
+            again = [msgspec.structs.replace(c, oca_group=group) for c in again]
+            self._group(list_id, again)
+        ids = tuple(c.client_order_id for c in again)
+        return [*out, *again, self._event(list_id, OrderListStatus.RELEASED, ids, "", now)]
 
     def _release(self, list_id: str, record: _List, quantity: int, now: int) -> list[Message]:
         out = self._send(list_id, record.children, quantity, now)
@@ -380,7 +389,7 @@ class LinkedOrders:
             out = self._send(list_id, legs, None, now)
         else:
             (entry,) = self._send(list_id, legs[:1], None, now)
-            record.parent = entry.client_order_id
+            record.parent, record.children = entry.client_order_id, legs[1:]
             children = self._send(list_id, legs[1:], entry.quantity, now)
             out = [entry] + [
                 msgspec.structs.replace(c, parent_id=entry.client_order_id) for c in children

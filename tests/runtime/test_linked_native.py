@@ -80,15 +80,31 @@ def test_the_venue_releases_and_reduces_the_core_only_follows() -> None:
     assert k.portfolio.quantity("X") == 0 and not k.open
 
 
-def test_an_entry_closed_partly_filled_shrinks_the_exits_the_venue_holds() -> None:
+def test_an_entry_closed_partly_filled_protects_what_it_filled() -> None:
+    """IB holds a bracket's exits until the entry has filled in full and cancels them with a
+    cancelled entry: the partial fill would stand unprotected, so the core cancels the held
+    exits and sends them again for the filled quantity, in an OCA group of their own."""
     k = native()
     (entry, take, stop), _ = bracket(k)
-    fill(k, entry.client_order_id, 30, 100)
+    partial = fill(k, entry.client_order_id, 30, 100)
+    assert statuses(partial) == []  # nothing released: the venue still holds the exits
     out = canceled_by_venue(k, entry.client_order_id)
-    shrunk = {m.client_order_id: m.quantity for m in of(ModifyOrder, out)}  # type: ignore[attr-defined]
-    assert shrunk == {take.client_order_id: 30 * Q, stop.client_order_id: 30 * Q}
-    venue_answers(k, out)
-    assert k.orders[stop.client_order_id].quantity == 30 * Q
+    assert {m.client_order_id for m in of(CancelOrder, out)} == {  # type: ignore[attr-defined]
+        take.client_order_id, stop.client_order_id}
+    take2, stop2 = sent(out)
+    assert (take2.order_type, take2.price, stop2.order_type, stop2.trigger_price) == (
+        OrderType.LIMIT, take.price, OrderType.STOP, stop.trigger_price)
+    assert take2.quantity == stop2.quantity == 30 * Q
+    assert take2.parent_id == stop2.parent_id == ""
+    assert take2.oca_group == stop2.oca_group == take2.client_order_id
+    assert statuses(out) == [OrderListStatus.RELEASED]
+    end = venue_answers(k, out)
+    assert OrderListStatus.CANCELED not in statuses(end)  # the old exits' cancels cascade nothing
+    assert sorted(k.open) == sorted([take2.client_order_id, stop2.client_order_id])
+    done = fill(k, stop2.client_order_id, 30, 95)
+    assert statuses(done + canceled_by_venue(k, take2.client_order_id)) == [
+        OrderListStatus.COMPLETED]
+    assert k.portfolio.quantity("X") == 0 and not k.open
 
 
 def test_an_entry_closed_unfilled_cancels_the_list_and_its_exits() -> None:
