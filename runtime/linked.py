@@ -31,8 +31,9 @@ others as one fills). The core then releases and shrinks nothing itself; it stil
 leg, reports the list's events (``RELEASED`` once the parent has filled in full: the venue
 holds the children until then), cancels what a refused leg leaves behind (as above) and, when a
 parent closes partly filled (the venue cancels its held children with it), sends the children
-again for the filled quantity, unparented (a bracket's exits in an OCA group of their own). A backtest and a paper session never use
-this: their venue is emulated, so their fills stay the same.
+again for the filled quantity, unparented (a bracket's exits in an OCA group of their own).
+A backtest and a paper session never use this: their venue is emulated, so their fills stay
+the same.
 """
 
 from __future__ import annotations

@@ -68,8 +68,19 @@ class IbEvents:
         elif status.status in ("Cancelled", "ApiCancelled"):
             if cid in self._cancel_requested:
                 self.book.canceled(cid, reason="canceled", ts_event=now)
+            elif self._parent_closed(order):  # IB cancels attached orders with their parent
+                self.book.canceled(cid, reason="canceled with its parent", ts_event=now)
             else:
                 self._cancelled_at.setdefault(cid, self.monotonic())
+
+    def _parent_closed(self, order: Any) -> bool:
+        """Is ``order`` a child whose parent the book holds closed (its Cancelled status then
+        needs no grace for an error code: IB sends none for children it cancels)?"""
+        if not order.parentId:
+            return False
+        parent = self.send_log.find("order_id", str(order.parentId))
+        tracked = self.book.get(parent) if parent else None
+        return tracked is not None and not tracked.is_open
 
     def _sync_modify(self, cid: str, order: Any, now: int) -> None:
         tracked = self.book.get(cid)

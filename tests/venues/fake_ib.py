@@ -17,6 +17,24 @@ Orders, One Cancels All): an order placed with ``transmit`` 0 is held at the gat
 cancels the group's other orders (``ocaType`` 1) or reduces them in proportion (2, 3), and
 cancels those left with nothing. The fake never executes an order it holds.
 
+A parent that fills in part, as IB documents attached orders (and no more than that):
+
+* the children stay held (``PreSubmitted``, at their own, whole quantity) until the parent has
+  *filled*: "The order will be created but will not be submitted until the parent order
+  fills" (IBKR Mobile guide, Attached Orders: interactivebrokers.co.in/en/software/
+  mobileandroid/trade/attached%20orders.htm), "Once the parent order fills, the opposite side
+  profit taker and stop loss orders are triggered. When one fills, the other is canceled"
+  (the same guide, clientam.com.hk/en/software/mobileiPad/trade/attached.htm), "a child order
+  is submitted only on execution of the parent" (TWS API, Hedging: interactivebrokers.github.io/
+  tws-api/hedging.html). None of IB's pages found speaks of resizing children to a partial
+  fill, so the fake does not; its last partial fill (the parent ``Filled``) releases them at
+  their full quantity, which is then the position;
+* a parent cancelled (by the client, or by IB at its time in force: :meth:`expire`) takes its
+  held children with it, partial fill or not: "When you cancel a parent order, it will cancel
+  all bracket orders" (IBKR Client Portal API, place orders, bracket notes); the fill stands.
+  What protects it then is the client's business (Tradewind's core sends the exits again for
+  the filled quantity: ``runtime.linked``).
+
 Scenario controls (called by tests between awaits): :meth:`FakeIbGateway.fill`,
 ``reject_next``, ``auto_ack``, :meth:`drop_clients` (socket loss), :meth:`restart` (a new
 gateway session: order ids start again, perm ids stay), ``pacing_violations``.
@@ -297,10 +315,7 @@ class FakeIbGateway:
             order.status = "Cancelled"
             self._send_status(order)
             self._send(client, 4, 2, order_id, 202, "Order Canceled - reason:", "")
-            for child in self._children(order):  # cancelling a parent cancels its children
-                if child.status not in ("Filled", "Cancelled"):
-                    child.status = "Cancelled"
-                    self._send_status(child)
+            self._cancel_children(order)  # cancelling a parent cancels its children
 
     def _open_orders(self, client: _Client, f: list[str]) -> None:
         for order in self.orders.values():
@@ -475,6 +490,20 @@ class FakeIbGateway:
                     child.status = "Submitted"
                     self._report(child)
         return ex
+
+    def expire(self, order_ref: str) -> None:
+        """IB ends an order at its time in force (a DAY order at the close), as a cancel: its
+        attached children go with it, filled in part or not (see the module's notes)."""
+        order = self.find(order_ref)
+        order.status = "Cancelled"
+        self._send_status(order)
+        self._cancel_children(order)
+
+    def _cancel_children(self, parent: FakeOrder) -> None:
+        for child in self._children(parent):
+            if child.status not in ("Filled", "Cancelled"):
+                child.status = "Cancelled"
+                self._send_status(child)
 
     def _auto_fill(self, perm_id: int) -> None:
         order = self.orders[perm_id]

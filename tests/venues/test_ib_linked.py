@@ -12,23 +12,33 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from actors.venues.ib_support import OCA_REDUCE_WITH_BLOCK, ContractSpec, IbConfig
 from actors.venues.links import open_broker_gateway
+from runtime.kernel import Kernel
 from runtime.messages import (
+    CancelOrder,
+    Message,
+    ModifyOrder,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
+    OrderListChanged,
+    OrderListStatus,
     OrderRejected,
     OrderSide,
     OrderType,
     SubmitOrder,
 )
 from runtime.values import FIXED_SCALE, fixed
+from tests.runtime.test_kernel_risk import act
+from tests.runtime.test_linked_native import native
 from tests.venues.broker_helpers import FakeIbThread
 from tests.venues.harness import IbHarness
 
@@ -228,3 +238,230 @@ def test_an_amended_exit_goes_out_transmitted(h: IbHarness) -> None:
     h.settle()
     assert h.fake.held_modifications == []
     assert h.fake.find("m-2").quantity == 4.0
+
+
+# --- a parent that fills partly: the kernel, the adapter and IB agree after every step --------
+
+class _KernelHarness(IbHarness):
+    instrument_id = "X"  # the runtime tests' instrument, named AAPL at the fake gateway
+
+
+@pytest.fixture
+def kh(tmp_path: Path) -> Iterator[IbHarness]:
+    harness = _KernelHarness(tmp_path)
+    yield harness
+    harness.close()
+
+
+def route(k: Kernel, h: IbHarness, out: list[Message]) -> list[Message]:
+    """``out``'s commands to the adapter (one batch, as the gateway hands them), its reports
+    to the kernel, until both are quiet (a Cancelled status waits out its grace); everything
+    on the way."""
+    seen: list[Message] = list(out)
+    while True:
+        async def hand(batch: list[Message]) -> None:
+            for msg in batch:
+                if isinstance(msg, SubmitOrder):
+                    h.port.submit(msg, k.now)
+                elif isinstance(msg, CancelOrder):
+                    h.port.cancel(msg, k.now)
+                elif isinstance(msg, ModifyOrder):
+                    h.port.modify(msg, k.now)
+
+        h.run(hand(out))
+        reports = h.reports() or _after_grace(h)
+        if not reports:
+            return seen
+        out = [m for report in reports for m in k.handle(report)]
+        seen += reports + out
+
+
+def _fill(k: Kernel, h: IbHarness, cid: str, qty: float, price: float) -> list[Message]:
+    h.fake.fill(cid, qty, price)
+    return route(k, h, [])
+
+
+def _agree(k: Kernel, h: IbHarness) -> None:
+    """The kernel, the adapter and IB hold the same open orders with the same quantities and
+    the same position, and a reconciliation finds nothing to mend."""
+    fake = h.fake
+    at_ib = {o.order_ref: o.remaining for o in fake.orders.values()
+             if o.status not in ("Filled", "Cancelled")}
+    assert {cid: o.leaves_qty for cid, o in k.open.items()} == {
+        cid: round(left * Q) for cid, left in at_ib.items()}
+    assert {o.client_order_id for o in h.port.open_orders()} == set(at_ib)
+    position = round(fake.positions.get("AAPL", 0.0) * Q)
+    assert k.portfolio.quantity("X") == position == h.port.positions().get("X", 0)
+    assert h.run(h.port.reconcile()) is True and h.port.reconciler.last_drifts == []
+    assert h.reports() == []  # and has nothing to report
+
+
+def _kernel_bracket(k: Kernel, h: IbHarness) -> tuple[str, str, str]:
+    out = route(k, h, act(k, lambda s: s.bracket("X", OrderSide.BUY, 100 * Q,
+                                                  entry_price=fixed(100),
+                                                  take_profit=fixed(110),
+                                                  stop_loss=fixed(95))))
+    entry, take, stop = (m.client_order_id for m in out if isinstance(m, SubmitOrder))
+    return entry, take, stop
+
+
+def _list_statuses(seen: list[Message]) -> list[OrderListStatus]:
+    return [m.status for m in seen if isinstance(m, OrderListChanged)]
+
+
+def test_a_partly_filled_entry_keeps_its_exits_held_at_ib_until_it_fills_in_full(
+        kh: IbHarness) -> None:
+    """IB holds a bracket's exits (PreSubmitted, at the entry's whole quantity) until the
+    entry has filled: after each partial fill the kernel, the adapter and IB agree on the
+    exits (held, full size), the position and a clean reconciliation; the full fill releases
+    them; a stop-out cancels the take-profit through the OCA group."""
+    k = native()
+    entry, take, stop = _kernel_bracket(k, kh)
+    _agree(k, kh)
+    for qty in (30.0, 45.0):
+        seen = _fill(k, kh, entry, qty, 100.0)
+        assert _list_statuses(seen) == []  # nothing released yet: IB still holds the exits
+        assert (kh.fake.find(take).status, kh.fake.find(stop).status) == (
+            "PreSubmitted", "PreSubmitted")
+        assert kh.fake.find(stop).quantity == 100.0 and k.orders[stop].quantity == 100 * Q
+        _agree(k, kh)
+    seen = _fill(k, kh, entry, 25.0, 100.0)
+    assert _list_statuses(seen) == [OrderListStatus.RELEASED]
+    assert (kh.fake.find(take).status, kh.fake.find(stop).status) == ("Submitted", "Submitted")
+    _agree(k, kh)
+    seen = _fill(k, kh, stop, 100.0, 95.0)
+    assert _list_statuses(seen) == [OrderListStatus.COMPLETED]
+    assert kh.fake.find(take).status == "Cancelled" and not k.open
+    _agree(k, kh)
+
+
+def test_an_entry_cancelled_partly_filled_leaves_its_fill_protected(kh: IbHarness) -> None:
+    """IB cancels the exits it holds with their cancelled parent, partial fill or not: the
+    core sends them again for the filled 30, in an OCA group of their own (no parent), and
+    everything agrees; the new take-profit's fill then cancels the new stop at IB."""
+    k = native()
+    entry, take, stop = _kernel_bracket(k, kh)
+    _fill(k, kh, entry, 30.0, 100.0)
+    seen = route(k, kh, act(k, lambda s: s.cancel(entry)))
+    assert {c: kh.fake.find(c).status for c in (entry, take, stop)} == dict.fromkeys(
+        (entry, take, stop), "Cancelled")
+    again = [m for m in seen if isinstance(m, SubmitOrder)]
+    assert [(m.order_type, m.quantity, m.parent_id) for m in again] == [
+        (OrderType.LIMIT, 30 * Q, ""), (OrderType.STOP, 30 * Q, "")]
+    take2, stop2 = (kh.fake.find(m.client_order_id) for m in again)
+    assert take2.oca_group == stop2.oca_group == again[0].client_order_id
+    assert (take2.status, stop2.status, take2.parent_id) == ("Submitted", "Submitted", 0)
+    assert _list_statuses(seen) == [OrderListStatus.RELEASED]
+    _agree(k, kh)
+    done = _fill(k, kh, take2.order_ref, 30.0, 110.0)
+    assert stop2.status == "Cancelled" and _list_statuses(done) == [OrderListStatus.COMPLETED]
+    _agree(k, kh)
+
+
+def _kernel_config(port: int) -> IbConfig:
+    return IbConfig(port=port, client_id=22, reset_window=("00:00", "00:00"),
+                    contracts={"X": ContractSpec(symbol="AAPL")})
+
+
+def _bracket_commands(k: Kernel) -> list[Message]:
+    """The bracket the kernel ``k`` sends (the same ids for every kernel built alike)."""
+    return act(k, lambda s: s.bracket("X", OrderSide.BUY, 100 * Q, entry_price=fixed(100),
+                                      take_profit=fixed(110), stop_loss=fixed(95)))
+
+
+_PARTIAL_GATEWAY = """
+import sys, time
+from pathlib import Path
+from actors.venues.links import open_broker_gateway
+from tests.runtime.test_linked_native import native
+from tests.venues.test_ib_linked import _bracket_commands, _kernel_config
+gateway = open_broker_gateway(_kernel_config(int(sys.argv[1])), Path(sys.argv[2]),
+                              instruments={}, confirmed_live=False)
+gateway.send([m for m in _bracket_commands(native()) if hasattr(m, "side")])
+seen = 0
+while True:  # journal what comes, until the SIGKILL
+    seen += len(gateway.drain(seen) or [])
+    gateway.commit()
+    time.sleep(0.05)
+"""
+
+
+def _through(k: Kernel, gateway: Any, out: list[Message]) -> list[Message]:
+    """``out``'s commands to the gateway, its new reports to the kernel, until quiet."""
+    seen: list[Message] = []
+    commands = (SubmitOrder, CancelOrder, ModifyOrder)
+    while True:
+        gateway.send([m for m in out if isinstance(m, commands)])
+        reports = gateway.drain(_through.cursor) or []  # type: ignore[attr-defined]
+        _through.cursor += len(reports)  # type: ignore[attr-defined]
+        if not reports and not any(isinstance(m, commands) for m in out):
+            return seen
+        out = [m for report in reports for m in k.handle(report)]
+        seen += reports + out
+
+
+def test_a_sigkill_while_the_entry_is_partly_filled_then_expired_leaves_its_fill_protected(
+        fake_ib: FakeIbThread, tmp_path: Path) -> None:
+    """The gateway process sends a bracket; IB fills 40 of its 100 and the process is
+    SIGKILLed. While it is down IB fills 20 more and then ends the entry at its time in force,
+    taking the held exits with it. The restarted gateway reconciles: the 60 filled, three
+    orders closed; the kernel sends the exits again for 60 (an OCA group, no parent, each
+    once), and the kernel, the gateway and IB agree; a stop-out then flattens everything."""
+    fake = fake_ib.fake
+    root = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PARTIAL_GATEWAY, str(fake_ib.port), str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": root}, cwd=root)
+    try:
+        k = native()
+        entry, take, stop = (m.client_order_id for m in _bracket_commands(k)
+                             if isinstance(m, SubmitOrder))
+        for _ in range(600):
+            if fake_ib.call(lambda: len(fake.placed)) == 3:
+                break
+            time.sleep(0.1)
+        fake_ib.call(lambda: fake.fill(entry, 40.0, 100.0))
+        time.sleep(1.0)  # the process may or may not have journaled the fill: either is fine
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    fake_ib.call(lambda: fake.fill(entry, 20.0, 100.5))
+    fake_ib.call(lambda: fake.expire(entry))
+    assert fake_ib.call(lambda: {c: fake.find(c).status for c in (entry, take, stop)}) == (
+        dict.fromkeys((entry, take, stop), "Cancelled"))
+
+    again = open_broker_gateway(_kernel_config(fake_ib.port), tmp_path, instruments={},
+                                confirmed_live=False)
+    _through.cursor = 0  # type: ignore[attr-defined]
+    try:
+        assert again.send([m for m in _bracket_commands(native())
+                           if isinstance(m, SubmitOrder)]) == 0  # a retried call: dropped
+        seen = _through(k, again, [])
+        exits = [m for m in seen if isinstance(m, SubmitOrder)]
+        assert [(m.order_type, m.quantity, m.parent_id) for m in exits] == [
+            (OrderType.LIMIT, 60 * Q, ""), (OrderType.STOP, 60 * Q, "")]
+        at_ib = fake_ib.call(lambda: {o.order_ref: (o.status, o.remaining, o.oca_group)
+                                      for o in fake.orders.values()})
+        group = exits[0].client_order_id
+        assert {c: v for c, v in at_ib.items() if v[0] != "Cancelled"} == {
+            m.client_order_id: ("Submitted", 60.0, group) for m in exits}
+        assert {c: o.leaves_qty for c, o in k.open.items()} == {
+            m.client_order_id: 60 * Q for m in exits}
+        at_broker = fake_ib.snapshot()["positions"]["AAPL"]
+        assert k.portfolio.quantity("X") == 60 * Q == round(at_broker * Q)
+        view = again.view()
+        assert sorted(view["open_orders"]) == sorted(m.client_order_id for m in exits)
+        assert view["positions"].get("X") == 60 * Q
+        assert again.link.call(lambda: again.link.venue.reconciler.last_drifts) == []
+        fake_ib.call(lambda: fake.fill(exits[1].client_order_id, 60.0, 95.0))
+        done = _through(k, again, [])
+        time.sleep(again.link.venue.config.reject_grace_s + 0.2)  # the OCA cancel's grace
+        done += _through(k, again, [])
+        assert [m.status for m in done if isinstance(m, OrderListChanged)] == [
+            OrderListStatus.COMPLETED]
+        assert not k.open and k.portfolio.quantity("X") == 0
+        assert again.view()["open_orders"] == [] and again.view()["positions"].get("X", 0) == 0
+    finally:
+        again.close()
+    placed = fake_ib.snapshot()["placed"]
+    assert sorted(placed) == sorted({*placed}) and len(placed) == 5  # each leg once
