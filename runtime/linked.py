@@ -17,7 +17,9 @@ The rules, each enforced in one method below:
   does not go on entering without its protection.
 - **Trailing stop** (``_trail``): a stop whose trigger follows the market
   (:func:`runtime.trailing.trigger_price`), moved only toward it: up for a sell stop, down for
-  a buy stop.
+  a buy stop. Where the venue trails stops itself (``native_trailing``: IB's ``TRAIL``) and can
+  follow the trail (the last price, by an offset or basis points) it goes out with its trail
+  and the venue moves it; a trail off bid/ask or mid, or in ticks, is moved here everywhere.
 
 A shrink, cancel or trigger move waits for the venue to have accepted the leg: a leg not yet
 accepted is synced on its next event or price. Both legs of an OCO can fill at the venue before
@@ -63,7 +65,7 @@ from runtime.messages import (
 )
 from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus
 from runtime.prices import LastPrices
-from runtime.trailing import Trail, trigger_price
+from runtime.trailing import Trail, TrailReference, trigger_price
 from runtime.watches import Watches, owned, unwatch, watch
 
 __all__ = ["Contingency", "Leg", "LinkedOrders", "OrderList"]
@@ -123,10 +125,13 @@ class LinkedOrders:
         order_of: Callable[[str], Order | None],
         watches: Watches | None = None,
         native: Collection[str] = (),
+        native_trailing: Collection[str] = (),
     ) -> None:
-        """``native``: the instruments whose venue takes linked orders natively."""
+        """``native``: the instruments whose venue takes linked orders natively;
+        ``native_trailing``: those whose venue trails a stop off the last price itself."""
         self._ids, self._registry, self._prices, self._order_of = ids, registry, prices, order_of
         self._native = frozenset(native)
+        self._native_trailing = frozenset(native_trailing)
         self._lists: dict[str, _List] = {}
         self._list_of: dict[str, str] = {}  # leg id -> list id
         self._groups: dict[str, dict[str, int]] = {}  # OCO group -> leg id -> wanted remaining
@@ -188,9 +193,18 @@ class LinkedOrders:
         self, strategy_id: str, instrument_id: str, leg: Leg, trail: Trail, now: int
     ) -> SubmitOrder:
         """The stop order of a new trailing stop (no trigger with no reference price yet:
-        :meth:`refusal` then denies it)."""
+        :meth:`refusal` then denies it). Where the venue trails stops itself and the trail is
+        one it can follow (the last price, by a price offset or basis points), the stop goes
+        out with its trail (``trail_amount``/``trail_bps``, its trigger the initial stop) and
+        the venue moves it; otherwise the core moves it (:meth:`on_price`)."""
         trigger = trigger_price(trail, leg.side, self._registry.get(instrument_id), self._prices)
         cid = self._ids.next(strategy_id)
+        if (instrument_id in self._native_trailing and trigger is not None
+                and trail.reference is TrailReference.LAST and not trail.ticks):
+            leg = msgspec.structs.replace(leg, order_type=OrderType.STOP, trigger_price=trigger)
+            command = _command(cid, strategy_id, instrument_id, leg, leg.quantity, now)
+            return msgspec.structs.replace(command, trail_amount=trail.offset,
+                                           trail_bps=trail.bps)
         self._trailing[cid] = _Trailing(instrument_id=instrument_id, trail=trail)
         watch(self.watches, instrument_id, cid)
         leg = msgspec.structs.replace(leg, order_type=OrderType.STOP, trigger_price=trigger)

@@ -349,7 +349,9 @@ class IbVenue(BookViews, IbEvents):
             order.totalQuantity = float(from_fixed(command.quantity))
         if command.price is not None:
             order.lmtPrice = float(from_fixed(command.price))
-        if command.trigger_price is not None:
+        if command.trigger_price is not None and order.orderType == "TRAIL":
+            order.trailStopPrice = float(from_fixed(command.trigger_price))  # auxPrice: the trail
+        elif command.trigger_price is not None:
             order.auxPrice = float(from_fixed(command.trigger_price))
         self.ib.placeOrder(trade.contract, order)
 

@@ -88,7 +88,11 @@ class IbEvents:
             return
         quantity = to_fixed(order.totalQuantity)
         price = tracked.price if tracked.price is None else to_fixed(order.lmtPrice)
-        self.book.updated(cid, quantity=quantity, price=price, ts_event=now)
+        trigger = None  # a TRAIL's auxPrice is its trail: IB moves its stop, not the client
+        if tracked.trigger_price is not None and order.orderType != "TRAIL":
+            trigger = to_fixed(order.auxPrice)
+        self.book.updated(cid, quantity=quantity, price=price, trigger_price=trigger,
+                          ts_event=now)
 
     def _on_exec(self, trade: Any, fill: Any) -> None:
         ex = fill.execution

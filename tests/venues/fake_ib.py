@@ -94,6 +94,7 @@ class FakeIbGateway:
     # market data subscriptions: symbol -> [(client, reqId)] for reqMktData and reqMktDepth
     mkt_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     depth_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
+    last_prices: dict[str, float] = field(default_factory=dict)  # symbol -> last trade (market)
 
     def __post_init__(self) -> None:
         self._server: asyncio.base_events.Server | None = None
@@ -199,14 +200,18 @@ class FakeIbGateway:
 
     def _place(self, client: _Client, f: list[str]) -> None:
         # after the 12 contract fields: ... tif f[21], ocaGroup f[22], account f[23], openClose,
-        # origin, orderRef f[26], transmit f[27], parentId f[28], ... ocaType f[47]
+        # origin, orderRef f[26], transmit f[27], parentId f[28], ... triggerMethod f[32], ...
+        # ocaType f[47], ... trailStopPrice f[69], trailingPercent f[70]
         order_id = int(f[1])
         existing = self._by_order_id(client.client_id, order_id)
         if existing is not None:  # modify (held, like any order, while transmit is off)
             if f[27] == "0":
                 self.held_modifications.append(existing.order_ref)
                 return
-            existing.quantity, existing.lmt_price = float(f[17]), f[19]
+            existing.quantity, existing.lmt_price, existing.aux_price = float(f[17]), f[19], f[20]
+            if existing.order_type == "TRAIL":  # a new trail, or a stop moved by the client
+                existing.trail_percent = float(f[70] or 0.0)
+                self._start_trail(existing, float(f[69]) if f[69] else existing.trail_stop)
             self._report(existing)
             return
         self.next_order_id = max(self.next_order_id, order_id + 1)
@@ -228,7 +233,11 @@ class FakeIbGateway:
             parent_id=int(f[28] or 0),
             oca_group=f[22],
             oca_type=int(f[47] or 0),
+            trigger_method=int(f[32] or 0),
+            trail_percent=float(f[70] or 0.0),
         )
+        if order.order_type == "TRAIL":
+            self._start_trail(order, float(f[69]) if f[69] else None)
         if self.reject_next is not None:
             code, message = self.reject_next
             self.reject_next = None
@@ -504,6 +513,56 @@ class FakeIbGateway:
             if child.status not in ("Filled", "Cancelled"):
                 child.status = "Cancelled"
                 self._send_status(child)
+
+    # --- stops and trailing stops (IB works them on the last price) ---------------------------
+    #
+    # TRAIL, as IB documents it (interactivebrokers.com/en/trading/orders/trailing-stops.php):
+    # "A sell trailing stop order sets the stop price at a fixed amount below the market price
+    # with an attached 'trailing' amount. As the market price rises, the stop price rises by the
+    # trail amount, but if the stock price falls, the stop loss price doesn't change, and a
+    # market order is submitted when the stop price is hit"; buy trailing stops mirror it. The
+    # amount is ``auxPrice``, or ``trailingPercent`` of the price ("mutually exclusive": TWS API
+    # Order); ``trailStopPrice`` the initial stop, which the TWS guide says is "market price -
+    # trailing amount" by default and is discarded when lower than that. The market price is the
+    # last trade (``triggerMethod`` 2, the default for stocks). A stop triggered becomes a market
+    # order: the fake fills it whole at the trade that hit it.
+
+    def _distance(self, order: FakeOrder, price: float) -> float:
+        if order.trail_percent:
+            return price * order.trail_percent / 100
+        return float(order.aux_price)
+
+    def _start_trail(self, order: FakeOrder, stop: float | None) -> None:
+        last = self.last_prices.get(order.contract[1])
+        if last is not None:
+            sign = -1 if order.action == "SELL" else 1
+            market = last + sign * self._distance(order, last)
+            if stop is None or (stop - market) * sign > 0:
+                stop = market  # a given stop further than the market's is discarded
+        order.trail_stop = stop
+
+    def market(self, symbol: str, price: float, size: float = 100.0) -> list[Execution]:
+        """A trade prints at ``price``: the tick goes to subscribers, and IB works the stops
+        and trailing stops it holds for ``symbol`` on it (ratchets, triggers, fills)."""
+        self.trade(symbol, price, size)
+        self.last_prices[symbol] = price
+        done: list[Execution] = []
+        for order in list(self.orders.values()):
+            if order.contract[1] != symbol or order.status != "Submitted":
+                continue
+            sign = -1 if order.action == "SELL" else 1  # a sell stop sits below the market
+            if order.order_type == "TRAIL":
+                ratchet = price + sign * self._distance(order, price)
+                if order.trail_stop is None or (order.trail_stop - ratchet) * sign > 0:
+                    order.trail_stop = ratchet  # toward the market only, never back
+                stop = order.trail_stop
+            elif order.order_type == "STP":
+                stop = float(order.aux_price)
+            else:
+                continue
+            if (price - stop) * sign >= 0:  # hit: a market order, filled at this trade
+                done.append(self.fill(order.order_ref, order.remaining, price))
+        return done
 
     def _auto_fill(self, perm_id: int) -> None:
         order = self.orders[perm_id]

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from actors.venues.ib_support import OCA_REDUCE_WITH_BLOCK, ContractSpec, IbConfig
+from actors.venues.ib_support import OCA_REDUCE_WITH_BLOCK, TRIGGER_LAST, ContractSpec, IbConfig
 from actors.venues.links import open_broker_gateway
 from runtime.kernel import Kernel
 from runtime.messages import (
@@ -35,9 +36,11 @@ from runtime.messages import (
     OrderSide,
     OrderType,
     SubmitOrder,
+    TradeTick,
 )
 from runtime.values import FIXED_SCALE, fixed
-from tests.runtime.test_kernel_risk import act
+from tests.runtime.test_kernel import REG
+from tests.runtime.test_kernel_risk import Scripted, act
 from tests.runtime.test_linked_native import native
 from tests.venues.broker_helpers import FakeIbThread
 from tests.venues.harness import IbHarness
@@ -269,7 +272,7 @@ def route(k: Kernel, h: IbHarness, out: list[Message]) -> list[Message]:
                     h.port.modify(msg, k.now)
 
         h.run(hand(out))
-        reports = h.reports() or _after_grace(h)
+        reports = h.reports() or (_after_grace(h) if h.port._cancelled_at else [])
         if not reports:
             return seen
         out = [m for report in reports for m in k.handle(report)]
@@ -465,3 +468,105 @@ def test_a_sigkill_while_the_entry_is_partly_filled_then_expired_leaves_its_fill
         again.close()
     placed = fake_ib.snapshot()["placed"]
     assert sorted(placed) == sorted({*placed}) and len(placed) == 5  # each leg once
+
+
+# --- trailing stops: IB's TRAIL where IB can follow the trail, the core's elsewhere ----------
+
+_PATH = (100.5, 101.0, 103.0, 102.0, 104.5, 103.2, 102.9, 102.4, 101.0)  # 102.5: stopped out
+
+
+def _trail_run(tmp: Path, *, native: bool, **trail: Any) -> tuple[list[tuple[Any, ...]],
+                                                                  tuple[Any, ...]]:
+    """A strategy buys 100 at 100 and protects them with a sell trailing stop (``trail``),
+    then trades print along :data:`_PATH` (the kernel sees each as IB does); the stop's fills
+    as (side, qty, price), and how the stop went out to IB (type, auxPrice, trailingPercent,
+    trailStopPrice, triggerMethod)."""
+    tmp.mkdir(parents=True)
+    h = _KernelHarness(tmp)
+    try:
+        k = Kernel(registry=REG, strategies=[Scripted("s", instruments=("X",))],
+                   initial_cash=fixed(1_000_000), namespace="kt", seed=1,
+                   native_trailing=("X",) if native else ())
+        k.start(0)
+        ts = iter(range(10**9, 10**12, 10**9))
+
+        def prints(price: float) -> list[Message]:
+            when = next(ts)
+            seen = route(k, h, k.handle(TradeTick(0, when, when, "X", fixed(str(price)), Q)))
+            h.fake.market("AAPL", price)
+            return seen + route(k, h, [])
+
+        prints(100.0)
+        (entry,) = [m.client_order_id for m in route(k, h, act(k, lambda s: s.buy("X", 100 * Q)))
+                    if isinstance(m, SubmitOrder)]
+        h.fake.fill(entry, 100.0, 100.0)
+        route(k, h, [])
+        stop = ""
+
+        def protect(s: Any) -> None:
+            nonlocal stop
+            stop = s.trailing_stop("X", OrderSide.SELL, 100 * Q, **trail)
+
+        route(k, h, act(k, protect))
+        placed = h.fake.find(stop)
+        wire = (placed.order_type, placed.aux_price, placed.trail_percent, placed.trail_stop,
+                placed.trigger_method)
+        fills: list[tuple[Any, ...]] = []
+        for price in _PATH:
+            fills += [(f.side, f.last_qty, f.last_price) for f in prints(price)
+                      if isinstance(f, OrderFilled) and f.client_order_id == stop]
+        assert k.portfolio.quantity("X") == 0 == h.port.positions().get("X", 0)
+        assert not k.open and h.run(h.port.reconcile()) is True
+        return fills, wire
+    finally:
+        h.close()
+
+
+def test_a_trailing_stop_is_ib_s_trail_and_fills_as_the_core_s_emulation(
+        tmp_path: Path) -> None:
+    """The same strategy, the same prints: IB trailing the stop itself (TRAIL, 2.00 behind the
+    last price, its initial stop 98.00 from the last price at the time) and the core moving a
+    plain stop (STP, modified on each new high) stop out once, at the same trade, for the
+    same quantity: the one sell at 102.40 (the high 104.50 less 2.00 is 102.50)."""
+    native, wire = _trail_run(tmp_path / "native", native=True, offset=fixed(2))
+    emulated, plain = _trail_run(tmp_path / "emulated", native=False, offset=fixed(2))
+    assert wire == ("TRAIL", "2.0", 0.0, 98.0, TRIGGER_LAST)
+    assert plain[0] == "STP"
+    assert native == emulated == [(OrderSide.SELL, 100 * Q, fixed("102.4"))]
+
+
+def test_a_trailing_stop_in_basis_points_is_ib_s_trailing_percent(tmp_path: Path) -> None:
+    """200 bps is trailingPercent 2: the stop trails 2% under the last price (102.41 under the
+    104.50 high), hit by the 102.40 print; the core's emulation trails alike (to the tick)."""
+    native, wire = _trail_run(tmp_path / "native", native=True, bps=200)
+    emulated, _ = _trail_run(tmp_path / "emulated", native=False, bps=200)
+    assert wire == ("TRAIL", "", 2.0, 98.0, TRIGGER_LAST)
+    assert native == emulated == [(OrderSide.SELL, 100 * Q, fixed("102.4"))]
+
+
+def test_a_trail_ib_cannot_follow_stays_with_the_core(tmp_path: Path) -> None:
+    """IB's TRAIL follows the last price by an amount or a percentage: a trail off the mid, or
+    in ticks, is a plain stop the core moves, even where IB trails natively."""
+    for trail in ({"offset": fixed(2), "reference": "mid"}, {"ticks": 200}):
+        fills, wire = _trail_run(tmp_path / f"core{len(trail)}",
+                                 native=True, **trail)
+        assert wire[0] == "STP" and wire[2] == 0.0
+        assert fills == [(OrderSide.SELL, 100 * Q, fixed("102.4"))]
+
+
+def test_ib_trails_natively_by_default_and_can_be_told_not_to() -> None:
+    from actors.venues.broker_config import PaperBrokerConfig, native_trailing
+    from actors.venues.shioaji_support import ShioajiConfig
+
+    assert native_trailing(_config(4002), ["SIM-A"]) == ("SIM-A",)
+    assert native_trailing(_config(4002, native_trailing=False), ["SIM-A"]) == ()
+    assert native_trailing(ShioajiConfig(), ["X"]) == native_trailing(PaperBrokerConfig(),
+                                                                      ["X"]) == ()
+
+
+def test_a_trail_on_anything_but_a_stop_is_refused_by_name(h: IbHarness) -> None:
+    leg = _leg("tl-1", OrderSide.SELL, OrderType.LIMIT, instrument=h.instrument_id, price="11")
+    _send(h, [msgspec.structs.replace(leg, trail_amount=fixed(1))])
+    (report,) = h.reports()
+    assert isinstance(report, OrderRejected) and report.venue_code == "gateway.order"
+    assert "TRAIL is a stop order" in report.reason and h.fake.placed == []
