@@ -155,3 +155,49 @@ def test_native_oco_and_oto() -> None:
     parent, child = sent(out)
     assert (child.parent_id, child.oca_group, child.quantity) == (
         parent.client_order_id, "", 20 * Q)
+
+
+def trailing(trail_kw: dict[str, object], prices: tuple[int, ...] = (100,)) -> list[Message]:
+    k = Kernel(registry=REG, strategies=[Scripted("s", instruments=("X",))],
+               initial_cash=fixed(1_000_000), namespace="kt", seed=1, native_trailing=("X",))
+    k.start(0)
+    for i, price in enumerate(prices, start=1):
+        k.handle(bar(i, price))
+    out = act(k, lambda s: s.trailing_stop("X", SELL, 10 * Q, **trail_kw))
+    moved: list[Message] = []
+    ack(k, out)
+    for i, price in enumerate((103, 106), start=len(prices) + 1):
+        moved += k.handle(bar(i, price))
+    return out + moved
+
+
+def test_a_venue_trailed_stop_leaves_with_its_trail_and_the_core_never_moves_it() -> None:
+    """Where the venue trails (``native_trailing``: IB) a trail off the last price by an
+    offset or bps leaves as a stop with its trail, its trigger the initial stop; new highs
+    then move nothing here."""
+    for kw, amount, bps in (({"offset": fixed(2)}, fixed(2), 0), ({"bps": 200}, 0, 200)):
+        out = trailing(kw)
+        (stop,) = sent(out)
+        assert (stop.order_type, stop.trigger_price) == (OrderType.STOP, fixed(98))
+        assert (stop.trail_amount, stop.trail_bps) == (amount, bps)
+        assert of(ModifyOrder, out) == []
+
+
+def test_a_trail_the_venue_cannot_follow_is_moved_by_the_core() -> None:
+    """Mid and ticks have no venue field: a plain stop the core moves, as everywhere."""
+    for kw in ({"offset": fixed(2), "reference": "mid"}, {"ticks": 200}):
+        out = trailing(kw)
+        (stop,) = sent(out)
+        assert (stop.trail_amount, stop.trail_bps) == (0, 0)
+        assert of(ModifyOrder, out) != []
+
+
+def test_a_venue_trailed_stop_with_no_price_yet_is_denied() -> None:
+    """No last price to start the trail from: denied (``no_market_data``), never sent bare."""
+    k = Kernel(registry=REG, strategies=[Scripted("s", instruments=("X",))],
+               initial_cash=fixed(1_000_000), namespace="kt", seed=1, native_trailing=("X",))
+    k.start(0)
+    out = act(k, lambda s: s.trailing_stop("X", SELL, 10 * Q, offset=fixed(2)))
+    assert sent(out) == []
+    assert [m.reason_code for m in of(OrderDenied, out)] == [  # type: ignore[attr-defined]
+        "no_market_data"]
