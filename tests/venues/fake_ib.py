@@ -36,7 +36,9 @@ A parent that fills in part, as IB documents attached orders (and no more than t
   the filled quantity: ``runtime.linked``).
 
 Scenario controls (called by tests between awaits): :meth:`FakeIbGateway.fill`,
-``reject_next``, ``auto_ack``, :meth:`drop_clients` (socket loss), :meth:`restart` (a new
+:meth:`~FakeIbGateway.market` (a trade prints: stops and ``TRAIL`` orders are worked on it),
+:meth:`~FakeIbGateway.expire` (IB ends an order at its time in force), ``reject_next``,
+``auto_ack``, :meth:`drop_clients` (socket loss), :meth:`restart` (a new
 gateway session: order ids start again, perm ids stay), ``pacing_violations``.
 """
 

@@ -403,13 +403,10 @@ def _through(k: Kernel, gateway: Any, out: list[Message]) -> list[Message]:
         seen += reports + out
 
 
-def test_a_sigkill_while_the_entry_is_partly_filled_then_expired_leaves_its_fill_protected(
-        fake_ib: FakeIbThread, tmp_path: Path) -> None:
-    """The gateway process sends a bracket; IB fills 40 of its 100 and the process is
-    SIGKILLed. While it is down IB fills 20 more and then ends the entry at its time in force,
-    taking the held exits with it. The restarted gateway reconciles: the 60 filled, three
-    orders closed; the kernel sends the exits again for 60 (an OCA group, no parent, each
-    once), and the kernel, the gateway and IB agree; a stop-out then flattens everything."""
+def _killed_after_a_partial_fill(fake_ib: FakeIbThread, tmp_path: Path,
+                                 ) -> tuple[Kernel, str, str, str]:
+    """A gateway process sends the kernel's bracket; IB fills 40 of its 100 and the process is
+    SIGKILLed. The kernel (built alike, so the same ids) and the legs' ids."""
     fake = fake_ib.fake
     root = str(Path(__file__).resolve().parents[2])
     proc = subprocess.Popen(
@@ -428,6 +425,55 @@ def test_a_sigkill_while_the_entry_is_partly_filled_then_expired_leaves_its_fill
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
+    return k, entry, take, stop
+
+
+def test_a_sigkill_while_the_entry_is_partly_filled_then_filled_releases_the_exits_once(
+        fake_ib: FakeIbThread, tmp_path: Path) -> None:
+    """While the gateway is down IB fills the entry's other 60 and releases the exits it held
+    (full size). The restarted gateway reconciles the missed executions: the kernel reports
+    the list released, sends nothing, and the kernel, the gateway and IB agree; the
+    take-profit's fill then cancels the stop through the OCA group."""
+    fake = fake_ib.fake
+    k, entry, take, stop = _killed_after_a_partial_fill(fake_ib, tmp_path)
+    fake_ib.call(lambda: fake.fill(entry, 60.0, 100.5))
+    again = open_broker_gateway(_kernel_config(fake_ib.port), tmp_path, instruments={},
+                                confirmed_live=False)
+    _through.cursor = 0  # type: ignore[attr-defined]
+    try:
+        seen = _through(k, again, [])
+        assert [m for m in seen if isinstance(m, SubmitOrder | CancelOrder | ModifyOrder)] == []
+        assert [m.status for m in seen if isinstance(m, OrderListChanged)] == [
+            OrderListStatus.RELEASED]
+        assert fake_ib.call(lambda: {c: (fake.find(c).status, fake.find(c).remaining)
+                                     for c in (take, stop)}) == {
+            take: ("Submitted", 100.0), stop: ("Submitted", 100.0)}
+        assert {c: o.leaves_qty for c, o in k.open.items()} == {take: 100 * Q, stop: 100 * Q}
+        assert k.portfolio.quantity("X") == 100 * Q == again.view()["positions"].get("X")
+        assert sorted(again.view()["open_orders"]) == sorted([take, stop])
+        assert again.link.call(lambda: again.link.venue.reconciler.last_drifts) == []
+        fake_ib.call(lambda: fake.fill(take, 100.0, 110.0))
+        done = _through(k, again, [])
+        time.sleep(again.link.venue.config.reject_grace_s + 0.2)  # the OCA cancel's grace
+        done += _through(k, again, [])
+        assert [m.status for m in done if isinstance(m, OrderListChanged)] == [
+            OrderListStatus.COMPLETED]
+        assert not k.open and k.portfolio.quantity("X") == 0
+        assert again.view()["open_orders"] == [] and again.view()["positions"].get("X", 0) == 0
+    finally:
+        again.close()
+    assert fake_ib.snapshot()["placed"] == [entry, take, stop]  # each leg once
+
+
+def test_a_sigkill_while_the_entry_is_partly_filled_then_expired_leaves_its_fill_protected(
+        fake_ib: FakeIbThread, tmp_path: Path) -> None:
+    """While the gateway is down IB fills 20 more and then ends the entry at its time in
+    force, taking the held exits with it. The restarted gateway reconciles: the 60 filled,
+    three orders closed; the kernel sends the exits again for 60 (an OCA group, no parent,
+    each once), and the kernel, the gateway and IB agree; a stop-out then flattens
+    everything."""
+    fake = fake_ib.fake
+    k, entry, take, stop = _killed_after_a_partial_fill(fake_ib, tmp_path)
     fake_ib.call(lambda: fake.fill(entry, 20.0, 100.5))
     fake_ib.call(lambda: fake.expire(entry))
     assert fake_ib.call(lambda: {c: fake.find(c).status for c in (entry, take, stop)}) == (
