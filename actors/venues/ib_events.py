@@ -29,6 +29,7 @@ from actors.venues.reports import ReportBook
 __all__ = ["IbEvents"]
 
 log = logging.getLogger("tradewind.venues.ib")
+_UNSET = 1e300  # the TWS API's unset double is the largest float
 
 
 class IbEvents:
@@ -88,9 +89,10 @@ class IbEvents:
             return
         quantity = to_fixed(order.totalQuantity)
         price = tracked.price if tracked.price is None else to_fixed(order.lmtPrice)
-        trigger = None  # a TRAIL's auxPrice is its trail: IB moves its stop, not the client
-        if tracked.trigger_price is not None and order.orderType != "TRAIL":
-            trigger = to_fixed(order.auxPrice)
+        trigger = None
+        if tracked.trigger_price is not None:  # a TRAIL's auxPrice is its trail, not its stop
+            stop = order.trailStopPrice if order.orderType == "TRAIL" else order.auxPrice
+            trigger = to_fixed(stop) if stop and stop < _UNSET else None
         self.book.updated(cid, quantity=quantity, price=price, trigger_price=trigger,
                           ts_event=now)
 

@@ -35,6 +35,7 @@ from runtime.messages import (
     OrderRejected,
     OrderSide,
     OrderType,
+    OrderUpdated,
     SubmitOrder,
     TradeTick,
 )
@@ -616,3 +617,19 @@ def test_a_trail_on_anything_but_a_stop_is_refused_by_name(h: IbHarness) -> None
     (report,) = h.reports()
     assert isinstance(report, OrderRejected) and report.venue_code == "gateway.order"
     assert "TRAIL is a stop order" in report.reason and h.fake.placed == []
+
+
+def test_amending_a_trail_s_stop_moves_its_trail_stop_price_not_its_trail(h: IbHarness) -> None:
+    """A client's new trigger for a TRAIL goes out as ``trailStopPrice`` (``auxPrice`` is the
+    trail and stays), and IB's confirmation reaches the core as an ``OrderUpdated``."""
+    leg = _leg("tr-1", OrderSide.SELL, OrderType.STOP, instrument=h.instrument_id, trigger="9")
+    _send(h, [msgspec.structs.replace(leg, trail_amount=fixed(1))])
+    assert [type(r) for r in h.reports()] == [OrderAccepted]
+    h.port.modify(ModifyOrder(seq=2, ts_event=2, ts_init=2, client_order_id="tr-1",
+                              strategy_id="s", instrument_id=h.instrument_id,
+                              trigger_price=fixed("9.5")), 2)
+    h.settle()
+    placed = h.fake.find("tr-1")
+    assert (placed.order_type, placed.aux_price, placed.trail_stop) == ("TRAIL", "1.0", 9.5)
+    updated = [r for r in h.reports() if isinstance(r, OrderUpdated)]
+    assert [u.trigger_price for u in updated] == [fixed("9.5")]
