@@ -201,3 +201,19 @@ def test_a_venue_trailed_stop_with_no_price_yet_is_denied() -> None:
     assert sent(out) == []
     assert [m.reason_code for m in of(OrderDenied, out)] == [  # type: ignore[attr-defined]
         "no_market_data"]
+
+
+def test_a_native_oto_parent_closed_partly_filled_sends_its_child_again_for_the_fill() -> None:
+    k = native()
+    out = act(k, lambda s: s.oto("X", Leg(side=BUY, order_type=OrderType.LIMIT,
+                                          quantity=20 * Q, price=fixed(99)),
+                                 Leg(side=SELL, order_type=OrderType.LIMIT, price=fixed(104))))
+    parent, child = sent(out)
+    ack(k, out)
+    fill(k, parent.client_order_id, 5, 99)
+    again = canceled_by_venue(k, parent.client_order_id)
+    assert [m.client_order_id for m in of(CancelOrder, again)] == [  # type: ignore[attr-defined]
+        child.client_order_id]
+    (child2,) = sent(again)
+    assert (child2.quantity, child2.parent_id, child2.oca_group, child2.price) == (
+        5 * Q, "", "", fixed(104))
