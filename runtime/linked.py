@@ -275,13 +275,22 @@ class LinkedOrders:
             if group is not None:
                 self._groups[group][leg] = 0  # not wanted: its cancel cascades nothing
             out += self._cancel(leg, record, now)
-        if parent.filled_qty == 0 or not record.children:
-            return out
-        again = self._send(list_id, record.children, parent.filled_qty, now)
+        # what a child already did (a venue that worked it early) is not sent again
+        filled = [o.filled_qty if o is not None else 0 for o in map(self._order_of, held)]
+        again: list[SubmitOrder] = []
         if record.contingency is Contingency.BRACKET:
-            group = again[0].client_order_id
-            again = [msgspec.structs.replace(c, oca_group=group) for c in again]
-            self._group(list_id, again)
+            left = parent.filled_qty - sum(filled)  # the exits share the entry's fill
+            if left > 0:
+                again = self._send(list_id, record.children, left, now)
+                group = again[0].client_order_id
+                again = [msgspec.structs.replace(c, oca_group=group) for c in again]
+                self._group(list_id, again)
+        else:
+            for child, done in zip(record.children, filled, strict=False):
+                if parent.filled_qty - done > 0:
+                    again += self._send(list_id, (child,), parent.filled_qty - done, now)
+        if not again:
+            return out
         ids = tuple(c.client_order_id for c in again)
         return [*out, *again, self._event(list_id, OrderListStatus.RELEASED, ids, "", now)]
 

@@ -217,3 +217,19 @@ def test_a_native_oto_parent_closed_partly_filled_sends_its_child_again_for_the_
     (child2,) = sent(again)
     assert (child2.quantity, child2.parent_id, child2.oca_group, child2.price) == (
         5 * Q, "", "", fixed(104))
+
+
+def test_what_an_exit_already_filled_is_not_protected_twice() -> None:
+    """A venue that worked an exit before the entry closed (IB holds them; another might not):
+    the exits sent again cover only what is still held."""
+    k = native()
+    (entry, take, stop), _ = bracket(k)
+    fill(k, entry.client_order_id, 30, 100)
+    fill(k, take.client_order_id, 10, 110)
+    (take2, stop2) = sent(canceled_by_venue(k, entry.client_order_id))
+    assert take2.quantity == stop2.quantity == 20 * Q
+    k2 = native()  # the take-profit took all 30 before the entry closed: nothing to send
+    (entry, take, stop), _ = bracket(k2)
+    fill(k2, entry.client_order_id, 30, 100)
+    fill(k2, take.client_order_id, 30, 110)
+    assert sent(canceled_by_venue(k2, entry.client_order_id)) == []
