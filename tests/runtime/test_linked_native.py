@@ -229,7 +229,7 @@ def test_what_an_exit_already_filled_is_not_protected_twice() -> None:
     (take2, stop2) = sent(canceled_by_venue(k, entry.client_order_id))
     assert take2.quantity == stop2.quantity == 20 * Q
     k2 = native()  # the take-profit took all 30 before the entry closed: nothing to send
-    (entry, take, stop), _ = bracket(k2)
+    (entry, take, _), _ = bracket(k2)
     fill(k2, entry.client_order_id, 30, 100)
     fill(k2, take.client_order_id, 30, 110)
     assert sent(canceled_by_venue(k2, entry.client_order_id)) == []
