@@ -223,7 +223,7 @@ def test_what_an_exit_already_filled_is_not_protected_twice() -> None:
     """A venue that worked an exit before the entry closed (IB holds them; another might not):
     the exits sent again cover only what is still held."""
     k = native()
-    (entry, take, stop), _ = bracket(k)
+    (entry, take, _), _ = bracket(k)
     fill(k, entry.client_order_id, 30, 100)
     fill(k, take.client_order_id, 10, 110)
     (take2, stop2) = sent(canceled_by_venue(k, entry.client_order_id))
