@@ -40,6 +40,8 @@ class SessionSetup:
     #: the instruments whose broker has no stop orders (``broker_config.emulated_stops``): the
     #: strategies' kernels hold their stops and release them when triggered; empty: sent
     emulated_stops: tuple[str, ...] = ()
+    #: the instruments whose broker trails stops itself (``broker_config.native_trailing``)
+    native_trailing: tuple[str, ...] = ()
 
     def path(self, component: str) -> Path:
         return Path(self.journal_dir) / f"{component}.journal"
@@ -81,7 +83,8 @@ class SessionSetup:
         enforces none), books and features come from the book actors' views."""
         return Kernel(strategies=[self._strategy(strategy_id)], risk_elsewhere=True,
                       books_elsewhere=True, native_lists=self.native_lists,
-                      emulated_stops=self.emulated_stops, **self._kernel_args())
+                      emulated_stops=self.emulated_stops,
+                      native_trailing=self.native_trailing, **self._kernel_args())
 
     def _strategy(self, strategy_id: str) -> Strategy[Any]:
         """The strategy, found as a backtest finds it (installed, beside the config, or under

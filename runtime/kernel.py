@@ -116,12 +116,15 @@ class Kernel:
         aux_needs: Mapping[str, Sequence[AuxNeed]] | None = None,
         native_lists: Collection[str] = (),
         emulated_stops: Collection[str] = (),
+        native_trailing: Collection[str] = (),
     ) -> None:
         """``aux_needs``: the auxiliary data of strategies that run elsewhere (a risk actor's
         kernel checks their entries), beside what its own strategies declare. ``native_lists``:
         the instruments whose venue links orders itself (``runtime.linked``); the lists of all
         others are emulated here. ``emulated_stops``: the instruments whose venue has no stop
-        orders: their stops are held here and released when triggered (``runtime.stops``)."""
+        orders: their stops are held here and released when triggered (``runtime.stops``).
+        ``native_trailing``: the instruments whose venue trails stops off the last price itself
+        (``runtime.linked``); trailing stops everywhere else are moved here."""
         self.registry = registry
         self.roster = Roster(strategies, registry)
         self.strategies = self.roster.strategies
@@ -154,7 +157,7 @@ class Kernel:
         self._watches: Watches = {}
         self.linked = LinkedOrders(
             self.ids, registry, self.prices, self.ledger.get, watches=self._watches,
-            native=native_lists,
+            native=native_lists, native_trailing=native_trailing,
         )
         self.algos = ExecutionAlgorithms(
             self.ids, registry, self.prices, self.ledger.get, seed=seed, watches=self._watches

@@ -17,7 +17,9 @@ The rules, each enforced in one method below:
   does not go on entering without its protection.
 - **Trailing stop** (``_trail``): a stop whose trigger follows the market
   (:func:`runtime.trailing.trigger_price`), moved only toward it: up for a sell stop, down for
-  a buy stop.
+  a buy stop. Where the venue trails stops itself (``native_trailing``: IB's ``TRAIL``) and can
+  follow the trail (the last price, by an offset or basis points) it goes out with its trail
+  and the venue moves it; a trail off bid/ask or mid, or in ticks, is moved here everywhere.
 
 A shrink, cancel or trigger move waits for the venue to have accepted the leg: a leg not yet
 accepted is synced on its next event or price. Both legs of an OCO can fill at the venue before
@@ -28,9 +30,12 @@ declares: Interactive Brokers): every leg goes out at once, each child with its
 parent's id (``SubmitOrder.parent_id``, sized as the parent: the venue holds it until the parent
 fills) and each OCO leg with the list's id as ``oca_group`` (the venue cancels or reduces the
 others as one fills). The core then releases and shrinks nothing itself; it still follows every
-leg, reports the list's events, cancels what a refused leg leaves behind (as above) and shrinks
-the children of a parent that closes partly filled. A backtest and a paper session never use
-this: their venue is emulated, so their fills stay the same.
+leg, reports the list's events (``RELEASED`` once the parent has filled in full: the venue
+holds the children until then), cancels what a refused leg leaves behind (as above) and, when a
+parent closes partly filled (the venue cancels its held children with it), sends the children
+again for the filled quantity, unparented (a bracket's exits in an OCA group of their own).
+A backtest and a paper session never use this: their venue is emulated, so their fills stay
+the same.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ from runtime.messages import (
 )
 from runtime.orders import ClientOrderIdGenerator, Order, OrderStatus
 from runtime.prices import LastPrices
-from runtime.trailing import Trail, trigger_price
+from runtime.trailing import Trail, TrailReference, trigger_price
 from runtime.watches import Watches, owned, unwatch, watch
 
 __all__ = ["Contingency", "Leg", "LinkedOrders", "OrderList"]
@@ -120,10 +125,13 @@ class LinkedOrders:
         order_of: Callable[[str], Order | None],
         watches: Watches | None = None,
         native: Collection[str] = (),
+        native_trailing: Collection[str] = (),
     ) -> None:
-        """``native``: the instruments whose venue takes linked orders natively."""
+        """``native``: the instruments whose venue takes linked orders natively;
+        ``native_trailing``: those whose venue trails a stop off the last price itself."""
         self._ids, self._registry, self._prices, self._order_of = ids, registry, prices, order_of
         self._native = frozenset(native)
+        self._native_trailing = frozenset(native_trailing)
         self._lists: dict[str, _List] = {}
         self._list_of: dict[str, str] = {}  # leg id -> list id
         self._groups: dict[str, dict[str, int]] = {}  # OCO group -> leg id -> wanted remaining
@@ -185,9 +193,18 @@ class LinkedOrders:
         self, strategy_id: str, instrument_id: str, leg: Leg, trail: Trail, now: int
     ) -> SubmitOrder:
         """The stop order of a new trailing stop (no trigger with no reference price yet:
-        :meth:`refusal` then denies it)."""
+        :meth:`refusal` then denies it). Where the venue trails stops itself and the trail is
+        one it can follow (the last price, by a price offset or basis points), the stop goes
+        out with its trail (``trail_amount``/``trail_bps``, its trigger the initial stop) and
+        the venue moves it; otherwise the core moves it (:meth:`on_price`)."""
         trigger = trigger_price(trail, leg.side, self._registry.get(instrument_id), self._prices)
         cid = self._ids.next(strategy_id)
+        if (instrument_id in self._native_trailing and trigger is not None
+                and trail.reference is TrailReference.LAST and not trail.ticks):
+            leg = msgspec.structs.replace(leg, order_type=OrderType.STOP, trigger_price=trigger)
+            command = _command(cid, strategy_id, instrument_id, leg, leg.quantity, now)
+            return msgspec.structs.replace(command, trail_amount=trail.offset,
+                                           trail_bps=trail.bps)
         self._trailing[cid] = _Trailing(instrument_id=instrument_id, trail=trail)
         watch(self.watches, instrument_id, cid)
         leg = msgspec.structs.replace(leg, order_type=OrderType.STOP, trigger_price=trigger)
@@ -225,7 +242,9 @@ class LinkedOrders:
         self, list_id: str, record: _List, order: Order, event: Message, now: int
     ) -> list[Message]:
         if isinstance(event, OrderFilled):
-            if record.native:  # the venue released the children it held
+            if record.native:  # the venue holds the children until the parent has filled
+                if order.filled_qty < order.quantity:
+                    return []
                 held = tuple(record.legs[1:])
                 return [self._event(list_id, OrderListStatus.RELEASED, held, "", now)]
             return self._release(list_id, record, event.last_qty, now)
@@ -233,33 +252,47 @@ class LinkedOrders:
             return []
         out: list[Message] = []
         if record.native:
-            out += self._shrink_held(record, order, now)
+            out += self._reprotect(list_id, record, order, now)
         if order.filled_qty == 0:
             ids = (order.client_order_id, *record.legs[1:]) if record.native else (
                 order.client_order_id,)
             out.append(self._event(list_id, OrderListStatus.CANCELED, ids, _why(order, event), now))
         return out
 
-    def _shrink_held(self, record: _List, parent: Order, now: int) -> list[Message]:
-        """A native parent closed short of its quantity: its children, sized as the whole
-        parent, come down to what it filled (canceled when it filled nothing)."""
+    def _reprotect(self, list_id: str, record: _List, parent: Order, now: int) -> list[Message]:
+        """A native parent closed short of its quantity. The venue cancels the children it
+        held with their parent (IB: attached orders go with a cancelled parent), so what the
+        parent did fill would stand unprotected: the held children are cancelled here too (a
+        venue that left them costs nothing) and, for a partial fill, sent again for the filled
+        quantity, linked as before but with no parent (a bracket's exits in a new OCA group)."""
         short = parent.quantity - parent.filled_qty
         if short <= 0:
             return []
-        group = self._group_of.get(record.legs[1]) if len(record.legs) > 1 else None
+        held = record.legs[1:]
         out: list[Message] = []
-        if group is not None:  # a bracket's exits: what each is still wanted for
-            wants = self._groups[group]
-            for leg in wants:
-                wants[leg] = max(0, wants[leg] - short)
-            for leg in sorted(wants):
-                out += self._sync(leg, wants[leg], record, now)
+        for leg in held:
+            group = self._group_of.get(leg)
+            if group is not None:
+                self._groups[group][leg] = 0  # not wanted: its cancel cascades nothing
+            out += self._cancel(leg, record, now)
+        # what a child already did (a venue that worked it early) is not sent again
+        filled = [o.filled_qty if o is not None else 0 for o in map(self._order_of, held)]
+        again: list[SubmitOrder] = []
+        if record.contingency is Contingency.BRACKET:
+            left = parent.filled_qty - sum(filled)  # the exits share the entry's fill
+            if left > 0:
+                again = self._send(list_id, record.children, left, now)
+                group = again[0].client_order_id
+                again = [msgspec.structs.replace(c, oca_group=group) for c in again]
+                self._group(list_id, again)
+        else:
+            for child, done in zip(record.children, filled, strict=False):
+                if parent.filled_qty - done > 0:
+                    again += self._send(list_id, (child,), parent.filled_qty - done, now)
+        if not again:
             return out
-        for leg in record.legs[1:]:  # an OTO's children: each sized by the parent's fills
-            child = self._order_of(leg)
-            if child is not None:
-                out += self._sync(leg, parent.filled_qty - child.filled_qty, record, now)
-        return out
+        ids = tuple(c.client_order_id for c in again)
+        return [*out, *again, self._event(list_id, OrderListStatus.RELEASED, ids, "", now)]
 
     def _release(self, list_id: str, record: _List, quantity: int, now: int) -> list[Message]:
         out = self._send(list_id, record.children, quantity, now)
@@ -380,7 +413,7 @@ class LinkedOrders:
             out = self._send(list_id, legs, None, now)
         else:
             (entry,) = self._send(list_id, legs[:1], None, now)
-            record.parent = entry.client_order_id
+            record.parent, record.children = entry.client_order_id, legs[1:]
             children = self._send(list_id, legs[1:], entry.quantity, now)
             out = [entry] + [
                 msgspec.structs.replace(c, parent_id=entry.client_order_id) for c in children

@@ -272,6 +272,11 @@ class SubmitOrder(Message, frozen=True, kw_only=True, tag=True, gc=False):
     #: until then), and the group whose legs the venue cancels or reduces as one fills
     parent_id: str = ""
     oca_group: str = ""
+    #: a trailing stop the venue trails itself (``runtime.linked``; the broker declares it):
+    #: the distance from the last price, as a price (fixed point) or in basis points of it;
+    #: ``trigger_price`` is the initial stop. Both 0: not a venue-trailed stop
+    trail_amount: int = 0
+    trail_bps: int = 0
 
 
 class CancelOrder(Message, frozen=True, kw_only=True, tag=True, gc=False):

@@ -39,6 +39,7 @@ __all__ = [
     "emulated_stops",
     "is_paper_account",
     "native_lists",
+    "native_trailing",
     "preflight",
     "with_cli",
 ]
@@ -65,6 +66,16 @@ def native_lists(broker: Broker, instruments: Iterable[str]) -> tuple[str, ...]:
     broker config declares it (``native_lists = True``: Interactive Brokers' parent ids and OCA
     groups); the core emulates the lists of every other venue (``runtime.linked``)."""
     if not getattr(type(broker), "native_lists", False):
+        return ()
+    return tuple(sorted(instruments))
+
+
+def native_trailing(broker: Broker, instruments: Iterable[str]) -> tuple[str, ...]:
+    """The instruments whose trailing stops this broker trails itself: a broker config
+    declares it (``native_trailing``: Interactive Brokers' ``TRAIL``, on by default, off with
+    ``native_trailing: false``); the core moves the trailing stops of every other venue, and
+    those whose trail the broker cannot follow (``runtime.linked``)."""
+    if not getattr(broker, "native_trailing", False):
         return ()
     return tuple(sorted(instruments))
 

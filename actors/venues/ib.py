@@ -21,7 +21,12 @@ Rules (see docs/brokers.md):
   follows, and the OCA group. Commands handed in one call are queued before any is sent, so a
   list's legs are seen together. After a crash between legs the legs already sent are never
   sent again (the journal) and the rest go out after the restart's reconciliation, the last one
-  transmitting what IB holds.
+  transmitting what IB holds. IB holds a bracket's exits until the entry has filled and cancels
+  them with an entry that ends partly filled (reported at once, "canceled with its parent"; the
+  core then protects the fill: ``runtime.linked``);
+* a stop the venue trails (``SubmitOrder.trail_amount``/``trail_bps``) is IB's ``TRAIL``
+  (:func:`~actors.venues.ib_support.build_order`); an amendment of its trigger moves its
+  ``trailStopPrice``, never its trail.
 """
 
 from __future__ import annotations
@@ -349,7 +354,9 @@ class IbVenue(BookViews, IbEvents):
             order.totalQuantity = float(from_fixed(command.quantity))
         if command.price is not None:
             order.lmtPrice = float(from_fixed(command.price))
-        if command.trigger_price is not None:
+        if command.trigger_price is not None and order.orderType == "TRAIL":
+            order.trailStopPrice = float(from_fixed(command.trigger_price))  # auxPrice: the trail
+        elif command.trigger_price is not None:
             order.auxPrice = float(from_fixed(command.trigger_price))
         self.ib.placeOrder(trade.contract, order)
 

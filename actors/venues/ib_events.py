@@ -29,6 +29,7 @@ from actors.venues.reports import ReportBook
 __all__ = ["IbEvents"]
 
 log = logging.getLogger("tradewind.venues.ib")
+_UNSET = 1e300  # the TWS API's unset double is the largest float
 
 
 class IbEvents:
@@ -68,8 +69,19 @@ class IbEvents:
         elif status.status in ("Cancelled", "ApiCancelled"):
             if cid in self._cancel_requested:
                 self.book.canceled(cid, reason="canceled", ts_event=now)
+            elif self._parent_closed(order):  # IB cancels attached orders with their parent
+                self.book.canceled(cid, reason="canceled with its parent", ts_event=now)
             else:
                 self._cancelled_at.setdefault(cid, self.monotonic())
+
+    def _parent_closed(self, order: Any) -> bool:
+        """Is ``order`` a child whose parent the book holds closed (its Cancelled status then
+        needs no grace for an error code: IB sends none for children it cancels)?"""
+        if not order.parentId:
+            return False
+        parent = self.send_log.find("order_id", str(order.parentId))
+        tracked = self.book.get(parent) if parent else None
+        return tracked is not None and not tracked.is_open
 
     def _sync_modify(self, cid: str, order: Any, now: int) -> None:
         tracked = self.book.get(cid)
@@ -77,7 +89,12 @@ class IbEvents:
             return
         quantity = to_fixed(order.totalQuantity)
         price = tracked.price if tracked.price is None else to_fixed(order.lmtPrice)
-        self.book.updated(cid, quantity=quantity, price=price, ts_event=now)
+        trigger = None
+        if tracked.trigger_price is not None:  # a TRAIL's auxPrice is its trail, not its stop
+            stop = order.trailStopPrice if order.orderType == "TRAIL" else order.auxPrice
+            trigger = to_fixed(stop) if stop and stop < _UNSET else None
+        self.book.updated(cid, quantity=quantity, price=price, trigger_price=trigger,
+                          ts_event=now)
 
     def _on_exec(self, trade: Any, fill: Any) -> None:
         ex = fill.execution

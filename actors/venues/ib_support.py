@@ -39,6 +39,7 @@ __all__ = [
     "PACING_CODES",
     "RATE_EXCEEDED",
     "REJECT_CODES",
+    "TRIGGER_LAST",
     "ContractSpec",
     "IbConfig",
     "build_order",
@@ -163,6 +164,10 @@ class IbConfig(_Frozen):
     native_lists: ClassVar[bool] = True
     #: IB takes stop and stop-limit orders (``STP``, ``STP LMT``; ``broker_config.emulated_stops``)
     native_stops: ClassVar[bool] = True
+    #: IB trails stops itself (``TRAIL``, off the last price: ``broker_config.native_trailing``):
+    #: a trailing stop keeps trailing at IB while Tradewind is down, and costs no modify per
+    #: new high. ``false``: the core moves a plain ``STP`` as it does for every other broker
+    native_trailing: bool = True
     host: str = "127.0.0.1"
     port: int = 4002  # IB Gateway paper; 4001 live, 7497/7496 TWS paper/live
     client_id: int = 17
@@ -210,6 +215,11 @@ _TIF = {
 }
 
 
+#: IB's ``triggerMethod`` "last" (TWS API Order: 0 default, 1 double bid/ask, 2 last, 3 double
+#: last, 4 bid/ask, 7 last or bid/ask, 8 mid-point): a venue-trailed stop follows the last price,
+#: as ``runtime.trailing``'s ``last`` reference does
+TRIGGER_LAST = 2
+
 #: an OCA group's other orders are reduced by each fill, "with block" (only one routed at a
 #: time: overfill protection); cancelled when nothing is left
 OCA_REDUCE_WITH_BLOCK = 2
@@ -224,6 +234,10 @@ def build_order(ib: ModuleType, command: SubmitOrder, *, account: str, parent_or
     False while more legs of the list follow (IB holds them all until the last one, sent with
     ``transmit`` True, releases the lot), and ``command.oca_group`` as ``ocaGroup`` with
     :data:`OCA_REDUCE_WITH_BLOCK`.
+
+    A stop the venue trails (``trail_amount`` or ``trail_bps``) is IB's ``TRAIL``: the distance
+    as ``auxPrice`` (a price) or ``trailingPercent`` (basis points / 100), the initial stop as
+    ``trailStopPrice``, trailing the last price (``triggerMethod`` :data:`TRIGGER_LAST`).
 
     Time in force maps one to one (DAY, GTC, IOC, FOK are IB ``tif`` values). Post-only is
     refused with a :class:`ConfigError` naming the flag (the gateway reports it as a reject):
@@ -250,9 +264,23 @@ def build_order(ib: ModuleType, command: SubmitOrder, *, account: str, parent_or
         order.ocaGroup, order.ocaType = command.oca_group, OCA_REDUCE_WITH_BLOCK
     if command.price is not None:
         order.lmtPrice = float(from_fixed(command.price))
-    if command.trigger_price is not None:
+    if command.trail_amount or command.trail_bps:
+        _trail(order, command)
+    elif command.trigger_price is not None:
         order.auxPrice = float(from_fixed(command.trigger_price))
     return order
+
+
+def _trail(order: Any, command: SubmitOrder) -> None:
+    if command.order_type is not OrderType.STOP:
+        raise ConfigError(f"a trailing {command.order_type} order: IB's TRAIL is a stop order")
+    order.orderType, order.triggerMethod = "TRAIL", TRIGGER_LAST
+    if command.trail_amount:
+        order.auxPrice = float(from_fixed(command.trail_amount))
+    else:
+        order.trailingPercent = command.trail_bps / 100
+    if command.trigger_price is not None:
+        order.trailStopPrice = float(from_fixed(command.trigger_price))
 
 
 def to_ns(moment: dt.datetime | None, default_ns: int) -> int:

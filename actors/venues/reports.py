@@ -53,6 +53,7 @@ class Tracked:
         "price",
         "quantity",
         "terminal",
+        "trigger_price",
         "venue_order_id",
     )
 
@@ -60,6 +61,7 @@ class Tracked:
         self.command = command
         self.quantity = command.quantity
         self.price = command.price
+        self.trigger_price = command.trigger_price
         self.venue_order_id = ""
         self.acked = False
         self.terminal = ""  # "", "filled", "canceled", "rejected"
@@ -267,19 +269,24 @@ class ReportBook:
         )
 
     def updated(
-        self, client_order_id: str, *, quantity: int, price: int | None, ts_event: int
+        self, client_order_id: str, *, quantity: int, price: int | None, ts_event: int,
+        trigger_price: int | None = None,
     ) -> None:
+        """The venue shows the order amended (``trigger_price`` None: its trigger unchanged)."""
         order = self._order(client_order_id)
-        if order is None or order.terminal or (quantity, price) == (order.quantity, order.price):
+        if order is None or order.terminal:
             return
-        order.quantity, order.price = quantity, price
+        trigger = order.trigger_price if trigger_price is None else trigger_price
+        if (quantity, price, trigger) == (order.quantity, order.price, order.trigger_price):
+            return
+        order.quantity, order.price, order.trigger_price = quantity, price, trigger
         self._emit(
             OrderUpdated,
             order,
             ts_event,
             quantity=quantity,
             price=price,
-            trigger_price=order.command.trigger_price,
+            trigger_price=trigger,
         )
 
     def unknown(self, client_order_id: str, *, command: str, reason: str, ts_event: int) -> None:
@@ -304,7 +311,7 @@ class ReportBook:
                 quantity=o.quantity,
                 filled_qty=o.cum_qty,
                 price=o.price,
-                trigger_price=o.command.trigger_price,
+                trigger_price=o.trigger_price,
             )
             for cid, o in self.orders.items()
             if o.is_open and o.acked

@@ -256,3 +256,32 @@ def _backtest_strategy(config: Any) -> Any:
 
     kernel, _ = simulate(config, load_feed(config, None))
     return kernel.strategies[0]
+
+
+def test_a_session_on_a_trailing_broker_sends_its_trailing_stops_with_their_trail(
+        data_dir: Path, tmp_path: Path) -> None:
+    """``SessionSetup.native_trailing`` (from the broker's ``native_trailing``: IB) reaches the
+    strategies' kernels: a trailing stop off the last price leaves with its trail for the
+    broker to move; on the paper venue, a plain stop the core moves."""
+    from actors.setup import SessionSetup
+    from actors.venues.broker_config import PaperBrokerConfig, native_trailing
+    from actors.venues.ib_support import IbConfig
+    from runtime.linked import Leg
+    from runtime.messages import OrderType, TradeTick
+    from runtime.trailing import Trail
+
+    raw = trading_config("sma", data_dir, minutes=10)
+    raw["strategies"] = [{"id": "bt", "class": f"{__name__}:BracketAndTwap",
+                          "instruments": ["SIM-A"]}]
+    config = load_config(raw)
+    sent = {}
+    for name, broker in (("ib", IbConfig()), ("paper", PaperBrokerConfig())):
+        host = SessionSetup(name, str(tmp_path / name), config,
+                            native_trailing=native_trailing(broker, ["SIM-A"])).strategy_host("bt")
+        host.start(0)
+        host.handle(TradeTick(0, 1, 1, "SIM-A", 100 * 10**9, 10**9))
+        leg = Leg(side=OrderSide.SELL, order_type=OrderType.STOP, quantity=10**10)
+        stop = host.linked.trailing_stop("bt", "SIM-A", leg, Trail(offset=2 * 10**9), 1)
+        sent[name] = (stop.trigger_price, stop.trail_amount, host.linked.tracks(
+            stop.client_order_id))
+    assert sent == {"ib": (98 * 10**9, 2 * 10**9, False), "paper": (98 * 10**9, 0, True)}

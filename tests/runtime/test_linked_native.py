@@ -80,15 +80,31 @@ def test_the_venue_releases_and_reduces_the_core_only_follows() -> None:
     assert k.portfolio.quantity("X") == 0 and not k.open
 
 
-def test_an_entry_closed_partly_filled_shrinks_the_exits_the_venue_holds() -> None:
+def test_an_entry_closed_partly_filled_protects_what_it_filled() -> None:
+    """IB holds a bracket's exits until the entry has filled in full and cancels them with a
+    cancelled entry: the partial fill would stand unprotected, so the core cancels the held
+    exits and sends them again for the filled quantity, in an OCA group of their own."""
     k = native()
     (entry, take, stop), _ = bracket(k)
-    fill(k, entry.client_order_id, 30, 100)
+    partial = fill(k, entry.client_order_id, 30, 100)
+    assert statuses(partial) == []  # nothing released: the venue still holds the exits
     out = canceled_by_venue(k, entry.client_order_id)
-    shrunk = {m.client_order_id: m.quantity for m in of(ModifyOrder, out)}  # type: ignore[attr-defined]
-    assert shrunk == {take.client_order_id: 30 * Q, stop.client_order_id: 30 * Q}
-    venue_answers(k, out)
-    assert k.orders[stop.client_order_id].quantity == 30 * Q
+    assert {m.client_order_id for m in of(CancelOrder, out)} == {  # type: ignore[attr-defined]
+        take.client_order_id, stop.client_order_id}
+    take2, stop2 = sent(out)
+    assert (take2.order_type, take2.price, stop2.order_type, stop2.trigger_price) == (
+        OrderType.LIMIT, take.price, OrderType.STOP, stop.trigger_price)
+    assert take2.quantity == stop2.quantity == 30 * Q
+    assert take2.parent_id == stop2.parent_id == ""
+    assert take2.oca_group == stop2.oca_group == take2.client_order_id
+    assert statuses(out) == [OrderListStatus.RELEASED]
+    end = venue_answers(k, out)
+    assert OrderListStatus.CANCELED not in statuses(end)  # the old exits' cancels cascade nothing
+    assert sorted(k.open) == sorted([take2.client_order_id, stop2.client_order_id])
+    done = fill(k, stop2.client_order_id, 30, 95)
+    assert statuses(done + canceled_by_venue(k, take2.client_order_id)) == [
+        OrderListStatus.COMPLETED]
+    assert k.portfolio.quantity("X") == 0 and not k.open
 
 
 def test_an_entry_closed_unfilled_cancels_the_list_and_its_exits() -> None:
@@ -139,3 +155,81 @@ def test_native_oco_and_oto() -> None:
     parent, child = sent(out)
     assert (child.parent_id, child.oca_group, child.quantity) == (
         parent.client_order_id, "", 20 * Q)
+
+
+def trailing(trail_kw: dict[str, object], prices: tuple[int, ...] = (100,)) -> list[Message]:
+    k = Kernel(registry=REG, strategies=[Scripted("s", instruments=("X",))],
+               initial_cash=fixed(1_000_000), namespace="kt", seed=1, native_trailing=("X",))
+    k.start(0)
+    for i, price in enumerate(prices, start=1):
+        k.handle(bar(i, price))
+    out = act(k, lambda s: s.trailing_stop("X", SELL, 10 * Q, **trail_kw))
+    moved: list[Message] = []
+    ack(k, out)
+    for i, price in enumerate((103, 106), start=len(prices) + 1):
+        moved += k.handle(bar(i, price))
+    return out + moved
+
+
+def test_a_venue_trailed_stop_leaves_with_its_trail_and_the_core_never_moves_it() -> None:
+    """Where the venue trails (``native_trailing``: IB) a trail off the last price by an
+    offset or bps leaves as a stop with its trail, its trigger the initial stop; new highs
+    then move nothing here."""
+    for kw, amount, bps in (({"offset": fixed(2)}, fixed(2), 0), ({"bps": 200}, 0, 200)):
+        out = trailing(kw)
+        (stop,) = sent(out)
+        assert (stop.order_type, stop.trigger_price) == (OrderType.STOP, fixed(98))
+        assert (stop.trail_amount, stop.trail_bps) == (amount, bps)
+        assert of(ModifyOrder, out) == []
+
+
+def test_a_trail_the_venue_cannot_follow_is_moved_by_the_core() -> None:
+    """Mid and ticks have no venue field: a plain stop the core moves, as everywhere."""
+    for kw in ({"offset": fixed(2), "reference": "mid"}, {"ticks": 200}):
+        out = trailing(kw)
+        (stop,) = sent(out)
+        assert (stop.trail_amount, stop.trail_bps) == (0, 0)
+        assert of(ModifyOrder, out) != []
+
+
+def test_a_venue_trailed_stop_with_no_price_yet_is_denied() -> None:
+    """No last price to start the trail from: denied (``no_market_data``), never sent bare."""
+    k = Kernel(registry=REG, strategies=[Scripted("s", instruments=("X",))],
+               initial_cash=fixed(1_000_000), namespace="kt", seed=1, native_trailing=("X",))
+    k.start(0)
+    out = act(k, lambda s: s.trailing_stop("X", SELL, 10 * Q, offset=fixed(2)))
+    assert sent(out) == []
+    assert [m.reason_code for m in of(OrderDenied, out)] == [  # type: ignore[attr-defined]
+        "no_market_data"]
+
+
+def test_a_native_oto_parent_closed_partly_filled_sends_its_child_again_for_the_fill() -> None:
+    k = native()
+    out = act(k, lambda s: s.oto("X", Leg(side=BUY, order_type=OrderType.LIMIT,
+                                          quantity=20 * Q, price=fixed(99)),
+                                 Leg(side=SELL, order_type=OrderType.LIMIT, price=fixed(104))))
+    parent, child = sent(out)
+    ack(k, out)
+    fill(k, parent.client_order_id, 5, 99)
+    again = canceled_by_venue(k, parent.client_order_id)
+    assert [m.client_order_id for m in of(CancelOrder, again)] == [  # type: ignore[attr-defined]
+        child.client_order_id]
+    (child2,) = sent(again)
+    assert (child2.quantity, child2.parent_id, child2.oca_group, child2.price) == (
+        5 * Q, "", "", fixed(104))
+
+
+def test_what_an_exit_already_filled_is_not_protected_twice() -> None:
+    """A venue that worked an exit before the entry closed (IB holds them; another might not):
+    the exits sent again cover only what is still held."""
+    k = native()
+    (entry, take, _), _ = bracket(k)
+    fill(k, entry.client_order_id, 30, 100)
+    fill(k, take.client_order_id, 10, 110)
+    (take2, stop2) = sent(canceled_by_venue(k, entry.client_order_id))
+    assert take2.quantity == stop2.quantity == 20 * Q
+    k2 = native()  # the take-profit took all 30 before the entry closed: nothing to send
+    (entry, take, _), _ = bracket(k2)
+    fill(k2, entry.client_order_id, 30, 100)
+    fill(k2, take.client_order_id, 30, 110)
+    assert sent(canceled_by_venue(k2, entry.client_order_id)) == []

@@ -17,8 +17,28 @@ Orders, One Cancels All): an order placed with ``transmit`` 0 is held at the gat
 cancels the group's other orders (``ocaType`` 1) or reduces them in proportion (2, 3), and
 cancels those left with nothing. The fake never executes an order it holds.
 
+A parent that fills in part, as IB documents attached orders (and no more than that):
+
+* the children stay held (``PreSubmitted``, at their own, whole quantity) until the parent has
+  *filled*: "The order will be created but will not be submitted until the parent order
+  fills" (IBKR Mobile guide, Attached Orders: interactivebrokers.co.in/en/software/
+  mobileandroid/trade/attached%20orders.htm), "Once the parent order fills, the opposite side
+  profit taker and stop loss orders are triggered. When one fills, the other is canceled"
+  (the same guide, clientam.com.hk/en/software/mobileiPad/trade/attached.htm), "a child order
+  is submitted only on execution of the parent" (TWS API, Hedging: interactivebrokers.github.io/
+  tws-api/hedging.html). None of IB's pages found speaks of resizing children to a partial
+  fill, so the fake does not; its last partial fill (the parent ``Filled``) releases them at
+  their full quantity, which is then the position;
+* a parent cancelled (by the client, or by IB at its time in force: :meth:`expire`) takes its
+  held children with it, partial fill or not: "When you cancel a parent order, it will cancel
+  all bracket orders" (IBKR Client Portal API, place orders, bracket notes); the fill stands.
+  What protects it then is the client's business (Tradewind's core sends the exits again for
+  the filled quantity: ``runtime.linked``).
+
 Scenario controls (called by tests between awaits): :meth:`FakeIbGateway.fill`,
-``reject_next``, ``auto_ack``, :meth:`drop_clients` (socket loss), :meth:`restart` (a new
+:meth:`~FakeIbGateway.market` (a trade prints: stops and ``TRAIL`` orders are worked on it),
+:meth:`~FakeIbGateway.expire` (IB ends an order at its time in force), ``reject_next``,
+``auto_ack``, :meth:`drop_clients` (socket loss), :meth:`restart` (a new
 gateway session: order ids start again, perm ids stay), ``pacing_violations``.
 """
 
@@ -76,6 +96,7 @@ class FakeIbGateway:
     # market data subscriptions: symbol -> [(client, reqId)] for reqMktData and reqMktDepth
     mkt_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     depth_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
+    last_prices: dict[str, float] = field(default_factory=dict)  # symbol -> last trade (market)
 
     def __post_init__(self) -> None:
         self._server: asyncio.base_events.Server | None = None
@@ -181,14 +202,18 @@ class FakeIbGateway:
 
     def _place(self, client: _Client, f: list[str]) -> None:
         # after the 12 contract fields: ... tif f[21], ocaGroup f[22], account f[23], openClose,
-        # origin, orderRef f[26], transmit f[27], parentId f[28], ... ocaType f[47]
+        # origin, orderRef f[26], transmit f[27], parentId f[28], ... triggerMethod f[32], ...
+        # ocaType f[47], ... trailStopPrice f[69], trailingPercent f[70]
         order_id = int(f[1])
         existing = self._by_order_id(client.client_id, order_id)
         if existing is not None:  # modify (held, like any order, while transmit is off)
             if f[27] == "0":
                 self.held_modifications.append(existing.order_ref)
                 return
-            existing.quantity, existing.lmt_price = float(f[17]), f[19]
+            existing.quantity, existing.lmt_price, existing.aux_price = float(f[17]), f[19], f[20]
+            if existing.order_type == "TRAIL":  # a new trail, or a stop moved by the client
+                existing.trail_percent = float(f[70] or 0.0)
+                self._start_trail(existing, float(f[69]) if f[69] else existing.trail_stop)
             self._report(existing)
             return
         self.next_order_id = max(self.next_order_id, order_id + 1)
@@ -210,7 +235,11 @@ class FakeIbGateway:
             parent_id=int(f[28] or 0),
             oca_group=f[22],
             oca_type=int(f[47] or 0),
+            trigger_method=int(f[32] or 0),
+            trail_percent=float(f[70] or 0.0),
         )
+        if order.order_type == "TRAIL":
+            self._start_trail(order, float(f[69]) if f[69] else None)
         if self.reject_next is not None:
             code, message = self.reject_next
             self.reject_next = None
@@ -297,10 +326,7 @@ class FakeIbGateway:
             order.status = "Cancelled"
             self._send_status(order)
             self._send(client, 4, 2, order_id, 202, "Order Canceled - reason:", "")
-            for child in self._children(order):  # cancelling a parent cancels its children
-                if child.status not in ("Filled", "Cancelled"):
-                    child.status = "Cancelled"
-                    self._send_status(child)
+            self._cancel_children(order)  # cancelling a parent cancels its children
 
     def _open_orders(self, client: _Client, f: list[str]) -> None:
         for order in self.orders.values():
@@ -475,6 +501,70 @@ class FakeIbGateway:
                     child.status = "Submitted"
                     self._report(child)
         return ex
+
+    def expire(self, order_ref: str) -> None:
+        """IB ends an order at its time in force (a DAY order at the close), as a cancel: its
+        attached children go with it, filled in part or not (see the module's notes)."""
+        order = self.find(order_ref)
+        order.status = "Cancelled"
+        self._send_status(order)
+        self._cancel_children(order)
+
+    def _cancel_children(self, parent: FakeOrder) -> None:
+        for child in self._children(parent):
+            if child.status not in ("Filled", "Cancelled"):
+                child.status = "Cancelled"
+                self._send_status(child)
+
+    # --- stops and trailing stops (IB works them on the last price) ---------------------------
+    #
+    # TRAIL, as IB documents it (interactivebrokers.com/en/trading/orders/trailing-stops.php):
+    # "A sell trailing stop order sets the stop price at a fixed amount below the market price
+    # with an attached 'trailing' amount. As the market price rises, the stop price rises by the
+    # trail amount, but if the stock price falls, the stop loss price doesn't change, and a
+    # market order is submitted when the stop price is hit"; buy trailing stops mirror it. The
+    # amount is ``auxPrice``, or ``trailingPercent`` of the price ("mutually exclusive": TWS API
+    # Order); ``trailStopPrice`` the initial stop, which the TWS guide says is "market price -
+    # trailing amount" by default and is discarded when lower than that. The market price is the
+    # last trade (``triggerMethod`` 2, the default for stocks). A stop triggered becomes a market
+    # order: the fake fills it whole at the trade that hit it.
+
+    def _distance(self, order: FakeOrder, price: float) -> float:
+        if order.trail_percent:
+            return price * order.trail_percent / 100
+        return float(order.aux_price)
+
+    def _start_trail(self, order: FakeOrder, stop: float | None) -> None:
+        last = self.last_prices.get(order.contract[1])
+        if last is not None:
+            sign = -1 if order.action == "SELL" else 1
+            market = last + sign * self._distance(order, last)
+            if stop is None or (stop - market) * sign > 0:
+                stop = market  # a given stop further than the market's is discarded
+        order.trail_stop = stop
+
+    def market(self, symbol: str, price: float, size: float = 100.0) -> list[Execution]:
+        """A trade prints at ``price``: the tick goes to subscribers, and IB works the stops
+        and trailing stops it holds for ``symbol`` on it (ratchets, triggers, fills)."""
+        self.trade(symbol, price, size)
+        self.last_prices[symbol] = price
+        done: list[Execution] = []
+        for order in list(self.orders.values()):
+            if order.contract[1] != symbol or order.status != "Submitted":
+                continue
+            sign = -1 if order.action == "SELL" else 1  # a sell stop sits below the market
+            if order.order_type == "TRAIL":
+                ratchet = price + sign * self._distance(order, price)
+                if order.trail_stop is None or (order.trail_stop - ratchet) * sign > 0:
+                    order.trail_stop = ratchet  # toward the market only, never back
+                stop = order.trail_stop
+            elif order.order_type == "STP":
+                stop = float(order.aux_price)
+            else:
+                continue
+            if (price - stop) * sign >= 0:  # hit: a market order, filled at this trade
+                done.append(self.fill(order.order_ref, order.remaining, price))
+        return done
 
     def _auto_fill(self, perm_id: int) -> None:
         order = self.orders[perm_id]

@@ -44,6 +44,9 @@ class FakeOrder:
     parent_id: int = 0  # the order id of the parent (an attached order: a bracket's child)
     oca_group: str = ""
     oca_type: int = 0  # 1 cancel the others, 2/3 reduce them proportionately
+    trigger_method: int = 0  # 2: last
+    trail_stop: float | None = None  # a TRAIL's stop now (trailStopPrice, then ratcheted)
+    trail_percent: float = 0.0  # a TRAIL's distance in percent (else auxPrice: a price)
 
     def __post_init__(self) -> None:
         self.placed_qty = self.quantity  # what an OCA group reduces in proportion to
