@@ -17,19 +17,28 @@ and recommends a trading state from :class:`ReconcileThresholds` (the most sever
 * an order open at one side only ⇒ ``orphan_order_state`` (default REDUCING);
 * no drift ⇒ ACTIVE.
 
+Fills in flight. The gateway holds its reports in one list, by index; the session has handed
+risk the first ``delivered`` of them (the feed's watermark). :func:`as_of` turns the gateway's
+view into its view *as of that watermark*: a fill the gateway knows beyond it (reported after it,
+or not reported yet) is *in flight*, so it leaves ``fills`` for ``in_flight`` and, when its
+report says how much it moved, leaves ``positions`` too (``unvalued`` counts those it could not
+take out). Read the watermark first, then risk's view, then the gateway's: then risk has at
+least what the watermark says, and the gateway at least what risk has, so what remains one-sided
+is not explained by a report on its way (``runtime/watchdog.py`` counts only that).
+
 Properties (tested): no drift ⇔ the views are equal (zero positions ignored); swapping the sides
 swaps ``gateway``/``risk`` in every drift and leaves the recommendation unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
-from runtime.messages import TradingState
+from runtime.messages import Message, OrderFilled, TradingState
 from runtime.values import FIXED_SCALE, from_fixed
 
 __all__ = [
@@ -40,6 +49,7 @@ __all__ = [
     "ReconcileThresholds",
     "Report",
     "View",
+    "as_of",
     "describe",
     "recommend",
     "reconcile",
@@ -55,6 +65,8 @@ class View(msgspec.Struct, frozen=True, kw_only=True):
     positions: dict[str, int] = msgspec.field(default_factory=dict)  # signed raw quantity
     open_orders: frozenset[str] = frozenset()
     fills: frozenset[str] = frozenset()
+    in_flight: frozenset[str] = frozenset()  # fills beyond the delivered watermark (as_of)
+    unvalued: int = 0  # of those, fills whose quantity is not in ``positions``' adjustment
 
     @classmethod
     def of(
@@ -72,7 +84,18 @@ class View(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> View:
         """From ``{"positions": {...}, "open_orders": [...], "fills": [...]}`` (an actor's view)."""
-        return cls.of(data.get("positions"), data.get("open_orders", ()), data.get("fills", ()))
+        view = cls.of(data.get("positions"), data.get("open_orders", ()), data.get("fills", ()))
+        in_flight = frozenset(data.get("in_flight", ()))
+        if not in_flight:
+            return view
+        return msgspec.structs.replace(view, in_flight=in_flight,
+                                       unvalued=int(data.get("unvalued", 0)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict form an actor answers (``from_dict`` reads it back)."""
+        return {"positions": dict(self.positions), "open_orders": sorted(self.open_orders),
+                "fills": sorted(self.fills), "in_flight": sorted(self.in_flight),
+                "unvalued": self.unvalued}
 
     def position(self, instrument_id: str) -> int:
         return self.positions.get(instrument_id, 0)
@@ -188,6 +211,23 @@ def recommend(
         return TradingState.ACTIVE, ()
     ranked = sorted(fired.items(), key=lambda item: (-_SEVERITY[item[1]], item[0]))
     return ranked[0][1], tuple(f"{reason} ⇒ {state}" for reason, state in ranked)
+
+
+def as_of(view: View, reports: Sequence[Message], delivered: int) -> View:
+    """The gateway's ``view`` as of the watermark: the first ``delivered`` of its ``reports``
+    reached risk; every other fill it knows is in flight (module docstring)."""
+    handed = {r.fill_id for r in reports[:delivered] if isinstance(r, OrderFilled)}
+    late = {r.fill_id: r for r in reports[delivered:] if isinstance(r, OrderFilled)}
+    flying = view.fills - handed
+    if not flying:
+        return view
+    positions = dict(view.positions)
+    for fill_id in sorted(flying & late.keys()):
+        fill = late[fill_id]
+        positions[fill.instrument_id] = positions.get(fill.instrument_id, 0) - fill.position_change
+    return View(positions={k: v for k, v in positions.items() if v},
+                open_orders=view.open_orders, fills=view.fills - flying,
+                in_flight=frozenset(flying), unvalued=len(flying - late.keys()))
 
 
 def reconcile(gateway: View, risk: View, *, thresholds: ReconcileThresholds) -> Report:
