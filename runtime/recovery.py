@@ -26,6 +26,20 @@ and applies it; the other records are applied as they are. So a restore costs on
 and about ``snapshot_every`` inputs, however long the component ran.
 
 
+Snapshot versions. A snapshot starts with a header: a mark no unversioned snapshot can start
+with (those written before versions began with their feed position, a non-negative integer),
+the *version* of its owner's state (:data:`SNAPSHOT_VERSION` unless the owner says otherwise:
+bump it when the pickled classes change shape), then the feed position. A restore that finds
+another version, or a snapshot that does not load with the current code, does one of two
+things, chosen by the owner (:meth:`FeedJournal.restore`):
+
+* an owner whose state depends only on the feed's log (a book) passes ``rebuild``: told why
+  in one line, the snapshot is set aside and the state rebuilt from the feed's log from index
+  0 (an unversioned snapshot is always set aside: it cannot say which code wrote it);
+* any other owner (risk, a strategy host, the paper broker) gets a :class:`DataError` naming
+  its journal and the version found and expected, never an unpickling traceback. An
+  unversioned snapshot is tried, and refused so only when it does not load.
+
 A feed log that is missing, corrupt, shorter than a marker, or holds another message where a
 marker expects one is a :class:`~runtime.errors.DataError`: nothing is ever silently skipped.
 
@@ -62,8 +76,8 @@ from runtime.messages import (
     TradeTick,
 )
 
-__all__ = ["DROP", "MARK", "FeedJournal", "FeedLog", "JournaledKernel", "check_snapshot",
-           "snapshot_position"]
+__all__ = ["DROP", "MARK", "SNAPSHOT_VERSION", "UNVERSIONED", "FeedJournal", "FeedLog",
+           "JournaledKernel", "check_snapshot", "snapshot_position"]
 
 MARK: Final = "feed.mark"
 DROP: Final = "feed.drop"  # feed indices the owner skipped, before the marker covering them
@@ -73,6 +87,29 @@ _MARKET = (QuoteTick, TradeTick, Bar, BookDeltas, BookSnapshot,
 _START = "kernel.start"
 _STOP = "kernel.stop"
 _POSITION = struct.Struct(">qqq")  # position, ts_event and seq of the message before it
+#: a versioned snapshot's mark; an unversioned one begins with its position (first byte < 0x80)
+_MAGIC: Final = b"\xffTW"
+_HEADER = struct.Struct(">3sIqqq")  # mark, owner's version, then as _POSITION
+SNAPSHOT_VERSION: Final = 1  # an owner's state version unless it names its own
+UNVERSIONED: Final = 0  # what a snapshot written before versions reads as
+#: what unpickling (and decompressing) a snapshot of other code can raise
+_UNREADABLE = (pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError,
+               EOFError, IndexError, KeyError, zlib.error)
+
+
+def _header(snapshot: bytes) -> tuple[int, int, tuple[int, int], int]:
+    """A snapshot's version, feed position, (ts_event, seq) before it, and where its state
+    starts."""
+    if snapshot[:len(_MAGIC)] == _MAGIC:
+        _, version, position, ts, seq = _HEADER.unpack_from(snapshot)
+        return version, position, (ts, seq), _HEADER.size
+    position, ts, seq = _POSITION.unpack_from(snapshot)
+    return UNVERSIONED, position, (ts, seq), _POSITION.size
+
+
+def _named(version: int) -> str:
+    return ("no version (written before snapshots carried one)" if version == UNVERSIONED
+            else f"version {version}")
 
 
 class FeedLog(Protocol):
@@ -90,7 +127,8 @@ class FeedJournal:
     before it answers, and :meth:`snapshot` when :meth:`due`."""
 
     def __init__(self, journal: Journal, *, snapshot_every: int, position: int = 0,
-                 last: tuple[int, int] = (0, 0), since: int = 0) -> None:
+                 last: tuple[int, int] = (0, 0), since: int = 0,
+                 version: int = SNAPSHOT_VERSION) -> None:
         if snapshot_every < 1:
             raise ConfigError(f"snapshot_every must be >= 1, got {snapshot_every}",
                               field="snapshot_every")
@@ -100,6 +138,7 @@ class FeedJournal:
         self._marked = position  # the position the journal (or the snapshot) holds
         self._last = last  # ts_event and seq of the message before ``position``
         self._since = since  # inputs since the latest snapshot
+        self.version = version  # the owner's state version its snapshots are written as
 
     def market(self, msg: MarketData | AuxData) -> None:
         """``msg`` (the feed's message at :attr:`position`) is being applied."""
@@ -150,7 +189,7 @@ class FeedJournal:
         """``state`` as of now (every input so far and :attr:`position`); the journal
         entries it covers are deleted."""
         upto = self.journal.last_seq
-        header = _POSITION.pack(self.position, *self._last)
+        header = _HEADER.pack(_MAGIC, self.version, self.position, *self._last)
         # zlib's fastest level: a third of a pickle's bytes (windows of floats, order
         # records) for ~8 ms a megabyte
         self.journal.snapshot(header + zlib.compress(state, 1), upto_seq=upto)
@@ -173,17 +212,32 @@ class FeedJournal:
         load: Callable[[bytes], None],
         market: Callable[[int, Sequence[MarketData]], None],
         record: Callable[[JournalRecord], None],
+        version: int = SNAPSHOT_VERSION,
+        rebuild: Callable[[str], None] | None = None,
     ) -> FeedJournal:
         """The owner's state brought back: ``load(state)`` with the latest snapshot (if any),
         then, in journal order, ``market(start_index, msgs)`` with the market data re-read
-        from ``feed`` up to each marker and ``record(r)`` with every other record."""
+        from ``feed`` up to each marker and ``record(r)`` with every other record.
+
+        ``version``: the owner's state version (its snapshots are written as it). A snapshot
+        of another version, or one that does not load, is a :class:`DataError`; with
+        ``rebuild`` (an owner whose state is the feed's log's alone) ``rebuild(why)`` is
+        called instead and the state is rebuilt with ``market`` from the feed's index 0
+        (module docstring, "Snapshot versions")."""
         snapshot, _, tail = journal.restore()
         position, last, since = 0, (0, 0), 0
         dropped: list[int] = []  # skipped indices the next marker covers
         if snapshot is not None:
-            position, ts, seq = _POSITION.unpack_from(snapshot)
-            last = (ts, seq)
-            load(zlib.decompress(snapshot[_POSITION.size:]))
+            found, position, last, at = _header(snapshot)
+            why, cause = _load(snapshot[at:], found, version, load, rebuild is not None)
+            if why is not None:
+                if rebuild is None:
+                    raise DataError(why, source=str(journal.path)) from cause
+                rebuild(why)
+                msgs = _read(feed, journal, 0, position, last)
+                if msgs:
+                    market(0, msgs)
+                since = len(msgs)  # a snapshot of this version is due at the next commit
         for _, entry in tail:
             since += 1
             if isinstance(entry, Blob) and entry.kind == MARK:
@@ -201,7 +255,22 @@ class FeedJournal:
             raise InvariantError(f"{journal.path}: skipped feed indices {dropped[:5]} with no "
                                  "marker after them")
         return cls(journal, snapshot_every=snapshot_every, position=position, last=last,
-                   since=since)
+                   since=since, version=version)
+
+
+def _load(state: bytes, found: int, expected: int, load: Callable[[bytes], None],
+          rebuildable: bool) -> tuple[str | None, Exception | None]:
+    """``load`` the snapshot's ``state``: ``(None, None)`` once loaded, else why it was not
+    (and the error that said so)."""
+    what = _named(found)
+    if found != expected and (found != UNVERSIONED or rebuildable):
+        return f"its snapshot has {what}; this code reads version {expected}", None
+    try:
+        load(zlib.decompress(state))
+    except _UNREADABLE as exc:
+        return (f"its snapshot ({what}; this code reads version {expected}) does not load "
+                f"with this code: {type(exc).__name__}: {exc}"), exc
+    return None, None
 
 
 def snapshot_position(reader: JournalReader) -> int:
@@ -209,14 +278,14 @@ def snapshot_position(reader: JournalReader) -> int:
     one). Everything of the feed's log from there on is what a restore re-reads (besides the
     data after the owner's journal, which the feed steps to it again); retention of the feed's
     log keeps it (``actors.retention``)."""
-    head = reader.snapshot_head(_POSITION.size)
+    head = reader.snapshot_head(_HEADER.size)
     if head is None:
         return 0
-    if len(head[1]) < _POSITION.size:
+    try:
+        return _header(head[1])[1]
+    except struct.error:
         raise DataError("a snapshot without a feed position: not an owner of the feed's log",
-                        source=str(reader.path))
-    position: int = _POSITION.unpack(head[1])[0]
-    return position
+                        source=str(reader.path)) from None
 
 
 def _taken(market: Callable[[int, Sequence[MarketData]], None], journal: Journal, start: int,
