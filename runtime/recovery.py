@@ -25,20 +25,10 @@ replays the tail: each marker re-reads the market data up to it from the feed's 
 and applies it; the other records are applied as they are. So a restore costs one snapshot
 and about ``snapshot_every`` inputs, however long the component ran.
 
-
-Snapshot versions. A snapshot starts with a header: a mark no unversioned snapshot can start
-with (those written before versions began with their feed position, a non-negative integer),
-the *version* of its owner's state (:data:`SNAPSHOT_VERSION` unless the owner says otherwise:
-bump it when the pickled classes change shape), then the feed position. A restore that finds
-another version, or a snapshot that does not load with the current code, does one of two
-things, chosen by the owner (:meth:`FeedJournal.restore`):
-
-* an owner whose state depends only on the feed's log (a book) passes ``rebuild``: told why
-  in one line, the snapshot is set aside and the state rebuilt from the feed's log from index
-  0 (an unversioned snapshot is always set aside: it cannot say which code wrote it);
-* any other owner (risk, a strategy host, the paper broker) gets a :class:`DataError` naming
-  its journal and the version found and expected, never an unpickling traceback. An
-  unversioned snapshot is tried, and refused so only when it does not load.
+Each snapshot carries the version of its owner's state (``runtime.snapshots``): a restore
+that finds another version, or a snapshot that does not load, rebuilds an owner whose state is
+the feed's log's alone (a book) from the feed's index 0, and refuses any other owner with a
+:class:`DataError` naming its journal and both versions.
 
 A feed log that is missing, corrupt, shorter than a marker, or holds another message where a
 marker expects one is a :class:`~runtime.errors.DataError`: nothing is ever silently skipped.
@@ -54,7 +44,6 @@ from __future__ import annotations
 
 import pickle
 import struct
-import zlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Final, Protocol
 
@@ -75,9 +64,10 @@ from runtime.messages import (
     QuoteTick,
     TradeTick,
 )
+from runtime.snapshots import HEADER_SIZE, SNAPSHOT_VERSION, load_state, pack, read_header
 
-__all__ = ["DROP", "MARK", "SNAPSHOT_VERSION", "UNVERSIONED", "FeedJournal", "FeedLog",
-           "JournaledKernel", "check_snapshot", "snapshot_position"]
+__all__ = ["DROP", "MARK", "FeedJournal", "FeedLog", "JournaledKernel", "check_snapshot",
+           "snapshot_position"]
 
 MARK: Final = "feed.mark"
 DROP: Final = "feed.drop"  # feed indices the owner skipped, before the marker covering them
@@ -87,29 +77,6 @@ _MARKET = (QuoteTick, TradeTick, Bar, BookDeltas, BookSnapshot,
 _START = "kernel.start"
 _STOP = "kernel.stop"
 _POSITION = struct.Struct(">qqq")  # position, ts_event and seq of the message before it
-#: a versioned snapshot's mark; an unversioned one begins with its position (first byte < 0x80)
-_MAGIC: Final = b"\xffTW"
-_HEADER = struct.Struct(">3sIqqq")  # mark, owner's version, then as _POSITION
-SNAPSHOT_VERSION: Final = 1  # an owner's state version unless it names its own
-UNVERSIONED: Final = 0  # what a snapshot written before versions reads as
-#: what unpickling (and decompressing) a snapshot of other code can raise
-_UNREADABLE = (pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError,
-               EOFError, IndexError, KeyError, zlib.error)
-
-
-def _header(snapshot: bytes) -> tuple[int, int, tuple[int, int], int]:
-    """A snapshot's version, feed position, (ts_event, seq) before it, and where its state
-    starts."""
-    if snapshot[:len(_MAGIC)] == _MAGIC:
-        _, version, position, ts, seq = _HEADER.unpack_from(snapshot)
-        return version, position, (ts, seq), _HEADER.size
-    position, ts, seq = _POSITION.unpack_from(snapshot)
-    return UNVERSIONED, position, (ts, seq), _POSITION.size
-
-
-def _named(version: int) -> str:
-    return ("no version (written before snapshots carried one)" if version == UNVERSIONED
-            else f"version {version}")
 
 
 class FeedLog(Protocol):
@@ -189,10 +156,8 @@ class FeedJournal:
         """``state`` as of now (every input so far and :attr:`position`); the journal
         entries it covers are deleted."""
         upto = self.journal.last_seq
-        header = _HEADER.pack(_MAGIC, self.version, self.position, *self._last)
-        # zlib's fastest level: a third of a pickle's bytes (windows of floats, order
-        # records) for ~8 ms a megabyte
-        self.journal.snapshot(header + zlib.compress(state, 1), upto_seq=upto)
+        self.journal.snapshot(pack(state, version=self.version, position=self.position,
+                                   last=self._last), upto_seq=upto)
         self.journal.compact(upto)
         self._marked = self.position
         self._since = 0
@@ -228,8 +193,9 @@ class FeedJournal:
         position, last, since = 0, (0, 0), 0
         dropped: list[int] = []  # skipped indices the next marker covers
         if snapshot is not None:
-            found, position, last, at = _header(snapshot)
-            why, cause = _load(snapshot[at:], found, version, load, rebuild is not None)
+            found, position, last, at = read_header(snapshot)
+            why, cause = load_state(snapshot[at:], found=found, expected=version, load=load,
+                                    rebuildable=rebuild is not None)
             if why is not None:
                 if rebuild is None:
                     raise DataError(why, source=str(journal.path)) from cause
@@ -258,31 +224,17 @@ class FeedJournal:
                    since=since, version=version)
 
 
-def _load(state: bytes, found: int, expected: int, load: Callable[[bytes], None],
-          rebuildable: bool) -> tuple[str | None, Exception | None]:
-    """``load`` the snapshot's ``state``: ``(None, None)`` once loaded, else why it was not
-    (and the error that said so)."""
-    what = _named(found)
-    if found != expected and (found != UNVERSIONED or rebuildable):
-        return f"its snapshot has {what}; this code reads version {expected}", None
-    try:
-        load(zlib.decompress(state))
-    except _UNREADABLE as exc:
-        return (f"its snapshot ({what}; this code reads version {expected}) does not load "
-                f"with this code: {type(exc).__name__}: {exc}"), exc
-    return None, None
-
 
 def snapshot_position(reader: JournalReader) -> int:
     """The feed position an owner's journal restores from: its latest snapshot's (0 without
     one). Everything of the feed's log from there on is what a restore re-reads (besides the
     data after the owner's journal, which the feed steps to it again); retention of the feed's
     log keeps it (``actors.retention``)."""
-    head = reader.snapshot_head(_HEADER.size)
+    head = reader.snapshot_head(HEADER_SIZE)
     if head is None:
         return 0
     try:
-        return _header(head[1])[1]
+        return read_header(head[1])[1]
     except struct.error:
         raise DataError("a snapshot without a feed position: not an owner of the feed's log",
                         source=str(reader.path)) from None

@@ -17,12 +17,12 @@ from runtime.messages import Bar, MarketData, OrderAccepted, OrderSide, SubmitOr
 from runtime.recovery import (
     DROP,
     MARK,
-    SNAPSHOT_VERSION,
     FeedJournal,
     JournaledKernel,
     check_snapshot,
     snapshot_position,
 )
+from runtime.snapshots import SNAPSHOT_VERSION
 from runtime.strategy import Strategy
 from runtime.values import fixed
 from tests.runtime.test_kernel import REG, Flipper, bar, fill_for
