@@ -21,10 +21,13 @@ Fills in flight. The gateway holds its reports in one list, by index; the sessio
 risk the first ``delivered`` of them (the feed's watermark). :func:`as_of` turns the gateway's
 view into its view *as of that watermark*: a fill the gateway knows beyond it (reported after it,
 or not reported yet) is *in flight*, so it leaves ``fills`` for ``in_flight`` and, when its
-report says how much it moved, leaves ``positions`` too (``unvalued`` counts those it could not
-take out). Read the watermark first, then risk's view, then the gateway's: then risk has at
-least what the watermark says, and the gateway at least what risk has, so what remains one-sided
-is not explained by a report on its way (``runtime/watchdog.py`` counts only that).
+report says how much it moved, leaves ``positions`` too (``unvalued``: those it could not take
+out). Read the watermark first, then risk's view, then the gateway's: then risk has at least
+what the watermark says, and the gateway at least what risk has. Risk may have more (the step
+that carried a report was on its way when the watermark was read, or a restarted feed resumed
+from an older saved count): :func:`landed` puts the fills in flight that risk already holds
+back. What remains one-sided is not explained by a report on its way (``runtime/watchdog.py``
+counts only that).
 
 Properties (tested): no drift ⇔ the views are equal (zero positions ignored); swapping the sides
 swaps ``gateway``/``risk`` in every drift and leaves the recommendation unchanged.
@@ -51,6 +54,7 @@ __all__ = [
     "View",
     "as_of",
     "describe",
+    "landed",
     "recommend",
     "reconcile",
 ]
@@ -65,8 +69,9 @@ class View(msgspec.Struct, frozen=True, kw_only=True):
     positions: dict[str, int] = msgspec.field(default_factory=dict)  # signed raw quantity
     open_orders: frozenset[str] = frozenset()
     fills: frozenset[str] = frozenset()
-    in_flight: frozenset[str] = frozenset()  # fills beyond the delivered watermark (as_of)
-    unvalued: int = 0  # of those, fills whose quantity is not in ``positions``' adjustment
+    #: fills beyond the delivered watermark (:func:`as_of`): each with the instrument and the
+    #: signed quantity taken out of ``positions``, or None (unvalued: still in them)
+    in_flight: dict[str, tuple[str, int] | None] = msgspec.field(default_factory=dict)
 
     @classmethod
     def of(
@@ -85,17 +90,19 @@ class View(msgspec.Struct, frozen=True, kw_only=True):
     def from_dict(cls, data: Mapping[str, Any]) -> View:
         """From ``{"positions": {...}, "open_orders": [...], "fills": [...]}`` (an actor's view)."""
         view = cls.of(data.get("positions"), data.get("open_orders", ()), data.get("fills", ()))
-        in_flight = frozenset(data.get("in_flight", ()))
-        if not in_flight:
-            return view
-        return msgspec.structs.replace(view, in_flight=in_flight,
-                                       unvalued=int(data.get("unvalued", 0)))
+        in_flight = {str(k): None if v is None else (str(v[0]), int(v[1]))
+                     for k, v in dict(data.get("in_flight") or {}).items()}
+        return msgspec.structs.replace(view, in_flight=in_flight) if in_flight else view
 
     def to_dict(self) -> dict[str, Any]:
         """The dict form an actor answers (``from_dict`` reads it back)."""
         return {"positions": dict(self.positions), "open_orders": sorted(self.open_orders),
-                "fills": sorted(self.fills), "in_flight": sorted(self.in_flight),
-                "unvalued": self.unvalued}
+                "fills": sorted(self.fills), "in_flight": dict(sorted(self.in_flight.items()))}
+
+    @property
+    def unvalued(self) -> int:
+        """Fills in flight whose quantity is still in ``positions``."""
+        return sum(v is None for v in self.in_flight.values())
 
     def position(self, instrument_id: str) -> int:
         return self.positions.get(instrument_id, 0)
@@ -221,13 +228,34 @@ def as_of(view: View, reports: Sequence[Message], delivered: int) -> View:
     flying = view.fills - handed
     if not flying:
         return view
+    in_flight: dict[str, tuple[str, int] | None] = {}
+    for fill_id in sorted(flying):
+        fill = late.get(fill_id)
+        in_flight[fill_id] = None if fill is None else (fill.instrument_id, fill.position_change)
+    return _moved(view, fills=view.fills - flying, in_flight=in_flight, sign=-1)
+
+
+def landed(gateway: View, risk: View) -> View:
+    """The gateway's view as of the watermark with the fills in flight that ``risk`` holds
+    already put back: the watermark lags what risk has (module docstring)."""
+    arrived = {k: v for k, v in gateway.in_flight.items() if k in risk.fills}
+    if not arrived:
+        return gateway
+    still = {k: v for k, v in gateway.in_flight.items() if k not in arrived}
+    return _moved(msgspec.structs.replace(gateway, in_flight=arrived),
+                  fills=gateway.fills | arrived.keys(), in_flight=still, sign=1)
+
+
+def _moved(view: View, *, fills: frozenset[str], in_flight: dict[str, tuple[str, int] | None],
+           sign: int) -> View:
+    """``view`` with ``fills`` and ``in_flight``, its positions moved by ``sign`` times the
+    valued fills of ``in_flight`` (-1: taken out) or of its own (+1: put back)."""
     positions = dict(view.positions)
-    for fill_id in sorted(flying & late.keys()):
-        fill = late[fill_id]
-        positions[fill.instrument_id] = positions.get(fill.instrument_id, 0) - fill.position_change
+    for moved in (in_flight if sign < 0 else view.in_flight).values():
+        if moved is not None:
+            positions[moved[0]] = positions.get(moved[0], 0) + sign * moved[1]
     return View(positions={k: v for k, v in positions.items() if v},
-                open_orders=view.open_orders, fills=view.fills - flying,
-                in_flight=frozenset(flying), unvalued=len(flying - late.keys()))
+                open_orders=view.open_orders, fills=fills, in_flight=in_flight)
 
 
 def reconcile(gateway: View, risk: View, *, thresholds: ReconcileThresholds) -> Report:

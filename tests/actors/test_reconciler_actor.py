@@ -136,7 +136,7 @@ def test_fills_in_flight_beyond_the_watermark_never_halt(ray_local: Any) -> None
     beyond it (``in_flight``, as ``GatewayActor.view(delivered)`` answers) are no drift, and
     their unknown quantities excuse the position."""
     risk_view = {"positions": {"SIM-A": 1 * 10**9}, "open_orders": ["o1"], "fills": ["f1"]}
-    gateway = FakeSide.remote({**GATEWAY, "fills": ["f1"], "in_flight": ["f2"], "unvalued": 1})
+    gateway = FakeSide.remote({**GATEWAY, "fills": ["f1"], "in_flight": {"f2": None}})
     risk = FakeSide.remote(risk_view)
     feed = FakeSide.remote({})
     ray_local.get(feed.set_delivered.remote(7))
