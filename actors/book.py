@@ -17,7 +17,9 @@ feed position it reached (one small record per step) and, every ``snapshot_every
 positions, a snapshot (the book, its features and the views it keeps, pickled), behind which
 the journal is compacted; a restart reads the snapshot and re-applies the rest from the feed's
 log (``runtime.recovery``), keeping the views again, so a restored book actor answers what it
-would have answered.
+would have answered. Its state is the feed's log's alone, so a snapshot it cannot use (of
+another :data:`SNAPSHOT_VERSION`, unversioned, or one that does not load with this code: an
+upgrade) is set aside with a one-line warning and the book rebuilt from the feed's log.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import logging
 import math
 import pickle
 from collections import deque
@@ -43,7 +46,13 @@ from runtime.views import BookView, InstrumentBook
 if TYPE_CHECKING:
     from actors.setup import SessionSetup
 
-__all__ = ["BookActor", "BookStage"]
+__all__ = ["SNAPSHOT_VERSION", "BookActor", "BookStage", "commit", "open_book"]
+
+log = logging.getLogger(__name__)
+
+#: the version of the pickled :class:`BookStage` (and the classes it holds) its snapshots are
+#: written as: bump it when their shape changes, and old snapshots are rebuilt from the feed
+SNAPSHOT_VERSION = 1
 
 
 class BookStage:
@@ -124,11 +133,25 @@ def open_book(instrument_id: str, setup: SessionSetup) -> tuple[BookStage, FeedJ
         raise InvariantError(f"book journal: unexpected {type(entry).__name__}")
 
     path = setup.path(f"book.{instrument_id}")
+
+    def rebuild(why: str) -> None:
+        log.warning("book %s: %s: %s; rebuilding it from the feed's log", instrument_id, path,
+                    why)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     journal = FeedJournal.restore(open_journal(path), setup.feed_log(),
                                   snapshot_every=setup.snapshot_every, load=load,
-                                  market=market, record=record)
+                                  market=market, record=record, version=SNAPSHOT_VERSION,
+                                  rebuild=rebuild)
     return stage, journal
+
+
+def commit(stage: BookStage, journal: FeedJournal) -> None:
+    """The position reached committed, then a snapshot (of :data:`SNAPSHOT_VERSION`) when one
+    is due."""
+    journal.flush()
+    if journal.due():
+        journal.snapshot(pickle.dumps(stage, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 @actor(concurrency_groups=WATCH_GROUPS, **ACTOR_OPTIONS)
@@ -157,9 +180,7 @@ class BookActor(Child):
             gone = set(inp.dropped)
             views = [v for v in views if v.index not in gone]
         if journal is not None:
-            journal.flush()
-            if journal.due():
-                journal.snapshot(pickle.dumps(self.stage, protocol=pickle.HIGHEST_PROTOCOL))
+            commit(self.stage, journal)
         return encode_views(views)
 
     def snapshot(self) -> dict[str, Any]:

@@ -264,6 +264,11 @@ class FeedActor:
             "aux": self._aux_status(),
         }
 
+    async def reports_delivered(self) -> int:
+        """How many of the gateway's reports the strategies and risk have: the watermark the
+        reconciler takes the gateway's view as of (``runtime.reconcile.as_of``)."""
+        return self.driver.delivered
+
     async def market_health(self) -> dict[str, Any] | None:
         """The broker stream's health for the watchdogs (``StreamSink.health``); ``None`` for
         a replayed feed, which cannot fall silent."""

@@ -40,6 +40,7 @@ from runtime.messages import (
     OrderDenied,
     OrderFilled,
 )
+from runtime.reconcile import View, as_of
 
 __all__ = ["GatewayActor"]
 
@@ -131,8 +132,14 @@ class GatewayActor(Child):
         """CLOCK_MONOTONIC times of the latest sends (for latency measurements)."""
         return list(self.sent_ns)
 
-    def view(self) -> dict[str, Any]:
-        return self.venue.view()
+    def view(self, delivered: int | None = None) -> dict[str, Any]:
+        """The venue's view for the reconciler; with ``delivered`` (how many of this gateway's
+        reports the session has handed risk) as of that watermark: what is beyond it is in
+        flight (``runtime.reconcile.as_of``)."""
+        view = self.venue.view()
+        if delivered is None:
+            return view
+        return {**view, **as_of(View.from_dict(view), self.venue.reports, delivered).to_dict()}
 
     def health(self) -> dict[str, Any]:
         """The broker link's health (watchdogs, metrics): ``BrokerGateway.health``."""

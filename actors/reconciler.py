@@ -8,9 +8,11 @@ A thin async shell around :func:`runtime.reconcile.reconcile` and
 
 ``start(gateway, risk, feed, interval_s, act=...)`` runs on a timer over the three actors:
 
-* every ``interval_s`` it reconciles ``gateway.view()`` with ``risk.view()``; an inventory
-  drift found unchanged in ``watchdogs.inventory_desync.confirm_runs`` runs in a row trips the
-  ``inventory_desync`` watchdog;
+* every ``interval_s`` it reads ``feed.reports_delivered()`` (how many of the gateway's
+  reports risk was handed), then ``risk.view()``, then ``gateway.view(delivered)`` (the
+  gateway's view as of that watermark: fills beyond it are in flight, not drift, but for those
+  risk holds already, ``runtime.reconcile.landed``) and reconciles the two; an inventory drift found unchanged in ``watchdogs.inventory_desync.confirm_runs``
+  runs in a row trips the ``inventory_desync`` watchdog;
 * every ``watch_every_s`` it samples ``gateway.health()`` and ``feed.market_health()`` and runs
   the other watchdogs (``runtime/watchdog.py``: market-data silence while the calendar says the
   market is open, a stale order stream, an unknown-order storm, low free disk where the session
@@ -39,7 +41,7 @@ from ray.exceptions import RayActorError, RayError
 
 from actors.base import actor
 from runtime.instruments import Instrument
-from runtime.reconcile import ReconcileThresholds, Report, View, reconcile
+from runtime.reconcile import ReconcileThresholds, Report, View, landed, reconcile
 from runtime.watchdog import Health, Trip, WatchdogAction, WatchdogConfig, Watchdogs
 
 __all__ = ["ReconcilerActor"]
@@ -156,17 +158,20 @@ class ReconcilerActor:
     ) -> None:
         while True:
             try:
-                gateway_view, risk_view = await asyncio.gather(
-                    gateway.view.remote(), risk.view.remote()
-                )
+                # in this order (runtime/reconcile.py, "Fills in flight"): the watermark,
+                # then risk (it has at least that), then the gateway (at least what risk has)
+                delivered = await feed.reports_delivered.remote()
+                risk_view = _view(await risk.view.remote())
+                gateway_view = landed(_view(await gateway.view.remote(delivered)), risk_view)
             except RayActorError as exc:  # a side is restarting: try again next time
                 self._timer_errors += 1
                 log.info("reconciler %s: a side is unavailable: %s", self.session_id, exc)
             else:
-                self._compare(_view(gateway_view), _view(risk_view))
+                self._compare(gateway_view, risk_view)
                 last = self._last
                 if last is not None:
-                    trips = self.watchdogs.desync(last.drifts, self.thresholds)
+                    trips = self.watchdogs.desync(last.drifts, self.thresholds,
+                                                  unvalued=gateway_view.unvalued)
                     await self._carry_out(trips, gateway, feed, act)
             await asyncio.sleep(interval_s)
 

@@ -17,19 +17,31 @@ and recommends a trading state from :class:`ReconcileThresholds` (the most sever
 * an order open at one side only ⇒ ``orphan_order_state`` (default REDUCING);
 * no drift ⇒ ACTIVE.
 
+Fills in flight. The gateway holds its reports in one list, by index; the session has handed
+risk the first ``delivered`` of them (the feed's watermark). :func:`as_of` turns the gateway's
+view into its view *as of that watermark*: a fill the gateway knows beyond it (reported after it,
+or not reported yet) is *in flight*, so it leaves ``fills`` for ``in_flight`` and, when its
+report says how much it moved, leaves ``positions`` too (``unvalued``: those it could not take
+out). Read the watermark first, then risk's view, then the gateway's: then risk has at least
+what the watermark says, and the gateway at least what risk has. Risk may have more (the step
+that carried a report was on its way when the watermark was read, or a restarted feed resumed
+from an older saved count): :func:`landed` puts the fills in flight that risk already holds
+back. What remains one-sided is not explained by a report on its way (``runtime/watchdog.py``
+counts only that).
+
 Properties (tested): no drift ⇔ the views are equal (zero positions ignored); swapping the sides
 swaps ``gateway``/``risk`` in every drift and leaves the recommendation unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeAlias
 
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field
 
-from runtime.messages import TradingState
+from runtime.messages import Message, OrderFilled, TradingState
 from runtime.values import FIXED_SCALE, from_fixed
 
 __all__ = [
@@ -40,7 +52,9 @@ __all__ = [
     "ReconcileThresholds",
     "Report",
     "View",
+    "as_of",
     "describe",
+    "landed",
     "recommend",
     "reconcile",
 ]
@@ -55,6 +69,9 @@ class View(msgspec.Struct, frozen=True, kw_only=True):
     positions: dict[str, int] = msgspec.field(default_factory=dict)  # signed raw quantity
     open_orders: frozenset[str] = frozenset()
     fills: frozenset[str] = frozenset()
+    #: fills beyond the delivered watermark (:func:`as_of`): each with the instrument and the
+    #: signed quantity taken out of ``positions``, or None (unvalued: still in them)
+    in_flight: dict[str, tuple[str, int] | None] = msgspec.field(default_factory=dict)
 
     @classmethod
     def of(
@@ -72,7 +89,20 @@ class View(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> View:
         """From ``{"positions": {...}, "open_orders": [...], "fills": [...]}`` (an actor's view)."""
-        return cls.of(data.get("positions"), data.get("open_orders", ()), data.get("fills", ()))
+        view = cls.of(data.get("positions"), data.get("open_orders", ()), data.get("fills", ()))
+        in_flight = {str(k): None if v is None else (str(v[0]), int(v[1]))
+                     for k, v in dict(data.get("in_flight") or {}).items()}
+        return msgspec.structs.replace(view, in_flight=in_flight) if in_flight else view
+
+    def to_dict(self) -> dict[str, Any]:
+        """The dict form an actor answers (``from_dict`` reads it back)."""
+        return {"positions": dict(self.positions), "open_orders": sorted(self.open_orders),
+                "fills": sorted(self.fills), "in_flight": dict(sorted(self.in_flight.items()))}
+
+    @property
+    def unvalued(self) -> int:
+        """Fills in flight whose quantity is still in ``positions``."""
+        return sum(v is None for v in self.in_flight.values())
 
     def position(self, instrument_id: str) -> int:
         return self.positions.get(instrument_id, 0)
@@ -188,6 +218,44 @@ def recommend(
         return TradingState.ACTIVE, ()
     ranked = sorted(fired.items(), key=lambda item: (-_SEVERITY[item[1]], item[0]))
     return ranked[0][1], tuple(f"{reason} ⇒ {state}" for reason, state in ranked)
+
+
+def as_of(view: View, reports: Sequence[Message], delivered: int) -> View:
+    """The gateway's ``view`` as of the watermark: the first ``delivered`` of its ``reports``
+    reached risk; every other fill it knows is in flight (module docstring)."""
+    handed = {r.fill_id for r in reports[:delivered] if isinstance(r, OrderFilled)}
+    late = {r.fill_id: r for r in reports[delivered:] if isinstance(r, OrderFilled)}
+    flying = view.fills - handed
+    if not flying:
+        return view
+    in_flight: dict[str, tuple[str, int] | None] = {}
+    for fill_id in sorted(flying):
+        fill = late.get(fill_id)
+        in_flight[fill_id] = None if fill is None else (fill.instrument_id, fill.position_change)
+    return _moved(view, fills=view.fills - flying, in_flight=in_flight, sign=-1)
+
+
+def landed(gateway: View, risk: View) -> View:
+    """The gateway's view as of the watermark with the fills in flight that ``risk`` holds
+    already put back: the watermark lags what risk has (module docstring)."""
+    arrived = {k: v for k, v in gateway.in_flight.items() if k in risk.fills}
+    if not arrived:
+        return gateway
+    still = {k: v for k, v in gateway.in_flight.items() if k not in arrived}
+    return _moved(msgspec.structs.replace(gateway, in_flight=arrived),
+                  fills=gateway.fills | arrived.keys(), in_flight=still, sign=1)
+
+
+def _moved(view: View, *, fills: frozenset[str], in_flight: dict[str, tuple[str, int] | None],
+           sign: int) -> View:
+    """``view`` with ``fills`` and ``in_flight``, its positions moved by ``sign`` times the
+    valued fills of ``in_flight`` (-1: taken out) or of its own (+1: put back)."""
+    positions = dict(view.positions)
+    for moved in (in_flight if sign < 0 else view.in_flight).values():
+        if moved is not None:
+            positions[moved[0]] = positions.get(moved[0], 0) + sign * moved[1]
+    return View(positions={k: v for k, v in positions.items() if v},
+                open_orders=view.open_orders, fills=fills, in_flight=in_flight)
 
 
 def reconcile(gateway: View, risk: View, *, thresholds: ReconcileThresholds) -> Report:

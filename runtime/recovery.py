@@ -25,6 +25,10 @@ replays the tail: each marker re-reads the market data up to it from the feed's 
 and applies it; the other records are applied as they are. So a restore costs one snapshot
 and about ``snapshot_every`` inputs, however long the component ran.
 
+Each snapshot carries the version of its owner's state (``runtime.snapshots``): a restore
+that finds another version, or a snapshot that does not load, rebuilds an owner whose state is
+the feed's log's alone (a book) from the feed's index 0, and refuses any other owner with a
+:class:`DataError` naming its journal and both versions.
 
 A feed log that is missing, corrupt, shorter than a marker, or holds another message where a
 marker expects one is a :class:`~runtime.errors.DataError`: nothing is ever silently skipped.
@@ -40,7 +44,6 @@ from __future__ import annotations
 
 import pickle
 import struct
-import zlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Final, Protocol
 
@@ -61,6 +64,7 @@ from runtime.messages import (
     QuoteTick,
     TradeTick,
 )
+from runtime.snapshots import HEADER_SIZE, SNAPSHOT_VERSION, load_state, pack, read_header
 
 __all__ = ["DROP", "MARK", "FeedJournal", "FeedLog", "JournaledKernel", "check_snapshot",
            "snapshot_position"]
@@ -90,7 +94,8 @@ class FeedJournal:
     before it answers, and :meth:`snapshot` when :meth:`due`."""
 
     def __init__(self, journal: Journal, *, snapshot_every: int, position: int = 0,
-                 last: tuple[int, int] = (0, 0), since: int = 0) -> None:
+                 last: tuple[int, int] = (0, 0), since: int = 0,
+                 version: int = SNAPSHOT_VERSION) -> None:
         if snapshot_every < 1:
             raise ConfigError(f"snapshot_every must be >= 1, got {snapshot_every}",
                               field="snapshot_every")
@@ -100,6 +105,7 @@ class FeedJournal:
         self._marked = position  # the position the journal (or the snapshot) holds
         self._last = last  # ts_event and seq of the message before ``position``
         self._since = since  # inputs since the latest snapshot
+        self.version = version  # the owner's state version its snapshots are written as
 
     def market(self, msg: MarketData | AuxData) -> None:
         """``msg`` (the feed's message at :attr:`position`) is being applied."""
@@ -150,10 +156,8 @@ class FeedJournal:
         """``state`` as of now (every input so far and :attr:`position`); the journal
         entries it covers are deleted."""
         upto = self.journal.last_seq
-        header = _POSITION.pack(self.position, *self._last)
-        # zlib's fastest level: a third of a pickle's bytes (windows of floats, order
-        # records) for ~8 ms a megabyte
-        self.journal.snapshot(header + zlib.compress(state, 1), upto_seq=upto)
+        self.journal.snapshot(pack(state, version=self.version, position=self.position,
+                                   last=self._last), upto_seq=upto)
         self.journal.compact(upto)
         self._marked = self.position
         self._since = 0
@@ -173,17 +177,33 @@ class FeedJournal:
         load: Callable[[bytes], None],
         market: Callable[[int, Sequence[MarketData]], None],
         record: Callable[[JournalRecord], None],
+        version: int = SNAPSHOT_VERSION,
+        rebuild: Callable[[str], None] | None = None,
     ) -> FeedJournal:
         """The owner's state brought back: ``load(state)`` with the latest snapshot (if any),
         then, in journal order, ``market(start_index, msgs)`` with the market data re-read
-        from ``feed`` up to each marker and ``record(r)`` with every other record."""
+        from ``feed`` up to each marker and ``record(r)`` with every other record.
+
+        ``version``: the owner's state version (its snapshots are written as it). A snapshot
+        of another version, or one that does not load, is a :class:`DataError`; with
+        ``rebuild`` (an owner whose state is the feed's log's alone) ``rebuild(why)`` is
+        called instead and the state is rebuilt with ``market`` from the feed's index 0
+        (module docstring, "Snapshot versions")."""
         snapshot, _, tail = journal.restore()
         position, last, since = 0, (0, 0), 0
         dropped: list[int] = []  # skipped indices the next marker covers
         if snapshot is not None:
-            position, ts, seq = _POSITION.unpack_from(snapshot)
-            last = (ts, seq)
-            load(zlib.decompress(snapshot[_POSITION.size:]))
+            found, position, last, at = read_header(snapshot)
+            why, cause = load_state(snapshot[at:], found=found, expected=version, load=load,
+                                    rebuildable=rebuild is not None)
+            if why is not None:
+                if rebuild is None:
+                    raise DataError(why, source=str(journal.path)) from cause
+                rebuild(why)
+                msgs = _read(feed, journal, 0, position, last)
+                if msgs:
+                    market(0, msgs)
+                since = len(msgs)  # a snapshot of this version is due at the next commit
         for _, entry in tail:
             since += 1
             if isinstance(entry, Blob) and entry.kind == MARK:
@@ -201,7 +221,8 @@ class FeedJournal:
             raise InvariantError(f"{journal.path}: skipped feed indices {dropped[:5]} with no "
                                  "marker after them")
         return cls(journal, snapshot_every=snapshot_every, position=position, last=last,
-                   since=since)
+                   since=since, version=version)
+
 
 
 def snapshot_position(reader: JournalReader) -> int:
@@ -209,14 +230,14 @@ def snapshot_position(reader: JournalReader) -> int:
     one). Everything of the feed's log from there on is what a restore re-reads (besides the
     data after the owner's journal, which the feed steps to it again); retention of the feed's
     log keeps it (``actors.retention``)."""
-    head = reader.snapshot_head(_POSITION.size)
+    head = reader.snapshot_head(HEADER_SIZE)
     if head is None:
         return 0
-    if len(head[1]) < _POSITION.size:
+    try:
+        return read_header(head[1])[1]
+    except struct.error:
         raise DataError("a snapshot without a feed position: not an owner of the feed's log",
-                        source=str(reader.path))
-    position: int = _POSITION.unpack(head[1])[0]
-    return position
+                        source=str(reader.path)) from None
 
 
 def _taken(market: Callable[[int, Sequence[MarketData]], None], journal: Journal, start: int,

@@ -23,12 +23,16 @@ The watchdogs (each off when its block is absent; YAML ``watchdogs:`` in the pap
   takes ``action`` (``halt`` by default) before a journal write fails; clears above it.
 * ``inventory_desync`` — from the reconciler's drifts (``runtime/reconcile.py``) about what is
   held: a fill known to one side only, or a position apart by more than
-  ``halt_position_drift_lots`` (what the reconciler calls HALTED). Only a drift found unchanged
-  in ``confirm_runs`` consecutive reconciliations counts (a fill in flight between the broker and
-  risk, seen once, is not a desync): the same fill, or a position apart by the same amount (both
-  sides may trade on meanwhile) in runs with no fill on one side only (a fill in flight explains
-  a position drift). Orders open at one side only and smaller position drifts stay drift events
-  (an adapter restarting or reconciling shows them for a while); they are not inventory.
+  ``halt_position_drift_lots`` (what the reconciler calls HALTED). The gateway's view is taken
+  *as of the reports risk was handed* (``runtime.reconcile.as_of``): a fill the gateway reported
+  beyond that watermark, or not yet, is in flight, not a drift, however long a restarting actor
+  keeps it on its way; its quantity comes out of the gateway's positions. What is left must
+  also be found unchanged in ``confirm_runs`` consecutive reconciliations (the two views are
+  read one after the other, not at one instant): the same fill, or a position apart by the same
+  amount (both sides may trade on meanwhile) in runs with no fill on one side only and no fill
+  in flight whose quantity is unknown (either explains a position drift). Orders open at one
+  side only and smaller position drifts stay drift events (an adapter restarting or reconciling
+  shows them for a while); they are not inventory.
 """
 
 from __future__ import annotations
@@ -179,12 +183,15 @@ class Watchdogs:
         return self._fire("disk_low", free_mb < rule.min_free_mb,
                           Trip("disk_low", rule.action, reason))
 
-    def desync(self, drifts: Sequence[Drift], thresholds: ReconcileThresholds) -> list[Trip]:
-        """One reconciliation's drifts: inventory drifts seen unchanged in ``confirm_runs``
-        runs in a row that call for HALTED take the rule's action (module docstring)."""
+    def desync(self, drifts: Sequence[Drift], thresholds: ReconcileThresholds, *,
+               unvalued: int = 0) -> list[Trip]:
+        """One reconciliation's drifts (the gateway's view as of the delivered watermark):
+        inventory drifts seen unchanged in ``confirm_runs`` runs in a row that call for HALTED
+        take the rule's action (module docstring). ``unvalued``: fills in flight whose
+        quantity the gateway's positions still hold."""
         rule = self.config.inventory_desync
         held: list[Drift] = [d for d in drifts if not isinstance(d, OrderDrift)]
-        if any(isinstance(d, FillDrift) for d in held):  # fills in flight explain positions
+        if unvalued or any(isinstance(d, FillDrift) for d in held):  # they explain positions
             held = [d for d in held if not isinstance(d, PositionDrift)]
         streaks = {_drift_key(d): self._streaks.get(_drift_key(d), 0) + 1 for d in held}
         self._streaks = streaks

@@ -142,6 +142,9 @@ def test_sigkill_each_actor_restores_its_state_and_loses_nothing(data_dir: Path,
 
     status = _until(accounted)
     assert status["restarts"] == len(kinds) and not status["escalated"], status["events"]
+    # fills on their way while an actor restarted are no inventory desync
+    trips = ray.get(session.children["reconciler"].trips.remote())
+    assert [t for t in trips if t["watchdog"] == "inventory_desync"] == [], trips
     result = session.stop()
     _assert_consistent(session, result)
     _check_parity(path, result)

@@ -29,12 +29,24 @@ class FakeSide:
         self._market: dict[str, Any] | None = None
         self.actions: list[tuple[str, dict[str, Any]]] = []
         self.broken = False
+        self.delivered = 0
+        self.asked_as_of: list[int | None] = []  # the watermarks the gateway's view was asked at
 
     def break_it(self, broken: bool) -> None:
         self.broken = broken
 
-    def view(self) -> dict[str, Any]:
+    def view(self, delivered: int | None = None) -> dict[str, Any]:
+        self.asked_as_of.append(delivered)
         return self._view
+
+    def reports_delivered(self) -> int:
+        return self.delivered
+
+    def set_delivered(self, delivered: int) -> None:
+        self.delivered = delivered
+
+    def watermarks(self) -> list[int | None]:
+        return self.asked_as_of
 
     def set_view(self, view: dict[str, Any]) -> None:
         self._view = view
@@ -114,6 +126,25 @@ def test_a_confirmed_desync_halts_and_cancels_resting_orders_through_the_feed(
     status = ray_local.get(actor.status.remote())
     assert status["state"] == "active" and status["watchdogs"]["inventory_desync"] == "ok"
     assert len(ray_local.get(feed.taken.remote())) == 1  # once per episode
+    ray_local.get(actor.stop.remote())
+    for handle in (actor, gateway, risk, feed):
+        ray_local.kill(handle)
+
+
+def test_fills_in_flight_beyond_the_watermark_never_halt(ray_local: Any) -> None:
+    """The gateway's view is asked as of the feed's delivered watermark; the fills it holds
+    beyond it (``in_flight``, as ``GatewayActor.view(delivered)`` answers) are no drift, and
+    their unknown quantities excuse the position."""
+    risk_view = {"positions": {"SIM-A": 1 * 10**9}, "open_orders": ["o1"], "fills": ["f1"]}
+    gateway = FakeSide.remote({**GATEWAY, "fills": ["f1"], "in_flight": {"f2": None}})
+    risk = FakeSide.remote(risk_view)
+    feed = FakeSide.remote({})
+    ray_local.get(feed.set_delivered.remote(7))
+    actor = ReconcilerActor.remote("S1", {})
+    ray_local.get(actor.start.remote(gateway, risk, feed, 0.05, act=True))
+    _wait_for(lambda: ray_local.get(actor.status.remote())["runs"] >= 5, "five runs")
+    assert ray_local.get(actor.trips.remote()) == [] and ray_local.get(feed.taken.remote()) == []
+    assert set(ray_local.get(gateway.watermarks.remote())) == {7}
     ray_local.get(actor.stop.remote())
     for handle in (actor, gateway, risk, feed):
         ray_local.kill(handle)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runtime.messages import TradingState
+from runtime.messages import Liquidity, OrderFilled, OrderSide, TradingState
 from runtime.reconcile import (
     FillDrift,
     OrderDrift,
     PositionDrift,
     ReconcileThresholds,
     View,
+    as_of,
+    landed,
     reconcile,
 )
 from runtime.values import fixed
@@ -125,3 +127,41 @@ def test_lot_sizes_per_instrument_and_zero_positions_are_no_positions() -> None:
     assert reconcile(View.of({"A": 0}), View.of(), thresholds=t).clean
     assert View.from_dict({"positions": {"A": 0, "B": 5}, "open_orders": ["o"]}) == View.of(
         {"B": 5}, ["o"])
+
+
+def _fill(fill_id: str, qty: int) -> OrderFilled:
+    return OrderFilled(seq=1, ts_event=1, ts_init=1, client_order_id="o", strategy_id="s",
+                       instrument_id="SIM-A", venue_order_id="v", fill_id=fill_id,
+                       side=OrderSide.BUY if qty > 0 else OrderSide.SELL, last_qty=abs(qty),
+                       last_price=1, cum_qty=abs(qty), leaves_qty=0, fee=0, currency="USD",
+                       liquidity=Liquidity.TAKER)
+
+
+def test_as_of_takes_fills_beyond_the_watermark_out_of_fills_and_positions() -> None:
+    reports = [_fill("f1", 5), _fill("f2", 3), _fill("f3", -2)]
+    gateway = View.of({"SIM-A": 6 + 4}, (), ["f1", "f2", "f3", "f4"])  # f4: not reported yet
+    view = as_of(gateway, reports, 1)
+    assert view.fills == {"f1"} and view.in_flight == {
+        "f2": ("SIM-A", 3), "f3": ("SIM-A", -2), "f4": None}
+    assert view.positions == {"SIM-A": 10 - 3 + 2} and view.unvalued == 1
+    assert View.from_dict(view.to_dict()) == view
+    assert as_of(gateway, reports, 3).in_flight == {"f4": None}
+    whole = View.of({"SIM-A": 6}, (), ["f1", "f2", "f3"])
+    assert as_of(whole, reports, 3) == whole  # nothing in flight: the view itself
+    risk = View.of({"SIM-A": 5}, (), ["f1"])
+    assert reconcile(as_of(gateway, reports, 1), risk, thresholds=ReconcileThresholds()).drifts \
+        == (PositionDrift(instrument_id="SIM-A", gateway=9, risk=5, lots=1),)
+
+
+def test_fills_in_flight_that_risk_holds_already_landed() -> None:
+    """The watermark was read before risk's view: risk may hold fills beyond it. Those go
+    back into the gateway's fills and positions; the others stay in flight."""
+    reports = [_fill("f1", 5), _fill("f2", 3), _fill("f3", -2)]
+    gateway = as_of(View.of({"SIM-A": 6 + 4}, (), ["f1", "f2", "f3", "f4"]), reports, 1)
+    risk = View.of({"SIM-A": 8}, (), ["f1", "f2"])
+    view = landed(gateway, risk)
+    assert view.fills == {"f1", "f2"} and view.in_flight == {"f3": ("SIM-A", -2), "f4": None}
+    assert view.positions == {"SIM-A": 12} and view.unvalued == 1
+    assert landed(gateway, View.of({"SIM-A": 5}, (), ["f1"])) == gateway
+    everything = View.of({"SIM-A": 10}, (), ["f1", "f2", "f3", "f4"])
+    assert landed(as_of(everything, reports, 3), everything) == everything

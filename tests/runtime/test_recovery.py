@@ -11,10 +11,18 @@ import msgspec
 import pytest
 
 from runtime.errors import ConfigError, DataError, InvariantError
-from runtime.journal import Blob, Journal
+from runtime.journal import Blob, Journal, JournalReader
 from runtime.kernel import Kernel
 from runtime.messages import Bar, MarketData, OrderAccepted, OrderSide, SubmitOrder
-from runtime.recovery import DROP, MARK, FeedJournal, JournaledKernel, check_snapshot
+from runtime.recovery import (
+    DROP,
+    MARK,
+    FeedJournal,
+    JournaledKernel,
+    check_snapshot,
+    snapshot_position,
+)
+from runtime.snapshots import SNAPSHOT_VERSION
 from runtime.strategy import Strategy
 from runtime.values import fixed
 from tests.runtime.test_kernel import REG, Flipper, bar, fill_for
@@ -288,3 +296,88 @@ def test_skipped_indices_the_journal_cannot_place_are_refused(
             fj.flush()
     with pytest.raises(InvariantError, match=error):
         _replayed(tmp_path / "k.journal")
+
+
+# --- snapshot versions --------------------------------------------------------------------
+
+_OLD_HEADER = struct.Struct(">qqq")  # an unversioned snapshot: its position, ts_event, seq
+
+
+class Gone:
+    """Pickles as a module that no longer exists: a snapshot written by older code."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        import importlib
+
+        return (importlib.import_module, ("runtime.kernel_of_older_code",))
+
+
+def rewrite_snapshot(path: Path, *, version: int | None, state: object = None) -> None:
+    """Put back the latest snapshot of the journal at ``path`` as another writer would have:
+    with ``version`` (None: unversioned, as before versions) and ``state`` pickled (None: the
+    state it holds)."""
+    import pickle
+    import zlib
+
+    with Journal(path) as journal:
+        snapshot, upto, _ = journal.restore()
+        assert snapshot is not None
+        if snapshot[:3] == b"\xffTW":
+            _, _, position, ts, seq = struct.unpack_from(">3sIqqq", snapshot)
+            body = snapshot[struct.calcsize(">3sIqqq"):]
+        else:  # unversioned already
+            position, ts, seq = _OLD_HEADER.unpack_from(snapshot)
+            body = snapshot[_OLD_HEADER.size:]
+        if state is not None:
+            body = zlib.compress(pickle.dumps(state))
+        head = (_OLD_HEADER.pack(position, ts, seq) if version is None
+                else struct.pack(">3sIqqq", b"\xffTW", version, position, ts, seq))
+        journal.snapshot(head + body, upto_seq=upto)
+
+
+def _position(path: Path) -> int:
+    reader = JournalReader(path)
+    try:
+        return snapshot_position(reader)
+    finally:
+        reader.close()
+
+
+def _snapshotted(path: Path) -> str:
+    with Journal(path, batch_size=5) as journal:
+        jk = new(journal, snapshot_every=25)
+        jk.start(0)
+        drive(jk, range(1, 120))
+        return jk.kernel.state_hash()
+
+
+def test_a_snapshot_of_another_version_is_refused_naming_the_journal_and_both_versions(
+        tmp_path: Path) -> None:
+    path = tmp_path / "risk.journal"
+    _snapshotted(path)
+    rewrite_snapshot(path, version=SNAPSHOT_VERSION + 1)
+    with Journal(path) as journal, pytest.raises(DataError) as caught:
+        JournaledKernel.restore(factory, journal, ListFeed(FEED), snapshot_every=25)
+    assert str(caught.value) == (f"{path}: its snapshot has version {SNAPSHOT_VERSION + 1}; "
+                                 f"this code reads version {SNAPSHOT_VERSION}")
+
+
+def test_an_unversioned_snapshot_is_recognised_loaded_when_it_can_be_refused_when_not(
+        tmp_path: Path) -> None:
+    path = tmp_path / "risk.journal"
+    expected = _snapshotted(path)
+    positions = [_position(path)]
+    rewrite_snapshot(path, version=None)  # as written before versions, by code like this
+    positions.append(_position(path))  # the old header's position, as retention reads it
+    assert positions[0] == positions[1] > 0
+    with Journal(path) as journal:
+        restored = JournaledKernel.restore(factory, journal, ListFeed(FEED), snapshot_every=25)
+        assert restored.kernel.state_hash() == expected
+    rewrite_snapshot(path, version=None, state=Gone())  # ... by code whose classes are gone
+    with Journal(path) as journal, pytest.raises(DataError) as caught:
+        JournaledKernel.restore(factory, journal, ListFeed(FEED), snapshot_every=25)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: its snapshot (no version (written before snapshots "
+                              f"carried one); this code reads version {SNAPSHOT_VERSION}) "
+                              "does not load with this code: ModuleNotFoundError")
+    assert "Traceback" not in message and isinstance(caught.value.__cause__, ImportError)

@@ -114,6 +114,15 @@ def test_fills_in_flight_never_confirm_a_desync() -> None:
         assert w.desync(drifts, thresholds) == []
 
 
+def test_a_fill_in_flight_of_unknown_size_excuses_a_position_drift_only_while_it_flies() -> None:
+    w = Watchdogs(WatchdogConfig(), [AAPL])
+    thresholds = ReconcileThresholds()
+    drift = PositionDrift(instrument_id="AAPL", gateway=5 * Q, risk=3 * Q, lots=2)
+    assert [w.desync([drift], thresholds, unvalued=1) for _ in range(5)] == [[]] * 5
+    assert w.desync([drift], thresholds) == []  # landed: the first run of its own
+    assert [t.watchdog for t in w.desync([drift], thresholds)] == ["inventory_desync"]
+
+
 def test_a_position_apart_by_the_same_amount_while_both_trade_is_a_desync() -> None:
     w = Watchdogs(WatchdogConfig(inventory_desync={"action": "halt", "confirm_runs": 3}), [AAPL])
     thresholds = ReconcileThresholds(halt_position_drift_lots=0)

@@ -94,9 +94,11 @@ def _run_with_kill(path: Path, session_id: str) -> tuple[Any, dict[str, Any], in
     killed = _kill_worker(gateway)
     assert session.wait(600), "the session did not finish"
     views = ray.get([gateway.view.remote(), session.risk.view.remote(),
-                     gateway.pid.remote()])
+                     gateway.pid.remote(), session.children["reconciler"].trips.remote()])
     result = session.stop()
-    result["gateway_view"], result["risk_view"], pid = views
+    result["gateway_view"], result["risk_view"], pid, trips = views
+    # the fills on their way while the gateway restarted are no desync (the watchdog acts)
+    assert [t for t in trips if t["watchdog"] == "inventory_desync"] == [], trips
     result["gateway_restarted"] = pid != killed
     return session, result, before
 
