@@ -6,6 +6,7 @@
     ├── ConfigError        bad configuration, raised at load time with the file and field
     ├── DataError          bad or missing market data, with the row or message that was wrong
     ├── StoreError         the store cannot be opened or used (locked, unreachable, bad DSN)
+    ├── JournalWriteError  a journal cannot be written (disk full, I/O error): names the file
     ├── InvariantError     a bug: crash and let the supervisor restart
     ├── OperatorError      an operator's command refused as given (before it is journaled)
     ├── VenueError         raised by broker adapters only
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "InvariantError",
+    "JournalWriteError",
     "OperatorError",
     "RestartLimitExceeded",
     "StoreError",
@@ -65,6 +67,17 @@ class DataError(TradewindError):
 
 class StoreError(TradewindError):
     """The store cannot be opened or used."""
+
+
+class JournalWriteError(TradewindError):
+    """A journal could not be written (the disk is full, an I/O error). The message names the
+    file, what was not written and up to which seq the file is intact; the records not written
+    were dropped (the file holds exactly its committed prefix), so nothing they describe may
+    happen (an order whose submit failed to journal is never sent)."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
 
 
 class InvariantError(TradewindError):
