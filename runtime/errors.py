@@ -6,7 +6,8 @@
     ├── ConfigError        bad configuration, raised at load time with the file and field
     ├── DataError          bad or missing market data, with the row or message that was wrong
     ├── StoreError         the store cannot be opened or used (locked, unreachable, bad DSN)
-    ├── JournalWriteError  a journal cannot be written (disk full, I/O error): names the file
+    ├── DiskWriteError     a journal or the session log cannot be written (disk full):
+    │                      names the file and what was not written
     ├── InvariantError     a bug: crash and let the supervisor restart
     ├── OperatorError      an operator's command refused as given (before it is journaled)
     ├── VenueError         raised by broker adapters only
@@ -26,8 +27,8 @@ __all__ = [
     "ChildStartError",
     "ConfigError",
     "DataError",
+    "DiskWriteError",
     "InvariantError",
-    "JournalWriteError",
     "OperatorError",
     "RestartLimitExceeded",
     "StoreError",
@@ -69,11 +70,12 @@ class StoreError(TradewindError):
     """The store cannot be opened or used."""
 
 
-class JournalWriteError(TradewindError):
-    """A journal could not be written (the disk is full, an I/O error). The message names the
-    file, what was not written and up to which seq the file is intact; the records not written
-    were dropped (the file holds exactly its committed prefix), so nothing they describe may
-    happen (an order whose submit failed to journal is never sent)."""
+class DiskWriteError(TradewindError):
+    """A journal or the session log could not be written (the disk is full, an I/O error).
+    The message names the file and what was not written; for a journal, up to which seq the
+    file is intact: the records not written were dropped (the file holds exactly its committed
+    prefix), so nothing they describe may happen (an order whose submit failed to journal is
+    never sent)."""
 
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(f"{path}: {message}")

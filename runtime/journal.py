@@ -17,7 +17,7 @@ Guarantees (stdlib ``sqlite3``, WAL mode, one writer per file):
   (``flush(durable=True)`` or ``append(..., durable=True)``) fsyncs in either mode.
 * A snapshot is written in the same transaction as the batch it covers.
 * A write that fails (the disk is full, an I/O error) raises
-  :class:`~runtime.errors.JournalWriteError` naming the file, what was not written and the last
+  :class:`~runtime.errors.DiskWriteError` naming the file, what was not written and the last
   seq that is; the failed batch is dropped, so the file keeps exactly its committed prefix and
   the caller knows that what the batch described must not happen.
 
@@ -48,7 +48,7 @@ from typing import Final, Literal, TypeAlias
 
 import msgspec
 
-from runtime.errors import ConfigError, InvariantError, JournalWriteError
+from runtime.errors import ConfigError, DiskWriteError, InvariantError
 from runtime.messages import (
     AuxData,
     Command,
@@ -357,7 +357,7 @@ class Journal:
             self._committed_seq = self._pending[-1][0]
             self._pending.clear()
 
-    def _not_written(self, exc: BaseException, *, snapshot: bool) -> JournalWriteError:
+    def _not_written(self, exc: BaseException, *, snapshot: bool) -> DiskWriteError:
         """The failed batch is dropped (the file holds its committed prefix, seqs stay
         gap-free); the error names what was not written."""
         rows, self._pending = self._pending, []
@@ -368,7 +368,7 @@ class Journal:
             what[0] += f" (first: {first[2]}" + (f" {first[7]}" if first[7] else "") + ")"
         if snapshot:
             what.append("a snapshot")
-        return JournalWriteError(
+        return DiskWriteError(
             f"cannot write the journal ({_reason(exc)}): {' and '.join(what) or 'a commit'} "
             f"not written; the file is intact up to seq {self._committed_seq}",
             path=str(self.path))
@@ -391,7 +391,7 @@ class Journal:
         try:
             os.fsync(fd)
         except OSError as exc:
-            raise JournalWriteError(
+            raise DiskWriteError(
                 f"cannot sync the journal ({_reason(exc)}): entries up to seq "
                 f"{self._committed_seq} are committed but may not be durable",
                 path=str(self.path)) from exc

@@ -24,8 +24,9 @@ What survives a SIGKILL of the gateway's process, and how (``<journal_dir>/<sess
   journal above names them and every report of theirs is behind the driver's cursor as it was
   :attr:`~BrokerGateway.cursor_settle_s` ago — and so do the reports behind that cursor.
 
-A journal that cannot be written (:class:`~runtime.errors.JournalWriteError`: the disk is
-full) stops the gateway's sending for good: the commands of the step are not handed to the
+A journal that cannot be written (:class:`~runtime.errors.DiskWriteError`: the disk is
+full), or the session log in this process (:func:`actors.logs.write_failure`), stops the
+gateway's sending for good: the commands of the step are not handed to the
 adapter, the error (naming the file and what was not written) is raised to the step, so the
 session's feed stops with it, and every later send raises it again; what both journals held
 before is untouched, and a restart (space freed) reconciles as after a crash.
@@ -48,8 +49,9 @@ from typing import Any, cast
 import msgspec
 
 from actors.journals import open_journal
+from actors.logs import write_failure
 from actors.venues.send_log import SendLog, amend_key
-from runtime.errors import InvariantError, JournalWriteError
+from runtime.errors import DiskWriteError, InvariantError
 from runtime.messages import (
     CancelOrder,
     MarketData,
@@ -119,7 +121,7 @@ class BrokerGateway:
         self.journal = open_journal(folder / "gateway.journal")
         self.send_log = SendLog(open_journal(folder / f"broker.{kind}.journal"),
                                 clock_ns=clock_ns)
-        self.failure: JournalWriteError | None = None  # a journal write failed: sending stops
+        self.failure: DiskWriteError | None = None  # a journal write failed: sending stops
         snapshot, _, tail = self.journal.restore()
         received = _commands(snapshot) + [cast(Message, record) for _, record in tail]
         self.commands = received  # received, in order, since the snapshot's oldest kept
@@ -173,7 +175,7 @@ class BrokerGateway:
 
     def send(self, cmds: Sequence[Message], *, lockstep: bool = False) -> int:
         """Journal (fsync) then hand to the broker; a command received before is dropped. A
-        journal that cannot be written raises :class:`JournalWriteError`, now and for every
+        journal that cannot be written raises :class:`DiskWriteError`, now and for every
         later call: nothing is handed to the broker after it."""
         self._check_writable()
         fresh = [c for c in cmds if command_key(c) not in self.received]
@@ -183,7 +185,7 @@ class BrokerGateway:
             for cmd in fresh:
                 self.journal.append(cmd)  # type: ignore[arg-type]
             self.journal.flush(durable=True)
-        except JournalWriteError as exc:
+        except DiskWriteError as exc:
             self._failed(exc)
             raise
         self.received.update(command_key(c) for c in fresh)
@@ -191,19 +193,21 @@ class BrokerGateway:
         self._since += len(fresh)
         try:
             self.link.call(self._hand, fresh)
-        except JournalWriteError as exc:  # the adapter's send log refused: nothing went out
+        except DiskWriteError as exc:  # the adapter's send log refused: nothing went out
             self._failed(exc)
             raise
         self._check_writable()  # refused on the adapter's own thread (its sender)
         return len(fresh)
 
     def _check_writable(self) -> None:
-        if self.failure is None and self.send_log.failure is not None:
-            self._failed(self.send_log.failure)
+        if self.failure is None:
+            failure = self.send_log.failure or write_failure()
+            if failure is not None:
+                self._failed(failure)
         if self.failure is not None:
             raise self.failure
 
-    def _failed(self, exc: JournalWriteError) -> None:
+    def _failed(self, exc: DiskWriteError) -> None:
         if self.failure is None:
             self.failure = exc
             log.critical("the %s gateway stops sending: %s", self.kind, exc)
@@ -301,7 +305,7 @@ class BrokerGateway:
                 self.compact()
             if self.send_log.compaction_due and self.send_log.failure is None:
                 self.compact_send_log()
-        except JournalWriteError as exc:
+        except DiskWriteError as exc:
             self._failed(exc)
             raise
 

@@ -18,7 +18,7 @@ its fills' position change (folded into :attr:`SendLog.baseline`), its fill ids
 (:attr:`SendLog.retired_fills`, what the reconciler compares with risk's) and one count
 (:attr:`SendLog.submits`). Reports behind the cursor leave a count (:attr:`reports_base`).
 
-A journal write that fails (:class:`~runtime.errors.JournalWriteError`: the disk is full) is
+A journal write that fails (:class:`~runtime.errors.DiskWriteError`: the disk is full) is
 kept in :attr:`SendLog.failure` and raised again by every later write: no order goes out after
 it (:meth:`before_send` refuses before the broker call), and no report is handed out that the
 journal does not hold; what was journaled before is untouched.
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
-from runtime.errors import InvariantError, JournalWriteError
+from runtime.errors import DiskWriteError, InvariantError
 from runtime.journal import Blob, Journal, JournalRecord
 from runtime.messages import (
     CancelOrder,
@@ -147,7 +147,7 @@ class SendLog:
         # reconciliation, before any fill of ours (None until taken: a fresh journal), plus the
         # fills of retired orders; journaled, so a restart keeps the starting point
         self.baseline: dict[str, int] | None = None
-        self.failure: JournalWriteError | None = None  # a write failed: nothing more goes out
+        self.failure: DiskWriteError | None = None  # a write failed: nothing more goes out
         self._since = 0  # entries journaled since the latest snapshot
         self._held = 0  # records the latest snapshot holds
         self._restore()
@@ -208,7 +208,7 @@ class SendLog:
             raise self.failure
         try:
             self.journal.append(record, durable=True)
-        except JournalWriteError as exc:
+        except DiskWriteError as exc:
             self.failure = exc
             log.critical("the send log cannot be written: no order goes out any more: %s", exc)
             raise
@@ -231,7 +231,7 @@ class SendLog:
     def before_send(self, command: Command) -> bool:
         """Append ``command`` durably; ``False`` when a submit with this id was journaled before
         (it must not be sent again: reconcile instead). A failed write raises
-        (:class:`JournalWriteError`): the command must not be sent."""
+        (:class:`DiskWriteError`): the command must not be sent."""
         if isinstance(command, SubmitOrder):
             if command.client_order_id in self.orders:
                 return False
@@ -360,7 +360,7 @@ class SendLog:
         try:
             self.journal.snapshot(msgspec.msgpack.encode(snap), upto_seq=upto)
             self.journal.compact(upto)
-        except JournalWriteError as exc:
+        except DiskWriteError as exc:
             self.failure = exc
             log.critical("the send log cannot be written: no order goes out any more: %s", exc)
             raise
