@@ -160,6 +160,7 @@ class Journal:
         self._committed_seq = _last_seq(self._connection())
         self._next_seq = self._committed_seq + 1
         self._committed_bytes = 0  # payload bytes committed by this object (snapshots too)
+        self._commits = 0  # transactions committed by this object
 
     # --- properties ----------------------------------------------------------------------------
 
@@ -178,6 +179,12 @@ class Journal:
         """Payload bytes (entries and snapshots) this object has committed since it opened:
         about what its commits wrote to the WAL."""
         return self._committed_bytes
+
+    @property
+    def commits(self) -> int:
+        """Transactions this object has committed since it opened: each writes at least a page
+        (4 KiB) to the WAL, however small its entries (a send log commits every entry)."""
+        return self._commits
 
     @property
     def pending(self) -> int:
@@ -351,6 +358,7 @@ class Journal:
             if _write_failed(exc):
                 raise self._not_written(exc, snapshot=bool(statements)) from exc
             raise
+        self._commits += 1
         self._committed_bytes += sum(len(row[-1]) for row in self._pending) + sum(
             len(p) for _, params in statements for p in params if isinstance(p, bytes))
         if self._pending:
