@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Final
 
@@ -102,7 +103,7 @@ class _Snapshot(msgspec.Struct, kw_only=True):
     amends: list[tuple[str, str, int]]
     baseline: dict[str, int] | None
     retired: int  # orders retired so far
-    retired_fills: list[str]
+    retired_fills: bytes  # their fill ids, a msgpack list, zlib-compressed (shared prefixes)
     reports: list[bytes]  # runtime.messages.encode of each report from reports_base on
     reports_base: int  # reports before the kept ones (all kinds) ...
     unknown_base: int  # ... of which OrderStatusUnknown
@@ -168,7 +169,9 @@ class SendLog:
             self._remember(order, dict(order.broker_ids))
         self.amends = set(snap.amends)
         self.baseline = snap.baseline
-        self.retired, self.retired_fills = snap.retired, list(snap.retired_fills)
+        self.retired = snap.retired
+        self.retired_fills = msgspec.msgpack.decode(zlib.decompress(snap.retired_fills),
+                                                    type=list[str])
         self.reports = [decode(b) for b in snap.reports]  # type: ignore[misc]
         self.reports_base, self.unknown_base = snap.reports_base, snap.unknown_base
         self.last_report_seq = snap.last_report_seq
@@ -352,7 +355,7 @@ class SendLog:
             raise self.failure
         snap = _Snapshot(orders=list(self.orders.values()), amends=sorted(self.amends),
                          baseline=self.baseline, retired=self.retired,
-                         retired_fills=self.retired_fills,
+                         retired_fills=zlib.compress(msgspec.msgpack.encode(self.retired_fills)),
                          reports=[encode(r) for r in self.reports],
                          reports_base=self.reports_base, unknown_base=self.unknown_base,
                          last_report_seq=self.last_report_seq)
