@@ -39,6 +39,7 @@ the kernel: the adapter's reconciliation settles the order with an ordinary repo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import deque
@@ -88,6 +89,12 @@ def _link_up(venue: Any) -> bool:
         up = getattr(venue, "link_up", None)
         up = getattr(venue, "session_up", False) if up is None else up
     return bool(up)
+
+
+def _lock(venue: Any) -> contextlib.AbstractContextManager[Any]:
+    """The adapter's lock where its client's callbacks run on other threads (re-entrant)."""
+    return cast(contextlib.AbstractContextManager[Any],
+                getattr(venue, "lock", contextlib.nullcontext()))
 
 
 def command_key(cmd: Message) -> tuple[Any, ...]:
@@ -331,10 +338,14 @@ class BrokerGateway:
 
         def run() -> list[str]:
             send_log, book = self.send_log, self.venue.book
-            retire = [cid for cid, o in send_log.orders.items()
-                      if o.closed and o.closed_ns <= closed_by and cid not in window
-                      and ((t := book.get(cid)) is None or t.terminal)] if self._settled() else []
-            return send_log.compact(retire=retire, reports_floor=self._log_index(handed))
+            with _lock(self.venue):  # Shioaji's callbacks report from threads of their own
+                retire = [cid for cid, o in send_log.orders.items()
+                          if o.closed and o.closed_ns <= closed_by and cid not in window
+                          and ((t := book.get(cid)) is None or t.terminal)
+                          ] if self._settled() else []
+                gone = send_log.compact(retire=retire, reports_floor=self._log_index(handed))
+                book.retire(gone)
+                return gone
 
         gone: list[str] = self.link.call(run)
         base = self.send_log.reports_base - self.send_log.unknown_base
@@ -391,8 +402,9 @@ class BrokerGateway:
     def fills(self) -> list[OrderFilled]:
         """The fills of the orders the send log holds (not retired), in report order."""
         def read() -> list[OrderFilled]:
-            return sorted((f for o in self.send_log.orders.values() for f in o.fills),
-                          key=lambda f: f.seq)
+            with _lock(self.venue):
+                return sorted((f for o in self.send_log.orders.values() for f in o.fills),
+                              key=lambda f: f.seq)
         return list(self.link.call(read))
 
     def health(self) -> dict[str, Any]:

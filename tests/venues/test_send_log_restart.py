@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +94,41 @@ def test_restart_after_compaction_sends_nothing_twice_and_counts_each_fill_once(
         assert again.health()["foreign_reports"] == 0  # nothing the session sent looks foreign
     finally:
         again.close()
+
+
+def test_a_broker_listing_retired_orders_again_counts_them_foreign_never_twice(
+        fake_ib: FakeIbThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Why orders retire only a day after they closed: a reconciliation that lists a retired
+    order's executions again (IB lists the day's) finds no order for them. They are counted as
+    reports about orders the session never sent (the storm watchdog's count) and never as
+    fills: positions and fills stay as they were, in the same process as after a restart."""
+    from actors.venues.gateway import BrokerGateway
+
+    monkeypatch.setattr(BrokerGateway, "retire_after_s", 0.0)
+    monkeypatch.setattr(BrokerGateway, "cursor_settle_s", 0.0)
+    monkeypatch.setattr(BrokerGateway, "keep_commands", 1)  # the window: the latest command
+    monkeypatch.setattr(BrokerGateway, "compact_every", 1)
+    gateway = open_broker_gateway(config(fake_ib.port), tmp_path, instruments={},
+                                  confirmed_live=False)
+    try:
+        seen = 0
+        for i in range(5):
+            gateway.send([submit(f"r-{i}")])
+            while (more := gateway.drain(seen)) is not None:
+                seen += len(more)
+            gateway.commit()
+        gateway.clock_ns = lambda: time.time_ns() + 10**10  # ten seconds on: the cursor settles
+        gateway.reports_due(seen)
+        assert sorted(gateway.compact_send_log()) == [f"r-{i}" for i in range(4)]
+        before = gateway.view()
+        gateway.request_reconcile()
+        deadline = time.monotonic() + 20
+        while gateway.health()["foreign_reports"] < 8 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert gateway.health()["foreign_reports"] == 8  # 4 orders x 2 executions, listed again
+        after = gateway.view()
+        assert after["positions"] == before["positions"] == {"SIM-A": 50 * FIXED_SCALE}
+        assert after["fills"] == before["fills"] and len(set(after["fills"])) == 10
+        assert gateway.reports_due(seen) == []  # nothing reported twice
+    finally:
+        gateway.close()
