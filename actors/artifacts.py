@@ -107,6 +107,8 @@ def _session_md(session: Any, result: dict[str, Any], out: Path) -> str:
         + (", ".join(f"{v} {c}" for c, v in result["unpriced_fees"].items()) or "none"),
         f"- restarts: {result['restarts']}" + (f"; escalated: {sup['reason']}"
                                                  if sup["escalated"] else ""),
+        f"- stopped by an error: {feed['error']}" if feed.get("error") else
+        "- stopped by an error: no",
         "", "## Guard activations", "",
     ]
     lines += [f"- {g['state']}: {g['reason']} (ts {g['ts']})" for g in guards] or ["- none"]

@@ -5,8 +5,10 @@ SQLite also copies the WAL into the main file every ~1000 pages, inside the comm
 the mark, and fsyncs the main file: milliseconds, landing on whichever tick was in flight. Here
 every journal an actor opens has its automatic checkpoints off
 (``runtime.journal.Journal(checkpoint="manual")``) and one daemon thread per process checkpoints
-each journal that committed :data:`ENTRIES` entries or :data:`BYTES` payload bytes (a few
-snapshots) since its last checkpoint (or anything, :data:`IDLE_S` ago), on its own connection,
+each journal that committed :data:`ENTRIES` entries, :data:`BYTES` payload bytes (a few
+snapshots) or :data:`COMMITS` transactions (each writes at least a 4 KiB page to the WAL: a send
+log, which commits every entry on its own, writes ~10 KiB per entry) since its last checkpoint
+(or anything, :data:`IDLE_S` ago), on its own connection,
 while the actor goes on committing. (The WAL file's size says nothing: SQLite reuses the file
 from its start after a checkpoint, without shrinking it; so its size is the most written
 between two checkpoints.) Few, large checkpoints: each one's writes still disturb the actors'
@@ -30,10 +32,12 @@ import weakref
 
 from runtime.journal import Journal
 
-__all__ = ["BYTES", "ENTRIES", "IDLE_S", "WAL_LIMIT", "Checkpointer", "open_journal"]
+__all__ = ["BYTES", "COMMITS", "ENTRIES", "IDLE_S", "WAL_LIMIT", "Checkpointer",
+           "open_journal"]
 
 ENTRIES = 20_000  # entries committed since a journal's last checkpoint that call for the next
 BYTES = 16 << 20  # or payload bytes committed since (snapshots are large and few)
+COMMITS = 2000  # or transactions committed since (~10-20 MB of WAL pages when each is small)
 IDLE_S = 10.0  # or any entry, this long after the last
 PERIOD_S = 0.2  # how often the process's thread looks
 WAL_LIMIT = 64 << 20  # a WAL larger than this after a checkpoint is emptied (TRUNCATE)
@@ -45,13 +49,15 @@ class Checkpointer:
     ``PERIOD_S``."""
 
     def __init__(self, *, entries: int = ENTRIES, idle_s: float = IDLE_S,
-                 nbytes: int = BYTES, wal_limit: int = WAL_LIMIT) -> None:
+                 nbytes: int = BYTES, wal_limit: int = WAL_LIMIT,
+                 commits: int = COMMITS) -> None:
         self.entries, self.idle_s, self.nbytes = entries, idle_s, nbytes
+        self.commits = commits
         self.wal_limit = wal_limit
         self.truncated = 0  # TRUNCATE checkpoints run (a WAL over the limit)
-        # each open journal: its committed seq and bytes, and the monotonic time, at its
-        # last checkpoint
-        self._journals: weakref.WeakKeyDictionary[Journal, tuple[int, int, float]] = (
+        # each open journal: its committed seq, bytes and commits, and the monotonic time, at
+        # its last checkpoint
+        self._journals: weakref.WeakKeyDictionary[Journal, tuple[int, int, int, float]] = (
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
@@ -59,7 +65,7 @@ class Checkpointer:
     def add(self, journal: Journal) -> Journal:
         with self._lock:
             self._journals[journal] = (journal.committed_seq, journal.committed_bytes,
-                                       time.monotonic())
+                                       journal.commits, time.monotonic())
         return journal
 
     def due(self, now: float | None = None) -> int:
@@ -68,10 +74,11 @@ class Checkpointer:
         with self._lock:
             journals = list(self._journals.items())
         done = 0
-        for journal, (seq, nbytes, at) in journals:
+        for journal, (seq, nbytes, commits, at) in journals:
             committed = journal.committed_seq  # int reads: safe beside the writer
-            written = journal.committed_bytes
+            written, done_commits = journal.committed_bytes, journal.commits
             if (committed - seq < self.entries and written - nbytes < self.nbytes
+                    and done_commits - commits < self.commits
                     and ((committed, written) == (seq, nbytes) or now - at < self.idle_s)):
                 continue
             # a journal closed meanwhile answers False; a failed checkpoint is tried again
@@ -80,7 +87,7 @@ class Checkpointer:
                 if journal.checkpoint():
                     done += 1
                     with self._lock:
-                        self._journals[journal] = (committed, written, now)
+                        self._journals[journal] = (committed, written, done_commits, now)
                     if journal.wal_bytes() > self.wal_limit and journal.checkpoint(
                             truncate=True):
                         self.truncated += 1

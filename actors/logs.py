@@ -18,6 +18,9 @@ How every actor of a session gets it, with no code in the actors themselves:
   processes of a session share the file without tearing lines). A worker without those
   variables (not a session's actor) is left alone.
 
+A line that cannot be written (a full disk) goes to stderr (``logging``'s ``handleError``) and
+is remembered (:func:`write_failure`): a broker gateway in that process sends nothing more.
+
 Bounded disk: the file rotates under a size budget (``logs: {max_mb, backups}`` in the paper
 config, passed to the workers as ``TRADEWIND_LOG_MAX_BYTES``/``TRADEWIND_LOG_BACKUPS``). The
 processes write each line under an exclusive lock on ``session.log.jsonl.lock`` (a few
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import fcntl
 import hashlib
 import itertools
@@ -49,6 +53,8 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
+
+from runtime.errors import DiskWriteError
 
 __all__ = [
     "COMPONENT_ENV",
@@ -65,6 +71,7 @@ __all__ = [
     "install",
     "json_logger",
     "setup_worker",
+    "write_failure",
 ]
 
 SESSION_ENV = "TRADEWIND_SESSION_ID"
@@ -196,6 +203,15 @@ class JsonFormatter(logging.Formatter):
         return self.redactor.text(json.dumps(self.redactor.value(entry), default=str))
 
 
+_write_failure: DiskWriteError | None = None  # the first line this process could not log
+
+
+def write_failure() -> DiskWriteError | None:
+    """Why this process could not write the session log (the first failure), or ``None``:
+    a broker gateway sends nothing after one (``actors.venues.gateway``)."""
+    return _write_failure
+
+
 class _AppendHandler(logging.Handler):
     """One ``os.write`` per record on an ``O_APPEND`` descriptor, under the session's log lock:
     lines from the processes of a session never tear or interleave in the shared file, and it
@@ -224,6 +240,12 @@ class _AppendHandler(logging.Handler):
                     self._rotate()
             finally:
                 fcntl.flock(self.lock_fd, fcntl.LOCK_UN)
+        except OSError as exc:  # a full disk: the process's gateway stops sending on it
+            global _write_failure
+            _write_failure = _write_failure or DiskWriteError(
+                f"cannot write the session log ({errno.errorcode.get(exc.errno or 0, exc.errno)}"
+                f": {exc.strerror}): a record of {record.name} not written", path=str(self.path))
+            self.handleError(record)
         except Exception:
             self.handleError(record)
 

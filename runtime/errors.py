@@ -6,6 +6,8 @@
     ├── ConfigError        bad configuration, raised at load time with the file and field
     ├── DataError          bad or missing market data, with the row or message that was wrong
     ├── StoreError         the store cannot be opened or used (locked, unreachable, bad DSN)
+    ├── DiskWriteError     a journal or the session log cannot be written (disk full):
+    │                      names the file and what was not written
     ├── InvariantError     a bug: crash and let the supervisor restart
     ├── OperatorError      an operator's command refused as given (before it is journaled)
     ├── VenueError         raised by broker adapters only
@@ -25,6 +27,7 @@ __all__ = [
     "ChildStartError",
     "ConfigError",
     "DataError",
+    "DiskWriteError",
     "InvariantError",
     "OperatorError",
     "RestartLimitExceeded",
@@ -65,6 +68,18 @@ class DataError(TradewindError):
 
 class StoreError(TradewindError):
     """The store cannot be opened or used."""
+
+
+class DiskWriteError(TradewindError):
+    """A journal or the session log could not be written (the disk is full, an I/O error).
+    The message names the file and what was not written; for a journal, up to which seq the
+    file is intact: the records not written were dropped (the file holds exactly its committed
+    prefix), so nothing they describe may happen (an order whose submit failed to journal is
+    never sent)."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = path
 
 
 class InvariantError(TradewindError):

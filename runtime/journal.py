@@ -16,6 +16,10 @@ Guarantees (stdlib ``sqlite3``, WAL mode, one writer per file):
   power loss may lose the last commits. ``"FULL"``: every commit is fsynced. A *durable* flush
   (``flush(durable=True)`` or ``append(..., durable=True)``) fsyncs in either mode.
 * A snapshot is written in the same transaction as the batch it covers.
+* A write that fails (the disk is full, an I/O error) raises
+  :class:`~runtime.errors.DiskWriteError` naming the file, what was not written and the last
+  seq that is; the failed batch is dropped, so the file keeps exactly its committed prefix and
+  the caller knows that what the batch described must not happen.
 
 One table holds every record; the payload is the ``runtime.messages.encode`` bytes of a message, or
 the opaque bytes of a :class:`Blob` (``codec`` says which), beside forensic columns for plain SQL::
@@ -31,6 +35,8 @@ fsync of the main file, milliseconds, every ~1000 pages), and another thread of 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import sqlite3
 import threading
@@ -42,7 +48,7 @@ from typing import Final, Literal, TypeAlias
 
 import msgspec
 
-from runtime.errors import ConfigError, InvariantError
+from runtime.errors import ConfigError, DiskWriteError, InvariantError
 from runtime.messages import (
     AuxData,
     Command,
@@ -154,6 +160,7 @@ class Journal:
         self._committed_seq = _last_seq(self._connection())
         self._next_seq = self._committed_seq + 1
         self._committed_bytes = 0  # payload bytes committed by this object (snapshots too)
+        self._commits = 0  # transactions committed by this object
 
     # --- properties ----------------------------------------------------------------------------
 
@@ -172,6 +179,12 @@ class Journal:
         """Payload bytes (entries and snapshots) this object has committed since it opened:
         about what its commits wrote to the WAL."""
         return self._committed_bytes
+
+    @property
+    def commits(self) -> int:
+        """Transactions this object has committed since it opened: each writes at least a page
+        (4 KiB) to the WAL, however small its entries (a send log commits every entry)."""
+        return self._commits
 
     @property
     def pending(self) -> int:
@@ -330,23 +343,43 @@ class Journal:
     def _commit(self, *statements: tuple[str, tuple[object, ...]]) -> None:
         """One transaction: the pending batch, then ``statements``; all or nothing."""
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.execute("BEGIN IMMEDIATE")
             if self._pending:
                 self._check_single_writer(conn)
                 conn.executemany(_INSERT, self._pending)
             for sql, params in statements:
                 conn.execute(sql, params)
             conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # SQLite rolled back already
+                    conn.execute("ROLLBACK")
+            if _write_failed(exc):
+                raise self._not_written(exc, snapshot=bool(statements)) from exc
             raise
+        self._commits += 1
         self._committed_bytes += sum(len(row[-1]) for row in self._pending) + sum(
             len(p) for _, params in statements for p in params if isinstance(p, bytes))
         if self._pending:
             self._committed_seq = self._pending[-1][0]
             self._pending.clear()
+
+    def _not_written(self, exc: BaseException, *, snapshot: bool) -> DiskWriteError:
+        """The failed batch is dropped (the file holds its committed prefix, seqs stay
+        gap-free); the error names what was not written."""
+        rows, self._pending = self._pending, []
+        self._next_seq = self._committed_seq + 1
+        what = [f"{len(rows)} entr{'y' if len(rows) == 1 else 'ies'}"] if rows else []
+        if rows:
+            first = rows[0]
+            what[0] += f" (first: {first[2]}" + (f" {first[7]}" if first[7] else "") + ")"
+        if snapshot:
+            what.append("a snapshot")
+        return DiskWriteError(
+            f"cannot write the journal ({_reason(exc)}): {' and '.join(what) or 'a commit'} "
+            f"not written; the file is intact up to seq {self._committed_seq}",
+            path=str(self.path))
 
     def _check_single_writer(self, conn: sqlite3.Connection) -> None:
         last = _last_seq(conn)
@@ -365,6 +398,11 @@ class Journal:
             return  # everything is checkpointed into the (synced) main file
         try:
             os.fsync(fd)
+        except OSError as exc:
+            raise DiskWriteError(
+                f"cannot sync the journal ({_reason(exc)}): entries up to seq "
+                f"{self._committed_seq} are committed but may not be durable",
+                path=str(self.path)) from exc
         finally:
             os.close(fd)
 
@@ -440,6 +478,21 @@ class JournalReader:
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _write_failed(exc: BaseException) -> bool:
+    """SQLite could not write: a full disk or an I/O error (``SQLITE_FULL``, ``SQLITE_IOERR*``)."""
+    if not isinstance(exc, sqlite3.Error):
+        return False
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{errno.errorcode.get(exc.errno, exc.errno)}: {exc.strerror}"
+    name = getattr(exc, "sqlite_errorname", "")
+    return f"{name}: {exc}" if name else str(exc)
 
 
 def _last_seq(conn: sqlite3.Connection) -> int:

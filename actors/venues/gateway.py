@@ -11,12 +11,25 @@ What survives a SIGKILL of the gateway's process, and how (``<journal_dir>/<sess
   snapshot keeps the latest :attr:`BrokerGateway.keep_commands` (what a retried step can bring
   again) and any older one the adapter has not taken yet, and the entries before it go: the
   file stays bounded however long the session runs.
-* ``broker.<kind>.journal`` — the adapter's :class:`~actors.venues.common.SendLog`: each order
-  journaled (fsync) before it is sent, broker ids as they come, and **every report the moment it
-  is made**. The reports handed to the session are exactly that list, by index, so a report
-  made just before the crash is handed out after it, and none twice. An order journaled before
-  the crash is never sent again: the adapter reconciles instead (open orders, executions,
-  positions), and reports what the broker did meanwhile, deduplicated by fill id.
+* ``broker.<kind>.journal`` — the adapter's :class:`~actors.venues.send_log.SendLog`: each
+  order journaled (fsync) before it is sent, broker ids as they come, and **every report the
+  moment it is made**. The reports handed to the session are exactly that list, by index, so a
+  report made just before the crash is handed out after it, and none twice. An order journaled
+  before the crash is never sent again: the adapter reconciles instead (open orders,
+  executions, positions), and reports what the broker did meanwhile, deduplicated by fill id.
+  When the log has grown by as much as its last snapshot held, :meth:`BrokerGateway.commit`
+  compacts it (:meth:`BrokerGateway.compact_send_log`): orders closed more than
+  :attr:`~BrokerGateway.retire_after_s` ago retire — when the adapter is settled (connected,
+  breaker closed, its last reconciliation clean, none pending), when no command of the
+  journal above names them and every report of theirs is behind the driver's cursor as it was
+  :attr:`~BrokerGateway.cursor_settle_s` ago — and so do the reports behind that cursor.
+
+A journal that cannot be written (:class:`~runtime.errors.DiskWriteError`: the disk is
+full), or the session log in this process (:func:`actors.logs.write_failure`), stops the
+gateway's sending for good: the commands of the step are not handed to the
+adapter, the error (naming the file and what was not written) is raised to the step, so the
+session's feed stops with it, and every later send raises it again; what both journals held
+before is untouched, and a restart (space freed) reconciles as after a crash.
 
 Replayed data and broker time: the driver's timers and market data are data time; the broker
 runs on the wall clock. There is no lockstep against a broker (config validation refuses it).
@@ -26,8 +39,10 @@ the kernel: the adapter's reconciliation settles the order with an ordinary repo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -35,7 +50,9 @@ from typing import Any, cast
 import msgspec
 
 from actors.journals import open_journal
-from actors.venues.common import SendLog, amend_key
+from actors.logs import write_failure
+from actors.venues.send_log import SendLog, amend_key
+from runtime.errors import DiskWriteError, InvariantError
 from runtime.messages import (
     CancelOrder,
     MarketData,
@@ -64,6 +81,22 @@ def _commands(snapshot: bytes | None) -> list[Message]:
     return [decode(b) for b in msgspec.msgpack.decode(snapshot, type=list[bytes])]
 
 
+def _link_up(venue: Any) -> bool:
+    """The broker link: CCXT and Alpaca say ``connected``; IB the link and the client
+    (``link_up``); Shioaji the logged-in session."""
+    up = getattr(venue, "connected", None)
+    if up is None:
+        up = getattr(venue, "link_up", None)
+        up = getattr(venue, "session_up", False) if up is None else up
+    return bool(up)
+
+
+def _lock(venue: Any) -> contextlib.AbstractContextManager[Any]:
+    """The adapter's lock where its client's callbacks run on other threads (re-entrant)."""
+    return cast(contextlib.AbstractContextManager[Any],
+                getattr(venue, "lock", contextlib.nullcontext()))
+
+
 def command_key(cmd: Message) -> tuple[Any, ...]:
     if isinstance(cmd, SubmitOrder):
         return ("submit", cmd.client_order_id)
@@ -80,28 +113,40 @@ class BrokerGateway:
     keep_commands = 1000
     #: ... taken every this many commands
     compact_every = 1000
+    #: an order leaves the send log this long after it closed: beyond the days a broker lists
+    #: again on a reconnect (IB's executions, Shioaji's trades: the day's), so no event after a
+    #: restart names an order the log no longer knows
+    retire_after_s = 86_400.0
+    #: reports the driver had taken this long ago are behind any cursor it asks from again (the
+    #: feed saves what it delivered several times a second)
+    cursor_settle_s = 60.0
 
     def __init__(self, open_link: Callable[[SendLog], Any], folder: Path, *, kind: str,
-                 settle_s: float = 5.0) -> None:
+                 settle_s: float = 5.0, clock_ns: Callable[[], int] = time.time_ns) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        self.kind, self.settle_s = kind, settle_s
+        self.kind, self.settle_s, self.clock_ns = kind, settle_s, clock_ns
         self.journal = open_journal(folder / "gateway.journal")
-        self.send_log = SendLog(open_journal(folder / f"broker.{kind}.journal"))
+        self.send_log = SendLog(open_journal(folder / f"broker.{kind}.journal"),
+                                clock_ns=clock_ns)
+        self.failure: DiskWriteError | None = None  # a journal write failed: sending stops
         snapshot, _, tail = self.journal.restore()
         received = _commands(snapshot) + [cast(Message, record) for _, record in tail]
         self.commands = received  # received, in order, since the snapshot's oldest kept
         self._since = len(received)  # commands journaled since the latest snapshot
         self.received = {command_key(c) for c in received}
-        self.reports: list[OrderEvent] = []  # handed out by index (the driver's cursor)
+        self.reports: list[OrderEvent] = []  # handed out by index (the driver's cursor) ...
+        # ... from this index on (those before were compacted away)
+        self.report_base = self.send_log.reports_base - self.send_log.unknown_base
         self.unknown: list[OrderStatusUnknown] = []
         self.awaiting: dict[str, int] = {}  # client order id -> when a command for it went out
         self.last_report_ns: int | None = None
-        self._seen = 0
+        self._seen = self.send_log.reports_base  # the send log's reports pulled (all kinds)
+        self._cursors: deque[tuple[int, int]] = deque()  # (ns, the driver's reports_seen)
         self.market_count = 0
         self.link = open_link(self.send_log)
         self.venue = self.link.venue
         self._pull()
-        self.link.call(self.venue.book.resume_seq, max((r.seq for r in self.reports), default=0))
+        self.link.call(self.venue.book.resume_seq, self.send_log.last_report_seq)
         unsent = [c for c in received if not self._handed(c)]
         if unsent:
             log.info("gateway restart: %d command(s) received but never sent: sending", len(unsent))
@@ -136,18 +181,43 @@ class BrokerGateway:
                 self.venue.modify(cmd, now)
 
     def send(self, cmds: Sequence[Message], *, lockstep: bool = False) -> int:
-        """Journal (fsync) then hand to the broker; a command received before is dropped."""
+        """Journal (fsync) then hand to the broker; a command received before is dropped. A
+        journal that cannot be written raises :class:`DiskWriteError`, now and for every
+        later call: nothing is handed to the broker after it."""
+        self._check_writable()
         fresh = [c for c in cmds if command_key(c) not in self.received]
         if not fresh:
             return 0
-        for cmd in fresh:
-            self.journal.append(cmd)  # type: ignore[arg-type]
-        self.journal.flush(durable=True)
+        try:
+            for cmd in fresh:
+                self.journal.append(cmd)  # type: ignore[arg-type]
+            self.journal.flush(durable=True)
+        except DiskWriteError as exc:
+            self._failed(exc)
+            raise
         self.received.update(command_key(c) for c in fresh)
         self.commands.extend(fresh)
         self._since += len(fresh)
-        self.link.call(self._hand, fresh)
+        try:
+            self.link.call(self._hand, fresh)
+        except DiskWriteError as exc:  # the adapter's send log refused: nothing went out
+            self._failed(exc)
+            raise
+        self._check_writable()  # refused on the adapter's own thread (its sender)
         return len(fresh)
+
+    def _check_writable(self) -> None:
+        if self.failure is None:
+            failure = self.send_log.failure or write_failure()
+            if failure is not None:
+                self._failed(failure)
+        if self.failure is not None:
+            raise self.failure
+
+    def _failed(self, exc: DiskWriteError) -> None:
+        if self.failure is None:
+            self.failure = exc
+            log.critical("the %s gateway stops sending: %s", self.kind, exc)
 
     # --- reports ---------------------------------------------------------------------------
 
@@ -155,8 +225,9 @@ class BrokerGateway:
         """Reports journaled since the last look (the adapter's send queue pumped first)."""
         if getattr(self, "venue", None) is not None:
             self.link.call(self.venue.drain_reports)
-        made = self.send_log.reports
-        new, self._seen = made[self._seen:], len(made)
+        made, base = self.send_log.reports, self.send_log.reports_base
+        new = made[self._seen - base:]
+        self._seen = base + len(made)
         if new:
             self.last_report_ns = time.time_ns()
         for report in new:
@@ -200,22 +271,50 @@ class BrokerGateway:
         deadline = time.monotonic() + self.settle_s
         while True:
             self._pull()
-            if reports_seen < len(self.reports):
-                return self.reports[reports_seen:]
+            if reports_seen < self.report_base + len(self.reports):
+                return self._after(reports_seen)
             if time.monotonic() >= deadline or not self._in_flight():
                 self._pull()  # what settled between the look and the check
-                return self.reports[reports_seen:] or None
+                return self._after(reports_seen) or None
             time.sleep(0.02)
 
     def reports_due(self, reports_seen: int) -> list[OrderEvent]:
         """Real time: the reports after the first ``reports_seen`` that have arrived."""
         self._pull()
-        return self.reports[reports_seen:]
+        return self._after(reports_seen)
+
+    def _after(self, reports_seen: int) -> list[OrderEvent]:
+        """The reports from index ``reports_seen`` on; the driver's cursor noted."""
+        if reports_seen < self.report_base:
+            raise InvariantError(
+                f"the driver asks for reports from {reports_seen}; the gateway holds them from "
+                f"{self.report_base} on (the send log's compaction dropped those before)")
+        now = self.clock_ns()
+        if not self._cursors or now - self._cursors[-1][0] >= 1_000_000_000:
+            self._cursors.append((now, reports_seen))
+        settled = now - int(self.cursor_settle_s * 1e9)
+        while len(self._cursors) > 1 and self._cursors[1][0] <= settled:
+            self._cursors.popleft()  # the oldest kept is the newest one settled
+        return self.reports[reports_seen - self.report_base:]
+
+    def _cursor_floor(self) -> int:
+        """Reports every cursor the driver may ask from again is past (its lowest since the
+        newest one at least :attr:`cursor_settle_s` old); the base when none is that old."""
+        settled = self.clock_ns() - int(self.cursor_settle_s * 1e9)
+        if not self._cursors or self._cursors[0][0] > settled:
+            return self.report_base
+        return max(self.report_base, min(seen for _, seen in self._cursors))
 
     def commit(self) -> None:
-        self.journal.flush()
-        if self._since >= self.compact_every:
-            self.compact()
+        try:
+            self.journal.flush()
+            if self._since >= self.compact_every:
+                self.compact()
+            if self.send_log.compaction_due and self.send_log.failure is None:
+                self.compact_send_log()
+        except DiskWriteError as exc:
+            self._failed(exc)
+            raise
 
     def compact(self) -> None:
         """A snapshot of the commands a restart still needs (the latest
@@ -229,6 +328,57 @@ class BrokerGateway:
         self.journal.compact(upto)
         self.commands, self._since = kept, 0
         self.received = {command_key(c) for c in kept}
+
+    def compact_send_log(self) -> list[str]:
+        """Retire what no restart needs from the send log (the module docstring), snapshot the
+        rest and drop the log's entries; the client order ids retired."""
+        window = {c.client_order_id for c in self.commands if isinstance(c, SubmitOrder)}
+        closed_by = self.clock_ns() - int(self.retire_after_s * 1e9)
+        handed = self._cursor_floor()
+
+        def run() -> list[str]:
+            send_log, book = self.send_log, self.venue.book
+            with _lock(self.venue):  # Shioaji's callbacks report from threads of their own
+                retire = [cid for cid, o in send_log.orders.items()
+                          if o.closed and o.closed_ns <= closed_by and cid not in window
+                          and ((t := book.get(cid)) is None or t.terminal)
+                          ] if self._settled() else []
+                gone = send_log.compact(retire=retire, reports_floor=self._log_index(handed))
+                book.retire(gone)
+                return gone
+
+        gone: list[str] = self.link.call(run)
+        base = self.send_log.reports_base - self.send_log.unknown_base
+        self.reports, self.report_base = self.reports[base - self.report_base:], base
+        retired = set(gone)
+        self.unknown = [u for u in self.unknown if u.client_order_id not in retired]
+        if gone:
+            log.info("send log compacted: %d order(s) retired, reports kept from %d",
+                     len(gone), base)
+        return gone
+
+    def _log_index(self, handed: int) -> int:
+        """The send log's index of the ``handed``-th report handed out (its reports count the
+        unknown outcomes too, which are never handed)."""
+        send_log = self.send_log
+        count = send_log.reports_base - send_log.unknown_base
+        for i, report in enumerate(send_log.reports):
+            if count >= handed:
+                return send_log.reports_base + i
+            count += not isinstance(report, OrderStatusUnknown)
+        return send_log.reports_base + len(send_log.reports)
+
+    def _settled(self) -> bool:
+        """On the adapter's thread: connected, breaker closed, no reconciliation pending, the
+        last one clean."""
+        venue = self.venue
+        breaker = getattr(venue, "breaker", None)
+        reconciler = getattr(venue, "reconciler", None)
+        drifts = getattr(reconciler, "last_drifts", None)
+        if drifts is None:
+            drifts = getattr(venue, "last_drifts", [])
+        return (_link_up(venue) and (breaker is None or breaker.allows_new_orders)
+                and not getattr(venue, "reconcile_requested", False) and not drifts)
 
     # --- views -----------------------------------------------------------------------------
 
@@ -246,11 +396,16 @@ class BrokerGateway:
 
         positions, open_orders = self.link.call(read)
         return {"positions": positions, "open_orders": open_orders,
-                "fills": [f.fill_id for f in self.fills()], "broker": self.kind,
-                "unknown": [u.client_order_id for u in self.unknown]}
+                "fills": self.send_log.retired_fills + [f.fill_id for f in self.fills()],
+                "broker": self.kind, "unknown": [u.client_order_id for u in self.unknown]}
 
     def fills(self) -> list[OrderFilled]:
-        return [r for r in self.reports if isinstance(r, OrderFilled)]
+        """The fills of the orders the send log holds (not retired), in report order."""
+        def read() -> list[OrderFilled]:
+            with _lock(self.venue):
+                return sorted((f for o in self.send_log.orders.values() for f in o.fills),
+                              key=lambda f: f.seq)
+        return list(self.link.call(read))
 
     def health(self) -> dict[str, Any]:
         """What the watchdogs and metrics read (wall clock, ns): the broker link, the oldest
@@ -261,10 +416,7 @@ class BrokerGateway:
 
         def read() -> tuple[bool, int, bool, dict[str, str]]:
             venue = self.venue
-            up = getattr(venue, "connected", None)
-            if up is None:  # IB: the link and the client; Shioaji: the logged-in session
-                up = getattr(venue, "link_up", None)
-                up = getattr(venue, "session_up", False) if up is None else up
+            up = _link_up(venue)
             breaker = getattr(venue, "breaker", None)
             blocked = breaker is not None and not breaker.allows_new_orders
             unpriced = {c: str(v) for c, v in sorted(venue.book.unpriced_fees.items())}
@@ -274,7 +426,8 @@ class BrokerGateway:
         return {"broker": self.kind, "connected": connected, "breaker_open": breaker_open,
                 "exec_waiting_since_ns": min(list(self.awaiting.values()), default=None),
                 "foreign_reports": foreign, "last_report_ns": self.last_report_ns,
-                "unknown": len(self.unknown), "unpriced_fees": unpriced}
+                "unknown": len(self.unknown), "unpriced_fees": unpriced,
+                "journal_error": None if self.failure is None else str(self.failure)}
 
     def request_reconcile(self) -> None:
         """Ask the adapter to reconcile at its next turn (an unknown-order storm)."""
@@ -284,7 +437,8 @@ class BrokerGateway:
 
     def state_hash(self) -> str:
         view = self.view()
-        return state_hash({"reports": len(self.reports), "submitted": self.submitted,
+        return state_hash({"reports": self.report_base + len(self.reports),
+                           "submitted": self.submitted,
                            "positions": view["positions"], "open_orders": view["open_orders"],
                            "fills": view["fills"]})
 

@@ -127,6 +127,16 @@ class ReportBook:
         if closed or order.cum_qty >= order.quantity:
             order.terminal = order.terminal or "closed"
 
+    def retire(self, client_order_ids: list[str]) -> None:
+        """Forget closed orders the send log retired (their positions stay counted): an event
+        naming one now is foreign, as after a restart."""
+        gone = set(client_order_ids)
+        for cid in gone:
+            order = self.orders.get(cid)
+            if order is not None and order.terminal:
+                del self.orders[cid]
+        self._fills = [f for f in self._fills if f.client_order_id not in gone]
+
     def set_baseline(self, positions: dict[str, int]) -> None:
         """Positions held before this adapter's first order (the account's starting point)."""
         for iid, qty in positions.items():

@@ -237,7 +237,7 @@ class ShioajiVenue(BookViews, ShioajiEvents):
                 return
             self.book.track(command)
             instrument = self.instruments[command.instrument_id]
-            tag = custom_tag(self.config.tag_prefix, len(self.send_log.orders))
+            tag = custom_tag(self.config.tag_prefix, self.send_log.submits)
             self.send_log.broker_ids(cid, tag=tag)
             try:
                 order = build_order(self.sj, command, instrument, tag=tag)
