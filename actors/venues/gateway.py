@@ -400,11 +400,11 @@ class BrokerGateway:
                 "broker": self.kind, "unknown": [u.client_order_id for u in self.unknown]}
 
     def fills(self) -> list[OrderFilled]:
-        """The fills of the orders the send log holds (not retired), in report order."""
+        """Every fill of the session, retired orders' included (``SendLog.all_fills``), in
+        report order."""
         def read() -> list[OrderFilled]:
             with _lock(self.venue):
-                return sorted((f for o in self.send_log.orders.values() for f in o.fills),
-                              key=lambda f: f.seq)
+                return self.send_log.all_fills()
         return list(self.link.call(read))
 
     def health(self) -> dict[str, Any]:

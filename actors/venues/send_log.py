@@ -17,6 +17,10 @@ with every report of it behind the driver's cursor. A retired order leaves three
 its fills' position change (folded into :attr:`SendLog.baseline`), its fill ids
 (:attr:`SendLog.retired_fills`, what the reconciler compares with risk's) and one count
 (:attr:`SendLog.submits`). Reports behind the cursor leave a count (:attr:`reports_base`).
+Its fills themselves are appended, synced, to the archive beside the journal
+(``broker.<kind>.fills``) before the journal drops them: a restart never reads it, the
+session's files do (:meth:`SendLog.all_fills`: fills.csv lists every fill of the session,
+however long it ran).
 
 A journal write that fails (:class:`~runtime.errors.DiskWriteError`: the disk is full) is
 kept in :attr:`SendLog.failure` and raised again by every later write: no order goes out after
@@ -26,7 +30,10 @@ journal does not hold; what was journaled before is untouched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import struct
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -55,6 +62,8 @@ from runtime.messages import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from actors.venues.reports import ReportBook
 
 __all__ = ["OrderIds", "SendLog", "amend_key", "take_baseline"]
@@ -72,6 +81,8 @@ _BASELINE: Final = "venue.baseline"
 #: least as many as the snapshot held (so each snapshot's writing is paid for by as many new
 #: entries: the file stays within a few times what a restart needs)
 COMPACT_MIN_ENTRIES: Final = 2000
+
+_LEN: Final = struct.Struct("!I")  # the archive: each retirement's fills, length-prefixed
 
 
 class OrderIds(msgspec.Struct, kw_only=True):
@@ -155,7 +166,13 @@ class SendLog:
 
     # --- restore -----------------------------------------------------------------------------
 
+    @property
+    def archive(self) -> Path:
+        """The retired orders' fills (``broker.<kind>.fills`` beside the journal)."""
+        return self.journal.path.with_suffix(".fills")
+
     def _restore(self) -> None:
+        self._cut_torn_tail()  # a crash while appending: that retirement is done again
         snapshot, _, tail = self.journal.restore()
         if snapshot is not None:
             self._load(msgspec.msgpack.decode(snapshot, type=_Snapshot))
@@ -339,6 +356,7 @@ class SendLog:
         return gone
 
     def _retire(self, cids: list[str]) -> None:
+        self._archive([f for cid in cids for f in self.orders[cid].fills])
         start = dict(self.baseline or {})
         for cid in cids:
             for fill in self.orders[cid].fills:
@@ -369,6 +387,83 @@ class SendLog:
             raise
         self._since = 0
         self._held = len(snap.reports) + sum(1 + len(o.fills) for o in snap.orders)
+
+    def _archive(self, fills: list[OrderFilled]) -> None:
+        """Append ``fills`` to the archive and sync it, before the journal drops them (a crash
+        in between retires them again: :meth:`all_fills` reads each fill id once)."""
+        if self.failure is not None:
+            raise self.failure
+        if not fills:
+            return
+        payload = msgspec.msgpack.encode([encode(f) for f in fills])
+        before = self.archive.stat().st_size if self.archive.exists() else 0
+        try:
+            with self.archive.open("ab") as fh:
+                fh.write(_LEN.pack(len(payload)) + payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            self.failure = DiskWriteError(
+                f"retired orders' fills not archived ({len(fills)} fills, first "
+                f"{fills[0].fill_id}): {exc.strerror or exc}; the orders stay in the journal",
+                path=str(self.archive))
+            with contextlib.suppress(OSError):  # what the failed append left, if it can
+                os.truncate(self.archive, before)
+            log.critical("the send log cannot be written: no order goes out any more: %s",
+                         self.failure)
+            raise self.failure from exc
+
+    def _cut_torn_tail(self) -> None:
+        """Cut off an append a crash or a full disk cut short (its orders are still in the
+        journal and retire again); reads only the length prefixes, one per retirement."""
+        try:
+            fh = self.archive.open("r+b")
+        except FileNotFoundError:
+            return
+        with fh:
+            end = os.fstat(fh.fileno()).st_size
+            at = 0
+            while at + _LEN.size <= end:
+                fh.seek(at)
+                (size,) = _LEN.unpack(fh.read(_LEN.size))
+                if at + _LEN.size + size > end:
+                    break
+                at += _LEN.size + size
+            if at < end:
+                log.warning("%s: a torn tail of %d bytes cut off (an append cut short; the "
+                            "journal still holds those orders)", self.archive, end - at)
+                fh.truncate(at)
+
+    def _archived(self) -> list[OrderFilled]:
+        """The archive's fills, each fill id once, in the order archived."""
+        try:
+            data = self.archive.read_bytes()
+        except FileNotFoundError:
+            return []
+        fills: list[OrderFilled] = []
+        seen: set[str] = set()
+        at = 0
+        while at + _LEN.size <= len(data):
+            (size,) = _LEN.unpack_from(data, at)
+            start, at = at + _LEN.size, at + _LEN.size + size
+            if at > len(data):
+                break  # torn: cut off at the next restore
+            for raw in msgspec.msgpack.decode(data[start:at], type=list[bytes]):
+                fill = decode(raw)
+                if not isinstance(fill, OrderFilled):
+                    raise InvariantError(f"{self.archive}: a {type(fill).__name__} among "
+                                         f"the fills")
+                if fill.fill_id not in seen:
+                    seen.add(fill.fill_id)
+                    fills.append(fill)
+        return fills
+
+    def all_fills(self) -> list[OrderFilled]:
+        """Every fill this log was told of, retired orders' included, in report order."""
+        held = [f for o in self.orders.values() for f in o.fills]
+        ids = {f.fill_id for f in held}
+        return sorted([*(f for f in self._archived() if f.fill_id not in ids), *held],
+                      key=lambda f: f.seq)
 
     # --- reads -------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import pytest
 
 from actors.venues.reports import ReportBook
 from actors.venues.send_log import SendLog
-from runtime.errors import InvariantError
+from runtime.errors import DiskWriteError, InvariantError
 from runtime.journal import Journal
 from runtime.messages import CancelOrder, OrderFilled, OrderSide, OrderType, SubmitOrder
 
@@ -105,3 +105,57 @@ def test_a_log_is_compacted_when_it_grew_by_what_its_snapshot_holds(tmp_path: Pa
         adapter.submit(f"w-{i}", fills=0)
     assert not adapter.log.compaction_due  # 8 new < 10: not yet
     adapter.close()
+
+
+def test_retired_orders_fills_stay_in_the_session_files(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """Retiring an order drops it from the journal, never from the session's fills: its
+    fills go to the archive first, and ``all_fills`` (fills.csv) lists every fill once, in
+    report order, before and after a restart; a torn append is cut off and redone."""
+    now = [1_000]
+    first = _Adapter(tmp_path / "broker.x.journal", now)
+    for i in range(4):
+        first.submit(f"o-{i}", fills=2)
+    first.submit("open-1", fills=1)
+    every = [f.fill_id for f in first.log.all_fills()]
+    assert len(every) == 9
+    gone = first.log.compact(retire=[c for c, o in first.log.orders.items() if o.closed])
+    assert gone == [f"o-{i}" for i in range(4)]
+    assert [f.fill_id for f in first.log.all_fills()] == every
+    first.submit("o-4", fills=2)
+    first.close()
+    with (tmp_path / "broker.x.fills").open("ab") as fh:
+        fh.write(b"\x00\x00\x10\x00torn")  # a crash mid-append
+    again = _Adapter(tmp_path / "broker.x.journal", now)
+    assert "torn tail of 8 bytes cut off" in caplog.text
+    assert [f.fill_id for f in again.log.all_fills()] == [*every, "F-o-4-0", "F-o-4-1"]
+    again.log.compact(retire=["o-4"])
+    again.log.compact(retire=[])
+    assert [f.fill_id for f in again.log.all_fills()] == [*every, "F-o-4-0", "F-o-4-1"]
+    again.close()
+
+
+def test_an_archive_that_cannot_be_written_retires_nothing_and_stops_sending(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    now = [1_000]
+    adapter = _Adapter(tmp_path / "broker.x.journal", now)
+    adapter.submit("o-1", fills=2)  # filled: closed
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)  # the disk refuses the append's sync
+    with pytest.raises(DiskWriteError, match=r"broker\.x\.fills: retired orders' fills not "
+                                             r"archived \(2 fills, first F-o-1-0\): No space"):
+        adapter.log.compact(retire=["o-1"])
+    monkeypatch.undo()
+    assert (tmp_path / "broker.x.fills").stat().st_size == 0  # the failed append cut off
+    assert list(adapter.log.orders) == ["o-1"]  # still held: nothing lost
+    assert [f.fill_id for f in adapter.log.all_fills()] == ["F-o-1-0", "F-o-1-1"]
+    with pytest.raises(DiskWriteError):
+        adapter.log.before_send(_buy("o-2"))  # nothing goes out after it
+    adapter.close()
+
