@@ -394,9 +394,13 @@ class BrokerGateway:
             return (self.venue.positions(),
                     [o.client_order_id for o in self.venue.open_orders()])
 
+        def held() -> list[str]:  # the retired ones' ids are kept apart (no archive read)
+            with _lock(self.venue):
+                return [f.fill_id for o in self.send_log.orders.values() for f in o.fills]
+
         positions, open_orders = self.link.call(read)
         return {"positions": positions, "open_orders": open_orders,
-                "fills": self.send_log.retired_fills + [f.fill_id for f in self.fills()],
+                "fills": self.send_log.retired_fills + self.link.call(held),
                 "broker": self.kind, "unknown": [u.client_order_id for u in self.unknown]}
 
     def fills(self) -> list[OrderFilled]:
