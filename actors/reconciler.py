@@ -11,8 +11,11 @@ A thin async shell around :func:`runtime.reconcile.reconcile` and
 * every ``interval_s`` it reads ``feed.reports_delivered()`` (how many of the gateway's
   reports risk was handed), then ``risk.view()``, then ``gateway.view(delivered)`` (the
   gateway's view as of that watermark: fills beyond it are in flight, not drift, but for those
-  risk holds already, ``runtime.reconcile.landed``) and reconciles the two; an inventory drift found unchanged in ``watchdogs.inventory_desync.confirm_runs``
-  runs in a row trips the ``inventory_desync`` watchdog;
+  risk holds already, ``runtime.reconcile.landed``) and reconciles the two; an inventory
+  drift found unchanged in ``watchdogs.inventory_desync.confirm_runs`` runs in a row trips the
+  ``inventory_desync`` watchdog, and so does a gap between the broker's own positions and our
+  fills found the same by as many of the adapter's reconciliations (its view's
+  ``broker_positions``);
 * every ``watch_every_s`` it samples ``gateway.health()`` and ``feed.market_health()`` and runs
   the other watchdogs (``runtime/watchdog.py``: market-data silence while the calendar says the
   market is open, a stale order stream, an unknown-order storm, low free disk where the session
@@ -42,7 +45,7 @@ from ray.exceptions import RayActorError, RayError
 from actors.base import actor
 from runtime.instruments import Instrument
 from runtime.reconcile import ReconcileThresholds, Report, View, landed, reconcile
-from runtime.watchdog import Health, Trip, WatchdogAction, WatchdogConfig, Watchdogs
+from runtime.watchdog import BrokerGap, Health, Trip, WatchdogAction, WatchdogConfig, Watchdogs
 
 __all__ = ["ReconcilerActor"]
 
@@ -162,7 +165,9 @@ class ReconcilerActor:
                 # then risk (it has at least that), then the gateway (at least what risk has)
                 delivered = await feed.reports_delivered.remote()
                 risk_view = _view(await risk.view.remote())
-                gateway_view = landed(_view(await gateway.view.remote(delivered)), risk_view)
+                raw = await gateway.view.remote(delivered)
+                gateway_view = landed(_view(raw), risk_view)
+                broker = self._broker_gaps(raw)
             except RayActorError as exc:  # a side is restarting: try again next time
                 self._timer_errors += 1
                 log.info("reconciler %s: a side is unavailable: %s", self.session_id, exc)
@@ -171,9 +176,22 @@ class ReconcilerActor:
                 last = self._last
                 if last is not None:
                     trips = self.watchdogs.desync(last.drifts, self.thresholds,
-                                                  unvalued=gateway_view.unvalued)
+                                                  unvalued=gateway_view.unvalued,
+                                                  broker=broker)
                     await self._carry_out(trips, gateway, feed, act)
             await asyncio.sleep(interval_s)
+
+    def _broker_gaps(self, view: Any) -> tuple[int, list[BrokerGap]] | None:
+        """The broker's positions apart from our fills, by the adapter's last reconciliation
+        (a broker gateway's view has them; the paper venue is the market itself: None)."""
+        found = view.get("broker_positions") if isinstance(view, Mapping) else None
+        if not found:
+            return None
+        lot = self.thresholds.lot_size
+        return found["run"], [
+            BrokerGap(instrument_id=iid, broker=broker, ours=ours,
+                      lots=-(-abs(broker - ours) // lot(iid)))
+            for iid, broker, ours in found["gaps"]]
 
     async def _watch(self, gateway: Any, feed: Any, act: bool) -> None:
         # the feed is asked only when the silence watchdog is on (nothing else reads it)

@@ -32,7 +32,12 @@ The watchdogs (each off when its block is absent; YAML ``watchdogs:`` in the pap
   amount (both sides may trade on meanwhile) in runs with no fill on one side only and no fill
   in flight whose quantity is unknown (either explains a position drift). Orders open at one
   side only and smaller position drifts stay drift events (an adapter restarting or reconciling
-  shows them for a while); they are not inventory.
+  shows them for a while); they are not inventory. The broker's own positions count too: an
+  adapter's reconciliation compares them with the replay of our fills at one instant
+  (``position AAPL: IB 109 vs fills 99``: a trade outside Tradewind, a fill never reported),
+  and such a gap beyond ``halt_position_drift_lots``, the same in ``confirm_runs`` of the
+  adapter's reconciliations in a row (:class:`BrokerGap`, counted by the adapter's run, not by
+  the reconciler's looks), trips it as well.
 """
 
 from __future__ import annotations
@@ -55,8 +60,10 @@ from runtime.reconcile import (
     describe,
     recommend,
 )
+from runtime.values import from_fixed
 
 __all__ = [
+    "BrokerGap",
     "DesyncRule",
     "DiskRule",
     "Health",
@@ -139,6 +146,20 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     disk_free_bytes: int | None = None  # free space where the session journals
 
 
+class BrokerGap(msgspec.Struct, frozen=True, kw_only=True):
+    """The broker's own position apart from the replay of our fills, as an adapter's
+    reconciliation found it (``actors.venues.common.broker_positions``)."""
+
+    instrument_id: str
+    broker: int
+    ours: int
+    lots: int  # |broker - ours| in lots, rounded up
+
+    def describe(self) -> str:
+        return (f"position {self.instrument_id}: the broker {from_fixed(self.broker)} vs our "
+                f"fills {from_fixed(self.ours)} ({self.lots} lot(s) apart)")
+
+
 class Trip(msgspec.Struct, frozen=True):
     watchdog: str
     action: WatchdogAction
@@ -156,6 +177,8 @@ class Watchdogs:
         self._storm_since_ns: int | None = None
         self._storm_escalated = False
         self._streaks: dict[tuple[object, ...], int] = {}  # drift -> runs in a row seen
+        self._broker_run: int | None = None  # the adapter's reconciliation last counted
+        self._broker_streaks: dict[tuple[str, int], int] = {}  # (instrument, gap) -> runs
 
     def state(self) -> dict[str, str]:
         """Each configured watchdog: ``ok``, ``tripped`` or ``off`` (for metrics and status)."""
@@ -184,28 +207,49 @@ class Watchdogs:
                           Trip("disk_low", rule.action, reason))
 
     def desync(self, drifts: Sequence[Drift], thresholds: ReconcileThresholds, *,
-               unvalued: int = 0) -> list[Trip]:
+               unvalued: int = 0, broker: tuple[int, Sequence[BrokerGap]] | None = None
+               ) -> list[Trip]:
         """One reconciliation's drifts (the gateway's view as of the delivered watermark):
         inventory drifts seen unchanged in ``confirm_runs`` runs in a row that call for HALTED
         take the rule's action (module docstring). ``unvalued``: fills in flight whose
-        quantity the gateway's positions still hold."""
+        quantity the gateway's positions still hold. ``broker``: the adapter's reconciliation
+        run and the gaps it found between the broker's positions and our fills."""
         rule = self.config.inventory_desync
+        runs = rule.confirm_runs if rule is not None else 1
+        gaps = self._broker_gaps(broker, thresholds, runs)
         held: list[Drift] = [d for d in drifts if not isinstance(d, OrderDrift)]
         if unvalued or any(isinstance(d, FillDrift) for d in held):  # they explain positions
             held = [d for d in held if not isinstance(d, PositionDrift)]
         streaks = {_drift_key(d): self._streaks.get(_drift_key(d), 0) + 1 for d in held}
         self._streaks = streaks
-        runs = rule.confirm_runs if rule is not None else 1
         lasting = [d for d in held if streaks[_drift_key(d)] >= runs]
         state = recommend(lasting, thresholds)[0] if lasting else TradingState.ACTIVE
-        if rule is None or state is not TradingState.HALTED:
+        if rule is None or (state is not TradingState.HALTED and not gaps):
             for key in [k for k in self.tripped if k.startswith("inventory_desync")]:
                 del self.tripped[key]
             return []
+        lines = [describe(d) for d in lasting] + [g.describe() for g in gaps]
         reason = (f"inventory desync in {runs} reconciliations in a row: "
-                  + "; ".join(describe(d) for d in lasting[:5])
-                  + (f"; and {len(lasting) - 5} more" if len(lasting) > 5 else ""))
+                  + "; ".join(lines[:5])
+                  + (f"; and {len(lines) - 5} more" if len(lines) > 5 else ""))
         return self._fire("inventory_desync", True, Trip("inventory_desync", rule.action, reason))
+
+    def _broker_gaps(self, broker: tuple[int, Sequence[BrokerGap]] | None,
+                     thresholds: ReconcileThresholds, runs: int) -> list[BrokerGap]:
+        """The broker gaps beyond ``halt_position_drift_lots`` found the same in ``runs`` of
+        the adapter's reconciliations in a row (a new run updates the streaks; looking again
+        at the same run changes nothing)."""
+        if broker is None:
+            return []
+        run, found = broker
+        if run != self._broker_run:
+            self._broker_run = run
+            self._broker_streaks = {
+                (g.instrument_id, g.broker - g.ours):
+                    self._broker_streaks.get((g.instrument_id, g.broker - g.ours), 0) + 1
+                for g in found}
+        return [g for g in found if g.lots > thresholds.halt_position_drift_lots
+                and self._broker_streaks.get((g.instrument_id, g.broker - g.ours), 0) >= runs]
 
     def _fire(self, key: str, active: bool, trip: Trip | None) -> list[Trip]:
         if not active:

@@ -20,7 +20,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from actors.venues.alpaca_support import classify, client_id
-from actors.venues.common import position_drifts, take_baseline, to_fixed
+from actors.venues.common import note_reconciled, position_drifts, take_baseline, to_fixed
 
 if TYPE_CHECKING:
     from actors.venues.alpaca_venue import AlpacaVenue
@@ -48,7 +48,7 @@ def reconcile(venue: AlpacaVenue) -> bool:
             venue.pause()
         return False
     drifts += _position_drifts(venue, positions)
-    venue.last_drifts = drifts
+    note_reconciled(venue, drifts)
     for drift in drifts:
         log.warning("Alpaca reconciliation: %s", drift)
     return not drifts

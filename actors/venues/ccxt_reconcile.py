@@ -26,7 +26,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from actors.venues.ccxt_support import TRIGGER_ORDERS, classify, client_tag
-from actors.venues.common import position_drifts, take_baseline, to_fixed
+from actors.venues.common import note_reconciled, position_drifts, take_baseline, to_fixed
 
 if TYPE_CHECKING:
     from actors.venues.ccxt_venue import CcxtVenue
@@ -74,7 +74,7 @@ class CcxtReconciler:
             return False
         drifts += self._position_drifts(positions)
         self.runs += 1
-        self.last_drifts = drifts
+        note_reconciled(self, drifts)
         for drift in drifts:
             log.warning("%s reconciliation: %s", venue.config.exchange, drift)
         return not drifts

@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from typing import Any
 
 from actors.venues.send_log import OrderIds, SendLog, amend_key, take_baseline
 from runtime.errors import ConfigError
@@ -36,12 +37,15 @@ __all__ = [
     "CommandQueue",
     "Mode",
     "OrderIds",
+    "PositionLine",
     "Secret",
     "SendLog",
     "TokenBucket",
     "amend_key",
+    "broker_positions",
     "check_live",
     "env_secret",
+    "note_reconciled",
     "position_drifts",
     "take_baseline",
     "to_fixed",
@@ -222,14 +226,45 @@ def env_secret(name: str, *, environ: dict[str, str] | None = None) -> Secret:
     return Secret(name, value)
 
 
+class PositionLine(str):
+    """A position drift line (:func:`position_drifts`) that keeps its numbers: the gateway
+    hands them to the inventory-desync watchdog (``runtime.watchdog``)."""
+
+    instrument_id: str
+    broker: int
+    ours: int
+
+    def __new__(cls, text: str, instrument_id: str, broker: int, ours: int) -> PositionLine:
+        line = super().__new__(cls, text)
+        line.instrument_id, line.broker, line.ours = instrument_id, broker, ours
+        return line
+
+
 def position_drifts(
     broker_name: str, broker: dict[str, int], ours: dict[str, int], instruments: Iterable[str]
 ) -> list[str]:
     """One line per instrument whose broker position differs from the replay of our fills (in
-    human units: ``position AAPL.NASDAQ: IB 109 vs fills 99``)."""
+    human units: ``position AAPL.NASDAQ: IB 109 vs fills 99``), each a :class:`PositionLine`."""
     return [
-        f"position {iid}: {broker_name} {from_fixed(broker.get(iid, 0))} "
-        f"vs fills {from_fixed(ours.get(iid, 0))}"
+        PositionLine(f"position {iid}: {broker_name} {from_fixed(broker.get(iid, 0))} "
+                     f"vs fills {from_fixed(ours.get(iid, 0))}",
+                     iid, broker.get(iid, 0), ours.get(iid, 0))
         for iid in sorted(set(instruments))
         if broker.get(iid, 0) != ours.get(iid, 0)
     ]
+
+
+def note_reconciled(holder: Any, drifts: list[str]) -> None:
+    """An adapter's reconciliation ended with ``drifts`` (``holder``: its reconciler, or the
+    venue that reconciles itself): ``last_drifts``, and ``reconciled`` counts them (the
+    watchdog confirms a broker position drift over successive reconciliations)."""
+    holder.last_drifts = drifts
+    holder.reconciled = getattr(holder, "reconciled", 0) + 1
+
+
+def broker_positions(holder: Any) -> dict[str, Any]:
+    """What the adapter's last reconciliation found the broker holding apart from our fills:
+    ``{"run": reconciliations so far, "gaps": [[instrument, broker, ours], ...]}``."""
+    return {"run": getattr(holder, "reconciled", 0),
+            "gaps": [[d.instrument_id, d.broker, d.ours]
+                     for d in getattr(holder, "last_drifts", []) if isinstance(d, PositionLine)]}

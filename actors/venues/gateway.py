@@ -51,6 +51,7 @@ import msgspec
 
 from actors.journals import open_journal
 from actors.logs import write_failure
+from actors.venues.common import broker_positions
 from actors.venues.send_log import SendLog, amend_key
 from runtime.errors import DiskWriteError, InvariantError
 from runtime.messages import (
@@ -373,12 +374,15 @@ class BrokerGateway:
         last one clean."""
         venue = self.venue
         breaker = getattr(venue, "breaker", None)
-        reconciler = getattr(venue, "reconciler", None)
-        drifts = getattr(reconciler, "last_drifts", None)
-        if drifts is None:
-            drifts = getattr(venue, "last_drifts", [])
+        drifts = getattr(self._reconciled_by(), "last_drifts", [])
         return (_link_up(venue) and (breaker is None or breaker.allows_new_orders)
                 and not getattr(venue, "reconcile_requested", False) and not drifts)
+
+    def _reconciled_by(self) -> Any:
+        """What holds the adapter's last reconciliation (``last_drifts``, ``reconciled``): its
+        reconciler, or the venue that reconciles itself."""
+        reconciler = getattr(self.venue, "reconciler", None)
+        return reconciler if hasattr(reconciler, "last_drifts") else self.venue
 
     # --- views -----------------------------------------------------------------------------
 
@@ -387,7 +391,8 @@ class BrokerGateway:
         return list(self.send_log.orders)
 
     def view(self) -> dict[str, Any]:
-        """The broker's view for the reconciler: positions, open orders, fills."""
+        """The broker's view for the reconciler: positions, open orders, fills, and where the
+        broker's own positions stood apart from our fills at its last reconciliation."""
         self._pull()
 
         def read() -> tuple[dict[str, int], list[str]]:
@@ -401,6 +406,9 @@ class BrokerGateway:
         positions, open_orders = self.link.call(read)
         return {"positions": positions, "open_orders": open_orders,
                 "fills": self.send_log.retired_fills + self.link.call(held),
+                # the broker's own positions apart from our fills, by its last reconciliation
+                "broker_positions": self.link.call(lambda: broker_positions(
+                    self._reconciled_by())),
                 "broker": self.kind, "unknown": [u.client_order_id for u in self.unknown]}
 
     def fills(self) -> list[OrderFilled]:

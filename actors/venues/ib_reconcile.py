@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from actors.venues.common import position_drifts, take_baseline
+from actors.venues.common import note_reconciled, position_drifts, take_baseline
 from actors.venues.ib_support import to_fixed, to_ns
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ class IbReconciler:
         self._executions(fills)
         self._missing(open_cids={c for c in (self._cid(t.order) for t in trades) if c})
         drifts += self._positions(positions)
-        self.last_drifts = drifts
+        note_reconciled(self, drifts)
         for drift in drifts:
             log.warning("IB reconciliation: %s", drift)
         return not drifts

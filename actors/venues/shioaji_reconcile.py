@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from actors.venues.common import position_drifts, take_baseline, to_fixed
+from actors.venues.common import note_reconciled, position_drifts, take_baseline, to_fixed
 from actors.venues.shioaji_support import broker_quantity, port_quantity
 from runtime.values import from_fixed
 
@@ -63,7 +63,7 @@ class ShioajiReconciler:
             drifts += found
             self._missing(listed)
             drifts += self._positions(positions)
-        self.last_drifts = drifts
+        note_reconciled(self, drifts)
         for drift in drifts:
             log.warning("Shioaji reconciliation: %s", drift)
         return not drifts

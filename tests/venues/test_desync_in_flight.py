@@ -23,7 +23,7 @@ from runtime.messages import (
 )
 from runtime.reconcile import ReconcileThresholds, View, as_of, landed, reconcile
 from runtime.values import FIXED_SCALE
-from runtime.watchdog import WatchdogAction, WatchdogConfig, Watchdogs
+from runtime.watchdog import BrokerGap, WatchdogAction, WatchdogConfig, Watchdogs
 from tests.venues.broker_helpers import FakeIbThread
 
 pytest.importorskip("ib_async")
@@ -134,5 +134,59 @@ def test_a_position_apart_beyond_what_is_in_flight_still_halts(fake_ib: FakeIbTh
         assert _run(watchdogs, gateway, risk, len(handed)) == []
         (trip,) = _run(watchdogs, gateway, risk, len(handed))
         assert "position SIM-A" in trip.reason  # type: ignore[attr-defined]
+    finally:
+        gateway.close()  # type: ignore[attr-defined]
+
+
+def test_the_brokers_own_position_apart_from_our_fills_halts(fake_ib: FakeIbThread,
+                                                             tmp_path: Path) -> None:
+    """A trade outside Tradewind moves the broker's position and not our fills (the risk and
+    gateway views still agree): the adapter's reconciliation finds the gap, and the watchdog
+    trips on the second of the adapter's reconciliations that finds it, never on the reconciler
+    looking twice at the same one."""
+    import time
+
+    watchdogs = Watchdogs(WatchdogConfig(), [])
+    gateway = _open(fake_ib.port, tmp_path)
+
+    def reconciled_once() -> dict[str, object]:
+        before = gateway.view()["broker_positions"]["run"]  # type: ignore[attr-defined]
+        gateway.request_reconcile()  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            view = gateway.view()  # type: ignore[attr-defined]
+            if view["broker_positions"]["run"] > before:
+                return view  # type: ignore[no-any-return]
+            time.sleep(0.05)
+        raise AssertionError("the adapter did not reconcile")
+
+    def look(view: dict[str, object], risk: View) -> list[object]:
+        found = view["broker_positions"]
+        gaps = [BrokerGap(instrument_id=i, broker=b, ours=o, lots=-(-abs(b - o) // FIXED_SCALE))
+                for i, b, o in found["gaps"]]  # type: ignore[index]
+        report = reconcile(View.from_dict(view), risk, thresholds=ReconcileThresholds())
+        return list(watchdogs.desync(report.drifts, ReconcileThresholds(),
+                                     broker=(found["run"], gaps)))  # type: ignore[index]
+
+    try:
+        gateway.send([_submit("d-4", 10)])  # type: ignore[attr-defined]
+        reports = _settle(gateway)
+        risk = _risk(reports)  # risk holds every fill: the two views agree
+        view = reconciled_once()
+        assert view["broker_positions"]["gaps"] == []
+        assert look(view, risk) == []
+        fake_ib.call(lambda: fake_ib.fake.positions.update(SIMA=25.0))  # 15 bought elsewhere
+        view = reconciled_once()
+        assert view["broker_positions"]["gaps"] == [["SIM-A", 25 * FIXED_SCALE,
+                                                     10 * FIXED_SCALE]]
+        assert look(view, risk) == [] and look(view, risk) == []  # one reconciliation, twice
+        (trip,) = look(reconciled_once(), risk)
+        assert trip.watchdog == "inventory_desync"  # type: ignore[attr-defined]
+        assert trip.action is WatchdogAction.CANCEL_ALL_AND_HALT  # type: ignore[attr-defined]
+        assert ("position SIM-A: the broker 25 vs our fills 10 (15 lot(s) apart)"
+                in trip.reason)  # type: ignore[attr-defined]
+        fake_ib.call(lambda: fake_ib.fake.positions.update(SIMA=10.0))  # put right
+        assert look(reconciled_once(), risk) == []
+        assert "inventory_desync" not in watchdogs.tripped
     finally:
         gateway.close()  # type: ignore[attr-defined]
