@@ -18,8 +18,9 @@ cancels the group's other orders (``ocaType`` 1) or reduces them in proportion (
 cancels those left with nothing. The fake never executes an order it holds.
 
 Scenario controls (called by tests between awaits): :meth:`FakeIbGateway.fill`,
-``reject_next``, ``auto_ack``, :meth:`drop_clients` (socket loss), :meth:`restart` (a new
-gateway session: order ids start again, perm ids stay), ``pacing_violations``.
+``reject_next``, ``auto_ack``, :meth:`drop_clients` (socket loss), :meth:`go_down` (IB's nightly
+reset: sockets closed and connects refused for a while), :meth:`restart` (a new gateway session:
+order ids start again, perm ids stay), ``pacing_violations``.
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ class FakeIbGateway:
     # market data subscriptions: symbol -> [(client, reqId)] for reqMktData and reqMktDepth
     mkt_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     depth_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
+    refusing: bool = False  # down (:meth:`go_down`): a connect is closed before the handshake
+    downs: int = 0  # how many times :meth:`go_down` took the gateway down
 
     def __post_init__(self) -> None:
         self._server: asyncio.base_events.Server | None = None
@@ -107,6 +110,15 @@ class FakeIbGateway:
             client.writer.close()
         self._clients.clear()
 
+    def go_down(self, seconds: float) -> None:
+        """IB's nightly reset: every client's socket closed and new connects refused (closed
+        before the handshake) for ``seconds``. The gateway keeps its orders, and its own fills
+        go on: a client gets them through reqExecutions when it is back."""
+        self.refusing = True
+        self.downs += 1
+        self.drop_clients()
+        asyncio.get_running_loop().call_later(seconds, setattr, self, "refusing", False)
+
     async def restart(self) -> None:
         """A new gateway session on the same port: order ids start again, perm ids stay."""
         await self.stop()
@@ -126,6 +138,9 @@ class FakeIbGateway:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         client = _Client(writer)
+        if self.refusing:
+            writer.close()
+            return
         try:
             if await reader.readexactly(4) != b"API\0":
                 writer.close()
