@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["ib_counts", "main", "parser", "run_ib", "run_paper"]
 
 _VICTIMS = ("risk", "gateway", "strategy:mm", "book:SIM-A")
 
@@ -394,7 +394,8 @@ def run_ib(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
+    """The soak's command line (the test builds its arguments with it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--broker", choices=("ib", "paper"), default="ib")
     parser.add_argument("--minutes", type=float, default=3.0)
@@ -412,7 +413,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dir", help="keep the session here (default: a temporary folder)")
     parser.add_argument("--address", help="join this Ray cluster instead of starting one")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     if args.broker == "paper":
         run_paper(args)
     else:
