@@ -42,6 +42,7 @@ import random
 import signal
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,8 @@ _IB_VICTIMS = ("risk", "gateway", "strategy:sma", "book:SIM-A")
 _SIM = {"id": "SIM-A", "price_precision": 2, "lot_size": 1, "min_quantity": 1}
 
 
-def _ib_workspace(folder: Path, port: int, minutes: float, seed: int) -> tuple[Path, float]:
+def _ib_workspace(folder: Path, port: int, minutes: float, seed: int,
+                  reconcile_every_s: float) -> tuple[Path, float]:
     """The session's configs (a paper session whose broker is the fake, recording into chdb in
     ``folder``) and the replay speed that makes the day's bars last ``minutes``."""
     import pyarrow.compute as pc
@@ -192,7 +194,8 @@ def _ib_workspace(folder: Path, port: int, minutes: float, seed: int) -> tuple[P
     broker = {"kind": "ib", "port": port, "client_id": 7, "reset_window": ["00:00", "00:00"],
               "contracts": {"SIM-A": {"symbol": "SIMA"}}}
     path = write_broker_config(folder, bars, broker, instrument=_SIM, size=100, speed=speed,
-                               record=True, store_dsn=f"chdb://{folder / 'clickhouse'}")
+                               record=True, store_dsn=f"chdb://{folder / 'clickhouse'}",
+                               reconcile_every_s=reconcile_every_s)
     trading = yaml.safe_load((folder / "trading.yaml").read_text())
     trading["store"] = {"record": True}
     (folder / "trading.yaml").write_text(yaml.safe_dump(trading))
@@ -246,8 +249,10 @@ def ib_counts(broker: dict[str, Any], result: dict[str, Any],
     broker_fills = {f"IB-{e}" for e in broker["executions"]}
     broker_pos = {"SIM-A": round(broker["positions"].get("SIMA", 0.0) * FIXED_SCALE)}
     broker_pos = {k: v for k, v in broker_pos.items() if v}
+    reasons = Counter(str(ours[cid]["reason"])[:60] for cid in refused)
     return {
         "orders": len(ours), "placed": len(placed), "refused": len(refused),
+        "refused_why": dict(reasons.most_common()),
         "duplicates": len(placed) - len(reached), "lost": len(unsent) + len(unreported),
         "lost_ids": unsent + unreported, "filled_qty_wrong": qty_wrong,
         "fills_broker": len(broker_fills), "fills_ours": len(fill_ids),
@@ -282,7 +287,8 @@ def run_ib(args: argparse.Namespace) -> dict[str, Any]:
     owns_ray = not ray.is_initialized()
     rows: list[dict[str, Any]] = []
     try:
-        path, speed = _ib_workspace(folder, fake.port, args.minutes, args.seed)
+        path, speed = _ib_workspace(folder, fake.port, args.minutes, args.seed,
+                                    args.reconcile_every)
         config = load_paper_config(path)
         # the schedule: (t_s, what); disconnects spread over the run, the outage from a third
         events: list[tuple[float, str]] = [
@@ -374,6 +380,7 @@ def run_ib(args: argparse.Namespace) -> dict[str, Any]:
         "events_spilled": recorder["events_spilled"], "store_pending": recorder["pending_events"],
         "store_fills": store_fills, "kills": kills, "restarts": result["restarts"],
         "trading_state": result["trading_state"],
+        "state_reason": result["risk"]["state_reason"],
         "rss_mb": round(end["rss"] / 2**20, 1),
         "rss_mb_per_min": round((end["rss"] - first["rss"]) / 2**20 / span_min, 1),
         "journal_mb": round(end["journal"] / 2**20, 1),
@@ -387,7 +394,8 @@ def run_ib(args: argparse.Namespace) -> dict[str, Any]:
           f"{out['positions_equal']}; disconnects {out['disconnects']} (reconnects "
           f"{out['reconnects']}, longest down {out['longest_down_s']} s), store outage "
           f"{args.outage_s:g} s ({out['events_spilled']} events spilled, {out['store_pending']} "
-          f"pending), restarts {out['restarts']}, state {out['trading_state']}; RSS "
+          f"pending), restarts {out['restarts']}, state {out['trading_state']} "
+          f"({out['state_reason'] or '-'}), refused {out['refused_why']}; RSS "
           f"{out['rss_mb']} MB ({out['rss_mb_per_min']:+} MB/min), journals "
           f"{out['journal_mb']} MB ({out['journal_mb_per_min']:+} MB/min)")
     print(json.dumps(out, sort_keys=True))
@@ -408,6 +416,8 @@ def parser() -> argparse.ArgumentParser:
                         help="ib: seconds the gateway refuses connects each time")
     parser.add_argument("--outage-s", type=float, default=60.0,
                         help="ib: seconds the store is unavailable (0: no outage)")
+    parser.add_argument("--reconcile-every", type=float, default=5.0,
+                        help="ib: the session's reconcile_every_s (the product's default: 5)")
     parser.add_argument("--kill-every", type=float, default=0.0,
                         help="SIGKILL a random actor every this many seconds (0: never)")
     parser.add_argument("--seed", type=int, default=7)

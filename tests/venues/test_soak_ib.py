@@ -17,7 +17,7 @@ pytest.importorskip("ib_async")
 def test_a_short_ib_soak_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     from bench.soak import parser, run_ib
 
-    args = parser().parse_args(["--minutes", "0.4", "--disconnects", "1", "--down-s", "3",
+    args = parser().parse_args(["--minutes", "0.3", "--disconnects", "1", "--down-s", "3",
                                 "--outage-s", "6", "--every", "4", "--dir", str(tmp_path)])
     out: dict[str, Any] = run_ib(args)
 
@@ -28,5 +28,6 @@ def test_a_short_ib_soak_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     assert out["fills_twice"] == out["fills_missed"] == out["fills_unknown"] == 0, out
     assert out["fills_ours"] == out["fills_risk"] == out["fills_broker"], out
     assert out["positions_equal"], out
+    assert out["trading_state"] == "active", out  # no watchdog took the outages for a desync
     assert out["recorder_outages"] == 1 and out["store_pending"] == 0, out  # the outage drained
     assert out["store_fills"] == out["fills_broker"], out  # every fill in the store, once
