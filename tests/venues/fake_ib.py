@@ -78,7 +78,6 @@ class FakeIbGateway:
     mkt_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     depth_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     refusing: bool = False  # down (:meth:`go_down`): a connect is closed before the handshake
-    downs: int = 0  # how many times :meth:`go_down` took the gateway down
 
     def __post_init__(self) -> None:
         self._server: asyncio.base_events.Server | None = None
@@ -115,7 +114,6 @@ class FakeIbGateway:
         before the handshake) for ``seconds``. The gateway keeps its orders, and its own fills
         go on: a client gets them through reqExecutions when it is back."""
         self.refusing = True
-        self.downs += 1
         self.drop_clients()
         asyncio.get_running_loop().call_later(seconds, setattr, self, "refusing", False)
 
