@@ -1,34 +1,52 @@
-"""A soak: a paper session in real time for N minutes at a given tick rate, sampled as it runs.
+"""Soaks: a session in real time for N minutes, sampled as it runs, and checked at the end.
 
-``python -m bench.soak --minutes 2 --rate 500`` runs the rehearsal's market maker
-(``actors.rehearsal``: generated SIM-A quotes and trades, the paper broker, no network) paced so
-that ``--rate`` market messages a second reach the session, and every ``--every`` seconds
-prints one row: wall time, feed position and ticks a second, orders, fills, restarts, the
-session's actors' resident memory (sum of their processes' RSS), its journal directory's bytes,
-and the actors' open file descriptors. ``--kill-every S`` also SIGKILLs a random actor (risk,
-the gateway, the strategy or the book; seeded by ``--seed``) every S seconds. At the end: the
-growth per minute of RSS and fds over the run's second half (after warm-up), and the journal
-directory's smallest and largest size there.
-A soak longer than one sample day's data at that rate (about 25,000 messages a day) passes
-through the data's nights, quiet for a while at the pace of the day's messages.
+``python -m bench.soak --minutes 3`` (``--broker ib``, the default): the session trades through
+the loopback Interactive Brokers fake (``tests/venues/fake_ib.py``, the TWS wire protocol to the
+real ib_async client in the gateway actor; imported from the repository root as the tests do, on
+its own thread in this process), recording into the embedded ClickHouse store (chdb, in the
+soak's folder). One generated day of SIM-A bars (SMA 2/5, 100 shares; the fake fills every order
+0.2 s later in two executions) is replayed to last the run. During it: ``--disconnects`` times
+the fake drops its sockets and refuses connects for ``--down-s`` seconds (IB's nightly reset;
+its own fills go on), and the store is unavailable for ``--outage-s`` seconds
+(``StoreActor.set_available(False)``, the recorder tests' outage) from a third of the run;
+``--kill-every S`` also SIGKILLs a random actor every S seconds. At the end (feed stopped,
+fills settled) it counts, against the fake's own record: orders sent twice (duplicates), orders
+decided but never reaching the broker nor refused with a report, or whose broker state never
+came back (lost), fills counted twice and fills missed (ours and risk's against the broker's
+executions), positions (risk's and the gateway's against the broker's), the store's fills
+against the broker's after the outage, reconnects and the longest time disconnected, and RSS and
+journal growth; figures, then one JSON line.
 
-Figures, not a test: bench/README.md ("Soak") has a run's output.
+``--broker paper`` runs the rehearsal's market maker instead (``actors.rehearsal``: generated
+SIM-A quotes and trades, the paper broker, no network) paced so that ``--rate`` market messages
+a second reach the session, every ``--every`` seconds printing one row: wall time, feed position
+and ticks a second, orders, fills, restarts, the session's actors' resident memory (sum of their
+processes' RSS), its journal directory's bytes, and the actors' open file descriptors. At the
+end: the growth per minute of RSS and fds over the run's second half (after warm-up), and the
+journal directory's smallest and largest size there. A soak longer than one sample day's data at
+that rate (about 25,000 messages a day) passes through the data's nights, quiet for a while at
+the pace of the day's messages.
+
+Figures, not a test: bench/README.md ("Soak") has runs' output; tests/venues/test_soak_ib.py runs
+a short IB soak and asserts its counts.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import os
 import random
 import signal
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["ib_counts", "main", "parser", "run_ib", "run_paper"]
 
 _VICTIMS = ("risk", "gateway", "strategy:mm", "book:SIM-A")
 
@@ -98,7 +116,7 @@ def _growth(rows: list[dict[str, Any]], key: str) -> float:
     return 60 * sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / var if var else 0.0
 
 
-def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_paper(args: argparse.Namespace) -> list[dict[str, Any]]:
     import ray
 
     from actors.config import load_paper_config
@@ -152,17 +170,268 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> None:
+
+# --- the IB soak -------------------------------------------------------------------------------
+
+_IB_VICTIMS = ("risk", "gateway", "strategy:sma", "book:SIM-A")
+_SIM = {"id": "SIM-A", "price_precision": 2, "lot_size": 1, "min_quantity": 1}
+
+
+def _ib_workspace(folder: Path, port: int, minutes: float, seed: int,
+                  reconcile_every_s: float) -> tuple[Path, float]:
+    """The session's configs (a paper session whose broker is the fake, recording into chdb in
+    ``folder``) and the replay speed that makes the day's bars last ``minutes``."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    import yaml
+
+    from tests.venues.broker_helpers import write_bars, write_broker_config
+
+    bars = write_bars(folder / "data", "SIM-A", seed=seed)
+    ts = pq.read_table(bars, columns=["ts_event"]).column("ts_event")
+    span_s = (pc.max(ts).as_py() - pc.min(ts).as_py()) / 1e9
+    speed = span_s / (minutes * 60)
+    broker = {"kind": "ib", "port": port, "client_id": 7, "reset_window": ["00:00", "00:00"],
+              "contracts": {"SIM-A": {"symbol": "SIMA"}}}
+    path = write_broker_config(folder, bars, broker, instrument=_SIM, size=100, speed=speed,
+                               record=True, store_dsn=f"chdb://{folder / 'clickhouse'}",
+                               reconcile_every_s=reconcile_every_s)
+    trading = yaml.safe_load((folder / "trading.yaml").read_text())
+    trading["store"] = {"record": True}
+    (folder / "trading.yaml").write_text(yaml.safe_dump(trading))
+    return path, speed
+
+
+def _broker_record(fake: Any) -> dict[str, Any]:
+    """The fake's own record (read on its loop's thread): every orderRef placed, each order's
+    state, every execution id, positions, how many connects it answered."""
+    return {"placed": list(fake.placed),
+            "orders": {o.order_ref: (o.status, o.filled) for o in fake.orders.values()},
+            "executions": [e.exec_id for e in fake.executions],
+            "positions": dict(fake.positions), "connected": fake.connected,
+            "refusing": fake.refusing, "connects": sum(1 for m, _ in fake.requests if m == 71)}
+
+
+def _settled(session: Any, broker: dict[str, Any]) -> bool:
+    """The broker is reachable, every execution reached the gateway and risk, and every order
+    the broker closed is closed for risk too."""
+    if broker["refusing"] or not broker["connected"]:
+        return False
+    n = len(broker["executions"])
+    if len(session.gateway.get("fills", timeout_s=30)) != n:
+        return False
+    if session.risk.get("summary", timeout_s=30)["fills"] != n:
+        return False
+    open_ours = set(session.risk.get("view", timeout_s=30)["open_orders"])
+    return not any(ref in open_ours for ref, (status, _) in broker["orders"].items()
+                   if status in ("Filled", "Cancelled"))
+
+
+def ib_counts(broker: dict[str, Any], result: dict[str, Any],
+              risk_view: dict[str, Any]) -> dict[str, Any]:
+    """Duplicates, losses, fills and positions: ours (``result``: the session's collected
+    files, ``risk_view``) against the broker's own record."""
+    from runtime.values import FIXED_SCALE
+
+    placed = broker["placed"]
+    ours = {o["id"]: o for o in result["records"]["orders"]}
+    reached = set(placed)
+    refused = {cid for cid, o in ours.items() if o["status"] in ("denied", "rejected")}
+    # decided, never at the broker, and never refused with a report
+    unsent = sorted(cid for cid in ours if cid not in reached and cid not in refused)
+    # at the broker, and unknown to us or still open for us after the broker closed it
+    unreported = sorted(ref for ref in reached if ref not in ours or (
+        broker["orders"][ref][0] in ("Filled", "Cancelled")
+        and ours[ref]["status"] not in ("filled", "canceled", "rejected", "expired")))
+    qty_wrong = sorted(ref for ref in reached & set(ours)
+                       if round(broker["orders"][ref][1] * FIXED_SCALE) != ours[ref]["filled"])
+    fill_ids = [f.fill_id for f in result["fill_records"]]
+    broker_fills = {f"IB-{e}" for e in broker["executions"]}
+    broker_pos = {"SIM-A": round(broker["positions"].get("SIMA", 0.0) * FIXED_SCALE)}
+    broker_pos = {k: v for k, v in broker_pos.items() if v}
+    reasons = Counter(str(ours[cid]["reason"])[:60] for cid in refused)
+    return {
+        "orders": len(ours), "placed": len(placed), "refused": len(refused),
+        "refused_why": dict(reasons.most_common()),
+        "duplicates": len(placed) - len(reached), "lost": len(unsent) + len(unreported),
+        "lost_ids": unsent + unreported, "filled_qty_wrong": qty_wrong,
+        "fills_broker": len(broker_fills), "fills_ours": len(fill_ids),
+        "fills_risk": result["fills"],
+        "fills_twice": len(fill_ids) - len(set(fill_ids)),
+        "fills_missed": len(broker_fills - set(fill_ids)),
+        "fills_unknown": len(set(fill_ids) - broker_fills),
+        "positions_ours": {k: v / FIXED_SCALE for k, v in risk_view["positions"].items()},
+        "positions_broker": {k: v / FIXED_SCALE for k, v in broker_pos.items()},
+        "positions_equal": risk_view["positions"] == broker_pos and result["positions_match"],
+    }
+
+
+def _store_fills(session: Any) -> int:
+    sql = ("SELECT count() FROM fills FINAL WHERE session_id = "
+           f"'{session.session_id}'")  # an id of [A-Za-z0-9_.] (the config's pattern)
+    return int(session.children["store"].get("command", sql, timeout_s=120))
+
+
+def run_ib(args: argparse.Namespace) -> dict[str, Any]:
+    """The IB soak (see the module docstring); the final figures as a dict."""
+    import ray
+
+    from actors.config import load_paper_config
+    from actors.logs import init_ray
+    from actors.session import start_session
+    from tests.venues.broker_helpers import FakeIbThread
+
+    folder = Path(args.dir or tempfile.mkdtemp(prefix="tradewind-soak-ib-"))
+    run_s = args.minutes * 60
+    fake = FakeIbThread(auto_fill_price=100.0, fill_delay_s=0.2)
+    owns_ray = not ray.is_initialized()
+    rows: list[dict[str, Any]] = []
+    try:
+        path, speed = _ib_workspace(folder, fake.port, args.minutes, args.seed,
+                                    args.reconcile_every)
+        config = load_paper_config(path)
+        # the schedule: (t_s, what); disconnects spread over the run, the outage from a third
+        events: list[tuple[float, str]] = [
+            (run_s * (i + 1) / (args.disconnects + 1), "down") for i in range(args.disconnects)]
+        if args.outage_s > 0:
+            events += [(run_s / 3, "store_down"), (run_s / 3 + args.outage_s, "store_up")]
+        events.sort()
+        load = os.getloadavg()[0]
+        print(f"soak ib: {args.minutes:g} min (bars at speed {speed:.0f}), {args.disconnects} "
+              f"disconnects of {args.down_s:g} s, store outage {args.outage_s:g} s, kill every "
+              f"{args.kill_every or '-'} s, {os.cpu_count()} cores, load {load:.1f}; in {folder}")
+        if owns_ray:
+            init_ray(args.address)
+        rng = random.Random(args.seed)
+        session = start_session(config, session_id="soakib")
+        journal_dir = Path(session.setup.journal_dir)
+        downs: list[float] = []  # seconds from each gateway down to the client's reconnect
+        down_at: float | None = None
+        kills = 0
+        try:
+            started = last_kill = last_sample = time.monotonic()
+            print(f"{'t_s':>6} {'cursor':>6} {'orders':>6} {'placed':>6} {'fills':>6} "
+                  f"{'b_fills':>7} {'link':>5} {'store':>5} {'spilled':>7} {'restarts':>8} "
+                  f"{'rss_MB':>7} {'journal_MB':>10}")
+            while (now := time.monotonic()) - started < run_s:
+                time.sleep(0.25)
+                t = now - started
+                while events and events[0][0] <= t:
+                    _, what = events.pop(0)
+                    if what == "down":
+                        fake.call(fake.fake.go_down, args.down_s)
+                        down_at = time.monotonic()
+                    else:
+                        session.children["store"].get("set_available", what == "store_up",
+                                                      timeout_s=60)
+                connected = fake.call(lambda: fake.fake.connected)
+                if down_at is not None and connected:
+                    downs.append(time.monotonic() - down_at)
+                    down_at = None
+                if args.kill_every and now - last_kill >= args.kill_every:
+                    victim = rng.choice(_IB_VICTIMS)
+                    os.kill(int(session.children[victim].get("pid")), signal.SIGKILL)
+                    last_kill, kills = now, kills + 1
+                if now - last_sample < args.every:
+                    continue
+                last_sample = now
+                row = _sample(session, journal_dir, started)
+                broker = fake.call(_broker_record, fake.fake)
+                rec = session.children["recorder"].get("stats", timeout_s=60)
+                row.update(placed=len(broker["placed"]), b_fills=len(broker["executions"]),
+                           link=connected, store=rec["mode"], spilled=rec["events_spilled"])
+                rows.append(row)
+                print(f"{row['t_s']:6.0f} {row['cursor']:6} {row['orders']:6} "
+                      f"{row['placed']:6} {row['fills']:6} {row['b_fills']:7} "
+                      f"{'up' if connected else 'down':>5} {rec['mode'][:5]:>5} "
+                      f"{rec['events_spilled']:7} {row['restarts']:8} "
+                      f"{row['rss'] / 2**20:7.0f} {row['journal'] / 2**20:10.1f}", flush=True)
+            session.feed.get("stop", timeout_s=120)
+            session.children["store"].get("set_available", True, timeout_s=60)
+            deadline, settled = time.monotonic() + 120, False
+            while time.monotonic() < deadline:
+                broker = fake.call(_broker_record, fake.fake)
+                if _settled(session, broker):
+                    settled = True
+                    break
+                time.sleep(0.5)
+            if down_at is not None:  # down at the end and never back: the longest is the wait
+                downs.append(time.monotonic() - down_at)
+            broker = fake.call(_broker_record, fake.fake)
+            risk_view = session.risk.get("view", timeout_s=60)
+            recorder = session.children["recorder"].get("flush", timeout_s=300)
+            store_fills = _store_fills(session)
+            end = _sample(session, journal_dir, started)
+        finally:
+            result = session.stop(write=False)
+    finally:
+        if owns_ray:
+            ray.shutdown()
+        fake.close()
+    counts = ib_counts(broker, result, risk_view)
+    first = rows[0] if rows else end
+    span_min = max((end["t_s"] - first["t_s"]) / 60, 1e-9)
+    out: dict[str, Any] = {
+        "minutes": args.minutes, "load": round(load, 1), "settled": settled,
+        **counts,
+        "disconnects": len(downs), "reconnects": broker["connects"] - 1,
+        "longest_down_s": round(max(downs, default=0.0), 1),
+        "store_outage_s": args.outage_s, "recorder_outages": recorder["outages"],
+        "events_spilled": recorder["events_spilled"], "store_pending": recorder["pending_events"],
+        "store_fills": store_fills, "kills": kills, "restarts": result["restarts"],
+        "trading_state": result["trading_state"],
+        "state_reason": result["risk"]["state_reason"],
+        "rss_mb": round(end["rss"] / 2**20, 1),
+        "rss_mb_per_min": round((end["rss"] - first["rss"]) / 2**20 / span_min, 1),
+        "journal_mb": round(end["journal"] / 2**20, 1),
+        "journal_mb_per_min": round((end["journal"] - first["journal"]) / 2**20 / span_min, 2),
+    }
+    print(f"orders {out['orders']} (placed {out['placed']}, refused {out['refused']}), "
+          f"duplicates {out['duplicates']}, lost {out['lost']}; fills: broker "
+          f"{out['fills_broker']}, ours {out['fills_ours']}, risk {out['fills_risk']}, twice "
+          f"{out['fills_twice']}, missed {out['fills_missed']}, store {store_fills}; positions "
+          f"ours {out['positions_ours']} broker {out['positions_broker']} equal "
+          f"{out['positions_equal']}; disconnects {out['disconnects']} (reconnects "
+          f"{out['reconnects']}, longest down {out['longest_down_s']} s), store outage "
+          f"{args.outage_s:g} s ({out['events_spilled']} events spilled, {out['store_pending']} "
+          f"pending), restarts {out['restarts']}, state {out['trading_state']} "
+          f"({out['state_reason'] or '-'}), refused {out['refused_why']}; RSS "
+          f"{out['rss_mb']} MB ({out['rss_mb_per_min']:+} MB/min), journals "
+          f"{out['journal_mb']} MB ({out['journal_mb_per_min']:+} MB/min)")
+    print(json.dumps(out, sort_keys=True))
+    return out
+
+
+def parser() -> argparse.ArgumentParser:
+    """The soak's command line (the test builds its arguments with it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=2.0)
-    parser.add_argument("--rate", type=float, default=500.0, help="market messages a second")
+    parser.add_argument("--broker", choices=("ib", "paper"), default="ib")
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--rate", type=float, default=500.0,
+                        help="paper: market messages a second")
     parser.add_argument("--every", type=float, default=10.0, help="seconds between samples")
+    parser.add_argument("--disconnects", type=int, default=3,
+                        help="ib: times the fake gateway goes down during the run")
+    parser.add_argument("--down-s", type=float, default=8.0,
+                        help="ib: seconds the gateway refuses connects each time")
+    parser.add_argument("--outage-s", type=float, default=60.0,
+                        help="ib: seconds the store is unavailable (0: no outage)")
+    parser.add_argument("--reconcile-every", type=float, default=5.0,
+                        help="ib: the session's reconcile_every_s (the product's default: 5)")
     parser.add_argument("--kill-every", type=float, default=0.0,
                         help="SIGKILL a random actor every this many seconds (0: never)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dir", help="keep the session here (default: a temporary folder)")
     parser.add_argument("--address", help="join this Ray cluster instead of starting one")
-    run(parser.parse_args(argv))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if args.broker == "paper":
+        run_paper(args)
+    else:
+        run_ib(args)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,9 @@ A parent that fills in part, as IB documents attached orders (and no more than t
 Scenario controls (called by tests between awaits): :meth:`FakeIbGateway.fill`,
 :meth:`~FakeIbGateway.market` (a trade prints: stops and ``TRAIL`` orders are worked on it),
 :meth:`~FakeIbGateway.expire` (IB ends an order at its time in force), ``reject_next``,
-``auto_ack``, :meth:`drop_clients` (socket loss), :meth:`restart` (a new
-gateway session: order ids start again, perm ids stay), ``pacing_violations``.
+``auto_ack``, :meth:`drop_clients` (socket loss), :meth:`go_down` (IB's nightly reset: sockets
+closed and connects refused for a while), :meth:`restart` (a new gateway session: order ids
+start again, perm ids stay), ``pacing_violations``.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class FakeIbGateway:
     mkt_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     depth_subs: dict[str, list[tuple[Any, int]]] = field(default_factory=dict)
     last_prices: dict[str, float] = field(default_factory=dict)  # symbol -> last trade (market)
+    refusing: bool = False  # down (:meth:`go_down`): a connect is closed before the handshake
 
     def __post_init__(self) -> None:
         self._server: asyncio.base_events.Server | None = None
@@ -128,6 +130,14 @@ class FakeIbGateway:
             client.writer.close()
         self._clients.clear()
 
+    def go_down(self, seconds: float) -> None:
+        """IB's nightly reset: every client's socket closed and new connects refused (closed
+        before the handshake) for ``seconds``. The gateway keeps its orders, and its own fills
+        go on: a client gets them through reqExecutions when it is back."""
+        self.refusing = True
+        self.drop_clients()
+        asyncio.get_running_loop().call_later(seconds, setattr, self, "refusing", False)
+
     async def restart(self) -> None:
         """A new gateway session on the same port: order ids start again, perm ids stay."""
         await self.stop()
@@ -147,6 +157,9 @@ class FakeIbGateway:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         client = _Client(writer)
+        if self.refusing:
+            writer.close()
+            return
         try:
             if await reader.readexactly(4) != b"API\0":
                 writer.close()
