@@ -111,9 +111,11 @@ def init_ray(address: str | None = None, *,
         context = ray.init(address=address, log_to_driver=False, configure_logging=False,
                            runtime_env=RAY_RUNTIME_ENV)  # fmt: skip
     else:
-        context = ray.init(address="local", include_dashboard=dashboard is not None,
-                           dashboard_host="127.0.0.1", log_to_driver=False,
-                           configure_logging=False, runtime_env=RAY_RUNTIME_ENV)  # fmt: skip
+        from backtest.research.fanout import init_local
+
+        context = init_local(include_dashboard=dashboard is not None,
+                             dashboard_host="127.0.0.1", log_to_driver=False,
+                             configure_logging=False, runtime_env=RAY_RUNTIME_ENV)
     url = getattr(context, "dashboard_url", None)
     if dashboard is not None and url:
         dashboard(url if "://" in url else f"http://{url}")

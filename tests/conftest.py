@@ -42,9 +42,10 @@ def ray_local() -> object:
     import ray
 
     from actors.logs import RAY_RUNTIME_ENV  # the sessions' actors log JSON (actors.logs)
+    from backtest.research.fanout import init_local  # started again if it timed out
 
     if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 runtime_env=RAY_RUNTIME_ENV)
+        init_local(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                   runtime_env=RAY_RUNTIME_ENV)
     yield ray
     ray.shutdown()

@@ -45,7 +45,13 @@ from backtest.research.trial import Trial, TrialSpec, run_trial
 from backtest.store import parse_dsn
 from runtime.errors import ConfigError, InvariantError, StoreError
 
-__all__ = ["TrialRunner", "check_store_reach", "connect", "disconnect", "plan_chunks"]
+__all__ = ["TrialRunner", "check_store_reach", "connect", "disconnect", "init_local",
+           "plan_chunks"]
+
+log = logging.getLogger("tradewind.research.fanout")
+
+#: starts of a private local Ray before its node's start-up timeout is the caller's error
+LOCAL_STARTS = 3
 
 MAX_CHUNK = 64  # trials per task at most (a retry after a crash redoes at most this many)
 _FEEDS: OrderedDict[str, Feed] = OrderedDict()  # per worker process: at most two feeds
@@ -54,6 +60,23 @@ _CACHE_SIZE = 2
 
 
 Announce = Callable[[str], None]
+
+
+def init_local(**kwargs: Any) -> Any:
+    """``ray.init(address="local", **kwargs)``, started again (up to :data:`LOCAL_STARTS`
+    times, each a warning) when its node timed out during start-up: Ray gives a new node's
+    raylet a fixed 30 s to register, which a loaded machine (two cores, other jobs) can miss;
+    every other error is the caller's at once."""
+    for attempt in range(1, LOCAL_STARTS + 1):
+        try:
+            return ray.init(address="local", **kwargs)
+        except Exception as exc:
+            if "timed out during startup" not in str(exc) or attempt == LOCAL_STARTS:
+                raise
+            log.warning("Ray's local node did not start in time (a loaded machine?): "
+                        "starting it again (%d of %d)", attempt + 1, LOCAL_STARTS)
+            ray.shutdown()
+    raise AssertionError("unreachable")
 
 
 def connect(
@@ -74,8 +97,7 @@ def connect(
     try:
         if address is None:  # a private session that dies with this command
             os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            context = ray.init(
-                address="local",
+            context = init_local(
                 num_cpus=num_cpus,
                 include_dashboard=dashboard is not None,
                 dashboard_host="127.0.0.1",
