@@ -1,0 +1,189 @@
+"""GTC kept alive by the core at a venue with day orders only (``Kernel(day_orders_only=...)``):
+the strategy sees one GTC order; the venue sees one DAY order per trading session for what is
+left of it, resubmitted at the first market data of each later trading day, once."""
+
+from __future__ import annotations
+
+from itertools import count
+
+from runtime.kernel import Kernel
+from runtime.messages import (
+    CancelOrder,
+    Liquidity,
+    Message,
+    ModifyOrder,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderSide,
+    OrderType,
+    OrderUpdated,
+    SubmitOrder,
+    TimeInForce,
+    TradeTick,
+)
+from runtime.orders import OrderStatus
+from runtime.values import fixed
+from tests.runtime.test_kernel import REG, bar
+from tests.runtime.test_kernel_risk import Q, Scripted, act, of
+
+BUY, SELL = OrderSide.BUY, OrderSide.SELL
+DAY_NS = 86_400 * 10**9
+_fills = count(1)
+
+
+def day_only() -> tuple[Kernel, Scripted]:
+    strategy = Scripted("s", instruments=("X",))
+    k = Kernel(registry=REG, strategies=[strategy], initial_cash=fixed(1_000_000),
+               namespace="kg", seed=1, day_orders_only=("X",))
+    k.start(0)
+    k.handle(bar(1, 100))
+    return k, strategy
+
+
+def sent(out: list[Message]) -> list[SubmitOrder]:
+    return of(SubmitOrder, out)  # type: ignore[return-value]
+
+
+def trade(k: Kernel, price: float, at: int | None = None) -> list[Message]:
+    ts = k.now + 10**9 if at is None else at
+    return k.handle(TradeTick(0, ts, ts, "X", fixed(price), Q))
+
+
+def accepted(k: Kernel, cid: str) -> list[Message]:
+    return k.handle(OrderAccepted(seq=0, ts_event=k.now, ts_init=k.now, client_order_id=cid,
+                                  strategy_id="s", instrument_id="X", venue_order_id=f"v-{cid}"))
+
+
+def filled(k: Kernel, cid: str, qty: int, cum: int, leaves: int) -> list[Message]:
+    """The venue's fill of ``cid`` (a leg's own quantities)."""
+    return k.handle(OrderFilled(seq=0, ts_event=k.now, ts_init=k.now, client_order_id=cid,
+                                strategy_id="s", instrument_id="X", venue_order_id=f"v-{cid}",
+                                fill_id=f"f{next(_fills)}", side=BUY, last_qty=qty * Q,
+                                last_price=fixed(99), cum_qty=cum * Q, leaves_qty=leaves * Q,
+                                fee=0, currency="USD", liquidity=Liquidity.MAKER))
+
+
+def gtc_buy(k: Kernel, qty: int = 10) -> SubmitOrder:
+    (first,) = sent(act(k, lambda s: s.buy("X", qty * Q, price=fixed(99))))
+    accepted(k, first.client_order_id)
+    return first
+
+
+def test_a_gtc_limit_goes_out_as_a_day_order_under_its_own_id() -> None:
+    k, strategy = day_only()
+    first = gtc_buy(k)
+    assert (first.time_in_force, first.order_type) == (TimeInForce.DAY, OrderType.LIMIT)
+    order = k.orders[first.client_order_id]
+    assert (order.time_in_force, order.status) == (TimeInForce.GTC, OrderStatus.ACCEPTED)
+    assert sent(trade(k, 100)) == []  # the same trading day: nothing more
+    assert k.state()["gtc"] == {first.client_order_id: ["X", 1, 0, 0, False]}
+
+
+def test_each_later_session_resubmits_the_remainder_once_and_the_strategy_sees_one_order(
+) -> None:
+    k, strategy = day_only()
+    cid = gtc_buy(k).client_order_id
+    filled(k, cid, 4, 4, 6)
+    heard = len(strategy.events)
+    (leg,) = sent(trade(k, 100, at=DAY_NS + 10**9))  # the venue's day order ended, unreported
+    assert (leg.client_order_id, leg.quantity, leg.price, leg.time_in_force) == (
+        f"{cid}~2", 6 * Q, fixed(99), TimeInForce.DAY)
+    assert sent(trade(k, 100)) == []  # once per session
+    accepted(k, leg.client_order_id)
+    out = filled(k, leg.client_order_id, 6, 6, 0)  # the leg's own quantities
+    order = k.orders[cid]
+    assert (order.status, order.filled_qty) == (OrderStatus.FILLED, 10 * Q)
+    events = strategy.events[heard:]
+    assert {e.client_order_id for e in events} == {cid}  # never a leg's id
+    assert not [e for e in events if isinstance(e, OrderExpired)]
+    (report,) = [e for e in events if isinstance(e, OrderFilled)]
+    assert (report.cum_qty, report.leaves_qty) == (10 * Q, 0)
+    assert k.portfolio.quantity("X") == 10 * Q and "gtc" not in k.state()
+    assert of(SubmitOrder, out) == [] and sent(trade(k, 100, at=3 * DAY_NS)) == []
+
+
+def test_a_venue_that_reports_the_expiry_the_order_does_not_expire() -> None:
+    """The simulated venue reports a DAY order's expiry at the close: the leg is over, the
+    order is not; a cancel before the next session is answered by the core."""
+    k, strategy = day_only()
+    cid = gtc_buy(k).client_order_id
+    out = k.handle(OrderExpired(seq=0, ts_event=k.now + 10**9, ts_init=k.now + 10**9,
+                                client_order_id=cid, strategy_id="s", instrument_id="X"))
+    assert out == [] and k.orders[cid].status is OrderStatus.ACCEPTED
+    assert not [e for e in strategy.events if isinstance(e, OrderExpired)]
+    out = act(k, lambda s: s.modify(cid, price=fixed(98)))
+    assert of(ModifyOrder, out) == [] and k.orders[cid].price == fixed(98)
+    assert any(isinstance(e, OrderUpdated) for e in strategy.events)
+    out = act(k, lambda s: s.cancel(cid))
+    assert of(CancelOrder, out) == []  # nothing at the venue to cancel
+    assert k.orders[cid].status is OrderStatus.CANCELED
+    assert sent(trade(k, 100, at=DAY_NS + 10**9)) == []  # and never resubmitted
+
+
+def test_cancel_and_modify_go_to_the_current_leg() -> None:
+    k, _ = day_only()
+    cid = gtc_buy(k).client_order_id
+    filled(k, cid, 3, 3, 7)
+    (leg,) = sent(trade(k, 100, at=DAY_NS + 10**9))
+    accepted(k, leg.client_order_id)
+    (modify,) = of(ModifyOrder, act(k, lambda s: s.modify(cid, quantity=8 * Q)))
+    assert (modify.client_order_id, modify.quantity) == (leg.client_order_id, 5 * Q)  # type: ignore[attr-defined]
+    k.handle(OrderUpdated(seq=0, ts_event=k.now, ts_init=k.now,
+                          client_order_id=leg.client_order_id, strategy_id="s",
+                          instrument_id="X", quantity=8 * Q, price=fixed(99)))
+    assert k.orders[cid].quantity == 8 * Q
+    (cancel,) = of(CancelOrder, act(k, lambda s: s.cancel(cid)))
+    assert cancel.client_order_id == leg.client_order_id  # type: ignore[attr-defined]
+    k.handle(OrderCanceled(seq=0, ts_event=k.now, ts_init=k.now,
+                           client_order_id=leg.client_order_id, strategy_id="s",
+                           instrument_id="X"))
+    assert k.orders[cid].status is OrderStatus.CANCELED and "gtc" not in k.state()
+
+
+def test_a_rejected_resubmission_cancels_the_order_with_the_venue_s_reason() -> None:
+    k, strategy = day_only()
+    cid = gtc_buy(k).client_order_id
+    (leg,) = sent(trade(k, 100, at=DAY_NS + 10**9))
+    k.handle(OrderRejected(seq=0, ts_event=k.now, ts_init=k.now,
+                           client_order_id=leg.client_order_id, strategy_id="s",
+                           instrument_id="X", reason="price out of the day's band"))
+    order = k.orders[cid]
+    assert order.status is OrderStatus.CANCELED
+    assert "session 2 was rejected: price out of the day's band" in order.reason
+    assert not k.open and k.ledger.pending.get(("s", "X"), 0) == 0
+    assert sent(trade(k, 100, at=2 * DAY_NS + 10**9)) == []
+
+
+def test_legs_survive_a_restore_neither_resent_nor_lost() -> None:
+    k, _ = day_only()
+    cid = gtc_buy(k).client_order_id
+    (leg,) = sent(trade(k, 100, at=DAY_NS + 10**9))
+    k2, _ = day_only()
+    k2.load_state(k.state())
+    assert k2.state_hash() == k.state_hash()
+    assert sent(trade(k2, 100, at=DAY_NS + 2 * 10**9)) == []  # this session's leg is out
+    accepted(k2, leg.client_order_id)
+    assert k2.orders[cid].venue_order_id == f"v-{leg.client_order_id}"
+    (third,) = sent(trade(k2, 100, at=2 * DAY_NS + 10**9))
+    assert third.client_order_id == f"{cid}~3"
+
+
+def test_only_resting_gtc_limits_are_kept_alive() -> None:
+    """A market order does not rest and a DAY limit ends with its day: both go as they are;
+    an instrument whose venue takes GTC is left alone."""
+    k, _ = day_only()
+    (market,) = sent(act(k, lambda s: s.buy("X", Q)))
+    (day,) = sent(act(k, lambda s: s.buy("X", Q, price=fixed(98),
+                                         time_in_force=TimeInForce.DAY)))
+    assert market.time_in_force is TimeInForce.GTC and day.time_in_force is TimeInForce.DAY
+    assert "gtc" not in k.state()
+    strategy = Scripted("s", instruments=("X",))
+    plain = Kernel(registry=REG, strategies=[strategy], initial_cash=fixed(1_000_000),
+                   namespace="kp", seed=1)
+    plain.start(0)
+    plain.handle(bar(1, 100))
+    (limit,) = sent(act(plain, lambda s: s.buy("X", Q, price=fixed(99))))
+    assert limit.time_in_force is TimeInForce.GTC
