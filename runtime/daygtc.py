@@ -125,17 +125,21 @@ class DayOnlyGtc:
     def answer(self, intent: CancelOrder | ModifyOrder, order: Order, now: int) -> Message:
         """What the venue would answer a cancel or modify between legs (nothing is there)."""
         if isinstance(intent, CancelOrder):
-            return OrderCanceled(
-                seq=0, ts_event=now, ts_init=now, client_order_id=order.client_order_id,
-                strategy_id=order.strategy_id, instrument_id=order.instrument_id,
-                reason="canceled between sessions (its day order had ended at the venue)",
-            )
+            return self._canceled(order, now)
         return OrderUpdated(
             seq=0, ts_event=now, ts_init=now, client_order_id=order.client_order_id,
             strategy_id=order.strategy_id, instrument_id=order.instrument_id,
             quantity=order.quantity if intent.quantity is None else intent.quantity,
             price=order.price if intent.price is None else intent.price,
             trigger_price=order.trigger_price,
+        )
+
+    @staticmethod
+    def _canceled(order: Order, now: int) -> OrderCanceled:
+        return OrderCanceled(
+            seq=0, ts_event=now, ts_init=now, client_order_id=order.client_order_id,
+            strategy_id=order.strategy_id, instrument_id=order.instrument_id,
+            reason="canceled between sessions (its day order had ended at the venue)",
         )
 
     # --- from the venue -------------------------------------------------------------------------
@@ -149,8 +153,12 @@ class DayOnlyGtc:
         current = cid is None if leg.number == 1 else (
             report.client_order_id == _leg_id(cid or "", leg.number))
         if type(report) is OrderExpired:
-            if current:
-                leg.ended = True
+            if not current:
+                return None
+            leg.ended = True
+            order = self._ledger.get(report.client_order_id if cid is None else cid)
+            if order is not None and order.status is OrderStatus.PENDING_CANCEL:
+                return self._canceled(order, report.ts_event)  # what the cancel asked for
             return None
         if cid is None:
             return report
@@ -177,10 +185,12 @@ class DayOnlyGtc:
         unwatch(self.watches, leg.instrument_id, _KEY + client_order_id)
 
     # --- sessions -------------------------------------------------------------------------------
-    def on_price(self, instrument_id: str, now: int) -> list[SubmitOrder]:
+    def on_price(self, instrument_id: str, now: int) -> list[SubmitOrder | OrderCanceled]:
         """The next legs of the live orders on ``instrument_id`` whose leg's trading day is
-        over, in client order id order (deterministic)."""
-        out: list[SubmitOrder] = []
+        over, in client order id order (deterministic); an order whose cancel was in flight
+        when its leg ended is canceled (the venue never reported the end: nothing is left to
+        cancel there)."""
+        out: list[SubmitOrder | OrderCanceled] = []
         day: int | None = None
         for key in owned(self.watches, instrument_id, self._keys):
             cid = self._keys[key]
@@ -193,8 +203,12 @@ class DayOnlyGtc:
             if order is None or order.is_closed:
                 self.closed(cid)
                 continue
+            if order.status is OrderStatus.PENDING_CANCEL:
+                leg.ended = True
+                out.append(self._canceled(order, now))
+                continue
             if order.status not in _LIVE:
-                continue  # a cancel or modify in flight: after the venue's answer
+                continue  # a modify in flight: after the venue's answer
             nxt = _Leg(instrument_id, leg.number + 1, day, order.filled_qty)
             self._legs[cid] = nxt
             self._ids[_leg_id(cid, nxt.number)] = cid

@@ -26,6 +26,7 @@ from runtime.messages import (
     CancelOrder,
     Message,
     ModifyOrder,
+    OrderCanceled,
     OrderDenied,
     OrderExpired,
     OrderFilled,
@@ -200,10 +201,15 @@ class OrderFlow:
         self.ledger.opened(order)
         self.out.append(self.gtc.sent(approved, now))  # a DAY leg where the venue has no GTC
 
-    def resubmit(self, legs: list[SubmitOrder]) -> None:
+    def resubmit(self, legs: list[SubmitOrder | OrderCanceled]) -> None:
         """The next session's day orders of GTC orders kept alive here: straight to the venue
-        (the orders they continue are approved and open already)."""
-        self.out.extend(legs)
+        (the orders they continue are approved and open already); a cancel the session's end
+        completed applied as a report."""
+        for leg in legs:
+            if type(leg) is SubmitOrder:
+                self.out.append(leg)
+            else:
+                self._report(leg)
 
     # --- reports from the venue ----------------------------------------------------------------
     def on_order_event(self, event: Any) -> list[Message]:

@@ -73,7 +73,7 @@ def gtc_buy(k: Kernel, qty: int = 10) -> SubmitOrder:
 
 
 def test_a_gtc_limit_goes_out_as_a_day_order_under_its_own_id() -> None:
-    k, strategy = day_only()
+    k, _ = day_only()
     first = gtc_buy(k)
     assert (first.time_in_force, first.order_type) == (TimeInForce.DAY, OrderType.LIMIT)
     order = k.orders[first.client_order_id]
@@ -144,7 +144,7 @@ def test_cancel_and_modify_go_to_the_current_leg() -> None:
 
 
 def test_a_rejected_resubmission_cancels_the_order_with_the_venue_s_reason() -> None:
-    k, strategy = day_only()
+    k, _ = day_only()
     cid = gtc_buy(k).client_order_id
     (leg,) = sent(trade(k, 100, at=DAY_NS + 10**9))
     k.handle(OrderRejected(seq=0, ts_event=k.now, ts_init=k.now,
@@ -187,3 +187,22 @@ def test_only_resting_gtc_limits_are_kept_alive() -> None:
     plain.handle(bar(1, 100))
     (limit,) = sent(act(plain, lambda s: s.buy("X", Q, price=fixed(99))))
     assert limit.time_in_force is TimeInForce.GTC
+
+
+def test_a_cancel_in_flight_when_the_leg_ends_cancels_the_order() -> None:
+    """Reported (the simulated venue's expiry at the close) or not (Shioaji's ROD, seen at the
+    next session's first data), a leg that ends under a pending cancel ends the order: the
+    cancel is what was asked, and nothing is resubmitted; the venue's late answer changes
+    nothing."""
+    k, _ = day_only()
+    cid = gtc_buy(k).client_order_id
+    act(k, lambda s: s.cancel(cid))
+    assert k.orders[cid].status is OrderStatus.PENDING_CANCEL
+    k.handle(OrderExpired(seq=0, ts_event=k.now + 1, ts_init=k.now + 1, client_order_id=cid,
+                          strategy_id="s", instrument_id="X"))
+    assert k.orders[cid].status is OrderStatus.CANCELED
+    k2, _ = day_only()
+    cid2 = gtc_buy(k2).client_order_id
+    act(k2, lambda s: s.cancel(cid2))
+    assert sent(trade(k2, 100, at=DAY_NS + 10**9)) == []
+    assert k2.orders[cid2].status is OrderStatus.CANCELED and "gtc" not in k2.state()
