@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from actors.venues.broker_config import emulated_stops, native_lists
+from actors.venues.broker_config import day_orders_only, emulated_stops, native_lists
 from actors.venues.links import open_broker_gateway
 from actors.venues.shioaji_support import ShioajiConfig
 from runtime.instruments import InstrumentRegistry
@@ -56,12 +56,14 @@ def h(tmp_path: Path) -> Iterator[ShioajiHarness]:
 
 
 def kernel() -> Kernel:
-    """A kernel as a Shioaji session builds it: lists emulated, stops held in the core."""
+    """A kernel as a Shioaji session builds it: lists emulated, stops held in the core, GTC
+    kept alive as one ROD order per session."""
     assert native_lists(ShioajiConfig(), [INST]) == ()
     k = Kernel(registry=InstrumentRegistry([twse_stock("2330")]),
                strategies=[Scripted("s", instruments=(INST,))], initial_cash=fixed(10**8),
                currency="TWD", namespace="sj", seed=1,
-               emulated_stops=emulated_stops(ShioajiConfig(), [INST]))
+               emulated_stops=emulated_stops(ShioajiConfig(), [INST]),
+               day_orders_only=day_orders_only(ShioajiConfig(), [INST]))
     k.start(0)
     k.handle(Bar(seq=1, ts_event=60 * 10**9, ts_init=60 * 10**9, instrument_id=INST,
                  open=fixed(600), high=fixed(600), low=fixed(600), close=fixed(600),
@@ -209,24 +211,55 @@ def test_a_bracket_at_shioaji_stop_triggers_once_and_cancels_the_take_profit(
     assert not k.open and k.portfolio.quantity(INST) == 0
 
 
-def test_a_gtc_bracket_at_shioaji_is_refused_by_name_and_leaves_nothing_behind(
-        h: ShioajiHarness) -> None:
-    """GTC exits (the default): the take-profit is refused by name before anything is sent
-    (Shioaji has no GTC; ROD would silently end with the day), so the held stop is canceled in
-    the core, the list is canceled with the reason, nothing is left open at the broker, and the
-    entry's position stands for the strategy to handle."""
+def test_a_gtc_bracket_at_shioaji_keeps_its_exits_across_sessions(h: ShioajiHarness) -> None:
+    """GTC exits (the default), which Shioaji does not have: the take-profit goes out as a ROD
+    order under its own id, the stop-loss is held in the core (GTC: it never expires). At the
+    first data of the next trading day the core sends the take-profit again, as ROD, for what
+    is left of it, under ``<id>~2``, once. Its fill comes back under the take-profit's id and
+    cancels the held stop: the strategy saw one take-profit order throughout."""
     k = kernel()
     entry, released = bracket(k, h, TimeInForce.GTC)
-    exits = submits(released)
-    assert list(exits) == [OrderType.LIMIT]  # the stop is held, not sent
-    refused = {m.client_order_id: m.reason for m in released if isinstance(m, OrderRejected)}
-    assert "no GTC" in refused[exits[OrderType.LIMIT].client_order_id]
-    assert at_broker(h) == [entry]  # only the entry
-    (canceled,) = [m for m in released if isinstance(m, OrderListChanged)
-                   and m.status is OrderListStatus.CANCELED]
-    assert "Shioaji has no GTC" in canceled.reason
-    assert list_statuses(released)[-1] is OrderListStatus.COMPLETED and not k.open
-    assert k.portfolio.quantity(INST) == 2 * LOT
+    (take,) = [m for m in released if isinstance(m, SubmitOrder)]
+    assert take.time_in_force is TimeInForce.DAY  # the session's leg
+    assert str(placed(h, take.client_order_id).time_in_force.value) == "ROD"
+    assert k.orders[take.client_order_id].time_in_force is TimeInForce.GTC
+    stop = held_stop(k)
+    deal(k, h, take.client_order_id, 1, 620.0)  # half of it today
+    next_day = k.now + 86_400 * 10**9  # the kernel's clock: the reports' times
+    out = route(k, h, k.handle(TradeTick(0, next_day, next_day, INST, fixed(600), LOT)))
+    (leg,) = [m for m in out if isinstance(m, SubmitOrder)]
+    assert (leg.client_order_id, leg.quantity) == (f"{take.client_order_id}~2", LOT)
+    assert str(placed(h, leg.client_order_id).time_in_force.value) == "ROD"
+    later = next_day + 10**9
+    assert route(k, h, k.handle(TradeTick(0, later, later, INST, fixed(601), LOT))) == []
+    assert [t.order.custom_field for t in h.fake.trades].count(  # once per session
+        h.port.send_log.orders[leg.client_order_id].broker_ids["tag"]) == 1
+    assert k.orders[stop].status is OrderStatus.ACCEPTED  # the held stop lives on
+    done = deal(k, h, leg.client_order_id, 1, 620.0)
+    order = k.orders[take.client_order_id]
+    assert (order.status, order.filled_qty) == (OrderStatus.FILLED, 2 * LOT)
+    assert k.orders[stop].status is OrderStatus.CANCELED
+    assert at_broker(h) == [entry, take.client_order_id, leg.client_order_id]
+    assert list_statuses(done)[-1] is OrderListStatus.COMPLETED
+    assert not k.open and k.portfolio.quantity(INST) == 0
+
+
+def test_a_gtc_limit_from_a_kernel_not_told_of_day_orders_is_refused_by_name(
+        h: ShioajiHarness) -> None:
+    """Where the core does not keep GTC alive (a kernel not composed with the broker's
+    ``day_orders_only``), a GTC limit reaches the adapter as GTC and is refused by name before
+    anything is sent: ROD would silently end it with the day."""
+    k = Kernel(registry=InstrumentRegistry([twse_stock("2330")]),
+               strategies=[Scripted("s", instruments=(INST,))], initial_cash=fixed(10**8),
+               currency="TWD", namespace="sn", seed=1)
+    k.start(0)
+    k.handle(Bar(seq=1, ts_event=60 * 10**9, ts_init=60 * 10**9, instrument_id=INST,
+                 open=fixed(600), high=fixed(600), low=fixed(600), close=fixed(600),
+                 volume=10 * LOT, interval_ns=60 * 10**9))
+    seen = route(k, h, act(k, lambda s: s.buy(INST, LOT, price=fixed(600))))
+    (rejected,) = [m for m in seen if isinstance(m, OrderRejected)]
+    assert "no GTC time in force" in rejected.reason and "day_orders_only" in rejected.reason
+    assert h.fake.trades == [] and not k.open
 
 
 _BROKER: list[FakeShioaji] = []  # the broker outlives the gateway: every client reaches it
