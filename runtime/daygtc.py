@@ -174,6 +174,16 @@ class DayOnlyGtc:
                 report, client_order_id=cid, cum_qty=report.cum_qty + leg.offset)
         return msgspec.structs.replace(report, client_order_id=cid)
 
+    def order_fill(self, fill: OrderFilled) -> OrderFilled:
+        """A venue fill as its order's (a later leg's under the order's id): what a run's
+        fills record, so they join its orders."""
+        cid = self._ids.get(fill.client_order_id)
+        leg = None if cid is None else self._legs.get(cid)
+        if cid is None or leg is None:
+            return fill
+        return msgspec.structs.replace(
+            fill, client_order_id=cid, cum_qty=fill.cum_qty + leg.offset)
+
     def closed(self, client_order_id: str) -> None:
         """The order reached a terminal state: no more legs."""
         leg = self._legs.pop(client_order_id, None)

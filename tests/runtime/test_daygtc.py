@@ -5,9 +5,18 @@ left of it, resubmitted at the first market data of each later trading day, once
 from __future__ import annotations
 
 from itertools import count
+from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
+from backtest.api import build_run
+from backtest.config import load_config
+from backtest.engine import run_loop
+from backtest.feed import Feed
 from runtime.kernel import Kernel
 from runtime.messages import (
+    Bar,
     CancelOrder,
     Liquidity,
     Message,
@@ -25,6 +34,7 @@ from runtime.messages import (
     TradeTick,
 )
 from runtime.orders import OrderStatus
+from runtime.strategy import Strategy, StrategyParams
 from runtime.values import fixed
 from tests.runtime.test_kernel import REG, bar
 from tests.runtime.test_kernel_risk import Q, Scripted, act, of
@@ -206,3 +216,105 @@ def test_a_cancel_in_flight_when_the_leg_ends_cancels_the_order() -> None:
     act(k2, lambda s: s.cancel(cid2))
     assert sent(trade(k2, 100, at=DAY_NS + 10**9)) == []
     assert k2.orders[cid2].status is OrderStatus.CANCELED and "gtc" not in k2.state()
+
+
+# --- through a backtest whose simulated venue has day orders only, as Shioaji ------------------
+
+_S = 10**9
+_MIDNIGHT = 1_700_006_400 * _S  # a UTC midnight: X has no sessions, its day is the UTC day
+
+
+class RestParams(StrategyParams):
+    tif: str = "gtc"
+
+
+class RestingBid(Strategy[RestParams]):
+    """A bid at 97 on the first bar, left to rest."""
+
+    def on_start(self) -> None:
+        self.sent = False
+        self.events_seen: list[Any] = []
+
+    def on_order_event(self, event: Any) -> None:
+        self.events_seen.append(event)
+
+    def on_bar(self, bar: Bar) -> None:
+        if not self.sent:
+            self.sent = True
+            self.buy(bar.instrument_id, 10 * Q, price=fixed(97),
+                     time_in_force=TimeInForce(self.params.tif))
+
+
+def _run(day_only_venue: bool, tif: str = "gtc") -> tuple[Kernel, list[Any], RestingBid]:
+    """Closes 100, 99.5, 99 before midnight; 98.5, 98, 96.5 after (the last bar's low crosses
+    97): a bid that rests across the night fills on the last bar."""
+    config = load_config({
+        "name": "gtc", "seed": 1, "initial_cash": 10**6,
+        "instruments": [{"id": "X", "price_precision": 2}],
+        "data": [{"kind": "bars", "instrument": "X", "path": "in-memory"}],
+        "strategies": [{"id": "s", "class": f"{__name__}:RestingBid", "instruments": ["X"],
+                        "params": {"tif": tif}}],
+        "venue": {"latency": {"kind": "constant", "entry_ns": _S, "response_ns": _S},
+                  "fills": {"kind": "bars", "price": "next_open", "path": "auto"},
+                  "slippage": {"kind": "none"},
+                  "fees": {"kind": "bps", "maker_bps": 0, "taker_bps": 0},
+                  "day_orders_only": day_only_venue},
+        "store": {"record": False},
+    })
+    close = np.array([100, 99.5, 99, 98.5, 98, 96.5])
+    open_ = np.concatenate([[close[0]], close[:-1]])
+    ticks = {key: np.round(v * 100).astype(np.int64) * 10**7
+             for key, v in (("open", open_), ("high", np.maximum(open_, close) + 0.05),
+                            ("low", np.minimum(open_, close) - 0.05), ("close", close))}
+    ts = _MIDNIGHT + 60 * _S * np.array([-4, -3, -2, 2, 3, 4])
+    n = len(ts)
+    feed = Feed(tables={("bars", "X"): pa.table({
+        "ts_event": ts, "ts_init": ts, "seq": np.zeros(n, np.int64), "instrument_id": ["X"] * n,
+        **ticks, "volume": np.full(n, 10**6 * _S), "interval_ns": np.full(n, 60 * _S, np.int64)})},
+        dataset_hash="gtc")
+    feed.index()
+    kernel, venue, _ = build_run(config, feed)
+    log = run_loop(kernel, venue, feed.iter_messages(), start_ns=feed.start_ns)
+    strategy = kernel.strategies[0]
+    assert isinstance(strategy, RestingBid)
+    return kernel, log.fills, strategy
+
+
+def test_a_backtest_at_a_day_orders_venue_keeps_the_gtc_bid_and_fills_it_as_native_gtc() -> None:
+    """The venue expires the day order at midnight (and reports it); the core sends the bid
+    again at the first bar after, under ``<id>~2``: it fills on the bar that crosses, at the
+    price and time a venue with GTC fills it, under the order's own id; the strategy never
+    hears of an expiry."""
+    kernel, fills, strategy = _run(day_only_venue=True)
+    (order,) = kernel.orders.values()
+    assert (order.status, order.time_in_force) == (OrderStatus.FILLED, TimeInForce.GTC)
+    assert [f.client_order_id for f in fills] == [order.client_order_id]
+    assert not [e for e in strategy.events_seen if isinstance(e, OrderExpired)]
+    _, native, _ = _run(day_only_venue=False)
+    assert [(f.last_price, f.ts_event, f.last_qty) for f in fills] == [
+        (f.last_price, f.ts_event, f.last_qty) for f in native]
+    _, day_fills, day_strategy = _run(day_only_venue=True, tif="day")  # a DAY bid ends
+    assert day_fills == [] and any(isinstance(e, OrderExpired)
+                                   for e in day_strategy.events_seen)
+
+
+def test_a_day_orders_venue_rejects_a_gtc_limit_the_core_did_not_keep_by_name() -> None:
+    """The simulated venue behaves as the broker: a GTC limit from a kernel not told (here,
+    built by hand without ``day_orders_only``) is rejected, naming why."""
+    from backtest.models.config import VenueModels
+    from backtest.venue.simulated import SimulatedVenue
+
+    models = VenueModels.model_validate({
+        "latency": {"kind": "constant", "entry_ns": _S, "response_ns": _S},
+        "fills": {"kind": "bars", "price": "next_open", "path": "auto"},
+        "slippage": {"kind": "none"}, "fees": {"kind": "bps", "maker_bps": 0, "taker_bps": 0},
+        "day_orders_only": True})
+    venue = SimulatedVenue.from_models(REG, models, rng=np.random.default_rng(1))
+    venue.on_market(bar(1, 100))
+    venue.submit(SubmitOrder(seq=1, ts_event=bar(1).ts_event, ts_init=bar(1).ts_event,
+                             client_order_id="g-1", strategy_id="s", instrument_id="X",
+                             side=BUY, order_type=OrderType.LIMIT, quantity=Q,
+                             price=fixed(99), time_in_force=TimeInForce.GTC), bar(1).ts_event)
+    venue.on_market(bar(3, 100))
+    (rejected,) = [r for r in venue.drain_reports() if isinstance(r, OrderRejected)]
+    assert "day orders only" in rejected.reason
