@@ -40,6 +40,10 @@ class SessionSetup:
     #: the instruments whose broker has no stop orders (``broker_config.emulated_stops``): the
     #: strategies' kernels hold their stops and release them when triggered; empty: sent
     emulated_stops: tuple[str, ...] = ()
+    #: the instruments whose venue has day orders only (Shioaji; a paper venue with
+    #: ``day_orders_only``): the risk kernel sends a GTC limit as one DAY order per session,
+    #: the strategies' kernels follow its legs (``runtime.daygtc``); empty: GTC sent as GTC
+    day_orders_only: tuple[str, ...] = ()
 
     def path(self, component: str) -> Path:
         return Path(self.journal_dir) / f"{component}.journal"
@@ -73,7 +77,8 @@ class SessionSetup:
         from the book actors' views (no book of its own); what auxiliary data each strategy
         needs fresh: risk holds their entries while it is stale."""
         needs = {s.id: self._strategy(s.id).aux_needs() for s in self.trading.strategies}
-        return Kernel(strategies=[], books_elsewhere=True, aux_needs=needs, **self._kernel_args())
+        return Kernel(strategies=[], books_elsewhere=True, aux_needs=needs,
+                      day_orders_only=self.day_orders_only, **self._kernel_args())
 
     def strategy_host(self, strategy_id: str) -> Kernel:
         """A strategy actor's kernel: the strategy runs here, risk decides in the risk actor
@@ -81,7 +86,8 @@ class SessionSetup:
         enforces none), books and features come from the book actors' views."""
         return Kernel(strategies=[self._strategy(strategy_id)], risk_elsewhere=True,
                       books_elsewhere=True, native_lists=self.native_lists,
-                      emulated_stops=self.emulated_stops, **self._kernel_args())
+                      emulated_stops=self.emulated_stops,
+                      day_orders_only=self.day_orders_only, **self._kernel_args())
 
     def _strategy(self, strategy_id: str) -> Strategy[Any]:
         """The strategy, found as a backtest finds it (installed, beside the config, or under

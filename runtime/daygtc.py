@@ -28,6 +28,13 @@ simulated venue's ``day_orders_only``). The rules, each in one place:
   the core (:meth:`answer`), as for a held stop: nothing is at the venue to change.
 - Legs, their numbers and what each started from are part of the kernel's state: a restore
   neither resends a leg nor loses one.
+- **Risk elsewhere** (a session: the risk actor's kernel faces the gateway, each strategy
+  actor's kernel hosts its strategy; both get the gateway's reports and the market data): the
+  risk kernel ``sends`` (it addresses legs and resubmits); a strategy's kernel follows the same
+  legs from the same data without sending them (it starts following at risk's approval), so
+  both read a leg's reports as the order's. A cancel or modify between legs is answered in
+  the strategy's kernel and still goes to risk, whose kernel answers it the same way: neither
+  sends anything to the venue.
 """
 
 from __future__ import annotations
@@ -81,14 +88,18 @@ class DayOnlyGtc:
         registry: InstrumentRegistry,
         watches: Watches,
         instruments: Collection[str] = (),
+        *,
+        sends: bool = True,
     ) -> None:
         self._ledger, self._registry, self.watches = ledger, registry, watches
         self._instruments = frozenset(instruments)
+        #: this kernel faces the venue: it addresses legs and resubmits (else it follows)
+        self.sends = sends
         self._legs: dict[str, _Leg] = {}  # order id -> its current leg
         self._ids: dict[str, str] = {}  # a later leg's id -> its order's id
         self._keys: dict[str, str] = {}  # its key in the shared watch map -> order id
 
-    def emulates(self, command: SubmitOrder) -> bool:
+    def emulates(self, command: SubmitOrder | Order) -> bool:
         """Whether an order about to be sent is a GTC limit this kernel keeps alive."""
         return (
             command.time_in_force is TimeInForce.GTC
@@ -111,10 +122,16 @@ class DayOnlyGtc:
         self._track(command.client_order_id, _Leg(command.instrument_id, 1, day, 0))
         return msgspec.structs.replace(command, time_in_force=TimeInForce.DAY)
 
+    def follow(self, order: Order, now: int) -> None:
+        """Risk elsewhere approved ``order`` (its kernel sent the first leg): follow it."""
+        if self.emulates(order) and order.client_order_id not in self._legs:
+            day = self._registry.get(order.instrument_id).trading_day(now)
+            self._track(order.client_order_id, _Leg(order.instrument_id, 1, day, 0))
+
     def outbound(self, command: CancelOrder | ModifyOrder) -> CancelOrder | ModifyOrder:
         """A cancel or modify of an emulated order, addressed to its current leg."""
         leg = self._legs.get(command.client_order_id)
-        if leg is None or leg.number == 1:
+        if leg is None or leg.number == 1 or not self.sends:
             return command
         cid = _leg_id(command.client_order_id, leg.number)
         if isinstance(command, ModifyOrder) and command.quantity is not None:

@@ -169,7 +169,8 @@ class Kernel:
         self.stops = EmulatedStops(
             self.ledger, registry, self.prices, self._watches, emulated_stops
         )
-        self.gtc = DayOnlyGtc(self.ledger, registry, self._watches, day_orders_only)
+        self.gtc = DayOnlyGtc(self.ledger, registry, self._watches, day_orders_only,
+                              sends=not risk_elsewhere)
         self.approval: Approval = (
             CheckElsewhere() if risk_elsewhere else CheckHere(self.risk, self.linked)
         )

@@ -93,6 +93,7 @@ class OrderFlow:
                     self.ledger.resize(order, command.quantity)
                 order.transition(Trigger.SUBMIT)
                 self.ledger.opened(order)
+                self.gtc.follow(order, self.clock.ns)  # risk's kernel sent its first leg
             return _EMPTY  # a repeated answer changes nothing
         if order is not None:
             return [_previous_answer(order)]
@@ -136,6 +137,8 @@ class OrderFlow:
                 self._report(self.stops.answer(intent, live, self.clock.ns))  # never sent
             elif live is not None and self.gtc.between_legs(live.client_order_id):
                 self._report(self.gtc.answer(intent, live, self.clock.ns))  # nothing sent
+                if not self.gtc.sends:
+                    self.out.append(intent)  # for risk's kernel to answer alike
             elif live is not None and live.status is not OrderStatus.PENDING_CANCEL:
                 live.transition(Trigger.PENDING_CANCEL)
                 self.out.append(self.gtc.outbound(intent))
@@ -150,6 +153,8 @@ class OrderFlow:
                     return
                 if self.gtc.between_legs(live.client_order_id):
                     self._report(self.gtc.answer(intent, live, self.clock.ns))  # nothing sent
+                    if not self.gtc.sends:
+                        self.out.append(intent)  # for risk's kernel to answer alike
                     return
                 live.transition(Trigger.PENDING_UPDATE)
                 self.out.append(self.gtc.outbound(intent))
@@ -207,7 +212,8 @@ class OrderFlow:
         completed applied as a report."""
         for leg in legs:
             if type(leg) is SubmitOrder:
-                self.out.append(leg)
+                if self.gtc.sends:  # else risk's kernel sends it
+                    self.out.append(leg)
             else:
                 self._report(leg)
 

@@ -318,3 +318,43 @@ def test_a_day_orders_venue_rejects_a_gtc_limit_the_core_did_not_keep_by_name() 
     venue.on_market(bar(3, 100))
     (rejected,) = [r for r in venue.drain_reports() if isinstance(r, OrderRejected)]
     assert "day orders only" in rejected.reason
+
+
+def test_risk_elsewhere_the_risk_kernel_sends_the_legs_the_strategy_s_kernel_follows() -> None:
+    """A session's split: the risk actor's kernel faces the venue and sends each session's leg;
+    the strategy actor's kernel follows the same legs from the same data without sending, so
+    both read a leg's fill as the order's; a cancel between legs is answered in both and
+    reaches the venue from neither."""
+    strategy = Scripted("s", instruments=("X",))
+    host = Kernel(registry=REG, strategies=[strategy], initial_cash=fixed(1_000_000),
+                  namespace="kh", seed=1, risk_elsewhere=True, day_orders_only=("X",))
+    risk = Kernel(registry=REG, strategies=[], initial_cash=fixed(1_000_000),
+                  namespace="kh", seed=1, day_orders_only=("X",))
+    for k in (host, risk):
+        k.start(0)
+        k.handle(bar(1, 100))
+    (intent,) = sent(act(host, lambda s: s.buy("X", 10 * Q, price=fixed(99))))
+    cid = intent.client_order_id
+    (approved,) = sent(risk.handle(intent))
+    assert approved.time_in_force is TimeInForce.DAY
+    assert host.handle(approved) == []
+    for k in (host, risk):
+        accepted(k, cid)
+        filled(k, cid, 4, 4, 6)
+    at = DAY_NS + 10**9
+    assert sent(trade(host, 100, at=at)) == []  # the strategy's kernel sends no leg
+    (leg,) = sent(trade(risk, 100, at=at))
+    assert leg.client_order_id == f"{cid}~2"
+    assert host.state()["gtc"] == risk.state()["gtc"]
+    for k in (host, risk):
+        accepted(k, leg.client_order_id)
+        filled(k, leg.client_order_id, 2, 2, 4)
+        assert k.orders[cid].filled_qty == 6 * Q
+        k.handle(OrderExpired(seq=0, ts_event=at + 10**9, ts_init=at + 10**9,
+                              client_order_id=leg.client_order_id, strategy_id="s",
+                              instrument_id="X"))
+    (cancel,) = of(CancelOrder, act(host, lambda s: s.cancel(cid)))  # between legs
+    assert host.orders[cid].status is OrderStatus.CANCELED
+    assert of(CancelOrder, risk.handle(cancel)) == []  # answered there too, nothing sent
+    assert risk.orders[cid].status is OrderStatus.CANCELED
+    assert "gtc" not in host.state() and "gtc" not in risk.state()
