@@ -30,11 +30,13 @@ simulated venue's ``day_orders_only``). The rules, each in one place:
   neither resends a leg nor loses one.
 - **Risk elsewhere** (a session: the risk actor's kernel faces the gateway, each strategy
   actor's kernel hosts its strategy; both get the gateway's reports and the market data): the
-  risk kernel ``sends`` (it addresses legs and resubmits); a strategy's kernel follows the same
-  legs from the same data without sending them (it starts following at risk's approval), so
-  both read a leg's reports as the order's. A cancel or modify between legs is answered in
-  the strategy's kernel and still goes to risk, whose kernel answers it the same way: neither
-  sends anything to the venue.
+  strategy's kernel ``leads``: it sends each later leg, as an intent, at the market message
+  that starts the session (so a lockstep session sends it where a backtest does); the risk
+  kernel follows the same legs from the same data and passes a leg on to the venue once
+  (:meth:`forward`: no risk check, the order was approved; a retried leg is dropped). The
+  risk kernel addresses cancels and modifies to the current leg; both read a leg's reports as
+  the order's. A cancel or modify between legs is answered in the strategy's kernel and still
+  goes to risk, whose kernel answers it the same way: neither sends anything to the venue.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class _Leg(msgspec.Struct, array_like=True):
     day: int  # the trading day it was sent on
     offset: int  # the order's filled quantity when it was sent
     ended: bool = False  # the venue reported its expiry
+    sent: bool = True  # passed on to the venue (a follower's leg waits for the leader's)
 
 
 class DayOnlyGtc:
@@ -89,12 +92,15 @@ class DayOnlyGtc:
         watches: Watches,
         instruments: Collection[str] = (),
         *,
-        sends: bool = True,
+        faces_venue: bool = True,
+        leads: bool = True,
     ) -> None:
         self._ledger, self._registry, self.watches = ledger, registry, watches
         self._instruments = frozenset(instruments)
-        #: this kernel faces the venue: it addresses legs and resubmits (else it follows)
-        self.sends = sends
+        #: its commands go to the venue: it addresses cancels and modifies to legs
+        self.faces_venue = faces_venue
+        #: it sends each session's leg (else it follows the leader's, :meth:`forward`)
+        self.leads = leads
         self._legs: dict[str, _Leg] = {}  # order id -> its current leg
         self._ids: dict[str, str] = {}  # a later leg's id -> its order's id
         self._keys: dict[str, str] = {}  # its key in the shared watch map -> order id
@@ -128,10 +134,30 @@ class DayOnlyGtc:
             day = self._registry.get(order.instrument_id).trading_day(now)
             self._track(order.client_order_id, _Leg(order.instrument_id, 1, day, 0))
 
+    def forward(self, command: SubmitOrder) -> bool | None:
+        """A follower's answer to a leg the leader sent: ``True`` to pass it on to the venue
+        (once), ``False`` to drop it (sent already, or not the next leg), ``None`` when
+        ``command`` is no leg of an order followed here."""
+        cid, sep, number = command.client_order_id.rpartition(LEG_SEP)
+        leg = self._legs.get(cid) if sep and number.isdigit() else None
+        if leg is None:
+            return None
+        n = int(number)
+        if n == leg.number + 1:  # the leader rolled before this kernel saw the data
+            order = self._ledger.get(cid)
+            if order is None or order.is_closed:
+                return False
+            day = self._registry.get(leg.instrument_id).trading_day(command.ts_event)
+            leg = self._next(cid, _Leg(leg.instrument_id, n, day, order.filled_qty, sent=False))
+        if n != leg.number or leg.sent:
+            return False
+        leg.sent = True
+        return True
+
     def outbound(self, command: CancelOrder | ModifyOrder) -> CancelOrder | ModifyOrder:
         """A cancel or modify of an emulated order, addressed to its current leg."""
         leg = self._legs.get(command.client_order_id)
-        if leg is None or leg.number == 1 or not self.sends:
+        if leg is None or leg.number == 1 or not self.faces_venue:
             return command
         cid = _leg_id(command.client_order_id, leg.number)
         if isinstance(command, ModifyOrder) and command.quantity is not None:
@@ -236,9 +262,10 @@ class DayOnlyGtc:
                 continue
             if order.status not in _LIVE:
                 continue  # a modify in flight: after the venue's answer
-            nxt = _Leg(instrument_id, leg.number + 1, day, order.filled_qty)
-            self._legs[cid] = nxt
-            self._ids[_leg_id(cid, nxt.number)] = cid
+            nxt = self._next(cid, _Leg(instrument_id, leg.number + 1, day, order.filled_qty,
+                                       sent=self.leads))
+            if not self.leads:
+                continue  # the leader sends it; :meth:`forward` passes it on
             out.append(SubmitOrder(
                 seq=0, ts_event=now, ts_init=now, client_order_id=_leg_id(cid, nxt.number),
                 strategy_id=order.strategy_id, instrument_id=instrument_id, side=order.side,
@@ -247,6 +274,11 @@ class DayOnlyGtc:
                 reduce_only=order.reduce_only, protective=order.protective,
             ))
         return out
+
+    def _next(self, cid: str, leg: _Leg) -> _Leg:
+        self._legs[cid] = leg
+        self._ids[_leg_id(cid, leg.number)] = cid
+        return leg
 
     def _track(self, cid: str, leg: _Leg) -> None:
         self._legs[cid] = leg

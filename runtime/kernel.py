@@ -169,8 +169,9 @@ class Kernel:
         self.stops = EmulatedStops(
             self.ledger, registry, self.prices, self._watches, emulated_stops
         )
-        self.gtc = DayOnlyGtc(self.ledger, registry, self._watches, day_orders_only,
-                              sends=not risk_elsewhere)
+        self.gtc = DayOnlyGtc(  # a risk actor's kernel (no strategies) follows its hosts'
+            self.ledger, registry, self._watches, day_orders_only,
+            faces_venue=not risk_elsewhere, leads=bool(strategies))
         self.approval: Approval = (
             CheckElsewhere() if risk_elsewhere else CheckHere(self.risk, self.linked)
         )

@@ -86,6 +86,11 @@ class OrderFlow:
         """Risk elsewhere: its answer (the approved command). Risk here: an intent from a
         strategy hosted elsewhere; one seen before (a retried call after a crash) gets the
         answer it got the first time, and is not applied twice."""
+        forward = self.gtc.forward(command) if not self.approval.answers else None
+        if forward is not None:  # a GTC order's next day order, from its strategy's kernel
+            if forward:
+                self.out.append(command)
+            return self.drain() if forward else _EMPTY
         order = self.ledger.orders.get(command.client_order_id)
         if self.approval.answers:
             if order is not None and self.ledger.awaiting(order):
@@ -137,7 +142,7 @@ class OrderFlow:
                 self._report(self.stops.answer(intent, live, self.clock.ns))  # never sent
             elif live is not None and self.gtc.between_legs(live.client_order_id):
                 self._report(self.gtc.answer(intent, live, self.clock.ns))  # nothing sent
-                if not self.gtc.sends:
+                if not self.gtc.faces_venue:
                     self.out.append(intent)  # for risk's kernel to answer alike
             elif live is not None and live.status is not OrderStatus.PENDING_CANCEL:
                 live.transition(Trigger.PENDING_CANCEL)
@@ -153,7 +158,7 @@ class OrderFlow:
                     return
                 if self.gtc.between_legs(live.client_order_id):
                     self._report(self.gtc.answer(intent, live, self.clock.ns))  # nothing sent
-                    if not self.gtc.sends:
+                    if not self.gtc.faces_venue:
                         self.out.append(intent)  # for risk's kernel to answer alike
                     return
                 live.transition(Trigger.PENDING_UPDATE)
@@ -212,8 +217,7 @@ class OrderFlow:
         completed applied as a report."""
         for leg in legs:
             if type(leg) is SubmitOrder:
-                if self.gtc.sends:  # else risk's kernel sends it
-                    self.out.append(leg)
+                self.out.append(leg)  # to the venue, or to risk's kernel as an intent
             else:
                 self._report(leg)
 

@@ -89,7 +89,7 @@ def test_a_gtc_limit_goes_out_as_a_day_order_under_its_own_id() -> None:
     order = k.orders[first.client_order_id]
     assert (order.time_in_force, order.status) == (TimeInForce.GTC, OrderStatus.ACCEPTED)
     assert sent(trade(k, 100)) == []  # the same trading day: nothing more
-    assert k.state()["gtc"] == {first.client_order_id: ["X", 1, 0, 0, False]}
+    assert k.state()["gtc"] == {first.client_order_id: ["X", 1, 0, 0, False, True]}
 
 
 def test_each_later_session_resubmits_the_remainder_once_and_the_strategy_sees_one_order(
@@ -320,11 +320,13 @@ def test_a_day_orders_venue_rejects_a_gtc_limit_the_core_did_not_keep_by_name() 
     assert "day orders only" in rejected.reason
 
 
-def test_risk_elsewhere_the_risk_kernel_sends_the_legs_the_strategy_s_kernel_follows() -> None:
-    """A session's split: the risk actor's kernel faces the venue and sends each session's leg;
-    the strategy actor's kernel follows the same legs from the same data without sending, so
-    both read a leg's fill as the order's; a cancel between legs is answered in both and
-    reaches the venue from neither."""
+def test_risk_elsewhere_the_strategy_s_kernel_sends_the_legs_risk_s_passes_them_on_once(
+) -> None:
+    """A session's split: the strategy actor's kernel sends each session's leg as an intent (at
+    the message that starts the session, as a backtest does); the risk actor's kernel, which
+    follows the same legs from the same data, passes it on to the venue once, a retry
+    dropped; both read a leg's fill as the order's; a cancel between legs is answered in both
+    and reaches the venue from neither."""
     strategy = Scripted("s", instruments=("X",))
     host = Kernel(registry=REG, strategies=[strategy], initial_cash=fixed(1_000_000),
                   namespace="kh", seed=1, risk_elsewhere=True, day_orders_only=("X",))
@@ -342,14 +344,25 @@ def test_risk_elsewhere_the_risk_kernel_sends_the_legs_the_strategy_s_kernel_fol
         accepted(k, cid)
         filled(k, cid, 4, 4, 6)
     at = DAY_NS + 10**9
-    assert sent(trade(host, 100, at=at)) == []  # the strategy's kernel sends no leg
-    (leg,) = sent(trade(risk, 100, at=at))
-    assert leg.client_order_id == f"{cid}~2"
+    assert sent(trade(risk, 100, at=at)) == []  # risk's kernel follows: it sends no leg
+    (leg,) = sent(trade(host, 100, at=at))
+    assert (leg.client_order_id, leg.quantity) == (f"{cid}~2", 6 * Q)
+    assert sent(risk.handle(leg)) == [leg]  # passed on to the venue as it is
+    assert sent(risk.handle(leg)) == []  # a retried intent: dropped
+    assert host.handle(leg) == []  # risk's output reaching the host: nothing
     assert host.state()["gtc"] == risk.state()["gtc"]
     for k in (host, risk):
         accepted(k, leg.client_order_id)
         filled(k, leg.client_order_id, 2, 2, 4)
         assert k.orders[cid].filled_qty == 6 * Q
+    (modify,) = of(ModifyOrder, risk.handle(ModifyOrder(
+        seq=0, ts_event=risk.now, ts_init=risk.now, client_order_id=cid, strategy_id="s",
+        instrument_id="X", price=fixed(98))))
+    assert modify.client_order_id == leg.client_order_id  # type: ignore[attr-defined]
+    for k in (host, risk):
+        k.handle(OrderUpdated(seq=0, ts_event=k.now, ts_init=k.now,
+                              client_order_id=leg.client_order_id, strategy_id="s",
+                              instrument_id="X", quantity=10 * Q, price=fixed(98)))
         k.handle(OrderExpired(seq=0, ts_event=at + 10**9, ts_init=at + 10**9,
                               client_order_id=leg.client_order_id, strategy_id="s",
                               instrument_id="X"))
@@ -358,3 +371,28 @@ def test_risk_elsewhere_the_risk_kernel_sends_the_legs_the_strategy_s_kernel_fol
     assert of(CancelOrder, risk.handle(cancel)) == []  # answered there too, nothing sent
     assert risk.orders[cid].status is OrderStatus.CANCELED
     assert "gtc" not in host.state() and "gtc" not in risk.state()
+
+
+def test_a_follower_takes_a_leg_sent_before_it_saw_the_session_start() -> None:
+    """Risk's kernel may get the strategy's leg before the market message that rolls its own
+    day: it takes the leg as the next one and passes it on, once; a leg out of turn is
+    dropped."""
+    strategy = Scripted("s", instruments=("X",))
+    host = Kernel(registry=REG, strategies=[strategy], initial_cash=fixed(1_000_000),
+                  namespace="kf", seed=1, risk_elsewhere=True, day_orders_only=("X",))
+    risk = Kernel(registry=REG, strategies=[], initial_cash=fixed(1_000_000),
+                  namespace="kf", seed=1, day_orders_only=("X",))
+    for k in (host, risk):
+        k.start(0)
+        k.handle(bar(1, 100))
+    (intent,) = sent(act(host, lambda s: s.buy("X", 10 * Q, price=fixed(99))))
+    host.handle(sent(risk.handle(intent))[0])
+    for k in (host, risk):
+        accepted(k, intent.client_order_id)
+    (leg,) = sent(trade(host, 100, at=DAY_NS + 10**9))
+    skipped = SubmitOrder(**{**{f: getattr(leg, f) for f in leg.__struct_fields__},
+                             "client_order_id": f"{intent.client_order_id}~3"})
+    assert sent(risk.handle(skipped)) == []  # not the next leg
+    assert sent(risk.handle(leg)) == [leg]
+    assert sent(trade(risk, 100, at=DAY_NS + 2 * 10**9)) == []  # rolled already
+    assert host.state()["gtc"] == risk.state()["gtc"]
