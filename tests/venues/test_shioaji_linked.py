@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from actors.venues.broker_config import day_orders_only, emulated_stops, native_lists
 from actors.venues.links import open_broker_gateway
@@ -36,8 +37,9 @@ from runtime.messages import (
 )
 from runtime.orders import OrderStatus
 from runtime.stops import HELD
+from runtime.strategy import Strategy
 from runtime.taiwan import twse_stock
-from runtime.values import fixed
+from runtime.values import Rounding, fixed
 from tests.runtime.test_kernel_risk import Scripted, act
 from tests.venues.fake_shioaji import FakeShioaji, import_sj
 from tests.venues.harness import ShioajiHarness
@@ -400,3 +402,84 @@ def test_which_brokers_trigger_stops_themselves() -> None:
     assert emulated_stops(CcxtConfig(exchange="binanceusdm"), ["BTC-PERP"]) == ()
     for native in (PaperBrokerConfig(), IbConfig(), AlpacaConfig()):
         assert emulated_stops(native, ["X"]) == ()
+
+
+class OneBracket(Strategy):  # type: ignore[type-arg]
+    """On the fifth bar, once: a bracket market buy of one lot, its take-profit 50% up (it
+    rests) and its stop-loss 1% over that bar's close, so the next bar releases the stop's
+    market sell (a sell stop triggers at or below its trigger)."""
+
+    def on_start(self) -> None:
+        self.bars = 0
+
+    def on_bar(self, bar: Bar) -> None:
+        self.bars += 1
+        if self.bars != 5:
+            return
+        inst = bar.instrument_id
+        close = self.to_float(bar.close)
+        self.bracket(inst, BUY, LOT, take_profit=self.to_price(inst, close * 1.5, Rounding.UP),
+                     stop_loss=self.to_price(inst, close * 1.01, Rounding.UP))
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_sigkill_of_the_ray_hosted_gateway_between_emulated_legs_sends_each_once(
+        tmp_path: Path) -> None:
+    """A real session (Ray actors) at Shioaji through the callback fake in its broker actor:
+    a bracket's entry (market, filled at once) and take-profit (GTC: a ROD limit that rests)
+    reach the broker, spending the gateway's two order tokens; the stop held in the core
+    triggers and its release, a market sell, is journaled by the gateway and waits for a token.
+    The gateway's worker is SIGKILLed then. Its supervisor starts it again; it reconciles and
+    sends the release once (the strategy's retry dropped); its fill cancels the take-profit at
+    the broker. Each leg reached the broker once and the positions agree (flat)."""
+    import ray
+
+    from actors.config import load_paper_config
+    from actors.session import start_session
+    from tests.venues.broker_helpers import write_bars, write_broker_config
+    from tests.venues.fake_shioaji_remote import BROKER_NAME, FakeShioajiBroker
+    from tests.venues.test_broker_session import TSMC, _kill_worker, _until
+
+    broker_actor = FakeShioajiBroker.options(name=BROKER_NAME).remote(
+        str(tmp_path / "sjlog"), auto_fill_price=600.0, auto_fill_market_only=True)
+    try:
+        bars = write_bars(tmp_path / "data", "2330.TWSE")
+        broker = {"kind": "shioaji", "client_factory": "tests.venues.fake_shioaji_remote:connect",
+                  "api_key_env": "TW_TEST_SJ_API_KEY", "secret_key_env": "TW_TEST_SJ_SECRET_KEY",
+                  "orders_per_10s": 2}
+        path = write_broker_config(tmp_path, bars, broker, instrument=TSMC, size=1000,
+                                   speed=300)
+        trading = path.parent / "trading.yaml"
+        raw = yaml.safe_load(trading.read_text())
+        raw["strategies"] = [{"id": "ob", "class": f"{__name__}:OneBracket",
+                              "instruments": ["2330.TWSE"]}]
+        trading.write_text(yaml.safe_dump(raw))
+        session = start_session(load_paper_config(path), session_id="sjlegs1")
+        gateway = session.gateway
+
+        journals = tmp_path / "var" / "sjlegs1"
+
+        def between_legs() -> bool:  # the release in the gateway's journal, not at the broker
+            journaled = b"".join(p.read_bytes() for p in journals.glob("gateway.journal*"))
+            at_broker = ray.get(broker_actor.snapshot.remote(), timeout=30)["orders"]
+            return b"sjlegs1-ob-4" in journaled and len(at_broker) == 2
+
+        _until(between_legs, 120, state=lambda: (
+            ray.get(gateway.submitted.remote()), ray.get(broker_actor.snapshot.remote()),
+            ray.get(session.risk.view.remote()), ray.get(gateway.view.remote())))
+        killed = _kill_worker(gateway)
+        assert session.wait(600), "the session did not finish"
+        views = ray.get([gateway.view.remote(), session.risk.view.remote(),
+                         gateway.pid.remote()])
+        result = session.stop()
+        broker_side = ray.get(broker_actor.snapshot.remote())
+    finally:
+        ray.kill(broker_actor)
+    gateway_view, risk_view, pid = views
+    assert pid != killed  # the gateway came back in a new process
+    orders = broker_side["orders"]
+    assert len(orders) == len(set(orders)) == 3, "a leg was sent twice or lost"
+    assert len(broker_side["deals"]) == 2 == result["fills"]  # the entry and the release
+    assert broker_side["positions"].get("2330", 0) == 0
+    assert risk_view["positions"] == {} == gateway_view["positions"]
+    assert gateway_view["open_orders"] == []  # the take-profit canceled at the broker
