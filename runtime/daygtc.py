@@ -122,7 +122,7 @@ class DayOnlyGtc:
     def sent(self, command: SubmitOrder, now: int) -> SubmitOrder:
         """An approved order on its way to the venue: its first leg, a DAY order under its own
         id, when it is emulated; else the command as it is."""
-        if not self.emulates(command):
+        if not self._instruments or not self.emulates(command):
             return command
         day = self._registry.get(command.instrument_id).trading_day(now)
         self._track(command.client_order_id, _Leg(command.instrument_id, 1, day, 0))
@@ -189,6 +189,8 @@ class DayOnlyGtc:
     def inbound(self, report: Any) -> Any | None:
         """A venue report as the order's: a later leg's under the order's id (a fill's
         ``cum_qty`` the order's); ``None`` for a leg's expiry, which is not the order's."""
+        if not self._legs:
+            return report
         cid = self._ids.get(report.client_order_id)
         leg = self._legs.get(report.client_order_id if cid is None else cid)
         if leg is None:
@@ -220,7 +222,7 @@ class DayOnlyGtc:
     def order_fill(self, fill: OrderFilled) -> OrderFilled:
         """A venue fill as its order's (a later leg's under the order's id): what a run's
         fills record, so they join its orders."""
-        cid = self._ids.get(fill.client_order_id)
+        cid = self._ids.get(fill.client_order_id) if self._ids else None
         leg = None if cid is None else self._legs.get(cid)
         if cid is None or leg is None:
             return fill
