@@ -33,7 +33,12 @@ from actors.logs import actor_runtime_env
 from actors.names import Named
 from actors.setup import SessionSetup
 from actors.supervisor import SupervisorActor
-from actors.venues.broker_config import emulated_stops, native_lists, native_trailing
+from actors.venues.broker_config import (
+    day_orders_only,
+    emulated_stops,
+    native_lists,
+    native_trailing,
+)
 from runtime.errors import ConfigError
 from runtime.supervision import Call, ChildSpec, SupervisorSpec
 
@@ -174,7 +179,10 @@ def _prepare(config: PaperConfig, claim: Claim, *, lockstep: bool | None,
                          snapshot_every=config.snapshot_every,
                          native_lists=native_lists(config.broker, instruments),
                          emulated_stops=emulated_stops(config.broker, instruments),
-                         native_trailing=native_trailing(config.broker, instruments))
+                         native_trailing=native_trailing(config.broker, instruments),
+                         day_orders_only=(tuple(sorted(instruments))
+                                          if trading.venue.day_orders_only
+                                          else day_orders_only(config.broker, instruments)))
     write_cache(setup, feed_cfg, store)
     setup.check_snapshots()
     return Prepared(setup=setup, feed=feed_cfg, claim=claim)

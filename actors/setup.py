@@ -42,6 +42,10 @@ class SessionSetup:
     emulated_stops: tuple[str, ...] = ()
     #: the instruments whose broker trails stops itself (``broker_config.native_trailing``)
     native_trailing: tuple[str, ...] = ()
+    #: the instruments whose venue has day orders only (Shioaji; a paper venue with
+    #: ``day_orders_only``): the risk kernel sends a GTC limit as one DAY order per session,
+    #: the strategies' kernels follow its legs (``runtime.daygtc``); empty: GTC sent as GTC
+    day_orders_only: tuple[str, ...] = ()
 
     def path(self, component: str) -> Path:
         return Path(self.journal_dir) / f"{component}.journal"
@@ -75,7 +79,8 @@ class SessionSetup:
         from the book actors' views (no book of its own); what auxiliary data each strategy
         needs fresh: risk holds their entries while it is stale."""
         needs = {s.id: self._strategy(s.id).aux_needs() for s in self.trading.strategies}
-        return Kernel(strategies=[], books_elsewhere=True, aux_needs=needs, **self._kernel_args())
+        return Kernel(strategies=[], books_elsewhere=True, aux_needs=needs,
+                      day_orders_only=self.day_orders_only, **self._kernel_args())
 
     def strategy_host(self, strategy_id: str) -> Kernel:
         """A strategy actor's kernel: the strategy runs here, risk decides in the risk actor
@@ -84,7 +89,8 @@ class SessionSetup:
         return Kernel(strategies=[self._strategy(strategy_id)], risk_elsewhere=True,
                       books_elsewhere=True, native_lists=self.native_lists,
                       emulated_stops=self.emulated_stops,
-                      native_trailing=self.native_trailing, **self._kernel_args())
+                      native_trailing=self.native_trailing,
+                      day_orders_only=self.day_orders_only, **self._kernel_args())
 
     def _strategy(self, strategy_id: str) -> Strategy[Any]:
         """The strategy, found as a backtest finds it (installed, beside the config, or under

@@ -115,6 +115,7 @@ def build_run(config: BacktestConfig, feed: Feed) -> tuple[Kernel, SimulatedVenu
         currency=config.currency,
         namespace=namespace,
         seed=config.seed,
+        day_orders_only=tuple(registry.as_mapping()) if config.venue.day_orders_only else (),
     )
     venue = SimulatedVenue.from_models(
         registry, config.venue, rng=np.random.default_rng(config.seed)

@@ -172,9 +172,10 @@ class _Router:
         for report in self.venue.pop_reports(at_ns):
             log.reports += 1
             fills_before = portfolio.n_fills
+            as_order = kernel.gtc.order_fill(report) if type(report) is OrderFilled else report
             out = on_report.get(type(report), kernel.handle)(report)
             if portfolio.n_fills != fills_before:
-                log.fills.append(report)  # only a fill moves n_fills
+                log.fills.append(as_order)  # only a fill moves n_fills
             if out:
                 self.send(out, kernel.now)
 

@@ -40,6 +40,7 @@ from runtime.approval import Approval, CheckElsewhere, CheckHere
 from runtime.auxdata import AUX_TYPES, AuxNeed, AuxState
 from runtime.carry import Carry
 from runtime.context import KernelContext
+from runtime.daygtc import DayOnlyGtc
 from runtime.errors import InvariantError
 from runtime.execution import ExecutionAlgorithms
 from runtime.instruments import InstrumentRegistry
@@ -117,6 +118,7 @@ class Kernel:
         native_lists: Collection[str] = (),
         emulated_stops: Collection[str] = (),
         native_trailing: Collection[str] = (),
+        day_orders_only: Collection[str] = (),
     ) -> None:
         """``aux_needs``: the auxiliary data of strategies that run elsewhere (a risk actor's
         kernel checks their entries), beside what its own strategies declare. ``native_lists``:
@@ -124,7 +126,9 @@ class Kernel:
         others are emulated here. ``emulated_stops``: the instruments whose venue has no stop
         orders: their stops are held here and released when triggered (``runtime.stops``).
         ``native_trailing``: the instruments whose venue trails stops off the last price itself
-        (``runtime.linked``); trailing stops everywhere else are moved here."""
+        (``runtime.linked``); trailing stops everywhere else are moved here.
+        ``day_orders_only``: the instruments whose venue has no GTC: their GTC limits go out
+        as one day order per session (``runtime.daygtc``)."""
         self.registry = registry
         self.roster = Roster(strategies, registry)
         self.strategies = self.roster.strategies
@@ -168,6 +172,9 @@ class Kernel:
         self.stops = EmulatedStops(
             self.ledger, registry, self.prices, self._watches, emulated_stops
         )
+        self.gtc = DayOnlyGtc(  # a risk actor's kernel (no strategies) follows its hosts'
+            self.ledger, registry, self._watches, day_orders_only,
+            faces_venue=not risk_elsewhere, leads=bool(strategies))
         self.approval: Approval = (
             CheckElsewhere() if risk_elsewhere else CheckHere(self.risk, self.linked)
         )
@@ -197,6 +204,7 @@ class Kernel:
             out=self._out,
             check_loss=self._check_loss,
             stops=self.stops,
+            gtc=self.gtc,
         )
         self._drain = self.flow.drain
         self._take = self.flow.take
@@ -380,6 +388,7 @@ class Kernel:
         self._take(self.linked.on_price(inst, ts))
         self._take(self.algos.on_market(inst, ts, volume))
         self._take(self.time_stops.on_price(inst, ts))
+        self.flow.resubmit(self.gtc.on_price(inst, ts))
 
     # --- auxiliary data ------------------------------------------------------------------------
     def on_aux(self, message: AuxData) -> list[Message]:
@@ -506,6 +515,9 @@ class Kernel:
         stops = self.stops.state()
         if stops["held"]:  # only while stops are held here
             state["stops"] = stops
+        gtc = self.gtc.state()
+        if gtc:  # only while GTC orders are kept alive here
+            state["gtc"] = gtc
         carry = self.carry.state()
         if carry is not None:  # only once funding or borrow mattered
             state["carry"] = carry
@@ -535,6 +547,7 @@ class Kernel:
         self.algos.load_state(state.get("algos", {}))
         self.time_stops.load_state(state.get("time_stops", []))
         self.stops.load_state(state.get("stops", {}))
+        self.gtc.load_state(state.get("gtc", {}))
         self.ids.counters = dict(state["ids"])
         self.carry.load_state(state.get("carry"))
         self.roster.load_state(state.get("operator"))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runtime.approval import Approval
+from runtime.daygtc import DayOnlyGtc
 from runtime.execution import ExecutionAlgorithms
 from runtime.instruments import InstrumentRegistry
 from runtime.ledger import OrderLedger, command_of, denial_of
@@ -25,6 +26,7 @@ from runtime.messages import (
     CancelOrder,
     Message,
     ModifyOrder,
+    OrderCanceled,
     OrderDenied,
     OrderExpired,
     OrderFilled,
@@ -63,9 +65,10 @@ class OrderFlow:
         out: list[Message],
         check_loss: Callable[[int], None],
         stops: EmulatedStops,
+        gtc: DayOnlyGtc,
     ) -> None:
         self.clock, self.ledger, self.approval, self.linked = clock, ledger, approval, linked
-        self.algos, self.stops = algos, stops
+        self.algos, self.stops, self.gtc = algos, stops, gtc
         self.roster, self.portfolio, self.risk, self.registry = roster, portfolio, risk, registry
         self.intents, self.out = intents, out
         self._check_loss = check_loss  # the kernel's daily-loss check, run on every fill
@@ -83,6 +86,11 @@ class OrderFlow:
         """Risk elsewhere: its answer (the approved command). Risk here: an intent from a
         strategy hosted elsewhere; one seen before (a retried call after a crash) gets the
         answer it got the first time, and is not applied twice."""
+        forward = self.gtc.forward(command) if not self.approval.answers else None
+        if forward is not None:  # a GTC order's next day order, from its strategy's kernel
+            if forward:
+                self.out.append(command)
+            return self.drain() if forward else _EMPTY
         order = self.ledger.orders.get(command.client_order_id)
         if self.approval.answers:
             if order is not None and self.ledger.awaiting(order):
@@ -90,6 +98,7 @@ class OrderFlow:
                     self.ledger.resize(order, command.quantity)
                 order.transition(Trigger.SUBMIT)
                 self.ledger.opened(order)
+                self.gtc.follow(order, self.clock.ns)  # risk's kernel sent its first leg
             return _EMPTY  # a repeated answer changes nothing
         if order is not None:
             return [_previous_answer(order)]
@@ -131,9 +140,13 @@ class OrderFlow:
             live = self.ledger.open.get(intent.client_order_id)
             if live is not None and self.stops.holds(live.client_order_id):
                 self._report(self.stops.answer(intent, live, self.clock.ns))  # never sent
+            elif live is not None and self.gtc.between_legs(live.client_order_id):
+                self._report(self.gtc.answer(intent, live, self.clock.ns))  # nothing sent
+                if not self.gtc.faces_venue:
+                    self.out.append(intent)  # for risk's kernel to answer alike
             elif live is not None and live.status is not OrderStatus.PENDING_CANCEL:
                 live.transition(Trigger.PENDING_CANCEL)
-                self.out.append(intent)
+                self.out.append(self.gtc.outbound(intent))
         elif isinstance(intent, ModifyOrder):
             live = self.ledger.open.get(intent.client_order_id)
             if live is not None and live.status in (
@@ -143,8 +156,13 @@ class OrderFlow:
                 if self.stops.holds(live.client_order_id):
                     self._report(self.stops.answer(intent, live, self.clock.ns))  # never sent
                     return
+                if self.gtc.between_legs(live.client_order_id):
+                    self._report(self.gtc.answer(intent, live, self.clock.ns))  # nothing sent
+                    if not self.gtc.faces_venue:
+                        self.out.append(intent)  # for risk's kernel to answer alike
+                    return
                 live.transition(Trigger.PENDING_UPDATE)
-                self.out.append(intent)
+                self.out.append(self.gtc.outbound(intent))
 
     def _submit(self, intent: SubmitOrder) -> None:
         """A new order: approved and open, denied (the strategy hears it), or sent to risk
@@ -191,7 +209,17 @@ class OrderFlow:
             self.ledger.resize(order, approved.quantity)  # reduced by a close-only rule
         order.transition(Trigger.SUBMIT)
         self.ledger.opened(order)
-        self.out.append(approved)
+        self.out.append(self.gtc.sent(approved, now))  # a DAY leg where the venue has no GTC
+
+    def resubmit(self, legs: list[SubmitOrder | OrderCanceled]) -> None:
+        """The next session's day orders of GTC orders kept alive here: straight to the venue
+        (the orders they continue are approved and open already); a cancel the session's end
+        completed applied as a report."""
+        for leg in legs:
+            if type(leg) is SubmitOrder:
+                self.out.append(leg)  # to the venue, or to risk's kernel as an intent
+            else:
+                self._report(leg)
 
     # --- reports from the venue ----------------------------------------------------------------
     def on_order_event(self, event: Any) -> list[Message]:
@@ -205,6 +233,9 @@ class OrderFlow:
         clock = self.clock
         if event.ts_init > clock.ns:
             clock.ns = event.ts_init  # its delivery time, as the backtest loop delivers it
+        event = self.gtc.inbound(event)  # a day leg's report as its GTC order's
+        if event is None:
+            return False  # a day leg ended, not its order
         order = self.ledger.orders.get(event.client_order_id)
         if order is None:
             self.unknown_reports += 1
@@ -222,8 +253,10 @@ class OrderFlow:
             self.take(self.linked.on_event(order, event, clock.ns))
         if self.algos.tracks(order.client_order_id):
             self.take(self.algos.on_event(order, event, clock.ns))
-        if order.is_closed and self.stops.holds(order.client_order_id):
-            self.stops.closed(order.client_order_id)
+        if order.is_closed:
+            if self.stops.holds(order.client_order_id):
+                self.stops.closed(order.client_order_id)
+            self.gtc.closed(order.client_order_id)
         return True
 
     def _on_fill(self, fill: OrderFilled) -> None:

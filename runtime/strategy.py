@@ -376,9 +376,10 @@ class Strategy(Generic[P]):
         """Enter (market, or limit at ``entry_price``); each fill of the entry releases, for the
         filled quantity, a take-profit limit at ``take_profit`` and a stop-loss triggered at
         ``stop_loss`` (a stop-limit at ``stop_limit`` when given) as an OCO pair. The exits are
-        protective and ``exit_time_in_force`` (GTC; DAY at a venue without GTC, such as
-        Shioaji: the exits then end with the trading day, and the list with them). Returns the
-        list id (events: ``OrderListChanged``)."""
+        protective and ``exit_time_in_force`` (GTC: where the venue has day orders only, such
+        as Shioaji, the core sends the take-profit again each session, ``runtime.daygtc``;
+        DAY: the exits end with the trading day, and the list with them). Returns the list id
+        (events: ``OrderListChanged``)."""
         exit_side = OrderSide(-side)
         entry = Leg(
             side=side,

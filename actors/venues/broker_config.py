@@ -36,6 +36,7 @@ __all__ = [
     "PaperBrokerConfig",
     "check_broker",
     "check_mode",
+    "day_orders_only",
     "emulated_stops",
     "is_paper_account",
     "native_lists",
@@ -86,6 +87,15 @@ def emulated_stops(broker: Broker, instruments: Iterable[str]) -> tuple[str, ...
     (``native_stops``: Shioaji; CCXT exchanges other than Binance USD-M). The paper venue, IB
     and Alpaca trigger stops themselves."""
     if getattr(broker, "native_stops", True):
+        return ()
+    return tuple(sorted(instruments))
+
+
+def day_orders_only(broker: Broker, instruments: Iterable[str]) -> tuple[str, ...]:
+    """The instruments whose GTC limit orders the core keeps alive as one day order per
+    trading session (``runtime.daygtc``): those of a broker whose config declares no GTC
+    (``native_gtc``: Shioaji, whose orders are ROD, IOC or FOK). The others take GTC."""
+    if getattr(broker, "native_gtc", True):
         return ()
     return tuple(sorted(instruments))
 

@@ -53,6 +53,9 @@ class ShioajiConfig(BaseModel):
     #: Shioaji has no stop price type (LMT, MKT, MKP): the core holds stops and releases a
     #: market or limit order when triggered (``broker_config.emulated_stops``, ``runtime.stops``)
     native_stops: ClassVar[bool] = False
+    #: Shioaji's time in force is ROD, IOC or FOK: the core keeps a GTC limit alive as one ROD
+    #: order per session (``broker_config.day_orders_only``, ``runtime.daygtc``)
+    native_gtc: ClassVar[bool] = False
     # ``module:callable`` returning the client, called as ``factory(sj, config)`` instead of
     # constructing ``shioaji.Shioaji`` (which contacts SinoPac at once): the hook tests use to
     # inject their fake. ``None``: the real client.
@@ -157,9 +160,10 @@ def build_order(sj: ModuleType, command: SubmitOrder, instrument: Instrument, *,
     What Shioaji does not offer is refused by name with a :class:`ConfigError` before anything
     is sent (the gateway reports it as a reject), never dropped or replaced: stop orders (no
     stop price type), GTC on an order that rests (``time_in_force`` is ROD, IOC or FOK: GTC
-    would silently become a day order; a GTC market order, which does not rest, is sent as
-    ROD) and post-only (no maker-only price type or flag: the order could take
-    liquidity).
+    would silently become a day order; the core sends a GTC limit as one ROD order per
+    session, ``runtime.daygtc``, so one arrives here only from a kernel not told; a GTC market
+    order, which does not rest, is sent as ROD) and post-only (no maker-only price type or
+    flag: the order could take liquidity).
     """
     price_type = _PRICE_TYPES.get(command.order_type)
     if price_type is None:
@@ -170,7 +174,9 @@ def build_order(sj: ModuleType, command: SubmitOrder, instrument: Instrument, *,
     if tif is None:
         raise ConfigError(
             f"Shioaji has no {command.time_in_force.name} time in force (ROD, IOC or FOK): "
-            "send DAY (ROD) and resubmit each day instead"
+            "the core keeps GTC alive as one ROD order per session only where its kernel is "
+            "told the venue has day orders only (broker_config.day_orders_only), and this "
+            "order came from one that was not"
         )
     if command.post_only:
         raise ConfigError(

@@ -15,7 +15,15 @@ import itertools
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from runtime.errors import ConfigError
 
@@ -229,6 +237,19 @@ class VenueModels(_Config):
     fills: FillConfig
     slippage: SlippageConfig
     fees: FeeConfig
+    #: the venue takes day orders only (DAY, IOC, FOK), as Shioaji does: it rejects a GTC
+    #: order that would rest, and the run's kernel keeps GTC limits alive as one DAY order per
+    #: session (``runtime.daygtc``), so a backtest behaves as the broker will
+    day_orders_only: bool = False
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        """``day_orders_only`` only when set: the configs (and hashes) of venues with GTC
+        stay what they were."""
+        data: dict[str, object] = handler(self)
+        if not self.day_orders_only:
+            data.pop("day_orders_only", None)
+        return data
 
 
 def config_error(exc: ValidationError, *, path: str | None = None, prefix: str = "") -> ConfigError:

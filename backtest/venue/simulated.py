@@ -79,8 +79,10 @@ class SimulatedVenue:
         rng: np.random.Generator,
         venue_id: str = "SIM",
         book_factory: BookFactory | None = None,
+        day_orders_only: bool = False,
     ) -> None:
         self.venue_id = venue_id
+        self._day_orders_only = day_orders_only  # a GTC order that would rest is rejected
         self._instruments: dict[str, Instrument] = (
             dict(instruments.as_mapping())
             if isinstance(instruments, InstrumentRegistry)
@@ -123,6 +125,7 @@ class SimulatedVenue:
             rng=rng,
             venue_id=venue_id,
             book_factory=book_factory,
+            day_orders_only=models.day_orders_only,
         )
 
     # --- market data -----------------------------------------------------------------------
@@ -258,6 +261,10 @@ class SimulatedVenue:
             refusal = Refusal("duplicate", f"duplicate client order id {command.client_order_id}")
         elif instrument is None:
             refusal = Refusal("instrument", f"unknown instrument {command.instrument_id}")
+        elif (self._day_orders_only and command.time_in_force is TimeInForce.GTC
+              and command.order_type is not OrderType.MARKET):
+            refusal = Refusal("time_in_force", "the venue takes day orders only (DAY, IOC, "
+                              "FOK): a GTC order would end with the day")
         else:
             refusal = check_submit(command, instrument, ts)
         self._seen_ids.add(command.client_order_id)

@@ -11,7 +11,8 @@ the library's callback thread would. ``shioaji.Shioaji`` is never constructed. L
 enums on each side; broker exceptions are re-raised as the real shioaji exception classes.
 
 ``auto_fill_price``: every new order is filled at once (a deal for its whole quantity), as a
-broker whose market orders execute immediately.
+broker whose market orders execute immediately; with ``auto_fill_market_only`` only market
+(``MKT``) orders are, and limit orders rest.
 """
 
 from __future__ import annotations
@@ -65,10 +66,12 @@ def _import_trade(sj: ModuleType, data: dict[str, Any]) -> FakeTrade:
 class FakeShioajiBroker:
     """The broker side (see the module docstring)."""
 
-    def __init__(self, log_dir: str, auto_fill_price: float | None = None) -> None:
+    def __init__(self, log_dir: str, auto_fill_price: float | None = None,
+                 auto_fill_market_only: bool = False) -> None:
         self.sj = import_sj(log_dir)
         self.fake = FakeShioaji(self.sj)
         self.auto_fill_price = auto_fill_price
+        self.auto_fill_market_only = auto_fill_market_only
         self.quotes: list[tuple[str, dict[str, Any]]] = []  # (callback kind, fields)
         for kind in ("tick_stk", "bidask_stk", "tick_fop", "bidask_fop"):
             getattr(self.fake, f"set_on_{kind}_v1_callback")(
@@ -88,9 +91,12 @@ class FakeShioajiBroker:
 
     def _place_order(self, contract: tuple[str, str], order: dict[str, Any],
                      timeout: int = 0) -> dict[str, Any]:
+        order = dict(order)
+        market = order.pop("price_type", "MKT") == "MKT"
         spec = SimpleNamespace(**{**order, "action": self.sj.Action(order["action"])})
         trade = self.fake.place_order(FakeContract(*contract), spec, timeout)
-        if self.auto_fill_price is not None and str(trade.status.status.value) != "Failed":
+        if (self.auto_fill_price is not None and str(trade.status.status.value) != "Failed"
+                and (market or not self.auto_fill_market_only)):
             self.fake.deal(trade, int(order["quantity"]), self.auto_fill_price)
         return _export_trade(trade)
 
@@ -215,7 +221,8 @@ class RemoteFakeShioaji:
     def place_order(self, contract: FakeContract, order: Any, timeout: int = 0) -> FakeTrade:
         data = {"action": str(order.action.value), "price": float(order.price),
                 "quantity": int(order.quantity),
-                "custom_field": getattr(order, "custom_field", None)}
+                "custom_field": getattr(order, "custom_field", None),
+                "price_type": str(order.price_type.value)}
         exported = self._call("place_order", (contract.code, contract.security_type), data,
                               timeout)
         return _import_trade(self.sj, exported)

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from actors.venues.broker_config import emulated_stops, native_lists
+from actors.venues.broker_config import day_orders_only, emulated_stops, native_lists
 from actors.venues.links import open_broker_gateway
 from actors.venues.shioaji_support import ShioajiConfig
 from runtime.instruments import InstrumentRegistry
@@ -36,8 +37,9 @@ from runtime.messages import (
 )
 from runtime.orders import OrderStatus
 from runtime.stops import HELD
+from runtime.strategy import Strategy
 from runtime.taiwan import twse_stock
-from runtime.values import fixed
+from runtime.values import Rounding, fixed
 from tests.runtime.test_kernel_risk import Scripted, act
 from tests.venues.fake_shioaji import FakeShioaji, import_sj
 from tests.venues.harness import ShioajiHarness
@@ -56,12 +58,14 @@ def h(tmp_path: Path) -> Iterator[ShioajiHarness]:
 
 
 def kernel() -> Kernel:
-    """A kernel as a Shioaji session builds it: lists emulated, stops held in the core."""
+    """A kernel as a Shioaji session builds it: lists emulated, stops held in the core, GTC
+    kept alive as one ROD order per session."""
     assert native_lists(ShioajiConfig(), [INST]) == ()
     k = Kernel(registry=InstrumentRegistry([twse_stock("2330")]),
                strategies=[Scripted("s", instruments=(INST,))], initial_cash=fixed(10**8),
                currency="TWD", namespace="sj", seed=1,
-               emulated_stops=emulated_stops(ShioajiConfig(), [INST]))
+               emulated_stops=emulated_stops(ShioajiConfig(), [INST]),
+               day_orders_only=day_orders_only(ShioajiConfig(), [INST]))
     k.start(0)
     k.handle(Bar(seq=1, ts_event=60 * 10**9, ts_init=60 * 10**9, instrument_id=INST,
                  open=fixed(600), high=fixed(600), low=fixed(600), close=fixed(600),
@@ -209,24 +213,55 @@ def test_a_bracket_at_shioaji_stop_triggers_once_and_cancels_the_take_profit(
     assert not k.open and k.portfolio.quantity(INST) == 0
 
 
-def test_a_gtc_bracket_at_shioaji_is_refused_by_name_and_leaves_nothing_behind(
-        h: ShioajiHarness) -> None:
-    """GTC exits (the default): the take-profit is refused by name before anything is sent
-    (Shioaji has no GTC; ROD would silently end with the day), so the held stop is canceled in
-    the core, the list is canceled with the reason, nothing is left open at the broker, and the
-    entry's position stands for the strategy to handle."""
+def test_a_gtc_bracket_at_shioaji_keeps_its_exits_across_sessions(h: ShioajiHarness) -> None:
+    """GTC exits (the default), which Shioaji does not have: the take-profit goes out as a ROD
+    order under its own id, the stop-loss is held in the core (GTC: it never expires). At the
+    first data of the next trading day the core sends the take-profit again, as ROD, for what
+    is left of it, under ``<id>~2``, once. Its fill comes back under the take-profit's id and
+    cancels the held stop: the strategy saw one take-profit order throughout."""
     k = kernel()
     entry, released = bracket(k, h, TimeInForce.GTC)
-    exits = submits(released)
-    assert list(exits) == [OrderType.LIMIT]  # the stop is held, not sent
-    refused = {m.client_order_id: m.reason for m in released if isinstance(m, OrderRejected)}
-    assert "no GTC" in refused[exits[OrderType.LIMIT].client_order_id]
-    assert at_broker(h) == [entry]  # only the entry
-    (canceled,) = [m for m in released if isinstance(m, OrderListChanged)
-                   and m.status is OrderListStatus.CANCELED]
-    assert "Shioaji has no GTC" in canceled.reason
-    assert list_statuses(released)[-1] is OrderListStatus.COMPLETED and not k.open
-    assert k.portfolio.quantity(INST) == 2 * LOT
+    (take,) = [m for m in released if isinstance(m, SubmitOrder)]
+    assert take.time_in_force is TimeInForce.DAY  # the session's leg
+    assert str(placed(h, take.client_order_id).time_in_force.value) == "ROD"
+    assert k.orders[take.client_order_id].time_in_force is TimeInForce.GTC
+    stop = held_stop(k)
+    deal(k, h, take.client_order_id, 1, 620.0)  # half of it today
+    next_day = k.now + 86_400 * 10**9  # the kernel's clock: the reports' times
+    out = route(k, h, k.handle(TradeTick(0, next_day, next_day, INST, fixed(600), LOT)))
+    (leg,) = [m for m in out if isinstance(m, SubmitOrder)]
+    assert (leg.client_order_id, leg.quantity) == (f"{take.client_order_id}~2", LOT)
+    assert str(placed(h, leg.client_order_id).time_in_force.value) == "ROD"
+    later = next_day + 10**9
+    assert route(k, h, k.handle(TradeTick(0, later, later, INST, fixed(601), LOT))) == []
+    assert [t.order.custom_field for t in h.fake.trades].count(  # once per session
+        h.port.send_log.orders[leg.client_order_id].broker_ids["tag"]) == 1
+    assert k.orders[stop].status is OrderStatus.ACCEPTED  # the held stop lives on
+    done = deal(k, h, leg.client_order_id, 1, 620.0)
+    order = k.orders[take.client_order_id]
+    assert (order.status, order.filled_qty) == (OrderStatus.FILLED, 2 * LOT)
+    assert k.orders[stop].status is OrderStatus.CANCELED
+    assert at_broker(h) == [entry, take.client_order_id, leg.client_order_id]
+    assert list_statuses(done)[-1] is OrderListStatus.COMPLETED
+    assert not k.open and k.portfolio.quantity(INST) == 0
+
+
+def test_a_gtc_limit_from_a_kernel_not_told_of_day_orders_is_refused_by_name(
+        h: ShioajiHarness) -> None:
+    """Where the core does not keep GTC alive (a kernel not composed with the broker's
+    ``day_orders_only``), a GTC limit reaches the adapter as GTC and is refused by name before
+    anything is sent: ROD would silently end it with the day."""
+    k = Kernel(registry=InstrumentRegistry([twse_stock("2330")]),
+               strategies=[Scripted("s", instruments=(INST,))], initial_cash=fixed(10**8),
+               currency="TWD", namespace="sn", seed=1)
+    k.start(0)
+    k.handle(Bar(seq=1, ts_event=60 * 10**9, ts_init=60 * 10**9, instrument_id=INST,
+                 open=fixed(600), high=fixed(600), low=fixed(600), close=fixed(600),
+                 volume=10 * LOT, interval_ns=60 * 10**9))
+    seen = route(k, h, act(k, lambda s: s.buy(INST, LOT, price=fixed(600))))
+    (rejected,) = [m for m in seen if isinstance(m, OrderRejected)]
+    assert "no GTC time in force" in rejected.reason and "day_orders_only" in rejected.reason
+    assert h.fake.trades == [] and not k.open
 
 
 _BROKER: list[FakeShioaji] = []  # the broker outlives the gateway: every client reaches it
@@ -367,3 +402,84 @@ def test_which_brokers_trigger_stops_themselves() -> None:
     assert emulated_stops(CcxtConfig(exchange="binanceusdm"), ["BTC-PERP"]) == ()
     for native in (PaperBrokerConfig(), IbConfig(), AlpacaConfig()):
         assert emulated_stops(native, ["X"]) == ()
+
+
+class OneBracket(Strategy):  # type: ignore[type-arg]
+    """On the fifth bar, once: a bracket market buy of one lot, its take-profit 50% up (it
+    rests) and its stop-loss 1% over that bar's close, so the next bar releases the stop's
+    market sell (a sell stop triggers at or below its trigger)."""
+
+    def on_start(self) -> None:
+        self.bars = 0
+
+    def on_bar(self, bar: Bar) -> None:
+        self.bars += 1
+        if self.bars != 5:
+            return
+        inst = bar.instrument_id
+        close = self.to_float(bar.close)
+        self.bracket(inst, BUY, LOT, take_profit=self.to_price(inst, close * 1.5, Rounding.UP),
+                     stop_loss=self.to_price(inst, close * 1.01, Rounding.UP))
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_sigkill_of_the_ray_hosted_gateway_between_emulated_legs_sends_each_once(
+        tmp_path: Path) -> None:
+    """A real session (Ray actors) at Shioaji through the callback fake in its broker actor:
+    a bracket's entry (market, filled at once) and take-profit (GTC: a ROD limit that rests)
+    reach the broker, spending the gateway's two order tokens; the stop held in the core
+    triggers and its release, a market sell, is journaled by the gateway and waits for a token.
+    The gateway's worker is SIGKILLed then. Its supervisor starts it again; it reconciles and
+    sends the release once (the strategy's retry dropped); its fill cancels the take-profit at
+    the broker. Each leg reached the broker once and the positions agree (flat)."""
+    import ray
+
+    from actors.config import load_paper_config
+    from actors.session import start_session
+    from tests.venues.broker_helpers import write_bars, write_broker_config
+    from tests.venues.fake_shioaji_remote import BROKER_NAME, FakeShioajiBroker
+    from tests.venues.test_broker_session import TSMC, _kill_worker, _until
+
+    broker_actor = FakeShioajiBroker.options(name=BROKER_NAME).remote(
+        str(tmp_path / "sjlog"), auto_fill_price=600.0, auto_fill_market_only=True)
+    try:
+        bars = write_bars(tmp_path / "data", "2330.TWSE")
+        broker = {"kind": "shioaji", "client_factory": "tests.venues.fake_shioaji_remote:connect",
+                  "api_key_env": "TW_TEST_SJ_API_KEY", "secret_key_env": "TW_TEST_SJ_SECRET_KEY",
+                  "orders_per_10s": 2}
+        path = write_broker_config(tmp_path, bars, broker, instrument=TSMC, size=1000,
+                                   speed=300)
+        trading = path.parent / "trading.yaml"
+        raw = yaml.safe_load(trading.read_text())
+        raw["strategies"] = [{"id": "ob", "class": f"{__name__}:OneBracket",
+                              "instruments": ["2330.TWSE"]}]
+        trading.write_text(yaml.safe_dump(raw))
+        session = start_session(load_paper_config(path), session_id="sjlegs1")
+        gateway = session.gateway
+
+        journals = tmp_path / "var" / "sjlegs1"
+
+        def between_legs() -> bool:  # the release in the gateway's journal, not at the broker
+            journaled = b"".join(p.read_bytes() for p in journals.glob("gateway.journal*"))
+            at_broker = ray.get(broker_actor.snapshot.remote(), timeout=30)["orders"]
+            return b"sjlegs1-ob-4" in journaled and len(at_broker) == 2
+
+        _until(between_legs, 120, state=lambda: (
+            ray.get(gateway.submitted.remote()), ray.get(broker_actor.snapshot.remote()),
+            ray.get(session.risk.view.remote()), ray.get(gateway.view.remote())))
+        killed = _kill_worker(gateway)
+        assert session.wait(600), "the session did not finish"
+        views = ray.get([gateway.view.remote(), session.risk.view.remote(),
+                         gateway.pid.remote()])
+        result = session.stop()
+        broker_side = ray.get(broker_actor.snapshot.remote())
+    finally:
+        ray.kill(broker_actor)
+    gateway_view, risk_view, pid = views
+    assert pid != killed  # the gateway came back in a new process
+    orders = broker_side["orders"]
+    assert len(orders) == len(set(orders)) == 3, "a leg was sent twice or lost"
+    assert len(broker_side["deals"]) == 2 == result["fills"]  # the entry and the release
+    assert broker_side["positions"].get("2330", 0) == 0
+    assert risk_view["positions"] == {} == gateway_view["positions"]
+    assert gateway_view["open_orders"] == []  # the take-profit canceled at the broker
