@@ -38,7 +38,7 @@ FEATURES = ("mid", "spread", "microprice", "imbalance", "ofi", "realized_vol", "
             "vwap_rolling", "last_trade_price")
 
 _NAN = float("nan")
-_INF = math.inf
+_NEVER = 2**63 - 1  # an int64 ns stamp no event reaches: the empty window's expiry
 _SECOND_NS = 1_000_000_000
 _COMPACT_AT = 4096  # evicted window entries cut off at once (and when most of them)
 
@@ -63,7 +63,7 @@ class _WindowSum:
     The entries live in two flat arrays read from ``_head`` on (the evicted prefix is cut
     off once it is most of them): no object per entry, and a snapshot pickles the window as
     two byte buffers. ``total`` moves by the same float operations, in the same order, as a
-    sum kept entry by entry. ``expires`` is when the oldest entry leaves (``inf`` when
+    sum kept entry by entry. ``expires`` is when the oldest entry leaves (``_NEVER`` when
     empty): the owner calls :meth:`evict` only from then on."""
 
     __slots__ = ("_head", "_ts", "_values", "expires", "total", "window_ns")
@@ -74,11 +74,11 @@ class _WindowSum:
         self._values = array("d")
         self._head = 0
         self.total = 0.0
-        self.expires = _INF
+        self.expires = _NEVER
 
     def add(self, ts: int, value: float) -> None:
         """Add an entry; the owner evicts (``now >= expires``) before the total is read."""
-        if self.expires == _INF:  # the window was empty
+        if self.expires == _NEVER:  # the window was empty
             self.expires = ts + self.window_ns
         self._ts.append(ts)
         self._values.append(value)
@@ -94,7 +94,7 @@ class _WindowSum:
             head += 1
         if head == n:
             total = 0.0  # drop float drift whenever the window empties
-            self.expires = _INF
+            self.expires = _NEVER
         else:
             self.expires = ts[head] + self.window_ns
         self.total = total
@@ -115,7 +115,7 @@ class _WindowSum:
         self.window_ns, deltas, self._values, self.total = state
         self._ts = array("q", np.cumsum(np.frombuffer(deltas, dtype=np.int64)).tobytes())
         self._head = 0
-        self.expires = self._ts[0] + self.window_ns if self._ts else _INF
+        self.expires = self._ts[0] + self.window_ns if self._ts else _NEVER
 
 
 class FeatureSet:
