@@ -30,16 +30,26 @@ def _start(path: Path, session_id: str, address: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
 
 
-def _until_orders(log: Path, proc: subprocess.Popen[str], timeout_s: float = 240) -> None:
-    """Until the session's risk actor has taken orders (its log says the feed runs)."""
+def _until_orders(session_id: str, proc: subprocess.Popen[str], timeout_s: float = 240) -> None:
+    """Until orders rest at the session's venue (its gateway's view, asked by name in the
+    command's namespace): a condition, not a few seconds of market making, so it holds under
+    load."""
+    import ray
+
+    name = f"tw.{session_id}.gateway"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()
-        if log.exists() and "feed worker started" in log.read_text():
-            time.sleep(4.0)  # a few seconds of market making: orders rest at the venue
-            return
+        found = [a for a in ray.util.list_named_actors(all_namespaces=True) if a["name"] == name]
+        if found:
+            try:
+                gateway = ray.get_actor(name, namespace=found[0]["namespace"])
+                if ray.get(gateway.view.remote(), timeout=30)["open_orders"]:
+                    return
+            except (ValueError, ray.exceptions.RayError):
+                pass  # starting, or restarted meanwhile: ask again
         time.sleep(0.2)
-    raise AssertionError("the session did not start")
+    raise AssertionError("no order rested at the session's venue")
 
 
 @pytest.mark.usefixtures("ray_local")
@@ -50,7 +60,7 @@ def test_sigterm_stops_the_session_gracefully_and_exits_0(ray_local: Any,
                               cancel_on_stop=True, control={"enabled": False}, minutes=60)
     proc = _start(path, "sig1", address)
     try:
-        _until_orders(tmp_path / "cfg" / "var" / "sig1" / "session.log.jsonl", proc)
+        _until_orders("sig1", proc)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=240)
     finally:
