@@ -116,6 +116,10 @@ TRANSITIONS: dict[tuple[OrderStatus, Trigger], OrderStatus | None] = {
     (S.PENDING_UPDATE, T.PENDING_CANCEL): S.PENDING_CANCEL,
     (S.PENDING_UPDATE, T.ACCEPT): S.PENDING_UPDATE,
 }
+# A cancel reject that reaches a live order with no cancel pending (the same reject again after
+# a gateway restart, or one for a cancel already answered) changes nothing.
+for _live in (S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED):
+    TRANSITIONS[(_live, T.CANCEL_REJECT)] = _live
 # Late fills on a canceled or expired order are applied to the quantities; the state stays.
 for _terminal in (S.CANCELED, S.EXPIRED):
     TRANSITIONS[(_terminal, T.PARTIAL_FILL)] = _terminal
