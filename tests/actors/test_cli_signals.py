@@ -30,7 +30,7 @@ def _start(path: Path, session_id: str, address: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
 
 
-def _until_orders(session_id: str, proc: subprocess.Popen[str], timeout_s: float = 240) -> None:
+def _until_orders(session_id: str, proc: subprocess.Popen[str], timeout_s: float = 600) -> None:
     """Until orders rest at the session's venue (its gateway's view, asked by name in the
     command's namespace): a condition, not a few seconds of market making, so it holds under
     load."""
