@@ -395,21 +395,18 @@ class BrokerGateway:
         broker's own positions stood apart from our fills at its last reconciliation."""
         self._pull()
 
-        def read() -> tuple[dict[str, int], list[str]]:
-            return (self.venue.positions(),
-                    [o.client_order_id for o in self.venue.open_orders()])
+        def read() -> dict[str, Any]:  # one hop to the adapter's thread for all of it
+            with _lock(self.venue):  # the retired fills' ids are kept apart (no archive read)
+                held = [f.fill_id for o in self.send_log.orders.values() for f in o.fills]
+            return {"positions": self.venue.positions(),
+                    "open_orders": [o.client_order_id for o in self.venue.open_orders()],
+                    "fills": self.send_log.retired_fills + held,
+                    # the broker's own positions apart from our fills, by its last reconciliation
+                    "broker_positions": broker_positions(self._reconciled_by())}
 
-        def held() -> list[str]:  # the retired ones' ids are kept apart (no archive read)
-            with _lock(self.venue):
-                return [f.fill_id for o in self.send_log.orders.values() for f in o.fills]
-
-        positions, open_orders = self.link.call(read)
-        return {"positions": positions, "open_orders": open_orders,
-                "fills": self.send_log.retired_fills + self.link.call(held),
-                # the broker's own positions apart from our fills, by its last reconciliation
-                "broker_positions": self.link.call(lambda: broker_positions(
-                    self._reconciled_by())),
-                "broker": self.kind, "unknown": [u.client_order_id for u in self.unknown]}
+        view: dict[str, Any] = self.link.call(read)
+        return {**view, "broker": self.kind,
+                "unknown": [u.client_order_id for u in self.unknown]}
 
     def fills(self) -> list[OrderFilled]:
         """Every fill of the session, retired orders' included (``SendLog.all_fills``), in
