@@ -40,11 +40,17 @@ import math
 import os
 import random
 import signal
+import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
+
+# `python bench/soak.py` as well as `python -m bench.soak`: the IB soak imports tests/ fakes.
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 __all__ = ["ib_counts", "main", "parser", "run_ib", "run_paper"]
 
