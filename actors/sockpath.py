@@ -238,11 +238,22 @@ class SocketPath:
         """Close every connection, wait until every actor answers again (a dead one's successor,
         under its name), and connect anew."""
         self.failures.append(why)
-        self.close()
         deadline = time.monotonic() + self.restart_timeout_s
-        for actor in self.actors():
-            await asyncio.wait_for(actor.ping.remote(), max(deadline - time.monotonic(), 0.1))
-        await self._connect()
+        while True:
+            self.close()
+            try:
+                for actor in self.actors():
+                    await asyncio.wait_for(actor.ping.remote(),
+                                           max(deadline - time.monotonic(), 0.1))
+                await self._connect()
+                return
+            except OSError as exc:
+                # an actor answered, then died before we connected (a storm of restarts):
+                # wait for its successor too, within the same deadline
+                if time.monotonic() > deadline:
+                    raise
+                self.failures.append(f"reconnecting: {type(exc).__name__}: {exc}"[:200])
+                await asyncio.sleep(0.05)
 
 
 _TRIES = 5  # connections made for one step before its failure is the session's

@@ -201,6 +201,39 @@ def test_a_step_that_keeps_failing_gives_up_naming_the_failures() -> None:
     assert hot.connections == _TRIES and len(hot.failures) == _TRIES - 1
 
 
+class _Restarting(_Actor):
+    """Risk that dies on its first step, then answers ``hot_listen`` twice with the address
+    of a process already gone (nothing listens: the connect is refused, as when an actor is
+    killed again between its answer and the connect), then with its successor's server."""
+
+    def __init__(self, step: Any) -> None:
+        super().__init__(step, hang_up=True)
+        first = self.hot_listen.fn()
+        gone = (self.node_id, f"\0tradewind-test-gone-{id(self)}")
+        live = (self.node_id, HotServer(step, "successor").address)
+        answers = iter([first, gone, gone])
+        self.hot_listen = _Remote(lambda: next(answers, live))
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_connect_refused_while_recovering_waits_for_the_successor() -> None:
+    """The soak's storm of SIGKILLs (one every 5 s) ended a feed's loop with
+    ``ConnectionRefusedError`` from the reconnect itself: recovering now retries until the
+    restart deadline, and the step goes through once every actor listens again."""
+    calls: list[str] = []
+    book, host, risk, gateway = _chain(calls, offset=3)
+    hot = SocketPath({"a": _Actor(host)}, _Restarting(risk), _Actor(gateway),
+                     books={"X": _Actor(book)}, restart_timeout_s=30)
+    result = asyncio.run(_step(hot))
+    hot.close()
+    assert result is not None and result.offset == 3
+    assert calls[-4:] == ["book", "host(0)", "risk(1)", "gateway(1)"]
+    assert hot.connections == 2
+    assert [f.split(":")[0] for f in hot.failures] == [
+        "an actor of the hot path is gone", "reconnecting", "reconnecting"]
+    assert "ConnectionRefusedError" in hot.failures[1]
+
+
 @pytest.mark.usefixtures("ray_local")
 def test_actors_on_another_node_are_refused_by_name() -> None:
     answer = encode(HotAnswer([], None))
