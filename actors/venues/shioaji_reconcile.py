@@ -98,8 +98,8 @@ class ShioajiReconciler:
         venue = self.venue
         with venue.lock:
             ended = self.ended_days(venue.clock_ns(), settle_s=venue.config.expiry_settle_s)
-        if not ended:
-            return
+        if not ended or venue.reconcile_requested:
+            return  # (a reconciliation owed is the next tick's; the expiry waits for it)
         venue.reconcile()
         if venue.reconcile_requested:
             return  # interrupted: the broker's last word is not in yet
