@@ -227,3 +227,24 @@ def test_a_gtc_order_s_day_leg_expires_at_the_broker_not_the_order(g: Gateway) -
     route(k, g, [])
     assert k.orders[cid].status is OrderStatus.FILLED
     assert "OrderExpired" not in strategy_events(k)
+
+
+def test_a_day_bracket_s_take_profit_expiring_at_the_close_ends_the_held_stop(g: Gateway) -> None:
+    """Day exits: the take-profit rests at Shioaji as ROD, the stop-loss is held in the core.
+    The adapter's expiry of the take-profit at the close cancels the held stop and the list;
+    the position stays."""
+    k = kernel()
+    out = route(k, g, act(k, lambda s: s.bracket(
+        INST, OrderSide.BUY, 2 * LOT, entry_price=fixed(600), take_profit=fixed(620),
+        stop_loss=fixed(590), time_in_force=TimeInForce.DAY,
+        exit_time_in_force=TimeInForce.DAY)))
+    (entry,) = [m for m in out if isinstance(m, SubmitOrder)]
+    g.fake.deal(g.trade(entry.client_order_id), 2, 600.0)
+    released = route(k, g, [])
+    (take,) = [m for m in released if isinstance(m, SubmitOrder)]
+    (stop,) = [c for c, o in k.open.items() if o.order_type is OrderType.STOP]
+    g.now = CLOSE + int(SETTLE_S * S)
+    route(k, g, [])
+    assert k.orders[take.client_order_id].status is OrderStatus.EXPIRED
+    assert k.orders[stop].status is OrderStatus.CANCELED
+    assert not k.open and k.portfolio.quantity(INST) == 2 * LOT
