@@ -176,7 +176,7 @@ class ReconcilerActor:
                 last = self._last
                 if last is not None:
                     trips = self.watchdogs.desync(last.drifts, self.thresholds,
-                                                  unvalued=gateway_view.unvalued,
+                                                  in_flight=gateway_view.in_flight,
                                                   broker=broker)
                     await self._carry_out(trips, gateway, feed, act)
             await asyncio.sleep(interval_s)

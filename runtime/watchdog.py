@@ -25,8 +25,13 @@ The watchdogs (each off when its block is absent; YAML ``watchdogs:`` in the pap
   held: a fill known to one side only, or a position apart by more than
   ``halt_position_drift_lots`` (what the reconciler calls HALTED). The gateway's view is taken
   *as of the reports risk was handed* (``runtime.reconcile.as_of``): a fill the gateway reported
-  beyond that watermark, or not yet, is in flight, not a drift, however long a restarting actor
-  keeps it on its way; its quantity comes out of the gateway's positions. What is left must
+  beyond that watermark, or not yet, is in flight, not a drift; its quantity comes out of the
+  gateway's positions. In flight is bounded: a fill found in flight in more than
+  ``in_flight_runs`` reconciliations in a row (they run only while the feed, risk and the
+  gateway all answer: an actor restarting pauses the count) has not reached risk because the
+  feed has stalled, not because it is on its way; from then on it is a fill known to the
+  gateway only (its quantity no longer excuses a position drift), confirmed like any other. What
+  is left must
   also be found unchanged in ``confirm_runs`` consecutive reconciliations (the two views are
   read one after the other, not at one instant): the same fill, or a position apart by the same
   amount (both sides may trade on meanwhile) in runs with no fill on one side only and no fill
@@ -43,7 +48,7 @@ The watchdogs (each off when its block is absent; YAML ``watchdogs:`` in the pap
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 
 import msgspec
@@ -121,6 +126,8 @@ class DiskRule(_Rule):
 class DesyncRule(_Rule):
     action: WatchdogAction = WatchdogAction.CANCEL_ALL_AND_HALT
     confirm_runs: int = Field(2, ge=1)
+    #: a fill stays excused as in flight for at most this many reconciliations in a row
+    in_flight_runs: int = Field(12, ge=1)
 
 
 class WatchdogConfig(BaseModel):
@@ -177,6 +184,7 @@ class Watchdogs:
         self._storm_since_ns: int | None = None
         self._storm_escalated = False
         self._streaks: dict[tuple[object, ...], int] = {}  # drift -> runs in a row seen
+        self._flying: dict[str, int] = {}  # fill id in flight -> runs in a row seen so
         self._broker_run: int | None = None  # the adapter's reconciliation last counted
         self._broker_streaks: dict[tuple[str, int], int] = {}  # (instrument, gap) -> runs
 
@@ -207,17 +215,24 @@ class Watchdogs:
                           Trip("disk_low", rule.action, reason))
 
     def desync(self, drifts: Sequence[Drift], thresholds: ReconcileThresholds, *,
-               unvalued: int = 0, broker: tuple[int, Sequence[BrokerGap]] | None = None
-               ) -> list[Trip]:
+               in_flight: Mapping[str, tuple[str, int] | None] | None = None,
+               broker: tuple[int, Sequence[BrokerGap]] | None = None) -> list[Trip]:
         """One reconciliation's drifts (the gateway's view as of the delivered watermark):
         inventory drifts seen unchanged in ``confirm_runs`` runs in a row that call for HALTED
-        take the rule's action (module docstring). ``unvalued``: fills in flight whose
-        quantity the gateway's positions still hold. ``broker``: the adapter's reconciliation
-        run and the gaps it found between the broker's positions and our fills."""
+        take the rule's action (module docstring). ``in_flight``: the gateway view's fills in
+        flight (:attr:`runtime.reconcile.View.in_flight`; ``None`` for one whose quantity its
+        positions still hold). ``broker``: the adapter's reconciliation run and the gaps it
+        found between the broker's positions and our fills."""
         rule = self.config.inventory_desync
         runs = rule.confirm_runs if rule is not None else 1
         gaps = self._broker_gaps(broker, thresholds, runs)
+        flying = dict(in_flight or {})
+        self._flying = {f: self._flying.get(f, 0) + 1 for f in flying}
+        limit = rule.in_flight_runs if rule is not None else None
+        stalled = sorted(f for f, n in self._flying.items() if limit is not None and n > limit)
         held: list[Drift] = [d for d in drifts if not isinstance(d, OrderDrift)]
+        held += [FillDrift(fill_id=f, known_to="gateway") for f in stalled]
+        unvalued = any(v is None for f, v in flying.items() if f not in stalled)
         if unvalued or any(isinstance(d, FillDrift) for d in held):  # they explain positions
             held = [d for d in held if not isinstance(d, PositionDrift)]
         streaks = {_drift_key(d): self._streaks.get(_drift_key(d), 0) + 1 for d in held}
@@ -228,7 +243,8 @@ class Watchdogs:
             for key in [k for k in self.tripped if k.startswith("inventory_desync")]:
                 del self.tripped[key]
             return []
-        lines = [describe(d) for d in lasting] + [g.describe() for g in gaps]
+        lines = [_stalled(d, self._flying) if isinstance(d, FillDrift) and d.fill_id in stalled
+                 else describe(d) for d in lasting] + [g.describe() for g in gaps]
         reason = (f"inventory desync in {runs} reconciliations in a row: "
                   + "; ".join(lines[:5])
                   + (f"; and {len(lines) - 5} more" if len(lines) > 5 else ""))
@@ -317,6 +333,11 @@ class Watchdogs:
             self._storm_escalated = True
             return [Trip("unknown_order_storm", rule.action, f"{what}, still after a reconcile")]
         return []
+
+
+def _stalled(drift: FillDrift, flying: Mapping[str, int]) -> str:
+    return (f"fill {drift.fill_id} reported by the gateway has not reached risk in "
+            f"{flying[drift.fill_id]} reconciliations (the feed has stalled)")
 
 
 def _drift_key(drift: Drift) -> tuple[object, ...]:

@@ -72,7 +72,7 @@ from runtime.statehash import state_hash
 __all__ = ["BrokerGateway", "command_key"]
 
 log = logging.getLogger("tradewind.venues.gateway")
-_TERMINAL = ("filled", "canceled", "rejected", "closed")
+_TERMINAL = ("filled", "canceled", "rejected", "expired", "closed")
 
 
 def _commands(snapshot: bytes | None) -> list[Message]:

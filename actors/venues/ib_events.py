@@ -69,19 +69,22 @@ class IbEvents:
         elif status.status in ("Cancelled", "ApiCancelled"):
             if cid in self._cancel_requested:
                 self.book.canceled(cid, reason="canceled", ts_event=now)
-            elif self._parent_closed(order):  # IB cancels attached orders with their parent
+            elif self._parent_closed(cid):  # IB cancels attached orders with their parent
                 self.book.canceled(cid, reason="canceled with its parent", ts_event=now)
             else:
                 self._cancelled_at.setdefault(cid, self.monotonic())
 
-    def _parent_closed(self, order: Any) -> bool:
-        """Is ``order`` a child whose parent the book holds closed (its Cancelled status then
-        needs no grace for an error code: IB sends none for children it cancels)?"""
-        if not order.parentId:
-            return False
-        parent = self.send_log.find("order_id", str(order.parentId))
-        tracked = self.book.get(parent) if parent else None
-        return tracked is not None and not tracked.is_open
+    def _parent_closed(self, cid: str) -> bool:
+        """Is ``cid`` a child whose parent ended unfilled or partly filled (IB cancels attached
+        orders with such a parent and sends no error code for them, so the Cancelled status
+        needs no grace)? A parent filled in full released its children: from then on a
+        child's Cancelled may be a reject, whose code comes after it. The parent is the
+        child's own ``parent_id``, our client order id: never IB's ``parentId``, an order id,
+        which a later gateway session gives to other orders."""
+        child = self.book.get(cid)
+        parent_id = child.command.parent_id if child is not None else None
+        parent = self.book.get(parent_id) if parent_id else None
+        return parent is not None and not parent.is_open and parent.cum_qty < parent.quantity
 
     def _sync_modify(self, cid: str, order: Any, now: int) -> None:
         tracked = self.book.get(cid)

@@ -29,6 +29,7 @@ from runtime.messages import (
     OrderCanceled,
     OrderCancelRejected,
     OrderEvent,
+    OrderExpired,
     OrderFilled,
     OrderRejected,
     OrderSide,
@@ -64,7 +65,7 @@ class Tracked:
         self.trigger_price = command.trigger_price
         self.venue_order_id = ""
         self.acked = False
-        self.terminal = ""  # "", "filled", "canceled", "rejected"
+        self.terminal = ""  # "", "filled", "canceled", "rejected", "expired"
         self.cum_qty = 0
         self.fill_ids: set[str] = set()
 
@@ -245,6 +246,15 @@ class ReportBook:
             return
         order.terminal = "canceled"
         self._emit(OrderCanceled, order, ts_event, reason=reason)
+        self._closed(client_order_id)
+
+    def expired(self, client_order_id: str, *, ts_event: int) -> None:
+        """The order's time in force ran out at the venue (a DAY order at the session's close)."""
+        order = self._order(client_order_id)
+        if order is None or order.terminal:
+            return
+        order.terminal = "expired"
+        self._emit(OrderExpired, order, ts_event)
         self._closed(client_order_id)
 
     def rejected(self, client_order_id: str, *, code: str, reason: str, ts_event: int) -> None:

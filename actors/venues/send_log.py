@@ -94,6 +94,10 @@ class OrderIds(msgspec.Struct, kw_only=True):
     unknown: bool = False  # outcome unknown: never resend, reconcile
     closed: bool = False  # a terminal report was given (filled, canceled, rejected)
     closed_ns: int = 0  # when (wall clock): an order retires long after
+    #: when (wall clock) the send call returned or raised: the broker's trading day of the
+    #: order (a DAY order's expiry where the broker reports none); 0 before or from an older
+    #: journal
+    sent_ns: int = 0
     fills: list[OrderFilled] = msgspec.field(default_factory=list)  # fills reported
 
 
@@ -212,9 +216,9 @@ class SendLog:
             if record.kind == _IDS:
                 self._remember(order, rec.ids)
             elif record.kind == _SENT:
-                order.sent = True
+                order.sent, order.sent_ns = True, order.sent_ns or rec.at_ns
             elif record.kind == _UNKNOWN:
-                order.unknown = True
+                order.unknown, order.sent_ns = True, order.sent_ns or rec.at_ns
             elif record.kind == _CLOSED:  # (a journal older than closing times: from now)
                 order.closed, order.closed_ns = True, rec.at_ns or self.clock_ns()
             elif record.kind == _UNSENT:
@@ -283,8 +287,9 @@ class SendLog:
 
     def sent(self, client_order_id: str) -> None:
         order = self._order(client_order_id)
-        self._blob(_SENT, client_order_id)
-        order.sent = True
+        now = self.clock_ns()
+        self._blob(_SENT, client_order_id, at_ns=now)
+        order.sent, order.sent_ns = True, order.sent_ns or now
 
     def broker_ids(self, client_order_id: str, **ids: str) -> None:
         """Save broker ids (order id, perm id, seqno, ordno...) the moment they are known."""
@@ -305,8 +310,9 @@ class SendLog:
 
     def mark_unknown(self, client_order_id: str) -> None:
         order = self._order(client_order_id)
-        self._blob(_UNKNOWN, client_order_id)
-        order.unknown = True
+        now = self.clock_ns()
+        self._blob(_UNKNOWN, client_order_id, at_ns=now)
+        order.unknown, order.sent_ns = True, order.sent_ns or now
 
     def closed(self, client_order_id: str) -> None:
         order = self.orders.get(client_order_id)

@@ -160,11 +160,14 @@ class ShioajiVenue(BookViews, ShioajiEvents):
 
     def tick(self) -> None:
         """One step of the gateway's loop: log in again after a session loss, reconcile when
-        asked, send what the rate limits allow."""
+        asked, expire the ROD orders whose trading day is over, send what the rate limits
+        allow."""
         if not self.session_up:
             self.login()
         elif self.reconcile_requested:
             self.reconcile()
+        if self.session_up:
+            self.reconciler.expire_ended_days()
         if self._orphans:
             self.retry_orphans()
         self.pump()

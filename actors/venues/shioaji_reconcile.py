@@ -4,8 +4,17 @@ adapter's book, emitting synthetic reports for anything the callbacks did not de
 * a trade the book has not seen acknowledged and the broker shows working ⇒ ``OrderAccepted``;
 * a deal (``trade.status.deals``) not reported ⇒ ``OrderFilled`` (``SJ-<ordno>-<seq>``);
 * a trade the broker shows Cancelled/Failed ⇒ ``OrderCanceled``/``OrderRejected``;
-* an order the book holds open that the broker does not list ⇒ ``OrderCanceled`` when it was
-  acknowledged, else ``OrderRejected`` (``not_found``): an unknown outcome is settled, never resent.
+* an order the book holds open that the broker does not list ⇒ ``OrderExpired`` when it is a
+  ROD order whose trading day closed, else ``OrderCanceled`` when it was acknowledged, else
+  ``OrderRejected`` (``not_found``): an unknown outcome is settled, never resent.
+
+A ROD order ends with its trading day, and Shioaji reports nothing at the close (no callback, and
+``update_status`` still shows it ``Submitted``/``PartFilled`` in that session; the next session's
+lists no longer hold it). So :meth:`ShioajiReconciler.expire_ended_days` reports the expiry: an
+open ROD order whose trading day (its instrument's calendar, :func:`backtest.venue.day_end_ns`,
+from when it was sent) closed ``expiry_settle_s`` ago is expired (``OrderExpired`` at the close)
+after a reconciliation has brought in what the broker still had for it (the closing auction's
+deals, a cancel the callbacks missed). An interrupted reconciliation defers it to a later tick.
 
 Clean when the broker lists no working order this adapter did not send and its positions equal
 the positions of the reported fills (plus the account's starting positions).
@@ -17,7 +26,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from actors.venues.common import note_reconciled, position_drifts, take_baseline, to_fixed
-from actors.venues.shioaji_support import broker_quantity, port_quantity
+from actors.venues.shioaji_support import broker_quantity, is_rod, port_quantity
+from backtest.venue import day_end_ns
 from runtime.values import from_fixed
 
 if TYPE_CHECKING:
@@ -67,6 +77,35 @@ class ShioajiReconciler:
         for drift in drifts:
             log.warning("Shioaji reconciliation: %s", drift)
         return not drifts
+
+    def ended_days(self, now: int, *, settle_s: float = 0.0) -> dict[str, int]:
+        """Open ROD orders whose trading day closed ``settle_s`` before ``now``: client order
+        id -> the close. An order with no send time (never sent, or from a journal older than
+        send times) is left to reconciliation."""
+        venue, settle_ns = self.venue, int(settle_s * 1e9)
+        ended: dict[str, int] = {}
+        for cid, order in venue.book.orders.items():
+            ids = venue.send_log.orders.get(cid)
+            if not order.is_open or ids is None or not ids.sent_ns or not is_rod(order.command):
+                continue
+            close = day_end_ns(venue.instruments[order.command.instrument_id], ids.sent_ns)
+            if close + settle_ns <= now:
+                ended[cid] = close
+        return ended
+
+    def expire_ended_days(self) -> None:
+        """Report the expiry of each ROD order whose trading day is over (module docstring)."""
+        venue = self.venue
+        with venue.lock:
+            ended = self.ended_days(venue.clock_ns(), settle_s=venue.config.expiry_settle_s)
+        if not ended or venue.reconcile_requested:
+            return  # (a reconciliation owed is the next tick's; the expiry waits for it)
+        venue.reconcile()
+        if venue.reconcile_requested:
+            return  # interrupted: the broker's last word is not in yet
+        with venue.lock:
+            for cid, close in sorted(ended.items()):
+                venue.book.expired(cid, ts_event=close)
 
     def _cid(self, trade: Any) -> str | None:
         find, order = self.venue.send_log.find, trade.order
@@ -164,11 +203,13 @@ class ShioajiReconciler:
 
     def _missing(self, listed: set[str]) -> None:
         venue, now = self.venue, self.venue.clock_ns()
-        queued = venue.queue.submit_ids()
+        queued, ended = venue.queue.submit_ids(), self.ended_days(now)
         for cid, order in list(venue.book.orders.items()):
             if not order.is_open or cid in listed or cid in queued:
                 continue
-            if order.acked:
+            if cid in ended and order.acked:  # a later session no longer lists its day's ROD
+                venue.book.expired(cid, ts_event=ended[cid])
+            elif order.acked:
                 venue.book.canceled(cid, reason="reconcile: not listed at Shioaji", ts_event=now)
             else:
                 venue.book.rejected(

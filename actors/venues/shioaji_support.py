@@ -35,6 +35,7 @@ __all__ = [
     "build_order",
     "custom_tag",
     "import_shioaji",
+    "is_rod",
     "make_client",
     "port_quantity",
     "resolve_contract",
@@ -72,6 +73,10 @@ class ShioajiConfig(BaseModel):
     account_queries_per_5s: int = Field(20, gt=0, le=25)  # 25 / 5 s
     data_queries_per_5s: int = Field(40, gt=0, le=50)  # 50 / 5 s
     reconcile_every_s: float = 60.0
+    #: a ROD order ends with its trading day; Shioaji reports nothing at the close, so the
+    #: adapter reports the expiry itself, this long after the close (the closing auction's
+    #: deals arrive first) and after a reconciliation found the order still unfilled
+    expiry_settle_s: float = Field(120.0, ge=0)
     breaker_threshold: int = 3
     timeout_ms: int = 10_000
 
@@ -152,6 +157,13 @@ _TIF = {
     TimeInForce.IOC: "IOC",
     TimeInForce.FOK: "FOK",
 }
+
+
+def is_rod(command: SubmitOrder) -> bool:
+    """Does ``command`` go out as a ROD order (:func:`build_order`): one that rests until the
+    close of its trading day?"""
+    tif = _TIF.get(command.time_in_force)
+    return tif == "ROD" or (tif is None and command.order_type is OrderType.MARKET)
 
 
 def build_order(sj: ModuleType, command: SubmitOrder, instrument: Instrument, *, tag: str) -> Any:

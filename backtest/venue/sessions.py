@@ -3,7 +3,9 @@
 With an exchange calendar it is the end of the trading day's last window (the close, or the
 post-market close when one is configured: ``runtime/calendar.py``). With no sessions on the
 instrument the day is the UTC calendar day, so a DAY order expires at the next UTC midnight.
-A session that closes at ``24:00`` ends at the next local midnight.
+A session that closes at ``24:00`` ends at the next local midnight, unless a session opens
+there (TAIFEX's night session, 15:00–24:00 then 00:00–05:00): a session that holds the moment
+another one closes carries the trading on, to its own close.
 """
 
 from __future__ import annotations
@@ -37,7 +39,10 @@ def day_end_ns(instrument: Instrument, ts_ns: int) -> int:
         end = instrument.calendar.day_end_ns(ts_ns)
         if end is not None:
             return end
-    for session in instrument.sessions:
-        if session.contains(ts_ns):
-            return _session_close_ns(session, ts_ns)
-    return (ts_ns // NS_PER_DAY + 1) * NS_PER_DAY
+    end = None
+    for _ in instrument.sessions:  # at most once per session: each carries on from the last
+        session = next((s for s in instrument.sessions if s.contains(end or ts_ns)), None)
+        if session is None:
+            break
+        end = _session_close_ns(session, end or ts_ns)
+    return (ts_ns // NS_PER_DAY + 1) * NS_PER_DAY if end is None else end

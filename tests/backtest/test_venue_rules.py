@@ -108,6 +108,24 @@ def test_outside_session_is_rejected_and_day_order_expires_at_session_close() ->
     assert [o.client_order_id for o in venue.open_orders()] == ["gtc"]
 
 
+def test_a_night_session_past_midnight_ends_at_its_last_close() -> None:
+    """TAIFEX's night session is 15:00-24:00 and 00:00-05:00 Taipei (two sessions): a DAY order
+    of the night session lives to 05:00, not to midnight; one of the day session to 13:45."""
+    from backtest.venue import day_end_ns
+    from runtime.taiwan import taifex_future
+
+    txf = taifex_future("TXF", "202612")
+
+    def taipei(day: int, hour: int, minute: int = 0) -> int:
+        moment = dt.datetime(2026, 12, day, hour, minute, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+        return int(moment.timestamp()) * S
+
+    assert day_end_ns(txf, taipei(7, 10)) == taipei(7, 13, 45)  # Monday's day session
+    assert day_end_ns(txf, taipei(7, 16)) == taipei(8, 5)  # Monday night, to Tuesday 05:00
+    assert day_end_ns(txf, taipei(8, 1)) == taipei(8, 5)  # after midnight, the same night
+    assert day_end_ns(txf, taipei(11, 22)) == taipei(12, 5)  # Friday night, to Saturday 05:00
+
+
 def test_day_order_without_sessions_expires_at_utc_midnight() -> None:
     venue = make_venue(L1)
     submit(

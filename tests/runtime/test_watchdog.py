@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from backtest.calendars import CalendarConfig
 from runtime.instruments import Instrument
 from runtime.reconcile import FillDrift, OrderDrift, PositionDrift, ReconcileThresholds
-from runtime.watchdog import Health, WatchdogAction, WatchdogConfig, Watchdogs
+from runtime.watchdog import DesyncRule, Health, WatchdogAction, WatchdogConfig, Watchdogs
 
 S = 10**9
 Q = 10**9
@@ -118,7 +118,8 @@ def test_a_fill_in_flight_of_unknown_size_excuses_a_position_drift_only_while_it
     w = Watchdogs(WatchdogConfig(), [AAPL])
     thresholds = ReconcileThresholds()
     drift = PositionDrift(instrument_id="AAPL", gateway=5 * Q, risk=3 * Q, lots=2)
-    assert [w.desync([drift], thresholds, unvalued=1) for _ in range(5)] == [[]] * 5
+    assert [w.desync([drift], thresholds, in_flight={"IB-7": None}) for _ in range(5)] == [
+        []] * 5
     assert w.desync([drift], thresholds) == []  # landed: the first run of its own
     assert [t.watchdog for t in w.desync([drift], thresholds)] == ["inventory_desync"]
 
@@ -163,3 +164,24 @@ def test_low_disk_halts_before_a_journal_write_fails_and_clears_above_the_limit(
     assert w.check(Health(now_ns=3, disk_free_bytes=2**30)) == []
     assert w.state()["disk_low"] == "ok"
     assert w.check(Health(now_ns=4)) == []  # not measured: nothing to say
+
+
+def test_a_fill_in_flight_is_excused_for_in_flight_runs_only() -> None:
+    """A stalled feed: the same fills stay in flight run after run. Past ``in_flight_runs``
+    they no longer excuse anything (an unvalued one no longer hides a position drift): they
+    are fills known to the gateway only, confirmed in ``confirm_runs``; a fill in flight that
+    changes each run (a busy, moving feed) never trips."""
+    rule = DesyncRule(in_flight_runs=3, confirm_runs=2)
+    w = Watchdogs(WatchdogConfig(inventory_desync=rule), [AAPL])
+    thresholds = ReconcileThresholds()
+    drift = PositionDrift(instrument_id="AAPL", gateway=5 * Q, risk=3 * Q, lots=2)
+    stuck = {"IB-1": None, "IB-2": ("AAPL", Q)}
+    assert [w.desync([drift], thresholds, in_flight=stuck) for _ in range(4)] == [[]] * 4
+    (trip,) = w.desync([drift], thresholds, in_flight=stuck)
+    assert trip.action is WatchdogAction.CANCEL_ALL_AND_HALT
+    assert "fill IB-1 reported by the gateway has not reached risk in 5 reconciliations" in (
+        trip.reason)
+    assert w.desync([], thresholds) == [] and w.state()["inventory_desync"] == "ok"
+    moving = Watchdogs(WatchdogConfig(inventory_desync=rule), [AAPL])
+    for run in range(20):
+        assert moving.desync([drift], thresholds, in_flight={f"IB-{run}": None}) == []

@@ -523,6 +523,16 @@ class FakeIbGateway:
         self._send_status(order)
         self._cancel_children(order)
 
+    def reject(self, order_ref: str, code: int, message: str) -> None:
+        """IB or the destination refuses a working order: ``Cancelled`` ("may also occur if IB or
+        the destination unexpectedly rejects the order": TWS API, Order Management, Possible
+        Order States, interactivebrokers.github.io/tws-api/order_submission.html), then the
+        error with the order's id; as for a reject on placing (``reject_next``)."""
+        order = self.find(order_ref)
+        order.status = "Cancelled"
+        self._send_status(order)
+        self._broadcast(4, 2, order.order_id, code, message, "")
+
     def _cancel_children(self, parent: FakeOrder) -> None:
         for child in self._children(parent):
             if child.status not in ("Filled", "Cancelled"):

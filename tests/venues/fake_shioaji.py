@@ -13,7 +13,15 @@ for every deal, e.g. ``669915``), while ``update_status`` lists it in ``trade.st
 ``before_ack``, ``outcome_unknown_next`` (the order reaches the broker but ``place_order`` raises
 ``OrderOutcomeUnknownError``), ``reject_next``, :meth:`session_down` (the session is lost:
 calls fail with ``TokenError`` until ``login``; after a login ``list_trades`` is empty until
-``update_status``).
+``update_status``), :meth:`new_trading_day`.
+
+The close of a trading day: a ROD order is "rest of day" (``order_type`` ROD, IOC or FOK), and
+SinoPac's order/deal event docs (https://sinotrade.github.io/tutor/callback/orderdeal_event/)
+say an order event comes "each time you call place_order, update_order, or cancel_order" (op_type
+``New``, ``Cancel``, ``UpdatePrice``, ``UpdateQty``) and a deal event per deal: nothing is called
+back when the exchange ends a ROD order at the close, and the trade keeps the status it had
+(``Submitted``/``PartFilled``) in that day's lists. ``update_status``/``list_trades`` hold the
+day's orders: after :meth:`new_trading_day` the earlier days' trades are no longer listed.
 """
 
 from __future__ import annotations
@@ -101,6 +109,7 @@ class FakeShioaji:
         self.trades: list[FakeTrade] = []  # the broker's book (all sessions)
         self.placed: list[Any] = []  # the order objects place_order received, as sent
         self.session_trades: list[FakeTrade] = []  # what list_trades shows this session
+        self._day_start = 0  # index in ``trades`` of the current trading day's first order
         self.positions: dict[str, int] = {}  # code -> signed broker units (shares/contracts)
         self.deliver_inline = False
         self.outcome_unknown_next = False
@@ -201,7 +210,7 @@ class FakeShioaji:
 
     def update_status(self, account: Any = None, *, trade: Any = None, timeout: int = 0) -> None:
         self._check_session("update_status")
-        self.session_trades = list(self.trades)
+        self.session_trades = self.trades[self._day_start:]  # the day's orders
 
     def list_trades(self) -> list[FakeTrade]:
         self.calls.append("list_trades")
@@ -364,6 +373,11 @@ class FakeShioaji:
             self.pending.append(item)
         if duplicate:
             self.pending.append(item)
+
+    def new_trading_day(self) -> None:
+        """The exchange's day rolled: its ROD orders are gone, silently (module docstring)."""
+        self._day_start = len(self.trades)
+        self.session_trades = [t for t in self.session_trades if t in self.trades[self._day_start:]]
 
     def session_down(self) -> None:
         self.logged_in = False

@@ -2,7 +2,8 @@
 (``runtime.reconcile.as_of``), without Ray: the IB adapter against its loopback fake, the
 gateway closed and reopened from its journals as a restarted gateway actor reopens them, and
 risk's view the replay of the reports it was handed. Fills in flight across the restart never
-trip the watchdog; a fill risk was handed and does not hold does, and the trip cancels."""
+trip the watchdog; a fill risk was handed and does not hold does, and the trip cancels; so do
+fills a stalled feed never hands risk, once ``in_flight_runs`` reconciliations have excused them."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from runtime.messages import (
 )
 from runtime.reconcile import ReconcileThresholds, View, as_of, landed, reconcile
 from runtime.values import FIXED_SCALE
-from runtime.watchdog import BrokerGap, WatchdogAction, WatchdogConfig, Watchdogs
+from runtime.watchdog import BrokerGap, DesyncRule, WatchdogAction, WatchdogConfig, Watchdogs
 from tests.venues.broker_helpers import FakeIbThread
 
 pytest.importorskip("ib_async")
@@ -67,7 +68,8 @@ def _run(watchdogs: Watchdogs, gateway: object, risk: View, delivered: int) -> l
     view = landed(as_of(View.from_dict(gateway.view()),
                         gateway.reports, delivered), risk)  # type: ignore[attr-defined]
     report = reconcile(view, risk, thresholds=ReconcileThresholds())
-    return list(watchdogs.desync(report.drifts, ReconcileThresholds(), unvalued=view.unvalued))
+    return list(watchdogs.desync(report.drifts, ReconcileThresholds(),
+                                 in_flight=view.in_flight))
 
 
 def test_fills_in_flight_across_a_gateway_restart_never_halt(fake_ib: FakeIbThread,
@@ -92,6 +94,34 @@ def test_fills_in_flight_across_a_gateway_restart_never_halt(fake_ib: FakeIbThre
         for _ in range(3):
             assert _run(watchdogs, gateway, _risk(gateway.reports), len(handed)) == []
         handed = list(gateway.reports)  # delivered: the two views agree
+        assert _run(watchdogs, gateway, _risk(handed), len(handed)) == []
+        assert watchdogs.state()["inventory_desync"] == "ok"
+    finally:
+        gateway.close()  # type: ignore[attr-defined]
+
+
+def test_fills_a_stalled_feed_never_hands_risk_are_excused_for_a_bounded_number_of_runs(
+        fake_ib: FakeIbThread, tmp_path: Path) -> None:
+    """The feed answers but delivers nothing more (its watermark stuck at the acceptance):
+    both fills stay in flight. They are excused for ``in_flight_runs`` reconciliations, then
+    they are fills known to the gateway only and, confirmed, trip the watchdog; once they
+    reach risk it clears."""
+    rule = DesyncRule(in_flight_runs=3, confirm_runs=2)
+    watchdogs = Watchdogs(WatchdogConfig(inventory_desync=rule), [])
+    gateway = _open(fake_ib.port, tmp_path)
+    try:
+        gateway.send([_submit("d-3", 10)])  # type: ignore[attr-defined]
+        reports = _settle(gateway)
+        handed = reports[:1]
+        for _ in range(rule.in_flight_runs + rule.confirm_runs - 1):
+            assert _run(watchdogs, gateway, _risk(handed), len(handed)) == []
+        (trip,) = _run(watchdogs, gateway, _risk(handed), len(handed))
+        assert trip.watchdog == "inventory_desync"  # type: ignore[attr-defined]
+        assert trip.action is WatchdogAction.CANCEL_ALL_AND_HALT  # type: ignore[attr-defined]
+        assert "has not reached risk in 5 reconciliations" in trip.reason  # type: ignore
+        assert "feed has stalled" in trip.reason  # type: ignore[attr-defined]
+        assert _run(watchdogs, gateway, _risk(handed), len(handed)) == []  # once per episode
+        handed = list(gateway.reports)  # the feed moves again
         assert _run(watchdogs, gateway, _risk(handed), len(handed)) == []
         assert watchdogs.state()["inventory_desync"] == "ok"
     finally:

@@ -131,6 +131,32 @@ def test_cancelling_the_entry_cancels_the_exits_it_holds(h: IbHarness) -> None:
     assert canceled == {"c-1", "c-2", "c-3"}
 
 
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_released_child_s_reject_is_a_reject_not_a_cancel(h: IbHarness,
+                                                            restart: bool) -> None:
+    """A bracket's entry fills, which releases its exits; IB Gateway may restart (its order
+    ids start again: a new order may take the entry's). An exit then refused by IB
+    (``Cancelled``, then its error code) is rejected: only a parent that ended unfilled or
+    partly filled takes its children with it, and the parent is the exit's own
+    (``parent_id``), never found by an IB order id."""
+    _send(h, _bracket(h.instrument_id, "p"))
+    h.fake.fill("p-1", 10.0, 10.0)
+    h.reports()
+    if restart:
+        h.run(h.fake.restart())
+        h.settle()
+        h.run(h.port.connect())
+    h.submit("n-1", 1)  # a new order in the new IB session, canceled
+    h.settle()
+    h.cancel("n-1")
+    assert [type(r) for r in h.reports()][-1] is OrderCanceled
+    h.fake.reject("p-2", 201, "Order rejected - reason:the exchange refused it")
+    reports = h.reports() + _after_grace(h)
+    (ended,) = [r for r in reports if r.client_order_id == "p-2"]
+    assert isinstance(ended, OrderRejected) and ended.venue_code == "201"
+    assert h.port.book.get("p-3").is_open
+
+
 def test_a_child_whose_parent_never_reached_ib_is_refused_not_sent(h: IbHarness) -> None:
     orphan = _leg("o-2", OrderSide.SELL, OrderType.LIMIT, instrument=h.instrument_id,
                   parent="o-1", oca="o-L", price="11")
