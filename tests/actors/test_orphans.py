@@ -40,9 +40,13 @@ def test_actor_processes_end_when_their_cluster_goes() -> None:
         line = driver.stdout.readline()  # after the actors were told to exit
         assert line, f"the driver ended first (exit {driver.wait(60)})"
         pids = json.loads(line)
-        time.sleep(3)
-        # the scenario: told to exit, the stuck one has not (Python waits for its thread),
-        # and its cluster is still there
+        # with its cluster still there: the reconciler's waits for successors do not hold its
+        # exit (they run on daemon threads) ...
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _alive(pids["reconciler"]):
+            time.sleep(0.2)
+        assert not _alive(pids["reconciler"]), "the reconciler did not exit when told to"
+        # ... while the stuck one has not exited (Python waits for its thread): the scenario
         assert _alive(pids["stuck"]), "the stuck actor exited: nothing to check"
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver, and the raylet and GCS with it
