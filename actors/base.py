@@ -25,7 +25,8 @@ from typing import Any, TypeVar, cast
 
 import ray
 
-__all__ = ["ACTOR_OPTIONS", "WATCH_GROUPS", "Child", "actor", "serialized"]
+__all__ = ["ACTOR_OPTIONS", "RAYLET_CHECK_S", "WATCH_GROUPS", "Child", "actor",
+           "exit_with_raylet", "serialized"]
 
 C = TypeVar("C", bound=type)
 
@@ -42,9 +43,55 @@ WATCH_GROUPS = {"watch": 4}
 def actor(**options: Any) -> Callable[[type[Any]], Any]:
     """``ray.remote(**options)`` for an actor class: the class becomes a Ray actor class
     (``.remote()``, ``.options()``). Ray's stubs cannot match options given as a mapping, and
-    a decorated class has no type of its own in them; its methods are still checked."""
-    decorate: Callable[[type[Any]], Any] = cast(Any, ray.remote)(**options)
+    a decorated class has no type of its own in them; its methods are still checked. Each
+    actor's process ends when its raylet does (:func:`exit_with_raylet`)."""
+    remote: Callable[[type[Any]], Any] = cast(Any, ray.remote)(**options)
+
+    def decorate(cls: type[Any]) -> Any:
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            exit_with_raylet()
+            init(self, *args, **kwargs)
+
+        cls.__init__ = __init__
+        return remote(cls)
+
     return decorate
+
+
+#: how often an actor's process looks whether its raylet is still there
+RAYLET_CHECK_S = 1.0
+_raylet_watch = threading.Lock()  # held for good once this process watches
+
+
+def exit_with_raylet(check_s: float = RAYLET_CHECK_S) -> bool:
+    """In a Ray worker process (its parent is the raylet, ``RAY_RAYLET_PID``): a daemon thread
+    that ends the process (``os._exit``) once the raylet is gone, i.e. the process's parent is
+    no longer the raylet (it was re-parented). Once per process; False where it does not apply
+    (not a worker, or already watching).
+
+    Ray's own check of its raylet stops with the worker's core worker: a worker told to exit
+    (``__ray_terminate__``, a supervisor winding a child down) shuts the core worker down, then
+    Python's exit waits for the threads that are not daemons. A thread still busy there (a
+    library's, or a call waiting for an actor that will never come back) kept such processes
+    alive after their whole cluster was gone (parent PID 1). The parent's id, not the raylet's
+    pid probed with a signal: a pid can be reused, and a zombie still answers."""
+    raylet = os.environ.get("RAY_RAYLET_PID", "")
+    if not raylet.isdigit() or int(raylet) != os.getppid():
+        return False
+    if not _raylet_watch.acquire(blocking=False):
+        return False
+    parent = int(raylet)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(check_s)
+        os._exit(1)  # the cluster is gone: nothing is left to ask this process anything
+
+    threading.Thread(target=watch, name="tw-raylet-watch", daemon=True).start()
+    return True
 
 
 def _lock_of(actor: Any) -> threading.RLock:

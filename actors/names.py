@@ -19,7 +19,10 @@ actor under the same name. A :class:`Named` holds the name instead of a handle:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import ray
@@ -96,7 +99,7 @@ class Named:
         """The first lookup, shared by the calls made before it ended (they then go in the
         order they were made)."""
         if self._resolving is None:
-            self._resolving = asyncio.ensure_future(asyncio.to_thread(self._lookup, None))
+            self._resolving = asyncio.ensure_future(_off_loop(self._lookup, None))
         handle = await asyncio.shield(self._resolving)
         if self._handle is None:
             self._handle = handle
@@ -105,7 +108,7 @@ class Named:
     async def _relookup(self, dead: Any) -> Any:
         if self._handle is not None and self._handle._actor_id != dead:
             return self._handle  # another call found the successor already
-        self._handle = await asyncio.to_thread(self._lookup, dead)
+        self._handle = await _off_loop(self._lookup, dead)
         return self._handle
 
     # --- calling -------------------------------------------------------------------------------
@@ -165,6 +168,36 @@ class _Method:
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
         return self.named._submit(self.method, self._options, args, kwargs)
+
+
+async def _off_loop(lookup: Callable[[Any], Any], avoid: Any) -> Any:
+    """``lookup(avoid)`` on a daemon thread of its own, awaited. Not ``asyncio.to_thread``:
+    its executor's threads are joined when the interpreter exits, and a lookup waiting for a
+    successor that never comes (the session stopping: up to ``restart_timeout_s``, in blocking
+    Ray calls) then kept the actor's process alive after Ray had shut its worker down, with
+    nothing left to end it: it outlived its cluster."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():  # the caller was cancelled meanwhile
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = lookup(avoid)
+        except BaseException as exc:  # handed to the awaiting task, which raises it
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="tw-named-lookup", daemon=True).start()
+    return await future
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -54,13 +54,21 @@ def _stamp(data: dict[str, Any], now_ns: int) -> int:
 
 
 def funding_of(iid: str, data: dict[str, Any], now_ns: int) -> FundingRate | None:
-    """ccxt's funding rate structure as the estimate for its next funding time."""
+    """ccxt's funding rate structure as the estimate for its next funding time; None when it
+    has none, or when that time is not after the answer's own time (an answer from around a
+    funding, before the exchange moved its next funding time on): stamped at or after its
+    funding time it would read as a settled rate (``ts_event >= funding_ts``) and be charged
+    with a rate and mark that were never settled, and the settled row, polled from the
+    history, would then be refused as a funding already charged."""
     rate, funding_ms = data.get("fundingRate"), data.get("fundingTimestamp")
     if rate is None or not funding_ms:
         return None
+    stamp, funding_ts = _stamp(data, now_ns), int(funding_ms) * _MS
+    if funding_ts <= stamp:
+        return None
     mark = data.get("markPrice")
-    return FundingRate(seq=0, ts_event=_stamp(data, now_ns), ts_init=now_ns, instrument_id=iid,
-                       rate=to_fixed(rate), funding_ts=int(funding_ms) * _MS,
+    return FundingRate(seq=0, ts_event=stamp, ts_init=now_ns, instrument_id=iid,
+                       rate=to_fixed(rate), funding_ts=funding_ts,
                        mark_price=to_fixed(mark) if mark else 0)
 
 

@@ -24,7 +24,6 @@ from tests.venues.ccxt_helpers import IID, ccxt_config
 pytest.importorskip("ccxt")
 
 _8H_MS = 8 * 3600 * 1000
-NEXT_MS = (int(time.time() * 1000) // _8H_MS + 1) * _8H_MS  # the next funding time
 
 
 class Clock:
@@ -36,14 +35,23 @@ class Clock:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeBinanceThread]:
+def next_ms() -> int:
+    """The next funding time, at least an hour after now. Taken when the test runs, not when the
+    module is imported: the fake stamps its answers with the wall clock, and a whole suite can
+    run past a funding time between collection and this test (a CI collected at 15:5x UTC ran
+    these at 17:04: the fake's "next" funding time, 16:00, was then in the past)."""
+    return ((int(time.time() * 1000) + 3600_000) // _8H_MS + 1) * _8H_MS
+
+
+@pytest.fixture
+def fake(next_ms: int) -> Iterator[FakeBinanceThread]:
     thread = FakeBinanceThread()
     f = thread.fake
     thread.call(lambda: f.set_premium("BTCUSDT", mark="50012.50000000", index="50001.25000000",
-                                      rate="0.00012345", next_funding_ms=NEXT_MS))
+                                      rate="0.00012345", next_funding_ms=next_ms))
     thread.call(f.set_open_interest, "BTCUSDT", "10659.509")
     for k, rate in enumerate(("0.00010000", "-0.00002500")):
-        at = NEXT_MS - (2 - k) * 8 * 3600 * 1000
+        at = next_ms - (2 - k) * 8 * 3600 * 1000
         thread.call(lambda at=at, rate=rate: f.settle_funding("BTCUSDT", rate=rate, at_ms=at,
                                                               mark="49990.10000000"))
     yield thread
@@ -69,15 +77,15 @@ def _run(poller: CcxtAuxPoller, rounds: int = 1) -> None:
 
 
 def test_funding_mark_and_open_interest_as_the_exchange_publishes_them(
-        fake: FakeBinanceThread) -> None:
+        fake: FakeBinanceThread, next_ms: int) -> None:
     poller, got = _poller(fake, Clock())
     _run(poller)
     settled = [m for m in got if isinstance(m, FundingRate) and m.ts_event >= m.funding_ts]
     assert [(m.rate, m.funding_ts, m.mark_price) for m in settled] == [
-        (fixed("0.0001"), (NEXT_MS - 16 * 3600_000) * 10**6, fixed("49990.1")),
-        (fixed("-0.000025"), (NEXT_MS - 8 * 3600_000) * 10**6, fixed("49990.1"))]
+        (fixed("0.0001"), (next_ms - 16 * 3600_000) * 10**6, fixed("49990.1")),
+        (fixed("-0.000025"), (next_ms - 8 * 3600_000) * 10**6, fixed("49990.1"))]
     [estimate] = [m for m in got if isinstance(m, FundingRate) and m.ts_event < m.funding_ts]
-    assert (estimate.rate, estimate.funding_ts) == (fixed("0.00012345"), NEXT_MS * 10**6)
+    assert (estimate.rate, estimate.funding_ts) == (fixed("0.00012345"), next_ms * 10**6)
     marks = [m for m in got if isinstance(m, IndexMarkPrice)]
     assert [(m.mark_price, m.index_price) for m in marks] == [(fixed("50012.5"),
                                                                fixed("50001.25"))]
@@ -89,7 +97,7 @@ def test_funding_mark_and_open_interest_as_the_exchange_publishes_them(
 
 
 def test_settled_rates_are_sent_once_and_polls_wait_their_interval(
-        fake: FakeBinanceThread) -> None:
+        fake: FakeBinanceThread, next_ms: int) -> None:
     clock = Clock()
     poller, got = _poller(fake, clock, kinds=("funding",))
 
@@ -99,7 +107,7 @@ def test_settled_rates_are_sent_once_and_polls_wait_their_interval(
         sent.append(await poller.poll_due())
         clock.now += 5
         fake.call(lambda: fake.fake.settle_funding("BTCUSDT", rate="0.00030000",
-                                                   at_ms=NEXT_MS, mark="50000.00000000"))
+                                                   at_ms=next_ms, mark="50000.00000000"))
         sent.append(await poller.poll_due())
         await poller.aclose()
         return sent
@@ -192,3 +200,30 @@ def test_an_answer_without_what_it_should_hold_is_a_data_error() -> None:
     with pytest.raises(DataError, match="open interest of BTC-PERP without an amount"):
         open_interest_of(IID, {"symbol": "BTC/USDT:USDT", "info": {}}, 5)
     assert funding_of(IID, {"fundingRate": None, "fundingTimestamp": None}, 5) is None
+
+
+def test_an_estimate_stamped_at_or_after_its_funding_time_is_not_sent() -> None:
+    from actors.venues.ccxt_aux import funding_of
+
+    answer = {"fundingRate": 0.0001, "fundingTimestamp": 8_000, "markPrice": 50_000.0}
+    assert funding_of(IID, {**answer, "timestamp": 8_000}, 5) is None
+    assert funding_of(IID, {**answer, "timestamp": 9_000}, 5) is None
+    estimate = funding_of(IID, {**answer, "timestamp": 7_999}, 5)
+    assert estimate is not None and (estimate.ts_event, estimate.funding_ts) == (
+        7_999 * 10**6, 8_000 * 10**6)
+
+
+def test_a_premium_index_whose_next_funding_has_passed_sends_the_settled_rates_only(
+        fake: FakeBinanceThread, next_ms: int) -> None:
+    # around a funding the premium index can still name the funding just settled as the next:
+    # read as an estimate it would be stamped after its funding time, i.e. read as settled
+    past = next_ms - 32 * 3600_000  # next_ms is at most 9 h away: this one has passed
+    fake.call(lambda: fake.fake.set_premium("BTCUSDT", mark="50012.50000000",
+                                            index="50001.25000000", rate="0.00012345",
+                                            next_funding_ms=past))
+    poller, got = _poller(fake, Clock(), kinds=("funding",))
+    _run(poller)
+    assert [(m.rate, m.funding_ts) for m in got] == [
+        (fixed("0.0001"), (next_ms - 16 * 3600_000) * 10**6),
+        (fixed("-0.000025"), (next_ms - 8 * 3600_000) * 10**6)]
+    assert all(isinstance(m, FundingRate) and m.ts_event == m.funding_ts for m in got)
