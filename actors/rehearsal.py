@@ -3,7 +3,8 @@
 (:class:`GuardProbe`). The drills themselves, and what each checks, are in ``actors.drills``.
 
 Nothing leaves the machine: the data is generated (``sample_days``), the broker is the paper
-broker (its faults turned on by the drills, never by these configs: ``actors.venues.paper``),
+broker (its faults, and the replayed stream's silence, turned on by the drills, never by these
+configs: ``actors.venues.paper``, ``FeedActor.rehearse``),
 the control plane is off.
 """
 
@@ -32,6 +33,10 @@ _TAKER_BPS = 50  # what a taker pays: the daily-loss probe's round trips lose th
 _STORM_PERIOD_S = 60.0  # the supervisor's window for counting restarts
 #: the broker watchdogs' rules: each trips within seconds of the paper broker's fault
 WATCHDOGS: dict[str, dict[str, Any]] = {
+    # SIM-A's data, muted by the silence drill (``FeedActor.rehearse``); SIM-B is not watched:
+    # its data ends on purpose (the stale-data probe), and it has no calendar to close it
+    "market_data_silence": {"after_s": 2.0, "action": "cancel_all_and_halt",
+                            "instruments": ["SIM-A"]},
     "order_stream_stale": {"after_s": 2.0, "action": "cancel_all_and_halt"},
     "unknown_order_storm": {"reports": 20, "window_s": 3.0, "action": "halt"},
 }
@@ -48,8 +53,9 @@ def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
       SIM-B, whose quotes stop :data:`_B_SECONDS` into the data (the stale-data probe);
     * every risk guard is on, each set where the market maker stays clear of it and the probe's
       orders do not (the daily loss: the probe's taker round trips pay :data:`_TAKER_BPS`);
-    * the disk watchdog's limit sits :data:`_MARGIN_MB` below the free space now; the stale
-      order stream and the unknown-order storm watchdogs are on (:data:`WATCHDOGS`);
+    * the disk watchdog's limit sits :data:`_MARGIN_MB` below the free space now; the
+      market-data silence (SIM-A), stale order stream and unknown-order storm watchdogs are on
+      (:data:`WATCHDOGS`);
     * the supervisor (one flat tree) gives up at its third restart within
       :data:`_STORM_PERIOD_S`: it halts trading (the restart storm).
     """

@@ -12,8 +12,10 @@ its condition clears, then it may fire again. What a trip does is its rule's ``a
 The watchdogs (each off when its block is absent; YAML ``watchdogs:`` in the paper config):
 
 * ``market_data_silence`` — an instrument's market data has been silent for ``after_s`` while
-  the instrument is trading: its calendar (or hand-written sessions) says it is in session. A
-  closed market is quiet, not silent; an instrument never heard counts from the stream's start.
+  the instrument is trading: its calendar (or hand-written sessions) says it is in session (at
+  ``Health.session_ns``: a replay's data clock, else now). A closed market is quiet, not
+  silent; an instrument never heard counts from the stream's start. ``instruments`` limits it
+  to those named (an unknown one is a ConfigError).
 * ``order_stream_stale`` — the broker has owed an answer (to a submit, cancel or modify the
   gateway handed it) for ``after_s``: the execution stream is stale or the link is down.
 * ``unknown_order_storm`` — ``reports`` or more reports about orders this session never sent
@@ -49,6 +51,7 @@ from enum import StrEnum
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from runtime.errors import ConfigError
 from runtime.instruments import Instrument
 from runtime.messages import TradingState
 from runtime.reconcile import (
@@ -67,6 +70,7 @@ __all__ = [
     "DesyncRule",
     "DiskRule",
     "Health",
+    "MarketSilenceRule",
     "SilenceRule",
     "StormRule",
     "Trip",
@@ -109,6 +113,12 @@ class SilenceRule(_Rule):
     after_s: float = Field(gt=0)
 
 
+class MarketSilenceRule(SilenceRule):
+    """``instruments``: the ones watched (``None``: every instrument of the session)."""
+
+    instruments: tuple[str, ...] | None = None
+
+
 class StormRule(_Rule):
     reports: int = Field(20, ge=1)
     window_s: float = Field(10.0, gt=0)
@@ -128,7 +138,7 @@ class WatchdogConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    market_data_silence: SilenceRule | None = None
+    market_data_silence: MarketSilenceRule | None = None
     order_stream_stale: SilenceRule | None = None
     unknown_order_storm: StormRule | None = None
     disk_low: DiskRule | None = DiskRule()
@@ -141,6 +151,8 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     now_ns: int
     stream_since_ns: int | None = None  # when the market-data stream opened (None: no stream)
     market_last_ns: dict[str, int] = {}  # last message received per instrument
+    #: the clock the calendar is asked at (a replay's data clock; None: ``now_ns``)
+    session_ns: int | None = None
     exec_waiting_since_ns: int | None = None  # the oldest command the broker has not answered
     foreign_reports: int = 0  # reports about orders never sent, counted since the start
     disk_free_bytes: int | None = None  # free space where the session journals
@@ -172,6 +184,13 @@ class Watchdogs:
     def __init__(self, config: WatchdogConfig, instruments: Iterable[Instrument]) -> None:
         self.config = config
         self.instruments = {i.instrument_id: i for i in instruments}
+        silence = config.market_data_silence
+        unknown = sorted(set(silence.instruments or ()) - set(self.instruments)) \
+            if silence is not None else []
+        if unknown:
+            raise ConfigError(f"{', '.join(unknown)}: not an instrument of the session "
+                              f"(known: {', '.join(sorted(self.instruments)) or 'none'})",
+                              field="watchdogs.market_data_silence.instruments")
         self.tripped: dict[str, str] = {}  # watchdog (or watchdog:instrument) -> reason
         self._foreign: deque[tuple[int, int]] = deque()  # (now_ns, count) within the window
         self._storm_since_ns: int | None = None
@@ -266,10 +285,13 @@ class Watchdogs:
             return []
         trips: list[Trip] = []
         now = health.now_ns
-        for iid, instrument in sorted(self.instruments.items()):
+        at = now if health.session_ns is None else health.session_ns
+        watched = self.instruments if rule.instruments is None else rule.instruments
+        for iid in sorted(watched):
+            instrument = self.instruments[iid]
             last = max(health.market_last_ns.get(iid, 0), health.stream_since_ns)
             silent_s = (now - last) / _S
-            active = instrument.in_session(now) and silent_s > rule.after_s
+            active = instrument.in_session(at) and silent_s > rule.after_s
             reason = (
                 f"market data for {iid} silent for {silent_s:.0f} s while its market is open "
                 f"(limit {rule.after_s:g} s)"

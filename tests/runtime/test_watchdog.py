@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from backtest.calendars import CalendarConfig
+from runtime.errors import ConfigError
 from runtime.instruments import Instrument
 from runtime.reconcile import FillDrift, OrderDrift, PositionDrift, ReconcileThresholds
 from runtime.watchdog import Health, WatchdogAction, WatchdogConfig, Watchdogs
@@ -49,7 +50,31 @@ def test_silence_counts_only_while_the_calendar_says_the_market_is_open() -> Non
 
 def test_no_stream_no_silence() -> None:
     w = dogs(market_data_silence={"after_s": 1})
-    assert w.check(Health(now_ns=utc(2026, 12, 7, 15, 0))) == []  # a replayed feed
+    assert w.check(Health(now_ns=utc(2026, 12, 7, 15, 0))) == []  # a lockstep replay
+
+
+def test_a_replay_asks_the_calendar_at_its_data_clock() -> None:
+    """A replay of a Monday session run on a Saturday: the market it replays is open."""
+    w = dogs(market_data_silence={"after_s": 5, "instruments": ["AAPL"]})
+    saturday = utc(2026, 12, 12, 15, 0)
+    health = Health(now_ns=saturday, stream_since_ns=saturday - 60 * S,
+                    market_last_ns={"AAPL": saturday - 10 * S})
+    assert w.check(health) == []  # asked at the wall clock: the market is closed
+    replayed = Health(now_ns=saturday, stream_since_ns=saturday - 60 * S,
+                      market_last_ns={"AAPL": saturday - 10 * S},
+                      session_ns=utc(2026, 12, 7, 15, 0))
+    trips = w.check(replayed)
+    assert [t.reason.split()[3] for t in trips] == ["AAPL"]
+    assert "silent for 10 s while its market is open" in trips[0].reason
+
+
+def test_silence_watches_only_the_instruments_it_names() -> None:
+    w = dogs(market_data_silence={"after_s": 5, "instruments": ["AAPL"]})
+    now = utc(2026, 12, 7, 15, 0)  # both markets open; BTC never heard: not watched
+    assert w.check(Health(now_ns=now, stream_since_ns=now - 60 * S,
+                          market_last_ns={"AAPL": now - S})) == []
+    with pytest.raises(ConfigError, match="ETH: not an instrument of the session"):
+        dogs(market_data_silence={"after_s": 5, "instruments": ["AAPL", "ETH"]})
 
 
 def test_stale_order_stream_trips_after_the_broker_owes_an_answer_too_long() -> None:
