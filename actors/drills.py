@@ -339,7 +339,8 @@ class Drills:
         report = self.actor("strategy.probe").get("view")["report"]
         if summary["state"] != "reducing" or not summary["state_reason"].startswith(
                 "daily loss"):
-            return False, f"trading is {summary['state']}: {summary['state_reason']}", ""
+            return False, f"trading is {summary['state']}: {summary['state_reason']}", (
+                f"the probe's order was denied by {denied[0] or 'nothing'}: {denied[1]}")
         return True, summary["state_reason"], (
             f"trading went close-only after {report['round_trips']} round trips; the next "
             f"entry was denied ({denied[0]})")
