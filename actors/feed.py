@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,6 +28,7 @@ from actors.feed_log import CACHE, FeedMessages, write_log
 from actors.names import Named
 from actors.retention import Retention, owners
 from actors.setup import SessionSetup
+from runtime import disk_reserve
 from runtime.errors import ConfigError, InvariantError
 from runtime.messages import MarketData
 
@@ -239,8 +241,8 @@ class FeedActor:
         self._last_save = now
         self.saved.update(cursor=self.driver.cursor, delivered=self.driver.delivered,
                           counters=dataclasses.asdict(self.driver.counters))
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.saved))
+        tmp, text = self.path.with_suffix(".tmp"), json.dumps(self.saved)
+        disk_reserve.retrying(tmp, partial(tmp.write_text, text))
         tmp.replace(self.path)
         if self.retention is not None and self.retention.due(now):  # after the cursor's save
             self.retention.apply(self.stream.sink, self.driver.cursor)

@@ -5,7 +5,8 @@ written.
 The reserve is one file, ``disk.reserve`` in the session's journal directory, preallocated
 (``posix_fallocate``: the blocks are the filesystem's, not merely a hole) when the session
 starts (:func:`keep`). A journal write that fails for want of space (``runtime.journal``)
-releases it (:func:`release`): the file is truncated and a one-line note takes its place
+releases it (:func:`release`; so do the session log and the feed's cursor file,
+:func:`retrying`): the file is truncated and a one-line note takes its place
 (``released: <the file that could not be written>: <the error>``), and the write is tried once
 more, now in the space given back. Any process may release it; the first one's note stays. The
 reconciler's ``disk_full`` watchdog reads the note (:func:`released`) and carries out its rule's
@@ -19,12 +20,17 @@ State of the file: absent (no reserve configured) → *held* (preallocated zeros
 
 from __future__ import annotations
 
+import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from runtime.errors import DiskWriteError
 
-__all__ = ["RESERVE", "find", "keep", "release", "released"]
+__all__ = ["RESERVE", "find", "keep", "release", "released", "retrying"]
+
+T = TypeVar("T")
 
 RESERVE = "disk.reserve"
 _NOTE = b"released: "
@@ -85,3 +91,18 @@ def released(reserve: Path) -> str | None:
     except FileNotFoundError:
         return None
     return head[len(_NOTE):].decode(errors="replace") if head.startswith(_NOTE) else None
+
+
+def retrying(path: Path, write: Callable[[], T]) -> T:
+    """``write()`` (of the file ``path``, not a journal: ``runtime.journal`` does this itself)
+    and, should the disk refuse it (ENOSPC), once more after releasing the reserve that covers
+    ``path``; without a reserve to release, the error as it was."""
+    try:
+        return write()
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        reserve = find(path)
+        if reserve is None or not release(reserve, f"{path}: ENOSPC: {exc.strerror}"):
+            raise
+    return write()

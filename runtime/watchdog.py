@@ -23,6 +23,12 @@ The watchdogs (each off when its block is absent; YAML ``watchdogs:`` in the pap
   (action ``cancel_all``, fixed); if the storm is still on ``window_s`` later, ``action``.
 * ``disk_low`` — the free space where the session journals fell below ``min_free_mb``: trading
   takes ``action`` (``halt`` by default) before a journal write fails; clears above it.
+* ``disk_full`` — a journal write found the disk full: it released the disk reserve
+  (``runtime.disk_reserve``, ``reserve_mb`` held where the session journals) and went through
+  in the space given back, leaving a note naming the file and the error (``Health.disk_full``):
+  trading takes ``action`` (``cancel_all_and_halt`` by default: nothing rests in the market
+  while the session cannot journal), whose own entries fit in the reserve's space. It clears
+  once the reserve is held again (there is room for it).
 * ``inventory_desync`` — from the reconciler's drifts (``runtime/reconcile.py``) about what is
   held: a fill known to one side only, or a position apart by more than
   ``halt_position_drift_lots`` (what the reconciler calls HALTED). The gateway's view is taken
@@ -68,6 +74,7 @@ from runtime.values import from_fixed
 __all__ = [
     "BrokerGap",
     "DesyncRule",
+    "DiskFullRule",
     "DiskRule",
     "Health",
     "MarketSilenceRule",
@@ -128,6 +135,14 @@ class DiskRule(_Rule):
     min_free_mb: float = Field(256.0, gt=0)
 
 
+class DiskFullRule(_Rule):
+    """``reserve_mb``: the disk reserve held where the session journals
+    (``runtime.disk_reserve``), what the action's own journal entries are written in."""
+
+    action: WatchdogAction = WatchdogAction.CANCEL_ALL_AND_HALT
+    reserve_mb: float = Field(16.0, gt=0)
+
+
 class DesyncRule(_Rule):
     action: WatchdogAction = WatchdogAction.CANCEL_ALL_AND_HALT
     confirm_runs: int = Field(2, ge=1)
@@ -142,6 +157,7 @@ class WatchdogConfig(BaseModel):
     order_stream_stale: SilenceRule | None = None
     unknown_order_storm: StormRule | None = None
     disk_low: DiskRule | None = DiskRule()
+    disk_full: DiskFullRule | None = DiskFullRule()
     inventory_desync: DesyncRule | None = DesyncRule()
 
 
@@ -156,6 +172,8 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     exec_waiting_since_ns: int | None = None  # the oldest command the broker has not answered
     foreign_reports: int = 0  # reports about orders never sent, counted since the start
     disk_free_bytes: int | None = None  # free space where the session journals
+    #: the released disk reserve's note (what could not be written, and why); None: held
+    disk_full: str | None = None
 
 
 class BrokerGap(msgspec.Struct, frozen=True, kw_only=True):
@@ -203,7 +221,7 @@ class Watchdogs:
         """Each configured watchdog: ``ok``, ``tripped`` or ``off`` (for metrics and status)."""
         out = {}
         for name in ("market_data_silence", "order_stream_stale", "unknown_order_storm",
-                     "disk_low", "inventory_desync"):
+                     "disk_low", "disk_full", "inventory_desync"):
             if getattr(self.config, name) is None:
                 out[name] = "off"
             else:
@@ -213,7 +231,16 @@ class Watchdogs:
 
     def check(self, health: Health) -> list[Trip]:
         return (self._silence(health) + self._stale(health) + self._storm(health)
-                + self._disk(health))
+                + self._disk(health) + self._disk_full(health))
+
+    def _disk_full(self, health: Health) -> list[Trip]:
+        rule = self.config.disk_full
+        if rule is None:
+            return []
+        reason = (f"the disk is full: {health.disk_full}; the disk reserve was released so "
+                  "that the halt and the cancels can be journaled")
+        return self._fire("disk_full", health.disk_full is not None,
+                          Trip("disk_full", rule.action, reason))
 
     def _disk(self, health: Health) -> list[Trip]:
         rule = self.config.disk_low

@@ -188,3 +188,21 @@ def test_low_disk_halts_before_a_journal_write_fails_and_clears_above_the_limit(
     assert w.check(Health(now_ns=3, disk_free_bytes=2**30)) == []
     assert w.state()["disk_low"] == "ok"
     assert w.check(Health(now_ns=4)) == []  # not measured: nothing to say
+
+
+def test_a_released_disk_reserve_cancels_and_halts_until_it_is_held_again() -> None:
+    w = dogs()  # on by default, with cancel_all_and_halt
+    now = utc(2026, 12, 7, 15, 0)
+    assert w.check(Health(now_ns=now)) == [] and w.state()["disk_full"] == "ok"
+    note = "/var/s1/risk.journal: SQLITE_FULL: database or disk is full"
+    trips = w.check(Health(now_ns=now, disk_full=note))
+    assert [(t.watchdog, t.action) for t in trips] == [
+        ("disk_full", WatchdogAction.CANCEL_ALL_AND_HALT)]
+    assert note in trips[0].reason and "reserve was released" in trips[0].reason
+    assert w.check(Health(now_ns=now, disk_full=note)) == []  # once per episode
+    assert w.state()["disk_full"] == "tripped"
+    assert w.check(Health(now_ns=now)) == [] and w.state()["disk_full"] == "ok"
+    assert dogs(disk_full=None).state()["disk_full"] == "off"
+    halt = dogs(disk_full={"action": "halt", "reserve_mb": 4})
+    assert [t.action for t in halt.check(Health(now_ns=now, disk_full=note))] == [
+        WatchdogAction.HALT]
