@@ -49,7 +49,7 @@ from runtime.values import FIXED_SCALE
 
 __all__ = ["Drill", "Drills", "graceful_stop"]
 
-SILENCE_S = 6.0  # SIM-A's market data stops this long (the silence watchdog's after_s: 2 s)
+SILENCE_S = 10.0  # SIM-A's market data stops this long (the silence watchdog's after_s: 4 s)
 STALL_S = 6.0  # the execution stream's stall (the watchdog's after_s: actors.rehearsal)
 STORM_S, STORM_PER_S = 10.0, 10.0  # the foreign reports' storm: this long, this many a second
 SHIFT_LOTS = 50  # how far the broker's SIM-A position drifts

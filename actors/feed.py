@@ -285,7 +285,8 @@ class FeedActor:
         if self.feed.lockstep or self.started_ns is None:
             return None
         return {"since_ns": self.started_ns, "last_ns": self.driver.last_heard(),
-                "messages": self.driver.cursor, "clock_ns": self.driver.data_now()}
+                "messages": self.driver.cursor, "clock_ns": self.driver.data_now(),
+                "now_ns": time.time_ns()}
 
     async def rehearse(self, fault: str, args: dict[str, Any]) -> dict[str, Any]:
         """A rehearsal's fault at the replayed stream (``tradewind rehearse``): ``silence`` —

@@ -218,6 +218,7 @@ class ReconcilerActor:
                 now_ns=time.time_ns(),
                 stream_since_ns=market.get("since_ns"),
                 session_ns=market.get("clock_ns"),
+                market_now_ns=market.get("now_ns"),
                 market_last_ns=market.get("last_ns", {}),
                 exec_waiting_since_ns=health.get("exec_waiting_since_ns"),
                 foreign_reports=int(health.get("foreign_reports", 0)),

@@ -35,7 +35,7 @@ _STORM_PERIOD_S = 60.0  # the supervisor's window for counting restarts
 WATCHDOGS: dict[str, dict[str, Any]] = {
     # SIM-A's data, muted by the silence drill (``FeedActor.rehearse``); SIM-B is not watched:
     # its data ends on purpose (the stale-data probe), and it has no calendar to close it
-    "market_data_silence": {"after_s": 2.0, "action": "cancel_all_and_halt",
+    "market_data_silence": {"after_s": 4.0, "action": "cancel_all_and_halt",
                             "instruments": ["SIM-A"]},
     "order_stream_stale": {"after_s": 2.0, "action": "cancel_all_and_halt"},
     "unknown_order_storm": {"reports": 20, "window_s": 3.0, "action": "halt"},

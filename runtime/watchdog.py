@@ -167,6 +167,9 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     now_ns: int
     stream_since_ns: int | None = None  # when the market-data stream opened (None: no stream)
     market_last_ns: dict[str, int] = {}  # last message received per instrument
+    #: when the stream's health was read (the silence is counted to then: a reply that took
+    #: long to arrive is not silence); None: ``now_ns``
+    market_now_ns: int | None = None
     #: the clock the calendar is asked at (a replay's data clock; None: ``now_ns``)
     session_ns: int | None = None
     exec_waiting_since_ns: int | None = None  # the oldest command the broker has not answered
@@ -311,7 +314,7 @@ class Watchdogs:
         if rule is None or health.stream_since_ns is None:
             return []
         trips: list[Trip] = []
-        now = health.now_ns
+        now = health.now_ns if health.market_now_ns is None else health.market_now_ns
         at = now if health.session_ns is None else health.session_ns
         watched = self.instruments if rule.instruments is None else rule.instruments
         for iid in sorted(watched):

@@ -206,3 +206,15 @@ def test_a_released_disk_reserve_cancels_and_halts_until_it_is_held_again() -> N
     halt = dogs(disk_full={"action": "halt", "reserve_mb": 4})
     assert [t.action for t in halt.check(Health(now_ns=now, disk_full=note))] == [
         WatchdogAction.HALT]
+
+
+def test_silence_is_counted_to_when_the_stream_was_read() -> None:
+    """A health reply that took long to arrive (a busy actor beside it) is not silence."""
+    w = dogs(market_data_silence={"after_s": 2, "instruments": ["BTC"]})
+    read = utc(2026, 12, 7, 15, 0)
+    late = Health(now_ns=read + 5 * S, stream_since_ns=read - 60 * S,
+                  market_last_ns={"BTC": read - S}, market_now_ns=read)
+    assert w.check(late) == []
+    silent = Health(now_ns=read + 5 * S, stream_since_ns=read - 60 * S,
+                    market_last_ns={"BTC": read - 3 * S}, market_now_ns=read)
+    assert [t.reason.split()[3] for t in w.check(silent)] == ["BTC"]
