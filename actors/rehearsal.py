@@ -114,7 +114,8 @@ def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
                                      "daily_loss_action": "reducing"}
         trading["strategies"].append({
             "id": "probe", "class": "actors.rehearsal:GuardProbe",
-            "instruments": ["SIM-A", "SIM-B"], "params": {"size": 100} | limits})
+            "instruments": ["SIM-A", "SIM-B"],
+            "params": {"size": 100, "others_inventory": mm["params"]["max_inventory"]} | limits})
         trading["venue"]["fees"]["taker_bps"] = _TAKER_BPS  # the market maker only posts
         free_mb = shutil.disk_usage(folder).free / 2**20
         watchdogs["disk_low"]["min_free_mb"] = max(free_mb - _MARGIN_MB, 1.0)
@@ -146,6 +147,9 @@ class GuardProbeParams(StrategyParams):
     # the limits to break, as the session's risk config sets them (a strategy actor's
     # ``Strategy.limits`` is empty in a paper session: risk decides in the risk actor)
     max_position: Qty | None = Field(None, gt=0)
+    others_inventory: Qty = Field(0, ge=0, description="the most the other strategies hold of "
+                                  "the instrument: the max_position order breaks the limit "
+                                  "whichever side they hold")
     max_order_notional: Qty | None = Field(None, gt=0, description="money, fixed point")
     price_band_pct: float | None = Field(None, gt=0)
 
@@ -191,7 +195,7 @@ class GuardProbe(Strategy[GuardProbeParams]):
         lot = instrument.quantize_quantity(FIXED_SCALE, Rounding.UP)
         bid = quote.bid_price
         if drill == "max_position" and p.max_position is not None:
-            return self.buy(main, p.max_position + lot, bid)
+            return self.buy(main, p.max_position + p.others_inventory + lot, bid)
         if drill == "max_order_notional" and p.max_order_notional is not None:
             lots = p.max_order_notional // bid + 1  # valued at the market, at least the bid
             return self.buy(main, lots * lot, bid)
