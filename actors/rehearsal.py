@@ -30,6 +30,7 @@ _MARGIN_MB = 2048  # ... against a limit this far below the free space at the st
 # what other programs on the machine write meanwhile)
 _B_SECONDS = 10  # SIM-B's quotes stop this far into the data (data time)
 _TAKER_BPS = 50  # what a taker pays: the daily-loss probe's round trips lose this twice
+_MM_MAX_INVENTORY = 100  # the market maker holds at most this much SIM-A, either side
 _STORM_PERIOD_S = 60.0  # the supervisor's window for counting restarts
 #: the broker watchdogs' rules: each trips within seconds of the paper broker's fault
 WATCHDOGS: dict[str, dict[str, Any]] = {
@@ -77,7 +78,8 @@ def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
     mm = {"id": "mm", "class": "backtest.strategies.market_maker:MarketMaker",
           "instruments": ["SIM-A"],
           "params": {"size": 10, "levels": 2, "half_spread_ticks": 1, "vol_mult": 0.5,
-                     "skew_ticks": 2, "max_inventory": 100, "requote_ms": 500}}
+                     "skew_ticks": 2, "max_inventory": _MM_MAX_INVENTORY,
+                     "requote_ms": 500}}
     trading: dict[str, Any] = {
         "name": "rehearsal", "seed": 11, "initial_cash": 100000,
         "instruments": [{"id": "SIM-A"} | instrument],
@@ -115,7 +117,7 @@ def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
         trading["strategies"].append({
             "id": "probe", "class": "actors.rehearsal:GuardProbe",
             "instruments": ["SIM-A", "SIM-B"],
-            "params": {"size": 100, "others_inventory": mm["params"]["max_inventory"]} | limits})
+            "params": {"size": 100, "others_inventory": _MM_MAX_INVENTORY} | limits})
         trading["venue"]["fees"]["taker_bps"] = _TAKER_BPS  # the market maker only posts
         free_mb = shutil.disk_usage(folder).free / 2**20
         watchdogs["disk_low"]["min_free_mb"] = max(free_mb - _MARGIN_MB, 1.0)
