@@ -25,7 +25,7 @@ from backtest.config import BacktestConfig, load_config, read_yaml_source
 from backtest.config import config_hash as trading_hash
 from runtime.errors import ConfigError
 from runtime.supervision import ChildSpec, RestartStrategy, RestartType, SupervisorSpec
-from runtime.watchdog import WatchdogConfig
+from runtime.watchdog import WatchdogConfig, Watchdogs
 
 __all__ = ["KINDS", "ChildConfig", "FeedConfig", "PaperConfig", "RetentionConfig",
            "SubtreeConfig", "SupervisorConfig", "load_paper_config", "paper_hash"]
@@ -257,6 +257,10 @@ def load_paper_config(source: str | Path | dict[str, object]) -> PaperConfig:
         raise ConfigError(first["msg"], path=name, field=field) from None
     trading = config.trading_config()  # a bad trading config is refused now, naming its file
     check_broker_fit(config, trading, name)
+    try:  # the watchdogs' rules against the instruments they name
+        Watchdogs(config.watchdogs, [i.build() for i in trading.instruments])
+    except ConfigError as exc:
+        raise ConfigError(str(exc), path=name) from None
     return config
 
 

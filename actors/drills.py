@@ -18,8 +18,10 @@ paper broker's faults), and says whether the session did what docs/runbook.md sa
   drift from its fills (``inventory_desync``: cancel all and halt), fails sends in a row (its
   circuit breaker opens, refuses new orders, and closes at a clean reconciliation); after each
   the watchdog clears and the operator resumes;
-* **market-data silence** — N/A: the silence watchdog watches a broker's market-data stream,
-  and the rehearsal replays sample data (the feed reports no stream health);
+* **market-data silence** — the replayed stream stays connected but SIM-A's data stops
+  (``FeedActor.rehearse``: it reaches no strategy and no risk; the rest flows) while SIM-A is
+  in session: past ``after_s`` the watchdog, from the feed's stream health, cancels every open
+  order and halts; once the data flows it clears and the operator resumes;
 * **daily loss** — the probe's taker round trips lose until the day's loss reaches the limit:
   trading goes close-only, the probe's next entry is denied;
 * **restart storm** — the strategy killed until the supervisor gives up: trading halts by the
@@ -47,6 +49,7 @@ from runtime.values import FIXED_SCALE
 
 __all__ = ["Drill", "Drills", "graceful_stop"]
 
+SILENCE_S = 10.0  # SIM-A's market data stops this long (the silence watchdog's after_s: 4 s)
 STALL_S = 6.0  # the execution stream's stall (the watchdog's after_s: actors.rehearsal)
 STORM_S, STORM_PER_S = 10.0, 10.0  # the foreign reports' storm: this long, this many a second
 SHIFT_LOTS = 50  # how far the broker's SIM-A position drifts
@@ -140,15 +143,29 @@ class Drills:
 
     # --- the drills: each returns (passed, what fired, what the session did) ------------------
     def silence(self) -> tuple[bool | None, str, str]:
-        """The silence watchdog watches a broker's market-data stream (its health, from the
-        feed); a replayed feed has none to report (read here, not assumed)."""
-        health = self.actor("feed").get("market_health")
-        if health is not None:
-            return False, f"the feed streams ({health}): this rehearsal replays sample data", ""
-        return None, ("not rehearsable on a replayed paper session: the silence watchdog "
-                      "watches a broker's market-data stream, and a replay reports none "
-                      "(feed market_health None); tripped through a session's feed in "
-                      "tests/actors/test_reconciler_actor.py"), ""
+        """SIM-A's market data stops while the stream stays connected (the feed's ``silence``
+        fault): past ``after_s`` the silence watchdog reads it in the feed's stream health,
+        cancels every open order and halts; the data back, it clears, the operator resumes."""
+        if (was := self._not_active()) is not None:
+            return False, was, ""
+        self._until(lambda: self._summary()["open"] > 0, "orders resting at the broker")
+        seen = len(self._trips("market_data_silence"))
+        self.actor("feed").get("rehearse", "silence",
+                               {"instrument": "SIM-A", "seconds": SILENCE_S})
+        started = time.monotonic()
+        trip = self._until(lambda: self._trips("market_data_silence")[seen:],
+                           "the market_data_silence watchdog")[0]
+        tripped_s = time.monotonic() - started
+        self._until(lambda: self._state() == "halted", "trading to halt")
+        self._until(lambda: self._summary()["open"] == 0, "the open orders to be cancelled")
+        reason = self._summary()["state_reason"]
+        self._cleared("market_data_silence")
+        self._resume("SIM-A's data flows again")
+        if not reason.startswith("watchdog market_data_silence"):
+            return False, trip["reason"], f"trading halted, but by {reason}"
+        return self._acted(trip, "cancel_all_and_halt"), trip["reason"], (
+            f"{trip['action']} {tripped_s:.1f} s into a {SILENCE_S:g} s silence: trading "
+            "halted, none left open; cleared once the data flowed; resumed by the operator")
 
     def crash(self) -> tuple[bool | None, str, str]:
         self.trading()
@@ -322,7 +339,8 @@ class Drills:
         report = self.actor("strategy.probe").get("view")["report"]
         if summary["state"] != "reducing" or not summary["state_reason"].startswith(
                 "daily loss"):
-            return False, f"trading is {summary['state']}: {summary['state_reason']}", ""
+            return False, f"trading is {summary['state']}: {summary['state_reason']}", (
+                f"the probe's order was denied by {denied[0] or 'nothing'}: {denied[1]}")
         return True, summary["state_reason"], (
             f"trading went close-only after {report['round_trips']} round trips; the next "
             f"entry was denied ({denied[0]})")

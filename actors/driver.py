@@ -78,6 +78,7 @@ class Counters:
     state_changes: list[dict[str, Any]] = field(default_factory=list)
 
 
+_DUE_SCAN = 100_000  # last_heard: due messages looked at, at most
 _CANCEL_ROUNDS = 5  # cancel-all rounds at most when a session stops before its data ends
 
 
@@ -111,6 +112,13 @@ class Driver:
         # starts above every id an earlier one can have used: a step takes more than 1 ns)
         self._step_id = time.monotonic_ns()
         self._wall0 = 0.0
+        #: real time: when each instrument's data last reached the strategies and risk (wall
+        #: clock, ns): the replay's stream health (``FeedActor.market_health``)
+        self.heard: dict[str, int] = {}
+        #: a rehearsal's silence (``mute``): instrument -> until when (wall clock, ns) its data
+        #: reaches no strategy and no risk (passed over as conflated data is: the venue, the
+        #: market, still applies it)
+        self.muted: dict[str, int] = {}
 
     @property
     def delivered(self) -> int:
@@ -251,7 +259,11 @@ class Driver:
             batch = self.messages[i:i + n]
             dropped = self._conflated(batch)
             self.counters.conflated += len(dropped)
+            silent = self._silent(batch)
+            if silent:
+                dropped = sorted(set(dropped) | set(silent))
             await self._run(i, batch, now_ns=batch[-1].ts_event, dropped=dropped)
+            self._heard(batch, silent)
         elif self._pending() or self._timer_due():
             await self._run(i, [], now_ns=self._data_now(i))
         else:
@@ -277,6 +289,45 @@ class Driver:
         if self.exact or limit is None or len(batch) <= limit:
             return []
         return conflate(batch)
+
+    def mute(self, instrument: str, seconds: float) -> None:
+        """A rehearsal's fault: ``instrument``'s data reaches no strategy and no risk for
+        ``seconds`` of wall time (the stream stays connected: the rest flows)."""
+        self.muted[instrument] = time.time_ns() + int(seconds * 1e9)
+
+    def _silent(self, batch: Sequence[MarketData]) -> list[int]:
+        """The positions in ``batch`` of the instruments muted now (none, at once, when no
+        instrument is)."""
+        if not self.muted:
+            return []
+        now = time.time_ns()
+        self.muted = {k: until for k, until in self.muted.items() if until > now}
+        muted = self.muted
+        return [k for k, m in enumerate(batch) if m.instrument_id in muted]
+
+    def last_heard(self) -> dict[str, int]:
+        """Real time: when each instrument's data last came (wall clock, ns), as a broker
+        stream counts arrivals: what the steps delivered, and what is due by the data clock but
+        not stepped yet (a chain held up by a restarting actor is not a silent market); a
+        muted instrument's data does not come."""
+        heard = dict(self.heard)
+        if self.speed is None:
+            return heard
+        now, due, muted = time.time_ns(), self.data_now(), self.muted
+        end = min(len(self.messages), self.cursor + _DUE_SCAN)
+        for k in range(self.cursor, end):
+            msg = self.messages[k]
+            if msg.ts_event > due:
+                break
+            if muted.get(msg.instrument_id, 0) <= now:
+                heard[msg.instrument_id] = now
+        return heard
+
+    def _heard(self, batch: Sequence[MarketData], silent: Sequence[int]) -> None:
+        now, heard, gone = time.time_ns(), self.heard, set(silent)
+        for k, msg in enumerate(batch):
+            if k not in gone:
+                heard[msg.instrument_id] = now
 
     def _timer_due(self) -> bool:
         due = self._timer()

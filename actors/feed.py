@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,6 +28,8 @@ from actors.feed_log import CACHE, FeedMessages, write_log
 from actors.names import Named
 from actors.retention import Retention, owners
 from actors.setup import SessionSetup
+from runtime import disk_reserve
+from runtime.errors import ConfigError, InvariantError
 from runtime.messages import MarketData
 
 __all__ = ["FeedActor", "load_messages", "read_cache", "write_cache"]
@@ -124,6 +127,7 @@ class FeedActor:
         self.stop_requested = False
         self.kill_halted = False
         self.wall0 = time.monotonic()
+        self.started_ns: int | None = None  # when the loop started (wall clock, ns)
         self._last_save = 0.0
         self._last_kill_check = 0.0
         self.error: str | None = None
@@ -180,6 +184,7 @@ class FeedActor:
                         self.feed.transport, self.ports.hosts, self.ports.risk,
                         self.ports.gateway, books=self.ports.books)
                 await self.driver.start()
+                self.started_ns = time.time_ns()
             more = True
             while more and not self.stop_requested:
                 if self.paused:
@@ -236,8 +241,8 @@ class FeedActor:
         self._last_save = now
         self.saved.update(cursor=self.driver.cursor, delivered=self.driver.delivered,
                           counters=dataclasses.asdict(self.driver.counters))
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.saved))
+        tmp, text = self.path.with_suffix(".tmp"), json.dumps(self.saved)
+        disk_reserve.retrying(tmp, partial(tmp.write_text, text))
         tmp.replace(self.path)
         if self.retention is not None and self.retention.due(now):  # after the cursor's save
             self.retention.apply(self.stream.sink, self.driver.cursor)
@@ -270,9 +275,36 @@ class FeedActor:
         return self.driver.delivered
 
     async def market_health(self) -> dict[str, Any] | None:
-        """The broker stream's health for the watchdogs (``StreamSink.health``); ``None`` for
-        a replayed feed, which cannot fall silent."""
-        return None if self.stream is None else dict(self.stream.sink.health())
+        """The market-data stream's health for the watchdogs: the broker stream's
+        (``StreamSink.health``), or a real-time replay's (when the loop started, and when each
+        instrument's data last came: ``Driver.last_heard``, on the wall clock; ``clock_ns``:
+        the data clock, at which the calendar is asked whether the replayed market is open).
+        ``None`` for a lockstep replay, which runs at the pace of the chain, not the clock."""
+        if self.stream is not None:
+            return dict(self.stream.sink.health())
+        if self.feed.lockstep or self.started_ns is None:
+            return None
+        return {"since_ns": self.started_ns, "last_ns": self.driver.last_heard(),
+                "messages": self.driver.cursor, "clock_ns": self.driver.data_now(),
+                "now_ns": time.time_ns()}
+
+    async def rehearse(self, fault: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A rehearsal's fault at the replayed stream (``tradewind rehearse``): ``silence`` —
+        ``instrument``'s data reaches no strategy and no risk for ``seconds`` while the rest
+        flows (``Driver.mute``): the stream is connected but silent for it. A broker's stream
+        and a lockstep replay refuse."""
+        if self.stream is not None or self.feed.lockstep:
+            raise InvariantError("faults are injected into a real-time replay only, not "
+                                 + ("a broker's stream" if self.stream is not None
+                                    else "a lockstep replay (its fills must equal the "
+                                         "backtest's)"))
+        if fault != "silence" or set(args) != {"instrument", "seconds"}:
+            raise ConfigError(f"no such feed fault {fault!r} with {sorted(args)}: the feed "
+                              "takes 'silence' with instrument and seconds", field="fault")
+        instrument = str(args["instrument"])
+        self.setup.registry().get(instrument)  # an unknown instrument is a clear error
+        self.driver.mute(instrument, float(args["seconds"]))
+        return {"muted": {k: v for k, v in self.driver.muted.items()}}
 
     def _aux_status(self) -> dict[str, Any]:
         """The broker stream's auxiliary feeds (age, staleness, errors), when it polls any."""

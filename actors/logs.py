@@ -51,9 +51,11 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from runtime import disk_reserve
 from runtime.errors import DiskWriteError
 
 __all__ = [
@@ -237,7 +239,7 @@ class _AppendHandler(logging.Handler):
             fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
             try:
                 self._follow()
-                os.write(self.fd, line)
+                disk_reserve.retrying(self.path, partial(os.write, self.fd, line))
                 if os.fstat(self.fd).st_size >= self.max_bytes:
                     self._rotate()
             finally:

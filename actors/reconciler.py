@@ -38,11 +38,14 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from ray.exceptions import RayActorError, RayError
 
 from actors.base import actor
+from runtime import disk_reserve
+from runtime.errors import DiskWriteError
 from runtime.instruments import Instrument
 from runtime.reconcile import ReconcileThresholds, Report, View, landed, reconcile
 from runtime.watchdog import BrokerGap, Health, Trip, WatchdogAction, WatchdogConfig, Watchdogs
@@ -214,13 +217,41 @@ class ReconcilerActor:
             sample = Health(
                 now_ns=time.time_ns(),
                 stream_since_ns=market.get("since_ns"),
+                session_ns=market.get("clock_ns"),
+                market_now_ns=market.get("now_ns"),
                 market_last_ns=market.get("last_ns", {}),
                 exec_waiting_since_ns=health.get("exec_waiting_since_ns"),
                 foreign_reports=int(health.get("foreign_reports", 0)),
                 disk_free_bytes=self._disk_free(),
+                disk_full=self._disk_full(),
             )
             self._health["disk_free_bytes"] = sample.disk_free_bytes
+            self._health["disk_full"] = sample.disk_full
             await self._carry_out(self.watchdogs.check(sample), gateway, feed, act)
+
+    def _disk_full(self) -> str | None:
+        """The released disk reserve's note; once there is room again (the reserve twice over,
+        and the disk_low limit), the reserve is taken back (the watchdog then clears)."""
+        rule = self.watchdogs.config.disk_full
+        if rule is None or self.journal_dir is None:
+            return None
+        reserve = Path(self.journal_dir) / disk_reserve.RESERVE
+        note = disk_reserve.released(reserve)
+        free = self._disk_free()
+        if note is None or free is None:
+            return note
+        size = int(rule.reserve_mb * 2**20)
+        low = self.watchdogs.config.disk_low
+        if free < 2 * size + (0 if low is None else int(low.min_free_mb * 2**20)):
+            return note
+        try:
+            disk_reserve.keep(reserve, size)
+        except DiskWriteError as exc:  # taken meanwhile: the next look tries again
+            log.warning("watchdogs %s: %s", self.session_id, exc)
+            return note
+        log.warning("watchdogs %s: the disk reserve %s is held again (%d MB free)",
+                    self.session_id, reserve, free // 2**20)
+        return None
 
     def _disk_free(self) -> int | None:
         if self.journal_dir is None:
@@ -233,8 +264,9 @@ class ReconcilerActor:
     async def _carry_out(self, trips: list[Trip], gateway: Any, feed: Any, act: bool) -> None:
         """Each trip through the feed, as an operator's action would go (module docstring)."""
         for trip in trips:
-            log.warning("watchdog %s tripped (%s%s): %s", trip.watchdog, trip.action,
-                        "" if act else ", not acting: act is off", trip.reason)
+            level = logging.CRITICAL if trip.watchdog == "disk_full" else logging.WARNING
+            log.log(level, "watchdog %s tripped (%s%s): %s", trip.watchdog, trip.action,
+                    "" if act else ", not acting: act is off", trip.reason)
             self._trips.append({"watchdog": trip.watchdog, "action": str(trip.action),
                                 "reason": trip.reason, "acted": act, "ts": time.time_ns()})
             if not act:

@@ -3,7 +3,8 @@
 (:class:`GuardProbe`). The drills themselves, and what each checks, are in ``actors.drills``.
 
 Nothing leaves the machine: the data is generated (``sample_days``), the broker is the paper
-broker (its faults turned on by the drills, never by these configs: ``actors.venues.paper``),
+broker (its faults, and the replayed stream's silence, turned on by the drills, never by these
+configs: ``actors.venues.paper``, ``FeedActor.rehearse``),
 the control plane is off.
 """
 
@@ -29,9 +30,14 @@ _MARGIN_MB = 2048  # ... against a limit this far below the free space at the st
 # what other programs on the machine write meanwhile)
 _B_SECONDS = 10  # SIM-B's quotes stop this far into the data (data time)
 _TAKER_BPS = 50  # what a taker pays: the daily-loss probe's round trips lose this twice
+_MM_MAX_INVENTORY = 100  # the market maker holds at most this much SIM-A, either side
 _STORM_PERIOD_S = 60.0  # the supervisor's window for counting restarts
 #: the broker watchdogs' rules: each trips within seconds of the paper broker's fault
 WATCHDOGS: dict[str, dict[str, Any]] = {
+    # SIM-A's data, muted by the silence drill (``FeedActor.rehearse``); SIM-B is not watched:
+    # its data ends on purpose (the stale-data probe), and it has no calendar to close it
+    "market_data_silence": {"after_s": 4.0, "action": "cancel_all_and_halt",
+                            "instruments": ["SIM-A"]},
     "order_stream_stale": {"after_s": 2.0, "action": "cancel_all_and_halt"},
     "unknown_order_storm": {"reports": 20, "window_s": 3.0, "action": "halt"},
 }
@@ -48,8 +54,9 @@ def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
       SIM-B, whose quotes stop :data:`_B_SECONDS` into the data (the stale-data probe);
     * every risk guard is on, each set where the market maker stays clear of it and the probe's
       orders do not (the daily loss: the probe's taker round trips pay :data:`_TAKER_BPS`);
-    * the disk watchdog's limit sits :data:`_MARGIN_MB` below the free space now; the stale
-      order stream and the unknown-order storm watchdogs are on (:data:`WATCHDOGS`);
+    * the disk watchdog's limit sits :data:`_MARGIN_MB` below the free space now; the
+      market-data silence (SIM-A), stale order stream and unknown-order storm watchdogs are on
+      (:data:`WATCHDOGS`);
     * the supervisor (one flat tree) gives up at its third restart within
       :data:`_STORM_PERIOD_S`: it halts trading (the restart storm).
     """
@@ -71,7 +78,8 @@ def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
     mm = {"id": "mm", "class": "backtest.strategies.market_maker:MarketMaker",
           "instruments": ["SIM-A"],
           "params": {"size": 10, "levels": 2, "half_spread_ticks": 1, "vol_mult": 0.5,
-                     "skew_ticks": 2, "max_inventory": 100, "requote_ms": 500}}
+                     "skew_ticks": 2, "max_inventory": _MM_MAX_INVENTORY,
+                     "requote_ms": 500}}
     trading: dict[str, Any] = {
         "name": "rehearsal", "seed": 11, "initial_cash": 100000,
         "instruments": [{"id": "SIM-A"} | instrument],
@@ -108,7 +116,8 @@ def write_workspace(folder: Path, *, minutes: int | None = 60, days: int = 1,
                                      "daily_loss_action": "reducing"}
         trading["strategies"].append({
             "id": "probe", "class": "actors.rehearsal:GuardProbe",
-            "instruments": ["SIM-A", "SIM-B"], "params": {"size": 100} | limits})
+            "instruments": ["SIM-A", "SIM-B"],
+            "params": {"size": 100, "others_inventory": _MM_MAX_INVENTORY} | limits})
         trading["venue"]["fees"]["taker_bps"] = _TAKER_BPS  # the market maker only posts
         free_mb = shutil.disk_usage(folder).free / 2**20
         watchdogs["disk_low"]["min_free_mb"] = max(free_mb - _MARGIN_MB, 1.0)
@@ -140,6 +149,9 @@ class GuardProbeParams(StrategyParams):
     # the limits to break, as the session's risk config sets them (a strategy actor's
     # ``Strategy.limits`` is empty in a paper session: risk decides in the risk actor)
     max_position: Qty | None = Field(None, gt=0)
+    others_inventory: Qty = Field(0, ge=0, description="the most the other strategies hold of "
+                                  "the instrument: the max_position order breaks the limit "
+                                  "whichever side they hold")
     max_order_notional: Qty | None = Field(None, gt=0, description="money, fixed point")
     price_band_pct: float | None = Field(None, gt=0)
 
@@ -185,7 +197,7 @@ class GuardProbe(Strategy[GuardProbeParams]):
         lot = instrument.quantize_quantity(FIXED_SCALE, Rounding.UP)
         bid = quote.bid_price
         if drill == "max_position" and p.max_position is not None:
-            return self.buy(main, p.max_position + lot, bid)
+            return self.buy(main, p.max_position + p.others_inventory + lot, bid)
         if drill == "max_order_notional" and p.max_order_notional is not None:
             lots = p.max_order_notional // bid + 1  # valued at the market, at least the bid
             return self.buy(main, lots * lot, bid)

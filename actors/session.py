@@ -39,6 +39,7 @@ from actors.venues.broker_config import (
     native_lists,
     native_trailing,
 )
+from runtime import disk_reserve
 from runtime.errors import ConfigError
 from runtime.supervision import Call, ChildSpec, SupervisorSpec
 
@@ -183,6 +184,10 @@ def _prepare(config: PaperConfig, claim: Claim, *, lockstep: bool | None,
                          day_orders_only=(tuple(sorted(instruments))
                                           if trading.venue.day_orders_only
                                           else day_orders_only(config.broker, instruments)))
+    disk_full = config.watchdogs.disk_full
+    if disk_full is not None:  # before anything else is written there (runtime.disk_reserve)
+        journal_dir.mkdir(parents=True, exist_ok=True)
+        disk_reserve.keep(journal_dir / disk_reserve.RESERVE, int(disk_full.reserve_mb * 2**20))
     write_cache(setup, feed_cfg, store)
     setup.check_snapshots()
     return Prepared(setup=setup, feed=feed_cfg, claim=claim)

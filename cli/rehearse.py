@@ -1,9 +1,9 @@
 """``tradewind rehearse [--dir DIR] [--address ADDR] [--json] [--timeout 120s]``: the runbook's
 drills against a paper session on generated sample data (``actors.rehearsal``), then a table of
-each drill's guard, result (PASS, FAIL, N/A: not rehearsable on a replayed paper session),
-what fired and what the session did. No network, no store, no data files: everything lives
-under ``--dir`` (default: a temporary folder, removed afterwards). Exit 0 when no drill
-failed, 1 otherwise.
+each drill's guard, result (PASS, FAIL, or N/A for a guard a session cannot trip: the
+rehearsal trips every one), what fired and what the session did. No network, no store, no
+data files: everything lives under ``--dir`` (default: a temporary folder, removed
+afterwards). Exit 0 when no drill failed, 1 otherwise.
 """
 
 from __future__ import annotations

@@ -16,10 +16,12 @@ Guarantees (stdlib ``sqlite3``, WAL mode, one writer per file):
   power loss may lose the last commits. ``"FULL"``: every commit is fsynced. A *durable* flush
   (``flush(durable=True)`` or ``append(..., durable=True)``) fsyncs in either mode.
 * A snapshot is written in the same transaction as the batch it covers.
-* A write that fails (the disk is full, an I/O error) raises
-  :class:`~runtime.errors.DiskWriteError` naming the file, what was not written and the last
-  seq that is; the failed batch is dropped, so the file keeps exactly its committed prefix and
-  the caller knows that what the batch described must not happen.
+* A write that fails (the disk is full, an I/O error) releases the session's disk reserve, when
+  one is held (``runtime.disk_reserve``), and is tried once more in the space given back; if
+  it fails again (or there is no reserve) it raises :class:`~runtime.errors.DiskWriteError`
+  naming the file, what was not written and the last seq that is; the failed batch is dropped,
+  so the file keeps exactly its committed prefix and the caller knows that what the batch
+  described must not happen.
 
 One table holds every record; the payload is the ``runtime.messages.encode`` bytes of a message, or
 the opaque bytes of a :class:`Blob` (``codec`` says which), beside forensic columns for plain SQL::
@@ -48,6 +50,7 @@ from typing import Final, Literal, TypeAlias
 
 import msgspec
 
+from runtime import disk_reserve
 from runtime.errors import ConfigError, DiskWriteError, InvariantError
 from runtime.messages import (
     AuxData,
@@ -341,23 +344,30 @@ class Journal:
         return self._conn
 
     def _commit(self, *statements: tuple[str, tuple[object, ...]]) -> None:
-        """One transaction: the pending batch, then ``statements``; all or nothing."""
+        """One transaction: the pending batch, then ``statements``; all or nothing. A write the
+        disk refuses releases the session's disk reserve (``runtime.disk_reserve``), if one
+        is held, and is tried once more in the space it gave back."""
         conn = self._connection()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            if self._pending:
-                self._check_single_writer(conn)
-                conn.executemany(_INSERT, self._pending)
-            for sql, params in statements:
-                conn.execute(sql, params)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):  # SQLite rolled back already
-                    conn.execute("ROLLBACK")
-            if _write_failed(exc):
-                raise self._not_written(exc, snapshot=bool(statements)) from exc
-            raise
+        for attempt in (1, 2):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                if self._pending:
+                    self._check_single_writer(conn)
+                    conn.executemany(_INSERT, self._pending)
+                for sql, params in statements:
+                    conn.execute(sql, params)
+                conn.execute("COMMIT")
+                break
+            except BaseException as exc:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):  # SQLite rolled back already
+                        conn.execute("ROLLBACK")
+                if not _write_failed(exc):
+                    raise
+                reserve = disk_reserve.find(self.path) if attempt == 1 else None
+                if reserve is None or not disk_reserve.release(
+                        reserve, f"{self.path}: {_reason(exc)}"):
+                    raise self._not_written(exc, snapshot=bool(statements)) from exc
         self._commits += 1
         self._committed_bytes += sum(len(row[-1]) for row in self._pending) + sum(
             len(p) for _, params in statements for p in params if isinstance(p, bytes))

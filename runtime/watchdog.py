@@ -12,8 +12,10 @@ its condition clears, then it may fire again. What a trip does is its rule's ``a
 The watchdogs (each off when its block is absent; YAML ``watchdogs:`` in the paper config):
 
 * ``market_data_silence`` — an instrument's market data has been silent for ``after_s`` while
-  the instrument is trading: its calendar (or hand-written sessions) says it is in session. A
-  closed market is quiet, not silent; an instrument never heard counts from the stream's start.
+  the instrument is trading: its calendar (or hand-written sessions) says it is in session (at
+  ``Health.session_ns``: a replay's data clock, else now). A closed market is quiet, not
+  silent; an instrument never heard counts from the stream's start. ``instruments`` limits it
+  to those named (an unknown one is a ConfigError).
 * ``order_stream_stale`` — the broker has owed an answer (to a submit, cancel or modify the
   gateway handed it) for ``after_s``: the execution stream is stale or the link is down.
 * ``unknown_order_storm`` — ``reports`` or more reports about orders this session never sent
@@ -21,6 +23,12 @@ The watchdogs (each off when its block is absent; YAML ``watchdogs:`` in the pap
   (action ``cancel_all``, fixed); if the storm is still on ``window_s`` later, ``action``.
 * ``disk_low`` — the free space where the session journals fell below ``min_free_mb``: trading
   takes ``action`` (``halt`` by default) before a journal write fails; clears above it.
+* ``disk_full`` — a journal write found the disk full: it released the disk reserve
+  (``runtime.disk_reserve``, ``reserve_mb`` held where the session journals) and went through
+  in the space given back, leaving a note naming the file and the error (``Health.disk_full``):
+  trading takes ``action`` (``cancel_all_and_halt`` by default: nothing rests in the market
+  while the session cannot journal), whose own entries fit in the reserve's space. It clears
+  once the reserve is held again (there is room for it).
 * ``inventory_desync`` — from the reconciler's drifts (``runtime/reconcile.py``) about what is
   held: a fill known to one side only, or a position apart by more than
   ``halt_position_drift_lots`` (what the reconciler calls HALTED). The gateway's view is taken
@@ -54,6 +62,7 @@ from enum import StrEnum
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from runtime.errors import ConfigError
 from runtime.instruments import Instrument
 from runtime.messages import TradingState
 from runtime.reconcile import (
@@ -70,8 +79,10 @@ from runtime.values import from_fixed
 __all__ = [
     "BrokerGap",
     "DesyncRule",
+    "DiskFullRule",
     "DiskRule",
     "Health",
+    "MarketSilenceRule",
     "SilenceRule",
     "StormRule",
     "Trip",
@@ -114,6 +125,12 @@ class SilenceRule(_Rule):
     after_s: float = Field(gt=0)
 
 
+class MarketSilenceRule(SilenceRule):
+    """``instruments``: the ones watched (``None``: every instrument of the session)."""
+
+    instruments: tuple[str, ...] | None = None
+
+
 class StormRule(_Rule):
     reports: int = Field(20, ge=1)
     window_s: float = Field(10.0, gt=0)
@@ -121,6 +138,14 @@ class StormRule(_Rule):
 
 class DiskRule(_Rule):
     min_free_mb: float = Field(256.0, gt=0)
+
+
+class DiskFullRule(_Rule):
+    """``reserve_mb``: the disk reserve held where the session journals
+    (``runtime.disk_reserve``), what the action's own journal entries are written in."""
+
+    action: WatchdogAction = WatchdogAction.CANCEL_ALL_AND_HALT
+    reserve_mb: float = Field(16.0, gt=0)
 
 
 class DesyncRule(_Rule):
@@ -135,10 +160,11 @@ class WatchdogConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    market_data_silence: SilenceRule | None = None
+    market_data_silence: MarketSilenceRule | None = None
     order_stream_stale: SilenceRule | None = None
     unknown_order_storm: StormRule | None = None
     disk_low: DiskRule | None = DiskRule()
+    disk_full: DiskFullRule | None = DiskFullRule()
     inventory_desync: DesyncRule | None = DesyncRule()
 
 
@@ -148,9 +174,16 @@ class Health(msgspec.Struct, frozen=True, kw_only=True):
     now_ns: int
     stream_since_ns: int | None = None  # when the market-data stream opened (None: no stream)
     market_last_ns: dict[str, int] = {}  # last message received per instrument
+    #: when the stream's health was read (the silence is counted to then: a reply that took
+    #: long to arrive is not silence); None: ``now_ns``
+    market_now_ns: int | None = None
+    #: the clock the calendar is asked at (a replay's data clock; None: ``now_ns``)
+    session_ns: int | None = None
     exec_waiting_since_ns: int | None = None  # the oldest command the broker has not answered
     foreign_reports: int = 0  # reports about orders never sent, counted since the start
     disk_free_bytes: int | None = None  # free space where the session journals
+    #: the released disk reserve's note (what could not be written, and why); None: held
+    disk_full: str | None = None
 
 
 class BrokerGap(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,6 +212,13 @@ class Watchdogs:
     def __init__(self, config: WatchdogConfig, instruments: Iterable[Instrument]) -> None:
         self.config = config
         self.instruments = {i.instrument_id: i for i in instruments}
+        silence = config.market_data_silence
+        unknown = sorted(set(silence.instruments or ()) - set(self.instruments)) \
+            if silence is not None else []
+        if unknown:
+            raise ConfigError(f"{', '.join(unknown)}: not an instrument of the session "
+                              f"(known: {', '.join(sorted(self.instruments)) or 'none'})",
+                              field="watchdogs.market_data_silence.instruments")
         self.tripped: dict[str, str] = {}  # watchdog (or watchdog:instrument) -> reason
         self._foreign: deque[tuple[int, int]] = deque()  # (now_ns, count) within the window
         self._storm_since_ns: int | None = None
@@ -192,7 +232,7 @@ class Watchdogs:
         """Each configured watchdog: ``ok``, ``tripped`` or ``off`` (for metrics and status)."""
         out = {}
         for name in ("market_data_silence", "order_stream_stale", "unknown_order_storm",
-                     "disk_low", "inventory_desync"):
+                     "disk_low", "disk_full", "inventory_desync"):
             if getattr(self.config, name) is None:
                 out[name] = "off"
             else:
@@ -202,7 +242,16 @@ class Watchdogs:
 
     def check(self, health: Health) -> list[Trip]:
         return (self._silence(health) + self._stale(health) + self._storm(health)
-                + self._disk(health))
+                + self._disk(health) + self._disk_full(health))
+
+    def _disk_full(self, health: Health) -> list[Trip]:
+        rule = self.config.disk_full
+        if rule is None:
+            return []
+        reason = (f"the disk is full: {health.disk_full}; the disk reserve was released so "
+                  "that the halt and the cancels can be journaled")
+        return self._fire("disk_full", health.disk_full is not None,
+                          Trip("disk_full", rule.action, reason))
 
     def _disk(self, health: Health) -> list[Trip]:
         rule = self.config.disk_low
@@ -281,11 +330,14 @@ class Watchdogs:
         if rule is None or health.stream_since_ns is None:
             return []
         trips: list[Trip] = []
-        now = health.now_ns
-        for iid, instrument in sorted(self.instruments.items()):
+        now = health.now_ns if health.market_now_ns is None else health.market_now_ns
+        at = now if health.session_ns is None else health.session_ns
+        watched = self.instruments if rule.instruments is None else rule.instruments
+        for iid in sorted(watched):
+            instrument = self.instruments[iid]
             last = max(health.market_last_ns.get(iid, 0), health.stream_since_ns)
             silent_s = (now - last) / _S
-            active = instrument.in_session(now) and silent_s > rule.after_s
+            active = instrument.in_session(at) and silent_s > rule.after_s
             reason = (
                 f"market data for {iid} silent for {silent_s:.0f} s while its market is open "
                 f"(limit {rule.after_s:g} s)"

@@ -75,10 +75,11 @@ class StreamSink:
         self.last_ns: dict[str, int] = {}  # instrument -> when its last message arrived
 
     def health(self) -> dict[str, Any]:
-        """When the stream opened and when each instrument was last heard (wall clock, ns)."""
+        """When the stream opened, when each instrument was last heard, and now (wall clock,
+        ns)."""
         with self.lock:
             return {"since_ns": self.opened_ns, "last_ns": dict(self.last_ns),
-                    "messages": self.seq}
+                    "messages": self.seq, "now_ns": time.time_ns()}
 
     def put(self, batch: Iterable[MarketData | AuxData]) -> None:
         import msgspec

@@ -70,3 +70,24 @@ def test_the_runner_fails_a_drill_that_raises_and_those_after_the_session_ended(
     assert [(d.name, d.result) for d in drills] == [("first", "FAIL"), ("second", "FAIL")]
     assert drills[0].fired == "TimeoutError: waited 1 s for trading to halt"
     assert drills[1].fired == "the session ended before this drill"
+
+
+def test_the_silence_watchdog_names_instruments_of_the_session(tmp_path: Path) -> None:
+    """The rehearsal's config loads (its silence watchdog watches SIM-A only: SIM-B's data ends
+    on purpose); a rule naming an instrument the session does not trade is refused at load,
+    naming the file and the field."""
+    from actors.config import load_paper_config
+    from runtime.errors import ConfigError
+
+    path = write_workspace(tmp_path / "w", minutes=10)
+    loaded = load_paper_config(path)
+    rule = loaded.watchdogs.market_data_silence
+    assert rule is not None and rule.instruments == ("SIM-A",)
+    paper = yaml.safe_load(path.read_text())
+    paper["watchdogs"]["market_data_silence"]["instruments"] = ["SIM-A", "SIM-Z"]
+    path.write_text(yaml.safe_dump(paper))
+    with pytest.raises(ConfigError) as caught:
+        load_paper_config(path)
+    message = str(caught.value)
+    assert str(path) in message and "watchdogs.market_data_silence.instruments" in message
+    assert "SIM-Z: not an instrument of the session" in message

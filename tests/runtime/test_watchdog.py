@@ -8,6 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from backtest.calendars import CalendarConfig
+from runtime.errors import ConfigError
 from runtime.instruments import Instrument
 from runtime.reconcile import FillDrift, OrderDrift, PositionDrift, ReconcileThresholds
 from runtime.watchdog import DesyncRule, Health, WatchdogAction, WatchdogConfig, Watchdogs
@@ -49,7 +50,31 @@ def test_silence_counts_only_while_the_calendar_says_the_market_is_open() -> Non
 
 def test_no_stream_no_silence() -> None:
     w = dogs(market_data_silence={"after_s": 1})
-    assert w.check(Health(now_ns=utc(2026, 12, 7, 15, 0))) == []  # a replayed feed
+    assert w.check(Health(now_ns=utc(2026, 12, 7, 15, 0))) == []  # a lockstep replay
+
+
+def test_a_replay_asks_the_calendar_at_its_data_clock() -> None:
+    """A replay of a Monday session run on a Saturday: the market it replays is open."""
+    w = dogs(market_data_silence={"after_s": 5, "instruments": ["AAPL"]})
+    saturday = utc(2026, 12, 12, 15, 0)
+    health = Health(now_ns=saturday, stream_since_ns=saturday - 60 * S,
+                    market_last_ns={"AAPL": saturday - 10 * S})
+    assert w.check(health) == []  # asked at the wall clock: the market is closed
+    replayed = Health(now_ns=saturday, stream_since_ns=saturday - 60 * S,
+                      market_last_ns={"AAPL": saturday - 10 * S},
+                      session_ns=utc(2026, 12, 7, 15, 0))
+    trips = w.check(replayed)
+    assert [t.reason.split()[3] for t in trips] == ["AAPL"]
+    assert "silent for 10 s while its market is open" in trips[0].reason
+
+
+def test_silence_watches_only_the_instruments_it_names() -> None:
+    w = dogs(market_data_silence={"after_s": 5, "instruments": ["AAPL"]})
+    now = utc(2026, 12, 7, 15, 0)  # both markets open; BTC never heard: not watched
+    assert w.check(Health(now_ns=now, stream_since_ns=now - 60 * S,
+                          market_last_ns={"AAPL": now - S})) == []
+    with pytest.raises(ConfigError, match="ETH: not an instrument of the session"):
+        dogs(market_data_silence={"after_s": 5, "instruments": ["AAPL", "ETH"]})
 
 
 def test_stale_order_stream_trips_after_the_broker_owes_an_answer_too_long() -> None:
@@ -185,3 +210,33 @@ def test_a_fill_in_flight_is_excused_for_in_flight_runs_only() -> None:
     moving = Watchdogs(WatchdogConfig(inventory_desync=rule), [AAPL])
     for run in range(20):
         assert moving.desync([drift], thresholds, in_flight={f"IB-{run}": None}) == []
+
+
+def test_a_released_disk_reserve_cancels_and_halts_until_it_is_held_again() -> None:
+    w = dogs()  # on by default, with cancel_all_and_halt
+    now = utc(2026, 12, 7, 15, 0)
+    assert w.check(Health(now_ns=now)) == [] and w.state()["disk_full"] == "ok"
+    note = "/var/s1/risk.journal: SQLITE_FULL: database or disk is full"
+    trips = w.check(Health(now_ns=now, disk_full=note))
+    assert [(t.watchdog, t.action) for t in trips] == [
+        ("disk_full", WatchdogAction.CANCEL_ALL_AND_HALT)]
+    assert note in trips[0].reason and "reserve was released" in trips[0].reason
+    assert w.check(Health(now_ns=now, disk_full=note)) == []  # once per episode
+    assert w.state()["disk_full"] == "tripped"
+    assert w.check(Health(now_ns=now)) == [] and w.state()["disk_full"] == "ok"
+    assert dogs(disk_full=None).state()["disk_full"] == "off"
+    halt = dogs(disk_full={"action": "halt", "reserve_mb": 4})
+    assert [t.action for t in halt.check(Health(now_ns=now, disk_full=note))] == [
+        WatchdogAction.HALT]
+
+
+def test_silence_is_counted_to_when_the_stream_was_read() -> None:
+    """A health reply that took long to arrive (a busy actor beside it) is not silence."""
+    w = dogs(market_data_silence={"after_s": 2, "instruments": ["BTC"]})
+    read = utc(2026, 12, 7, 15, 0)
+    late = Health(now_ns=read + 5 * S, stream_since_ns=read - 60 * S,
+                  market_last_ns={"BTC": read - S}, market_now_ns=read)
+    assert w.check(late) == []
+    silent = Health(now_ns=read + 5 * S, stream_since_ns=read - 60 * S,
+                    market_last_ns={"BTC": read - 3 * S}, market_now_ns=read)
+    assert [t.reason.split()[3] for t in w.check(silent)] == ["BTC"]
