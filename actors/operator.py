@@ -282,7 +282,8 @@ def risk_status(risk: Any) -> dict[str, Any]:
             "now": kernel.now,
             "state": str(kernel.risk.state),
             "state_reason": kernel.risk.state_reason,
-            "orders": len(kernel.orders),
+            "orders": kernel.ledger.total,
+            "retired": kernel.ledger.retired.count,
             "open": len(kernel.open),
             "fills": portfolio.n_fills,
             "cash": portfolio.cash,
@@ -315,7 +316,7 @@ def risk_orders(risk: Any, *, recent: int) -> dict[str, Any]:
     return {
         "open": [o.state() for o in risk.jk.kernel.open.values()],
         "recent": [o.state() for o in latest],
-        "total": len(risk.jk.kernel.orders),
+        "total": risk.jk.kernel.ledger.total,
     }
 
 

@@ -116,6 +116,7 @@ def build_run(config: BacktestConfig, feed: Feed) -> tuple[Kernel, SimulatedVenu
         namespace=namespace,
         seed=config.seed,
         day_orders_only=tuple(registry.as_mapping()) if config.venue.day_orders_only else (),
+        keep_retired=True,  # the results list every order (orders.csv, round trips' exits)
     )
     venue = SimulatedVenue.from_models(
         registry, config.venue, rng=np.random.default_rng(config.seed)
@@ -269,7 +270,7 @@ def _orders_frame(kernel: Kernel) -> pd.DataFrame:
                 "ts_last": o.ts_last,
                 "reason": o.reason,
             }
-            for o in kernel.orders.values()
+            for o in kernel.all_orders()
         ]
     )
 
