@@ -261,7 +261,9 @@ def risk_view(risk: Any) -> dict[str, Any]:
                 if p.quantity
             },
         },
-        "orders_by_status": _count(o.status for o in kernel.orders.values()),
+        # the orders held by status, and those retired (``runtime.retirement``): all of them
+        "orders_by_status": {**_count(o.status for o in kernel.orders.values()),
+                             **({"retired": n} if (n := kernel.ledger.retired.count) else {})},
         "denials_by_reason": _count(
             (o.reason or "unknown").split(":")[0]
             for o in kernel.orders.values()
