@@ -111,7 +111,8 @@ class GatewayActor(Child):
                 timers = [a.timer for a in decoded if a.timer is not None]
                 venue.decide(after, min(timers) if timers else None)
                 decided = True
-            reports = venue.reports[inp.reports_seen:]
+            reports = (venue.reports_after(inp.reports_seen) if isinstance(venue, PaperVenue)
+                       else venue.reports[inp.reports_seen - venue.report_base:])
         else:
             venue.apply(inp.index, cast(list[MarketData], inp.msgs))
             sent = self._send([m for m in out if isinstance(m, INTENT_TYPES)])
@@ -139,7 +140,10 @@ class GatewayActor(Child):
         view = self.venue.view()
         if delivered is None:
             return view
-        return {**view, **as_of(View.from_dict(view), self.venue.reports, delivered).to_dict()}
+        venue = self.venue  # its reports are kept from a base on (those before were handed)
+        base = venue.report_base
+        return {**view, **as_of(View.from_dict(view), venue.reports,
+                                max(delivered - base, 0)).to_dict()}
 
     def health(self) -> dict[str, Any]:
         """The broker link's health (watchdogs, metrics): ``BrokerGateway.health``."""

@@ -261,7 +261,9 @@ def risk_view(risk: Any) -> dict[str, Any]:
                 if p.quantity
             },
         },
-        "orders_by_status": _count(o.status for o in kernel.orders.values()),
+        # the orders held by status, and those retired (``runtime.retirement``): all of them
+        "orders_by_status": {**_count(o.status for o in kernel.orders.values()),
+                             **({"retired": n} if (n := kernel.ledger.retired.count) else {})},
         "denials_by_reason": _count(
             (o.reason or "unknown").split(":")[0]
             for o in kernel.orders.values()
@@ -282,7 +284,8 @@ def risk_status(risk: Any) -> dict[str, Any]:
             "now": kernel.now,
             "state": str(kernel.risk.state),
             "state_reason": kernel.risk.state_reason,
-            "orders": len(kernel.orders),
+            "orders": kernel.ledger.total,
+            "retired": kernel.ledger.retired.count,
             "open": len(kernel.open),
             "fills": portfolio.n_fills,
             "cash": portfolio.cash,
@@ -315,7 +318,7 @@ def risk_orders(risk: Any, *, recent: int) -> dict[str, Any]:
     return {
         "open": [o.state() for o in risk.jk.kernel.open.values()],
         "recent": [o.state() for o in latest],
-        "total": len(risk.jk.kernel.orders),
+        "total": risk.jk.kernel.ledger.total,
     }
 
 

@@ -131,7 +131,7 @@ class RiskActor(Child):
             "positions": {k: p.quantity for k, p in sorted(kernel.portfolio.positions.items())
                           if p.quantity},
             "open_orders": sorted(kernel.open),
-            "fills": sorted(f for o in kernel.orders.values() for f in o.fill_ids),
+            "fills": kernel.ledger.fill_ids(),  # retired orders' included
         }
 
     def summary(self) -> dict[str, Any]:
@@ -139,7 +139,8 @@ class RiskActor(Child):
         portfolio = kernel.portfolio
         return {
             "cursor": self.cursor, "now": kernel.now, "state": str(kernel.risk.state),
-            "state_reason": kernel.risk.state_reason, "orders": len(kernel.orders),
+            "state_reason": kernel.risk.state_reason, "orders": kernel.ledger.total,
+            "retired": kernel.ledger.retired.count, "late_reports": kernel.late_reports,
             "open": len(kernel.open), "fills": portfolio.n_fills, "cash": portfolio.cash,
             "equity": portfolio.equity(), "realized": portfolio.realized_pnl,
             "unrealized": portfolio.unrealized_pnl(), "fees": portfolio.fees,

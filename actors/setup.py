@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from actors.feed_log import FeedLog
-from backtest.config import BacktestConfig, build_strategy
+from backtest.config import BacktestConfig, build_strategy, retire_after_ns
 from backtest.venue import SimulatedVenue
 from runtime.errors import ConfigError
 from runtime.instruments import InstrumentRegistry
@@ -72,6 +72,7 @@ class SessionSetup:
             "currency": self.trading.currency,
             "namespace": self.session_id,
             "seed": self.trading.seed,
+            "retire_after_ns": retire_after_ns(self.trading),
         }
 
     def risk_kernel(self) -> Kernel:

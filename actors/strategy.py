@@ -190,5 +190,5 @@ class StrategyActor(Child):
         return self.jk.kernel.state_hash()
 
     def summary(self) -> dict[str, Any]:
-        return {"cursor": self.cursor, "orders": len(self.jk.kernel.orders),
+        return {"cursor": self.cursor, "orders": self.jk.kernel.ledger.total,
                 "state_hash": state_hash(self.jk.kernel.state_hash())}

@@ -30,6 +30,7 @@ from backtest.config import (
     check_writable_dir,
     config_hash,
     load_config,
+    retire_after_ns,
 )
 from backtest.engine import EventLog, run_loop
 from backtest.equity import MarkSeries, equity_curve
@@ -116,6 +117,8 @@ def build_run(config: BacktestConfig, feed: Feed) -> tuple[Kernel, SimulatedVenu
         namespace=namespace,
         seed=config.seed,
         day_orders_only=tuple(registry.as_mapping()) if config.venue.day_orders_only else (),
+        retire_after_ns=retire_after_ns(config),
+        keep_retired=True,  # the results list every order (orders.csv, round trips' exits)
     )
     venue = SimulatedVenue.from_models(
         registry, config.venue, rng=np.random.default_rng(config.seed)
@@ -269,7 +272,7 @@ def _orders_frame(kernel: Kernel) -> pd.DataFrame:
                 "ts_last": o.ts_last,
                 "reason": o.reason,
             }
-            for o in kernel.orders.values()
+            for o in kernel.all_orders()
         ]
     )
 

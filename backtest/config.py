@@ -49,6 +49,7 @@ __all__ = [
     "load_config",
     "load_strategy_class",
     "read_yaml_source",
+    "retire_after_ns",
 ]
 
 
@@ -248,6 +249,9 @@ class BacktestConfig(_Frozen):
     risk: RiskLimits = RiskLimits()
     store: StoreConfig = StoreConfig()
     output_dir: str = "runs"
+    #: hours of event time a closed order stays in the kernel before it retires
+    #: (``runtime.retirement``; its fills stay in the run's fills); null keeps every order
+    retire_orders_after_h: float | None = Field(24.0, ge=0, allow_inf_nan=False)
     #: folders searched for strategy modules after the config's own folder (relative to it)
     strategy_paths: tuple[str, ...] = ()
     base_dir: str = Field(".", exclude=True)  # the config file's folder (for relative paths)
@@ -456,6 +460,12 @@ def check_writable_dir(path: Path, *, field: str, source: str | None = None) -> 
         reason = exc.strerror or str(exc)
         raise ConfigError(f"cannot write into {str(path)!r}: {reason}", path=source,
                           field=field) from None
+
+
+def retire_after_ns(config: BacktestConfig) -> int | None:
+    """``retire_orders_after_h`` in ns (the kernel's ``retire_after_ns``)."""
+    hours = config.retire_orders_after_h
+    return None if hours is None else round(hours * 3600 * 10**9)
 
 
 def config_hash(config: BacktestConfig) -> str:

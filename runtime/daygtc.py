@@ -229,6 +229,10 @@ class DayOnlyGtc:
         return msgspec.structs.replace(
             fill, client_order_id=cid, cum_qty=fill.cum_qty + leg.offset)
 
+    def follows(self, client_order_id: str) -> bool:
+        """``client_order_id`` is a GTC order kept alive here."""
+        return client_order_id in self._legs
+
     def closed(self, client_order_id: str) -> None:
         """The order reached a terminal state: no more legs."""
         leg = self._legs.pop(client_order_id, None)

@@ -26,6 +26,11 @@ The kernel is composed of parts, each with one job:
 * :class:`runtime.carry.Carry` (funding and borrow on held positions) and
   :class:`runtime.auxdata.AuxState` (auxiliary data, and whether a strategy's is fresh).
 
+Closed orders retire from the ledger once a day old in event time (``retire_after_ns``; the
+rule, and what a retired order leaves behind, in :mod:`runtime.retirement`): the kernel sweeps
+when its clock crosses an hour, on market data and reports, so what it holds stays bounded in a
+session that runs for weeks.
+
 ``state()`` is the canonical state (orders, positions, cash, risk, id counters, and what an
 operator changed) and ``state_hash()`` its hash: same inputs and seed ⇒ same hash.
 """
@@ -73,6 +78,7 @@ from runtime.orderflow import OrderFlow
 from runtime.orders import ClientOrderIdGenerator, Order
 from runtime.portfolio import Account, Portfolio
 from runtime.prices import LastPrices
+from runtime.retirement import DEFAULT_RETIRE_AFTER_NS, SWEEP_NS, next_sweep
 from runtime.risk import RiskEngine, RiskLimits
 from runtime.roster import Roster
 from runtime.statehash import sorted_json
@@ -119,6 +125,8 @@ class Kernel:
         emulated_stops: Collection[str] = (),
         native_trailing: Collection[str] = (),
         day_orders_only: Collection[str] = (),
+        retire_after_ns: int | None = DEFAULT_RETIRE_AFTER_NS,
+        keep_retired: bool = False,
     ) -> None:
         """``aux_needs``: the auxiliary data of strategies that run elsewhere (a risk actor's
         kernel checks their entries), beside what its own strategies declare. ``native_lists``:
@@ -128,7 +136,13 @@ class Kernel:
         ``native_trailing``: the instruments whose venue trails stops off the last price itself
         (``runtime.linked``); trailing stops everywhere else are moved here.
         ``day_orders_only``: the instruments whose venue has no GTC: their GTC limits go out
-        as one day order per session (``runtime.daygtc``)."""
+        as one day order per session (``runtime.daygtc``).
+        ``retire_after_ns``: how long (event time) a closed order stays in the ledger before
+        it retires (``runtime.retirement``); ``None`` keeps every order. ``keep_retired``: the
+        retired orders are kept in :attr:`retired_orders`, outside the state (a backtest's
+        results list every order); a session's kernel drops them."""
+        if retire_after_ns is not None and retire_after_ns < 0:
+            raise InvariantError(f"retire_after_ns must be >= 0, got {retire_after_ns}")
         self.registry = registry
         self.roster = Roster(strategies, registry)
         self.strategies = self.roster.strategies
@@ -188,6 +202,10 @@ class Kernel:
         #: a strategy host (``risk_elsewhere``) knows the limits, for its strategies to read
         #: (``Strategy.limits``, ``.budget``, ``.pnl``), and enforces none: the risk actor does
         self._risk_here = not risk_elsewhere
+        self.retire_after_ns = retire_after_ns
+        self._next_sweep = 0 if retire_after_ns is not None else 2**63
+        #: retired orders, oldest sweep first, when the owner keeps them (``keep_retired``)
+        self.retired_orders: list[Order] | None = [] if keep_retired else None
         self._next_loss_check = (0 if self.risk.limits.max_daily_loss is not None
                                  and self._risk_here else 2**63)
         self.flow = OrderFlow(
@@ -375,6 +393,8 @@ class Kernel:
         then runs :meth:`_watched` where the instrument is watched."""
         if ts >= self.carry.next_accrual_ns:  # a midnight passed: borrow on the shorts held
             self._out.extend(self.carry.accrue_until(ts))
+        if ts >= self._next_sweep:
+            self._retire(ts)
         pos = self._positions.get(inst)
         if pos is not None:
             pos.mark = price
@@ -452,12 +472,44 @@ class Kernel:
         first for any midnight before it (the position charged is the one held then)."""
         if event.ts_init >= self.carry.next_accrual_ns:
             self._out.extend(self.carry.accrue_until(event.ts_init))
+        if event.ts_init >= self._next_sweep:
+            self._retire(event.ts_init)
         return self.flow.on_order_event(event)
+
+    def _retire(self, ts: int) -> None:
+        """The sweep (``runtime.retirement``): closed orders last changed ``retire_after_ns``
+        before the hour ``ts`` is in, and followed by no part, retire; the next sweep at the
+        next hour. The cutoff is the hour's, so any sweep within the hour retires the same."""
+        after = self.retire_after_ns
+        if after is None:
+            return
+        self._next_sweep = next_sweep(ts)
+        gone = self.ledger.retire(self._next_sweep - SWEEP_NS - after, self._followed)
+        if gone and self.retired_orders is not None:
+            self.retired_orders.extend(gone)
+
+    def _followed(self, client_order_id: str) -> bool:
+        """A part of the kernel still follows the order: it may not retire."""
+        return (self.linked.tracks(client_order_id) or self.algos.tracks(client_order_id)
+                or self.stops.holds(client_order_id) or self.gtc.follows(client_order_id))
+
+    def all_orders(self) -> list[Order]:
+        """Every order this kernel made or saw, by creation time: the retired ones it kept
+        (``keep_retired``) and those it holds."""
+        orders = [*(self.retired_orders or ()), *self.ledger.orders.values()]
+        if self.retired_orders:
+            orders.sort(key=lambda o: o.ts_init)  # stable: made at one time, in their order
+        return orders
 
     @property
     def unknown_reports(self) -> int:
         """Reports of orders this kernel does not know (counted, otherwise ignored)."""
         return self.flow.unknown_reports
+
+    @property
+    def late_reports(self) -> int:
+        """Reports (and repeated submits) of retired orders (counted, otherwise ignored)."""
+        return self.flow.late_reports
 
     def _check_loss(self, ts: int) -> None:
         if not self._risk_here:  # the risk actor checks the daily loss and says so
@@ -549,5 +601,7 @@ class Kernel:
         self.stops.load_state(state.get("stops", {}))
         self.gtc.load_state(state.get("gtc", {}))
         self.ids.counters = dict(state["ids"])
+        if self.retire_after_ns is not None:
+            self._next_sweep = 0  # a sweep at the next input: the same as one an hour ago
         self.carry.load_state(state.get("carry"))
         self.roster.load_state(state.get("operator"))

@@ -10,6 +10,10 @@ Kept together, incrementally, as orders move:
   legs left out (a stop closes what is held: it is not part of the target);
 * the protective view: open protective legs per instrument.
 
+Closed orders retire once old enough (:meth:`OrderLedger.retire`, the rule in
+:mod:`runtime.retirement`): out of ``orders``, leaving their id's watermark and fill ids in
+``retired``.
+
 Invariant: after any call, ``pending`` and the views equal what :meth:`OrderLedger.load_state`
 recomputes from the orders and positions (the restore path recomputes; every other path
 adds deltas).
@@ -17,12 +21,13 @@ adds deltas).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from runtime.errors import InvariantError
 from runtime.messages import CancelOrder, Message, OrderDenied, OrderSide, SubmitOrder
 from runtime.orders import TERMINAL, Order, OrderStatus
+from runtime.retirement import RetiredOrders
 
 __all__ = ["OrderLedger", "cancel_of", "command_of", "denial_of"]
 
@@ -43,6 +48,7 @@ class OrderLedger:
         self._protective: dict[str, dict[str, int]] = {}
         # sent to risk elsewhere and not answered yet (a superset: answered ones leave lazily)
         self._awaiting: dict[str, Order] = {}
+        self.retired = RetiredOrders()
 
     def get(self, client_order_id: str) -> Order | None:
         return self.orders.get(client_order_id)
@@ -124,6 +130,29 @@ class OrderLedger:
             del awaiting[cid]
         return list(awaiting.values())
 
+    def retire(self, closed_by_ns: int, followed: Callable[[str], bool]) -> list[Order]:
+        """Retire the closed orders last changed at or before ``closed_by_ns`` that nothing
+        ``followed`` (:mod:`runtime.retirement`); the orders retired, oldest first."""
+        gone = [o for o in self.orders.values()
+                if o.status in TERMINAL and o.ts_last <= closed_by_ns
+                and not followed(o.client_order_id)]
+        for order in gone:
+            cid = order.client_order_id
+            del self.orders[cid]
+            self._awaiting.pop(cid, None)
+            self.retired.add(cid, order.fill_ids)
+        return gone
+
+    @property
+    def total(self) -> int:
+        """Orders made: held and retired."""
+        return len(self.orders) + self.retired.count
+
+    def fill_ids(self) -> list[str]:
+        """Every fill id applied, retired orders' included, sorted."""
+        held = [f for o in self.orders.values() for f in o.fill_ids]
+        return sorted(self.retired.fill_ids.union(held))
+
     # --- reads ---------------------------------------------------------------------------------
     def committed_view(self, strategy_id: str) -> Mapping[str, int]:
         """Position plus what open orders would add, per instrument, for one strategy (a live
@@ -167,16 +196,20 @@ class OrderLedger:
 
     # --- state ---------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {
+        state = {
             "orders": [self.orders[k].state() for k in sorted(self.orders)],
             "strategy_positions": sorted([[*list(k), v] for k, v in self.positions.items()]),
         }
+        if self.retired.count:  # only once an order retired: states before keep their hash
+            state["retired"] = self.retired.state()
+        return state
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         """Restore from :meth:`state`: the views are recomputed, in place."""
         self.orders = {o["id"]: Order.from_state(o) for o in state["orders"]}
         self.open = {k: o for k, o in self.orders.items() if o.is_open}
         self.positions = {(a, b): v for a, b, v in state["strategy_positions"]}
+        self.retired.load_state(state.get("retired"))
         self.pending = {}
         self._awaiting = {}
         for view in self._committed.values():

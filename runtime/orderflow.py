@@ -73,6 +73,7 @@ class OrderFlow:
         self.intents, self.out = intents, out
         self._check_loss = check_loss  # the kernel's daily-loss check, run on every fill
         self.unknown_reports = 0
+        self.late_reports = 0  # of retired orders (``runtime.retirement``)
 
     # --- intents -------------------------------------------------------------------------------
     def on_intent(self, intent: SubmitOrder | CancelOrder | ModifyOrder) -> list[Message]:
@@ -102,6 +103,9 @@ class OrderFlow:
             return _EMPTY  # a repeated answer changes nothing
         if order is not None:
             return [_previous_answer(order)]
+        if self.ledger.retired.knows(command.client_order_id):
+            self.late_reports += 1  # answered long ago, since retired: not applied again
+            return _EMPTY
         return self.on_intent(command)
 
     def drain(self) -> list[Message]:
@@ -238,7 +242,10 @@ class OrderFlow:
             return False  # a day leg ended, not its order
         order = self.ledger.orders.get(event.client_order_id)
         if order is None:
-            self.unknown_reports += 1
+            if self.ledger.retired.knows(event.client_order_id):
+                self.late_reports += 1  # ours, retired: applied long ago, never again
+            else:
+                self.unknown_reports += 1
             return False
         if event.ts_event > clock.ns:
             clock.ns = event.ts_event

@@ -364,7 +364,8 @@ class RiskEngine:
         if reason is not None:
             return self._deny(cmd, now_ns, *reason)
         self.trades_today += 1
-        self.recent_orders.append(now_ns)
+        if self.limits.max_orders_per_window is not None:  # kept (and pruned) for it only
+            self.recent_orders.append(now_ns)
         return cmd, None
 
     def _reduce_only(

@@ -11,6 +11,13 @@ outcome of an order is never guessed by sending it twice. Every report the venue
 kept in order; callers ask for reports from their own cursor, so a report popped by a call that
 crashed half-way is handed out again, never lost.
 
+Bounded in a session that runs for weeks: the reports behind the driver's cursor go, all but
+the latest :data:`KEEP_REPORTS` (a restarted driver asks again from what risk has, a few
+reports back; :attr:`PaperVenue.report_base` counts those gone), and the keys that dedupe a
+retried command are kept for :data:`runtime.retirement.DEFAULT_RETIRE_AFTER_NS` of the venue's
+clock (a retried call comes within seconds). The venue's fills stay, for the session's
+``fills.csv`` and the reconciler.
+
 Faults (:class:`PaperFaults`): a rehearsal (``tradewind rehearse``, through the gateway actor's
 ``rehearse`` call) makes the paper broker misbehave as a real one does, so the session's guards
 fire through the same fields a broker adapter feeds them (``health`` and ``view``, read by the
@@ -51,12 +58,16 @@ from runtime.messages import (
     encode,
 )
 from runtime.recovery import FeedJournal, FeedLog
+from runtime.retirement import DEFAULT_RETIRE_AFTER_NS, SWEEP_NS, next_sweep
 from runtime.statehash import state_hash
 
 __all__ = ["FAULTS", "PaperFaults", "PaperVenue"]
 
 _SEND, _PEEK, _POP, _REJECT = "gw.send", "gw.peek", "gw.pop", "gw.reject"
 _NONE = -1
+#: reports kept behind the driver's cursor (a restarted driver asks again from risk's, a few
+#: reports back); those before go once twice as many are held
+KEEP_REPORTS = 10_000
 _S = 10**9
 #: what :meth:`PaperVenue.inject` takes, and its arguments
 FAULTS = {"stall": ("seconds",), "foreign": ("seconds", "per_s"), "fail_sends": ("count",),
@@ -141,9 +152,15 @@ class PaperVenue:
         self.durable = durable
         self.replies = replies if replies is not None else Replies()
         self.venue = venue_factory()
-        self.reports: list[OrderEvent] = []
-        self.sent: set[tuple[Any, ...]] = set()
-        self.submitted: list[str] = []
+        self.reports: list[OrderEvent] = []  # handed out by index, from :attr:`report_base`
+        self.report_base = 0  # reports before the kept ones (behind the driver's cursor)
+        #: what dedupes a retried command: its key -> the venue's clock when it was sent
+        self.sent: dict[tuple[Any, ...], int] = {}
+        #: the orders sent, as (the venue's clock, id), for a day as the keys are
+        self.sent_orders: list[tuple[int, str]] = []
+        self.submitted_count = 0  # orders sent in all
+        self._sweep_ns = 0  # the venue's clock of the next sweep of old keys
+        self._seen = 0  # the driver's latest cursor
         self.faults = PaperFaults()
         self.journal = FeedJournal.restore(
             open_journal(path), feed, snapshot_every=snapshot_every, load=self._load,
@@ -156,7 +173,8 @@ class PaperVenue:
 
     # --- restore ---------------------------------------------------------------------------
     def _load(self, state: bytes) -> None:
-        self.venue, self.reports, self.sent, self.submitted, reply = pickle.loads(state)
+        (self.venue, self.reports, self.report_base, self.sent, self.sent_orders,
+         self.submitted_count, reply) = pickle.loads(state)
         self.replies.load(reply)
 
     def _replay_market(self, _: int, msgs: Sequence[MarketData]) -> None:
@@ -197,7 +215,7 @@ class PaperVenue:
         """A submit that failed before the venue saw it: its rejection, handed out in turn."""
         if not isinstance(report, OrderRejected):
             raise InvariantError(f"gateway journal: a rejection, not {type(report).__name__}")
-        self.sent.add(("submit", report.client_order_id))
+        self.sent[("submit", report.client_order_id)] = self.venue.now_ns
         self.reports.append(report)
 
     def _fault(self, cmd: Message, ts: int) -> OrderRejected | None:
@@ -223,9 +241,10 @@ class PaperVenue:
                              reason=reason, venue_code=f"gateway.{code}")
 
     def _send(self, cmd: Message, ts: int) -> None:
-        self.sent.add(_key(cmd))
+        self.sent[_key(cmd)] = ts
         if isinstance(cmd, SubmitOrder):
-            self.submitted.append(cmd.client_order_id)
+            self.sent_orders.append((ts, cmd.client_order_id))
+            self.submitted_count += 1
             self.venue.submit(cmd, ts)
         elif isinstance(cmd, CancelOrder):
             self.venue.cancel(cmd, ts)
@@ -287,15 +306,29 @@ class PaperVenue:
                 faults.awaiting.setdefault(cmd.client_order_id, wall)  # owed an answer
         return len(fresh)
 
+    def reports_after(self, reports_seen: int) -> list[OrderEvent]:
+        """The reports after the first ``reports_seen`` (the driver's cursor)."""
+        if reports_seen < self.report_base:
+            raise InvariantError(
+                f"the driver asks for reports from {reports_seen}; the paper broker holds them "
+                f"from {self.report_base} on (those before were behind its cursor)")
+        self._seen = reports_seen
+        return self.reports[reports_seen - self.report_base:]
+
+    @property
+    def reports_total(self) -> int:
+        """Reports made so far (the kept ones and those before)."""
+        return self.report_base + len(self.reports)
+
     def drain(self, reports_seen: int) -> list[OrderEvent] | None:
         """At the end of the data: the next reports still to come, or None."""
-        if reports_seen < len(self.reports):
-            return self.reports[reports_seen:]
+        if reports_seen < self.reports_total:
+            return self.reports_after(reports_seen)
         report_ts = self._peek(None)
         if report_ts is None:
             return None
         self._pop(report_ts)
-        return self.reports[reports_seen:]
+        return self.reports_after(reports_seen)
 
     def reports_due(self, reports_seen: int) -> list[OrderEvent]:
         """Real time: the reports after the first ``reports_seen``, with every report due by
@@ -304,12 +337,12 @@ class PaperVenue:
         if self.faults.reconcile_due():
             self.request_reconcile()
         if self.faults.stalled():  # the stream holds what the venue did meanwhile
-            return self.reports[reports_seen:]
+            return self.reports_after(reports_seen)
         self.faults.awaiting.clear()  # it flows again: what was owed comes now, in order
         limit = self.venue.now_ns + 1  # what the venue does at its present instant, too
         while (report_ts := self._peek(limit)) is not None:
             self._pop(report_ts)
-        return self.reports[reports_seen:]
+        return self.reports_after(reports_seen)
 
     def _storm(self) -> None:
         """The storm's reports since the last look: each about an order id this session never
@@ -354,12 +387,29 @@ class PaperVenue:
         self.journal.append(record)
 
     def commit(self) -> None:
-        """Commit (the position reached included); a snapshot when one is due."""
+        """Commit (the position reached included); a snapshot when one is due, after the
+        reports and keys no retry or restart asks for again went (module docstring)."""
         self.journal.flush()
         if self.journal.due():
+            self._trim()
             self.journal.snapshot(pickle.dumps(
-                (self.venue, self.reports, self.sent, self.submitted, self.replies.state()),
-                protocol=pickle.HIGHEST_PROTOCOL))
+                (self.venue, self.reports, self.report_base, self.sent, self.sent_orders,
+                 self.submitted_count, self.replies.state()), protocol=pickle.HIGHEST_PROTOCOL))
+
+    def _trim(self) -> None:
+        """Drop the reports behind the driver's cursor but the latest :data:`KEEP_REPORTS`,
+        and, once an hour of the venue's clock, the dedupe keys of commands sent longer than
+        a day before."""
+        floor = min(self._seen, self.reports_total - KEEP_REPORTS)
+        if floor - self.report_base >= KEEP_REPORTS:
+            self.reports = self.reports[floor - self.report_base:]
+            self.report_base = floor
+        now = self.venue.now_ns
+        if now >= self._sweep_ns:
+            self._sweep_ns = next_sweep(now)
+            cutoff = self._sweep_ns - SWEEP_NS - DEFAULT_RETIRE_AFTER_NS
+            self.sent = {k: ts for k, ts in self.sent.items() if ts > cutoff}
+            self.sent_orders = [s for s in self.sent_orders if s[0] > cutoff]
 
     # --- views -----------------------------------------------------------------------------
     def view(self) -> dict[str, Any]:
@@ -391,8 +441,8 @@ class PaperVenue:
 
     def state_hash(self) -> str:
         return state_hash({
-            "market": self.market_count, "reports": len(self.reports),
-            "submitted": self.submitted, "positions": self.venue.positions(),
+            "market": self.market_count, "reports": self.reports_total,
+            "submitted": self.submitted_count, "positions": self.venue.positions(),
             "open_orders": [o.client_order_id for o in self.venue.open_orders()],
             "fills": [f.fill_id for f in self.venue.fills_since(-1)],
             "venue_now": self.venue.now_ns,
@@ -400,3 +450,9 @@ class PaperVenue:
 
     def fills(self) -> list[OrderFilled]:
         return self.venue.fills_since(-1)
+
+    @property
+    def submitted(self) -> list[str]:
+        """The ids of the orders sent in the last day of the venue's clock, in order (each
+        once, unless a retried call sent one twice)."""
+        return [cid for _, cid in self.sent_orders]

@@ -56,6 +56,7 @@ from runtime.messages import (
     SubmitOrder,
     TimeInForce,
 )
+from runtime.retirement import DEFAULT_RETIRE_AFTER_NS, SWEEP_NS, next_sweep
 from runtime.values import from_fixed
 from runtime.venue import VenueOrder
 
@@ -99,7 +100,10 @@ class SimulatedVenue:
         self._timeline = Timeline(latency_model)
         self._outbox = Outbox(latency_model)
         self._orders: dict[str, SimOrder] = {}
-        self._seen_ids: set[str] = set()
+        #: ids submitted (a second submit of one is refused as a duplicate) -> when; those
+        #: of closed orders leave a day after (venue time, swept hourly on a submit)
+        self._seen_ids: dict[str, int] = {}
+        self._sweep_ns = 0
         self._positions: dict[str, int] = {}
         self._fill_log: list[OrderFilled] = []
         self._now = 0
@@ -267,7 +271,9 @@ class SimulatedVenue:
                               "FOK): a GTC order would end with the day")
         else:
             refusal = check_submit(command, instrument, ts)
-        self._seen_ids.add(command.client_order_id)
+        self._seen_ids[command.client_order_id] = ts
+        if ts >= self._sweep_ns:
+            self._forget_ids(ts)
         if refusal is not None or instrument is None:
             self._reject(command, refusal, ts)
             return
@@ -366,6 +372,15 @@ class SimulatedVenue:
             instrument_id=command.instrument_id,
             reason=reason,
         )
+
+    def _forget_ids(self, ts: int) -> None:
+        """Forget the ids of orders submitted a day before the hour ``ts`` is in and closed
+        since: a retried submit comes within seconds, and ids are never reused."""
+        self._sweep_ns = next_sweep(ts)
+        cutoff = self._sweep_ns - SWEEP_NS - DEFAULT_RETIRE_AFTER_NS
+        orders = self._orders
+        self._seen_ids = {cid: at for cid, at in self._seen_ids.items()
+                          if at > cutoff or cid in orders}
 
     def _close(self, order: SimOrder) -> None:
         order.closed = True
