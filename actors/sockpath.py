@@ -66,10 +66,11 @@ from actors.step import (
     route,
 )
 
-__all__ = ["HotServer", "SocketPath"]
+__all__ = ["BOOK", "GATEWAY", "RISK", "STRATEGY", "HotServer", "SocketPath", "answer_of",
+           "chain_frame", "link_frame"]
 
 _HEAD = struct.Struct("!BI")  # kind, payload length
-#: a frame's kind: arguments or an answer; a step's error; a link (the feed's); a chain's step
+#: a frame's kind: an answer (to the feed); a step's error; a link (the feed's); a chain's step
 _OK, _ERROR, _LINK, _CHAIN = 0, 1, 2, 3
 _ARGS = struct.Struct("!I")  # each argument's length, before it
 _TICKET = struct.Struct("!Q")
@@ -84,13 +85,14 @@ BOOK, STRATEGY, RISK, GATEWAY = "book", "strategy", "risk", "gateway"
 
 class HotServer:
     """An actor's side: a listening socket and a thread per connection, each calling
-    ``step(*args)`` (the actor's locked ``hot_step``) for every frame it reads.
+    ``step(*args)`` (the actor's locked ``hot_step``) for every chain's frame it reads.
 
-    Linked (a link frame from the feed: its role, its place among the book actors, how many
-    book actors there are, the next actor's address), it takes its arguments from a chain's
-    frame and passes the frame with its answer on to the next actor, or, the chain's last
-    (no next address), writes its answer to the feed. Unlinked, it answers each frame's
-    arguments on the connection the frame came from."""
+    The feed links it (:func:`link_frame`: its role, its place among the book actors, how many
+    book actors there are, the next actor's address); then it takes its arguments from each
+    chain's frame (:func:`chain_frame`) and passes the frame with its answer appended on to the
+    next actor, or, the chain's last (no next address), writes its answer to the feed, after
+    the frame's ticket. A step's error goes to the feed. Until it is linked (and once the
+    feed's connection ends) it passes over the chain's frames."""
 
     def __init__(self, step: Callable[..., bytes], label: str) -> None:
         self.step = step
@@ -131,37 +133,31 @@ class HotServer:
                 except (OSError, EOFError):
                     self._unlink(conn)
                     return  # the feed (or the actor before this one) closed or died
-                args = _unpack_args(body)
+                if kind != _CHAIN:
+                    self._unlink(conn)
+                    return  # out of step: only the feed links, only a chain steps
                 role = self.role
-                if kind == _CHAIN and not role:
+                if not role:
                     continue  # a step of a chain the feed has taken down: it runs it again
+                args = _unpack_args(body)
                 try:
-                    out = self.step(*(_arguments(role, self.place, self.books, args)
-                                      if kind == _CHAIN else args))
+                    out = self.step(*_arguments(role, self.place, self.books, args))
                 except Exception as exc:  # the step's own error: the feed raises it
-                    error = f"{type(exc).__name__}: {exc}".encode()[:4000]
-                    if not self._answer(_ERROR, error, conn, kind):
-                        return
+                    self._to_feed(_ERROR, f"{type(exc).__name__}: {exc}".encode()[:4000])
                     continue
                 after = self.next
-                if kind != _CHAIN or after is None:  # a plain call, or the chain's end
-                    if not self._answer(_OK, args[0] + out if kind == _CHAIN else out, conn,
-                                        kind):
-                        return
+                if after is None:  # the chain's end
+                    self._to_feed(_OK, args[0] + out)
                     continue
                 with contextlib.suppress(OSError):  # the next actor gone: the feed sees it
                     after.sendall(_pack_args([*args, out], _CHAIN))
 
-    def _answer(self, kind: int, payload: bytes, conn: socket.socket, frame: int) -> bool:
-        """``payload`` to the feed (a chain's ``frame``) or back on ``conn`` (a plain call's);
-        False if ``conn`` is gone."""
-        target = (self.feed or conn) if frame == _CHAIN else conn
-        try:
-            with self._send_lock:
-                target.sendall(_HEAD.pack(kind, len(payload)) + payload)
-        except OSError:
-            return target is not conn
-        return True
+    def _to_feed(self, kind: int, payload: bytes) -> None:
+        feed = self.feed
+        if feed is None:
+            return  # the feed took the chain down: it runs the step again
+        with contextlib.suppress(OSError), self._send_lock:  # the feed gone: so is the chain
+            feed.sendall(_HEAD.pack(kind, len(payload)) + payload)
 
     def _link(self, conn: socket.socket, body: bytes) -> None:
         """The feed's link over ``conn``: this actor's role and place in the chain and the
@@ -192,6 +188,26 @@ class HotServer:
             old, self.next, self.feed, self.role = self.next, None, None, ""
         if old is not None:
             old.close()
+
+
+def link_frame(role: str, address: str, place: int, books: int) -> bytes:
+    """The feed's link of an actor (:class:`HotServer`): its ``role``, the ``address`` of the
+    next actor (empty: it answers the feed), its ``place`` among the ``books`` book actors."""
+    link = msgspec.msgpack.encode((role, address, place, books))
+    return _HEAD.pack(_LINK, len(link)) + link
+
+
+def chain_frame(ticket: int, args: list[bytes]) -> bytes:
+    """A step into the chain: the input and the books' parts (see :data:`BOOK`)."""
+    return _pack_args([_TICKET.pack(ticket), *args], _CHAIN)
+
+
+def answer_of(ticket: int, body: bytes) -> bytes | None:
+    """The chain's answer in a result's ``body`` if it answers ``ticket``, else None (an
+    earlier attempt's)."""
+    if body[:_TICKET.size] == _TICKET.pack(ticket):
+        return body[_TICKET.size:]
+    return None
 
 
 def _arguments(role: str, place: int, books: int, args: list[bytes]) -> list[bytes]:
@@ -280,8 +296,7 @@ class SocketPath:
             return False
         self.ticket += 1
         try:
-            next(iter(self.conns.values())).sendall(
-                _pack_args([_TICKET.pack(self.ticket), data, *parts], _CHAIN))
+            next(iter(self.conns.values())).sendall(chain_frame(self.ticket, [data, *parts]))
         except OSError:
             return False
         return True
@@ -300,9 +315,9 @@ class SocketPath:
                     body = _call_result(conn)
                     if conn is not gateway:
                         raise _Broken("an actor wrote the feed out of turn")
-                    if body[:_TICKET.size] == _TICKET.pack(self.ticket):
-                        return body[_TICKET.size:]
-                    # else an earlier attempt's result, finished after the feed gave it up
+                    answer = answer_of(self.ticket, body)
+                    if answer is not None:  # else an earlier attempt's, which the feed gave up
+                        return answer
 
     async def _connect(self) -> None:
         import ray
@@ -339,8 +354,7 @@ class SocketPath:
         try:
             for k, (conn, role, address) in enumerate(zip(self.conns.values(), roles, after,
                                                           strict=True)):
-                link = msgspec.msgpack.encode((role, address, k, len(self.books)))
-                conn.sendall(_HEAD.pack(_LINK, len(link)) + link)
+                conn.sendall(link_frame(role, address, k, len(self.books)))
             for conn in self.conns.values():
                 _call_result(conn)
         except (OSError, EOFError, HotStepError):
