@@ -238,6 +238,7 @@ class SocketPath:
         self.conns: dict[str, socket.socket] | None = None
         self.linked = False  # every actor acknowledged its link
         self.ticket = 0  # the latest attempt at a step written to the chain
+        self.selector: selectors.BaseSelector | None = None  # over conns: what the feed awaits
         #: (input, the books' parts, written to the chain)
         self.inflight: deque[tuple[bytes, list[bytes], bool]] = deque()
         self.connections = 0  # connections made (1 + after failures)
@@ -284,6 +285,9 @@ class SocketPath:
 
     def close(self) -> None:
         conns, self.conns, self.linked = self.conns, None, False
+        if self.selector is not None:
+            self.selector.close()
+            self.selector = None
         for conn in (conns or {}).values():
             with contextlib.suppress(OSError):
                 conn.close()
@@ -304,20 +308,17 @@ class SocketPath:
     def _finish(self) -> bytes:
         """The step's result from the gateway, watching every actor's connection meanwhile:
         one that ends is an actor gone; a step's error comes from the actor that raised."""
-        assert self.conns is not None
+        assert self.conns is not None and self.selector is not None
         gateway = self.conns["\0gateway"]
-        with selectors.DefaultSelector() as sel:
-            for conn in self.conns.values():
-                sel.register(conn, selectors.EVENT_READ, conn)
-            while True:
-                for key, _ in sel.select():
-                    conn = key.data
-                    body = _call_result(conn)
-                    if conn is not gateway:
-                        raise _Broken("an actor wrote the feed out of turn")
-                    answer = answer_of(self.ticket, body)
-                    if answer is not None:  # else an earlier attempt's, which the feed gave up
-                        return answer
+        while True:
+            for key, _ in self.selector.select():
+                conn = key.data
+                body = _call_result(conn)
+                if conn is not gateway:
+                    raise _Broken("an actor wrote the feed out of turn")
+                answer = answer_of(self.ticket, body)
+                if answer is not None:  # else an earlier attempt's, which the feed gave up
+                    return answer
 
     async def _connect(self) -> None:
         import ray
@@ -341,6 +342,9 @@ class SocketPath:
                 conn.close()
             raise
         self.conns = conns
+        self.selector = selectors.DefaultSelector()
+        for conn in conns.values():
+            self.selector.register(conn, selectors.EVENT_READ, conn)
         self.connections += 1
         self.linked = self._link([address for _, address in listening])
         self.warmup_s.append(self._warm())
