@@ -2,7 +2,9 @@
 through the book actors, the strategies and risk to the gateway and back.
 
 * ``sockets`` (:class:`actors.sockpath.SocketPath`): each actor serves its ``hot_step`` on a
-  UNIX socket of the node; nothing polls and an idle session costs no CPU. One node only.
+  UNIX socket of the node and hands the step, its answer appended, straight to the next actor
+  of the chain (the gateway back to the feed): 5 hand-offs a step with one book actor and one
+  strategy; nothing polls and an idle session costs no CPU. One node only.
 * ``calls`` (:class:`CallPath`): each stage is a Ray actor call carrying the step's bytes
   (the book actors in parallel, each its instrument's part of the step, then the strategies
   in parallel, then risk, then the gateway): it works across nodes, at the cost of four actor

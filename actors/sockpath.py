@@ -1,32 +1,40 @@
-"""The step over the node's UNIX sockets: feed → books → strategies → risk → gateway.
+"""The step over the node's UNIX sockets, as a chain: feed → books → strategies → risk →
+gateway → feed.
 
 One carrier of the step protocol (:mod:`actors.step`, :mod:`actors.carriers`): the same
 :class:`~actors.step.HotInput`, the same ``hot_step`` of each actor, the same result as the
 calls carrier, over the node's sockets instead of Ray calls. Each actor serves its ``hot_step``
-on a socket of its own from a thread that sleeps in ``recv`` until the feed writes a step:
-nothing polls, an idle session costs no CPU, and a handoff is a kernel wake-up (tens of µs when
-a core is free).
+on a socket of its own from threads that sleep in ``recv`` until a step comes: nothing polls,
+an idle session costs no CPU, and a hand-off is a kernel wake-up (tens of µs when a core is
+free).
 
-Each step the feed (the driver) writes each book actor its part of the input
-(``actors.step.route``), reads their views,
-writes the input and the views to every strategy, reads their answers, writes the input, the
-views and the answers to risk, reads risk's outputs, writes the input, risk's outputs and the
-answers to the gateway and reads the step's result: each stage journals before it answers, so
-a restarted actor comes back from its journal and a step executed twice (after a crash)
-changes nothing.
+The feed links the actors into a chain once it has connected (a link frame to each: its role
+in the chain and the address of the next actor, which it connects to): the book actors (one
+after another), the strategies (one after another), risk, the gateway. Each step the feed
+writes the input and each book actor's part of it (``actors.step.route``) to the first actor;
+each actor takes its arguments from the frame (a book actor its part; a strategy the input and
+the books' views; risk those and the strategies' answers; the gateway the input, risk's
+outputs and the answers), runs its ``hot_step`` and passes the frame with its answer appended
+straight to the next actor; the gateway writes the step's result back to the feed. One book
+and one strategy make 5 hand-offs a step (the feed's round trips to each stage made 8). Each
+stage journals before it answers, so a restarted actor comes back from its journal and a step
+executed twice (after a crash) changes nothing (``actors.step.Replies``).
 
 The sockets live in Linux's abstract namespace (no file to clean up; gone with the process)
 under a random name that the actor hands to the feed through Ray (:meth:`Child.hot_listen`), and
 an actor serves only a peer of its own user (``SO_PEERCRED``). They are local to the node: all
 of the hot path's actors must run on the feed's node, which is checked.
 
-Failures: a dead actor's socket ends (EOF or a reset) and so does the feed's read; the feed
-waits until every actor answers a ping again (by name: its supervisor starts a new one, which
-restores from its journal), connects anew (a restarted actor listens on a new name) and
-executes the same step again from the start.
-An actor that hangs in a step holds its lock and misses its heartbeats: the supervisor restarts
-it, which ends its socket. An error raised by a step itself is not a transport failure: it ends
-the session's feed with that error, as a failed call would.
+Failures: the feed keeps its own connection to every actor of the chain (the one it linked it
+over) and, while a step is under way, waits on all of them: a dead actor's connection ends (EOF
+or a reset), and the feed waits until every actor answers a ping again (by name: its supervisor
+starts a new one, which restores from its journal), connects and links anew (a restarted actor
+listens on a new name) and executes the same step again from the start. The actors after a dead
+one see their upstream connection end and drop it; an actor whose feed connection ends drops
+its link. An actor that hangs in a step holds its lock and misses its heartbeats: the
+supervisor restarts it, which ends its socket. An error raised by a step itself is not a
+transport failure: the actor writes it to the feed, which ends the session's feed with that
+error, as a failed call would.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import selectors
 import socket
 import struct
 import threading
@@ -42,6 +51,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
+
+import msgspec
 
 from actors.carriers import WARM_STEPS
 from actors.step import (
@@ -55,17 +66,33 @@ from actors.step import (
     route,
 )
 
-__all__ = ["HotServer", "SocketPath"]
+__all__ = ["BOOK", "GATEWAY", "RISK", "STRATEGY", "HotServer", "SocketPath", "answer_of",
+           "chain_frame", "link_frame"]
 
-_HEAD = struct.Struct("!BI")  # kind (0: a result, 1: the step's error), payload length
-_OK, _ERROR = 0, 1
+_HEAD = struct.Struct("!BI")  # kind, payload length
+#: a frame's kind: an answer (to the feed); a step's error; a link (the feed's); a chain's step
+_OK, _ERROR, _LINK, _CHAIN = 0, 1, 2, 3
 _ARGS = struct.Struct("!I")  # each argument's length, before it
+_TICKET = struct.Struct("!Q")
 MAX_FRAME = 1 << 30
+_LINKS = msgspec.msgpack.Decoder(tuple[str, str, int, int])
+
+#: roles in the chain (a link's): what each takes from a chain's frame ``[ticket, input, *the
+#: books' parts, *the books' views, *the strategies' answers, risk's outputs]`` (the ticket:
+#: the feed's number of this attempt at the step, which the gateway's result starts with)
+BOOK, STRATEGY, RISK, GATEWAY = "book", "strategy", "risk", "gateway"
 
 
 class HotServer:
     """An actor's side: a listening socket and a thread per connection, each calling
-    ``step(*args)`` (the actor's locked ``hot_step``) for every frame it reads."""
+    ``step(*args)`` (the actor's locked ``hot_step``) for every chain's frame it reads.
+
+    The feed links it (:func:`link_frame`: its role, its place among the book actors, how many
+    book actors there are, the next actor's address); then it takes its arguments from each
+    chain's frame (:func:`chain_frame`) and passes the frame with its answer appended on to the
+    next actor, or, the chain's last (no next address), writes its answer to the feed, after
+    the frame's ticket. A step's error goes to the feed. Until it is linked (and once the
+    feed's connection ends) it passes over the chain's frames."""
 
     def __init__(self, step: Callable[..., bytes], label: str) -> None:
         self.step = step
@@ -73,6 +100,11 @@ class HotServer:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(self.address)
         self.sock.listen(8)
+        self.feed: socket.socket | None = None  # the connection the latest link came over
+        self.next: socket.socket | None = None  # the next actor of the chain; None: the feed
+        self.role, self.place, self.books = "", 0, 0
+        self._link_lock = threading.Lock()
+        self._send_lock = threading.Lock()  # whole frames to the feed's connection
         threading.Thread(target=self._accept, daemon=True, name="hot-accept").start()
 
     def _accept(self) -> None:
@@ -94,23 +126,106 @@ class HotServer:
         with conn:
             while True:
                 try:
-                    args = _unpack_args(_read_frame(conn)[1])
+                    kind, body = _read_frame(conn)
+                    if kind == _LINK:
+                        self._link(conn, body)
+                        continue
                 except (OSError, EOFError):
-                    return  # the feed closed or died
+                    self._unlink(conn)
+                    return  # the feed (or the actor before this one) closed or died
+                if kind != _CHAIN:
+                    self._unlink(conn)
+                    return  # out of step: only the feed links, only a chain steps
+                role = self.role
+                if not role:
+                    continue  # a step of a chain the feed has taken down: it runs it again
+                args = _unpack_args(body)
                 try:
-                    kind, out = _OK, self.step(*args)
+                    out = self.step(*_arguments(role, self.place, self.books, args))
                 except Exception as exc:  # the step's own error: the feed raises it
-                    kind, out = _ERROR, f"{type(exc).__name__}: {exc}".encode()[:4000]
-                try:
-                    conn.sendall(_HEAD.pack(kind, len(out)) + out)
-                except OSError:
-                    return
+                    self._to_feed(_ERROR, f"{type(exc).__name__}: {exc}".encode()[:4000])
+                    continue
+                after = self.next
+                if after is None:  # the chain's end
+                    self._to_feed(_OK, args[0] + out)
+                    continue
+                with contextlib.suppress(OSError):  # the next actor gone: the feed sees it
+                    after.sendall(_pack_args([*args, out], _CHAIN))
+
+    def _to_feed(self, kind: int, payload: bytes) -> None:
+        feed = self.feed
+        if feed is None:
+            return  # the feed took the chain down: it runs the step again
+        with contextlib.suppress(OSError), self._send_lock:  # the feed gone: so is the chain
+            feed.sendall(_HEAD.pack(kind, len(payload)) + payload)
+
+    def _link(self, conn: socket.socket, body: bytes) -> None:
+        """The feed's link over ``conn``: this actor's role and place in the chain and the
+        next actor's address (empty: the last, it answers the feed); acknowledged."""
+        role, address, place, books = _LINKS.decode(body)
+        after = None
+        if address:
+            after = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                after.connect(address)
+            except OSError:
+                after.close()
+                raise
+        with self._link_lock:
+            old, self.next, self.feed = self.next, after, conn
+            self.role, self.place, self.books = role, place, books
+        if old is not None:
+            old.close()
+        with self._send_lock:
+            conn.sendall(_HEAD.pack(_OK, 0))
+
+    def _unlink(self, conn: socket.socket) -> None:
+        """``conn`` ended: if the feed linked over it, the link goes (the actors after this
+        one see their connection end)."""
+        with self._link_lock:
+            if self.feed is not conn:
+                return
+            old, self.next, self.feed, self.role = self.next, None, None, ""
+        if old is not None:
+            old.close()
+
+
+def link_frame(role: str, address: str, place: int, books: int) -> bytes:
+    """The feed's link of an actor (:class:`HotServer`): its ``role``, the ``address`` of the
+    next actor (empty: it answers the feed), its ``place`` among the ``books`` book actors."""
+    link = msgspec.msgpack.encode((role, address, place, books))
+    return _HEAD.pack(_LINK, len(link)) + link
+
+
+def chain_frame(ticket: int, args: list[bytes]) -> bytes:
+    """A step into the chain: the input and the books' parts (see :data:`BOOK`)."""
+    return _pack_args([_TICKET.pack(ticket), *args], _CHAIN)
+
+
+def answer_of(ticket: int, body: bytes) -> bytes | None:
+    """The chain's answer in a result's ``body`` if it answers ``ticket``, else None (an
+    earlier attempt's)."""
+    if body[:_TICKET.size] == _TICKET.pack(ticket):
+        return body[_TICKET.size:]
+    return None
+
+
+def _arguments(role: str, place: int, books: int, args: list[bytes]) -> list[bytes]:
+    """A linked actor's ``hot_step`` arguments from a chain's frame (see :data:`BOOK`)."""
+    if role == BOOK:
+        return [args[2 + place]]
+    data, views = args[1], join_views(args[2 + books:2 + 2 * books])
+    if role == STRATEGY:
+        return [data, views]
+    if role == RISK:
+        return [data, views, *args[2 + 2 * books:]]
+    return [data, args[-1], *args[2 + 2 * books:-1]]  # the gateway
 
 
 class SocketPath:
     """The driver's side (an :class:`actors.carriers.Carrier`): :meth:`submit` writes a step
-    to the book actors, :meth:`collect` runs it through the strategies, risk and the gateway
-    and returns its result; one step in flight at a time."""
+    to the first actor of the chain, :meth:`collect` waits for its result from the gateway;
+    one step in flight at a time."""
 
     transport = "sockets"
 
@@ -118,9 +233,13 @@ class SocketPath:
                  books: dict[str, Any], restart_timeout_s: float = 60.0) -> None:
         self.hosts, self.risk, self.gateway, self.books = hosts, risk, gateway, books
         self.restart_timeout_s = restart_timeout_s
-        #: per actor: ``\0book:<instrument>``, the hosts' ids, ``\0risk``, ``\0gateway``
+        #: per actor, in the chain's order: ``\0book:<instrument>``, the hosts' ids,
+        #: ``\0risk``, ``\0gateway``
         self.conns: dict[str, socket.socket] | None = None
-        #: (input, the books' parts, written to the books)
+        self.linked = False  # every actor acknowledged its link
+        self.ticket = 0  # the latest attempt at a step written to the chain
+        self.selector: selectors.BaseSelector | None = None  # over conns: what the feed awaits
+        #: (input, the books' parts, written to the chain)
         self.inflight: deque[tuple[bytes, list[bytes], bool]] = deque()
         self.connections = 0  # connections made (1 + after failures)
         self.failures: list[str] = []
@@ -141,7 +260,7 @@ class SocketPath:
     async def submit(self, inp: HotInput) -> None:
         data, parts = encode(inp), route(inp, list(self.books))
         await self.ready()
-        self.inflight.append((data, parts, self._start(parts)))
+        self.inflight.append((data, parts, self._start(data, parts)))
 
     async def collect(self) -> HotResult | None:
         tries = 0
@@ -150,7 +269,7 @@ class SocketPath:
             try:
                 if not started:
                     raise _Broken("the step could not be written")
-                raw = self._finish(data)
+                raw = self._finish()
             except (OSError, EOFError, _Broken) as exc:
                 tries += 1
                 why = f"an actor of the hot path is gone: {type(exc).__name__}: {exc}"[:200]
@@ -158,43 +277,48 @@ class SocketPath:
                     raise RuntimeError(f"the hot path failed {_TRIES} times on one step: "
                                        f"{'; '.join([*self.failures[-_TRIES + 1:], why])}") from exc
                 await self._recover(why)
-                self.inflight[0] = (data, parts, self._start(parts))
+                self.inflight[0] = (data, parts, self._start(data, parts))
                 continue
             self.inflight.popleft()
             return decode_result(raw)
         return None
 
     def close(self) -> None:
-        conns, self.conns = self.conns, None
+        conns, self.conns, self.linked = self.conns, None, False
+        if self.selector is not None:
+            self.selector.close()
+            self.selector = None
         for conn in (conns or {}).values():
             with contextlib.suppress(OSError):
                 conn.close()
 
     # --- internals -----------------------------------------------------------------------------
-    def _start(self, parts: list[bytes]) -> bool:
-        """Write each book actor its part of the step; False if a socket is gone."""
+    def _start(self, data: bytes, parts: list[bytes]) -> bool:
+        """Write the step to the first actor of the chain; False if it cannot go."""
         assert self.conns is not None
+        if not self.linked:
+            return False
+        self.ticket += 1
         try:
-            for instrument, part in zip(self.books, parts, strict=True):
-                self.conns[f"\0book:{instrument}"].sendall(_pack_args([part]))
+            next(iter(self.conns.values())).sendall(chain_frame(self.ticket, [data, *parts]))
         except OSError:
             return False
         return True
 
-    def _finish(self, data: bytes) -> bytes:
-        assert self.conns is not None
-        conns = self.conns
-        views = join_views([_call_result(conns[f"\0book:{i}"]) for i in self.books])
-        frame = _pack_args([data, views])
-        for sid in self.hosts:
-            conns[sid].sendall(frame)
-        answers = [_call_result(conns[sid]) for sid in self.hosts]
-        risk = conns["\0risk"]
-        risk.sendall(_pack_args([data, views, *answers]))
-        out = _call_result(risk)
+    def _finish(self) -> bytes:
+        """The step's result from the gateway, watching every actor's connection meanwhile:
+        one that ends is an actor gone; a step's error comes from the actor that raised."""
+        assert self.conns is not None and self.selector is not None
         gateway = self.conns["\0gateway"]
-        gateway.sendall(_pack_args([data, out, *answers]))
-        return _call_result(gateway)
+        while True:
+            for key, _ in self.selector.select():
+                conn = key.data
+                body = _call_result(conn)
+                if conn is not gateway:
+                    raise _Broken("an actor wrote the feed out of turn")
+                answer = answer_of(self.ticket, body)
+                if answer is not None:  # else an earlier attempt's, which the feed gave up
+                    return answer
 
     async def _connect(self) -> None:
         import ray
@@ -218,19 +342,39 @@ class SocketPath:
                 conn.close()
             raise
         self.conns = conns
+        self.selector = selectors.DefaultSelector()
+        for conn in conns.values():
+            self.selector.register(conn, selectors.EVENT_READ, conn)
         self.connections += 1
+        self.linked = self._link([address for _, address in listening])
         self.warmup_s.append(self._warm())
+
+    def _link(self, addresses: list[str]) -> bool:
+        """Link each actor to the next (the gateway to the feed); False if one is gone (the
+        first step fails and recovers)."""
+        assert self.conns is not None
+        roles = [*[BOOK] * len(self.books), *[STRATEGY] * len(self.hosts), RISK, GATEWAY]
+        after = [*addresses[1:], ""]
+        try:
+            for k, (conn, role, address) in enumerate(zip(self.conns.values(), roles, after,
+                                                          strict=True)):
+                conn.sendall(link_frame(role, address, k, len(self.books)))
+            for conn in self.conns.values():
+                _call_result(conn)
+        except (OSError, EOFError, HotStepError):
+            return False
+        return True
 
     def _warm(self) -> float:
         """A few no-op steps (every actor answers at once, taking nothing): the first
         steps after connecting run the actors' serving threads and the decoders cold."""
         start = time.perf_counter()
         for _ in range(WARM_STEPS):
-            if not self._start([BOOK_PING] * len(self.books)):
+            if not self._start(PING, [BOOK_PING] * len(self.books)):
                 break
             try:
-                self._finish(PING)
-            except (OSError, EOFError):
+                self._finish()
+            except (OSError, EOFError, _Broken):
                 break  # an actor died: the first step fails and recovers
         return time.perf_counter() - start
 
@@ -289,9 +433,9 @@ def _read_frame(conn: socket.socket) -> tuple[int, bytes]:
     return kind, _read_exact(conn, size)
 
 
-def _pack_args(args: list[bytes]) -> bytes:
+def _pack_args(args: list[bytes], kind: int = _OK) -> bytes:
     body = b"".join(_ARGS.pack(len(a)) + a for a in args)
-    return _HEAD.pack(_OK, len(body)) + body
+    return _HEAD.pack(kind, len(body)) + body
 
 
 def _unpack_args(body: bytes) -> list[bytes]:

@@ -130,32 +130,34 @@ def bench_books(events: int, batch: int, inflight: int, folder: Path,
 
 def _books_over_sockets(books: list[Any], instruments: list[str], steps: list[Any],
                         inflight: int) -> tuple[float, int]:
-    """The sockets carrier's book stage (``actors.sockpath``): each book actor's part of each
-    step written to its socket, at most ``inflight`` unanswered per book; (seconds, the views
-    of the last answers)."""
+    """The sockets carrier's book stage (``actors.sockpath``): each book actor linked as a
+    chain of its own that answers the feed, its part of each step written to its socket, at
+    most ``inflight`` unanswered per book; (seconds, the views of the last answers)."""
     import socket
 
     import ray
 
-    from actors.sockpath import _call_result, _pack_args
+    from actors.sockpath import BOOK, _call_result, chain_frame, link_frame
     from actors.step import decode_views, route
 
     conns = []
     for _, address in ray.get([b.hot_listen.remote() for b in books]):
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.connect(address)
+        conn.sendall(link_frame(BOOK, "", 0, 1))
+        _call_result(conn)
         conns.append(conn)
     start = time.perf_counter()
     unanswered = 0
-    for step in steps:
+    for ticket, step in enumerate(steps):
         for conn, part in zip(conns, route(step, instruments), strict=True):
-            conn.sendall(_pack_args([part]))
+            conn.sendall(chain_frame(ticket, [b"", part]))
         unanswered += 1
         if unanswered > inflight:
             for conn in conns:
                 _call_result(conn)
             unanswered -= 1
-    last = [_call_result(conn) for _ in range(unanswered) for conn in conns]
+    last = [_call_result(conn)[8:] for _ in range(unanswered) for conn in conns]
     elapsed = time.perf_counter() - start
     for conn in conns:
         conn.close()

@@ -20,6 +20,10 @@ from actors.carriers import CallPath, open_carrier
 from actors.sockpath import (
     _HEAD,
     _TRIES,
+    BOOK,
+    GATEWAY,
+    RISK,
+    STRATEGY,
     HotServer,
     HotStepError,
     SocketPath,
@@ -27,6 +31,9 @@ from actors.sockpath import (
     _pack_args,
     _read_frame,
     _unpack_args,
+    answer_of,
+    chain_frame,
+    link_frame,
 )
 from actors.step import HotAnswer, HotInput, encode, encode_result, encode_views, views_of
 
@@ -44,26 +51,84 @@ def test_arguments_round_trip_through_a_frame() -> None:
     assert kind == 0 and _unpack_args(body) == args
 
 
-def test_a_server_answers_each_frame_with_its_step_and_reports_a_steps_error() -> None:
+def _linked(server: HotServer, role: str = BOOK, address: str = "", place: int = 0,
+            books: int = 1) -> socket.socket:
+    """A connection that linked ``server`` into a chain (as the feed does)."""
+    conn = _connect(server)
+    conn.sendall(link_frame(role, address, place, books))
+    assert _call_result(conn) == b""  # acknowledged
+    return conn
+
+
+def test_a_linked_server_answers_each_step_to_the_feed_and_reports_a_steps_error() -> None:
     seen: list[tuple[bytes, ...]] = []
 
     def step(*args: bytes) -> bytes:
         seen.append(args)
         if args[0] == b"boom":
             raise ValueError("a bad step")
-        return b"|".join(args)
+        return args[0] + b"!"
 
     server = HotServer(step, "t")
     assert server.address.startswith("\0tradewind-hot-t-")  # abstract: no file left behind
-    with _connect(server) as conn:
-        conn.sendall(_pack_args([b"a", b"b"]))
-        assert _call_result(conn) == b"a|b"
-        conn.sendall(_pack_args([b"boom"]))
+    with _linked(server) as conn:  # a book actor, the chain's end: its part, answered
+        conn.sendall(chain_frame(1, [b"input", b"a"]))
+        assert answer_of(1, _call_result(conn)) == b"a!"
+        conn.sendall(chain_frame(2, [b"input", b"boom"]))
         with pytest.raises(HotStepError, match="ValueError: a bad step"):
             _call_result(conn)
-        conn.sendall(_pack_args([b"c"]))  # the connection still serves after a step's error
-        assert _call_result(conn) == b"c"
-    assert seen == [(b"a", b"b"), (b"boom",), (b"c",)]
+        conn.sendall(chain_frame(3, [b"input", b"c"]))  # it still serves after an error
+        body = _call_result(conn)
+        assert answer_of(2, body) is None and answer_of(3, body) == b"c!"
+    assert seen == [(b"a",), (b"boom",), (b"c",)]
+
+
+def test_each_actor_of_a_chain_passes_the_step_on_to_the_next() -> None:
+    """feed → book → strategy → risk → gateway → feed: each takes its arguments from the frame
+    (a book its part; a strategy the input and the books' views; risk those and the answers;
+    the gateway the input, risk's outputs and the answers), and only the gateway writes back."""
+    seen: list[tuple[str, tuple[bytes, ...]]] = []
+
+    def stage(name: str) -> Any:
+        def step(*args: bytes) -> bytes:
+            seen.append((name, args))
+            return name.encode()
+        return step
+
+    names = ["book", "strategy", "risk", "gateway"]
+    servers = [HotServer(stage(n), n) for n in names]
+    after = [*(s.address for s in servers[1:]), ""]
+    conns = [_linked(s, role, address, 0, 1) for s, role, address
+             in zip(servers, [BOOK, STRATEGY, RISK, GATEWAY], after, strict=True)]
+    try:
+        conns[0].sendall(chain_frame(7, [b"input", b"part"]))
+        assert answer_of(7, _call_result(conns[3])) == b"gateway"
+        views = encode([b"book"])  # actors.step.join_views of the one book's answer
+        assert seen == [("book", (b"part",)), ("strategy", (b"input", views)),
+                        ("risk", (b"input", views, b"strategy")),
+                        ("gateway", (b"input", b"risk", b"strategy"))]
+        for conn in conns[:3]:  # nothing came back on the other actors' connections
+            conn.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                conn.recv(1)
+    finally:
+        for conn in conns:
+            conn.close()
+
+
+def test_an_unlinked_server_passes_over_a_step_and_hangs_up_on_a_frame_out_of_step() -> None:
+    """A chain's frame before the link (a step of a chain the feed took down) runs nothing;
+    a frame that is neither a link nor a chain's step ends the connection."""
+    seen: list[bytes] = []
+    server = HotServer(lambda *a: seen.append(a[0]) or b"ran", "u")
+    with _connect(server) as conn:
+        conn.sendall(chain_frame(1, [b"input", b"stale"]))
+        conn.sendall(link_frame(BOOK, "", 0, 1))
+        assert _call_result(conn) == b""  # the link's answer comes first: the step passed over
+        conn.sendall(_pack_args([b"plain"]))  # not a chain's frame: out of step
+        with pytest.raises(EOFError, match="closed its socket"):
+            _call_result(conn)
+    assert seen == []
 
 
 def test_a_peer_that_goes_away_ends_the_read() -> None:
@@ -100,9 +165,9 @@ def test_a_peer_of_another_user_is_hung_up_on() -> None:
     out = subprocess.run([_SYSTEM_PYTHON, "-c", probe], capture_output=True, text=True,
                          timeout=60, user=65534, cwd="/", check=True)  # nobody
     assert out.stdout.strip() == "closed", out.stderr  # closed on, without an answer
-    with _connect(server) as conn:  # this user is still served
-        conn.sendall(_pack_args([b"mine"]))
-        assert _call_result(conn) == b"ran"
+    with _linked(server) as conn:  # this user is still served
+        conn.sendall(chain_frame(1, [b"input", b"mine"]))
+        assert answer_of(1, _call_result(conn)) == b"ran"
     assert seen == [b"mine"]
 
 
