@@ -9,8 +9,6 @@ root: elsewhere the test skips, saying so."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,25 +18,15 @@ import pytest
 
 from runtime import disk_reserve
 from tests.actors.paper_helpers import write_paper_config, write_sample
-from tests.venues.test_disk_full import _fill_up
+from tests.small_disk import fill_up, mounted_tmpfs
 
 pytestmark = pytest.mark.usefixtures("ray_local")
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (mount -t tmpfs): not root here")
-    folder = tmp_path / "var"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "var", "64m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
 def _until(check: Any, what: str, timeout_s: float = 180.0) -> Any:
@@ -77,7 +65,7 @@ def test_a_full_disk_mid_session_cancels_halts_and_resumes(small_disk: Path,
     risk, feed = session.risk, session.feed
     _until(lambda: ray.get(risk.summary.remote())["open"] > 0, "orders resting")
 
-    ballast = _fill_up(small_disk)  # full: the next write the session makes is refused
+    ballast = fill_up(small_disk)  # full: the next write the session makes is refused
     summary = _until(lambda: (s := ray.get(risk.summary.remote()))["state"] == "halted"
                      and s["open"] == 0 and s, "the halt and the cancels")
     assert summary["state_reason"].startswith("watchdog disk_full: the disk is full: ")

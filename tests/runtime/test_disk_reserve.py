@@ -1,4 +1,4 @@
-"""The disk reserve on a real small filesystem (a 2 MB tmpfs, ``tests.venues.test_disk_full``):
+"""The disk reserve on a real small filesystem (a 2 MB tmpfs, ``tests.small_disk``):
 a journal write the full disk refuses releases the reserve, leaving a note naming the journal
 and the error, and goes through in the space given back; with the reserve spent, the next
 refused write raises DiskWriteError and the journal keeps what it had; the reserve is taken back
@@ -6,6 +6,7 @@ once there is room, and refused, naming the file, while there is none."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,11 +14,15 @@ import pytest
 from runtime import disk_reserve
 from runtime.errors import DiskWriteError
 from runtime.journal import Blob, Journal
-from tests.venues.test_disk_full import _fill_up, small_fs
-
-__all__ = ["small_fs"]  # the fixture, shared
+from tests.small_disk import fill_up, mounted_tmpfs
 
 _RESERVE = 256 * 1024
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    with mounted_tmpfs(tmp_path / "small", "2m") as folder:
+        yield folder
 
 
 def _entry(i: int) -> Blob:
@@ -33,14 +38,14 @@ def test_a_full_disk_spends_the_reserve_then_refuses(small_fs: Path) -> None:
     for i in range(3):
         journal.append(_entry(i))
     journal.flush()
-    ballast = _fill_up(small_fs)
+    ballast = fill_up(small_fs)
     journal.append(_entry(3))
     journal.flush()  # the disk refused it: the reserve went, the entry is in its space
     note = disk_reserve.released(reserve)
     assert note is not None and note.startswith(f"{path}: ") and "SQLITE_FULL" in note
     assert reserve.stat().st_size < 4096
     assert not disk_reserve.release(reserve, "again")  # the first note stays
-    _fill_up(small_fs)  # what the reserve gave back, filled too
+    fill_up(small_fs)  # what the reserve gave back, filled too
     journal.append(_entry(4))
     with pytest.raises(DiskWriteError) as caught:
         journal.flush()
@@ -62,7 +67,7 @@ def test_no_reserve_no_retry(small_fs: Path) -> None:
     journal = Journal(path)
     journal.append(_entry(0))
     journal.flush()
-    _fill_up(small_fs)
+    fill_up(small_fs)
     journal.append(_entry(1))
     with pytest.raises(DiskWriteError):
         journal.flush()

@@ -5,9 +5,6 @@ survives. Mounting needs root: elsewhere these tests skip, saying so."""
 
 from __future__ import annotations
 
-import errno
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +16,7 @@ from runtime.errors import DiskWriteError
 from runtime.journal import Journal
 from runtime.messages import OrderFilled
 from runtime.values import FIXED_SCALE
+from tests.small_disk import fill_up, mounted_tmpfs
 from tests.venues.broker_helpers import FakeIbThread
 from tests.venues.sendlog_child import config, submit
 
@@ -26,34 +24,8 @@ from tests.venues.sendlog_child import config, submit
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
     """A 2 MB tmpfs, unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs needs root (mount -t tmpfs): not root here")
-    folder = tmp_path / "small"
-    folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)],
-                             capture_output=True, text=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with mounted_tmpfs(tmp_path / "small", "2m") as folder:
         yield folder
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=True)
-
-
-def _fill_up(folder: Path) -> Path:
-    """Write a ballast file until the filesystem refuses (ENOSPC)."""
-    ballast = folder / "ballast"
-    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 16, 1 << 12, 1 << 9, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return ballast
 
 
 def test_a_full_disk_refuses_the_send_and_keeps_what_was_journaled(small_fs: Path) -> None:
@@ -62,7 +34,7 @@ def test_a_full_disk_refuses_the_send_and_keeps_what_was_journaled(small_fs: Pat
     for i in range(3):
         assert log.before_send(submit(f"ok-{i}"))
         log.sent(f"ok-{i}")
-    ballast = _fill_up(small_fs)
+    ballast = fill_up(small_fs)
     with pytest.raises(DiskWriteError) as caught:
         log.before_send(submit("full-1"))
     message = str(caught.value)
@@ -99,7 +71,7 @@ def test_a_gateway_on_a_full_disk_stops_sending_and_a_restart_recovers(
             while (more := gateway.drain(seen)) is not None:
                 seen += len(more)
             gateway.commit()
-        ballast = _fill_up(small_fs)
+        ballast = fill_up(small_fs)
         with pytest.raises(DiskWriteError) as caught:
             for i in range(3, 40):  # the WAL may have room for a few more
                 gateway.send([submit(f"d-{i}")])
@@ -148,7 +120,7 @@ def test_a_session_log_that_cannot_be_written_stops_the_gateway(
         seen = 0
         while (more := gateway.drain(seen)) is not None:
             seen += len(more)
-        ballast = _fill_up(small_fs)
+        ballast = fill_up(small_fs)
         logging.getLogger("tradewind.test").warning("a line the full disk refuses")
         failure = logs.write_failure()
         assert failure is not None and "session.log.jsonl" in str(failure)
