@@ -99,11 +99,6 @@ class View(msgspec.Struct, frozen=True, kw_only=True):
         return {"positions": dict(self.positions), "open_orders": sorted(self.open_orders),
                 "fills": sorted(self.fills), "in_flight": dict(sorted(self.in_flight.items()))}
 
-    @property
-    def unvalued(self) -> int:
-        """Fills in flight whose quantity is still in ``positions``."""
-        return sum(v is None for v in self.in_flight.values())
-
     def position(self, instrument_id: str) -> int:
         return self.positions.get(instrument_id, 0)
 
