@@ -112,6 +112,9 @@ class Driver:
         # starts above every id an earlier one can have used: a step takes more than 1 ns)
         self._step_id = time.monotonic_ns()
         self._wall0 = 0.0
+        #: the data clock while the session stops (``suspend``, ``finish``): it stands still,
+        #: so no strategy timer comes due and requotes while the stop cancels and settles
+        self._stopped_at: int | None = None
         #: real time: when each instrument's data last reached the strategies and risk (wall
         #: clock, ns): the replay's stream health (``FeedActor.market_health``)
         self.heard: dict[str, int] = {}
@@ -153,6 +156,7 @@ class Driver:
     async def finish(self, *, cancel_open: bool) -> None:
         """The end of the data: every report still to come, cancels per config, the
         strategies' stop, and risk's."""
+        self._stopped_at = self.data_now()
         await self._settle()
         if cancel_open:
             await self.cancel_all()
@@ -169,7 +173,12 @@ class Driver:
         """Stopped before the end of the data (the session resumes from here): cancels per
         config, and what waits delivered — in real time every report the venue still owes
         (the fills that happened are the session's), in lockstep what comes before the next
-        message (the rest comes when it resumes, as in the backtest)."""
+        message (the rest comes when it resumes, as in the backtest). The data clock stands
+        still from here: in real time it would go on with the wall clock, and a strategy's
+        timers (a market maker requoting) would keep placing orders while the cancels settle,
+        more slowly the busier the machine (beside two CPU burners five cancel rounds did not
+        catch up, and a SIGTERM left orders resting)."""
+        self._stopped_at = self.data_now()
         if cancel_open:
             await self.cancel_all()
         await self._settle()
@@ -464,7 +473,10 @@ class Driver:
         return min(due) if due else None
 
     def _data_now(self, i: int | None) -> int:
-        """The data clock: where the wall clock is in the data (paced), or the latest data."""
+        """The data clock: where the wall clock is in the data (paced), or the latest data;
+        where it was when the session began to stop, from then on."""
+        if self._stopped_at is not None:
+            return self._stopped_at
         if self.speed is None or not self.messages:
             last = self.messages[min(self.cursor, len(self.messages)) - 1] if self.cursor else None
             return last.ts_event if last is not None else self.start_ns
