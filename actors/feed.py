@@ -304,7 +304,7 @@ class FeedActor:
         instrument = str(args["instrument"])
         self.setup.registry().get(instrument)  # an unknown instrument is a clear error
         self.driver.mute(instrument, float(args["seconds"]))
-        return {"muted": {k: v for k, v in self.driver.muted.items()}}
+        return {"muted": dict(self.driver.muted)}
 
     def _aux_status(self) -> dict[str, Any]:
         """The broker stream's auxiliary feeds (age, staleness, errors), when it polls any."""
