@@ -48,7 +48,15 @@ from runtime import disk_reserve
 from runtime.errors import DiskWriteError
 from runtime.instruments import Instrument
 from runtime.reconcile import ReconcileThresholds, Report, View, landed, reconcile
-from runtime.watchdog import BrokerGap, Health, Trip, WatchdogAction, WatchdogConfig, Watchdogs
+from runtime.watchdog import (
+    BrokerGap,
+    BrokerPositions,
+    Health,
+    Trip,
+    WatchdogAction,
+    WatchdogConfig,
+    Watchdogs,
+)
 
 __all__ = ["ReconcilerActor"]
 
@@ -184,17 +192,18 @@ class ReconcilerActor:
                     await self._carry_out(trips, gateway, feed, act)
             await asyncio.sleep(interval_s)
 
-    def _broker_gaps(self, view: Any) -> tuple[int, list[BrokerGap]] | None:
+    def _broker_gaps(self, view: Any) -> BrokerPositions | None:
         """The broker's positions apart from our fills, by the adapter's last reconciliation
         (a broker gateway's view has them; the paper venue is the market itself: None)."""
         found = view.get("broker_positions") if isinstance(view, Mapping) else None
         if not found:
             return None
         lot = self.thresholds.lot_size
-        return found["run"], [
-            BrokerGap(instrument_id=iid, broker=broker, ours=ours,
-                      lots=-(-abs(broker - ours) // lot(iid)))
-            for iid, broker, ours in found["gaps"]]
+        return BrokerPositions(
+            run=found["run"], unsettled=frozenset(found.get("unsettled", ())),
+            gaps=tuple(BrokerGap(instrument_id=iid, broker=broker, ours=ours,
+                                 lots=-(-abs(broker - ours) // lot(iid)))
+                       for iid, broker, ours in found["gaps"]))
 
     async def _watch(self, gateway: Any, feed: Any, act: bool) -> None:
         # the feed is asked only when the silence watchdog is on (nothing else reads it)

@@ -46,11 +46,13 @@ The watchdogs (each off when its block is absent; YAML ``watchdogs:`` in the pap
   in flight whose quantity is unknown (either explains a position drift). Orders open at one
   side only and smaller position drifts stay drift events (an adapter restarting or reconciling
   shows them for a while); they are not inventory. The broker's own positions count too: an
-  adapter's reconciliation compares them with the replay of our fills at one instant
-  (``position AAPL: IB 109 vs fills 99``: a trade outside Tradewind, a fill never reported),
-  and such a gap beyond ``halt_position_drift_lots``, the same in ``confirm_runs`` of the
-  adapter's reconciliations in a row (:class:`BrokerGap`, counted by the adapter's run, not by
-  the reconciler's looks), trips it as well.
+  adapter's reconciliation compares them with the replay of our fills where both describe one
+  instant (``position AAPL: IB 109 vs fills 99``: a trade outside Tradewind, a fill never
+  reported), and such a gap beyond ``halt_position_drift_lots``, the same in ``confirm_runs``
+  of the adapter's reconciliations in a row (:class:`BrokerGap`, counted by the adapter's run,
+  not by the reconciler's looks), trips it as well. A run that could not compare an instrument
+  (a fill of ours came in while it read the broker: :class:`BrokerPositions`) leaves that
+  instrument's streak as it was.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ from runtime.values import from_fixed
 
 __all__ = [
     "BrokerGap",
+    "BrokerPositions",
     "DesyncRule",
     "DiskFullRule",
     "DiskRule",
@@ -200,6 +203,16 @@ class BrokerGap(msgspec.Struct, frozen=True, kw_only=True):
                 f"fills {from_fixed(self.ours)} ({self.lots} lot(s) apart)")
 
 
+class BrokerPositions(msgspec.Struct, frozen=True, kw_only=True):
+    """An adapter's reconciliation of the broker's positions (``run``: how many it made so
+    far): the gaps it found, and the instruments it could not compare because a fill of ours
+    came in while it read them (``actors.venues.common.PositionCheck``)."""
+
+    run: int
+    gaps: tuple[BrokerGap, ...] = ()
+    unsettled: frozenset[str] = frozenset()
+
+
 class Trip(msgspec.Struct, frozen=True):
     watchdog: str
     action: WatchdogAction
@@ -265,13 +278,13 @@ class Watchdogs:
 
     def desync(self, drifts: Sequence[Drift], thresholds: ReconcileThresholds, *,
                in_flight: Mapping[str, tuple[str, int] | None] | None = None,
-               broker: tuple[int, Sequence[BrokerGap]] | None = None) -> list[Trip]:
+               broker: BrokerPositions | None = None) -> list[Trip]:
         """One reconciliation's drifts (the gateway's view as of the delivered watermark):
         inventory drifts seen unchanged in ``confirm_runs`` runs in a row that call for HALTED
         take the rule's action (module docstring). ``in_flight``: the gateway view's fills in
         flight (:attr:`runtime.reconcile.View.in_flight`; ``None`` for one whose quantity its
-        positions still hold). ``broker``: the adapter's reconciliation run and the gaps it
-        found between the broker's positions and our fills."""
+        positions still hold). ``broker``: what the adapter's last reconciliation found between
+        the broker's positions and our fills."""
         rule = self.config.inventory_desync
         runs = rule.confirm_runs if rule is not None else 1
         gaps = self._broker_gaps(broker, thresholds, runs)
@@ -299,21 +312,21 @@ class Watchdogs:
                   + (f"; and {len(lines) - 5} more" if len(lines) > 5 else ""))
         return self._fire("inventory_desync", True, Trip("inventory_desync", rule.action, reason))
 
-    def _broker_gaps(self, broker: tuple[int, Sequence[BrokerGap]] | None,
+    def _broker_gaps(self, broker: BrokerPositions | None,
                      thresholds: ReconcileThresholds, runs: int) -> list[BrokerGap]:
         """The broker gaps beyond ``halt_position_drift_lots`` found the same in ``runs`` of
-        the adapter's reconciliations in a row (a new run updates the streaks; looking again
-        at the same run changes nothing)."""
+        the adapter's reconciliations in a row (a new run updates the streaks, except an
+        unsettled instrument's, which stand; looking again at the same run changes nothing)."""
         if broker is None:
             return []
-        run, found = broker
-        if run != self._broker_run:
-            self._broker_run = run
-            self._broker_streaks = {
-                (g.instrument_id, g.broker - g.ours):
-                    self._broker_streaks.get((g.instrument_id, g.broker - g.ours), 0) + 1
-                for g in found}
-        return [g for g in found if g.lots > thresholds.halt_position_drift_lots
+        if broker.run != self._broker_run:
+            self._broker_run = broker.run
+            old = self._broker_streaks
+            self._broker_streaks = {k: n for k, n in old.items() if k[0] in broker.unsettled}
+            for g in broker.gaps:
+                key = (g.instrument_id, g.broker - g.ours)
+                self._broker_streaks[key] = old.get(key, 0) + 1
+        return [g for g in broker.gaps if g.lots > thresholds.halt_position_drift_lots
                 and self._broker_streaks.get((g.instrument_id, g.broker - g.ours), 0) >= runs]
 
     def _fire(self, key: str, active: bool, trip: Trip | None) -> list[Trip]:

@@ -20,7 +20,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from actors.venues.alpaca_support import classify, client_id
-from actors.venues.common import note_reconciled, position_drifts, take_baseline, to_fixed
+from actors.venues.common import PositionCheck, note_reconciled, to_fixed
 
 if TYPE_CHECKING:
     from actors.venues.alpaca_venue import AlpacaVenue
@@ -35,10 +35,12 @@ def reconcile(venue: AlpacaVenue) -> bool:
     from alpaca.trading.enums import QueryOrderStatus
     from alpaca.trading.requests import GetOrdersRequest
 
-    try:
-        opened = venue.call(venue.rest.get_orders,
-                             GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500))
+    try:  # positions first: what comes after brings in the fills they count (PositionCheck)
+        with venue.lock:
+            check = PositionCheck(venue.book)
         positions = venue.call(venue.rest.get_all_positions)
+        opened = venue.call(venue.rest.get_orders,
+                            GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500))
         drifts = _open_orders(venue, opened)
         _missing(venue, {str(o.id) for o in opened})
     except Exception as exc:  # alpaca-py raises APIError or requests' errors: classified
@@ -47,8 +49,11 @@ def reconcile(venue: AlpacaVenue) -> bool:
         if classify(exc) != "refused":
             venue.pause()
         return False
-    drifts += _position_drifts(venue, positions)
-    note_reconciled(venue, drifts)
+    with venue.lock:
+        lines, unsettled = check.drifts("Alpaca", _positions(venue, positions), venue.instruments,
+                                        venue.send_log)
+    drifts += lines
+    note_reconciled(venue, drifts, unsettled)
     for drift in drifts:
         log.warning("Alpaca reconciliation: %s", drift)
     return not drifts
@@ -95,14 +100,11 @@ def _missing(venue: AlpacaVenue, open_ids: set[str]) -> None:
             venue.apply_order(order)
 
 
-def _position_drifts(venue: AlpacaVenue, positions: list[Any]) -> list[str]:
+def _positions(venue: AlpacaVenue, positions: list[Any]) -> dict[str, int]:
     by_symbol = {venue.config.symbol_for(iid): iid for iid in venue.instruments}
     broker: dict[str, int] = {}
     for position in positions:
         iid = by_symbol.get(str(position.symbol))
         if iid is not None:
             broker[iid] = broker.get(iid, 0) + to_fixed(position.qty)
-    with venue.lock:
-        take_baseline(venue.send_log, venue.book, broker, venue.instruments)
-        ours = venue.book.positions()
-    return position_drifts("Alpaca", broker, ours, venue.instruments)
+    return broker

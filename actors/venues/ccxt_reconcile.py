@@ -17,7 +17,10 @@ stream (:class:`~actors.venues.ccxt_stream.CcxtStream`), so nothing is reported 
   or ``OrderCanceled`` when it had been acknowledged.
 
 Clean when the exchange shows no open order Tradewind did not send and its positions equal the
-replay of the reported fills (plus the positions the account held before the first order).
+replay of the reported fills (plus the positions the account held before the first order). The
+positions are asked for first, so the orders and trades asked for after them bring in any fill
+they count that the stream had not delivered yet; an instrument with a fill of ours in between
+is compared at the next run (:class:`~actors.venues.common.PositionCheck`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from actors.venues.ccxt_support import TRIGGER_ORDERS, classify, client_tag
-from actors.venues.common import note_reconciled, position_drifts, take_baseline, to_fixed
+from actors.venues.common import PositionCheck, note_reconciled, to_fixed
 
 if TYPE_CHECKING:
     from actors.venues.ccxt_venue import CcxtVenue
@@ -47,10 +50,11 @@ class CcxtReconciler:
         venue = self.venue
         if not venue.markets:
             return False
-        try:
+        try:  # positions first: what comes after brings in the fills they count (PositionCheck)
+            check = PositionCheck(venue.book)
+            positions = await self._positions()
             opened = await self._open_orders()
             trades = await self._trades()
-            positions = await self._positions()
         except venue.stream.pro.BaseError as exc:
             self._interrupted(exc)
             return False
@@ -72,9 +76,11 @@ class CcxtReconciler:
         except venue.stream.pro.BaseError as exc:
             self._interrupted(exc)
             return False
-        drifts += self._position_drifts(positions)
+        lines, unsettled = check.drifts(venue.config.exchange, positions, venue.markets,
+                                        venue.send_log)
+        drifts += lines
         self.runs += 1
-        note_reconciled(self, drifts)
+        note_reconciled(self, drifts, unsettled)
         for drift in drifts:
             log.warning("%s reconciliation: %s", venue.config.exchange, drift)
         return not drifts
@@ -185,9 +191,3 @@ class CcxtReconciler:
                 if held:
                     out[iid] = to_fixed(held)
         return out
-
-    def _position_drifts(self, broker: dict[str, int]) -> list[str]:
-        venue = self.venue
-        take_baseline(venue.send_log, venue.book, broker, venue.markets)
-        return position_drifts(venue.config.exchange, broker, venue.book.positions(),
-                               venue.markets)

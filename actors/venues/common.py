@@ -37,6 +37,7 @@ __all__ = [
     "CommandQueue",
     "Mode",
     "OrderIds",
+    "PositionCheck",
     "PositionLine",
     "Secret",
     "SendLog",
@@ -46,8 +47,6 @@ __all__ = [
     "check_live",
     "env_secret",
     "note_reconciled",
-    "position_drifts",
-    "take_baseline",
     "to_fixed",
 ]
 
@@ -240,31 +239,57 @@ class PositionLine(str):
         return line
 
 
-def position_drifts(
-    broker_name: str, broker: dict[str, int], ours: dict[str, int], instruments: Iterable[str]
-) -> list[str]:
-    """One line per instrument whose broker position differs from the replay of our fills (in
-    human units: ``position AAPL.NASDAQ: IB 109 vs fills 99``), each a :class:`PositionLine`."""
-    return [
-        PositionLine(f"position {iid}: {broker_name} {from_fixed(broker.get(iid, 0))} "
-                     f"vs fills {from_fixed(ours.get(iid, 0))}",
-                     iid, broker.get(iid, 0), ours.get(iid, 0))
-        for iid in sorted(set(instruments))
-        if broker.get(iid, 0) != ours.get(iid, 0)
-    ]
+class PositionCheck:
+    """The broker's positions against the replay of our fills, compared where they describe the
+    same instant. Marked (:meth:`__init__`) just before the broker is asked for its positions;
+    the reconciliation asks for orders, trades or executions *after* that, so a fill the broker
+    had counted but not yet reported comes in before :meth:`drifts`. An instrument with a fill
+    of ours recorded between the mark and :meth:`drifts` (a report that raced the read, or one
+    the later queries brought in) is *unsettled*: the broker's number may be from before or
+    after it, so this run neither finds a gap for it nor clears one (the watchdog's streak for
+    it stands). The account's starting point (:func:`take_baseline`) is taken only in a run
+    with nothing unsettled."""
+
+    def __init__(self, book: Any) -> None:
+        self._book = book
+        self._marks: dict[str, int] = book.fill_marks()
+
+    def drifts(self, broker_name: str, broker: dict[str, int], instruments: Iterable[str],
+               send_log: SendLog) -> tuple[list[str], list[str]]:
+        """(one :class:`PositionLine` per settled instrument whose broker position differs
+        from ours, in human units: ``position AAPL.NASDAQ: IB 109 vs fills 99``; the unsettled
+        instruments)."""
+        names = sorted(set(instruments))
+        marks = self._book.fill_marks()
+        moved = [i for i in names if marks.get(i, 0) != self._marks.get(i, 0)]
+        if moved and send_log.needs_baseline:
+            return [], names
+        take_baseline(send_log, self._book, broker, names)
+        ours = self._book.positions()
+        return [
+            PositionLine(f"position {iid}: {broker_name} {from_fixed(broker.get(iid, 0))} "
+                         f"vs fills {from_fixed(ours.get(iid, 0))}",
+                         iid, broker.get(iid, 0), ours.get(iid, 0))
+            for iid in names
+            if iid not in moved and broker.get(iid, 0) != ours.get(iid, 0)
+        ], moved
 
 
-def note_reconciled(holder: Any, drifts: list[str]) -> None:
+def note_reconciled(holder: Any, drifts: list[str], unsettled: Iterable[str] = ()) -> None:
     """An adapter's reconciliation ended with ``drifts`` (``holder``: its reconciler, or the
-    venue that reconciles itself): ``last_drifts``, and ``reconciled`` counts them (the
+    venue that reconciles itself): ``last_drifts``, ``unsettled`` (instruments whose positions
+    could not be compared, :class:`PositionCheck`), and ``reconciled`` counts them (the
     watchdog confirms a broker position drift over successive reconciliations)."""
     holder.last_drifts = drifts
+    holder.unsettled = sorted(unsettled)
     holder.reconciled = getattr(holder, "reconciled", 0) + 1
 
 
 def broker_positions(holder: Any) -> dict[str, Any]:
     """What the adapter's last reconciliation found the broker holding apart from our fills:
-    ``{"run": reconciliations so far, "gaps": [[instrument, broker, ours], ...]}``."""
+    ``{"run": reconciliations so far, "gaps": [[instrument, broker, ours], ...], "unsettled":
+    [instrument, ...]}``."""
     return {"run": getattr(holder, "reconciled", 0),
+            "unsettled": list(getattr(holder, "unsettled", [])),
             "gaps": [[d.instrument_id, d.broker, d.ours]
                      for d in getattr(holder, "last_drifts", []) if isinstance(d, PositionLine)]}

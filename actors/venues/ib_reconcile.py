@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from actors.venues.common import note_reconciled, position_drifts, take_baseline
+from actors.venues.common import PositionCheck, note_reconciled
 from actors.venues.ib_support import to_fixed, to_ns
 
 if TYPE_CHECKING:
@@ -39,10 +39,11 @@ class IbReconciler:
 
     async def run(self) -> bool:
         ib = self.venue.ib
-        try:
+        try:  # positions first: what comes after brings in the fills they count (PositionCheck)
+            check = PositionCheck(self.venue.book)
+            positions = await ib.reqPositionsAsync()
             trades = await ib.reqOpenOrdersAsync()
             fills = await ib.reqExecutionsAsync()
-            positions = await ib.reqPositionsAsync()
         except (ConnectionError, OSError, TimeoutError) as exc:
             log.warning("IB reconciliation interrupted: %r", exc)
             self.venue.reconcile_requested = True
@@ -50,8 +51,10 @@ class IbReconciler:
         drifts = self._open_orders(trades)
         self._executions(fills)
         self._missing(open_cids={c for c in (self._cid(t.order) for t in trades) if c})
-        drifts += self._positions(positions)
-        note_reconciled(self, drifts)
+        lines, unsettled = check.drifts("IB", self._positions(positions),
+                                        self.venue.config.contracts, self.venue.send_log)
+        drifts += lines
+        note_reconciled(self, drifts, unsettled)
         for drift in drifts:
             log.warning("IB reconciliation: %s", drift)
         return not drifts
@@ -101,12 +104,11 @@ class IbReconciler:
                     cid, code="not_found", reason="reconcile: IB has no such order", ts_event=now
                 )
 
-    def _positions(self, positions: list[Any]) -> list[str]:
+    def _positions(self, positions: list[Any]) -> dict[str, int]:
         venue = self.venue
         broker: dict[str, int] = {}
         for position in positions:
             iid = venue.config.instrument_of(position.contract)
             if iid is not None:
                 broker[iid] = broker.get(iid, 0) + to_fixed(position.position)
-        take_baseline(venue.send_log, venue.book, broker, venue.config.contracts)
-        return position_drifts("IB", broker, venue.book.positions(), venue.config.contracts)
+        return broker

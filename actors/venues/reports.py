@@ -97,6 +97,7 @@ class ReportBook:
         self._reports: list[OrderEvent] = []
         self._fills: list[OrderFilled] = []
         self._positions: dict[str, int] = {}
+        self._fills_per_instrument: dict[str, int] = {}  # fills recorded by this process
         self._seq = 0
         self.foreign = 0  # reports about orders this adapter never sent
         # fees charged in an asset the fill could not value (BNB on Binance): currency -> total
@@ -239,6 +240,7 @@ class ReportBook:
             self._on_fill(fill)
         iid = fill.instrument_id
         self._positions[iid] = self._positions.get(iid, 0) + fill.position_change
+        self._fills_per_instrument[iid] = self._fills_per_instrument.get(iid, 0) + 1
 
     def canceled(self, client_order_id: str, *, reason: str, ts_event: int) -> None:
         order = self._order(client_order_id)
@@ -339,6 +341,11 @@ class ReportBook:
 
     def positions(self) -> dict[str, int]:
         return {k: v for k, v in sorted(self._positions.items()) if v}
+
+    def fill_marks(self) -> dict[str, int]:
+        """How many fills of each instrument this book has recorded so far (two marks differ
+        for an instrument that had a fill in between)."""
+        return dict(self._fills_per_instrument)
 
     def fills_since(self, cursor: int) -> list[OrderFilled]:
         start = bisect.bisect_right(self._fills, cursor, key=lambda f: f.seq)

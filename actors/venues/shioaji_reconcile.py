@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from actors.venues.common import note_reconciled, position_drifts, take_baseline, to_fixed
+from actors.venues.common import PositionCheck, note_reconciled, to_fixed
 from actors.venues.shioaji_support import broker_quantity, is_rod, port_quantity
 from backtest.venue import day_end_ns
 from runtime.values import from_fixed
@@ -60,9 +60,11 @@ class ShioajiReconciler:
         """Query the broker (outside the adapter's lock), then apply under it."""
         venue = self.venue
         sj = venue.sj
-        try:
-            trades = self.refresh()
+        try:  # positions first: what comes after brings in the deals they count (PositionCheck)
+            with venue.lock:
+                check = PositionCheck(venue.book)
             positions = venue.api.list_positions(unit="Share", timeout=venue.config.timeout_ms)
+            trades = self.refresh()
         except (sj.ShioajiConnectionError, sj.ShioajiTimeoutError, sj.AuthError) as exc:
             log.warning("Shioaji reconciliation interrupted: %s", type(exc).__name__)
             venue.reconcile_requested = True
@@ -72,8 +74,10 @@ class ShioajiReconciler:
             found, listed = self._trades(trades)
             drifts += found
             self._missing(listed)
-            drifts += self._positions(positions)
-        note_reconciled(self, drifts)
+            lines, unsettled = check.drifts("Shioaji", self._positions(positions),
+                                            venue.instruments, venue.send_log)
+            drifts += lines
+        note_reconciled(self, drifts, unsettled)
         for drift in drifts:
             log.warning("Shioaji reconciliation: %s", drift)
         return not drifts
@@ -219,7 +223,7 @@ class ShioajiReconciler:
                     ts_event=now,
                 )
 
-    def _positions(self, positions: list[Any]) -> list[str]:
+    def _positions(self, positions: list[Any]) -> dict[str, int]:
         venue = self.venue
         by_symbol = {iid.split(".")[0]: iid for iid in venue.instruments}
         broker: dict[str, int] = {}
@@ -236,5 +240,4 @@ class ShioajiReconciler:
                 else port_quantity(instrument, qty)
             )
             broker[iid] = broker.get(iid, 0) + sign * raw
-        take_baseline(venue.send_log, venue.book, broker, venue.instruments)
-        return position_drifts("Shioaji", broker, venue.book.positions(), venue.instruments)
+        return broker

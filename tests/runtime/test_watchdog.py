@@ -11,7 +11,15 @@ from backtest.calendars import CalendarConfig
 from runtime.errors import ConfigError
 from runtime.instruments import Instrument
 from runtime.reconcile import FillDrift, OrderDrift, PositionDrift, ReconcileThresholds
-from runtime.watchdog import DesyncRule, Health, WatchdogAction, WatchdogConfig, Watchdogs
+from runtime.watchdog import (
+    BrokerGap,
+    BrokerPositions,
+    DesyncRule,
+    Health,
+    WatchdogAction,
+    WatchdogConfig,
+    Watchdogs,
+)
 
 S = 10**9
 Q = 10**9
@@ -240,3 +248,26 @@ def test_silence_is_counted_to_when_the_stream_was_read() -> None:
     silent = Health(now_ns=read + 5 * S, stream_since_ns=read - 60 * S,
                     market_last_ns={"BTC": read - 3 * S}, market_now_ns=read)
     assert [t.reason.split()[3] for t in w.check(silent)] == ["BTC"]
+
+
+def test_a_broker_gap_confirms_over_the_adapters_runs_and_an_unsettled_run_keeps_its_count(
+) -> None:
+    """The broker's own position apart from our fills trips after ``confirm_runs`` of the
+    adapter's reconciliations that find it (looking twice at one run counts once); a run that
+    could not compare the instrument (a fill of ours raced the read) neither confirms nor clears
+    it; a settled run without it clears it."""
+    w, thresholds = dogs(), ReconcileThresholds()
+    gap = BrokerGap(instrument_id="BTC", broker=0, ours=3 * Q, lots=3)
+
+    def run(n: int, *gaps: BrokerGap, unsettled: frozenset[str] = frozenset()) -> list[str]:
+        found = BrokerPositions(run=n, gaps=gaps, unsettled=unsettled)
+        return [t.reason for t in w.desync([], thresholds, broker=found)]
+
+    assert run(1, gap) == [] and run(1, gap) == []  # one run, looked at twice
+    assert run(2, unsettled=frozenset({"BTC"})) == []  # raced: the count stands at 1
+    (reason,) = run(3, gap)
+    assert "position BTC: the broker 0 vs our fills 3 (3 lot(s) apart)" in reason
+    assert run(4) == [] and run(5, gap) == []  # settled and clean: cleared, counting again
+    assert run(6, unsettled=frozenset({"AAPL"})) == []  # another instrument unsettled: cleared
+    assert run(7, gap) == []
+    assert len(run(8, gap)) == 1

@@ -24,7 +24,14 @@ from runtime.messages import (
 )
 from runtime.reconcile import ReconcileThresholds, View, as_of, landed, reconcile
 from runtime.values import FIXED_SCALE
-from runtime.watchdog import BrokerGap, DesyncRule, WatchdogAction, WatchdogConfig, Watchdogs
+from runtime.watchdog import (
+    BrokerGap,
+    BrokerPositions,
+    DesyncRule,
+    WatchdogAction,
+    WatchdogConfig,
+    Watchdogs,
+)
 from tests.venues.broker_helpers import FakeIbThread
 
 pytest.importorskip("ib_async")
@@ -192,11 +199,12 @@ def test_the_brokers_own_position_apart_from_our_fills_halts(fake_ib: FakeIbThre
 
     def look(view: dict[str, object], risk: View) -> list[object]:
         found = view["broker_positions"]
-        gaps = [BrokerGap(instrument_id=i, broker=b, ours=o, lots=-(-abs(b - o) // FIXED_SCALE))
-                for i, b, o in found["gaps"]]  # type: ignore[index]
+        gaps = tuple(BrokerGap(instrument_id=i, broker=b, ours=o,
+                               lots=-(-abs(b - o) // FIXED_SCALE))
+                     for i, b, o in found["gaps"])  # type: ignore[index]
         report = reconcile(View.from_dict(view), risk, thresholds=ReconcileThresholds())
         return list(watchdogs.desync(report.drifts, ReconcileThresholds(),
-                                     broker=(found["run"], gaps)))  # type: ignore[index]
+                                     broker=BrokerPositions(run=found["run"], gaps=gaps)))  # type: ignore[index]
 
     try:
         gateway.send([_submit("d-4", 10)])  # type: ignore[attr-defined]
