@@ -401,10 +401,15 @@ def test_ccxt_market_data_streams_into_the_session_feed(tmp_path: Path) -> None:
     try:
         _until(lambda: fake.call(lambda: {"btcusdt@bookTicker", "btcusdt@trade"}
                                  <= fake.fake.subscriptions()))
-        for i in range(10):
+        def reached(n: int) -> None:  # each message waits for the last to reach the feed
+            _until(lambda: ray.get(session.feed.status.remote())["total"] >= n,
+                   state=lambda: _feed_state(session))
+
+        for i in range(10):  # a quote the client has not handed on yet is replaced by a newer
             fake.call(fake.fake.quote, "BTCUSDT", 50_000 + i, 1.0, 50_000.5 + i, 2.0)
+            reached(2 * i + 1)  # one (the latest book wins): paced, every one arrives
             fake.call(fake.fake.trade, "BTCUSDT", 50_000.25 + i, 0.01, i % 2 == 0)
-            time.sleep(0.02)
+            reached(2 * i + 2)
         status = _until(lambda: (lambda s: s if s["cursor"] == s["total"] >= 20 else None)(
             ray.get(session.feed.status.remote())), state=lambda: _feed_state(session))
         strategy = ray.get(session.children["strategy:sma"].summary.remote())
