@@ -77,8 +77,9 @@ class OrderArchive:
             return
         payload = zlib.compress(json.dumps([o.state() for o in retired],
                                            separators=(",", ":")).encode())
-        self.archive.append(payload, what=f"{len(retired)} retired orders (first "
-                                          f"{retired[0].client_order_id})")
+        self.archive.append(payload, what=f"{len(retired)} retired orders not archived "
+                                          f"(first {retired[0].client_order_id}; kept in "
+                                          "memory, archived at the next commit)")
         retired.clear()
 
     def orders(self, held: Iterable[Order]) -> list[dict[str, Any]]:

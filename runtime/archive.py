@@ -39,8 +39,8 @@ class Archive:
         self.path = path
 
     def append(self, payload: bytes, *, what: str) -> None:
-        """Append ``payload`` as one frame and sync it; a :class:`DiskWriteError` ("``what``
-        not archived: <why>") leaves the file as it was."""
+        """Append ``payload`` as one frame and sync it; a :class:`DiskWriteError` ("``what``:
+        <why>", ``what`` saying what was not archived) leaves the file as it was."""
         before = self.path.stat().st_size if self.path.exists() else 0
         frame = _LEN.pack(len(payload)) + payload
 
@@ -58,7 +58,7 @@ class Archive:
         try:
             disk_reserve.retrying(self.path, write)
         except OSError as exc:
-            raise DiskWriteError(f"{what} not archived: {exc.strerror or exc}",
+            raise DiskWriteError(f"{what}: {exc.strerror or exc}",
                                  path=str(self.path)) from exc
 
     def spans(self) -> list[tuple[int, int]]:

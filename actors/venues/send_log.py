@@ -30,10 +30,7 @@ journal does not hold; what was journaled before is untouched.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import struct
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -41,6 +38,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
+from runtime.archive import Archive
 from runtime.errors import DiskWriteError, InvariantError
 from runtime.journal import Blob, Journal, JournalRecord
 from runtime.messages import (
@@ -81,8 +79,6 @@ _BASELINE: Final = "venue.baseline"
 #: least as many as the snapshot held (so each snapshot's writing is paid for by as many new
 #: entries: the file stays within a few times what a restart needs)
 COMPACT_MIN_ENTRIES: Final = 2000
-
-_LEN: Final = struct.Struct("!I")  # the archive: each retirement's fills, length-prefixed
 
 
 class OrderIds(msgspec.Struct, kw_only=True):
@@ -166,6 +162,7 @@ class SendLog:
         self.failure: DiskWriteError | None = None  # a write failed: nothing more goes out
         self._since = 0  # entries journaled since the latest snapshot
         self._held = 0  # records the latest snapshot holds
+        self._archive_file = Archive(self.journal.path.with_suffix(".fills"))
         self._restore()
 
     # --- restore -----------------------------------------------------------------------------
@@ -173,10 +170,13 @@ class SendLog:
     @property
     def archive(self) -> Path:
         """The retired orders' fills (``broker.<kind>.fills`` beside the journal)."""
-        return self.journal.path.with_suffix(".fills")
+        return self._archive_file.path
 
     def _restore(self) -> None:
-        self._cut_torn_tail()  # a crash while appending: that retirement is done again
+        cut = self._archive_file.cut_torn_tail()  # a crash mid-append: that retirement again
+        if cut:
+            log.warning("%s: a torn tail of %d bytes cut off (an append cut short; the "
+                        "journal still holds those orders)", self.archive, cut)
         snapshot, _, tail = self.journal.restore()
         if snapshot is not None:
             self._load(msgspec.msgpack.decode(snapshot, type=_Snapshot))
@@ -402,59 +402,22 @@ class SendLog:
         if not fills:
             return
         payload = msgspec.msgpack.encode([encode(f) for f in fills])
-        before = self.archive.stat().st_size if self.archive.exists() else 0
         try:
-            with self.archive.open("ab") as fh:
-                fh.write(_LEN.pack(len(payload)) + payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:
-            self.failure = DiskWriteError(
-                f"retired orders' fills not archived ({len(fills)} fills, first "
-                f"{fills[0].fill_id}): {exc.strerror or exc}; the orders stay in the journal",
-                path=str(self.archive))
-            with contextlib.suppress(OSError):  # what the failed append left, if it can
-                os.truncate(self.archive, before)
-            log.critical("the send log cannot be written: no order goes out any more: %s",
-                         self.failure)
-            raise self.failure from exc
-
-    def _cut_torn_tail(self) -> None:
-        """Cut off an append a crash or a full disk cut short (its orders are still in the
-        journal and retire again); reads only the length prefixes, one per retirement."""
-        try:
-            fh = self.archive.open("r+b")
-        except FileNotFoundError:
-            return
-        with fh:
-            end = os.fstat(fh.fileno()).st_size
-            at = 0
-            while at + _LEN.size <= end:
-                fh.seek(at)
-                (size,) = _LEN.unpack(fh.read(_LEN.size))
-                if at + _LEN.size + size > end:
-                    break
-                at += _LEN.size + size
-            if at < end:
-                log.warning("%s: a torn tail of %d bytes cut off (an append cut short; the "
-                            "journal still holds those orders)", self.archive, end - at)
-                fh.truncate(at)
+            self._archive_file.append(payload, what=f"retired orders' fills not archived "
+                                                    f"({len(fills)} fills, first "
+                                                    f"{fills[0].fill_id})")
+        except DiskWriteError as exc:
+            self.failure = exc
+            log.critical("the send log cannot be written: no order goes out any more (the "
+                         "orders stay in the journal): %s", exc)
+            raise
 
     def _archived(self) -> list[OrderFilled]:
         """The archive's fills, each fill id once, in the order archived."""
-        try:
-            data = self.archive.read_bytes()
-        except FileNotFoundError:
-            return []
         fills: list[OrderFilled] = []
         seen: set[str] = set()
-        at = 0
-        while at + _LEN.size <= len(data):
-            (size,) = _LEN.unpack_from(data, at)
-            start, at = at + _LEN.size, at + _LEN.size + size
-            if at > len(data):
-                break  # torn: cut off at the next restore
-            for raw in msgspec.msgpack.decode(data[start:at], type=list[bytes]):
+        for frame in self._archive_file.frames():
+            for raw in msgspec.msgpack.decode(frame, type=list[bytes]):
                 fill = decode(raw)
                 if not isinstance(fill, OrderFilled):
                     raise InvariantError(f"{self.archive}: a {type(fill).__name__} among "
