@@ -27,7 +27,13 @@ from backtest.config import load_config
 from runtime.errors import DiskWriteError
 from runtime.messages import OrderSide, OrderType, SubmitOrder, TimeInForce
 from runtime.orders import Order
-from tests.actors.paper_helpers import backtest_fills, paper_fills, trading_config, write_sample
+from tests.actors.paper_helpers import (
+    backtest_fills,
+    paper_fills,
+    trading_config,
+    write_paper_config,
+    write_sample,
+)
 from tests.actors.test_lockstep_inprocess import _plain, _ports, _RetryingPath, _run
 from tests.actors.test_lockstep_orders import _backtest_state, _neutral_hash
 
@@ -184,3 +190,41 @@ def test_a_torn_append_is_cut_off_and_its_orders_archived_again(tmp_path: Path) 
     states = archive.orders([])
     assert [o["id"] for o in states] == ["S1-s-1", "S1-s-2"]
     assert json.dumps(states)  # plain data for the CSV
+
+
+@pytest.mark.usefixtures("ray_local")
+def test_a_paper_session_killed_after_a_retirement_writes_every_order_once(
+        data_dir: Path, tmp_path: Path) -> None:
+    """A supervised lockstep session over days of data: its risk actor is SIGKILLed after
+    orders retired (and were archived); it comes back with its state hash, and the session's
+    orders.csv lists every order once: as many as the summary counts and the backtest made."""
+    import csv
+
+    import ray
+    import yaml
+
+    from tests.actors.test_paper_session import _check_parity, _kill, _start, _until
+
+    path = write_paper_config(tmp_path, "sma", data_dir)
+    trading = yaml.safe_load((tmp_path / "trading.yaml").read_text())
+    trading["retire_orders_after_h"] = RETIRE_AFTER_H
+    (tmp_path / "trading.yaml").write_text(yaml.safe_dump(trading))
+    session = _start(path, "archive1")
+    risk = session.children["risk"]
+    _until(lambda: ray.get(risk.summary.remote())["retired"] > 0, timeout_s=300)
+    ray.get(session.feed.pause.remote())
+    before = ray.get(risk.state_hash.remote())
+    _kill(risk)
+    assert ray.get(risk.state_hash.remote()) == before
+    ray.get(session.feed.resume.remote())
+    assert session.wait(600)
+    result = session.stop()
+    _check_parity(path, result)
+    assert result["risk"]["retired"] > 0
+    with (tmp_path / "runs" / "archive1" / "orders.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(set(ids)) == result["orders"]
+    archive = OrderArchive(Path(result["journal_dir"]) / "risk.journal")
+    archived = _archived_ids(archive)
+    assert len(archived) == len(set(archived)) == result["risk"]["retired"]
