@@ -30,8 +30,9 @@ What a retired order leaves behind (:class:`RetiredOrders`, part of the kernel's
 * one count.
 
 Its fills themselves were handed out when they happened: a backtest keeps them in its fills
-list (and the retired orders in :attr:`runtime.kernel.Kernel.retired_orders`, for its
-results), a session in the gateway's send log and its fills archive.
+list, a session in the gateway's send log and its fills archive. The order itself is kept in
+:attr:`runtime.kernel.Kernel.retired_orders` when the kernel's owner asks (``keep_retired``):
+a backtest for its results, the risk actor until it archives it (``actors.order_archive``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from actors.carriers import CallPath
 from actors.config import FeedConfig
 from actors.driver import Driver
 from actors.feed import load_messages, write_cache
@@ -228,3 +229,41 @@ def test_a_paper_session_killed_after_a_retirement_writes_every_order_once(
     archive = OrderArchive(Path(result["journal_dir"]) / "risk.journal")
     archived = _archived_ids(archive)
     assert len(archived) == len(set(archived)) == result["risk"]["retired"]
+
+
+def test_a_risk_actor_whose_archive_fails_fails_its_step_and_loses_no_order(
+        data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk refuses the archive's append at a sweep: the step fails with a
+    :class:`DiskWriteError` naming the archive (the feed stops with it), no snapshot is taken,
+    and the orders that retired stay in risk's records; once there is room, the next commit
+    archives them, once."""
+    config = _config(data_dir)
+    setup, risk, gateway, hosts = _session(config, tmp_path, snapshot_every=5)
+    messages, start_ns = load_messages(setup, FeedConfig())
+    ports = _ports(risk, gateway, hosts)
+    driver = Driver(ports, messages, start_ns=start_ns, batch_size=16,
+                    carrier=CallPath(ports.hosts, ports.risk, ports.gateway, books=ports.books))
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async def go() -> None:
+        await driver.start()
+        while risk.summary()["retired"] == 0:
+            assert await driver.step()
+        monkeypatch.setattr(os, "fsync", full)
+        with pytest.raises(DiskWriteError, match=r"risk\.orders: \d+ retired orders not "
+                                                 r"archived .*: No space left"):
+            while await driver.step():
+                pass
+
+    asyncio.run(go())
+    monkeypatch.undo()
+    archived = _archived_ids(risk.archive)
+    waiting = [o.client_order_id for o in risk.jk.kernel.retired_orders]
+    assert waiting and not set(waiting) & set(archived)
+    orders = [o["id"] for o in risk.records()["orders"]]
+    assert len(orders) == len(set(orders)) == risk.summary()["orders"]
+    risk.apply([])  # the next commit, with room on the disk
+    assert _archived_ids(risk.archive) == archived + waiting
+    assert [o["id"] for o in risk.records()["orders"]] == orders
