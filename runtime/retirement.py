@@ -9,7 +9,9 @@ the ledger (:meth:`runtime.ledger.OrderLedger.retire`) when all of these hold:
   kernel's clock (:data:`DEFAULT_RETIRE_AFTER_NS`, a day: far longer than any cancel race,
   a broker's late duplicate or a reconciliation needs);
 * no part of the kernel still follows it (a linked list or OCO group, a parent order worked
-  by an algorithm, a held stop, a GTC order's day legs).
+  by an algorithm, a held stop, a GTC order's day legs). A closed parent retires first, in
+  the same sweep, once its children all closed by the cutoff
+  (:meth:`runtime.execution.ExecutionAlgorithms.retire`): its children then retire too.
 
 The kernel sweeps when its clock (event time, never a wall clock) crosses a multiple of
 :data:`SWEEP_NS` (an hour), retiring what closed ``retire_after_ns`` before that hour began:

@@ -267,3 +267,30 @@ def test_a_risk_actor_whose_archive_fails_fails_its_step_and_loses_no_order(
     risk.apply([])  # the next commit, with room on the disk
     assert _archived_ids(risk.archive) == archived + waiting
     assert [o["id"] for o in risk.records()["orders"]] == orders
+
+
+def test_parents_retire_in_a_strategy_host_as_in_the_backtest(data_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """A strategy working TWAP parents and brackets over days: its host retires closed parents
+    with their children as the backtest's kernel does (the same parents, orders and ids held,
+    the same fills), and risk's records list every order the backtest made."""
+    raw = trading_config("sma", data_dir)
+    raw["strategies"] = [{"id": "bt", "class": "tests.actors.test_lockstep_orders:BracketAndTwap",
+                          "instruments": ["SIM-A"]}]
+    raw["retire_orders_after_h"] = RETIRE_AFTER_H
+    config = load_config(raw)
+    setup, risk, gateway, hosts = _session(config, tmp_path, snapshot_every=20_000)
+    _run(setup, risk, gateway, hosts)
+    expected = run_backtest(config, write=False)
+    assert paper_fills(gateway.fills()) == backtest_fills(expected)
+    host = hosts["bt"].jk.kernel
+    state, namespace = _backtest_state(config)
+    assert 0 < len(state["algos"]) < len(expected.parents) // 4  # most parents retired
+    for part in ("algos", "orders", "retired", "ids"):
+        assert _neutral_hash(host.state()[part], host.namespace) == _neutral_hash(
+            state[part], namespace), part
+    orders = risk.records()["orders"]
+    children = expected.orders[expected.orders["type"].isin(
+        ["market", "limit", "stop", "stop_limit"])]
+    assert [_strip(o["id"]) for o in orders] == [_strip(c) for c in children["client_order_id"]]
+    assert len(orders) == risk.summary()["orders"]
