@@ -142,6 +142,10 @@ def test_actors_rebuilt_after_a_settle_neither_lose_nor_duplicate_an_order(
     archived = _archived_ids(risk.archive)
     assert len(archived) == len(set(archived)) == risk.summary()["retired"] > 0
     assert sum(found) > 0  # some rebuilds replayed retirements the archive held
+    gateway = ports.gateway._obj
+    if snapshot_every == 5:  # the paper broker's fills of days before left for its archive
+        assert 0 < len(gateway.venue.archived_fills) < len(expected.fills)
+    assert sorted(gateway.view()["fills"]) == risk.view()["fills"]
 
 
 def _order(n: int, ts: int) -> Order:
@@ -294,3 +298,61 @@ def test_parents_retire_in_a_strategy_host_as_in_the_backtest(data_dir: Path,
         ["market", "limit", "stop", "stop_limit"])]
     assert [_strip(o["id"]) for o in orders] == [_strip(c) for c in children["client_order_id"]]
     assert len(orders) == risk.summary()["orders"]
+
+
+def test_the_paper_brokers_fills_archive_lists_each_fill_once(data_dir: Path,
+                                                             tmp_path: Path) -> None:
+    """The paper broker's fills of days before leave its memory for ``gateway.fills`` (at a
+    snapshot); a crash between an append and the snapshot releases them again (here: the last
+    append written twice): the session's fills are still the backtest's, each once, also from
+    a gateway rebuilt from its journal."""
+    config = _config(data_dir)
+    setup, risk, gateway, hosts = _session(config, tmp_path, snapshot_every=5)
+    _run(setup, risk, gateway, hosts)
+    expected = run_backtest(config, write=False)
+    venue = gateway.venue
+    assert 0 < len(venue.archived_fills) < len(expected.fills)
+    assert len(venue.venue.fills_since(-1)) < len(expected.fills)  # memory: the last day's
+    last = list(venue.archive.frames())[-1]
+    venue.archive.append(last, what="the same fills again")
+    assert paper_fills(gateway.fills()) == backtest_fills(expected)
+    venue.journal.close()
+    rebuilt = _plain(GatewayActor)(setup)
+    assert paper_fills(rebuilt.fills()) == backtest_fills(expected)
+    assert rebuilt.state_hash() == gateway.state_hash()
+
+
+def test_a_paper_broker_whose_fills_archive_fails_keeps_its_fills(
+        data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk refuses the paper broker's archive append: the step fails with a
+    :class:`DiskWriteError` naming ``gateway.fills``, no snapshot drops the fills, and the
+    session's fills are all still there."""
+    config = _config(data_dir)
+    setup, risk, gateway, hosts = _session(config, tmp_path, snapshot_every=5)
+    messages, start_ns = load_messages(setup, FeedConfig())
+    ports = _ports(risk, gateway, hosts)
+    driver = Driver(ports, messages, start_ns=start_ns, batch_size=16,
+                    carrier=CallPath(ports.hosts, ports.risk, ports.gateway, books=ports.books))
+    sync = os.fsync
+
+    def full(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("gateway.fills"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        sync(fd)
+
+    async def go() -> None:
+        await driver.start()
+        while not gateway.venue.archived_fills:
+            assert await driver.step()
+        monkeypatch.setattr(os, "fsync", full)
+        with pytest.raises(DiskWriteError, match=r"gateway\.fills: the paper broker's fills not "
+                                                 r"archived \(\d+ fills, first .*\): No space"):
+            while await driver.step():
+                pass
+
+    asyncio.run(go())
+    monkeypatch.undo()
+    archived = list(gateway.venue.archived_fills)
+    fills = [f.fill_id for f in gateway.fills()]
+    assert fills[:len(archived)] == archived and len(fills) == len(set(fills))
+    assert sorted(fills) == risk.view()["fills"]  # every fill risk applied is still there
