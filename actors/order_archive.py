@@ -60,6 +60,8 @@ class OrderArchive:
     def restored(self, retired: list[Order]) -> None:
         """After a restore, drop from ``retired`` (what the replay retired again and is not
         archived since) the orders the archive's last frames hold already."""
+        if not retired:
+            return
         ids = {o.client_order_id for o in retired}
         done: set[str] = set()
         for span in reversed(self.archive.spans()):

@@ -52,6 +52,9 @@ class RiskActor(Child):
         self.jk, self.cursor, self.started = open_journaled(
             setup.risk_kernel, setup.path("risk"), setup.feed_log(),
             snapshot_every=setup.snapshot_every, replies=self.replies)
+        kernel = self.jk.kernel
+        if kernel.retired_orders is None:  # a snapshot from before the archive: from now on
+            kernel.retired_orders = []
         self.archive = OrderArchive(setup.path("risk"))
         self.archive.restored(self._retired)
 

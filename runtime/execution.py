@@ -137,6 +137,13 @@ class ExecutionAlgorithms:
         self._retired: dict[str, ParentSummary] | None = {} if keep_retired else None
         self._retired_parent_of: dict[str, str] = {}
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """From a pickle (a kernel's snapshot); one written before parents retired keeps no
+        retired parents."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_retired", None)
+        self.__dict__.setdefault("_retired_parent_of", {})
+
     # --- reads ---------------------------------------------------------------------------------
     def tracks(self, client_order_id: str) -> bool:
         """``client_order_id`` is a child of a parent here."""

@@ -356,3 +356,26 @@ def test_a_paper_broker_whose_fills_archive_fails_keeps_its_fills(
     fills = [f.fill_id for f in gateway.fills()]
     assert fills[:len(archived)] == archived and len(fills) == len(set(fills))
     assert sorted(fills) == risk.view()["fills"]  # every fill risk applied is still there
+
+
+def test_a_risk_journal_from_before_the_archive_resumes_and_archives_from_then_on(
+        data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A risk journal whose snapshots hold a kernel that kept no retired orders (written
+    before the archive) restores; the orders that retire from then on are archived."""
+    config = _config(data_dir)
+    plain = _plain(RiskActor)
+    monkeypatch.setattr(plain, "_flush", lambda self: self.jk.flush())  # as before the archive
+    setup, risk, gateway, hosts = _session(config, tmp_path, snapshot_every=5)
+    risk.jk.kernel.retired_orders = None  # the risk kernel as it was built before
+    _run(setup, risk, gateway, hosts, stop_at=400)
+    before = risk.summary()["retired"]
+    assert before > 0 and risk.jk.kernel.retired_orders is None
+    risk.jk.journal.close()
+    monkeypatch.undo()
+    resumed = plain(setup)
+    assert resumed.jk.kernel.retired_orders == []
+    assert resumed.summary()["retired"] == before
+    _run(setup, resumed, gateway, hosts)  # the rest of the data
+    after = resumed.summary()["retired"]
+    assert after > before
+    assert len(_archived_ids(resumed.archive)) == after - before
