@@ -43,11 +43,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from actors.journals import open_journal
 from actors.step import REPLY, Replies
 from actors.venues.common import CircuitBreaker
+from actors.venues.send_log import archived_fills, fills_frame
 from backtest.venue import SimulatedVenue
 from runtime.archive import Archive
 from runtime.errors import ConfigError, InvariantError
@@ -429,21 +428,10 @@ class PaperVenue:
 
     def _archive(self, fills: list[OrderFilled]) -> None:
         """Append ``fills`` to the archive, synced (a :class:`DiskWriteError`: they stay)."""
-        payload = msgspec.msgpack.encode([encode(f) for f in fills])
-        self.archive.append(payload, what=f"the paper broker's fills not archived ({len(fills)} "
-                                          f"fills, first {fills[0].fill_id})")
+        what = (f"the paper broker's fills not archived ({len(fills)} fills, first "
+                f"{fills[0].fill_id})")
+        self.archive.append(fills_frame(fills), what=what)
         self.archived_fills += [f.fill_id for f in fills]
-
-    def _archived(self) -> list[OrderFilled]:
-        fills: list[OrderFilled] = []
-        for frame in self.archive.frames():
-            for raw in msgspec.msgpack.decode(frame, type=list[bytes]):
-                fill = decode(raw)
-                if not isinstance(fill, OrderFilled):
-                    raise InvariantError(f"{self.archive.path}: a {type(fill).__name__} among "
-                                         "the fills")
-                fills.append(fill)
-        return fills
 
     def _fill_ids(self) -> list[str]:
         """Every fill id, the archived ones' first, in order."""
@@ -489,13 +477,8 @@ class PaperVenue:
     def fills(self) -> list[OrderFilled]:
         """Every fill of the session, archived ones first, each fill id once."""
         held = self.venue.fills_since(-1)
-        seen = {f.fill_id for f in held}
-        archived = []
-        for fill in self._archived():
-            if fill.fill_id not in seen:
-                seen.add(fill.fill_id)
-                archived.append(fill)
-        return [*archived, *held]
+        ids = {f.fill_id for f in held}
+        return [*(f for f in archived_fills(self.archive) if f.fill_id not in ids), *held]
 
     @property
     def submitted(self) -> list[str]:

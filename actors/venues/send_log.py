@@ -64,7 +64,7 @@ if TYPE_CHECKING:
 
     from actors.venues.reports import ReportBook
 
-__all__ = ["OrderIds", "SendLog", "amend_key", "take_baseline"]
+__all__ = ["OrderIds", "SendLog", "amend_key", "archived_fills", "fills_frame", "take_baseline"]
 
 log = logging.getLogger("tradewind.venues.sendlog")
 
@@ -401,37 +401,22 @@ class SendLog:
             raise self.failure
         if not fills:
             return
-        payload = msgspec.msgpack.encode([encode(f) for f in fills])
         try:
-            self._archive_file.append(payload, what=f"retired orders' fills not archived "
-                                                    f"({len(fills)} fills, first "
-                                                    f"{fills[0].fill_id})")
+            what = (f"retired orders' fills not archived ({len(fills)} fills, first "
+                    f"{fills[0].fill_id})")
+            self._archive_file.append(fills_frame(fills), what=what)
         except DiskWriteError as exc:
             self.failure = exc
             log.critical("the send log cannot be written: no order goes out any more (the "
                          "orders stay in the journal): %s", exc)
             raise
 
-    def _archived(self) -> list[OrderFilled]:
-        """The archive's fills, each fill id once, in the order archived."""
-        fills: list[OrderFilled] = []
-        seen: set[str] = set()
-        for frame in self._archive_file.frames():
-            for raw in msgspec.msgpack.decode(frame, type=list[bytes]):
-                fill = decode(raw)
-                if not isinstance(fill, OrderFilled):
-                    raise InvariantError(f"{self.archive}: a {type(fill).__name__} among "
-                                         f"the fills")
-                if fill.fill_id not in seen:
-                    seen.add(fill.fill_id)
-                    fills.append(fill)
-        return fills
-
     def all_fills(self) -> list[OrderFilled]:
         """Every fill this log was told of, retired orders' included, in report order."""
         held = [f for o in self.orders.values() for f in o.fills]
         ids = {f.fill_id for f in held}
-        return sorted([*(f for f in self._archived() if f.fill_id not in ids), *held],
+        return sorted([*(f for f in archived_fills(self._archive_file)
+                         if f.fill_id not in ids), *held],
                       key=lambda f: f.seq)
 
     # --- reads -------------------------------------------------------------------------------
@@ -459,6 +444,28 @@ class SendLog:
             return self.orders[client_order_id]
         except KeyError:
             raise InvariantError(f"no journaled submit for {client_order_id}") from None
+
+
+def fills_frame(fills: list[OrderFilled]) -> bytes:
+    """An archive's frame of ``fills`` (:func:`archived_fills` reads it)."""
+    return msgspec.msgpack.encode([encode(f) for f in fills])
+
+
+def archived_fills(archive: Archive) -> list[OrderFilled]:
+    """The fills of ``archive``'s frames, each fill id once, in the order archived (a fill
+    archived again after a crash between its append and the snapshot is read once)."""
+    fills: list[OrderFilled] = []
+    seen: set[str] = set()
+    for frame in archive.frames():
+        for raw in msgspec.msgpack.decode(frame, type=list[bytes]):
+            fill = decode(raw)
+            if not isinstance(fill, OrderFilled):
+                raise InvariantError(f"{archive.path}: a {type(fill).__name__} among the "
+                                     "fills")
+            if fill.fill_id not in seen:
+                seen.add(fill.fill_id)
+                fills.append(fill)
+    return fills
 
 
 def take_baseline(
