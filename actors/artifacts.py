@@ -116,5 +116,7 @@ def _session_md(session: Any, result: dict[str, Any], out: Path) -> str:
     lines += [f"- {e['child']}: {e['reason']} → {e['action']}" for e in sup["events"]] or ["- none"]
     lines += ["", "## Artifacts", "",
               f"- files: `{out}` (orders.csv, fills.csv, positions.csv, account.csv)",
-              f"- journals: `{result['journal_dir']}` (SQLite, one per component)", ""]
+              f"- journals: `{result['journal_dir']}` (SQLite, one per component; the orders "
+              "risk retired in `risk.orders`, older fills in `gateway.fills` or "
+              "`broker.<kind>.fills`)", ""]
     return "\n".join(lines)

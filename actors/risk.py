@@ -8,6 +8,10 @@ every call takes the actor's lock (``actors.base.serialized``), so a step and a 
 interleave. A step that comes again (a carrier's retry) gets the reply it got
 (``actors.step.Replies``); what else it sees twice after a crash it dedupes: market data by feed
 index, intents by client order id, reports by fill id.
+
+The orders its kernel retires go to the archive beside its journal (``actors.order_archive``:
+``risk.orders``) after each commit and before any snapshot, so the session's files list every
+order however long it ran, each once, across crashes and restarts.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child, actor, serialized
 from actors.kernels import Views, open_journaled
 from actors.operator import checked
+from actors.order_archive import OrderArchive
 from actors.setup import SessionSetup
 from actors.step import (
     Replies,
@@ -26,11 +31,13 @@ from actors.step import (
     encode,
     taken,
 )
+from runtime.errors import InvariantError
 from runtime.messages import (
     MarketData,
     Message,
     OperatorCommand,
 )
+from runtime.orders import Order
 
 __all__ = ["RiskActor"]
 
@@ -45,13 +52,30 @@ class RiskActor(Child):
         self.jk, self.cursor, self.started = open_journaled(
             setup.risk_kernel, setup.path("risk"), setup.feed_log(),
             snapshot_every=setup.snapshot_every, replies=self.replies)
+        kernel = self.jk.kernel
+        if kernel.retired_orders is None:  # a snapshot from before the archive: from now on
+            kernel.retired_orders = []
+        self.archive = OrderArchive(setup.path("risk"))
+        self.archive.restored(self._retired)
+
+    @property
+    def _retired(self) -> list[Order]:
+        """The orders the kernel retired and the archive does not hold yet."""
+        retired = self.jk.kernel.retired_orders
+        if retired is None:
+            raise InvariantError("the risk kernel must keep the orders it retires")
+        return retired
+
+    def _flush(self) -> None:
+        """Commit; archive what retired (``actors.order_archive``); snapshot when due."""
+        self.jk.flush(committed=lambda: self.archive.settle(self._retired))
 
     def start(self, ts_ns: int) -> list[Message]:
         if self.started:
             return []
         self.started = True
         out = self.jk.start(ts_ns)
-        self.jk.flush()
+        self._flush()
         return out
 
     def _step(self, batches: Sequence[Sequence[Message]]) -> list[Message]:
@@ -100,13 +124,13 @@ class RiskActor(Child):
         record = self.replies.keep(key, encode(out))
         if out:
             self.jk.append(record)
-        self.jk.flush()
+        self._flush()
         return self.replies.reply
 
     def apply(self, msgs: Sequence[Message]) -> list[Message]:
         """Own inputs (not market data), journaled and handled; the outputs."""
         out = self._step([msgs])
-        self.jk.flush()
+        self._flush()
         return out
 
     def command(self, command: OperatorCommand) -> list[Message]:
@@ -120,7 +144,9 @@ class RiskActor(Child):
         return self.apply([command])
 
     def stop(self, ts_ns: int) -> list[Message]:
-        return self.jk.stop(ts_ns)
+        out = self.jk.stop(ts_ns)
+        self.archive.settle(self._retired)
+        return out
 
     def state_hash(self) -> str:
         return self.jk.kernel.state_hash()
@@ -154,11 +180,11 @@ class RiskActor(Child):
         return dispatch("risk", self, name, args)
 
     def records(self) -> dict[str, Any]:
-        """Orders and positions for the session's files."""
+        """Orders (every one: archived and held) and positions for the session's files."""
         kernel = self.jk.kernel
         registry = kernel.registry
         return {
-            "orders": [o.state() for o in kernel.orders.values()],
+            "orders": self.archive.orders(kernel.all_orders()),  # archived ones first
             "positions": [
                 {"instrument_id": k, "quantity": p.quantity, "realized_pnl": p.realized_pnl,
                  "fees": p.fees, "mark": p.mark,

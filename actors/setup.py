@@ -78,10 +78,12 @@ class SessionSetup:
     def risk_kernel(self) -> Kernel:
         """The risk actor's kernel: no strategies (intents come in as messages); its marks come
         from the book actors' views (no book of its own); what auxiliary data each strategy
-        needs fresh: risk holds their entries while it is stale."""
+        needs fresh: risk holds their entries while it is stale. The orders it retires are
+        kept until the risk actor archives them (``actors.order_archive``)."""
         needs = {s.id: self._strategy(s.id).aux_needs() for s in self.trading.strategies}
         return Kernel(strategies=[], books_elsewhere=True, aux_needs=needs,
-                      day_orders_only=self.day_orders_only, **self._kernel_args())
+                      day_orders_only=self.day_orders_only, keep_retired=True,
+                      **self._kernel_args())
 
     def strategy_host(self, strategy_id: str) -> Kernel:
         """A strategy actor's kernel: the strategy runs here, risk decides in the risk actor

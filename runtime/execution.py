@@ -18,7 +18,12 @@ and :class:`~runtime.messages.AlgoOrderChanged` events. The rules, each enforced
   and :func:`slippage_bps` compares its children's average fill price with it;
 - children get ids from the kernel's generator and each parent's algorithm a generator seeded
   by the kernel's seed, the strategy and the parent's number: same data and seed, same
-  children, in a backtest and in a session.
+  children, in a backtest and in a session;
+- a closed parent retires with its children (:meth:`ExecutionAlgorithms.retire`, at the
+  kernel's sweep, ``runtime.retirement``) once every child closed at or before the sweep's
+  cutoff (a parent without children: started by then); its children are then followed no
+  more and retire from the ledger in the same sweep. A backtest keeps retired parents'
+  summaries and children for its results (``keep_retired``), outside the state.
 """
 
 from __future__ import annotations
@@ -119,6 +124,7 @@ class ExecutionAlgorithms:
         *,
         seed: int,
         watches: Watches | None = None,
+        keep_retired: bool = False,
     ) -> None:
         self._ids, self._registry, self._prices, self._order_of = ids, registry, prices, order_of
         self._seed = seed
@@ -127,6 +133,16 @@ class ExecutionAlgorithms:
         self._parent_of: dict[str, str] = {}  # child id -> parent id
         #: instrument -> working parent ids: the kernel calls :meth:`on_market` for these only
         self.watches: Watches = {} if watches is None else watches
+        #: retired parents' summaries and their children's parents, when kept (``keep_retired``)
+        self._retired: dict[str, ParentSummary] | None = {} if keep_retired else None
+        self._retired_parent_of: dict[str, str] = {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """From a pickle (a kernel's snapshot); one written before parents retired keeps no
+        retired parents."""
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_retired", None)
+        self.__dict__.setdefault("_retired_parent_of", {})
 
     # --- reads ---------------------------------------------------------------------------------
     def tracks(self, client_order_id: str) -> bool:
@@ -137,7 +153,9 @@ class ExecutionAlgorithms:
         return parent_id in self._parents
 
     def parent_of(self, client_order_id: str) -> str | None:
-        return self._parent_of.get(client_order_id)
+        """The parent of a child (a retired one's too, when kept)."""
+        pid = self._parent_of.get(client_order_id)
+        return pid if pid is not None else self._retired_parent_of.get(client_order_id)
 
     def unreleased(self, strategy_id: str, instrument_id: str) -> int:
         """Signed quantity of the strategy's working parents not yet in an order the kernel
@@ -161,26 +179,57 @@ class ExecutionAlgorithms:
         ]
 
     def summaries(self) -> list[ParentSummary]:
-        out = []
-        for pid, parent in self._parents.items():
-            filled, cost = self._fills(parent)
-            out.append(
-                ParentSummary(
-                    parent_id=pid,
-                    strategy_id=parent.strategy_id,
-                    instrument_id=parent.instrument_id,
-                    algorithm=parent.algorithm,
-                    side=parent.side,
-                    quantity=parent.quantity,
-                    filled_qty=filled,
-                    avg_price=cost // filled if filled else None,
-                    arrival_price=parent.arrival_price,
-                    status=parent.status,
-                    start_ns=parent.start_ns,
-                    reason=parent.reason,
-                )
-            )
+        """Every parent (the retired ones kept too), by submission."""
+        out = [self._summary(pid, parent) for pid, parent in self._parents.items()]
+        if self._retired:
+            out = sorted([*self._retired.values(), *out], key=lambda p: p.start_ns)
         return out
+
+    def _summary(self, pid: str, parent: _Parent) -> ParentSummary:
+        filled, cost = self._fills(parent)
+        return ParentSummary(
+            parent_id=pid,
+            strategy_id=parent.strategy_id,
+            instrument_id=parent.instrument_id,
+            algorithm=parent.algorithm,
+            side=parent.side,
+            quantity=parent.quantity,
+            filled_qty=filled,
+            avg_price=cost // filled if filled else None,
+            arrival_price=parent.arrival_price,
+            status=parent.status,
+            start_ns=parent.start_ns,
+            reason=parent.reason,
+        )
+
+    # --- retirement ----------------------------------------------------------------------------
+    def retire(self, closed_by_ns: int) -> list[str]:
+        """Retire the closed parents whose children all closed at or before ``closed_by_ns``
+        (a parent without children: started by then); their ids. Their children are followed
+        no more (the ledger retires them next)."""
+        gone = [pid for pid, parent in self._parents.items()
+                if self._settled(parent, closed_by_ns)]
+        for pid in gone:
+            if self._retired is not None:
+                self._retired[pid] = self._summary(pid, self._parents[pid])
+            parent = self._parents.pop(pid)
+            del self._algos[pid]
+            for cid in parent.children:
+                del self._parent_of[cid]
+                if self._retired is not None:
+                    self._retired_parent_of[cid] = pid
+        return gone
+
+    def _settled(self, parent: _Parent, closed_by_ns: int) -> bool:
+        if parent.status is AlgoStatus.WORKING:
+            return False
+        if not parent.children:
+            return parent.start_ns <= closed_by_ns
+        for cid in parent.children:
+            order = self._order_of(cid)
+            if order is not None and (not order.is_closed or order.ts_last > closed_by_ns):
+                return False
+        return True
 
     # --- a new parent, a cancel --------------------------------------------------------------
     def submit(self, strategy_id: str, order: AlgoOrder, now: int) -> tuple[str, list[Message]]:

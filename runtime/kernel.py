@@ -139,8 +139,9 @@ class Kernel:
         as one day order per session (``runtime.daygtc``).
         ``retire_after_ns``: how long (event time) a closed order stays in the ledger before
         it retires (``runtime.retirement``); ``None`` keeps every order. ``keep_retired``: the
-        retired orders are kept in :attr:`retired_orders`, outside the state (a backtest's
-        results list every order); a session's kernel drops them."""
+        retired orders are kept in :attr:`retired_orders`, and retired parents' summaries in
+        :attr:`algos`, outside the state (a backtest's results list every order; the risk
+        actor archives them); a strategy host's kernel drops them."""
         if retire_after_ns is not None and retire_after_ns < 0:
             raise InvariantError(f"retire_after_ns must be >= 0, got {retire_after_ns}")
         self.registry = registry
@@ -178,7 +179,8 @@ class Kernel:
             native=native_lists, native_trailing=native_trailing,
         )
         self.algos = ExecutionAlgorithms(
-            self.ids, registry, self.prices, self.ledger.get, seed=seed, watches=self._watches
+            self.ids, registry, self.prices, self.ledger.get, seed=seed, watches=self._watches,
+            keep_retired=keep_retired,
         )
         self.time_stops = TimeStops(
             self.ids, self.ledger, self.linked, self.algos, watches=self._watches
@@ -484,7 +486,9 @@ class Kernel:
         if after is None:
             return
         self._next_sweep = next_sweep(ts)
-        gone = self.ledger.retire(self._next_sweep - SWEEP_NS - after, self._followed)
+        cutoff = self._next_sweep - SWEEP_NS - after
+        self.algos.retire(cutoff)  # closed parents first: their children are followed no more
+        gone = self.ledger.retire(cutoff, self._followed)
         if gone and self.retired_orders is not None:
             self.retired_orders.extend(gone)
 

@@ -319,12 +319,16 @@ class JournaledKernel:
         by ``restore``'s ``blobs`` before that data; :meth:`FeedJournal.note`)."""
         self.journal.note(record)
 
-    def flush(self) -> None:
+    def flush(self, *, committed: Callable[[], None] | None = None) -> None:
         """Commit what was journaled, then a snapshot when one is due. The owner flushes at
         the boundary of its unit of work (an actor's step, before it answers), so a snapshot
         never covers half of one: a crash in the middle of a unit loses it whole, and the
-        unit executed again gives the same outputs."""
+        unit executed again gives the same outputs. ``committed``: called between the commit
+        and the snapshot (what the owner keeps outside the journal of what the snapshot will
+        no longer hold: the risk actor's retired orders); should it raise, no snapshot."""
         self.journal.flush()
+        if committed is not None:
+            committed()
         if self.journal.due():
             self.snapshot()
 

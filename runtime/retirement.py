@@ -9,7 +9,9 @@ the ledger (:meth:`runtime.ledger.OrderLedger.retire`) when all of these hold:
   kernel's clock (:data:`DEFAULT_RETIRE_AFTER_NS`, a day: far longer than any cancel race,
   a broker's late duplicate or a reconciliation needs);
 * no part of the kernel still follows it (a linked list or OCO group, a parent order worked
-  by an algorithm, a held stop, a GTC order's day legs).
+  by an algorithm, a held stop, a GTC order's day legs). A closed parent retires first, in
+  the same sweep, once its children all closed by the cutoff
+  (:meth:`runtime.execution.ExecutionAlgorithms.retire`): its children then retire too.
 
 The kernel sweeps when its clock (event time, never a wall clock) crosses a multiple of
 :data:`SWEEP_NS` (an hour), retiring what closed ``retire_after_ns`` before that hour began:
@@ -26,22 +28,29 @@ What a retired order leaves behind (:class:`RetiredOrders`, part of the kernel's
   counted apart from reports of orders never seen, never applied twice;
 * its fill ids (:attr:`RetiredOrders.fill_ids`): reconciliation compares every fill id the
   broker's gateway knows with risk's, retired orders' included (the gateway keeps its own
-  retired fills' ids alike, ``actors.venues.send_log``);
+  retired fills' ids alike, ``actors.venues.send_log``); kept compressed, in chunks of
+  :data:`FILL_CHUNK` ids (ids of one session share long prefixes: ~20 bytes an id instead of
+  ~100 as strings in a set), read back whole when the reconciler or the state asks;
 * one count.
 
 Its fills themselves were handed out when they happened: a backtest keeps them in its fills
-list (and the retired orders in :attr:`runtime.kernel.Kernel.retired_orders`, for its
-results), a session in the gateway's send log and its fills archive.
+list, a session in the gateway's send log and its fills archive. The order itself is kept in
+:attr:`runtime.kernel.Kernel.retired_orders` when the kernel's owner asks (``keep_retired``):
+a backtest for its results, the risk actor until it archives it (``actors.order_archive``).
 """
 
 from __future__ import annotations
 
+import zlib
 from typing import Any, Final
 
-__all__ = ["DEFAULT_RETIRE_AFTER_NS", "SWEEP_NS", "RetiredOrders", "next_sweep"]
+import msgspec
+
+__all__ = ["DEFAULT_RETIRE_AFTER_NS", "FILL_CHUNK", "SWEEP_NS", "RetiredOrders", "next_sweep"]
 
 DEFAULT_RETIRE_AFTER_NS: Final = 24 * 3600 * 10**9  # closed for a day of event time
 SWEEP_NS: Final = 3600 * 10**9  # the kernel sweeps once an hour of event time
+FILL_CHUNK: Final = 1024  # retired fill ids compressed together
 
 
 def next_sweep(now_ns: int) -> int:
@@ -60,17 +69,42 @@ def _split(client_order_id: str) -> tuple[str, int] | None:
 class RetiredOrders:
     """What retired orders leave behind (the module docstring)."""
 
-    __slots__ = ("count", "fill_ids", "others", "watermarks")
+    __slots__ = ("_chunks", "_recent", "count", "others", "watermarks")
 
     def __init__(self) -> None:
         self.count = 0
         self.watermarks: dict[str, int] = {}  # id prefix -> highest order number retired
         self.others: set[str] = set()  # retired ids of another shape than <prefix>-<n>
-        self.fill_ids: set[str] = set()
+        self._chunks: list[bytes] = []  # fill ids, FILL_CHUNK a chunk: msgpack, zlib
+        self._recent: list[str] = []  # fill ids not in a chunk yet
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        """From a pickle (a kernel's snapshot): its slots; a snapshot written before the ids
+        were compressed has them in a set (``fill_ids``)."""
+        self.__init__()  # type: ignore[misc]
+        for name, value in state[1].items():
+            if name == "fill_ids":
+                self._keep(sorted(value))
+            else:
+                setattr(self, name, value)
+
+    @property
+    def fill_ids(self) -> set[str]:
+        """The retired orders' fill ids."""
+        ids = set(self._recent)
+        for chunk in self._chunks:
+            ids.update(msgspec.msgpack.decode(zlib.decompress(chunk), type=list[str]))
+        return ids
+
+    def _keep(self, fill_ids: list[str]) -> None:
+        self._recent += fill_ids
+        while len(self._recent) >= FILL_CHUNK:
+            chunk, self._recent = self._recent[:FILL_CHUNK], self._recent[FILL_CHUNK:]
+            self._chunks.append(zlib.compress(msgspec.msgpack.encode(chunk)))
 
     def add(self, client_order_id: str, fill_ids: set[str]) -> None:
         self.count += 1
-        self.fill_ids |= fill_ids
+        self._keep(sorted(fill_ids))
         split = _split(client_order_id)
         if split is None:
             self.others.add(client_order_id)
@@ -101,4 +135,5 @@ class RetiredOrders:
         self.count = int(state.get("count", 0))
         self.watermarks = {str(k): int(v) for k, v in state.get("watermarks", {}).items()}
         self.others = set(state.get("others", ()))
-        self.fill_ids = set(state.get("fills", ()))
+        self._chunks, self._recent = [], []
+        self._keep(list(state.get("fills", ())))

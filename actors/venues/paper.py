@@ -15,8 +15,12 @@ Bounded in a session that runs for weeks: the reports behind the driver's cursor
 the latest :data:`KEEP_REPORTS` (a restarted driver asks again from what risk has, a few
 reports back; :attr:`PaperVenue.report_base` counts those gone), and the keys that dedupe a
 retried command are kept for :data:`runtime.retirement.DEFAULT_RETIRE_AFTER_NS` of the venue's
-clock (a retried call comes within seconds). The venue's fills stay, for the session's
-``fills.csv`` and the reconciler.
+clock (a retried call comes within seconds). The venue's fills made as long before leave its
+memory at the same hourly sweep, before a snapshot: appended, synced, to the archive beside the
+journal (``gateway.fills``, ``runtime.archive``), leaving their fill ids
+(:attr:`PaperVenue.archived_fills`, what the reconciler and the state hash read). A crash
+between the append and the snapshot releases them again: :meth:`PaperVenue.fills` (the
+session's ``fills.csv``) reads each fill id once.
 
 Faults (:class:`PaperFaults`): a rehearsal (``tradewind rehearse``, through the gateway actor's
 ``rehearse`` call) makes the paper broker misbehave as a real one does, so the session's guards
@@ -42,7 +46,9 @@ from typing import Any
 from actors.journals import open_journal
 from actors.step import REPLY, Replies
 from actors.venues.common import CircuitBreaker
+from actors.venues.send_log import archived_fills, fills_frame
 from backtest.venue import SimulatedVenue
+from runtime.archive import Archive
 from runtime.errors import ConfigError, InvariantError
 from runtime.journal import Blob, JournalRecord
 from runtime.messages import (
@@ -161,6 +167,10 @@ class PaperVenue:
         self.submitted_count = 0  # orders sent in all
         self._sweep_ns = 0  # the venue's clock of the next sweep of old keys
         self._seen = 0  # the driver's latest cursor
+        #: the ids of the fills released to the archive (``gateway.fills``), in order
+        self.archived_fills: list[str] = []
+        self.archive = Archive(path.with_suffix(".fills"))
+        self.archive.cut_torn_tail()  # a crash mid-append: those fills are released again
         self.faults = PaperFaults()
         self.journal = FeedJournal.restore(
             open_journal(path), feed, snapshot_every=snapshot_every, load=self._load,
@@ -173,8 +183,11 @@ class PaperVenue:
 
     # --- restore ---------------------------------------------------------------------------
     def _load(self, state: bytes) -> None:
+        loaded = pickle.loads(state)
+        if len(loaded) == 7:  # a snapshot from before the fills archive: none released
+            loaded = (*loaded, [])
         (self.venue, self.reports, self.report_base, self.sent, self.sent_orders,
-         self.submitted_count, reply) = pickle.loads(state)
+         self.submitted_count, reply, self.archived_fills) = loaded
         self.replies.load(reply)
 
     def _replay_market(self, _: int, msgs: Sequence[MarketData]) -> None:
@@ -394,12 +407,13 @@ class PaperVenue:
             self._trim()
             self.journal.snapshot(pickle.dumps(
                 (self.venue, self.reports, self.report_base, self.sent, self.sent_orders,
-                 self.submitted_count, self.replies.state()), protocol=pickle.HIGHEST_PROTOCOL))
+                 self.submitted_count, self.replies.state(), self.archived_fills),
+                protocol=pickle.HIGHEST_PROTOCOL))
 
     def _trim(self) -> None:
         """Drop the reports behind the driver's cursor but the latest :data:`KEEP_REPORTS`,
         and, once an hour of the venue's clock, the dedupe keys of commands sent longer than
-        a day before."""
+        a day before and the fills made as long before (to the archive)."""
         floor = min(self._seen, self.reports_total - KEEP_REPORTS)
         if floor - self.report_base >= KEEP_REPORTS:
             self.reports = self.reports[floor - self.report_base:]
@@ -410,6 +424,18 @@ class PaperVenue:
             cutoff = self._sweep_ns - SWEEP_NS - DEFAULT_RETIRE_AFTER_NS
             self.sent = {k: ts for k, ts in self.sent.items() if ts > cutoff}
             self.sent_orders = [s for s in self.sent_orders if s[0] > cutoff]
+            self.venue.release_fills(cutoff + 1, self._archive)
+
+    def _archive(self, fills: list[OrderFilled]) -> None:
+        """Append ``fills`` to the archive, synced (a :class:`DiskWriteError`: they stay)."""
+        what = (f"the paper broker's fills not archived ({len(fills)} fills, first "
+                f"{fills[0].fill_id})")
+        self.archive.append(fills_frame(fills), what=what)
+        self.archived_fills += [f.fill_id for f in fills]
+
+    def _fill_ids(self) -> list[str]:
+        """Every fill id, the archived ones' first, in order."""
+        return [*self.archived_fills, *(f.fill_id for f in self.venue.fills_since(-1))]
 
     # --- views -----------------------------------------------------------------------------
     def view(self) -> dict[str, Any]:
@@ -420,7 +446,7 @@ class PaperVenue:
         return {
             "positions": {k: v for k, v in sorted(positions.items()) if v},
             "open_orders": [o.client_order_id for o in self.venue.open_orders()],
-            "fills": [f.fill_id for f in self.venue.fills_since(-1)],
+            "fills": self._fill_ids(),
         }
 
     def health(self) -> dict[str, Any]:
@@ -444,12 +470,15 @@ class PaperVenue:
             "market": self.market_count, "reports": self.reports_total,
             "submitted": self.submitted_count, "positions": self.venue.positions(),
             "open_orders": [o.client_order_id for o in self.venue.open_orders()],
-            "fills": [f.fill_id for f in self.venue.fills_since(-1)],
+            "fills": self._fill_ids(),
             "venue_now": self.venue.now_ns,
         })
 
     def fills(self) -> list[OrderFilled]:
-        return self.venue.fills_since(-1)
+        """Every fill of the session, archived ones first, each fill id once."""
+        held = self.venue.fills_since(-1)
+        ids = {f.fill_id for f in held}
+        return [*(f for f in archived_fills(self.archive) if f.fill_id not in ids), *held]
 
     @property
     def submitted(self) -> list[str]:

@@ -30,10 +30,7 @@ journal does not hold; what was journaled before is untouched.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import struct
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -41,6 +38,7 @@ from typing import TYPE_CHECKING, Final
 
 import msgspec
 
+from runtime.archive import Archive
 from runtime.errors import DiskWriteError, InvariantError
 from runtime.journal import Blob, Journal, JournalRecord
 from runtime.messages import (
@@ -66,7 +64,7 @@ if TYPE_CHECKING:
 
     from actors.venues.reports import ReportBook
 
-__all__ = ["OrderIds", "SendLog", "amend_key", "take_baseline"]
+__all__ = ["OrderIds", "SendLog", "amend_key", "archived_fills", "fills_frame", "take_baseline"]
 
 log = logging.getLogger("tradewind.venues.sendlog")
 
@@ -81,8 +79,6 @@ _BASELINE: Final = "venue.baseline"
 #: least as many as the snapshot held (so each snapshot's writing is paid for by as many new
 #: entries: the file stays within a few times what a restart needs)
 COMPACT_MIN_ENTRIES: Final = 2000
-
-_LEN: Final = struct.Struct("!I")  # the archive: each retirement's fills, length-prefixed
 
 
 class OrderIds(msgspec.Struct, kw_only=True):
@@ -166,6 +162,7 @@ class SendLog:
         self.failure: DiskWriteError | None = None  # a write failed: nothing more goes out
         self._since = 0  # entries journaled since the latest snapshot
         self._held = 0  # records the latest snapshot holds
+        self._archive_file = Archive(self.journal.path.with_suffix(".fills"))
         self._restore()
 
     # --- restore -----------------------------------------------------------------------------
@@ -173,10 +170,13 @@ class SendLog:
     @property
     def archive(self) -> Path:
         """The retired orders' fills (``broker.<kind>.fills`` beside the journal)."""
-        return self.journal.path.with_suffix(".fills")
+        return self._archive_file.path
 
     def _restore(self) -> None:
-        self._cut_torn_tail()  # a crash while appending: that retirement is done again
+        cut = self._archive_file.cut_torn_tail()  # a crash mid-append: that retirement again
+        if cut:
+            log.warning("%s: a torn tail of %d bytes cut off (an append cut short; the "
+                        "journal still holds those orders)", self.archive, cut)
         snapshot, _, tail = self.journal.restore()
         if snapshot is not None:
             self._load(msgspec.msgpack.decode(snapshot, type=_Snapshot))
@@ -401,74 +401,22 @@ class SendLog:
             raise self.failure
         if not fills:
             return
-        payload = msgspec.msgpack.encode([encode(f) for f in fills])
-        before = self.archive.stat().st_size if self.archive.exists() else 0
         try:
-            with self.archive.open("ab") as fh:
-                fh.write(_LEN.pack(len(payload)) + payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError as exc:
-            self.failure = DiskWriteError(
-                f"retired orders' fills not archived ({len(fills)} fills, first "
-                f"{fills[0].fill_id}): {exc.strerror or exc}; the orders stay in the journal",
-                path=str(self.archive))
-            with contextlib.suppress(OSError):  # what the failed append left, if it can
-                os.truncate(self.archive, before)
-            log.critical("the send log cannot be written: no order goes out any more: %s",
-                         self.failure)
-            raise self.failure from exc
-
-    def _cut_torn_tail(self) -> None:
-        """Cut off an append a crash or a full disk cut short (its orders are still in the
-        journal and retire again); reads only the length prefixes, one per retirement."""
-        try:
-            fh = self.archive.open("r+b")
-        except FileNotFoundError:
-            return
-        with fh:
-            end = os.fstat(fh.fileno()).st_size
-            at = 0
-            while at + _LEN.size <= end:
-                fh.seek(at)
-                (size,) = _LEN.unpack(fh.read(_LEN.size))
-                if at + _LEN.size + size > end:
-                    break
-                at += _LEN.size + size
-            if at < end:
-                log.warning("%s: a torn tail of %d bytes cut off (an append cut short; the "
-                            "journal still holds those orders)", self.archive, end - at)
-                fh.truncate(at)
-
-    def _archived(self) -> list[OrderFilled]:
-        """The archive's fills, each fill id once, in the order archived."""
-        try:
-            data = self.archive.read_bytes()
-        except FileNotFoundError:
-            return []
-        fills: list[OrderFilled] = []
-        seen: set[str] = set()
-        at = 0
-        while at + _LEN.size <= len(data):
-            (size,) = _LEN.unpack_from(data, at)
-            start, at = at + _LEN.size, at + _LEN.size + size
-            if at > len(data):
-                break  # torn: cut off at the next restore
-            for raw in msgspec.msgpack.decode(data[start:at], type=list[bytes]):
-                fill = decode(raw)
-                if not isinstance(fill, OrderFilled):
-                    raise InvariantError(f"{self.archive}: a {type(fill).__name__} among "
-                                         f"the fills")
-                if fill.fill_id not in seen:
-                    seen.add(fill.fill_id)
-                    fills.append(fill)
-        return fills
+            what = (f"retired orders' fills not archived ({len(fills)} fills, first "
+                    f"{fills[0].fill_id})")
+            self._archive_file.append(fills_frame(fills), what=what)
+        except DiskWriteError as exc:
+            self.failure = exc
+            log.critical("the send log cannot be written: no order goes out any more (the "
+                         "orders stay in the journal): %s", exc)
+            raise
 
     def all_fills(self) -> list[OrderFilled]:
         """Every fill this log was told of, retired orders' included, in report order."""
         held = [f for o in self.orders.values() for f in o.fills]
         ids = {f.fill_id for f in held}
-        return sorted([*(f for f in self._archived() if f.fill_id not in ids), *held],
+        return sorted([*(f for f in archived_fills(self._archive_file)
+                         if f.fill_id not in ids), *held],
                       key=lambda f: f.seq)
 
     # --- reads -------------------------------------------------------------------------------
@@ -496,6 +444,28 @@ class SendLog:
             return self.orders[client_order_id]
         except KeyError:
             raise InvariantError(f"no journaled submit for {client_order_id}") from None
+
+
+def fills_frame(fills: list[OrderFilled]) -> bytes:
+    """An archive's frame of ``fills`` (:func:`archived_fills` reads it)."""
+    return msgspec.msgpack.encode([encode(f) for f in fills])
+
+
+def archived_fills(archive: Archive) -> list[OrderFilled]:
+    """The fills of ``archive``'s frames, each fill id once, in the order archived (a fill
+    archived again after a crash between its append and the snapshot is read once)."""
+    fills: list[OrderFilled] = []
+    seen: set[str] = set()
+    for frame in archive.frames():
+        for raw in msgspec.msgpack.decode(frame, type=list[bytes]):
+            fill = decode(raw)
+            if not isinstance(fill, OrderFilled):
+                raise InvariantError(f"{archive.path}: a {type(fill).__name__} among the "
+                                     "fills")
+            if fill.fill_id not in seen:
+                seen.add(fill.fill_id)
+                fills.append(fill)
+    return fills
 
 
 def take_baseline(

@@ -182,6 +182,20 @@ class SimulatedVenue:
         start = bisect.bisect_right(self._fill_log, cursor, key=lambda f: f.seq)
         return self._fill_log[start:]
 
+    def release_fills(self, before_ns: int, keep: Callable[[list[OrderFilled]], None]) -> int:
+        """The log's fills made before ``before_ns`` (its oldest), handed to ``keep`` (an owner
+        that keeps them elsewhere: the paper broker's archive), then out of the log; should
+        ``keep`` raise, they stay. How many left."""
+        n = 0
+        for fill in self._fill_log:
+            if fill.ts_event >= before_ns:
+                break
+            n += 1
+        if n:
+            keep(self._fill_log[:n])
+            del self._fill_log[:n]
+        return n
+
     def drain_reports(self) -> list[OrderEvent]:
         """Reports deliverable by the venue's clock (the latest data or event it processed)."""
         return self.pop_reports(self._now)

@@ -41,11 +41,12 @@ L1_VENUE = {"latency": {"kind": "sampled",
             "slippage": {"kind": "none"}, "fees": {"kind": "bps", "maker_bps": 0, "taker_bps": 2}}
 
 
-def write_sample(folder: Path) -> Path:
-    """One day of SIM-A bars, quotes, trades and L2 book updates as Parquet files (human
+def write_sample(folder: Path, *, days: int = 1) -> Path:
+    """``days`` of SIM-A bars, quotes, trades and L2 book updates as Parquet files (human
     units)."""
     folder.mkdir(parents=True, exist_ok=True)
-    tables = generate_sample(np.random.default_rng(7), SampleSpec(instruments=("SIM-A",), days=1))
+    tables = generate_sample(np.random.default_rng(7),
+                             SampleSpec(instruments=("SIM-A",), days=days))
     for kind in ("bars", "quotes", "trades", "book"):
         table = tables[kind]
         cols = {name: (pa.array(table.column(name).to_numpy() / 1e9) if name in _FIXED

@@ -192,3 +192,28 @@ def test_a_negative_retirement_age_is_refused() -> None:
         kernel(retire_after_ns=-1)
 
 
+
+
+def test_retired_fill_ids_are_kept_compressed_and_read_back_whole() -> None:
+    """Beyond a chunk of ids, the retired fill ids are compressed (a few bytes an id, not a
+    string in a set), and read back, pickled or restored, exactly as they were; a snapshot
+    pickled before they were compressed (a set in ``fill_ids``) loads too."""
+    from runtime.retirement import FILL_CHUNK
+
+    retired = RetiredOrders()
+    n = 3 * FILL_CHUNK + 5
+    for i in range(n):
+        retired.add(f"S1-s-{i}", {f"F-S1-s-{i}-0", f"F-S1-s-{i}-1"})
+    ids = {f"F-S1-s-{i}-{k}" for i in range(n) for k in (0, 1)}
+    assert retired.fill_ids == ids
+    packed = len(pickle.dumps(retired))
+    assert packed < 5 * len(ids)  # a pickled set of these strings: ~16 bytes an id
+    again = pickle.loads(pickle.dumps(retired))
+    assert again.state() == retired.state()
+    restored = RetiredOrders()
+    restored.load_state(retired.state())
+    assert restored.fill_ids == ids and restored.state() == retired.state()
+    old = RetiredOrders.__new__(RetiredOrders)
+    old.__setstate__((None, {"count": 2, "watermarks": {"S1-s": 2}, "others": set(),
+                             "fill_ids": {"F-1", "F-2"}}))
+    assert old.fill_ids == {"F-1", "F-2"} and old.knows("S1-s-2") and old.count == 2
