@@ -131,6 +131,7 @@ class FeedActor:
         self._last_save = 0.0
         self._last_kill_check = 0.0
         self.error: str | None = None
+        self.failing_steps = 0  # a rehearsal's ``step_failure`` fault: steps left to fail
 
     # --- control -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -192,6 +193,7 @@ class FeedActor:
                     continue
                 async with self.lock:
                     await self._kill_file()
+                    self._rehearsed_failure()
                     more = await self.driver.step() or await self._more_streamed()
                     await self._save()
                 # the sockets carrier runs a step without suspending: let the actor's other
@@ -289,22 +291,37 @@ class FeedActor:
                 "now_ns": time.time_ns()}
 
     async def rehearse(self, fault: str, args: dict[str, Any]) -> dict[str, Any]:
-        """A rehearsal's fault at the replayed stream (``tradewind rehearse``): ``silence`` —
-        ``instrument``'s data reaches no strategy and no risk for ``seconds`` while the rest
-        flows (``Driver.mute``): the stream is connected but silent for it. A broker's stream
-        and a lockstep replay refuse."""
+        """A rehearsal's fault at the replayed stream (``tradewind rehearse``, tests):
+
+        * ``silence`` (``instrument``, ``seconds``) — ``instrument``'s data reaches no strategy
+          and no risk for ``seconds`` while the rest flows (``Driver.mute``): the stream is
+          connected but silent for it;
+        * ``step_failure`` (``times``) — the next ``times`` steps of this feed's loop fail for
+          good, as a carrier that gave up on a step does (the hot path failing ``_TRIES``
+          times): the loop ends with that error and the supervisor decides.
+
+        A broker's stream and a lockstep replay refuse."""
         if self.stream is not None or self.feed.lockstep:
             raise InvariantError("faults are injected into a real-time replay only, not "
                                  + ("a broker's stream" if self.stream is not None
                                     else "a lockstep replay (its fills must equal the "
                                          "backtest's)"))
+        if fault == "step_failure" and set(args) == {"times"}:
+            self.failing_steps += int(args["times"])
+            return {"failing_steps": self.failing_steps}
         if fault != "silence" or set(args) != {"instrument", "seconds"}:
             raise ConfigError(f"no such feed fault {fault!r} with {sorted(args)}: the feed "
-                              "takes 'silence' with instrument and seconds", field="fault")
+                              "takes 'silence' with instrument and seconds, or "
+                              "'step_failure' with times", field="fault")
         instrument = str(args["instrument"])
         self.setup.registry().get(instrument)  # an unknown instrument is a clear error
         self.driver.mute(instrument, float(args["seconds"]))
         return {"muted": dict(self.driver.muted)}
+
+    def _rehearsed_failure(self) -> None:
+        if self.failing_steps:
+            self.failing_steps -= 1
+            raise RuntimeError("the step failed for good (a rehearsed step_failure fault)")
 
     def _aux_status(self) -> dict[str, Any]:
         """The broker stream's auxiliary feeds (age, staleness, errors), when it polls any."""

@@ -1,0 +1,108 @@
+"""The feed's loop failing for good (a carrier that gave up on a step, a step's own error) is a
+child failure its supervisor decides on, like a crash: within the intensity the feed is
+restarted and resumes from its cursor (no order sent twice, no fill lost or doubled); past it
+the root gives up, halts trading and cancels every resting order, and the session's status and
+session.md say why. The failure is injected through the feed's ``step_failure`` rehearsal
+fault (the same path as the sockets carrier's ``the hot path failed 5 times on one step``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.actors.paper_helpers import write_paper_config, write_sample
+from tests.actors.test_paper_session import _assert_consistent, _until
+
+pytestmark = pytest.mark.usefixtures("ray_local")
+
+#: two hours of data at 60×: outlasts the restarts however loaded the machine
+REAL_TIME = {"lockstep": False, "speed": 60}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_sample(tmp_path_factory.mktemp("feed-failure-data"))
+
+
+def _start(path: Path, session_id: str) -> Any:
+    from actors.config import load_paper_config
+    from actors.session import start_session
+
+    return start_session(load_paper_config(path), session_id=session_id)
+
+
+def _status(session: Any) -> dict[str, Any]:
+    return dict(session.feed.get("status", timeout_s=30))
+
+
+def _moves_on(session: Any) -> int:
+    """The feed's cursor once it moved on by a few messages (a running loop)."""
+    cursor = _status(session)["cursor"]
+    return int(_until(lambda: (c := _status(session)["cursor"]) > cursor + 5 and c,
+                      timeout_s=180))
+
+
+def _feed_events(session: Any) -> list[dict[str, Any]]:
+    import ray
+
+    events = ray.get(session.supervisor.status.remote(), timeout=60)["events"]
+    return [e for e in events if e["child"] == "feed"]
+
+
+def test_a_failed_feed_loop_is_restarted_and_resumes_from_its_cursor(
+        data_dir: Path, tmp_path: Path) -> None:
+    path = write_paper_config(tmp_path, "mm", data_dir, minutes=120, feed=REAL_TIME)
+    session = _start(path, "feedfail1")
+    _moves_on(session)
+    pid = session.feed.get("pid")
+    session.feed.get("rehearse", "step_failure", {"times": 1})
+    (event,) = _until(lambda: _feed_events(session), timeout_s=180)
+    assert event["reason"] == "crash" and event["action"] == "restart"
+    assert "rehearsed step_failure" in event["why"]  # the loop's error, in the decision
+    resumed_at = _moves_on(session)  # a new feed, running its loop from its saved cursor
+    status = _status(session)
+    assert session.feed.get("pid") != pid and status["running"] and status["error"] is None
+    assert resumed_at < status["total"]
+    (failure,) = status["failures"]  # the predecessor's failure, kept with the cursor
+    assert "rehearsed step_failure" in failure["error"] and failure["cursor"] <= resumed_at
+    submitted = session.gateway.get("submitted")
+    assert submitted and len(submitted) == len(set(submitted))  # every order sent once
+    result = session.stop()
+    assert result["feed"]["error"] is None
+    _assert_consistent(session, result)
+
+
+def test_a_feed_that_keeps_failing_halts_the_session_and_cancels_its_orders(
+        data_dir: Path, tmp_path: Path) -> None:
+    """One flat tree with intensity 1: the second failure within the period is a storm; the
+    root gives up, halts trading and cancels every open order through the feed it starts
+    again (the restart storm's path)."""
+    children = [{"child_id": k} for k in ("risk", "gateway", "strategy", "book")]
+    supervisor = {"intensity": 1, "period_s": 600, "backoff_max_s": 0.5,
+                  "children": [*children, {"child_id": "feed", "restart": "transient"}]}
+    path = write_paper_config(tmp_path, "mm", data_dir, minutes=120, feed=REAL_TIME,
+                              supervisor=supervisor, cancel_on_stop=False)
+    session = _start(path, "feedfail2")
+    for n in (1, 2):  # each feed started fails at its next step
+        _moves_on(session)
+        _until(lambda: session.risk.get("summary")["open"] > 0, timeout_s=180)
+        session.feed.get("rehearse", "step_failure", {"times": 1})
+        _until(lambda n=n: len(_feed_events(session)) >= n, timeout_s=180)
+    restart, escalate = _feed_events(session)[:2]
+    assert restart["action"] == "restart" and escalate["action"] == "escalate"
+    import ray
+
+    sup = ray.get(session.supervisor.status.remote(), timeout=60)
+    assert sup["escalated"] and "rehearsed step_failure" in sup["reason"]
+    summary = _until(lambda: (s := session.risk.get("summary"))["state"] == "halted"
+                     and s["open"] == 0 and s, timeout_s=180)
+    assert summary["state_reason"].startswith("supervisor escalation")
+    assert "rehearsed step_failure" in summary["state_reason"]
+    # resting at the venue (the paper broker's own book): none
+    _until(lambda: session.gateway.get("view")["open_orders"] == [], timeout_s=60)
+    result = session.stop()  # cancel_on_stop is off: the halt cancelled them
+    assert result["trading_state"] == "halted"
+    text = (Path(result["output_dir"]) / result["session_id"] / "session.md").read_text()
+    assert "escalated:" in text and "rehearsed step_failure" in text
