@@ -7,6 +7,14 @@ the carrier ``feed.transport`` picks (``actors.carriers``, opened when the loop 
 lockstep and in real time alike, so halts, the kill file and the stop never interleave with a
 step. Its cursor is saved to a small file; after a restart it resumes from there (the other
 actors dedupe what they saw twice by feed index, order id and fill id).
+
+A loop that fails for good (the carrier gave up on a step, a step raised in an actor) is the
+actor's failure: ``watch()`` raises it (:class:`FeedLoopFailed`), so the supervisor decides on
+it as on a crash (``runtime.supervision.decide``: restarted within the intensity, the root
+halting and cancelling beyond it) and stops this actor; the failure is kept in ``feed.json``
+(``failures``: the error and the cursor) for the successor's status. Until it is stopped, the
+failed actor refuses what needs its loop (halt, operator actions) and its ``stop`` waits for
+the successor, which the caller's :class:`~actors.names.Named` sends the call to.
 """
 
 from __future__ import annotations
@@ -29,10 +37,18 @@ from actors.names import Named
 from actors.retention import Retention, owners
 from actors.setup import SessionSetup
 from runtime import disk_reserve
-from runtime.errors import ConfigError, InvariantError
+from runtime.errors import ConfigError, InvariantError, TradewindError
 from runtime.messages import MarketData
 
-__all__ = ["FeedActor", "load_messages", "read_cache", "write_cache"]
+__all__ = ["FeedActor", "FeedLoopFailed", "load_messages", "read_cache", "write_cache"]
+
+#: failures kept in ``feed.json`` (the latest), for the status of the feeds that follow
+KEPT_FAILURES = 20
+
+
+class FeedLoopFailed(TradewindError):
+    """The feed's loop ended with an error: the feed actor has failed (its supervisor stops
+    it and decides)."""
 
 
 def write_cache(setup: SessionSetup, feed: FeedConfig, store: Any = None) -> Path:
@@ -131,6 +147,7 @@ class FeedActor:
         self._last_save = 0.0
         self._last_kill_check = 0.0
         self.error: str | None = None
+        self.failed = asyncio.Event()  # the loop ended with ``error``: watch() raises it
         self.failing_steps = 0  # a rehearsal's ``step_failure`` fault: steps left to fail
 
     # --- control -----------------------------------------------------------------------------
@@ -146,6 +163,7 @@ class FeedActor:
 
     async def pause(self) -> int:
         """Park the loop between steps; returns the cursor."""
+        self._check_loop()
         self.paused = True
         async with self.lock:
             await self.driver.flush()
@@ -156,23 +174,34 @@ class FeedActor:
         self.paused = False
 
     async def halt(self, reason: str) -> None:
+        self._check_loop()
         async with self.lock:
             await self.driver.set_state("halted", reason)
 
     async def stop(self) -> dict[str, Any]:
         """Stop at the next step boundary, cancel per config, flush; the final status."""
+        if self.error is not None:  # failed: the successor stops (see the module docstring)
+            await asyncio.Event().wait()
         self.stop_requested = True
         self.paused = False
         if self.task is None:
             await self.run()
         if self.task is not None:
-            await self.task
+            await asyncio.wait({self.task})
+        if self.error is not None:  # failed meanwhile
+            await asyncio.Event().wait()
         return await self.status()
 
     async def wait(self) -> dict[str, Any]:
+        """The status once the loop ended (the data's end, a stop, or its failure)."""
         if self.task is not None:
-            await self.task
+            await asyncio.wait({self.task})
         return await self.status()
+
+    def _check_loop(self) -> None:
+        if self.error is not None:
+            raise FeedLoopFailed(f"the session's feed failed ({self.error}); its supervisor "
+                                 "starts it again")
 
     # --- the loop ------------------------------------------------------------------------------
     async def _loop(self) -> None:
@@ -207,12 +236,29 @@ class FeedActor:
                     self.saved["finished"] = True
                 self.saved["running"] = False
                 await self._save(force=True)
-        except Exception as exc:  # reported through status(); the supervisor sees the halt
+        except Exception as exc:  # this actor's failure: watch() raises it to the supervisor
             self.error = f"{type(exc).__name__}: {exc}"
-            raise
+            self._keep_failure()
+            self.failed.set()
         finally:
             if self.driver.carrier is not None:
                 self.driver.carrier.close()
+
+    def _keep_failure(self) -> None:
+        """The failure in ``feed.json`` (kept for the feeds that follow) with the cursor saved
+        last, from which the successor resumes (a step the loop failed in may have moved the
+        driver's cursor before every stage had it: it is run again, never skipped)."""
+        assert self.error is not None
+        failures = [*self.saved.get("failures", []),
+                    {"error": self.error[:2000], "cursor": int(self.saved.get("cursor", 0)),
+                     "t": time.time()}]
+        self.saved["failures"] = failures[-KEPT_FAILURES:]
+        text, tmp = json.dumps(self.saved), self.path.with_suffix(".tmp")
+        try:
+            disk_reserve.retrying(tmp, partial(tmp.write_text, text))
+            tmp.replace(self.path)
+        except OSError as exc:  # still reported, through watch() and status()
+            self.error += f" (and {self.path.name} could not keep it: {exc})"
 
     async def _more_streamed(self) -> bool:
         """A broker stream never ends: at its end, wait a little for more (True)."""
@@ -253,6 +299,7 @@ class FeedActor:
         """An operator's action between two steps (``actors.operator.feed_<name>``; issue 4)."""
         from actors.operator import dispatch
 
+        self._check_loop()
         async with self.lock:
             return await dispatch("feed", self, name, args)
 
@@ -267,7 +314,8 @@ class FeedActor:
             "denials": c.denials, "reports": c.reports, "state_changes": c.state_changes,
             "finished": bool(self.saved.get("finished")), "running": self.task is not None
             and not self.task.done(), "paused": self.paused, "kill_halted": self.kill_halted,
-            "error": self.error, "transport": self._transport_status(),
+            "error": self.error, "failures": list(self.saved.get("failures", [])),
+            "transport": self._transport_status(),
             "aux": self._aux_status(),
         }
 
@@ -346,4 +394,7 @@ class FeedActor:
         return time.time()
 
     async def watch(self) -> None:
-        await asyncio.Event().wait()
+        """Ends with the actor: raises :class:`FeedLoopFailed` once its loop failed (the
+        supervisor decides on it as on a crash), else waits for the actor's death."""
+        await self.failed.wait()
+        raise FeedLoopFailed(f"the feed's loop failed: {self.error}")

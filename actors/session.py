@@ -85,13 +85,12 @@ class Session:
                 "supervisor": ray.get(self.supervisor.status.remote())}
 
     def wait(self, timeout_s: float | None = None) -> bool:
-        """Until the data ends (True) or the timeout passes (False)."""
+        """Until the data ends (True) or the timeout passes (False). A feed whose loop failed
+        is its supervisor's to restart (or, past its intensity, the session halts and cancels
+        and waits for its operator): not the end of the session."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while deadline is None or time.monotonic() < deadline:
-            status = self.feed.get("status")
-            if status["finished"]:
-                return True
-            if status["error"]:
+            if self.feed.get("status")["finished"]:
                 return True
             time.sleep(0.05)
         return False
