@@ -79,7 +79,8 @@ def test_a_feed_that_keeps_failing_halts_the_session_and_cancels_its_orders(
     """One flat tree with intensity 1: the second failure within the period is a storm; the
     root gives up, halts trading and cancels every open order through the feed it starts
     again (the restart storm's path)."""
-    children = [{"child_id": k} for k in ("risk", "gateway", "strategy", "book")]
+    children = [{"child_id": k} for k in ("risk", "gateway", "strategy", "reconciler", "book",
+                                          "store", "recorder")]
     supervisor = {"intensity": 1, "period_s": 600, "backoff_max_s": 0.5,
                   "children": [*children, {"child_id": "feed", "restart": "transient"}]}
     path = write_paper_config(tmp_path, "mm", data_dir, minutes=120, feed=REAL_TIME,
@@ -106,3 +107,21 @@ def test_a_feed_that_keeps_failing_halts_the_session_and_cancels_its_orders(
     assert result["trading_state"] == "halted"
     text = (Path(result["output_dir"]) / result["session_id"] / "session.md").read_text()
     assert "escalated:" in text and "rehearsed step_failure" in text
+
+
+def test_a_stop_that_meets_a_failed_feed_is_answered_by_its_successor(
+        data_dir: Path, tmp_path: Path) -> None:
+    """The session stopped just as its feed failed: the stop waits for the feed its
+    supervisor starts again (not the failed one's error), which stops cleanly, cancels and
+    writes the session's files."""
+    path = write_paper_config(tmp_path, "mm", data_dir, minutes=120, feed=REAL_TIME,
+                              cancel_on_stop=True)
+    session = _start(path, "feedfail3")
+    _moves_on(session)
+    session.feed.get("rehearse", "step_failure", {"times": 1})
+    _until(lambda: _status(session)["error"] or _feed_events(session), timeout_s=180)
+    result = session.stop()
+    assert result["feed"]["error"] is None and not result["feed"]["running"]
+    assert "rehearsed step_failure" in result["feed"]["failures"][0]["error"]
+    assert result["risk"]["open"] == 0  # cancel_on_stop, by the successor
+    _assert_consistent(session, result)
