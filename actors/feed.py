@@ -13,8 +13,9 @@ actor's failure: ``watch()`` raises it (:class:`FeedLoopFailed`), so the supervi
 it as on a crash (``runtime.supervision.decide``: restarted within the intensity, the root
 halting and cancelling beyond it) and stops this actor; the failure is kept in ``feed.json``
 (``failures``: the error and the cursor) for the successor's status. Until it is stopped, the
-failed actor refuses what needs its loop (halt, operator actions) and its ``stop`` waits for
-the successor, which the caller's :class:`~actors.names.Named` sends the call to.
+failed actor refuses what needs its loop (halt, operator actions: the supervisor's halt tries
+again, on the successor) and its ``stop`` tries the cancels once and answers the status with
+the error: a stop never waits for a successor that may fail the same way.
 """
 
 from __future__ import annotations
@@ -180,16 +181,31 @@ class FeedActor:
 
     async def stop(self) -> dict[str, Any]:
         """Stop at the next step boundary, cancel per config, flush; the final status."""
-        if self.error is not None:  # failed: the successor stops (see the module docstring)
-            await asyncio.Event().wait()
+        if self.error is not None:
+            return await self._stop_failed()
         self.stop_requested = True
         self.paused = False
         if self.task is None:
             await self.run()
         if self.task is not None:
-            await asyncio.wait({self.task})
-        if self.error is not None:  # failed meanwhile
-            await asyncio.Event().wait()
+            await asyncio.wait({self.task})  # its failure, if it fails: in the status
+        return await self.status()
+
+    async def _stop_failed(self) -> dict[str, Any]:
+        """Stopped after the loop failed (before its supervisor stopped this actor): the
+        cancels per config tried once more (the carrier connects again for them); the
+        status, with the loop's error, either way: the stop never waits for a successor
+        that may fail the same way."""
+        self.stop_requested = True
+        async with self.lock:
+            try:
+                await self.driver.suspend(cancel_open=self.cancel_on_stop)
+            except Exception as exc:  # said in the status, which the session's files show
+                self.error = (f"{self.error}; the stop's cancels failed too: "
+                              f"{type(exc).__name__}: {exc}")
+            finally:
+                if self.driver.carrier is not None:
+                    self.driver.carrier.close()
         return await self.status()
 
     async def wait(self) -> dict[str, Any]:
