@@ -15,8 +15,6 @@ import pytest
 from tests.actors.paper_helpers import write_paper_config, write_sample
 from tests.actors.test_paper_session import _assert_consistent, _until
 
-pytestmark = pytest.mark.usefixtures("ray_local")
-
 #: two hours of data at 60×: outlasts the restarts however loaded the machine
 REAL_TIME = {"lockstep": False, "speed": 60}
 
@@ -51,6 +49,7 @@ def _feed_events(session: Any) -> list[dict[str, Any]]:
     return [e for e in events if e["child"] == "feed"]
 
 
+@pytest.mark.usefixtures("ray_local")
 def test_a_failed_feed_loop_is_restarted_and_resumes_from_its_cursor(
         data_dir: Path, tmp_path: Path) -> None:
     path = write_paper_config(tmp_path, "mm", data_dir, minutes=120, feed=REAL_TIME)
@@ -74,6 +73,7 @@ def test_a_failed_feed_loop_is_restarted_and_resumes_from_its_cursor(
     _assert_consistent(session, result)
 
 
+@pytest.mark.usefixtures("ray_local")
 def test_a_feed_that_keeps_failing_halts_the_session_and_cancels_its_orders(
         data_dir: Path, tmp_path: Path) -> None:
     """One flat tree with intensity 1: the second failure within the period is a storm; the
@@ -109,6 +109,7 @@ def test_a_feed_that_keeps_failing_halts_the_session_and_cancels_its_orders(
     assert "escalated:" in text and "rehearsed step_failure" in text
 
 
+@pytest.mark.usefixtures("ray_local")
 def test_a_stop_that_meets_a_failed_feed_is_answered_by_its_successor(
         data_dir: Path, tmp_path: Path) -> None:
     """The session stopped just as its feed failed: the failed feed (or, once its supervisor
@@ -130,3 +131,68 @@ def test_a_stop_that_meets_a_failed_feed_is_answered_by_its_successor(
             else "stopped by an error: RuntimeError: the step failed" in text)
     assert result["risk"]["open"] == 0  # cancel_on_stop, by the successor
     _assert_consistent(session, result)
+
+
+# --- the failed feed's answers, without Ray ---------------------------------------------------
+class FakeDriver:
+    """The driver of a feed whose loop failed: its carrier closed; ``suspend`` (the stop's
+    cancels) fails as ``fail`` says."""
+
+    def __init__(self, fail: Exception | None) -> None:
+        from actors.driver import Counters
+
+        self.fail, self.counters, self.cursor, self.carrier = fail, Counters(), 7, None
+        self.suspended: list[bool] = []
+
+    async def suspend(self, *, cancel_open: bool) -> None:
+        self.suspended.append(cancel_open)
+        if self.fail is not None:
+            raise self.fail
+
+
+def _failed_feed(driver: FakeDriver) -> Any:
+    import asyncio
+    import time
+    from types import SimpleNamespace
+
+    from actors.feed import FeedActor
+
+    cls = FeedActor.__ray_metadata__.modified_class.__mro__[1]  # the class Ray wraps
+    feed = object.__new__(cls)
+    feed.__dict__.update(
+        error="RuntimeError: the hot path failed 5 times on one step: gone", driver=driver,
+        failed=asyncio.Event(), lock=asyncio.Lock(), cancel_on_stop=True, task=None,
+        saved={"failures": [{"error": "RuntimeError: the hot path failed", "cursor": 7}]},
+        messages=[], wall0=time.monotonic(), paused=False, kill_halted=False, stream=None,
+        feed=SimpleNamespace(lockstep=False), stop_requested=False)
+    feed.failed.set()
+    return feed
+
+
+def test_a_failed_feed_reports_through_watch_and_refuses_what_needs_its_loop() -> None:
+    import asyncio
+
+    from actors.feed import FeedLoopFailed
+
+    feed = _failed_feed(FakeDriver(None))
+    with pytest.raises(FeedLoopFailed, match="the feed's loop failed: RuntimeError: the hot"):
+        asyncio.run(feed.watch())
+    for call in (feed.halt("supervisor escalation: x"), feed.pause(),
+                 feed.operate("set_state", {"state": "halted", "reason": "x"})):
+        with pytest.raises(FeedLoopFailed, match="its supervisor starts it again"):
+            asyncio.run(call)
+
+
+@pytest.mark.parametrize("fail", [None, OSError("the gateway is gone")])
+def test_a_stop_of_a_failed_feed_tries_the_cancels_once_and_says_what_failed(
+        fail: Exception | None) -> None:
+    import asyncio
+
+    driver = FakeDriver(fail)
+    status = asyncio.run(_failed_feed(driver).stop())
+    assert driver.suspended == [True]  # cancel_on_stop: tried once, never waits
+    assert status["error"].startswith("RuntimeError: the hot path failed 5 times")
+    assert status["failures"] == [{"error": "RuntimeError: the hot path failed", "cursor": 7}]
+    assert not status["running"]
+    if fail is not None:
+        assert "the stop's cancels failed too: OSError: the gateway is gone" in status["error"]
