@@ -156,6 +156,7 @@ class FeedActor:
         """Start (or, after a restart, resume) the session in the background."""
         if self.task is None and not self.saved.get("finished"):
             self.saved["running"] = True
+            self.saved.pop("stopped_by", None)  # a stopped session resumed
             self.task = asyncio.ensure_future(self._loop())
 
     async def after_restart(self) -> None:
@@ -206,6 +207,10 @@ class FeedActor:
             finally:
                 if self.driver.carrier is not None:
                     self.driver.carrier.close()
+            # the session stops on this error: the successor the supervisor starts meanwhile
+            # neither resumes the loop nor hides the error (its status reports it)
+            self.saved.update(running=False, stopped_by=self.error)
+            self._write_saved()
         return await self.status()
 
     async def wait(self) -> dict[str, Any]:
@@ -269,6 +274,11 @@ class FeedActor:
                     {"error": self.error[:2000], "cursor": int(self.saved.get("cursor", 0)),
                      "t": time.time()}]
         self.saved["failures"] = failures[-KEPT_FAILURES:]
+        self._write_saved()
+
+    def _write_saved(self) -> None:
+        """``saved`` as it is (after a failure: the cursor of the last step every stage had)."""
+        assert self.error is not None
         text, tmp = json.dumps(self.saved), self.path.with_suffix(".tmp")
         try:
             disk_reserve.retrying(tmp, partial(tmp.write_text, text))
@@ -330,7 +340,8 @@ class FeedActor:
             "denials": c.denials, "reports": c.reports, "state_changes": c.state_changes,
             "finished": bool(self.saved.get("finished")), "running": self.task is not None
             and not self.task.done(), "paused": self.paused, "kill_halted": self.kill_halted,
-            "error": self.error, "failures": list(self.saved.get("failures", [])),
+            "error": self.error or self.saved.get("stopped_by"),
+            "failures": list(self.saved.get("failures", [])),
             "transport": self._transport_status(),
             "aux": self._aux_status(),
         }

@@ -24,13 +24,14 @@ from typing import Any, cast
 
 import ray
 from pydantic import ValidationError
+from ray.exceptions import RayActorError
 
 from actors.claim import Claim, claim_session
 from actors.config import ChildConfig, FeedConfig, PaperConfig
 from actors.driver import Ports
 from actors.feed import write_cache
 from actors.logs import actor_runtime_env
-from actors.names import Named
+from actors.names import Named, is_actor_gone
 from actors.setup import SessionSetup
 from actors.supervisor import SupervisorActor
 from actors.venues.broker_config import (
@@ -102,7 +103,12 @@ class Session:
         recorder = self.children.get("recorder")
         if recorder is not None:
             recorder.get("flush")
-        result = collect(self)
+        try:
+            result = collect(self)
+        except RayActorError as exc:  # an actor replaced meanwhile (a failed feed): ask again
+            if not is_actor_gone(exc):
+                raise
+            result = collect(self)
         result["resumed"] = self.resumed
         if write:
             write_files(self, result)

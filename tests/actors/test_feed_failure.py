@@ -150,7 +150,7 @@ class FakeDriver:
             raise self.fail
 
 
-def _failed_feed(driver: FakeDriver) -> Any:
+def _failed_feed(driver: FakeDriver, folder: Path) -> Any:
     import asyncio
     import time
     from types import SimpleNamespace
@@ -164,17 +164,18 @@ def _failed_feed(driver: FakeDriver) -> Any:
         failed=asyncio.Event(), lock=asyncio.Lock(), cancel_on_stop=True, task=None,
         saved={"failures": [{"error": "RuntimeError: the hot path failed", "cursor": 7}]},
         messages=[], wall0=time.monotonic(), paused=False, kill_halted=False, stream=None,
-        feed=SimpleNamespace(lockstep=False), stop_requested=False)
+        feed=SimpleNamespace(lockstep=False), stop_requested=False, path=folder / "feed.json")
     feed.failed.set()
     return feed
 
 
-def test_a_failed_feed_reports_through_watch_and_refuses_what_needs_its_loop() -> None:
+def test_a_failed_feed_reports_through_watch_and_refuses_what_needs_its_loop(
+        tmp_path: Path) -> None:
     import asyncio
 
     from actors.feed import FeedLoopFailed
 
-    feed = _failed_feed(FakeDriver(None))
+    feed = _failed_feed(FakeDriver(None), tmp_path)
     with pytest.raises(FeedLoopFailed, match="the feed's loop failed: RuntimeError: the hot"):
         asyncio.run(feed.watch())
     for call in (feed.halt("supervisor escalation: x"), feed.pause(),
@@ -185,14 +186,19 @@ def test_a_failed_feed_reports_through_watch_and_refuses_what_needs_its_loop() -
 
 @pytest.mark.parametrize("fail", [None, OSError("the gateway is gone")])
 def test_a_stop_of_a_failed_feed_tries_the_cancels_once_and_says_what_failed(
-        fail: Exception | None) -> None:
+        fail: Exception | None, tmp_path: Path) -> None:
+    """...and leaves the session stopped on that error in ``feed.json``: the successor its
+    supervisor starts does not resume the loop, and reports the error."""
     import asyncio
+    import json
 
     driver = FakeDriver(fail)
-    status = asyncio.run(_failed_feed(driver).stop())
+    status = asyncio.run(_failed_feed(driver, tmp_path).stop())
     assert driver.suspended == [True]  # cancel_on_stop: tried once, never waits
     assert status["error"].startswith("RuntimeError: the hot path failed 5 times")
     assert status["failures"] == [{"error": "RuntimeError: the hot path failed", "cursor": 7}]
     assert not status["running"]
     if fail is not None:
         assert "the stop's cancels failed too: OSError: the gateway is gone" in status["error"]
+    saved = json.loads((tmp_path / "feed.json").read_text())
+    assert saved["running"] is False and saved["stopped_by"] == status["error"]
