@@ -109,6 +109,15 @@ class SubtreeConfig(_Frozen):
 ChildConfig.model_rebuild()
 
 
+def _temporary_feed(children: tuple[ChildConfig, ...]) -> bool:
+    for child in children:
+        if child.supervisor is not None and _temporary_feed(child.supervisor.children):
+            return True
+        if child.child_id == "feed" and child.restart == RestartType.TEMPORARY:
+            return True
+    return False
+
+
 def _subtree(child_id: str, kinds: tuple[str, ...]) -> ChildConfig:
     children = tuple(ChildConfig(child_id=k, restart=RestartType.TRANSIENT if k == "feed"
                                  else RestartType.PERMANENT) for k in kinds)
@@ -149,6 +158,10 @@ class SupervisorConfig(_Frozen):
                                      f"{', '.join(KINDS)}, or a nested supervisor")
 
         walk(self.children)
+        if _temporary_feed(self.children):
+            raise ValueError("the feed cannot be temporary: a feed whose loop failed would stay "
+                             "stopped, trading neither halted nor its orders cancelled (use "
+                             "transient or permanent)")
         missing = [k for k in KINDS if k not in leaves]
         repeated = sorted({k for k in leaves if leaves.count(k) > 1})
         if missing or repeated:

@@ -7,6 +7,15 @@ the carrier ``feed.transport`` picks (``actors.carriers``, opened when the loop 
 lockstep and in real time alike, so halts, the kill file and the stop never interleave with a
 step. Its cursor is saved to a small file; after a restart it resumes from there (the other
 actors dedupe what they saw twice by feed index, order id and fill id).
+
+A loop that fails for good (the carrier gave up on a step, a step raised in an actor) is the
+actor's failure: ``watch()`` raises it (:class:`FeedLoopFailed`), so the supervisor decides on
+it as on a crash (``runtime.supervision.decide``: restarted within the intensity, the root
+halting and cancelling beyond it) and stops this actor; the failure is kept in ``feed.json``
+(``failures``: the error and the cursor) for the successor's status. Until it is stopped, the
+failed actor refuses what needs its loop (halt, operator actions: the supervisor's halt tries
+again, on the successor) and its ``stop`` tries the cancels once and answers the status with
+the error: a stop never waits for a successor that may fail the same way.
 """
 
 from __future__ import annotations
@@ -29,10 +38,18 @@ from actors.names import Named
 from actors.retention import Retention, owners
 from actors.setup import SessionSetup
 from runtime import disk_reserve
-from runtime.errors import ConfigError, InvariantError
+from runtime.errors import ConfigError, InvariantError, TradewindError
 from runtime.messages import MarketData
 
-__all__ = ["FeedActor", "load_messages", "read_cache", "write_cache"]
+__all__ = ["FeedActor", "FeedLoopFailed", "load_messages", "read_cache", "write_cache"]
+
+#: failures kept in ``feed.json`` (the latest), for the status of the feeds that follow
+KEPT_FAILURES = 20
+
+
+class FeedLoopFailed(TradewindError):
+    """The feed's loop ended with an error: the feed actor has failed (its supervisor stops
+    it and decides)."""
 
 
 def write_cache(setup: SessionSetup, feed: FeedConfig, store: Any = None) -> Path:
@@ -131,12 +148,15 @@ class FeedActor:
         self._last_save = 0.0
         self._last_kill_check = 0.0
         self.error: str | None = None
+        self.failed = asyncio.Event()  # the loop ended with ``error``: watch() raises it
+        self.failing_steps = 0  # a rehearsal's ``step_failure`` fault: steps left to fail
 
     # --- control -----------------------------------------------------------------------------
     async def run(self) -> None:
         """Start (or, after a restart, resume) the session in the background."""
         if self.task is None and not self.saved.get("finished"):
             self.saved["running"] = True
+            self.saved.pop("stopped_by", None)  # a stopped session resumed
             self.task = asyncio.ensure_future(self._loop())
 
     async def after_restart(self) -> None:
@@ -145,6 +165,7 @@ class FeedActor:
 
     async def pause(self) -> int:
         """Park the loop between steps; returns the cursor."""
+        self._check_loop()
         self.paused = True
         async with self.lock:
             await self.driver.flush()
@@ -155,23 +176,53 @@ class FeedActor:
         self.paused = False
 
     async def halt(self, reason: str) -> None:
+        self._check_loop()
         async with self.lock:
             await self.driver.set_state("halted", reason)
 
     async def stop(self) -> dict[str, Any]:
         """Stop at the next step boundary, cancel per config, flush; the final status."""
+        if self.error is not None:
+            return await self._stop_failed()
         self.stop_requested = True
         self.paused = False
         if self.task is None:
             await self.run()
         if self.task is not None:
-            await self.task
+            await asyncio.wait({self.task})  # its failure, if it fails: in the status
+        return await self.status()
+
+    async def _stop_failed(self) -> dict[str, Any]:
+        """Stopped after the loop failed (before its supervisor stopped this actor): the
+        cancels per config tried once more (the carrier connects again for them); the
+        status, with the loop's error, either way: the stop never waits for a successor
+        that may fail the same way."""
+        self.stop_requested = True
+        async with self.lock:
+            try:
+                await self.driver.suspend(cancel_open=self.cancel_on_stop)
+            except Exception as exc:  # said in the status, which the session's files show
+                self.error = (f"{self.error}; the stop's cancels failed too: "
+                              f"{type(exc).__name__}: {exc}")
+            finally:
+                if self.driver.carrier is not None:
+                    self.driver.carrier.close()
+            # the session stops on this error: the successor the supervisor starts meanwhile
+            # neither resumes the loop nor hides the error (its status reports it)
+            self.saved.update(running=False, stopped_by=self.error)
+            self._write_saved()
         return await self.status()
 
     async def wait(self) -> dict[str, Any]:
+        """The status once the loop ended (the data's end, a stop, or its failure)."""
         if self.task is not None:
-            await self.task
+            await asyncio.wait({self.task})
         return await self.status()
+
+    def _check_loop(self) -> None:
+        if self.error is not None:
+            raise FeedLoopFailed(f"the session's feed failed ({self.error}); its supervisor "
+                                 "starts it again")
 
     # --- the loop ------------------------------------------------------------------------------
     async def _loop(self) -> None:
@@ -192,6 +243,7 @@ class FeedActor:
                     continue
                 async with self.lock:
                     await self._kill_file()
+                    self._rehearsed_failure()
                     more = await self.driver.step() or await self._more_streamed()
                     await self._save()
                 # the sockets carrier runs a step without suspending: let the actor's other
@@ -205,12 +257,34 @@ class FeedActor:
                     self.saved["finished"] = True
                 self.saved["running"] = False
                 await self._save(force=True)
-        except Exception as exc:  # reported through status(); the supervisor sees the halt
+        except Exception as exc:  # this actor's failure: watch() raises it to the supervisor
             self.error = f"{type(exc).__name__}: {exc}"
-            raise
+            self._keep_failure()
+            self.failed.set()
         finally:
             if self.driver.carrier is not None:
                 self.driver.carrier.close()
+
+    def _keep_failure(self) -> None:
+        """The failure in ``feed.json`` (kept for the feeds that follow) with the cursor saved
+        last, from which the successor resumes (a step the loop failed in may have moved the
+        driver's cursor before every stage had it: it is run again, never skipped)."""
+        assert self.error is not None
+        failures = [*self.saved.get("failures", []),
+                    {"error": self.error[:2000], "cursor": int(self.saved.get("cursor", 0)),
+                     "t": time.time()}]
+        self.saved["failures"] = failures[-KEPT_FAILURES:]
+        self._write_saved()
+
+    def _write_saved(self) -> None:
+        """``saved`` as it is (after a failure: the cursor of the last step every stage had)."""
+        assert self.error is not None
+        text, tmp = json.dumps(self.saved), self.path.with_suffix(".tmp")
+        try:
+            disk_reserve.retrying(tmp, partial(tmp.write_text, text))
+            tmp.replace(self.path)
+        except OSError as exc:  # still reported, through watch() and status()
+            self.error += f" (and {self.path.name} could not keep it: {exc})"
 
     async def _more_streamed(self) -> bool:
         """A broker stream never ends: at its end, wait a little for more (True)."""
@@ -251,6 +325,7 @@ class FeedActor:
         """An operator's action between two steps (``actors.operator.feed_<name>``; issue 4)."""
         from actors.operator import dispatch
 
+        self._check_loop()
         async with self.lock:
             return await dispatch("feed", self, name, args)
 
@@ -265,7 +340,9 @@ class FeedActor:
             "denials": c.denials, "reports": c.reports, "state_changes": c.state_changes,
             "finished": bool(self.saved.get("finished")), "running": self.task is not None
             and not self.task.done(), "paused": self.paused, "kill_halted": self.kill_halted,
-            "error": self.error, "transport": self._transport_status(),
+            "error": self.error or self.saved.get("stopped_by"),
+            "failures": list(self.saved.get("failures", [])),
+            "transport": self._transport_status(),
             "aux": self._aux_status(),
         }
 
@@ -289,22 +366,37 @@ class FeedActor:
                 "now_ns": time.time_ns()}
 
     async def rehearse(self, fault: str, args: dict[str, Any]) -> dict[str, Any]:
-        """A rehearsal's fault at the replayed stream (``tradewind rehearse``): ``silence`` —
-        ``instrument``'s data reaches no strategy and no risk for ``seconds`` while the rest
-        flows (``Driver.mute``): the stream is connected but silent for it. A broker's stream
-        and a lockstep replay refuse."""
+        """A rehearsal's fault at the replayed stream (``tradewind rehearse``, tests):
+
+        * ``silence`` (``instrument``, ``seconds``) — ``instrument``'s data reaches no strategy
+          and no risk for ``seconds`` while the rest flows (``Driver.mute``): the stream is
+          connected but silent for it;
+        * ``step_failure`` (``times``) — the next ``times`` steps of this feed's loop fail for
+          good, as a carrier that gave up on a step does (the hot path failing ``_TRIES``
+          times): the loop ends with that error and the supervisor decides.
+
+        A broker's stream and a lockstep replay refuse."""
         if self.stream is not None or self.feed.lockstep:
             raise InvariantError("faults are injected into a real-time replay only, not "
                                  + ("a broker's stream" if self.stream is not None
                                     else "a lockstep replay (its fills must equal the "
                                          "backtest's)"))
+        if fault == "step_failure" and set(args) == {"times"}:
+            self.failing_steps += int(args["times"])
+            return {"failing_steps": self.failing_steps}
         if fault != "silence" or set(args) != {"instrument", "seconds"}:
             raise ConfigError(f"no such feed fault {fault!r} with {sorted(args)}: the feed "
-                              "takes 'silence' with instrument and seconds", field="fault")
+                              "takes 'silence' with instrument and seconds, or "
+                              "'step_failure' with times", field="fault")
         instrument = str(args["instrument"])
         self.setup.registry().get(instrument)  # an unknown instrument is a clear error
         self.driver.mute(instrument, float(args["seconds"]))
         return {"muted": dict(self.driver.muted)}
+
+    def _rehearsed_failure(self) -> None:
+        if self.failing_steps:
+            self.failing_steps -= 1
+            raise RuntimeError("the step failed for good (a rehearsed step_failure fault)")
 
     def _aux_status(self) -> dict[str, Any]:
         """The broker stream's auxiliary feeds (age, staleness, errors), when it polls any."""
@@ -329,4 +421,7 @@ class FeedActor:
         return time.time()
 
     async def watch(self) -> None:
-        await asyncio.Event().wait()
+        """Ends with the actor: raises :class:`FeedLoopFailed` once its loop failed (the
+        supervisor decides on it as on a crash), else waits for the actor's death."""
+        await self.failed.wait()
+        raise FeedLoopFailed(f"the feed's loop failed: {self.error}")

@@ -14,6 +14,13 @@ actor under the same name. A :class:`Named` holds the name instead of a handle:
   ``named.method.remote(...)`` returns a plain ``ObjectRef`` of the actor that holds the name
   now (looked up afresh; waiting while the name is free between a death and a restart);
   :meth:`Named.get` is ``ray.get`` with the same re-resolve-and-retry, for idempotent calls.
+
+A caller waits for a successor at most ``restart_timeout_s``, and only while one can come: a
+supervisor that stops a child for good (it stops, or its decision is not to restart the child)
+retires the name (:func:`retire`, a record in the cluster's key-value store); a lookup that
+finds the name free and retired raises :class:`ActorRetired` at once with the supervisor's
+reason, so a session's stop never waits minutes on an actor that is gone for good. Starting an
+actor under the name revives it (:func:`revive`).
 """
 
 from __future__ import annotations
@@ -27,11 +34,41 @@ from typing import Any
 
 import ray
 from ray.exceptions import RayActorError, RayTaskError
+from ray.experimental import internal_kv
 
-__all__ = ["Named", "is_actor_gone"]
+from runtime.errors import SupervisionError
+
+__all__ = ["ActorRetired", "Named", "is_actor_gone", "retire", "revive"]
 
 #: how long a caller waits for a dead actor's successor before it gives up
 RESTART_TIMEOUT_S = 300.0
+
+
+class ActorRetired(SupervisionError):
+    """No actor holds the name, and none will: its supervisor stopped it for good."""
+
+
+_KV_NAMESPACE = "tradewind.retired"
+
+
+def _key(name: str, namespace: str | None) -> bytes:
+    return f"{namespace or ''}/{name}".encode()
+
+
+def retire(name: str, namespace: str | None, why: str) -> None:
+    """The actor under ``name`` is stopped for good (``why``): lookups fail instead of waiting."""
+    internal_kv._internal_kv_put(_key(name, namespace), why.encode(), namespace=_KV_NAMESPACE)
+
+
+def revive(name: str, namespace: str | None) -> None:
+    """An actor is (about to be) started under ``name``: lookups wait for it again."""
+    internal_kv._internal_kv_del(_key(name, namespace), namespace=_KV_NAMESPACE)
+
+
+def retired(name: str, namespace: str | None) -> str | None:
+    """Why ``name`` is retired, or None."""
+    why = internal_kv._internal_kv_get(_key(name, namespace), namespace=_KV_NAMESPACE)
+    return None if why is None else bytes(why).decode()
 
 
 def is_actor_gone(exc: BaseException) -> bool:
@@ -78,12 +115,16 @@ class Named:
         return self._handle
 
     def _lookup(self, avoid: Any) -> Any:
-        """Wait until the name is held by an actor other than ``avoid`` (an actor id)."""
+        """Wait until the name is held by an actor other than ``avoid`` (an actor id), unless
+        the name is retired (:class:`ActorRetired`)."""
         deadline = time.monotonic() + self.restart_timeout_s
         while True:
             handle = self._try_lookup()
             if handle is not None and handle._actor_id != avoid:
                 return handle
+            why = retired(self.name, self.namespace)
+            if why is not None and (handle is None or handle._actor_id == avoid):
+                raise ActorRetired(f"actor {self.name!r} is gone for good: {why}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"actor {self.name!r}: no live actor holds the name after "
                                    f"{self.restart_timeout_s:.0f}s")

@@ -24,13 +24,14 @@ from typing import Any, cast
 
 import ray
 from pydantic import ValidationError
+from ray.exceptions import RayActorError
 
 from actors.claim import Claim, claim_session
 from actors.config import ChildConfig, FeedConfig, PaperConfig
 from actors.driver import Ports
 from actors.feed import write_cache
 from actors.logs import actor_runtime_env
-from actors.names import Named
+from actors.names import Named, is_actor_gone
 from actors.setup import SessionSetup
 from actors.supervisor import SupervisorActor
 from actors.venues.broker_config import (
@@ -85,13 +86,12 @@ class Session:
                 "supervisor": ray.get(self.supervisor.status.remote())}
 
     def wait(self, timeout_s: float | None = None) -> bool:
-        """Until the data ends (True) or the timeout passes (False)."""
+        """Until the data ends (True) or the timeout passes (False). A feed whose loop failed
+        is its supervisor's to restart (or, past its intensity, the session halts and cancels
+        and waits for its operator): not the end of the session."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while deadline is None or time.monotonic() < deadline:
-            status = self.feed.get("status")
-            if status["finished"]:
-                return True
-            if status["error"]:
+            if self.feed.get("status")["finished"]:
                 return True
             time.sleep(0.05)
         return False
@@ -103,7 +103,12 @@ class Session:
         recorder = self.children.get("recorder")
         if recorder is not None:
             recorder.get("flush")
-        result = collect(self)
+        try:
+            result = collect(self)
+        except RayActorError as exc:  # an actor replaced meanwhile (a failed feed): ask again
+            if not is_actor_gone(exc):
+                raise
+            result = collect(self)
         result["resumed"] = self.resumed
         if write:
             write_files(self, result)

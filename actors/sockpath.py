@@ -33,8 +33,9 @@ listens on a new name) and executes the same step again from the start. The acto
 one see their upstream connection end and drop it; an actor whose feed connection ends drops
 its link. An actor that hangs in a step holds its lock and misses its heartbeats: the
 supervisor restarts it, which ends its socket. An error raised by a step itself is not a
-transport failure: the actor writes it to the feed, which ends the session's feed with that
-error, as a failed call would.
+transport failure: the actor writes it to the feed, which raises it, as a failed call would.
+Either error (a step's own, or ``_TRIES`` connections failing on one step) fails the feed's
+loop: the feed's supervisor decides on it as on a crash (``actors.feed``).
 """
 
 from __future__ import annotations
@@ -400,7 +401,7 @@ class SocketPath:
                 await asyncio.sleep(0.05)
 
 
-_TRIES = 5  # connections made for one step before its failure is the session's
+_TRIES = 5  # connections made for one step before its failure is the feed's (its supervisor's)
 
 
 class _Broken(Exception):

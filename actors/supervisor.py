@@ -9,9 +9,12 @@ so a restarted child is found again. A child that is a supervisor itself starts 
 its supervisor.
 
 * **Exits**: each child's ``watch()`` call ends with the child: by raising (``ActorDiedError``:
-  ``crash``) or by returning (the child finished its work: ``normal``); a child without
-  ``watch`` is polled with ``ping``. A heartbeat (``ping``) unanswered within
-  ``hang_timeout_s`` is a ``hang``.
+  ``crash``), by raising an error of its own (the child reports that it failed, e.g. the
+  feed's loop: a ``crash`` too, with the error as its ``why``, and the child is stopped), or
+  by returning (the child finished its work: ``normal``); a child without ``watch`` is polled
+  with ``ping``. A heartbeat (``ping``) unanswered within ``hang_timeout_s`` is a ``hang``.
+  Each decision is an event naming the child's ``why`` when there is one; an escalation's
+  reason carries it up the tree.
 * **Decision**: :func:`runtime.supervision.decide` (pure, property-tested), carried out in
   order: stop (reverse start order; each child gets ``shutdown_timeout_s`` to finish what it is
   doing after its ``before_stop`` hooks, then it is killed), drop temporary children, wait the
@@ -25,6 +28,10 @@ its supervisor.
   by one and uncounted, so the halted session can still be inspected, flattened and stopped.
 * **Stop**: :meth:`SupervisorActor.stop` stops every child in reverse start order, subtrees
   first stopping their own children.
+* **Retired names**: a child stopped for good (the root stopping the tree, a child not
+  restarted or removed) has its name retired (:func:`actors.names.retire`), so a caller
+  waiting for a successor by that name fails at once instead of after ``restart_timeout_s``;
+  starting a child under the name (and a root starting its tree) revives it.
 * **The root** is the one actor Ray restarts (the session starts it with ``max_restarts=-1``):
   its children die with it, and the new root starts the whole tree again (its constructor
   starts the children; ``start()`` only waits for that).
@@ -40,10 +47,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.exceptions import ActorAlreadyExistsError, RayActorError, RayError
+from ray.exceptions import ActorAlreadyExistsError, RayActorError, RayError, RayTaskError
 
 from actors.base import actor
-from actors.names import Named, is_actor_gone
+from actors.names import Named, is_actor_gone, retire, revive
 from runtime.errors import ChildStartError
 from runtime.supervision import (
     ChildExited,
@@ -76,6 +83,20 @@ def _now_ns() -> int:
     return time.monotonic_ns()
 
 
+def _why(why: str | None) -> dict[str, str]:
+    return {"why": why} if why else {}
+
+
+def _descendants(spec: SupervisorSpec, prefix: str) -> list[str]:
+    """The Ray names of every child of the tree, subtrees' children included."""
+    out: list[str] = []
+    for child in spec.children:
+        out.append(actor_name(prefix, child.child_id))
+        if child.supervisor is not None:
+            out.extend(_descendants(child.supervisor, prefix))
+    return out
+
+
 @dataclass
 class _Child:
     spec: ChildSpec
@@ -106,6 +127,9 @@ class SupervisorActor:
         self.lock = asyncio.Lock()
         self.background: set[asyncio.Task[None]] = set()
         self.heartbeat: asyncio.Task[None] | None = None
+        if parent is None:  # a new tree: names retired by an earlier run hold again
+            for name in _descendants(spec, prefix):
+                revive(name, namespace)
         self.started = asyncio.get_running_loop().create_task(self._start_all())
 
     # --- the tree ------------------------------------------------------------------------------
@@ -133,6 +157,9 @@ class SupervisorActor:
         self.stopping = True
         if self.heartbeat is not None:
             self.heartbeat.cancel()
+        if self.parent is None:  # the tree stops for good (a subtree's stop may be a restart)
+            for name in _descendants(self.spec, self.prefix):
+                retire(name, self.namespace, "the session's supervisor tree stopped")
         async with self.lock:
             for child_id in reversed(self.spec.child_ids()):
                 await self._stop(child_id)
@@ -175,6 +202,7 @@ class SupervisorActor:
     async def _start(self, child_id: str, *, restarted: bool, first: bool = False) -> None:
         child = self.children[child_id]
         child.generation += 1
+        revive(actor_name(self.prefix, child_id), self.namespace)
         try:
             child.handle = await self._create(child.spec)
             await child.handle.ping.remote()
@@ -256,6 +284,7 @@ class SupervisorActor:
     # --- watching ------------------------------------------------------------------------------
     async def _watch(self, child_id: str, generation: int) -> None:
         handle = self.children[child_id].handle
+        why = None
         try:
             if hasattr(handle, "watch"):
                 reason = await handle.watch.remote()
@@ -264,11 +293,14 @@ class SupervisorActor:
                 while True:
                     await handle.ping.remote()
                     await asyncio.sleep(0.2)
+        except RayTaskError as exc:  # the child reports its own failure: a crash, with why
+            cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+            exit_reason, why = ExitReason.CRASH, f"{type(cause).__name__}: {_first_line(cause)}"
         except RayActorError as exc:
             if not is_actor_gone(exc):
                 raise
             exit_reason = ExitReason.CRASH
-        await self._exited(child_id, exit_reason, generation)
+        await self._exited(child_id, exit_reason, generation, why=why)
 
     async def _heartbeat(self) -> None:
         while not self.stopping:
@@ -285,7 +317,8 @@ class SupervisorActor:
                     continue  # dead: the watch reports it
 
     # --- deciding ------------------------------------------------------------------------------
-    async def _exited(self, child_id: str, reason: ExitReason, generation: int) -> None:
+    async def _exited(self, child_id: str, reason: ExitReason, generation: int, *,
+                      why: str | None = None) -> None:
         async with self.lock:
             child = self.children[child_id]
             if self.stopping or generation != child.generation:
@@ -293,7 +326,7 @@ class SupervisorActor:
             if self.escalation is not None:
                 if self.parent is not None:
                     return  # given up: the parent stops this supervisor
-                self._log(child_id, reason, "after escalation")
+                self._log(child_id, reason, "after escalation", **_why(why))
                 await self._stop(child_id)
                 await asyncio.sleep(self.spec.backoff_max_s)
                 await self._start(child_id, restarted=True)
@@ -303,10 +336,13 @@ class SupervisorActor:
             decision, self.state = decide(self.spec, self.state, ChildExited(
                 child_id=child_id, reason=reason, now_ns=_now_ns()))
             await self._stop(child_id)  # dead already, or hung: its name is freed
-            given_up = self.child_reasons.pop(child_id, None)  # a subtree's own escalation
+            # a subtree's own escalation, or the child's own error
+            given_up = self.child_reasons.pop(child_id, None) or why
             if isinstance(decision, Escalate):
                 await self._escalate(child_id, reason, decision, given_up)
             elif isinstance(decision, NoRestart):
+                retire(actor_name(self.prefix, child_id), self.namespace,
+                       f"not restarted: {given_up or decision.why}")
                 self._log(child_id, reason, "no restart", why=given_up or decision.why)
             else:
                 await self._restart(child_id, reason, decision, given_up)
@@ -320,6 +356,8 @@ class SupervisorActor:
             await self._stop(other)
         for removed in decision.remove:
             await self._stop(removed)
+            retire(actor_name(self.prefix, removed), self.namespace,
+                   f"a temporary child removed by the restart of {child_id!r}")
         if decision.delay_ns:
             await asyncio.sleep(decision.delay_s)
         for start in decision.start:

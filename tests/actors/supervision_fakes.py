@@ -3,6 +3,7 @@ of the test's folder, so the tests count them after the fact (no timing)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import ray
 
 from actors.base import ACTOR_OPTIONS, WATCH_GROUPS, Child
 
-__all__ = ["FakeBroken", "FakeChild", "FakeFeed", "lines"]
+__all__ = ["FakeBroken", "FakeChild", "FakeFeed", "FakeLoop", "lines"]
 
 
 def lines(path: Path) -> list[str]:
@@ -57,6 +58,37 @@ class FakeBroken(Child):
 
     def __init__(self, folder: str, name: str) -> None:
         raise RuntimeError(f"{name} cannot start")
+
+
+@ray.remote(**ACTOR_OPTIONS)
+class FakeLoop:
+    """An asynchronous child like the feed: alive, but its work (a loop) can fail, which its
+    ``watch`` reports by raising the loop's error."""
+
+    def __init__(self, folder: str, name: str) -> None:
+        self.folder, self.name = Path(folder), name
+        self.failed, self.why = asyncio.Event(), ""
+        _note(self.folder / f"{name}.starts", str(os.getpid()))
+
+    async def fail_loop(self, why: str) -> None:
+        self.why = why
+        self.failed.set()
+
+    async def ping(self) -> float:
+        return time.time()
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def after_restart(self) -> None:
+        _note(self.folder / f"{self.name}.hooks", str(os.getpid()))
+
+    async def stopping(self) -> None:
+        _note(self.folder / "stops", self.name)
+
+    async def watch(self) -> None:
+        await self.failed.wait()
+        raise RuntimeError(self.why)
 
 
 @ray.remote(num_cpus=0)

@@ -25,12 +25,13 @@ from tests.actors.supervision_fakes import lines
 pytestmark = pytest.mark.usefixtures("ray_local")
 
 FAKE = "tests.actors.supervision_fakes:FakeChild"
+FAKE_LOOP = "tests.actors.supervision_fakes:FakeLoop"
 
 
-def _child(tmp_path: Path, name: str, **spec: Any) -> Any:
+def _child(tmp_path: Path, name: str, factory: str = FAKE, **spec: Any) -> Any:
     from runtime.supervision import Call, ChildSpec
 
-    return ChildSpec(child_id=name, factory=FAKE, args=(str(tmp_path), name),
+    return ChildSpec(child_id=name, factory=factory, args=(str(tmp_path), name),
                      after_restart=(Call(method="after_restart"),),
                      before_stop=(Call(method="stopping"),), **spec)
 
@@ -45,11 +46,12 @@ def _spec(children: Any, strategy: str = "one_for_one", intensity: int = 5) -> A
 class Tree:
     """A root supervisor over ``spec``, with a fake feed to halt, under a fresh prefix."""
 
-    def __init__(self, spec: Any, *, hang_timeout_s: float = 60.0) -> None:
+    def __init__(self, spec: Any, *, hang_timeout_s: float = 60.0,
+                 prefix: str | None = None) -> None:
         from actors.supervisor import SupervisorActor
         from tests.actors.supervision_fakes import FakeFeed
 
-        self.prefix = f"tw.sup{uuid.uuid4().hex[:8]}."
+        self.prefix = prefix or f"tw.sup{uuid.uuid4().hex[:8]}."
         self.feed = FakeFeed.options(name=self.prefix + "feed").remote()
         # as the session starts its root: nothing above it but Ray, which restarts it
         self.root = SupervisorActor.options(name=self.prefix + "supervisor",
@@ -347,3 +349,69 @@ def test_a_halt_that_fails_is_logged_and_tried_again_until_it_lands(tmp_path: Pa
     assert tree.get(tree.feed.halts.remote()) == [reason]  # landed once
     tree.close()
 
+
+
+def test_a_child_that_reports_its_loop_failed_is_stopped_and_restarted(tmp_path: Path) -> None:
+    """Alive but failed (the feed's loop ended with an error): its watch raises, which is a
+    crash decided on as any other, with the child's error as the event's why."""
+    tree = Tree(_spec([_child(tmp_path, "f", FAKE_LOOP)]))
+    pid = tree.pid("f")
+    tree.get(tree.child("f").handle().fail_loop.remote("the hot path failed 5 times"))
+    (event,) = tree.events(1)
+    assert (event["child"], event["reason"], event["action"]) == ("f", "crash", "restart")
+    assert event["why"] == "RuntimeError: the hot path failed 5 times"
+    _until(lambda: _starts(tmp_path, "f") == {"f": 2})
+    assert tree.pid("f") != pid and lines(tmp_path / "f.hooks")  # a new one, after_restart
+    assert lines(tmp_path / "stops") == ["f"]  # the failed one was stopped, not left alive
+    tree.close()
+
+
+def test_a_loop_failure_beyond_the_intensity_halts_with_its_error(tmp_path: Path) -> None:
+    from runtime.supervision import ChildSpec
+
+    sub = ChildSpec(child_id="sub", supervisor=_spec([_child(tmp_path, "f", FAKE_LOOP)],
+                                                     intensity=0))
+    tree = Tree(_spec([sub], intensity=0))
+    tree.get(tree.child("f").handle().fail_loop.remote("the hot path failed 5 times"))
+    (reason,) = _until(lambda: tree.get(tree.feed.halts.remote()))
+    assert "sub: " in reason and "f: RuntimeError: the hot path failed 5 times" in reason
+    assert "the hot path failed" in tree.status()["reason"]
+    tree.close()
+
+
+def test_a_child_not_restarted_fails_its_callers_at_once(tmp_path: Path) -> None:
+    """A temporary child that died is gone for good: a caller by its name gets
+    ``ActorRetired`` with the supervisor's reason, not a wait of ``restart_timeout_s``."""
+    from actors.names import ActorRetired, Named
+
+    tree = Tree(_spec([_child(tmp_path, "t", restart="temporary")]))
+    _kill(tree, "t")
+    late = Named(tree.prefix + "t", restart_timeout_s=600)
+    with pytest.raises(ActorRetired, match="not restarted"):
+        late.get("ping")
+    tree.close()
+
+
+def test_a_stopped_tree_fails_its_callers_at_once_and_a_new_one_revives_them(
+        tmp_path: Path) -> None:
+    """The session stopping: callers waiting for a successor of a stopped child (an actor's
+    background call, the session's own) fail at once; a tree started again under the same
+    names (a resumed session) is reachable as before."""
+    import asyncio
+
+    from actors.names import ActorRetired, Named
+
+    tree = Tree(_spec([_child(tmp_path, "a"), _child(tmp_path, "b")]))
+    tree.pid("a")
+    tree.close()
+    with pytest.raises(ActorRetired, match="tree stopped"):
+        Named(tree.prefix + "a", restart_timeout_s=600).get("ping")
+
+    async def in_a_loop() -> None:  # an actor's call (the event loop's path)
+        await Named(tree.prefix + "b", restart_timeout_s=600).ping.remote()
+
+    with pytest.raises(ActorRetired):
+        asyncio.run(in_a_loop())
+    again = Tree(_spec([_child(tmp_path, "a"), _child(tmp_path, "b")]), prefix=tree.prefix)
+    assert again.pid("a") and again.pid("b")
+    again.close()

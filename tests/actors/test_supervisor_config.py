@@ -46,6 +46,8 @@ def test_a_flat_tree_and_a_subtree_policy_of_its_own() -> None:
     ([{"child_id": k} for k in (*KINDS, "risk")], "repeated ['risk']"),
     ([{"child_id": "feed"}, *({"child_id": k} for k in KINDS[:-1])], "the feed starts last"),
     ([{"child_id": "risky"}], "unknown child 'risky'"),
+    ([*({"child_id": k} for k in KINDS[:-1]), {"child_id": "feed", "restart": "temporary"}],
+     "the feed cannot be temporary"),
     ([{"child_id": "risk", "supervisor": {"children": [{"child_id": k} for k in KINDS]}}],
      "ids of their own"),
 ])
