@@ -34,6 +34,7 @@ a short IB soak and asserts its counts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -47,6 +48,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 # `python bench/soak.py` as well as `python -m bench.soak`: the IB soak imports tests/ fakes.
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -57,46 +60,117 @@ __all__ = ["ib_counts", "main", "parser", "run_ib", "run_paper"]
 _VICTIMS = ("risk", "gateway", "strategy:mm", "book:SIM-A")
 
 
-def _rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+def _memory(pid: int) -> tuple[int, int, int]:
+    """A process's resident bytes, its unique bytes (USS: what would be freed if it ended,
+    without the shared libraries and Ray's object store pages it maps) and its open fds."""
+    proc = psutil.Process(pid)
+    mem = proc.memory_full_info()
+    return mem.rss, mem.uss, proc.num_fds()
 
 
 def _dir_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def _pids(session: Any) -> dict[str, int]:
+def _subtrees(status: dict[str, Any]) -> list[str]:
+    """The nested supervisors' child ids in a supervisor's status, depth first."""
+    out: list[str] = []
+    for child_id, sub in status.get("subtrees", {}).items():
+        out += [child_id, *_subtrees(sub)]
+    return out
+
+
+def _pids(session: Any, supervision: dict[str, Any]) -> dict[str, int]:
+    """The process of every actor of the session: its leaves, its root supervisor and the
+    nested supervisors (``sup:<id>``)."""
+    import ray
+
+    from actors.names import Named
+
     out = {}
-    for child, actor in session.children.items():
+    actors = dict(session.children)
+    prefix = session.children["feed"].name.rsplit(".", 1)[0] + "."
+    for sub in _subtrees(supervision):
+        actors[f"sup:{sub}"] = Named(prefix + sub.replace(":", "."))
+    for child, actor in actors.items():
         try:
             out[child] = int(actor.get("pid", timeout_s=10))
         except Exception:  # restarting: counted at the next sample
             continue
+    with contextlib.suppress(Exception):  # restarting too
+        out["sup:root"] = int(ray.get(session.supervisor.pid.remote(), timeout=10))
+    return out
+
+
+def _ray_processes() -> dict[str, int]:
+    """Ray's own processes that this soak started (its driver's children: the raylet, the GCS
+    server, ...), by name; none when the soak joined a cluster."""
+    out = {}
+    for child in psutil.Process().children():
+        try:
+            name = child.name()
+        except psutil.Error:
+            continue
+        if name in ("raylet", "gcs_server"):
+            out[f"ray:{name}"] = child.pid
     return out
 
 
 def _sample(session: Any, journal_dir: Path, started: float) -> dict[str, Any]:
-    pids = _pids(session)
-    rss = fds = 0
-    for pid in pids.values():
-        try:
-            rss += _rss_bytes(pid)
-            fds += _fds(pid)
-        except OSError:  # exited between the two looks
-            continue
     status = session.status()
+    pids = _pids(session, status["supervisor"])
+    rss = uss = fds = 0
+    per: dict[str, tuple[int, int, int]] = {}  # actor -> (pid, rss, uss)
+    for name, pid in {**pids, **_ray_processes()}.items():
+        try:
+            p_rss, p_uss, p_fds = _memory(pid)
+        except psutil.Error:  # exited between the two looks
+            continue
+        per[name] = (pid, p_rss, p_uss)
+        if not name.startswith("ray:"):
+            rss, uss, fds = rss + p_rss, uss + p_uss, fds + p_fds
     return {"t_s": time.monotonic() - started, "cursor": status["feed"]["cursor"],
             "orders": status["risk"]["orders"], "fills": status["risk"]["fills"],
-            "restarts": status["supervisor"]["restarts"], "rss": rss, "fds": fds,
-            "journal": _dir_bytes(journal_dir), "actors": len(pids)}
+            "restarts": status["supervisor"]["restarts"], "rss": rss, "uss": uss, "fds": fds,
+            "journal": _dir_bytes(journal_dir), "actors": len(pids), "per": per}
+
+
+def per_actor_growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each process's memory over the run, from the samples' ``per``: its first and last RSS
+    and USS (MB), how many processes it had (a restart is a new one), and its USS growth per
+    minute while alive (each process's own growth from its first sample to its last, summed
+    over the actor's processes, over the time they were sampled), largest first."""
+    series: dict[str, list[tuple[float, int, int, int]]] = {}
+    for row in rows:
+        for name, (pid, rss, uss) in row.get("per", {}).items():
+            series.setdefault(name, []).append((row["t_s"], pid, rss, uss))
+    out = []
+    for name, samples in series.items():
+        grown = span = 0.0
+        by_pid: dict[int, list[tuple[float, int, int, int]]] = {}
+        for s in samples:
+            by_pid.setdefault(s[1], []).append(s)
+        for seg in by_pid.values():
+            if len(seg) >= 2:
+                grown += seg[-1][3] - seg[0][3]
+                span += seg[-1][0] - seg[0][0]
+        out.append({"actor": name, "processes": len(by_pid), "pid": samples[-1][1],
+                    "rss_mb": (round(samples[0][2] / 2**20, 1), round(samples[-1][2] / 2**20, 1)),
+                    "uss_mb": (round(samples[0][3] / 2**20, 1), round(samples[-1][3] / 2**20, 1)),
+                    "uss_mb_per_min": round(60 * grown / span / 2**20, 2) if span else 0.0})
+    return sorted(out, key=lambda r: -r["uss_mb_per_min"])
+
+
+def _print_per_actor(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    growth = per_actor_growth(rows)
+    print(f"{'process':<22} {'pid':>8} {'procs':>5} {'rss_MB first..last':>20} "
+          f"{'uss_MB first..last':>20} "
+          f"{'uss MB/min alive':>16}")
+    for g in growth:
+        print(f"{g['actor']:<22} {g['pid']:8} {g['processes']:5} "
+              f"{g['rss_mb'][0]:9.1f}..{g['rss_mb'][1]:<9.1f} "
+              f"{g['uss_mb'][0]:9.1f}..{g['uss_mb'][1]:<9.1f} {g['uss_mb_per_min']:+16.2f}")
+    return growth
 
 
 def _speed_for(rate: float, journal_dir: Path) -> tuple[float, float]:
@@ -173,6 +247,7 @@ def run_paper(args: argparse.Namespace) -> list[dict[str, Any]]:
     print(f"second half: RSS {_growth(rows, 'rss') / 2**20:+.1f} MB/min, fds "
           f"{_growth(rows, 'fds'):+.1f}/min, journals {min(journal):.1f}..{max(journal):.1f} MB "
           f"(WALs fill and are emptied), restarts {rows[-1]['restarts'] if rows else 0}")
+    _print_per_actor(rows)
     return rows
 
 
@@ -389,6 +464,7 @@ def run_ib(args: argparse.Namespace) -> dict[str, Any]:
         "state_reason": result["risk"]["state_reason"],
         "rss_mb": round(end["rss"] / 2**20, 1),
         "rss_mb_per_min": round((end["rss"] - first["rss"]) / 2**20 / span_min, 1),
+        "uss_mb_per_min": round((end["uss"] - first["uss"]) / 2**20 / span_min, 1),
         "journal_mb": round(end["journal"] / 2**20, 1),
         "journal_mb_per_min": round((end["journal"] - first["journal"]) / 2**20 / span_min, 2),
     }
@@ -404,6 +480,8 @@ def run_ib(args: argparse.Namespace) -> dict[str, Any]:
           f"({out['state_reason'] or '-'}), refused {out['refused_why']}; RSS "
           f"{out['rss_mb']} MB ({out['rss_mb_per_min']:+} MB/min), journals "
           f"{out['journal_mb']} MB ({out['journal_mb_per_min']:+} MB/min)")
+    growth = _print_per_actor([*rows, end])
+    out["per_actor_uss_mb_per_min"] = {g["actor"]: g["uss_mb_per_min"] for g in growth}
     print(json.dumps(out, sort_keys=True))
     return out
 
