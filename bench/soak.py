@@ -15,17 +15,20 @@ decided but never reaching the broker nor refused with a report, or whose broker
 came back (lost), fills counted twice and fills missed (ours and risk's against the broker's
 executions), positions (risk's and the gateway's against the broker's), the store's fills
 against the broker's after the outage, reconnects and the longest time disconnected, and RSS and
-journal growth; figures, then one JSON line.
+journal growth; then a table of every process of the session (each actor, the supervisors,
+Ray's raylet and GCS server): its RSS and anonymous RSS (``RssAnon``, the heap a leak grows)
+first and last, how many processes it had (restarts), and its anonymous memory's growth per
+minute while alive; figures, then one JSON line.
 
 ``--broker paper`` runs the rehearsal's market maker instead (``actors.rehearsal``: generated
 SIM-A quotes and trades, the paper broker, no network) paced so that ``--rate`` market messages
 a second reach the session, every ``--every`` seconds printing one row: wall time, feed position
 and ticks a second, orders, fills, restarts, the session's actors' resident memory (sum of their
 processes' RSS), its journal directory's bytes, and the actors' open file descriptors. At the
-end: the growth per minute of RSS and fds over the run's second half (after warm-up), and the
-journal directory's smallest and largest size there. A soak longer than one sample day's data at
-that rate (about 25,000 messages a day) passes through the data's nights, quiet for a while at
-the pace of the day's messages.
+end: the growth per minute of RSS and fds over the run's second half (after warm-up), the
+journal directory's smallest and largest size there, and the same table per process. A soak
+longer than one sample day's data at that rate (about 25,000 messages a day) passes through the
+data's nights, quiet for a while at the pace of the day's messages.
 
 Figures, not a test: bench/README.md ("Soak") has runs' output; tests/venues/test_soak_ib.py runs
 a short IB soak and asserts its counts.
@@ -61,11 +64,16 @@ _VICTIMS = ("risk", "gateway", "strategy:mm", "book:SIM-A")
 
 
 def _memory(pid: int) -> tuple[int, int, int]:
-    """A process's resident bytes, its unique bytes (USS: what would be freed if it ended,
-    without the shared libraries and Ray's object store pages it maps) and its open fds."""
+    """A process's resident bytes, its resident anonymous bytes (``RssAnon``: its heap, what a
+    leak grows; without the shared libraries' file pages, which count as its own whenever no
+    other process maps them, and without Ray's object store) and its open fds."""
     proc = psutil.Process(pid)
-    mem = proc.memory_full_info()
-    return mem.rss, mem.uss, proc.num_fds()
+    anon = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                anon = int(line.split()[1]) * 1024
+    return proc.memory_info().rss, anon, proc.num_fds()
 
 
 def _dir_bytes(folder: Path) -> int:
@@ -119,31 +127,32 @@ def _ray_processes() -> dict[str, int]:
 def _sample(session: Any, journal_dir: Path, started: float) -> dict[str, Any]:
     status = session.status()
     pids = _pids(session, status["supervisor"])
-    rss = uss = fds = 0
-    per: dict[str, tuple[int, int, int]] = {}  # actor -> (pid, rss, uss)
+    rss = anon = fds = 0
+    per: dict[str, tuple[int, int, int]] = {}  # actor -> (pid, rss, anon)
     for name, pid in {**pids, **_ray_processes()}.items():
         try:
-            p_rss, p_uss, p_fds = _memory(pid)
+            p_rss, p_anon, p_fds = _memory(pid)
         except psutil.Error:  # exited between the two looks
             continue
-        per[name] = (pid, p_rss, p_uss)
+        per[name] = (pid, p_rss, p_anon)
         if not name.startswith("ray:"):
-            rss, uss, fds = rss + p_rss, uss + p_uss, fds + p_fds
+            rss, anon, fds = rss + p_rss, anon + p_anon, fds + p_fds
     return {"t_s": time.monotonic() - started, "cursor": status["feed"]["cursor"],
             "orders": status["risk"]["orders"], "fills": status["risk"]["fills"],
-            "restarts": status["supervisor"]["restarts"], "rss": rss, "uss": uss, "fds": fds,
+            "restarts": status["supervisor"]["restarts"], "rss": rss, "anon": anon, "fds": fds,
             "journal": _dir_bytes(journal_dir), "actors": len(pids), "per": per}
 
 
 def per_actor_growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each process's memory over the run, from the samples' ``per``: its first and last RSS
-    and USS (MB), how many processes it had (a restart is a new one), and its USS growth per
-    minute while alive (each process's own growth from its first sample to its last, summed
-    over the actor's processes, over the time they were sampled), largest first."""
+    and anonymous RSS (MB), how many processes it had (a restart is a new one), and its
+    anonymous RSS's growth per minute while alive (each process's own growth from its first
+    sample to its last, summed over the actor's processes, over the time they were sampled),
+    largest first."""
     series: dict[str, list[tuple[float, int, int, int]]] = {}
     for row in rows:
-        for name, (pid, rss, uss) in row.get("per", {}).items():
-            series.setdefault(name, []).append((row["t_s"], pid, rss, uss))
+        for name, (pid, rss, anon) in row.get("per", {}).items():
+            series.setdefault(name, []).append((row["t_s"], pid, rss, anon))
     out = []
     for name, samples in series.items():
         grown = span = 0.0
@@ -156,20 +165,19 @@ def per_actor_growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 span += seg[-1][0] - seg[0][0]
         out.append({"actor": name, "processes": len(by_pid), "pid": samples[-1][1],
                     "rss_mb": (round(samples[0][2] / 2**20, 1), round(samples[-1][2] / 2**20, 1)),
-                    "uss_mb": (round(samples[0][3] / 2**20, 1), round(samples[-1][3] / 2**20, 1)),
-                    "uss_mb_per_min": round(60 * grown / span / 2**20, 2) if span else 0.0})
-    return sorted(out, key=lambda r: -r["uss_mb_per_min"])
+                    "anon_mb": (round(samples[0][3] / 2**20, 1), round(samples[-1][3] / 2**20, 1)),
+                    "anon_mb_per_min": round(60 * grown / span / 2**20, 2) if span else 0.0})
+    return sorted(out, key=lambda r: -r["anon_mb_per_min"])
 
 
 def _print_per_actor(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     growth = per_actor_growth(rows)
     print(f"{'process':<22} {'pid':>8} {'procs':>5} {'rss_MB first..last':>20} "
-          f"{'uss_MB first..last':>20} "
-          f"{'uss MB/min alive':>16}")
+          f"{'anon_MB first..last':>20} {'anon MB/min alive':>17}")
     for g in growth:
         print(f"{g['actor']:<22} {g['pid']:8} {g['processes']:5} "
               f"{g['rss_mb'][0]:9.1f}..{g['rss_mb'][1]:<9.1f} "
-              f"{g['uss_mb'][0]:9.1f}..{g['uss_mb'][1]:<9.1f} {g['uss_mb_per_min']:+16.2f}")
+              f"{g['anon_mb'][0]:9.1f}..{g['anon_mb'][1]:<9.1f} {g['anon_mb_per_min']:+17.2f}")
     return growth
 
 
@@ -464,7 +472,7 @@ def run_ib(args: argparse.Namespace) -> dict[str, Any]:
         "state_reason": result["risk"]["state_reason"],
         "rss_mb": round(end["rss"] / 2**20, 1),
         "rss_mb_per_min": round((end["rss"] - first["rss"]) / 2**20 / span_min, 1),
-        "uss_mb_per_min": round((end["uss"] - first["uss"]) / 2**20 / span_min, 1),
+        "anon_mb_per_min": round((end["anon"] - first["anon"]) / 2**20 / span_min, 1),
         "journal_mb": round(end["journal"] / 2**20, 1),
         "journal_mb_per_min": round((end["journal"] - first["journal"]) / 2**20 / span_min, 2),
     }
@@ -481,7 +489,7 @@ def run_ib(args: argparse.Namespace) -> dict[str, Any]:
           f"{out['rss_mb']} MB ({out['rss_mb_per_min']:+} MB/min), journals "
           f"{out['journal_mb']} MB ({out['journal_mb_per_min']:+} MB/min)")
     growth = _print_per_actor([*rows, end])
-    out["per_actor_uss_mb_per_min"] = {g["actor"]: g["uss_mb_per_min"] for g in growth}
+    out["per_actor_anon_mb_per_min"] = {g["actor"]: g["anon_mb_per_min"] for g in growth}
     print(json.dumps(out, sort_keys=True))
     return out
 
