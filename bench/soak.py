@@ -15,17 +15,20 @@ decided but never reaching the broker nor refused with a report, or whose broker
 came back (lost), fills counted twice and fills missed (ours and risk's against the broker's
 executions), positions (risk's and the gateway's against the broker's), the store's fills
 against the broker's after the outage, reconnects and the longest time disconnected, and RSS and
-journal growth; figures, then one JSON line.
+journal growth; then a table of every process of the session (each actor, the supervisors,
+Ray's raylet and GCS server): its RSS and anonymous RSS (``RssAnon``, the heap a leak grows)
+first and last, how many processes it had (restarts), and its anonymous memory's growth per
+minute while alive; figures, then one JSON line.
 
 ``--broker paper`` runs the rehearsal's market maker instead (``actors.rehearsal``: generated
 SIM-A quotes and trades, the paper broker, no network) paced so that ``--rate`` market messages
 a second reach the session, every ``--every`` seconds printing one row: wall time, feed position
 and ticks a second, orders, fills, restarts, the session's actors' resident memory (sum of their
 processes' RSS), its journal directory's bytes, and the actors' open file descriptors. At the
-end: the growth per minute of RSS and fds over the run's second half (after warm-up), and the
-journal directory's smallest and largest size there. A soak longer than one sample day's data at
-that rate (about 25,000 messages a day) passes through the data's nights, quiet for a while at
-the pace of the day's messages.
+end: the growth per minute of RSS and fds over the run's second half (after warm-up), the
+journal directory's smallest and largest size there, and the same table per process. A soak
+longer than one sample day's data at that rate (about 25,000 messages a day) passes through the
+data's nights, quiet for a while at the pace of the day's messages.
 
 Figures, not a test: bench/README.md ("Soak") has runs' output; tests/venues/test_soak_ib.py runs
 a short IB soak and asserts its counts.
@@ -34,6 +37,7 @@ a short IB soak and asserts its counts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import math
@@ -47,6 +51,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 # `python bench/soak.py` as well as `python -m bench.soak`: the IB soak imports tests/ fakes.
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -57,46 +63,122 @@ __all__ = ["ib_counts", "main", "parser", "run_ib", "run_paper"]
 _VICTIMS = ("risk", "gateway", "strategy:mm", "book:SIM-A")
 
 
-def _rss_bytes(pid: int) -> int:
+def _memory(pid: int) -> tuple[int, int, int]:
+    """A process's resident bytes, its resident anonymous bytes (``RssAnon``: its heap, what a
+    leak grows; without the shared libraries' file pages, which count as its own whenever no
+    other process maps them, and without Ray's object store) and its open fds."""
+    proc = psutil.Process(pid)
+    anon = 0
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+            if line.startswith("RssAnon:"):
+                anon = int(line.split()[1]) * 1024
+    return proc.memory_info().rss, anon, proc.num_fds()
 
 
 def _dir_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
-def _pids(session: Any) -> dict[str, int]:
+def _subtrees(status: dict[str, Any]) -> list[str]:
+    """The nested supervisors' child ids in a supervisor's status, depth first."""
+    out: list[str] = []
+    for child_id, sub in status.get("subtrees", {}).items():
+        out += [child_id, *_subtrees(sub)]
+    return out
+
+
+def _pids(session: Any, supervision: dict[str, Any]) -> dict[str, int]:
+    """The process of every actor of the session: its leaves, its root supervisor and the
+    nested supervisors (``sup:<id>``)."""
+    import ray
+
+    from actors.names import Named
+
     out = {}
-    for child, actor in session.children.items():
+    actors = dict(session.children)
+    prefix = session.children["feed"].name.rsplit(".", 1)[0] + "."
+    for sub in _subtrees(supervision):
+        actors[f"sup:{sub}"] = Named(prefix + sub.replace(":", "."))
+    for child, actor in actors.items():
         try:
             out[child] = int(actor.get("pid", timeout_s=10))
         except Exception:  # restarting: counted at the next sample
             continue
+    with contextlib.suppress(Exception):  # restarting too
+        out["sup:root"] = int(ray.get(session.supervisor.pid.remote(), timeout=10))
+    return out
+
+
+def _ray_processes() -> dict[str, int]:
+    """Ray's own processes that this soak started (its driver's children: the raylet, the GCS
+    server, ...), by name; none when the soak joined a cluster."""
+    out = {}
+    for child in psutil.Process().children():
+        try:
+            name = child.name()
+        except psutil.Error:
+            continue
+        if name in ("raylet", "gcs_server"):
+            out[f"ray:{name}"] = child.pid
     return out
 
 
 def _sample(session: Any, journal_dir: Path, started: float) -> dict[str, Any]:
-    pids = _pids(session)
-    rss = fds = 0
-    for pid in pids.values():
-        try:
-            rss += _rss_bytes(pid)
-            fds += _fds(pid)
-        except OSError:  # exited between the two looks
-            continue
     status = session.status()
+    pids = _pids(session, status["supervisor"])
+    rss = anon = fds = 0
+    per: dict[str, tuple[int, int, int]] = {}  # actor -> (pid, rss, anon)
+    for name, pid in {**pids, **_ray_processes()}.items():
+        try:
+            p_rss, p_anon, p_fds = _memory(pid)
+        except psutil.Error:  # exited between the two looks
+            continue
+        per[name] = (pid, p_rss, p_anon)
+        if not name.startswith("ray:"):
+            rss, anon, fds = rss + p_rss, anon + p_anon, fds + p_fds
     return {"t_s": time.monotonic() - started, "cursor": status["feed"]["cursor"],
             "orders": status["risk"]["orders"], "fills": status["risk"]["fills"],
-            "restarts": status["supervisor"]["restarts"], "rss": rss, "fds": fds,
-            "journal": _dir_bytes(journal_dir), "actors": len(pids)}
+            "restarts": status["supervisor"]["restarts"], "rss": rss, "anon": anon, "fds": fds,
+            "journal": _dir_bytes(journal_dir), "actors": len(pids), "per": per}
+
+
+def per_actor_growth(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each process's memory over the run, from the samples' ``per``: its first and last RSS
+    and anonymous RSS (MB), how many processes it had (a restart is a new one), and its
+    anonymous RSS's growth per minute while alive (each process's own growth from its first
+    sample to its last, summed over the actor's processes, over the time they were sampled),
+    largest first."""
+    series: dict[str, list[tuple[float, int, int, int]]] = {}
+    for row in rows:
+        for name, (pid, rss, anon) in row.get("per", {}).items():
+            series.setdefault(name, []).append((row["t_s"], pid, rss, anon))
+    out = []
+    for name, samples in series.items():
+        grown = span = 0.0
+        by_pid: dict[int, list[tuple[float, int, int, int]]] = {}
+        for s in samples:
+            by_pid.setdefault(s[1], []).append(s)
+        for seg in by_pid.values():
+            if len(seg) >= 2:
+                grown += seg[-1][3] - seg[0][3]
+                span += seg[-1][0] - seg[0][0]
+        out.append({"actor": name, "processes": len(by_pid), "pid": samples[-1][1],
+                    "rss_mb": (round(samples[0][2] / 2**20, 1), round(samples[-1][2] / 2**20, 1)),
+                    "anon_mb": (round(samples[0][3] / 2**20, 1), round(samples[-1][3] / 2**20, 1)),
+                    "anon_mb_per_min": round(60 * grown / span / 2**20, 2) if span else 0.0})
+    return sorted(out, key=lambda r: -r["anon_mb_per_min"])
+
+
+def _print_per_actor(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    growth = per_actor_growth(rows)
+    print(f"{'process':<22} {'pid':>8} {'procs':>5} {'rss_MB first..last':>20} "
+          f"{'anon_MB first..last':>20} {'anon MB/min alive':>17}")
+    for g in growth:
+        print(f"{g['actor']:<22} {g['pid']:8} {g['processes']:5} "
+              f"{g['rss_mb'][0]:9.1f}..{g['rss_mb'][1]:<9.1f} "
+              f"{g['anon_mb'][0]:9.1f}..{g['anon_mb'][1]:<9.1f} {g['anon_mb_per_min']:+17.2f}")
+    return growth
 
 
 def _speed_for(rate: float, journal_dir: Path) -> tuple[float, float]:
@@ -173,6 +255,7 @@ def run_paper(args: argparse.Namespace) -> list[dict[str, Any]]:
     print(f"second half: RSS {_growth(rows, 'rss') / 2**20:+.1f} MB/min, fds "
           f"{_growth(rows, 'fds'):+.1f}/min, journals {min(journal):.1f}..{max(journal):.1f} MB "
           f"(WALs fill and are emptied), restarts {rows[-1]['restarts'] if rows else 0}")
+    _print_per_actor(rows)
     return rows
 
 
@@ -389,6 +472,7 @@ def run_ib(args: argparse.Namespace) -> dict[str, Any]:
         "state_reason": result["risk"]["state_reason"],
         "rss_mb": round(end["rss"] / 2**20, 1),
         "rss_mb_per_min": round((end["rss"] - first["rss"]) / 2**20 / span_min, 1),
+        "anon_mb_per_min": round((end["anon"] - first["anon"]) / 2**20 / span_min, 1),
         "journal_mb": round(end["journal"] / 2**20, 1),
         "journal_mb_per_min": round((end["journal"] - first["journal"]) / 2**20 / span_min, 2),
     }
@@ -404,6 +488,8 @@ def run_ib(args: argparse.Namespace) -> dict[str, Any]:
           f"({out['state_reason'] or '-'}), refused {out['refused_why']}; RSS "
           f"{out['rss_mb']} MB ({out['rss_mb_per_min']:+} MB/min), journals "
           f"{out['journal_mb']} MB ({out['journal_mb_per_min']:+} MB/min)")
+    growth = _print_per_actor([*rows, end])
+    out["per_actor_anon_mb_per_min"] = {g["actor"]: g["anon_mb_per_min"] for g in growth}
     print(json.dumps(out, sort_keys=True))
     return out
 

@@ -81,14 +81,20 @@ class Store(MarketTables):
     @contextlib.contextmanager
     def staging(self, table_name: str) -> Iterator[str]:
         """An empty staging copy of ``table_name``, dropped on exit (a crashed writer's copy is
-        dropped at the next open): fill it, check it, then attach it in one statement."""
+        dropped at the next open): fill it, check it, then attach it in one statement.
+
+        Dropped ``SYNC``: an Atomic database (chDB's and a server's default) otherwise keeps a
+        dropped table, its parts and their in-memory metadata for
+        ``database_atomic_delay_before_drop_table_sec`` (480 s) in ``system.dropped_tables``;
+        one staging table per insert made a recording session's store process grow ~80 kB an
+        insert (bench/README.md, "Soak")."""
         staging = f"{_STAGING_PREFIX}{table_name}_{os.getpid()}_{next(_staging_ids)}"
         self.command(f"CREATE TABLE {staging} AS {table_name}")
         try:
             yield staging
         finally:
             if self._client is not None:
-                self.command(f"DROP TABLE IF EXISTS {staging}")
+                self.command(f"DROP TABLE IF EXISTS {staging} SYNC")
 
     def insert_staged(self, table_name: str, staging: str, table: pa.Table) -> None:
         """Insert rows for ``table_name`` into its ``staging`` copy (int64 raw → decimals)."""
@@ -230,4 +236,4 @@ def _drop_leftover_staging(store: Store) -> None:
         .to_pylist()
     )
     for name in names:
-        store.command(f"DROP TABLE IF EXISTS {name}")
+        store.command(f"DROP TABLE IF EXISTS {name} SYNC")
