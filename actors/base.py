@@ -44,7 +44,9 @@ def actor(**options: Any) -> Callable[[type[Any]], Any]:
     """``ray.remote(**options)`` for an actor class: the class becomes a Ray actor class
     (``.remote()``, ``.options()``). Ray's stubs cannot match options given as a mapping, and
     a decorated class has no type of its own in them; its methods are still checked. Each
-    actor's process ends when its raylet does (:func:`exit_with_raylet`)."""
+    actor's process ends when its raylet does (:func:`exit_with_raylet`). Its ``ping`` (the
+    supervisors' liveness call, several a second per child) records no task event: Ray's GCS
+    keeps up to 100,000 of them, and pings were most of a soak's ~6 MB a minute there."""
     remote: Callable[[type[Any]], Any] = cast(Any, ray.remote)(**options)
 
     def decorate(cls: type[Any]) -> Any:
@@ -56,6 +58,9 @@ def actor(**options: Any) -> Callable[[type[Any]], Any]:
             init(self, *args, **kwargs)
 
         cls.__init__ = __init__
+        ping = getattr(cls, "ping", None)
+        if ping is not None:
+            cls.ping = ray.method(enable_task_events=False)(ping)
         return remote(cls)
 
     return decorate
