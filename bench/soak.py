@@ -473,6 +473,10 @@ def run_ib(args: argparse.Namespace) -> dict[str, Any]:
         "rss_mb": round(end["rss"] / 2**20, 1),
         "rss_mb_per_min": round((end["rss"] - first["rss"]) / 2**20 / span_min, 1),
         "anon_mb_per_min": round((end["anon"] - first["anon"]) / 2**20 / span_min, 1),
+        # the whole run counts the session's start (its processes' first minute); the second
+        # half's slope is what a long session keeps growing by
+        "rss_mb_per_min_second_half": round(_growth([*rows, end], "rss") / 2**20, 1),
+        "anon_mb_per_min_second_half": round(_growth([*rows, end], "anon") / 2**20, 1),
         "journal_mb": round(end["journal"] / 2**20, 1),
         "journal_mb_per_min": round((end["journal"] - first["journal"]) / 2**20 / span_min, 2),
     }
@@ -486,7 +490,8 @@ def run_ib(args: argparse.Namespace) -> dict[str, Any]:
           f"{args.outage_s:g} s ({out['events_spilled']} events spilled, {out['store_pending']} "
           f"pending), restarts {out['restarts']}, state {out['trading_state']} "
           f"({out['state_reason'] or '-'}), refused {out['refused_why']}; RSS "
-          f"{out['rss_mb']} MB ({out['rss_mb_per_min']:+} MB/min), journals "
+          f"{out['rss_mb']} MB ({out['rss_mb_per_min']:+} MB/min over the run, "
+          f"{out['rss_mb_per_min_second_half']:+} MB/min over its second half), journals "
           f"{out['journal_mb']} MB ({out['journal_mb_per_min']:+} MB/min)")
     growth = _print_per_actor([*rows, end])
     out["per_actor_anon_mb_per_min"] = {g["actor"]: g["anon_mb_per_min"] for g in growth}
