@@ -279,12 +279,16 @@ class FeedActor:
     def _write_saved(self) -> None:
         """``saved`` as it is (after a failure: the cursor of the last step every stage had)."""
         assert self.error is not None
-        text, tmp = json.dumps(self.saved), self.path.with_suffix(".tmp")
         try:
-            disk_reserve.retrying(tmp, partial(tmp.write_text, text))
-            tmp.replace(self.path)
+            self._write()
         except OSError as exc:  # still reported, through watch() and status()
             self.error += f" (and {self.path.name} could not keep it: {exc})"
+
+    def _write(self) -> None:
+        """``saved`` to ``feed.json``, whole or not at all (a temporary file renamed)."""
+        tmp, text = self.path.with_suffix(".tmp"), json.dumps(self.saved)
+        disk_reserve.retrying(tmp, partial(tmp.write_text, text))
+        tmp.replace(self.path)
 
     async def _more_streamed(self) -> bool:
         """A broker stream never ends: at its end, wait a little for more (True)."""
@@ -315,9 +319,7 @@ class FeedActor:
         self._last_save = now
         self.saved.update(cursor=self.driver.cursor, delivered=self.driver.delivered,
                           counters=dataclasses.asdict(self.driver.counters))
-        tmp, text = self.path.with_suffix(".tmp"), json.dumps(self.saved)
-        disk_reserve.retrying(tmp, partial(tmp.write_text, text))
-        tmp.replace(self.path)
+        self._write()
         if self.retention is not None and self.retention.due(now):  # after the cursor's save
             self.retention.apply(self.stream.sink, self.driver.cursor)
 
